@@ -1,0 +1,35 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * A backup id: `YYYYMMDDTHHMMSSZ-xxxxxx`, the UTC start time plus six random hex digits.
+ * Sorting ids as strings sorts backups by time; ids are safe in file names and URLs,
+ * and every id read from a user or a file is checked against ID_PATTERN before it is
+ * used to build a path.
+ */
+export const ID_PATTERN = /^(\d{8}T\d{6}Z)-([0-9a-f]{6})$/;
+
+export function newBackupId(now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+export function isBackupId(value: unknown): value is string {
+  return typeof value === 'string' && ID_PATTERN.test(value);
+}
+
+/** The start time encoded in an id. */
+export function idTime(id: string): Date {
+  const match = ID_PATTERN.exec(id);
+  if (!match?.[1]) throw new Error(`not a backup id: ${JSON.stringify(id)}`);
+  const s = match[1];
+  return new Date(
+    `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}Z`,
+  );
+}
+
+/** Profile names become directory names: keep them to a safe alphabet. */
+export const PROFILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+export function isProfileName(value: unknown): value is string {
+  return typeof value === 'string' && PROFILE_PATTERN.test(value) && !value.includes('..');
+}

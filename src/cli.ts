@@ -1,0 +1,250 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { CommandContext, CommandResult } from './commands/context.js';
+import { collect, compressValue, positiveInt, sinceValue, tagValue } from './commands/parse.js';
+import { loadConfig } from './config/load.js';
+import type { LoadedConfigRef } from './core/profile.js';
+import type { Runtime } from './core/runtime.js';
+import { BackupctlError, ExitCode, InterruptedError } from './errors.js';
+import { renderError, renderJson } from './output/render.js';
+import { createReporter } from './output/reporter.js';
+import { createStyle, wantsColor } from './output/style.js';
+import { VERSION } from './version.js';
+
+/** Where the CLI reads and writes; the real process by default, captured in tests. */
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  cwd: string;
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Aborted on SIGINT/SIGTERM. */
+  signal: AbortSignal;
+  now?: () => Date;
+}
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0    success
+  1    the operation failed (server unreachable, pg_dump failed, disk full, ...)
+  2    usage or configuration error (bad flag or config, wrong password, missing database, no suitable pg_dump)
+  3    verification failed: a backup is corrupt or does not match its sidecar
+  4    busy: another run holds the lock of this profile
+  5    status check failed (stale or unhealthy)
+  130  interrupted (SIGINT/SIGTERM); partial files were removed`;
+
+const ENVIRONMENT_HELP = `
+Environment:
+  BACKUPCTL_STORAGE, BACKUPCTL_CONFIG, BACKUPCTL_PROFILE   same as --storage, --config, --profile
+  PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSSLMODE, DATABASE_URL   libpq conventions
+  NO_COLOR   disable colours`;
+
+interface GlobalOptions {
+  config?: string;
+  profile?: string;
+  storage?: string;
+  dbUrl?: string;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  color?: boolean;
+  logFormat?: 'text' | 'json';
+}
+
+type Loader = (ctx: CommandContext) => Promise<CommandResult>;
+
+/** Builds the program. Each action lazy-imports its command module. */
+function buildProgram(io: CliIo, dispatch: (loader: Loader) => Promise<void>): Command {
+  const program = new Command('backupctl')
+    .description('PostgreSQL backups you can bet your company on: pg_dump with checksummed sidecars, verified by restore.')
+    .version(VERSION, '-V, --version')
+    .option('-c, --config <file>', 'config file (default: search for backupctl.config.json, .backupctlrc*, package.json#backupctl)')
+    .option('-p, --profile <name>', 'profile to use (default: the only one, or defaultProfile)')
+    .option('-s, --storage <path|url>', 'where backups live (default: ./backups)')
+    .option('--db-url <url>', 'database to back up, postgres://user@host:port/db (no password: use PGPASSWORD or ~/.pgpass)')
+    .option('--json', 'print machine-readable JSON on stdout, and nothing else')
+    .option('-q, --quiet', 'print only warnings and errors on stderr')
+    .option('-v, --verbose', 'more detail, and the cause of errors')
+    .option('--no-color', 'disable colours (NO_COLOR is honoured too)')
+    .addOption(new Option('--log-format <format>', 'stderr log lines').choices(['text', 'json']).default('text'))
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `${ENVIRONMENT_HELP}\n${EXIT_CODES_HELP}\n\nRun "backupctl <command> --help" for a command's options and examples.`)
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .exitOverride();
+
+  program
+    .command('create')
+    .description('take a backup: pg_dump on an exported snapshot, streamed with sha256 into storage, sidecar written last')
+    .addOption(new Option('--format <format>', 'archive format (directory is implied by --jobs > 1)').choices(['custom', 'directory']))
+    .option('-j, --jobs <n>', 'parallel pg_dump workers (directory format, stored as one tar)', positiveInt(64))
+    .option('-Z, --compress <level>', "pg_dump's compression: 0-9, or METHOD[:LEVEL] on PostgreSQL 16+ clients", compressValue)
+    .option('-t, --tag <tag>', 'tag the backup (repeatable)', tagValue)
+    .option('--note <text>', 'free text stored in the sidecar')
+    .option('--schema-only', 'dump only the schema, no data')
+    .option('--data-only', 'dump only the data, no schema')
+    .option('-n, --schema <pattern>', 'dump only matching schemas (repeatable)', collect)
+    .option('-N, --exclude-schema <pattern>', 'skip matching schemas (repeatable)', collect)
+    .option('--table <pattern>', 'dump only matching tables (repeatable)', collect)
+    .option('-T, --exclude-table <pattern>', 'skip matching tables (repeatable)', collect)
+    .option('--lock-wait-timeout <time>', 'fail instead of waiting longer for a table lock (e.g. 30s, 5min, 1500ms)')
+    .option('--no-globals', 'do not dump roles and tablespaces beside the database')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ PGHOST=db1 PGUSER=backup PGDATABASE=app backupctl create
+  $ backupctl create --profile app --tag nightly
+  $ backupctl create --tag pre-migration --json          # CI: prints {"id": ...}
+  $ backupctl create --jobs 4 --exclude-table 'audit.*'
+${EXIT_CODES_HELP}`,
+    )
+    .action((options: Record<string, unknown>) =>
+      dispatch(async (ctx) => (await import('./commands/create.js')).run(options, ctx)),
+    );
+
+  program
+    .command('list')
+    .alias('ls')
+    .description('list completed backups, newest first, from their sidecars')
+    .option('-t, --tag <tag>', 'only backups with this tag')
+    .option('--since <when>', 'only backups since a duration ago (36h, 7d) or a date (2026-11-01)', sinceValue)
+    .option('--limit <n>', 'at most this many backups', positiveInt(1_000_000))
+    .option('-a, --all', 'also show unfinished backups (an artifact without a sidecar)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ backupctl list
+  $ backupctl list --profile app --since 7d
+  $ backupctl list --json | jq -r '.[0].id'
+${EXIT_CODES_HELP}`,
+    )
+    .action((options: { tag?: string; since?: (now: Date) => Date; limit?: number; all?: boolean }) =>
+      dispatch(async (ctx) =>
+        (await import('./commands/list.js')).run(
+          { ...options, since: options.since ? options.since(ctx.runtime.now()) : undefined },
+          ctx,
+        ),
+      ),
+    );
+
+  program
+    .command('show')
+    .description("print one backup's metadata (its sidecar)")
+    .argument('<id>', 'a backup id, or "latest"')
+    .option('-t, --tag <tag>', 'with "latest": the newest backup with this tag')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ backupctl show latest
+  $ backupctl show 20261123T140509Z-1a2b3c --json
+  $ backupctl show latest --profile app --tag pre-migration
+${EXIT_CODES_HELP}`,
+    )
+    .action((ref: string, options: { tag?: string }) =>
+      dispatch(async (ctx) => (await import('./commands/show.js')).run(ref, options, ctx)),
+    );
+
+  return program;
+}
+
+/**
+ * Runs the CLI and returns the exit code. This is the one place where errors become
+ * exit codes and where anything is written to stdout.
+ */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode: number = ExitCode.OK;
+  let globals: GlobalOptions = {};
+  const styleFor = () =>
+    createStyle({ color: wantsColor({ isTTY: io.stderr.isTTY === true, env: io.env, noColorFlag: globals.color === false }) });
+  let reporter: ReturnType<typeof createReporter> | null = null;
+
+  const dispatch = async (loader: Loader): Promise<void> => {
+    globals = program.opts<GlobalOptions>();
+    const style = styleFor();
+    reporter = createReporter({
+      stream: io.stderr,
+      style,
+      quiet: globals.quiet === true,
+      verbose: globals.verbose === true,
+      logFormat: globals.logFormat ?? 'text',
+      now: io.now,
+    });
+    const runtime: Runtime = {
+      env: io.env,
+      cwd: io.cwd,
+      signal: io.signal,
+      now: io.now ?? (() => new Date()),
+      reporter,
+    };
+    let loaded: LoadedConfigRef | null = null;
+    const ctx: CommandContext = {
+      runtime,
+      flags: {
+        profile: globals.profile,
+        storage: globals.storage,
+        dbUrl: globals.dbUrl,
+        json: globals.json === true,
+        quiet: globals.quiet === true,
+        verbose: globals.verbose === true,
+      },
+      loadConfig: async () => (loaded ??= await loadConfig({ cwd: io.cwd, env: io.env, configPath: globals.config })),
+    };
+    const result = await loader(ctx);
+    reporter.stop();
+    if (globals.json) io.stdout.write(renderJson(result.json));
+    else {
+      const stdoutStyle = createStyle({
+        color: wantsColor({ isTTY: io.stdout.isTTY === true, env: io.env, noColorFlag: globals.color === false }),
+      });
+      const text = result.human(stdoutStyle, runtime.now());
+      if (text) io.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    }
+    exitCode = result.exitCode ?? ExitCode.OK;
+  };
+
+  const program = buildProgram(io, dispatch);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (error) {
+    (reporter as ReturnType<typeof createReporter> | null)?.stop();
+    if (error instanceof CommanderError) {
+      // Help and --version end with code 0; every parse error is a usage error.
+      return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    }
+    io.stderr.write(renderError(error, styleFor(), globals.verbose === true));
+    return error instanceof BackupctlError ? error.exitCode : ExitCode.FAILED;
+  }
+  return exitCode;
+}
+
+/** The process entry point: real streams, real signals. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts += 1;
+    if (interrupts > 1) process.exit(ExitCode.INTERRUPTED); // second Ctrl-C: leave now
+    controller.abort(new InterruptedError(signal));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // A closed stdout (`backupctl list | head`) is not an error worth a stack trace.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
+  try {
+    return await run(argv, {
+      env: process.env,
+      cwd: process.cwd(),
+      stdout: process.stdout,
+      stderr: process.stderr,
+      signal: controller.signal,
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,51 @@
+import { InvalidArgumentError } from 'commander';
+import { TAG_PATTERN } from '../config/schema.js';
+
+/** Option parsers for commander: they throw InvalidArgumentError, which the CLI maps to exit 2. */
+export function positiveInt(max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isInteger(n) || n < 1 || n > max) {
+      throw new InvalidArgumentError(`expected a whole number from 1 to ${max}`);
+    }
+    return n;
+  };
+}
+
+/** `--compress`: a level 0-9, or pg_dump's METHOD[:LEVEL] (PostgreSQL 16+ clients). */
+export function compressValue(value: string): number | string {
+  if (/^\d$/.test(value)) return Number(value);
+  if (/^(none|gzip|lz4|zstd)(:\d{1,2})?$/.test(value)) return value;
+  throw new InvalidArgumentError('expected a level 0-9, or METHOD[:LEVEL] with METHOD none, gzip, lz4 or zstd');
+}
+
+export function tagValue(value: string, previous: string[] = []): string[] {
+  if (!TAG_PATTERN.test(value)) {
+    throw new InvalidArgumentError('tags start with a letter or digit and use letters, digits, "_", ".", ":" and "-" (64 at most)');
+  }
+  return [...previous, value];
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  if (value === '') throw new InvalidArgumentError('must not be empty');
+  return [...previous, value];
+}
+
+const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * `--since`: a duration back from now (`90m`, `36h`, `7d`, `2w`) or a date/time
+ * (`2026-11-01`, `2026-11-01T12:00:00Z`). Returns a function of `now` so tests can pin it.
+ */
+export function sinceValue(value: string): (now: Date) => Date {
+  const match = /^(\d+)([mhdw])$/.exec(value);
+  if (match) {
+    const ms = Number(match[1]) * (UNIT_MS[match[2] as string] as number);
+    return (now) => new Date(now.getTime() - ms);
+  }
+  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
+    const date = new Date(value.length === 10 ? `${value}T00:00:00Z` : value);
+    if (!Number.isNaN(date.getTime())) return () => date;
+  }
+  throw new InvalidArgumentError('expected a duration like 36h, 7d, 2w, or a date like 2026-11-01');
+}

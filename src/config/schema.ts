@@ -1,0 +1,299 @@
+import { z } from 'zod';
+import { PROFILE_PATTERN } from '../catalog/id.js';
+
+/**
+ * The configuration file, as one zod schema. Every key carries a description: they end
+ * up in schema/backupctl.schema.json (see json-schema.ts), which editors use for
+ * completion and hover help. Every object is strict, so a typo is an error rather than a
+ * silently ignored setting. Messages are written for operators: `loadConfig` prints them
+ * after the key path, e.g. `profiles.app.port: expected an integer between 1 and 65535`.
+ *
+ * Defaults (storage, format, globals...) are deliberately NOT applied here: the code that
+ * uses a setting owns its default, so this schema's input and output are the same shape.
+ */
+
+/** Where backups live when neither the config nor `--storage` says. */
+export const DEFAULT_STORAGE = './backups';
+
+/** A backup tag: 1-64 characters, safe in file names and on a command line. */
+export const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+
+/** An environment variable name, as accepted by `passwordEnv`. */
+export const ENV_VAR_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A pg_dump `--compress` string: a method with an optional level. */
+export const COMPRESS_PATTERN = /^(none|gzip|lz4|zstd)(:\d{1,2})?$/;
+
+/** A PostgreSQL time value for `--lock-wait-timeout`: milliseconds by default. */
+export const LOCK_WAIT_TIMEOUT_PATTERN = /^\d+(ms|s|min|h)?$/;
+
+/** A libpq connection URI. */
+export const POSTGRES_URL_PATTERN = new RegExp('^postgres(ql)?://');
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export const DUMP_FORMATS = ['custom', 'directory'] as const;
+
+// ---------------------------------------------------------------------------------------
+// Building blocks that carry operator-friendly messages.
+
+type UnknownRecord = Record<string, unknown>;
+
+function isRecord(value: unknown): value is UnknownRecord {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Run cross-field checks even when other keys of the same object already failed. */
+const whenObject = { when: (payload: { value: unknown }) => isRecord(payload.value) };
+
+function text(description: string) {
+  return z
+    .string({ error: 'expected a string' })
+    .min(1, { error: 'must not be empty' })
+    .optional()
+    .describe(description);
+}
+
+/**
+ * An integer in [min, max]. Not `z.int()`: its "not an integer" issue aborts the parse of
+ * the enclosing objects, which would hide the cross-field problems of the same file.
+ * `meta({ type: 'integer' })` keeps `"type": "integer"` in the JSON Schema.
+ */
+function integer(min: number, max: number, message = `expected an integer between ${min} and ${max}`) {
+  return z
+    .number({ error: message })
+    .min(min, { error: message })
+    .max(max, { error: message })
+    .refine(Number.isInteger, { error: message })
+    .meta({ type: 'integer' });
+}
+
+function bool(description: string) {
+  return z.boolean({ error: 'expected true or false' }).optional().describe(description);
+}
+
+function stringList(description: string, what = 'a non-empty string') {
+  return z
+    .array(z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}` }), {
+      error: 'expected an array of strings',
+    })
+    .optional()
+    .describe(description);
+}
+
+/** A strict object whose type error reads like the others (unknown keys are listed by loadConfig). */
+function strictObject<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? 'unknown key' : 'expected an object'),
+  });
+}
+
+const COMPRESS_MESSAGE =
+  'expected an integer 0-9, or "none", "gzip", "lz4" or "zstd" optionally followed by ":level" (e.g. "zstd:3")';
+const LOCK_WAIT_TIMEOUT_MESSAGE =
+  'expected a PostgreSQL time value like "30s", "5min", "1500ms" or "1h", or a number of milliseconds';
+const PROFILE_NAME_MESSAGE =
+  'invalid profile name: use 1-63 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit, without ".."';
+const TAG_MESSAGE =
+  'invalid tag: use 1-64 characters from A-Z a-z 0-9 _ . : -, starting with a letter or digit';
+
+// ---------------------------------------------------------------------------------------
+// Profile
+
+export const ProfileSchema = strictObject({
+  // Connection
+  url: z
+    .string({ error: 'expected a string' })
+    .regex(POSTGRES_URL_PATTERN, { error: 'expected a URL starting with postgres:// or postgresql://' })
+    .optional()
+    .describe(
+      'libpq connection URI, e.g. "postgresql://backup@db.example.com:5432/app?sslmode=verify-full". ' +
+        'Prefer passwordFile or passwordEnv over a password inside the URL.',
+    ),
+  host: text('Server host name or IP address, or the directory of the Unix-domain socket (e.g. "/var/run/postgresql").'),
+  port: integer(1, 65535).optional().describe('Server port (default 5432).'),
+  user: text('Role to connect as. It needs read access to everything it dumps (e.g. a member of pg_read_all_data).'),
+  database: text('Name of the database to back up.'),
+  passwordFile: text(
+    'Path of a file whose first line is the password. Keep it readable by the backup user only. ' +
+      'Cannot be combined with passwordEnv.',
+  ),
+  passwordEnv: z
+    .string({ error: 'expected a string' })
+    .regex(ENV_VAR_PATTERN, {
+      error: 'expected an environment variable name: letters, digits and _, not starting with a digit',
+    })
+    .optional()
+    .describe('Name of the environment variable holding the password. Cannot be combined with passwordFile.'),
+  sslmode: z
+    .enum(SSL_MODES, { error: `expected one of ${SSL_MODES.join(', ')}` })
+    .optional()
+    .describe('libpq sslmode. Use "verify-full" when the server is reached over a network you do not control.'),
+
+  // Overrides of top-level settings
+  storage: text('Where this profile\'s backups live: a directory path or a URL. Overrides the top-level "storage".'),
+  pgBinDir: text(
+    'Directory holding pg_dump, pg_restore, psql and pg_dumpall for this profile. Overrides the top-level "pgBinDir".',
+  ),
+
+  // Dump
+  format: z
+    .enum(DUMP_FORMATS, { error: 'expected "custom" or "directory"' })
+    .optional()
+    .describe(
+      'pg_dump output format: "custom" (one file) or "directory" (one file per table, allows parallel "jobs"; ' +
+        'packed into one archive after the dump). Default "custom".',
+    ),
+  jobs: integer(1, 64)
+    .optional()
+    .describe('Number of parallel pg_dump jobs. Only meaningful with format "directory". Default 1.'),
+  compress: z
+    .union(
+      [
+        integer(0, 9, COMPRESS_MESSAGE),
+        z.string({ error: COMPRESS_MESSAGE }).regex(COMPRESS_PATTERN, { error: COMPRESS_MESSAGE }),
+      ],
+      { error: COMPRESS_MESSAGE },
+    )
+    .optional()
+    .describe(
+      'pg_dump --compress: a gzip level 0-9, or "none", "gzip", "lz4", "zstd" with an optional ":level" ' +
+        '(e.g. "zstd:3"; lz4 and zstd need pg_dump 16 or later).',
+    ),
+  schemas: stringList('Dump only the schemas matching these pg_dump patterns (--schema).', 'a schema pattern'),
+  excludeSchemas: stringList('Do not dump the schemas matching these pg_dump patterns (--exclude-schema).', 'a schema pattern'),
+  tables: stringList(
+    'Dump only the tables matching these pg_dump patterns (--table), e.g. "public.orders" or "audit.*".',
+    'a table pattern',
+  ),
+  excludeTables: stringList('Do not dump the tables matching these pg_dump patterns (--exclude-table).', 'a table pattern'),
+  schemaOnly: bool('Dump only the object definitions, no data (--schema-only). Cannot be combined with dataOnly.'),
+  dataOnly: bool('Dump only the data, no definitions (--data-only). Cannot be combined with schemaOnly.'),
+  lockWaitTimeout: z
+    .union(
+      [
+        integer(0, 2_147_483_647, LOCK_WAIT_TIMEOUT_MESSAGE),
+        z.string({ error: LOCK_WAIT_TIMEOUT_MESSAGE }).regex(LOCK_WAIT_TIMEOUT_PATTERN, { error: LOCK_WAIT_TIMEOUT_MESSAGE }),
+      ],
+      { error: LOCK_WAIT_TIMEOUT_MESSAGE },
+    )
+    .optional()
+    .describe(
+      'Fail instead of waiting longer than this for the shared table locks (--lock-wait-timeout): ' +
+        'a PostgreSQL time value like "30s", "5min", "1500ms", "1h", or a number of milliseconds.',
+    ),
+  globals: bool(
+    'Also dump roles and tablespaces (pg_dumpall --globals-only) beside the dump, so the backup can be restored ' +
+      'on an empty server. Default true.',
+  ),
+  tags: z
+    .array(z.string({ error: TAG_MESSAGE }).regex(TAG_PATTERN, { error: TAG_MESSAGE }), {
+      error: 'expected an array of tags',
+    })
+    .optional()
+    .describe(
+      'Tags recorded with every backup of this profile, for filtering in "list" and retention rules ' +
+        '(1-64 characters from A-Z a-z 0-9 _ . : -).',
+    ),
+  note: z
+    .string({ error: 'expected a string' })
+    .optional()
+    .describe('Free text recorded with every backup of this profile.'),
+})
+  .superRefine((profile, ctx) => {
+    // `when`: runs even if other keys failed, so `profile` may hold values of any type.
+    const p = profile as UnknownRecord;
+    if (p.passwordFile !== undefined && p.passwordEnv !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['passwordEnv'],
+        message: 'passwordFile and passwordEnv cannot be used together: keep one',
+      });
+    }
+    if (p.schemaOnly === true && p.dataOnly === true) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dataOnly'],
+        message: 'schemaOnly and dataOnly cannot both be true',
+      });
+    }
+    if (p.format === 'custom' && typeof p.jobs === 'number' && p.jobs > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jobs'],
+        message: 'jobs > 1 needs format "directory": pg_dump writes in parallel only to a directory',
+      });
+    }
+  }, whenObject)
+  .meta({
+    id: 'Profile',
+    title: 'Profile',
+    description: 'How to reach one database and how to dump it. Every key is optional.',
+  });
+
+// ---------------------------------------------------------------------------------------
+// Whole file
+
+export const ConfigSchema = strictObject({
+  $schema: z
+    .string({ error: 'expected a string' })
+    .optional()
+    .describe('JSON Schema of this file, for editors, e.g. "./schema/backupctl.schema.json". Ignored by backupctl.'),
+  storage: text(
+    'Where backups live: a directory path or a URL. Default "./backups". A profile\'s "storage" overrides it.',
+  ),
+  defaultProfile: z
+    .string({ error: 'expected a string' })
+    .regex(PROFILE_PATTERN, { error: PROFILE_NAME_MESSAGE })
+    .optional()
+    .describe('Profile used when --profile and BACKUPCTL_PROFILE are not given and several profiles exist.'),
+  pgBinDir: text(
+    'Directory holding pg_dump, pg_restore, psql and pg_dumpall to prefer over the ones on PATH, ' +
+      'e.g. "/usr/lib/postgresql/17/bin".',
+  ),
+  workDir: text(
+    'Local scratch directory for directory-format dumps before they are packed. Default: the OS temp directory.',
+  ),
+  defaults: ProfileSchema.optional().describe(
+    'Settings applied to every profile; a profile\'s own keys take precedence. Same keys as a profile.',
+  ),
+  profiles: z
+    .record(
+      z
+        .string()
+        .regex(PROFILE_PATTERN, { error: PROFILE_NAME_MESSAGE })
+        .refine((name) => !name.includes('..'), { error: PROFILE_NAME_MESSAGE }),
+      ProfileSchema,
+      { error: 'expected an object mapping profile names to profiles' },
+    )
+    .optional()
+    .describe(
+      'Named profiles, one per database to back up. Names: 1-63 characters from A-Z a-z 0-9 _ . -, ' +
+        'starting with a letter or digit; they become directory names in the storage.',
+    ),
+})
+  .superRefine((config, ctx) => {
+    const c = config as UnknownRecord;
+    if (typeof c.defaultProfile === 'string' && isRecord(c.profiles) && !Object.hasOwn(c.profiles, c.defaultProfile)) {
+      const names = Object.keys(c.profiles);
+      ctx.addIssue({
+        code: 'custom',
+        path: ['defaultProfile'],
+        message:
+          names.length === 0
+            ? `no profile named "${c.defaultProfile}": "profiles" is empty`
+            : `no profile named "${c.defaultProfile}" (profiles: ${names.join(', ')})`,
+      });
+    }
+  }, whenObject)
+  .meta({
+    title: 'backupctl configuration',
+    description:
+      'Configuration of backupctl (PostgreSQL backups with pg_dump). Found as backupctl.config.json, .backupctlrc, ' +
+      '.backupctlrc.json, .backupctlrc.yaml, .backupctlrc.yml or the "backupctl" key of package.json; ' +
+      'or named by --config or BACKUPCTL_CONFIG.',
+  });
+
+export type Config = z.output<typeof ConfigSchema>;
+export type Profile = z.output<typeof ProfileSchema>;
+/** The `defaults` block: the same keys as a profile. */
+export type ProfileSettings = Profile;

@@ -1,0 +1,287 @@
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { create as tarCreate } from 'tar';
+import { artifactKey, Catalog } from '../catalog/catalog.js';
+import { newBackupId } from '../catalog/id.js';
+import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../catalog/sidecar.js';
+import { BackupctlError, InterruptedError, throwIfAborted } from '../errors.js';
+import { findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
+import { childEnv } from '../pg/child-env.js';
+import { describeConnection } from '../pg/connection.js';
+import { pgDumpArgs, runDirectoryDump, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
+import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
+import { readToc, tablesWithData, type TocEntry } from '../pg/toc.js';
+import { buildArtifactChain, pipeThrough } from '../pipeline/artifact.js';
+import { DigestStream } from '../pipeline/digest.js';
+import { gateOnExit } from '../pipeline/gate.js';
+import { openStorage } from '../storage/registry.js';
+import type { Storage } from '../storage/storage.js';
+import { VERSION } from '../version.js';
+import type { ResolvedProfile } from './profile.js';
+import type { CreateResult } from './results.js';
+import type { Runtime } from './runtime.js';
+import { storageError } from './storage-errors.js';
+
+interface StoredArtifact {
+  file: string;
+  container: 'pg-custom' | 'tar';
+  bytes: number;
+  sha256: string;
+  toc: TocEntry[];
+}
+
+/**
+ * Takes one backup. The order is the contract:
+ * 1. check the storage is writable and the server reachable, before any dump starts;
+ * 2. open a REPEATABLE READ transaction and export its snapshot;
+ * 3. run pg_dump on that snapshot, streaming into storage under a temporary name,
+ *    while counting every table's rows in the same snapshot;
+ * 4. read the stored archive's table of contents; dump globals beside it;
+ * 5. write the sidecar, last and atomically. Until then the backup does not exist:
+ *    on any failure or interrupt, everything written for it is removed.
+ */
+export async function createBackup(profile: ResolvedProfile, runtime: Runtime): Promise<CreateResult> {
+  const { reporter, signal } = runtime;
+  const started = runtime.now();
+  const startedMs = performance.now();
+  const storage = openStorage(profile.storage, runtime.cwd);
+  try {
+    await storage.checkWritable(profile.name);
+  } catch (error) {
+    throw storageError(error, storage.location, 'checking the backup directory');
+  }
+  throwIfAborted(signal);
+
+  const session = await SnapshotSession.open(profile.connection, { lockWaitTimeout: profile.dump.lockWaitTimeout ?? undefined });
+  const written: string[] = [];
+  const warnings: string[] = [];
+  // Aborted on interrupt, or when one half of the work (dump, counts) fails, to stop the other.
+  const work = new AbortController();
+  const onAbort = () => work.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  let env: Awaited<ReturnType<typeof childEnv>> | null = null;
+  try {
+    const facts = await session.facts();
+    const major = serverMajor(facts.serverVersionNum);
+    const clients = { pgBinDir: profile.pgBinDir, path: runtime.env.PATH };
+    const pgDump = await findClient('pg_dump', major, clients);
+    const pgRestore = await findClient('pg_restore', major, clients);
+    const id = newBackupId(started);
+    reporter.info(`backing up ${describeConnection(profile.connection)} (PostgreSQL ${facts.serverVersion}) as ${profile.name}/${id}`);
+    reporter.debug(`using ${pgDump.path} ${pgDump.version}; snapshot ${session.snapshotId}`);
+
+    env = await childEnv(profile.connection, runtime.env);
+    const run: ChildRun = { env: env.env, signal: work.signal };
+    const counting = session.countRows(work.signal).catch((error: unknown) => {
+      work.abort(error);
+      throw error;
+    });
+    counting.catch(() => undefined);
+
+    const artifact = await dumpArtifact({ profile, id, storage, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime });
+    const counted = await counting;
+    const globals = profile.globals
+      ? await dumpGlobals({ profile, id, storage, major, run, written, runtime, warnings })
+      : ({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
+    await session.close();
+
+    throwIfAborted(signal);
+    const sidecar: Sidecar = {
+      schemaVersion: SIDECAR_SCHEMA_VERSION,
+      id,
+      profile: profile.name,
+      status: 'completed',
+      startedAt: started.toISOString(),
+      finishedAt: runtime.now().toISOString(),
+      durationMs: Math.round(performance.now() - startedMs),
+      tool: { name: 'backupctl', version: VERSION },
+      engine: { serverVersion: facts.serverVersion, serverVersionNum: facts.serverVersionNum, pgDumpVersion: pgDump.version },
+      source: {
+        host: profile.connection.host,
+        port: profile.connection.port,
+        user: profile.connection.user,
+        database: profile.connection.database,
+      },
+      database: {
+        name: facts.database,
+        sizeBytes: facts.sizeBytes,
+        encoding: facts.encoding,
+        largeObjects: facts.largeObjects,
+      },
+      dump: { ...profile.dump, snapshot: session.snapshotId, tocEntries: artifact.toc.length },
+      artifact: {
+        file: artifact.file,
+        container: artifact.container,
+        bytes: artifact.bytes,
+        sha256: artifact.sha256,
+        compression: { codec: 'none', level: null },
+        encryption: null,
+      },
+      globals,
+      tables: countsInArchive(counted, artifact.toc),
+      tags: profile.tags,
+      note: profile.note,
+      verifications: [],
+    };
+    try {
+      await new Catalog(storage).write(sidecar);
+    } catch (error) {
+      throw storageError(error, storage.location, 'writing the sidecar');
+    }
+    reporter.info(`backup ${id} completed`);
+    return { sidecar, storage: storage.location, warnings };
+  } catch (error) {
+    work.abort(error);
+    await Promise.all(written.map((key) => storage.remove(key).catch(() => undefined)));
+    if (signal.aborted) throw signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
+    throw error;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await session.close();
+    await env?.dispose();
+  }
+}
+
+/** Only the tables whose rows the archive holds, in a stable order. */
+function countsInArchive(counted: readonly CountedTable[], toc: readonly TocEntry[]): Sidecar['tables'] {
+  const withData = tablesWithData(toc);
+  return counted
+    .filter((table) => withData.has(table.oid))
+    .map(({ schema, name, rows }) => ({ schema, name, rows }))
+    .sort((a, b) => (a.schema === b.schema ? cmp(a.name, b.name) : cmp(a.schema, b.schema)));
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+interface DumpContext {
+  profile: ResolvedProfile;
+  id: string;
+  storage: Storage;
+  pgDump: ClientBinary;
+  pgRestore: ClientBinary;
+  snapshot: string;
+  run: ChildRun;
+  written: string[];
+  runtime: Runtime;
+}
+
+async function dumpArtifact(ctx: DumpContext): Promise<StoredArtifact> {
+  return ctx.profile.dump.format === 'directory' ? dumpDirectoryFormat(ctx) : dumpCustomFormat(ctx);
+}
+
+/** Streams `source` into `key` through the artifact chain; a failure removes everything. */
+async function store(ctx: DumpContext, source: Readable, baseSuffix: string): Promise<{ file: string; bytes: number; sha256: string; key: string }> {
+  const { reporter } = ctx.runtime;
+  const chain = buildArtifactChain(source, baseSuffix, [], (bytes) => reporter.progress('dump', bytes));
+  const file = `${ctx.id}${chain.suffix}`;
+  const key = artifactKey(ctx.profile.name, file);
+  ctx.written.push(key);
+  try {
+    await ctx.storage.put(key, chain.output, { signal: ctx.run.signal });
+  } catch (error) {
+    if (ctx.runtime.signal.aborted) throw new InterruptedError();
+    const reason: unknown = ctx.run.signal?.aborted ? ctx.run.signal.reason : undefined;
+    throw storageError(reason instanceof BackupctlError ? reason : error, ctx.storage.location, 'writing the artifact');
+  }
+  const digest = chain.stored();
+  reporter.progressDone('dump', digest.bytes);
+  return { file, key, ...digest };
+}
+
+async function dumpCustomFormat(ctx: DumpContext): Promise<StoredArtifact> {
+  const args = pgDumpArgs(ctx.profile.dump, ctx.snapshot);
+  const child = startCustomDump(ctx.pgDump.path, args, ctx.run);
+  const gated = pipeThrough(child.stdout, gateOnExit(child.done));
+  let stored: Awaited<ReturnType<typeof store>>;
+  try {
+    stored = await store(ctx, gated, '.dump');
+  } finally {
+    await child.done.catch(() => undefined);
+  }
+  await child.done;
+  const toc = await readToc(ctx.pgRestore.path, await ctx.storage.get(stored.key), ctx.run);
+  return { file: stored.file, container: 'pg-custom', bytes: stored.bytes, sha256: stored.sha256, toc };
+}
+
+/**
+ * `pg_dump --format=directory --jobs N` writes into a private scratch directory (the
+ * config's workDir, else the OS temp dir); the directory is then stored as one tar
+ * stream with toc.dat first, and the scratch directory is removed whatever happens.
+ */
+async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
+  const base = ctx.profile.workDir ?? tmpdir();
+  const scratch = await mkdtemp(join(base, `backupctl-${ctx.id}-`)).catch((error: unknown) => {
+    throw storageError(error, base, 'creating the scratch directory');
+  });
+  try {
+    await chmod(scratch, 0o700);
+    const dumpDir = join(scratch, 'dump');
+    ctx.runtime.reporter.info(`pg_dump --format=directory --jobs=${ctx.profile.dump.jobs} into ${scratch}`);
+    await runDirectoryDump(ctx.pgDump.path, pgDumpArgs(ctx.profile.dump, ctx.snapshot, dumpDir), ctx.run);
+    const toc = await readToc(ctx.pgRestore.path, dumpDir, ctx.run);
+    const names = (await readdir(dumpDir)).sort((a, b) => (a === 'toc.dat' ? -1 : b === 'toc.dat' ? 1 : cmp(a, b)));
+    const pack = Readable.from(tarCreate({ cwd: dumpDir, portable: true }, names));
+    const stored = await store(ctx, pack, '.dump.tar');
+    return { file: stored.file, container: 'tar', bytes: stored.bytes, sha256: stored.sha256, toc };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+interface GlobalsContext {
+  profile: ResolvedProfile;
+  id: string;
+  storage: Storage;
+  major: number;
+  run: ChildRun;
+  written: string[];
+  runtime: Runtime;
+  warnings: string[];
+}
+
+/**
+ * Roles and tablespaces, beside the dump. A role that cannot read pg_authid gets them
+ * without password hashes; one that cannot dump them at all gets a warning, not a
+ * failed backup (the database itself is what matters most).
+ */
+async function dumpGlobals(ctx: GlobalsContext): Promise<Sidecar['globals']> {
+  const file = `${ctx.id}.globals.sql`;
+  const key = artifactKey(ctx.profile.name, file);
+  let pgDumpall: ClientBinary;
+  try {
+    pgDumpall = await findClient('pg_dumpall', ctx.major, { pgBinDir: ctx.profile.pgBinDir, path: ctx.runtime.env.PATH });
+  } catch (error) {
+    return skipGlobals(ctx, (error as Error).message);
+  }
+  let lastError = '';
+  for (const rolePasswords of [true, false]) {
+    const child = startGlobalsDump(pgDumpall.path, ctx.profile.connection.database, rolePasswords, ctx.run);
+    const digest = pipeThrough(pipeThrough(child.stdout, gateOnExit(child.done)), new DigestStream());
+    ctx.written.push(key);
+    try {
+      await ctx.storage.put(key, digest, { signal: ctx.run.signal });
+      await child.done;
+      const { bytes, sha256 } = digest.digest();
+      if (!rolePasswords) ctx.runtime.reporter.debug('globals dumped without role passwords (no access to pg_authid)');
+      return { status: 'included', file, bytes, sha256, rolePasswords };
+    } catch (error) {
+      await child.done.catch(() => undefined);
+      if (ctx.runtime.signal.aborted) throw new InterruptedError();
+      if (!(error instanceof BackupctlError)) throw storageError(error, ctx.storage.location, 'writing the globals');
+      lastError = error.message;
+      if (!/permission denied/i.test(lastError)) break;
+    }
+  }
+  return skipGlobals(ctx, lastError);
+}
+
+function skipGlobals(ctx: GlobalsContext, reason: string): Sidecar['globals'] {
+  const message = `roles and tablespaces were not dumped: ${reason}`;
+  ctx.warnings.push(message);
+  ctx.runtime.reporter.warn(message);
+  return { status: 'skipped', reason };
+}

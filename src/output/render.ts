@@ -1,0 +1,461 @@
+/**
+ * Renderers for stdout: human text for create/list/show, the JSON shapes of `--json`,
+ * and the error block for stderr. They return strings; the caller writes them.
+ *
+ * Everything read from a sidecar is passed through `sanitize` before it reaches the
+ * terminal: a sidecar comes from storage and may have been edited by anyone.
+ */
+import type { Sidecar, Verification } from '../catalog/sidecar.js';
+import type { CreateResult, IncompleteEntry, ListResult, ShowResult } from '../core/results.js';
+import { BackupctlError } from '../errors.js';
+import {
+  formatAge,
+  formatBytes,
+  formatCount,
+  formatDuration,
+  formatTimestamp,
+  sanitize as t,
+} from './format.js';
+import type { Style } from './style.js';
+import { renderKeyValues, renderTable, type Column } from './table.js';
+
+type Pairs = Array<readonly [string, string]>;
+
+/** The most recent verification by time (not by array position), or null. */
+export function latestVerification(sidecar: Sidecar): Verification | null {
+  let latest: Verification | null = null;
+  for (const v of sidecar.verifications) {
+    if (latest === null || Date.parse(v.at) >= Date.parse(latest.at)) latest = v;
+  }
+  return latest;
+}
+
+function list(values: string[], empty: string): string {
+  return values.length === 0 ? empty : values.map((value) => t(value)).join(', ');
+}
+
+function totalRows(sidecar: Sidecar): number {
+  return sidecar.tables.reduce((sum, table) => sum + table.rows, 0);
+}
+
+function indent(text: string, spaces = 2): string {
+  const prefix = ' '.repeat(spaces);
+  return text.replace(/^(?=.)/gm, prefix);
+}
+
+function section(title: string, body: string, style: Style): string {
+  return `${style.heading(title)}\n${body}`;
+}
+
+function globalsSummary(sidecar: Sidecar): string {
+  const globals = sidecar.globals;
+  if (globals.status === 'skipped') return `skipped (${t(globals.reason)})`;
+  return `included (${formatBytes(globals.bytes)}${globals.rolePasswords ? '' : ', without role passwords'})`;
+}
+
+// ---------------------------------------------------------------------------------------
+// create
+
+export function renderCreate(result: CreateResult, style: Style): string {
+  const s = result.sidecar;
+  const pairs: Pairs = [
+    ['profile', t(s.profile)],
+    ['database', `${t(s.source.database)} (${t(s.source.host)}:${s.source.port})`],
+    ['artifact', `${t(s.artifact.file)} (${formatBytes(s.artifact.bytes)})`],
+    ['sha256', t(s.artifact.sha256)],
+    ['duration', formatDuration(s.durationMs)],
+    ['tables', `${formatCount(s.tables.length)} counted, ${formatCount(totalRows(s))} rows`],
+    ['globals', globalsSummary(s)],
+    ['tags', list(s.tags, '-')],
+    ['storage', t(result.storage)],
+  ];
+  if (s.artifact.encryption !== null) pairs.splice(4, 0, ['encryption', t(s.artifact.encryption.scheme)]);
+  const head = `Backup ${style.id(t(s.id))} ${style.ok('completed')}\n`;
+  const warnings = result.warnings.map((warning) => `${style.warn('warning:')} ${t(warning)}\n`).join('');
+  return head + renderKeyValues(pairs, style) + warnings;
+}
+
+// ---------------------------------------------------------------------------------------
+// list
+
+const LIST_COLUMNS: Column[] = [
+  { header: 'ID' },
+  { header: 'PROFILE' },
+  { header: 'DATABASE' },
+  { header: 'CREATED' },
+  { header: 'SIZE', align: 'right' },
+  { header: 'DURATION', align: 'right' },
+  { header: 'TAGS' },
+  { header: 'VERIFIED' },
+];
+
+const INCOMPLETE_COLUMNS: Column[] = [
+  { header: 'PROFILE' },
+  { header: 'ID' },
+  { header: 'FILE' },
+  { header: 'SIZE', align: 'right' },
+  { header: 'MODIFIED' },
+];
+
+function timeWithAge(iso: string, now: Date, seconds: boolean): string {
+  return `${formatTimestamp(iso, { seconds })} (${formatAge(new Date(iso), now)})`;
+}
+
+function verifiedCell(sidecar: Sidecar, style: Style, now: Date): string {
+  const v = latestVerification(sidecar);
+  if (v === null) return style.dim('never');
+  if (v.result === 'passed') return style.ok(`passed ${v.level} ${formatAge(new Date(v.at), now)}`);
+  return style.error(`FAILED ${v.level}`);
+}
+
+function listRow(s: Sidecar, style: Style, now: Date): string[] {
+  return [
+    style.id(t(s.id)),
+    t(s.profile),
+    t(s.source.database),
+    timeWithAge(s.startedAt, now, false),
+    formatBytes(s.artifact.bytes),
+    formatDuration(s.durationMs),
+    list(s.tags, '-'),
+    verifiedCell(s, style, now),
+  ];
+}
+
+function incompleteRow(entry: IncompleteEntry, now: Date): string[] {
+  return [
+    t(entry.profile),
+    t(entry.id),
+    t(entry.file),
+    formatBytes(entry.bytes),
+    timeWithAge(entry.modifiedAt, now, false),
+  ];
+}
+
+/**
+ * The backups table (newest first, as given), then, with `list --all`, the artifacts
+ * that have no sidecar. `result.warnings` are not included: report them on stderr.
+ */
+export function renderList(result: ListResult, style: Style, now: Date): string {
+  const parts: string[] = [];
+  if (result.backups.length === 0) {
+    parts.push(`No backups in ${t(result.storage)}.\n`);
+  } else {
+    parts.push(renderTable(LIST_COLUMNS, result.backups.map((s) => listRow(s, style, now)), style));
+  }
+  if (result.incomplete.length > 0) {
+    parts.push(
+      `\n${style.heading('Incomplete (no sidecar)')}\n`,
+      renderTable(INCOMPLETE_COLUMNS, result.incomplete.map((entry) => incompleteRow(entry, now)), style),
+    );
+  }
+  return parts.join('');
+}
+
+// ---------------------------------------------------------------------------------------
+// show
+
+function backupSection(result: ShowResult, style: Style, now: Date): string {
+  const s = result.sidecar;
+  return renderKeyValues(
+    [
+      ['id', style.id(t(s.id))],
+      ['profile', t(s.profile)],
+      ['status', style.ok(t(s.status))],
+      ['started', timeWithAge(s.startedAt, now, true)],
+      ['finished', formatTimestamp(s.finishedAt)],
+      ['duration', formatDuration(s.durationMs)],
+      ['storage', t(result.storage)],
+      ['written by', `${t(s.tool.name)} ${t(s.tool.version)}`],
+      ['sidecar version', String(s.schemaVersion)],
+    ],
+    style,
+  );
+}
+
+function sourceSection(s: Sidecar, style: Style): string {
+  return renderKeyValues(
+    [
+      ['host', t(s.source.host)],
+      ['port', String(s.source.port)],
+      ['user', t(s.source.user)],
+      ['database', t(s.source.database)],
+    ],
+    style,
+  );
+}
+
+function databaseSection(s: Sidecar, style: Style): string {
+  return renderKeyValues(
+    [
+      ['name', t(s.database.name)],
+      ['size', `${formatBytes(s.database.sizeBytes)} (${formatCount(s.database.sizeBytes)} bytes)`],
+      ['encoding', t(s.database.encoding)],
+      ['large objects', formatCount(s.database.largeObjects)],
+    ],
+    style,
+  );
+}
+
+function engineSection(s: Sidecar, style: Style): string {
+  return renderKeyValues(
+    [
+      ['server', `${t(s.engine.serverVersion)} (${s.engine.serverVersionNum})`],
+      ['pg_dump', t(s.engine.pgDumpVersion)],
+    ],
+    style,
+  );
+}
+
+function dumpSection(s: Sidecar, style: Style): string {
+  const d = s.dump;
+  const contents = d.schemaOnly ? 'schema only' : d.dataOnly ? 'data only' : 'schema and data';
+  return renderKeyValues(
+    [
+      ['format', d.format],
+      ['compress', d.compress === null ? style.dim("pg_dump's default") : t(String(d.compress))],
+      ['jobs', String(d.jobs)],
+      ['contents', contents],
+      ['schemas', list(d.schemas, 'all')],
+      ['exclude schemas', list(d.excludeSchemas, 'none')],
+      ['tables', list(d.tables, 'all')],
+      ['exclude tables', list(d.excludeTables, 'none')],
+      ['lock wait timeout', d.lockWaitTimeout === null ? 'none' : t(d.lockWaitTimeout)],
+      ['snapshot', t(d.snapshot)],
+      ['TOC entries', formatCount(d.tocEntries)],
+    ],
+    style,
+  );
+}
+
+function artifactSection(s: Sidecar, style: Style): string {
+  const a = s.artifact;
+  const pairs: Pairs = [
+    ['file', t(a.file)],
+    ['container', a.container],
+    ['size', `${formatBytes(a.bytes)} (${formatCount(a.bytes)} bytes)`],
+    ['sha256', t(a.sha256)],
+    ['compression', a.compression.level === null ? a.compression.codec : `${a.compression.codec} level ${a.compression.level}`],
+  ];
+  if (a.encryption === null) {
+    pairs.push(['encryption', 'none']);
+  } else {
+    pairs.push(
+      ['encryption', t(a.encryption.scheme)],
+      ['recipients', list(a.encryption.recipients, 'none')],
+      ['plaintext sha256', t(a.encryption.plaintextSha256)],
+    );
+  }
+  return renderKeyValues(pairs, style);
+}
+
+function globalsSection(s: Sidecar, style: Style): string {
+  const g = s.globals;
+  if (g.status === 'skipped') {
+    return renderKeyValues([['status', style.warn('skipped')], ['reason', t(g.reason)]], style);
+  }
+  return renderKeyValues(
+    [
+      ['status', 'included'],
+      ['file', t(g.file)],
+      ['size', `${formatBytes(g.bytes)} (${formatCount(g.bytes)} bytes)`],
+      ['sha256', t(g.sha256)],
+      ['role passwords', g.rolePasswords ? 'included' : 'not included (the role could not read pg_authid)'],
+    ],
+    style,
+  );
+}
+
+function tablesSection(s: Sidecar, style: Style): string {
+  if (s.tables.length === 0) return indent(`${style.dim('no tables counted')}\n`);
+  const rows = s.tables.map((table) => [`${t(table.schema)}.${t(table.name)}`, formatCount(table.rows)]);
+  rows.push([style.bold(`total (${formatCount(s.tables.length)} tables)`), style.bold(formatCount(totalRows(s)))]);
+  return indent(renderTable([{ header: 'TABLE' }, { header: 'ROWS', align: 'right' }], rows, style));
+}
+
+function verificationsSection(s: Sidecar, style: Style, now: Date): string {
+  if (s.verifications.length === 0) return indent(`${style.dim('never verified')}\n`);
+  const sorted = [...s.verifications].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  const rows = sorted.map((v) => [
+    timeWithAge(v.at, now, true),
+    v.level,
+    v.result === 'passed' ? style.ok('passed') : style.error('FAILED'),
+    formatDuration(v.durationMs),
+    v.mismatches.length === 0 ? '-' : formatCount(v.mismatches.length),
+    v.serverVersion === undefined ? '-' : t(v.serverVersion),
+  ]);
+  const table = renderTable(
+    [
+      { header: 'WHEN' },
+      { header: 'LEVEL' },
+      { header: 'RESULT' },
+      { header: 'DURATION', align: 'right' },
+      { header: 'MISMATCHES', align: 'right' },
+      { header: 'SERVER' },
+    ],
+    rows,
+    style,
+  );
+  const details: string[] = [];
+  for (const v of sorted) {
+    if (v.error === undefined && v.mismatches.length === 0) continue;
+    details.push(`${formatTimestamp(v.at)} ${v.level}:`);
+    if (v.error !== undefined) details.push(`  ${style.error('error:')} ${t(v.error)}`);
+    for (const mismatch of v.mismatches) details.push(`  ${style.warn('mismatch:')} ${t(mismatch)}`);
+  }
+  return indent(table + (details.length === 0 ? '' : `\n${details.join('\n')}\n`));
+}
+
+function labelsSection(s: Sidecar, style: Style): string {
+  return renderKeyValues(
+    [
+      ['tags', list(s.tags, style.dim('none'))],
+      ['note', s.note === null ? style.dim('none') : t(s.note)],
+    ],
+    style,
+  );
+}
+
+/** Every field of the sidecar, grouped under headings. */
+export function renderShow(result: ShowResult, style: Style, now: Date): string {
+  const s = result.sidecar;
+  return [
+    section('Backup', backupSection(result, style, now), style),
+    section('Source', sourceSection(s, style), style),
+    section('Database', databaseSection(s, style), style),
+    section('Engine', engineSection(s, style), style),
+    section('Dump', dumpSection(s, style), style),
+    section('Artifact', artifactSection(s, style), style),
+    section('Globals', globalsSection(s, style), style),
+    section('Tables', tablesSection(s, style), style),
+    section('Verifications', verificationsSection(s, style, now), style),
+    section('Tags and note', labelsSection(s, style), style),
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON
+
+export function renderJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+export interface CreateJson {
+  id: string;
+  profile: string;
+  database: string;
+  artifact: string;
+  bytes: number;
+  sha256: string;
+  durationMs: number;
+  storage: string;
+  tags: string[];
+  warnings: string[];
+}
+
+export function createJson(result: CreateResult): CreateJson {
+  const s = result.sidecar;
+  return {
+    id: s.id,
+    profile: s.profile,
+    database: s.source.database,
+    artifact: s.artifact.file,
+    bytes: s.artifact.bytes,
+    sha256: s.artifact.sha256,
+    durationMs: s.durationMs,
+    storage: result.storage,
+    tags: s.tags,
+    warnings: result.warnings,
+  };
+}
+
+export type ListedBackupJson = Sidecar & { verification: Verification | null };
+
+export interface IncompleteJson {
+  id: string;
+  profile: string;
+  status: 'incomplete';
+  file: string;
+  bytes: number;
+  modifiedAt: string;
+}
+
+export type ListJsonEntry = ListedBackupJson | IncompleteJson;
+
+/** Completed backups (as listed, each with its latest verification), then incomplete ones. */
+export function listJson(result: ListResult): ListJsonEntry[] {
+  const backups: ListJsonEntry[] = result.backups.map((s) => ({ ...s, verification: latestVerification(s) }));
+  const incomplete: ListJsonEntry[] = result.incomplete.map((entry) => ({
+    id: entry.id,
+    profile: entry.profile,
+    status: 'incomplete',
+    file: entry.file,
+    bytes: entry.bytes,
+    modifiedAt: entry.modifiedAt,
+  }));
+  return [...backups, ...incomplete];
+}
+
+export function showJson(result: ShowResult): Sidecar {
+  return result.sidecar;
+}
+
+// ---------------------------------------------------------------------------------------
+// errors
+
+/** Belt and braces: a connection string or `password=` that slipped into a message is masked. */
+function redact(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*:)[^@\s]*@/gi, '$1***@')
+    .replace(/\b(password|pgpassword)=("[^"]*"|'[^']*'|\S+)/gi, '$1=***');
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'string') return error;
+  try {
+    return JSON.stringify(error) ?? String(error);
+  } catch {
+    return String(error);
+  }
+}
+
+function oneLine(text: string): string {
+  return t(redact(text).replace(/\s*\r?\n\s*/g, ' ').trim());
+}
+
+function multiLine(text: string): string {
+  return t(redact(text).trimEnd(), { keepNewlines: true }).replace(/\n/g, '\n  ');
+}
+
+function stackFrames(error: Error, style: Style): string[] {
+  const stack = error.stack;
+  if (stack === undefined) return [];
+  const lines = stack.split('\n');
+  const frames = lines.filter((line) => /^\s+at /.test(line));
+  return (frames.length > 0 ? frames : lines).map((line) => style.dim(`  ${t(line.trim())}`));
+}
+
+/**
+ * `error: <message>` and, for a BackupctlError with a hint, `hint: <hint>`: never more
+ * without `verbose`. With `verbose`: the cause chain, and the stack of the innermost
+ * error that is not a BackupctlError (or of the error itself when it is not one).
+ */
+export function renderError(error: unknown, style: Style, verbose: boolean): string {
+  const lines = [`${style.error('error:')} ${oneLine(messageOf(error))}`];
+  if (error instanceof BackupctlError && error.hint !== undefined && error.hint !== '') {
+    lines.push(`${style.dim('hint:')} ${oneLine(error.hint)}`);
+  }
+  if (verbose) {
+    const seen = new Set<unknown>([error]);
+    let innermostForeign: Error | null = error instanceof Error && !(error instanceof BackupctlError) ? error : null;
+    let current: unknown = error instanceof Error ? error.cause : undefined;
+    while (current !== undefined && !seen.has(current) && seen.size <= 20) {
+      seen.add(current);
+      lines.push(`${style.dim('cause:')} ${multiLine(messageOf(current))}`);
+      if (current instanceof Error && !(current instanceof BackupctlError)) innermostForeign = current;
+      current = current instanceof Error ? current.cause : undefined;
+    }
+    if (innermostForeign !== null) lines.push(...stackFrames(innermostForeign, style));
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,122 @@
+/**
+ * Column layout for terminal text: tables and aligned key/value blocks.
+ * Widths are measured as a terminal displays them: escape codes take no room, East
+ * Asian wide characters and emoji take two cells, combining marks none.
+ */
+import type { Style } from './style.js';
+
+// CSI sequences (colors, cursor moves) and OSC sequences (hyperlinks, titles).
+// eslint-disable-next-line no-control-regex
+const ANSI_PATTERN = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)/g;
+
+export function stripAnsi(text: string): string {
+  return text.replace(ANSI_PATTERN, '');
+}
+
+/** Code point ranges that East Asian Width classifies as Wide or Fullwidth (the common blocks). */
+const WIDE_RANGES: ReadonlyArray<readonly [number, number]> = [
+  [0x1100, 0x115f], // Hangul Jamo
+  [0x2e80, 0x303e], // CJK radicals, Kangxi, CJK symbols and punctuation
+  [0x3041, 0x33ff], // Hiragana, Katakana, Bopomofo, compatibility
+  [0x3400, 0x4dbf], // CJK extension A
+  [0x4e00, 0x9fff], // CJK unified ideographs
+  [0xa000, 0xa4cf], // Yi
+  [0xa960, 0xa97f], // Hangul Jamo extended A
+  [0xac00, 0xd7a3], // Hangul syllables
+  [0xf900, 0xfaff], // CJK compatibility ideographs
+  [0xfe10, 0xfe19], // vertical forms
+  [0xfe30, 0xfe6f], // CJK compatibility forms, small forms
+  [0xff00, 0xff60], // fullwidth forms
+  [0xffe0, 0xffe6],
+  [0x1f300, 0x1f64f], // pictographs, emoticons
+  [0x1f900, 0x1f9ff], // supplemental symbols and pictographs
+  [0x20000, 0x2fffd], // CJK extensions B..F
+  [0x30000, 0x3fffd],
+];
+
+const EMOJI_PRESENTATION = /\p{Emoji_Presentation}/u;
+const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Cf}\p{Cc}]$/u;
+const segmenter = new Intl.Segmenter('en', { granularity: 'grapheme' });
+
+function isWide(codePoint: number): boolean {
+  for (const [low, high] of WIDE_RANGES) {
+    if (codePoint < low) return false;
+    if (codePoint <= high) return true;
+  }
+  return false;
+}
+
+function graphemeWidth(grapheme: string): number {
+  const first = grapheme.codePointAt(0);
+  if (first === undefined) return 0;
+  // An emoji, or a text symbol turned into one by VS16 (U+FE0F), or a flag.
+  if (EMOJI_PRESENTATION.test(grapheme) || grapheme.includes('\uFE0F')) return 2;
+  if (ZERO_WIDTH.test(String.fromCodePoint(first))) return 0;
+  return isWide(first) ? 2 : 1;
+}
+
+/** Terminal cells `text` occupies: ANSI codes stripped, wide characters and emoji count 2. */
+export function displayWidth(text: string): number {
+  const plain = stripAnsi(text);
+  // Fast path: printable ASCII.
+  // eslint-disable-next-line no-control-regex
+  if (/^[\u0020-\u007e]*$/.test(plain)) return plain.length;
+  let width = 0;
+  for (const { segment } of segmenter.segment(plain)) width += graphemeWidth(segment);
+  return width;
+}
+
+export type Align = 'left' | 'right';
+
+export interface Column {
+  header: string;
+  align?: Align;
+}
+
+function pad(text: string, width: number, align: Align): string {
+  const fill = ' '.repeat(Math.max(0, width - displayWidth(text)));
+  return align === 'right' ? fill + text : text + fill;
+}
+
+function joinLine(cells: string[]): string {
+  return cells.join('  ').replace(/ +$/, '');
+}
+
+/**
+ * A table: each column as wide as its widest cell (header included), two spaces
+ * between columns, bold header, no trailing spaces, a newline after every line.
+ * No rows: '' (the caller prints its own "nothing here" line).
+ */
+export function renderTable(columns: Column[], rows: string[][], style: Style): string {
+  if (rows.length === 0) return '';
+  const widths = columns.map((column, i) =>
+    Math.max(displayWidth(column.header), ...rows.map((row) => displayWidth(row[i] ?? ''))),
+  );
+  const line = (cells: string[], decorate: (text: string) => string = (text) => text): string =>
+    joinLine(
+      columns.map((column, i) => {
+        const align = column.align ?? 'left';
+        const raw = cells[i] ?? '';
+        const text = raw === '' ? raw : decorate(raw);
+        // The last left-aligned column needs no padding: it would only be trailing spaces.
+        return i === columns.length - 1 && align === 'left' ? text : pad(text, widths[i] ?? 0, align);
+      }),
+    );
+  const out = [line(columns.map((column) => column.header), (text) => style.bold(text))];
+  for (const row of rows) out.push(line(row));
+  return `${out.join('\n')}\n`;
+}
+
+/**
+ * Aligned `key  value` lines, indented: the keys padded to the widest (dimmed when
+ * colored), values as given. Ends with a newline; '' for no pairs.
+ */
+export function renderKeyValues(pairs: ReadonlyArray<readonly [string, string]>, style: Style, indent = 2): string {
+  if (pairs.length === 0) return '';
+  const width = Math.max(...pairs.map(([key]) => displayWidth(key)));
+  const prefix = ' '.repeat(indent);
+  return pairs
+    .map(([key, value]) => `${prefix}${style.dim(pad(key, width, 'left'))}  ${value}`.replace(/ +$/, ''))
+    .join('\n')
+    .concat('\n');
+}

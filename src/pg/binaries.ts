@@ -1,0 +1,120 @@
+import { constants } from 'node:fs';
+import { access, readdir } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import { execa } from 'execa';
+import { BackupctlError, ExitCode } from '../errors.js';
+
+export type ClientTool = 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql';
+
+export interface ClientBinary {
+  tool: ClientTool;
+  path: string;
+  /** As printed by `--version`, e.g. `15.18 (Debian 15.18-0+deb12u1)`. */
+  version: string;
+  major: number;
+}
+
+/** Parses `pg_dump (PostgreSQL) 15.18 (Debian ...)` into its version text and major. */
+export function parseClientVersion(output: string): { version: string; major: number } | null {
+  const match = /\(PostgreSQL\)\s+((\d+)(?:\.\d+)?\S*(?:\s+\(.*\))?)/.exec(output.trim());
+  if (!match?.[1] || !match[2]) return null;
+  return { version: match[1].trim(), major: Number(match[2]) };
+}
+
+/** Major version from server_version_num: 150018 -> 15, 90624 -> 9 (9.6 counts as 9). */
+export function serverMajor(versionNum: number): number {
+  return Math.floor(versionNum / 10000);
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function globVersionDirs(pattern: (n: string) => string, parent: string, namePattern: RegExp): Promise<string[]> {
+  try {
+    const names = await readdir(parent);
+    return names.filter((name) => namePattern.test(name)).map(pattern);
+  } catch {
+    return [];
+  }
+}
+
+/** Directories to look in, in order of preference. */
+export async function candidateDirs(options: { pgBinDir?: string | undefined; path?: string | undefined }): Promise<string[]> {
+  const dirs: string[] = [];
+  if (options.pgBinDir) dirs.push(options.pgBinDir);
+  dirs.push(...(options.path ?? '').split(delimiter).filter(Boolean));
+  dirs.push(
+    ...(await globVersionDirs((n) => `/usr/lib/postgresql/${n}/bin`, '/usr/lib/postgresql', /^\d+(\.\d+)?$/)),
+    ...(await globVersionDirs((n) => `/usr/${n}/bin`, '/usr', /^pgsql-\d+$/)),
+    ...(await globVersionDirs((n) => `/opt/homebrew/opt/${n}/bin`, '/opt/homebrew/opt', /^postgresql@\d+$/)),
+    ...(await globVersionDirs((n) => `/usr/local/opt/${n}/bin`, '/usr/local/opt', /^postgresql@\d+$/)),
+    '/usr/local/pgsql/bin',
+    '/opt/homebrew/bin',
+  );
+  return [...new Set(dirs)];
+}
+
+/** Every distinct copy of `tool` found, with its version. Unrunnable copies are skipped. */
+export async function discoverClients(
+  tool: ClientTool,
+  options: { pgBinDir?: string | undefined; path?: string | undefined },
+): Promise<ClientBinary[]> {
+  const found: ClientBinary[] = [];
+  for (const dir of await candidateDirs(options)) {
+    const path = join(dir, tool);
+    if (!(await isExecutable(path))) continue;
+    try {
+      const { stdout } = await execa(path, ['--version'], { timeout: 10_000 });
+      const parsed = parseClientVersion(stdout);
+      if (parsed) found.push({ tool, path, ...parsed });
+    } catch {
+      // a broken wrapper script or foreign binary: not a client we can use
+    }
+  }
+  return found;
+}
+
+/**
+ * Chooses the client for a server: among copies whose major is >= the server's, the
+ * closest major (an archive written by a newer pg_dump needs an equally new
+ * pg_restore), the configured pgBinDir first among equals. A server newer than every
+ * client found is a USAGE error that names the package to install.
+ */
+export function chooseClient(
+  tool: ClientTool,
+  candidates: readonly ClientBinary[],
+  serverMajorVersion: number,
+  pgBinDir?: string,
+): ClientBinary {
+  const usable = candidates.filter((c) => c.major >= serverMajorVersion);
+  if (usable.length === 0) {
+    const seen = candidates.map((c) => `${c.path} is ${c.major}`).join(', ');
+    throw new BackupctlError(
+      candidates.length === 0
+        ? `${tool} was not found (server is PostgreSQL ${serverMajorVersion})`
+        : `every ${tool} found is older than the server (PostgreSQL ${serverMajorVersion}): ${seen}`,
+      {
+        exitCode: ExitCode.USAGE,
+        hint: `install the PostgreSQL ${serverMajorVersion} client (Debian/Ubuntu: apt-get install postgresql-client-${serverMajorVersion}; RHEL: postgresql${serverMajorVersion}; macOS: brew install postgresql@${serverMajorVersion}) or set pgBinDir in the config`,
+      },
+    );
+  }
+  const best = Math.min(...usable.map((c) => c.major));
+  const closest = usable.filter((c) => c.major === best);
+  const preferred = pgBinDir ? closest.find((c) => c.path === join(pgBinDir, tool)) : undefined;
+  return preferred ?? (closest[0] as ClientBinary);
+}
+
+export async function findClient(
+  tool: ClientTool,
+  serverMajorVersion: number,
+  options: { pgBinDir?: string | undefined; path?: string | undefined },
+): Promise<ClientBinary> {
+  return chooseClient(tool, await discoverClients(tool, options), serverMajorVersion, options.pgBinDir);
+}

@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ConnectionSettings } from './connection.js';
+import { pgpassLine } from './pgpass.js';
+
+/** Variables that would make a child connect somewhere else, or see a secret, than we intend. */
+const STRIPPED = [
+  'PGPASSWORD',
+  'PGPASSFILE',
+  'PGSERVICE',
+  'PGSERVICEFILE',
+  'DATABASE_URL',
+  'PGHOSTADDR',
+  'PGHOST',
+  'PGPORT',
+  'PGUSER',
+  'PGDATABASE',
+  'PGSSLMODE',
+  'PGSSLROOTCERT',
+  'PGSSLCERT',
+  'PGSSLKEY',
+];
+
+export interface ChildEnv {
+  /** Environment for pg_dump/pg_restore/psql: libpq variables only, no password. */
+  env: Record<string, string>;
+  /** Removes the temporary passfile. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Builds the environment children connect with. The password goes into a temporary
+ * passfile (mode 0600, in the OS temp dir, removed by dispose) named by PGPASSFILE, so
+ * it is never in argv (visible in `ps`) nor in the child's environment.
+ */
+export async function childEnv(
+  settings: ConnectionSettings,
+  baseEnv: Record<string, string | undefined>,
+  database = settings.database,
+): Promise<ChildEnv> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(baseEnv)) {
+    if (value !== undefined && !STRIPPED.includes(key)) env[key] = value;
+  }
+  env.PGHOST = settings.host;
+  env.PGPORT = String(settings.port);
+  env.PGUSER = settings.user;
+  env.PGDATABASE = database;
+  if (settings.sslmode) env.PGSSLMODE = settings.sslmode;
+  if (settings.sslrootcert) env.PGSSLROOTCERT = settings.sslrootcert;
+  if (settings.sslcert) env.PGSSLCERT = settings.sslcert;
+  if (settings.sslkey) env.PGSSLKEY = settings.sslkey;
+
+  let passfile: string | null = null;
+  if (settings.password !== undefined) {
+    passfile = join(tmpdir(), `backupctl-${process.pid}-${randomBytes(6).toString('hex')}.pgpass`);
+    const handle = await open(passfile, 'wx', 0o600);
+    try {
+      await handle.chmod(0o600);
+      await handle.writeFile(pgpassLine({ ...settings, database }, settings.password));
+    } finally {
+      await handle.close();
+    }
+    env.PGPASSFILE = passfile;
+  } else {
+    // No password of ours: keep the user's own passfile, as libpq would.
+    const userPassfile = baseEnv.PGPASSFILE;
+    if (userPassfile) env.PGPASSFILE = userPassfile;
+  }
+  return {
+    env,
+    async dispose() {
+      if (passfile) {
+        const path = passfile;
+        passfile = null;
+        await rm(path, { force: true });
+      }
+    },
+  };
+}

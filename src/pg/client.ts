@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { BackupctlError, ExitCode } from '../errors.js';
+import { describeConnection, type ConnectionSettings } from './connection.js';
+
+/** node-postgres TLS options equivalent to libpq's sslmode. */
+function sslOptions(settings: ConnectionSettings): pg.ClientConfig['ssl'] {
+  switch (settings.sslmode) {
+    case undefined:
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return false;
+    case 'require':
+      return { rejectUnauthorized: false };
+    case 'verify-ca':
+    case 'verify-full': {
+      const options: Record<string, unknown> = { rejectUnauthorized: true };
+      if (settings.sslrootcert) options.ca = readFileSync(settings.sslrootcert, 'utf8');
+      if (settings.sslcert) options.cert = readFileSync(settings.sslcert, 'utf8');
+      if (settings.sslkey) options.key = readFileSync(settings.sslkey, 'utf8');
+      if (settings.sslmode === 'verify-ca') options.checkServerIdentity = () => undefined;
+      return options;
+    }
+  }
+}
+
+/** Opens a SQL session. Connection failures become one clear BackupctlError. */
+export async function connect(settings: ConnectionSettings, database = settings.database): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: settings.host,
+    port: settings.port,
+    user: settings.user,
+    database,
+    password: settings.password,
+    ssl: sslOptions(settings),
+    application_name: 'backupctl',
+    connectionTimeoutMillis: 30_000,
+  });
+  // An 'error' event after connect (server restart) must not crash the process;
+  // the pending query rejects and is reported there.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw connectionError(error, { ...settings, database });
+  }
+  return client;
+}
+
+interface PgErrorLike {
+  code?: string;
+  message?: string;
+}
+
+/** Maps a failure to connect to one line, a hint and an exit code. */
+export function connectionError(error: unknown, settings: ConnectionSettings): BackupctlError {
+  const where = describeConnection(settings);
+  const { code, message = String(error) } = (error ?? {}) as PgErrorLike;
+  const make = (text: string, exitCode: 1 | 2, hint?: string) =>
+    new BackupctlError(text, { exitCode, hint, cause: error });
+  switch (code) {
+    case 'ECONNREFUSED':
+      return make(`cannot connect to ${where}: connection refused`, ExitCode.FAILED, `is PostgreSQL running and listening on ${settings.host}:${settings.port}?`);
+    case 'ENOENT':
+      return make(`cannot connect to ${where}: no server socket in ${settings.host}`, ExitCode.FAILED, 'is PostgreSQL running? set PGHOST or the profile\'s host');
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return make(`cannot connect to ${where}: host ${settings.host} not found`, ExitCode.FAILED, 'check the host name (PGHOST, --db-url or the profile\'s host)');
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return make(`cannot connect to ${where}: ${code}`, ExitCode.FAILED, 'check the network path to the server');
+    case '28P01':
+      return make(`password authentication failed for ${where}`, ExitCode.USAGE, settings.passwordSource ? `check the password from ${settings.passwordSource}` : 'no password was given: set PGPASSWORD, PGPASSFILE/~/.pgpass, or the profile\'s passwordFile');
+    case '28000':
+      return make(`server refused ${where}: ${message}`, ExitCode.USAGE, 'check pg_hba.conf on the server and the user name');
+    case '3D000':
+      return make(`database "${settings.database}" does not exist on ${settings.host}:${settings.port}`, ExitCode.USAGE, 'check the database name (PGDATABASE, --db-url or the profile\'s database)');
+    case '57P03':
+    case '53300':
+      return make(`server not accepting connections for ${where}: ${message}`, ExitCode.FAILED, 'retry later');
+    default:
+      if (/client password must be a string|password authentication failed/i.test(message)) {
+        return make(`the server asks ${where} for a password and none was given`, ExitCode.USAGE, 'set PGPASSWORD, PGPASSFILE/~/.pgpass, or the profile\'s passwordFile/passwordEnv');
+      }
+      return make(`cannot connect to ${where}: ${message}`, ExitCode.FAILED);
+  }
+}
+
+/** Maps an error raised by a query (not the connection) to a BackupctlError. */
+export function queryError(error: unknown, doing: string): BackupctlError {
+  const { code, message = String(error) } = (error ?? {}) as PgErrorLike;
+  if (code === '42501') {
+    return new BackupctlError(`${doing}: ${message}`, {
+      hint: 'grant the backup role SELECT on every table (or use a role with pg_read_all_data)',
+      cause: error,
+    });
+  }
+  if (code === '55P03') {
+    return new BackupctlError(`${doing}: ${message}`, {
+      hint: 'another session holds a conflicting lock; raise --lock-wait-timeout or retry later',
+      cause: error,
+    });
+  }
+  return new BackupctlError(`${doing}: ${message}`, { cause: error });
+}
+
+/** Double-quotes an identifier for SQL. */
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

@@ -1,0 +1,144 @@
+import type { Readable } from 'node:stream';
+import { execa, type ResultPromise } from 'execa';
+import { BackupctlError, ExitCode, InterruptedError } from '../errors.js';
+
+export type DumpFormat = 'custom' | 'directory';
+
+/** What to dump and how: everything that becomes a pg_dump flag. */
+export interface DumpOptions {
+  format: DumpFormat;
+  jobs: number;
+  compress: number | string | null;
+  schemaOnly: boolean;
+  dataOnly: boolean;
+  schemas: string[];
+  excludeSchemas: string[];
+  tables: string[];
+  excludeTables: string[];
+  lockWaitTimeout: string | null;
+}
+
+/**
+ * pg_dump's argv. Connection settings are deliberately absent: they reach the child
+ * through libpq environment variables and a passfile, so nothing secret (and nothing
+ * that differs between runs except the snapshot) is on the command line.
+ */
+export function pgDumpArgs(options: DumpOptions, snapshot: string | null, directory?: string): string[] {
+  const args = [`--format=${options.format}`, '--no-password'];
+  if (options.format === 'directory') {
+    if (!directory) throw new Error('a directory-format dump needs a target directory');
+    args.push(`--file=${directory}`, `--jobs=${options.jobs}`);
+  }
+  if (snapshot) args.push(`--snapshot=${snapshot}`);
+  if (options.compress !== null) args.push(`--compress=${options.compress}`);
+  if (options.schemaOnly) args.push('--schema-only');
+  if (options.dataOnly) args.push('--data-only');
+  for (const value of options.schemas) args.push(`--schema=${value}`);
+  for (const value of options.excludeSchemas) args.push(`--exclude-schema=${value}`);
+  for (const value of options.tables) args.push(`--table=${value}`);
+  for (const value of options.excludeTables) args.push(`--exclude-table=${value}`);
+  if (options.lockWaitTimeout) args.push(`--lock-wait-timeout=${options.lockWaitTimeout}`);
+  return args;
+}
+
+export interface ChildRun {
+  env: Record<string, string>;
+  signal?: AbortSignal | undefined;
+}
+
+function spawn(path: string, args: string[], run: ChildRun, stdout: 'pipe' | 'ignore'): ResultPromise<{ buffer: { stdout: false; stderr: true } }> {
+  return execa(path, args, {
+    env: run.env,
+    extendEnv: false,
+    stdin: 'ignore',
+    stdout,
+    stderr: 'pipe',
+    buffer: { stdout: false, stderr: true },
+    cancelSignal: run.signal,
+    forceKillAfterDelay: 5_000,
+    // A stuck child must not outlive us: SIGTERM first, SIGKILL 5 s later.
+    killSignal: 'SIGTERM',
+    cleanup: true,
+  }) as ResultPromise<{ buffer: { stdout: false; stderr: true } }>;
+}
+
+/**
+ * Turns a failed child into one line for the user. The exit status decides failure,
+ * never the bytes produced: a pg_dump that wrote half an archive and exited 1 failed.
+ */
+export function childFailure(tool: string, error: unknown, signal?: AbortSignal): BackupctlError {
+  if (signal?.aborted) return signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
+  const e = error as { stderr?: unknown; exitCode?: number; signal?: string; shortMessage?: string; code?: string };
+  if (e.code === 'ENOENT') {
+    return new BackupctlError(`${tool} could not be started (not found)`, {
+      exitCode: ExitCode.USAGE,
+      hint: 'install the PostgreSQL client or set pgBinDir in the config',
+      cause: error,
+    });
+  }
+  const stderr = typeof e.stderr === 'string' ? e.stderr : '';
+  const line = firstErrorLine(stderr);
+  const status = e.signal ? `killed by ${e.signal}` : `exit status ${e.exitCode ?? '?'}`;
+  const text = `${tool} failed (${status})${line ? `: ${line}` : ''}`;
+  let hint: string | undefined;
+  let exitCode: 1 | 2 = ExitCode.FAILED;
+  if (/permission denied/i.test(stderr)) hint = 'grant the backup role SELECT on every table it dumps (or pg_read_all_data), or exclude the table';
+  else if (/could not obtain lock|lock timeout/i.test(stderr)) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
+  else if (/password authentication failed|no password supplied/i.test(stderr)) {
+    hint = 'check the password (PGPASSWORD, passfile or the profile\'s passwordFile)';
+    exitCode = ExitCode.USAGE;
+  } else if (/server version mismatch|aborting because of server version mismatch/i.test(stderr)) {
+    hint = 'install a client at least as new as the server, or set pgBinDir';
+    exitCode = ExitCode.USAGE;
+  }
+  return new BackupctlError(text, { exitCode, hint, cause: error });
+}
+
+/** The first `error:`/`FATAL:` line of a PostgreSQL client's stderr, trimmed. */
+export function firstErrorLine(stderr: string): string {
+  const lines = stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => /\b(error|fatal)\b:/i.test(l)) ?? lines[0] ?? '';
+  return line.replace(/^(pg_dump|pg_dumpall|pg_restore|psql):\s*/, '').replace(/^error:\s*/i, '').slice(0, 500);
+}
+
+/** Starts a custom-format pg_dump writing to stdout. */
+export function startCustomDump(pgDump: string, args: string[], run: ChildRun): { stdout: Readable; done: Promise<void> } {
+  const child = spawn(pgDump, args, run, 'pipe');
+  const done = child.then(
+    () => undefined,
+    (error: unknown) => {
+      throw childFailure('pg_dump', error, run.signal);
+    },
+  );
+  done.catch(() => undefined); // observed by the caller; never an unhandled rejection
+  if (!child.stdout) throw new Error('pg_dump has no stdout');
+  return { stdout: child.stdout, done };
+}
+
+/** Runs a directory-format pg_dump to completion. */
+export async function runDirectoryDump(pgDump: string, args: string[], run: ChildRun): Promise<void> {
+  try {
+    await spawn(pgDump, args, run, 'ignore');
+  } catch (error) {
+    throw childFailure('pg_dump', error, run.signal);
+  }
+}
+
+/**
+ * `pg_dumpall --globals-only` (roles, tablespaces) to stdout. Roles without access to
+ * pg_authid cannot read password hashes; callers retry with `rolePasswords: false`.
+ */
+export function startGlobalsDump(pgDumpall: string, database: string, rolePasswords: boolean, run: ChildRun): { stdout: Readable; done: Promise<void> } {
+  const args = ['--globals-only', '--no-password', `--database=${database}`];
+  if (!rolePasswords) args.push('--no-role-passwords');
+  const child = spawn(pgDumpall, args, run, 'pipe');
+  const done = child.then(
+    () => undefined,
+    (error: unknown) => {
+      throw childFailure('pg_dumpall', error, run.signal);
+    },
+  );
+  done.catch(() => undefined);
+  if (!child.stdout) throw new Error('pg_dumpall has no stdout');
+  return { stdout: child.stdout, done };
+}

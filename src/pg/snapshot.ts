@@ -1,0 +1,123 @@
+import type pg from 'pg';
+import { connect, queryError, quoteIdent } from './client.js';
+import type { ConnectionSettings } from './connection.js';
+
+export interface DatabaseFacts {
+  serverVersion: string;
+  serverVersionNum: number;
+  database: string;
+  sizeBytes: number;
+  encoding: string;
+  largeObjects: number;
+}
+
+/** Row count of one table, keyed by OID so it can be matched with the archive's TOC. */
+export interface CountedTable {
+  oid: number;
+  schema: string;
+  name: string;
+  rows: number;
+}
+
+/**
+ * A REPEATABLE READ transaction whose snapshot is exported for pg_dump --snapshot.
+ * While it stays open, everything read here (row counts, sizes) sees exactly the data
+ * pg_dump sees, however busy the database is. Close it only after pg_dump has finished.
+ */
+export class SnapshotSession {
+  private constructor(
+    private readonly client: pg.Client,
+    readonly snapshotId: string,
+  ) {}
+
+  static async open(settings: ConnectionSettings, options: { lockWaitTimeout?: string | undefined } = {}): Promise<SnapshotSession> {
+    const client = await connect(settings);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      if (options.lockWaitTimeout) {
+        // Same limit as pg_dump's: our counts take the same ACCESS SHARE locks.
+        await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(options.lockWaitTimeout)}`);
+      }
+      const result = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+      const snapshot = result.rows[0]?.snapshot;
+      if (!snapshot) throw new Error('pg_export_snapshot() returned nothing');
+      return new SnapshotSession(client, snapshot);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw queryError(error, 'cannot open a snapshot');
+    }
+  }
+
+  async facts(): Promise<DatabaseFacts> {
+    try {
+      const { rows } = await this.client.query<{
+        server_version: string;
+        server_version_num: string;
+        database: string;
+        size: string;
+        encoding: string;
+        large_objects: string;
+      }>(`SELECT current_setting('server_version') AS server_version,
+                 current_setting('server_version_num') AS server_version_num,
+                 current_database() AS database,
+                 pg_database_size(current_database())::text AS size,
+                 pg_encoding_to_char(encoding) AS encoding,
+                 (SELECT count(*) FROM pg_largeobject_metadata)::text AS large_objects
+            FROM pg_database WHERE datname = current_database()`);
+      const row = rows[0];
+      if (!row) throw new Error('current database not found in pg_database');
+      return {
+        serverVersion: row.server_version,
+        serverVersionNum: Number(row.server_version_num),
+        database: row.database,
+        sizeBytes: Number(row.size),
+        encoding: row.encoding,
+        largeObjects: Number(row.large_objects),
+      };
+    } catch (error) {
+      throw queryError(error, 'cannot read database facts');
+    }
+  }
+
+  /**
+   * Exact row counts of every table whose rows pg_dump could dump: ordinary tables and
+   * partitions (including unlogged ones) and populated materialized views, outside
+   * system schemas. Callers keep the ones the archive's TOC has data for.
+   */
+  async countRows(signal?: AbortSignal): Promise<CountedTable[]> {
+    const { rows: tables } = await this.client
+      .query<{ oid: number; schema: string; name: string }>(
+        `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated))
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+          ORDER BY n.nspname, c.relname`,
+      )
+      .catch((error: unknown) => {
+        throw queryError(error, 'cannot list tables');
+      });
+    const counted: CountedTable[] = [];
+    for (const table of tables) {
+      if (signal?.aborted) break;
+      const sql = `SELECT count(*)::int8 AS rows FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+      try {
+        const { rows } = await this.client.query<{ rows: string }>(sql);
+        counted.push({ oid: Number(table.oid), schema: table.schema, name: table.name, rows: Number(rows[0]?.rows ?? 0) });
+      } catch (error) {
+        throw queryError(error, `cannot count rows of ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`);
+      }
+    }
+    return counted;
+  }
+
+  /** Ends the transaction. Safe to call more than once. */
+  async close(): Promise<void> {
+    await this.client.query('COMMIT').catch(() => undefined);
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}

@@ -1,0 +1,82 @@
+import type { Readable } from 'node:stream';
+import { execa } from 'execa';
+import { childFailure, type ChildRun } from './dump.js';
+
+/** One line of `pg_restore --list`: `dumpId; catalogOid objectOid TYPE ...`. */
+export interface TocEntry {
+  dumpId: number;
+  catalogOid: number;
+  objectOid: number;
+  /** e.g. `TABLE DATA`, `MATERIALIZED VIEW DATA`, `BLOBS`, `SCHEMA`. */
+  type: string;
+  /** The rest of the line (schema, name, owner), as pg_restore printed it. */
+  rest: string;
+}
+
+const TOC_TYPES = [
+  'MATERIALIZED VIEW DATA',
+  'TABLE DATA',
+  'SEQUENCE SET',
+  'LARGE OBJECTS',
+  'BLOB METADATA',
+  'BLOBS',
+  'BLOB',
+];
+
+/** Parses `pg_restore --list` output; comment lines (`;`) are skipped. */
+export function parseTocList(text: string): TocEntry[] {
+  const entries: TocEntry[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const match = /^(\d+);\s+(\d+)\s+(\d+)\s+(.*)$/.exec(line);
+    if (!match) continue;
+    const body = match[4] ?? '';
+    const known = TOC_TYPES.find((type) => body.startsWith(`${type} `) || body === type);
+    const type = known ?? body.split(' ')[0] ?? '';
+    entries.push({
+      dumpId: Number(match[1]),
+      catalogOid: Number(match[2]),
+      objectOid: Number(match[3]),
+      type,
+      rest: body.slice(type.length).trim(),
+    });
+  }
+  return entries;
+}
+
+/** OIDs of the tables and materialized views whose rows the archive holds. */
+export function tablesWithData(entries: readonly TocEntry[]): Set<number> {
+  return new Set(
+    entries.filter((e) => e.type === 'TABLE DATA' || e.type === 'MATERIALIZED VIEW DATA').map((e) => e.objectOid),
+  );
+}
+
+/**
+ * Reads an archive's table of contents. `source` is either a path pg_restore can open
+ * (a directory-format dump) or a stream of a custom-format archive: pg_restore reads
+ * only the header and TOC from it and exits, and the stream is then dropped.
+ */
+export async function readToc(pgRestore: string, source: string | Readable, run: ChildRun): Promise<TocEntry[]> {
+  const fromStream = typeof source !== 'string';
+  const child = execa(pgRestore, fromStream ? ['--list'] : ['--list', source], {
+    env: run.env,
+    extendEnv: false,
+    stdin: fromStream ? 'pipe' : 'ignore',
+    cancelSignal: run.signal,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (fromStream) {
+    const stdin = child.stdin;
+    // pg_restore closes its stdin once it has the TOC: that EPIPE is expected.
+    stdin?.on('error', () => undefined);
+    source.on('error', () => undefined);
+    if (stdin) source.pipe(stdin);
+  }
+  try {
+    const { stdout } = await child;
+    return parseTocList(stdout);
+  } catch (error) {
+    throw childFailure('pg_restore --list', error, run.signal);
+  } finally {
+    if (fromStream) source.destroy();
+  }
+}

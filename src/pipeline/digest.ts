@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+export interface Digest {
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * A pass-through stage that hashes and counts what flows through it. Put one where the
+ * bytes are the ones you want to vouch for: right before storage for the stored digest,
+ * right after pg_dump for the plaintext digest when later stages change the bytes.
+ */
+export class DigestStream extends Transform {
+  private readonly hash = createHash('sha256');
+  private count = 0;
+  private result: Digest | null = null;
+
+  constructor(private readonly onProgress?: (bytes: number) => void) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.count += chunk.length;
+    this.onProgress?.(this.count);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.result = { bytes: this.count, sha256: this.hash.digest('hex') };
+    callback();
+  }
+
+  get bytes(): number {
+    return this.count;
+  }
+
+  /** The final digest; only valid once the stream has ended. */
+  digest(): Digest {
+    if (!this.result) throw new Error('digest read before the stream ended');
+    return this.result;
+  }
+}
+
+/** Hashes a whole stream (used by verify to re-hash a stored artifact). */
+export async function digestOf(source: AsyncIterable<Buffer>): Promise<Digest> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of source) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
