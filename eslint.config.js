@@ -1,0 +1,45 @@
+// Lint rules that hold the architecture (docs in README "Design"): imports flow
+// commands -> core -> {pg, storage, pipeline, catalog, retention}; chalk/ora only in
+// output/, execa only in pg/ (and the test helpers), pg only in pg/.
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+const restrict = (patterns, paths = []) => ({ 'no-restricted-imports': ['error', { patterns, paths }] });
+const onlyInPg = ['execa', 'pg'].map((name) => ({ name, message: `${name} is used only in src/pg/` }));
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/', '.scratch/', '.bench/', '.demo/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/output/**'],
+    rules: restrict([{ group: ['chalk', 'ora'], message: 'terminal styling belongs in src/output/' }], onlyInPg),
+  },
+  { files: ['src/pg/**/*.ts'], rules: restrict([{ group: ['chalk', 'ora'], message: 'terminal styling belongs in src/output/' }]) },
+  {
+    files: ['src/pg/**', 'src/storage/**', 'src/pipeline/**', 'src/catalog/**', 'src/retention/**', 'src/config/**'],
+    rules: restrict([
+      { group: ['**/core/*', '**/commands/*', '**/cli.js'], message: 'lower layers must not import core/commands' },
+      { group: ['chalk', 'ora'], message: 'terminal styling belongs in src/output/' },
+    ]),
+  },
+  {
+    files: ['src/core/**'],
+    rules: restrict(
+      [
+        { group: ['**/commands/*', '**/cli.js', '**/output/*'], message: 'core returns results; commands and output render them' },
+        { group: ['chalk', 'ora'], message: 'terminal styling belongs in src/output/' },
+      ],
+      onlyInPg,
+    ),
+  },
+);
