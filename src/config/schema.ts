@@ -247,8 +247,8 @@ export const ConfigSchema = strictObject({
     .optional()
     .describe('Profile used when --profile and BACKUPCTL_PROFILE are not given and several profiles exist.'),
   pgBinDir: text(
-    'Directory holding pg_dump, pg_restore, psql and pg_dumpall to prefer over the ones on PATH, ' +
-      'e.g. "/usr/lib/postgresql/17/bin".',
+    'Directory holding pg_dump, pg_restore, psql and pg_dumpall, e.g. "/usr/lib/postgresql/17/bin". ' +
+      'When set, it is the only place clients are looked for; unset, PATH and the usual install locations are searched.',
   ),
   workDir: text(
     'Local scratch directory for directory-format dumps before they are packed. Default: the OS temp directory.',

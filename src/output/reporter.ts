@@ -37,11 +37,27 @@ interface PhaseState {
   lastEmit: number;
 }
 
+/**
+ * A spinner needs a real terminal: cursor movement, and a known width. ora divides by
+ * `columns` to count the lines to clear, so a pty that reports 0 columns (`script`, some
+ * CI runners) would make it loop forever: such terminals get plain lines instead.
+ */
+function canSpin(stream: ReporterOptions['stream']): boolean {
+  const tty = stream as { isTTY?: boolean; columns?: unknown; cursorTo?: unknown; clearLine?: unknown };
+  return (
+    tty.isTTY === true &&
+    typeof tty.columns === 'number' &&
+    tty.columns > 0 &&
+    typeof tty.cursorTo === 'function' &&
+    typeof tty.clearLine === 'function'
+  );
+}
+
 export function createReporter(options: ReporterOptions): CliReporter {
   const { stream, style, quiet, verbose, logFormat } = options;
   const now = options.now ?? (() => new Date());
   const json = logFormat === 'json';
-  const tty = stream.isTTY === true && !json;
+  const tty = !json && canSpin(stream);
   const phases = new Map<string, PhaseState>();
   let spinner: Ora | null = null;
   let spinnerPhase: string | null = null;

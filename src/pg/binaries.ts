@@ -44,10 +44,14 @@ async function globVersionDirs(pattern: (n: string) => string, parent: string, n
   }
 }
 
-/** Directories to look in, in order of preference. */
+/**
+ * Directories to look in. A configured pgBinDir is the only place looked at: an operator
+ * who names a directory means those clients, and a surprise substitute would be worse
+ * than a clear error. Otherwise: PATH, then the usual install locations.
+ */
 export async function candidateDirs(options: { pgBinDir?: string | undefined; path?: string | undefined }): Promise<string[]> {
+  if (options.pgBinDir) return [options.pgBinDir];
   const dirs: string[] = [];
-  if (options.pgBinDir) dirs.push(options.pgBinDir);
   dirs.push(...(options.path ?? '').split(delimiter).filter(Boolean));
   dirs.push(
     ...(await globVersionDirs((n) => `/usr/lib/postgresql/${n}/bin`, '/usr/lib/postgresql', /^\d+(\.\d+)?$/)),
@@ -83,21 +87,21 @@ export async function discoverClients(
 /**
  * Chooses the client for a server: among copies whose major is >= the server's, the
  * closest major (an archive written by a newer pg_dump needs an equally new
- * pg_restore), the configured pgBinDir first among equals. A server newer than every
- * client found is a USAGE error that names the package to install.
+ * pg_restore), the earliest found first among equals. A server newer than every client
+ * found is a USAGE error that names the package to install.
  */
 export function chooseClient(
   tool: ClientTool,
   candidates: readonly ClientBinary[],
   serverMajorVersion: number,
-  pgBinDir?: string,
+  where = 'PATH or the usual install locations',
 ): ClientBinary {
   const usable = candidates.filter((c) => c.major >= serverMajorVersion);
   if (usable.length === 0) {
     const seen = candidates.map((c) => `${c.path} is ${c.major}`).join(', ');
     throw new BackupctlError(
       candidates.length === 0
-        ? `${tool} was not found (server is PostgreSQL ${serverMajorVersion})`
+        ? `${tool} was not found in ${where} (server is PostgreSQL ${serverMajorVersion})`
         : `every ${tool} found is older than the server (PostgreSQL ${serverMajorVersion}): ${seen}`,
       {
         exitCode: ExitCode.USAGE,
@@ -106,9 +110,7 @@ export function chooseClient(
     );
   }
   const best = Math.min(...usable.map((c) => c.major));
-  const closest = usable.filter((c) => c.major === best);
-  const preferred = pgBinDir ? closest.find((c) => c.path === join(pgBinDir, tool)) : undefined;
-  return preferred ?? (closest[0] as ClientBinary);
+  return usable.find((c) => c.major === best) as ClientBinary;
 }
 
 export async function findClient(
@@ -116,5 +118,6 @@ export async function findClient(
   serverMajorVersion: number,
   options: { pgBinDir?: string | undefined; path?: string | undefined },
 ): Promise<ClientBinary> {
-  return chooseClient(tool, await discoverClients(tool, options), serverMajorVersion, options.pgBinDir);
+  const where = options.pgBinDir ? `pgBinDir ${options.pgBinDir}` : undefined;
+  return chooseClient(tool, await discoverClients(tool, options), serverMajorVersion, where);
 }

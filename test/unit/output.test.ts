@@ -381,6 +381,34 @@ describe('reporter', () => {
     expect(text()).toBe('dump: 100 MiB\ndump: done, 120 MiB in 12.0 s (10 MiB/s)\n');
   });
 
+  it('falls back to plain lines on a terminal that reports no width', () => {
+    const { stream, text } = fakeStream();
+    Object.assign(stream, { isTTY: true, columns: 0, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    const r = createReporter({ stream, style: plain, quiet: false, verbose: false, logFormat: 'text' });
+    r.progress('dump', 10);
+    r.progressDone('dump', 2048);
+    r.stop();
+    expect(text()).toMatch(/^dump: done, 2 KiB in \d+ ms/);
+  });
+
+  it('shows a spinner on a terminal and stops it', () => {
+    const { stream, text } = fakeStream();
+    Object.assign(stream, { isTTY: true, columns: 80, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
+    const c = clock();
+    const r = createReporter({ stream, style: plain, quiet: false, verbose: false, logFormat: 'text', now: c.now });
+    r.progress('dump', 0);
+    c.advance(1000);
+    r.progress('dump', 45 * 1024 * 1024);
+    r.info('between');
+    c.advance(1000);
+    r.progressDone('dump', 90 * 1024 * 1024);
+    r.stop();
+    const out = text();
+    expect(out).toContain('dump: 0 B');
+    expect(out).toContain('between\n');
+    expect(out).toContain('dump: done, 90 MiB in 2.0 s (45 MiB/s)\n');
+  });
+
   it('emits one parseable JSON line per event', () => {
     const { stream, text } = fakeStream();
     const c = clock();

@@ -1,0 +1,20 @@
+import { it } from 'vitest';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli, baseEnv } from '../helpers/cli.js';
+import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { loadTricky } from '../helpers/fixtures.js';
+const cluster = connectProvided();
+it('explore', async () => {
+  const db = uniqueName('explore');
+  await loadTricky(cluster, db);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bx-'));
+  const r = await runCli(['create', '--json', '--storage', path.join(dir, 'st')], { env: baseEnv(cluster.env(db)), cwd: dir });
+  console.log(r.code, r.stdout, r.stderr);
+  const r2 = await runCli(['show', 'latest', '--storage', path.join(dir, 'st')], { env: baseEnv(), cwd: dir });
+  console.log(r2.code, r2.stdout, r2.stderr);
+  const r3 = await runCli(['list', '--storage', path.join(dir, 'st')], { env: baseEnv(), cwd: dir });
+  console.log(r3.code, r3.stdout, r3.stderr);
+  await cluster.dropDatabase(db);
+});
