@@ -99,9 +99,12 @@ Examples:
   $ backupctl create --jobs 4 --exclude-table 'audit.*'
 ${EXIT_CODES_HELP}`,
     )
-    .action((options: Record<string, unknown>) =>
-      dispatch(async (ctx) => (await import('./commands/create.js')).run(options, ctx)),
-    );
+    .action((options: Record<string, unknown>, command: Command) => {
+      // commander defaults a lone --no-globals to true; "not given" must leave the profile's `globals` in charge.
+      const { globals, ...rest } = options;
+      const given = command.getOptionValueSource('globals') === 'default' ? rest : { ...rest, globals };
+      return dispatch(async (ctx) => (await import('./commands/create.js')).run(given, ctx));
+    });
 
   program
     .command('list')
@@ -145,6 +148,37 @@ ${EXIT_CODES_HELP}`,
     )
     .action((ref: string, options: { tag?: string }) =>
       dispatch(async (ctx) => (await import('./commands/show.js')).run(ref, options, ctx)),
+    );
+
+  program
+    .command('verify')
+    .description('prove backups: re-hash them, read them through, restore them into a throwaway database and compare row counts')
+    .argument('[id]', 'a backup id, or "latest"')
+    .option('-a, --all', 'verify every backup (of --profile, or of every profile)')
+    .addOption(
+      new Option('--level <level>', 'checksum: re-hash; archive: + read the archive to the end; restore: + restore and compare row counts')
+        .choices(['checksum', 'archive', 'restore'])
+        .default('restore'),
+    )
+    .option('-j, --jobs <n>', 'parallel pg_restore jobs for the restore level', positiveInt(64))
+    .option('--keep', 'keep the throwaway database for inspection and print its name')
+    .option('--verify-url <url>', 'restore on this server instead of the profile\'s (no password in it)')
+    .option('-t, --tag <tag>', 'with "latest" or --all: only backups with this tag')
+    .addHelpText(
+      'after',
+      `
+Every run is recorded in the backup's sidecar; "list" shows the latest result.
+The throwaway database is always dropped, on success, failure and Ctrl-C, unless --keep.
+
+Examples:
+  $ backupctl verify latest
+  $ backupctl verify 20261123T140509Z-1a2b3c --level archive
+  $ backupctl verify --all --profile app --level checksum
+  $ backupctl verify latest --verify-url postgres://verify@scratch-db/postgres --jobs 4
+${EXIT_CODES_HELP}`,
+    )
+    .action((ref: string | undefined, options: { all?: boolean; level: 'checksum' | 'archive' | 'restore'; jobs?: number; keep?: boolean; verifyUrl?: string; tag?: string }) =>
+      dispatch(async (ctx) => (await import('./commands/verify.js')).run(ref, options, ctx)),
     );
 
   return program;

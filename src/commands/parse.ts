@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { parseFixedDuration } from '../config/duration.js';
 import { TAG_PATTERN } from '../config/schema.js';
 
 /** Option parsers for commander: they throw InvalidArgumentError, which the CLI maps to exit 2. */
@@ -48,4 +49,25 @@ export function sinceValue(value: string): (now: Date) => Date {
     if (!Number.isNaN(date.getTime())) return () => date;
   }
   throw new InvalidArgumentError('expected a duration like 36h, 7d, 2w, or a date like 2026-11-01');
+}
+
+/**
+ * `--wait`, `--leftover-age`: a fixed duration such as `30s`, `5min`, `2h`, `1h30min`, `7d`
+ * (see config/duration.ts; a bare `m` is refused, it means months in retention rules),
+ * in milliseconds. `0` is accepted and means "no time at all".
+ */
+export function clockDuration(value: string): number {
+  if (value.trim() === '0') return 0;
+  try {
+    return parseFixedDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/** `--keep-*` counts: a whole number >= 0, or -1 (or "unlimited") for no limit. */
+export function keepCount(value: string): number {
+  if (value === 'unlimited' || value === 'all') return -1;
+  if (!/^(-1|\d{1,7})$/.test(value)) throw new InvalidArgumentError('expected a whole number >= 0, or -1 for unlimited');
+  return Number(value);
 }

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { PROFILE_PATTERN } from '../catalog/id.js';
+import { isValidTimeZone } from '../retention/periods.js';
+import { parseDuration } from '../retention/policy.js';
+import { FIXED_DURATION_HELP, FIXED_DURATION_PATTERN } from './duration.js';
 
 /**
  * The configuration file, as one zod schema. Every key carries a description: they end
@@ -98,6 +101,129 @@ const TAG_MESSAGE =
 
 // ---------------------------------------------------------------------------------------
 // Profile
+
+const DURATION_MESSAGE = `expected ${FIXED_DURATION_HELP}`;
+
+function fixedDuration(description: string) {
+  return z
+    .string({ error: DURATION_MESSAGE })
+    .regex(FIXED_DURATION_PATTERN, { error: DURATION_MESSAGE })
+    .refine((value) => !/^(0+[a-z]+)+$/.test(value), { error: 'must be longer than 0' })
+    .optional()
+    .describe(description);
+}
+
+/** `status` thresholds of a profile; the command-line flags override them. */
+export const StatusSettingsSchema = strictObject({
+  maxAge: fixedDuration(
+    'Unhealthy when the newest backup finished longer ago than this, or when there is none (status --max-age), e.g. "25h".',
+  ),
+  maxVerifyAge: fixedDuration(
+    'Unhealthy when no backup of the profile passed a verification within this time (status --max-verify-age), e.g. "8d".',
+  ),
+  minSizeRatio: z
+    .number({ error: 'expected a number from 0 to 1' })
+    .min(0, { error: 'expected a number from 0 to 1' })
+    .max(1, { error: 'expected a number from 0 to 1' })
+    .optional()
+    .describe(
+      'Unhealthy when the newest backup is smaller than this fraction of the median of the previous (up to 5) backups ' +
+        'taken with the same dump options (status --min-size-ratio), e.g. 0.5.',
+    ),
+  allowFailures: bool(
+    'Failed runs since the last successful backup are reported but do not make the profile unhealthy (status --allow-failures). Default false.',
+  ),
+});
+
+const URL_MESSAGE = 'expected an http:// or https:// URL';
+const NOTIFY_EVENTS = ['success', 'failure'] as const;
+
+function notifyUrl(description: string) {
+  return z.url({ protocol: /^https?$/, error: URL_MESSAGE }).describe(description);
+}
+
+function notifyEvents(description: string) {
+  return z
+    .array(z.enum(NOTIFY_EVENTS, { error: 'expected "success" or "failure"' }), { error: 'expected an array of events' })
+    .min(1, { error: 'list at least one event, or remove the target' })
+    .optional()
+    .describe(description);
+}
+
+/** `notify` of a profile: where to report the outcome of runs. */
+export const NotifySettingsSchema = strictObject({
+  webhook: strictObject({
+    url: notifyUrl('URL that receives a POST with a JSON body for each run (it may hold a token: it is never printed in full).'),
+    events: notifyEvents('Which outcomes are sent: "success", "failure". Default both.'),
+  })
+    .optional()
+    .describe(
+      'Generic JSON webhook: {event: "backup.succeeded"|"backup.failed", profile, id, database, startedAt, finishedAt, ' +
+        'durationMs, bytes, error, exitCode, host}.',
+    ),
+  slack: strictObject({
+    url: notifyUrl('Slack (or Mattermost, Rocket.Chat...) incoming webhook URL. It holds a token: it is never printed in full.'),
+    events: notifyEvents('Which outcomes are sent: "success", "failure". Default both.'),
+  })
+    .optional()
+    .describe('Slack-compatible incoming webhook: one short message {text} per run.'),
+  healthchecks: strictObject({
+    url: notifyUrl('Ping URL, e.g. "https://hc-ping.com/<uuid>": <url>/start when a run starts, <url> on success, <url>/fail with the error on failure.'),
+  })
+    .optional()
+    .describe('healthchecks.io-style ping URLs (start, success, fail). Also alerts when a run never happens.'),
+  timeoutMs: integer(100, 300_000)
+    .optional()
+    .describe('Time limit of one attempt to notify, in milliseconds. Default 10000.'),
+  retries: integer(0, 10).optional().describe('Further attempts after a failed one (network error, timeout, HTTP 408/429/5xx). Default 2.'),
+});
+
+const KEEP_COUNT_MESSAGE = 'expected a whole number >= 0, or -1 for unlimited';
+
+function keepCount(description: string) {
+  return integer(-1, 1_000_000, KEEP_COUNT_MESSAGE).optional().describe(description);
+}
+
+/** What a retention duration looks like, for editors (parseDuration gives the exact message). */
+const RETENTION_DURATION_PATTERN = /^\s*(\d+(y|mo|m|w|d|h|min))+\s*$/;
+
+/** `retention` of a profile: the policy "prune" applies (restic semantics); prune's flags override it key by key. */
+export const RetentionSettingsSchema = strictObject({
+  keepLast: keepCount('Keep the N newest backups (prune --keep-last). -1: all.'),
+  keepHourly: keepCount('Keep the newest backup of each of the N most recent hours that have one (--keep-hourly). -1: unlimited.'),
+  keepDaily: keepCount('Keep the newest backup of each of the N most recent days that have one (--keep-daily). -1: unlimited.'),
+  keepWeekly: keepCount('Keep the newest backup of each of the N most recent ISO weeks (Monday start) that have one (--keep-weekly).'),
+  keepMonthly: keepCount('Keep the newest backup of each of the N most recent months that have one (--keep-monthly).'),
+  keepYearly: keepCount('Keep the newest backup of each of the N most recent years that have one (--keep-yearly).'),
+  keepWithin: z
+    .string({ error: 'expected a duration string such as "14d"' })
+    .regex(RETENTION_DURATION_PATTERN, {
+      error: 'expected a duration like "14d", "2w", "6m" or "1y6m" (units y, m = months, w, d, h, min)',
+    })
+    .superRefine((value, ctx) => {
+      try {
+        parseDuration(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    })
+    .optional()
+    .describe(
+      'Keep every backup made within this duration before the NEWEST backup (not before now, so a stalled schedule ' +
+        'never wipes the history) (--keep-within), e.g. "14d", "1y6m". Units y, m (months, as in restic), w, d, h, min.',
+    ),
+  keepTags: z
+    .array(z.string({ error: TAG_MESSAGE }).regex(TAG_PATTERN, { error: TAG_MESSAGE }), {
+      error: 'expected an array of tags',
+    })
+    .optional()
+    .describe('Keep every backup that has any of these tags (--keep-tag), e.g. ["pre-migration", "keep"].'),
+  timeZone: z
+    .string({ error: 'expected an IANA time zone name such as "Europe/Berlin"' })
+    .refine((zone) => isValidTimeZone(zone), { error: 'not a known IANA time zone (e.g. "UTC", "Europe/Berlin")' })
+    .optional()
+    .describe('Time zone of the calendar periods of keepHourly..keepYearly and of keepWithin\'s calendar steps (--time-zone). Default "UTC".'),
+});
 
 export const ProfileSchema = strictObject({
   // Connection
@@ -198,6 +324,38 @@ export const ProfileSchema = strictObject({
     .string({ error: 'expected a string' })
     .optional()
     .describe('Free text recorded with every backup of this profile.'),
+
+  // Verification
+  verify: strictObject({
+    server: z
+      .string({ error: 'expected a string' })
+      .regex(POSTGRES_URL_PATTERN, { error: 'expected a URL starting with postgres:// or postgresql://' })
+      .optional()
+      .describe(
+        'Server that "verify" restores into (a throwaway database is created and dropped there), e.g. ' +
+          '"postgresql://verify@scratch-db.internal/postgres", so that production is not loaded. ' +
+          'Default: the profile\'s own server. The password comes from the same sources as the profile\'s.',
+      ),
+    jobs: integer(1, 64).optional().describe('Parallel pg_restore jobs for verification restores. Default 1.'),
+  })
+    .optional()
+    .describe('How "verify" checks this profile\'s backups.'),
+
+  // Unattended runs
+  status: StatusSettingsSchema.optional().describe(
+    'Thresholds of "backupctl status" for this profile (flags override them). Each check is off until set.',
+  ),
+  notify: NotifySettingsSchema.optional().describe(
+    'Notifications about runs of this profile. A failing notification is a warning, never a failed run. ' +
+      'A profile\'s "notify" replaces the one in "defaults" as a whole.',
+  ),
+
+  // Retention
+  retention: RetentionSettingsSchema.optional().describe(
+    'Retention policy applied by "backupctl prune" (restic semantics: a backup is kept if any rule keeps it). ' +
+      'A profile\'s "retention" replaces the one in "defaults" as a whole; prune\'s flags override it key by key. ' +
+      'The newest backup and the newest verified backup are always kept.',
+  ),
 })
   .superRefine((profile, ctx) => {
     // `when`: runs even if other keys failed, so `profile` may hold values of any type.

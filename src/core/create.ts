@@ -19,6 +19,7 @@ import { gateOnExit } from '../pipeline/gate.js';
 import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
+import { acquireDatabaseLock, acquireProfileLock, type DatabaseLock } from './lock.js';
 import type { ResolvedProfile } from './profile.js';
 import type { CreateResult } from './results.js';
 import type { Runtime } from './runtime.js';
@@ -35,6 +36,7 @@ interface StoredArtifact {
 /**
  * Takes one backup. The order is the contract:
  * 1. check the storage is writable and the server reachable, before any dump starts;
+ *    take the profile's lock and the database's advisory lock (busy: exit 4, or --wait);
  * 2. open a REPEATABLE READ transaction and export its snapshot;
  * 3. run pg_dump on that snapshot, streaming into storage under a temporary name,
  *    while counting every table's rows in the same snapshot;
@@ -42,16 +44,39 @@ interface StoredArtifact {
  * 5. write the sidecar, last and atomically. Until then the backup does not exist:
  *    on any failure or interrupt, everything written for it is removed.
  */
-export async function createBackup(profile: ResolvedProfile, runtime: Runtime): Promise<CreateResult> {
-  const { reporter, signal } = runtime;
-  const started = runtime.now();
-  const startedMs = performance.now();
+export async function createBackup(profile: ResolvedProfile, runtime: Runtime, options: CreateOptions = {}): Promise<CreateResult> {
   const storage = openStorage(profile.storage, runtime.cwd);
   try {
     await storage.checkWritable(profile.name);
   } catch (error) {
     throw storageError(error, storage.location, 'checking the backup directory');
   }
+  throwIfAborted(runtime.signal);
+
+  // Both locks are taken before the dump starts and released whatever happens (also on SIGINT).
+  const waitFrom = runtime.now().getTime();
+  const lock = await acquireProfileLock({ storage, profile: profile.name, command: 'create', waitMs: options.waitMs, runtime });
+  let databaseLock: DatabaseLock | null = null;
+  try {
+    const waitLeft = Math.max(0, (options.waitMs ?? 0) - (runtime.now().getTime() - waitFrom));
+    databaseLock = await acquireDatabaseLock({ connection: profile.connection, command: 'create', waitMs: waitLeft, runtime });
+    return await backupUnderLock(profile, runtime, storage);
+  } finally {
+    await databaseLock?.release();
+    await lock.release();
+  }
+}
+
+export interface CreateOptions {
+  /** `--wait`: wait up to this many milliseconds for the profile's and the database's lock (default: fail at once, exit 4). */
+  waitMs?: number | undefined;
+}
+
+/** Steps 2-5, with the profile lock and the database's advisory lock held. */
+async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, storage: Storage): Promise<CreateResult> {
+  const { reporter, signal } = runtime;
+  const started = runtime.now();
+  const startedMs = performance.now();
   throwIfAborted(signal);
 
   const session = await SnapshotSession.open(profile.connection, { lockWaitTimeout: profile.dump.lockWaitTimeout ?? undefined });

@@ -59,7 +59,6 @@ function graphemeWidth(grapheme: string): number {
 export function displayWidth(text: string): number {
   const plain = stripAnsi(text);
   // Fast path: printable ASCII.
-  // eslint-disable-next-line no-control-regex
   if (/^[\u0020-\u007e]*$/.test(plain)) return plain.length;
   let width = 0;
   for (const { segment } of segmenter.segment(plain)) width += graphemeWidth(segment);

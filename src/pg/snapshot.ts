@@ -1,6 +1,9 @@
 import type pg from 'pg';
-import { connect, queryError, quoteIdent } from './client.js';
+import { connect, queryError } from './client.js';
+import { countRows, type CountedTable } from './counts.js';
 import type { ConnectionSettings } from './connection.js';
+
+export type { CountedTable } from './counts.js';
 
 export interface DatabaseFacts {
   serverVersion: string;
@@ -9,14 +12,6 @@ export interface DatabaseFacts {
   sizeBytes: number;
   encoding: string;
   largeObjects: number;
-}
-
-/** Row count of one table, keyed by OID so it can be matched with the archive's TOC. */
-export interface CountedTable {
-  oid: number;
-  schema: string;
-  name: string;
-  rows: number;
 }
 
 /**
@@ -79,36 +74,9 @@ export class SnapshotSession {
     }
   }
 
-  /**
-   * Exact row counts of every table whose rows pg_dump could dump: ordinary tables and
-   * partitions (including unlogged ones) and populated materialized views, outside
-   * system schemas. Callers keep the ones the archive's TOC has data for.
-   */
-  async countRows(signal?: AbortSignal): Promise<CountedTable[]> {
-    const { rows: tables } = await this.client
-      .query<{ oid: number; schema: string; name: string }>(
-        `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated))
-            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-          ORDER BY n.nspname, c.relname`,
-      )
-      .catch((error: unknown) => {
-        throw queryError(error, 'cannot list tables');
-      });
-    const counted: CountedTable[] = [];
-    for (const table of tables) {
-      if (signal?.aborted) break;
-      const sql = `SELECT count(*)::int8 AS rows FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
-      try {
-        const { rows } = await this.client.query<{ rows: string }>(sql);
-        counted.push({ oid: Number(table.oid), schema: table.schema, name: table.name, rows: Number(rows[0]?.rows ?? 0) });
-      } catch (error) {
-        throw queryError(error, `cannot count rows of ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`);
-      }
-    }
-    return counted;
+  /** Exact row counts of every table, as of the exported snapshot (see countRows). */
+  countRows(signal?: AbortSignal): Promise<CountedTable[]> {
+    return countRows(this.client, signal);
   }
 
   /** Ends the transaction. Safe to call more than once. */

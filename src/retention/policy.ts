@@ -43,7 +43,7 @@ export interface RetentionPolicy {
   keepWeekly?: number;
   keepMonthly?: number;
   keepYearly?: number;
-  /** A duration such as '7d', '36h', '2w', '1y6m', '90m' (see parseDuration). */
+  /** A duration such as '7d', '36h', '2w', '1y6m', '90min' (see parseDuration; `m` is months). */
   keepWithin?: string;
   keepTags?: string[];
   /** IANA time zone for calendar periods; default 'UTC'. */
@@ -113,8 +113,8 @@ const KNOWN_KEYS = new Set<string>([...COUNT_RULES.map((r) => r.key), 'keepWithi
 // Durations
 
 const UNIT_HELP =
-  'use a number followed by a unit: y (years), mo (months), w (weeks), d (days), h (hours), ' +
-  'min (minutes); a bare m means months right after y ("1y6m") and minutes otherwise ("90m")';
+  'use a number followed by a unit: y (years), m or mo (months), w (weeks), d (days), h (hours), ' +
+  'min (minutes), e.g. "1y5m7d2h" or "90min"; as in restic, m means months';
 
 const MAX_DURATION_PART = 1_000_000;
 
@@ -130,9 +130,9 @@ const UNIT_NAME: Record<DurationUnit, string> = {
 };
 
 /**
- * Parses a duration such as '7d', '36h', '2w', '1y6m', '90m', '1d12h', '2h30min'.
- * Units, largest first, each at most once: y, mo, w, d, h, min. A bare `m` means months
- * right after a `y` part (restic's '1y6m') and minutes anywhere else ('90m', '1h30m').
+ * Parses a duration such as '7d', '36h', '2w', '1y6m', '1y5m7d2h', '90min', '2h30min'.
+ * Units, largest first, each at most once: y, m (or mo), w, d, h, min. As in restic, `m`
+ * means MONTHS ('6m' is six months); minutes are written `min` ('90min').
  * Weeks are returned as 7 days. Throws an Error with a readable message on bad input.
  */
 export function parseDuration(text: string): ParsedDuration {
@@ -162,12 +162,18 @@ export function parseDuration(text: string): ParsedDuration {
         unit = rawUnit;
         break;
       case 'm':
-        unit = previous === 'y' ? 'mo' : 'min';
+        unit = 'mo';
         break;
       default:
         throw new Error(`invalid duration ${quoted}: unknown unit "${rawUnit}"; ${UNIT_HELP}`);
     }
     if (previous !== undefined && UNIT_RANK[unit] <= UNIT_RANK[previous]) {
+      if (rawUnit === 'm' && UNIT_RANK[previous] >= UNIT_RANK.w) {
+        throw new Error(
+          `invalid duration ${quoted}: "m" means months (as in restic) and cannot follow ${UNIT_NAME[previous]}; ` +
+            `write minutes as "min" (e.g. "1h30min")`,
+        );
+      }
       throw new Error(
         `invalid duration ${quoted}: ${UNIT_NAME[unit]} after ${UNIT_NAME[previous]}; ` +
           'write each unit once, largest first (e.g. "1y6m", "1d12h")',

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type Dirent } from 'node:fs';
-import { chmod, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -92,6 +92,31 @@ export class LocalStorage implements Storage {
     }
   }
 
+  /**
+   * Written complete under a temporary name, then published with link(2), which fails
+   * with EEXIST when the key exists: create-if-absent with O_EXCL semantics (also on NFS),
+   * and no window in which a reader could see a half-written object. On filesystems
+   * without hard links the object is created directly with O_CREAT|O_EXCL.
+   */
+  async putIfAbsent(key: string, data: Buffer): Promise<boolean> {
+    const path = this.localPath(key);
+    await this.ensureDir(dirname(path));
+    const temp = this.tempPathFor(path);
+    await writeSynced(temp, data);
+    try {
+      await link(temp, path);
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'EEXIST') return false;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
+      return createExclusive(path, data);
+    } finally {
+      await rm(temp, { force: true });
+    }
+    await syncDir(dirname(path));
+    return true;
+  }
+
   async get(key: string): Promise<Readable> {
     const path = this.localPath(key);
     const handle = await open(path, 'r').catch((error: unknown) => {
@@ -171,6 +196,33 @@ export class LocalStorage implements Storage {
     await handle.close();
     await unlink(probe);
   }
+}
+
+/** Creates `path` (which must not exist) with `data`, mode 0600, flushed to stable storage. */
+async function writeSynced(path: string, data: Buffer): Promise<void> {
+  const handle = await open(path, 'wx', FILE_MODE);
+  try {
+    await handle.chmod(FILE_MODE);
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await rm(path, { force: true });
+    throw error;
+  }
+  await handle.close();
+}
+
+/** O_CREAT|O_EXCL: false when `path` exists. */
+async function createExclusive(path: string, data: Buffer): Promise<boolean> {
+  try {
+    await writeSynced(path, data);
+  } catch (error) {
+    if (errnoCode(error) === 'EEXIST') return false;
+    throw error;
+  }
+  await syncDir(dirname(path));
+  return true;
 }
 
 /** Flushes a written file to stable storage (fsync acts on the file, whichever descriptor asks). */

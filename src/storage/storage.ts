@@ -35,6 +35,10 @@ export interface PutOptions {
  * - A missing key is reported as NotFoundError, never as a driver-specific error.
  * - list(prefix) returns complete objects only (never a put in progress), in key order.
  * - remove() of a missing key succeeds (removal is idempotent).
+ * - putIfAbsent() is an atomic create-if-absent: of any number of concurrent calls for one
+ *   key (from any process or host using the store), exactly one resolves true and writes
+ *   its data; the others resolve false and change nothing. The object is complete when
+ *   it becomes visible (readers never see a partial one). Locks are built on it.
  */
 export interface Storage {
   /** Where this storage points, safe to print (credentials redacted). */
@@ -43,6 +47,8 @@ export interface Storage {
   put(key: string, source: Readable, options?: PutOptions): Promise<{ bytes: number }>;
   /** put() for small payloads (sidecars): written, flushed to stable storage, then published. */
   putBytes(key: string, data: Buffer): Promise<void>;
+  /** Creates `key` with `data` only if it does not exist yet; true when this call created it. */
+  putIfAbsent(key: string, data: Buffer): Promise<boolean>;
   get(key: string): Promise<Readable>;
   getBytes(key: string, maxBytes: number): Promise<Buffer>;
   stat(key: string): Promise<ObjectInfo>;

@@ -42,7 +42,7 @@ const ruleArbs = {
   keepWeekly: countArb,
   keepMonthly: countArb,
   keepYearly: countArb,
-  keepWithin: fc.constantFrom('90m', '36h', '7d', '2w', '1mo', '1y6m', '3d12h'),
+  keepWithin: fc.constantFrom('90min', '36h', '7d', '2w', '1mo', '1y6m', '3d12h'),
   keepTags: fc.subarray([...TAGS], { minLength: 1 }),
 };
 type RuleKey = keyof typeof ruleArbs;
@@ -87,7 +87,7 @@ describe('applyRetention properties', () => {
   });
 
   it('keeps the safety set even under a policy that keeps almost nothing', () => {
-    const minimalPolicyArb = fc.constantFrom<RetentionPolicy>({ keepTags: ['no-such-tag'] }, { keepLast: 1 }, { keepWithin: '1m' });
+    const minimalPolicyArb = fc.constantFrom<RetentionPolicy>({ keepTags: ['no-such-tag'] }, { keepLast: 1 }, { keepWithin: '1min' });
     fc.assert(
       fc.property(historyArb, minimalPolicyArb, (backups, policy) => {
         const decisions = applyRetention(backups, policy, NOW);

@@ -50,8 +50,10 @@ describe('parseDuration', () => {
     ['36h', { years: 0, months: 0, days: 0, hours: 36, minutes: 0 }],
     ['2w', { years: 0, months: 0, days: 14, hours: 0, minutes: 0 }],
     ['1y6m', { years: 1, months: 6, days: 0, hours: 0, minutes: 0 }],
-    ['90m', { years: 0, months: 0, days: 0, hours: 0, minutes: 90 }],
-    ['1h30m', { years: 0, months: 0, days: 0, hours: 1, minutes: 30 }],
+    ['6m', { years: 0, months: 6, days: 0, hours: 0, minutes: 0 }], // as in restic: m is months
+    ['1y5m7d2h', { years: 1, months: 5, days: 7, hours: 2, minutes: 0 }],
+    ['90min', { years: 0, months: 0, days: 0, hours: 0, minutes: 90 }],
+    ['1h30min', { years: 0, months: 0, days: 0, hours: 1, minutes: 30 }],
     ['6mo', { years: 0, months: 6, days: 0, hours: 0, minutes: 0 }],
     ['45min', { years: 0, months: 0, days: 0, hours: 0, minutes: 45 }],
     ['1y2mo3w4d5h6min', { years: 1, months: 2, days: 25, hours: 5, minutes: 6 }],
@@ -72,6 +74,9 @@ describe('parseDuration', () => {
     ['1d1y', /years after days/],
     ['1d2d', /days after days/],
     ['1h1d', /days after hours/],
+    ['1h30m', /"m" means months .* write minutes as "min"/],
+    ['2d5m', /"m" means months/],
+    ['1m1mo', /months after months/],
     ['7 d', /cannot read/],
     ['99999999d', /too large/],
   ])('rejects %j with a clear message', (text, message) => {
@@ -327,8 +332,9 @@ describe('applyRetention: keep-within', () => {
   it.each<[string, number]>([
     ['36h', 2], // Jan 31 03:00 and Jan 30 03:00; Jan 29 03:00 is 48h back
     ['2w', 14],
-    ['1m', 1], // one minute: only the newest
-    ['90m', 1],
+    ['1min', 1], // one minute: only the newest
+    ['90min', 1],
+    ['1m', 31], // one month (restic's m): Dec 31 03:00 is excluded, Jan 1 03:00 is in
     ['1y', 31],
     ['1mo', 31], // Dec 31 03:00 is excluded, Jan 1 03:00 is in
   ])('keep-within %s keeps %i daily backups', (within, count) => {

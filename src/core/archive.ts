@@ -1,0 +1,105 @@
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { extract as tarExtract } from 'tar';
+import { artifactKey } from '../catalog/catalog.js';
+import type { Sidecar } from '../catalog/sidecar.js';
+import { digestOf, DigestStream, type Digest } from '../pipeline/digest.js';
+import { NotFoundError, type Storage } from '../storage/storage.js';
+import { storageError } from './storage-errors.js';
+
+/** An artifact made readable by pg_restore on this machine, with the digest of its stored bytes. */
+export interface LocalArchive {
+  /** A custom-format file or a directory-format directory. */
+  path: string;
+  /** sha256 and size of the bytes as stored, computed while reading them. */
+  digest: Digest;
+  /** Removes whatever was unpacked or downloaded. */
+  dispose(): Promise<void>;
+}
+
+export class ArtifactMissingError extends Error {
+  constructor(readonly key: string) {
+    super(`artifact ${key} is missing`);
+    this.name = 'ArtifactMissingError';
+  }
+}
+
+/** Differences between what the sidecar promises and what was read. */
+export function digestMismatches(what: string, expected: { bytes: number; sha256: string }, actual: Digest): string[] {
+  const problems: string[] = [];
+  if (actual.bytes !== expected.bytes) problems.push(`${what}: size is ${actual.bytes} bytes, the sidecar says ${expected.bytes}`);
+  if (actual.sha256 !== expected.sha256) problems.push(`${what}: sha256 is ${actual.sha256}, the sidecar says ${expected.sha256}`);
+  return problems;
+}
+
+async function open(storage: Storage, key: string) {
+  try {
+    return await storage.get(key);
+  } catch (error) {
+    if (error instanceof NotFoundError) throw new ArtifactMissingError(key);
+    throw storageError(error, storage.location, `reading ${key}`);
+  }
+}
+
+/** Re-hashes a stored object without keeping it. */
+export async function hashStored(storage: Storage, key: string): Promise<Digest> {
+  return digestOf(await open(storage, key));
+}
+
+/**
+ * Makes the artifact of `sidecar` readable by pg_restore, hashing it in the same pass:
+ * a custom-format archive on local storage is used in place (and read once to hash
+ * it); anything else is streamed into a private scratch directory (a tar is unpacked
+ * there). The caller compares the digest with the sidecar before trusting the archive.
+ */
+export async function openArchive(storage: Storage, sidecar: Sidecar, options: { workDir?: string | undefined; signal?: AbortSignal }): Promise<LocalArchive> {
+  const key = artifactKey(sidecar.profile, sidecar.artifact.file);
+  if (sidecar.artifact.container === 'pg-custom' && storage.localPath) {
+    const digest = await hashStored(storage, key);
+    return { path: storage.localPath(key), digest, dispose: async () => undefined };
+  }
+  const base = options.workDir ?? tmpdir();
+  const scratch = await mkdtemp(join(base, `backupctl-${sidecar.id}-`));
+  const dispose = () => rm(scratch, { recursive: true, force: true });
+  try {
+    await chmod(scratch, 0o700);
+    const source = await open(storage, key);
+    const digest = new DigestStream();
+    if (sidecar.artifact.container === 'tar') {
+      const dir = join(scratch, 'dump');
+      await mkdir(dir, { mode: 0o700 });
+      await unpack(source, digest, dir, options.signal);
+      return { path: dir, digest: digest.digest(), dispose };
+    }
+    const file = join(scratch, sidecar.artifact.file);
+    await pipeline(source, digest, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
+    return { path: file, digest: digest.digest(), dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
+/**
+ * source -> digest -> tar unpack into `dir`. node-tar refuses absolute paths and `..`
+ * (a hostile archive cannot write outside `dir`); `close` fires once every file is written.
+ */
+function unpack(source: Readable, digest: DigestStream, dir: string, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sink = tarExtract({ cwd: dir, strict: true });
+    const fail = (error: unknown) => {
+      source.destroy();
+      reject(error instanceof Error ? error : new Error(String(error)));
+    };
+    signal?.addEventListener('abort', () => fail(signal.reason), { once: true });
+    source.on('error', fail);
+    digest.on('error', fail);
+    sink.on('error', fail);
+    sink.on('close', () => resolve());
+    source.pipe(digest).pipe(sink);
+  });
+}

@@ -1,0 +1,130 @@
+import { hostname } from 'node:os';
+import { appendRun, type RunEntry } from '../catalog/runlog.js';
+import { BackupctlError, ExitCode, InterruptedError } from '../errors.js';
+import { notifyFinish, notifyStart, type NotifyConfig, type RunNotice } from '../notify/notify.js';
+import { openStorage } from '../storage/registry.js';
+import type { Runtime } from './runtime.js';
+
+/** What the wrapper needs to know about a run before it starts. */
+export interface RunMeta {
+  /** create, verify, prune... (recorded as the run log's `command`). */
+  command: string;
+  profile: string;
+  /** The storage of the profile, where its run log lives. */
+  storage: string;
+  database?: string | undefined;
+  notify?: NotifyConfig | null | undefined;
+}
+
+/** What a successful run reports about itself. */
+export interface RunSummary {
+  id?: string | undefined;
+  bytes?: number | undefined;
+}
+
+/**
+ * Runs `fn` as one reported run of a command:
+ * - before it: the healthchecks start ping (sent alongside the run, never delaying it);
+ * - after it, whatever happened: one entry in the profile's run log, then the success or
+ *   failure notifications.
+ * Neither the run log nor a notification can change the outcome: their failures are
+ * warnings, and `fn`'s result or error is passed through unchanged.
+ */
+export async function withRunReport<T>(
+  meta: RunMeta,
+  runtime: Runtime,
+  fn: () => Promise<T>,
+  summarize: (result: T) => RunSummary = () => ({}),
+): Promise<T> {
+  const { reporter } = runtime;
+  const log = { warn: (m: string) => reporter.warn(m), debug: (m: string) => reporter.debug(m) };
+  const startedAt = runtime.now();
+  const startedMs = performance.now();
+  const started = notifyStart(meta.notify, log).catch((e: unknown) => log.warn(`notification failed: ${messageOf(e)}`));
+
+  let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+  try {
+    outcome = { ok: true, value: await fn() };
+  } catch (error) {
+    outcome = { ok: false, error };
+  }
+
+  const finishedAt = runtime.now();
+  const durationMs = Math.max(0, Math.round(performance.now() - startedMs));
+  const host = hostname();
+  const summary = outcome.ok ? safeSummary(summarize, outcome.value) : {};
+  const interrupted = !outcome.ok && (outcome.error instanceof InterruptedError || runtime.signal.aborted);
+  const exitCode = outcome.ok ? ExitCode.OK : exitCodeOf(outcome.error, interrupted);
+  const error = outcome.ok ? undefined : oneLine(redactSecrets(messageOf(outcome.error)));
+  const entry: RunEntry = {
+    command: meta.command,
+    profile: meta.profile,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationMs,
+    result: outcome.ok ? 'succeeded' : interrupted ? 'interrupted' : 'failed',
+    id: summary.id,
+    error,
+    exitCode,
+    host,
+  };
+
+  try {
+    await appendRun(openStorage(meta.storage, runtime.cwd), entry);
+  } catch (failure) {
+    reporter.warn(`could not record the run in the run log of ${meta.profile}: ${oneLine(redactSecrets(messageOf(failure)))}`);
+  }
+
+  const notice: RunNotice = {
+    event: `${meta.command === 'create' ? 'backup' : meta.command}.${outcome.ok ? 'succeeded' : 'failed'}`,
+    command: meta.command,
+    profile: meta.profile,
+    id: summary.id,
+    database: meta.database,
+    startedAt: entry.startedAt,
+    finishedAt: entry.finishedAt,
+    durationMs,
+    bytes: summary.bytes,
+    error,
+    exitCode,
+    host,
+  };
+  await started;
+  // An interrupted run still says so, but only once: the operator is waiting to get out.
+  await notifyFinish(meta.notify, notice, log, interrupted ? { retries: 0 } : {}).catch((e: unknown) =>
+    log.warn(`notification failed: ${messageOf(e)}`),
+  );
+
+  if (outcome.ok) return outcome.value;
+  throw outcome.error;
+}
+
+function safeSummary<T>(summarize: (result: T) => RunSummary, value: T): RunSummary {
+  try {
+    return summarize(value);
+  } catch {
+    return {};
+  }
+}
+
+function exitCodeOf(error: unknown, interrupted: boolean): number {
+  if (error instanceof BackupctlError) return error.exitCode;
+  return interrupted ? ExitCode.INTERRUPTED : ExitCode.FAILED;
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return typeof error === 'string' ? error : String(error);
+}
+
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\s*\r?\n\s*/g, ' ').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, 2000);
+}
+
+/** A connection string with a password, or `password=...`, that slipped into a message is masked. */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*:)[^@\s]*@/gi, '$1***@')
+    .replace(/\b(password|pgpassword)=("[^"]*"|'[^']*'|\S+)/gi, '$1=***');
+}

@@ -1,0 +1,286 @@
+import { randomBytes } from 'node:crypto';
+import { artifactKey, Catalog } from '../catalog/catalog.js';
+import type { Sidecar, Verification } from '../catalog/sidecar.js';
+import { BackupctlError, InterruptedError, throwIfAborted } from '../errors.js';
+import { connectMaintenance, countDatabaseRows, createDatabase, dropDatabase, serverVersion } from '../pg/admin.js';
+import { findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
+import { childEnv } from '../pg/child-env.js';
+import type { ConnectionSettings } from '../pg/connection.js';
+import type { CountedTable } from '../pg/counts.js';
+import { pgRestoreArgs, readArchiveThrough, runRestore } from '../pg/restore.js';
+import { readToc } from '../pg/toc.js';
+import { openStorage } from '../storage/registry.js';
+import type { Storage } from '../storage/storage.js';
+import { ArtifactMissingError, digestMismatches, hashStored, openArchive, type LocalArchive } from './archive.js';
+import type { Runtime } from './runtime.js';
+import { storageError } from './storage-errors.js';
+
+export const VERIFY_LEVELS = ['checksum', 'archive', 'restore'] as const;
+export type VerifyLevel = (typeof VERIFY_LEVELS)[number];
+
+export interface VerifyRequest {
+  storage: string;
+  /** An id or `latest`; ignored with `all`. */
+  ref?: string | undefined;
+  all?: boolean | undefined;
+  profile?: string | undefined;
+  tag?: string | undefined;
+  level: VerifyLevel;
+  /** Keep the throwaway database (restore level) for inspection. */
+  keep: boolean;
+  jobs: number;
+  /** Where the restore level restores a backup (the profile's server, --verify-url or verify.server); null for the other levels. */
+  server: ((sidecar: Sidecar) => ConnectionSettings) | null;
+  pgBinDir?: string | undefined;
+  workDir?: string | undefined;
+}
+
+export interface VerifyOutcome {
+  id: string;
+  profile: string;
+  database: string;
+  level: VerifyLevel;
+  result: 'passed' | 'failed';
+  durationMs: number;
+  /** Every difference found: digests, TOC entries, row counts. */
+  mismatches: string[];
+  /** Why the check could not complete (an unreadable archive, a failed restore). */
+  error?: string | undefined;
+  serverVersion?: string | undefined;
+  /** With --keep: the throwaway database left for inspection. */
+  keptDatabase?: string | undefined;
+  /** Set when the verification could not be recorded in the sidecar. */
+  recordWarning?: string | undefined;
+}
+
+export interface VerifyResult {
+  storage: string;
+  outcomes: VerifyOutcome[];
+}
+
+/** Verification failed: the backup is not what its sidecar says. Carries its outcome. */
+class Mismatch extends Error {
+  constructor(readonly problems: string[], readonly failure?: string) {
+    super(failure ?? problems[0] ?? 'mismatch');
+  }
+}
+
+/**
+ * Verifies backups, each level including the ones before it:
+ * - checksum: the stored artifact (and globals) re-hashed: size and sha256 as recorded;
+ * - archive: pg_restore reads the whole archive through to the end, and its table of
+ *   contents has the number of entries recorded at create time;
+ * - restore: the archive is restored into a throwaway database (unique name, always
+ *   dropped, even on failure or interrupt, unless `keep`), and every table's row count
+ *   is compared with the count recorded in the snapshot at backup time.
+ * Every run is appended to the backup's sidecar.
+ */
+export async function verifyBackups(request: VerifyRequest, runtime: Runtime): Promise<VerifyResult> {
+  const storage = openStorage(request.storage, runtime.cwd);
+  const catalog = new Catalog(storage);
+  let targets: Sidecar[];
+  if (request.all) {
+    const scan = await catalog.scan(request.profile).catch((error: unknown) => {
+      throw storageError(error, storage.location, 'listing backups');
+    });
+    for (const warning of scan.warnings) runtime.reporter.warn(warning);
+    targets = scan.backups.filter((b) => request.tag === undefined || b.tags.includes(request.tag));
+  } else {
+    targets = [await catalog.find(request.ref ?? 'latest', { profile: request.profile, tag: request.tag })];
+  }
+  const outcomes: VerifyOutcome[] = [];
+  for (const sidecar of targets) {
+    throwIfAborted(runtime.signal);
+    const outcome = await verifyOne(storage, sidecar, request, runtime);
+    outcome.recordWarning = await record(catalog, sidecar, outcome, runtime.now());
+    if (outcome.recordWarning) runtime.reporter.warn(outcome.recordWarning);
+    outcomes.push(outcome);
+  }
+  return { storage: storage.location, outcomes };
+}
+
+async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequest, runtime: Runtime): Promise<VerifyOutcome> {
+  const started = performance.now();
+  const base = { id: sidecar.id, profile: sidecar.profile, database: sidecar.database.name, level: request.level };
+  runtime.reporter.info(`verifying ${sidecar.profile}/${sidecar.id} (${request.level})`);
+  const outcome = (result: 'passed' | 'failed', extra: Partial<VerifyOutcome> = {}): VerifyOutcome => ({
+    ...base,
+    result,
+    durationMs: Math.round(performance.now() - started),
+    mismatches: [],
+    ...extra,
+  });
+  let archive: LocalArchive | null = null;
+  try {
+    const mismatches = await checkGlobals(storage, sidecar);
+    if (request.level === 'checksum') {
+      const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.artifact.file));
+      mismatches.push(...digestMismatches('artifact', sidecar.artifact, digest));
+      return outcome(mismatches.length ? 'failed' : 'passed', { mismatches });
+    }
+    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal });
+    mismatches.push(...digestMismatches('artifact', sidecar.artifact, archive.digest));
+    if (mismatches.length) throw new Mismatch(mismatches);
+
+    const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
+    const server = request.level === 'restore' && request.server ? request.server(sidecar) : null;
+    const serverNum = server ? await serverVersionNum(server) : 0;
+    const pgRestore = await findClient('pg_restore', Math.max(dumpMajor, serverMajor(serverNum)), {
+      pgBinDir: request.pgBinDir,
+      path: runtime.env.PATH,
+    });
+    const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
+    const toc = await readToc(pgRestore.path, archive.path, run).catch((error: unknown) => {
+      throw new Mismatch([], `the archive's table of contents is unreadable: ${(error as Error).message}`);
+    });
+    if (toc.length !== sidecar.dump.tocEntries) {
+      throw new Mismatch([`table of contents has ${toc.length} entries, the sidecar says ${sidecar.dump.tocEntries}`]);
+    }
+    if (request.level === 'archive') {
+      const failure = await readArchiveThrough(pgRestore.path, archive.path, run);
+      if (failure) throw new Mismatch([], `the archive cannot be read to the end: ${failure}`);
+      return outcome('passed');
+    }
+    if (!server) throw new BackupctlError('the restore level needs a server to restore into');
+    return await restoreCheck(sidecar, archive, pgRestore, request, server, runtime, outcome);
+  } catch (error) {
+    if (runtime.signal.aborted) throw new InterruptedError();
+    if (error instanceof Mismatch) return outcome('failed', { mismatches: error.problems, error: error.failure });
+    if (error instanceof ArtifactMissingError) return outcome('failed', { mismatches: [`${error.key} is missing`] });
+    throw error;
+  } finally {
+    await archive?.dispose();
+  }
+}
+
+async function serverVersionNum(server: ConnectionSettings): Promise<number> {
+  const client = await connectMaintenance(server);
+  try {
+    const { rows } = await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`);
+    return Number(rows[0]?.num ?? 0);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** pg_restore without a database (--list, -f /dev/null) needs no connection settings. */
+function offlineEnv(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('PG')));
+}
+
+/** The globals file, when the backup has one: present, and size and sha256 as recorded. */
+async function checkGlobals(storage: Storage, sidecar: Sidecar): Promise<string[]> {
+  if (sidecar.globals.status !== 'included') return [];
+  try {
+    const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.globals.file));
+    return digestMismatches('globals', sidecar.globals, digest);
+  } catch (error) {
+    if (error instanceof ArtifactMissingError) return [`globals file ${sidecar.globals.file} is missing`];
+    throw error;
+  }
+}
+
+/** A name no one else uses: backupctl_verify_<id>_<random>, at most 63 bytes. */
+export function throwawayName(id: string): string {
+  return `backupctl_verify_${id.toLowerCase().replace(/[^a-z0-9]/g, '_')}_${randomBytes(3).toString('hex')}`;
+}
+
+async function restoreCheck(
+  sidecar: Sidecar,
+  archive: LocalArchive,
+  pgRestore: ClientBinary,
+  request: VerifyRequest,
+  server: ConnectionSettings,
+  runtime: Runtime,
+  outcome: (result: 'passed' | 'failed', extra?: Partial<VerifyOutcome>) => VerifyOutcome,
+): Promise<VerifyOutcome> {
+  const name = throwawayName(sidecar.id);
+  const version = await serverVersion(server);
+  const env = await childEnv(server, runtime.env, name);
+  let created = false;
+  try {
+    await createDatabase(server, name, { encoding: sidecar.database.encoding });
+    created = true;
+    runtime.reporter.info(`restoring into throwaway database ${name}`);
+    const args = pgRestoreArgs(archive.path, name, {
+      schemas: [],
+      tables: [],
+      noOwner: true,
+      noAcl: true,
+      jobs: request.jobs,
+      singleTransaction: false,
+    });
+    try {
+      await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal });
+    } catch (error) {
+      if (runtime.signal.aborted) throw error;
+      const hint = error instanceof BackupctlError && error.hint ? ` (${error.hint.split('\n')[0]})` : '';
+      throw new Mismatch([], `the backup does not restore: ${(error as Error).message}${hint}`);
+    }
+    const restored = await countDatabaseRows(server, name, runtime.signal);
+    const mismatches = compareCounts(sidecar, restored);
+    return outcome(mismatches.length ? 'failed' : 'passed', {
+      mismatches,
+      serverVersion: version,
+      keptDatabase: request.keep ? name : undefined,
+    });
+  } catch (error) {
+    if (error instanceof Mismatch) {
+      return outcome('failed', { mismatches: error.problems, error: error.failure, serverVersion: version, keptDatabase: request.keep && created ? name : undefined });
+    }
+    throw error;
+  } finally {
+    await env.dispose();
+    if (created && !request.keep) {
+      // Not subject to the run's abort signal: the throwaway database must go, even on Ctrl-C.
+      await dropDatabase(server, name).catch((error: unknown) => {
+        runtime.reporter.warn(`could not drop the throwaway database ${name}: ${(error as Error).message}`);
+      });
+    }
+  }
+}
+
+/** Row counts after restore against the counts recorded at backup time. */
+export function compareCounts(sidecar: Sidecar, restored: readonly CountedTable[]): string[] {
+  const problems: string[] = [];
+  const found = new Map(restored.map((t) => [`${t.schema}\u0000${t.name}`, t.rows]));
+  const expected = new Set<string>();
+  for (const table of sidecar.tables) {
+    const key = `${table.schema}\u0000${table.name}`;
+    expected.add(key);
+    const rows = found.get(key);
+    const name = `${quote(table.schema)}.${quote(table.name)}`;
+    if (rows === undefined) problems.push(`${name}: missing after restore (expected ${table.rows} rows)`);
+    else if (rows !== table.rows) problems.push(`${name}: ${rows} rows after restore, ${table.rows} at backup time`);
+  }
+  for (const table of restored) {
+    if (!expected.has(`${table.schema}\u0000${table.name}`) && table.rows > 0) {
+      problems.push(`${quote(table.schema)}.${quote(table.name)}: ${table.rows} rows after restore, not in the backup's counts`);
+    }
+  }
+  return problems;
+}
+
+function quote(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Appends the outcome to the sidecar; a failure to record is a warning, not a verification failure. */
+async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome, now: Date): Promise<string | undefined> {
+  const entry: Verification = {
+    at: now.toISOString(),
+    level: outcome.level,
+    result: outcome.result,
+    durationMs: outcome.durationMs,
+    serverVersion: outcome.serverVersion,
+    mismatches: outcome.mismatches,
+    error: outcome.error,
+  };
+  try {
+    const fresh = await catalog.read(sidecar.profile, sidecar.id);
+    await catalog.write({ ...fresh, verifications: [...fresh.verifications, entry].slice(-100) });
+    return undefined;
+  } catch (error) {
+    return `could not record the verification in ${sidecar.profile}/${sidecar.id}.json: ${(error as Error).message}`;
+  }
+}

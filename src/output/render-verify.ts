@@ -1,0 +1,49 @@
+import type { VerifyOutcome, VerifyResult } from '../core/verify.js';
+import { formatDuration, sanitize as t } from './format.js';
+import type { Style } from './style.js';
+import { renderTable } from './table.js';
+
+function problems(outcome: VerifyOutcome): string[] {
+  return [...(outcome.error ? [outcome.error] : []), ...outcome.mismatches];
+}
+
+/** One block per backup for a single verification; a summary table for `--all`. */
+export function renderVerify(result: VerifyResult, style: Style): string {
+  if (result.outcomes.length === 0) return `No backups to verify in ${t(result.storage)}.\n`;
+  const lines: string[] = [];
+  if (result.outcomes.length > 1) {
+    lines.push(
+      renderTable(
+        [{ header: 'ID' }, { header: 'PROFILE' }, { header: 'LEVEL' }, { header: 'RESULT' }, { header: 'DURATION', align: 'right' }],
+        result.outcomes.map((o) => [
+          style.id(o.id),
+          t(o.profile),
+          o.level,
+          o.result === 'passed' ? style.ok('passed') : style.error('FAILED'),
+          formatDuration(o.durationMs),
+        ]),
+        style,
+      ).trimEnd(),
+    );
+    const failed = result.outcomes.filter((o) => o.result === 'failed');
+    lines.push(`${result.outcomes.length - failed.length} passed, ${failed.length} failed`);
+    for (const outcome of failed) {
+      lines.push(`${style.error('FAILED')} ${outcome.profile}/${outcome.id}:`);
+      for (const problem of problems(outcome)) lines.push(`  - ${t(problem)}`);
+    }
+  } else {
+    const [o] = result.outcomes as [VerifyOutcome];
+    const verdict = o.result === 'passed' ? style.ok('passed') : style.error('FAILED');
+    lines.push(`Verification of ${style.id(o.id)} (${t(o.profile)}, database ${t(o.database)}) at level ${o.level}: ${verdict} in ${formatDuration(o.durationMs)}`);
+    for (const problem of problems(o)) lines.push(`  - ${t(problem)}`);
+    if (o.serverVersion) lines.push(`  restored on PostgreSQL ${t(o.serverVersion)}`);
+  }
+  for (const o of result.outcomes) {
+    if (o.keptDatabase) lines.push(`kept throwaway database ${o.keptDatabase} for inspection (drop it when done)`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function verifyJson(result: VerifyResult): { storage: string; passed: boolean; outcomes: VerifyOutcome[] } {
+  return { storage: result.storage, passed: result.outcomes.every((o) => o.result === 'passed'), outcomes: result.outcomes };
+}

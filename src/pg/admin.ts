@@ -1,0 +1,171 @@
+import type pg from 'pg';
+import { connect, queryError, quoteIdent } from './client.js';
+import type { ConnectionSettings } from './connection.js';
+import { countRows, type CountedTable } from './counts.js';
+
+/**
+ * Server-level operations for verify and restore: creating, inspecting, renaming and
+ * dropping databases. They run on a maintenance database (`postgres`, else `template1`),
+ * never on the database they act on.
+ */
+export async function connectMaintenance(settings: ConnectionSettings): Promise<pg.Client> {
+  try {
+    return await connect(settings, 'postgres');
+  } catch (error) {
+    if (/does not exist/.test((error as Error).message)) return connect(settings, 'template1');
+    throw error;
+  }
+}
+
+async function withMaintenance<T>(settings: ConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connectMaintenance(settings);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+export interface TargetState {
+  exists: boolean;
+  /** User objects in the database: relations, functions, types outside system schemas, and large objects. */
+  objects: number;
+  /** Other sessions connected to it now. */
+  sessions: number;
+}
+
+export async function serverVersion(settings: ConnectionSettings): Promise<string> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
+    return rows[0]?.v ?? 'unknown';
+  });
+}
+
+export async function inspectDatabase(settings: ConnectionSettings, name: string): Promise<TargetState> {
+  const exists = await withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ sessions: string }>(
+      `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = $1)::int8 AS sessions FROM pg_database WHERE datname = $1`,
+      [name],
+    );
+    return rows[0] ? { sessions: Number(rows[0].sessions) } : null;
+  });
+  if (!exists) return { exists: false, objects: 0, sessions: 0 };
+  const client = await connect(settings, name);
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT ((SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+                   AND n.nspname NOT LIKE 'pg\\_temp\\_%')
+             + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
+             + (SELECT count(*) FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+                   AND nspname NOT LIKE 'pg\\_%')
+             + (SELECT count(*) FROM pg_largeobject_metadata))::int8 AS n`,
+    );
+    return { exists: true, objects: Number(rows[0]?.n ?? 0), sessions: exists.sessions };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** CREATE DATABASE from template0 (so nothing of template1 leaks in), with the given encoding. */
+export async function createDatabase(settings: ConnectionSettings, name: string, options: { encoding?: string; owner?: string } = {}): Promise<void> {
+  await withMaintenance(settings, async (client) => {
+    let sql = `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`;
+    if (options.encoding) sql += ` ENCODING ${literal(options.encoding)}`;
+    if (options.owner) sql += ` OWNER ${quoteIdent(options.owner)}`;
+    await client.query(sql).catch((error: unknown) => {
+      throw queryError(error, `cannot create database ${quoteIdent(name)}`);
+    });
+  });
+}
+
+/** DROP DATABASE IF EXISTS ... WITH (FORCE) on 13+, after ending other sessions on older servers. */
+export async function dropDatabase(settings: ConnectionSettings, name: string): Promise<void> {
+  await withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`);
+    const force = Number(rows[0]?.num ?? 0) >= 130000;
+    if (!force) {
+      await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    }
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`).catch((error: unknown) => {
+      throw queryError(error, `cannot drop database ${quoteIdent(name)}`);
+    });
+  });
+}
+
+/**
+ * Puts `staging` in the place of `target` in one transaction: connections to the target
+ * are refused and ended, the target is renamed to `keepAs`, the staging database takes
+ * its name. Either both renames happen or neither does.
+ */
+export async function swapDatabases(settings: ConnectionSettings, target: string, staging: string, keepAs: string): Promise<void> {
+  await withMaintenance(settings, async (client) => {
+    try {
+      await client.query('BEGIN');
+      await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS false`);
+      await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [target]);
+      await client.query(`ALTER DATABASE ${quoteIdent(target)} RENAME TO ${quoteIdent(keepAs)}`);
+      await client.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+      throw queryError(error, `cannot swap ${quoteIdent(staging)} into place of ${quoteIdent(target)}`);
+    }
+    // The old database stays usable for inspection and rollback.
+    await client.query(`ALTER DATABASE ${quoteIdent(keepAs)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+  });
+}
+
+export async function renameDatabase(settings: ConnectionSettings, from: string, to: string): Promise<void> {
+  await withMaintenance(settings, async (client) => {
+    await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`).catch((error: unknown) => {
+      throw queryError(error, `cannot rename database ${quoteIdent(from)}`);
+    });
+  });
+}
+
+/** Of `names`, the roles that do not exist on the server. */
+export async function missingRoles(settings: ConnectionSettings, names: readonly string[]): Promise<string[]> {
+  if (names.length === 0) return [];
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles WHERE rolname = ANY($1)', [names]);
+    const present = new Set(rows.map((r) => r.rolname));
+    return names.filter((n) => !present.has(n));
+  });
+}
+
+/** Of `names`, the extensions the server cannot install (not in pg_available_extensions). */
+export async function unavailableExtensions(settings: ConnectionSettings, names: readonly string[]): Promise<string[]> {
+  if (names.length === 0) return [];
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_available_extensions WHERE name = ANY($1)', [names]);
+    const present = new Set(rows.map((r) => r.name));
+    return names.filter((n) => !present.has(n));
+  });
+}
+
+/** Of `names`, the tablespaces that do not exist on the server. */
+export async function missingTablespaces(settings: ConnectionSettings, names: readonly string[]): Promise<string[]> {
+  if (names.length === 0) return [];
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ spcname: string }>('SELECT spcname FROM pg_tablespace WHERE spcname = ANY($1)', [names]);
+    const present = new Set(rows.map((r) => r.spcname));
+    return names.filter((n) => !present.has(n));
+  });
+}
+
+/** Row counts of every table of a database (see countRows). */
+export async function countDatabaseRows(settings: ConnectionSettings, database: string, signal?: AbortSignal): Promise<CountedTable[]> {
+  const client = await connect(settings, database);
+  try {
+    return await countRows(client, signal);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Interrupting `create` (the built binary, as a shell or a service manager would):
+ * SIGINT or SIGTERM while pg_dump runs must end the run with exit 130 within seconds,
+ * stop pg_dump (no process left, no pg_dump session left on the server), and remove
+ * every file written for the backup.
+ */
+import { execa } from 'execa';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, assertBuilt, baseEnv } from '../helpers/cli.js';
+import {
+  failureLines,
+  fillRandomText,
+  listFiles,
+  processesWithEnv,
+  removeTempDirs,
+  tempDir,
+  waitFor,
+  wrapperBinDir,
+  writeConfig,
+} from '../helpers/failure-kit.js';
+import { connectProvided, uniqueName } from '../helpers/pg.js';
+
+const cluster = connectProvided();
+const db = uniqueName('sig');
+const MARKER = 'BACKUPCTL_SIGNAL_TEST';
+let cwd: string;
+/** pgBinDir whose pg_dump runs the real one and passes its output on slowly (~640 kB/s). */
+let slowBin: string;
+
+/**
+ * A wrapper in Node: spawns the real pg_dump, forwards its stdout one chunk every 100 ms,
+ * and, when terminated, terminates the real pg_dump too (as pg_dump itself would die).
+ */
+function slowPgDump(real: string): string {
+  return `#!${process.execPath}
+'use strict';
+const { spawn } = require('node:child_process');
+const args = process.argv.slice(2);
+const version = args[0] === '--version';
+const child = spawn(${JSON.stringify(real)}, args, { stdio: ['ignore', version ? 'inherit' : 'pipe', 'inherit'] });
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    child.kill('SIGTERM');
+    process.exit(143);
+  });
+}
+child.on('close', (code) => {
+  process.exitCode = code === null ? 1 : code;
+});
+if (child.stdout) {
+  child.stdout.on('data', (chunk) => {
+    child.stdout.pause();
+    process.stdout.write(chunk, () => setTimeout(() => child.stdout.resume(), 100));
+  });
+}
+`;
+}
+
+beforeAll(async () => {
+  assertBuilt();
+  cwd = await tempDir('cwd');
+  await cluster.createDatabase(db);
+  // ~4 MB of md5 text: pg_dump writes ~2 MB, which the slow wrapper takes seconds to pass on.
+  await fillRandomText(cluster, db, 'public.payload', 4);
+  await cluster.query(db, 'CREATE TABLE public.small (id int PRIMARY KEY)');
+  slowBin = await wrapperBinDir(cluster, { pg_dump: slowPgDump(cluster.bin('pg_dump')) });
+});
+
+afterAll(async () => {
+  await cluster.dropDatabase(db);
+  await removeTempDirs();
+});
+
+async function pgDumpSessions(): Promise<number> {
+  const rows = await cluster.query<{ n: string }>(
+    'postgres',
+    `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pg_dump'`,
+    [db],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/** Starts `create` with the built binary; resolves once pg_dump runs and the temp file exists. */
+async function startCreate(pgBinDir: string, storage: string) {
+  const marker = uniqueName('m');
+  const config = await writeConfig(await tempDir('cfg'), { pgBinDir });
+  const child = execa(process.execPath, [BIN, 'create', '--config', config, '--storage', storage], {
+    reject: false,
+    extendEnv: false,
+    env: baseEnv({ ...cluster.env(db), HOME: cwd, [MARKER]: marker }) as Record<string, string>,
+    cwd,
+    stdin: 'ignore',
+  });
+  const exited = child.then((result) => result);
+  const ready = waitFor(async () => {
+    const files = await listFiles(storage);
+    if (!files.some((file) => path.basename(file).startsWith('.tmp-') && !file.includes('probe'))) return false;
+    return (await processesWithEnv(MARKER, marker)).some((p) => p.comm === 'pg_dump');
+  }, 'the temp file and a running pg_dump');
+  // If the run ends before it is ready (it failed), report that rather than a timeout.
+  await Promise.race([
+    ready,
+    exited.then((result) => {
+      throw new Error(`create ended before it could be interrupted (exit ${result.exitCode}):\n${String(result.stderr)}`);
+    }),
+  ]);
+  return { child, exited, marker };
+}
+
+describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signal) => {
+  it('while pg_dump streams: exit 130 within seconds, pg_dump stopped, nothing left', async () => {
+    const storage = await tempDir('st');
+    const { child, exited, marker } = await startCreate(slowBin, storage);
+    const sentAt = Date.now();
+    child.kill(signal);
+    const result = await exited;
+    expect(result.exitCode, String(result.stderr)).toBe(130);
+    expect(Date.now() - sentAt).toBeLessThan(5_000);
+    const { error } = failureLines(String(result.stderr));
+    expect(error).toMatch(new RegExp(`interrupted by ${signal}`));
+    expect(String(result.stdout)).toBe('');
+    // No process of that run is left (pg_dump, its wrapper, anything else).
+    await waitFor(async () => (await processesWithEnv(MARKER, marker)).length === 0, 'every process of the run to end', 5_000);
+    // The server saw pg_dump go.
+    await waitFor(async () => (await pgDumpSessions()) === 0, 'no pg_dump session on the server', 10_000);
+    expect(await listFiles(storage)).toEqual([]);
+  });
+
+  it('while pg_dump waits for a lock: still exit 130 within seconds, nothing left', async () => {
+    const storage = await tempDir('st');
+    const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
+    await holder.connect();
+    let released = false;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE public.small IN ACCESS EXCLUSIVE MODE');
+      // The real pg_dump, straight from the server's bin dir: it blocks on LOCK TABLE.
+      const { child, exited, marker } = await startCreate(cluster.binDir, storage);
+      const sentAt = Date.now();
+      child.kill(signal);
+      const result = await exited;
+      expect(result.exitCode, String(result.stderr)).toBe(130);
+      expect(Date.now() - sentAt).toBeLessThan(5_000);
+      failureLines(String(result.stderr));
+      await waitFor(async () => (await processesWithEnv(MARKER, marker)).length === 0, 'every process of the run to end', 5_000);
+      expect(await listFiles(storage)).toEqual([]);
+      // A backend waiting for a lock notices its client is gone once it gets the lock.
+      await holder.query('ROLLBACK');
+      released = true;
+      await waitFor(async () => (await pgDumpSessions()) === 0, 'no pg_dump session on the server', 10_000);
+    } finally {
+      if (!released) await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  });
+});

@@ -1,0 +1,289 @@
+/**
+ * How `create` fails. Every failure must print exactly one `error:` line (and at most one
+ * `hint:` line), end with the documented exit code, and leave nothing in the storage: no
+ * sidecar, no artifact, no `.tmp-*` temporary.
+ */
+import { execa } from 'execa';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
+import {
+  closedPort,
+  failureLines,
+  fillRandomText,
+  listFiles,
+  removeTempDirs,
+  sh,
+  tempDir,
+  wrapperBinDir,
+  writeConfig,
+} from '../helpers/failure-kit.js';
+import { connectProvided, uniqueName } from '../helpers/pg.js';
+
+const cluster = connectProvided();
+const major = cluster.majorVersion;
+
+/** A small database with two tables, shared by the tests that need a reachable one. */
+const db = uniqueName('fail');
+let home: string;
+let cwd: string;
+
+beforeAll(async () => {
+  home = await tempDir('home'); // no ~/.pgpass of the machine's user
+  cwd = await tempDir('cwd'); // no config file found by the search
+  await cluster.createDatabase(db);
+  await cluster.query(db, `CREATE TABLE public.open_data (id int PRIMARY KEY, label text)`);
+  await cluster.query(db, `INSERT INTO public.open_data SELECT g, 'row ' || g FROM generate_series(1, 200) g`);
+  await cluster.query(db, `CREATE TABLE public.secret_data (id int PRIMARY KEY, secret text)`);
+  await cluster.query(db, `INSERT INTO public.secret_data VALUES (1, 'classified')`);
+  // Big enough that pg_dump writes well over 20 kB even compressed.
+  await fillRandomText(cluster, db, 'public.filler', 1);
+});
+
+afterAll(async () => {
+  await cluster.dropDatabase(db);
+  await removeTempDirs();
+});
+
+function envFor(database: string, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return baseEnv({ HOME: home, ...cluster.env(database), ...extra });
+}
+
+async function create(args: string[], env: Record<string, string | undefined>): Promise<CliOutcome> {
+  return runCli(['create', ...args], { env, cwd });
+}
+
+async function expectEmptyStorage(storage: string): Promise<void> {
+  expect(await listFiles(storage)).toEqual([]);
+}
+
+describe('create: connection failures', () => {
+  it('connection refused (nothing listening) -> exit 1', async () => {
+    const storage = await tempDir('st');
+    const port = await closedPort();
+    const result = await create(['--storage', storage], envFor('postgres', { PGPORT: String(port) }));
+    expect(result.code).toBe(1);
+    const { error, hint } = failureLines(result.stderr, { strict: true });
+    expect(error).toMatch(/connection refused/);
+    expect(error).toContain(`127.0.0.1:${port}`);
+    expect(hint).toMatch(/running/);
+    expect(result.stdout).toBe('');
+    await expectEmptyStorage(storage);
+  });
+
+  it('wrong password -> exit 2, and the password is not printed', async () => {
+    const storage = await tempDir('st');
+    const wrong = `Wr0ng-${uniqueName('pw')}`;
+    const result = await create(['--storage', storage], envFor(db, { PGPASSWORD: wrong }));
+    expect(result.code).toBe(2);
+    const { error, hint } = failureLines(result.stderr, { strict: true });
+    expect(error).toMatch(/password authentication failed/);
+    expect(hint).toMatch(/PGPASSWORD/);
+    expect(result.stderr + result.stdout).not.toContain(wrong);
+    await expectEmptyStorage(storage);
+  });
+
+  it('database missing -> exit 2', async () => {
+    const storage = await tempDir('st');
+    const missing = uniqueName('nosuchdb');
+    const result = await create(['--storage', storage], envFor(missing));
+    expect(result.code).toBe(2);
+    const { error } = failureLines(result.stderr, { strict: true });
+    expect(error).toContain(`database "${missing}" does not exist`);
+    await expectEmptyStorage(storage);
+  });
+
+  it('no password given when the server requires one -> exit 2', async () => {
+    const storage = await tempDir('st');
+    const result = await create(['--storage', storage], envFor(db, { PGPASSWORD: undefined }));
+    expect(result.code).toBe(2);
+    const { error, hint } = failureLines(result.stderr, { strict: true });
+    expect(error).toMatch(/password/);
+    expect(hint).toMatch(/PGPASSWORD|pgpass/);
+    await expectEmptyStorage(storage);
+  });
+});
+
+describe('create: privileges', () => {
+  const role = uniqueName('noperm');
+  const rolePassword = `pw-${uniqueName('r')}`;
+
+  beforeAll(async () => {
+    await cluster.createRole(role, rolePassword);
+    await cluster.query(db, `GRANT SELECT ON public.open_data, public.filler TO ${role}`);
+  });
+  afterAll(async () => {
+    await cluster.query(db, `REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`).catch(() => undefined);
+    await cluster.query('postgres', `DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+  });
+
+  it('a role that cannot SELECT one table -> exit 1, names the problem, hints at GRANT', async () => {
+    const storage = await tempDir('st');
+    const result = await create(['--storage', storage, '--quiet'], envFor(db, { PGUSER: role, PGPASSWORD: rolePassword }));
+    expect(result.code).toBe(1);
+    const { error, hint } = failureLines(result.stderr, { strict: true });
+    expect(error).toMatch(/secret_data|permission denied/);
+    expect(hint).toMatch(/grant/i);
+    await expectEmptyStorage(storage);
+  });
+});
+
+describe('create: client programs', () => {
+  it('pgBinDir without pg_dump -> exit 2, names pg_dump and the package to install', async () => {
+    const storage = await tempDir('st');
+    const emptyBin = await tempDir('emptybin');
+    const config = await writeConfig(await tempDir('cfg'), { pgBinDir: emptyBin });
+    const result = await create(['--config', config, '--storage', storage], envFor(db));
+    expect(result.code).toBe(2);
+    const { error, hint } = failureLines(result.stderr);
+    expect(error).toContain('pg_dump');
+    expect(error).toContain(emptyBin);
+    expect(hint).toContain(`postgresql-client-${major}`);
+    await expectEmptyStorage(storage);
+  });
+
+  it('a client older than the server -> exit 2, says so, names postgresql-client-<major>', async () => {
+    const storage = await tempDir('st');
+    const fake = (tool: string) => `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "${tool} (PostgreSQL) 9.6.24"; exit 0; fi\necho "${tool}: must not be run" >&2\nexit 1\n`;
+    const oldBin = await wrapperBinDir(cluster, { pg_dump: fake('pg_dump'), pg_restore: fake('pg_restore'), pg_dumpall: fake('pg_dumpall') });
+    const config = await writeConfig(await tempDir('cfg'), { pgBinDir: oldBin });
+    const result = await create(['--config', config, '--storage', storage], envFor(db));
+    expect(result.code).toBe(2);
+    const { error, hint } = failureLines(result.stderr);
+    expect(error).toMatch(/older than the server/);
+    expect(error).toContain('pg_dump');
+    expect(hint).toContain(`postgresql-client-${major}`);
+    await expectEmptyStorage(storage);
+  });
+});
+
+describe('create: storage failures', () => {
+  it('backup directory not writable (run as nobody) -> exit 1 "permission denied"', async () => {
+    const parent = await tempDir('ro');
+    await chmod(parent, 0o755);
+    const storage = path.join(parent, 'storage');
+    await mkdir(storage, { mode: 0o755 });
+    await chmod(storage, 0o755); // owned by root: nobody may read it, not write it
+    const result = await execa('runuser', ['-u', 'nobody', '--', process.execPath, BIN, 'create', '--storage', storage], {
+      reject: false,
+      extendEnv: false,
+      env: envFor(db, { HOME: parent }) as Record<string, string>,
+      cwd: parent,
+      stdin: 'ignore',
+    });
+    expect(result.exitCode, result.stderr).toBe(1);
+    const { error, hint } = failureLines(result.stderr);
+    expect(error).toMatch(/permission denied/);
+    expect(error).toContain(storage);
+    expect(hint).toMatch(/owner and mode/);
+    await expectEmptyStorage(storage);
+  });
+
+  it('the storage path is a regular file -> exit 1, and the file is left alone', async () => {
+    const parent = await tempDir('file');
+    const storage = path.join(parent, 'not-a-dir');
+    await writeFile(storage, 'keep me\n');
+    const result = await create(['--storage', storage], envFor(db));
+    expect(result.code).toBe(1);
+    const { error } = failureLines(result.stderr, { strict: true });
+    expect(error).toContain(storage);
+    expect(error).toMatch(/file is in the way/);
+    expect(await readFile(storage, 'utf8')).toBe('keep me\n');
+    expect(await listFiles(parent)).toEqual(['not-a-dir']);
+  });
+});
+
+/** Whether this machine lets us mount a tmpfs (root, in a namespace that allows it). */
+async function canMountTmpfs(): Promise<string | null> {
+  const probe = await tempDir('probe');
+  try {
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe]);
+  } catch (error) {
+    return `cannot mount a tmpfs here: ${(error as { shortMessage?: string }).shortMessage ?? String(error)}`;
+  }
+  await execa('umount', [probe]);
+  return null;
+}
+const noTmpfs = await canMountTmpfs();
+
+describe('create: disk full', () => {
+  const bigDb = uniqueName('full');
+  beforeAll(async () => {
+    if (noTmpfs) return;
+    await cluster.createDatabase(bigDb);
+    await fillRandomText(cluster, bigDb, 'public.big', 5);
+  });
+  afterAll(async () => {
+    if (!noTmpfs) await cluster.dropDatabase(bigDb);
+  });
+
+  it.skipIf(noTmpfs !== null)(`a 1 MiB tmpfs as storage -> exit 1 "no space left", nothing left${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
+    const mountPoint = await tempDir('tmpfs');
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', mountPoint]);
+    try {
+      const result = await create(['--storage', mountPoint], envFor(bigDb));
+      expect(result.code).toBe(1);
+      const { error, hint } = failureLines(result.stderr);
+      expect(error).toMatch(/no space left/);
+      expect(hint).toMatch(/free space/);
+      await expectEmptyStorage(mountPoint);
+    } finally {
+      await execa('umount', [mountPoint]);
+    }
+    const mounts = await readFile('/proc/mounts', 'utf8');
+    expect(mounts.split('\n').some((line) => line.split(' ')[1] === mountPoint)).toBe(false);
+  });
+});
+
+describe('create: locks', () => {
+  it('--lock-wait-timeout 1s while another session holds ACCESS EXCLUSIVE -> exit 1 with a lock hint', async () => {
+    const storage = await tempDir('st');
+    const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE public.open_data IN ACCESS EXCLUSIVE MODE');
+      const started = Date.now();
+      const result = await create(['--storage', storage, '--lock-wait-timeout', '1s'], envFor(db));
+      expect(result.code).toBe(1);
+      expect(Date.now() - started).toBeLessThan(30_000);
+      const { error, hint } = failureLines(result.stderr);
+      expect(error).toMatch(/lock/);
+      expect(hint).toMatch(/lock/);
+      await expectEmptyStorage(storage); // no 0-byte artifact either
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  });
+});
+
+describe('create: pg_dump dies mid-dump', () => {
+  const real = () => cluster.bin('pg_dump');
+  const versionPassThrough = () => `if [ "$1" = "--version" ]; then exec ${sh(real())} --version; fi\n`;
+  const wrappers: Array<[string, () => string, RegExp]> = [
+    [
+      'exits 1 after 20 kB of output',
+      () => `#!/bin/sh\n${versionPassThrough()}${sh(real())} "$@" | head -c 20000\nexit 1\n`,
+      /pg_dump failed \(exit status 1\)/,
+    ],
+    [
+      'is killed by SIGKILL after writing everything',
+      () => `#!/bin/sh\n${versionPassThrough()}${sh(real())} "$@"\nkill -9 $$\n`,
+      /pg_dump failed \(killed by SIGKILL\)/,
+    ],
+  ];
+
+  it.each(wrappers)('pg_dump %s -> exit 1, no artifact, no sidecar', async (_name, script, message) => {
+    const storage = await tempDir('st');
+    const bin = await wrapperBinDir(cluster, { pg_dump: script() });
+    const config = await writeConfig(await tempDir('cfg'), { pgBinDir: bin });
+    const result = await create(['--config', config, '--storage', storage], envFor(db));
+    expect(result.code).toBe(1);
+    const { error } = failureLines(result.stderr);
+    expect(error).toMatch(message);
+    await expectEmptyStorage(storage);
+  });
+});
