@@ -288,3 +288,33 @@ export function median(values: readonly number[]): number {
   if (n === 0) return NaN;
   return n % 2 ? (s[(n - 1) / 2] as number) : ((s[n / 2 - 1] as number) + (s[n / 2] as number)) / 2;
 }
+
+/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */
+export function machineBusyS(): number {
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const line = readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (total - idle) / CLK_TCK;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits until the machine is quiet: less than `maxBusyCores` cores busy over a 1 s window
+ * (other people's test suites share this machine). Gives up after `maxWaitS` and returns
+ * how busy the last window was, so the caller can note a noisy run.
+ */
+export async function waitForQuiet(maxBusyCores = 0.3, maxWaitS = 120): Promise<{ waitedS: number; busyCores: number }> {
+  const started = performance.now();
+  let busyCores = 0;
+  for (;;) {
+    const b0 = machineBusyS();
+    const t0 = performance.now();
+    await sleep(1000);
+    busyCores = (machineBusyS() - b0) / ((performance.now() - t0) / 1000);
+    const waitedS = (performance.now() - started) / 1000;
+    if (busyCores <= maxBusyCores || waitedS >= maxWaitS) return { waitedS, busyCores };
+  }
+}

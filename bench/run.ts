@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
-import { activeChild, haveGnuTime, median, runMeasured, type ProcSummary, type RunResult } from './measure.js';
+import { activeChild, haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type ProcSummary, type RunResult } from './measure.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'backupctl.js');
@@ -38,6 +38,9 @@ const CONFIG = {
   runs: envInt('BENCH_RUNS', 3),
   warmup: envInt('BENCH_WARMUP', 1, 0),
   workdirBase: process.env.BENCH_WORKDIR || os.tmpdir(),
+  /** Before each run, wait (up to quietWaitS) for a 1 s window with at most this many busy cores. */
+  quietCores: Number(process.env.BENCH_QUIET_CORES ?? 0.3),
+  quietWaitS: envInt('BENCH_QUIET_WAIT_S', 60, 0),
 };
 
 const TARGETS = { ratio: 1.05, rssMb: 120, rssGrowth: { factor: 1.2, plusMb: 10 } };
@@ -129,6 +132,11 @@ interface RunRecord {
   serverCpu: Record<string, number>;
   /** Busy CPU seconds of the whole machine during the run (all cores), from /proc/stat. */
   machineBusyS: number;
+  /** machineBusyS minus the CPU of the processes we track: other people's load during the run. */
+  foreignCpuS: number;
+  /** Busy cores in the 1 s before the run, and how long we waited for quiet. */
+  preBusyCores: number;
+  quietWaitS: number;
   phases: Phases | null;
   sidecarDurationS: number | null;
 }
@@ -139,15 +147,6 @@ interface SizeResult {
   dataset: DatasetInfo;
   uncompressedDumpBytes: number | null;
   runs: RunRecord[];
-}
-
-function machineBusy(): number {
-  // cpu  user nice system idle iowait irq softirq steal ...
-  const line = readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '';
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const idle = (v[3] ?? 0) + (v[4] ?? 0);
-  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-  return (total - idle) / 100;
 }
 
 function cpuMap(list: ProcSummary[]): Record<string, number> {
@@ -195,9 +194,9 @@ function filesUnder(dir: string): string[] {
 async function runRaw(c: Cluster, size: SizeResult['size'], round: number, warmup: boolean, dir: string): Promise<RunRecord> {
   const file = path.join(dir, `raw-${size}-${round}${warmup ? '-warmup' : ''}.dump`);
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...c.env('bench') };
-  const busy0 = machineBusy();
+  const busy0 = machineBusyS();
   const r = await runMeasured(c.bin('pg_dump'), ['-Fc', '-f', file], { env, postmasterPid: postmasterPid(c) });
-  const busy = machineBusy() - busy0;
+  const busy = machineBusyS() - busy0;
   check(r, 'pg_dump');
   const bytes = statSync(file).size;
   rmSync(file, { force: true });
@@ -215,6 +214,9 @@ async function runRaw(c: Cluster, size: SizeResult['size'], round: number, warmu
     clientCpu: cpuMap(r.tree),
     serverCpu: cpuMap(r.server),
     machineBusyS: busy,
+    foreignCpuS: foreign(busy, r),
+    preBusyCores: 0,
+    quietWaitS: 0,
     phases: null,
     sidecarDurationS: null,
   };
@@ -224,11 +226,11 @@ async function runBackupctl(c: Cluster, size: SizeResult['size'], round: number,
   const storage = path.join(dir, `storage-${size}-${round}${warmup ? '-warmup' : ''}`);
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', ...c.env('bench') };
   const args = [BIN, '--storage', storage, '--json', '--log-format', 'json', '--verbose', 'create', '--format', 'custom'];
-  const busy0 = machineBusy();
+  const busy0 = machineBusyS();
   const spawnEpoch = Date.now();
   const r = await runMeasured(process.execPath, args, { env, cwd: dir, postmasterPid: postmasterPid(c) });
   const endEpoch = Date.now();
-  const busy = machineBusy() - busy0;
+  const busy = machineBusyS() - busy0;
   check(r, 'backupctl create');
   const files = filesUnder(storage);
   const artifact = files.find((f) => f.endsWith('.dump'));
@@ -260,12 +262,31 @@ async function runBackupctl(c: Cluster, size: SizeResult['size'], round: number,
     clientCpu: cpuMap(r.tree),
     serverCpu: cpuMap(r.server),
     machineBusyS: busy,
+    foreignCpuS: foreign(busy, r),
+    preBusyCores: 0,
+    quietWaitS: 0,
     phases: parsePhases(r.stderr, spawnEpoch, endEpoch),
     sidecarDurationS,
   };
 }
 
 let backupctlPgDump: string | null = null;
+
+function foreign(busy: number, r: RunResult): number {
+  const own = [...r.tree, ...r.server].reduce((sum, p) => sum + p.cpuS, 0);
+  return Math.max(0, busy - own);
+}
+
+type Runner = (c: Cluster, size: SizeResult['size'], round: number, warmup: boolean, dir: string) => Promise<RunRecord>;
+
+/** Waits for a quiet machine, then runs. */
+async function measureOne(run: Runner, c: Cluster, size: SizeResult['size'], round: number, warmup: boolean, dir: string): Promise<RunRecord> {
+  const quiet = CONFIG.quietWaitS > 0 ? await waitForQuiet(CONFIG.quietCores, CONFIG.quietWaitS) : { waitedS: 0, busyCores: NaN };
+  const rec = await run(c, size, round, warmup, dir);
+  rec.preBusyCores = quiet.busyCores;
+  rec.quietWaitS = quiet.waitedS;
+  return rec;
+}
 
 function check(r: RunResult, what: string): void {
   if (r.exitCode !== 0) {
@@ -279,7 +300,7 @@ function describe(rec: RunRecord): string {
     : '';
   return (
     `${rec.warmup ? 'warm-up ' : ''}${rec.tool.padEnd(9)} ${f3(rec.wallS)} s  ${mb(rec.artifactBytes).toFixed(1)} MB  ` +
-    `rss ${f1(rec.peakRssMb)} MB (time %M ${f1(rec.timeMaxRssMb)})  busy ${f1(rec.machineBusyS)} cpu-s${ph}`
+    `rss ${f1(rec.peakRssMb)} MB (time %M ${f1(rec.timeMaxRssMb)})  busy ${f1(rec.machineBusyS)} cpu-s (foreign ${f1(rec.foreignCpuS)}; before ${f2(rec.preBusyCores)} cores, waited ${f1(rec.quietWaitS)} s)${ph}`
   );
 }
 
@@ -373,7 +394,7 @@ function writeResults(machine: Machine, results: SizeResult[], rows: Row[], chec
   lines.push(`- peak RSS: ${machine.gnuTime ? '/usr/bin/time -f %M, plus VmHWM of each process polled every 50 ms' : 'VmHWM polled every 50 ms'}`);
   lines.push('');
   lines.push('## Reproduce', '');
-  lines.push('```sh', 'npm run bench', '# knobs (defaults shown):', `BENCH_SMALL_MB=150 BENCH_LARGE_MB=600 BENCH_RUNS=3 BENCH_WARMUP=1 BENCH_WORKDIR=${os.tmpdir()} npm run bench`, '```', '');
+  lines.push('```sh', 'npm run bench', '# knobs (defaults shown):', `BENCH_SMALL_MB=150 BENCH_LARGE_MB=600 BENCH_RUNS=3 BENCH_WARMUP=1 BENCH_QUIET_CORES=0.3 BENCH_QUIET_WAIT_S=60 BENCH_WORKDIR=${os.tmpdir()} npm run bench`, '```', '');
   lines.push(
     `This run: BENCH_SMALL_MB=${CONFIG.smallMb} BENCH_LARGE_MB=${CONFIG.largeMb} BENCH_RUNS=${CONFIG.runs} BENCH_WARMUP=${CONFIG.warmup}; total ${(totalS / 60).toFixed(1)} min.`,
     '',
@@ -381,7 +402,8 @@ function writeResults(machine: Machine, results: SizeResult[], rows: Row[], chec
   lines.push(
     'Raw: `pg_dump -Fc -f FILE` (the cluster\'s own pg_dump). backupctl: `node bin/backupctl.js --storage DIR --json --log-format json --verbose create --format custom` ' +
       '(default compression, globals on, row counts on). Both get the connection from PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE. ' +
-      'Runs alternate raw, backupctl, raw, backupctl... after one unmeasured warm-up of each; every output is deleted after it is measured.',
+      'Runs alternate raw, backupctl, raw, backupctl... after one unmeasured warm-up of each; every output is deleted after it is measured. ' +
+      'Before each run the bench waits (up to BENCH_QUIET_WAIT_S) for a 1 s window with at most BENCH_QUIET_CORES busy cores, because the machine is shared.',
     '',
   );
   lines.push('## Data set', '');
@@ -428,12 +450,13 @@ function writeResults(machine: Machine, results: SizeResult[], rows: Row[], chec
   }
   lines.push('');
   lines.push('## Every run', '');
-  lines.push('| size | order | tool | wall s | artifact bytes | peak RSS MB | time %M MB | pg_dump RSS MB | machine busy cpu-s | startup s | dump s | after s | exit s |');
-  lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('"foreign cpu-s" is CPU burnt on the machine during the run by processes other than ours (other test suites): a run with a large value is noisy.', '');
+  lines.push('| size | order | tool | wall s | artifact bytes | peak RSS MB | time %M MB | pg_dump RSS MB | machine busy cpu-s | foreign cpu-s | startup s | dump s | after s | exit s |');
+  lines.push('|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of results) {
     s.runs.forEach((r, i) => {
       lines.push(
-        `| ${s.size} | ${i + 1}${r.warmup ? ' (warm-up)' : ''} | ${r.tool} | ${f3(r.wallS)} | ${r.artifactBytes} | ${f1(r.peakRssMb)} | ${f1(r.timeMaxRssMb)} | ${f1(r.pgDumpRssMb)} | ${f1(r.machineBusyS)} | ${f2(r.phases?.startupS)} | ${f2(r.phases?.dumpS)} | ${f2(r.phases?.afterDumpS)} | ${f2(r.phases?.exitS)} |`,
+        `| ${s.size} | ${i + 1}${r.warmup ? ' (warm-up)' : ''} | ${r.tool} | ${f3(r.wallS)} | ${r.artifactBytes} | ${f1(r.peakRssMb)} | ${f1(r.timeMaxRssMb)} | ${f1(r.pgDumpRssMb)} | ${f1(r.machineBusyS)} | ${f1(r.foreignCpuS)} | ${f2(r.phases?.startupS)} | ${f2(r.phases?.dumpS)} | ${f2(r.phases?.afterDumpS)} | ${f2(r.phases?.exitS)} |`,
       );
     });
   }
@@ -512,14 +535,14 @@ async function main(): Promise<void> {
     results.push(result);
     for (let w = 0; w < CONFIG.warmup; w++) {
       for (const run of [runRaw, runBackupctl]) {
-        const rec = await run(c, size, w, true, workdir);
+        const rec = await measureOne(run, c, size, w, true, workdir);
         result.runs.push(rec);
         log(`  ${describe(rec)}`);
       }
     }
     for (let round = 1; round <= CONFIG.runs; round++) {
       for (const run of [runRaw, runBackupctl]) {
-        const rec = await run(c, size, round, false, workdir);
+        const rec = await measureOne(run, c, size, round, false, workdir);
         result.runs.push(rec);
         log(`  [${round}/${CONFIG.runs}] ${describe(rec)}`);
       }

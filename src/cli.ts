@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { CommandContext, CommandResult } from './commands/context.js';
-import { collect, compressValue, positiveInt, sinceValue, tagValue } from './commands/parse.js';
+import { clockDuration, collect, compressValue, durationValue, keepCount, positiveInt, ratioValue, sinceValue, tagValue } from './commands/parse.js';
 import { loadConfig } from './config/load.js';
 import type { LoadedConfigRef } from './core/profile.js';
 import type { Runtime } from './core/runtime.js';
@@ -19,6 +19,11 @@ export interface CliIo {
   /** Aborted on SIGINT/SIGTERM. */
   signal: AbortSignal;
   now?: () => Date;
+  /**
+   * Asks the operator a question and returns the answer; absent when there is no
+   * terminal to ask (cron, CI, pipes): destructive commands then need --yes.
+   */
+  ask?: (question: string) => Promise<string>;
 }
 
 const EXIT_CODES_HELP = `
@@ -89,14 +94,19 @@ function buildProgram(io: CliIo, dispatch: (loader: Loader) => Promise<void>): C
     .option('-T, --exclude-table <pattern>', 'skip matching tables (repeatable)', collect)
     .option('--lock-wait-timeout <time>', 'fail instead of waiting longer for a table lock (e.g. 30s, 5min, 1500ms)')
     .option('--no-globals', 'do not dump roles and tablespaces beside the database')
+    .option('--wait <duration>', "if another run holds the profile's or the database's lock, wait up to this long (e.g. 30s, 5min, 2h) instead of exiting 4", clockDuration)
     .addHelpText(
       'after',
       `
+A run holds the profile's lock (<storage>/<profile>/lock.json) and the database's
+advisory lock; a second run exits 4 (busy), or waits with --wait.
+
 Examples:
   $ PGHOST=db1 PGUSER=backup PGDATABASE=app backupctl create
   $ backupctl create --profile app --tag nightly
   $ backupctl create --tag pre-migration --json          # CI: prints {"id": ...}
   $ backupctl create --jobs 4 --exclude-table 'audit.*'
+  $ backupctl create --profile app --wait 30min          # queue behind a running backup
 ${EXIT_CODES_HELP}`,
     )
     .action((options: Record<string, unknown>, command: Command) => {
@@ -114,6 +124,7 @@ ${EXIT_CODES_HELP}`,
     .option('--since <when>', 'only backups since a duration ago (36h, 7d) or a date (2026-11-01)', sinceValue)
     .option('--limit <n>', 'at most this many backups', positiveInt(1_000_000))
     .option('-a, --all', 'also show unfinished backups (an artifact without a sidecar)')
+    .option('--failed', 'list failed and interrupted runs from the run log instead (time, command, exit code, error)')
     .addHelpText(
       'after',
       `
@@ -121,9 +132,10 @@ Examples:
   $ backupctl list
   $ backupctl list --profile app --since 7d
   $ backupctl list --json | jq -r '.[0].id'
+  $ backupctl list --failed --since 7d              # runs that failed, from <profile>/runs.jsonl
 ${EXIT_CODES_HELP}`,
     )
-    .action((options: { tag?: string; since?: (now: Date) => Date; limit?: number; all?: boolean }) =>
+    .action((options: { tag?: string; since?: (now: Date) => Date; limit?: number; all?: boolean; failed?: boolean }) =>
       dispatch(async (ctx) =>
         (await import('./commands/list.js')).run(
           { ...options, since: options.since ? options.since(ctx.runtime.now()) : undefined },
@@ -181,6 +193,132 @@ ${EXIT_CODES_HELP}`,
       dispatch(async (ctx) => (await import('./commands/verify.js')).run(ref, options, ctx)),
     );
 
+  program
+    .command('status')
+    .description('health for monitoring: newest backup and its age and size, last verification, failed runs; exit 5 when a check is broken')
+    .option('--max-age <duration>', 'unhealthy when the newest backup finished longer ago (or there is none), e.g. 25h', durationValue)
+    .option('--max-verify-age <duration>', 'unhealthy when no backup passed a verification within this time, e.g. 8d', durationValue)
+    .option('--min-size-ratio <ratio>', 'unhealthy when the newest backup is smaller than this fraction of the median of the previous 5, e.g. 0.5', ratioValue)
+    .option('--allow-failures', 'report failed runs since the last success without making the profile unhealthy')
+    .option('--prometheus <file>', 'also write node_exporter textfile metrics to FILE (atomically, mode 0644)')
+    .addHelpText(
+      'after',
+      `
+Without --profile, every profile of the config and every profile in the storage is checked.
+Checks (thresholds also come from a profile's "status" config; flags win):
+  age           --max-age: the newest backup is older, or there is none
+  size          --min-size-ratio: the newest backup is smaller than RATIO x the median of
+                the previous (up to 5) backups taken with the same dump options
+  verification  the most recent verification failed (always); with --max-verify-age,
+                no backup passed a verification within that time
+  failures      a run failed after the last success (unless --allow-failures)
+Durations: 25h, 8d, 1d12h, 90min, 30s (units w, d, h, min, s, ms).
+
+Examples:
+  $ backupctl status --max-age 25h
+  $ backupctl status --profile app --max-age 25h --max-verify-age 8d --min-size-ratio 0.5
+  $ backupctl status --json | jq '.profiles[] | select(.healthy | not) | .problems'
+  $ backupctl status --max-age 25h --prometheus /var/lib/node_exporter/textfile_collector/backupctl.prom
+${EXIT_CODES_HELP}`,
+    )
+    .action(
+      (options: { maxAge?: string; maxVerifyAge?: string; minSizeRatio?: number; allowFailures?: boolean; prometheus?: string }) =>
+        dispatch(async (ctx) => (await import('./commands/status.js')).run(options, ctx)),
+    );
+
+  program
+    .command('prune')
+    .description('apply the retention policy: remove the backups no rule keeps (and old unfinished leftovers)')
+    .option('--keep-last <n>', 'keep the n newest backups', keepCount)
+    .option('--keep-hourly <n>', 'keep the newest backup of each of the last n hours that have one (-1: unlimited)', keepCount)
+    .option('--keep-daily <n>', 'keep the newest backup of each of the last n days that have one', keepCount)
+    .option('--keep-weekly <n>', 'keep the newest backup of each of the last n ISO weeks that have one', keepCount)
+    .option('--keep-monthly <n>', 'keep the newest backup of each of the last n months that have one', keepCount)
+    .option('--keep-yearly <n>', 'keep the newest backup of each of the last n years that have one', keepCount)
+    .option('--keep-within <duration>', 'keep every backup within this long before the NEWEST one (e.g. 14d, 2w, 6m = months, 1y6m, 36h, 90min)')
+    .option('--keep-tag <tag>', 'keep every backup with this tag (repeatable)', tagValue)
+    .option('--time-zone <zone>', 'IANA time zone of the hourly..yearly periods (default: UTC)')
+    .option('-n, --dry-run', 'show what would be kept and removed, and why; change nothing')
+    .option('--leftover-age <duration>', 'remove unfinished backups (an artifact without a sidecar) at least this old', clockDuration, 24 * 3_600_000)
+    .option('--wait <duration>', "if another run holds the profile's lock, wait up to this long (e.g. 5min) instead of exiting 4", clockDuration)
+    .addHelpText(
+      'after',
+      `
+The policy comes from the profile's "retention" settings; each --keep-* flag (and
+--time-zone) replaces the same setting. A backup is kept when any rule keeps it, and
+the output names the rules. The newest backup and the newest verified backup are never
+removed; an empty policy is refused. A backup's sidecar is removed first, then its files.
+A real run holds the profile's lock (exit 4 when busy, or --wait); --dry-run takes no lock.
+
+Examples:
+  $ backupctl prune --profile app --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
+  $ backupctl prune --profile app                      # the policy of the config
+  $ backupctl prune --keep-last 10 --keep-tag pre-migration --json
+  $ backupctl prune --keep-within 30d --time-zone Europe/Berlin --wait 10min
+${EXIT_CODES_HELP}`,
+    )
+    .action((options: Record<string, unknown>) =>
+      dispatch(async (ctx) => (await import('./commands/prune.js')).run(options, ctx)),
+    );
+
+  program
+    .command('unlock')
+    .description("remove a profile's lock left behind by a run that died (e.g. on another host)")
+    .option('--force', 'remove it even when its process is still running on this host')
+    .addHelpText(
+      'after',
+      `
+A lock from this host whose process is gone is taken over automatically; a lock from
+another host is never guessed stale. Check that no backupctl runs there, then unlock.
+
+Examples:
+  $ backupctl unlock --profile app
+  $ backupctl unlock --profile app --force
+${EXIT_CODES_HELP}`,
+    )
+    .action((options: { force?: boolean }) =>
+      dispatch(async (ctx) => (await import('./commands/unlock.js')).run(options, ctx)),
+    );
+
+  program
+    .command('restore')
+    .description('restore a backup safely: checksum first, staging database, row-count check, then an atomic swap')
+    .argument('<id>', 'a backup id, or "latest"')
+    .option('-d, --target-db <name>', "database to restore into (default: the backup's database)")
+    .option('--target-url <url>', 'restore on this server instead of the profile\'s (no password in it)')
+    .option('--create', 'create the target database when it does not exist')
+    .option('--clean', 'replace a non-empty target (the old one is kept under a dated name unless --drop-old)')
+    .option('--force', 'restore into a non-empty target as it is')
+    .option('--drop-old', 'with --clean: drop the replaced database after the swap')
+    .option('-y, --yes', 'do not ask before a destructive restore (required without a terminal)')
+    .option('--dry-run', 'print the plan and change nothing')
+    .option('--globals', 'create the roles and tablespaces of the backup first (existing ones are left as they are)')
+    .option('-n, --schema <name>', 'restore only this schema (repeatable)', collect)
+    .option('--table <name>', 'restore only this table (repeatable)', collect)
+    .option('--no-owner', 'do not restore object ownership')
+    .option('--no-acl', 'do not restore privileges (GRANT/REVOKE)')
+    .option('-j, --jobs <n>', 'parallel pg_restore jobs', positiveInt(64))
+    .option('-t, --tag <tag>', 'with "latest": the newest backup with this tag')
+    .addHelpText(
+      'after',
+      `
+Safe by default: the artifact's checksum is checked before any database is touched; a
+non-empty target is refused unless --clean or --force; without a terminal, a destructive
+restore needs --yes. --clean restores into a staging database, checks every table's row
+count, then ends the target's sessions and swaps the names in one transaction: if
+anything fails, the target is exactly as it was.
+
+Examples:
+  $ backupctl restore latest --target-db app_copy --create
+  $ backupctl restore latest --dry-run
+  $ backupctl restore 20261123T140509Z-1a2b3c --target-db app --clean --yes
+  $ backupctl restore latest --tag pre-migration --clean --yes --jobs 4
+${EXIT_CODES_HELP}`,
+    )
+    .action((ref: string, options: Record<string, unknown>) =>
+      dispatch(async (ctx) => (await import('./commands/restore.js')).run(ref, options, ctx)),
+    );
+
   return program;
 }
 
@@ -225,6 +363,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
         verbose: globals.verbose === true,
       },
       loadConfig: async () => (loaded ??= await loadConfig({ cwd: io.cwd, env: io.env, configPath: globals.config })),
+      ask: io.ask,
     };
     const result = await loader(ctx);
     reporter.stop();
@@ -254,6 +393,17 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   return exitCode;
 }
 
+/** A question on stderr, the answer from stdin (only used when both are a terminal). */
+async function askOnTerminal(question: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await rl.question(question);
+  } finally {
+    rl.close();
+  }
+}
+
 /** The process entry point: real streams, real signals. */
 export async function main(argv: readonly string[]): Promise<number> {
   const controller = new AbortController();
@@ -276,6 +426,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       stdout: process.stdout,
       stderr: process.stderr,
       signal: controller.signal,
+      ask: process.stdin.isTTY && process.stderr.isTTY ? askOnTerminal : undefined,
     });
   } finally {
     process.off('SIGINT', onSignal);

@@ -7,6 +7,8 @@ export interface CommandContext {
   runtime: Runtime;
   flags: GlobalFlags & { json: boolean; verbose: boolean; quiet: boolean };
   loadConfig(): Promise<LoadedConfigRef>;
+  /** Asks the operator on a terminal; undefined without one (then destructive work needs --yes). */
+  ask?: ((question: string) => Promise<string>) | undefined;
 }
 
 /**

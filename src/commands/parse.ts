@@ -71,3 +71,22 @@ export function keepCount(value: string): number {
   if (!/^(-1|\d{1,7})$/.test(value)) throw new InvalidArgumentError('expected a whole number >= 0, or -1 for unlimited');
   return Number(value);
 }
+
+/** `--max-age 25h`, `--max-verify-age 8d`: a fixed duration (see config/duration.ts), kept as given. */
+export function durationValue(value: string): string {
+  try {
+    parseFixedDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return value;
+}
+
+/** `--min-size-ratio 0.5`: a number from 0 to 1. */
+export function ratioValue(value: string): number {
+  const n = Number(value);
+  if (!/^\d*\.?\d+$/.test(value) || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new InvalidArgumentError('expected a number from 0 to 1, e.g. 0.5');
+  }
+  return n;
+}

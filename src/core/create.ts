@@ -159,6 +159,8 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     return { sidecar, storage: storage.location, warnings };
   } catch (error) {
     work.abort(error);
+    // Not close(): its COMMIT would wait behind a row count blocked on a lock.
+    await session.abort();
     await Promise.all(written.map((key) => storage.remove(key).catch(() => undefined)));
     if (signal.aborted) throw signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
     throw error;

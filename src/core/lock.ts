@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupctlError, errnoCode, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '../pg/advisory-lock.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
+import { openStorage } from '../storage/registry.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
@@ -292,13 +293,16 @@ export interface UnlockResult {
  * when the holder is a running process on this host, unless `force`.
  */
 export async function unlockProfile(options: {
-  storage: Storage;
+  /** A storage, or its location (resolved against cwd). */
+  storage: Storage | string;
+  cwd?: string | undefined;
   profile: string;
   force: boolean;
   now: Date;
   host?: LockHost | undefined;
 }): Promise<UnlockResult> {
-  const { storage, profile, force, now } = options;
+  const { profile, force, now } = options;
+  const storage = typeof options.storage === 'string' ? openStorage(options.storage, options.cwd ?? '.') : options.storage;
   const host = options.host ?? thisHost;
   const base = { profile, storage: storage.location };
   const stored = await readStoredLock(storage, profile);

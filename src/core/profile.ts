@@ -152,7 +152,8 @@ function resolvePath(value: string | undefined, base: string): string | undefine
 export function resolveDumpOptions(flags: DumpFlags, profile: Profile): DumpOptions {
   const jobs = flags.jobs ?? profile.jobs;
   const explicitFormat = flags.format ?? profile.format;
-  if (explicitFormat === 'custom' && jobs !== undefined && jobs > 1 && flags.format !== undefined) {
+  // Only a conflict between two flags is an error: `--format custom` alone overrides a profile's jobs.
+  if (flags.format === 'custom' && flags.jobs !== undefined && flags.jobs > 1) {
     throw usageError('--jobs needs the directory format: pg_dump cannot write a custom-format archive in parallel', 'drop --format custom, or use --jobs 1');
   }
   const format = flags.jobs !== undefined && flags.jobs > 1 && flags.format === undefined ? 'directory' : (explicitFormat ?? (jobs !== undefined && jobs > 1 ? 'directory' : 'custom'));

@@ -32,6 +32,8 @@ function literal(value: string): string {
 
 export interface TargetState {
   exists: boolean;
+  /** Owner of the database when it exists. */
+  owner: string | null;
   /** User objects in the database: relations, functions, types outside system schemas, and large objects. */
   objects: number;
   /** Other sessions connected to it now. */
@@ -47,13 +49,15 @@ export async function serverVersion(settings: ConnectionSettings): Promise<strin
 
 export async function inspectDatabase(settings: ConnectionSettings, name: string): Promise<TargetState> {
   const exists = await withMaintenance(settings, async (client) => {
-    const { rows } = await client.query<{ sessions: string }>(
-      `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = $1)::int8 AS sessions FROM pg_database WHERE datname = $1`,
+    const { rows } = await client.query<{ sessions: string; owner: string }>(
+      `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = $1)::int8 AS sessions,
+              pg_get_userbyid(datdba) AS owner
+         FROM pg_database WHERE datname = $1`,
       [name],
     );
-    return rows[0] ? { sessions: Number(rows[0].sessions) } : null;
+    return rows[0] ? { sessions: Number(rows[0].sessions), owner: rows[0].owner } : null;
   });
-  if (!exists) return { exists: false, objects: 0, sessions: 0 };
+  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0 };
   const client = await connect(settings, name);
   try {
     const { rows } = await client.query<{ n: string }>(
@@ -66,7 +70,7 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
                    AND nspname NOT LIKE 'pg\\_%')
              + (SELECT count(*) FROM pg_largeobject_metadata))::int8 AS n`,
     );
-    return { exists: true, objects: Number(rows[0]?.n ?? 0), sessions: exists.sessions };
+    return { exists: true, owner: exists.owner, objects: Number(rows[0]?.n ?? 0), sessions: exists.sessions };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -147,6 +151,22 @@ export async function unavailableExtensions(settings: ConnectionSettings, names:
     const { rows } = await client.query<{ name: string }>('SELECT name FROM pg_available_extensions WHERE name = ANY($1)', [names]);
     const present = new Set(rows.map((r) => r.name));
     return names.filter((n) => !present.has(n));
+  });
+}
+
+/** Names of every role on the server. */
+export async function existingRoles(settings: ConnectionSettings): Promise<Set<string>> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ rolname: string }>('SELECT rolname FROM pg_roles');
+    return new Set(rows.map((r) => r.rolname));
+  });
+}
+
+/** Names of every tablespace on the server. */
+export async function existingTablespaces(settings: ConnectionSettings): Promise<Set<string>> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ spcname: string }>('SELECT spcname FROM pg_tablespace');
+    return new Set(rows.map((r) => r.spcname));
   });
 }
 

@@ -20,6 +20,8 @@ export interface DatabaseFacts {
  * pg_dump sees, however busy the database is. Close it only after pg_dump has finished.
  */
 export class SnapshotSession {
+  private ended = false;
+
   private constructor(
     private readonly client: pg.Client,
     readonly snapshotId: string,
@@ -81,7 +83,21 @@ export class SnapshotSession {
 
   /** Ends the transaction. Safe to call more than once. */
   async close(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
     await this.client.query('COMMIT').catch(() => undefined);
+    await this.client.end().catch(() => undefined);
+  }
+
+  /**
+   * Drops the session at once, without queueing a COMMIT behind a query that may never
+   * finish (a row count waiting for another session's lock): a failed or interrupted run
+   * must end now. The transaction is read-only, so nothing is lost. Safe to call more
+   * than once, and before or after close().
+   */
+  async abort(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
     await this.client.end().catch(() => undefined);
   }
 }

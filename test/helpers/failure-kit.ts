@@ -45,6 +45,15 @@ export async function listFiles(root: string): Promise<string[]> {
   return found.sort();
 }
 
+/**
+ * What a failed or interrupted run left in a storage that belongs to a backup: every file
+ * but the profile's run log (`<profile>/runs.jsonl`, which records failed runs by design).
+ * Sidecars, artifacts, globals, `.tmp-*` temporaries and lock objects all count.
+ */
+export async function leftovers(root: string): Promise<string[]> {
+  return (await listFiles(root)).filter((file) => !/^[^/]+\/runs\.jsonl$/.test(file));
+}
+
 /** A TCP port of 127.0.0.1 with nothing listening on it (free when asked). */
 export async function closedPort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -13,6 +13,7 @@ import {
   closedPort,
   failureLines,
   fillRandomText,
+  leftovers,
   listFiles,
   removeTempDirs,
   sh,
@@ -56,7 +57,7 @@ async function create(args: string[], env: Record<string, string | undefined>): 
 }
 
 async function expectEmptyStorage(storage: string): Promise<void> {
-  expect(await listFiles(storage)).toEqual([]);
+  expect(await leftovers(storage)).toEqual([]);
 }
 
 describe('create: connection failures', () => {

@@ -10,6 +10,8 @@ import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
 
 const cluster = connectProvided();
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- hostile edits reach into any field, with any type
+type Loose = Record<string, any>;
 const HOUR = 3_600_000;
 
 const dirs: string[] = [];
@@ -183,7 +185,7 @@ describe('list: unfinished, corrupt and hostile sidecars', () => {
   });
 
   /** A sidecar with a fresh, valid id, whose content is a1's with `edit` applied. */
-  const HOSTILE: Array<[string, (sidecar: Record<string, any>, id: string) => void]> = [
+  const HOSTILE: Array<[string, (sidecar: Loose, id: string) => void]> = [
     ['artifact.file is a path out of the storage', (s, id) => {
       s.id = id;
       s.artifact.file = '../../etc/passwd';
@@ -228,7 +230,7 @@ describe('list: unfinished, corrupt and hostile sidecars', () => {
 
   it.each(HOSTILE)('a hostile sidecar (%s) is rejected with a warning, never followed', async (_label, edit) => {
     const copy = await copyOfStorage();
-    const sidecar = JSON.parse(await readFile(path.join(copy, dbA, `${ids.a1}.json`), 'utf8')) as Record<string, any>;
+    const sidecar = JSON.parse(await readFile(path.join(copy, dbA, `${ids.a1}.json`), 'utf8')) as Loose;
     // Newer than every real backup, so that "latest" would pick it if it were accepted.
     const id = '20991231T235959Z-abcdef';
     sidecar.startedAt = '2099-12-31T23:59:59.000Z';

@@ -1,0 +1,295 @@
+/**
+ * Where does backupctl's time go? `tsx bench/profile.ts` (after `npm run build`).
+ *
+ *   BENCH_PROFILE_MB=150,600  BENCH_PROFILE_RUNS=3  BENCH_QUIET_CORES=0.3  BENCH_QUIET_WAIT_S=60
+ *
+ * On a throw-away cluster with the bench's data set, runs these experiments round-robin
+ * (one of each per round, so drift hits all of them alike) and prints medians:
+ *
+ *   raw              pg_dump -Fc -f FILE (the cluster's own pg_dump)
+ *   raw+counts       the same, while this process counts every table's rows in a
+ *                    REPEATABLE READ transaction, exactly as backupctl does (one count(*) after another)
+ *   counts           the counts alone
+ *   node-import      node importing dist/cli.js and dist/commands/create.js, nothing else
+ *   backupctl        node bin/backupctl.js create --format custom (as the bench runs it)
+ *   bc:pgBinDir      the same with a config file setting pgBinDir to the cluster's bin dir
+ *                    (no PATH scan, no Debian pg_wrapper): what a fixed discovery would cost
+ *   bc:pgBinDir,noglobals        ... and --no-globals
+ *   bc:pgBinDir,noglobals,nocount ... and no row counts (a scratch copy of dist/ with
+ *                    countRows patched out; src/ and dist/ are not touched)
+ *
+ * Nothing here is part of `npm run bench`; it backs the analysis in bench/RESULTS.md.
+ */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { startCluster, type Cluster } from '../test/helpers/cluster.js';
+import { DatasetBuilder } from './dataset.js';
+import { machineBusyS, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SIZES = (process.env.BENCH_PROFILE_MB ?? '150,600').split(',').map(Number);
+const RUNS = Number(process.env.BENCH_PROFILE_RUNS ?? 3);
+const QUIET_CORES = Number(process.env.BENCH_QUIET_CORES ?? 0.3);
+const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 60);
+
+const log = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+let cluster: Cluster | null = null;
+let scratch: string | null = null;
+const cleanup = (): void => {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  scratch = null;
+};
+process.on('exit', cleanup);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+interface Sample {
+  wallS: number;
+  client: Record<string, number>;
+  server: Record<string, number>;
+  busyS: number;
+  foreignS: number;
+  rssMb: number | null;
+  phases: Record<string, number>;
+}
+
+function summarize(r: RunResult, busyS: number, phases: Record<string, number> = {}): Sample {
+  const client: Record<string, number> = {};
+  for (const p of r.tree) client[p.comm] = (client[p.comm] ?? 0) + p.cpuS;
+  const server: Record<string, number> = {};
+  for (const p of r.server) server[p.comm] = (server[p.comm] ?? 0) + p.cpuS;
+  const own = [...r.tree, ...r.server].reduce((s, p) => s + p.cpuS, 0);
+  return { wallS: r.wallS, client, server, busyS, foreignS: Math.max(0, busyS - own), rssMb: r.selfPeakRssMb, phases };
+}
+
+/** Phase boundaries from backupctl's JSON log (ms resolution). */
+function phasesOf(stderr: string, spawnMs: number, endMs: number): Record<string, number> {
+  const t: Record<string, number> = {};
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const e = JSON.parse(line) as { time: string; message: string };
+      const at = Date.parse(e.time);
+      if (e.message.startsWith('backing up ')) t.start = at;
+      else if (e.message.startsWith('dump: done')) t.dump = at;
+      else if (/^backup \S+ completed/.test(e.message)) t.done = at;
+    } catch {
+      // not JSON
+    }
+  }
+  const out: Record<string, number> = {};
+  if (t.start !== undefined) out.startup = (t.start - spawnMs) / 1000;
+  if (t.start !== undefined && t.dump !== undefined) out.dump = (t.dump - t.start) / 1000;
+  if (t.dump !== undefined && t.done !== undefined) out.after = (t.done - t.dump) / 1000;
+  if (t.done !== undefined) out.exit = (endMs - t.done) / 1000;
+  return out;
+}
+
+function postmasterPid(c: Cluster): number {
+  return Number(readFileSync(path.join(c.dataDir, 'postmaster.pid'), 'latin1').split('\n')[0]);
+}
+
+async function countAll(c: Cluster, ready?: () => Promise<void>): Promise<number> {
+  const client = new pg.Client({ host: c.host, port: c.port, user: c.user, password: c.password, database: 'bench' });
+  await client.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    await client.query('SELECT pg_export_snapshot()');
+    await ready?.();
+    const t0 = performance.now();
+    const { rows } = await client.query<{ schema: string; name: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated))
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+        ORDER BY 1, 2`,
+    );
+    for (const t of rows) await client.query(`SELECT count(*) FROM "${t.schema}"."${t.name}"`);
+    const s = (performance.now() - t0) / 1000;
+    await client.query('COMMIT');
+    return s;
+  } finally {
+    await client.end();
+  }
+}
+
+/** A copy of bin/ + dist/ (node_modules linked) whose create.js does not count rows. */
+function noCountVariant(dir: string): string {
+  const root = path.join(dir, 'variant-nocount');
+  mkdirSync(root);
+  cpSync(path.join(ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
+  cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
+  cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
+  const file = path.join(root, 'dist', 'core', 'create.js');
+  const js = readFileSync(file, 'utf8');
+  const patched = js.replace('session.countRows(work.signal)', 'Promise.resolve([])');
+  if (patched === js) throw new Error('could not patch countRows out of dist/core/create.js');
+  writeFileSync(file, patched);
+  return path.join(root, 'bin', 'backupctl.js');
+}
+
+type Experiment = { name: string; run: (c: Cluster, dir: string) => Promise<Sample> };
+
+function backupctl(name: string, bin: string, opts: { pgBinDir?: boolean; noGlobals?: boolean }): Experiment {
+  return {
+    name,
+    async run(c, dir) {
+      const cwd = mkdtempSync(path.join(dir, 'bc-'));
+      if (opts.pgBinDir) writeFileSync(path.join(cwd, 'backupctl.config.json'), JSON.stringify({ pgBinDir: c.binDir }));
+      const storage = path.join(cwd, 'storage');
+      const args = [bin, '--storage', storage, '--json', '--log-format', 'json', '--verbose', 'create', '--format', 'custom'];
+      if (opts.noGlobals) args.push('--no-globals');
+      const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', ...c.env('bench') };
+      const b0 = machineBusyS();
+      const spawnMs = Date.now();
+      const r = await runMeasured(process.execPath, args, { env, cwd, postmasterPid: postmasterPid(c) });
+      const endMs = Date.now();
+      const busy = machineBusyS() - b0;
+      if (r.exitCode !== 0) throw new Error(`${name} failed: ${r.stderr}`);
+      rmSync(cwd, { recursive: true, force: true });
+      return summarize(r, busy, phasesOf(r.stderr, spawnMs, endMs));
+    },
+  };
+}
+
+const experiments = (noCountBin: string): Experiment[] => [
+  {
+    name: 'raw',
+    async run(c, dir) {
+      const file = path.join(dir, 'raw.dump');
+      const b0 = machineBusyS();
+      const r = await runMeasured(c.bin('pg_dump'), ['-Fc', '-f', file], { env: { PATH: process.env.PATH ?? '', ...c.env('bench') }, postmasterPid: postmasterPid(c) });
+      const busy = machineBusyS() - b0;
+      if (r.exitCode !== 0) throw new Error(r.stderr);
+      statSync(file);
+      rmSync(file);
+      return summarize(r, busy);
+    },
+  },
+  {
+    name: 'raw+counts',
+    async run(c, dir) {
+      const file = path.join(dir, 'raw.dump');
+      let release!: () => void;
+      const started = new Promise<void>((resolve) => (release = resolve));
+      let countS = 0;
+      const counting = countAll(c, () => started).then((s) => (countS = s));
+      // give the counting session its snapshot first, as backupctl does
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const b0 = machineBusyS();
+      const dump = runMeasured(c.bin('pg_dump'), ['-Fc', '-f', file], { env: { PATH: process.env.PATH ?? '', ...c.env('bench') }, postmasterPid: postmasterPid(c) });
+      release();
+      const r = await dump;
+      await counting;
+      const busy = machineBusyS() - b0;
+      if (r.exitCode !== 0) throw new Error(r.stderr);
+      rmSync(file);
+      return summarize(r, busy, { counts: countS });
+    },
+  },
+  {
+    name: 'counts',
+    async run(c) {
+      const b0 = machineBusyS();
+      const t0 = performance.now();
+      const s = await countAll(c);
+      return { wallS: (performance.now() - t0) / 1000, client: {}, server: {}, busyS: machineBusyS() - b0, foreignS: 0, rssMb: null, phases: { counts: s } };
+    },
+  },
+  {
+    name: 'node-import',
+    async run() {
+      const code = `await import(${JSON.stringify(path.join(ROOT, 'dist', 'cli.js'))}); await import(${JSON.stringify(path.join(ROOT, 'dist', 'commands', 'create.js'))});`;
+      const b0 = machineBusyS();
+      const r = await runMeasured(process.execPath, ['--input-type=module', '-e', code], { env: { PATH: process.env.PATH ?? '' } });
+      if (r.exitCode !== 0) throw new Error(r.stderr);
+      return summarize(r, machineBusyS() - b0);
+    },
+  },
+  backupctl('backupctl', path.join(ROOT, 'bin', 'backupctl.js'), {}),
+  backupctl('bc:pgBinDir', path.join(ROOT, 'bin', 'backupctl.js'), { pgBinDir: true }),
+  backupctl('bc:pgBinDir,noglobals', path.join(ROOT, 'bin', 'backupctl.js'), { pgBinDir: true, noGlobals: true }),
+  backupctl('bc:pgBinDir,noglobals,nocount', noCountBin, { pgBinDir: true, noGlobals: true }),
+];
+
+function fmt(m: Record<string, number>): string {
+  return Object.entries(m)
+    .filter(([, v]) => v >= 0.01)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(', ');
+}
+
+function medianOf(samples: Sample[], pick: (s: Sample) => Record<string, number>): Record<string, number> {
+  const keys = new Set(samples.flatMap((s) => Object.keys(pick(s))));
+  return Object.fromEntries([...keys].map((k) => [k, median(samples.map((s) => pick(s)[k] ?? 0))]));
+}
+
+async function main(): Promise<void> {
+  scratch = mkdtempSync(path.join(os.tmpdir(), 'backupctl-profile-'));
+  const noCountBin = noCountVariant(scratch);
+  cluster = await startCluster({ name: 'profile' });
+  const c = cluster;
+  await c.createDatabase('bench');
+  const builder = await DatasetBuilder.connect({ host: c.host, port: c.port, user: c.user, password: c.password, database: 'bench' });
+  const all: Record<string, unknown> = {};
+  try {
+    for (const sizeMb of SIZES) {
+      const info = await builder.growTo(sizeMb * 1024 * 1024, (l) => log(l));
+      log(`\n== pg_database_size ${(info.sizeBytes / 1048576).toFixed(0)} MB, ${RUNS} rounds`);
+      const exps = experiments(noCountBin);
+      const samples = new Map<string, Sample[]>(exps.map((e) => [e.name, []]));
+      for (let round = 0; round <= RUNS; round++) {
+        for (const e of exps) {
+          await waitForQuiet(QUIET_CORES, QUIET_WAIT_S);
+          const s = await e.run(c, scratch);
+          if (round > 0) samples.get(e.name)?.push(s); // round 0 is a warm-up
+          log(`  ${round === 0 ? 'warm-up' : `[${round}/${RUNS}]`} ${e.name.padEnd(30)} ${s.wallS.toFixed(3)} s  foreign ${s.foreignS.toFixed(1)} cpu-s  ${fmt(s.phases)}`);
+        }
+      }
+      log('');
+      log('| experiment | median wall s | machine busy cpu-s | client CPU s | server CPU s | phases (s) | node peak RSS MB |');
+      log('|---|---:|---:|---|---|---|---:|');
+      const rows: Record<string, unknown>[] = [];
+      for (const e of exps) {
+        const ss = samples.get(e.name) ?? [];
+        const row = {
+          experiment: e.name,
+          wallS: median(ss.map((s) => s.wallS)),
+          walls: ss.map((s) => Number(s.wallS.toFixed(3))),
+          busyS: median(ss.map((s) => s.busyS)),
+          client: medianOf(ss, (s) => s.client),
+          server: medianOf(ss, (s) => s.server),
+          phases: medianOf(ss, (s) => s.phases),
+          rssMb: Math.max(...ss.map((s) => s.rssMb ?? 0)),
+        };
+        rows.push(row);
+        log(`| ${e.name} | ${row.wallS.toFixed(2)} | ${row.busyS.toFixed(1)} | ${fmt(row.client)} | ${fmt(row.server)} | ${fmt(row.phases)} | ${row.rssMb ? row.rssMb.toFixed(1) : '-'} |`);
+      }
+      all[String(sizeMb)] = { pgDatabaseSizeBytes: info.sizeBytes, rows };
+    }
+  } finally {
+    await builder.close();
+  }
+  log(JSON.stringify(all));
+}
+
+try {
+  await main();
+} catch (error) {
+  process.exitCode = 1;
+  process.stderr.write(`profile failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+} finally {
+  await (cluster as Cluster | null)?.stop();
+  cleanup();
+}

@@ -1,0 +1,52 @@
+import { DEFAULT_LEFTOVER_AGE_MS, effectivePolicy, pruneBackups, pruneExitCode } from '../core/prune.js';
+import { resolveProfileTarget } from '../core/target.js';
+import { pruneJson, renderPrune } from '../output/render-prune.js';
+import type { RetentionPolicy } from '../retention/policy.js';
+import type { CommandContext, CommandResult } from './context.js';
+
+export interface PruneOptions {
+  keepLast?: number;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+  keepWithin?: string;
+  keepTag?: string[];
+  timeZone?: string;
+  dryRun?: boolean;
+  /** Milliseconds. */
+  leftoverAge?: number;
+  /** Milliseconds. */
+  wait?: number;
+}
+
+export async function run(options: PruneOptions, ctx: CommandContext): Promise<CommandResult> {
+  const loaded = await ctx.loadConfig();
+  const { env, cwd } = ctx.runtime;
+  const target = resolveProfileTarget({ loaded, flags: ctx.flags, env, cwd });
+  const flags: RetentionPolicy = {
+    keepLast: options.keepLast,
+    keepHourly: options.keepHourly,
+    keepDaily: options.keepDaily,
+    keepWeekly: options.keepWeekly,
+    keepMonthly: options.keepMonthly,
+    keepYearly: options.keepYearly,
+    keepWithin: options.keepWithin,
+    keepTags: options.keepTag,
+    timeZone: options.timeZone,
+  };
+  const result = await pruneBackups(
+    {
+      storage: target.storage,
+      cwd,
+      profile: target.name,
+      policy: effectivePolicy(target.settings.retention, flags),
+      dryRun: options.dryRun === true,
+      leftoverAgeMs: options.leftoverAge ?? DEFAULT_LEFTOVER_AGE_MS,
+      waitMs: options.wait,
+    },
+    ctx.runtime,
+  );
+  return { json: pruneJson(result), human: (style, now) => renderPrune(result, style, now), exitCode: pruneExitCode(result) };
+}

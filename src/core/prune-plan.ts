@@ -1,0 +1,153 @@
+import { artifactKey, sidecarKey, type IncompleteEntry } from '../catalog/catalog.js';
+import type { Sidecar } from '../catalog/sidecar.js';
+import { applyRetention, type KeepReason, type RetentionCandidate, type RetentionPolicy } from '../retention/policy.js';
+
+/**
+ * Why an entry of a prune plan is kept or removed. The keep-* reasons name the rule that
+ * keeps a backup; a backup kept by several rules lists them all.
+ * - newest-successful / newest-verified / future: safety rules, always on;
+ * - no-rule: no rule keeps the backup (it is removed);
+ * - leftover-old: an unfinished backup (artifact without sidecar) older than the threshold (removed);
+ * - leftover-recent: an unfinished backup younger than the threshold (kept: it may still be written).
+ */
+export type PruneReason =
+  | 'keep-last'
+  | 'keep-hourly'
+  | 'keep-daily'
+  | 'keep-weekly'
+  | 'keep-monthly'
+  | 'keep-yearly'
+  | 'keep-within'
+  | 'keep-tag'
+  | 'newest-successful'
+  | 'newest-verified'
+  | 'future'
+  | 'not-completed'
+  | 'no-rule'
+  | 'leftover-old'
+  | 'leftover-recent';
+
+const FROM_KEEP_REASON: Record<KeepReason, PruneReason> = {
+  last: 'keep-last',
+  hourly: 'keep-hourly',
+  daily: 'keep-daily',
+  weekly: 'keep-weekly',
+  monthly: 'keep-monthly',
+  yearly: 'keep-yearly',
+  within: 'keep-within',
+  tag: 'keep-tag',
+  'newest-successful': 'newest-successful',
+  'newest-verified': 'newest-verified',
+  future: 'future',
+  'not-completed': 'not-completed',
+};
+
+export interface PruneItem {
+  /** A completed backup (from its sidecar), or an unfinished one (artifact without sidecar). */
+  kind: 'backup' | 'leftover';
+  id: string;
+  profile: string;
+  /** A backup's start time; a leftover's newest file modification time. */
+  createdAt: string;
+  action: 'keep' | 'remove';
+  reasons: PruneReason[];
+  /** Storage keys of the entry, in removal order: a backup's sidecar FIRST, then artifact and globals. */
+  keys: string[];
+  /** Bytes of the artifact and globals (a backup), or of the files (a leftover). */
+  bytes: number;
+}
+
+export interface PrunePlan {
+  policy: RetentionPolicy;
+  /** Backups newest first, then leftovers newest first. */
+  items: PruneItem[];
+}
+
+/** True when the latest verification (by time) of the backup passed. */
+export function isVerified(sidecar: Sidecar): boolean {
+  let latest: Sidecar['verifications'][number] | undefined;
+  for (const v of sidecar.verifications) {
+    if (latest === undefined || Date.parse(v.at) >= Date.parse(latest.at)) latest = v;
+  }
+  return latest?.result === 'passed';
+}
+
+function backupKeys(sidecar: Sidecar): { keys: string[]; bytes: number } {
+  const keys = [sidecarKey(sidecar.profile, sidecar.id)];
+  let bytes = 0;
+  // parseSidecar already refuses file names of another backup; checked again: prune deletes.
+  const own = (file: string) => file.startsWith(`${sidecar.id}.`) && !file.includes('/');
+  if (own(sidecar.artifact.file)) {
+    keys.push(artifactKey(sidecar.profile, sidecar.artifact.file));
+    bytes += sidecar.artifact.bytes;
+  }
+  if (sidecar.globals.status === 'included' && own(sidecar.globals.file)) {
+    keys.push(artifactKey(sidecar.profile, sidecar.globals.file));
+    bytes += sidecar.globals.bytes;
+  }
+  return { keys, bytes };
+}
+
+/**
+ * What prune does, as a pure function: every completed backup with keep/remove and the
+ * reasons (the retention policy, see applyRetention), and every unfinished leftover
+ * (removed when its newest file is at least `leftoverAgeMs` old). Changes nothing.
+ */
+export function planPrune(
+  sidecars: readonly Sidecar[],
+  incomplete: readonly IncompleteEntry[],
+  policy: RetentionPolicy,
+  now: Date,
+  leftoverAgeMs: number,
+): PrunePlan {
+  const byId = new Map(sidecars.map((s) => [s.id, s]));
+  const candidates: RetentionCandidate[] = sidecars.map((s) => ({
+    id: s.id,
+    createdAt: new Date(s.startedAt),
+    tags: s.tags,
+    status: s.status,
+    verified: isVerified(s),
+  }));
+  const items: PruneItem[] = applyRetention(candidates, policy, now).map((decision) => {
+    const sidecar = byId.get(decision.id) as Sidecar;
+    const reasons = decision.reasons.map((reason) => FROM_KEEP_REASON[reason]);
+    return {
+      kind: 'backup',
+      id: sidecar.id,
+      profile: sidecar.profile,
+      createdAt: sidecar.startedAt,
+      action: decision.action,
+      reasons: decision.action === 'remove' ? ['no-rule'] : reasons,
+      ...backupKeys(sidecar),
+    };
+  });
+
+  const leftovers = new Map<string, { profile: string; id: string; keys: string[]; bytes: number; newest: number }>();
+  for (const entry of incomplete) {
+    const group = `${entry.profile}/${entry.id}`;
+    let leftover = leftovers.get(group);
+    if (!leftover) {
+      leftover = { profile: entry.profile, id: entry.id, keys: [], bytes: 0, newest: Number.NEGATIVE_INFINITY };
+      leftovers.set(group, leftover);
+    }
+    leftover.keys.push(artifactKey(entry.profile, entry.file));
+    leftover.bytes += entry.bytes;
+    leftover.newest = Math.max(leftover.newest, Date.parse(entry.modifiedAt));
+  }
+  const leftoverItems = [...leftovers.values()]
+    .sort((a, b) => b.newest - a.newest || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+    .map((leftover): PruneItem => {
+      const old = now.getTime() - leftover.newest >= leftoverAgeMs;
+      return {
+        kind: 'leftover',
+        id: leftover.id,
+        profile: leftover.profile,
+        createdAt: new Date(leftover.newest).toISOString(),
+        action: old ? 'remove' : 'keep',
+        reasons: [old ? 'leftover-old' : 'leftover-recent'],
+        keys: leftover.keys.sort(),
+        bytes: leftover.bytes,
+      };
+    });
+  return { policy, items: [...items, ...leftoverItems] };
+}

@@ -1,0 +1,193 @@
+import { Catalog } from '../catalog/catalog.js';
+import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
+import { describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
+import { openStorage } from '../storage/registry.js';
+import type { Storage } from '../storage/storage.js';
+import { acquireProfileLock } from './lock.js';
+import { planPrune, type PruneItem } from './prune-plan.js';
+import type { Runtime } from './runtime.js';
+import { storageError } from './storage-errors.js';
+
+export type { PruneItem, PruneReason } from './prune-plan.js';
+
+/** Unfinished leftovers younger than this are kept (default of --leftover-age). */
+export const DEFAULT_LEFTOVER_AGE_MS = 24 * 3_600_000;
+
+const POLICY_KEYS = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'keepWithin', 'keepTags', 'timeZone'] as const;
+
+/**
+ * The policy of a prune run: the profile's `retention` settings, with every rule given on
+ * the command line replacing the same rule of the config (key by key; `--keep-daily 0`
+ * turns a configured rule off).
+ */
+export function effectivePolicy(configured: RetentionPolicy | undefined, flags: RetentionPolicy): RetentionPolicy {
+  const policy: RetentionPolicy = {};
+  for (const key of POLICY_KEYS) {
+    const value = flags[key] ?? configured?.[key];
+    if (value !== undefined) (policy as Record<string, unknown>)[key] = value;
+  }
+  return policy;
+}
+
+export interface PruneRequest {
+  storage: string;
+  cwd: string;
+  profile: string;
+  policy: RetentionPolicy;
+  dryRun: boolean;
+  /** Unfinished leftovers whose newest file is at least this old are removed. */
+  leftoverAgeMs: number;
+  /** `--wait`: how long to wait for the profile's lock (default: fail at once, exit 4). */
+  waitMs?: number | undefined;
+}
+
+export interface PrunedItem extends PruneItem {
+  /** A real run: whether every file of the entry is gone. */
+  removed: boolean;
+  /** A real run: why the entry could not be removed (completely). */
+  error?: string;
+}
+
+export interface PruneResult {
+  profile: string;
+  storage: string;
+  dryRun: boolean;
+  policy: RetentionPolicy;
+  /** describePolicy(policy), e.g. "keep-last 3, keep-daily 7". */
+  policyText: string;
+  leftoverAgeMs: number;
+  /** Backups newest first, then leftovers. */
+  items: PrunedItem[];
+  /** What was removed (a real run) or would be (a dry run). */
+  freed: { backups: number; leftovers: number; bytes: number };
+  /** Sidecars that could not be read: those backups are left alone. */
+  warnings: string[];
+  /** Removals that failed; the run exits 1 when there are any. */
+  errors: string[];
+}
+
+/** The policy must be valid and not empty; every problem is reported at once (exit 2). */
+export function checkPolicy(policy: RetentionPolicy): void {
+  const problems = validatePolicy(policy);
+  if (problems.length === 0) return;
+  if (isEmptyPolicy(policy) && problems.length === 1) {
+    throw usageError(
+      'refusing to prune with an empty retention policy: it sets no keep-* rule',
+      'set "retention" in the profile\'s config, or pass rules such as --keep-last 7 --keep-daily 14 (see backupctl prune --help)',
+    );
+  }
+  throw usageError(
+    `invalid retention policy (${problems.length} problem${problems.length === 1 ? '' : 's'}): ${problems.join('; ')}`,
+    'fix the profile\'s "retention" settings or the --keep-* flags',
+  );
+}
+
+/**
+ * Applies the retention policy to one profile. A dry run only plans. A real run holds the
+ * profile's lock (busy: exit 4, or waits with waitMs) and removes, oldest first, each
+ * backup's sidecar FIRST and then its artifact and globals, so an interrupted prune never
+ * leaves a sidecar pointing at nothing; then the old unfinished leftovers.
+ */
+export async function pruneBackups(request: PruneRequest, runtime: Runtime): Promise<PruneResult> {
+  checkPolicy(request.policy);
+  const storage = openStorage(request.storage, request.cwd);
+  if (request.dryRun) return planAndApply(storage, request, runtime);
+  const lock = await acquireProfileLock({
+    storage,
+    profile: request.profile,
+    command: 'prune',
+    waitMs: request.waitMs,
+    runtime,
+  });
+  try {
+    return await planAndApply(storage, request, runtime);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function planAndApply(storage: Storage, request: PruneRequest, runtime: Runtime): Promise<PruneResult> {
+  const { reporter } = runtime;
+  let scanned;
+  try {
+    scanned = await new Catalog(storage).scan(request.profile);
+  } catch (error) {
+    throw storageError(error, storage.location, 'listing backups');
+  }
+  for (const warning of scanned.warnings) reporter.warn(`${warning} (left alone by prune)`);
+  const now = runtime.now();
+  const plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs);
+
+  // Belt and braces over the pure policy: the newest completed backup is never removed.
+  const newest = scanned.backups.find((b) => Date.parse(b.startedAt) <= now.getTime()) ?? scanned.backups[0];
+  if (newest && plan.items.some((item) => item.kind === 'backup' && item.id === newest.id && item.action === 'remove')) {
+    throw new BackupctlError(`internal error: the retention plan would remove the newest backup ${newest.id}; nothing was removed`);
+  }
+
+  const items: PrunedItem[] = plan.items.map((item) => ({ ...item, removed: false }));
+  const result: PruneResult = {
+    profile: request.profile,
+    storage: storage.location,
+    dryRun: request.dryRun,
+    policy: request.policy,
+    policyText: describePolicy(request.policy),
+    leftoverAgeMs: request.leftoverAgeMs,
+    items,
+    freed: { backups: 0, leftovers: 0, bytes: 0 },
+    warnings: scanned.warnings,
+    errors: [],
+  };
+  reporter.info(
+    `${request.dryRun ? 'dry run: ' : ''}pruning profile "${request.profile}" in ${storage.location} with ${result.policyText}`,
+  );
+
+  // Oldest first: an interrupted run has removed the least valuable backups.
+  const removals = items.filter((item) => item.action === 'remove').reverse();
+  for (const item of removals) {
+    if (request.dryRun) {
+      count(result, item);
+      continue;
+    }
+    if (runtime.signal.aborted) throw new InterruptedError();
+    const failure = await removeItem(storage, item);
+    if (failure === null) {
+      item.removed = true;
+      count(result, item);
+      reporter.info(`removed ${item.kind === 'leftover' ? 'unfinished backup' : 'backup'} ${item.profile}/${item.id}`);
+    } else {
+      item.error = failure;
+      result.errors.push(`${item.profile}/${item.id}: ${failure}`);
+      reporter.warn(`could not remove ${item.profile}/${item.id}: ${failure}`);
+    }
+  }
+  return result;
+}
+
+function count(result: PruneResult, item: PruneItem): void {
+  if (item.kind === 'backup') result.freed.backups += 1;
+  else result.freed.leftovers += 1;
+  result.freed.bytes += item.bytes;
+}
+
+/**
+ * Removes the keys in order (a backup's sidecar first). When the sidecar cannot be
+ * removed, nothing else is touched: the backup stays whole. Returns the failure, or null.
+ */
+async function removeItem(storage: Storage, item: PruneItem): Promise<string | null> {
+  const failures: string[] = [];
+  for (const [index, key] of item.keys.entries()) {
+    try {
+      await storage.remove(key);
+    } catch (error) {
+      const message = storageError(error, storage.location, `removing ${key}`).message;
+      if (index === 0 && item.kind === 'backup') return `${message} (the backup was left whole)`;
+      failures.push(message);
+    }
+  }
+  return failures.length === 0 ? null : failures.join('; ');
+}
+
+/** Exit code of a prune result: 1 when a removal failed. */
+export function pruneExitCode(result: PruneResult): number {
+  return result.errors.length > 0 ? ExitCode.FAILED : ExitCode.OK;
+}

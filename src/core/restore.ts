@@ -1,0 +1,370 @@
+import { createHash } from 'node:crypto';
+import { artifactKey, Catalog } from '../catalog/catalog.js';
+import type { Sidecar } from '../catalog/sidecar.js';
+import { BackupctlError, ExitCode, InterruptedError, throwIfAborted, usageError } from '../errors.js';
+import {
+  countDatabaseRows,
+  createDatabase,
+  dropDatabase,
+  existingRoles,
+  existingTablespaces,
+  inspectDatabase,
+  missingRoles,
+  renameDatabase,
+  swapDatabases,
+  unavailableExtensions,
+  type TargetState,
+} from '../pg/admin.js';
+import { findClient, type ClientBinary } from '../pg/binaries.js';
+import { childEnv } from '../pg/child-env.js';
+import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
+import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
+import { archiveNeeds, pgRestoreArgs, runRestore, type ArchiveNeeds } from '../pg/restore.js';
+import { readToc } from '../pg/toc.js';
+import { openStorage } from '../storage/registry.js';
+import type { Storage } from '../storage/storage.js';
+import { ArtifactMissingError, digestMismatches, openArchive, type LocalArchive } from './archive.js';
+import type { Runtime } from './runtime.js';
+import { compareCounts } from './verify.js';
+
+export interface RestoreRequest {
+  storage: string;
+  ref: string;
+  profile?: string | undefined;
+  tag?: string | undefined;
+  /** The target server; its `database` is ignored (see targetDb). */
+  server: (sidecar: Sidecar) => ConnectionSettings;
+  /** Default: the backup's database name. */
+  targetDb?: string | undefined;
+  create: boolean;
+  clean: boolean;
+  force: boolean;
+  dropOld: boolean;
+  globals: boolean;
+  schemas: string[];
+  tables: string[];
+  noOwner: boolean;
+  noAcl: boolean;
+  jobs: number;
+  pgBinDir?: string | undefined;
+  workDir?: string | undefined;
+}
+
+/**
+ * How the restore will go:
+ * - create:        the target does not exist; restore into a staging database, check it, rename it.
+ * - replace-empty: the target exists and is empty; staging, check, swap; the old empty database is dropped.
+ * - replace:       (--clean) staging, check, then in one transaction end the target's sessions and swap
+ *                  the names; the old database is kept under `keepOldAs` (or dropped with --drop-old).
+ * - into-existing: (--force) pg_restore into the target as it is (one transaction when --jobs is 1).
+ */
+export type RestoreMode = 'create' | 'replace-empty' | 'replace' | 'into-existing';
+
+export interface RestorePlan {
+  backup: { id: string; profile: string; database: string; createdAt: string; bytes: number };
+  server: string;
+  target: string;
+  targetState: TargetState;
+  mode: RestoreMode | null;
+  /** Why the restore would be refused as asked; null when it can go ahead. */
+  refusal: string | null;
+  /** Hint that goes with the refusal. */
+  refusalHint: string | null;
+  staging: string | null;
+  /** The name the current target gets when the staging database takes its place. */
+  keepOldAs: string | null;
+  dropOld: boolean;
+  /** The restore drops or overwrites data that exists now: needs --yes or a confirmation. */
+  destructive: boolean;
+  archive: { entries: number; objects: Record<string, number> };
+  missing: { roles: string[]; extensions: string[] };
+  globals: { requested: boolean; available: boolean; roles: string[] };
+  steps: string[];
+}
+
+export interface RestoreResult {
+  plan: RestorePlan;
+  dryRun: boolean;
+  durationMs: number;
+  /** Where the previous target now lives, when it was kept (null when dropped or there was none). */
+  oldKeptAs: string | null;
+  globalsSkipped: string[];
+  rollback: string | null;
+  countsChecked: boolean;
+}
+
+function stamp(now: Date): string {
+  return now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '_');
+}
+
+/** `<base><suffix>` cut to PostgreSQL's 63-byte identifier limit, keeping the suffix. */
+function derivedName(base: string, suffix: string): string {
+  let cut = base;
+  while (Buffer.byteLength(cut + suffix) > 63) cut = cut.slice(0, -1);
+  return cut + suffix;
+}
+
+interface Prepared {
+  storage: Storage;
+  sidecar: Sidecar;
+  archive: LocalArchive;
+  pgRestore: ClientBinary;
+  server: ConnectionSettings;
+  plan: RestorePlan;
+  globalsSql: string | null;
+}
+
+/**
+ * Everything before the first change: find the backup, check its checksum (exit 3 on a
+ * mismatch, before any database is touched), read its table of contents, inspect the
+ * target and what the archive needs from the server, and decide the mode.
+ */
+async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepared> {
+  const storage = openStorage(request.storage, runtime.cwd);
+  const sidecar = await new Catalog(storage).find(request.ref, { profile: request.profile, tag: request.tag });
+  if (request.clean && request.force) throw usageError('--clean and --force cannot be used together', '--clean replaces the target; --force restores into it as it is');
+  const server = request.server(sidecar);
+  const target = request.targetDb ?? sidecar.database.name;
+
+  let archive: LocalArchive;
+  try {
+    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal });
+  } catch (error) {
+    if (error instanceof ArtifactMissingError) {
+      throw new BackupctlError(`backup ${sidecar.id} cannot be restored: ${error.message}`, { exitCode: ExitCode.VERIFY_FAILED });
+    }
+    throw error;
+  }
+  try {
+    const mismatches = digestMismatches('artifact', sidecar.artifact, archive.digest);
+    if (mismatches.length) {
+      throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${mismatches.join('; ')}`, {
+        exitCode: ExitCode.VERIFY_FAILED,
+        hint: 'restore another backup (backupctl list)',
+      });
+    }
+    const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
+    const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+    const offline = { env: { PATH: runtime.env.PATH ?? '' }, signal: runtime.signal };
+    const toc = await readToc(pgRestore.path, archive.path, offline);
+    const needs = archiveNeeds(toc);
+    const targetState = await inspectDatabase(server, target);
+
+    let globalsSql: string | null = null;
+    if (request.globals && sidecar.globals.status === 'included') {
+      globalsSql = (await storage.getBytes(artifactKey(sidecar.profile, sidecar.globals.file), 64 * 1024 * 1024)).toString('utf8');
+      const digest = digestMismatches('globals', sidecar.globals, { bytes: Buffer.byteLength(globalsSql), sha256: sha256(globalsSql) });
+      if (digest.length) throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${digest.join('; ')}`, { exitCode: ExitCode.VERIFY_FAILED });
+    }
+    const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql };
+  } catch (error) {
+    await archive.dispose();
+    throw error;
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+async function makePlan(
+  request: RestoreRequest,
+  now: Date,
+  sidecar: Sidecar,
+  server: ConnectionSettings,
+  target: string,
+  state: TargetState,
+  entries: number,
+  needs: ArchiveNeeds,
+  globalsSql: string | null,
+): Promise<RestorePlan> {
+  const fromGlobals = globalsSql ? new Set(globalsNames(globalsSql).roles) : new Set<string>();
+  const roles = request.noOwner && request.noAcl ? [] : (await missingRoles(server, needs.roles)).filter((r) => !fromGlobals.has(r));
+  const extensions = await unavailableExtensions(server, needs.extensions);
+  const when = stamp(now);
+  let mode: RestoreMode | null = null;
+  let refusal: string | null = null;
+  let refusalHint: string | null = null;
+  if (!state.exists) {
+    if (request.create) mode = 'create';
+    else {
+      refusal = `target database "${target}" does not exist on ${describeServer(server)}`;
+      refusalHint = 'add --create to create it';
+    }
+  } else if (request.force) mode = 'into-existing';
+  else if (state.objects === 0) mode = 'replace-empty';
+  else if (request.clean) mode = 'replace';
+  else {
+    refusal = `target database "${target}" is not empty (${state.objects} objects)`;
+    refusalHint = '--clean replaces it (the old one is kept under a dated name), --force restores into it as it is; or choose another --target-db';
+  }
+  if (!refusal && roles.length) {
+    refusal = `the archive needs roles the target server lacks: ${roles.join(', ')}`;
+    refusalHint = sidecar.globals.status === 'included' ? 'add --globals to create them from the backup, create them, or use --no-owner --no-acl' : 'create them, or use --no-owner --no-acl';
+  }
+  if (!refusal && extensions.length) {
+    refusal = `the archive needs extensions the target server cannot install: ${extensions.join(', ')}`;
+    refusalHint = 'install their packages on the target server first';
+  }
+  const staging = mode && mode !== 'into-existing' ? derivedName(target, `_restoring_${when}`) : null;
+  const keepOldAs = mode === 'replace' || mode === 'replace-empty' ? derivedName(target, `_old_${when}`) : null;
+  const dropOld = mode === 'replace-empty' || (mode === 'replace' && request.dropOld);
+  const destructive = mode === 'replace' || mode === 'into-existing';
+  const steps: string[] = [];
+  if (globalsSql) steps.push('create the roles and tablespaces of the backup that the server lacks (existing ones are left as they are)');
+  if (staging) steps.push(`restore into a new staging database "${staging}" (pg_restore --exit-on-error${request.jobs > 1 ? ` --jobs ${request.jobs}` : ''})`);
+  if (staging) steps.push('compare every table\'s row count with the backup\'s');
+  if (mode === 'create') steps.push(`rename "${staging}" to "${target}"`);
+  if (mode === 'replace-empty') steps.push(`swap it with the empty "${target}", then drop the empty one`);
+  if (mode === 'replace') {
+    steps.push(`end the ${state.sessions} session(s) on "${target}" and swap the names in one transaction`);
+    steps.push(dropOld ? `drop the current "${target}" (--drop-old)` : `keep the current "${target}" as "${keepOldAs}"`);
+  }
+  if (mode === 'into-existing') {
+    steps.push(`restore into "${target}" as it is${request.jobs <= 1 ? ', in one transaction' : ''} (existing objects may conflict)`);
+  }
+  return {
+    backup: { id: sidecar.id, profile: sidecar.profile, database: sidecar.database.name, createdAt: sidecar.startedAt, bytes: sidecar.artifact.bytes },
+    server: describeServer(server),
+    target,
+    targetState: state,
+    mode,
+    refusal,
+    refusalHint,
+    staging,
+    keepOldAs,
+    dropOld,
+    destructive,
+    archive: { entries, objects: needs.objects },
+    missing: { roles, extensions },
+    globals: { requested: request.globals, available: sidecar.globals.status === 'included', roles: [...fromGlobals] },
+    steps,
+  };
+}
+
+function describeServer(server: ConnectionSettings): string {
+  return describeConnection(server).replace(/\/[^/]*$/, '');
+}
+
+/** The plan only: what `restore --dry-run` prints. Changes nothing. */
+export async function planRestore(request: RestoreRequest, runtime: Runtime): Promise<RestorePlan> {
+  const prepared = await prepare(request, runtime);
+  await prepared.archive.dispose();
+  return prepared.plan;
+}
+
+/**
+ * Restores a backup. `confirm` is asked, with the plan, before a destructive restore;
+ * the caller decides how (a prompt on a TTY, --yes, or a refusal).
+ * If anything fails, the target is as it was and the staging database is gone.
+ */
+export async function restoreBackup(
+  request: RestoreRequest,
+  runtime: Runtime,
+  confirm: (plan: RestorePlan) => Promise<void>,
+): Promise<RestoreResult> {
+  const started = performance.now();
+  const prepared = await prepare(request, runtime);
+  const { plan, sidecar, archive, pgRestore, server } = prepared;
+  try {
+    if (plan.refusal || !plan.mode) {
+      throw new BackupctlError(`${plan.refusal ?? 'restore refused'}; nothing was changed`, { exitCode: ExitCode.USAGE, hint: plan.refusalHint ?? undefined });
+    }
+    if (plan.destructive) await confirm(plan);
+    throwIfAborted(runtime.signal);
+
+    let globalsSkipped: string[] = [];
+    if (prepared.globalsSql !== null) {
+      const psql = await findClient('psql', 0, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+      const script = filterGlobals(prepared.globalsSql, await existingRoles(server), await existingTablespaces(server));
+      globalsSkipped = script.skipped;
+      for (const skipped of script.skipped) runtime.reporter.info(`${skipped} exists: left as it is`);
+      const env = await childEnv(server, runtime.env, 'postgres');
+      try {
+        await runScript(psql.path, script.sql, { env: env.env, signal: runtime.signal });
+      } finally {
+        await env.dispose();
+      }
+    }
+
+    const into = plan.staging ?? plan.target;
+    let countsChecked = false;
+    if (plan.staging) await createStaging(server, plan, sidecar.database.encoding);
+    try {
+      runtime.reporter.info(`restoring ${sidecar.profile}/${sidecar.id} into "${into}" on ${plan.server}`);
+      const env = await childEnv(server, runtime.env, into);
+      try {
+        const args = pgRestoreArgs(archive.path, into, {
+          schemas: request.schemas,
+          tables: request.tables,
+          noOwner: request.noOwner,
+          noAcl: request.noAcl,
+          jobs: request.jobs,
+          singleTransaction: plan.mode === 'into-existing',
+        });
+        await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal });
+      } finally {
+        await env.dispose();
+      }
+      if (plan.staging) {
+        const restored = await countDatabaseRows(server, plan.staging, runtime.signal);
+        const selected = request.schemas.length > 0 || request.tables.length > 0;
+        const present = new Set(restored.map((t) => `${t.schema}\u0000${t.name}`));
+        const expected = selected ? { ...sidecar, tables: sidecar.tables.filter((t) => present.has(`${t.schema}\u0000${t.name}`)) } : sidecar;
+        const mismatches = compareCounts(expected, restored);
+        if (mismatches.length) {
+          throw new BackupctlError(`the restored data does not match the backup, nothing was changed: ${mismatches.slice(0, 3).join('; ')}`, {
+            exitCode: ExitCode.VERIFY_FAILED,
+          });
+        }
+        countsChecked = true;
+        throwIfAborted(runtime.signal);
+        if (plan.mode === 'create') await renameDatabase(server, plan.staging, plan.target);
+        else await swapDatabases(server, plan.target, plan.staging, plan.keepOldAs as string);
+      }
+    } catch (error) {
+      if (plan.staging) {
+        await dropDatabase(server, plan.staging).catch((dropError: unknown) => {
+          runtime.reporter.warn(`could not drop the staging database ${plan.staging}: ${(dropError as Error).message}`);
+        });
+      }
+      if (runtime.signal.aborted) throw new InterruptedError();
+      throw error;
+    }
+
+    // After the swap: the old database is dropped when it was empty or --drop-old says so.
+    let oldKeptAs: string | null = plan.keepOldAs;
+    if (plan.keepOldAs && plan.dropOld) {
+      await dropDatabase(server, plan.keepOldAs).catch((error: unknown) => {
+        runtime.reporter.warn(`the restore succeeded, but the old database "${plan.keepOldAs}" could not be dropped: ${(error as Error).message}`);
+      });
+      oldKeptAs = null;
+    }
+    return {
+      plan,
+      dryRun: false,
+      durationMs: Math.round(performance.now() - started),
+      oldKeptAs,
+      globalsSkipped,
+      rollback: oldKeptAs
+        ? `psql -d postgres -c 'ALTER DATABASE "${plan.target}" RENAME TO "${derivedName(plan.target, '_failed')}"' -c 'ALTER DATABASE "${oldKeptAs}" RENAME TO "${plan.target}"'`
+        : null,
+      countsChecked,
+    };
+  } finally {
+    await archive.dispose();
+  }
+}
+
+/** The staging database gets the target's owner when we may give it, so the swap changes no ownership. */
+async function createStaging(server: ConnectionSettings, plan: RestorePlan, encoding: string): Promise<void> {
+  const staging = plan.staging as string;
+  const owner = plan.targetState.owner ?? undefined;
+  try {
+    await createDatabase(server, staging, { encoding, owner });
+  } catch (error) {
+    if (!owner || !/permission denied|must be (a )?member/i.test((error as Error).message)) throw error;
+    await createDatabase(server, staging, { encoding });
+  }
+}

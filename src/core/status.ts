@@ -1,0 +1,438 @@
+/**
+ * `backupctl status`: is each profile healthy? The evaluation is a pure function of the
+ * profile's sidecars, its run log, the thresholds and `now` (evaluateProfile); the rest of
+ * this file finds the profiles and reads their storage.
+ *
+ * Checks (a profile is healthy when none is broken):
+ * - age (--max-age): the newest completed backup finished longer ago than the threshold,
+ *   or there is no backup at all. Off unless set.
+ * - size (--min-size-ratio): the newest backup is smaller than ratio x the median size of
+ *   the previous (up to 5) backups taken with the same dump options (a schema-only backup
+ *   is not compared with full ones). No previous backup: nothing to compare, not broken.
+ *   Off unless set.
+ * - verification: the most recent verification of any backup of the profile failed
+ *   (always on); with --max-verify-age, also no backup passed a verification within that
+ *   time (never verified counts as too old).
+ * - failures: a run (create, verify, prune...) failed or was interrupted after the last
+ *   success of the same command; for create, "success" is the newest completed backup or
+ *   a succeeded run in the log, whichever finished later. On unless --allow-failures.
+ * Ages are measured from when a backup finished (its sidecar's finishedAt).
+ */
+import { Catalog } from '../catalog/catalog.js';
+import { ID_PATTERN, isProfileName } from '../catalog/id.js';
+import { readRunLog, RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
+import type { Sidecar } from '../catalog/sidecar.js';
+import { parseFixedDuration } from '../config/duration.js';
+import type { Profile } from '../config/schema.js';
+import { usageError } from '../errors.js';
+import { openStorage } from '../storage/registry.js';
+import { resolveStorage, type GlobalFlags, type LoadedConfigRef } from './profile.js';
+import { profileSettings } from './settings.js';
+import { storageError } from './storage-errors.js';
+
+/** How many previous backups the size of the newest is compared with (their median). */
+export const SIZE_COMPARE_COUNT = 5;
+
+export interface Threshold {
+  /** As given, for messages: "25h". */
+  text: string;
+  ms: number;
+}
+
+export interface StatusThresholds {
+  maxAge: Threshold | null;
+  maxVerifyAge: Threshold | null;
+  minSizeRatio: number | null;
+  /** Failed runs since the last success are reported but do not break the check. */
+  allowFailures: boolean;
+}
+
+export const NO_THRESHOLDS: StatusThresholds = { maxAge: null, maxVerifyAge: null, minSizeRatio: null, allowFailures: false };
+
+export type StatusCheck = 'age' | 'size' | 'verification' | 'failures';
+
+export interface StatusProblem {
+  check: StatusCheck;
+  message: string;
+}
+
+export interface BackupSummary {
+  id: string;
+  startedAt: string;
+  finishedAt: string;
+  ageSeconds: number;
+  bytes: number;
+  durationMs: number;
+  tags: string[];
+}
+
+export interface VerificationSummary {
+  backupId: string;
+  at: string;
+  ageSeconds: number;
+  level: 'checksum' | 'archive' | 'restore';
+  result: 'passed' | 'failed';
+  error?: string | undefined;
+}
+
+export interface ProfileStatus {
+  profile: string;
+  /** Where the profile's backups live (safe to print). */
+  storage: string;
+  healthy: boolean;
+  /** Completed backups in the storage. */
+  backups: number;
+  /** The newest completed backup. */
+  lastBackup: BackupSummary | null;
+  /** The newest backup's size against the median of the previous comparable ones. */
+  size: { bytes: number; previousMedianBytes: number | null; previousCount: number; ratio: number | null } | null;
+  /** The most recent verification of any backup of the profile. */
+  lastVerification: VerificationSummary | null;
+  /** The most recent verification that passed. */
+  lastPassedVerification: VerificationSummary | null;
+  failedRunsSinceSuccess: number;
+  /** Those runs, newest first. */
+  failedRuns: RunEntry[];
+  thresholds: { maxAge: string | null; maxVerifyAge: string | null; minSizeRatio: number | null; allowFailures: boolean };
+  /** One per broken check; empty when healthy. */
+  problems: StatusProblem[];
+}
+
+export interface StatusResult {
+  healthy: boolean;
+  checkedAt: string;
+  profiles: ProfileStatus[];
+  /** Problems that belong to no profile (no profile at all while --max-age is set). */
+  problems: string[];
+  /** Unreadable sidecars or run log lines: reported on stderr, the rest is still checked. */
+  warnings: string[];
+}
+
+// ---------------------------------------------------------------------------------------
+// The pure part
+
+export interface EvaluateInput {
+  profile: string;
+  storage: string;
+  /** The profile's completed backups (any order). */
+  backups: readonly Sidecar[];
+  /** The profile's run log (any order). */
+  runs: readonly RunEntry[];
+  thresholds: StatusThresholds;
+  now: Date;
+}
+
+function newestFirst(a: { startedAt: string; id: string }, b: { startedAt: string; id: string }): number {
+  const byTime = Date.parse(b.startedAt) - Date.parse(a.startedAt);
+  if (byTime !== 0) return byTime;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** Backups are compared by size only with backups of the same contents and encoding. */
+function shapeOf(s: Sidecar): string {
+  const d = s.dump;
+  return JSON.stringify([
+    d.format,
+    d.compress,
+    d.schemaOnly,
+    d.dataOnly,
+    d.schemas,
+    d.excludeSchemas,
+    d.tables,
+    d.excludeTables,
+    s.artifact.compression.codec,
+    s.artifact.compression.level,
+  ]);
+}
+
+function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 1000);
+}
+
+/** Evaluates one profile. Pure: everything it needs is in `input`. */
+export function evaluateProfile(input: EvaluateInput): ProfileStatus {
+  const { thresholds, now } = input;
+  const nowMs = now.getTime();
+  const backups = [...input.backups].sort(newestFirst);
+  const newest = backups[0] ?? null;
+  const problems: StatusProblem[] = [];
+
+  // age
+  const lastBackup: BackupSummary | null = newest && {
+    id: newest.id,
+    startedAt: newest.startedAt,
+    finishedAt: newest.finishedAt,
+    ageSeconds: seconds(nowMs - Date.parse(newest.finishedAt)),
+    bytes: newest.artifact.bytes,
+    durationMs: newest.durationMs,
+    tags: newest.tags,
+  };
+  if (thresholds.maxAge) {
+    if (newest === null) {
+      problems.push({ check: 'age', message: `no completed backup (--max-age ${thresholds.maxAge.text})` });
+    } else {
+      const age = nowMs - Date.parse(newest.finishedAt);
+      if (age > thresholds.maxAge.ms) {
+        problems.push({
+          check: 'age',
+          message: `the newest backup (${newest.id}) finished ${describeMs(age)} ago, more than --max-age ${thresholds.maxAge.text}`,
+        });
+      }
+    }
+  }
+
+  // size
+  let size: ProfileStatus['size'] = null;
+  if (newest) {
+    const shape = shapeOf(newest);
+    const previous = backups.slice(1).filter((b) => shapeOf(b) === shape).slice(0, SIZE_COMPARE_COUNT);
+    const previousMedian = median(previous.map((b) => b.artifact.bytes));
+    const ratio = previousMedian !== null && previousMedian > 0 ? newest.artifact.bytes / previousMedian : null;
+    size = { bytes: newest.artifact.bytes, previousMedianBytes: previousMedian, previousCount: previous.length, ratio };
+    if (thresholds.minSizeRatio !== null && ratio !== null && previousMedian !== null && ratio < thresholds.minSizeRatio) {
+      problems.push({
+        check: 'size',
+        message:
+          `the newest backup (${newest.id}) is ${describeBytes(newest.artifact.bytes)}, ${ratio.toFixed(2)} of the median ` +
+          `${describeBytes(previousMedian)} of the previous ${previous.length}, less than --min-size-ratio ${thresholds.minSizeRatio}`,
+      });
+    }
+  }
+
+  // verification
+  let lastVerification: VerificationSummary | null = null;
+  let lastPassed: VerificationSummary | null = null;
+  for (const backup of backups) {
+    for (const v of backup.verifications) {
+      const summary: VerificationSummary = {
+        backupId: backup.id,
+        at: v.at,
+        ageSeconds: seconds(nowMs - Date.parse(v.at)),
+        level: v.level,
+        result: v.result,
+        ...(v.error === undefined ? {} : { error: v.error }),
+      };
+      if (lastVerification === null || Date.parse(v.at) > Date.parse(lastVerification.at)) lastVerification = summary;
+      if (v.result === 'passed' && (lastPassed === null || Date.parse(v.at) > Date.parse(lastPassed.at))) lastPassed = summary;
+    }
+  }
+  if (lastVerification?.result === 'failed') {
+    const age = nowMs - Date.parse(lastVerification.at);
+    problems.push({
+      check: 'verification',
+      message:
+        `the last verification (${lastVerification.level} of ${lastVerification.backupId}, ${describeMs(age)} ago) failed` +
+        (lastVerification.error ? `: ${lastVerification.error}` : ''),
+    });
+  }
+  if (thresholds.maxVerifyAge) {
+    if (lastPassed === null) {
+      problems.push({ check: 'verification', message: `no backup has passed a verification (--max-verify-age ${thresholds.maxVerifyAge.text})` });
+    } else {
+      const age = nowMs - Date.parse(lastPassed.at);
+      if (age > thresholds.maxVerifyAge.ms) {
+        problems.push({
+          check: 'verification',
+          message: `the last passed verification (${lastPassed.level} of ${lastPassed.backupId}) was ${describeMs(age)} ago, more than --max-verify-age ${thresholds.maxVerifyAge.text}`,
+        });
+      }
+    }
+  }
+
+  // failures
+  const failedRuns = failedSinceSuccess(input.runs, backups);
+  if (failedRuns.length > 0 && !thresholds.allowFailures) {
+    const latest = failedRuns[0] as RunEntry;
+    const count = failedRuns.length === 1 ? '1 failed run' : `${failedRuns.length} failed runs`;
+    problems.push({
+      check: 'failures',
+      message:
+        `${count} since the last success; the latest: ${latest.command} ${latest.result} ${describeMs(nowMs - Date.parse(latest.finishedAt))} ago ` +
+        `(exit ${latest.exitCode})${latest.error ? `: ${latest.error}` : ''}`,
+    });
+  }
+
+  return {
+    profile: input.profile,
+    storage: input.storage,
+    healthy: problems.length === 0,
+    backups: backups.length,
+    lastBackup,
+    size,
+    lastVerification,
+    lastPassedVerification: lastPassed,
+    failedRunsSinceSuccess: failedRuns.length,
+    failedRuns,
+    thresholds: {
+      maxAge: thresholds.maxAge?.text ?? null,
+      maxVerifyAge: thresholds.maxVerifyAge?.text ?? null,
+      minSizeRatio: thresholds.minSizeRatio,
+      allowFailures: thresholds.allowFailures,
+    },
+    problems,
+  };
+}
+
+/** Failed or interrupted runs that finished after the last success of the same command, newest first. */
+export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly Sidecar[]): RunEntry[] {
+  const lastSuccess = new Map<string, number>();
+  const bump = (command: string, at: number) => {
+    if (!Number.isNaN(at) && at > (lastSuccess.get(command) ?? Number.NEGATIVE_INFINITY)) lastSuccess.set(command, at);
+  };
+  for (const backup of backups) bump('create', Date.parse(backup.finishedAt));
+  for (const run of runs) if (run.result === 'succeeded') bump(run.command, Date.parse(run.finishedAt));
+  return runs
+    .filter((run) => run.result !== 'succeeded')
+    .filter((run) => Date.parse(run.finishedAt) > (lastSuccess.get(run.command) ?? Number.NEGATIVE_INFINITY))
+    .sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));
+}
+
+/** `45 s`, `12 min`, `26 h`, `9 d` (whole units, rounded down). */
+export function describeMs(ms: number): string {
+  const s = Math.floor(Math.abs(ms) / 1000);
+  const sign = ms < 0 ? '-' : '';
+  if (s < 60) return `${sign}${s} s`;
+  if (s < 3600) return `${sign}${Math.floor(s / 60)} min`;
+  if (s < 172_800) return `${sign}${Math.floor(s / 3600)} h`;
+  return `${sign}${Math.floor(s / 86_400)} d`;
+}
+
+function describeBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${Math.round(n)} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Thresholds: flags over the profile's `status` settings
+
+/** Thresholds given on the command line; undefined means "not given". */
+export interface StatusFlags {
+  maxAge?: string | undefined;
+  maxVerifyAge?: string | undefined;
+  minSizeRatio?: number | undefined;
+  allowFailures?: boolean | undefined;
+}
+
+function threshold(text: string | undefined, what: string): Threshold | null {
+  if (text === undefined) return null;
+  try {
+    return { text, ms: parseFixedDuration(text) };
+  } catch (error) {
+    throw usageError(`${what}: ${(error as Error).message}`);
+  }
+}
+
+export function resolveThresholds(flags: StatusFlags, settings: Profile['status']): StatusThresholds {
+  return {
+    maxAge: threshold(flags.maxAge ?? settings?.maxAge, '--max-age'),
+    maxVerifyAge: threshold(flags.maxVerifyAge ?? settings?.maxVerifyAge, '--max-verify-age'),
+    minSizeRatio: flags.minSizeRatio ?? settings?.minSizeRatio ?? null,
+    allowFailures: flags.allowFailures ?? settings?.allowFailures ?? false,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading the storage
+
+export interface StatusRequest {
+  loaded: LoadedConfigRef;
+  flags: GlobalFlags;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  now: Date;
+  thresholds: StatusFlags;
+}
+
+interface Target {
+  profile: string;
+  storage: string;
+}
+
+/** Profiles with a sidecar or a run log in a storage listing. */
+export function profilesInListing(keys: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const key of keys) {
+    const [profile, file, ...rest] = key.split('/');
+    if (!profile || !file || rest.length > 0 || !isProfileName(profile)) continue;
+    if (file === RUNLOG_FILE || (file.endsWith('.json') && ID_PATTERN.test(file.slice(0, -'.json'.length)))) found.add(profile);
+  }
+  return [...found];
+}
+
+/**
+ * The profiles to check: the one named by --profile / BACKUPCTL_PROFILE; otherwise every
+ * profile of the config (in its own storage) and every profile found in the storage.
+ */
+async function targets(request: StatusRequest): Promise<Target[]> {
+  const { loaded, flags, env, cwd } = request;
+  const configured = loaded.config.profiles ?? {};
+  const storageOf = (name: string) =>
+    resolveStorage(loaded, flags, env, cwd, Object.hasOwn(configured, name) ? configured[name] : undefined);
+  const named = flags.profile ?? (env.BACKUPCTL_PROFILE || undefined);
+  if (named !== undefined) {
+    if (!isProfileName(named)) throw usageError(`invalid profile name ${JSON.stringify(named)}`, 'profile names use letters, digits, "_", "-" and "."');
+    return [{ profile: named, storage: storageOf(named) }];
+  }
+  const found = new Map<string, Target>();
+  for (const name of Object.keys(configured)) found.set(name, { profile: name, storage: storageOf(name) });
+  const location = resolveStorage(loaded, flags, env, cwd);
+  const storage = openStorage(location, cwd);
+  let keys: string[];
+  try {
+    keys = (await storage.list('')).map((object) => object.key);
+  } catch (error) {
+    throw storageError(error, storage.location, 'listing profiles');
+  }
+  for (const name of profilesInListing(keys)) {
+    if (!found.has(name)) found.set(name, { profile: name, storage: location });
+  }
+  return [...found.values()].sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : 0));
+}
+
+/** Reads every profile's sidecars and run log and evaluates them. */
+export async function checkStatus(request: StatusRequest): Promise<StatusResult> {
+  const warnings: string[] = [];
+  const profiles: ProfileStatus[] = [];
+  for (const target of await targets(request)) {
+    const thresholds = resolveThresholds(request.thresholds, profileSettings(request.loaded, target.profile).status);
+    const storage = openStorage(target.storage, request.cwd);
+    let backups: Sidecar[];
+    let runs: RunEntry[];
+    try {
+      const scanned = await new Catalog(storage).scan(target.profile);
+      warnings.push(...scanned.warnings);
+      backups = scanned.backups;
+      const log = await readRunLog(storage, target.profile);
+      if (log.skipped > 0) warnings.push(`skipped ${log.skipped} unreadable line(s) of ${target.profile}/${RUNLOG_FILE}`);
+      runs = log.entries;
+    } catch (error) {
+      throw storageError(error, storage.location, `reading profile ${target.profile}`);
+    }
+    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, thresholds, now: request.now }));
+  }
+  const problems: string[] = [];
+  if (profiles.length === 0) {
+    const defaults = resolveThresholds(request.thresholds, request.loaded.config.defaults?.status);
+    if (defaults.maxAge) problems.push(`no backups at all in ${resolveStorage(request.loaded, request.flags, request.env, request.cwd)} (--max-age ${defaults.maxAge.text})`);
+  }
+  return {
+    healthy: problems.length === 0 && profiles.every((p) => p.healthy),
+    checkedAt: request.now.toISOString(),
+    profiles,
+    problems,
+    warnings,
+  };
+}

@@ -1,0 +1,121 @@
+import type { UnlockResult } from '../core/lock.js';
+import type { PruneReason, PruneResult } from '../core/prune.js';
+import { formatAge, formatBytes, formatDuration, formatTimestamp, sanitize as t } from './format.js';
+import type { Style } from './style.js';
+import { renderTable } from './table.js';
+
+function reasonText(reason: PruneReason, result: PruneResult): string {
+  switch (reason) {
+    case 'no-rule':
+      return 'no rule keeps it';
+    case 'newest-successful':
+      return 'newest backup';
+    case 'newest-verified':
+      return 'newest verified backup';
+    case 'future':
+      return 'dated in the future';
+    case 'leftover-old':
+      return `unfinished (no sidecar), older than ${formatDuration(result.leftoverAgeMs)}`;
+    case 'leftover-recent':
+      return `unfinished (no sidecar), younger than ${formatDuration(result.leftoverAgeMs)}`;
+    default:
+      return reason;
+  }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * The plan as a table (ID, CREATED, ACTION, REASONS; every backup, newest first, then the
+ * unfinished leftovers), then one line: what was (or would be) removed and freed.
+ */
+export function renderPrune(result: PruneResult, style: Style, now: Date): string {
+  const lines: string[] = [];
+  lines.push(`${style.dim('profile')} ${t(result.profile)}  ${style.dim('policy')} ${t(result.policyText)}`);
+  if (result.items.length === 0) {
+    lines.push(`No backups of profile ${t(result.profile)} in ${t(result.storage)}.`);
+    return `${lines.join('\n')}\n`;
+  }
+  const rows = result.items.map((item) => {
+    const action =
+      item.action === 'keep'
+        ? style.ok('keep')
+        : result.dryRun
+          ? style.warn('remove')
+          : item.removed
+            ? style.warn('removed')
+            : style.error('FAILED');
+    return [
+      style.id(t(item.id)),
+      `${formatTimestamp(item.createdAt, { seconds: false })} (${formatAge(new Date(item.createdAt), now)})`,
+      action,
+      item.reasons.map((reason) => reasonText(reason, result)).join(', '),
+    ];
+  });
+  lines.push(
+    renderTable([{ header: 'ID' }, { header: 'CREATED' }, { header: 'ACTION' }, { header: 'REASONS' }], rows, style).trimEnd(),
+  );
+  const { backups, leftovers, bytes } = result.freed;
+  const what = [plural(backups, 'backup'), ...(leftovers > 0 ? [plural(leftovers, 'unfinished leftover')] : [])].join(' and ');
+  const kept = result.items.filter((item) => item.kind === 'backup' && item.action === 'keep').length;
+  if (result.dryRun) {
+    lines.push(`Dry run: would remove ${what}, freeing ${formatBytes(bytes)}; would keep ${plural(kept, 'backup')}. Nothing was changed.`);
+  } else {
+    lines.push(`Removed ${what}, freed ${formatBytes(bytes)}; kept ${plural(kept, 'backup')}.`);
+  }
+  for (const error of result.errors) lines.push(`${style.error('error:')} ${t(error)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export interface PruneJsonEntry {
+  id: string;
+  profile: string;
+  kind: 'backup' | 'leftover';
+  createdAt: string;
+  action: 'keep' | 'remove';
+  reasons: PruneReason[];
+  bytes: number;
+  /** Storage keys (a backup's sidecar first). */
+  files: string[];
+  /** Only in a real run: whether the entry was removed. */
+  removed?: boolean;
+  error?: string;
+}
+
+/** `--json`: one object per backup and leftover, in the order of the table. */
+export function pruneJson(result: PruneResult): PruneJsonEntry[] {
+  return result.items.map((item) => ({
+    id: item.id,
+    profile: item.profile,
+    kind: item.kind,
+    createdAt: item.createdAt,
+    action: item.action,
+    reasons: item.reasons,
+    bytes: item.bytes,
+    files: item.keys,
+    ...(result.dryRun || item.action === 'keep' ? {} : { removed: item.removed }),
+    ...(item.error === undefined ? {} : { error: item.error }),
+  }));
+}
+
+export function renderUnlock(result: UnlockResult, style: Style): string {
+  if (result.lock === null) return `Profile ${t(result.profile)} is not locked.\n`;
+  const info = result.lock.info;
+  const holder =
+    info === null ? 'an unreadable lock object' : `"${t(info.command)}" (pid ${info.pid} on host ${t(info.host)}, since ${formatTimestamp(info.startedAt)})`;
+  const why =
+    result.state === 'stale'
+      ? 'its process is no longer running'
+      : result.state === 'forced'
+        ? style.warn('forced: its process is still running')
+        : result.state === 'elsewhere'
+          ? 'held from another host'
+          : 'it could not be read';
+  return `${style.ok('Removed')} the lock of profile ${t(result.profile)}, held by ${holder} (${why}).\n`;
+}
+
+export function unlockJson(result: UnlockResult): unknown {
+  return { profile: result.profile, storage: result.storage, removed: result.removed, state: result.state, lock: result.lock?.info ?? null };
+}

@@ -1,0 +1,239 @@
+/**
+ * The profile lock against a real temporary directory: create-if-absent, stale pid
+ * takeover on this host, locks of other hosts respected, --wait polling then busy (4),
+ * release only of our own lock, and `unlock`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { acquireProfileLock, lockKey, readLock, unlockProfile, type LockHost, type LockInfo } from '../../src/core/lock.js';
+import type { Reporter } from '../../src/core/runtime.js';
+import { BackupctlError, ExitCode, InterruptedError } from '../../src/errors.js';
+import { LocalStorage } from '../../src/storage/local.js';
+
+let root: string;
+let storage: LocalStorage;
+const children: ChildProcess[] = [];
+
+beforeEach(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'backupctl-lock-'));
+  storage = new LocalStorage(root);
+});
+
+afterEach(async () => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  await rm(root, { recursive: true, force: true });
+});
+
+function recorder(): Reporter & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: (m) => lines.push(`info: ${m}`),
+    warn: (m) => lines.push(`warn: ${m}`),
+    debug: () => undefined,
+    progress: () => undefined,
+    progressDone: () => undefined,
+  };
+}
+
+function runtime(reporter: Reporter = recorder(), signal: AbortSignal = new AbortController().signal) {
+  return { now: () => new Date(), signal, reporter };
+}
+
+/** A pid that is certainly not running: a child that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '']);
+  const pid = child.pid as number;
+  await new Promise((resolve) => child.on('exit', resolve));
+  return pid;
+}
+
+/** A live process other than this one. */
+function livePid(): number {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+  children.push(child);
+  return child.pid as number;
+}
+
+async function writeLock(profile: string, info: Partial<LockInfo>): Promise<void> {
+  await mkdir(path.join(root, profile), { recursive: true });
+  const full: LockInfo = { pid: 1, host: os.hostname(), command: 'create', startedAt: new Date().toISOString(), token: 'abc', ...info };
+  await writeFile(path.join(root, profile, 'lock.json'), JSON.stringify(full));
+}
+
+async function lockOnDisk(profile: string): Promise<LockInfo> {
+  return JSON.parse(await readFile(path.join(root, profile, 'lock.json'), 'utf8')) as LockInfo;
+}
+
+async function busy(promise: Promise<unknown>): Promise<BackupctlError> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(BackupctlError);
+  expect((error as BackupctlError).exitCode).toBe(ExitCode.BUSY);
+  return error as BackupctlError;
+}
+
+describe('LocalStorage.putIfAbsent', () => {
+  it('creates once; concurrent callers: exactly one wins', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => storage.putIfAbsent('app/lock.json', Buffer.from(`{"n":${i}}`))),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+    const winner = results.indexOf(true);
+    expect(await readFile(path.join(root, 'app', 'lock.json'), 'utf8')).toBe(`{"n":${winner}}`);
+    expect((await stat(path.join(root, 'app', 'lock.json'))).mode & 0o777).toBe(0o600);
+    expect(await storage.list('app')).toHaveLength(1); // no temporaries left behind
+  });
+});
+
+describe('acquireProfileLock', () => {
+  it('writes pid, host, command and start time, and removes the lock on release', async () => {
+    const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() });
+    const info = await lockOnDisk('app');
+    expect(info).toMatchObject({ pid: process.pid, host: os.hostname(), command: 'create' });
+    expect(Date.parse(info.startedAt)).not.toBeNaN();
+    await lock.release();
+    await lock.release(); // idempotent
+    expect(await readLock(storage, 'app')).toBeNull();
+  });
+
+  it('fails with exit 4 while another live process of this host holds the lock', async () => {
+    const pid = livePid();
+    await writeLock('app', { pid, command: 'prune' });
+    const error = await busy(acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() }));
+    expect(error.message).toContain(`pid ${pid} on host ${os.hostname()}`);
+    expect(error.message).toContain('"prune"');
+    expect(error.hint).toMatch(/--wait/);
+    expect((await lockOnDisk('app')).pid).toBe(pid); // untouched
+  });
+
+  it('a second acquire in the same process is busy too (its own live lock is not stale)', async () => {
+    const first = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() });
+    await busy(acquireProfileLock({ storage, profile: 'app', command: 'prune', runtime: runtime() }));
+    await first.release();
+    const second = await acquireProfileLock({ storage, profile: 'app', command: 'prune', runtime: runtime() });
+    await second.release();
+  });
+
+  it('takes over a stale lock: this host, pid no longer running, with a warning', async () => {
+    const pid = await deadPid();
+    await writeLock('app', { pid, startedAt: '2026-01-01T00:00:00.000Z' });
+    const reporter = recorder();
+    const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(reporter) });
+    expect((await lockOnDisk('app')).pid).toBe(process.pid);
+    expect(reporter.lines.join('\n')).toMatch(new RegExp(`warn: taking over the stale lock of profile "app": .*pid ${pid} .*no longer running`));
+    await lock.release();
+  });
+
+  it('takes over a lock with its own pid but another token (pid reused, e.g. in a container)', async () => {
+    await writeLock('app', { pid: process.pid, token: 'from-a-previous-life' });
+    const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() });
+    expect((await lockOnDisk('app')).token).not.toBe('from-a-previous-life');
+    await lock.release();
+  });
+
+  it('respects a lock of another host even when its pid does not exist here', async () => {
+    const pid = await deadPid();
+    await writeLock('app', { pid, host: 'db-backup-2.example.com', startedAt: new Date(Date.now() - 3_600_000).toISOString() });
+    const error = await busy(acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() }));
+    expect(error.message).toMatch(new RegExp(`pid ${pid} on host db-backup-2\\.example\\.com, since .*, 1h0\\dm ago`));
+    expect(error.hint).toContain('backupctl unlock --profile app');
+    expect(error.hint).toContain('db-backup-2.example.com');
+    expect((await lockOnDisk('app')).host).toBe('db-backup-2.example.com');
+  });
+
+  it('respects an unreadable lock object', async () => {
+    await mkdir(path.join(root, 'app'), { recursive: true });
+    await writeFile(path.join(root, 'app', 'lock.json'), 'garbage');
+    const error = await busy(acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() }));
+    expect(error.message).toMatch(/unreadable lock/);
+    expect(error.hint).toContain('backupctl unlock --profile app');
+  });
+
+  it('--wait: polls, and gets the lock once the holder releases it', async () => {
+    const other: LockHost = { pid: 424242, hostname: 'other-host', isAlive: () => true };
+    const holder = await acquireProfileLock({ storage, profile: 'app', command: 'prune', runtime: runtime(), host: other });
+    const reporter = recorder();
+    const started = Date.now();
+    const waiting = acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(reporter), waitMs: 10_000, pollMs: 50 });
+    setTimeout(() => void holder.release(), 300);
+    const lock = await waiting;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(reporter.lines.join('\n')).toMatch(/info: profile "app" is locked by "prune" \(pid 424242 on host other-host.*waiting up to/);
+    expect((await lockOnDisk('app')).command).toBe('create');
+    await lock.release();
+  });
+
+  it('--wait: still busy at the deadline -> exit 4, after about that long', async () => {
+    const pid = livePid();
+    await writeLock('app', { pid });
+    const started = Date.now();
+    const error = await busy(
+      acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(), waitMs: 600, pollMs: 100 }),
+    );
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(550);
+    expect(elapsed).toBeLessThan(5000);
+    expect(error.message).toMatch(/^timed out after waiting \d+s: profile "app" is busy/);
+    expect((await lockOnDisk('app')).pid).toBe(pid);
+  });
+
+  it('an interrupt stops the wait with exit 130', async () => {
+    await writeLock('app', { pid: livePid() });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new InterruptedError('SIGINT')), 200);
+    const error = await acquireProfileLock({
+      storage,
+      profile: 'app',
+      command: 'create',
+      runtime: runtime(recorder(), controller.signal),
+      waitMs: 60_000,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InterruptedError);
+  });
+
+  it('release leaves a lock alone that is no longer ours (removed and retaken meanwhile)', async () => {
+    const reporter = recorder();
+    const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(reporter) });
+    await storage.remove(lockKey('app'));
+    await writeLock('app', { pid: 777, host: 'elsewhere', token: 'theirs' });
+    await lock.release();
+    expect((await lockOnDisk('app')).token).toBe('theirs');
+    expect(reporter.lines.join('\n')).toMatch(/warn: the lock of profile "app" was removed or replaced/);
+  });
+});
+
+describe('unlockProfile', () => {
+  const now = new Date();
+
+  it('no lock: nothing to do', async () => {
+    expect(await unlockProfile({ storage, profile: 'app', force: false, now })).toMatchObject({ removed: false, state: 'none' });
+  });
+
+  it('removes a lock of another host', async () => {
+    await writeLock('app', { host: 'elsewhere', pid: 12 });
+    expect(await unlockProfile({ storage, profile: 'app', force: false, now })).toMatchObject({ removed: true, state: 'elsewhere' });
+    expect(await readLock(storage, 'app')).toBeNull();
+  });
+
+  it('removes a stale lock of this host', async () => {
+    await writeLock('app', { pid: await deadPid() });
+    expect(await unlockProfile({ storage, profile: 'app', force: false, now })).toMatchObject({ removed: true, state: 'stale' });
+  });
+
+  it('refuses (exit 4) when the holder runs on this host, unless --force', async () => {
+    const pid = livePid();
+    await writeLock('app', { pid });
+    const error = await busy(unlockProfile({ storage, profile: 'app', force: false, now }));
+    expect(error.message).toContain(`pid ${pid}`);
+    expect(error.hint).toContain('--force');
+    expect(await readLock(storage, 'app')).not.toBeNull();
+    expect(await unlockProfile({ storage, profile: 'app', force: true, now })).toMatchObject({ removed: true, state: 'forced' });
+    expect(await readLock(storage, 'app')).toBeNull();
+  });
+});

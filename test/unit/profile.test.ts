@@ -1,0 +1,339 @@
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config, Profile } from '../../src/config/schema.js';
+import {
+  profileNameFor,
+  resolveDumpOptions,
+  resolveProfile,
+  resolveStorage,
+  type DumpFlags,
+  type GlobalFlags,
+  type LoadedConfigRef,
+} from '../../src/core/profile.js';
+import { BackupctlError, ExitCode } from '../../src/errors.js';
+import { redactUrl, resolveConnection, urlHasPassword } from '../../src/pg/connection.js';
+import { lookupPgpass } from '../../src/pg/pgpass.js';
+
+const CWD = '/work/here';
+const CONFIG_FILE = '/etc/backupctl/backupctl.config.json';
+
+function loaded(config: Config, filepath: string | null = CONFIG_FILE): LoadedConfigRef {
+  return { config, filepath };
+}
+
+const NO_CONFIG = loaded({}, null);
+
+/** The libpq environment of a run without a config file. */
+const PG_ENV = { PGHOST: 'db.example.com', PGPORT: '6543', PGUSER: 'backup', PGDATABASE: 'app' };
+
+function resolve(input: { config?: LoadedConfigRef; flags?: GlobalFlags & DumpFlags; env?: Record<string, string | undefined> }) {
+  return resolveProfile({ loaded: input.config ?? NO_CONFIG, flags: input.flags ?? {}, env: input.env ?? PG_ENV, cwd: CWD });
+}
+
+/** The BackupctlError thrown by fn (exit code checked). */
+function usage(fn: () => unknown): BackupctlError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(BackupctlError);
+    expect((error as BackupctlError).exitCode).toBe(ExitCode.USAGE);
+    return error as BackupctlError;
+  }
+  throw new Error('expected a usage error, got none');
+}
+
+const TWO_PROFILES: Config = {
+  storage: '../backups',
+  defaults: { user: 'backup', port: 5433, format: 'custom', tags: ['prod'], globals: true },
+  profiles: {
+    app: { host: 'app-db', database: 'app_production', excludeTables: ['public.sessions'], note: 'app note' },
+    billing: { host: 'billing-db', database: 'billing', user: 'billing_backup', storage: '/vault', format: 'directory', jobs: 4, globals: false, tags: ['pci'] },
+  },
+};
+
+describe('resolveProfile: which profile', () => {
+  it('without a config: the libpq environment, and a profile named after the database', () => {
+    const profile = resolve({});
+    expect(profile).toMatchObject({ name: 'app', configured: false, storage: path.resolve(CWD, './backups'), globals: true, tags: [], note: null });
+    expect(profile.connection).toMatchObject({ host: 'db.example.com', port: 6543, user: 'backup', database: 'app' });
+    expect(profile.dump).toMatchObject({ format: 'custom', jobs: 1 });
+  });
+
+  it('names the profile after an awkward database name safely', () => {
+    expect(resolve({ env: { ...PG_ENV, PGDATABASE: 'my db/../x' } }).name).toBe('my_db_._x');
+    expect(profileNameFor('..')).toBe('default');
+    expect(profileNameFor('Ünï')).toBe('n_');
+    expect(profileNameFor('x'.repeat(100))).toHaveLength(63);
+  });
+
+  it('the only profile is chosen without --profile', () => {
+    const config = loaded({ profiles: { solo: { host: 'h', database: 'solo_db' } } });
+    const profile = resolve({ config, env: {} });
+    expect(profile).toMatchObject({ name: 'solo', configured: true });
+    expect(profile.connection.database).toBe('solo_db');
+  });
+
+  it('several profiles and none chosen is a usage error naming them', () => {
+    const error = usage(() => resolve({ config: loaded(TWO_PROFILES), env: {} }));
+    expect(error.message).toMatch(/2 profiles.*--profile/);
+    expect(error.hint).toContain('app, billing');
+  });
+
+  it('an unknown or unsafe profile name is a usage error', () => {
+    expect(usage(() => resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'nope' }, env: {} })).hint).toContain('app, billing');
+    usage(() => resolve({ config: loaded(TWO_PROFILES), flags: { profile: '../x' }, env: {} }));
+  });
+
+  it('--profile > BACKUPCTL_PROFILE > defaultProfile', () => {
+    const config = loaded({ ...TWO_PROFILES, defaultProfile: 'app' });
+    expect(resolve({ config, env: {} }).name).toBe('app');
+    expect(resolve({ config, env: { BACKUPCTL_PROFILE: 'billing' } }).name).toBe('billing');
+    expect(resolve({ config, env: { BACKUPCTL_PROFILE: '' } }).name).toBe('app');
+    expect(resolve({ config, flags: { profile: 'app' }, env: { BACKUPCTL_PROFILE: 'billing' } }).name).toBe('app');
+  });
+
+  it('a profile inherits the defaults and overrides them', () => {
+    const app = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app' }, env: {} });
+    expect(app.connection).toMatchObject({ host: 'app-db', port: 5433, user: 'backup', database: 'app_production' });
+    expect(app.dump).toMatchObject({ format: 'custom', jobs: 1, excludeTables: ['public.sessions'] });
+    expect(app).toMatchObject({ globals: true, tags: ['prod'], note: 'app note' });
+    const billing = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'billing' }, env: {} });
+    expect(billing.connection).toMatchObject({ host: 'billing-db', port: 5433, user: 'billing_backup', database: 'billing' });
+    expect(billing.dump).toMatchObject({ format: 'directory', jobs: 4 });
+    expect(billing).toMatchObject({ globals: false, tags: ['pci'], storage: '/vault' });
+  });
+
+  it('flags beat the profile: dump options, tags (added, deduplicated), note, globals', () => {
+    const billing = resolve({
+      config: loaded(TWO_PROFILES),
+      flags: { profile: 'billing', jobs: 2, tag: ['pci', 'manual'], note: 'by hand', globals: true, excludeTable: ['x.*'] },
+      env: {},
+    });
+    expect(billing.dump).toMatchObject({ format: 'directory', jobs: 2, excludeTables: ['x.*'] });
+    expect(billing).toMatchObject({ tags: ['pci', 'manual'], note: 'by hand', globals: true });
+    const app = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app', globals: false }, env: {} });
+    expect(app.globals).toBe(false);
+  });
+
+  it('the environment beats the profile for the connection; --db-url beats both', () => {
+    const env = { PGHOST: 'env-host', PGDATABASE: 'env_db' };
+    const app = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app' }, env });
+    expect(app.connection).toMatchObject({ host: 'env-host', port: 5433, user: 'backup', database: 'env_db' });
+    const flagged = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app', dbUrl: 'postgres://flag-user@flag-host:7000/flag_db' }, env });
+    expect(flagged.connection).toMatchObject({ host: 'flag-host', port: 7000, user: 'flag-user', database: 'flag_db' });
+    // The profile keeps its name (and storage) whatever the connection says.
+    expect(flagged.name).toBe('app');
+  });
+
+  it('refuses --db-url with a password, without repeating it', () => {
+    for (const url of ['postgres://u:s3cr3t-pw@h/db', 'postgresql://h/db?user=u&password=s3cr3t-pw']) {
+      const error = usage(() => resolve({ flags: { dbUrl: url } }));
+      expect(error.message).toMatch(/--db-url must not contain a password/);
+      expect(`${error.message} ${error.hint ?? ''}`).not.toContain('s3cr3t-pw');
+    }
+  });
+});
+
+describe('resolveStorage', () => {
+  const config = loaded({ storage: './top' });
+  it('--storage > BACKUPCTL_STORAGE > profile storage > config storage > ./backups', () => {
+    const profile: Profile = { storage: './per-profile' };
+    expect(resolveStorage(config, { storage: 'flag' }, { BACKUPCTL_STORAGE: 'env' }, CWD, profile)).toBe('/work/here/flag');
+    expect(resolveStorage(config, {}, { BACKUPCTL_STORAGE: 'env' }, CWD, profile)).toBe('/work/here/env');
+    expect(resolveStorage(config, {}, { BACKUPCTL_STORAGE: '' }, CWD, profile)).toBe('/etc/backupctl/per-profile');
+    expect(resolveStorage(config, {}, {}, CWD)).toBe('/etc/backupctl/top');
+    expect(resolveStorage(loaded({}), {}, {}, CWD)).toBe('/work/here/backups');
+    expect(resolveStorage(NO_CONFIG, {}, {}, CWD)).toBe('/work/here/backups');
+  });
+
+  it('paths from the config are relative to the config file; URLs are kept as they are', () => {
+    expect(resolveStorage(loaded({ storage: '../b' }), {}, {}, CWD)).toBe('/etc/b');
+    expect(resolveStorage(loaded({ storage: 's3://bucket/prefix' }), {}, {}, CWD)).toBe('s3://bucket/prefix');
+    expect(resolveStorage(NO_CONFIG, { storage: 'sftp://u@h/p' }, {}, CWD)).toBe('sftp://u@h/p');
+    expect(resolveStorage(NO_CONFIG, { storage: '/abs' }, {}, CWD)).toBe('/abs');
+  });
+});
+
+describe('resolveDumpOptions', () => {
+  it('defaults: custom, one job, everything', () => {
+    expect(resolveDumpOptions({}, {})).toEqual({
+      format: 'custom',
+      jobs: 1,
+      compress: null,
+      schemaOnly: false,
+      dataOnly: false,
+      schemas: [],
+      excludeSchemas: [],
+      tables: [],
+      excludeTables: [],
+      lockWaitTimeout: null,
+    });
+  });
+
+  it('--jobs 2 implies the directory format', () => {
+    expect(resolveDumpOptions({ jobs: 2 }, {})).toMatchObject({ format: 'directory', jobs: 2 });
+    expect(resolveDumpOptions({ jobs: 2 }, { format: 'custom' })).toMatchObject({ format: 'directory', jobs: 2 });
+    expect(resolveDumpOptions({}, { jobs: 3 })).toMatchObject({ format: 'directory', jobs: 3 });
+    expect(resolveDumpOptions({ jobs: 1 }, {})).toMatchObject({ format: 'custom', jobs: 1 });
+    expect(resolveDumpOptions({ format: 'directory' }, {})).toMatchObject({ format: 'directory', jobs: 1 });
+    expect(resolveDumpOptions({ jobs: 1 }, { format: 'directory', jobs: 4 })).toMatchObject({ format: 'directory', jobs: 1 });
+  });
+
+  it('--format custom --jobs 2 is a usage error; --format custom overrides a profile\'s jobs', () => {
+    expect(usage(() => resolveDumpOptions({ format: 'custom', jobs: 2 }, {})).message).toMatch(/--jobs needs the directory format/);
+    expect(resolveDumpOptions({ format: 'custom' }, { format: 'directory', jobs: 4 })).toMatchObject({ format: 'custom', jobs: 1 });
+  });
+
+  it('flags beat the profile, lists are replaced rather than merged', () => {
+    const profile: Profile = { compress: 'zstd:3', schemas: ['a'], excludeSchemas: ['b'], tables: ['c'], excludeTables: ['d'], lockWaitTimeout: 120000 };
+    expect(resolveDumpOptions({}, profile)).toMatchObject({ compress: 'zstd:3', schemas: ['a'], excludeSchemas: ['b'], tables: ['c'], excludeTables: ['d'], lockWaitTimeout: '120000' });
+    expect(
+      resolveDumpOptions({ compress: 0, schema: ['x'], excludeSchema: ['y'], table: ['z'], excludeTable: ['w'], lockWaitTimeout: '5s' }, profile),
+    ).toMatchObject({ compress: 0, schemas: ['x'], excludeSchemas: ['y'], tables: ['z'], excludeTables: ['w'], lockWaitTimeout: '5s' });
+  });
+
+  it('--schema-only with --data-only, and a bad lock wait timeout, are usage errors', () => {
+    usage(() => resolveDumpOptions({ schemaOnly: true, dataOnly: true }, {}));
+    usage(() => resolveDumpOptions({ schemaOnly: true }, { dataOnly: true }));
+    usage(() => resolveDumpOptions({ lockWaitTimeout: '30 seconds' }, {}));
+    usage(() => resolveDumpOptions({ lockWaitTimeout: "1s'; drop table x; --" }, {}));
+    expect(resolveDumpOptions({ schemaOnly: true }, {})).toMatchObject({ schemaOnly: true, dataOnly: false });
+  });
+});
+
+describe('resolveConnection', () => {
+  let dir: string;
+  let goodPgpass: string;
+  let openPgpass: string;
+  let passwordFile: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'backupctl-profile-'));
+    const content = [
+      '# comment',
+      'other-host:5432:*:backup:not-this-one',
+      'db.example.com:6543:app:backup:pgpass-secret',
+      'db.example.com:*:*:backup:second-match',
+      'localhost:5432:*:sock\\:user:escaped\\:colon\\\\back',
+      '*:*:*:*:wildcard-secret',
+      '',
+    ].join('\n');
+    goodPgpass = path.join(dir, 'pgpass-0600');
+    await writeFile(goodPgpass, content, { mode: 0o600 });
+    await chmod(goodPgpass, 0o600);
+    openPgpass = path.join(dir, 'pgpass-0644');
+    await writeFile(openPgpass, content, { mode: 0o644 });
+    await chmod(openPgpass, 0o644);
+    passwordFile = path.join(dir, 'app.password');
+    await writeFile(passwordFile, 'file-secret\nsecond line ignored\n', { mode: 0o600 });
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const base = { configDir: '/etc/backupctl', profile: {} };
+
+  it('flag URL > DATABASE_URL > PG* variables > profile fields > profile url > defaults', () => {
+    const profile = { url: 'postgres://url-user@url-host:1111/url_db', host: 'field-host', database: 'field_db' };
+    expect(resolveConnection({ ...base, env: { USER: 'me' }, profile })).toMatchObject({ host: 'field-host', port: 1111, user: 'url-user', database: 'field_db' });
+    const pg = { USER: 'me', PGHOST: 'pg-host', PGPORT: '2222' };
+    expect(resolveConnection({ ...base, env: pg, profile })).toMatchObject({ host: 'pg-host', port: 2222, user: 'url-user', database: 'field_db' });
+    const withUrl = { ...pg, DATABASE_URL: 'postgres://env-user@env-host/env_db' };
+    expect(resolveConnection({ ...base, env: withUrl, profile })).toMatchObject({ host: 'env-host', port: 2222, user: 'env-user', database: 'env_db' });
+    expect(resolveConnection({ ...base, env: withUrl, profile, flagUrl: 'postgresql://flag-host:3333/flag_db' })).toMatchObject({
+      host: 'flag-host',
+      port: 3333,
+      user: 'env-user',
+      database: 'flag_db',
+    });
+  });
+
+  it('defaults: port 5432, the OS user, a database named after the user', () => {
+    const settings = resolveConnection({ ...base, env: { USER: 'osuser', PGHOST: 'h', PGPASSFILE: '/nonexistent' } });
+    expect(settings).toMatchObject({ host: 'h', port: 5432, user: 'osuser', database: 'osuser', password: undefined, passwordSource: undefined });
+    const noHost = resolveConnection({ ...base, env: { USER: 'osuser', PGPASSFILE: '/nonexistent' } });
+    expect(noHost.host === 'localhost' || noHost.host.startsWith('/')).toBe(true);
+  });
+
+  it('rejects a bad port or sslmode from the environment as usage errors', () => {
+    usage(() => resolveConnection({ ...base, env: { PGPORT: '99999' } }));
+    usage(() => resolveConnection({ ...base, env: { PGSSLMODE: 'sometimes' } }));
+    usage(() => resolveConnection({ ...base, env: {}, flagUrl: 'mysql://h/db' }));
+  });
+
+  it('password: PGPASSWORD > the profile\'s passwordFile / passwordEnv > pgpass', () => {
+    const env = { ...PG_ENV, PGPASSFILE: goodPgpass };
+    expect(resolveConnection({ ...base, env })).toMatchObject({ password: 'pgpass-secret', passwordSource: expect.stringMatching(/password file/) });
+    const fromFile = resolveConnection({ ...base, env, profile: { passwordFile: 'app.password' }, configDir: dir });
+    expect(fromFile).toMatchObject({ password: 'file-secret', passwordSource: 'passwordFile app.password' });
+    const fromEnvVar = resolveConnection({ ...base, env: { ...env, APP_PW: 'env-var-secret' }, profile: { passwordEnv: 'APP_PW' } });
+    expect(fromEnvVar).toMatchObject({ password: 'env-var-secret', passwordSource: '$APP_PW' });
+    const fromPgpassword = resolveConnection({ ...base, env: { ...env, PGPASSWORD: 'pgpassword' }, profile: { passwordFile: passwordFile } });
+    expect(fromPgpassword).toMatchObject({ password: 'pgpassword', passwordSource: 'PGPASSWORD' });
+    const fromUrl = resolveConnection({ ...base, env: { ...env, DATABASE_URL: 'postgres://u:url-pw@h/d' } });
+    expect(fromUrl).toMatchObject({ password: 'url-pw', passwordSource: 'DATABASE_URL' });
+  });
+
+  it('a missing passwordEnv variable or passwordFile is a usage error that does not leak', () => {
+    expect(usage(() => resolveConnection({ ...base, env: PG_ENV, profile: { passwordEnv: 'NOPE' } })).message).toMatch(/NOPE/);
+    expect(usage(() => resolveConnection({ ...base, env: PG_ENV, profile: { passwordFile: 'missing.pw' }, configDir: dir })).message).toMatch(
+      /cannot read password file/,
+    );
+  });
+
+  it('pgpass: read from PGPASSFILE at mode 0600, ignored at 0644', () => {
+    const good = resolveConnection({ ...base, env: { ...PG_ENV, PGPASSFILE: goodPgpass } });
+    expect(good.password).toBe('pgpass-secret');
+    const open = resolveConnection({ ...base, env: { ...PG_ENV, PGPASSFILE: openPgpass } });
+    expect(open.password).toBeUndefined();
+    expect(open.passwordSource).toBeUndefined();
+    // ~/.pgpass through HOME when PGPASSFILE is not set.
+    const home = resolveConnection({ ...base, env: { ...PG_ENV, HOME: '/nonexistent-home' } });
+    expect(home.password).toBeUndefined();
+  });
+
+  it('pgpass: first matching line wins, wildcards, escapes, a socket directory matches localhost', () => {
+    const env = { PGPASSFILE: goodPgpass };
+    expect(resolveConnection({ ...base, env: { ...env, PGHOST: 'db.example.com', PGPORT: '1', PGUSER: 'backup', PGDATABASE: 'x' } }).password).toBe('second-match');
+    expect(resolveConnection({ ...base, env: { ...env, PGHOST: 'elsewhere', PGUSER: 'anyone', PGDATABASE: 'x' } }).password).toBe('wildcard-secret');
+    expect(resolveConnection({ ...base, env: { ...env, PGHOST: '/run/postgresql', PGUSER: 'sock:user', PGDATABASE: 'x' } }).password).toBe('escaped:colon\\back');
+  });
+
+  it('lookupPgpass on its own', () => {
+    const query = { host: 'h', port: 5432, database: 'd', user: 'u' };
+    expect(lookupPgpass('h:5432:d:u:pw', query)).toBe('pw');
+    expect(lookupPgpass('h:5432:d:u:pw:with:colons', query)).toBe('pw:with:colons');
+    expect(lookupPgpass('h:5433:d:u:pw', query)).toBeUndefined();
+    expect(lookupPgpass('malformed line', query)).toBeUndefined();
+    expect(lookupPgpass('\r\nh:*:*:u:crlf\r\n', query)).toBe('crlf');
+  });
+});
+
+describe('redactUrl / urlHasPassword', () => {
+  it('masks passwords in the userinfo and the query', () => {
+    expect(redactUrl('postgres://u:secret@h:5432/db')).toBe('postgres://u:***@h:5432/db');
+    expect(redactUrl('postgresql://h/db?user=u&password=secret&sslmode=require')).toBe('postgresql://h/db?user=u&password=***&sslmode=require');
+    expect(redactUrl('postgres://u:p%40ss@h/db')).not.toContain('p%40ss');
+  });
+
+  it('leaves URLs without a password alone', () => {
+    expect(redactUrl('postgres://u@h:5432/db')).toBe('postgres://u@h:5432/db');
+    expect(redactUrl('postgres://h/db?sslmode=require')).toBe('postgres://h/db?sslmode=require');
+  });
+
+  it('masks what it can in strings that are not URLs', () => {
+    const redacted = redactUrl('postgres://u:sec ret@h/db');
+    expect(redacted).not.toContain('sec ret');
+    expect(redactUrl('not a url password=hunter2')).not.toContain('hunter2');
+  });
+
+  it('urlHasPassword', () => {
+    expect(urlHasPassword('postgres://u:p@h/db')).toBe(true);
+    expect(urlHasPassword('postgres://h/db?password=p')).toBe(true);
+    expect(urlHasPassword('postgres://u@h/db')).toBe(false);
+    expect(urlHasPassword('postgres://u:@h/db')).toBe(false);
+  });
+});

@@ -1,0 +1,207 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MAX_SIDECAR_BYTES,
+  parseSidecar,
+  serializeSidecar,
+  SidecarError,
+  SidecarSchema,
+  type Sidecar,
+} from '../../src/catalog/sidecar.js';
+
+const ID = '20261123T140509Z-1a2b3c';
+const PROFILE = 'app';
+const KEY = `${PROFILE}/${ID}.json`;
+const SHA = 'a'.repeat(64);
+
+function validSidecar(): Sidecar {
+  return {
+    schemaVersion: 1,
+    id: ID,
+    profile: PROFILE,
+    status: 'completed',
+    startedAt: '2026-11-23T14:05:09.123Z',
+    finishedAt: '2026-11-23T14:05:12.456Z',
+    durationMs: 3333,
+    tool: { name: 'backupctl', version: '0.1.0' },
+    engine: { serverVersion: '15.18', serverVersionNum: 150018, pgDumpVersion: '15.18' },
+    source: { host: 'db.example.com', port: 5432, user: 'backup', database: 'app' },
+    database: { name: 'app', sizeBytes: 123_456_789, encoding: 'UTF8', largeObjects: 4 },
+    dump: {
+      format: 'custom',
+      compress: null,
+      jobs: 1,
+      schemaOnly: false,
+      dataOnly: false,
+      schemas: [],
+      excludeSchemas: [],
+      tables: [],
+      excludeTables: ['public.sessions'],
+      lockWaitTimeout: '30s',
+      snapshot: '00000003-0000001B-1',
+      tocEntries: 112,
+    },
+    artifact: {
+      file: `${ID}.dump`,
+      container: 'pg-custom',
+      bytes: 1_489_131,
+      sha256: SHA,
+      compression: { codec: 'none', level: null },
+      encryption: null,
+    },
+    globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 671, sha256: 'b'.repeat(64), rolePasswords: false },
+    tables: [
+      { schema: 'app', name: 'events', rows: 10_000 },
+      { schema: 'Ünïcødé Schema', name: 'Table With Spaces', rows: 3 },
+    ],
+    tags: ['nightly'],
+    note: 'a note',
+    verifications: [
+      { at: '2026-11-23T15:00:00Z', level: 'restore', result: 'passed', durationMs: 5000, serverVersion: '15.18', mismatches: [] },
+    ],
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- hostile edits reach into any field, with any type
+type Mutable = Record<string, any>;
+
+/** parseSidecar on the JSON of `valid` after `edit`. */
+function parseEdited(edit: (s: Mutable) => void, expected = { id: ID, profile: PROFILE }): Sidecar {
+  const sidecar = validSidecar() as unknown as Mutable;
+  edit(sidecar);
+  return parseSidecar(KEY, Buffer.from(JSON.stringify(sidecar)), expected);
+}
+
+function rejection(fn: () => unknown): SidecarError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(SidecarError);
+    expect((error as Error).message.startsWith(`${KEY}: `)).toBe(true);
+    return error as SidecarError;
+  }
+  throw new Error('expected a SidecarError, got none');
+}
+
+describe('parseSidecar', () => {
+  it('accepts a valid sidecar and returns it unchanged', () => {
+    const sidecar = validSidecar();
+    expect(parseSidecar(KEY, Buffer.from(JSON.stringify(sidecar)), { id: ID, profile: PROFILE })).toEqual(sidecar);
+  });
+
+  it('accepts what serializeSidecar writes (round trip), skipped globals and a tar container', () => {
+    const sidecar = validSidecar();
+    sidecar.globals = { status: 'skipped', reason: 'disabled (--no-globals)' };
+    sidecar.artifact.file = `${ID}.dump.tar`;
+    sidecar.artifact.container = 'tar';
+    sidecar.dump.format = 'directory';
+    sidecar.dump.jobs = 4;
+    const bytes = serializeSidecar(sidecar);
+    expect(bytes.toString('utf8').endsWith('}\n')).toBe(true);
+    expect(parseSidecar(KEY, bytes, { id: ID, profile: PROFILE })).toEqual(sidecar);
+  });
+
+  it('fills the optional defaults of older writers (verification mismatches)', () => {
+    const parsed = parseEdited((s) => {
+      delete s.verifications[0].mismatches;
+    });
+    expect(parsed.verifications[0]?.mismatches).toEqual([]);
+  });
+
+  it('rejects bad JSON with the key and "not valid JSON"', () => {
+    const json = JSON.stringify(validSidecar());
+    for (const text of [json.slice(0, json.length / 2), '', 'not json', '{"schemaVersion": 1,}']) {
+      expect(rejection(() => parseSidecar(KEY, Buffer.from(text), { id: ID, profile: PROFILE })).message).toMatch(/not valid JSON/);
+    }
+  });
+
+  it('rejects JSON that is not an object', () => {
+    for (const text of ['null', '[]', '42', '"x"', '{}']) {
+      expect(rejection(() => parseSidecar(KEY, Buffer.from(text), { id: ID, profile: PROFILE })).message).toMatch(/invalid sidecar/);
+    }
+  });
+
+  it('rejects a newer schemaVersion, saying to upgrade', () => {
+    const error = rejection(() => parseEdited((s) => (s.schemaVersion = 2)));
+    expect(error.message).toMatch(/newer backupctl/);
+    expect(error.message).toMatch(/upgrade/);
+    expect(rejection(() => parseEdited((s) => (s.schemaVersion = 0))).message).toMatch(/invalid sidecar: schemaVersion/);
+    expect(rejection(() => parseEdited((s) => (s.schemaVersion = '1'))).message).toMatch(/invalid sidecar: schemaVersion/);
+    expect(rejection(() => parseEdited((s) => delete s.schemaVersion)).message).toMatch(/invalid sidecar: schemaVersion/);
+  });
+
+  it.each([
+    '../../etc/passwd',
+    '/etc/passwd',
+    `${ID}.dump/../../../etc/passwd`,
+    `../${ID}.dump`,
+    `${ID}.dump\u0000`,
+    `${ID}.DUMP`,
+    `${ID}.dump `,
+    'C:\\Windows\\x',
+    `${ID}`,
+  ])('rejects artifact.file %j (never a path)', (file) => {
+    expect(rejection(() => parseEdited((s) => (s.artifact.file = file))).message).toMatch(/artifact\.file/);
+  });
+
+  it('rejects a globals file that is a path or belongs to another backup', () => {
+    expect(rejection(() => parseEdited((s) => (s.globals.file = '../../etc/shadow'))).message).toMatch(/globals\.file/);
+    expect(rejection(() => parseEdited((s) => (s.globals.file = '20200101T000000Z-000000.globals.sql'))).message).toMatch(
+      /does not belong to backup/,
+    );
+  });
+
+  it('rejects an artifact file of another backup', () => {
+    expect(rejection(() => parseEdited((s) => (s.artifact.file = '20200101T000000Z-000000.dump'))).message).toMatch(
+      /20200101T000000Z-000000\.dump.*does not belong to backup/,
+    );
+  });
+
+  it('rejects an id or profile that does not match where the file is', () => {
+    expect(rejection(() => parseSidecar(KEY, serializeSidecar(validSidecar()), { id: '20200101T000000Z-000000', profile: PROFILE })).message).toMatch(
+      /describes app\/20261123T140509Z-1a2b3c, not the file it is stored in/,
+    );
+    expect(rejection(() => parseSidecar(KEY, serializeSidecar(validSidecar()), { id: ID, profile: 'billing' })).message).toMatch(
+      /not the file it is stored in/,
+    );
+  });
+
+  it('rejects ids and profiles that are not safe names', () => {
+    for (const id of ['../x', '20261123T140509Z-1A2B3C', '20261123T140509Z-1a2b3', `${ID}/..`, '']) {
+      expect(rejection(() => parseEdited((s) => (s.id = id), { id, profile: PROFILE })).message).toMatch(/invalid sidecar: id/);
+    }
+    for (const profile of ['..', '../x', 'a/b', '', '.hidden', 'x'.repeat(64)]) {
+      expect(rejection(() => parseEdited((s) => (s.profile = profile), { id: ID, profile })).message).toMatch(/invalid sidecar: profile/);
+    }
+  });
+
+  it('rejects a sidecar larger than the limit unread', () => {
+    const big = Buffer.alloc(MAX_SIDECAR_BYTES + 1, 0x20);
+    expect(rejection(() => parseSidecar(KEY, big, { id: ID, profile: PROFILE })).message).toMatch(/larger than/);
+  });
+
+  it.each<[string, (s: Mutable) => void, RegExp]>([
+    ['a huge byte count', (s) => (s.artifact.bytes = 1e300), /artifact\.bytes/],
+    ['an unsafe integer', (s) => (s.database.sizeBytes = 2 ** 60), /database\.sizeBytes/],
+    ['a negative row count', (s) => (s.tables[0].rows = -1), /tables\.0\.rows/],
+    ['a fractional row count', (s) => (s.tables[0].rows = 1.5), /tables\.0\.rows/],
+    ['a row count as a string', (s) => (s.tables[0].rows = '10000'), /tables\.0\.rows/],
+    ['bytes as a string', (s) => (s.artifact.bytes = '1489131'), /artifact\.bytes/],
+    ['tables not an array', (s) => (s.tables = { length: 1 }), /tables/],
+    ['tags with a number', (s) => (s.tags = ['ok', 7]), /tags\.1/],
+    ['a port out of range type', (s) => (s.source.port = 'x'), /source\.port/],
+    ['a sha256 that is not hex', (s) => (s.artifact.sha256 = 'Z'.repeat(64)), /artifact\.sha256/],
+    ['a short sha256', (s) => (s.artifact.sha256 = 'ab'), /artifact\.sha256/],
+    ['an unknown status', (s) => (s.status = 'running'), /status/],
+    ['a bad timestamp', (s) => (s.startedAt = 'yesterday'), /startedAt/],
+    ['an unknown container', (s) => (s.artifact.container = 'zip'), /artifact\.container/],
+    ['an unknown verification level', (s) => (s.verifications[0].level = 'vibes'), /verifications\.0\.level/],
+    ['a missing source', (s) => delete s.source, /source/],
+  ])('rejects %s', (_label, edit, where) => {
+    expect(rejection(() => parseEdited(edit)).message).toMatch(where);
+  });
+
+  it('the schema itself accepts what create writes and nothing looser', () => {
+    expect(SidecarSchema.safeParse(validSidecar()).success).toBe(true);
+    expect(SidecarSchema.safeParse({ ...validSidecar(), status: 'failed' }).success).toBe(false);
+  });
+});

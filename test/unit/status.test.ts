@@ -1,0 +1,382 @@
+import { describe, expect, it } from 'vitest';
+import type { RunEntry } from '../../src/catalog/runlog.js';
+import { SIDECAR_SCHEMA_VERSION, type Sidecar, type Verification } from '../../src/catalog/sidecar.js';
+import { parseFixedDuration } from '../../src/config/duration.js';
+import {
+  evaluateProfile,
+  failedSinceSuccess,
+  NO_THRESHOLDS,
+  profilesInListing,
+  resolveThresholds,
+  type StatusCheck,
+  type StatusThresholds,
+} from '../../src/core/status.js';
+import { renderPrometheus } from '../../src/output/prometheus.js';
+
+const NOW = new Date('2026-11-23T12:00:00Z');
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+function at(msBeforeNow: number): string {
+  return new Date(NOW.getTime() - msBeforeNow).toISOString();
+}
+
+function idAt(iso: string, n: number): string {
+  return `${iso.replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}-${n.toString(16).padStart(6, '0')}`;
+}
+
+let counter = 0;
+
+/** A completed backup that started `ago` ms before NOW and took 1 minute. */
+function backup(ago: number, options: { bytes?: number; verifications?: Verification[]; schemaOnly?: boolean } = {}): Sidecar {
+  const startedAt = at(ago);
+  const id = idAt(startedAt, ++counter);
+  return {
+    schemaVersion: SIDECAR_SCHEMA_VERSION,
+    id,
+    profile: 'app',
+    status: 'completed',
+    startedAt,
+    finishedAt: at(ago - 60_000),
+    durationMs: 60_000,
+    tool: { name: 'backupctl', version: '0.1.0' },
+    engine: { serverVersion: '17.2', serverVersionNum: 170002, pgDumpVersion: '17.2' },
+    source: { host: 'db', port: 5432, user: 'backup', database: 'app' },
+    database: { name: 'app', sizeBytes: 1e9, encoding: 'UTF8', largeObjects: 0 },
+    dump: {
+      format: 'custom',
+      compress: null,
+      jobs: 1,
+      schemaOnly: options.schemaOnly ?? false,
+      dataOnly: false,
+      schemas: [],
+      excludeSchemas: [],
+      tables: [],
+      excludeTables: [],
+      lockWaitTimeout: null,
+      snapshot: '00000003-00000002-1',
+      tocEntries: 10,
+    },
+    artifact: {
+      file: `${id}.dump`,
+      container: 'pg-custom',
+      bytes: options.bytes ?? 1_000_000,
+      sha256: 'a'.repeat(64),
+      compression: { codec: 'none', level: null },
+      encryption: null,
+    },
+    globals: { status: 'skipped', reason: 'disabled' },
+    tables: [],
+    tags: [],
+    note: null,
+    verifications: options.verifications ?? [],
+  };
+}
+
+function verification(ago: number, result: 'passed' | 'failed' = 'passed', level: Verification['level'] = 'restore'): Verification {
+  return { at: at(ago), level, result, durationMs: 1000, mismatches: [], ...(result === 'failed' ? { error: 'row counts differ' } : {}) };
+}
+
+function run(ago: number, result: RunEntry['result'], command = 'create', exitCode = result === 'succeeded' ? 0 : 1): RunEntry {
+  return {
+    command,
+    profile: 'app',
+    startedAt: at(ago + 30_000),
+    finishedAt: at(ago),
+    durationMs: 30_000,
+    result,
+    exitCode,
+    ...(result === 'succeeded' ? {} : { error: 'connection refused' }),
+  };
+}
+
+function thresholds(options: { maxAge?: string; maxVerifyAge?: string; minSizeRatio?: number; allowFailures?: boolean } = {}): StatusThresholds {
+  return {
+    maxAge: options.maxAge ? { text: options.maxAge, ms: parseFixedDuration(options.maxAge) } : null,
+    maxVerifyAge: options.maxVerifyAge ? { text: options.maxVerifyAge, ms: parseFixedDuration(options.maxVerifyAge) } : null,
+    minSizeRatio: options.minSizeRatio ?? null,
+    allowFailures: options.allowFailures ?? false,
+  };
+}
+
+const ALL = { maxAge: '25h', maxVerifyAge: '8d', minSizeRatio: 0.5 };
+
+interface Case {
+  name: string;
+  backups: Sidecar[];
+  runs?: RunEntry[];
+  thresholds: StatusThresholds;
+  broken: StatusCheck[];
+}
+
+const CASES: Case[] = [
+  {
+    name: 'fresh, verified, steady size: healthy',
+    backups: [backup(2 * HOUR, { verifications: [verification(HOUR)] }), backup(26 * HOUR), backup(50 * HOUR)],
+    thresholds: thresholds(ALL),
+    broken: [],
+  },
+  {
+    name: 'stale: the newest backup is older than --max-age',
+    backups: [backup(30 * HOUR, { verifications: [verification(HOUR)] }), backup(54 * HOUR)],
+    thresholds: thresholds(ALL),
+    broken: ['age'],
+  },
+  {
+    name: 'stale but no --max-age: not checked',
+    backups: [backup(30 * DAY)],
+    thresholds: NO_THRESHOLDS,
+    broken: [],
+  },
+  {
+    name: 'never backed up, --max-age given: broken',
+    backups: [],
+    thresholds: thresholds({ maxAge: '25h' }),
+    broken: ['age'],
+  },
+  {
+    name: 'never backed up, no thresholds: reported, not broken',
+    backups: [],
+    thresholds: NO_THRESHOLDS,
+    broken: [],
+  },
+  {
+    name: 'shrunken: less than half the median of the previous five',
+    backups: [
+      backup(HOUR, { bytes: 400_000, verifications: [verification(HOUR / 2)] }),
+      backup(25 * HOUR, { bytes: 1_000_000 }),
+      backup(49 * HOUR, { bytes: 1_100_000 }),
+      backup(73 * HOUR, { bytes: 900_000 }),
+    ],
+    thresholds: thresholds(ALL),
+    broken: ['size'],
+  },
+  {
+    name: 'shrunken, but no --min-size-ratio: not checked',
+    backups: [backup(HOUR, { bytes: 1 }), backup(25 * HOUR, { bytes: 1_000_000 })],
+    thresholds: thresholds({ maxAge: '25h' }),
+    broken: [],
+  },
+  {
+    name: 'a small schema-only backup is not compared with full ones',
+    backups: [
+      backup(HOUR, { bytes: 10_000, schemaOnly: true, verifications: [verification(HOUR / 2)] }),
+      backup(25 * HOUR, { bytes: 1_000_000 }),
+      backup(49 * HOUR, { bytes: 1_000_000 }),
+    ],
+    thresholds: thresholds(ALL),
+    broken: [],
+  },
+  {
+    name: 'the first backup has nothing to compare with',
+    backups: [backup(HOUR, { bytes: 5, verifications: [verification(HOUR / 2)] })],
+    thresholds: thresholds(ALL),
+    broken: [],
+  },
+  {
+    name: 'unverified: never verified with --max-verify-age',
+    backups: [backup(HOUR), backup(25 * HOUR)],
+    thresholds: thresholds(ALL),
+    broken: ['verification'],
+  },
+  {
+    name: 'unverified: the last passed verification is too old',
+    backups: [backup(HOUR), backup(10 * DAY, { verifications: [verification(9 * DAY)] })],
+    thresholds: thresholds(ALL),
+    broken: ['verification'],
+  },
+  {
+    name: 'a failed last verification is broken even without --max-verify-age',
+    backups: [backup(HOUR, { verifications: [verification(3 * HOUR / 4), verification(HOUR / 2, 'failed')] })],
+    thresholds: NO_THRESHOLDS,
+    broken: ['verification'],
+  },
+  {
+    name: 'an older failed verification followed by a passed one is fine',
+    backups: [backup(HOUR, { verifications: [verification(HOUR / 2)] }), backup(25 * HOUR, { verifications: [verification(24 * HOUR, 'failed')] })],
+    thresholds: thresholds(ALL),
+    broken: [],
+  },
+  {
+    name: 'failures since the last success',
+    backups: [backup(26 * HOUR, { verifications: [verification(HOUR)] })],
+    runs: [run(25 * HOUR, 'succeeded'), run(2 * HOUR, 'failed'), run(HOUR, 'interrupted', 'create', 130)],
+    thresholds: thresholds({ maxVerifyAge: '8d' }),
+    broken: ['failures'],
+  },
+  {
+    name: 'failures since the last success, --allow-failures',
+    backups: [backup(26 * HOUR, { verifications: [verification(HOUR)] })],
+    runs: [run(2 * HOUR, 'failed')],
+    thresholds: thresholds({ maxVerifyAge: '8d', allowFailures: true }),
+    broken: [],
+  },
+  {
+    name: 'failures before the last success do not count',
+    backups: [backup(2 * HOUR, { verifications: [verification(HOUR)] })],
+    runs: [run(50 * HOUR, 'failed'), run(26 * HOUR, 'failed'), run(2 * HOUR - 60_000, 'succeeded')],
+    thresholds: thresholds(ALL),
+    broken: [],
+  },
+  {
+    name: 'never backed up and failing: age and failures',
+    backups: [],
+    runs: [run(3 * HOUR, 'failed'), run(2 * HOUR, 'failed')],
+    thresholds: thresholds({ maxAge: '25h' }),
+    broken: ['age', 'failures'],
+  },
+  {
+    name: 'a failed prune counts until a prune succeeds, whatever create does',
+    backups: [backup(HOUR)],
+    runs: [run(5 * HOUR, 'failed', 'prune'), run(HOUR / 2, 'succeeded')],
+    thresholds: thresholds({ maxAge: '25h' }),
+    broken: ['failures'],
+  },
+  {
+    name: 'stale, shrunken, unverified and failing at once',
+    backups: [backup(40 * HOUR, { bytes: 10 }), backup(64 * HOUR), backup(88 * HOUR)],
+    runs: [run(HOUR, 'failed')],
+    thresholds: thresholds(ALL),
+    broken: ['age', 'size', 'verification', 'failures'],
+  },
+];
+
+describe('evaluateProfile', () => {
+  it.each(CASES)('$name', ({ backups, runs, thresholds: t, broken }) => {
+    const status = evaluateProfile({ profile: 'app', storage: '/b', backups, runs: runs ?? [], thresholds: t, now: NOW });
+    expect(status.problems.map((p) => p.check)).toEqual(broken);
+    expect(status.healthy).toBe(broken.length === 0);
+    for (const problem of status.problems) expect(problem.message).not.toBe('');
+  });
+
+  it('describes the newest backup, its size ratio, the last verification and failures', () => {
+    const newest = backup(2 * HOUR, { bytes: 500_000, verifications: [verification(HOUR, 'passed', 'archive')] });
+    const backups = [backup(50 * HOUR, { bytes: 1_200_000 }), newest, backup(26 * HOUR, { bytes: 1_000_000 })];
+    const failed = run(30 * 60_000, 'failed', 'create', 2);
+    const status = evaluateProfile({ profile: 'app', storage: '/b', backups, runs: [failed], thresholds: thresholds(ALL), now: NOW });
+    expect(status.backups).toBe(3);
+    expect(status.lastBackup).toMatchObject({ id: newest.id, bytes: 500_000, ageSeconds: 2 * 3600 - 60, durationMs: 60_000 });
+    expect(status.size).toEqual({ bytes: 500_000, previousMedianBytes: 1_100_000, previousCount: 2, ratio: 500_000 / 1_100_000 });
+    expect(status.lastVerification).toMatchObject({ backupId: newest.id, level: 'archive', result: 'passed', ageSeconds: 3600 });
+    expect(status.failedRunsSinceSuccess).toBe(1);
+    expect(status.failedRuns).toEqual([failed]);
+    expect(status.thresholds).toEqual({ maxAge: '25h', maxVerifyAge: '8d', minSizeRatio: 0.5, allowFailures: false });
+    expect(status.problems).toEqual([
+      { check: 'size', message: expect.stringMatching(/^the newest backup \(\S+\) is 488\.3 KiB, 0\.45 of the median 1\.05 MiB of the previous 2/) },
+      { check: 'failures', message: '1 failed run since the last success; the latest: create failed 30 min ago (exit 2): connection refused' },
+    ]);
+  });
+
+  it('compares with the median of at most five previous backups', () => {
+    const sizes = [100, 1_000, 1_000, 1_000, 1_000, 1_000, 1];
+    const backups = sizes.map((bytes, i) => backup((i + 1) * DAY, { bytes }));
+    const status = evaluateProfile({ profile: 'app', storage: '/b', backups, runs: [], thresholds: thresholds({ minSizeRatio: 0.5 }), now: NOW });
+    expect(status.size).toMatchObject({ previousCount: 5, previousMedianBytes: 1_000, ratio: 0.1 });
+    expect(status.problems.map((p) => p.check)).toEqual(['size']);
+  });
+
+  it('names the age in the message', () => {
+    const status = evaluateProfile({
+      profile: 'app',
+      storage: '/b',
+      backups: [backup(30 * HOUR + 60_000)],
+      runs: [],
+      thresholds: thresholds({ maxAge: '25h' }),
+      now: NOW,
+    });
+    expect(status.problems[0]?.message).toMatch(/finished 30 h ago, more than --max-age 25h$/);
+  });
+});
+
+describe('failedSinceSuccess', () => {
+  it('counts per command, newest first', () => {
+    const runs = [run(10 * HOUR, 'failed', 'verify'), run(5 * HOUR, 'succeeded', 'verify'), run(4 * HOUR, 'failed'), run(3 * HOUR, 'failed', 'verify')];
+    expect(failedSinceSuccess(runs, []).map((r) => [r.command, r.finishedAt])).toEqual([
+      ['verify', at(3 * HOUR)],
+      ['create', at(4 * HOUR)],
+    ]);
+    // A completed backup that finished later is a success of create.
+    expect(failedSinceSuccess(runs, [backup(3.5 * HOUR)]).map((r) => r.command)).toEqual(['verify']);
+  });
+});
+
+describe('resolveThresholds', () => {
+  it('takes flags over the profile settings, key by key', () => {
+    const t = resolveThresholds({ maxAge: '2h' }, { maxAge: '25h', minSizeRatio: 0.3, allowFailures: true });
+    expect(t).toEqual({ maxAge: { text: '2h', ms: 2 * HOUR }, maxVerifyAge: null, minSizeRatio: 0.3, allowFailures: true });
+    expect(resolveThresholds({}, undefined)).toEqual(NO_THRESHOLDS);
+  });
+});
+
+describe('profilesInListing', () => {
+  it('finds profiles with a sidecar or a run log, nothing else', () => {
+    expect(
+      profilesInListing([
+        'app/20261123T140509Z-1a2b3c.json',
+        'app/20261123T140509Z-1a2b3c.dump',
+        'billing/runs.jsonl',
+        'orphan/20261123T140509Z-1a2b3c.dump',
+        'junk/readme.json',
+        'a/b/c.json',
+      ]).sort(),
+    ).toEqual(['app', 'billing']);
+  });
+});
+
+describe('renderPrometheus', () => {
+  it('writes every family with HELP and TYPE, labels escaped, 0 timestamps for never', () => {
+    const fresh = evaluateProfile({
+      profile: 'app',
+      storage: '/b',
+      backups: [backup(2 * HOUR, { verifications: [verification(HOUR)] })],
+      runs: [],
+      thresholds: NO_THRESHOLDS,
+      now: NOW,
+    });
+    const never = evaluateProfile({ profile: 'we"ird', storage: '/b', backups: [], runs: [run(HOUR, 'failed')], thresholds: NO_THRESHOLDS, now: NOW });
+    const text = renderPrometheus({ healthy: false, checkedAt: NOW.toISOString(), profiles: [fresh, never], problems: [], warnings: [] });
+    for (const name of [
+      'backupctl_last_success_timestamp_seconds',
+      'backupctl_last_backup_size_bytes',
+      'backupctl_last_backup_duration_seconds',
+      'backupctl_last_verification_timestamp_seconds',
+      'backupctl_last_verification_success',
+      'backupctl_failed_runs_since_success',
+      'backupctl_backups_total',
+      'backupctl_status_healthy',
+    ]) {
+      expect(text).toContain(`# HELP ${name} `);
+      expect(text).toContain(`# TYPE ${name} gauge\n`);
+    }
+    const finished = (NOW.getTime() - 2 * HOUR + 60_000) / 1000;
+    expect(text).toContain(`backupctl_last_success_timestamp_seconds{profile="app"} ${finished}\n`);
+    expect(text).toContain('backupctl_last_success_timestamp_seconds{profile="we\\"ird"} 0\n');
+    expect(text).toContain('backupctl_last_backup_size_bytes{profile="app"} 1000000\n');
+    expect(text).not.toContain('backupctl_last_backup_size_bytes{profile="we\\"ird"}');
+    expect(text).toContain('backupctl_last_backup_duration_seconds{profile="app"} 60\n');
+    expect(text).toContain('backupctl_last_verification_success{profile="app"} 1\n');
+    expect(text).toContain('backupctl_failed_runs_since_success{profile="we\\"ird"} 1\n');
+    expect(text).toContain('backupctl_status_healthy{profile="app"} 1\n');
+    expect(text).toContain('backupctl_status_healthy{profile="we\\"ird"} 0\n');
+    expect(text.endsWith('\n')).toBe(true);
+    // Every sample line is `name{labels} value` or `name value`.
+    for (const line of text.split('\n').filter((l) => l !== '' && !l.startsWith('#'))) {
+      expect(line).toMatch(/^[a-z_]+(\{profile="(?:[^"\\]|\\.)*"\})? -?[\d.e+]+$/);
+    }
+  });
+});
+
+describe('parseFixedDuration', () => {
+  it.each([
+    ['25h', 25 * HOUR],
+    ['8d', 8 * DAY],
+    ['1d12h', 36 * HOUR],
+    ['90min', 90 * 60_000],
+    ['2w', 14 * DAY],
+    ['1500ms', 1500],
+  ])('%s', (text, ms) => expect(parseFixedDuration(text)).toBe(ms));
+
+  it.each(['', '25', '25m', '1y', 'h', '0h', '-1h', '1.5h', '25 h'])('refuses %j', (text) => {
+    expect(() => parseFixedDuration(text)).toThrow(/invalid duration/);
+  });
+});
