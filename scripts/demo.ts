@@ -80,6 +80,16 @@ async function main(): Promise<void> {
     await backupctl('list');
     await backupctl('show', 'latest');
 
+    banner('prove it: restore the newest backup into a throwaway database and compare row counts');
+    await backupctl('verify', 'latest');
+    await backupctl('verify', '--all', '--level', 'checksum');
+
+    banner('restore: into a new database, then replace the original safely');
+    await backupctl('restore', 'latest', '--target-db', 'shop_copy', '--create');
+    await backupctl('restore', 'latest', '--dry-run');
+    await backupctl('restore', 'latest', '--tag', 'nightly', '--clean', '--yes');
+    await backupctl('list');
+
     banner('done: the cluster and the backups are removed');
   } finally {
     await cleanup();

@@ -54,11 +54,11 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
   throwIfAborted(runtime.signal);
 
   // Both locks are taken before the dump starts and released whatever happens (also on SIGINT).
-  const waitFrom = runtime.now().getTime();
+  const waitFrom = performance.now();
   const lock = await acquireProfileLock({ storage, profile: profile.name, command: 'create', waitMs: options.waitMs, runtime });
   let databaseLock: DatabaseLock | null = null;
   try {
-    const waitLeft = Math.max(0, (options.waitMs ?? 0) - (runtime.now().getTime() - waitFrom));
+    const waitLeft = Math.max(0, (options.waitMs ?? 0) - (performance.now() - waitFrom));
     databaseLock = await acquireDatabaseLock({ connection: profile.connection, command: 'create', waitMs: waitLeft, runtime });
     return await backupUnderLock(profile, runtime, storage);
   } finally {

@@ -225,7 +225,7 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
   const pollMs = options.pollMs ?? LOCK_POLL_MS;
   const waitMs = Math.max(0, options.waitMs ?? 0);
   const key = lockKey(profile);
-  const startedMs = runtime.now().getTime();
+  const startedMs = performance.now(); // waits are measured on the monotonic clock
   let announced: string | null = null;
   for (;;) {
     throwIfAborted(runtime.signal);
@@ -261,7 +261,7 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
       });
       continue;
     }
-    const waited = now.getTime() - startedMs;
+    const waited = performance.now() - startedMs;
     if (waited >= waitMs) throw busyError(profile, stored, state, now, waitMs > 0 ? waited : 0);
     const holderToken = stored.info?.token ?? 'unreadable';
     if (holderToken !== announced) {
@@ -358,7 +358,7 @@ export async function acquireDatabaseLock(options: {
   const host = options.host ?? thisHost;
   const pollMs = options.pollMs ?? LOCK_POLL_MS;
   const waitMs = Math.max(0, options.waitMs ?? 0);
-  const startedMs = runtime.now().getTime();
+  const startedMs = performance.now(); // waits are measured on the monotonic clock
   const key = advisoryLockKey(connection.database);
   const session = await AdvisoryLockSession.open(
     connection,
@@ -372,7 +372,7 @@ export async function acquireDatabaseLock(options: {
       if (await session.tryLock()) {
         return { release: () => session.close() };
       }
-      const waited = runtime.now().getTime() - startedMs;
+      const waited = performance.now() - startedMs;
       if (waited >= waitMs) {
         const holder = describeAdvisoryHolder(await session.holder());
         throw new BackupctlError(

@@ -72,7 +72,12 @@ export async function withRunReport<T>(
   try {
     await appendRun(openStorage(meta.storage, runtime.cwd), entry);
   } catch (failure) {
-    reporter.warn(`could not record the run in the run log of ${meta.profile}: ${oneLine(redactSecrets(messageOf(failure)))}`);
+    const message = `could not record the run in the run log of ${meta.profile}: ${oneLine(redactSecrets(messageOf(failure)))}`;
+    // A failed run prints one error line (and a hint): when the storage itself is what
+    // failed, the run log cannot be written either, and saying so again only buries the
+    // real error. Shown with --verbose.
+    if (outcome.ok) reporter.warn(message);
+    else reporter.debug(message);
   }
 
   const notice: RunNotice = {

@@ -103,15 +103,19 @@ async function checkStoredBackup(opts: {
   const id = createdId(run);
   const profileDir = path.join(run.storage, profile);
 
-  // Directories 0700, files 0600, and exactly the files of this backup (no temporaries left).
+  // Directories 0700; exactly the files of this backup, no temporaries and no lock left behind;
+  // every file 0600 (the backup's, and whatever else the run keeps there, e.g. its run log).
   expect(modeOf(await stat(run.storage))).toBe(0o700);
   expect(modeOf(await stat(profileDir))).toBe(0o700);
   const artifactFile = format === 'directory' ? `${id}.dump.tar` : `${id}.dump`;
   const expectedFiles = [artifactFile, `${id}.json`];
   if (opts.globals !== false) expectedFiles.push(`${id}.globals.sql`);
-  expect((await readdir(profileDir)).sort()).toEqual(expectedFiles.sort());
-  for (const file of expectedFiles) {
-    expect(modeOf(await stat(path.join(profileDir, file))), file).toBe(0o600);
+  const present = await readdir(profileDir);
+  expect(present.filter((name) => name.startsWith(id)).sort()).toEqual(expectedFiles.sort());
+  expect(present.filter((name) => name.startsWith('.') || name === 'lock.json')).toEqual([]);
+  for (const file of present) {
+    const info = await stat(path.join(profileDir, file));
+    expect(modeOf(info), file).toBe(info.isDirectory() ? 0o700 : 0o600);
   }
 
   const { raw, sidecar } = await readSidecar(run.storage, profile, id);
@@ -353,9 +357,9 @@ describe('create: as a non-superuser role', () => {
     expect(denied.stdout).toBe('');
     expect(denied.stderr).toMatch(/permission denied/);
     expect(denied.stderr).not.toContain(password);
-    // Nothing of the failed backup is left behind.
-    const left = await readdir(path.join(denied.storage, chinook)).catch(() => []);
-    expect(left).toEqual([]);
+    // Nothing of the failed backup is left behind: no artifact, no sidecar, no temporary, no lock.
+    const left = await readdir(path.join(denied.storage, chinook)).catch(() => [] as string[]);
+    expect(left.filter((name) => ID.test(name.split('.')[0] ?? '') || name.startsWith('.') || name === 'lock.json')).toEqual([]);
   });
 });
 

@@ -175,7 +175,7 @@ describe('create: storage failures', () => {
       stdin: 'ignore',
     });
     expect(result.exitCode, result.stderr).toBe(1);
-    const { error, hint } = failureLines(result.stderr);
+    const { error, hint } = failureLines(result.stderr, { strict: true });
     expect(error).toMatch(/permission denied/);
     expect(error).toContain(storage);
     expect(hint).toMatch(/owner and mode/);

@@ -1,0 +1,222 @@
+/**
+ * planPrune: the pure half of prune. Examples, then a property test over generated
+ * histories, leftovers and policies: the safety rules hold whatever the input.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { IncompleteEntry } from '../../src/catalog/catalog.js';
+import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../../src/catalog/sidecar.js';
+import { effectivePolicy } from '../../src/core/prune.js';
+import { planPrune } from '../../src/core/prune-plan.js';
+import { isEmptyPolicy, type RetentionPolicy } from '../../src/retention/policy.js';
+
+const NOW = new Date('2026-06-01T12:00:00Z');
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+
+function idAt(ms: number, n: number): string {
+  const iso = new Date(ms).toISOString(); // 2026-06-01T12:00:00.000Z
+  const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  return `${stamp}-${n.toString(16).padStart(6, '0')}`;
+}
+
+function sidecar(ms: number, n: number, extra: { tags?: string[]; verified?: 'passed' | 'failed' | null; globals?: boolean } = {}): Sidecar {
+  const id = idAt(ms, n);
+  const at = new Date(ms).toISOString();
+  return {
+    schemaVersion: SIDECAR_SCHEMA_VERSION,
+    id,
+    profile: 'app',
+    status: 'completed',
+    startedAt: at,
+    finishedAt: at,
+    durationMs: 1000,
+    tool: { name: 'backupctl', version: '0.0.0' },
+    engine: { serverVersion: '17.0', serverVersionNum: 170000, pgDumpVersion: '17.0' },
+    source: { host: 'db', port: 5432, user: 'backup', database: 'app' },
+    database: { name: 'app', sizeBytes: 1, encoding: 'UTF8', largeObjects: 0 },
+    dump: {
+      format: 'custom',
+      compress: null,
+      jobs: 1,
+      schemaOnly: false,
+      dataOnly: false,
+      schemas: [],
+      excludeSchemas: [],
+      tables: [],
+      excludeTables: [],
+      lockWaitTimeout: null,
+      snapshot: 's',
+      tocEntries: 1,
+    },
+    artifact: {
+      file: `${id}.dump`,
+      container: 'pg-custom',
+      bytes: 1000 + n,
+      sha256: '0'.repeat(64),
+      compression: { codec: 'none', level: null },
+      encryption: null,
+    },
+    globals:
+      extra.globals === false
+        ? { status: 'skipped', reason: 'disabled' }
+        : { status: 'included', file: `${id}.globals.sql`, bytes: 10, sha256: '0'.repeat(64), rolePasswords: true },
+    tables: [],
+    tags: extra.tags ?? [],
+    note: null,
+    verifications:
+      extra.verified == null
+        ? []
+        : [{ at, level: 'restore', result: extra.verified, durationMs: 1, mismatches: [] }],
+  };
+}
+
+function leftover(ms: number, n: number, file = 'dump', ageMs = NOW.getTime() - ms): IncompleteEntry {
+  const id = idAt(ms, n);
+  return { profile: 'app', id, file: `${id}.${file}`, bytes: 500, modifiedAt: new Date(NOW.getTime() - ageMs).toISOString() };
+}
+
+describe('planPrune', () => {
+  const daily = Array.from({ length: 5 }, (_, i) => sidecar(NOW.getTime() - (i + 1) * DAY, i + 1)); // newest first
+
+  it('keeps by the rules, removes the rest; a backup is sidecar first, then artifact and globals', () => {
+    const plan = planPrune(daily, [], { keepLast: 2 }, NOW, DAY);
+    expect(plan.items.map((i) => [i.action, i.reasons.join(',')])).toEqual([
+      ['keep', 'keep-last,newest-successful'],
+      ['keep', 'keep-last'],
+      ['remove', 'no-rule'],
+      ['remove', 'no-rule'],
+      ['remove', 'no-rule'],
+    ]);
+    const removed = plan.items[2];
+    expect(removed?.keys).toEqual([`app/${removed?.id}.json`, `app/${removed?.id}.dump`, `app/${removed?.id}.globals.sql`]);
+    expect(removed?.bytes).toBe(1003 + 10);
+  });
+
+  it('never removes the newest verified backup, and names the reason', () => {
+    const history = daily.map((s, i) => (i === 3 ? { ...sidecar(Date.parse(s.startedAt), 4, { verified: 'passed' }) } : s));
+    history[1] = sidecar(Date.parse(daily[1]?.startedAt as string), 2, { verified: 'failed' });
+    const plan = planPrune(history, [], { keepLast: 1 }, NOW, DAY);
+    expect(plan.items.filter((i) => i.action === 'keep').map((i) => [i.id, i.reasons])).toEqual([
+      [daily[0]?.id, ['keep-last', 'newest-successful']],
+      [daily[3]?.id, ['newest-verified']],
+    ]);
+  });
+
+  it('a backup whose latest verification failed is not "verified"', () => {
+    const s = sidecar(NOW.getTime() - 3 * DAY, 9);
+    s.verifications = [
+      { at: '2026-05-30T00:00:00Z', level: 'restore', result: 'passed', durationMs: 1, mismatches: [] },
+      { at: '2026-05-31T00:00:00Z', level: 'checksum', result: 'failed', durationMs: 1, mismatches: [] },
+    ];
+    const plan = planPrune([daily[0] as Sidecar, s], [], { keepLast: 1 }, NOW, DAY);
+    expect(plan.items[1]?.action).toBe('remove');
+  });
+
+  it('removes leftovers older than the threshold, keeps younger ones; one entry per id', () => {
+    const old = NOW.getTime() - 3 * DAY;
+    const young = NOW.getTime() - HOUR;
+    const plan = planPrune(
+      daily,
+      [leftover(old, 100), leftover(old, 100, 'globals.sql', 2 * DAY), leftover(young, 101)],
+      { keepLast: 10 },
+      NOW,
+      DAY,
+    );
+    const leftovers = plan.items.filter((i) => i.kind === 'leftover');
+    expect(leftovers.map((i) => [i.id, i.action, i.reasons[0], i.keys.length, i.bytes])).toEqual([
+      [idAt(young, 101), 'keep', 'leftover-recent', 1, 500],
+      [idAt(old, 100), 'remove', 'leftover-old', 2, 1000],
+    ]);
+    // Age counts from the newest file of the leftover.
+    expect(leftovers[1]?.createdAt).toBe(new Date(NOW.getTime() - 2 * DAY).toISOString());
+  });
+});
+
+describe('effectivePolicy', () => {
+  it('flags replace the configured rules key by key', () => {
+    expect(
+      effectivePolicy({ keepDaily: 7, keepWeekly: 4, timeZone: 'Europe/Berlin' }, { keepDaily: 2, keepLast: undefined, keepTags: ['x'] }),
+    ).toEqual({ keepDaily: 2, keepWeekly: 4, keepTags: ['x'], timeZone: 'Europe/Berlin' });
+    expect(effectivePolicy(undefined, {})).toEqual({});
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Properties
+
+const START = NOW.getTime() - 800 * DAY;
+const END = NOW.getTime() + 3 * DAY; // a few backups from the future (clock skew)
+
+const sidecarArb = fc
+  .record({
+    ms: fc.integer({ min: START, max: END }).map((ms) => Math.floor(ms / 1000) * 1000),
+    tags: fc.subarray(['pin', 'nightly']),
+    verified: fc.constantFrom<'passed' | 'failed' | null>('passed', 'failed', null, null),
+    globals: fc.boolean(),
+  })
+  .map(({ ms, ...extra }) => ({ ms, extra }));
+
+const historyArb = fc
+  .array(sidecarArb, { maxLength: 40 })
+  .map((entries) => entries.map(({ ms, extra }, n) => sidecar(ms, n + 1, extra)));
+
+const leftoversArb = fc
+  .array(fc.record({ ms: fc.integer({ min: START, max: NOW.getTime() }), age: fc.integer({ min: 0, max: 10 * DAY }) }), {
+    maxLength: 8,
+  })
+  .map((entries) => entries.map(({ ms, age }, n) => leftover(ms, 0x100000 + n, 'dump', age)));
+
+const countArb = fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 6 }));
+const policyArb: fc.Arbitrary<RetentionPolicy> = fc
+  .record(
+    {
+      keepLast: countArb,
+      keepDaily: countArb,
+      keepWeekly: countArb,
+      keepMonthly: countArb,
+      keepWithin: fc.constantFrom('90min', '2d', '2w', '1m', '1y'),
+      keepTags: fc.subarray(['pin'], { minLength: 1 }),
+      timeZone: fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York'),
+    },
+    { requiredKeys: [] },
+  )
+  .filter((p) => !isEmptyPolicy(p));
+
+describe('planPrune properties', () => {
+  it('never removes the newest backup or the newest verified one; removes only what it may', () => {
+    fc.assert(
+      fc.property(historyArb, leftoversArb, policyArb, fc.integer({ min: 0, max: 5 * DAY }), (history, incomplete, policy, leftoverAge) => {
+        const plan = planPrune(history, incomplete, policy, NOW, leftoverAge);
+        const past = history.filter((s) => Date.parse(s.startedAt) <= NOW.getTime());
+        const newestFirst = (list: Sidecar[]) =>
+          [...list].sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt) || (a.id < b.id ? 1 : -1))[0];
+        const newest = newestFirst(past);
+        const newestVerified = newestFirst(
+          past.filter((s) => s.verifications.length > 0 && s.verifications.every((v) => v.result === 'passed')),
+        );
+        const action = new Map(plan.items.filter((i) => i.kind === 'backup').map((i) => [i.id, i]));
+        expect(action.size).toBe(history.length);
+        if (newest) expect(action.get(newest.id)?.action).toBe('keep');
+        if (newestVerified) expect(action.get(newestVerified.id)?.action).toBe('keep');
+        for (const s of history) {
+          const item = action.get(s.id);
+          if (Date.parse(s.startedAt) > NOW.getTime()) expect(item?.action).toBe('keep');
+          if (s.tags.includes('pin') && policy.keepTags?.includes('pin')) expect(item?.action).toBe('keep');
+          // Every key belongs to the backup, and the sidecar goes first.
+          expect(item?.keys[0]).toBe(`app/${s.id}.json`);
+          for (const key of item?.keys ?? []) expect(key.startsWith(`app/${s.id}.`)).toBe(true);
+          expect(item?.reasons.length).toBeGreaterThan(0);
+          if (item?.action === 'remove') expect(item.reasons).toEqual(['no-rule']);
+        }
+        for (const item of plan.items.filter((i) => i.kind === 'leftover')) {
+          const age = NOW.getTime() - Date.parse(item.createdAt);
+          expect(item.action).toBe(age >= leftoverAge ? 'remove' : 'keep');
+        }
+        // History non-empty: something is always kept.
+        if (past.length > 0) expect(plan.items.some((i) => i.kind === 'backup' && i.action === 'keep')).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
