@@ -10,7 +10,8 @@
  * deleted right after it is measured. Results: a table on stdout, bench/RESULTS.md,
  * and a JSON summary as the last line of stdout.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +21,8 @@ import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import { activeChild, haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type ProcSummary, type RunResult } from './measure.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'bin', 'backupctl.js');
+/** The backupctl under test: a frozen copy of bin/ + dist/ taken at start (see snapshotBuild). */
+let BIN = path.join(ROOT, 'bin', 'backupctl.js');
 const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
 const ANALYSIS_MARKER = '<!-- analysis: everything below this line is kept when the bench rewrites this file -->';
 
@@ -101,6 +103,8 @@ interface Machine {
   pgDump: string;
   backupctlPgDump: string | null;
   gnuTime: boolean;
+  /** sha256 (16 hex) of dist/*.js as measured. */
+  distHash: string;
 }
 
 interface Phases {
@@ -391,6 +395,7 @@ function writeResults(machine: Machine, results: SizeResult[], rows: Row[], chec
   lines.push(`- PostgreSQL server: ${machine.postgresServer}`);
   lines.push(`- raw side: \`${machine.pgDump}\``);
   lines.push(`- backupctl chose: \`${machine.backupctlPgDump ?? '?'}\``);
+  lines.push(`- backupctl build: bin/ + dist/ as built by \`npm run build\` at the start, copied once into the work dir and run from there (others rebuild dist/ in this tree during the bench); dist sha256 ${machine.distHash}`);
   lines.push(`- peak RSS: ${machine.gnuTime ? '/usr/bin/time -f %M, plus VmHWM of each process polled every 50 ms' : 'VmHWM polled every 50 ms'}`);
   lines.push('');
   lines.push('## Reproduce', '');
@@ -491,7 +496,27 @@ function machineInfo(c: Cluster, serverVersion: string): Machine {
     pgDump: `${c.bin('pg_dump')} (${execFileSync(c.bin('pg_dump'), ['--version'], { encoding: 'utf8' }).trim()})`,
     backupctlPgDump: null,
     gnuTime: haveGnuTime,
+    distHash: '',
   };
+}
+
+/**
+ * Other people rebuild dist/ in this tree while the bench runs (npm test's pretest does):
+ * copy bin/ + dist/ + package.json (node_modules linked) into the work dir once, and run
+ * that, so every run measures the same build. Returns a short hash of dist/ for the record.
+ */
+function snapshotBuild(dir: string): string {
+  const root = path.join(dir, 'build');
+  cpSync(path.join(ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
+  cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
+  cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
+  BIN = path.join(root, 'bin', 'backupctl.js');
+  const hash = createHash('sha256');
+  for (const file of filesUnder(path.join(root, 'dist')).filter((f) => f.endsWith('.js')).sort()) {
+    hash.update(path.relative(root, file)).update(readFileSync(file));
+  }
+  return hash.digest('hex').slice(0, 16);
 }
 
 async function uncompressedSize(c: Cluster, dir: string): Promise<number> {
@@ -508,6 +533,8 @@ async function main(): Promise<void> {
   log(`bench: small ${CONFIG.smallMb} MB, large ${CONFIG.largeMb} MB, ${CONFIG.runs} runs each (+${CONFIG.warmup} warm-up), ${os.availableParallelism()} CPUs`);
   workdir = mkdtempSync(path.join(CONFIG.workdirBase, 'backupctl-bench-'));
   log(`work dir ${workdir}`);
+  const distHash = snapshotBuild(workdir);
+  log(`backupctl under test: a frozen copy of bin/ + dist/ (dist sha256 ${distHash}) at ${BIN}`);
   log('starting a throw-away cluster...');
   cluster = await startCluster({ name: 'bench' });
   const c = cluster;
@@ -515,6 +542,7 @@ async function main(): Promise<void> {
   await c.createDatabase('bench');
   const serverVersion = (await c.query<{ v: string }>('postgres', 'SELECT version() AS v'))[0]?.v ?? '?';
   const machine = machineInfo(c, serverVersion);
+  machine.distHash = distHash;
   builder = await DatasetBuilder.connect({ host: c.host, port: c.port, user: c.user, password: c.password, database: 'bench' });
 
   const results: SizeResult[] = [];

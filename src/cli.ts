@@ -239,7 +239,7 @@ ${EXIT_CODES_HELP}`,
     .option('--keep-tag <tag>', 'keep every backup with this tag (repeatable)', tagValue)
     .option('--time-zone <zone>', 'IANA time zone of the hourly..yearly periods (default: UTC)')
     .option('-n, --dry-run', 'show what would be kept and removed, and why; change nothing')
-    .option('--leftover-age <duration>', 'remove unfinished backups (an artifact without a sidecar) at least this old', clockDuration, 24 * 3_600_000)
+    .option('--leftover-age <duration>', 'remove unfinished backups (an artifact without a sidecar) at least this old (default: 24h)', clockDuration)
     .option('--wait <duration>', "if another run holds the profile's lock, wait up to this long (e.g. 5min) instead of exiting 4", clockDuration)
     .addHelpText(
       'after',

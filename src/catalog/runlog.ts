@@ -10,9 +10,8 @@ import { ID_PATTERN, isProfileName, PROFILE_PATTERN } from './id.js';
  *
  * Contract:
  * - The storage has no append: a run is added by reading the log, adding a line and
- *   publishing the whole file again with putBytes (atomic). Two runs finishing at the same
- *   instant could each miss the other's line; after writing, the writer reads the log back
- *   and retries when its own line is missing, which closes that window in practice.
+ *   publishing the whole file again with putBytes (atomic), under a lock of its own held
+ *   for those few milliseconds (see appendRun), so concurrent writers never lose a line.
  * - Writing the run log never changes the outcome of a run: callers turn a failure here
  *   into a warning.
  * - Every line is validated on read; a line that is not a valid entry (hand-edited, cut
@@ -103,10 +102,17 @@ export async function readRunLog(storage: Storage, profile: string): Promise<Run
   return parseRunLog(bytes, profile);
 }
 
+/** Held for the few milliseconds of a read-modify-write of the run log. */
+export const RUNLOG_LOCK_FILE = `${RUNLOG_FILE}.lock`;
+
+/** A run log lock older than this was left by a crashed writer and is taken over. */
+const RUNLOG_LOCK_STALE_MS = 10_000;
+
 /**
- * Adds one entry (read, add, keep the last RUNLOG_MAX_ENTRIES, publish atomically), then
- * reads the log back and tries again (a few times) when a concurrent writer replaced it
- * without this entry.
+ * Adds one entry: under a short lock (`<profile>/runs.jsonl.lock`, created with
+ * putIfAbsent, so concurrent writers of any process or host take turns), reads the log,
+ * adds the entry, keeps the last RUNLOG_MAX_ENTRIES and publishes the whole file
+ * atomically with putBytes.
  */
 export async function appendRun(storage: Storage, entry: RunEntry, options: { maxEntries?: number } = {}): Promise<void> {
   const max = options.maxEntries ?? RUNLOG_MAX_ENTRIES;
@@ -114,14 +120,34 @@ export async function appendRun(storage: Storage, entry: RunEntry, options: { ma
     ...entry,
     error: entry.error === undefined ? undefined : entry.error.slice(0, RUNLOG_MAX_ERROR_CHARS),
   });
-  const line = JSON.stringify(valid);
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const lockKey = `${valid.profile}/${RUNLOG_LOCK_FILE}`;
+  await acquire(storage, lockKey);
+  try {
     const { entries } = await readRunLog(storage, valid.profile);
-    if (attempt > 0 && entries.some((e) => JSON.stringify(e) === line)) return;
-    const next = [...entries, valid].slice(-max);
-    await storage.putBytes(runlogKey(valid.profile), serializeRunLog(next));
-    const check = await readRunLog(storage, valid.profile);
-    if (check.entries.some((e) => JSON.stringify(e) === line)) return;
+    await storage.putBytes(runlogKey(valid.profile), serializeRunLog([...entries, valid].slice(-max)));
+  } finally {
+    await storage.remove(lockKey).catch(() => undefined);
+  }
+}
+
+async function acquire(storage: Storage, key: string): Promise<void> {
+  const data = Buffer.from(`${JSON.stringify({ pid: process.pid, at: new Date().toISOString() })}\n`);
+  const deadline = Date.now() + 2 * RUNLOG_LOCK_STALE_MS;
+  for (;;) {
+    if (await storage.putIfAbsent(key, data)) return;
+    let age: number;
+    try {
+      age = Date.now() - (await storage.stat(key)).modifiedAt.getTime();
+    } catch (error) {
+      if (error instanceof NotFoundError) continue; // released meanwhile
+      throw error;
+    }
+    // Stale (a crashed writer), or held past any sane time (a clock far off): take it over.
+    if (age > RUNLOG_LOCK_STALE_MS || Date.now() > deadline) {
+      await storage.remove(key);
+      continue;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10 + Math.floor(Math.random() * 40)));
   }
 }
 

@@ -9,6 +9,7 @@ export async function run(options: DumpFlags & { wait?: number }, ctx: CommandCo
   const { wait, ...dumpFlags } = options;
   const loaded = await ctx.loadConfig();
   const profile = resolveProfile({ loaded, flags: { ...ctx.flags, ...dumpFlags }, env: ctx.runtime.env, cwd: ctx.runtime.cwd });
+  for (const warning of profile.warnings) ctx.runtime.reporter.warn(warning);
   // Every run is recorded in the profile's run log and notified (see core/report-run.ts).
   const result = await withRunReport(
     {

@@ -12,7 +12,7 @@ import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
 import { pgDumpArgs, runDirectoryDump, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
-import { readToc, tablesWithData, type TocEntry } from '../pg/toc.js';
+import { readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
 import { buildArtifactChain, pipeThrough } from '../pipeline/artifact.js';
 import { DigestStream } from '../pipeline/digest.js';
 import { gateOnExit } from '../pipeline/gate.js';
@@ -99,7 +99,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
 
     env = await childEnv(profile.connection, runtime.env);
     const run: ChildRun = { env: env.env, signal: work.signal };
-    const counting = session.countRows(work.signal).catch((error: unknown) => {
+    const { schemas, excludeSchemas, tables, excludeTables } = profile.dump;
+    const filtered = schemas.length + excludeSchemas.length + tables.length + excludeTables.length > 0;
+    const only = filtered ? await tablesSelectedBy(pgDump.path, pgRestore.path, pgDumpArgs(profile.dump, session.snapshotId), run) : undefined;
+    const counting = session.countRows(work.signal, only).catch((error: unknown) => {
       work.abort(error);
       throw error;
     });

@@ -3,7 +3,7 @@ import { isProfileName } from '../catalog/id.js';
 import type { Config, Profile } from '../config/schema.js';
 import { DEFAULT_STORAGE } from '../config/schema.js';
 import { usageError } from '../errors.js';
-import { resolveConnection, urlHasPassword, type ConnectionSettings } from '../pg/connection.js';
+import { parseConnectionUrl, resolveConnection, urlHasPassword, type ConnectionSettings } from '../pg/connection.js';
 import type { DumpOptions } from '../pg/dump.js';
 
 /** Flags of `create` that shape the dump; undefined means "not given". */
@@ -39,6 +39,8 @@ export interface ResolvedProfile {
   name: string;
   /** True when the profile comes from the config file, false when built from flags/env. */
   configured: boolean;
+  /** Things the operator should hear about (e.g. the environment overriding the profile's database). */
+  warnings: string[];
   storage: string;
   pgBinDir: string | undefined;
   workDir: string | undefined;
@@ -130,9 +132,11 @@ export function resolveProfile(input: {
   });
   const dump = resolveDumpOptions(flags, profile);
   const tags = [...new Set([...(profile.tags ?? []), ...(flags.tag ?? [])])];
+  const warnings = configured && name ? environmentOverrides(name, profile, connection, flags.dbUrl !== undefined) : [];
   return {
     name: name ?? profileNameFor(connection.database),
     configured,
+    warnings,
     storage: resolveStorage(loaded, flags, env, cwd, configured ? profile : undefined),
     pgBinDir: resolvePath(profile.pgBinDir ?? loaded.config.pgBinDir, configDir(loaded, cwd)),
     workDir: resolvePath(loaded.config.workDir, configDir(loaded, cwd)),
@@ -142,6 +146,25 @@ export function resolveProfile(input: {
     tags,
     note: flags.note ?? profile.note ?? null,
   };
+}
+
+/**
+ * The environment outranks the config file (flags > env > config), which is what CI
+ * wants; but a stray PGDATABASE in cron's environment silently backing up another
+ * database under a configured profile's name is a trap, so say it out loud.
+ */
+function environmentOverrides(name: string, profile: Profile, connection: ConnectionSettings, fromFlag: boolean): string[] {
+  const configuredUrl = profile.url ? parseConnectionUrl(profile.url, 'profile url') : {};
+  const expected = {
+    database: profile.database ?? configuredUrl.database,
+    host: profile.host ?? configuredUrl.host,
+    port: profile.port ?? configuredUrl.port,
+    user: profile.user ?? configuredUrl.user,
+  };
+  const source = fromFlag ? '--db-url' : 'the environment (PG* variables or DATABASE_URL)';
+  return (Object.keys(expected) as Array<keyof typeof expected>)
+    .filter((key) => expected[key] !== undefined && expected[key] !== connection[key])
+    .map((key) => `${source} overrides profile "${name}": ${key} is ${connection[key]}, the config says ${expected[key]}`);
 }
 
 function resolvePath(value: string | undefined, base: string): string | undefined {

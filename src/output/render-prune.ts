@@ -1,6 +1,6 @@
 import type { UnlockResult } from '../core/lock.js';
 import type { PruneReason, PruneResult } from '../core/prune.js';
-import { formatAge, formatBytes, formatDuration, formatTimestamp, sanitize as t } from './format.js';
+import { formatAge, formatBytes, formatTimestamp, sanitize as t } from './format.js';
 import type { Style } from './style.js';
 import { renderTable } from './table.js';
 
@@ -15,12 +15,27 @@ function reasonText(reason: PruneReason, result: PruneResult): string {
     case 'future':
       return 'dated in the future';
     case 'leftover-old':
-      return `unfinished (no sidecar), older than ${formatDuration(result.leftoverAgeMs)}`;
+      return `unfinished (no sidecar), older than ${compactDuration(result.leftoverAgeMs)}`;
     case 'leftover-recent':
-      return `unfinished (no sidecar), younger than ${formatDuration(result.leftoverAgeMs)}`;
+      return `unfinished (no sidecar), younger than ${compactDuration(result.leftoverAgeMs)}`;
     default:
       return reason;
   }
+}
+
+/** `24h`, `36h`, `3d`, `1h30min`, `30s`: how durations are written on the command line. */
+function compactDuration(ms: number): string {
+  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]];
+  if (ms < 2 * 86_400_000) units.shift(); // 24h, 36h rather than 1d, 1d12h
+  let rest = ms;
+  let text = '';
+  for (const [unit, size] of units) {
+    if (rest >= size) {
+      text += `${Math.floor(rest / size)}${unit}`;
+      rest %= size;
+    }
+  }
+  return text === '' ? `${ms}ms` : text;
 }
 
 function plural(n: number, word: string): string {

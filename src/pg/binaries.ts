@@ -64,6 +64,21 @@ export async function candidateDirs(options: { pgBinDir?: string | undefined; pa
   return [...new Set(dirs)];
 }
 
+/**
+ * `--version` needs no connection, so it gets no connection settings: only what a client
+ * program (or Debian's pg_wrapper) needs to start. Our own environment may hold the
+ * password (PGPASSWORD, DATABASE_URL, a profile's passwordEnv), and a child's environment
+ * is readable in /proc.
+ */
+function versionEnv(): Record<string, string> {
+  const keep = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|LD_LIBRARY_PATH|DYLD_LIBRARY_PATH|PGCLUSTER|PGCLUSTERCONF|PG_CLUSTER_CONF_ROOT|SYSTEMROOT)$/;
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && keep.test(key)) env[key] = value;
+  }
+  return env;
+}
+
 /** Every distinct copy of `tool` found, with its version. Unrunnable copies are skipped. */
 export async function discoverClients(
   tool: ClientTool,
@@ -74,7 +89,7 @@ export async function discoverClients(
     const path = join(dir, tool);
     if (!(await isExecutable(path))) continue;
     try {
-      const { stdout } = await execa(path, ['--version'], { timeout: 10_000 });
+      const { stdout } = await execa(path, ['--version'], { timeout: 10_000, env: versionEnv(), extendEnv: false });
       const parsed = parseClientVersion(stdout);
       if (parsed) found.push({ tool, path, ...parsed });
     } catch {

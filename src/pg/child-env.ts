@@ -42,7 +42,10 @@ export async function childEnv(
 ): Promise<ChildEnv> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(baseEnv)) {
-    if (value !== undefined && !STRIPPED.includes(key)) env[key] = value;
+    if (value === undefined || STRIPPED.includes(key)) continue;
+    // The profile's passwordEnv (any variable holding the password) stays with us too.
+    if (settings.password !== undefined && settings.password !== '' && value === settings.password) continue;
+    env[key] = value;
   }
   env.PGHOST = settings.host;
   env.PGPORT = String(settings.port);

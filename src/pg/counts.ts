@@ -12,10 +12,11 @@ export interface CountedTable {
 /**
  * Exact row counts of every table whose rows pg_dump would dump: ordinary tables and
  * partitions (unlogged ones too) and populated materialized views, outside the system
- * schemas. Runs in whatever transaction `client` is in: inside an exported snapshot at
+ * schemas (restricted to the OIDs in `only` when given: a filtered dump must not count,
+ * and lock, the tables it leaves out). Runs in whatever transaction `client` is in: inside an exported snapshot at
  * backup time, in a freshly restored database at verification time.
  */
-export async function countRows(client: pg.Client, signal?: AbortSignal): Promise<CountedTable[]> {
+export async function countRows(client: pg.Client, signal?: AbortSignal, only?: ReadonlySet<number>): Promise<CountedTable[]> {
   const { rows: tables } = await client
     .query<{ oid: string; schema: string; name: string }>(
       `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name
@@ -34,6 +35,7 @@ export async function countRows(client: pg.Client, signal?: AbortSignal): Promis
   const counted: CountedTable[] = [];
   for (const table of tables) {
     if (signal?.aborted) break;
+    if (only && !only.has(Number(table.oid))) continue;
     const sql = `SELECT count(*)::int8 AS rows FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
     try {
       const { rows } = await client.query<{ rows: string }>(sql);

@@ -77,8 +77,8 @@ export class SnapshotSession {
   }
 
   /** Exact row counts of every table, as of the exported snapshot (see countRows). */
-  countRows(signal?: AbortSignal): Promise<CountedTable[]> {
-    return countRows(this.client, signal);
+  countRows(signal?: AbortSignal, only?: ReadonlySet<number>): Promise<CountedTable[]> {
+    return countRows(this.client, signal, only);
   }
 
   /** Ends the transaction. Safe to call more than once. */

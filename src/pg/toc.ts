@@ -15,6 +15,7 @@ export interface TocEntry {
 
 const TOC_TYPES = [
   'MATERIALIZED VIEW DATA',
+  'MATERIALIZED VIEW',
   'TABLE DATA',
   'SEQUENCE SET',
   'LARGE OBJECTS',
@@ -78,5 +79,28 @@ export async function readToc(pgRestore: string, source: string | Readable, run:
     throw childFailure('pg_restore --list', error, run.signal);
   } finally {
     if (fromStream) source.destroy();
+  }
+}
+
+/**
+ * OIDs of the tables and materialized views a filtered dump will contain, learned from
+ * a schema-only dump with the same filters on the same snapshot (cheap: no data). Lets
+ * the row counts skip, and not lock, what --table/--exclude-table/--schema leave out.
+ */
+export async function tablesSelectedBy(pgDump: string, pgRestore: string, dumpArgs: string[], run: ChildRun): Promise<Set<number>> {
+  const args = [...dumpArgs.filter((a) => !a.startsWith('--format=') && a !== '--data-only'), '--format=custom', '--schema-only'];
+  try {
+    const { stdout } = await execa(pgDump, args, { env: run.env, extendEnv: false, stdin: 'ignore', cancelSignal: run.signal }).pipe(
+      pgRestore,
+      ['--list'],
+      { env: run.env, extendEnv: false, cancelSignal: run.signal, maxBuffer: 256 * 1024 * 1024 },
+    );
+    return new Set(
+      parseTocList(stdout)
+        .filter((e) => e.type === 'TABLE' || e.type === 'MATERIALIZED VIEW')
+        .map((e) => e.objectOid),
+    );
+  } catch (error) {
+    throw childFailure('pg_dump --schema-only', error, run.signal);
   }
 }

@@ -1,0 +1,192 @@
+/**
+ * `backupctl status` against real backups taken by `create` on the test cluster.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempDir, modeOf, parseJsonStdout, removeDirs } from '../helpers/backups.js';
+import { baseEnv, runBin, runCli } from '../helpers/cli.js';
+import { connectProvided, uniqueName } from '../helpers/pg.js';
+
+const cluster = connectProvided();
+const dirs: string[] = [];
+const db = uniqueName('status');
+let work: string;
+let storage: string;
+let env: Record<string, string | undefined>;
+const ids: string[] = [];
+
+interface StatusJson {
+  healthy: boolean;
+  checkedAt: string;
+  problems: string[];
+  profiles: Array<{
+    profile: string;
+    healthy: boolean;
+    backups: number;
+    lastBackup: { id: string; bytes: number; ageSeconds: number } | null;
+    size: { ratio: number | null; previousCount: number } | null;
+    lastVerification: unknown;
+    failedRunsSinceSuccess: number;
+    problems: Array<{ check: string; message: string }>;
+  }>;
+}
+
+async function create(): Promise<string> {
+  const result = await runCli(['create', '--json', '--storage', storage, '--no-globals'], { env, cwd: work });
+  expect(result.code, result.stderr).toBe(0);
+  return (parseJsonStdout(result.stdout) as { id: string }).id;
+}
+
+function status(args: string[], now?: Date) {
+  return runCli(['status', '--storage', storage, ...args], { env: baseEnv(), cwd: work, now: now ? () => now : undefined });
+}
+
+beforeAll(async () => {
+  work = await makeTempDir('status');
+  dirs.push(work);
+  storage = path.join(work, 'backups');
+  env = baseEnv(cluster.env(db));
+  await cluster.createDatabase(db);
+  await cluster.query(
+    db,
+    `create table items (id int primary key, payload text);
+     insert into items select g, md5(g::text) || md5((g * 7)::text) from generate_series(1, 20000) g;`,
+  );
+  ids.push(await create());
+  ids.push(await create());
+});
+
+afterAll(async () => {
+  await cluster.dropDatabase(db);
+  await removeDirs(dirs);
+});
+
+describe('status on real backups', () => {
+  it('is healthy (exit 0) right after two backups, and shows them', async () => {
+    const result = await status(['--max-age', '1h', '--min-size-ratio', '0.5']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(db);
+    expect(result.stdout).toMatch(/healthy: 1 profile checked/);
+    expect(result.stderr).toBe('');
+  });
+
+  it('--json: one object with profiles and healthy', async () => {
+    const result = await status(['--max-age', '1h', '--json']);
+    expect(result.code).toBe(0);
+    const json = parseJsonStdout(result.stdout) as StatusJson;
+    expect(json.healthy).toBe(true);
+    expect(json.profiles).toHaveLength(1);
+    const [profile] = json.profiles;
+    expect(profile).toMatchObject({ profile: db, healthy: true, backups: 2, failedRunsSinceSuccess: 0, problems: [] });
+    expect(profile?.lastBackup?.id).toBe(ids[1]);
+    expect(profile?.lastBackup?.bytes).toBeGreaterThan(0);
+    expect(profile?.size?.previousCount).toBe(1);
+    expect(profile?.size?.ratio).toBeGreaterThan(0.9);
+    expect(profile?.lastVerification).toBeNull();
+  });
+
+  it('is stale (exit 5) when the clock is past --max-age, with the reason', async () => {
+    const later = new Date(Date.now() + 2 * 3_600_000);
+    const result = await status(['--max-age', '1h', '--json'], later);
+    expect(result.code).toBe(5);
+    const json = parseJsonStdout(result.stdout) as StatusJson;
+    expect(json.healthy).toBe(false);
+    expect(json.profiles[0]?.problems).toEqual([
+      { check: 'age', message: expect.stringMatching(/^the newest backup \(\S+\) finished (1|2) h ago, more than --max-age 1h$/) },
+    ]);
+    const human = await status(['--max-age', '1h'], later);
+    expect(human.code).toBe(5);
+    expect(human.stdout).toContain('UNHEALTHY');
+    expect(human.stdout).toContain('more than --max-age 1h');
+  });
+
+  it('an unverified profile breaks --max-verify-age', async () => {
+    const result = await status(['--max-verify-age', '8d', '--json']);
+    expect(result.code).toBe(5);
+    const json = parseJsonStdout(result.stdout) as StatusJson;
+    expect(json.profiles[0]?.problems.map((p) => p.check)).toEqual(['verification']);
+  });
+
+  it('a profile that was never backed up breaks --max-age only', async () => {
+    const none = await status(['--profile', 'nothing_here', '--json']);
+    expect(none.code).toBe(0);
+    const stale = await status(['--profile', 'nothing_here', '--max-age', '25h', '--json']);
+    expect(stale.code).toBe(5);
+    expect((parseJsonStdout(stale.stdout) as StatusJson).profiles[0]).toMatchObject({
+      profile: 'nothing_here',
+      backups: 0,
+      lastBackup: null,
+      problems: [{ check: 'age', message: 'no completed backup (--max-age 25h)' }],
+    });
+  });
+
+  it('--prometheus writes the textfile atomically with mode 0644', async () => {
+    const metricsDir = path.join(work, 'textfile');
+    await import('node:fs/promises').then((fs) => fs.mkdir(metricsDir));
+    const file = path.join(metricsDir, 'backupctl.prom');
+    const result = await status(['--max-age', '1h', '--prometheus', file]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(modeOf(await stat(file))).toBe(0o644);
+    expect(await readdir(metricsDir)).toEqual(['backupctl.prom']);
+    const text = await readFile(file, 'utf8');
+    const label = `{profile="${db}"}`;
+    for (const name of [
+      'backupctl_last_success_timestamp_seconds',
+      'backupctl_last_backup_size_bytes',
+      'backupctl_last_backup_duration_seconds',
+      'backupctl_last_verification_timestamp_seconds',
+      'backupctl_failed_runs_since_success',
+      'backupctl_backups_total',
+      'backupctl_status_healthy',
+    ]) {
+      expect(text).toContain(`# HELP ${name} `);
+      expect(text).toContain(`# TYPE ${name} gauge`);
+      expect(text).toContain(`${name}${label} `);
+    }
+    expect(text).toContain(`backupctl_backups_total${label} 2\n`);
+    expect(text).toContain(`backupctl_status_healthy${label} 1\n`);
+    expect(text).toContain(`backupctl_failed_runs_since_success${label} 0\n`);
+    expect(text).toContain(`backupctl_last_verification_timestamp_seconds${label} 0\n`);
+    const success = Number(new RegExp(`backupctl_last_success_timestamp_seconds\\{profile="${db}"\\} (\\S+)`).exec(text)?.[1]);
+    expect(Math.abs(success - Date.now() / 1000)).toBeLessThan(600);
+
+    // An unhealthy run still writes the file (and replaces the old one), then exits 5.
+    const stale = await status(['--max-age', '1h', '--prometheus', file], new Date(Date.now() + 2 * 3_600_000));
+    expect(stale.code).toBe(5);
+    expect(await readFile(file, 'utf8')).toContain(`backupctl_status_healthy${label} 0\n`);
+    expect(modeOf(await stat(file))).toBe(0o644);
+    expect(await readdir(metricsDir)).toEqual(['backupctl.prom']);
+  });
+
+  it('--prometheus into a missing directory is an error (exit 1)', async () => {
+    const result = await status(['--prometheus', path.join(work, 'no', 'such', 'dir', 'x.prom')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^error: cannot write .*x\.prom: ENOENT/);
+  });
+
+  it('the built binary exits 0 and 5 as well', async () => {
+    const ok = await runBin(['status', '--storage', storage, '--max-age', '1h']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const bad = await runBin(['status', '--storage', storage, '--max-age', '1ms']);
+    expect(bad.code).toBe(5);
+    const usage = await runBin(['status', '--storage', storage, '--max-age', '25m']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('"min"');
+  });
+
+  it('a much smaller backup breaks --min-size-ratio (shrunken)', async () => {
+    await cluster.query(db, 'truncate items');
+    ids.push(await create());
+    const result = await status(['--min-size-ratio', '0.5', '--json']);
+    expect(result.code).toBe(5);
+    const json = parseJsonStdout(result.stdout) as StatusJson;
+    const [profile] = json.profiles;
+    expect(profile?.lastBackup?.id).toBe(ids[2]);
+    expect(profile?.size?.ratio).toBeLessThan(0.5);
+    expect(profile?.problems.map((p) => p.check)).toEqual(['size']);
+    expect(profile?.problems[0]?.message).toContain('less than --min-size-ratio 0.5');
+    // Without the threshold the same storage is healthy.
+    expect((await status([])).code).toBe(0);
+  });
+});
