@@ -122,20 +122,25 @@ async function countAll(c: Cluster, ready?: () => Promise<void>): Promise<number
   }
 }
 
-/** A copy of bin/ + dist/ (node_modules linked) whose create.js does not count rows. */
-function noCountVariant(dir: string): string {
-  const root = path.join(dir, 'variant-nocount');
+/**
+ * A frozen copy of bin/ + dist/ (node_modules linked; others rebuild dist/ in this tree),
+ * optionally with create.js patched to skip the row counts. Returns the copy's root.
+ */
+function copyBuild(dir: string, name: string, noCount: boolean): string {
+  const root = path.join(dir, name);
   mkdirSync(root);
   cpSync(path.join(ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
   cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
   cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
-  const file = path.join(root, 'dist', 'core', 'create.js');
-  const js = readFileSync(file, 'utf8');
-  const patched = js.replace('session.countRows(work.signal)', 'Promise.resolve([])');
-  if (patched === js) throw new Error('could not patch countRows out of dist/core/create.js');
-  writeFileSync(file, patched);
-  return path.join(root, 'bin', 'backupctl.js');
+  if (noCount) {
+    const file = path.join(root, 'dist', 'core', 'create.js');
+    const js = readFileSync(file, 'utf8');
+    const patched = js.replace('session.countRows(work.signal)', 'Promise.resolve([])');
+    if (patched === js) throw new Error('could not patch countRows out of dist/core/create.js');
+    writeFileSync(file, patched);
+  }
+  return root;
 }
 
 type Experiment = { name: string; run: (c: Cluster, dir: string) => Promise<Sample> };
@@ -162,7 +167,7 @@ function backupctl(name: string, bin: string, opts: { pgBinDir?: boolean; noGlob
   };
 }
 
-const experiments = (noCountBin: string): Experiment[] => [
+const experiments = (base: string, noCount: string): Experiment[] => [
   {
     name: 'raw',
     async run(c, dir) {
@@ -209,17 +214,17 @@ const experiments = (noCountBin: string): Experiment[] => [
   {
     name: 'node-import',
     async run() {
-      const code = `await import(${JSON.stringify(path.join(ROOT, 'dist', 'cli.js'))}); await import(${JSON.stringify(path.join(ROOT, 'dist', 'commands', 'create.js'))});`;
+      const code = `await import(${JSON.stringify(path.join(base, 'dist', 'cli.js'))}); await import(${JSON.stringify(path.join(base, 'dist', 'commands', 'create.js'))});`;
       const b0 = machineBusyS();
       const r = await runMeasured(process.execPath, ['--input-type=module', '-e', code], { env: { PATH: process.env.PATH ?? '' } });
       if (r.exitCode !== 0) throw new Error(r.stderr);
       return summarize(r, machineBusyS() - b0);
     },
   },
-  backupctl('backupctl', path.join(ROOT, 'bin', 'backupctl.js'), {}),
-  backupctl('bc:pgBinDir', path.join(ROOT, 'bin', 'backupctl.js'), { pgBinDir: true }),
-  backupctl('bc:pgBinDir,noglobals', path.join(ROOT, 'bin', 'backupctl.js'), { pgBinDir: true, noGlobals: true }),
-  backupctl('bc:pgBinDir,noglobals,nocount', noCountBin, { pgBinDir: true, noGlobals: true }),
+  backupctl('backupctl', path.join(base, 'bin', 'backupctl.js'), {}),
+  backupctl('bc:pgBinDir', path.join(base, 'bin', 'backupctl.js'), { pgBinDir: true }),
+  backupctl('bc:pgBinDir,noglobals', path.join(base, 'bin', 'backupctl.js'), { pgBinDir: true, noGlobals: true }),
+  backupctl('bc:pgBinDir,noglobals,nocount', path.join(noCount, 'bin', 'backupctl.js'), { pgBinDir: true, noGlobals: true }),
 ];
 
 function fmt(m: Record<string, number>): string {
@@ -237,7 +242,8 @@ function medianOf(samples: Sample[], pick: (s: Sample) => Record<string, number>
 
 async function main(): Promise<void> {
   scratch = mkdtempSync(path.join(os.tmpdir(), 'backupctl-profile-'));
-  const noCountBin = noCountVariant(scratch);
+  const base = copyBuild(scratch, 'base', false);
+  const noCount = copyBuild(scratch, 'nocount', true);
   cluster = await startCluster({ name: 'profile' });
   const c = cluster;
   await c.createDatabase('bench');
@@ -247,7 +253,7 @@ async function main(): Promise<void> {
     for (const sizeMb of SIZES) {
       const info = await builder.growTo(sizeMb * 1024 * 1024, (l) => log(l));
       log(`\n== pg_database_size ${(info.sizeBytes / 1048576).toFixed(0)} MB, ${RUNS} rounds`);
-      const exps = experiments(noCountBin);
+      const exps = experiments(base, noCount);
       const samples = new Map<string, Sample[]>(exps.map((e) => [e.name, []]));
       for (let round = 0; round <= RUNS; round++) {
         for (const e of exps) {

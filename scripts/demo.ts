@@ -6,7 +6,7 @@
  * would, printing each command before its output. Everything is removed at the end,
  * also on failure or Ctrl-C.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -89,6 +89,12 @@ async function main(): Promise<void> {
     await backupctl('restore', 'latest', '--dry-run');
     await backupctl('restore', 'latest', '--tag', 'nightly', '--clean', '--yes');
     await backupctl('list');
+
+    banner('monitoring: status exits 5 when a check is broken, and writes node_exporter metrics');
+    const metrics = join(work, 'backupctl.prom');
+    await backupctl('status', '--max-age', '25h', '--max-verify-age', '8d', '--min-size-ratio', '0.5', '--prometheus', metrics);
+    process.stdout.write(`\n$ grep -v '^#' ${metrics}\n`);
+    process.stdout.write((await readFile(metrics, 'utf8')).split('\n').filter((line) => line !== '' && !line.startsWith('#')).join('\n') + '\n');
 
     banner('done: the cluster and the backups are removed');
   } finally {

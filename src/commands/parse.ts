@@ -32,23 +32,23 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
 /**
- * `--since`: a duration back from now (`90m`, `36h`, `7d`, `2w`) or a date/time
- * (`2026-11-01`, `2026-11-01T12:00:00Z`). Returns a function of `now` so tests can pin it.
+ * `--since`: a duration back from now (`90min`, `36h`, `7d`, `2w`; the fixed durations
+ * of config/duration.ts) or a date/time (`2026-11-01`, `2026-11-01T12:00:00Z`). Returns a
+ * function of `now` so tests can pin it.
  */
 export function sinceValue(value: string): (now: Date) => Date {
-  const match = /^(\d+)([mhdw])$/.exec(value);
-  if (match) {
-    const ms = Number(match[1]) * (UNIT_MS[match[2] as string] as number);
-    return (now) => new Date(now.getTime() - ms);
-  }
   if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
     const date = new Date(value.length === 10 ? `${value}T00:00:00Z` : value);
     if (!Number.isNaN(date.getTime())) return () => date;
   }
-  throw new InvalidArgumentError('expected a duration like 36h, 7d, 2w, or a date like 2026-11-01');
+  let ms: number;
+  try {
+    ms = parseFixedDuration(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message}, or a date like 2026-11-01`);
+  }
+  return (now) => new Date(now.getTime() - ms);
 }
 
 /**

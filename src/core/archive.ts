@@ -28,6 +28,21 @@ export class ArtifactMissingError extends Error {
   }
 }
 
+/**
+ * The stored artifact is there but cannot be unpacked (a truncated or damaged tar):
+ * corruption, not an operational failure. Carries the digest of the stored bytes, so the
+ * caller can say what differs from the sidecar.
+ */
+export class ArchiveUnreadableError extends Error {
+  constructor(readonly key: string, readonly reason: string, readonly digest: Digest) {
+    super(`artifact ${key} cannot be unpacked: ${reason}`);
+    this.name = 'ArchiveUnreadableError';
+  }
+}
+
+/** A failure of the tar parser itself (as opposed to reading the storage or an abort). */
+class UnpackError extends Error {}
+
 /** Differences between what the sidecar promises and what was read. */
 export function digestMismatches(what: string, expected: { bytes: number; sha256: string }, actual: Digest): string[] {
   const problems: string[] = [];
@@ -80,6 +95,8 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: {
     return { path: file, digest: digest.digest(), dispose };
   } catch (error) {
     await dispose();
+    // A damaged tar: hash what is stored (the tar parser stopped reading it) for the report.
+    if (error instanceof UnpackError) throw new ArchiveUnreadableError(key, error.message, await hashStored(storage, key));
     throw error;
   }
 }
@@ -98,7 +115,7 @@ function unpack(source: Readable, digest: DigestStream, dir: string, signal?: Ab
     signal?.addEventListener('abort', () => fail(signal.reason), { once: true });
     source.on('error', fail);
     digest.on('error', fail);
-    sink.on('error', fail);
+    sink.on('error', (error: unknown) => fail(new UnpackError(error instanceof Error ? error.message : String(error))));
     sink.on('close', () => resolve());
     source.pipe(digest).pipe(sink);
   });

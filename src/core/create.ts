@@ -109,7 +109,8 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     counting.catch(() => undefined);
 
     const artifact = await dumpArtifact({ profile, id, storage, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime });
-    const counted = await counting;
+    // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
+    const counted = await unlessAborted(counting, work.signal);
     const globals = profile.globals
       ? await dumpGlobals({ profile, id, storage, major, run, written, runtime, warnings })
       : ({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
@@ -172,6 +173,28 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     await session.close();
     await env?.dispose();
   }
+}
+
+/**
+ * Settles like `promise`, or rejects with the abort reason as soon as `signal` aborts; the
+ * caller then drops what `promise` waits on (here: the snapshot session's socket).
+ */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
 }
 
 /** Only the tables whose rows the archive holds, in a stable order. */

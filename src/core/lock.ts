@@ -227,8 +227,14 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
   const key = lockKey(profile);
   const startedMs = performance.now(); // waits are measured on the monotonic clock
   let announced: string | null = null;
+  let spins = 0; // attempts without a pause (a lock that vanished, a stale one taken over)
   for (;;) {
     throwIfAborted(runtime.signal);
+    if (++spins > 20) {
+      throw new BackupctlError(`cannot take the lock ${lockKey(profile)} in ${storage.location}: it keeps changing under us`, {
+        hint: `check what else writes to the storage; "backupctl unlock --profile ${profile}" removes the lock`,
+      });
+    }
     const info: LockInfo = {
       pid: host.pid,
       host: host.hostname,
@@ -275,6 +281,7 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
       const reason: unknown = runtime.signal.reason;
       throw reason instanceof BackupctlError ? reason : new InterruptedError();
     }
+    spins = 0;
   }
 }
 

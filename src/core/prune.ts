@@ -172,10 +172,16 @@ function count(result: PruneResult, item: PruneItem): void {
 /**
  * Removes the keys in order (a backup's sidecar first). When the sidecar cannot be
  * removed, nothing else is touched: the backup stays whole. Returns the failure, or null.
+ *
+ * The sidecar is removed once more at the end: a `verify` that recorded its result
+ * (rewrote the sidecar) while we were deleting the artifact has then either seen the
+ * artifact gone (and removed its sidecar itself) or written before this last removal.
+ * Either way no sidecar is left pointing at nothing.
  */
 async function removeItem(storage: Storage, item: PruneItem): Promise<string | null> {
   const failures: string[] = [];
-  for (const [index, key] of item.keys.entries()) {
+  const keys = item.kind === 'backup' && item.keys.length > 1 ? [...item.keys, item.keys[0] as string] : item.keys;
+  for (const [index, key] of keys.entries()) {
     try {
       await storage.remove(key);
     } catch (error) {

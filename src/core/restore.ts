@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { artifactKey, Catalog } from '../catalog/catalog.js';
 import type { Sidecar } from '../catalog/sidecar.js';
-import { BackupctlError, ExitCode, InterruptedError, throwIfAborted, usageError } from '../errors.js';
+import { BackupctlError, ExitCode, throwIfAborted, usageError } from '../errors.js';
 import {
   countDatabaseRows,
   createDatabase,
@@ -19,11 +22,11 @@ import { findClient, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { archiveNeeds, pgRestoreArgs, runRestore, type ArchiveNeeds } from '../pg/restore.js';
-import { readToc } from '../pg/toc.js';
+import { archiveNeeds, pgRestoreArgs, runRestore, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
+import { readToc, type TocEntry } from '../pg/toc.js';
 import { openStorage } from '../storage/registry.js';
-import type { Storage } from '../storage/storage.js';
-import { ArtifactMissingError, digestMismatches, openArchive, type LocalArchive } from './archive.js';
+import { NotFoundError, type Storage } from '../storage/storage.js';
+import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, openArchive, type LocalArchive } from './archive.js';
 import type { Runtime } from './runtime.js';
 import { compareCounts } from './verify.js';
 
@@ -112,6 +115,7 @@ interface Prepared {
   server: ConnectionSettings;
   plan: RestorePlan;
   globalsSql: string | null;
+  toc: TocEntry[];
 }
 
 /**
@@ -133,6 +137,13 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     if (error instanceof ArtifactMissingError) {
       throw new BackupctlError(`backup ${sidecar.id} cannot be restored: ${error.message}`, { exitCode: ExitCode.VERIFY_FAILED });
     }
+    if (error instanceof ArchiveUnreadableError) {
+      const differs = digestMismatches('artifact', sidecar.artifact, error.digest);
+      throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${[error.message, ...differs].join('; ')}`, {
+        exitCode: ExitCode.VERIFY_FAILED,
+        hint: 'restore another backup (backupctl list)',
+      });
+    }
     throw error;
   }
   try {
@@ -147,17 +158,32 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
     const offline = { env: { PATH: runtime.env.PATH ?? '' }, signal: runtime.signal };
     const toc = await readToc(pgRestore.path, archive.path, offline);
-    const needs = archiveNeeds(toc);
     const targetState = await inspectDatabase(server, target);
 
     let globalsSql: string | null = null;
-    if (request.globals && sidecar.globals.status === 'included') {
-      globalsSql = (await storage.getBytes(artifactKey(sidecar.profile, sidecar.globals.file), 64 * 1024 * 1024)).toString('utf8');
-      const digest = digestMismatches('globals', sidecar.globals, { bytes: Buffer.byteLength(globalsSql), sha256: sha256(globalsSql) });
-      if (digest.length) throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${digest.join('; ')}`, { exitCode: ExitCode.VERIFY_FAILED });
+    let globalsText: string | null = null;
+    const globals = sidecar.globals;
+    if (globals.status === 'included') {
+      const read = storage.getBytes(artifactKey(sidecar.profile, globals.file), 64 * 1024 * 1024).then((bytes) => bytes.toString('utf8'));
+      // Without --globals the file only helps to read role names in the TOC: not having it is no reason to refuse.
+      globalsText = request.globals
+        ? await read.catch((error: unknown) => {
+            if (!(error instanceof NotFoundError)) throw error;
+            throw new BackupctlError(`backup ${sidecar.id} cannot be restored with --globals: its globals file ${globals.file} is missing; nothing was changed`, {
+              exitCode: ExitCode.VERIFY_FAILED,
+            });
+          })
+        : await read.catch(() => null);
+      if (request.globals && globalsText !== null) {
+        globalsSql = globalsText;
+        const digest = digestMismatches('globals', globals, { bytes: Buffer.byteLength(globalsSql), sha256: sha256(globalsSql) });
+        if (digest.length) throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${digest.join('; ')}`, { exitCode: ExitCode.VERIFY_FAILED });
+      }
     }
+    const knownRoles = new Set([...(await existingRoles(server)), ...(globalsText ? globalsNames(globalsText).roles : [])]);
+    const needs = archiveNeeds(toc, knownRoles);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
-    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql };
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc };
   } catch (error) {
     await archive.dispose();
     throw error;
@@ -294,7 +320,18 @@ export async function restoreBackup(
     try {
       runtime.reporter.info(`restoring ${sidecar.profile}/${sidecar.id} into "${into}" on ${plan.server}`);
       const env = await childEnv(server, runtime.env, into);
+      let listDir: string | null = null;
       try {
+        let useList: string | undefined;
+        if (request.schemas.length > 0) {
+          // pg_restore --schema leaves out the schema itself: restore from a list that has it.
+          const offline = { env: { PATH: runtime.env.PATH ?? '' }, signal: runtime.signal };
+          const selected = await selectedEntries(pgRestore.path, archive.path, request, offline);
+          listDir = await mkdtemp(join(request.workDir ?? tmpdir(), `backupctl-${sidecar.id}-list-`));
+          await chmod(listDir, 0o700);
+          useList = join(listDir, 'restore.list');
+          await writeFile(useList, selectionList(prepared.toc, selected, request.schemas), { mode: 0o600 });
+        }
         const args = pgRestoreArgs(archive.path, into, {
           schemas: request.schemas,
           tables: request.tables,
@@ -302,10 +339,12 @@ export async function restoreBackup(
           noAcl: request.noAcl,
           jobs: request.jobs,
           singleTransaction: plan.mode === 'into-existing',
+          useList,
         });
         await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal });
       } finally {
         await env.dispose();
+        if (listDir) await rm(listDir, { recursive: true, force: true });
       }
       if (plan.staging) {
         const restored = await countDatabaseRows(server, plan.staging, runtime.signal);
@@ -329,7 +368,7 @@ export async function restoreBackup(
           runtime.reporter.warn(`could not drop the staging database ${plan.staging}: ${(dropError as Error).message}`);
         });
       }
-      if (runtime.signal.aborted) throw new InterruptedError();
+      throwIfAborted(runtime.signal);
       throw error;
     }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { artifactKey, Catalog } from '../catalog/catalog.js';
+import { artifactKey, Catalog, sidecarKey } from '../catalog/catalog.js';
 import type { Sidecar, Verification } from '../catalog/sidecar.js';
-import { BackupctlError, InterruptedError, throwIfAborted } from '../errors.js';
+import { BackupctlError, throwIfAborted } from '../errors.js';
 import { connectMaintenance, countDatabaseRows, createDatabase, dropDatabase, serverVersion } from '../pg/admin.js';
 import { findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
@@ -11,7 +11,7 @@ import { pgRestoreArgs, readArchiveThrough, runRestore } from '../pg/restore.js'
 import { readToc } from '../pg/toc.js';
 import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
-import { ArtifactMissingError, digestMismatches, hashStored, openArchive, type LocalArchive } from './archive.js';
+import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, hashStored, openArchive, type LocalArchive } from './archive.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
 
@@ -118,7 +118,11 @@ async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequ
       mismatches.push(...digestMismatches('artifact', sidecar.artifact, digest));
       return outcome(mismatches.length ? 'failed' : 'passed', { mismatches });
     }
-    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal });
+    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal }).catch((error: unknown) => {
+      if (!(error instanceof ArchiveUnreadableError)) throw error;
+      mismatches.push(...digestMismatches('artifact', sidecar.artifact, error.digest));
+      throw new Mismatch(mismatches, `the archive cannot be unpacked: ${error.reason}`);
+    });
     mismatches.push(...digestMismatches('artifact', sidecar.artifact, archive.digest));
     if (mismatches.length) throw new Mismatch(mismatches);
 
@@ -144,7 +148,7 @@ async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequ
     if (!server) throw new BackupctlError('the restore level needs a server to restore into');
     return await restoreCheck(sidecar, archive, pgRestore, request, server, runtime, outcome);
   } catch (error) {
-    if (runtime.signal.aborted) throw new InterruptedError();
+    throwIfAborted(runtime.signal);
     if (error instanceof Mismatch) return outcome('failed', { mismatches: error.problems, error: error.failure });
     if (error instanceof ArtifactMissingError) return outcome('failed', { mismatches: [`${error.key} is missing`] });
     throw error;
@@ -241,7 +245,7 @@ async function restoreCheck(
 }
 
 /** Row counts after restore against the counts recorded at backup time. */
-export function compareCounts(sidecar: Sidecar, restored: readonly CountedTable[]): string[] {
+export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<CountedTable, 'schema' | 'name' | 'rows'>>): string[] {
   const problems: string[] = [];
   const found = new Map(restored.map((t) => [`${t.schema}\u0000${t.name}`, t.rows]));
   const expected = new Set<string>();
@@ -279,6 +283,13 @@ async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome
   try {
     const fresh = await catalog.read(sidecar.profile, sidecar.id);
     await catalog.write({ ...fresh, verifications: [...fresh.verifications, entry].slice(-100) });
+    // A prune may have removed this backup while we verified it: if the artifact is gone
+    // now, take back the sidecar we just rewrote (see removeItem in core/prune.ts).
+    const artifact = artifactKey(sidecar.profile, sidecar.artifact.file);
+    if (!(await catalog.storage.stat(artifact).then(() => true, () => false))) {
+      await catalog.storage.remove(sidecarKey(sidecar.profile, sidecar.id));
+      return `backup ${sidecar.profile}/${sidecar.id} was removed (pruned) while it was being verified`;
+    }
     return undefined;
   } catch (error) {
     return `could not record the verification in ${sidecar.profile}/${sidecar.id}.json: ${(error as Error).message}`;

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { BackupctlError } from '../errors.js';
 import { childFailure, firstErrorLine, type ChildRun } from './dump.js';
-import type { TocEntry } from './toc.js';
+import { parseTocList, type TocEntry } from './toc.js';
 
 export interface RestoreSelection {
   schemas: string[];
@@ -11,6 +11,8 @@ export interface RestoreSelection {
   jobs: number;
   /** One transaction: all or nothing (cannot be combined with jobs > 1). */
   singleTransaction: boolean;
+  /** A `--use-list` file that replaces `schemas`/`tables` (see selectionList). */
+  useList?: string | undefined;
 }
 
 /** pg_restore's argv; like pg_dump's, no connection settings (they come through the env). */
@@ -20,8 +22,11 @@ export function pgRestoreArgs(archive: string, database: string, selection: Rest
   if (selection.singleTransaction && selection.jobs <= 1) args.push('--single-transaction');
   if (selection.noOwner) args.push('--no-owner');
   if (selection.noAcl) args.push('--no-acl');
-  for (const schema of selection.schemas) args.push(`--schema=${schema}`);
-  for (const table of selection.tables) args.push(`--table=${table}`);
+  if (selection.useList) args.push(`--use-list=${selection.useList}`);
+  else {
+    for (const schema of selection.schemas) args.push(`--schema=${schema}`);
+    for (const table of selection.tables) args.push(`--table=${table}`);
+  }
   args.push(archive);
   return args;
 }
@@ -86,20 +91,81 @@ export interface ArchiveNeeds {
   objects: Record<string, number>;
 }
 
-export function archiveNeeds(entries: readonly TocEntry[]): ArchiveNeeds {
+/**
+ * The owner of a TOC entry: the end of `<namespace> <tag> <owner>`. pg_restore prints names
+ * unquoted, so a role name with spaces cannot be told from the tag by splitting; the longest
+ * ending that is a known role wins (roles of the server and of the backup's globals), else
+ * the last word.
+ */
+function ownerOf(rest: string, knownRoles: ReadonlySet<string>): string | null {
+  const tokens = rest.split(' ').filter(Boolean);
+  // `<namespace> <tag> <owner>`: an owner needs at least three words.
+  if (tokens.length < 3) return null;
+  for (let at = rest.indexOf(' '); at !== -1; at = rest.indexOf(' ', at + 1)) {
+    const candidate = rest.slice(at + 1);
+    if (knownRoles.has(candidate) && rest.slice(0, at).trim().includes(' ')) return candidate;
+  }
+  return tokens[tokens.length - 1] as string;
+}
+
+export function archiveNeeds(entries: readonly TocEntry[], knownRoles: ReadonlySet<string> = new Set()): ArchiveNeeds {
   const roles = new Set<string>();
   const extensions = new Set<string>();
   const objects: Record<string, number> = {};
   for (const entry of entries) {
     objects[entry.type] = (objects[entry.type] ?? 0) + 1;
-    const tokens = entry.rest.split(' ').filter(Boolean);
     if (entry.type === 'EXTENSION') {
-      const name = tokens[1];
+      const name = entry.rest.split(' ').filter(Boolean)[1];
       if (name) extensions.add(name);
       continue;
     }
-    // `<namespace> <tag> <owner>`: the owner is the last token when there are three or more.
-    if (tokens.length >= 3) roles.add(tokens[tokens.length - 1] as string);
+    // Extensions, casts, comments on extensions, the BLOBS entry... have no owner.
+    if (entry.ownerless) continue;
+    const owner = ownerOf(entry.rest, knownRoles);
+    if (owner) roles.add(owner);
   }
   return { roles: [...roles].sort(), extensions: [...extensions].sort(), objects };
+}
+
+/** Lists the dump ids pg_restore selects with `--schema`/`--table` (same flags, `--list`). */
+export async function selectedEntries(pgRestore: string, archive: string, selection: { schemas: string[]; tables: string[] }, run: ChildRun): Promise<Set<number>> {
+  const args = ['--list'];
+  for (const schema of selection.schemas) args.push(`--schema=${schema}`);
+  for (const table of selection.tables) args.push(`--table=${table}`);
+  args.push(archive);
+  try {
+    const { stdout } = await execa(pgRestore, args, { env: run.env, extendEnv: false, stdin: 'ignore', cancelSignal: run.signal, maxBuffer: 256 * 1024 * 1024 });
+    return new Set(parseTocList(stdout).map((e) => e.dumpId));
+  } catch (error) {
+    throw childFailure('pg_restore --list', error, run.signal);
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * A `--use-list` file for a selection. `pg_restore --schema=X` restores the objects in X
+ * but not X itself (its SCHEMA entry is in no schema), so into a new database it fails
+ * with "schema X does not exist". The list holds pg_restore's own selection plus the
+ * named schemas' own entries (SCHEMA, and the COMMENT/ACL/SECURITY LABEL on them), in
+ * archive order, which is the order pg_restore restores a list in.
+ */
+export function selectionList(entries: readonly TocEntry[], selected: ReadonlySet<number>, schemas: readonly string[]): string {
+  const own = new Set<string>();
+  for (const schema of schemas) {
+    own.add(`- ${schema} `);
+    own.add(`- SCHEMA ${schema} `);
+    own.add(`- SCHEMA ${quoteIdent(schema)} `);
+  }
+  const isOwnEntry = (entry: TocEntry): boolean => {
+    if (!['SCHEMA', 'COMMENT', 'ACL', 'SECURITY LABEL'].includes(entry.type)) return false;
+    const rest = `${entry.rest} `;
+    return [...own].some((prefix) => rest.startsWith(prefix) && (entry.type === 'SCHEMA') === !prefix.startsWith('- SCHEMA '));
+  };
+  const lines = entries
+    .filter((entry) => selected.has(entry.dumpId) || isOwnEntry(entry))
+    .map((entry) => `${entry.dumpId}; ${entry.catalogOid} ${entry.objectOid} ${entry.type} ${entry.rest}`);
+  return `${lines.join('\n')}\n`;
 }

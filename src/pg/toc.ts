@@ -11,13 +11,38 @@ export interface TocEntry {
   type: string;
   /** The rest of the line (schema, name, owner), as pg_restore printed it. */
   rest: string;
+  /** The entry has no owner (pg_restore printed an empty one): extensions, casts, comments on extensions... */
+  ownerless: boolean;
 }
 
 const TOC_TYPES = [
   'MATERIALIZED VIEW DATA',
   'MATERIALIZED VIEW',
   'TABLE DATA',
+  'TABLE ATTACH',
+  'INDEX ATTACH',
+  'FK CONSTRAINT',
+  'CHECK CONSTRAINT',
+  'DEFAULT ACL',
   'SEQUENCE SET',
+  'SEQUENCE OWNED BY',
+  'FOREIGN TABLE',
+  'FOREIGN DATA WRAPPER',
+  'USER MAPPING',
+  'EVENT TRIGGER',
+  'OPERATOR CLASS',
+  'OPERATOR FAMILY',
+  'ACCESS METHOD',
+  'SHELL TYPE',
+  'PROCEDURAL LANGUAGE',
+  'ROW SECURITY',
+  'SECURITY LABEL',
+  'PUBLICATION TABLES IN SCHEMA',
+  'PUBLICATION TABLE',
+  'TEXT SEARCH CONFIGURATION',
+  'TEXT SEARCH DICTIONARY',
+  'TEXT SEARCH PARSER',
+  'TEXT SEARCH TEMPLATE',
   'LARGE OBJECTS',
   'BLOB METADATA',
   'BLOBS',
@@ -39,6 +64,8 @@ export function parseTocList(text: string): TocEntry[] {
       objectOid: Number(match[3]),
       type,
       rest: body.slice(type.length).trim(),
+      // `%s %s %s` with an empty owner leaves a trailing space.
+      ownerless: body.endsWith(' '),
     });
   }
   return entries;

@@ -7,7 +7,7 @@
 import { execa } from 'execa';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, assertBuilt, baseEnv } from '../helpers/cli.js';
 import {
   failureLines,
@@ -16,6 +16,7 @@ import {
   listFiles,
   processesWithEnv,
   removeTempDirs,
+  sh,
   tempDir,
   waitFor,
   wrapperBinDir,
@@ -29,6 +30,8 @@ const MARKER = 'BACKUPCTL_SIGNAL_TEST';
 let cwd: string;
 /** pgBinDir whose pg_dump runs the real one and passes its output on slowly (~640 kB/s). */
 let slowBin: string;
+/** pgBinDir whose pg_dump prints a ready-made archive of public.small and exits 0. */
+let cannedBin: string;
 
 /**
  * A wrapper in Node: spawns the real pg_dump, forwards its stdout one chunk every 100 ms,
@@ -67,12 +70,27 @@ beforeAll(async () => {
   await fillRandomText(cluster, db, 'public.payload', 4);
   await cluster.query(db, 'CREATE TABLE public.small (id int PRIMARY KEY)');
   slowBin = await wrapperBinDir(cluster, { pg_dump: slowPgDump(cluster.bin('pg_dump')) });
+  const canned = path.join(await tempDir('canned'), 'small.dump');
+  await execa(cluster.bin('pg_dump'), ['--format=custom', '--table=public.small', `--file=${canned}`], { env: cluster.env(db) });
+  cannedBin = await wrapperBinDir(cluster, {
+    pg_dump: `#!/bin/sh\nif [ "$1" = "--version" ]; then exec ${sh(cluster.bin('pg_dump'))} --version; fi\nexec cat ${sh(canned)}\n`,
+  });
 });
 
 afterAll(async () => {
   await cluster.dropDatabase(db);
   await removeTempDirs();
 });
+
+/** backupctl sessions of the test database waiting for a lock (a row count behind LOCK TABLE). */
+async function countWaiters(): Promise<number> {
+  const rows = await cluster.query<{ n: string }>(
+    'postgres',
+    `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'backupctl' AND wait_event_type = 'Lock'`,
+    [db],
+  );
+  return Number(rows[0]?.n ?? 0);
+}
 
 async function pgDumpSessions(): Promise<number> {
   const rows = await cluster.query<{ n: string }>(
@@ -83,8 +101,14 @@ async function pgDumpSessions(): Promise<number> {
   return Number(rows[0]?.n ?? 0);
 }
 
-/** Starts `create` with the built binary; resolves once pg_dump runs and the temp file exists. */
-async function startCreate(pgBinDir: string, storage: string) {
+type Run = Awaited<ReturnType<typeof startCreate>>;
+const running = new Set<Run['child']>();
+
+/**
+ * Starts `create` with the built binary; resolves once `ready` says so (by default: pg_dump
+ * runs and the artifact's temp file exists).
+ */
+async function startCreate(pgBinDir: string, storage: string, ready?: (marker: string) => Promise<boolean>) {
   const marker = uniqueName('m');
   const config = await writeConfig(await tempDir('cfg'), { pgBinDir });
   const child = execa(process.execPath, [BIN, 'create', '--config', config, '--storage', storage], {
@@ -96,15 +120,18 @@ async function startCreate(pgBinDir: string, storage: string) {
     // Measure how the run itself ends: no SIGKILL from execa 5 s after our signal.
     forceKillAfterDelay: false,
   });
+  running.add(child);
   const exited = child.then((result) => result);
-  const ready = waitFor(async () => {
-    const files = await listFiles(storage);
-    if (!files.some((file) => path.basename(file).startsWith('.tmp-') && !file.includes('probe'))) return false;
-    return (await processesWithEnv(MARKER, marker)).some((p) => p.comm === 'pg_dump');
-  }, 'the temp file and a running pg_dump');
+  const isReady =
+    ready ??
+    (async (m: string) => {
+      const files = await listFiles(storage);
+      if (!files.some((file) => path.basename(file).startsWith('.tmp-') && !file.includes('probe'))) return false;
+      return (await processesWithEnv(MARKER, m)).some((p) => p.comm === 'pg_dump');
+    });
   // If the run ends before it is ready (it failed), report that rather than a timeout.
   await Promise.race([
-    ready,
+    waitFor(() => isReady(marker), 'the run to reach the point where it is interrupted'),
     exited.then((result) => {
       throw new Error(`create ended before it could be interrupted (exit ${result.exitCode}):\n${String(result.stderr)}`);
     }),
@@ -112,15 +139,36 @@ async function startCreate(pgBinDir: string, storage: string) {
   return { child, exited, marker };
 }
 
+/** Sends `signal` and waits at most `ms` for the run to end (then kills it, and fails). */
+async function interrupt(run: Run, signal: NodeJS.Signals, ms = 5_000) {
+  const sentAt = Date.now();
+  run.child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([
+    run.exited,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        run.child.kill('SIGKILL');
+        reject(new Error(`create did not end within ${ms} ms of ${signal}`));
+      }, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  return { result, elapsed: Date.now() - sentAt };
+}
+
+afterEach(() => {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+});
+
 describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signal) => {
   it('while pg_dump streams: exit 130 within seconds, pg_dump stopped, nothing left', async () => {
     const storage = await tempDir('st');
-    const { child, exited, marker } = await startCreate(slowBin, storage);
-    const sentAt = Date.now();
-    child.kill(signal);
-    const result = await exited;
+    const run = await startCreate(slowBin, storage);
+    const { marker } = run;
+    const { result, elapsed } = await interrupt(run, signal);
     expect(result.exitCode, String(result.stderr)).toBe(130);
-    expect(Date.now() - sentAt).toBeLessThan(5_000);
+    expect(elapsed).toBeLessThan(5_000);
     const { error } = failureLines(String(result.stderr));
     expect(error).toMatch(new RegExp(`interrupted by ${signal}`));
     expect(String(result.stdout)).toBe('');
@@ -141,12 +189,11 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE public.small IN ACCESS EXCLUSIVE MODE');
       // The real pg_dump, straight from the server's bin dir: it blocks on LOCK TABLE.
-      const { child, exited, marker } = await startCreate(cluster.binDir, storage);
-      const sentAt = Date.now();
-      child.kill(signal);
-      const result = await exited;
+      const run = await startCreate(cluster.binDir, storage);
+      const { marker } = run;
+      const { result, elapsed } = await interrupt(run, signal);
       expect(result.exitCode, String(result.stderr)).toBe(130);
-      expect(Date.now() - sentAt).toBeLessThan(5_000);
+      expect(elapsed).toBeLessThan(5_000);
       failureLines(String(result.stderr));
       await waitFor(async () => (await processesWithEnv(MARKER, marker)).length === 0, 'every process of the run to end', 5_000);
       expect(await leftovers(storage)).toEqual([]);
@@ -154,6 +201,37 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
       await holder.query('ROLLBACK');
       released = true;
       await waitFor(async () => (await pgDumpSessions()) === 0, 'no pg_dump session on the server', 10_000);
+    } finally {
+      if (!released) await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  });
+
+  it('while rows are still being counted after pg_dump is done: exit 130 within seconds, nothing left', async () => {
+    const storage = await tempDir('st');
+    const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    let released = false;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE public.small IN ACCESS EXCLUSIVE MODE');
+      // pg_dump "finishes" at once (a ready-made archive, no locks taken); the row count of
+      // public.small waits for the lock, with no --lock-wait-timeout to end the wait.
+      const run = await startCreate(cannedBin, storage, async () => {
+        const files = await listFiles(storage);
+        if (!files.some((file) => file.endsWith('.dump') && !path.basename(file).startsWith('.'))) return false;
+        return (await countWaiters()) > 0;
+      });
+      const { result, elapsed } = await interrupt(run, signal);
+      expect(result.exitCode, String(result.stderr)).toBe(130);
+      expect(elapsed).toBeLessThan(5_000);
+      const { error } = failureLines(String(result.stderr));
+      expect(error).toMatch(new RegExp(`interrupted by ${signal}`));
+      expect(await leftovers(storage)).toEqual([]); // the finished artifact was removed too
+      await holder.query('ROLLBACK');
+      released = true;
+      await waitFor(async () => (await countWaiters()) === 0, 'the abandoned row count to end', 10_000);
     } finally {
       if (!released) await holder.query('ROLLBACK').catch(() => undefined);
       await holder.end();

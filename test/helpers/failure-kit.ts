@@ -104,8 +104,8 @@ export function sh(value: string): string {
 
 /**
  * Asserts the shape of a failure on stderr: exactly one `error: ...` line, at most one
- * `hint: ...` line right after it, both last; no stack trace. Lines before them may only
- * be the run's own progress lines (none when `strict`, e.g. with --quiet).
+ * `hint: ...` line right after it, both last; no stack trace, no warning. Lines before
+ * them may only be the run's own progress lines (none at all when `strict`).
  * Returns the error and hint texts.
  */
 export function failureLines(stderr: string, options: { strict?: boolean } = {}): { error: string; hint: string | undefined } {
@@ -118,6 +118,7 @@ export function failureLines(stderr: string, options: { strict?: boolean } = {})
   if (rest.length === 1) expect(rest[0], `the line after the error is a hint in:\n${stderr}`).toMatch(/^hint: /);
   if (options.strict) expect(at, `nothing before the error line in:\n${stderr}`).toBe(0);
   for (const line of lines) {
+    expect(line, `no warnings beside the error in:\n${stderr}`).not.toMatch(/^warning:/);
     expect(line, 'no stack traces').not.toMatch(/^\s+at\s/);
     expect(line).not.toMatch(/^(Error|TypeError|RangeError|Unhandled)/);
   }

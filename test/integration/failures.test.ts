@@ -4,7 +4,7 @@
  * sidecar, no artifact, no `.tmp-*` temporary.
  */
 import { execa } from 'execa';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,6 +84,8 @@ describe('create: connection failures', () => {
     expect(hint).toMatch(/PGPASSWORD/);
     expect(result.stderr + result.stdout).not.toContain(wrong);
     await expectEmptyStorage(storage);
+    // Nor in what the run recorded (the run log).
+    for (const file of await listFiles(storage)) expect(await readFile(path.join(storage, file), 'utf8')).not.toContain(wrong);
   });
 
   it('database missing -> exit 2', async () => {
@@ -161,7 +163,8 @@ describe('create: client programs', () => {
 });
 
 describe('create: storage failures', () => {
-  it('backup directory not writable (run as nobody) -> exit 1 "permission denied"', async () => {
+  const notRoot = typeof process.getuid === 'function' && process.getuid() !== 0;
+  it.skipIf(notRoot)(`backup directory not writable (run as nobody) -> exit 1 "permission denied"${notRoot ? ' (skipped: runuser needs root)' : ''}`, async () => {
     const parent = await tempDir('ro');
     await chmod(parent, 0o755);
     const storage = path.join(parent, 'storage');
@@ -286,5 +289,18 @@ describe('create: pg_dump dies mid-dump', () => {
     const { error } = failureLines(result.stderr);
     expect(error).toMatch(message);
     await expectEmptyStorage(storage);
+  });
+
+  it('pg_dump --jobs 2 (directory format) killed -> exit 1, nothing in the storage nor in workDir', async () => {
+    const storage = await tempDir('st');
+    const workDir = await tempDir('work');
+    const bin = await wrapperBinDir(cluster, { pg_dump: `#!/bin/sh\n${versionPassThrough()}${sh(real())} "$@"\nkill -9 $$\n` });
+    const config = await writeConfig(await tempDir('cfg'), { pgBinDir: bin, workDir });
+    const result = await create(['--config', config, '--storage', storage, '--jobs', '2'], envFor(db));
+    expect(result.code).toBe(1);
+    const { error } = failureLines(result.stderr);
+    expect(error).toMatch(/pg_dump failed \(killed by SIGKILL\)/);
+    await expectEmptyStorage(storage);
+    expect(await readdir(workDir)).toEqual([]); // the scratch directory is gone too
   });
 });

@@ -110,7 +110,7 @@ describe('list', () => {
     expect(listedIds(await cli(['list', '--json', '--tag', 'old']))).toEqual([ids.a1]);
     expect(listedIds(await cli(['list', '--json', '--tag', 'none-such']))).toEqual([]);
     expect(listedIds(await cli(['list', '--json', '--since', '1h']))).toEqual([ids.b1, ids.a2]);
-    expect(listedIds(await cli(['list', '--json', '--since', '20m']))).toEqual([ids.b1]);
+    expect(listedIds(await cli(['list', '--json', '--since', '20min']))).toEqual([ids.b1]);
     expect(listedIds(await cli(['list', '--json', '--limit', '1']))).toEqual([ids.b1]);
     expect(listedIds(await cli(['list', '--json', '--profile', dbA, '--limit', '1']))).toEqual([ids.a2]);
     const human = await cli(['list', '--since', '1h']);
@@ -120,6 +120,7 @@ describe('list', () => {
 
   it('rejects bad filter values with exit 2', async () => {
     expect((await cli(['list', '--since', 'yesterday'])).code).toBe(2);
+    expect((await cli(['list', '--since', '20m'])).code).toBe(2); // a bare m means months in retention rules: refused here
     expect((await cli(['list', '--limit', '0'])).code).toBe(2);
     expect((await cli(['list', '--profile', '../etc'])).code).toBe(2);
   });
