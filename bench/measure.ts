@@ -179,6 +179,8 @@ export interface RunOptions {
   postmasterPid?: number;
   /** Collect stdout/stderr (small outputs only). */
   capture?: boolean;
+  /** Run under `nice -n <nice>` (negative: ahead of other people's load; needs root). */
+  nice?: number;
 }
 
 export interface RunResult {
@@ -207,7 +209,9 @@ export function activeChild(): ChildProcess | null {
 export async function runMeasured(cmd: string, args: string[], options: RunOptions): Promise<RunResult> {
   const useTime = (options.gnuTime ?? true) && haveGnuTime;
   const marker = '__BENCH_MAXRSS_KB=';
-  const [file, argv] = useTime ? [TIME_BIN, ['-f', `${marker}%M`, cmd, ...args]] : [cmd, args];
+  const [timed, timedArgs] = useTime ? [TIME_BIN, ['-f', `${marker}%M`, cmd, ...args]] : [cmd, args];
+  // `nice` execs its command: the pid, and the tree below it, stay the same.
+  const [file, argv] = options.nice ? ['nice', ['-n', String(options.nice), timed, ...timedArgs]] : [timed, timedArgs];
 
   // Backends' CPU before the run, so that long-lived ones (none here, but still) count only the delta.
   const serverBase = new Map<number, number>();

@@ -285,8 +285,12 @@ async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome
     await catalog.write({ ...fresh, verifications: [...fresh.verifications, entry].slice(-100) });
     // A prune may have removed this backup while we verified it: if the artifact is gone
     // now, take back the sidecar we just rewrote (see removeItem in core/prune.ts).
+    // Not when this verification found it missing already: the sidecar was still there
+    // after that (a prune removes it first), so the artifact is lost, and the failed
+    // verification is the record of it.
     const artifact = artifactKey(sidecar.profile, sidecar.artifact.file);
-    if (!(await catalog.storage.stat(artifact).then(() => true, () => false))) {
+    const missingBefore = outcome.mismatches.includes(`${artifact} is missing`);
+    if (!missingBefore && !(await catalog.storage.stat(artifact).then(() => true, () => false))) {
       await catalog.storage.remove(sidecarKey(sidecar.profile, sidecar.id));
       return `backup ${sidecar.profile}/${sidecar.id} was removed (pruned) while it was being verified`;
     }

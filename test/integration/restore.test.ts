@@ -1,0 +1,629 @@
+/**
+ * `backupctl restore` against the real test cluster:
+ * - round trip for Chinook and tricky.sql: the restored schema (pg_dump --schema-only,
+ *   normalised), every table's contents (an ordered hash per table, partitions included),
+ *   sequences and large objects equal the source's;
+ * - safety: a non-empty target is refused unless --clean/--force; a destructive restore
+ *   without a terminal needs --yes; --clean swaps atomically, keeps the old database and
+ *   prints a rollback that works; --drop-old, --force, --dry-run (human and JSON);
+ * - failures half-way (pg_restore failing or killed, an archive that errors) leave the
+ *   target as it was and no staging database; missing roles are refused before any
+ *   change, and --globals creates them; the checksum is checked before any database is
+ *   touched;
+ * - --schema/--table selection, and the CI flow `create --tag pre-migration` then
+ *   `restore latest --tag pre-migration --clean --yes`.
+ */
+import { execa } from 'execa';
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
+import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
+import { quoteIdent } from '../helpers/cluster.js';
+import { closedPort, failureLines, removeTempDirs, sh, tempDir, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
+import { loadChinook, loadTricky } from '../helpers/fixtures.js';
+import { connectProvided, uniqueName } from '../helpers/pg.js';
+
+const cluster = connectProvided();
+const dirs: string[] = [];
+const databases: string[] = [];
+const roles: string[] = [];
+
+const chinook = uniqueName('rst_chinook');
+const tricky = uniqueName('rst_tricky');
+let work: string;
+/** One Chinook backup (custom format) and one tricky.sql backup (--jobs 2: a tar). */
+let storage: string;
+const ids = { chinook: '', tricky: '' };
+/** Fingerprints of the sources, taken once (they are never written to). */
+const sources = new Map<string, Fingerprint>();
+
+/** A new database name for this file; dropped (with its staging/old/failed relatives) at the end. */
+function newDb(prefix: string): string {
+  const name = uniqueName(prefix);
+  databases.push(name);
+  return name;
+}
+
+function cli(argv: string[], options: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<CliOutcome> {
+  return runCli(argv, { env: options.env ?? baseEnv(cluster.env('postgres')), cwd: options.cwd ?? work });
+}
+
+async function createBackup(db: string, where: string, args: string[] = []): Promise<string> {
+  const run = await runCli(['create', '--json', '--storage', where, ...args], { env: baseEnv(cluster.env(db)), cwd: work });
+  expect(run.code, run.stderr).toBe(0);
+  return (parseJsonStdout(run.stdout) as { id: string }).id;
+}
+
+/** `restore <ref> --storage <storage> ...args`. */
+function restore(ref: string, args: string[], options: { where?: string; env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<CliOutcome> {
+  return cli(['restore', ref, '--storage', options.where ?? storage, ...args], options);
+}
+
+// ---------------------------------------------------------------------------
+// What a database holds
+
+interface Fingerprint {
+  /** pg_dump --schema-only --no-owner --no-acl, normalised. */
+  schema: string;
+  /** `schema.table` -> md5 of its rows in order (ordinary tables, partitions, partitioned parents, populated matviews). */
+  tables: Record<string, string>;
+  sequences: Record<string, string | null>;
+  /** oid -> md5 of the contents. */
+  largeObjects: Record<string, string>;
+}
+
+function normaliseSchema(dump: string): string {
+  return dump
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('--') && !/^\\(un)?restrict\b/.test(line) && !line.startsWith('SET '))
+    .join('\n');
+}
+
+async function schemaDump(db: string): Promise<string> {
+  const { stdout } = await execa(cluster.bin('pg_dump'), ['--schema-only', '--no-owner', '--no-acl', db], { env: cluster.env(db), stdin: 'ignore' });
+  return normaliseSchema(stdout);
+}
+
+async function fingerprint(db: string): Promise<Fingerprint> {
+  const relations = await cluster.query<{ schema: string; name: string }>(
+    db,
+    `SELECT n.nspname AS schema, c.relname AS name
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (c.relkind IN ('r', 'p') OR (c.relkind = 'm' AND c.relispopulated))
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+      ORDER BY 1, 2`,
+  );
+  const tables: Record<string, string> = {};
+  for (const { schema, name } of relations) {
+    const [row] = await cluster.query<{ h: string | null; n: string }>(
+      db,
+      `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS h, count(*)::text AS n FROM ${quoteIdent(schema)}.${quoteIdent(name)} t`,
+    );
+    tables[`${schema}.${name}`] = `${row?.n}:${row?.h ?? 'empty'}`;
+  }
+  const sequences: Record<string, string | null> = {};
+  for (const row of await cluster.query<{ schema: string; name: string; v: string | null }>(
+    db,
+    'SELECT schemaname AS schema, sequencename AS name, last_value::text AS v FROM pg_sequences ORDER BY 1, 2',
+  )) {
+    sequences[`${row.schema}.${row.name}`] = row.v;
+  }
+  const largeObjects: Record<string, string> = {};
+  for (const row of await cluster.query<{ oid: string; h: string }>(db, 'SELECT oid::text AS oid, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY oid')) {
+    largeObjects[row.oid] = row.h;
+  }
+  return { schema: await schemaDump(db), tables, sequences, largeObjects };
+}
+
+async function databaseExists(name: string): Promise<boolean> {
+  const rows = await cluster.query('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+  return rows.length === 1;
+}
+
+/** Databases whose name starts with `<target>_` and the word (restoring, old, failed). */
+async function relatives(target: string, word: 'restoring' | 'old' | 'failed'): Promise<string[]> {
+  const rows = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1', [
+    `${target}_${word}`,
+  ]);
+  return rows.map((r) => r.datname);
+}
+
+/** A non-empty database that is not the backup: a table with a few rows and a function. */
+async function makeOccupied(name: string): Promise<Fingerprint> {
+  await cluster.createDatabase(name);
+  await cluster.query(
+    name,
+    `CREATE TABLE public.local_notes (id int PRIMARY KEY, note text);
+     INSERT INTO public.local_notes SELECT g, 'note ' || g FROM generate_series(1, 25) g;
+     CREATE FUNCTION public.answer() RETURNS int LANGUAGE sql AS 'SELECT 42';`,
+  );
+  return fingerprint(name);
+}
+
+/** The source's fingerprint, taken once. */
+function source(db: string): Fingerprint {
+  const found = sources.get(db);
+  if (!found) throw new Error(`no fingerprint of ${db}`);
+  return found;
+}
+
+beforeAll(async () => {
+  work = await makeTempDir('rst');
+  dirs.push(work);
+  storage = path.join(work, 'storage');
+  databases.push(chinook, tricky);
+  await Promise.all([loadChinook(cluster, chinook), loadTricky(cluster, tricky)]);
+  ids.chinook = await createBackup(chinook, storage);
+  ids.tricky = await createBackup(tricky, storage, ['--jobs', '2']);
+  sources.set(chinook, await fingerprint(chinook));
+  sources.set(tricky, await fingerprint(tricky));
+}, 120_000);
+
+afterAll(async () => {
+  const all = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database');
+  for (const { datname } of all) {
+    if (databases.some((db) => datname === db || datname.startsWith(`${db}_restoring_`) || datname.startsWith(`${db}_old_`) || datname.startsWith(`${db}_failed`))) {
+      await cluster.dropDatabase(datname);
+    }
+  }
+  for (const role of roles) await cluster.query('postgres', `DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+  await removeDirs(dirs);
+  await removeTempDirs();
+});
+
+// ---------------------------------------------------------------------------
+
+describe('restore: round trip', () => {
+  it('Chinook: schema, every table, sequences equal the source', async () => {
+    const target = newDb('rst_rt_chinook');
+    const run = await restore(ids.chinook, ['--target-db', target, '--create']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`Restored ${ids.chinook} into "${target}".*row counts match the backup`));
+    const restored = await fingerprint(target);
+    const expected = source(chinook);
+    expect(Object.keys(restored.tables)).toHaveLength(11);
+    expect(restored.schema).toBe(expected.schema);
+    expect(restored.tables).toEqual(expected.tables);
+    expect(restored.sequences).toEqual(expected.sequences);
+    expect(restored.largeObjects).toEqual({});
+    expect(await relatives(target, 'restoring')).toEqual([]);
+    expect(await relatives(target, 'old')).toEqual([]);
+  });
+
+  it('tricky.sql (a tar, restored with --jobs 2): schema, every table and partition, sequences, large objects equal the source', async () => {
+    const target = newDb('rst_rt_tricky');
+    const run = await restore(ids.tricky, ['--target-db', target, '--create', '--jobs', '2', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const out = parseJsonStdout(run.stdout) as { id: string; target: string; mode: string; countsChecked: boolean; oldKeptAs: string | null; rollback: string | null };
+    expect(out).toMatchObject({ id: ids.tricky, target, mode: 'create', countsChecked: true, oldKeptAs: null, rollback: null });
+    const restored = await fingerprint(target);
+    const expected = source(tricky);
+    expect(restored.schema).toBe(expected.schema);
+    expect(restored.tables).toEqual(expected.tables);
+    // Partitions and their parent are there, each with its rows.
+    expect(Object.keys(restored.tables)).toEqual(expect.arrayContaining(['sales.measurements', 'sales.measurements_2023', 'sales.measurements_2024', 'sales.measurements_default']));
+    expect(restored.sequences).toEqual(expected.sequences);
+    expect(Object.keys(restored.largeObjects)).toHaveLength(4);
+    expect(restored.largeObjects).toEqual(expected.largeObjects);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+  });
+});
+
+describe('restore: safety', () => {
+  it('a non-empty target without flags is refused (exit 2) and unchanged', async () => {
+    const target = newDb('rst_busy');
+    const before = await makeOccupied(target);
+    const run = await restore(ids.chinook, ['--target-db', target]);
+    expect(run.code).toBe(2);
+    const { error, hint } = failureLines(run.stderr);
+    expect(error).toMatch(new RegExp(`target database "${target}" is not empty .*nothing was changed`));
+    expect(hint).toMatch(/--clean/);
+    expect(await fingerprint(target)).toEqual(before);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+  });
+
+  it('a target that does not exist needs --create (exit 2), and nothing is created', async () => {
+    const target = newDb('rst_absent');
+    const run = await restore(ids.chinook, ['--target-db', target]);
+    expect(run.code).toBe(2);
+    expect(failureLines(run.stderr).hint).toMatch(/--create/);
+    expect(await databaseExists(target)).toBe(false);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+  });
+
+  it('--clean without a terminal and without --yes exits 2 and changes nothing; --clean with --force is a usage error', async () => {
+    const target = newDb('rst_noyes');
+    const before = await makeOccupied(target);
+    const run = await restore(ids.chinook, ['--target-db', target, '--clean']);
+    expect(run.code).toBe(2);
+    const { error, hint } = failureLines(run.stderr);
+    expect(error).toMatch(/without --yes/);
+    expect(hint).toMatch(/--dry-run/);
+    const both = await restore(ids.chinook, ['--target-db', target, '--clean', '--force', '--yes']);
+    expect(both.code).toBe(2);
+    expect(await fingerprint(target)).toEqual(before);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+    expect(await relatives(target, 'old')).toEqual([]);
+  });
+
+  it('--clean --yes replaces it, keeps the old one under the printed name, and the printed rollback works', async () => {
+    const target = newDb('rst_clean');
+    const before = await makeOccupied(target);
+    const run = await restore(ids.chinook, ['--target-db', target, '--clean', '--yes']);
+    expect(run.code, run.stderr).toBe(0);
+    const kept = /The previous "[^"]+" is kept as "([^"]+)"/.exec(run.stdout)?.[1];
+    expect(kept, run.stdout).toMatch(new RegExp(`^${target}_old_\\d{8}_\\d{6}$`));
+    const rollback = /To roll back: (.+)$/m.exec(run.stdout)?.[1];
+    expect(rollback, run.stdout).toBeDefined();
+
+    // The target is the backup now; the old one is intact under its new name.
+    const now = await fingerprint(target);
+    expect(now.tables).toEqual(source(chinook).tables);
+    expect(now.schema).toBe(source(chinook).schema);
+    expect(await fingerprint(kept as string)).toEqual(before);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+
+    // The rollback, run as printed (psql from the server's bin dir, connection from the libpq env).
+    const rolled = await execa('sh', ['-c', rollback as string], {
+      env: { ...cluster.env('postgres'), PATH: `${cluster.binDir}:${process.env.PATH ?? ''}` },
+      extendEnv: false,
+      stdin: 'ignore',
+      reject: false,
+    });
+    expect(rolled.exitCode, String(rolled.stderr)).toBe(0);
+    expect(await fingerprint(target)).toEqual(before);
+    expect(await databaseExists(kept as string)).toBe(false);
+    const failed = await relatives(target, 'failed');
+    expect(failed).toHaveLength(1);
+    expect((await fingerprint(failed[0] as string)).tables).toEqual(source(chinook).tables);
+  });
+
+  it('--clean --yes --drop-old drops the replaced database (JSON says so, no rollback offered)', async () => {
+    const target = newDb('rst_dropold');
+    await makeOccupied(target);
+    const run = await restore(ids.chinook, ['--target-db', target, '--clean', '--yes', '--drop-old', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const out = parseJsonStdout(run.stdout) as { mode: string; oldKeptAs: string | null; rollback: string | null; countsChecked: boolean };
+    expect(out).toMatchObject({ mode: 'replace', oldKeptAs: null, rollback: null, countsChecked: true });
+    expect((await fingerprint(target)).tables).toEqual(source(chinook).tables);
+    expect(await relatives(target, 'old')).toEqual([]);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+  });
+
+  it('an existing empty target is replaced without --clean, and the empty one is dropped', async () => {
+    const target = newDb('rst_empty');
+    await cluster.createDatabase(target);
+    const run = await restore(ids.chinook, ['--target-db', target, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(parseJsonStdout(run.stdout)).toMatchObject({ mode: 'replace-empty', oldKeptAs: null });
+    expect((await fingerprint(target)).tables).toEqual(source(chinook).tables);
+    expect(await relatives(target, 'old')).toEqual([]);
+  });
+
+  it('--force --yes restores into an existing target as it is (its own objects stay)', async () => {
+    const target = newDb('rst_force');
+    const before = await makeOccupied(target);
+    const noYes = await restore(ids.chinook, ['--target-db', target, '--force']);
+    expect(noYes.code).toBe(2);
+    expect(await fingerprint(target)).toEqual(before);
+
+    const run = await restore(ids.chinook, ['--target-db', target, '--force', '--yes', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(parseJsonStdout(run.stdout)).toMatchObject({ mode: 'into-existing', oldKeptAs: null });
+    const after = await fingerprint(target);
+    expect(after.tables).toEqual({ ...source(chinook).tables, 'public.local_notes': before.tables['public.local_notes'] });
+    expect(await relatives(target, 'restoring')).toEqual([]);
+  });
+
+  it('--dry-run prints the plan (target state, object counts, missing roles) and changes nothing; --json too', async () => {
+    const target = newDb('rst_dry');
+    const before = await makeOccupied(target);
+    const run = await restore(ids.chinook, ['--target-db', target, '--clean', '--dry-run']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`Restore plan for ${chinook}/${ids.chinook}`);
+    expect(run.stdout).toMatch(new RegExp(`target\\s+"${target}": exists, \\d+ objects`));
+    expect(run.stdout).toMatch(/11 table, 11 table data/);
+    expect(run.stdout).toMatch(/11 fk constraint/);
+    expect(run.stdout).toMatch(/missing roles\s+none/);
+    expect(run.stdout).toMatch(/Steps \(destructive\):/);
+    expect(run.stdout).toMatch(/keep the current ".*" as ".*_old_/);
+
+    const json = await restore(ids.chinook, ['--target-db', target, '--clean', '--dry-run', '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const out = parseJsonStdout(json.stdout) as { dryRun: boolean; plan: Record<string, unknown> & { targetState: { objects: number } } };
+    expect(out.dryRun).toBe(true);
+    const plan = out.plan;
+    expect(plan).toMatchObject({
+      target,
+      mode: 'replace',
+      refusal: null,
+      destructive: true,
+      targetState: { exists: true, sessions: 0 },
+      missing: { roles: [], extensions: [] },
+      archive: { objects: { TABLE: 11, 'TABLE DATA': 11, 'FK CONSTRAINT': 11 } },
+    });
+    expect(plan.staging).toMatch(new RegExp(`^${target}_restoring_`));
+    expect(plan.targetState.objects).toBeGreaterThan(0);
+
+    // Without --clean the plan says why it would be refused; still exit 0 and nothing changed.
+    const refused = await restore(ids.chinook, ['--target-db', target, '--dry-run', '--json']);
+    expect(refused.code).toBe(0);
+    expect((parseJsonStdout(refused.stdout) as { plan: { refusal: string } }).plan.refusal).toMatch(/is not empty/);
+
+    expect(await fingerprint(target)).toEqual(before);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+    expect(await relatives(target, 'old')).toEqual([]);
+    // A dry run for a target that does not exist creates nothing either.
+    const absent = newDb('rst_dry_absent');
+    const create = await restore(ids.chinook, ['--target-db', absent, '--create', '--dry-run', '--json']);
+    expect(create.code, create.stderr).toBe(0);
+    expect((parseJsonStdout(create.stdout) as { plan: { mode: string; targetState: { exists: boolean } } }).plan).toMatchObject({ mode: 'create', targetState: { exists: false } });
+    expect(await databaseExists(absent)).toBe(false);
+  });
+});
+
+describe('restore: failures leave the target as it was', () => {
+  /** A pgBinDir (through a config file) whose pg_restore is `script`; the others are the cluster's. */
+  async function configWithPgRestore(script: string): Promise<string> {
+    const bin = await wrapperBinDir(cluster, { pg_restore: script });
+    return writeConfig(await tempDir('rst-cfg'), { pgBinDir: bin });
+  }
+
+  /** Passes --version, --list and -f /dev/null to the real pg_restore; restores with `body` otherwise. */
+  function wrapper(body: string): string {
+    const real = sh(cluster.bin('pg_restore'));
+    return `#!/bin/sh
+for a in "$@"; do
+  case "$a" in --version|--list|-l|--file=*) exec ${real} "$@" ;; esac
+done
+${body.replace(/\$REAL/g, real)}
+`;
+  }
+
+  it('pg_restore that restores everything, then fails: exit 1, target unchanged, no staging database', async () => {
+    const config = await configWithPgRestore(wrapper('$REAL "$@" || exit $?\necho "pg_restore: error: simulated failure after the restore" >&2\nexit 1'));
+    const target = newDb('rst_fail');
+    const before = await makeOccupied(target);
+    const run = await restore(ids.chinook, ['--config', config, '--target-db', target, '--clean', '--yes']);
+    expect(run.code, run.stderr).toBe(1);
+    expect(failureLines(run.stderr).error).toMatch(/pg_restore failed/);
+    expect(run.stderr).toMatch(/simulated failure/);
+    expect(await fingerprint(target)).toEqual(before);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+    expect(await relatives(target, 'old')).toEqual([]);
+
+    // Into a new database: it does not appear.
+    const fresh = newDb('rst_fail_new');
+    const created = await restore(ids.chinook, ['--config', config, '--target-db', fresh, '--create']);
+    expect(created.code).toBe(1);
+    expect(await databaseExists(fresh)).toBe(false);
+    expect(await relatives(fresh, 'restoring')).toEqual([]);
+  });
+
+  it('pg_restore killed half-way (SIGKILL after part of the archive): exit 1, target unchanged, no staging database', async () => {
+    const config = await configWithPgRestore(
+      wrapper(`for a in "$@"; do last="$a"; done
+list=$(mktemp)
+$REAL --list "$last" | grep -v '^;' | head -n 20 > "$list"
+$REAL --use-list="$list" "$@"
+rm -f "$list"
+kill -KILL $$`),
+    );
+    const target = newDb('rst_kill');
+    const before = await makeOccupied(target);
+    const run = await restore(ids.chinook, ['--config', config, '--target-db', target, '--clean', '--yes']);
+    expect(run.code, run.stderr).toBe(1);
+    expect(failureLines(run.stderr).error).toMatch(/pg_restore failed \(killed by SIGKILL\)/);
+    expect(await fingerprint(target)).toEqual(before);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+    expect(await relatives(target, 'old')).toEqual([]);
+  });
+
+  it('--force into a target where the archive errors half-way (a conflicting table): one transaction, nothing changed', async () => {
+    const target = newDb('rst_conflict');
+    await makeOccupied(target);
+    // Chinook's tables are restored in name order: "album" and "artist" come first, then "customer" conflicts.
+    await cluster.query(target, 'CREATE TABLE public.customer (whatever int)');
+    const before = await fingerprint(target);
+    const run = await restore(ids.chinook, ['--target-db', target, '--force', '--yes']);
+    expect(run.code).toBe(1);
+    const { error, hint } = failureLines(run.stderr);
+    expect(`${error}\n${hint}`).toMatch(/relation "customer" already exists/);
+    expect(await fingerprint(target)).toEqual(before);
+  });
+
+  it('a flipped byte: exit 3 before any database is touched; target unchanged, nothing created', async () => {
+    const dir = await makeTempDir('rst-flip');
+    dirs.push(dir);
+    const where = path.join(dir, 'storage');
+    await cp(storage, where, { recursive: true });
+    const { sidecar } = await readSidecar(where, chinook, ids.chinook);
+    const file = path.join(where, chinook, sidecar.artifact.file);
+    const bytes = await readFile(file);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] as number) ^ 0x01;
+    await writeFile(file, bytes);
+
+    const target = newDb('rst_flip');
+    const before = await makeOccupied(target);
+    const run = await restore(ids.chinook, ['--target-db', target, '--clean', '--yes'], { where });
+    expect(run.code).toBe(3);
+    const { error } = failureLines(run.stderr);
+    expect(error).toContain(ids.chinook);
+    expect(error).toMatch(/corrupt, nothing was changed: artifact: sha256 is/);
+    expect(await fingerprint(target)).toEqual(before);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+
+    // No server is even contacted: a server that does not listen makes no difference.
+    const port = await closedPort();
+    const offline = await restore(ids.chinook, ['--target-url', `postgres://${cluster.user}@127.0.0.1:${port}/postgres`, '--target-db', target, '--clean', '--yes'], { where });
+    expect(offline.code).toBe(3);
+    expect(failureLines(offline.stderr).error).toMatch(/corrupt/);
+    // A tar flipped the same way: same answer (the tar is checked before it is unpacked into use).
+    const { sidecar: trickySidecar } = await readSidecar(where, tricky, ids.tricky);
+    const tar = path.join(where, tricky, trickySidecar.artifact.file);
+    const tarBytes = await readFile(tar);
+    const middle = Math.floor(tarBytes.length / 2);
+    tarBytes[middle] = (tarBytes[middle] as number) ^ 0x01;
+    await writeFile(tar, tarBytes);
+    const fresh = newDb('rst_flip_new');
+    const tarRun = await restore(ids.tricky, ['--target-db', fresh, '--create'], { where });
+    expect(tarRun.code).toBe(3);
+    expect(await databaseExists(fresh)).toBe(false);
+  });
+});
+
+describe('restore: roles', () => {
+  const owner = uniqueName('rst_owner');
+  const db = newDb('rst_owned');
+  let where: string;
+  let id: string;
+  let rolesBefore: Set<string>;
+
+  beforeAll(async () => {
+    roles.push(owner);
+    await cluster.createRole(owner, 'unused-password', 'NOLOGIN');
+    await cluster.createDatabase(db);
+    await cluster.query(
+      db,
+      `CREATE TABLE public.owned (id int PRIMARY KEY, v text);
+       INSERT INTO public.owned SELECT g, 'v' || g FROM generate_series(1, 10) g;
+       ALTER TABLE public.owned OWNER TO ${quoteIdent(owner)};
+       CREATE EXTENSION IF NOT EXISTS citext;
+       CREATE TABLE public.plain (c citext);
+       INSERT INTO public.plain VALUES ('A'), ('b');
+       CREATE CAST (int4 AS citext) WITH INOUT;`,
+    );
+    const dir = await makeTempDir('rst-roles');
+    dirs.push(dir);
+    where = path.join(dir, 'storage');
+    id = await createBackup(db, where);
+    // The role goes away (the source database with it).
+    await cluster.dropDatabase(db);
+    await cluster.query('postgres', `DROP ROLE ${quoteIdent(owner)}`);
+    rolesBefore = new Set((await cluster.query<{ rolname: string }>('postgres', 'SELECT rolname FROM pg_roles')).map((r) => r.rolname));
+  });
+
+  afterAll(async () => {
+    // --globals may have brought back roles of other test files that existed at backup time: drop those too.
+    const after = await cluster.query<{ rolname: string }>('postgres', 'SELECT rolname FROM pg_roles');
+    for (const { rolname } of after) {
+      if (!rolesBefore.has(rolname)) roles.push(rolname);
+    }
+  });
+
+  it('a missing owner role is refused before any change, naming the role; extensions and casts are not taken for roles', async () => {
+    const target = newDb('rst_roles_refused');
+    const dry = await restore(id, ['--target-db', target, '--create', '--dry-run', '--json'], { where });
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan = (parseJsonStdout(dry.stdout) as { plan: { missing: { roles: string[]; extensions: string[] }; refusal: string } }).plan;
+    expect(plan.missing).toEqual({ roles: [owner], extensions: [] });
+    expect(plan.refusal).toContain(owner);
+
+    const run = await restore(id, ['--target-db', target, '--create'], { where });
+    expect(run.code).toBe(2);
+    const { error, hint } = failureLines(run.stderr);
+    expect(error).toMatch(new RegExp(`needs roles the target server lacks: ${owner}; nothing was changed`));
+    expect(hint).toMatch(/--globals/);
+    expect(await databaseExists(target)).toBe(false);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+
+    // --no-owner --no-acl needs no role.
+    const noOwner = newDb('rst_roles_noowner');
+    const plain = await restore(id, ['--target-db', noOwner, '--create', '--no-owner', '--no-acl'], { where });
+    expect(plain.code, plain.stderr).toBe(0);
+    const [row] = await cluster.query<{ owner: string }>(noOwner, "SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'owned'");
+    expect(row?.owner).toBe(cluster.user);
+  });
+
+  it('--globals creates the role from the backup first; existing roles are reported as skipped', async () => {
+    const target = newDb('rst_roles_globals');
+    const run = await restore(id, ['--target-db', target, '--create', '--globals'], { where });
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`role ${cluster.user} already existed and was left as it is`));
+    const [row] = await cluster.query<{ owner: string }>(target, "SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'owned'");
+    expect(row?.owner).toBe(owner);
+    const [count] = await cluster.query<{ n: string }>(target, 'SELECT count(*)::text AS n FROM public.owned');
+    expect(count?.n).toBe('10');
+    const json = await restore(id, ['--target-db', newDb('rst_roles_globals2'), '--create', '--globals', '--json'], { where });
+    expect(json.code, json.stderr).toBe(0);
+    expect((parseJsonStdout(json.stdout) as { globalsSkipped: string[] }).globalsSkipped).toEqual(expect.arrayContaining([`role ${cluster.user}`, `role ${owner}`]));
+  });
+});
+
+describe('restore: selection', () => {
+  it('--schema restores only that schema, itself included (into a new database)', async () => {
+    const target = newDb('rst_schema');
+    const run = await restore(ids.tricky, ['--target-db', target, '--create', '--schema', 'app']);
+    expect(run.code, run.stderr).toBe(0);
+    const restored = await fingerprint(target);
+    const expected = Object.fromEntries(Object.entries(source(tricky).tables).filter(([key]) => key.startsWith('app.')));
+    expect(Object.keys(expected).length).toBeGreaterThan(5);
+    expect(restored.tables).toEqual(expected);
+    const schemas = await cluster.query<{ nspname: string; comment: string | null }>(
+      target,
+      "SELECT nspname, obj_description(oid, 'pg_namespace') AS comment FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1",
+    );
+    expect(schemas.map((s) => s.nspname)).toEqual(['app', 'public']);
+    expect(schemas[0]?.comment).toBeTruthy();
+    expect(restored.largeObjects).toEqual({});
+  });
+
+  it('--schema with a quoted, non-ASCII schema name', async () => {
+    const target = newDb('rst_schema_u');
+    const run = await restore(ids.tricky, ['--target-db', target, '--create', '--schema', 'Ünïcødé Schema', '--jobs', '2']);
+    expect(run.code, run.stderr).toBe(0);
+    const restored = await fingerprint(target);
+    expect(restored.tables).toEqual(Object.fromEntries(Object.entries(source(tricky).tables).filter(([key]) => key.startsWith('Ünïcødé Schema.'))));
+  });
+
+  it('--table restores only those tables', async () => {
+    const target = newDb('rst_table');
+    const run = await restore(ids.chinook, ['--target-db', target, '--create', '--table', 'album', '--table', 'artist']);
+    expect(run.code, run.stderr).toBe(0);
+    const restored = await fingerprint(target);
+    expect(restored.tables).toEqual({ 'public.album': source(chinook).tables['public.album'], 'public.artist': source(chinook).tables['public.artist'] });
+  });
+});
+
+describe('restore: CI flow', () => {
+  it('create --tag pre-migration, a migration, then restore latest --tag pre-migration --clean --yes brings the old state back', async () => {
+    const app = newDb('rst_ci');
+    await loadChinook(cluster, app);
+    const dir = await makeTempDir('rst-ci');
+    dirs.push(dir);
+    const where = path.join(dir, 'storage');
+    const pre = await fingerprint(app);
+
+    const created = await runCli(['create', '--tag', 'pre-migration', '--json', '--storage', where], { env: baseEnv(cluster.env(app)), cwd: dir });
+    expect(created.code, created.stderr).toBe(0);
+    const id = (parseJsonStdout(created.stdout) as { id: string }).id;
+    // A later untagged backup must not be the one restored.
+    await cluster.query(app, "INSERT INTO public.genre (genre_id, name) VALUES (9001, 'Between backups')");
+    await createBackup(app, where);
+
+    // The "migration".
+    await cluster.query(
+      app,
+      `ALTER TABLE public.artist ADD COLUMN country text;
+       UPDATE public.artist SET country = 'unknown';
+       DROP TABLE public.playlist_track;
+       DELETE FROM public.invoice_line WHERE invoice_line_id % 2 = 0;`,
+    );
+    expect((await fingerprint(app)).schema).not.toBe(pre.schema);
+
+    const run = await runCli(['restore', 'latest', '--tag', 'pre-migration', '--target-db', app, '--clean', '--yes', '--json', '--storage', where], {
+      env: baseEnv(cluster.env(app)),
+      cwd: dir,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const out = parseJsonStdout(run.stdout) as { id: string; mode: string; oldKeptAs: string };
+    expect(out).toMatchObject({ id, mode: 'replace' });
+    expect(await fingerprint(app)).toEqual(pre);
+    // The migrated database is kept for a look, then dropped by the test.
+    expect(out.oldKeptAs).toMatch(new RegExp(`^${app}_old_`));
+    const [row] = await cluster.query<{ n: string }>(out.oldKeptAs, "SELECT count(*)::text AS n FROM information_schema.columns WHERE table_name = 'artist' AND column_name = 'country'");
+    expect(row?.n).toBe('1');
+  });
+});
