@@ -86,8 +86,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
   const work = new AbortController();
   const onAbort = () => work.abort(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) onAbort(); // an interrupt while the session was opening: the listener came too late
   let env: Awaited<ReturnType<typeof childEnv>> | null = null;
   try {
+    throwIfAborted(signal);
     const facts = await session.facts();
     const major = serverMajor(facts.serverVersionNum);
     const clients = { pgBinDir: profile.pgBinDir, path: runtime.env.PATH };
@@ -98,6 +100,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     reporter.debug(`using ${pgDump.path} ${pgDump.version}; snapshot ${session.snapshotId}`);
 
     env = await childEnv(profile.connection, runtime.env);
+    throwIfAborted(signal);
     const run: ChildRun = { env: env.env, signal: work.signal };
     const { schemas, excludeSchemas, tables, excludeTables } = profile.dump;
     const filtered = schemas.length + excludeSchemas.length + tables.length + excludeTables.length > 0;

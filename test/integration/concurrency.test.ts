@@ -32,6 +32,7 @@ afterAll(async () => {
 /** Holds ACCESS EXCLUSIVE on `items` until release(): every dump of the database waits for it. */
 async function blockDumps(): Promise<{ release(): Promise<void> }> {
   const client = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
+  client.on('error', () => undefined); // the database may be dropped (WITH FORCE) under it at teardown
   await client.connect();
   await client.query('BEGIN');
   await client.query('LOCK TABLE items IN ACCESS EXCLUSIVE MODE');

@@ -17,6 +17,7 @@ import { execa } from 'execa';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { globalsNames } from '../../src/pg/globals.js';
 import { makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
 import { quoteIdent } from '../helpers/cluster.js';
@@ -506,10 +507,14 @@ describe('restore: roles', () => {
   });
 
   afterAll(async () => {
-    // --globals may have brought back roles of other test files that existed at backup time: drop those too.
-    const after = await cluster.query<{ rolname: string }>('postgres', 'SELECT rolname FROM pg_roles');
-    for (const { rolname } of after) {
-      if (!rolesBefore.has(rolname)) roles.push(rolname);
+    // --globals may have brought back roles of other test files that existed at backup time: drop those too
+    // (only roles of the backup's globals that were gone before, never a role another test made since).
+    const { sidecar } = await readSidecar(where, db, id);
+    if (sidecar.globals.status !== 'included') return;
+    const inGlobals = globalsNames(await readFile(path.join(where, db, sidecar.globals.file), 'utf8')).roles;
+    const after = new Set((await cluster.query<{ rolname: string }>('postgres', 'SELECT rolname FROM pg_roles')).map((r) => r.rolname));
+    for (const role of inGlobals) {
+      if (!rolesBefore.has(role) && after.has(role)) roles.push(role);
     }
   });
 

@@ -309,8 +309,7 @@ describe('verify: the throwaway database', () => {
     await cluster.dropDatabase(keptJson);
   });
 
-  it('is dropped after a failed restore (count mismatch, and pg_restore failing on a truncated archive)', async () => {
-    // Count mismatch: covered above for one backup; here the failure of pg_restore itself.
+  it('is dropped when pg_restore fails (the count-mismatch case is checked above); --keep keeps it even then', async () => {
     const where = await copyOfStorage();
     const { sidecar } = await readSidecar(where, chinook, ids.chinook);
     const file = artifactPath(where, sidecar);
@@ -324,7 +323,7 @@ describe('verify: the throwaway database', () => {
     expect(run.code, run.stdout).toBe(3);
     expect(run.stdout).toMatch(/the backup does not restore: pg_restore failed/);
     expect(await throwaways(ids.chinook)).toEqual([]);
-    // --keep keeps it even then, for a look at how far it got.
+    // --keep keeps it, for a look at how far the restore got.
     const kept = await cli(['verify', ids.chinook, '--storage', where, '--keep', '--json']);
     expect(kept.code).toBe(3);
     const name = verifyJson(kept).outcomes[0]?.keptDatabase as string;
