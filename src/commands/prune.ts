@@ -1,4 +1,5 @@
 import { DEFAULT_LEFTOVER_AGE_MS, effectivePolicy, pruneBackups, pruneExitCode } from '../core/prune.js';
+import { withRunReport } from '../core/report-run.js';
 import { resolveProfileTarget } from '../core/target.js';
 import { pruneJson, renderPrune } from '../output/render-prune.js';
 import type { RetentionPolicy } from '../retention/policy.js';
@@ -36,17 +37,22 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
     keepTags: options.keepTag,
     timeZone: options.timeZone,
   };
-  const result = await pruneBackups(
-    {
-      storage: target.storage,
-      cwd,
-      profile: target.name,
-      policy: effectivePolicy(target.settings.retention, flags),
-      dryRun: options.dryRun === true,
-      leftoverAgeMs: options.leftoverAge ?? DEFAULT_LEFTOVER_AGE_MS,
-      waitMs: options.wait,
-    },
-    ctx.runtime,
-  );
+  const prune = () =>
+    pruneBackups(
+      {
+        storage: target.storage,
+        cwd,
+        profile: target.name,
+        policy: effectivePolicy(target.settings.retention, flags),
+        dryRun: options.dryRun === true,
+        leftoverAgeMs: options.leftoverAge ?? DEFAULT_LEFTOVER_AGE_MS,
+        waitMs: options.wait,
+      },
+      ctx.runtime,
+    );
+  // A real prune is a run of its own in the profile's run log (status counts failed ones); a dry run is not.
+  const result = options.dryRun
+    ? await prune()
+    : await withRunReport({ command: 'prune', profile: target.name, storage: target.storage }, ctx.runtime, prune);
   return { json: pruneJson(result), human: (style, now) => renderPrune(result, style, now), exitCode: pruneExitCode(result) };
 }
