@@ -164,10 +164,29 @@ function cpuMap(list: ProcSummary[]): Record<string, number> {
   return Object.fromEntries(list.filter((p) => p.cpuS > 0).map((p) => [p.comm, Number(p.cpuS.toFixed(2))]));
 }
 
-/** Renices the server: the postmaster and its current children; backends forked later inherit it. */
+/**
+ * With CONFIG_SCHED_AUTOGROUP (the default on most distributions), CPU is shared between
+ * sessions first and nice only ranks processes within a session: the autogroup's own nice
+ * is what competes with other people's sessions. Sets it for the session of `pid`.
+ */
+function setAutogroupNice(pid: number | 'self', nice: number): void {
+  const file = `/proc/${pid}/autogroup`;
+  if (!existsSync(file)) return;
+  try {
+    writeFileSync(file, String(nice));
+  } catch (error) {
+    log(`warning: cannot set ${file} to nice ${nice}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Renices the server: the postmaster (and its session's autogroup: pg_ctl starts it in a
+ * session of its own) and its current children; backends forked later inherit it.
+ */
 function reniceServer(c: Cluster, nice: number): void {
   const pm = postmasterPid(c);
   if (!pm || !nice) return;
+  setAutogroupNice(pm, nice);
   const pids = [pm];
   try {
     pids.push(...readFileSync(`/proc/${pm}/task/${pm}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number));
@@ -436,7 +455,7 @@ function writeResults(machine: Machine, results: SizeResult[], rows: Row[], chec
       '(default compression, globals on, row counts on). Both get the connection from PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE. ' +
       'Runs alternate raw, backupctl, raw, backupctl... after one unmeasured warm-up of each; every output is deleted after it is measured. ' +
       'Before each run the bench waits (up to BENCH_QUIET_WAIT_S) for a 1 s window with at most BENCH_QUIET_CORES busy cores, because the machine is shared; ' +
-      'and (as root) the server and both commands run at nice BENCH_NICE (default -10, the same for both sides), so that other people\'s test suites do not decide the timings.',
+      'and (as root) the server and both commands run at nice BENCH_NICE (default -10, the same for both sides; set as process nice and as autogroup nice, since with CONFIG_SCHED_AUTOGROUP sessions compete by their autogroup\'s nice), so that other people\'s test suites do not decide the timings.',
     '',
   );
   lines.push('## Data set', '');
@@ -569,6 +588,7 @@ async function main(): Promise<void> {
   log(`PostgreSQL ${c.majorVersion} on ${c.host}:${c.port} (${c.binDir})`);
   if (CONFIG.nice) {
     reniceServer(c, CONFIG.nice);
+    setAutogroupNice('self', CONFIG.nice); // the measured commands run in our session
     log(`server and measured commands run at nice ${CONFIG.nice} (BENCH_NICE)`);
   }
   await c.createDatabase('bench');

@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
-import { access, readdir } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { access, readdir, realpath } from 'node:fs/promises';
+import { basename, delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import { BackupctlError, ExitCode } from '../errors.js';
 
@@ -79,18 +79,39 @@ function versionEnv(): Record<string, string> {
   return env;
 }
 
-/** Every distinct copy of `tool` found, with its version. Unrunnable copies are skipped. */
+/** Versions already asked, by real path: each binary is run with --version once per process. */
+const versions = new Map<string, { version: string; major: number } | null>();
+
+/**
+ * Every distinct copy of `tool` found, with its version. Unrunnable copies are skipped,
+ * and so is Debian's pg_wrapper (/usr/bin/pg_dump on Debian and Ubuntu) outside an
+ * explicit pgBinDir: it picks a version from the local cluster configuration, not from
+ * the server we back up, and the real binaries it would run are found in
+ * /usr/lib/postgresql/<N>/bin anyway.
+ */
 export async function discoverClients(
   tool: ClientTool,
   options: { pgBinDir?: string | undefined; path?: string | undefined },
 ): Promise<ClientBinary[]> {
   const found: ClientBinary[] = [];
+  const seen = new Set<string>();
   for (const dir of await candidateDirs(options)) {
     const path = join(dir, tool);
     if (!(await isExecutable(path))) continue;
+    const real = await realpath(path).catch(() => path);
+    if (seen.has(real)) continue;
+    seen.add(real);
+    if (!options.pgBinDir && basename(real) === 'pg_wrapper') continue;
+    if (versions.has(real)) {
+      const known = versions.get(real);
+      if (known) found.push({ tool, path, ...known });
+      continue;
+    }
+    versions.set(real, null);
     try {
       const { stdout } = await execa(path, ['--version'], { timeout: 10_000, env: versionEnv(), extendEnv: false });
       const parsed = parseClientVersion(stdout);
+      versions.set(real, parsed);
       if (parsed) found.push({ tool, path, ...parsed });
     } catch {
       // a broken wrapper script or foreign binary: not a client we can use

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SidecarSchema, type Sidecar } from '../../src/catalog/sidecar.js';
+import { SidecarSchema } from '../../src/catalog/sidecar.js';
 import type { CreateResult, ListResult, ShowResult } from '../../src/core/results.js';
 import { BackupctlError, ExitCode } from '../../src/errors.js';
 import {
@@ -24,6 +24,7 @@ import {
 import { createReporter } from '../../src/output/reporter.js';
 import { createStyle, wantsColor } from '../../src/output/style.js';
 import { displayWidth, renderKeyValues, renderTable, stripAnsi } from '../../src/output/table.js';
+import { sampleSidecar, type SidecarOverrides } from '../helpers/sidecar-fixture.js';
 
 // eslint-disable-next-line no-control-regex
 const ESC = /\u001b/;
@@ -34,63 +35,38 @@ const ID = '20261123T140509Z-a1b2c3';
 const SHA_A = 'a'.repeat(64);
 const SHA_B = 'b'.repeat(64);
 
-function makeSidecar(overrides: Partial<Sidecar> = {}): Sidecar {
-  return SidecarSchema.parse({
-    schemaVersion: 1,
-    id: ID,
-    profile: 'prod',
-    status: 'completed',
-    startedAt: '2026-11-23T14:05:09Z',
-    finishedAt: '2026-11-23T14:05:21Z',
-    durationMs: 12_345,
-    tool: { name: 'backupctl', version: '0.1.0' },
-    engine: { serverVersion: '16.4', serverVersionNum: 160004, pgDumpVersion: '17.2' },
-    source: { host: 'db.example.com', port: 5432, user: 'backup', database: 'app' },
-    database: { name: 'app', sizeBytes: 52_428_800, encoding: 'UTF8', largeObjects: 0 },
-    dump: {
-      format: 'custom',
-      compress: null,
-      jobs: 1,
-      schemaOnly: false,
-      dataOnly: false,
-      schemas: [],
-      excludeSchemas: ['audit'],
-      tables: [],
-      excludeTables: [],
-      lockWaitTimeout: '30s',
-      snapshot: '00000003-00000002-1',
-      tocEntries: 87,
+/** The values the renderings below show and assert on. */
+const SHOWN: SidecarOverrides = {
+  id: ID,
+  profile: 'prod',
+  startedAt: '2026-11-23T14:05:09Z',
+  finishedAt: '2026-11-23T14:05:21Z',
+  durationMs: 12_345,
+  engine: { serverVersion: '16.4', serverVersionNum: 160004, pgDumpVersion: '17.2' },
+  source: { host: 'db.example.com', port: 5432, database: 'app' },
+  database: { name: 'app', sizeBytes: 52_428_800 },
+  dump: { excludeSchemas: ['audit'], lockWaitTimeout: '30s', snapshot: '00000003-00000002-1', tocEntries: 87 },
+  artifact: { file: `${ID}.dump`, bytes: 1_288_490_189, sha256: SHA_A },
+  globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 2048, sha256: SHA_B, rolePasswords: false },
+  tables: [
+    { schema: 'public', name: 'users', rows: 1200 },
+    { schema: 'public', name: 'orders', rows: 1_234_567 },
+  ],
+  tags: ['nightly', 'pre-migration'],
+  note: 'before the 3.0 migration',
+  verifications: [
+    { at: '2026-11-23T15:05:09Z', level: 'checksum', result: 'passed', durationMs: 900, mismatches: [] },
+    {
+      at: '2026-11-23T16:05:09Z',
+      level: 'restore',
+      result: 'failed',
+      durationMs: 65_000,
+      serverVersion: '16.4',
+      mismatches: ['public.orders: 1234567 rows expected, 1234000 restored'],
+      error: 'row counts differ',
     },
-    artifact: {
-      file: `${ID}.dump`,
-      container: 'pg-custom',
-      bytes: 1_288_490_189,
-      sha256: SHA_A,
-      compression: { codec: 'none', level: null },
-      encryption: null,
-    },
-    globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 2048, sha256: SHA_B, rolePasswords: false },
-    tables: [
-      { schema: 'public', name: 'users', rows: 1200 },
-      { schema: 'public', name: 'orders', rows: 1_234_567 },
-    ],
-    tags: ['nightly', 'pre-migration'],
-    note: 'before the 3.0 migration',
-    verifications: [
-      { at: '2026-11-23T15:05:09Z', level: 'checksum', result: 'passed', durationMs: 900, mismatches: [] },
-      {
-        at: '2026-11-23T16:05:09Z',
-        level: 'restore',
-        result: 'failed',
-        durationMs: 65_000,
-        serverVersion: '16.4',
-        mismatches: ['public.orders: 1234567 rows expected, 1234000 restored'],
-        error: 'row counts differ',
-      },
-    ],
-    ...overrides,
-  });
-}
+  ],
+};
 
 describe('format', () => {
   it('formats bytes in binary units', () => {
@@ -199,7 +175,7 @@ describe('table', () => {
 });
 
 describe('render', () => {
-  const sidecar = makeSidecar();
+  const sidecar = sampleSidecar(SHOWN);
 
   it('renders create', () => {
     const result: CreateResult = { sidecar, storage: '/var/backups/pg', warnings: ['globals without role passwords'] };
@@ -217,9 +193,9 @@ describe('render', () => {
   });
 
   it('renders list with verification summary and incomplete entries', () => {
-    const untagged = makeSidecar({ id: '20261122T140509Z-000000', startedAt: '2026-11-22T14:05:09Z', tags: [], verifications: [],
+    const untagged = sampleSidecar({ ...SHOWN, id: '20261122T140509Z-000000', startedAt: '2026-11-22T14:05:09Z', tags: [], verifications: [],
       artifact: { ...sidecar.artifact, file: '20261122T140509Z-000000.dump' }, globals: { status: 'skipped', reason: 'no access' } });
-    const passed = makeSidecar({ verifications: [sidecar.verifications[0]!] });
+    const passed = sampleSidecar({ ...SHOWN, verifications: [sidecar.verifications[0]!] });
     const result: ListResult = {
       storage: '/var/backups/pg',
       backups: [sidecar, passed, untagged],
@@ -262,7 +238,7 @@ describe('render', () => {
   });
 
   it('escapes hostile text from a sidecar', () => {
-    const hostile = makeSidecar({ note: 'x\u001b]0;pwned\u0007', tags: ['\u001b[2J'] });
+    const hostile = sampleSidecar({ ...SHOWN, note: 'x\u001b]0;pwned\u0007', tags: ['\u001b[2J'] });
     const out = renderShow({ storage: '/s', sidecar: hostile }, plain, NOW);
     expect(out).not.toMatch(ESC);
     expect(out).toContain('\\x1b[2J');

@@ -5,10 +5,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { IncompleteEntry } from '../../src/catalog/catalog.js';
-import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../../src/catalog/sidecar.js';
+import type { Sidecar } from '../../src/catalog/sidecar.js';
 import { effectivePolicy } from '../../src/core/prune.js';
 import { planPrune } from '../../src/core/prune-plan.js';
 import { isEmptyPolicy, type RetentionPolicy } from '../../src/retention/policy.js';
+import { sampleSidecar } from '../helpers/sidecar-fixture.js';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 const DAY = 86_400_000;
@@ -23,52 +24,22 @@ function idAt(ms: number, n: number): string {
 function sidecar(ms: number, n: number, extra: { tags?: string[]; verified?: 'passed' | 'failed' | null; globals?: boolean } = {}): Sidecar {
   const id = idAt(ms, n);
   const at = new Date(ms).toISOString();
-  return {
-    schemaVersion: SIDECAR_SCHEMA_VERSION,
+  return sampleSidecar({
     id,
     profile: 'app',
-    status: 'completed',
     startedAt: at,
     finishedAt: at,
-    durationMs: 1000,
-    tool: { name: 'backupctl', version: '0.0.0' },
-    engine: { serverVersion: '17.0', serverVersionNum: 170000, pgDumpVersion: '17.0' },
-    source: { host: 'db', port: 5432, user: 'backup', database: 'app' },
-    database: { name: 'app', sizeBytes: 1, encoding: 'UTF8', largeObjects: 0 },
-    dump: {
-      format: 'custom',
-      compress: null,
-      jobs: 1,
-      schemaOnly: false,
-      dataOnly: false,
-      schemas: [],
-      excludeSchemas: [],
-      tables: [],
-      excludeTables: [],
-      lockWaitTimeout: null,
-      snapshot: 's',
-      tocEntries: 1,
-    },
-    artifact: {
-      file: `${id}.dump`,
-      container: 'pg-custom',
-      bytes: 1000 + n,
-      sha256: '0'.repeat(64),
-      compression: { codec: 'none', level: null },
-      encryption: null,
-    },
+    artifact: { file: `${id}.dump`, bytes: 1000 + n },
     globals:
       extra.globals === false
         ? { status: 'skipped', reason: 'disabled' }
         : { status: 'included', file: `${id}.globals.sql`, bytes: 10, sha256: '0'.repeat(64), rolePasswords: true },
-    tables: [],
     tags: extra.tags ?? [],
-    note: null,
     verifications:
       extra.verified == null
         ? []
         : [{ at, level: 'restore', result: extra.verified, durationMs: 1, mismatches: [] }],
-  };
+  });
 }
 
 function leftover(ms: number, n: number, file = 'dump', ageMs = NOW.getTime() - ms): IncompleteEntry {

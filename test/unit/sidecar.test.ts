@@ -7,66 +7,34 @@ import {
   SidecarSchema,
   type Sidecar,
 } from '../../src/catalog/sidecar.js';
+import { sampleSidecar, type SidecarOverrides } from '../helpers/sidecar-fixture.js';
 
 const ID = '20261123T140509Z-1a2b3c';
 const PROFILE = 'app';
 const KEY = `${PROFILE}/${ID}.json`;
-const SHA = 'a'.repeat(64);
 
-function validSidecar(): Sidecar {
-  return {
-    schemaVersion: 1,
-    id: ID,
-    profile: PROFILE,
-    status: 'completed',
-    startedAt: '2026-11-23T14:05:09.123Z',
-    finishedAt: '2026-11-23T14:05:12.456Z',
-    durationMs: 3333,
-    tool: { name: 'backupctl', version: '0.1.0' },
-    engine: { serverVersion: '15.18', serverVersionNum: 150018, pgDumpVersion: '15.18' },
-    source: { host: 'db.example.com', port: 5432, user: 'backup', database: 'app' },
-    database: { name: 'app', sizeBytes: 123_456_789, encoding: 'UTF8', largeObjects: 4 },
-    dump: {
-      format: 'custom',
-      compress: null,
-      jobs: 1,
-      schemaOnly: false,
-      dataOnly: false,
-      schemas: [],
-      excludeSchemas: [],
-      tables: [],
-      excludeTables: ['public.sessions'],
-      lockWaitTimeout: '30s',
-      snapshot: '00000003-0000001B-1',
-      tocEntries: 112,
-    },
-    artifact: {
-      file: `${ID}.dump`,
-      container: 'pg-custom',
-      bytes: 1_489_131,
-      sha256: SHA,
-      compression: { codec: 'none', level: null },
-      encryption: null,
-    },
-    globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 671, sha256: 'b'.repeat(64), rolePasswords: false },
-    tables: [
-      { schema: 'app', name: 'events', rows: 10_000 },
-      { schema: 'Ünïcødé Schema', name: 'Table With Spaces', rows: 3 },
-    ],
-    tags: ['nightly'],
-    note: 'a note',
-    verifications: [
-      { at: '2026-11-23T15:00:00Z', level: 'restore', result: 'passed', durationMs: 5000, serverVersion: '15.18', mismatches: [] },
-    ],
-  };
-}
+/** Globals included, tables (one with a non-ASCII schema) and a verification: every field the edits below reach exists. */
+const VALID: SidecarOverrides = {
+  id: ID,
+  profile: PROFILE,
+  globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 671, sha256: 'b'.repeat(64), rolePasswords: false },
+  tables: [
+    { schema: 'app', name: 'events', rows: 10_000 },
+    { schema: 'Ünïcødé Schema', name: 'Table With Spaces', rows: 3 },
+  ],
+  tags: ['nightly'],
+  note: 'a note',
+  verifications: [
+    { at: '2026-11-23T15:00:00Z', level: 'restore', result: 'passed', durationMs: 5000, serverVersion: '15.18', mismatches: [] },
+  ],
+};
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- hostile edits reach into any field, with any type
 type Mutable = Record<string, any>;
 
 /** parseSidecar on the JSON of `valid` after `edit`. */
 function parseEdited(edit: (s: Mutable) => void, expected = { id: ID, profile: PROFILE }): Sidecar {
-  const sidecar = validSidecar() as unknown as Mutable;
+  const sidecar = sampleSidecar(VALID) as unknown as Mutable;
   edit(sidecar);
   return parseSidecar(KEY, Buffer.from(JSON.stringify(sidecar)), expected);
 }
@@ -84,12 +52,12 @@ function rejection(fn: () => unknown): SidecarError {
 
 describe('parseSidecar', () => {
   it('accepts a valid sidecar and returns it unchanged', () => {
-    const sidecar = validSidecar();
+    const sidecar = sampleSidecar(VALID);
     expect(parseSidecar(KEY, Buffer.from(JSON.stringify(sidecar)), { id: ID, profile: PROFILE })).toEqual(sidecar);
   });
 
   it('accepts what serializeSidecar writes (round trip), skipped globals and a tar container', () => {
-    const sidecar = validSidecar();
+    const sidecar = sampleSidecar(VALID);
     sidecar.globals = { status: 'skipped', reason: 'disabled (--no-globals)' };
     sidecar.artifact.file = `${ID}.dump.tar`;
     sidecar.artifact.container = 'tar';
@@ -108,7 +76,7 @@ describe('parseSidecar', () => {
   });
 
   it('rejects bad JSON with the key and "not valid JSON"', () => {
-    const json = JSON.stringify(validSidecar());
+    const json = JSON.stringify(sampleSidecar(VALID));
     for (const text of [json.slice(0, json.length / 2), '', 'not json', '{"schemaVersion": 1,}']) {
       expect(rejection(() => parseSidecar(KEY, Buffer.from(text), { id: ID, profile: PROFILE })).message).toMatch(/not valid JSON/);
     }
@@ -157,10 +125,10 @@ describe('parseSidecar', () => {
   });
 
   it('rejects an id or profile that does not match where the file is', () => {
-    expect(rejection(() => parseSidecar(KEY, serializeSidecar(validSidecar()), { id: '20200101T000000Z-000000', profile: PROFILE })).message).toMatch(
+    expect(rejection(() => parseSidecar(KEY, serializeSidecar(sampleSidecar(VALID)), { id: '20200101T000000Z-000000', profile: PROFILE })).message).toMatch(
       /describes app\/20261123T140509Z-1a2b3c, not the file it is stored in/,
     );
-    expect(rejection(() => parseSidecar(KEY, serializeSidecar(validSidecar()), { id: ID, profile: 'billing' })).message).toMatch(
+    expect(rejection(() => parseSidecar(KEY, serializeSidecar(sampleSidecar(VALID)), { id: ID, profile: 'billing' })).message).toMatch(
       /not the file it is stored in/,
     );
   });
@@ -201,7 +169,7 @@ describe('parseSidecar', () => {
   });
 
   it('the schema itself accepts what create writes and nothing looser', () => {
-    expect(SidecarSchema.safeParse(validSidecar()).success).toBe(true);
-    expect(SidecarSchema.safeParse({ ...validSidecar(), status: 'failed' }).success).toBe(false);
+    expect(SidecarSchema.safeParse(sampleSidecar(VALID)).success).toBe(true);
+    expect(SidecarSchema.safeParse({ ...sampleSidecar(VALID), status: 'failed' }).success).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RunEntry } from '../../src/catalog/runlog.js';
-import { SIDECAR_SCHEMA_VERSION, type Sidecar, type Verification } from '../../src/catalog/sidecar.js';
+import type { Sidecar, Verification } from '../../src/catalog/sidecar.js';
 import { parseFixedDuration } from '../../src/config/duration.js';
 import {
   evaluateProfile,
@@ -12,6 +12,7 @@ import {
   type StatusThresholds,
 } from '../../src/core/status.js';
 import { renderPrometheus } from '../../src/output/prometheus.js';
+import { sampleSidecar } from '../helpers/sidecar-fixture.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
 const HOUR = 3_600_000;
@@ -31,46 +32,17 @@ let counter = 0;
 function backup(ago: number, options: { bytes?: number; verifications?: Verification[]; schemaOnly?: boolean } = {}): Sidecar {
   const startedAt = at(ago);
   const id = idAt(startedAt, ++counter);
-  return {
-    schemaVersion: SIDECAR_SCHEMA_VERSION,
+  return sampleSidecar({
     id,
     profile: 'app',
-    status: 'completed',
     startedAt,
     finishedAt: at(ago - 60_000),
     durationMs: 60_000,
-    tool: { name: 'backupctl', version: '0.1.0' },
-    engine: { serverVersion: '17.2', serverVersionNum: 170002, pgDumpVersion: '17.2' },
-    source: { host: 'db', port: 5432, user: 'backup', database: 'app' },
-    database: { name: 'app', sizeBytes: 1e9, encoding: 'UTF8', largeObjects: 0 },
-    dump: {
-      format: 'custom',
-      compress: null,
-      jobs: 1,
-      schemaOnly: options.schemaOnly ?? false,
-      dataOnly: false,
-      schemas: [],
-      excludeSchemas: [],
-      tables: [],
-      excludeTables: [],
-      lockWaitTimeout: null,
-      snapshot: '00000003-00000002-1',
-      tocEntries: 10,
-    },
-    artifact: {
-      file: `${id}.dump`,
-      container: 'pg-custom',
-      bytes: options.bytes ?? 1_000_000,
-      sha256: 'a'.repeat(64),
-      compression: { codec: 'none', level: null },
-      encryption: null,
-    },
+    dump: { schemaOnly: options.schemaOnly ?? false },
+    artifact: { file: `${id}.dump`, bytes: options.bytes ?? 1_000_000 },
     globals: { status: 'skipped', reason: 'disabled' },
-    tables: [],
-    tags: [],
-    note: null,
     verifications: options.verifications ?? [],
-  };
+  });
 }
 
 function verification(ago: number, result: 'passed' | 'failed' = 'passed', level: Verification['level'] = 'restore'): Verification {
