@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { extract as tarExtract } from 'tar';
 import { artifactKey } from '../catalog/catalog.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { digestOf, DigestStream, type Digest } from '../pipeline/digest.js';
@@ -105,7 +104,8 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: {
  * source -> digest -> tar unpack into `dir`. node-tar refuses absolute paths and `..`
  * (a hostile archive cannot write outside `dir`); `close` fires once every file is written.
  */
-function unpack(source: Readable, digest: DigestStream, dir: string, signal?: AbortSignal): Promise<void> {
+async function unpack(source: Readable, digest: DigestStream, dir: string, signal?: AbortSignal): Promise<void> {
+  const { extract: tarExtract } = await import('tar'); // loaded only for directory-format backups
   return new Promise((resolve, reject) => {
     const sink = tarExtract({ cwd: dir, strict: true });
     const fail = (error: unknown) => {

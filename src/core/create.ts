@@ -2,7 +2,6 @@ import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { create as tarCreate } from 'tar';
 import { artifactKey, Catalog } from '../catalog/catalog.js';
 import { newBackupId } from '../catalog/id.js';
 import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../catalog/sidecar.js';
@@ -280,6 +279,7 @@ async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
     await runDirectoryDump(ctx.pgDump.path, pgDumpArgs(ctx.profile.dump, ctx.snapshot, dumpDir), ctx.run);
     const toc = await readToc(ctx.pgRestore.path, dumpDir, ctx.run);
     const names = (await readdir(dumpDir)).sort((a, b) => (a === 'toc.dat' ? -1 : b === 'toc.dat' ? 1 : cmp(a, b)));
+    const { create: tarCreate } = await import('tar'); // loaded only for directory-format dumps
     const pack = Readable.from(tarCreate({ cwd: dumpDir, portable: true }, names));
     const stored = await store(ctx, pack, '.dump.tar');
     return { file: stored.file, container: 'tar', bytes: stored.bytes, sha256: stored.sha256, toc };

@@ -87,6 +87,27 @@ export function requestedProfile(loaded: LoadedConfigRef, flags: GlobalFlags, en
   return name;
 }
 
+/**
+ * The profile a run is about: the one named by --profile / BACKUPCTL_PROFILE /
+ * defaultProfile, else the config's only profile; undefined when none is named and the
+ * config has no profiles. A usage error when the config has several and none is named.
+ * `configured`: the name is one of the config's profiles.
+ */
+export function selectProfileName(
+  loaded: LoadedConfigRef,
+  flags: GlobalFlags,
+  env: Record<string, string | undefined>,
+): { name: string | undefined; configured: boolean } {
+  const profiles = loaded.config.profiles ?? {};
+  const names = Object.keys(profiles);
+  let name = requestedProfile(loaded, flags, env);
+  if (name === undefined && names.length === 1) name = names[0];
+  if (name === undefined && names.length > 1) {
+    throw usageError(`the config defines ${names.length} profiles; choose one with --profile`, `profiles: ${names.join(', ')}`);
+  }
+  return { name, configured: name !== undefined && Object.hasOwn(profiles, name) };
+}
+
 /** A database name turned into a profile name (for runs without a config file). */
 export function profileNameFor(database: string): string {
   const cleaned = database.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').replace(/\.\.+/g, '.').slice(0, 63);
@@ -108,12 +129,7 @@ export function resolveProfile(input: {
   const { loaded, flags, env, cwd } = input;
   const profiles = loaded.config.profiles ?? {};
   const names = Object.keys(profiles);
-  let name = requestedProfile(loaded, flags, env);
-  if (name === undefined && names.length === 1) name = names[0];
-  if (name === undefined && names.length > 1) {
-    throw usageError(`the config defines ${names.length} profiles; choose one with --profile`, `profiles: ${names.join(', ')}`);
-  }
-  const configured = name !== undefined && Object.hasOwn(profiles, name);
+  const { name, configured } = selectProfileName(loaded, flags, env);
   if (name !== undefined && !configured && names.length > 0) {
     throw usageError(`no profile named "${name}" in ${loaded.filepath ?? 'the config'}`, `profiles: ${names.join(', ')}`);
   }

@@ -1,7 +1,7 @@
 import type { Profile } from '../config/schema.js';
 import { usageError } from '../errors.js';
 import { parseConnectionUrl } from '../pg/connection.js';
-import { profileNameFor, requestedProfile, resolveStorage, type GlobalFlags, type LoadedConfigRef } from './profile.js';
+import { profileNameFor, resolveStorage, selectProfileName, type GlobalFlags, type LoadedConfigRef } from './profile.js';
 import { profileSettings } from './settings.js';
 
 /** One profile's storage and settings, resolved without connecting to any database. */
@@ -27,13 +27,8 @@ export function resolveProfileTarget(input: {
   cwd: string;
 }): ProfileTarget {
   const { loaded, flags, env, cwd } = input;
-  const profiles = loaded.config.profiles ?? {};
-  const names = Object.keys(profiles);
-  let name = requestedProfile(loaded, flags, env);
-  if (name === undefined && names.length === 1) name = names[0];
-  if (name === undefined && names.length > 1) {
-    throw usageError(`the config defines ${names.length} profiles; choose one with --profile`, `profiles: ${names.join(', ')}`);
-  }
+  const selected = selectProfileName(loaded, flags, env);
+  let name = selected.name;
   if (name === undefined) {
     const database = databaseFromEnvironment(flags, env);
     if (database === undefined) {
@@ -44,7 +39,8 @@ export function resolveProfileTarget(input: {
     }
     name = profileNameFor(database);
   }
-  const configured = Object.hasOwn(profiles, name);
+  // A name made from the database is never configured: the config has no profiles then.
+  const configured = selected.configured;
   const settings = profileSettings(loaded, name);
   return {
     name,

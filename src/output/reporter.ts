@@ -3,7 +3,7 @@
  * result). On a terminal, long phases show an ora spinner; elsewhere throttled plain
  * lines; with `logFormat: 'json'` one JSON object per line and no spinner.
  */
-import ora, { type Ora } from 'ora';
+import type { Ora, default as oraFactory } from 'ora';
 import type { Reporter } from '../core/runtime.js';
 import { formatBytes, formatDuration, formatRate, sanitize } from './format.js';
 import type { Style } from './style.js';
@@ -61,6 +61,17 @@ export function createReporter(options: ReporterOptions): CliReporter {
   const phases = new Map<string, PhaseState>();
   let spinner: Ora | null = null;
   let spinnerPhase: string | null = null;
+  // ora (and what it pulls in) is loaded only where a spinner can show: it is several
+  // megabytes of memory a cron run or a pipe never needs.
+  let ora: typeof oraFactory | null = null;
+  if (tty && !quiet) {
+    import('ora').then(
+      (module) => {
+        ora = module.default;
+      },
+      () => undefined,
+    );
+  }
 
   /** Writes whole lines, keeping a running spinner below them. */
   const write = (text: string): void => {
@@ -126,6 +137,7 @@ export function createReporter(options: ReporterOptions): CliReporter {
       const state = phaseState(phase, at);
       if (tty) {
         if (spinner === null || spinnerPhase !== phase) {
+          if (ora === null) return; // still loading: the next update shows the spinner
           stopSpinner();
           spinner = ora({
             stream,

@@ -1,5 +1,6 @@
 import { pipeline, type Readable, type Transform } from 'node:stream';
 import { DigestStream, type Digest } from './digest.js';
+import { reclaimer } from './reclaim.js';
 
 /**
  * The write chain of an artifact, after pgBackRest's filter chains:
@@ -33,7 +34,11 @@ export function buildArtifactChain(
   onProgress?: (bytes: number) => void,
 ): ArtifactChain {
   const transforms = stages.map((stage) => stage.transform());
-  const digest = new DigestStream(onProgress);
+  const reclaim = reclaimer();
+  const digest = new DigestStream((bytes) => {
+    onProgress?.(bytes);
+    reclaim(bytes);
+  });
   const suffix = baseSuffix + stages.map((stage) => stage.suffix).join('');
   // Errors surface through `output` (consumed by storage.put); the callback only
   // keeps a failed chain from becoming an unhandled error.

@@ -8,27 +8,36 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, baseEnv, runBin, type CliOutcome } from '../helpers/cli.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { baseEnv, runBin, type CliOutcome } from '../helpers/cli.js';
 import {
   closedPort,
   failureLines,
   leftovers,
   listFiles,
-  removeTempDirs,
+  scratchSetup,
   sh,
   tempDir,
   wrapperBinDir,
   writeConfig,
 } from '../helpers/failure-kit.js';
-import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { uniqueName } from '../helpers/pg.js';
 
-const cluster = connectProvided();
-const db = uniqueName('secrets');
 /** A role of our own, so the password is one only this test knows (and easy to grep for). */
 const role = uniqueName('secret_role');
 const password = `Pw-${uniqueName('x')}-Zz9`;
-let cwd: string;
+const scratch = scratchSetup('secrets', {
+  built: true,
+  seed: async () => {
+    await cluster.createRole(role, password, 'SUPERUSER');
+    await cluster.query(db, `CREATE TABLE public.things (id int PRIMARY KEY, name text)`);
+    await cluster.query(db, `INSERT INTO public.things SELECT g, 'thing ' || g FROM generate_series(1, 50) g`);
+  },
+  teardown: async () => {
+    await cluster.query('postgres', `DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+  },
+});
+const { cluster, db } = scratch;
 
 interface Invocation {
   tool: string;
@@ -78,24 +87,9 @@ async function readInvocations(dir: string): Promise<Invocation[]> {
   );
 }
 
-beforeAll(async () => {
-  assertBuilt();
-  cwd = await tempDir('cwd');
-  await cluster.createRole(role, password, 'SUPERUSER');
-  await cluster.createDatabase(db);
-  await cluster.query(db, `CREATE TABLE public.things (id int PRIMARY KEY, name text)`);
-  await cluster.query(db, `INSERT INTO public.things SELECT g, 'thing ' || g FROM generate_series(1, 50) g`);
-});
-
-afterAll(async () => {
-  await cluster.dropDatabase(db);
-  await cluster.query('postgres', `DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
-  await removeTempDirs();
-});
-
 function envWithPassword(extra: Record<string, string> = {}): Record<string, string> {
   return baseEnv({
-    HOME: cwd,
+    HOME: scratch.cwd,
     PGHOST: cluster.host,
     PGPORT: String(cluster.port),
     PGUSER: role,
@@ -126,7 +120,7 @@ describe('the password in PGPASSWORD', () => {
       pg_dumpall: recorder('pg_dumpall', cluster.bin('pg_dumpall'), records),
     });
     const config = await writeConfig(await tempDir('cfg'), { pgBinDir: bin });
-    result = await runBin(['create', '--config', config, '--storage', storage, '--json', '--verbose'], { env: envWithPassword(), cwd });
+    result = await runBin(['create', '--config', config, '--storage', storage, '--json', '--verbose'], { env: envWithPassword(), cwd: scratch.cwd });
     invocations = await readInvocations(records);
   });
 
@@ -172,7 +166,7 @@ describe('the password in PGPASSWORD', () => {
 
   it('is not printed by list and show either', async () => {
     for (const args of [['list'], ['list', '--json'], ['show', 'latest'], ['show', 'latest', '--json']]) {
-      const out = await runBin([...args, '--storage', storage], { env: envWithPassword(), cwd });
+      const out = await runBin([...args, '--storage', storage], { env: envWithPassword(), cwd: scratch.cwd });
       expect(out.code, `${args.join(' ')}: ${out.stderr}`).toBe(0);
       expect(out.stdout + out.stderr).not.toContain(password);
     }
@@ -191,7 +185,7 @@ exit 1
 `;
     const bin = await wrapperBinDir(cluster, { pg_dump: dying });
     const config = await writeConfig(await tempDir('cfg'), { pgBinDir: bin });
-    const out = await runBin(['create', '--config', config, '--storage', failStorage, '--verbose'], { env: envWithPassword(), cwd });
+    const out = await runBin(['create', '--config', config, '--storage', failStorage, '--verbose'], { env: envWithPassword(), cwd: scratch.cwd });
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/^error: pg_dump failed \(exit status 1\): simulated failure$/m);
     expect(out.stdout + out.stderr).not.toContain(password);
@@ -219,8 +213,8 @@ describe("the password in a profile's passwordEnv variable", () => {
         app: { host: cluster.host, port: cluster.port, user: role, database: db, passwordEnv: 'APP_DB_SECRET' },
       },
     });
-    const env = baseEnv({ HOME: cwd, APP_DB_SECRET: password }) as Record<string, string>;
-    const out = await runBin(['create', '--config', config, '--quiet'], { env, cwd });
+    const env = baseEnv({ HOME: scratch.cwd, APP_DB_SECRET: password }) as Record<string, string>;
+    const out = await runBin(['create', '--config', config, '--quiet'], { env, cwd: scratch.cwd });
     expect(out.code, out.stderr).toBe(0);
     expect(out.stderr).toBe('');
     expect(out.stdout + out.stderr).not.toContain(password);
@@ -239,7 +233,7 @@ describe("the password in a profile's passwordEnv variable", () => {
 describe('passwords on the command line and in URLs', () => {
   it('--db-url with a password is refused with exit 2, and the password is not echoed', async () => {
     const storage = await tempDir('st');
-    const out = await runBin(['create', '--storage', storage, '--db-url', 'postgres://u:secret@host/db'], { env: baseEnv({ HOME: cwd }) as Record<string, string>, cwd });
+    const out = await runBin(['create', '--storage', storage, '--db-url', 'postgres://u:secret@host/db'], { env: baseEnv({ HOME: scratch.cwd }) as Record<string, string>, cwd: scratch.cwd });
     expect(out.code).toBe(2);
     const { error } = failureLines(out.stderr, { strict: true });
     expect(error).toMatch(/--db-url must not contain a password/);
@@ -248,15 +242,15 @@ describe('passwords on the command line and in URLs', () => {
   });
 
   it('also in the ?password= form', async () => {
-    const out = await runBin(['create', '--db-url', 'postgres://u@host/db?password=secret'], { env: baseEnv({ HOME: cwd }) as Record<string, string>, cwd });
+    const out = await runBin(['create', '--db-url', 'postgres://u@host/db?password=secret'], { env: baseEnv({ HOME: scratch.cwd }) as Record<string, string>, cwd: scratch.cwd });
     expect(out.code).toBe(2);
     expect(out.stdout + out.stderr).not.toContain('secret');
   });
 
   it('an invalid DATABASE_URL with a password is printed redacted', async () => {
     const out = await runBin(['create', '--storage', await tempDir('st')], {
-      env: baseEnv({ HOME: cwd, DATABASE_URL: 'postgres://u:hunter2pw@db.example.com:notaport/app' }) as Record<string, string>,
-      cwd,
+      env: baseEnv({ HOME: scratch.cwd, DATABASE_URL: 'postgres://u:hunter2pw@db.example.com:notaport/app' }) as Record<string, string>,
+      cwd: scratch.cwd,
     });
     expect(out.code).toBe(2);
     const { error } = failureLines(out.stderr, { strict: true });
@@ -267,8 +261,8 @@ describe('passwords on the command line and in URLs', () => {
 
   it('a DATABASE_URL of the wrong scheme is printed redacted', async () => {
     const out = await runBin(['create'], {
-      env: baseEnv({ HOME: cwd, DATABASE_URL: 'mysql://u:hunter2pw@db.example.com/app' }) as Record<string, string>,
-      cwd,
+      env: baseEnv({ HOME: scratch.cwd, DATABASE_URL: 'mysql://u:hunter2pw@db.example.com/app' }) as Record<string, string>,
+      cwd: scratch.cwd,
     });
     expect(out.code).toBe(2);
     const { hint } = failureLines(out.stderr, { strict: true });
@@ -280,8 +274,8 @@ describe('passwords on the command line and in URLs', () => {
     const port = await closedPort();
     const storage = await tempDir('st');
     const out = await runBin(['create', '--storage', storage, '--verbose'], {
-      env: baseEnv({ HOME: cwd, DATABASE_URL: `postgres://u:hunter2pw@127.0.0.1:${port}/app` }) as Record<string, string>,
-      cwd,
+      env: baseEnv({ HOME: scratch.cwd, DATABASE_URL: `postgres://u:hunter2pw@127.0.0.1:${port}/app` }) as Record<string, string>,
+      cwd: scratch.cwd,
     });
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/connection refused/);

@@ -6,32 +6,45 @@
  */
 import { execa } from 'execa';
 import path from 'node:path';
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, assertBuilt, baseEnv } from '../helpers/cli.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BIN, baseEnv } from '../helpers/cli.js';
 import {
   failureLines,
   fillRandomText,
+  holdTableLock,
   leftovers,
   listFiles,
   processesWithEnv,
-  removeTempDirs,
+  scratchSetup,
   sh,
   tempDir,
   waitFor,
   wrapperBinDir,
   writeConfig,
 } from '../helpers/failure-kit.js';
-import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { uniqueName } from '../helpers/pg.js';
 
-const cluster = connectProvided();
-const db = uniqueName('sig');
 const MARKER = 'BACKUPCTL_SIGNAL_TEST';
-let cwd: string;
 /** pgBinDir whose pg_dump runs the real one and passes its output on slowly (~640 kB/s). */
 let slowBin: string;
 /** pgBinDir whose pg_dump prints a ready-made archive of public.small and exits 0. */
 let cannedBin: string;
+
+const scratch = scratchSetup('sig', {
+  built: true,
+  seed: async () => {
+    // ~4 MB of md5 text: pg_dump writes ~2 MB, which the slow wrapper takes seconds to pass on.
+    await fillRandomText(cluster, db, 'public.payload', 4);
+    await cluster.query(db, 'CREATE TABLE public.small (id int PRIMARY KEY)');
+    slowBin = await wrapperBinDir(cluster, { pg_dump: slowPgDump(cluster.bin('pg_dump')) });
+    const canned = path.join(await tempDir('canned'), 'small.dump');
+    await execa(cluster.bin('pg_dump'), ['--format=custom', '--table=public.small', `--file=${canned}`], { env: cluster.env(db) });
+    cannedBin = await wrapperBinDir(cluster, {
+      pg_dump: `#!/bin/sh\nif [ "$1" = "--version" ]; then exec ${sh(cluster.bin('pg_dump'))} --version; fi\nexec cat ${sh(canned)}\n`,
+    });
+  },
+});
+const { cluster, db } = scratch;
 
 /**
  * A wrapper in Node: spawns the real pg_dump, forwards its stdout one chunk every 100 ms,
@@ -61,26 +74,6 @@ if (child.stdout) {
 }
 `;
 }
-
-beforeAll(async () => {
-  assertBuilt();
-  cwd = await tempDir('cwd');
-  await cluster.createDatabase(db);
-  // ~4 MB of md5 text: pg_dump writes ~2 MB, which the slow wrapper takes seconds to pass on.
-  await fillRandomText(cluster, db, 'public.payload', 4);
-  await cluster.query(db, 'CREATE TABLE public.small (id int PRIMARY KEY)');
-  slowBin = await wrapperBinDir(cluster, { pg_dump: slowPgDump(cluster.bin('pg_dump')) });
-  const canned = path.join(await tempDir('canned'), 'small.dump');
-  await execa(cluster.bin('pg_dump'), ['--format=custom', '--table=public.small', `--file=${canned}`], { env: cluster.env(db) });
-  cannedBin = await wrapperBinDir(cluster, {
-    pg_dump: `#!/bin/sh\nif [ "$1" = "--version" ]; then exec ${sh(cluster.bin('pg_dump'))} --version; fi\nexec cat ${sh(canned)}\n`,
-  });
-});
-
-afterAll(async () => {
-  await cluster.dropDatabase(db);
-  await removeTempDirs();
-});
 
 /** backupctl sessions of the test database waiting for a lock (a row count behind LOCK TABLE). */
 async function countWaiters(): Promise<number> {
@@ -114,8 +107,8 @@ async function startCreate(pgBinDir: string, storage: string, ready?: (marker: s
   const child = execa(process.execPath, [BIN, 'create', '--config', config, '--storage', storage], {
     reject: false,
     extendEnv: false,
-    env: baseEnv({ ...cluster.env(db), HOME: cwd, [MARKER]: marker }) as Record<string, string>,
-    cwd,
+    env: baseEnv({ ...cluster.env(db), HOME: scratch.cwd, [MARKER]: marker }) as Record<string, string>,
+    cwd: scratch.cwd,
     stdin: 'ignore',
     // Measure how the run itself ends: no SIGKILL from execa 5 s after our signal.
     forceKillAfterDelay: false,
@@ -181,13 +174,8 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
 
   it('while pg_dump waits for a lock: still exit 130 within seconds, nothing left', async () => {
     const storage = await tempDir('st');
-    const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
-    holder.on('error', () => undefined);
-    await holder.connect();
-    let released = false;
+    const lock = await holdTableLock(cluster, db, 'public.small');
     try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE public.small IN ACCESS EXCLUSIVE MODE');
       // The real pg_dump, straight from the server's bin dir: it blocks on LOCK TABLE.
       const run = await startCreate(cluster.binDir, storage);
       const { marker } = run;
@@ -198,24 +186,17 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
       await waitFor(async () => (await processesWithEnv(MARKER, marker)).length === 0, 'every process of the run to end', 5_000);
       expect(await leftovers(storage)).toEqual([]);
       // A backend waiting for a lock notices its client is gone once it gets the lock.
-      await holder.query('ROLLBACK');
-      released = true;
+      await lock.release();
       await waitFor(async () => (await pgDumpSessions()) === 0, 'no pg_dump session on the server', 10_000);
     } finally {
-      if (!released) await holder.query('ROLLBACK').catch(() => undefined);
-      await holder.end();
+      await lock.close();
     }
   });
 
   it('while rows are still being counted after pg_dump is done: exit 130 within seconds, nothing left', async () => {
     const storage = await tempDir('st');
-    const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
-    holder.on('error', () => undefined);
-    await holder.connect();
-    let released = false;
+    const lock = await holdTableLock(cluster, db, 'public.small');
     try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE public.small IN ACCESS EXCLUSIVE MODE');
       // pg_dump "finishes" at once (a ready-made archive, no locks taken); the row count of
       // public.small waits for the lock, with no --lock-wait-timeout to end the wait.
       const run = await startCreate(cannedBin, storage, async () => {
@@ -229,12 +210,10 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
       const { error } = failureLines(String(result.stderr));
       expect(error).toMatch(new RegExp(`interrupted by ${signal}`));
       expect(await leftovers(storage)).toEqual([]); // the finished artifact was removed too
-      await holder.query('ROLLBACK');
-      released = true;
+      await lock.release();
       await waitFor(async () => (await countWaiters()) === 0, 'the abandoned row count to end', 10_000);
     } finally {
-      if (!released) await holder.query('ROLLBACK').catch(() => undefined);
-      await holder.end();
+      await lock.close();
     }
   });
 });

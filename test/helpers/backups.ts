@@ -9,8 +9,11 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { SidecarSchema, type Sidecar } from '../../src/catalog/sidecar.js';
+import { baseEnv, runCli } from './cli.js';
 import type { ClusterClient } from './cluster.js';
+import { loadChinook, loadTricky } from './fixtures.js';
 import { quoteIdent } from './cluster.js';
 
 /**
@@ -37,6 +40,39 @@ export async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/**
+ * `create --json --storage <storage> ...args` (in-process, from `cwd`), connected to `db`
+ * through the libpq environment; asserts it succeeded and returns the new backup's id.
+ */
+export async function createBackup(
+  cluster: ClusterClient,
+  db: string,
+  storage: string,
+  cwd: string,
+  args: string[] = [],
+): Promise<string> {
+  const run = await runCli(['create', '--json', '--storage', storage, ...args], { env: baseEnv(cluster.env(db)), cwd });
+  expect(run.code, run.stderr).toBe(0);
+  return (parseJsonStdout(run.stdout) as { id: string }).id;
+}
+
+/**
+ * The shared storage of the restore and verify tests: loads Chinook into `dbs.chinook` and
+ * tricky.sql into `dbs.tricky`, then backs up each into `storage` (tricky with --jobs 2:
+ * a tar); returns their ids.
+ */
+export async function backUpSamples(
+  cluster: ClusterClient,
+  dbs: { chinook: string; tricky: string },
+  storage: string,
+  cwd: string,
+): Promise<{ chinook: string; tricky: string }> {
+  await Promise.all([loadChinook(cluster, dbs.chinook), loadTricky(cluster, dbs.tricky)]);
+  const chinook = await createBackup(cluster, dbs.chinook, storage, cwd);
+  const tricky = await createBackup(cluster, dbs.tricky, storage, cwd, ['--jobs', '2']);
+  return { chinook, tricky };
 }
 
 /** Reads `<storage>/<profile>/<id>.json` and validates it with the sidecar schema. */

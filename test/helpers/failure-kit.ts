@@ -1,14 +1,18 @@
 /**
- * Helpers for the failure-handling and end-to-end tests: temp dirs, listing everything a
- * run left in a storage (dot-files included), wrapper pgBinDirs, config files, and the
- * "one error line, at most one hint line" check of stderr.
+ * Helpers for the failure-handling and end-to-end tests: the per-file setup (a scratch
+ * database and working directory), temp dirs, a session holding a table lock, listing
+ * everything a run left in a storage (dot-files included), wrapper pgBinDirs, config
+ * files, and the "one error line, at most one hint line" check of stderr.
  */
 import { chmod, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { expect } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { assertBuilt } from './cli.js';
 import type { ClusterClient } from './cluster.js';
+import { connectProvided, uniqueName } from './pg.js';
 
 const created: string[] = [];
 
@@ -22,6 +26,83 @@ export async function tempDir(prefix: string): Promise<string> {
 export async function removeTempDirs(): Promise<void> {
   const dirs = created.splice(0);
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+}
+
+export interface Scratch {
+  /** The cluster started by the global setup. */
+  readonly cluster: ClusterClient;
+  /** A database of the test file's own (`<prefix>_<random>`). */
+  readonly db: string;
+  /** A fresh directory with no config file for the search to find; set once `beforeAll` ran. */
+  readonly cwd: string;
+}
+
+/**
+ * The setup the failure and end-to-end test files share; call it once, at the top of the
+ * file. Before the file's tests: (with `built`) checks that dist/ is built, makes `cwd`,
+ * creates `db`, then runs `seed`. After them: drops `db`, runs `teardown`, then removes
+ * every directory made by `tempDir()`.
+ */
+export function scratchSetup(
+  prefix: string,
+  options: { built?: boolean; seed?: () => Promise<void>; teardown?: () => Promise<void> } = {},
+): Scratch {
+  const cluster = connectProvided();
+  const db = uniqueName(prefix);
+  let cwd: string | undefined;
+  beforeAll(async () => {
+    if (options.built) assertBuilt();
+    cwd = await tempDir('cwd');
+    await cluster.createDatabase(db);
+    await options.seed?.();
+  });
+  afterAll(async () => {
+    await cluster.dropDatabase(db);
+    await options.teardown?.();
+    await removeTempDirs();
+  });
+  return {
+    cluster,
+    db,
+    get cwd(): string {
+      if (cwd === undefined) throw new Error('scratchSetup: cwd is made in beforeAll; read it in a hook or a test');
+      return cwd;
+    },
+  };
+}
+
+/**
+ * A session of `db` holding ACCESS EXCLUSIVE on `table` (in an open transaction) until
+ * `release()` rolls it back. `close()` rolls back if still held and disconnects: call it
+ * in a `finally`.
+ */
+export async function holdTableLock(
+  cluster: ClusterClient,
+  db: string,
+  table: string,
+): Promise<{ release(): Promise<void>; close(): Promise<void> }> {
+  const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
+  holder.on('error', () => undefined);
+  await holder.connect();
+  let released = false;
+  const close = async (): Promise<void> => {
+    if (!released) await holder.query('ROLLBACK').catch(() => undefined);
+    await holder.end();
+  };
+  try {
+    await holder.query('BEGIN');
+    await holder.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return {
+    async release() {
+      await holder.query('ROLLBACK');
+      released = true;
+    },
+    close,
+  };
 }
 
 /** Every file (not directory) under `root`, dot-files included, as sorted relative paths. */

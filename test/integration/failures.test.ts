@@ -6,54 +6,46 @@
 import { execa } from 'execa';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
 import {
   closedPort,
   failureLines,
   fillRandomText,
+  holdTableLock,
   leftovers,
   listFiles,
-  removeTempDirs,
+  scratchSetup,
   sh,
   tempDir,
   wrapperBinDir,
   writeConfig,
 } from '../helpers/failure-kit.js';
-import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { uniqueName } from '../helpers/pg.js';
 
-const cluster = connectProvided();
-const major = cluster.majorVersion;
-
-/** A small database with two tables, shared by the tests that need a reachable one. */
-const db = uniqueName('fail');
 let home: string;
-let cwd: string;
 
-beforeAll(async () => {
-  home = await tempDir('home'); // no ~/.pgpass of the machine's user
-  cwd = await tempDir('cwd'); // no config file found by the search
-  await cluster.createDatabase(db);
-  await cluster.query(db, `CREATE TABLE public.open_data (id int PRIMARY KEY, label text)`);
-  await cluster.query(db, `INSERT INTO public.open_data SELECT g, 'row ' || g FROM generate_series(1, 200) g`);
-  await cluster.query(db, `CREATE TABLE public.secret_data (id int PRIMARY KEY, secret text)`);
-  await cluster.query(db, `INSERT INTO public.secret_data VALUES (1, 'classified')`);
-  // Big enough that pg_dump writes well over 20 kB even compressed.
-  await fillRandomText(cluster, db, 'public.filler', 1);
+/** `db`: a small database with two tables, shared by the tests that need a reachable one. */
+const scratch = scratchSetup('fail', {
+  seed: async () => {
+    home = await tempDir('home'); // no ~/.pgpass of the machine's user
+    await cluster.query(db, `CREATE TABLE public.open_data (id int PRIMARY KEY, label text)`);
+    await cluster.query(db, `INSERT INTO public.open_data SELECT g, 'row ' || g FROM generate_series(1, 200) g`);
+    await cluster.query(db, `CREATE TABLE public.secret_data (id int PRIMARY KEY, secret text)`);
+    await cluster.query(db, `INSERT INTO public.secret_data VALUES (1, 'classified')`);
+    // Big enough that pg_dump writes well over 20 kB even compressed.
+    await fillRandomText(cluster, db, 'public.filler', 1);
+  },
 });
-
-afterAll(async () => {
-  await cluster.dropDatabase(db);
-  await removeTempDirs();
-});
+const { cluster, db } = scratch;
+const major = cluster.majorVersion;
 
 function envFor(database: string, extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return baseEnv({ HOME: home, ...cluster.env(database), ...extra });
 }
 
 async function create(args: string[], env: Record<string, string | undefined>): Promise<CliOutcome> {
-  return runCli(['create', ...args], { env, cwd });
+  return runCli(['create', ...args], { env, cwd: scratch.cwd });
 }
 
 async function expectEmptyStorage(storage: string): Promise<void> {
@@ -244,11 +236,8 @@ describe('create: disk full', () => {
 describe('create: locks', () => {
   it('--lock-wait-timeout 1s while another session holds ACCESS EXCLUSIVE -> exit 1 with a lock hint', async () => {
     const storage = await tempDir('st');
-    const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
-    await holder.connect();
+    const lock = await holdTableLock(cluster, db, 'public.open_data');
     try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE public.open_data IN ACCESS EXCLUSIVE MODE');
       const started = Date.now();
       const result = await create(['--storage', storage, '--lock-wait-timeout', '1s'], envFor(db));
       expect(result.code).toBe(1);
@@ -258,8 +247,7 @@ describe('create: locks', () => {
       expect(hint).toMatch(/lock/);
       await expectEmptyStorage(storage); // no 0-byte artifact either
     } finally {
-      await holder.query('ROLLBACK').catch(() => undefined);
-      await holder.end();
+      await lock.close();
     }
   });
 });

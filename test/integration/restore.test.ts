@@ -18,11 +18,11 @@ import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalsNames } from '../../src/pg/globals.js';
-import { makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
+import { backUpSamples, createBackup, makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
 import { quoteIdent } from '../helpers/cluster.js';
 import { closedPort, failureLines, removeTempDirs, sh, tempDir, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
-import { loadChinook, loadTricky } from '../helpers/fixtures.js';
+import { loadChinook } from '../helpers/fixtures.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
 
 const cluster = connectProvided();
@@ -48,12 +48,6 @@ function newDb(prefix: string): string {
 
 function cli(argv: string[], options: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<CliOutcome> {
   return runCli(argv, { env: options.env ?? baseEnv(cluster.env('postgres')), cwd: options.cwd ?? work });
-}
-
-async function createBackup(db: string, where: string, args: string[] = []): Promise<string> {
-  const run = await runCli(['create', '--json', '--storage', where, ...args], { env: baseEnv(cluster.env(db)), cwd: work });
-  expect(run.code, run.stderr).toBe(0);
-  return (parseJsonStdout(run.stdout) as { id: string }).id;
 }
 
 /** `restore <ref> --storage <storage> ...args`. */
@@ -154,9 +148,7 @@ beforeAll(async () => {
   dirs.push(work);
   storage = path.join(work, 'storage');
   databases.push(chinook, tricky);
-  await Promise.all([loadChinook(cluster, chinook), loadTricky(cluster, tricky)]);
-  ids.chinook = await createBackup(chinook, storage);
-  ids.tricky = await createBackup(tricky, storage, ['--jobs', '2']);
+  Object.assign(ids, await backUpSamples(cluster, { chinook, tricky }, storage, work));
   sources.set(chinook, await fingerprint(chinook));
   sources.set(tricky, await fingerprint(tricky));
 }, 120_000);
@@ -499,7 +491,7 @@ describe('restore: roles', () => {
     const dir = await makeTempDir('rst-roles');
     dirs.push(dir);
     where = path.join(dir, 'storage');
-    id = await createBackup(db, where);
+    id = await createBackup(cluster, db, where, work);
     // The role goes away (the source database with it).
     await cluster.dropDatabase(db);
     await cluster.query('postgres', `DROP ROLE ${quoteIdent(owner)}`);
@@ -606,7 +598,7 @@ describe('restore: CI flow', () => {
     const id = (parseJsonStdout(created.stdout) as { id: string }).id;
     // A later untagged backup must not be the one restored.
     await cluster.query(app, "INSERT INTO public.genre (genre_id, name) VALUES (9001, 'Between backups')");
-    await createBackup(app, where);
+    await createBackup(cluster, app, where, work);
 
     // The "migration".
     await cluster.query(

@@ -19,10 +19,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sidecar } from '../../src/catalog/sidecar.js';
 import type { VerifyOutcome } from '../../src/core/verify.js';
-import { makeTempDir, parseJsonStdout, readSidecar, removeDirs, sourceTables, tableKey } from '../helpers/backups.js';
+import { backUpSamples, createBackup, makeTempDir, parseJsonStdout, readSidecar, removeDirs, sourceTables, tableKey } from '../helpers/backups.js';
 import { BIN, assertBuilt, baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
 import { failureLines, fillRandomText, processesWithEnv, removeTempDirs, waitFor } from '../helpers/failure-kit.js';
-import { loadChinook, loadTricky } from '../helpers/fixtures.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
 
 const cluster = connectProvided();
@@ -47,12 +46,6 @@ interface VerifyJson {
 /** backupctl with the cluster's connection in the libpq environment (the profile's server). */
 function cli(argv: string[], options: { env?: Record<string, string | undefined> } = {}): Promise<CliOutcome> {
   return runCli(argv, { env: options.env ?? baseEnv(cluster.env('postgres')), cwd: work });
-}
-
-async function createBackup(db: string, where: string, args: string[] = []): Promise<string> {
-  const run = await runCli(['create', '--json', '--storage', where, ...args], { env: baseEnv(cluster.env(db)), cwd: work });
-  expect(run.code, run.stderr).toBe(0);
-  return (parseJsonStdout(run.stdout) as { id: string }).id;
 }
 
 function verifyJson(run: CliOutcome): VerifyJson {
@@ -105,9 +98,7 @@ beforeAll(async () => {
   dirs.push(work);
   storage = path.join(work, 'storage');
   databases.push(chinook, tricky);
-  await Promise.all([loadChinook(cluster, chinook), loadTricky(cluster, tricky)]);
-  ids.chinook = await createBackup(chinook, storage);
-  ids.tricky = await createBackup(tricky, storage, ['--jobs', '2']);
+  Object.assign(ids, await backUpSamples(cluster, { chinook, tricky }, storage, work));
 });
 
 afterAll(async () => {
@@ -407,7 +398,7 @@ describe('verify interrupted by SIGINT during the restore level', () => {
     // ~150 MB of md5 text in one table: pg_restore takes seconds to load it.
     await fillRandomText(cluster, big, 'public.payload', 120);
     bigStorage = path.join(work, 'big-storage');
-    bigId = await createBackup(big, bigStorage, ['--no-globals', '--compress', '1']);
+    bigId = await createBackup(cluster, big, bigStorage, work, ['--no-globals', '--compress', '1']);
   }, 120_000);
 
   it('exits 130, stops pg_restore, and drops the throwaway database within seconds', async () => {
@@ -474,7 +465,7 @@ describe('verify: a backup taken under concurrent writes (pgbench)', () => {
       const before = await historyRows();
       for (let waited = 0; (await historyRows()) <= before && waited < 10_000; waited += 100) await sleep(100);
       expect(await historyRows(), 'pgbench is writing').toBeGreaterThan(before);
-      const id = await createBackup(bench, where, ['--no-globals']);
+      const id = await createBackup(cluster, bench, where, work, ['--no-globals']);
       const afterCreate = await historyRows();
       const { sidecar } = await readSidecar(where, bench, id);
       const history = sidecar.tables.find((t) => t.name === 'pgbench_history')?.rows ?? -1;
