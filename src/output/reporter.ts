@@ -22,6 +22,8 @@ export interface ReporterOptions {
 export type CliReporter = Reporter & {
   /** Stops the spinner, if any (on exit and on error). Safe to call more than once. */
   stop(): void;
+  /** Resolves once the spinner library is loaded (it loads lazily, only on a terminal). */
+  ready(): Promise<void>;
 };
 
 /** Spinner text updates at most this often. */
@@ -64,14 +66,15 @@ export function createReporter(options: ReporterOptions): CliReporter {
   // ora (and what it pulls in) is loaded only where a spinner can show: it is several
   // megabytes of memory a cron run or a pipe never needs.
   let ora: typeof oraFactory | null = null;
-  if (tty && !quiet) {
-    import('ora').then(
-      (module) => {
-        ora = module.default;
-      },
-      () => undefined,
-    );
-  }
+  const oraLoaded: Promise<void> =
+    tty && !quiet
+      ? import('ora').then(
+          (module) => {
+            ora = module.default;
+          },
+          () => undefined,
+        )
+      : Promise.resolve();
 
   /** Writes whole lines, keeping a running spinner below them. */
   const write = (text: string): void => {
@@ -180,6 +183,10 @@ export function createReporter(options: ReporterOptions): CliReporter {
 
     stop() {
       stopSpinner();
+    },
+
+    ready() {
+      return oraLoaded;
     },
   };
 }

@@ -367,11 +367,12 @@ describe('reporter', () => {
     expect(text()).toMatch(/^dump: done, 2 KiB in \d+ ms/);
   });
 
-  it('shows a spinner on a terminal and stops it', () => {
+  it('shows a spinner on a terminal and stops it', async () => {
     const { stream, text } = fakeStream();
     Object.assign(stream, { isTTY: true, columns: 80, cursorTo: () => true, clearLine: () => true, moveCursor: () => true });
     const c = clock();
     const r = createReporter({ stream, style: plain, quiet: false, verbose: false, logFormat: 'text', now: c.now });
+    await r.ready(); // ora is loaded lazily, only where a spinner can show
     r.progress('dump', 0);
     c.advance(1000);
     r.progress('dump', 45 * 1024 * 1024);
