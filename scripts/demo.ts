@@ -96,6 +96,12 @@ async function main(): Promise<void> {
     process.stdout.write(`\n$ grep -v '^#' ${metrics}\n`);
     process.stdout.write((await readFile(metrics, 'utf8')).split('\n').filter((line) => line !== '' && !line.startsWith('#')).join('\n') + '\n');
 
+    banner('retention: prune keeps what the policy says, and never the newest backup');
+    await backupctl('create', '--tag', 'nightly');
+    await backupctl('prune', '--keep-last', '2', '--keep-tag', 'pre-migration', '--dry-run');
+    await backupctl('prune', '--keep-last', '2', '--keep-tag', 'pre-migration');
+    await backupctl('list');
+
     banner('done: the cluster and the backups are removed');
   } finally {
     await cleanup();
