@@ -160,6 +160,18 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
       reporter.warn(`could not remove ${item.profile}/${item.id}: ${failure}`);
     }
   }
+  if (!request.dryRun) {
+    // Temporaries of writes that never finished (a crashed or killed run), as old as a leftover.
+    const olderThan = new Date(now.getTime() - request.leftoverAgeMs);
+    const stale = await storage.removeStaleTemporaries(request.profile, olderThan).catch((error: unknown) => {
+      reporter.warn(`could not remove stale temporary files: ${(error as Error).message}`);
+      return { files: 0, bytes: 0 };
+    });
+    if (stale.files > 0) {
+      reporter.info(`removed ${stale.files} stale temporary file(s) of interrupted writes`);
+      result.freed.bytes += stale.bytes;
+    }
+  }
   return result;
 }
 

@@ -188,6 +188,29 @@ export class LocalStorage implements Storage {
     }
   }
 
+  async removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }> {
+    const dir = prefix === '' ? this.root : this.localPath(prefix);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') return { files: 0, bytes: 0 };
+      throw error;
+    }
+    let files = 0;
+    let bytes = 0;
+    for (const name of names) {
+      if (!name.startsWith(TEMP_PREFIX)) continue;
+      const path = join(dir, name);
+      const info = await stat(path).catch(() => null);
+      if (!info?.isFile() || info.mtime >= olderThan) continue;
+      await rm(path, { force: true });
+      files += 1;
+      bytes += info.size;
+    }
+    return { files, bytes };
+  }
+
   async checkWritable(prefix: string): Promise<void> {
     const dir = prefix === '' ? this.root : this.localPath(prefix);
     await this.ensureDir(dir);

@@ -56,6 +56,12 @@ export interface Storage {
   remove(key: string): Promise<void>;
   /** Fails early (before any dump starts) when objects cannot be written under prefix. */
   checkWritable(prefix: string): Promise<void>;
+  /**
+   * Removes the temporaries of puts that never finished (a crash, a killed process)
+   * directly under `prefix` and last modified before `olderThan`; returns how many bytes
+   * it freed. A put in progress is younger than any sensible threshold and is left alone.
+   */
+  removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }>;
   /** For localFiles stores: the path of a key on this machine. */
   localPath?(key: string): string;
 }

@@ -5,6 +5,7 @@
  * leftovers go, and command-line rules override the config's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -214,6 +215,27 @@ describe('prune', () => {
     // A shorter threshold takes the young one too.
     entries(await cli(['prune', '--keep-last', '10', '--leftover-age', '30s', '--json'], where));
     expect((await files(where.storage)).filter((f) => f.startsWith(youngId))).toEqual([]);
+  });
+
+  it('removes temporaries of interrupted writes once they are older than --leftover-age, never a fresh one', async () => {
+    const where = await freshStorage();
+    const dir = path.join(where.storage, profile);
+    const stale = path.join(dir, '.tmp-0123456789ab-20200102T030405Z-0a0b0c.dump');
+    const fresh = path.join(dir, '.tmp-ba9876543210-20200103T030405Z-0d0e0f.dump');
+    await writeFile(stale, 'half a dump');
+    await writeFile(fresh, 'a dump being written');
+    const twoDaysAgo = new Date(Date.now() - 2 * DAY);
+    await utimes(stale, twoDaysAgo, twoDaysAgo);
+
+    const dry = await cli(['prune', '--keep-last', '10', '--dry-run'], where);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(existsSync(stale)).toBe(true); // a dry run changes nothing
+
+    const real = await cli(['prune', '--keep-last', '10'], where);
+    expect(real.code, real.stderr).toBe(0);
+    expect(real.stderr).toMatch(/removed 1 stale temporary file/);
+    expect(existsSync(stale)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
   });
 
   it('takes the policy from the config; flags override it key by key', async () => {
