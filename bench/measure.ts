@@ -70,7 +70,7 @@ export function readHwmKb(pid: number): number | null {
   }
 }
 
-function childrenOf(pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   try {
     const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim();
     if (text) return text.split(/\s+/).map(Number);

@@ -12,11 +12,17 @@
  *   counts           the counts alone
  *   node-import      node importing dist/cli.js and dist/commands/create.js, nothing else
  *   backupctl        node bin/backupctl.js create --format custom (as the bench runs it)
- *   bc:pgBinDir      the same with a config file setting pgBinDir to the cluster's bin dir
- *                    (no PATH scan, no Debian pg_wrapper): what a fixed discovery would cost
- *   bc:pgBinDir,noglobals        ... and --no-globals
- *   bc:pgBinDir,noglobals,nocount ... and no row counts (a scratch copy of dist/ with
- *                    countRows patched out; src/ and dist/ are not touched)
+ *   bc:noglobals     ... with --no-globals
+ *   bc:noglobals,nocount  ... and no row counts
+ *   bc:pgBinDir      ... with a config file setting pgBinDir to the cluster's bin dir
+ *                    (discovery limited to one directory)
+ *   bc:semi1         ... with NODE_OPTIONS=--max-semi-space-size=1 (a small V8 young generation)
+ *   bc:coalesce      ... with pg_dump's 4 KiB pipe writes coalesced into 1 MiB chunks
+ *                    before the sha256 and file-write stages
+ *   bc:coalesce,semi1  both
+ *
+ * Variants are patched into scratch copies of dist/ (src/ and dist/ are not touched);
+ * a patch that no longer applies (the code moved on) fails loudly.
  *
  * Nothing here is part of `npm run bench`; it backs the analysis in bench/RESULTS.md.
  */
@@ -123,22 +129,65 @@ async function countAll(c: Cluster, ready?: () => Promise<void>): Promise<number
   }
 }
 
+interface Patch {
+  /** Relative to the copy's root, e.g. dist/core/create.js. */
+  file: string;
+  from: RegExp;
+  to: string;
+}
+
+/** What-if variants of the compiled code, applied to a scratch copy only. */
+const NO_COUNT: Patch = { file: 'dist/core/create.js', from: /session\.countRows\([^)]*\)/, to: 'Promise.resolve([])' };
+/** Coalesces pg_dump's 4 KiB pipe writes into 1 MiB chunks before hashing and writing. */
+const COALESCE: Patch[] = [
+  {
+    file: 'dist/pipeline/artifact.js',
+    from: /pipeline\(\[source, \.\.\.transforms, digest\]/,
+    to: 'pipeline([source, coalesce(), ...transforms, digest]',
+  },
+  {
+    file: 'dist/pipeline/artifact.js',
+    from: /^/,
+    to: `import { Transform as CoalesceTransform } from 'node:stream';
+function coalesce(limit = 1 << 20) {
+  let parts = [];
+  let size = 0;
+  return new CoalesceTransform({
+    transform(chunk, _encoding, callback) {
+      parts.push(chunk);
+      size += chunk.length;
+      if (size < limit) return callback();
+      const out = Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+      callback(null, out);
+    },
+    flush(callback) {
+      if (size === 0) return callback();
+      callback(null, Buffer.concat(parts, size));
+    },
+  });
+}
+`,
+  },
+];
+
 /**
  * A frozen copy of bin/ + dist/ (node_modules linked; others rebuild dist/ in this tree),
- * optionally with create.js patched to skip the row counts. Returns the copy's root.
+ * with `patches` applied to the copy. Returns the copy's root.
  */
-function copyBuild(dir: string, name: string, noCount: boolean): string {
+function copyBuild(dir: string, name: string, patches: Patch[] = []): string {
   const root = path.join(dir, name);
   mkdirSync(root);
   cpSync(path.join(ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
   cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
   cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
-  if (noCount) {
-    const file = path.join(root, 'dist', 'core', 'create.js');
+  for (const patch of patches) {
+    const file = path.join(root, patch.file);
     const js = readFileSync(file, 'utf8');
-    const patched = js.replace(/session\.countRows\([^)]*\)/, 'Promise.resolve([])');
-    if (patched === js) throw new Error('could not patch countRows out of dist/core/create.js');
+    const patched = js.replace(patch.from, patch.to);
+    if (patched === js) throw new Error(`variant ${name}: ${patch.from} not found in ${patch.file}`);
     writeFileSync(file, patched);
   }
   return root;
@@ -146,7 +195,7 @@ function copyBuild(dir: string, name: string, noCount: boolean): string {
 
 type Experiment = { name: string; run: (c: Cluster, dir: string) => Promise<Sample> };
 
-function backupctl(name: string, bin: string, opts: { pgBinDir?: boolean; noGlobals?: boolean }): Experiment {
+function backupctl(name: string, bin: string, opts: { pgBinDir?: boolean; noGlobals?: boolean; nodeOptions?: string }): Experiment {
   return {
     name,
     async run(c, dir) {
@@ -155,7 +204,8 @@ function backupctl(name: string, bin: string, opts: { pgBinDir?: boolean; noGlob
       const storage = path.join(cwd, 'storage');
       const args = [bin, '--storage', storage, '--json', '--log-format', 'json', '--verbose', 'create', '--format', 'custom'];
       if (opts.noGlobals) args.push('--no-globals');
-      const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', ...c.env('bench') };
+      const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', NO_COLOR: '1', ...c.env('bench') };
+      if (opts.nodeOptions) env.NODE_OPTIONS = opts.nodeOptions;
       const b0 = machineBusyS();
       const spawnMs = Date.now();
       const r = await runMeasured(process.execPath, args, { env, cwd, postmasterPid: postmasterPid(c), nice: NICE });
@@ -168,7 +218,10 @@ function backupctl(name: string, bin: string, opts: { pgBinDir?: boolean; noGlob
   };
 }
 
-const experiments = (base: string, noCount: string): Experiment[] => [
+const experiments = (builds: Record<string, string>): Experiment[] => {
+  const base = builds.base as string;
+  const bin = (name: string): string => path.join(builds[name] as string, 'bin', 'backupctl.js');
+  return [
   {
     name: 'raw',
     async run(c, dir) {
@@ -222,11 +275,15 @@ const experiments = (base: string, noCount: string): Experiment[] => [
       return summarize(r, machineBusyS() - b0);
     },
   },
-  backupctl('backupctl', path.join(base, 'bin', 'backupctl.js'), {}),
-  backupctl('bc:pgBinDir', path.join(base, 'bin', 'backupctl.js'), { pgBinDir: true }),
-  backupctl('bc:pgBinDir,noglobals', path.join(base, 'bin', 'backupctl.js'), { pgBinDir: true, noGlobals: true }),
-  backupctl('bc:pgBinDir,noglobals,nocount', path.join(noCount, 'bin', 'backupctl.js'), { pgBinDir: true, noGlobals: true }),
+  backupctl('backupctl', bin('base'), {}),
+  backupctl('bc:noglobals', bin('base'), { noGlobals: true }),
+  backupctl('bc:noglobals,nocount', bin('nocount'), { noGlobals: true }),
+  backupctl('bc:pgBinDir', bin('base'), { pgBinDir: true }),
+  backupctl('bc:semi1', bin('base'), { nodeOptions: '--max-semi-space-size=1' }),
+  backupctl('bc:coalesce', bin('coalesce'), {}),
+  backupctl('bc:coalesce,semi1', bin('coalesce'), { nodeOptions: '--max-semi-space-size=1' }),
 ];
+};
 
 function fmt(m: Record<string, number>): string {
   return Object.entries(m)
@@ -243,8 +300,11 @@ function medianOf(samples: Sample[], pick: (s: Sample) => Record<string, number>
 
 async function main(): Promise<void> {
   scratch = mkdtempSync(path.join(os.tmpdir(), 'backupctl-profile-'));
-  const base = copyBuild(scratch, 'base', false);
-  const noCount = copyBuild(scratch, 'nocount', true);
+  const builds = {
+    base: copyBuild(scratch, 'base'),
+    nocount: copyBuild(scratch, 'nocount', [NO_COUNT]),
+    coalesce: copyBuild(scratch, 'coalesce', COALESCE),
+  };
   cluster = await startCluster({ name: 'profile' });
   const c = cluster;
   if (NICE) {
@@ -266,7 +326,7 @@ async function main(): Promise<void> {
     for (const sizeMb of SIZES) {
       const info = await builder.growTo(sizeMb * 1024 * 1024, (l) => log(l));
       log(`\n== pg_database_size ${(info.sizeBytes / 1048576).toFixed(0)} MB, ${RUNS} rounds`);
-      const exps = experiments(base, noCount);
+      const exps = experiments(builds);
       const samples = new Map<string, Sample[]>(exps.map((e) => [e.name, []]));
       for (let round = 0; round <= RUNS; round++) {
         for (const e of exps) {

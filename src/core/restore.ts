@@ -22,7 +22,7 @@ import { findClient, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { archiveNeeds, pgRestoreArgs, runRestore, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
+import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
 import { openStorage } from '../storage/registry.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
@@ -182,11 +182,23 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     }
     const knownRoles = new Set([...(await existingRoles(server)), ...(globalsText ? globalsNames(globalsText).roles : [])]);
     const needs = archiveNeeds(toc, knownRoles);
+    if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
     return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc };
   } catch (error) {
     await archive.dispose();
     throw error;
+  }
+}
+
+/** Roles the archive's GRANTs name, read from a private scratch directory. */
+async function granteesOf(pgRestore: string, archive: string, toc: readonly TocEntry[], workDir: string | undefined, runtime: Runtime): Promise<string[]> {
+  const dir = await mkdtemp(join(workDir ?? tmpdir(), 'backupctl-acl-'));
+  try {
+    await chmod(dir, 0o700);
+    return await aclRoles(pgRestore, archive, toc, dir, { env: { PATH: runtime.env.PATH ?? '' }, signal: runtime.signal });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -206,7 +218,9 @@ async function makePlan(
   globalsSql: string | null,
 ): Promise<RestorePlan> {
   const fromGlobals = globalsSql ? new Set(globalsNames(globalsSql).roles) : new Set<string>();
-  const roles = request.noOwner && request.noAcl ? [] : (await missingRoles(server, needs.roles)).filter((r) => !fromGlobals.has(r));
+  // Owners matter unless --no-owner, grantees unless --no-acl.
+  const needed = [...new Set([...(request.noOwner ? [] : needs.roles), ...(request.noAcl ? [] : needs.grantees)])].sort();
+  const roles = (await missingRoles(server, needed)).filter((r) => !fromGlobals.has(r));
   const extensions = await unavailableExtensions(server, needs.extensions);
   const when = stamp(now);
   let mode: RestoreMode | null = null;
@@ -323,14 +337,15 @@ export async function restoreBackup(
       let listDir: string | null = null;
       try {
         let useList: string | undefined;
-        if (request.schemas.length > 0) {
-          // pg_restore --schema leaves out the schema itself: restore from a list that has it.
+        if (request.schemas.length > 0 || request.tables.length > 0) {
+          // pg_restore --schema/--table leave out the schema itself: restore from a list that has it.
           const offline = { env: { PATH: runtime.env.PATH ?? '' }, signal: runtime.signal };
           const selected = await selectedEntries(pgRestore.path, archive.path, request, offline);
+          const schemas = [...new Set([...request.schemas, ...schemasOfTables(prepared.toc, selected)])];
           listDir = await mkdtemp(join(request.workDir ?? tmpdir(), `backupctl-${sidecar.id}-list-`));
           await chmod(listDir, 0o700);
           useList = join(listDir, 'restore.list');
-          await writeFile(useList, selectionList(prepared.toc, selected, request.schemas), { mode: 0o600 });
+          await writeFile(useList, selectionList(prepared.toc, selected, schemas), { mode: 0o600 });
         }
         const args = pgRestoreArgs(archive.path, into, {
           schemas: request.schemas,

@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { BackupctlError } from '../errors.js';
 import { childFailure, firstErrorLine, type ChildRun } from './dump.js';
@@ -86,6 +88,8 @@ export async function readArchiveThrough(pgRestore: string, archive: string, run
 export interface ArchiveNeeds {
   /** Owners named in the TOC. */
   roles: string[];
+  /** Roles named by the archive's GRANTs (filled by aclRoles; not in the TOC's columns). */
+  grantees: string[];
   extensions: string[];
   /** Object counts by TOC entry type, e.g. TABLE: 11, INDEX: 20. */
   objects: Record<string, number>;
@@ -124,7 +128,7 @@ export function archiveNeeds(entries: readonly TocEntry[], knownRoles: ReadonlyS
     const owner = ownerOf(entry.rest, knownRoles);
     if (owner) roles.add(owner);
   }
-  return { roles: [...roles].sort(), extensions: [...extensions].sort(), objects };
+  return { roles: [...roles].sort(), grantees: [], extensions: [...extensions].sort(), objects };
 }
 
 /** Lists the dump ids pg_restore selects with `--schema`/`--table` (same flags, `--list`). */
@@ -139,6 +143,20 @@ export async function selectedEntries(pgRestore: string, archive: string, select
   } catch (error) {
     throw childFailure('pg_restore --list', error, run.signal);
   }
+}
+
+/**
+ * Schemas of the tables in a selection (other than `public`, which every new database
+ * has), so that `--table app.orders` into a new database brings its schema along.
+ */
+export function schemasOfTables(entries: readonly TocEntry[], selected: ReadonlySet<number>): string[] {
+  const schemas = new Set<string>();
+  for (const entry of entries) {
+    if (!selected.has(entry.dumpId) || entry.type !== 'TABLE') continue;
+    const schema = entry.rest.split(' ')[0];
+    if (schema && schema !== '-' && schema !== 'public') schemas.add(schema);
+  }
+  return [...schemas];
 }
 
 function quoteIdent(name: string): string {
@@ -168,4 +186,47 @@ export function selectionList(entries: readonly TocEntry[], selected: ReadonlySe
     .filter((entry) => selected.has(entry.dumpId) || isOwnEntry(entry))
     .map((entry) => `${entry.dumpId}; ${entry.catalogOid} ${entry.objectOid} ${entry.type} ${entry.rest}`);
   return `${lines.join('\n')}\n`;
+}
+
+const ROLE_NAME = String.raw`"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*`;
+const GRANTEES = new RegExp(String.raw`\b(?:TO|FROM|FOR ROLE)\s+((?:${ROLE_NAME})(?:\s*,\s*(?:${ROLE_NAME}))*)`, 'g');
+const PSEUDO_ROLES = new Set(['public', 'current_user', 'session_user', 'current_role']);
+
+/** Role names in GRANT ... TO, REVOKE ... FROM and ALTER DEFAULT PRIVILEGES FOR ROLE statements. */
+export function rolesInAclSql(sql: string): string[] {
+  const roles = new Set<string>();
+  for (const line of sql.split('\n')) {
+    if (!/^\s*(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES)\b/i.test(line)) continue;
+    for (const match of line.matchAll(GRANTEES)) {
+      for (const raw of (match[1] ?? '').split(/\s*,\s*(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
+        const name = raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw;
+        if (name && !(!raw.startsWith('"') && PSEUDO_ROLES.has(name.toLowerCase()))) roles.add(name);
+      }
+    }
+  }
+  return [...roles].sort();
+}
+
+/**
+ * Roles the archive's privileges (ACL and DEFAULT ACL entries) name. They are not in the
+ * table of contents' owner column: a read-only role that owns nothing would otherwise be
+ * found missing only half-way through a restore. Reads just those entries' SQL.
+ */
+export async function aclRoles(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
+  const acl = entries.filter((e) => e.type === 'ACL' || e.type === 'DEFAULT ACL');
+  if (acl.length === 0) return [];
+  const list = join(listDir, 'acl.list');
+  await writeFile(list, `${acl.map((e) => `${e.dumpId}; ${e.catalogOid} ${e.objectOid} ${e.type} ${e.rest}`).join('\n')}\n`, { mode: 0o600 });
+  try {
+    const { stdout } = await execa(pgRestore, ['--file=-', `--use-list=${list}`, archive], {
+      env: run.env,
+      extendEnv: false,
+      stdin: 'ignore',
+      cancelSignal: run.signal,
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    return rolesInAclSql(stdout);
+  } catch (error) {
+    throw childFailure('pg_restore (privileges)', error, run.signal);
+  }
 }

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalsNames } from '../../src/pg/globals.js';
 import { backUpSamples, createBackup, makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
-import { quoteIdent } from '../helpers/cluster.js';
+import { quoteIdent, quoteLiteral } from '../helpers/cluster.js';
 import { closedPort, failureLines, removeTempDirs, sh, tempDir, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
 import { loadChinook } from '../helpers/fixtures.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
@@ -469,14 +469,17 @@ kill -KILL $$`),
 
 describe('restore: roles', () => {
   const owner = uniqueName('rst_owner');
+  /** Owns nothing, only granted SELECT: named by the archive's GRANTs, not by the TOC's owner column. */
+  const reader = uniqueName('rst_reader');
   const db = newDb('rst_owned');
   let where: string;
   let id: string;
   let rolesBefore: Set<string>;
 
   beforeAll(async () => {
-    roles.push(owner);
+    roles.push(owner, reader);
     await cluster.createRole(owner, 'unused-password', 'NOLOGIN');
+    await cluster.createRole(reader, 'unused-password', 'NOLOGIN');
     await cluster.createDatabase(db);
     await cluster.query(
       db,
@@ -486,7 +489,8 @@ describe('restore: roles', () => {
        CREATE EXTENSION IF NOT EXISTS citext;
        CREATE TABLE public.plain (c citext);
        INSERT INTO public.plain VALUES ('A'), ('b');
-       CREATE CAST (int4 AS citext) WITH INOUT;`,
+       CREATE CAST (int4 AS citext) WITH INOUT;
+       GRANT SELECT ON public.plain TO ${quoteIdent(reader)};`,
     );
     const dir = await makeTempDir('rst-roles');
     dirs.push(dir);
@@ -495,6 +499,7 @@ describe('restore: roles', () => {
     // The role goes away (the source database with it).
     await cluster.dropDatabase(db);
     await cluster.query('postgres', `DROP ROLE ${quoteIdent(owner)}`);
+    await cluster.query('postgres', `DROP ROLE ${quoteIdent(reader)}`);
     rolesBefore = new Set((await cluster.query<{ rolname: string }>('postgres', 'SELECT rolname FROM pg_roles')).map((r) => r.rolname));
   });
 
@@ -510,21 +515,28 @@ describe('restore: roles', () => {
     }
   });
 
-  it('a missing owner role is refused before any change, naming the role; extensions and casts are not taken for roles', async () => {
+  it('missing roles (owners and grantees) are refused before any change, naming them; extensions and casts are not taken for roles', async () => {
     const target = newDb('rst_roles_refused');
     const dry = await restore(id, ['--target-db', target, '--create', '--dry-run', '--json'], { where });
     expect(dry.code, dry.stderr).toBe(0);
     const plan = (parseJsonStdout(dry.stdout) as { plan: { missing: { roles: string[]; extensions: string[] }; refusal: string } }).plan;
-    expect(plan.missing).toEqual({ roles: [owner], extensions: [] });
+    expect(plan.missing).toEqual({ roles: [owner, reader], extensions: [] });
     expect(plan.refusal).toContain(owner);
+    expect(plan.refusal).toContain(reader);
 
     const run = await restore(id, ['--target-db', target, '--create'], { where });
     expect(run.code).toBe(2);
     const { error, hint } = failureLines(run.stderr);
-    expect(error).toMatch(new RegExp(`needs roles the target server lacks: ${owner}; nothing was changed`));
+    expect(error).toMatch(new RegExp(`needs roles the target server lacks: ${owner}, ${reader}; nothing was changed`));
     expect(hint).toMatch(/--globals/);
     expect(await databaseExists(target)).toBe(false);
     expect(await relatives(target, 'restoring')).toEqual([]);
+
+    // --no-owner still needs the grantee; --no-acl still needs the owner.
+    const ownerOnly = await restore(id, ['--target-db', target, '--create', '--no-owner', '--dry-run', '--json'], { where });
+    expect((parseJsonStdout(ownerOnly.stdout) as { plan: { missing: { roles: string[] } } }).plan.missing.roles).toEqual([reader]);
+    const aclOnly = await restore(id, ['--target-db', target, '--create', '--no-acl', '--dry-run', '--json'], { where });
+    expect((parseJsonStdout(aclOnly.stdout) as { plan: { missing: { roles: string[] } } }).plan.missing.roles).toEqual([owner]);
 
     // --no-owner --no-acl needs no role.
     const noOwner = newDb('rst_roles_noowner');
@@ -545,7 +557,9 @@ describe('restore: roles', () => {
     expect(count?.n).toBe('10');
     const json = await restore(id, ['--target-db', newDb('rst_roles_globals2'), '--create', '--globals', '--json'], { where });
     expect(json.code, json.stderr).toBe(0);
-    expect((parseJsonStdout(json.stdout) as { globalsSkipped: string[] }).globalsSkipped).toEqual(expect.arrayContaining([`role ${cluster.user}`, `role ${owner}`]));
+    expect((parseJsonStdout(json.stdout) as { globalsSkipped: string[] }).globalsSkipped).toEqual(expect.arrayContaining([`role ${cluster.user}`, `role ${owner}`, `role ${reader}`]));
+    const [grant] = await cluster.query<{ ok: boolean }>(target, `SELECT has_table_privilege(${quoteLiteral(reader)}, 'public.plain', 'SELECT') AS ok`);
+    expect(grant?.ok).toBe(true);
   });
 });
 
@@ -581,6 +595,14 @@ describe('restore: selection', () => {
     expect(run.code, run.stderr).toBe(0);
     const restored = await fingerprint(target);
     expect(restored.tables).toEqual({ 'public.album': source(chinook).tables['public.album'], 'public.artist': source(chinook).tables['public.artist'] });
+  });
+
+  it('--table of a table outside public brings its schema into a new database', async () => {
+    const target = newDb('rst_table_schema');
+    const run = await restore(ids.tricky, ['--target-db', target, '--create', '--table', 'events']);
+    expect(run.code, run.stderr).toBe(0);
+    const restored = await fingerprint(target);
+    expect(restored.tables).toEqual({ 'app.events': source(tricky).tables['app.events'] });
   });
 });
 

@@ -12,7 +12,7 @@ import { isBackupId, newBackupId } from '../../src/catalog/id.js';
 import type { Sidecar } from '../../src/catalog/sidecar.js';
 import { compareCounts, throwawayName } from '../../src/core/verify.js';
 import { filterGlobals, globalsNames } from '../../src/pg/globals.js';
-import { archiveNeeds, pgRestoreArgs, selectionList } from '../../src/pg/restore.js';
+import { archiveNeeds, pgRestoreArgs, rolesInAclSql, selectionList } from '../../src/pg/restore.js';
 import { parseTocList } from '../../src/pg/toc.js';
 
 /** `pg_dumpall --globals-only` of a PostgreSQL 15.18 cluster (password hash shortened). */
@@ -303,5 +303,23 @@ describe('throwawayName', () => {
       expect(isBackupId(id)).toBe(true);
       expect(Buffer.byteLength(throwawayName(id))).toBeLessThanOrEqual(63);
     }
+  });
+});
+
+describe('rolesInAclSql', () => {
+  it('finds grantees, revokees and FOR ROLE names, quoted or not, but not PUBLIC or CURRENT_USER', () => {
+    const sql = [
+      '--',
+      '-- Name: TABLE plain; Type: ACL; Schema: public; Owner: postgres',
+      '--',
+      'GRANT SELECT ON TABLE public.plain TO reader;',
+      'GRANT SELECT,INSERT ON TABLE public.t TO "Report Writer", app_rw;',
+      'REVOKE ALL ON SCHEMA public FROM PUBLIC;',
+      'GRANT USAGE ON SCHEMA public TO PUBLIC;',
+      'ALTER DEFAULT PRIVILEGES FOR ROLE migrator IN SCHEMA app GRANT SELECT ON TABLES TO "we""ird";',
+      'GRANT ALL ON FUNCTION f() TO CURRENT_USER;',
+      "COMMENT ON TABLE t IS 'GRANT SELECT TO nobody';",
+    ].join('\n');
+    expect(rolesInAclSql(sql)).toEqual(['Report Writer', 'app_rw', 'migrator', 'reader', 'we"ird']);
   });
 });
