@@ -307,6 +307,8 @@ interface Phases {
   tocS?: number | null;
   /** end of --list -> "restoring into" log line: server version query, passfile, CREATE DATABASE. */
   createS?: number | null;
+  /** CREATE DATABASE seen on the server (both sides). */
+  createDbSeenS?: number | null;
   /** end of pg_restore -> first DROP DATABASE seen: connect, list tables, count(*) of each. */
   countsS?: number | null;
   /** the count(*) backend on the throwaway database, first -> last seen. */
@@ -359,6 +361,7 @@ function check(r: RunResult, what: string): void {
   }
 }
 
+const spanS = (s: Span | undefined): number | null => (s ? (s.last - s.first) / 1000 : null);
 const secs = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : (b - a) / 1000);
 
 function baseEnv(): Record<string, string> {
@@ -418,6 +421,8 @@ async function runRaw(c: Cluster, jobs: number, round: number, warmup: boolean, 
       pgRestoreS: secs(restore?.first, restore?.last),
       afterS: secs(restore?.last, end),
       createdbS: secs(createdb?.first, createdb?.last),
+      createDbSeenS: spanS(tl.serverSpan('maintenance:CREATE DATABASE')),
+      dropS: spanS(tl.serverSpan('maintenance:DROP DATABASE')),
       dropdbS: secs(dropdb?.first, dropdb?.last),
     },
     leftoverDatabases: left,
@@ -502,6 +507,7 @@ async function runBackupctl(c: Cluster, jobs: number, round: number, warmup: boo
       discoveryS: version ? secs(version.first, list?.first) : null,
       tocS: secs(list?.first, list?.last),
       createS: secs(list?.last, t.restoring),
+      createDbSeenS: spanS(tl.serverSpan('maintenance:CREATE DATABASE')),
       countsS: secs(restore?.last, drop?.first ?? end),
       countSelectS: secs(select?.first, select?.last),
       dropS: secs(drop?.first, drop?.last),
@@ -526,8 +532,8 @@ function describe(rec: RunRecord): string {
   const p = rec.phases;
   const detail =
     rec.tool === 'backupctl'
-      ? ` [startup ${f2(p.startupS)} | hash ${f2(p.hashS)} | discovery ${f2(p.discoveryS)} | toc ${f2(p.tocS)} | createdb ${f2(p.createS)} | pg_restore ${f2(p.pgRestoreS)} | counts ${f2(p.countsS)} | drop ${f2(p.dropS)} | tail ${f2(p.tailS)}]`
-      : ` [before ${f2(p.beforeS)} | pg_restore ${f2(p.pgRestoreS)} | after ${f2(p.afterS)}]`;
+      ? ` [startup ${f2(p.startupS)} | hash ${f2(p.hashS)} | discovery ${f2(p.discoveryS)} | toc ${f2(p.tocS)} | createdb ${f2(p.createS)} | pg_restore ${f2(p.pgRestoreS)} | counts ${f2(p.countsS)} | drop ${f2(p.dropS)} | tail ${f2(p.tailS)}; CREATE DATABASE seen ${f2(p.createDbSeenS)}]`
+      : ` [before ${f2(p.beforeS)} | pg_restore ${f2(p.pgRestoreS)} | after ${f2(p.afterS)}; createdb ${f2(p.createdbS)}, CREATE DATABASE seen ${f2(p.createDbSeenS)}, DROP DATABASE seen ${f2(p.dropS)}, dropdb ${f2(p.dropdbS)}]`;
   return (
     `${rec.warmup ? 'warm-up ' : ''}${rec.tool.padEnd(9)} --jobs ${rec.jobs}  ${f3(rec.wallS)} s  rss ${f1(rec.peakRssMb)} MB (time %M ${f1(rec.timeMaxRssMb)})  ` +
     `busy ${f1(rec.machineBusyS)} cpu-s (foreign ${f1(rec.foreignCpuS)}; before ${f2(rec.preBusyCores)} cores, waited ${f1(rec.quietWaitS)} s)${rec.noisy ? ' NOISY' : ''}${detail}` +
@@ -560,7 +566,6 @@ async function measureComponents(c: Cluster, artifact: string, expectedSha: stri
   const env = { ...baseEnv(), ...c.env('bench') };
   const offline = baseEnv();
   const settings = { host: c.host, port: c.port, user: c.user, password: c.password };
-  const wrapper = ['/usr/bin/pg_restore', ...backupctlArgv0].find((p) => p.startsWith('/usr/bin/') && existsSync(p));
   for (let round = 1; round <= CONFIG.runs; round++) {
     await waitForQuiet(CONFIG.quietCores, CONFIG.quietWaitS);
     const start = await runMeasured(process.execPath, [BIN, '--version'], { env, capture: true, nice: CONFIG.nice });
@@ -573,13 +578,8 @@ async function measureComponents(c: Cluster, artifact: string, expectedSha: stri
     const list = await runMeasured(c.bin('pg_restore'), ['--list', artifact], { env: offline, capture: false, nice: CONFIG.nice });
     check(list, 'pg_restore --list');
     add('TOC read', '`pg_restore --list` (cluster binary)', list.wallS);
-    if (wrapper) {
-      const wl = await runMeasured(wrapper, ['--list', artifact], { env: offline, capture: false, nice: CONFIG.nice });
-      check(wl, `${wrapper} --list`);
-      add('TOC read (pg_wrapper)', `\`${wrapper} --list\` (what backupctl runs: Debian's pg_wrapper, a perl script, then the binary)`, wl.wallS);
-      const wv = await runMeasured(wrapper, ['--version'], { env: offline, capture: true, nice: CONFIG.nice });
-      add('pg_restore --version (pg_wrapper)', `\`${wrapper} --version\` (one discovery probe)`, wv.wallS);
-    }
+    const version = await runMeasured(c.bin('pg_restore'), ['--version'], { env: offline, capture: true, nice: CONFIG.nice });
+    add('pg_restore --version', '`pg_restore --version` (cluster binary): the one discovery probe verify runs (Debian\'s pg_wrapper in /usr/bin is skipped)', version.wallS);
 
     const db = `bench_components_${round}`;
     const maint = new pg.Client({ ...settings, database: 'postgres' });
@@ -811,18 +811,18 @@ function section(rep: Report): string {
       'and backupctl\'s JSON log lines ("verifying", "restoring into throwaway database"); each boundary is good to about one poll interval. ' +
       'before = spawn to first pg_restore (restoring) seen; pg_restore = its first to last sighting; after = its end to exit. ' +
       'backupctl: startup = spawn to "verifying"; hash = "verifying" to the first `pg_restore --version` (globals and artifact sha256, server version); ' +
-      'discovery = pg_restore discovery up to `pg_restore --list`; toc = `--list` seen; createdb = end of `--list` to "restoring into" (server version, passfile, CREATE DATABASE); ' +
+      'discovery = pg_restore discovery up to `pg_restore --list`; toc = `--list` seen; createdb = end of `--list` to "restoring into" (server version, passfile, CREATE DATABASE); CREATE DATABASE seen = that statement as seen on the server (both sides); ' +
       'counts = end of pg_restore to the first DROP DATABASE seen (connect, list tables, count(*) of each); count SELECTs = the SELECT on the throwaway database as seen; drop = DROP DATABASE seen; tail = its end to exit (sidecar record, output).',
     '',
   );
-  L.push('| --jobs | side | wall | before | pg_restore | after | startup | hash | discovery | toc | createdb | counts | count SELECTs | drop | tail | createdb (raw) | dropdb (raw) |');
-  L.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| --jobs | side | wall | before | pg_restore | after | startup | hash | discovery | toc | createdb | CREATE DATABASE seen | counts | count SELECTs | drop (DROP DATABASE seen) | tail | createdb program (raw) | dropdb program (raw) |');
+  L.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const jobs of CONFIG.jobs) {
     for (const tool of ['raw', 'backupctl'] as const) {
       const rs = measured(runs, tool, jobs);
       const m = (k: keyof Phases): string => f2(phaseMedian(rs, k));
       L.push(
-        `| ${jobs} | ${tool} | ${f2(median(rs.map((r) => r.wallS)))} | ${m('beforeS')} | ${m('pgRestoreS')} | ${m('afterS')} | ${m('startupS')} | ${m('hashS')} | ${m('discoveryS')} | ${m('tocS')} | ${m('createS')} | ${m('countsS')} | ${m('countSelectS')} | ${m('dropS')} | ${m('tailS')} | ${m('createdbS')} | ${m('dropdbS')} |`,
+        `| ${jobs} | ${tool} | ${f2(median(rs.map((r) => r.wallS)))} | ${m('beforeS')} | ${m('pgRestoreS')} | ${m('afterS')} | ${m('startupS')} | ${m('hashS')} | ${m('discoveryS')} | ${m('tocS')} | ${m('createS')} | ${m('createDbSeenS')} | ${m('countsS')} | ${m('countSelectS')} | ${m('dropS')} | ${m('tailS')} | ${m('createdbS')} | ${m('dropdbS')} |`,
       );
     }
   }

@@ -207,7 +207,7 @@ describe('archiveNeeds', () => {
   });
 
   it('has nothing to say about an empty archive', () => {
-    expect(archiveNeeds([])).toEqual({ roles: [], extensions: [], objects: {} });
+    expect(archiveNeeds([])).toEqual({ roles: [], grantees: [], extensions: [], objects: {} });
   });
 });
 
