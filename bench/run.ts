@@ -369,6 +369,8 @@ interface Row {
   rawPgDumpRssMb: number;
   rawBytes: number;
   backupctlBytes: number;
+  /** Median over rounds of (backupctl - raw) of the same round: backupctl's extra seconds. */
+  pairedDiffS: number;
 }
 
 function rowsOf(results: SizeResult[]): Row[] {
@@ -388,6 +390,7 @@ function rowsOf(results: SizeResult[]): Row[] {
       rawPgDumpRssMb: Math.max(...raw.map((r) => r.pgDumpRssMb ?? 0)),
       rawBytes: median(raw.map((r) => r.artifactBytes)),
       backupctlBytes: median(bc.map((r) => r.artifactBytes)),
+      pairedDiffS: median(bc.map((b) => b.wallS - (raw.find((r) => r.round === b.round)?.wallS ?? NaN))),
     };
   });
 }
@@ -416,13 +419,13 @@ function verdicts(rows: Row[]): { name: string; pass: boolean; detail: string }[
 
 function table(rows: Row[]): string[] {
   const head = [
-    '| size | pg_database_size MB | median raw s | median backupctl s | ratio | backupctl node peak RSS MB (max) | /usr/bin/time %M MB (max) | raw pg_dump peak RSS MB | raw artifact MB | backupctl artifact MB |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| size | pg_database_size MB | median raw s | median backupctl s | ratio | median paired Δ s | backupctl node peak RSS MB (max) | /usr/bin/time %M MB (max) | raw pg_dump peak RSS MB | raw artifact MB | backupctl artifact MB |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   return head.concat(
     rows.map(
       (r) =>
-        `| ${r.size} | ${r.dbMb.toFixed(0)} | ${f2(r.rawS)} | ${f2(r.backupctlS)} | ${f3(r.ratio)} | ${f1(r.backupctlRssMb)} | ${f1(r.backupctlTimeRssMb)} | ${f1(r.rawPgDumpRssMb)} | ${mb(r.rawBytes).toFixed(1)} | ${mb(r.backupctlBytes).toFixed(1)} |`,
+        `| ${r.size} | ${r.dbMb.toFixed(0)} | ${f2(r.rawS)} | ${f2(r.backupctlS)} | ${f3(r.ratio)} | ${r.pairedDiffS >= 0 ? '+' : ''}${f2(r.pairedDiffS)} | ${f1(r.backupctlRssMb)} | ${f1(r.backupctlTimeRssMb)} | ${f1(r.rawPgDumpRssMb)} | ${mb(r.rawBytes).toFixed(1)} | ${mb(r.backupctlBytes).toFixed(1)} |`,
     ),
   );
 }
@@ -471,6 +474,13 @@ function writeResults(machine: Machine, results: SizeResult[], rows: Row[], chec
   lines.push('');
   lines.push('## Results (medians)', '');
   lines.push(...table(rows), '');
+  lines.push(
+    '"median paired Δ" is the median over rounds of backupctl minus the raw run just before it: the seconds backupctl adds. ' +
+      'If they are a fixed cost, the ratio target is met once raw pg_dump takes longer than Δ / 0.05: ' +
+      rows.map((r) => `${f1(r.pairedDiffS / (TARGETS.ratio - 1))} s (from ${r.size})`).join(', ') +
+      '.',
+    '',
+  );
   lines.push('## Verdict', '');
   for (const c of checks) lines.push(`- ${c.pass ? 'PASS' : 'FAIL'} ${c.name}: ${c.detail}`);
   lines.push('');
@@ -656,6 +666,7 @@ async function main(): Promise<void> {
       medianRawS: Number(r.rawS.toFixed(3)),
       medianBackupctlS: Number(r.backupctlS.toFixed(3)),
       ratio: Number(r.ratio.toFixed(4)),
+      medianPairedDiffS: Number(r.pairedDiffS.toFixed(3)),
       backupctlPeakRssMb: Number(r.backupctlRssMb.toFixed(1)),
       backupctlTimeMaxRssMb: Number(r.backupctlTimeRssMb.toFixed(1)),
       rawPgDumpPeakRssMb: Number(r.rawPgDumpRssMb.toFixed(1)),

@@ -5,6 +5,7 @@
  *   BENCH_VERIFY_MB=600  BENCH_RUNS=3  BENCH_WARMUP=1  BENCH_VERIFY_JOBS=1,2  BENCH_WORKDIR=$TMPDIR
  *   BENCH_QUIET_CORES=0.3  BENCH_QUIET_WAIT_S=20  BENCH_NICE=-10 (root only; 0 to disable)
  *   BENCH_VERIFY_COMPONENTS=1 (0: skip the components measured alone)
+ *   BENCH_OTHER_WAIT_S=1800 (wait while bench/run.ts or bench/profile.ts runs: two benches on 2 cores spoil both)
  *
  * Builds the data set to >= BENCH_VERIFY_MB MiB (pg_database_size), takes ONE backup with
  * `node bin/backupctl.js create --format custom` into a temp storage, then, per round and
@@ -71,6 +72,8 @@ const CONFIG = {
   quietWaitS: envInt('BENCH_QUIET_WAIT_S', 20, 0),
   nice: Number(process.env.BENCH_NICE ?? (process.getuid?.() === 0 ? -10 : 0)),
   components: process.env.BENCH_VERIFY_COMPONENTS !== '0',
+  /** Wait (up to this long) while the create bench or the profiler runs: two benches on 2 cores spoil both. */
+  otherBenchWaitS: envInt('BENCH_OTHER_WAIT_S', 1800, 0),
 };
 
 const TARGET_RATIO = 1.1;
@@ -299,6 +302,8 @@ interface Phases {
   afterS: number | null;
   /** backupctl only: spawn -> "verifying" log line (node start, config, catalog). */
   startupS?: number | null;
+  /** "verifying" -> "restoring into" (from the log, always there): globals + artifact re-hash, server version, discovery, TOC read, CREATE DATABASE. */
+  checksS?: number | null;
   /** "verifying" -> first `pg_restore --version`: globals + artifact re-hash (sha256 of the whole file), server version. */
   hashS?: number | null;
   /** first `pg_restore --version` -> first `pg_restore --list`: pg_restore discovery (PATH scan, --version of candidates). */
@@ -503,6 +508,7 @@ async function runBackupctl(c: Cluster, jobs: number, round: number, warmup: boo
       pgRestoreS: secs(restore?.first, restore?.last),
       afterS: secs(restore?.last, end),
       startupS: secs(spawn, t.verifying),
+      checksS: secs(t.verifying, t.restoring),
       hashS: secs(t.verifying, version?.first ?? list?.first),
       discoveryS: version ? secs(version.first, list?.first) : null,
       tocS: secs(list?.first, list?.last),
@@ -519,11 +525,40 @@ async function runBackupctl(c: Cluster, jobs: number, round: number, warmup: boo
 
 type Runner = () => Promise<RunRecord>;
 
+/** Pids of other benchmarks of this project (bench/run.ts, bench/profile.ts) now running. */
+function otherBenches(): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const argv = argvOf(Number(name));
+    if (argv?.some((a) => /(^|\/)bench\/(run|profile)\.ts$/.test(a))) out.push(Number(name));
+  }
+  return out;
+}
+
+/** Waits while another bench runs (up to BENCH_OTHER_WAIT_S); returns the seconds waited. */
+async function waitForOtherBenches(): Promise<number> {
+  const started = performance.now();
+  let said = false;
+  for (;;) {
+    const others = otherBenches();
+    const waited = (performance.now() - started) / 1000;
+    if (others.length === 0 || waited >= CONFIG.otherBenchWaitS) {
+      if (others.length) log(`  another bench is still running (pids ${others.join(', ')}) after ${waited.toFixed(0)} s: going on, the runs will be noisy`);
+      return waited;
+    }
+    if (!said) log(`  waiting for another bench to finish (pids ${others.join(', ')}; up to ${CONFIG.otherBenchWaitS} s)`);
+    said = true;
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+  }
+}
+
 async function measureOne(run: Runner): Promise<RunRecord> {
+  const otherS = await waitForOtherBenches();
   const quiet = CONFIG.quietWaitS > 0 ? await waitForQuiet(CONFIG.quietCores, CONFIG.quietWaitS) : { waitedS: 0, busyCores: NaN };
   const rec = await run();
   rec.preBusyCores = quiet.busyCores;
-  rec.quietWaitS = quiet.waitedS;
+  rec.quietWaitS = quiet.waitedS + otherS;
   rec.noisy = rec.foreignCpuS / rec.wallS > NOISY_CORES || quiet.busyCores > CONFIG.quietCores;
   return rec;
 }
@@ -532,7 +567,7 @@ function describe(rec: RunRecord): string {
   const p = rec.phases;
   const detail =
     rec.tool === 'backupctl'
-      ? ` [startup ${f2(p.startupS)} | hash ${f2(p.hashS)} | discovery ${f2(p.discoveryS)} | toc ${f2(p.tocS)} | createdb ${f2(p.createS)} | pg_restore ${f2(p.pgRestoreS)} | counts ${f2(p.countsS)} | drop ${f2(p.dropS)} | tail ${f2(p.tailS)}; CREATE DATABASE seen ${f2(p.createDbSeenS)}]`
+      ? ` [startup ${f2(p.startupS)} | checks ${f2(p.checksS)} (hash ${f2(p.hashS)} | discovery ${f2(p.discoveryS)} | toc ${f2(p.tocS)} | createdb ${f2(p.createS)}) | pg_restore ${f2(p.pgRestoreS)} | counts ${f2(p.countsS)} | drop ${f2(p.dropS)} | tail ${f2(p.tailS)}; CREATE DATABASE seen ${f2(p.createDbSeenS)}]`
       : ` [before ${f2(p.beforeS)} | pg_restore ${f2(p.pgRestoreS)} | after ${f2(p.afterS)}; createdb ${f2(p.createdbS)}, CREATE DATABASE seen ${f2(p.createDbSeenS)}, DROP DATABASE seen ${f2(p.dropS)}, dropdb ${f2(p.dropdbS)}]`;
   return (
     `${rec.warmup ? 'warm-up ' : ''}${rec.tool.padEnd(9)} --jobs ${rec.jobs}  ${f3(rec.wallS)} s  rss ${f1(rec.peakRssMb)} MB (time %M ${f1(rec.timeMaxRssMb)})  ` +
@@ -567,6 +602,7 @@ async function measureComponents(c: Cluster, artifact: string, expectedSha: stri
   const offline = baseEnv();
   const settings = { host: c.host, port: c.port, user: c.user, password: c.password };
   for (let round = 1; round <= CONFIG.runs; round++) {
+    await waitForOtherBenches();
     await waitForQuiet(CONFIG.quietCores, CONFIG.quietWaitS);
     const start = await runMeasured(process.execPath, [BIN, '--version'], { env, capture: true, nice: CONFIG.nice });
     add('node start', '`node bin/backupctl.js --version` (process start + CLI load)', start.wallS);
@@ -738,6 +774,7 @@ interface Backup {
 interface Report {
   machine: Machine;
   dataset: DatasetInfo;
+  tableSizes: { name: string; rows: number; heapMb: number; totalMb: number }[];
   backup: Backup;
   runs: RunRecord[];
   rows: Row[];
@@ -748,7 +785,7 @@ interface Report {
 }
 
 function section(rep: Report): string {
-  const { machine, dataset, backup, runs, rows } = rep;
+  const { machine, dataset, backup, runs, rows, tableSizes } = rep;
   const L: string[] = [];
   L.push(SECTION, '');
   L.push('Generated by `npm run bench:verify` (bench/verify.ts). Rerunning replaces this section and leaves the rest of the file alone.', '');
@@ -763,11 +800,11 @@ function section(rep: Report): string {
   L.push('');
   L.push('### Reproduce', '');
   L.push('```sh', 'npm run bench:verify', '# knobs (defaults shown):');
-  L.push(`BENCH_VERIFY_MB=600 BENCH_RUNS=3 BENCH_WARMUP=1 BENCH_VERIFY_JOBS=1,2 BENCH_QUIET_CORES=0.3 BENCH_QUIET_WAIT_S=20 BENCH_NICE=-10 BENCH_VERIFY_COMPONENTS=1 BENCH_WORKDIR=${os.tmpdir()} npm run bench:verify`);
+  L.push(`BENCH_VERIFY_MB=600 BENCH_RUNS=3 BENCH_WARMUP=1 BENCH_VERIFY_JOBS=1,2 BENCH_QUIET_CORES=0.3 BENCH_QUIET_WAIT_S=20 BENCH_NICE=-10 BENCH_VERIFY_COMPONENTS=1 BENCH_OTHER_WAIT_S=1800 BENCH_WORKDIR=${os.tmpdir()} npm run bench:verify`);
   L.push('```', '');
   L.push(
     `This run: BENCH_VERIFY_MB=${CONFIG.mb} BENCH_RUNS=${CONFIG.runs} BENCH_WARMUP=${CONFIG.warmup} BENCH_VERIFY_JOBS=${CONFIG.jobs.join(',')} ` +
-      `BENCH_QUIET_CORES=${CONFIG.quietCores} BENCH_QUIET_WAIT_S=${CONFIG.quietWaitS} BENCH_NICE=${CONFIG.nice}; total ${(rep.totalS / 60).toFixed(1)} min.`,
+      `BENCH_QUIET_CORES=${CONFIG.quietCores} BENCH_QUIET_WAIT_S=${CONFIG.quietWaitS} BENCH_NICE=${CONFIG.nice} BENCH_OTHER_WAIT_S=${CONFIG.otherBenchWaitS}; total ${(rep.totalS / 60).toFixed(1)} min.`,
     '',
   );
   L.push(
@@ -777,7 +814,7 @@ function section(rep: Report): string {
       '`node bin/backupctl.js --storage DIR --json --log-format json --verbose verify ID --jobs N` (level restore: re-hash, TOC read, throwaway database, ' +
       'pg_restore --exit-on-error --no-owner --no-acl, count(*) of every table against the sidecar, drop, verification record written to the sidecar). ' +
       'Both connect through PGHOST/PGPORT/PGUSER/PGPASSWORD. Each side gets one unmeasured warm-up per N. ' +
-      'Before each run the bench waits (up to BENCH_QUIET_WAIT_S) for a 1 s window with at most BENCH_QUIET_CORES busy cores; as root, the server and both commands run at nice BENCH_NICE (process and autogroup), the same for both sides. ' +
+      'Before each run the bench waits while bench/run.ts or bench/profile.ts runs (up to BENCH_OTHER_WAIT_S, default 1800), then (up to BENCH_QUIET_WAIT_S) for a 1 s window with at most BENCH_QUIET_CORES busy cores; as root, the server and both commands run at nice BENCH_NICE (process and autogroup), the same for both sides. ' +
       `A run is marked noisy when other processes burnt more than ${NOISY_CORES} cores on average during it ("foreign cpu-s" / wall) or the quiet wait gave up; medians include noisy runs, the "quiet-only ratio" column leaves them out.`,
     '',
   );
@@ -788,6 +825,10 @@ function section(rep: Report): string {
     `| ${mb(dataset.sizeBytes).toFixed(0)} | ${dataset.customers.toLocaleString('en-US')} | ${dataset.orders.toLocaleString('en-US')} | ${dataset.events.toLocaleString('en-US')} | ${f1(dataset.buildS)} | ${mb(backup.bytes).toFixed(1)} | ${backup.tocEntries} | ${backup.tables} | ${backup.id} | ${f2(backup.createWallS)} |`,
     '',
   );
+  L.push('Tables of the source database (pg_relation_size = heap; total = with TOAST and indexes): pg_restore --jobs parallelises across tables and indexes, not within one.', '');
+  L.push('| table | rows | heap MB | total MB |', '|---|---:|---:|---:|');
+  for (const t of tableSizes) L.push(`| ${t.name} | ${t.rows.toLocaleString('en-US')} | ${f1(t.heapMb)} | ${f1(t.totalMb)} |`);
+  L.push('');
   L.push('### Results (medians of wall seconds)', '');
   L.push(`| --jobs | median raw s | median backupctl s | ratio backupctl/raw | target | quiet-only ratio | backupctl node peak RSS MB (max) | /usr/bin/time %M MB (max) | pg_restore peak RSS MB (max) |`);
   L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -810,19 +851,19 @@ function section(rep: Report): string {
     `From a ${POLL_MS} ms poll of our process tree (pg_restore's life, createdb, dropdb) and of the server's backend titles (the throwaway database's count(*) SELECTs, DROP DATABASE), ` +
       'and backupctl\'s JSON log lines ("verifying", "restoring into throwaway database"); each boundary is good to about one poll interval. ' +
       'before = spawn to first pg_restore (restoring) seen; pg_restore = its first to last sighting; after = its end to exit. ' +
-      'backupctl: startup = spawn to "verifying"; hash = "verifying" to the first `pg_restore --version` (globals and artifact sha256, server version); ' +
+      'backupctl: startup = spawn to "verifying"; checks = "verifying" to "restoring into" from the log (always measured: everything from the re-hash to CREATE DATABASE); within it, when the poll caught the short processes: hash = "verifying" to the first `pg_restore --version` (globals and artifact sha256, server version); ' +
       'discovery = pg_restore discovery up to `pg_restore --list`; toc = `--list` seen; createdb = end of `--list` to "restoring into" (server version, passfile, CREATE DATABASE); CREATE DATABASE seen = that statement as seen on the server (both sides); ' +
       'counts = end of pg_restore to the first DROP DATABASE seen (connect, list tables, count(*) of each); count SELECTs = the SELECT on the throwaway database as seen; drop = DROP DATABASE seen; tail = its end to exit (sidecar record, output).',
     '',
   );
-  L.push('| --jobs | side | wall | before | pg_restore | after | startup | hash | discovery | toc | createdb | CREATE DATABASE seen | counts | count SELECTs | drop (DROP DATABASE seen) | tail | createdb program (raw) | dropdb program (raw) |');
-  L.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  L.push('| --jobs | side | wall | before | pg_restore | after | startup | checks | hash | discovery | toc | createdb | CREATE DATABASE seen | counts | count SELECTs | drop (DROP DATABASE seen) | tail | createdb program (raw) | dropdb program (raw) |');
+  L.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const jobs of CONFIG.jobs) {
     for (const tool of ['raw', 'backupctl'] as const) {
       const rs = measured(runs, tool, jobs);
       const m = (k: keyof Phases): string => f2(phaseMedian(rs, k));
       L.push(
-        `| ${jobs} | ${tool} | ${f2(median(rs.map((r) => r.wallS)))} | ${m('beforeS')} | ${m('pgRestoreS')} | ${m('afterS')} | ${m('startupS')} | ${m('hashS')} | ${m('discoveryS')} | ${m('tocS')} | ${m('createS')} | ${m('createDbSeenS')} | ${m('countsS')} | ${m('countSelectS')} | ${m('dropS')} | ${m('tailS')} | ${m('createdbS')} | ${m('dropdbS')} |`,
+        `| ${jobs} | ${tool} | ${f2(median(rs.map((r) => r.wallS)))} | ${m('beforeS')} | ${m('pgRestoreS')} | ${m('afterS')} | ${m('startupS')} | ${m('checksS')} | ${m('hashS')} | ${m('discoveryS')} | ${m('tocS')} | ${m('createS')} | ${m('createDbSeenS')} | ${m('countsS')} | ${m('countSelectS')} | ${m('dropS')} | ${m('tailS')} | ${m('createdbS')} | ${m('dropdbS')} |`,
       );
     }
   }
@@ -905,6 +946,7 @@ async function main(): Promise<void> {
     `bench:verify: ${CONFIG.mb} MB, --jobs ${CONFIG.jobs.join(',')}, ${CONFIG.runs} runs each (+${CONFIG.warmup} warm-up), ${os.availableParallelism()} CPUs, ` +
       `quiet <= ${CONFIG.quietCores} cores (wait <= ${CONFIG.quietWaitS} s), nice ${CONFIG.nice}`,
   );
+  await waitForOtherBenches();
   workdir = mkdtempSync(path.join(CONFIG.workdirBase, 'backupctl-bench-verify-'));
   log(`work dir ${workdir}`);
   const distHash = snapshotBuild(workdir);
@@ -932,6 +974,14 @@ async function main(): Promise<void> {
     `pg_database_size(bench) = ${mb(dataset.sizeBytes).toFixed(1)} MB (${dataset.sizeBytes} bytes): ` +
       `${dataset.customers} customers, ${dataset.orders} orders, ${dataset.events} events; built in ${dataset.buildS.toFixed(1)} s`,
   );
+  const tableSizes = (
+    await c.query<{ name: string; rows: string; heap: string; total: string }>(
+      'bench',
+      `SELECT c.relname AS name, c.reltuples::int8::text AS rows, pg_relation_size(c.oid)::text AS heap, pg_total_relation_size(c.oid)::text AS total
+         FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace ORDER BY pg_total_relation_size(c.oid) DESC`,
+    )
+  ).map((r) => ({ name: r.name, rows: Number(r.rows), heapMb: mb(Number(r.heap)), totalMb: mb(Number(r.total)) }));
+  for (const t of tableSizes) log(`  ${t.name}: ${t.rows} rows, heap ${f1(t.heapMb)} MB, total ${f1(t.totalMb)} MB`);
   if (dataset.sizeBytes < 500 * 1024 * 1024 && CONFIG.mb >= 500) throw new Error('data set smaller than 500 MB');
 
   log('');
@@ -993,7 +1043,7 @@ async function main(): Promise<void> {
   for (const v of verdicts) log(`${v.pass ? 'PASS' : 'FAIL'}  ${v.name}: ${v.detail}`);
 
   const totalS = (performance.now() - t0) / 1000;
-  const report: Report = { machine, dataset, backup, runs, rows, speedups, components, verdicts, totalS };
+  const report: Report = { machine, dataset, tableSizes, backup, runs, rows, speedups, components, verdicts, totalS };
   writeSection(section(report));
   log('');
   log(`wrote the "${SECTION.slice(3)}" section of ${path.relative(ROOT, RESULTS)}`);
