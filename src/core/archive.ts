@@ -6,7 +6,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { artifactKey } from '../catalog/catalog.js';
 import type { Sidecar } from '../catalog/sidecar.js';
-import { digestOf, DigestStream, type Digest } from '../pipeline/digest.js';
+import { errnoCode } from '../errors.js';
+import { digestOf, DigestStream, hashFile, type Digest } from '../pipeline/digest.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
 
@@ -14,8 +15,14 @@ import { storageError } from './storage-errors.js';
 export interface LocalArchive {
   /** A custom-format file or a directory-format directory. */
   path: string;
-  /** sha256 and size of the bytes as stored, computed while reading them. */
-  digest: Digest;
+  /**
+   * sha256 and size of the bytes as stored. Computed while unpacking or downloading; for
+   * a custom-format archive used in place, it is still being computed when openArchive
+   * returns, so a caller may run pg_restore alongside it (restore awaits it first).
+   */
+  digest: Promise<Digest>;
+  /** True when pg_restore reads the stored file itself (its digest may still be running). */
+  inPlace: boolean;
   /** Removes whatever was unpacked or downloaded. */
   dispose(): Promise<void>;
 }
@@ -59,8 +66,18 @@ async function open(storage: Storage, key: string) {
   }
 }
 
-/** Re-hashes a stored object without keeping it. */
-export async function hashStored(storage: Storage, key: string): Promise<Digest> {
+/** Re-hashes a stored object without keeping it (a local file through one reused buffer). */
+export async function hashStored(storage: Storage, key: string, signal?: AbortSignal): Promise<Digest> {
+  if (storage.localPath) {
+    const path = storage.localPath(key);
+    try {
+      return await hashFile(path, signal);
+    } catch (error) {
+      if (errnoCode(error) === 'ENOENT') throw new ArtifactMissingError(key);
+      if (signal?.aborted) throw error;
+      throw storageError(error, storage.location, `reading ${key}`);
+    }
+  }
   return digestOf(await open(storage, key));
 }
 
@@ -73,8 +90,12 @@ export async function hashStored(storage: Storage, key: string): Promise<Digest>
 export async function openArchive(storage: Storage, sidecar: Sidecar, options: { workDir?: string | undefined; signal?: AbortSignal }): Promise<LocalArchive> {
   const key = artifactKey(sidecar.profile, sidecar.artifact.file);
   if (sidecar.artifact.container === 'pg-custom' && storage.localPath) {
-    const digest = await hashStored(storage, key);
-    return { path: storage.localPath(key), digest, dispose: async () => undefined };
+    await storage.stat(key).catch((error: unknown) => {
+      throw error instanceof NotFoundError ? new ArtifactMissingError(key) : storageError(error, storage.location, `reading ${key}`);
+    });
+    const digest = hashStored(storage, key, options.signal);
+    digest.catch(() => undefined); // awaited by the caller
+    return { path: storage.localPath(key), digest, inPlace: true, dispose: async () => undefined };
   }
   const base = options.workDir ?? tmpdir();
   const scratch = await mkdtemp(join(base, `backupctl-${sidecar.id}-`));
@@ -87,11 +108,11 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: {
       const dir = join(scratch, 'dump');
       await mkdir(dir, { mode: 0o700 });
       await unpack(source, digest, dir, options.signal);
-      return { path: dir, digest: digest.digest(), dispose };
+      return { path: dir, digest: Promise.resolve(digest.digest()), inPlace: false, dispose };
     }
     const file = join(scratch, sidecar.artifact.file);
     await pipeline(source, digest, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
-    return { path: file, digest: digest.digest(), dispose };
+    return { path: file, digest: Promise.resolve(digest.digest()), inPlace: false, dispose };
   } catch (error) {
     await dispose();
     // A damaged tar: hash what is stored (the tar parser stopped reading it) for the report.

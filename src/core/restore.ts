@@ -147,7 +147,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     throw error;
   }
   try {
-    const mismatches = digestMismatches('artifact', sidecar.artifact, archive.digest);
+    const mismatches = digestMismatches('artifact', sidecar.artifact, await archive.digest);
     if (mismatches.length) {
       throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${mismatches.join('; ')}`, {
         exitCode: ExitCode.VERIFY_FAILED,

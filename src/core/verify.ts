@@ -123,30 +123,36 @@ async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequ
       mismatches.push(...digestMismatches('artifact', sidecar.artifact, error.digest));
       throw new Mismatch(mismatches, `the archive cannot be unpacked: ${error.reason}`);
     });
-    mismatches.push(...digestMismatches('artifact', sidecar.artifact, archive.digest));
-    if (mismatches.length) throw new Mismatch(mismatches);
-
-    const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
-    const server = request.level === 'restore' && request.server ? request.server(sidecar) : null;
-    const serverNum = server ? await serverVersionNum(server) : 0;
-    const pgRestore = await findClient('pg_restore', Math.max(dumpMajor, serverMajor(serverNum)), {
-      pgBinDir: request.pgBinDir,
-      path: runtime.env.PATH,
-    });
-    const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
-    const toc = await readToc(pgRestore.path, archive.path, run).catch((error: unknown) => {
-      throw new Mismatch([], `the archive's table of contents is unreadable: ${(error as Error).message}`);
-    });
-    if (toc.length !== sidecar.dump.tocEntries) {
-      throw new Mismatch([`table of contents has ${toc.length} entries, the sidecar says ${sidecar.dump.tocEntries}`]);
+    // The re-hash runs alongside the checks below (it reads the file; they run pg_restore
+    // and the server), and a digest mismatch wins over whatever they found.
+    const opened = archive;
+    const digestProblems = opened.digest.then((digest) => digestMismatches('artifact', sidecar.artifact, digest));
+    digestProblems.catch(() => undefined);
+    const corrupt = async (): Promise<string[]> => [...mismatches, ...(await digestProblems)];
+    if (!opened.inPlace) {
+      // Downloaded or unpacked: the digest is known already, so corruption stops us here.
+      const problems = await corrupt();
+      if (problems.length) throw new Mismatch(problems);
     }
-    if (request.level === 'archive') {
-      const failure = await readArchiveThrough(pgRestore.path, archive.path, run);
-      if (failure) throw new Mismatch([], `the archive cannot be read to the end: ${failure}`);
-      return outcome('passed');
+    let checked: VerifyOutcome;
+    try {
+      checked = await checkArchive(sidecar, opened, request, runtime, outcome);
+    } catch (error) {
+      if (runtime.signal.aborted) throw error;
+      const problems = await corrupt();
+      if (problems.length) {
+        // Corruption explains whatever else went wrong: report it (exit 3) with the rest.
+        const found = error instanceof Mismatch ? error : null;
+        throw new Mismatch([...problems, ...(found?.problems ?? [])], found?.failure ?? (found ? undefined : (error as Error).message));
+      }
+      throw error;
     }
-    if (!server) throw new BackupctlError('the restore level needs a server to restore into');
-    return await restoreCheck(sidecar, archive, pgRestore, request, server, runtime, outcome);
+    const problems = await corrupt();
+    if (problems.length) {
+      const { error, serverVersion, keptDatabase } = checked;
+      return outcome('failed', { mismatches: [...problems, ...checked.mismatches], error, serverVersion, keptDatabase });
+    }
+    return checked;
   } catch (error) {
     throwIfAborted(runtime.signal);
     if (error instanceof Mismatch) return outcome('failed', { mismatches: error.problems, error: error.failure });
@@ -155,6 +161,37 @@ async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequ
   } finally {
     await archive?.dispose();
   }
+}
+
+/** The archive and restore levels, after the archive is readable on this machine. */
+async function checkArchive(
+  sidecar: Sidecar,
+  archive: LocalArchive,
+  request: VerifyRequest,
+  runtime: Runtime,
+  outcome: (result: 'passed' | 'failed', extra?: Partial<VerifyOutcome>) => VerifyOutcome,
+): Promise<VerifyOutcome> {
+  const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
+  const server = request.level === 'restore' && request.server ? request.server(sidecar) : null;
+  const serverNum = server ? await serverVersionNum(server) : 0;
+  const pgRestore = await findClient('pg_restore', Math.max(dumpMajor, serverMajor(serverNum)), {
+    pgBinDir: request.pgBinDir,
+    path: runtime.env.PATH,
+  });
+  const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
+  const toc = await readToc(pgRestore.path, archive.path, run).catch((error: unknown) => {
+    throw new Mismatch([], `the archive's table of contents is unreadable: ${(error as Error).message}`);
+  });
+  if (toc.length !== sidecar.dump.tocEntries) {
+    throw new Mismatch([`table of contents has ${toc.length} entries, the sidecar says ${sidecar.dump.tocEntries}`]);
+  }
+  if (request.level === 'archive') {
+    const failure = await readArchiveThrough(pgRestore.path, archive.path, run);
+    if (failure) throw new Mismatch([], `the archive cannot be read to the end: ${failure}`);
+    return outcome('passed');
+  }
+  if (!server) throw new BackupctlError('the restore level needs a server to restore into');
+  return restoreCheck(sidecar, archive, pgRestore, request, server, runtime, outcome);
 }
 
 async function serverVersionNum(server: ConnectionSettings): Promise<number> {
