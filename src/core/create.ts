@@ -6,7 +6,7 @@ import { artifactKey, Catalog } from '../catalog/catalog.js';
 import { newBackupId } from '../catalog/id.js';
 import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../catalog/sidecar.js';
 import { BackupctlError, InterruptedError, throwIfAborted } from '../errors.js';
-import { findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
+import { chooseClient, discoverClients, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
 import { pgDumpArgs, runDirectoryDump, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
@@ -78,6 +78,14 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
   const startedMs = performance.now();
   throwIfAborted(signal);
 
+  // Finding the client programs needs no server: it runs while the session opens.
+  const clientOptions = { pgBinDir: profile.pgBinDir, path: runtime.env.PATH };
+  const discovered = Promise.all([
+    discoverClients('pg_dump', clientOptions),
+    discoverClients('pg_restore', clientOptions),
+    discoverClients('pg_dumpall', clientOptions),
+  ]);
+  discovered.catch(() => undefined);
   const session = await SnapshotSession.open(profile.connection, { lockWaitTimeout: profile.dump.lockWaitTimeout ?? undefined });
   const written: string[] = [];
   const warnings: string[] = [];
@@ -91,9 +99,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     throwIfAborted(signal);
     const facts = await session.facts();
     const major = serverMajor(facts.serverVersionNum);
-    const clients = { pgBinDir: profile.pgBinDir, path: runtime.env.PATH };
-    const pgDump = await findClient('pg_dump', major, clients);
-    const pgRestore = await findClient('pg_restore', major, clients);
+    const [dumps, restores, dumpalls] = await discovered;
+    const where = profile.pgBinDir ? `pgBinDir ${profile.pgBinDir}` : undefined;
+    const pgDump = chooseClient('pg_dump', dumps, major, where);
+    const pgRestore = chooseClient('pg_restore', restores, major, where);
     const id = newBackupId(started);
     reporter.info(`backing up ${describeConnection(profile.connection)} (PostgreSQL ${facts.serverVersion}) as ${profile.name}/${id}`);
     reporter.debug(`using ${pgDump.path} ${pgDump.version}; snapshot ${session.snapshotId}`);
@@ -110,12 +119,15 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     });
     counting.catch(() => undefined);
 
+    // Roles and tablespaces are dumped beside the database, at the same time (they are small).
+    const globalsDone: Promise<Sidecar['globals']> = profile.globals
+      ? dumpGlobals({ profile, id, storage, pgDumpall: () => chooseClient('pg_dumpall', dumpalls, major, where), run, written, runtime, warnings })
+      : Promise.resolve({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
+    globalsDone.catch(() => undefined);
     const artifact = await dumpArtifact({ profile, id, storage, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime });
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
-    const globals = profile.globals
-      ? await dumpGlobals({ profile, id, storage, major, run, written, runtime, warnings })
-      : ({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
+    const globals = await globalsDone;
     await session.close();
 
     throwIfAborted(signal);
@@ -290,9 +302,10 @@ async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
 
 interface GlobalsContext {
   profile: ResolvedProfile;
+  /** The chosen pg_dumpall; throws when there is none suitable (then globals are skipped). */
+  pgDumpall: () => ClientBinary;
   id: string;
   storage: Storage;
-  major: number;
   run: ChildRun;
   written: string[];
   runtime: Runtime;
@@ -309,7 +322,7 @@ async function dumpGlobals(ctx: GlobalsContext): Promise<Sidecar['globals']> {
   const key = artifactKey(ctx.profile.name, file);
   let pgDumpall: ClientBinary;
   try {
-    pgDumpall = await findClient('pg_dumpall', ctx.major, { pgBinDir: ctx.profile.pgBinDir, path: ctx.runtime.env.PATH });
+    pgDumpall = ctx.pgDumpall();
   } catch (error) {
     return skipGlobals(ctx, (error as Error).message);
   }

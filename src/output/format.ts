@@ -79,11 +79,13 @@ export function formatTimestamp(iso: string | Date, options: { seconds?: boolean
   return `${text.slice(0, 10)} ${text.slice(11, end)}Z`;
 }
 
-const COUNT_FORMAT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+// Built on first use: loading ICU data costs startup time every run would pay.
+let countFormat: Intl.NumberFormat | null = null;
 
 /** Integer with thousands separators: `1,234,567`. */
 export function formatCount(n: number): string {
-  return COUNT_FORMAT.format(n);
+  countFormat ??= new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+  return countFormat.format(n);
 }
 
 /**
