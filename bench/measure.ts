@@ -140,6 +140,7 @@ class Tracker {
         name = 'backend';
         tag = title.slice('backend:'.length);
       } else if (title) name = title;
+      else name = this.seen.get(pid)?.name ?? name; // exiting: its title is gone, keep what we knew
     }
     const prev = this.seen.get(pid);
     if (prev) {

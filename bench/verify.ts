@@ -23,7 +23,7 @@
  */
 import { cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,13 +117,37 @@ function killActive(): void {
   }
 }
 
+/**
+ * Stops the cluster (immediate) and removes its directory, synchronously (usable in an
+ * exit hook). startCluster's own exit hook does the same, but removes the directory
+ * without retrying, and a backend still exiting after an immediate shutdown can make that
+ * fail (ENOTEMPTY) and leave a data directory behind.
+ */
+function stopClusterSync(c: Cluster): void {
+  const tmpDir = path.dirname(c.dataDir);
+  const pgCtl = c.bin('pg_ctl');
+  const args = ['stop', '-D', c.dataDir, '-m', 'immediate', '-w', '-t', '30'];
+  const asRoot = process.getuid?.() === 0;
+  if (existsSync(path.join(c.dataDir, 'postmaster.pid'))) {
+    spawnSync(asRoot ? 'runuser' : pgCtl, asRoot ? ['-u', 'postgres', '--', pgCtl, ...args] : args, { stdio: 'ignore', cwd: os.tmpdir() });
+  }
+  try {
+    rmSync(tmpDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  } catch (error) {
+    process.stderr.write(`warning: could not remove ${tmpDir}: ${(error as Error).message}\n`);
+  }
+}
+
 function cleanupSync(): void {
   killActive();
   if (workdir) {
-    rmSync(workdir, { recursive: true, force: true });
+    rmSync(workdir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     workdir = null;
   }
-  // startCluster's own exit hook stops the server (immediate) and removes its directory.
+  if (cluster) {
+    stopClusterSync(cluster);
+    cluster = null;
+  }
 }
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -1059,6 +1083,11 @@ try {
 } finally {
   await (builder as DatasetBuilder | null)?.close();
   // Any database a failed run left behind goes with the cluster.
-  await (cluster as Cluster | null)?.stop();
+  const c = cluster as Cluster | null;
+  if (c) {
+    await c.stop();
+    stopClusterSync(c); // the directory, if stop() could not remove it
+    cluster = null;
+  }
   cleanupSync();
 }
