@@ -738,6 +738,13 @@ interface Row {
   rawRuns: number[];
   backupctlRuns: number[];
   quietRatio: number | null;
+  /** Median over rounds of backupctl/raw of the same round (adjacent runs: drift cancels). */
+  pairedRatio: number;
+  /** Medians of pg_restore's own span, and of the rest (wall - that span): the fixed cost around the restore. */
+  rawRestoreS: number;
+  backupctlRestoreS: number;
+  rawOutsideS: number;
+  backupctlOutsideS: number;
   backupctlRssMb: number;
   backupctlTimeRssMb: number;
   pgRestoreRssMb: number;
@@ -763,6 +770,16 @@ function rowsOf(runs: RunRecord[]): Row[] {
       rawRuns: raw.map((r) => r.wallS),
       backupctlRuns: bc.map((r) => r.wallS),
       quietRatio: qRaw.length && qBc.length ? median(qBc.map((r) => r.wallS)) / median(qRaw.map((r) => r.wallS)) : null,
+      pairedRatio: median(
+        bc.flatMap((b) => {
+          const a = raw.find((r) => r.round === b.round);
+          return a ? [b.wallS / a.wallS] : [];
+        }),
+      ),
+      rawRestoreS: phaseMedian(raw, 'pgRestoreS'),
+      backupctlRestoreS: phaseMedian(bc, 'pgRestoreS'),
+      rawOutsideS: median(raw.map((r) => r.wallS - (r.phases.pgRestoreS ?? NaN)).filter((v) => !Number.isNaN(v))),
+      backupctlOutsideS: median(bc.map((r) => r.wallS - (r.phases.pgRestoreS ?? NaN)).filter((v) => !Number.isNaN(v))),
       backupctlRssMb: Math.max(...bc.map((r) => r.peakRssMb ?? 0)),
       backupctlTimeRssMb: Math.max(...bc.map((r) => r.timeMaxRssMb ?? 0)),
       pgRestoreRssMb: Math.max(...[...raw, ...bc].map((r) => r.pgRestoreRssMb ?? 0)),
@@ -860,6 +877,15 @@ function section(rep: Report): string {
     L.push(
       `| ${r.jobs} | ${f2(r.rawS)} | ${f2(r.backupctlS)} | ${f3(r.ratio)} | <= ${TARGET_RATIO.toFixed(2)} ${r.ratio <= TARGET_RATIO ? 'PASS' : 'FAIL'} | ${f3(r.quietRatio)} | ${f1(r.backupctlRssMb)} | ${f1(r.backupctlTimeRssMb)} | ${f1(r.pgRestoreRssMb)} |`,
     );
+  }
+  L.push('');
+  L.push(
+    'Context for the ratio (not the verdict): the median of the per-round ratios (each backupctl run over the raw run just before it), and the medians of pg_restore\'s own span and of everything outside it (wall minus that span) on each side.',
+    '',
+  );
+  L.push('| --jobs | median per-round ratio | raw: pg_restore s | backupctl: pg_restore s | raw: outside pg_restore s | backupctl: outside pg_restore s | difference outside s |', '|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    L.push(`| ${r.jobs} | ${f3(r.pairedRatio)} | ${f2(r.rawRestoreS)} | ${f2(r.backupctlRestoreS)} | ${f2(r.rawOutsideS)} | ${f2(r.backupctlOutsideS)} | ${f2(r.backupctlOutsideS - r.rawOutsideS)} |`);
   }
   L.push('');
   if (rep.speedups.length) {
@@ -1063,6 +1089,12 @@ async function main(): Promise<void> {
   log('| --jobs | median raw s | median backupctl s | ratio | quiet-only ratio | backupctl node peak RSS MB | time %M MB |');
   log('|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) log(`| ${r.jobs} | ${f2(r.rawS)} | ${f2(r.backupctlS)} | ${f3(r.ratio)} | ${f3(r.quietRatio)} | ${f1(r.backupctlRssMb)} | ${f1(r.backupctlTimeRssMb)} |`);
+  for (const r of rows) {
+    log(
+      `--jobs ${r.jobs}: per-round ratio ${f3(r.pairedRatio)}; pg_restore ${f2(r.rawRestoreS)} s raw vs ${f2(r.backupctlRestoreS)} s backupctl; ` +
+        `outside pg_restore ${f2(r.rawOutsideS)} s raw vs ${f2(r.backupctlOutsideS)} s backupctl`,
+    );
+  }
   for (const s of speedups) log(`speedup --jobs ${s.jobs} over --jobs 1, ${s.tool}: ${f2(s.speedup)}x (${f2(s.j1)} s -> ${f2(s.jN)} s)`);
   for (const v of verdicts) log(`${v.pass ? 'PASS' : 'FAIL'}  ${v.name}: ${v.detail}`);
 
