@@ -5,6 +5,7 @@
  *   BENCH_VERIFY_MB=600  BENCH_RUNS=3  BENCH_WARMUP=1  BENCH_VERIFY_JOBS=1,2  BENCH_WORKDIR=$TMPDIR
  *   BENCH_QUIET_CORES=0.3  BENCH_QUIET_WAIT_S=20  BENCH_NICE=-10 (root only; 0 to disable)
  *   BENCH_VERIFY_COMPONENTS=1 (0: skip the components measured alone)
+ *   BENCH_VERIFY_RESULTS=bench/RESULTS.md (where the section goes)
  *   BENCH_OTHER_WAIT_S=1800 (wait while bench/run.ts or bench/profile.ts runs: two benches on 2 cores spoil both)
  *
  * Builds the data set to >= BENCH_VERIFY_MB MiB (pg_database_size), takes ONE backup with
@@ -21,7 +22,7 @@
  * a section of bench/RESULTS.md below the analysis marker, and a JSON summary as the
  * last line of stdout.
  */
-import { cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -30,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { startCluster, quoteIdent, type Cluster } from '../test/helpers/cluster.js';
 import { countRows } from '../src/pg/counts.js';
-import { digestOf } from '../src/pipeline/digest.js';
+import { hashFile } from '../src/pipeline/digest.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import {
   activeChild,
@@ -46,7 +47,8 @@ import {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let BIN = path.join(ROOT, 'bin', 'backupctl.js');
-const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
+/** BENCH_VERIFY_RESULTS: another file to write the section into (a copy, for a trial run). */
+const RESULTS = path.resolve(process.env.BENCH_VERIFY_RESULTS || path.join(ROOT, 'bench', 'RESULTS.md'));
 const ANALYSIS_MARKER = '<!-- analysis: everything below this line is kept when the bench rewrites this file -->';
 const SECTION = '## verify vs createdb + pg_restore + dropdb';
 
@@ -328,7 +330,7 @@ interface Phases {
   startupS?: number | null;
   /** "verifying" -> "restoring into" (from the log, always there): globals + artifact re-hash, server version, discovery, TOC read, CREATE DATABASE. */
   checksS?: number | null;
-  /** "verifying" -> first `pg_restore --version`: globals + artifact re-hash (sha256 of the whole file), server version. */
+  /** "verifying" -> first `pg_restore --version`: globals, opening the artifact (and its re-hash if awaited there), server version. */
   hashS?: number | null;
   /** first `pg_restore --version` -> first `pg_restore --list`: pg_restore discovery (PATH scan, --version of candidates). */
   discoveryS?: number | null;
@@ -591,7 +593,7 @@ function describe(rec: RunRecord): string {
   const p = rec.phases;
   const detail =
     rec.tool === 'backupctl'
-      ? ` [startup ${f2(p.startupS)} | checks ${f2(p.checksS)} (hash ${f2(p.hashS)} | discovery ${f2(p.discoveryS)} | toc ${f2(p.tocS)} | createdb ${f2(p.createS)}) | pg_restore ${f2(p.pgRestoreS)} | counts ${f2(p.countsS)} | drop ${f2(p.dropS)} | tail ${f2(p.tailS)}; CREATE DATABASE seen ${f2(p.createDbSeenS)}]`
+      ? ` [startup ${f2(p.startupS)} | checks ${f2(p.checksS)} (pre-discovery ${f2(p.hashS)} | discovery ${f2(p.discoveryS)} | toc ${f2(p.tocS)} | createdb ${f2(p.createS)}) | pg_restore ${f2(p.pgRestoreS)} | counts ${f2(p.countsS)} | drop ${f2(p.dropS)} | tail ${f2(p.tailS)}; CREATE DATABASE seen ${f2(p.createDbSeenS)}]`
       : ` [before ${f2(p.beforeS)} | pg_restore ${f2(p.pgRestoreS)} | after ${f2(p.afterS)}; createdb ${f2(p.createdbS)}, CREATE DATABASE seen ${f2(p.createDbSeenS)}, DROP DATABASE seen ${f2(p.dropS)}, dropdb ${f2(p.dropdbS)}]`;
   return (
     `${rec.warmup ? 'warm-up ' : ''}${rec.tool.padEnd(9)} --jobs ${rec.jobs}  ${f3(rec.wallS)} s  rss ${f1(rec.peakRssMb)} MB (time %M ${f1(rec.timeMaxRssMb)})  ` +
@@ -631,9 +633,9 @@ async function measureComponents(c: Cluster, artifact: string, expectedSha: stri
     const start = await runMeasured(process.execPath, [BIN, '--version'], { env, capture: true, nice: CONFIG.nice });
     add('node start', '`node bin/backupctl.js --version` (process start + CLI load)', start.wallS);
 
-    const [hashS, digest] = await timeIt(() => digestOf(createReadStream(artifact)));
+    const [hashS, digest] = await timeIt(() => hashFile(artifact));
     if (digest.sha256 !== expectedSha) throw new Error('component re-hash: sha256 differs from the sidecar');
-    add('re-hash', `sha256 of the ${mb(digest.bytes).toFixed(0)} MB artifact with backupctl's digestOf over a file stream (in this process, page cache warm)`, hashS);
+    add('re-hash', `sha256 of the ${mb(digest.bytes).toFixed(0)} MB artifact with backupctl's hashFile (src/pipeline/digest.ts), in this process, page cache warm`, hashS);
 
     const list = await runMeasured(c.bin('pg_restore'), ['--list', artifact], { env: offline, capture: false, nice: CONFIG.nice });
     check(list, 'pg_restore --list');
@@ -823,6 +825,8 @@ interface Report {
   components: Component[];
   verdicts: { name: string; pass: boolean; detail: string }[];
   totalS: number;
+  /** Rows of earlier runs' history, from RESULTS.md. */
+  history: string[];
 }
 
 function section(rep: Report): string {
@@ -901,12 +905,12 @@ function section(rep: Report): string {
     `From a ${POLL_MS} ms poll of our process tree (pg_restore's life, createdb, dropdb) and of the server's backend titles (the throwaway database's count(*) SELECTs, DROP DATABASE), ` +
       'and backupctl\'s JSON log lines ("verifying", "restoring into throwaway database"); each boundary is good to about one poll interval. ' +
       'before = spawn to first pg_restore (restoring) seen; pg_restore = its first to last sighting; after = its end to exit. ' +
-      'backupctl: startup = spawn to "verifying"; checks = "verifying" to "restoring into" from the log (always measured: everything from the re-hash to CREATE DATABASE); within it, when the poll caught the short processes: hash = "verifying" to the first `pg_restore --version` (globals and artifact sha256, server version); ' +
+      'backupctl: startup = spawn to "verifying"; checks = "verifying" to "restoring into" from the log (always measured: everything from the re-hash to CREATE DATABASE); within it, when the poll caught the short processes: pre-discovery = "verifying" to the first `pg_restore --version` (globals check, opening the artifact, server version query; and the artifact\'s re-hash in builds that finish it before going on); ' +
       'discovery = pg_restore discovery up to `pg_restore --list`; toc = `--list` seen; createdb = end of `--list` to "restoring into" (server version, passfile, CREATE DATABASE); CREATE DATABASE seen = that statement as seen on the server (both sides); ' +
       'counts = end of pg_restore to the first DROP DATABASE seen (connect, list tables, count(*) of each); count SELECTs = the SELECT on the throwaway database as seen; drop = DROP DATABASE seen; tail = its end to exit (sidecar record, output).',
     '',
   );
-  L.push('| --jobs | side | wall | before | pg_restore | after | startup | checks | hash | discovery | toc | createdb | CREATE DATABASE seen | counts | count SELECTs | drop (DROP DATABASE seen) | tail | createdb program (raw) | dropdb program (raw) |');
+  L.push('| --jobs | side | wall | before | pg_restore | after | startup | checks | pre-discovery | discovery | toc | createdb | CREATE DATABASE seen | counts | count SELECTs | drop (DROP DATABASE seen) | tail | createdb program (raw) | dropdb program (raw) |');
   L.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const jobs of CONFIG.jobs) {
     for (const tool of ['raw', 'backupctl'] as const) {
@@ -934,6 +938,13 @@ function section(rep: Report): string {
     for (const comp of rep.components) L.push(`| ${comp.name} | ${comp.what} | ${f3(median(comp.values))} | ${comp.values.map((v) => f3(v)).join(', ')} |`);
     L.push('');
   }
+  L.push(HISTORY, '');
+  L.push(
+    'One line per run of `npm run bench:verify` (kept when the section is rewritten). "dist sha256" identifies the backupctl build measured: src/ changes between runs. ' +
+      '"per-round ratio" is the median of each backupctl run over the raw run just before it; "outside pg_restore" is the median of wall minus pg_restore\'s own span.',
+    '',
+  );
+  L.push(...HISTORY_HEAD, ...rep.history, historyRow(rep), '');
   L.push('### Every run', '');
   L.push('| # | round | --jobs | tool | wall s | verify durationMs s | node/pg_restore peak RSS MB | time %M MB | pg_restore RSS MB | machine busy cpu-s | foreign cpu-s | busy cores before | waited s | noisy | before s | pg_restore s | after s |');
   L.push('|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|');
@@ -944,6 +955,39 @@ function section(rep: Report): string {
   });
   L.push('');
   return L.join('\n');
+}
+
+const HISTORY = '### Every run of this bench so far';
+const HISTORY_HEAD = [
+  '| date | dist sha256 | this run | ratio per --jobs: backupctl/raw (median raw s / median backupctl s) | per-round ratio | outside pg_restore, backupctl - raw s | noisy runs | verdict |',
+  '|---|---|---|---|---|---|---|---|',
+];
+
+/** One line of the history table for this run. */
+function historyRow(rep: Report): string {
+  const measuredRuns = rep.runs.filter((r) => !r.warmup);
+  const per = (fn: (r: Row) => string): string => rep.rows.map((r) => `${r.jobs}: ${fn(r)}`).join('; ');
+  return (
+    `| ${rep.machine.date} | ${rep.machine.distHash} | ${CONFIG.mb} MB, ${CONFIG.runs} runs | ${per((r) => `${f3(r.ratio)} (${f2(r.rawS)} / ${f2(r.backupctlS)})`)} | ` +
+    `${per((r) => f3(r.pairedRatio))} | ${per((r) => `+${f2(r.backupctlOutsideS - r.rawOutsideS)}`)} | ${measuredRuns.filter((r) => r.noisy).length}/${measuredRuns.length} | ` +
+    `${rep.verdicts.map((v) => (v.pass ? 'PASS' : 'FAIL')).join(' ')} |`
+  );
+}
+
+/** The history rows of the section now in RESULTS.md (kept across reruns). */
+function previousHistory(): string[] {
+  if (!existsSync(RESULTS)) return [];
+  const old = readFileSync(RESULTS, 'utf8');
+  const at = old.indexOf(`\n${SECTION}\n`);
+  if (at < 0) return [];
+  const h = old.indexOf(`\n${HISTORY}\n`, at);
+  if (h < 0) return [];
+  const rows: string[] = [];
+  for (const line of old.slice(h + HISTORY.length + 2).split('\n').slice(0)) {
+    if (line.startsWith('#')) break;
+    if (/^\| \d{4}-/.test(line)) rows.push(line);
+  }
+  return rows;
 }
 
 /** Puts the section below the analysis marker (replacing an earlier run's section), never above it. */
@@ -1099,7 +1143,7 @@ async function main(): Promise<void> {
   for (const v of verdicts) log(`${v.pass ? 'PASS' : 'FAIL'}  ${v.name}: ${v.detail}`);
 
   const totalS = (performance.now() - t0) / 1000;
-  const report: Report = { machine, dataset, tableSizes, backup, runs, rows, speedups, components, verdicts, totalS };
+  const report: Report = { machine, dataset, tableSizes, backup, runs, rows, speedups, components, verdicts, totalS, history: previousHistory() };
   writeSection(section(report));
   log('');
   log(`wrote the "${SECTION.slice(3)}" section of ${path.relative(ROOT, RESULTS)}`);
