@@ -11,7 +11,7 @@
  * deleted right after it is measured. Results: a table on stdout, bench/RESULTS.md,
  * and a JSON summary as the last line of stdout.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
-import { activeChild, haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type ProcSummary, type RunResult } from './measure.js';
+import { activeChild, haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
+import { cpuMap, envInt, filesUnder, foreign, postmasterPid } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The backupctl under test: a frozen copy of bin/ + dist/ taken at start (see snapshotBuild). */
@@ -27,13 +28,6 @@ let BIN = path.join(ROOT, 'bin', 'backupctl.js');
 const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
 const ANALYSIS_MARKER = '<!-- analysis: everything below this line is kept when the bench rewrites this file -->';
 
-function envInt(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const CONFIG = {
   smallMb: envInt('BENCH_SMALL_MB', 150),
@@ -160,9 +154,6 @@ interface SizeResult {
   runs: RunRecord[];
 }
 
-function cpuMap(list: ProcSummary[]): Record<string, number> {
-  return Object.fromEntries(list.filter((p) => p.cpuS > 0).map((p) => [p.comm, Number(p.cpuS.toFixed(2))]));
-}
 
 /**
  * With CONFIG_SCHED_AUTOGROUP (the default on most distributions), CPU is shared between
@@ -202,13 +193,6 @@ function reniceServer(c: Cluster, nice: number): void {
   }
 }
 
-function postmasterPid(c: Cluster): number | undefined {
-  try {
-    return Number(readFileSync(path.join(c.dataDir, 'postmaster.pid'), 'latin1').split('\n')[0]);
-  } catch {
-    return undefined;
-  }
-}
 
 function parsePhases(stderr: string, spawnEpochMs: number, endEpochMs: number): Phases | null {
   const times: Record<string, number> = {};
@@ -230,15 +214,6 @@ function parsePhases(stderr: string, spawnEpochMs: number, endEpochMs: number): 
   return { startupS: s(spawnEpochMs, times.start), dumpS: s(times.start, times.dump), afterDumpS: s(times.dump, times.done), exitS: s(times.done, endEpochMs) };
 }
 
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...filesUnder(p));
-    else out.push(p);
-  }
-  return out;
-}
 
 async function runRaw(c: Cluster, size: SizeResult['size'], round: number, warmup: boolean, dir: string): Promise<RunRecord> {
   const file = path.join(dir, `raw-${size}-${round}${warmup ? '-warmup' : ''}.dump`);
@@ -321,10 +296,6 @@ async function runBackupctl(c: Cluster, size: SizeResult['size'], round: number,
 
 let backupctlPgDump: string | null = null;
 
-function foreign(busy: number, r: RunResult): number {
-  const own = [...r.tree, ...r.server].reduce((sum, p) => sum + p.cpuS, 0);
-  return Math.max(0, busy - own);
-}
 
 type Runner = (c: Cluster, size: SizeResult['size'], round: number, warmup: boolean, dir: string) => Promise<RunRecord>;
 

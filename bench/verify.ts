@@ -41,9 +41,9 @@ import {
   median,
   runMeasured,
   waitForQuiet,
-  type ProcSummary,
   type RunResult,
 } from './measure.js';
+import { cpuMap, envInt, filesUnder, foreign, postmasterPid } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let BIN = path.join(ROOT, 'bin', 'backupctl.js');
@@ -52,13 +52,6 @@ const RESULTS = path.resolve(process.env.BENCH_VERIFY_RESULTS || path.join(ROOT,
 const ANALYSIS_MARKER = '<!-- analysis: everything below this line is kept when the bench rewrites this file -->';
 const SECTION = '## verify vs createdb + pg_restore + dropdb';
 
-function envInt(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const CONFIG = {
   mb: envInt('BENCH_VERIFY_MB', 600),
@@ -174,13 +167,6 @@ function setAutogroupNice(pid: number | 'self', nice: number): void {
   }
 }
 
-function postmasterPid(c: Cluster): number | undefined {
-  try {
-    return Number(readFileSync(path.join(c.dataDir, 'postmaster.pid'), 'latin1').split('\n')[0]);
-  } catch {
-    return undefined;
-  }
-}
 
 function reniceServer(c: Cluster, nice: number): void {
   const pm = postmasterPid(c);
@@ -377,14 +363,7 @@ interface RunRecord {
   leftoverDatabases: string[];
 }
 
-function cpuMap(list: ProcSummary[]): Record<string, number> {
-  return Object.fromEntries(list.filter((p) => p.cpuS > 0).map((p) => [p.comm, Number(p.cpuS.toFixed(2))]));
-}
 
-function foreign(busy: number, r: RunResult): number {
-  const own = [...r.tree, ...r.server].reduce((sum, p) => sum + p.cpuS, 0);
-  return Math.max(0, busy - own);
-}
 
 function check(r: RunResult, what: string): void {
   if (r.exitCode !== 0) {
@@ -682,17 +661,6 @@ async function measureComponents(c: Cluster, artifact: string, expectedSha: stri
   return [...comps.values()];
 }
 
-// ---------------------------------------------------------------------------
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...filesUnder(p));
-    else out.push(p);
-  }
-  return out;
-}
 
 /** A frozen copy of bin/ + dist/ (others rebuild dist/ in this tree), as bench/run.ts does. */
 function snapshotBuild(dir: string): string {
