@@ -1,9 +1,10 @@
 import { listBackups } from '../core/list.js';
-import { requestedProfile, resolveStorage } from '../core/profile.js';
+import { requestedProfile } from '../core/profile.js';
 import { listFailedRuns } from '../core/runs.js';
 import { usageError } from '../errors.js';
 import { listJson, renderList } from '../output/render.js';
 import { failedRunsJson, renderFailedRuns } from '../output/status.js';
+import { backupScope } from './backup-scope.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export interface ListOptions {
@@ -19,8 +20,7 @@ export async function run(options: ListOptions, ctx: CommandContext): Promise<Co
   const loaded = await ctx.loadConfig();
   const { env, cwd, reporter } = ctx.runtime;
   // Without --profile (or BACKUPCTL_PROFILE), list every profile in the storage.
-  const profile = ctx.flags.profile ?? (env.BACKUPCTL_PROFILE || undefined);
-  const storage = resolveStorage(loaded, ctx.flags, env, cwd, profile ? loaded.config.profiles?.[profile] : undefined);
+  const { profile, storage } = backupScope(loaded, ctx);
   const selected = profile ? requestedProfile(loaded, { profile }, env) : undefined;
   if (options.failed) {
     if (options.tag !== undefined || options.all) throw usageError('--failed cannot be combined with --tag or --all', 'failed runs have no tags; use --profile, --since and --limit');

@@ -1,10 +1,8 @@
-import type { Sidecar } from '../catalog/sidecar.js';
-import { resolveProfile, resolveStorage } from '../core/profile.js';
 import { planRestore, restoreBackup, type RestorePlan, type RestoreRequest } from '../core/restore.js';
 import { usageError } from '../errors.js';
-import { parseConnectionUrl, urlHasPassword, type ConnectionSettings } from '../pg/connection.js';
 import { renderRestore, renderRestorePlan, restoreJson } from '../output/render-restore.js';
 import { plainStyle } from '../output/style.js';
+import { backupScope, serverForBackup } from './backup-scope.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export interface RestoreOptions {
@@ -26,28 +24,12 @@ export interface RestoreOptions {
 }
 
 export async function run(ref: string, options: RestoreOptions, ctx: CommandContext): Promise<CommandResult> {
-  if (options.targetUrl !== undefined && urlHasPassword(options.targetUrl)) {
-    throw usageError('--target-url must not contain a password', 'use PGPASSWORD, ~/.pgpass or the profile\'s passwordFile');
-  }
   const loaded = await ctx.loadConfig();
-  const { env, cwd } = ctx.runtime;
-  const profileName = ctx.flags.profile ?? (env.BACKUPCTL_PROFILE || undefined);
-  const profileConfig = profileName ? loaded.config.profiles?.[profileName] : undefined;
+  const { profile: profileName, profileConfig, storage } = backupScope(loaded, ctx);
   // The target server: --target-url, else the server of the backup's profile (or the flags/env).
-  const server = (sidecar: Sidecar): ConnectionSettings => {
-    const configured = loaded.config.profiles?.[sidecar.profile] !== undefined;
-    const profile = resolveProfile({
-      loaded,
-      flags: { ...ctx.flags, profile: configured ? sidecar.profile : ctx.flags.profile },
-      env,
-      cwd,
-    });
-    if (options.targetUrl === undefined) return profile.connection;
-    const fromUrl = Object.fromEntries(Object.entries(parseConnectionUrl(options.targetUrl, '--target-url')).filter(([, v]) => v !== undefined));
-    return { ...profile.connection, ...fromUrl };
-  };
+  const server = serverForBackup(loaded, ctx, { value: options.targetUrl, flag: '--target-url' });
   const request: RestoreRequest = {
-    storage: resolveStorage(loaded, ctx.flags, env, cwd, profileConfig),
+    storage,
     ref,
     profile: profileName,
     tag: options.tag,

@@ -1,10 +1,7 @@
-import type { Sidecar } from '../catalog/sidecar.js';
-import { resolveProfile, resolveStorage, type LoadedConfigRef } from '../core/profile.js';
-import type { Runtime } from '../core/runtime.js';
 import { verifyBackups, type VerifyLevel } from '../core/verify.js';
 import { ExitCode, usageError } from '../errors.js';
-import { parseConnectionUrl, urlHasPassword, type ConnectionSettings } from '../pg/connection.js';
 import { renderVerify, verifyJson } from '../output/render-verify.js';
+import { backupScope, serverForBackup } from './backup-scope.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export interface VerifyOptions {
@@ -16,53 +13,14 @@ export interface VerifyOptions {
   verifyUrl?: string;
 }
 
-/**
- * The server a backup is restored into for verification: --verify-url, else the
- * profile's `verify.server`, else the profile's own server. The backup's profile is used
- * when the config defines it, so `verify <id>` needs no --profile.
- */
-export function verificationServer(
-  loaded: LoadedConfigRef,
-  ctx: { flags: CommandContext['flags']; runtime: Runtime },
-  verifyUrl: string | undefined,
-): (sidecar: Sidecar) => ConnectionSettings {
-  if (verifyUrl !== undefined && urlHasPassword(verifyUrl)) {
-    throw usageError('--verify-url must not contain a password', 'use PGPASSWORD, ~/.pgpass or the profile\'s passwordFile');
-  }
-  const cache = new Map<string, ConnectionSettings>();
-  return (sidecar) => {
-    const cached = cache.get(sidecar.profile);
-    if (cached) return cached;
-    const configured = loaded.config.profiles?.[sidecar.profile] !== undefined;
-    const profile = resolveProfile({
-      loaded,
-      flags: { ...ctx.flags, profile: configured ? sidecar.profile : ctx.flags.profile, dbUrl: ctx.flags.dbUrl },
-      env: ctx.runtime.env,
-      cwd: ctx.runtime.cwd,
-    });
-    const server = verifyUrl ?? (configured ? loaded.config.profiles?.[sidecar.profile]?.verify?.server : undefined);
-    const settings: ConnectionSettings = server
-      ? { ...profile.connection, ...definedOnly(parseConnectionUrl(server, verifyUrl ? '--verify-url' : 'verify.server')) }
-      : profile.connection;
-    cache.set(sidecar.profile, settings);
-    return settings;
-  };
-}
-
-function definedOnly<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
 export async function run(ref: string | undefined, options: VerifyOptions, ctx: CommandContext): Promise<CommandResult> {
   if (!options.all && ref === undefined) throw usageError('verify needs a backup id, "latest", or --all');
   if (options.all && ref !== undefined) throw usageError('give either a backup id or --all, not both');
   const loaded = await ctx.loadConfig();
-  const { env, cwd } = ctx.runtime;
-  const profileName = ctx.flags.profile ?? (env.BACKUPCTL_PROFILE || undefined);
-  const profileConfig = profileName ? loaded.config.profiles?.[profileName] : undefined;
+  const { profile: profileName, profileConfig, storage } = backupScope(loaded, ctx);
   const result = await verifyBackups(
     {
-      storage: resolveStorage(loaded, ctx.flags, env, cwd, profileConfig),
+      storage,
       ref,
       all: options.all,
       profile: profileName,
@@ -70,7 +28,11 @@ export async function run(ref: string | undefined, options: VerifyOptions, ctx: 
       level: options.level,
       keep: options.keep === true,
       jobs: options.jobs ?? profileConfig?.verify?.jobs ?? loaded.config.defaults?.verify?.jobs ?? 1,
-      server: options.level === 'restore' ? verificationServer(loaded, ctx, options.verifyUrl) : null,
+      // Where the restore level restores: --verify-url, else the profile's verify.server, else its own server.
+      server:
+        options.level === 'restore'
+          ? serverForBackup(loaded, ctx, { value: options.verifyUrl, flag: '--verify-url' }, (profile) => profile.verify?.server)
+          : null,
       pgBinDir: profileConfig?.pgBinDir ?? loaded.config.pgBinDir,
       workDir: loaded.config.workDir,
     },

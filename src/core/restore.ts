@@ -19,7 +19,7 @@ import {
   type TargetState,
 } from '../pg/admin.js';
 import { findClient, type ClientBinary } from '../pg/binaries.js';
-import { childEnv } from '../pg/child-env.js';
+import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
 import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
@@ -156,7 +156,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     }
     const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
     const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
-    const offline = { env: { PATH: runtime.env.PATH ?? '' }, signal: runtime.signal };
+    const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
     const toc = await readToc(pgRestore.path, archive.path, offline);
     const targetState = await inspectDatabase(server, target);
 
@@ -196,7 +196,7 @@ async function granteesOf(pgRestore: string, archive: string, toc: readonly TocE
   const dir = await mkdtemp(join(workDir ?? tmpdir(), 'backupctl-acl-'));
   try {
     await chmod(dir, 0o700);
-    return await aclRoles(pgRestore, archive, toc, dir, { env: { PATH: runtime.env.PATH ?? '' }, signal: runtime.signal });
+    return await aclRoles(pgRestore, archive, toc, dir, { env: offlineEnv(runtime.env), signal: runtime.signal });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -339,7 +339,7 @@ export async function restoreBackup(
         let useList: string | undefined;
         if (request.schemas.length > 0 || request.tables.length > 0) {
           // pg_restore --schema/--table leave out the schema itself: restore from a list that has it.
-          const offline = { env: { PATH: runtime.env.PATH ?? '' }, signal: runtime.signal };
+          const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
           const selected = await selectedEntries(pgRestore.path, archive.path, request, offline);
           const schemas = [...new Set([...request.schemas, ...schemasOfTables(prepared.toc, selected)])];
           listDir = await mkdtemp(join(request.workDir ?? tmpdir(), `backupctl-${sidecar.id}-list-`));

@@ -4,7 +4,7 @@ import type { Sidecar, Verification } from '../catalog/sidecar.js';
 import { BackupctlError, throwIfAborted } from '../errors.js';
 import { connectMaintenance, countDatabaseRows, createDatabase, dropDatabase, serverVersion } from '../pg/admin.js';
 import { findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
-import { childEnv } from '../pg/child-env.js';
+import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
 import type { CountedTable } from '../pg/counts.js';
 import { pgRestoreArgs, readArchiveThrough, runRestore } from '../pg/restore.js';
@@ -202,11 +202,6 @@ async function serverVersionNum(server: ConnectionSettings): Promise<number> {
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-/** pg_restore without a database (--list, -f /dev/null) needs no connection settings. */
-function offlineEnv(env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && !entry[0].startsWith('PG')));
 }
 
 /** The globals file, when the backup has one: present, and size and sha256 as recorded. */

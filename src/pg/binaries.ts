@@ -3,6 +3,7 @@ import { access, readdir, realpath } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { execa } from 'execa';
 import { BackupctlError, ExitCode } from '../errors.js';
+import { offlineEnv } from './child-env.js';
 
 export type ClientTool = 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql';
 
@@ -64,21 +65,6 @@ export async function candidateDirs(options: { pgBinDir?: string | undefined; pa
   return [...new Set(dirs)];
 }
 
-/**
- * `--version` needs no connection, so it gets no connection settings: only what a client
- * program (or Debian's pg_wrapper) needs to start. Our own environment may hold the
- * password (PGPASSWORD, DATABASE_URL, a profile's passwordEnv), and a child's environment
- * is readable in /proc.
- */
-function versionEnv(): Record<string, string> {
-  const keep = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|LD_LIBRARY_PATH|DYLD_LIBRARY_PATH|PGCLUSTER|PGCLUSTERCONF|PG_CLUSTER_CONF_ROOT|SYSTEMROOT)$/;
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && keep.test(key)) env[key] = value;
-  }
-  return env;
-}
-
 /** Versions already asked, by real path: each binary is run with --version once per process. */
 const versions = new Map<string, { version: string; major: number } | null>();
 
@@ -109,7 +95,7 @@ export async function discoverClients(
     }
     versions.set(real, null);
     try {
-      const { stdout } = await execa(path, ['--version'], { timeout: 10_000, env: versionEnv(), extendEnv: false });
+      const { stdout } = await execa(path, ['--version'], { timeout: 10_000, env: offlineEnv(process.env), extendEnv: false });
       const parsed = parseClientVersion(stdout);
       versions.set(real, parsed);
       if (parsed) found.push({ tool, path, ...parsed });

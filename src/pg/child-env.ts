@@ -83,3 +83,19 @@ export async function childEnv(
     },
   };
 }
+
+const OFFLINE_KEEP = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|LD_LIBRARY_PATH|DYLD_LIBRARY_PATH|PGCLUSTER|PGCLUSTERCONF|PG_CLUSTER_CONF_ROOT|SYSTEMROOT)$/;
+
+/**
+ * The environment of a client program that connects to nothing (`--version`,
+ * `pg_restore --list`, `pg_restore -f /dev/null`): only what it (or Debian's pg_wrapper)
+ * needs to start. Our own environment may hold a password (PGPASSWORD, DATABASE_URL, a
+ * profile's passwordEnv), and a child's environment is readable in /proc.
+ */
+export function offlineEnv(base: Record<string, string | undefined>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(base)) {
+    if (value !== undefined && OFFLINE_KEEP.test(key)) env[key] = value;
+  }
+  return env;
+}
