@@ -2,10 +2,11 @@
  * Helpers both benchmarks (run.ts: create, verify.ts: verify) use: environment knobs,
  * per-process CPU bookkeeping, the postmaster's pid, and listing a build's files.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Cluster } from '../test/helpers/cluster.js';
-import type { ProcSummary, RunResult } from './measure.js';
+import { childrenOf, type ProcSummary, type RunResult } from './measure.js';
 
 export function envInt(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
@@ -40,4 +41,52 @@ export function filesUnder(dir: string): string[] {
     else out.push(p);
   }
   return out;
+}
+
+/**
+ * The CPU part every run record shares: per-process CPU of our command and of the
+ * server, the machine's busy CPU-seconds and how much of it was other people's. The
+ * quiet-window fields start at 0 and are filled in by the caller that waited.
+ */
+export function cpuFields(r: RunResult, busy: number) {
+  return {
+    clientCpu: cpuMap(r.tree),
+    serverCpu: cpuMap(r.server),
+    machineBusyS: busy,
+    foreignCpuS: foreign(busy, r),
+    preBusyCores: 0,
+    quietWaitS: 0,
+  };
+}
+
+/**
+ * With CONFIG_SCHED_AUTOGROUP (the default on most distributions), CPU is shared between
+ * sessions first and nice only ranks processes within a session: the autogroup's own nice
+ * is what competes with other people's sessions. Sets it for the session of `pid`.
+ */
+export function setAutogroupNice(pid: number | 'self', nice: number, log: (message: string) => void): void {
+  const file = `/proc/${pid}/autogroup`;
+  if (!existsSync(file)) return;
+  try {
+    writeFileSync(file, String(nice));
+  } catch (error) {
+    log(`warning: cannot set ${file} to nice ${nice}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Renices the server: the postmaster (and its session's autogroup: pg_ctl starts it in a
+ * session of its own) and its current children; backends forked later inherit it.
+ */
+export function reniceServer(c: Cluster, nice: number, log: (message: string) => void): void {
+  const pm = postmasterPid(c);
+  if (!pm || !nice) return;
+  setAutogroupNice(pm, nice, log);
+  for (const pid of [pm, ...childrenOf(pm)]) {
+    try {
+      os.setPriority(pid, nice);
+    } catch (error) {
+      log(`warning: cannot renice ${pid} to ${nice}: ${(error as Error).message}`);
+    }
+  }
 }

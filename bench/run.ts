@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import { activeChild, haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
-import { cpuMap, envInt, filesUnder, foreign, postmasterPid } from './common.js';
+import { cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The backupctl under test: a frozen copy of bin/ + dist/ taken at start (see snapshotBuild). */
@@ -155,43 +155,7 @@ interface SizeResult {
 }
 
 
-/**
- * With CONFIG_SCHED_AUTOGROUP (the default on most distributions), CPU is shared between
- * sessions first and nice only ranks processes within a session: the autogroup's own nice
- * is what competes with other people's sessions. Sets it for the session of `pid`.
- */
-function setAutogroupNice(pid: number | 'self', nice: number): void {
-  const file = `/proc/${pid}/autogroup`;
-  if (!existsSync(file)) return;
-  try {
-    writeFileSync(file, String(nice));
-  } catch (error) {
-    log(`warning: cannot set ${file} to nice ${nice}: ${(error as Error).message}`);
-  }
-}
 
-/**
- * Renices the server: the postmaster (and its session's autogroup: pg_ctl starts it in a
- * session of its own) and its current children; backends forked later inherit it.
- */
-function reniceServer(c: Cluster, nice: number): void {
-  const pm = postmasterPid(c);
-  if (!pm || !nice) return;
-  setAutogroupNice(pm, nice);
-  const pids = [pm];
-  try {
-    pids.push(...readFileSync(`/proc/${pm}/task/${pm}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number));
-  } catch {
-    // the postmaster alone is enough for the backends to come
-  }
-  for (const pid of pids) {
-    try {
-      os.setPriority(pid, nice);
-    } catch (error) {
-      log(`warning: cannot renice ${pid} to ${nice}: ${(error as Error).message}`);
-    }
-  }
-}
 
 
 function parsePhases(stderr: string, spawnEpochMs: number, endEpochMs: number): Phases | null {
@@ -235,12 +199,7 @@ async function runRaw(c: Cluster, size: SizeResult['size'], round: number, warmu
     peakRssMb: r.timeMaxRssMb ?? r.selfPeakRssMb,
     timeMaxRssMb: r.timeMaxRssMb,
     pgDumpRssMb: r.timeMaxRssMb ?? pgDumpSelf?.peakRssMb ?? null,
-    clientCpu: cpuMap(r.tree),
-    serverCpu: cpuMap(r.server),
-    machineBusyS: busy,
-    foreignCpuS: foreign(busy, r),
-    preBusyCores: 0,
-    quietWaitS: 0,
+    ...cpuFields(r, busy),
     phases: null,
     sidecarDurationS: null,
   };
@@ -283,12 +242,7 @@ async function runBackupctl(c: Cluster, size: SizeResult['size'], round: number,
     peakRssMb: r.selfPeakRssMb,
     timeMaxRssMb: r.timeMaxRssMb,
     pgDumpRssMb: pgDump?.peakRssMb ?? null,
-    clientCpu: cpuMap(r.tree),
-    serverCpu: cpuMap(r.server),
-    machineBusyS: busy,
-    foreignCpuS: foreign(busy, r),
-    preBusyCores: 0,
-    quietWaitS: 0,
+    ...cpuFields(r, busy),
     phases: parsePhases(r.stderr, spawnEpoch, endEpoch),
     sidecarDurationS,
   };
@@ -568,8 +522,8 @@ async function main(): Promise<void> {
   const c = cluster;
   log(`PostgreSQL ${c.majorVersion} on ${c.host}:${c.port} (${c.binDir})`);
   if (CONFIG.nice) {
-    reniceServer(c, CONFIG.nice);
-    setAutogroupNice('self', CONFIG.nice); // the measured commands run in our session
+    reniceServer(c, CONFIG.nice, log);
+    setAutogroupNice('self', CONFIG.nice, log); // the measured commands run in our session
     log(`server and measured commands run at nice ${CONFIG.nice} (BENCH_NICE)`);
   }
   await c.createDatabase('bench');

@@ -43,7 +43,7 @@ import {
   waitForQuiet,
   type RunResult,
 } from './measure.js';
-import { cpuMap, envInt, filesUnder, foreign, postmasterPid } from './common.js';
+import { cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let BIN = path.join(ROOT, 'bin', 'backupctl.js');
@@ -157,29 +157,8 @@ process.on('exit', cleanupSync);
 // ---------------------------------------------------------------------------
 // Niceness (as in bench/run.ts: process nice and autogroup nice, the same for both sides)
 
-function setAutogroupNice(pid: number | 'self', nice: number): void {
-  const file = `/proc/${pid}/autogroup`;
-  if (!existsSync(file)) return;
-  try {
-    writeFileSync(file, String(nice));
-  } catch (error) {
-    log(`warning: cannot set ${file} to nice ${nice}: ${(error as Error).message}`);
-  }
-}
 
 
-function reniceServer(c: Cluster, nice: number): void {
-  const pm = postmasterPid(c);
-  if (!pm || !nice) return;
-  setAutogroupNice(pm, nice);
-  for (const pid of [pm, ...childrenOf(pm)]) {
-    try {
-      os.setPriority(pid, nice);
-    } catch (error) {
-      log(`warning: cannot renice ${pid} to ${nice}: ${(error as Error).message}`);
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Timeline: when each client program and each server activity was seen (20 ms poll)
@@ -419,12 +398,7 @@ async function runRaw(c: Cluster, jobs: number, round: number, warmup: boolean, 
     peakRssMb: pgRestore?.peakRssMb ?? null,
     timeMaxRssMb: r.timeMaxRssMb,
     pgRestoreRssMb: pgRestore?.peakRssMb ?? null,
-    clientCpu: cpuMap(r.tree),
-    serverCpu: cpuMap(r.server),
-    machineBusyS: busy,
-    foreignCpuS: foreign(busy, r),
-    preBusyCores: 0,
-    quietWaitS: 0,
+    ...cpuFields(r, busy),
     noisy: false,
     phases: {
       beforeS: secs(spawn, restore?.first),
@@ -501,12 +475,7 @@ async function runBackupctl(c: Cluster, jobs: number, round: number, warmup: boo
     peakRssMb: r.selfPeakRssMb,
     timeMaxRssMb: r.timeMaxRssMb,
     pgRestoreRssMb: pgRestore?.peakRssMb ?? null,
-    clientCpu: cpuMap(r.tree),
-    serverCpu: cpuMap(r.server),
-    machineBusyS: busy,
-    foreignCpuS: foreign(busy, r),
-    preBusyCores: 0,
-    quietWaitS: 0,
+    ...cpuFields(r, busy),
     noisy: false,
     phases: {
       beforeS: secs(spawn, restore?.first),
@@ -1018,8 +987,8 @@ async function main(): Promise<void> {
   const c = cluster;
   log(`PostgreSQL ${c.majorVersion} on ${c.host}:${c.port} (${c.binDir})`);
   if (CONFIG.nice) {
-    reniceServer(c, CONFIG.nice);
-    setAutogroupNice('self', CONFIG.nice);
+    reniceServer(c, CONFIG.nice, log);
+    setAutogroupNice('self', CONFIG.nice, log);
     log(`server and measured commands run at nice ${CONFIG.nice} (BENCH_NICE)`);
   }
   await c.createDatabase('bench');
