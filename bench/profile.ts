@@ -10,7 +10,7 @@
  *   raw+counts       the same, while this process counts every table's rows in a
  *                    REPEATABLE READ transaction, exactly as backupctl does (one count(*) after another)
  *   counts           the counts alone
- *   node-import      node importing dist/cli.js and dist/commands/create.js, nothing else
+ *   node-import      node importing dist/cli.js and the create command's chunk, nothing else
  *   backupctl        node bin/backupctl.js create --format custom (as the bench runs it)
  *   bc:noglobals     ... with --no-globals
  *   bc:noglobals,nocount  ... and no row counts
@@ -26,7 +26,7 @@
  *
  * Nothing here is part of `npm run bench`; it backs the analysis in bench/RESULTS.md.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,23 +130,23 @@ async function countAll(c: Cluster, ready?: () => Promise<void>): Promise<number
 }
 
 interface Patch {
-  /** Relative to the copy's root, e.g. dist/core/create.js. */
-  file: string;
+  /** The bundle chunk to patch: the first dist/*.js whose code matches this. */
+  file: RegExp;
   from: RegExp;
   to: string;
 }
 
 /** What-if variants of the compiled code, applied to a scratch copy only. */
-const NO_COUNT: Patch = { file: 'dist/core/create.js', from: /session\.countRows\([^)]*\)/, to: 'Promise.resolve([])' };
+const NO_COUNT: Patch = { file: /session\.countRows\(/, from: /session\.countRows\([^)]*\)/, to: 'Promise.resolve([])' };
 /** Coalesces pg_dump's 4 KiB pipe writes into 1 MiB chunks before hashing and writing. */
 const COALESCE: Patch[] = [
   {
-    file: 'dist/pipeline/artifact.js',
+    file: /pipeline\(\[source, \.\.\.transforms, digest\]/,
     from: /pipeline\(\[source, \.\.\.transforms, digest\]/,
     to: 'pipeline([source, coalesce(), ...transforms, digest]',
   },
   {
-    file: 'dist/pipeline/artifact.js',
+    file: /pipeline\(\[source, coalesce\(\), \.\.\.transforms, digest\]/,
     from: /^/,
     to: `import { Transform as CoalesceTransform } from 'node:stream';
 function coalesce(limit = 1 << 20) {
@@ -184,10 +184,14 @@ function copyBuild(dir: string, name: string, patches: Patch[] = []): string {
   cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
   for (const patch of patches) {
-    const file = path.join(root, patch.file);
+    const chunk = readdirSync(path.join(root, 'dist')).find(
+      (name) => name.endsWith('.js') && patch.file.test(readFileSync(path.join(root, 'dist', name), 'utf8')),
+    );
+    if (!chunk) throw new Error(`variant ${name}: no dist/*.js matches ${patch.file}`);
+    const file = path.join(root, 'dist', chunk);
     const js = readFileSync(file, 'utf8');
     const patched = js.replace(patch.from, patch.to);
-    if (patched === js) throw new Error(`variant ${name}: ${patch.from} not found in ${patch.file}`);
+    if (patched === js) throw new Error(`variant ${name}: ${patch.from} not found in dist/${chunk}`);
     writeFileSync(file, patched);
   }
   return root;
@@ -268,7 +272,10 @@ const experiments = (builds: Record<string, string>): Experiment[] => {
   {
     name: 'node-import',
     async run() {
-      const code = `await import(${JSON.stringify(path.join(base, 'dist', 'cli.js'))}); await import(${JSON.stringify(path.join(base, 'dist', 'commands', 'create.js'))});`;
+      // dist/ is one bundle split at the commands' dynamic imports: the create chunk is create-<hash>.js.
+      const createChunk = readdirSync(path.join(base, 'dist')).find((name) => /^create-[A-Z0-9]+\.js$/.test(name));
+      if (!createChunk) throw new Error('no create chunk in dist/');
+      const code = `await import(${JSON.stringify(path.join(base, 'dist', 'cli.js'))}); await import(${JSON.stringify(path.join(base, 'dist', createChunk))});`;
       const b0 = machineBusyS();
       const r = await runMeasured(process.execPath, ['--input-type=module', '-e', code], { env: { PATH: process.env.PATH ?? '' }, nice: NICE });
       if (r.exitCode !== 0) throw new Error(r.stderr);

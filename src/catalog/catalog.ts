@@ -1,7 +1,7 @@
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { NotFoundError, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isBackupId, isProfileName } from './id.js';
-import { MAX_SIDECAR_BYTES, parseSidecar, serializeSidecar, SidecarError, type Sidecar } from './sidecar.js';
+import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, type Sidecar } from './sidecar.js';
 
 /** `<profile>/<id>.json` */
 export function sidecarKey(profile: string, id: string): string {
@@ -104,6 +104,8 @@ export class Catalog {
       if (error instanceof NotFoundError) throw error;
       throw new SidecarError(key, (error as Error).message);
     }
+    // The schema (zod) loads with the first read: `create` only writes.
+    const { parseSidecar } = await import('./sidecar-schema.js');
     return parseSidecar(key, bytes, { id, profile });
   }
 

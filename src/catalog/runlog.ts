@@ -1,6 +1,8 @@
-import { z } from 'zod';
 import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ID_PATTERN, isProfileName, PROFILE_PATTERN } from './id.js';
+import { isProfileName } from './id.js';
+import type { RunEntry } from './runlog-schema.js';
+
+export type { RunEntry } from './runlog-schema.js';
 
 /**
  * The run log: `<root>/<profile>/runs.jsonl`, one JSON object per line, oldest first, the
@@ -14,7 +16,7 @@ import { ID_PATTERN, isProfileName, PROFILE_PATTERN } from './id.js';
  *   for those few milliseconds (see appendRun), so concurrent writers never lose a line.
  * - Writing the run log never changes the outcome of a run: callers turn a failure here
  *   into a warning.
- * - Every line is validated on read; a line that is not a valid entry (hand-edited, cut
+ * - Every line is validated on read (runlog-schema.ts); a line that is not a valid entry (hand-edited, cut
  *   off) is skipped and counted, never fatal.
  * - Entries never hold a password: error texts are redacted before they get here.
  */
@@ -29,77 +31,8 @@ export const RUNLOG_MAX_BYTES = 4 * 1024 * 1024;
 /** Longest error text kept in an entry. */
 export const RUNLOG_MAX_ERROR_CHARS = 2000;
 
-const isoTime = z.iso.datetime({ offset: true });
-
-export const RunEntrySchema = z.object({
-  /** The command that ran: create, verify, prune... */
-  command: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
-  profile: z.string().regex(PROFILE_PATTERN),
-  startedAt: isoTime,
-  finishedAt: isoTime,
-  durationMs: z.number().int().nonnegative().optional(),
-  result: z.enum(['succeeded', 'failed', 'interrupted']),
-  /** The backup the run created or worked on, when there is one. */
-  id: z.string().regex(ID_PATTERN).optional(),
-  /** One line: what went wrong (redacted). */
-  error: z.string().max(RUNLOG_MAX_ERROR_CHARS).optional(),
-  /** The process exit code of the run (see errors.ts ExitCode). */
-  exitCode: z.number().int().min(0).max(255),
-  /** The machine the run was on. */
-  host: z.string().max(255).optional(),
-});
-
-export type RunEntry = z.infer<typeof RunEntrySchema>;
-
 export function runlogKey(profile: string): string {
   return `${profile}/${RUNLOG_FILE}`;
-}
-
-export interface RunLogContents {
-  /** Oldest first. */
-  entries: RunEntry[];
-  /** Lines that could not be read. */
-  skipped: number;
-}
-
-/** Parses run log bytes; invalid lines are counted, not fatal. Entries of other profiles are dropped. */
-export function parseRunLog(bytes: Buffer, profile: string): RunLogContents {
-  const entries: RunEntry[] = [];
-  let skipped = 0;
-  for (const line of bytes.toString('utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch {
-      skipped += 1;
-      continue;
-    }
-    const parsed = RunEntrySchema.safeParse(raw);
-    if (!parsed.success || parsed.data.profile !== profile) {
-      skipped += 1;
-      continue;
-    }
-    entries.push(parsed.data);
-  }
-  return { entries, skipped };
-}
-
-export function serializeRunLog(entries: readonly RunEntry[]): Buffer {
-  return Buffer.from(entries.map((entry) => `${JSON.stringify(RunEntrySchema.parse(entry))}\n`).join(''), 'utf8');
-}
-
-/** The run log of one profile; empty when there is none yet. */
-export async function readRunLog(storage: Storage, profile: string): Promise<RunLogContents> {
-  if (!isProfileName(profile)) throw new Error(`invalid profile name ${JSON.stringify(profile)}`);
-  let bytes: Buffer;
-  try {
-    bytes = await storage.getBytes(runlogKey(profile), RUNLOG_MAX_BYTES);
-  } catch (error) {
-    if (error instanceof NotFoundError) return { entries: [], skipped: 0 };
-    throw error;
-  }
-  return parseRunLog(bytes, profile);
 }
 
 /** Held for the few milliseconds of a read-modify-write of the run log. */
@@ -116,18 +49,40 @@ const RUNLOG_LOCK_STALE_MS = 10_000;
  */
 export async function appendRun(storage: Storage, entry: RunEntry, options: { maxEntries?: number } = {}): Promise<void> {
   const max = options.maxEntries ?? RUNLOG_MAX_ENTRIES;
-  const valid = RunEntrySchema.parse({
-    ...entry,
-    error: entry.error === undefined ? undefined : entry.error.slice(0, RUNLOG_MAX_ERROR_CHARS),
-  });
-  const lockKey = `${valid.profile}/${RUNLOG_LOCK_FILE}`;
+  if (!isProfileName(entry.profile)) throw new Error(`invalid profile name ${JSON.stringify(entry.profile)}`);
+  const line = JSON.stringify({ ...entry, error: entry.error?.slice(0, RUNLOG_MAX_ERROR_CHARS) });
+  const lockKey = `${entry.profile}/${RUNLOG_LOCK_FILE}`;
   await acquire(storage, lockKey);
   try {
-    const { entries } = await readRunLog(storage, valid.profile);
-    await storage.putBytes(runlogKey(valid.profile), serializeRunLog([...entries, valid].slice(-max)));
+    const kept = await existingLines(storage, entry.profile);
+    await storage.putBytes(runlogKey(entry.profile), Buffer.from([...kept, line].slice(-max).map((l) => `${l}\n`).join(''), 'utf8'));
   } finally {
     await storage.remove(lockKey).catch(() => undefined);
   }
+}
+
+/**
+ * The lines of the current log worth keeping: JSON objects of this profile, as they are.
+ * Full validation is the readers' (runlog-schema.ts); this cheap check only drops what
+ * could never be an entry (a cut-off line, text), so appending never loads the schema.
+ */
+async function existingLines(storage: Storage, profile: string): Promise<string[]> {
+  let bytes: Buffer;
+  try {
+    bytes = await storage.getBytes(runlogKey(profile), RUNLOG_MAX_BYTES);
+  } catch (error) {
+    if (error instanceof NotFoundError) return [];
+    throw error;
+  }
+  return bytes.toString('utf8').split('\n').filter((line) => {
+    if (line.trim() === '') return false;
+    try {
+      const value: unknown = JSON.parse(line);
+      return typeof value === 'object' && value !== null && (value as { profile?: unknown }).profile === profile;
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function acquire(storage: Storage, key: string): Promise<void> {

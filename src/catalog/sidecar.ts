@@ -1,5 +1,6 @@
-import { z } from 'zod';
-import { ID_PATTERN, PROFILE_PATTERN } from './id.js';
+import type { Sidecar } from './sidecar-schema.js';
+
+export type { Sidecar, TableCount, Verification } from './sidecar-schema.js';
 
 /**
  * The sidecar: `<root>/<profile>/<id>.json`, the catalog entry of one backup.
@@ -8,7 +9,8 @@ import { ID_PATTERN, PROFILE_PATTERN } from './id.js';
  * - It is written LAST, atomically, only when the artifact (and globals) are stored
  *   completely; an artifact without a sidecar is an unfinished backup.
  * - It never holds a password or a key. Hosts and users are recorded; URLs are not.
- * - It is validated on every read: it comes from a storage that may have been edited by
+ * - It is validated on every read (sidecar-schema.ts, loaded only by commands that read
+ *   sidecars): it comes from a storage that may have been edited by
  *   hand or by an attacker, so every field that ends up in a path (id, file names) is
  *   checked against a strict pattern, and sizes are bounded.
  * - `schemaVersion` changes only when a reader of the old version would misread the new
@@ -18,112 +20,6 @@ export const SIDECAR_SCHEMA_VERSION = 1;
 
 /** Sidecars larger than this are refused unread (a hostile file must not exhaust memory). */
 export const MAX_SIDECAR_BYTES = 64 * 1024 * 1024;
-
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest');
-const isoTime = z.iso.datetime({ offset: true });
-const nonNegativeInt = z.number().int().nonnegative();
-/** A plain file name in the profile directory, derived from the id: never a path. */
-const artifactFileName = z
-  .string()
-  .regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}(\.[a-z0-9]+)+$/, 'expected a file name derived from the backup id');
-
-export const TableCountSchema = z.object({
-  schema: z.string(),
-  name: z.string(),
-  /** Exact row count, taken inside the snapshot pg_dump used. */
-  rows: nonNegativeInt,
-});
-
-export const VerificationSchema = z.object({
-  at: isoTime,
-  level: z.enum(['checksum', 'archive', 'restore']),
-  result: z.enum(['passed', 'failed']),
-  durationMs: nonNegativeInt,
-  serverVersion: z.string().optional(),
-  mismatches: z.array(z.string()).default([]),
-  error: z.string().optional(),
-});
-
-export const GlobalsSchema = z.discriminatedUnion('status', [
-  z.object({
-    status: z.literal('included'),
-    file: artifactFileName,
-    bytes: nonNegativeInt,
-    sha256: sha256Hex,
-    /** false when dumped with --no-role-passwords (the role could not read pg_authid). */
-    rolePasswords: z.boolean(),
-  }),
-  z.object({ status: z.literal('skipped'), reason: z.string() }),
-]);
-
-export const SidecarSchema = z.object({
-  schemaVersion: z.literal(SIDECAR_SCHEMA_VERSION),
-  id: z.string().regex(ID_PATTERN, 'expected a backup id'),
-  profile: z.string().regex(PROFILE_PATTERN, 'expected a profile name'),
-  /** Only completed backups get a sidecar today; the field leaves room for more states. */
-  status: z.literal('completed'),
-  startedAt: isoTime,
-  finishedAt: isoTime,
-  durationMs: nonNegativeInt,
-  tool: z.object({ name: z.literal('backupctl'), version: z.string() }),
-  engine: z.object({
-    serverVersion: z.string(),
-    serverVersionNum: z.number().int().positive(),
-    pgDumpVersion: z.string(),
-  }),
-  source: z.object({
-    host: z.string(),
-    port: z.number().int().positive(),
-    user: z.string(),
-    database: z.string(),
-  }),
-  database: z.object({
-    name: z.string(),
-    sizeBytes: nonNegativeInt,
-    encoding: z.string(),
-    largeObjects: nonNegativeInt,
-  }),
-  dump: z.object({
-    format: z.enum(['custom', 'directory']),
-    /** pg_dump's own --compress value, as given (null: pg_dump's default). */
-    compress: z.union([z.number().int(), z.string()]).nullable(),
-    jobs: z.number().int().positive(),
-    schemaOnly: z.boolean(),
-    dataOnly: z.boolean(),
-    schemas: z.array(z.string()),
-    excludeSchemas: z.array(z.string()),
-    tables: z.array(z.string()),
-    excludeTables: z.array(z.string()),
-    lockWaitTimeout: z.string().nullable(),
-    /** The exported snapshot both pg_dump and the row counts used. */
-    snapshot: z.string(),
-    /** Number of entries in the archive's table of contents (pg_restore --list). */
-    tocEntries: nonNegativeInt,
-  }),
-  artifact: z.object({
-    file: artifactFileName,
-    /** How the stored bytes are laid out: pg_dump's custom archive, or a tar of a directory-format dump. */
-    container: z.enum(['pg-custom', 'tar']),
-    bytes: nonNegativeInt,
-    /** sha256 of the bytes as stored. */
-    sha256: sha256Hex,
-    /** The pipeline's own compression stage (pg_dump's is in `dump.compress`). */
-    compression: z.object({ codec: z.enum(['none']), level: z.number().int().nullable() }),
-    /** null when not encrypted; otherwise the scheme and recipient fingerprints, never keys. */
-    encryption: z
-      .object({ scheme: z.string(), recipients: z.array(z.string()), plaintextSha256: sha256Hex })
-      .nullable(),
-  }),
-  globals: GlobalsSchema,
-  tables: z.array(TableCountSchema),
-  tags: z.array(z.string()),
-  note: z.string().nullable(),
-  verifications: z.array(VerificationSchema),
-});
-
-export type Sidecar = z.infer<typeof SidecarSchema>;
-export type Verification = z.infer<typeof VerificationSchema>;
-export type TableCount = z.infer<typeof TableCountSchema>;
 
 export class SidecarError extends Error {
   constructor(
@@ -136,47 +32,10 @@ export class SidecarError extends Error {
 }
 
 /**
- * Parses and validates sidecar bytes. `expected` ties the content to where it was
- * found: a sidecar whose id or profile does not match its own file name is refused
- * (a copied or renamed sidecar would otherwise describe someone else's artifact).
+ * The sidecar's bytes. Not validated here: the writer is typed, and the schema check is
+ * on every read (tests read back what create and verify write). Keeping zod out of this
+ * path keeps it out of `create`'s start-up.
  */
-export function parseSidecar(
-  key: string,
-  bytes: Buffer,
-  expected: { id: string; profile: string },
-): Sidecar {
-  if (bytes.length > MAX_SIDECAR_BYTES) throw new SidecarError(key, `larger than ${MAX_SIDECAR_BYTES} bytes`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(bytes.toString('utf8'));
-  } catch (error) {
-    throw new SidecarError(key, `not valid JSON (${(error as Error).message})`);
-  }
-  if (typeof raw === 'object' && raw !== null && 'schemaVersion' in raw) {
-    const version = (raw as { schemaVersion: unknown }).schemaVersion;
-    if (typeof version === 'number' && version > SIDECAR_SCHEMA_VERSION) {
-      throw new SidecarError(key, `written by a newer backupctl (sidecar version ${version}); upgrade backupctl`);
-    }
-  }
-  const parsed = SidecarSchema.safeParse(raw);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0];
-    const where = first ? first.path.join('.') || '(root)' : '(root)';
-    const more = parsed.error.issues.length > 1 ? ` (+${parsed.error.issues.length - 1} more)` : '';
-    throw new SidecarError(key, `invalid sidecar: ${where}: ${first?.message ?? 'invalid'}${more}`);
-  }
-  const sidecar = parsed.data;
-  if (sidecar.id !== expected.id || sidecar.profile !== expected.profile) {
-    throw new SidecarError(key, `describes ${sidecar.profile}/${sidecar.id}, not the file it is stored in`);
-  }
-  for (const file of [sidecar.artifact.file, sidecar.globals.status === 'included' ? sidecar.globals.file : null]) {
-    if (file !== null && !file.startsWith(`${sidecar.id}.`)) {
-      throw new SidecarError(key, `names a file (${file}) that does not belong to backup ${sidecar.id}`);
-    }
-  }
-  return sidecar;
-}
-
 export function serializeSidecar(sidecar: Sidecar): Buffer {
-  return Buffer.from(`${JSON.stringify(SidecarSchema.parse(sidecar), null, 2)}\n`, 'utf8');
+  return Buffer.from(`${JSON.stringify(sidecar, null, 2)}\n`, 'utf8');
 }

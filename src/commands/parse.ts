@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { parseFixedDuration } from '../config/duration.js';
-import { TAG_PATTERN } from '../config/schema.js';
+import { TAG_PATTERN } from '../config/values.js';
 
 /** Option parsers for commander: they throw InvalidArgumentError, which the CLI maps to exit 2. */
 export function positiveInt(max: number) {

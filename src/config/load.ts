@@ -1,9 +1,8 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig';
-import type { z } from 'zod';
 import { BackupctlError, ExitCode, errnoCode, usageError } from '../errors.js';
-import { ConfigSchema, ProfileSchema, type Config } from './schema.js';
+import type { Config } from './schema.js';
 
 export const CONFIG_MODULE_NAME = 'backupctl';
 
@@ -59,19 +58,13 @@ export async function loadConfig(options: LoadConfigOptions): Promise<LoadedConf
     result = await readWith(() => explorer.search(options.cwd), options.cwd);
   }
 
-  if (result === null) return { config: ConfigSchema.parse({}), filepath: null };
+  // No file: the empty configuration, which is valid by construction (a unit test holds
+  // ConfigSchema.parse({}) to it), so a run without a config file never loads zod.
+  if (result === null) return { config: {}, filepath: null };
 
   const raw = result.isEmpty === true || result.config === undefined ? {} : result.config;
-  const parsed = ConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = formatZodIssues(parsed.error, { suggest: suggestConfigKey });
-    const count = problems.length;
-    throw new BackupctlError(
-      `invalid configuration in ${describeFile(result.filepath)} (${count} problem${count === 1 ? '' : 's'})`,
-      { exitCode: ExitCode.USAGE, hint: problems.join('\n') },
-    );
-  }
-  return { config: parsed.data, filepath: result.filepath };
+  const { validateConfig } = await import('./validate.js');
+  return { config: validateConfig(raw, describeFile(result.filepath)), filepath: result.filepath };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -237,110 +230,6 @@ function createExplorer() {
     // the process's working directory at this point; a broken one fails here.
     throw readError(error, process.cwd());
   }
-}
-
-// ---------------------------------------------------------------------------------------
-// Reporting validation problems
-
-type KeyPath = readonly PropertyKey[];
-
-export interface FormatZodIssuesOptions {
-  /** Extra text for an unknown key (e.g. ` (did you mean "port"?)`), given the path of its object. */
-  suggest?: (objectPath: KeyPath, key: string) => string | undefined;
-}
-
-/**
- * One line per problem, `key.path: what is wrong`, in the order zod found them. An
- * unknown-keys issue becomes one line per key; identical lines are reported once.
- */
-export function formatZodIssues(error: z.core.$ZodError, options: FormatZodIssuesOptions = {}): string[] {
-  const lines: string[] = [];
-  const add = (line: string) => {
-    if (!lines.includes(line)) lines.push(line);
-  };
-  const visit = (issue: z.core.$ZodIssue, base: KeyPath) => {
-    const at: KeyPath = [...base, ...issue.path];
-    switch (issue.code) {
-      case 'unrecognized_keys':
-        for (const key of issue.keys) {
-          add(`${formatKeyPath([...at, key])}: unknown key${options.suggest?.(at, key) ?? ''}`);
-        }
-        return;
-      case 'invalid_key':
-      case 'invalid_element': {
-        // A record key (a profile name) or a map/set element: the nested issues say why.
-        const nested = issue.issues.map((inner) => inner.message).filter((m) => m !== '');
-        add(`${formatKeyPath(at)}: ${nested.length > 0 ? [...new Set(nested)].join('; ') : issue.message}`);
-        return;
-      }
-      default:
-        add(`${formatKeyPath(at)}: ${issue.message}`);
-    }
-  };
-  for (const issue of error.issues) visit(issue, []);
-  return lines;
-}
-
-/** `profiles.app.port`, `profiles["app.v2"].tags[0]`; the root is `(top level)`. */
-export function formatKeyPath(keyPath: KeyPath): string {
-  let out = '';
-  for (const key of keyPath) {
-    if (typeof key === 'number') out += `[${key}]`;
-    else if (typeof key === 'string' && /^[A-Za-z0-9_$-]+$/.test(key)) out += out === '' ? key : `.${key}`;
-    else out += `[${JSON.stringify(String(key))}]`;
-  }
-  return out === '' ? '(top level)' : out;
-}
-
-const TOP_LEVEL_KEYS = Object.keys(ConfigSchema.shape);
-const PROFILE_KEYS = Object.keys(ProfileSchema.shape);
-
-/** Typo help for unknown keys of the configuration file. */
-function suggestConfigKey(objectPath: KeyPath, key: string): string | undefined {
-  const atTop = objectPath.length === 0;
-  const inProfile =
-    (objectPath.length === 1 && objectPath[0] === 'defaults') ||
-    (objectPath.length === 2 && objectPath[0] === 'profiles');
-  if (!atTop && !inProfile) return undefined;
-
-  const known = atTop ? TOP_LEVEL_KEYS : PROFILE_KEYS;
-  const close = closestKey(key, known);
-  if (close !== undefined) return ` (did you mean "${close}"?)`;
-  if (atTop && PROFILE_KEYS.includes(key)) return ` ("${key}" belongs in "defaults" or in a profile)`;
-  if (inProfile && TOP_LEVEL_KEYS.includes(key)) return ` ("${key}" is a top-level setting)`;
-  return undefined;
-}
-
-function closestKey(key: string, known: readonly string[]): string | undefined {
-  const lower = key.toLowerCase();
-  const sameCase = known.find((candidate) => candidate.toLowerCase() === lower);
-  if (sameCase !== undefined) return sameCase;
-  const limit = key.length <= 4 ? 1 : 2;
-  let best: { key: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const distance = editDistance(lower, candidate.toLowerCase());
-    if (distance <= limit && (best === undefined || distance < best.distance)) best = { key: candidate, distance };
-  }
-  return best?.key;
-}
-
-/** Levenshtein distance, an adjacent transposition counting as one edit. */
-function editDistance(a: string, b: string): number {
-  // d[i][j]: distance between the first i characters of a and the first j of b.
-  const d = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  const at = (i: number, j: number): number => d[i]?.[j] ?? Number.POSITIVE_INFINITY;
-  for (let i = 1; i <= a.length; i++) {
-    const row = d[i] as number[];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let value = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) value = Math.min(value, at(i - 2, j - 2) + 1);
-      row[j] = value;
-    }
-  }
-  return at(a.length, b.length);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

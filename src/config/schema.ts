@@ -3,6 +3,15 @@ import { PROFILE_PATTERN } from '../catalog/id.js';
 import { isValidTimeZone } from '../retention/periods.js';
 import { parseDuration } from '../retention/policy.js';
 import { FIXED_DURATION_HELP, FIXED_DURATION_PATTERN } from './duration.js';
+import {
+  TAG_PATTERN,
+  ENV_VAR_PATTERN,
+  COMPRESS_PATTERN,
+  LOCK_WAIT_TIMEOUT_PATTERN,
+  POSTGRES_URL_PATTERN,
+  SSL_MODES,
+  DUMP_FORMATS,
+} from './values.js';
 
 /**
  * The configuration file, as one zod schema. Every key carries a description: they end
@@ -14,27 +23,6 @@ import { FIXED_DURATION_HELP, FIXED_DURATION_PATTERN } from './duration.js';
  * Defaults (storage, format, globals...) are deliberately NOT applied here: the code that
  * uses a setting owns its default, so this schema's input and output are the same shape.
  */
-
-/** Where backups live when neither the config nor `--storage` says. */
-export const DEFAULT_STORAGE = './backups';
-
-/** A backup tag: 1-64 characters, safe in file names and on a command line. */
-export const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
-
-/** An environment variable name, as accepted by `passwordEnv`. */
-export const ENV_VAR_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** A pg_dump `--compress` string: a method with an optional level. */
-export const COMPRESS_PATTERN = /^(none|gzip|lz4|zstd)(:\d{1,2})?$/;
-
-/** A PostgreSQL time value for `--lock-wait-timeout`: milliseconds by default. */
-export const LOCK_WAIT_TIMEOUT_PATTERN = /^\d+(ms|s|min|h)?$/;
-
-/** A libpq connection URI. */
-export const POSTGRES_URL_PATTERN = new RegExp('^postgres(ql)?://');
-
-export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
-export const DUMP_FORMATS = ['custom', 'directory'] as const;
 
 // ---------------------------------------------------------------------------------------
 // Building blocks that carry operator-friendly messages.

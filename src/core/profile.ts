@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { isProfileName } from '../catalog/id.js';
 import type { Config, Profile } from '../config/schema.js';
-import { DEFAULT_STORAGE } from '../config/schema.js';
+import { DEFAULT_STORAGE } from '../config/values.js';
 import { usageError } from '../errors.js';
 import { parseConnectionUrl, resolveConnection, urlHasPassword, type ConnectionSettings } from '../pg/connection.js';
 import type { DumpOptions } from '../pg/dump.js';

@@ -1,4 +1,5 @@
-import { readRunLog, profilesWithRunLog, type RunEntry } from '../catalog/runlog.js';
+import { profilesWithRunLog, type RunEntry } from '../catalog/runlog.js';
+import { readRunLog } from '../catalog/runlog-schema.js';
 import { isProfileName } from '../catalog/id.js';
 import { usageError } from '../errors.js';
 import { openStorage } from '../storage/registry.js';

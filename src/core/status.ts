@@ -20,7 +20,8 @@
  */
 import { Catalog } from '../catalog/catalog.js';
 import { ID_PATTERN, isProfileName } from '../catalog/id.js';
-import { readRunLog, RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
+import { RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
+import { readRunLog } from '../catalog/runlog-schema.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';

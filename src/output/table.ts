@@ -36,7 +36,8 @@ const WIDE_RANGES: ReadonlyArray<readonly [number, number]> = [
 
 const EMOJI_PRESENTATION = /\p{Emoji_Presentation}/u;
 const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Cf}\p{Cc}]$/u;
-const segmenter = new Intl.Segmenter('en', { granularity: 'grapheme' });
+// Created on first use: ICU's segmenter costs ~10 ms to set up, and most runs print no table.
+let segmenter: Intl.Segmenter | null = null;
 
 function isWide(codePoint: number): boolean {
   for (const [low, high] of WIDE_RANGES) {
@@ -61,6 +62,7 @@ export function displayWidth(text: string): number {
   // Fast path: printable ASCII.
   if (/^[\u0020-\u007e]*$/.test(plain)) return plain.length;
   let width = 0;
+  segmenter ??= new Intl.Segmenter('en', { granularity: 'grapheme' });
   for (const { segment } of segmenter.segment(plain)) width += graphemeWidth(segment);
   return width;
 }

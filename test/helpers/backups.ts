@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { SidecarSchema, type Sidecar } from '../../src/catalog/sidecar.js';
+import { SidecarSchema, type Sidecar } from '../../src/catalog/sidecar-schema.js';
 import { baseEnv, runCli } from './cli.js';
 import type { ClusterClient } from './cluster.js';
 import { loadChinook, loadTricky } from './fixtures.js';

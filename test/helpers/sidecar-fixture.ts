@@ -3,7 +3,8 @@
  * assertions depend on; the defaults are plain (no tables, tags, note or verifications;
  * globals included) and the artifact and globals file names follow the id.
  */
-import { SIDECAR_SCHEMA_VERSION, SidecarSchema, type Sidecar } from '../../src/catalog/sidecar.js';
+import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../../src/catalog/sidecar.js';
+import { SidecarSchema } from '../../src/catalog/sidecar-schema.js';
 
 /** The default id of `sampleSidecar()`. */
 export const SAMPLE_ID = '20261123T140509Z-1a2b3c';

@@ -5,7 +5,8 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendRun, readRunLog, RunEntrySchema, type RunEntry } from '../../src/catalog/runlog.js';
+import { appendRun, type RunEntry } from '../../src/catalog/runlog.js';
+import { readRunLog, RunEntrySchema } from '../../src/catalog/runlog-schema.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { makeTempDir, parseJsonStdout, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli } from '../helpers/cli.js';

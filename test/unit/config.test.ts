@@ -6,8 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { BackupctlError, ExitCode } from '../../src/errors.js';
 import { renderJsonSchema } from '../../src/config/json-schema.js';
-import { formatKeyPath, formatZodIssues, loadConfig } from '../../src/config/load.js';
-import { ConfigSchema, DEFAULT_STORAGE, ProfileSchema, TAG_PATTERN } from '../../src/config/schema.js';
+import { loadConfig } from '../../src/config/load.js';
+import { formatKeyPath, formatZodIssues } from '../../src/config/validate.js';
+import { ConfigSchema, ProfileSchema } from '../../src/config/schema.js';
+import { DEFAULT_STORAGE, TAG_PATTERN } from '../../src/config/values.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const EXAMPLE_PATH = path.join(ROOT, 'backupctl.config.example.json');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SidecarSchema } from '../../src/catalog/sidecar.js';
+import { SidecarSchema } from '../../src/catalog/sidecar-schema.js';
 import type { CreateResult, ListResult, ShowResult } from '../../src/core/results.js';
 import { BackupctlError, ExitCode } from '../../src/errors.js';
 import {
@@ -111,6 +111,9 @@ describe('format', () => {
     expect(formatTimestamp('2026-11-23T14:05:09Z', { seconds: false })).toBe('2026-11-23 14:05Z');
     expect(formatTimestamp('not a time')).toBe('not a time');
     expect(formatCount(1_234_567)).toBe('1,234,567');
+    expect([0, 7, 999, 1000, 12_345.6, -1234, -0.2, 9_007_199_254_740_991].map(formatCount)).toEqual([
+      '0', '7', '999', '1,000', '12,346', '-1,234', '0', '9,007,199,254,740,991',
+    ]);
   });
 
   it('escapes control characters', () => {

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_SIDECAR_BYTES,
-  parseSidecar,
-  serializeSidecar,
-  SidecarError,
-  SidecarSchema,
-  type Sidecar,
-} from '../../src/catalog/sidecar.js';
+import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, type Sidecar } from '../../src/catalog/sidecar.js';
+import { parseSidecar, SidecarSchema } from '../../src/catalog/sidecar-schema.js';
 import { sampleSidecar, type SidecarOverrides } from '../helpers/sidecar-fixture.js';
 
 const ID = '20261123T140509Z-1a2b3c';

@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { NotFoundError, type Storage } from '../storage/storage.js';
+import { ID_PATTERN, isProfileName, PROFILE_PATTERN } from './id.js';
+import { RUNLOG_MAX_BYTES, RUNLOG_MAX_ERROR_CHARS, runlogKey } from './runlog.js';
+
+/** The run log's entries (contract: runlog.ts), validated line by line on read. */
+const isoTime = z.iso.datetime({ offset: true });
+
+export const RunEntrySchema = z.object({
+  /** The command that ran: create, verify, prune... */
+  command: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  profile: z.string().regex(PROFILE_PATTERN),
+  startedAt: isoTime,
+  finishedAt: isoTime,
+  durationMs: z.number().int().nonnegative().optional(),
+  result: z.enum(['succeeded', 'failed', 'interrupted']),
+  /** The backup the run created or worked on, when there is one. */
+  id: z.string().regex(ID_PATTERN).optional(),
+  /** One line: what went wrong (redacted). */
+  error: z.string().max(RUNLOG_MAX_ERROR_CHARS).optional(),
+  /** The process exit code of the run (see errors.ts ExitCode). */
+  exitCode: z.number().int().min(0).max(255),
+  /** The machine the run was on. */
+  host: z.string().max(255).optional(),
+});
+
+export type RunEntry = z.infer<typeof RunEntrySchema>;
+
+export interface RunLogContents {
+  /** Oldest first. */
+  entries: RunEntry[];
+  /** Lines that could not be read. */
+  skipped: number;
+}
+
+/** Parses run log bytes; invalid lines are counted, not fatal. Entries of other profiles are dropped. */
+export function parseRunLog(bytes: Buffer, profile: string): RunLogContents {
+  const entries: RunEntry[] = [];
+  let skipped = 0;
+  for (const line of bytes.toString('utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      skipped += 1;
+      continue;
+    }
+    const parsed = RunEntrySchema.safeParse(raw);
+    if (!parsed.success || parsed.data.profile !== profile) {
+      skipped += 1;
+      continue;
+    }
+    entries.push(parsed.data);
+  }
+  return { entries, skipped };
+}
+
+/** The run log of one profile; empty when there is none yet. */
+export async function readRunLog(storage: Storage, profile: string): Promise<RunLogContents> {
+  if (!isProfileName(profile)) throw new Error(`invalid profile name ${JSON.stringify(profile)}`);
+  let bytes: Buffer;
+  try {
+    bytes = await storage.getBytes(runlogKey(profile), RUNLOG_MAX_BYTES);
+  } catch (error) {
+    if (error instanceof NotFoundError) return { entries: [], skipped: 0 };
+    throw error;
+  }
+  return parseRunLog(bytes, profile);
+}
