@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: backupctl create vs raw pg_dump, on a throw-away cluster.
  *
- *   BENCH_SMALL_MB=150  BENCH_LARGE_MB=600  BENCH_RUNS=3  BENCH_WARMUP=1  BENCH_WORKDIR=$TMPDIR
+ *   BENCH_SMALL_MB=500  BENCH_LARGE_MB=1000  BENCH_RUNS=3  BENCH_WARMUP=1  BENCH_WORKDIR=$TMPDIR
  *   BENCH_QUIET_CORES=0.3  BENCH_QUIET_WAIT_S=20  BENCH_NICE=-10 (root only; 0 to disable)
  *
- * For each size (small, then the same database grown to large): a warm-up of each side
+ * For each size (base: the schema and 1,000 products only, the fixed cost of a run; small;
+ * then the same database grown to large): a warm-up of each side
  * (not counted), then BENCH_RUNS rounds of A (raw `pg_dump -Fc -f FILE`) then B
  * (`node bin/backupctl.js create`, custom format, default compression, globals on),
  * both connecting through PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE. Every output is
@@ -30,8 +31,9 @@ const ANALYSIS_MARKER = '<!-- analysis: everything below this line is kept when 
 
 
 const CONFIG = {
-  smallMb: envInt('BENCH_SMALL_MB', 150),
-  largeMb: envInt('BENCH_LARGE_MB', 600),
+  // The issue's data set is >= 500 MB on disk: both measured sizes are.
+  smallMb: envInt('BENCH_SMALL_MB', 500),
+  largeMb: envInt('BENCH_LARGE_MB', 1000),
   runs: envInt('BENCH_RUNS', 3),
   warmup: envInt('BENCH_WARMUP', 1, 0),
   workdirBase: process.env.BENCH_WORKDIR || os.tmpdir(),
@@ -45,6 +47,12 @@ const CONFIG = {
    */
   nice: Number(process.env.BENCH_NICE ?? (process.getuid?.() === 0 ? -10 : 0)),
 };
+
+/**
+ * base: the schema and 1,000 products (no orders or events): what a run costs whatever the
+ * database, reported but not held to the ratio target (the targets are for the data set).
+ */
+type Size = 'base' | 'small' | 'large';
 
 const TARGETS = { ratio: 1.05, rssMb: 120, rssGrowth: { factor: 1.2, plusMb: 10 } };
 
@@ -120,7 +128,7 @@ interface Phases {
 }
 
 interface RunRecord {
-  size: 'small' | 'large';
+  size: Size;
   tool: 'raw' | 'backupctl';
   round: number;
   warmup: boolean;
@@ -147,7 +155,7 @@ interface RunRecord {
 }
 
 interface SizeResult {
-  size: 'small' | 'large';
+  size: Size;
   targetMb: number;
   dataset: DatasetInfo;
   uncompressedDumpBytes: number | null;
@@ -321,7 +329,7 @@ function rowsOf(results: SizeResult[]): Row[] {
 }
 
 function verdicts(rows: Row[]): { name: string; pass: boolean; detail: string }[] {
-  const out = rows.map((r) => ({
+  const out = rows.filter((r) => r.size !== 'base').map((r) => ({
     name: `ratio ${r.size} <= ${TARGETS.ratio}`,
     pass: r.ratio <= TARGETS.ratio,
     detail: `${f3(r.ratio)} (${f2(r.backupctlS)} s vs ${f2(r.rawS)} s)`,
@@ -372,7 +380,7 @@ function writeResults(machine: Machine, results: SizeResult[], rows: Row[], chec
   lines.push(`- peak RSS: ${machine.gnuTime ? '/usr/bin/time -f %M, plus VmHWM of each process polled every 50 ms' : 'VmHWM polled every 50 ms'}`);
   lines.push('');
   lines.push('## Reproduce', '');
-  lines.push('```sh', 'npm run bench', '# knobs (defaults shown):', `BENCH_SMALL_MB=150 BENCH_LARGE_MB=600 BENCH_RUNS=3 BENCH_WARMUP=1 BENCH_QUIET_CORES=0.3 BENCH_QUIET_WAIT_S=20 BENCH_NICE=-10 BENCH_WORKDIR=${os.tmpdir()} npm run bench`, '```', '');
+  lines.push('```sh', 'npm run bench', '# knobs (defaults shown):', `BENCH_SMALL_MB=500 BENCH_LARGE_MB=1000 BENCH_RUNS=3 BENCH_WARMUP=1 BENCH_QUIET_CORES=0.3 BENCH_QUIET_WAIT_S=20 BENCH_NICE=-10 BENCH_WORKDIR=${os.tmpdir()} npm run bench`, '```', '');
   lines.push(
     `This run: BENCH_SMALL_MB=${CONFIG.smallMb} BENCH_LARGE_MB=${CONFIG.largeMb} BENCH_RUNS=${CONFIG.runs} BENCH_WARMUP=${CONFIG.warmup} ` +
       `BENCH_QUIET_CORES=${CONFIG.quietCores} BENCH_QUIET_WAIT_S=${CONFIG.quietWaitS} BENCH_NICE=${CONFIG.nice}; total ${(totalS / 60).toFixed(1)} min.`,
@@ -534,6 +542,7 @@ async function main(): Promise<void> {
 
   const results: SizeResult[] = [];
   for (const [size, targetMb] of [
+    ['base', 0],
     ['small', CONFIG.smallMb],
     ['large', CONFIG.largeMb],
   ] as const) {

@@ -44,6 +44,15 @@ interface StoredArtifact {
  *    on any failure or interrupt, everything written for it is removed.
  */
 export async function createBackup(profile: ResolvedProfile, runtime: Runtime, options: CreateOptions = {}): Promise<CreateResult> {
+  // Finding the client programs needs neither storage nor server: it runs while the
+  // storage is checked, the locks are taken and the snapshot session opens.
+  const clientOptions = { pgBinDir: profile.pgBinDir, path: runtime.env.PATH };
+  const discovered: Discovered = Promise.all([
+    discoverClients('pg_dump', clientOptions),
+    discoverClients('pg_restore', clientOptions),
+    discoverClients('pg_dumpall', clientOptions),
+  ]);
+  discovered.catch(() => undefined);
   const storage = openStorage(profile.storage, runtime.cwd);
   try {
     await storage.checkWritable(profile.name);
@@ -59,7 +68,7 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
   try {
     const waitLeft = Math.max(0, (options.waitMs ?? 0) - (performance.now() - waitFrom));
     databaseLock = await acquireDatabaseLock({ connection: profile.connection, command: 'create', waitMs: waitLeft, runtime });
-    return await backupUnderLock(profile, runtime, storage);
+    return await backupUnderLock(profile, runtime, storage, discovered);
   } finally {
     await databaseLock?.release();
     await lock.release();
@@ -71,21 +80,15 @@ export interface CreateOptions {
   waitMs?: number | undefined;
 }
 
+type Discovered = Promise<[ClientBinary[], ClientBinary[], ClientBinary[]]>;
+
 /** Steps 2-5, with the profile lock and the database's advisory lock held. */
-async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, storage: Storage): Promise<CreateResult> {
+async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, storage: Storage, discovered: Discovered): Promise<CreateResult> {
   const { reporter, signal } = runtime;
   const started = runtime.now();
   const startedMs = performance.now();
   throwIfAborted(signal);
 
-  // Finding the client programs needs no server: it runs while the session opens.
-  const clientOptions = { pgBinDir: profile.pgBinDir, path: runtime.env.PATH };
-  const discovered = Promise.all([
-    discoverClients('pg_dump', clientOptions),
-    discoverClients('pg_restore', clientOptions),
-    discoverClients('pg_dumpall', clientOptions),
-  ]);
-  discovered.catch(() => undefined);
   const session = await SnapshotSession.open(profile.connection, { lockWaitTimeout: profile.dump.lockWaitTimeout ?? undefined });
   const written: string[] = [];
   const warnings: string[] = [];
