@@ -2,13 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { artifactKey, Catalog, sidecarKey } from '../catalog/catalog.js';
 import type { Sidecar, Verification } from '../catalog/sidecar.js';
 import { BackupctlError, throwIfAborted } from '../errors.js';
-import { connectMaintenance, countDatabaseRows, createDatabase, dropDatabase, serverVersion } from '../pg/admin.js';
-import { findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
+import { countDatabaseRows, MaintenanceConnection } from '../pg/admin.js';
+import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
 import type { CountedTable } from '../pg/counts.js';
+import type { ChildRun } from '../pg/dump.js';
+import { RestoreCounter } from '../pg/restore-counts.js';
+import { RestoreProgress } from '../pg/restore-progress.js';
 import { pgRestoreArgs, readArchiveThrough, runRestore } from '../pg/restore.js';
-import { readToc } from '../pg/toc.js';
+import { readToc, type TocEntry } from '../pg/toc.js';
 import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, hashStored, openArchive, type LocalArchive } from './archive.js';
@@ -173,35 +176,27 @@ async function checkArchive(
 ): Promise<VerifyOutcome> {
   const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
   const server = request.level === 'restore' && request.server ? request.server(sidecar) : null;
-  const serverNum = server ? await serverVersionNum(server) : 0;
-  const pgRestore = await findClient('pg_restore', Math.max(dumpMajor, serverMajor(serverNum)), {
-    pgBinDir: request.pgBinDir,
-    path: runtime.env.PATH,
-  });
+  if (server) return restoreCheck(sidecar, archive, dumpMajor, request, server, runtime, outcome);
+  const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
   const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
+  await checkToc(sidecar, archive, pgRestore, run);
+  if (request.level === 'archive') {
+    const failure = await readArchiveThrough(pgRestore.path, archive.path, run);
+    if (failure) throw new Mismatch([], `the archive cannot be read to the end: ${failure}`);
+    return outcome('passed');
+  }
+  throw new BackupctlError('the restore level needs a server to restore into');
+}
+
+/** The archive's table of contents: readable, with the number of entries recorded at create time. */
+async function checkToc(sidecar: Sidecar, archive: LocalArchive, pgRestore: ClientBinary, run: ChildRun): Promise<TocEntry[]> {
   const toc = await readToc(pgRestore.path, archive.path, run).catch((error: unknown) => {
     throw new Mismatch([], `the archive's table of contents is unreadable: ${(error as Error).message}`);
   });
   if (toc.length !== sidecar.dump.tocEntries) {
     throw new Mismatch([`table of contents has ${toc.length} entries, the sidecar says ${sidecar.dump.tocEntries}`]);
   }
-  if (request.level === 'archive') {
-    const failure = await readArchiveThrough(pgRestore.path, archive.path, run);
-    if (failure) throw new Mismatch([], `the archive cannot be read to the end: ${failure}`);
-    return outcome('passed');
-  }
-  if (!server) throw new BackupctlError('the restore level needs a server to restore into');
-  return restoreCheck(sidecar, archive, pgRestore, request, server, runtime, outcome);
-}
-
-async function serverVersionNum(server: ConnectionSettings): Promise<number> {
-  const client = await connectMaintenance(server);
-  try {
-    const { rows } = await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`);
-    return Number(rows[0]?.num ?? 0);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
+  return toc;
 }
 
 /** The globals file, when the backup has one: present, and size and sha256 as recorded. */
@@ -221,58 +216,97 @@ export function throwawayName(id: string): string {
   return `backupctl_verify_${id.toLowerCase().replace(/[^a-z0-9]/g, '_')}_${randomBytes(3).toString('hex')}`;
 }
 
+/**
+ * The restore level: the archive level's TOC check, then a restore into a throwaway
+ * database and the row counts. Off the critical path: pg_restore's discovery runs while
+ * the one maintenance connection is opened (its minimum major needs the server's version),
+ * CREATE DATABASE while pg_restore is chosen and reads the TOC, and the row counts while
+ * pg_restore builds indexes and constraints (see RestoreCounter). The throwaway database
+ * is dropped whatever happens (a failed check, a failure, Ctrl-C; also when CREATE
+ * DATABASE was still running then), unless --keep, which applies from the restore on.
+ */
 async function restoreCheck(
   sidecar: Sidecar,
   archive: LocalArchive,
-  pgRestore: ClientBinary,
+  dumpMajor: number,
   request: VerifyRequest,
   server: ConnectionSettings,
   runtime: Runtime,
   outcome: (result: 'passed' | 'failed', extra?: Partial<VerifyOutcome>) => VerifyOutcome,
 ): Promise<VerifyOutcome> {
+  const clients = discoverClients('pg_restore', { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+  clients.catch(() => undefined);
+  const maintenance = await MaintenanceConnection.open(server);
   const name = throwawayName(sidecar.id);
-  const version = await serverVersion(server);
-  const env = await childEnv(server, runtime.env, name);
+  let creating: Promise<void> | null = null;
   let created = false;
+  /** The restore began: --keep keeps the database from here on (before, it is empty and unnamed to the user). */
+  let restoring = false;
+  let counter: RestoreCounter | null = null;
   try {
-    await createDatabase(server, name, { encoding: sidecar.database.encoding });
-    created = true;
-    runtime.reporter.info(`restoring into throwaway database ${name}`);
-    const args = pgRestoreArgs(archive.path, name, {
-      schemas: [],
-      tables: [],
-      noOwner: true,
-      noAcl: true,
-      jobs: request.jobs,
-      singleTransaction: false,
+    const { version, num } = await maintenance.version();
+    creating = maintenance.createDatabase(name, { encoding: sidecar.database.encoding }).then(() => {
+      created = true;
     });
+    creating.catch(() => undefined); // awaited below, or settled in finally
+    const where = request.pgBinDir ? `pgBinDir ${request.pgBinDir}` : undefined;
+    const pgRestore = chooseClient('pg_restore', await clients, Math.max(dumpMajor, serverMajor(num)), where);
+    const toc = await checkToc(sidecar, archive, pgRestore, { env: offlineEnv(runtime.env), signal: runtime.signal });
+    const env = await childEnv(server, runtime.env, name);
     try {
-      await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal });
+      await creating;
+      restoring = true;
+      runtime.reporter.info(`restoring into throwaway database ${name}`);
+      const args = pgRestoreArgs(archive.path, name, {
+        schemas: [],
+        tables: [],
+        noOwner: true,
+        noAcl: true,
+        jobs: request.jobs,
+        singleTransaction: false,
+      });
+      // pg_restore 12+ says when each table's data is loaded (--verbose): count it then.
+      const progress = pgRestore.major >= 12 ? new RestoreProgress(toc, request.jobs > 1) : null;
+      const early = progress ? new RestoreCounter(server, name, toc) : null;
+      counter = early;
+      try {
+        await runRestore(
+          pgRestore.path,
+          args,
+          { env: env.env, signal: runtime.signal },
+          progress && early ? (message) => early.done(progress.message(message)) : undefined,
+        );
+      } catch (error) {
+        if (runtime.signal.aborted) throw error;
+        const hint = error instanceof BackupctlError && error.hint ? ` (${error.hint.split('\n')[0]})` : '';
+        throw new Mismatch([], `the backup does not restore: ${(error as Error).message}${hint}`);
+      }
+      const restored = early ? await early.finish(runtime.signal) : await countDatabaseRows(server, name, runtime.signal);
+      if (early) runtime.reporter.debug(`counted ${early.countedEarly} of ${restored.length} tables while pg_restore ran`);
+      const mismatches = compareCounts(sidecar, restored);
+      return outcome(mismatches.length ? 'failed' : 'passed', {
+        mismatches,
+        serverVersion: version,
+        keptDatabase: request.keep ? name : undefined,
+      });
     } catch (error) {
-      if (runtime.signal.aborted) throw error;
-      const hint = error instanceof BackupctlError && error.hint ? ` (${error.hint.split('\n')[0]})` : '';
-      throw new Mismatch([], `the backup does not restore: ${(error as Error).message}${hint}`);
+      if (error instanceof Mismatch) {
+        return outcome('failed', { mismatches: error.problems, error: error.failure, serverVersion: version, keptDatabase: request.keep && created ? name : undefined });
+      }
+      throw error;
+    } finally {
+      await env.dispose();
     }
-    const restored = await countDatabaseRows(server, name, runtime.signal);
-    const mismatches = compareCounts(sidecar, restored);
-    return outcome(mismatches.length ? 'failed' : 'passed', {
-      mismatches,
-      serverVersion: version,
-      keptDatabase: request.keep ? name : undefined,
-    });
-  } catch (error) {
-    if (error instanceof Mismatch) {
-      return outcome('failed', { mismatches: error.problems, error: error.failure, serverVersion: version, keptDatabase: request.keep && created ? name : undefined });
-    }
-    throw error;
   } finally {
-    await env.dispose();
-    if (created && !request.keep) {
-      // Not subject to the run's abort signal: the throwaway database must go, even on Ctrl-C.
-      await dropDatabase(server, name).catch((error: unknown) => {
+    await counter?.close();
+    // Not subject to the run's abort signal: the throwaway database must go, even on Ctrl-C.
+    await creating?.catch(() => undefined);
+    if (created && !(request.keep && restoring)) {
+      await maintenance.dropDatabase(name).catch((error: unknown) => {
         runtime.reporter.warn(`could not drop the throwaway database ${name}: ${(error as Error).message}`);
       });
     }
+    await maintenance.close();
   }
 }
 

@@ -77,29 +77,128 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
 }
 
 /** CREATE DATABASE from template0 (so nothing of template1 leaks in), with the given encoding. */
-export async function createDatabase(settings: ConnectionSettings, name: string, options: { encoding?: string; owner?: string } = {}): Promise<void> {
-  await withMaintenance(settings, async (client) => {
-    let sql = `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`;
-    if (options.encoding) sql += ` ENCODING ${literal(options.encoding)}`;
-    if (options.owner) sql += ` OWNER ${quoteIdent(options.owner)}`;
-    await client.query(sql).catch((error: unknown) => {
-      throw queryError(error, `cannot create database ${quoteIdent(name)}`);
-    });
+export async function createDatabase(settings: ConnectionSettings, name: string, options: CreateOptions = {}): Promise<void> {
+  await withMaintenance(settings, (client) => createOn(client, name, options));
+}
+
+export interface CreateOptions {
+  encoding?: string;
+  owner?: string;
+}
+
+async function createOn(client: pg.Client, name: string, options: CreateOptions): Promise<void> {
+  let sql = `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`;
+  if (options.encoding) sql += ` ENCODING ${literal(options.encoding)}`;
+  if (options.owner) sql += ` OWNER ${quoteIdent(options.owner)}`;
+  await client.query(sql).catch((error: unknown) => {
+    throw queryError(error, `cannot create database ${quoteIdent(name)}`);
   });
 }
 
 /** DROP DATABASE IF EXISTS ... WITH (FORCE) on 13+, after ending other sessions on older servers. */
 export async function dropDatabase(settings: ConnectionSettings, name: string): Promise<void> {
-  await withMaintenance(settings, async (client) => {
+  await withMaintenance(settings, (client) => dropOn(client, name));
+}
+
+async function dropOn(client: pg.Client, name: string, versionNum?: number): Promise<void> {
+  let num = versionNum;
+  if (num === undefined) {
     const { rows } = await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`);
-    const force = Number(rows[0]?.num ?? 0) >= 130000;
-    if (!force) {
-      await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
-    }
-    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`).catch((error: unknown) => {
-      throw queryError(error, `cannot drop database ${quoteIdent(name)}`);
-    });
+    num = Number(rows[0]?.num ?? 0);
+  }
+  const force = num >= 130000;
+  if (!force) {
+    await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+  }
+  await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`).catch((error: unknown) => {
+    throw queryError(error, `cannot drop database ${quoteIdent(name)}`);
   });
+}
+
+/** server_version and server_version_num. */
+export interface ServerVersion {
+  /** e.g. `15.18 (Debian 15.18-0+deb12u1)`; `unknown` if the server does not say. */
+  version: string;
+  /** e.g. 150018. */
+  num: number;
+}
+
+/** A maintenance connection that sat idle longer than this is not trusted with DROP DATABASE (a firewall may have dropped it). */
+const REUSE_IDLE_MS = 30_000;
+
+/**
+ * One maintenance connection for several server-level steps (verify's restore level: the
+ * server's version, CREATE DATABASE, DROP DATABASE), instead of one connection (and one
+ * authentication) per step. `dropDatabase` must work even when this connection has broken
+ * or sat idle for long (a long restore): it then uses a fresh connection.
+ */
+export class MaintenanceConnection {
+  private broken = false;
+  private idleSince = performance.now();
+  private versionNum: number | undefined;
+
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly settings: ConnectionSettings,
+  ) {
+    client.on('error', () => {
+      this.broken = true;
+    });
+    client.on('end', () => {
+      this.broken = true;
+    });
+  }
+
+  static async open(settings: ConnectionSettings): Promise<MaintenanceConnection> {
+    return new MaintenanceConnection(await connectMaintenance(settings), settings);
+  }
+
+  private async use<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.client);
+    } finally {
+      this.idleSince = performance.now();
+    }
+  }
+
+  /** server_version and server_version_num in one query. */
+  async version(): Promise<ServerVersion> {
+    const { rows } = await this.use((client) =>
+      client.query<{ v: string | null; num: string | null }>(
+        `SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS num`,
+      ),
+    );
+    const num = Number(rows[0]?.num ?? 0);
+    this.versionNum = num;
+    return { version: rows[0]?.v ?? 'unknown', num };
+  }
+
+  /** See createDatabase. */
+  async createDatabase(name: string, options: CreateOptions = {}): Promise<void> {
+    await this.use((client) => createOn(client, name, options));
+  }
+
+  /**
+   * See dropDatabase: on this connection when it is sound and was used lately, else (or
+   * when that fails) on a fresh one.
+   */
+  async dropDatabase(name: string): Promise<void> {
+    if (!this.broken && performance.now() - this.idleSince < REUSE_IDLE_MS) {
+      try {
+        await this.use((client) => dropOn(client, name, this.versionNum));
+        return;
+      } catch {
+        // a broken connection, or a failure worth one more try on a fresh one
+      }
+    }
+    await dropDatabase(this.settings, name);
+  }
+
+  /** Ends the connection. Idempotent; never throws. */
+  async close(): Promise<void> {
+    this.broken = true;
+    await this.client.end().catch(() => undefined);
+  }
 }
 
 /**

@@ -9,17 +9,28 @@ export interface CountedTable {
   rows: number;
 }
 
+/** A table countRows counts, with what decides whether its count may be taken before a restore ends. */
+export interface CountableTable {
+  oid: number;
+  schema: string;
+  name: string;
+  /** `r` (table or partition) or `m` (populated materialized view). */
+  relkind: 'r' | 'm';
+  /** A partition: a TABLE DATA item loaded through the partition root may route rows into it. */
+  isPartition: boolean;
+  /** Has inheritance children or partitions: `count(*)` includes their rows. */
+  hasChildren: boolean;
+}
+
 /**
- * Exact row counts of every table whose rows pg_dump would dump: ordinary tables and
- * partitions (unlogged ones too) and populated materialized views, outside the system
- * schemas (restricted to the OIDs in `only` when given: a filtered dump must not count,
- * and lock, the tables it leaves out). Runs in whatever transaction `client` is in: inside an exported snapshot at
- * backup time, in a freshly restored database at verification time.
+ * Every table whose rows pg_dump would dump: ordinary tables and partitions (unlogged ones
+ * too) and populated materialized views, outside the system schemas, ordered by schema and name.
  */
-export async function countRows(client: pg.Client, signal?: AbortSignal, only?: ReadonlySet<number>): Promise<CountedTable[]> {
-  const { rows: tables } = await client
-    .query<{ oid: string; schema: string; name: string }>(
-      `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name
+export async function listCountableTables(client: pg.Client): Promise<CountableTable[]> {
+  const { rows } = await client
+    .query<{ oid: string; schema: string; name: string; relkind: 'r' | 'm'; ispartition: boolean; haschildren: boolean }>(
+      `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
+              c.relispartition AS ispartition, c.relhassubclass AS haschildren
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated))
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -32,17 +43,40 @@ export async function countRows(client: pg.Client, signal?: AbortSignal, only?: 
     .catch((error: unknown) => {
       throw queryError(error, 'cannot list tables');
     });
+  return rows.map((r) => ({
+    oid: Number(r.oid),
+    schema: r.schema,
+    name: r.name,
+    relkind: r.relkind,
+    isPartition: r.ispartition,
+    hasChildren: r.haschildren,
+  }));
+}
+
+/** `SELECT count(*)` of one table. */
+export async function countTable(client: pg.Client, table: Pick<CountableTable, 'oid' | 'schema' | 'name'>): Promise<CountedTable> {
+  const sql = `SELECT count(*)::int8 AS rows FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+  try {
+    const { rows } = await client.query<{ rows: string }>(sql);
+    return { oid: table.oid, schema: table.schema, name: table.name, rows: Number(rows[0]?.rows ?? 0) };
+  } catch (error) {
+    throw queryError(error, `cannot count rows of ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`);
+  }
+}
+
+/**
+ * Exact row counts of every table whose rows pg_dump would dump (see listCountableTables),
+ * restricted to the OIDs in `only` when given: a filtered dump must not count, and lock,
+ * the tables it leaves out. Runs in whatever transaction `client` is in: inside an exported
+ * snapshot at backup time, in a freshly restored database at verification time.
+ */
+export async function countRows(client: pg.Client, signal?: AbortSignal, only?: ReadonlySet<number>): Promise<CountedTable[]> {
+  const tables = await listCountableTables(client);
   const counted: CountedTable[] = [];
   for (const table of tables) {
     if (signal?.aborted) break;
-    if (only && !only.has(Number(table.oid))) continue;
-    const sql = `SELECT count(*)::int8 AS rows FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
-    try {
-      const { rows } = await client.query<{ rows: string }>(sql);
-      counted.push({ oid: Number(table.oid), schema: table.schema, name: table.name, rows: Number(rows[0]?.rows ?? 0) });
-    } catch (error) {
-      throw queryError(error, `cannot count rows of ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`);
-    }
+    if (only && !only.has(table.oid)) continue;
+    counted.push(await countTable(client, table));
   }
   return counted;
 }

@@ -1,8 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { BackupctlError } from '../errors.js';
 import { childFailure, firstErrorLine, type ChildRun } from './dump.js';
+import { RestoreStderr } from './restore-progress.js';
 import { parseTocList, type TocEntry } from './toc.js';
 
 export interface RestoreSelection {
@@ -36,8 +38,15 @@ export function pgRestoreArgs(archive: string, database: string, selection: Rest
 /**
  * Runs pg_restore into a database. Any error is a failed restore: with --exit-on-error
  * pg_restore stops at the first one, and its exit status, not its output, decides.
+ *
+ * With `onProgress`, pg_restore runs with --verbose, its messages forced to English (LC_ALL=C,
+ * no colours), and each verbose message goes to `onProgress` as it arrives (see
+ * RestoreStderr); stderr is read as a stream, and only what pg_restore prints without
+ * --verbose is kept (bounded) for the error, which reads as it would without --verbose.
+ * Needs pg_restore 12 or later (older ones print no message levels).
  */
-export async function runRestore(pgRestore: string, args: string[], run: ChildRun): Promise<void> {
+export async function runRestore(pgRestore: string, args: string[], run: ChildRun, onProgress?: (message: string) => void): Promise<void> {
+  if (onProgress) return runObservedRestore(pgRestore, args, run, onProgress);
   try {
     await execa(pgRestore, args, {
       env: run.env,
@@ -50,14 +59,67 @@ export async function runRestore(pgRestore: string, args: string[], run: ChildRu
       maxBuffer: 16 * 1024 * 1024,
     });
   } catch (error) {
-    const failure = childFailure('pg_restore', error, run.signal);
-    const stderr = String((error as { stderr?: unknown }).stderr ?? '');
-    const lines = stderr.split(/\r?\n/).filter((l) => /error|fatal|detail/i.test(l)).slice(0, 5);
-    throw new BackupctlError(failure.message, {
-      exitCode: failure.exitCode,
-      hint: lines.length > 1 ? lines.join('\n') : failure.hint,
-      cause: error,
-    });
+    throw restoreFailure(error, String((error as { stderr?: unknown }).stderr ?? ''), run.signal);
+  }
+}
+
+function restoreFailure(error: unknown, stderr: string, signal: AbortSignal | undefined): BackupctlError {
+  const failure = childFailure('pg_restore', error, signal);
+  const lines = stderr.split(/\r?\n/).filter((l) => /error|fatal|detail/i.test(l)).slice(0, 5);
+  return new BackupctlError(failure.message, {
+    exitCode: failure.exitCode,
+    hint: lines.length > 1 ? lines.join('\n') : failure.hint,
+    cause: error,
+  });
+}
+
+/** The environment of a pg_restore whose messages are parsed: English, no colours. */
+function englishEnv(env: Record<string, string>): Record<string, string> {
+  const english: Record<string, string> = { ...env, LC_ALL: 'C', LC_MESSAGES: 'C', PG_COLOR: 'never' };
+  delete english.LANGUAGE;
+  return english;
+}
+
+async function runObservedRestore(pgRestore: string, args: string[], run: ChildRun, onProgress: (message: string) => void): Promise<void> {
+  const stderr = new RestoreStderr((message) => {
+    try {
+      onProgress(message);
+    } catch {
+      // an observer's failure must not disturb the restore
+    }
+  });
+  const child = execa(pgRestore, ['--verbose', ...args], {
+    env: englishEnv(run.env),
+    extendEnv: false,
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    buffer: false,
+    cancelSignal: run.signal,
+    forceKillAfterDelay: 5_000,
+    cleanup: true,
+  });
+  const read = new Promise<void>((resolve) => {
+    const stream = child.stderr;
+    if (!stream) return resolve();
+    stream.setEncoding('utf8');
+    stream.on('data', (text: string) => stderr.write(text));
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+    stream.once('error', () => resolve());
+  });
+  try {
+    await child;
+    await read;
+    stderr.end();
+  } catch (error) {
+    // A killed leader's workers may hold stderr open a little longer: wait, but not for ever.
+    await Promise.race([read, sleep(2_000, undefined, { ref: false })]);
+    stderr.end();
+    const kept = stderr.kept;
+    // childFailure reads the stderr the child printed; with buffer: false execa has none.
+    if (error && typeof error === 'object') Object.assign(error, { stderr: kept });
+    throw restoreFailure(error, kept, run.signal);
   }
 }
 
