@@ -12,7 +12,8 @@ import type { TocEntry } from './toc.js';
  * constraints, triggers, policies, and REFRESH of materialized views). `finish` counts the
  * rest once pg_restore has exited, and returns exactly what countRows would return then.
  *
- * Counted only at the end: materialized views (refreshed in post-data), partitions (a data
+ * Counted only at the end: the table whose data pg_restore loads last (its primary key is
+ * built right after, and would wait for the count's lock), materialized views (refreshed in post-data), partitions (a data
  * item loaded through the partition root may route rows into any partition), tables with
  * inheritance children (their count includes the children's rows), and every table whose
  * TOC entry cannot be matched to exactly one table of the database.
@@ -42,10 +43,11 @@ export class RestoreCounter {
     return this.used;
   }
 
-  /** pg_restore has finished these data items. */
+  /** pg_restore has finished these data items (the last one is counted at the end: see DataDone.last). */
   done(items: readonly DataDone[]): void {
-    if (this.stopped || items.length === 0) return;
-    this.queue.push(...items);
+    const early = items.filter((item) => !item.last);
+    if (this.stopped || early.length === 0) return;
+    this.queue.push(...early);
     if (!this.running) this.running = this.drain();
   }
 

@@ -107,6 +107,12 @@ export interface DataDone {
   /** The table as pg_restore named it: `schema.name` (serial restore) or the name alone (parallel). */
   label: string;
   qualified: boolean;
+  /**
+   * No other TABLE DATA item is left: what pg_restore does next is this table's post-data
+   * (its primary key first, under an ACCESS EXCLUSIVE lock), so a count of it now would hold
+   * up the restore's critical path. RestoreCounter leaves such a table for the end.
+   */
+  last: boolean;
 }
 
 const SERIAL_DATA = /^processing data for table "(.*)"$/s;
@@ -161,7 +167,7 @@ export class RestoreProgress {
         return [];
       }
       this.next += 1;
-      this.current = { dumpId: entry.dumpId, label, qualified: true };
+      this.current = { dumpId: entry.dumpId, label, qualified: true, last: this.next === this.data.length };
       return done;
     }
     if (this.current && SERIAL_ITEM.test(message)) {
@@ -183,7 +189,7 @@ export class RestoreProgress {
     const dumpId = Number(finished[1]);
     if (!this.dataIds.has(dumpId) || !this.launched.has(dumpId) || this.finished.has(dumpId)) return [];
     this.finished.add(dumpId);
-    return [{ dumpId, label: finished[2] as string, qualified: false }];
+    return [{ dumpId, label: finished[2] as string, qualified: false, last: this.finished.size === this.dataIds.size }];
   }
 }
 

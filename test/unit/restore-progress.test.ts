@@ -122,15 +122,16 @@ describe('RestoreProgress, serial (--jobs 1)', () => {
     expect(feed(progress, ['connecting to database for restore', 'creating TABLE "app.blobs"', 'executing BLOB 424201'])).toEqual([]);
     expect(feed(progress, [data('app.blobs')])).toEqual([]);
     expect(feed(progress, ['NOTICE:  from a check constraint'])).toEqual([]); // not an item: blobs may still be loading
-    expect(feed(progress, [data('app.cache')])).toEqual([{ dumpId: 3521, label: 'app.blobs', qualified: true }]);
+    expect(feed(progress, [data('app.cache')])).toEqual([{ dumpId: 3521, label: 'app.blobs', qualified: true, last: false }]);
     expect(feed(progress, [data('app.customers'), data('public.MixedCase'), data('public.weird.name"quote')]).map((d) => d.dumpId)).toEqual([3528, 3512, 3533]);
     expect(feed(progress, [data('sales.measurements_2023'), data('Ünïcødé Schema.Table With Spaces')]).map((d) => d.label)).toEqual([
       'public.weird.name"quote',
       'sales.measurements_2023',
     ]);
     // The last data item: done when post-data (or anything else that is an item) starts.
+    // It is the last data item: marked, so that its count does not hold up its primary key.
     expect(feed(progress, ['executing SEQUENCE SET customers_id_seq'])).toEqual([
-      { dumpId: 3531, label: 'Ünïcødé Schema.Table With Spaces', qualified: true },
+      { dumpId: 3531, label: 'Ünïcødé Schema.Table With Spaces', qualified: true, last: true },
     ]);
     expect(feed(progress, ['processing BLOBS', 'creating CONSTRAINT "app.blobs blobs_pkey"', 'creating MATERIALIZED VIEW DATA "app.mv_mood_counts"'])).toEqual([]);
   });
@@ -163,13 +164,21 @@ describe('RestoreProgress, parallel (--jobs N)', () => {
         'finished item 3538 BLOBS BLOBS',
       ]),
     ).toEqual([]);
-    expect(feed(progress, ['finished item 3532 TABLE DATA weird.name"quote'])).toEqual([{ dumpId: 3532, label: 'weird.name"quote', qualified: false }]);
-    expect(feed(progress, ['finished item 3531 TABLE DATA Table With Spaces'])).toEqual([{ dumpId: 3531, label: 'Table With Spaces', qualified: false }]);
+    expect(feed(progress, ['finished item 3532 TABLE DATA weird.name"quote'])).toEqual([{ dumpId: 3532, label: 'weird.name"quote', qualified: false, last: false }]);
+    expect(feed(progress, ['finished item 3531 TABLE DATA Table With Spaces'])).toEqual([{ dumpId: 3531, label: 'Table With Spaces', qualified: false, last: false }]);
     // Again, or never launched, or not a TABLE DATA entry: nothing.
     expect(feed(progress, ['finished item 3531 TABLE DATA Table With Spaces', 'finished item 3521 TABLE DATA blobs'])).toEqual([]);
     expect(feed(progress, ['launching item 3332 TABLE DATA blobs_pkey', 'finished item 3332 TABLE DATA blobs_pkey'])).toEqual([]);
     expect(feed(progress, ['launching item 3516 MATERIALIZED VIEW DATA mv_mood_counts', 'finished item 3516 MATERIALIZED VIEW DATA mv_mood_counts'])).toEqual([]);
-    expect(feed(progress, ['launching item 3521 TABLE DATA blobs', 'finished item 3521 TABLE DATA blobs'])).toEqual([{ dumpId: 3521, label: 'blobs', qualified: false }]);
+    expect(feed(progress, ['launching item 3521 TABLE DATA blobs', 'finished item 3521 TABLE DATA blobs'])).toEqual([{ dumpId: 3521, label: 'blobs', qualified: false, last: false }]);
+  });
+
+  it('marks the data item that finishes when no other is left', () => {
+    const progress = new RestoreProgress(parseTocList('10; 0 1 TABLE DATA public big postgres\n11; 0 2 TABLE DATA public small postgres'), true);
+    expect(feed(progress, ['launching item 10 TABLE DATA big', 'launching item 11 TABLE DATA small', 'finished item 11 TABLE DATA small'])).toEqual([
+      { dumpId: 11, label: 'small', qualified: false, last: false },
+    ]);
+    expect(feed(progress, ['finished item 10 TABLE DATA big'])).toEqual([{ dumpId: 10, label: 'big', qualified: false, last: true }]);
   });
 });
 
