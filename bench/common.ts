@@ -90,3 +90,18 @@ export function reniceServer(c: Cluster, nice: number, log: (message: string) =>
     }
   }
 }
+
+/**
+ * Runs `cleanup` (synchronous: temp dirs, the cluster) on exit and on SIGINT/SIGTERM/SIGHUP,
+ * which then exit 130. The cluster helper's own hooks stop a server started by startCluster.
+ */
+export function cleanUpOnExit(cleanup: () => void, log: (message: string) => void): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      log(`\n${signal}: stopping, cleaning up`);
+      cleanup();
+      process.exit(130);
+    });
+  }
+  process.on('exit', cleanup);
+}

@@ -21,7 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import { activeChild, haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
-import { cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
+import { cleanUpOnExit, cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The backupctl under test: a frozen copy of bin/ + dist/ taken at start (see snapshotBuild). */
@@ -88,15 +88,7 @@ function cleanupSync(): void {
   // The cluster helper's own exit/signal hooks stop the server and remove its directory.
 }
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: stopping, cleaning up`);
-    cleanupSync();
-    // cluster.ts's hooks (installed by startCluster) stop the server synchronously on exit
-    process.exit(130);
-  });
-}
-process.on('exit', cleanupSync);
+cleanUpOnExit(cleanupSync, log);
 
 // ---------------------------------------------------------------------------
 

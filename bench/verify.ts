@@ -43,7 +43,7 @@ import {
   waitForQuiet,
   type RunResult,
 } from './measure.js';
-import { cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
+import { cleanUpOnExit, cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let BIN = path.join(ROOT, 'bin', 'backupctl.js');
@@ -145,20 +145,7 @@ function cleanupSync(): void {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(signal, () => {
-    log(`\n${signal}: stopping, cleaning up`);
-    cleanupSync();
-    process.exit(130);
-  });
-}
-process.on('exit', cleanupSync);
-
-// ---------------------------------------------------------------------------
-// Niceness (as in bench/run.ts: process nice and autogroup nice, the same for both sides)
-
-
-
+cleanUpOnExit(cleanupSync, log);
 
 // ---------------------------------------------------------------------------
 // Timeline: when each client program and each server activity was seen (20 ms poll)
@@ -166,6 +153,11 @@ process.on('exit', cleanupSync);
 interface Span {
   first: number;
   last: number;
+}
+
+/** Both sides' phases around pg_restore: spawn to its first sighting, its own span, its end to exit. */
+function restoreSpans(spawn: number, restore: Span | undefined, end: number): { beforeS: number | null; pgRestoreS: number | null; afterS: number | null } {
+  return { beforeS: secs(spawn, restore?.first), pgRestoreS: secs(restore?.first, restore?.last), afterS: secs(restore?.last, end) };
 }
 
 function argvOf(pid: number): string[] | null {
@@ -401,9 +393,7 @@ async function runRaw(c: Cluster, jobs: number, round: number, warmup: boolean, 
     ...cpuFields(r, busy),
     noisy: false,
     phases: {
-      beforeS: secs(spawn, restore?.first),
-      pgRestoreS: secs(restore?.first, restore?.last),
-      afterS: secs(restore?.last, end),
+      ...restoreSpans(spawn, restore, end),
       createdbS: secs(createdb?.first, createdb?.last),
       createDbSeenS: spanS(tl.serverSpan('maintenance:CREATE DATABASE')),
       dropS: spanS(tl.serverSpan('maintenance:DROP DATABASE')),
@@ -478,9 +468,7 @@ async function runBackupctl(c: Cluster, jobs: number, round: number, warmup: boo
     ...cpuFields(r, busy),
     noisy: false,
     phases: {
-      beforeS: secs(spawn, restore?.first),
-      pgRestoreS: secs(restore?.first, restore?.last),
-      afterS: secs(restore?.last, end),
+      ...restoreSpans(spawn, restore, end),
       startupS: secs(spawn, t.verifying),
       checksS: secs(t.verifying, t.restoring),
       hashS: secs(t.verifying, version?.first ?? list?.first),

@@ -8,7 +8,7 @@ import { countRows, type CountedTable } from './counts.js';
  * dropping databases. They run on a maintenance database (`postgres`, else `template1`),
  * never on the database they act on.
  */
-export async function connectMaintenance(settings: ConnectionSettings): Promise<pg.Client> {
+async function connectMaintenance(settings: ConnectionSettings): Promise<pg.Client> {
   try {
     return await connect(settings, 'postgres');
   } catch (error) {
@@ -38,13 +38,6 @@ export interface TargetState {
   objects: number;
   /** Other sessions connected to it now. */
   sessions: number;
-}
-
-export async function serverVersion(settings: ConnectionSettings): Promise<string> {
-  return withMaintenance(settings, async (client) => {
-    const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
-    return rows[0]?.v ?? 'unknown';
-  });
 }
 
 export async function inspectDatabase(settings: ConnectionSettings, name: string): Promise<TargetState> {
