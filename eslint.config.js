@@ -17,6 +17,16 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
+      // `import { z }` binds zod's whole namespace object, so the bundle keeps all of zod
+      // (with every locale: 755 KB, ~30 ms of start-up to compile); `import * as z` lets
+      // esbuild keep only what is used (about 200 KB).
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "ImportDeclaration[source.value='zod'][importKind!='type'] > ImportSpecifier[imported.name='z']",
+          message: "write `import * as z from 'zod'` (see the comment in eslint.config.js)",
+        },
+      ],
     },
   },
   {

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName, PROFILE_PATTERN } from './id.js';
 import { RUNLOG_MAX_BYTES, RUNLOG_MAX_ERROR_CHARS, runlogKey } from './runlog.js';

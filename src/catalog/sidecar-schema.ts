@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ID_PATTERN, PROFILE_PATTERN } from './id.js';
 import { MAX_SIDECAR_BYTES, SIDECAR_SCHEMA_VERSION, SidecarError } from './sidecar.js';
 

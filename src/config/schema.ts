@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { PROFILE_PATTERN } from '../catalog/id.js';
 import { isValidTimeZone } from '../retention/periods.js';
 import { parseDuration } from '../retention/policy.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BackupctlError, ExitCode } from '../../src/errors.js';
 import { renderJsonSchema } from '../../src/config/json-schema.js';
 import { loadConfig } from '../../src/config/load.js';
