@@ -2,7 +2,7 @@
  * `npm run bench:verify`: backupctl verify vs raw `createdb && pg_restore && dropdb`, on a
  * throw-away cluster with the create bench's data set (bench/dataset.ts).
  *
- *   BENCH_VERIFY_MB=600  BENCH_RUNS=3  BENCH_WARMUP=1  BENCH_VERIFY_JOBS=1,2  BENCH_WORKDIR=$TMPDIR
+ *   BENCH_VERIFY_MB=600  BENCH_RUNS=7  BENCH_WARMUP=1  BENCH_VERIFY_JOBS=1,2  BENCH_WORKDIR=$TMPDIR
  *   BENCH_QUIET_CORES=0.3  BENCH_QUIET_WAIT_S=20  BENCH_NICE=-10 (root only; 0 to disable)
  *   BENCH_VERIFY_COMPONENTS=1 (0: skip the components measured alone)
  *   BENCH_VERIFY_RESULTS=bench/RESULTS.md (where the section goes)
@@ -10,7 +10,9 @@
  *
  * Builds the data set to >= BENCH_VERIFY_MB MiB (pg_database_size), takes ONE backup with
  * `node bin/backupctl.js create --format custom` into a temp storage, then, per round and
- * per --jobs N, alternately:
+ * per --jobs N, one run of each side, in ABBA order (raw first in odd rounds and in the
+ * warm-up, backupctl first in even rounds: drift and whatever a run leaves to the next one
+ * fall on both sides alike):
  *   raw        sh -c 'createdb DB && pg_restore --exit-on-error --no-owner --no-acl --jobs N -d DB ARTIFACT && dropdb DB'
  *              (the cluster's own binaries; the whole sequence is timed)
  *   backupctl  node bin/backupctl.js --storage DIR verify ID --jobs N (default level: restore)
@@ -55,7 +57,7 @@ const SECTION = '## verify vs createdb + pg_restore + dropdb';
 
 const CONFIG = {
   mb: envInt('BENCH_VERIFY_MB', 600),
-  runs: envInt('BENCH_RUNS', 3),
+  runs: envInt('BENCH_RUNS', 7),
   warmup: envInt('BENCH_WARMUP', 1, 0),
   jobs: (process.env.BENCH_VERIFY_JOBS || '1,2').split(',').map((s) => {
     const n = Number(s);
@@ -770,7 +772,7 @@ function section(rep: Report): string {
   L.push('');
   L.push('### Reproduce', '');
   L.push('```sh', 'npm run bench:verify', '# knobs (defaults shown):');
-  L.push(`BENCH_VERIFY_MB=600 BENCH_RUNS=3 BENCH_WARMUP=1 BENCH_VERIFY_JOBS=1,2 BENCH_QUIET_CORES=0.3 BENCH_QUIET_WAIT_S=20 BENCH_NICE=-10 BENCH_VERIFY_COMPONENTS=1 BENCH_OTHER_WAIT_S=1800 BENCH_WORKDIR=${os.tmpdir()} npm run bench:verify`);
+  L.push(`BENCH_VERIFY_MB=600 BENCH_RUNS=7 BENCH_WARMUP=1 BENCH_VERIFY_JOBS=1,2 BENCH_QUIET_CORES=0.3 BENCH_QUIET_WAIT_S=20 BENCH_NICE=-10 BENCH_VERIFY_COMPONENTS=1 BENCH_OTHER_WAIT_S=1800 BENCH_WORKDIR=${os.tmpdir()} npm run bench:verify`);
   L.push('```', '');
   L.push(
     `This run: BENCH_VERIFY_MB=${CONFIG.mb} BENCH_RUNS=${CONFIG.runs} BENCH_WARMUP=${CONFIG.warmup} BENCH_VERIFY_JOBS=${CONFIG.jobs.join(',')} ` +
@@ -779,7 +781,7 @@ function section(rep: Report): string {
   );
   L.push(
     'One backup is taken with `node bin/backupctl.js --storage DIR create --format custom` of the create bench\'s data set (bench/dataset.ts). ' +
-      'Then, per round and per `--jobs N`, alternately: raw = `sh -c \'createdb DB && pg_restore --exit-on-error --no-owner --no-acl --jobs N -d DB ARTIFACT && dropdb DB\'` ' +
+      'Then, per round and per `--jobs N`, one run of each side in ABBA order (raw first in the warm-up and in odd rounds, backupctl first in even rounds): raw = `sh -c \'createdb DB && pg_restore --exit-on-error --no-owner --no-acl --jobs N -d DB ARTIFACT && dropdb DB\'` ' +
       '(the cluster\'s binaries, the artifact read in place from the storage; the whole sequence timed), and backupctl = ' +
       '`node bin/backupctl.js --storage DIR --json --log-format json --verbose verify ID --jobs N` (level restore: re-hash, TOC read, throwaway database, ' +
       'pg_restore --exit-on-error --no-owner --no-acl, count(*) of every table against the sidecar, drop, verification record written to the sidecar). ' +
@@ -809,7 +811,7 @@ function section(rep: Report): string {
   }
   L.push('');
   L.push(
-    'Context for the ratio (not the verdict): the median of the per-round ratios (each backupctl run over the raw run just before it), and the medians of pg_restore\'s own span and of everything outside it (wall minus that span) on each side.',
+    'Context for the ratio (not the verdict): the median of the per-round ratios (each backupctl run over the raw run of the same round and --jobs, run next to it), and the medians of pg_restore\'s own span and of everything outside it (wall minus that span) on each side.',
     '',
   );
   L.push('| --jobs | median per-round ratio | raw: pg_restore s | backupctl: pg_restore s | raw: outside pg_restore s | backupctl: outside pg_restore s | difference outside s |', '|---:|---:|---:|---:|---:|---:|---:|');
@@ -866,7 +868,7 @@ function section(rep: Report): string {
   L.push(HISTORY, '');
   L.push(
     'One line per run of `npm run bench:verify` (kept when the section is rewritten). "dist sha256" identifies the backupctl build measured: src/ changes between runs. ' +
-      '"per-round ratio" is the median of each backupctl run over the raw run just before it; "outside pg_restore" is the median of wall minus pg_restore\'s own span.',
+      '"per-round ratio" is the median of each backupctl run over the raw run of the same round and --jobs (run next to it; before 2026-11-30 always just before it); "outside pg_restore" is the median of wall minus pg_restore\'s own span.',
     '',
   );
   L.push(...HISTORY_HEAD, ...rep.history, historyRow(rep), '');
@@ -958,6 +960,11 @@ async function takeBackup(c: Cluster, storage: string): Promise<Backup> {
   };
 }
 
+/** ABBA: raw first in the warm-up and in odd rounds, backupctl first in even rounds. */
+function sideOrder(round: number, warmup: boolean): readonly RunRecord['tool'][] {
+  return warmup || round % 2 === 1 ? ['raw', 'backupctl'] : ['backupctl', 'raw'];
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
   if (!existsSync(path.join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/ is missing: run `npm run build` (npm run bench:verify does)');
@@ -1016,7 +1023,7 @@ async function main(): Promise<void> {
   const rounds = [...Array.from({ length: CONFIG.warmup }, (_, i) => ({ round: i + 1, warmup: true })), ...Array.from({ length: CONFIG.runs }, (_, i) => ({ round: i + 1, warmup: false }))];
   for (const { round, warmup } of rounds) {
     for (const jobs of CONFIG.jobs) {
-      for (const tool of ['raw', 'backupctl'] as const) {
+      for (const tool of sideOrder(round, warmup)) {
         const rec = await measureOne(() =>
           tool === 'raw' ? runRaw(c, jobs, round, warmup, backup.artifact) : runBackupctl(c, jobs, round, warmup, storage, backup.id),
         );
