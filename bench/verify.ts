@@ -868,7 +868,7 @@ function section(rep: Report): string {
   L.push(HISTORY, '');
   L.push(
     'One line per run of `npm run bench:verify` (kept when the section is rewritten). "dist sha256" identifies the backupctl build measured: src/ changes between runs. ' +
-      '"per-round ratio" is the median of each backupctl run over the raw run of the same round and --jobs (run next to it; before 2026-11-30 always just before it); "outside pg_restore" is the median of wall minus pg_restore\'s own span.',
+      '"per-round ratio" is the median of each backupctl run over the raw run of the same round and --jobs (run next to it; before 2026-11-29T23:43Z always just before it); "outside pg_restore" is the median of wall minus pg_restore\'s own span.',
     '',
   );
   L.push(...HISTORY_HEAD, ...rep.history, historyRow(rep), '');
