@@ -90,3 +90,17 @@ export function ratioValue(value: string): number {
   }
   return n;
 }
+
+/** `-p, --port`: 1-65535. */
+export function portValue(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,5}$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port number from 1 to 65535');
+  return n;
+}
+
+/** `-F, --format`: pg_dump's letters or names (c, custom, d, directory). */
+export function formatValue(value: string): 'custom' | 'directory' {
+  if (value === 'c' || value === 'custom') return 'custom';
+  if (value === 'd' || value === 'directory') return 'directory';
+  throw new InvalidArgumentError('expected c|custom or d|directory (backupctl stores archives pg_restore can read; plain and tar are not offered)');
+}

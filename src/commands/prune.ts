@@ -1,6 +1,6 @@
+import { profileForMaintenance } from '../core/profile.js';
 import { DEFAULT_LEFTOVER_AGE_MS, effectivePolicy, pruneBackups, pruneExitCode } from '../core/prune.js';
 import { withRunReport } from '../core/report-run.js';
-import { resolveProfileTarget } from '../core/target.js';
 import { pruneJson, renderPrune } from '../output/render-prune.js';
 import type { RetentionPolicy } from '../retention/policy.js';
 import type { CommandContext, CommandResult } from './context.js';
@@ -23,9 +23,7 @@ export interface PruneOptions {
 }
 
 export async function run(options: PruneOptions, ctx: CommandContext): Promise<CommandResult> {
-  const loaded = await ctx.loadConfig();
-  const { env, cwd } = ctx.runtime;
-  const target = resolveProfileTarget({ loaded, flags: ctx.flags, env, cwd });
+  const profile = profileForMaintenance(ctx.settings, ctx.flags.dbUrl);
   const flags: RetentionPolicy = {
     keepLast: options.keepLast,
     keepHourly: options.keepHourly,
@@ -37,22 +35,24 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
     keepTags: options.keepTag,
     timeZone: options.timeZone,
   };
-  const prune = () =>
+  const prune = (started?: () => void) =>
     pruneBackups(
       {
-        storage: target.storage,
-        cwd,
-        profile: target.name,
-        policy: effectivePolicy(target.settings.retention, flags),
+        storage: profile.storage,
+        cwd: ctx.runtime.cwd,
+        profile: profile.name,
+        configured: profile.configured,
+        policy: effectivePolicy(profile.retention, flags),
         dryRun: options.dryRun === true,
         leftoverAgeMs: options.leftoverAge ?? DEFAULT_LEFTOVER_AGE_MS,
         waitMs: options.wait,
+        onLocked: started,
       },
       ctx.runtime,
     );
   // A real prune is a run of its own in the profile's run log (status counts failed ones); a dry run is not.
   const result = options.dryRun
     ? await prune()
-    : await withRunReport({ command: 'prune', profile: target.name, storage: target.storage }, ctx.runtime, prune);
+    : await withRunReport({ command: 'prune', profile: profile.name, storage: profile.storage }, ctx.runtime, prune);
   return { json: pruneJson(result), human: (style, now) => renderPrune(result, style, now), exitCode: pruneExitCode(result) };
 }

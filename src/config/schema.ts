@@ -124,7 +124,7 @@ export const StatusSettingsSchema = strictObject({
 });
 
 const URL_MESSAGE = 'expected an http:// or https:// URL';
-const NOTIFY_EVENTS = ['success', 'failure'] as const;
+const NOTIFY_EVENTS = ['success', 'failure', 'busy'] as const;
 
 function notifyUrl(description: string) {
   return z.url({ protocol: /^https?$/, error: URL_MESSAGE }).describe(description);
@@ -132,7 +132,7 @@ function notifyUrl(description: string) {
 
 function notifyEvents(description: string) {
   return z
-    .array(z.enum(NOTIFY_EVENTS, { error: 'expected "success" or "failure"' }), { error: 'expected an array of events' })
+    .array(z.enum(NOTIFY_EVENTS, { error: 'expected "success", "failure" or "busy"' }), { error: 'expected an array of events' })
     .min(1, { error: 'list at least one event, or remove the target' })
     .optional()
     .describe(description);
@@ -142,7 +142,7 @@ function notifyEvents(description: string) {
 export const NotifySettingsSchema = strictObject({
   webhook: strictObject({
     url: notifyUrl('URL that receives a POST with a JSON body for each run (it may hold a token: it is never printed in full).'),
-    events: notifyEvents('Which outcomes are sent: "success", "failure". Default both.'),
+    events: notifyEvents('Which outcomes are sent: "success", "failure", "busy" (the run found the profile locked by another run: exit 4). Default ["success", "failure"].'),
   })
     .optional()
     .describe(
@@ -151,7 +151,7 @@ export const NotifySettingsSchema = strictObject({
     ),
   slack: strictObject({
     url: notifyUrl('Slack (or Mattermost, Rocket.Chat...) incoming webhook URL. It holds a token: it is never printed in full.'),
-    events: notifyEvents('Which outcomes are sent: "success", "failure". Default both.'),
+    events: notifyEvents('Which outcomes are sent: "success", "failure", "busy" (the run found the profile locked by another run: exit 4). Default ["success", "failure"].'),
   })
     .optional()
     .describe('Slack-compatible incoming webhook: one short message {text} per run.'),

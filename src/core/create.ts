@@ -68,6 +68,7 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
   try {
     const waitLeft = Math.max(0, (options.waitMs ?? 0) - (performance.now() - waitFrom));
     databaseLock = await acquireDatabaseLock({ connection: profile.connection, command: 'create', waitMs: waitLeft, runtime });
+    options.onLocked?.();
     return await backupUnderLock(profile, runtime, storage, discovered);
   } finally {
     await databaseLock?.release();
@@ -78,6 +79,8 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
 export interface CreateOptions {
   /** `--wait`: wait up to this many milliseconds for the profile's and the database's lock (default: fail at once, exit 4). */
   waitMs?: number | undefined;
+  /** Called once both locks are held: the backup has really started (the healthchecks start ping). */
+  onLocked?: (() => void) | undefined;
 }
 
 type Discovered = Promise<[ClientBinary[], ClientBinary[], ClientBinary[]]>;

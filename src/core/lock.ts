@@ -19,6 +19,7 @@ import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '.
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { openStorage } from '../storage/registry.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
+import { assertProfileInStorage } from './scope.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
 
@@ -304,12 +305,15 @@ export async function unlockProfile(options: {
   storage: Storage | string;
   cwd?: string | undefined;
   profile: string;
+  /** The profile is in the config (one that is not must be in the storage: a typo is exit 2). */
+  configured?: boolean | undefined;
   force: boolean;
   now: Date;
   host?: LockHost | undefined;
 }): Promise<UnlockResult> {
   const { profile, force, now } = options;
   const storage = typeof options.storage === 'string' ? openStorage(options.storage, options.cwd ?? '.') : options.storage;
+  if (options.configured === false) await assertProfileInStorage(storage, profile);
   const host = options.host ?? thisHost;
   const base = { profile, storage: storage.location };
   const stored = await readStoredLock(storage, profile);

@@ -4,6 +4,7 @@ import { describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } f
 import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { acquireProfileLock } from './lock.js';
+import { assertProfileInStorage } from './scope.js';
 import { planPrune, type PruneItem } from './prune-plan.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
@@ -33,12 +34,16 @@ export interface PruneRequest {
   storage: string;
   cwd: string;
   profile: string;
+  /** The profile is in the config; one that is not must be present in the storage (a typo is exit 2). */
+  configured: boolean;
   policy: RetentionPolicy;
   dryRun: boolean;
   /** Unfinished leftovers whose newest file is at least this old are removed. */
   leftoverAgeMs: number;
   /** `--wait`: how long to wait for the profile's lock (default: fail at once, exit 4). */
   waitMs?: number | undefined;
+  /** Called once the lock is held (the healthchecks start ping). */
+  onLocked?: (() => void) | undefined;
 }
 
 export interface PrunedItem extends PruneItem {
@@ -91,6 +96,7 @@ export function checkPolicy(policy: RetentionPolicy): void {
 export async function pruneBackups(request: PruneRequest, runtime: Runtime): Promise<PruneResult> {
   checkPolicy(request.policy);
   const storage = openStorage(request.storage, request.cwd);
+  if (!request.configured) await assertProfileInStorage(storage, request.profile);
   if (request.dryRun) return planAndApply(storage, request, runtime);
   const lock = await acquireProfileLock({
     storage,
@@ -100,6 +106,7 @@ export async function pruneBackups(request: PruneRequest, runtime: Runtime): Pro
     runtime,
   });
   try {
+    request.onLocked?.();
     return await planAndApply(storage, request, runtime);
   } finally {
     await lock.release();
@@ -112,14 +119,16 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
   try {
     scanned = await new Catalog(storage).scan(request.profile);
   } catch (error) {
-    throw storageError(error, storage.location, 'listing backups');
+    throw storageError(error, storage.location, 'listing backups', 'read');
   }
   for (const warning of scanned.warnings) reporter.warn(`${warning} (left alone by prune)`);
   const now = runtime.now();
-  const plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs);
+  const plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs, scanned.damage);
+  for (const [key, problems] of scanned.damage) reporter.warn(`backup ${key} is damaged (${problems.join('; ')}): kept, and not counted as a good backup`);
 
-  // Belt and braces over the pure policy: the newest completed backup is never removed.
-  const newest = scanned.backups.find((b) => Date.parse(b.startedAt) <= now.getTime()) ?? scanned.backups[0];
+  // Belt and braces over the pure policy: the newest good backup is never removed.
+  const good = scanned.backups.filter((b) => !scanned.damage.has(`${b.profile}/${b.id}`));
+  const newest = good.find((b) => Date.parse(b.startedAt) <= now.getTime()) ?? good[0];
   if (newest && plan.items.some((item) => item.kind === 'backup' && item.id === newest.id && item.action === 'remove')) {
     throw new BackupctlError(`internal error: the retention plan would remove the newest backup ${newest.id}; nothing was removed`);
   }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { artifactKey, Catalog } from '../catalog/catalog.js';
+import { artifactKey } from '../catalog/catalog.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, throwIfAborted, usageError } from '../errors.js';
 import {
@@ -24,16 +24,15 @@ import { describeConnection, type ConnectionSettings } from '../pg/connection.js
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
 import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
-import { openStorage } from '../storage/registry.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, openArchive, type LocalArchive } from './archive.js';
 import type { Runtime } from './runtime.js';
+import { findBackup, type BackupScope } from './scope.js';
 import { compareCounts } from './verify.js';
 
 export interface RestoreRequest {
-  storage: string;
+  scope: BackupScope;
   ref: string;
-  profile?: string | undefined;
   tag?: string | undefined;
   /** The target server; its `database` is ignored (see targetDb). */
   server: (sidecar: Sidecar) => ConnectionSettings;
@@ -49,7 +48,8 @@ export interface RestoreRequest {
   noOwner: boolean;
   noAcl: boolean;
   jobs: number;
-  pgBinDir?: string | undefined;
+  /** The clients' directory of a profile (its pgBinDir, the config's, or none). */
+  pgBinDir: (profile: string) => string | undefined;
   workDir?: string | undefined;
 }
 
@@ -124,8 +124,8 @@ interface Prepared {
  * target and what the archive needs from the server, and decide the mode.
  */
 async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepared> {
-  const storage = openStorage(request.storage, runtime.cwd);
-  const sidecar = await new Catalog(storage).find(request.ref, { profile: request.profile, tag: request.tag });
+  const { sidecar, storage } = await findBackup(request.scope, request.ref, { tag: request.tag });
+  const pgBinDir = request.pgBinDir(sidecar.profile);
   if (request.clean && request.force) throw usageError('--clean and --force cannot be used together', '--clean replaces the target; --force restores into it as it is');
   const server = request.server(sidecar);
   const target = request.targetDb ?? sidecar.database.name;
@@ -155,7 +155,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
       });
     }
     const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
-    const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+    const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir, path: runtime.env.PATH });
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
     const toc = await readToc(pgRestore.path, archive.path, offline);
     const targetState = await inspectDatabase(server, target);
@@ -316,7 +316,7 @@ export async function restoreBackup(
 
     let globalsSkipped: string[] = [];
     if (prepared.globalsSql !== null) {
-      const psql = await findClient('psql', 0, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+      const psql = await findClient('psql', 0, { pgBinDir: request.pgBinDir(sidecar.profile), path: runtime.env.PATH });
       const script = filterGlobals(prepared.globalsSql, await existingRoles(server), await existingTablespaces(server));
       globalsSkipped = script.skipped;
       for (const skipped of script.skipped) runtime.reporter.info(`${skipped} exists: left as it is`);

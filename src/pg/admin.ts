@@ -281,3 +281,22 @@ export async function countDatabaseRows(settings: ConnectionSettings, database: 
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * True when `database` on the server takes a connection and answers a query: after a
+ * failed pg_restore, this tells a damaged archive (the server is fine) from a server that
+ * went away or refused the database.
+ */
+export async function databaseAnswers(settings: ConnectionSettings, database: string): Promise<boolean> {
+  try {
+    const client = await connect({ ...settings }, database);
+    try {
+      await client.query('SELECT 1');
+      return true;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } catch {
+    return false;
+  }
+}
