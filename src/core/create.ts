@@ -101,6 +101,8 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
   signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) onAbort(); // an interrupt while the session was opening: the listener came too late
   let env: Awaited<ReturnType<typeof childEnv>> | null = null;
+  /** Writers still running (the globals dump beside the artifact): a failed run waits for them before it cleans up. */
+  const pending: Array<Promise<unknown>> = [];
   try {
     throwIfAborted(signal);
     const facts = await session.facts();
@@ -130,6 +132,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
       ? dumpGlobals({ profile, id, storage, pgDumpall: () => chooseClient('pg_dumpall', dumpalls, major, where), run, written, runtime, warnings })
       : Promise.resolve({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
     globalsDone.catch(() => undefined);
+    pending.push(globalsDone);
     const artifact = await dumpArtifact({ profile, id, storage, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime });
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
@@ -185,6 +188,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     work.abort(error);
     // Not close(): its COMMIT would wait behind a row count blocked on a lock.
     await session.abort();
+    // Whatever is still writing stops on the abort above; wait for it, or a put that was
+    // about to publish could land after the clean-up and leave a file of a backup that
+    // never was (the globals dump runs beside the artifact's).
+    await Promise.allSettled(pending);
     await Promise.all(written.map((key) => storage.remove(key).catch(() => undefined)));
     if (signal.aborted) throw signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
     throw error;

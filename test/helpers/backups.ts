@@ -148,3 +148,14 @@ export function countMap(tables: ReadonlyArray<{ schema: string; name: string; r
 export function modeOf(stats: { mode: number }): number {
   return stats.mode & 0o777;
 }
+
+/**
+ * A failed `--json` run: stdout is one JSON document `{"error": {exitCode, message, hint?}}`
+ * whose exit code is the run's. Returns the error object.
+ */
+export function expectJsonError(run: { code: number; stdout: string }, exitCode: number): { exitCode: number; message: string; hint?: string } {
+  expect(run.code).toBe(exitCode);
+  const parsed = parseJsonStdout(run.stdout) as { error?: { exitCode: number; message: string; hint?: string } };
+  expect(parsed.error).toMatchObject({ exitCode, message: expect.any(String) });
+  return parsed.error as { exitCode: number; message: string; hint?: string };
+}

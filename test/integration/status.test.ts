@@ -1,7 +1,7 @@
 /**
  * `backupctl status` against real backups taken by `create` on the test cluster.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, modeOf, parseJsonStdout, removeDirs } from '../helpers/backups.js';
@@ -108,10 +108,18 @@ describe('status on real backups', () => {
     expect(json.profiles[0]?.problems.map((p) => p.check)).toEqual(['verification']);
   });
 
-  it('a profile that was never backed up breaks --max-age only', async () => {
-    const none = await status(['--profile', 'nothing_here', '--json']);
+  it('an unknown profile is a usage error (exit 2), not a healthy nothing', async () => {
+    const unknown = await status(['--profile', 'nothing_here', '--json']);
+    expect(unknown.code).toBe(2);
+    expect(parseJsonStdout(unknown.stdout)).toMatchObject({ error: { exitCode: 2, message: expect.stringMatching(/no profile named "nothing_here"/) } });
+  });
+
+  it('a configured profile that was never backed up breaks --max-age only', async () => {
+    const config = path.join(work, 'never.json');
+    await writeFile(config, JSON.stringify({ profiles: { nothing_here: { database: 'nothing_here' } } }));
+    const none = await status(['--config', config, '--profile', 'nothing_here', '--json']);
     expect(none.code).toBe(0);
-    const stale = await status(['--profile', 'nothing_here', '--max-age', '25h', '--json']);
+    const stale = await status(['--config', config, '--profile', 'nothing_here', '--max-age', '25h', '--json']);
     expect(stale.code).toBe(5);
     expect((parseJsonStdout(stale.stdout) as StatusJson).profiles[0]).toMatchObject({
       profile: 'nothing_here',
