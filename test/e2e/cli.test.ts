@@ -194,7 +194,7 @@ describe('a full round trip with the binary: create -> list -> show latest', () 
     expect(failed.code).toBe(2);
     expect(failed.stdout).toBe('');
     failureLines(failed.stderr, { strict: true });
-    const unhealthy = await bin(['status', '--storage', storage, '--max-verify-age', '1s', '--quiet'], { env: baseEnv() as Record<string, string> });
+    const unhealthy = await bin(['status', '--storage', storage, '--max-verify-age', '1s', '--quiet']);
     expect(unhealthy.code).toBe(5);
     expect(unhealthy.stdout).toContain('UNHEALTHY');
   });
