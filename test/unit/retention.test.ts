@@ -59,6 +59,20 @@ describe('parseDuration', () => {
     ['1y2mo3w4d5h6min', { years: 1, months: 2, days: 25, hours: 5, minutes: 6 }],
     [' 3d ', { years: 0, months: 0, days: 3, hours: 0, minutes: 0 }],
     ['0d', { years: 0, months: 0, days: 0, hours: 0, minutes: 0 }],
+    // Any order, as restic (its own examples: 1y1d1m, 5d7m, 4h3d9m).
+    ['1y1d1m', { years: 1, months: 1, days: 1, hours: 0, minutes: 0 }],
+    ['5d7m', { years: 0, months: 7, days: 5, hours: 0, minutes: 0 }],
+    ['4h3d9m', { years: 0, months: 9, days: 3, hours: 4, minutes: 0 }],
+    ['1d1y', { years: 1, months: 0, days: 1, hours: 0, minutes: 0 }],
+    ['12h2d', { years: 0, months: 0, days: 2, hours: 12, minutes: 0 }],
+    ['30min1h', { years: 0, months: 0, days: 0, hours: 1, minutes: 30 }],
+    ['6m12h', { years: 0, months: 6, days: 0, hours: 12, minutes: 0 }],
+    ['3d2w', { years: 0, months: 0, days: 17, hours: 0, minutes: 0 }],
+    // A repeated unit replaces the earlier value (restic assigns, it does not add).
+    ['1d2d', { years: 0, months: 0, days: 2, hours: 0, minutes: 0 }],
+    ['2d1y1d', { years: 1, months: 0, days: 1, hours: 0, minutes: 0 }],
+    ['3m1mo', { years: 0, months: 1, days: 0, hours: 0, minutes: 0 }], // m and mo are one unit
+    ['1w2d1w', { years: 0, months: 0, days: 9, hours: 0, minutes: 0 }], // w is a unit of its own
   ])('parses %j', (text, expected) => {
     expect(parseDuration(text)).toEqual(expected);
   });
@@ -70,14 +84,14 @@ describe('parseDuration', () => {
     ['7x', /unknown unit "x"/],
     ['7D', /cannot read "7D"/],
     ['1.5d', /cannot read/],
-    ['-1d', /cannot read "-1d"/],
-    ['1d1y', /years after days/],
-    ['1d2d', /days after days/],
-    ['1h1d', /days after hours/],
-    ['1h30m', /"m" means months .* write minutes as "min"/],
-    ['2d5m', /"m" means months/],
-    ['1m1mo', /months after months/],
+    ['-1d', /cannot read "-1d"/], // restic parses it, then refuses negative --keep-within* durations
+    ['1y-1d', /cannot read "-1d"/],
+    ['1h30m', /"m" means months \(as in restic\), so "30m" after hours would be 30 months; write minutes as "min"/],
+    ['2d1h5m', /"m" means months/],
+    ['30min5m', /"5m" after minutes/],
     ['7 d', /cannot read/],
+    ['1d 2h', /cannot read " 2h"/],
+    ['2W', /cannot read "2W"/],
     ['99999999d', /too large/],
   ])('rejects %j with a clear message', (text, message) => {
     expect(() => parseDuration(text)).toThrow(message);
@@ -130,7 +144,7 @@ describe('validatePolicy, isEmptyPolicy, describePolicy', () => {
   it.each<[RetentionPolicy, string]>([
     [{ keepLast: 3, keepDaily: 7, keepWithin: '2w' }, 'keep-last 3, keep-daily 7, keep-within 2w'],
     [{ keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: -1 }, 'keep-daily 7, keep-weekly 4, keep-monthly 12, keep-yearly all'],
-    [{ keepHourly: 24, keepTags: ['pin', 'pre-upgrade'], timeZone: 'Europe/Berlin' }, 'keep-hourly 24, keep-tags pin,pre-upgrade, time zone Europe/Berlin'],
+    [{ keepHourly: 24, keepTags: ['pin', 'pre-upgrade'], timeZone: 'Europe/Berlin' }, 'keep-hourly 24, keep-tags pin or pre-upgrade, time zone Europe/Berlin'],
     [{ keepLast: 0 }, 'keep nothing (empty policy)'],
   ])('describePolicy(%j)', (policy, text) => {
     expect(describePolicy(policy)).toBe(text);
