@@ -455,7 +455,7 @@ export function applyRetention(
   };
 
   const completed = sorted.filter((b) => b.status === 'completed');
-  // Completed backups not dated in the future: these take part in the counting rules.
+  // Completed backups not dated in the future: these take part in the counting and keep-within rules.
   const past = completed.filter((b) => b.createdAt.getTime() <= nowMs);
 
   // Counting rules: keep-last and the calendar periods.
