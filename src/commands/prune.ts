@@ -2,7 +2,7 @@ import { profileForMaintenance } from '../core/profile.js';
 import { DEFAULT_LEFTOVER_AGE_MS, effectivePolicy, pruneBackups, pruneExitCode } from '../core/prune.js';
 import { withRunReport } from '../core/report-run.js';
 import { pruneJson, renderPrune } from '../output/render-prune.js';
-import type { RetentionPolicy } from '../retention/policy.js';
+import type { RetentionPolicy, TagGroup } from '../retention/policy.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export interface PruneOptions {
@@ -13,7 +13,17 @@ export interface PruneOptions {
   keepMonthly?: number;
   keepYearly?: number;
   keepWithin?: string;
-  keepTag?: string[];
+  keepWithinHourly?: string;
+  keepWithinDaily?: string;
+  keepWithinWeekly?: string;
+  keepWithinMonthly?: string;
+  keepWithinYearly?: string;
+  /**
+   * `--keep-tag` groups (parse.ts keepTagValue): a backup is kept when it carries every tag
+   * of one group. A plain string is a group of one tag, so a list of single tags (what
+   * tagValue collects) still means "any of these tags".
+   */
+  keepTag?: TagGroup[];
   timeZone?: string;
   dryRun?: boolean;
   /** Milliseconds. */
@@ -32,6 +42,11 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
     keepMonthly: options.keepMonthly,
     keepYearly: options.keepYearly,
     keepWithin: options.keepWithin,
+    keepWithinHourly: options.keepWithinHourly,
+    keepWithinDaily: options.keepWithinDaily,
+    keepWithinWeekly: options.keepWithinWeekly,
+    keepWithinMonthly: options.keepWithinMonthly,
+    keepWithinYearly: options.keepWithinYearly,
     keepTags: options.keepTag,
     timeZone: options.timeZone,
   };

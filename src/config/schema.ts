@@ -175,18 +175,12 @@ function keepCount(description: string) {
 /** What a retention duration looks like, for editors (parseDuration gives the exact message). */
 const RETENTION_DURATION_PATTERN = /^\s*(\d+(y|mo|m|w|d|h|min))+\s*$/;
 
-/** `retention` of a profile: the policy "prune" applies (restic semantics); prune's flags override it key by key. */
-export const RetentionSettingsSchema = strictObject({
-  keepLast: keepCount('Keep the N newest backups (prune --keep-last). -1: all.'),
-  keepHourly: keepCount('Keep the newest backup of each of the N most recent hours that have one (--keep-hourly). -1: unlimited.'),
-  keepDaily: keepCount('Keep the newest backup of each of the N most recent days that have one (--keep-daily). -1: unlimited.'),
-  keepWeekly: keepCount('Keep the newest backup of each of the N most recent ISO weeks (Monday start) that have one (--keep-weekly).'),
-  keepMonthly: keepCount('Keep the newest backup of each of the N most recent months that have one (--keep-monthly).'),
-  keepYearly: keepCount('Keep the newest backup of each of the N most recent years that have one (--keep-yearly).'),
-  keepWithin: z
+/** A keep-within* duration: the pattern for editors, parseDuration for the exact rules and message. */
+function retentionDuration(description: string) {
+  return z
     .string({ error: 'expected a duration string such as "14d"' })
     .regex(RETENTION_DURATION_PATTERN, {
-      error: 'expected a duration like "14d", "2w", "6m" or "1y6m" (units y, m = months, w, d, h, min)',
+      error: 'expected a duration like "14d", "2w", "6m" or "1y6m" (units y, m = months, w, d, h, min, in any order)',
     })
     .superRefine((value, ctx) => {
       try {
@@ -196,21 +190,66 @@ export const RetentionSettingsSchema = strictObject({
       }
     })
     .optional()
-    .describe(
-      'Keep every backup made within this duration before the NEWEST backup (not before now, so a stalled schedule ' +
-        'never wipes the history) (--keep-within), e.g. "14d", "1y6m". Units y, m (months, as in restic), w, d, h, min.',
-    ),
+    .describe(description);
+}
+
+const DURATION_UNITS_TEXT = 'Units y, m (months, as in restic), w, d, h, min, in any order; a repeated unit replaces the earlier one.';
+
+function withinPeriod(period: string, flag: string): string {
+  return (
+    `Keep the newest backup of each ${period} among the backups made within this duration before the NEWEST backup ` +
+    `(${flag}, as restic's), e.g. "30d", "1y". The oldest backup is kept too when it lies in the window. ${DURATION_UNITS_TEXT}`
+  );
+}
+
+/** A tag of keep-tags; "a,b" (restic's command-line form of an AND group) gets a pointer to the list form. */
+const keepTag = z.string({ error: TAG_MESSAGE }).regex(TAG_PATTERN, {
+  error: (issue) =>
+    typeof issue.input === 'string' && issue.input.includes(',')
+      ? `a tag cannot contain ","; a group of tags that a backup must all carry is a list: ${JSON.stringify(
+          issue.input.split(',').map((tag) => tag.trim()),
+        )}`
+      : TAG_MESSAGE,
+});
+
+/** `retention` of a profile: the policy "prune" applies (restic semantics); prune's flags override it key by key. */
+export const RetentionSettingsSchema = strictObject({
+  keepLast: keepCount('Keep the N newest backups (prune --keep-last). -1: all.'),
+  keepHourly: keepCount('Keep the newest backup of each of the N most recent hours that have one (--keep-hourly). -1: unlimited.'),
+  keepDaily: keepCount('Keep the newest backup of each of the N most recent days that have one (--keep-daily). -1: unlimited.'),
+  keepWeekly: keepCount('Keep the newest backup of each of the N most recent ISO weeks (Monday start) that have one (--keep-weekly).'),
+  keepMonthly: keepCount('Keep the newest backup of each of the N most recent months that have one (--keep-monthly).'),
+  keepYearly: keepCount('Keep the newest backup of each of the N most recent years that have one (--keep-yearly).'),
+  keepWithin: retentionDuration(
+    'Keep every backup made within this duration before the NEWEST backup (not before now, so a stalled schedule ' +
+      `never wipes the history) (--keep-within), e.g. "14d", "1y6m". ${DURATION_UNITS_TEXT}`,
+  ),
+  keepWithinHourly: retentionDuration(withinPeriod('hour', '--keep-within-hourly')),
+  keepWithinDaily: retentionDuration(withinPeriod('day', '--keep-within-daily')),
+  keepWithinWeekly: retentionDuration(withinPeriod('ISO week (Monday start)', '--keep-within-weekly')),
+  keepWithinMonthly: retentionDuration(withinPeriod('month', '--keep-within-monthly')),
+  keepWithinYearly: retentionDuration(withinPeriod('year', '--keep-within-yearly')),
   keepTags: z
-    .array(z.string({ error: TAG_MESSAGE }).regex(TAG_PATTERN, { error: TAG_MESSAGE }), {
-      error: 'expected an array of tags',
-    })
+    .array(
+      z.union([keepTag, z.array(keepTag, { error: 'expected a list of tags' }).min(1, { error: 'a tag group must list at least one tag' })], {
+        error: 'expected a tag, or a group of tags (a list)',
+      }),
+      { error: 'expected an array of tags and tag groups' },
+    )
     .optional()
-    .describe('Keep every backup that has any of these tags (--keep-tag), e.g. ["pre-migration", "keep"].'),
+    .describe(
+      'Keep every backup that matches any entry (--keep-tag): a tag, or a group of tags (a list) that the backup must ALL ' +
+        'carry. ["pre-migration", "keep"] keeps backups tagged pre-migration OR keep; [["db", "monthly"]] keeps backups ' +
+        'tagged db AND monthly (restic: --keep-tag db,monthly).',
+    ),
   timeZone: z
     .string({ error: 'expected an IANA time zone name such as "Europe/Berlin"' })
     .refine((zone) => isValidTimeZone(zone), { error: 'not a known IANA time zone (e.g. "UTC", "Europe/Berlin")' })
     .optional()
-    .describe('Time zone of the calendar periods of keepHourly..keepYearly and of keepWithin\'s calendar steps (--time-zone). Default "UTC".'),
+    .describe(
+      'Time zone of the calendar periods of keepHourly..keepYearly and keepWithinHourly..keepWithinYearly, and of the ' +
+        'keepWithin* calendar steps (--time-zone). Default "UTC".',
+    ),
 });
 
 export const ProfileSchema = strictObject({

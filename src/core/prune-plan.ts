@@ -21,6 +21,11 @@ export type PruneReason =
   | 'keep-monthly'
   | 'keep-yearly'
   | 'keep-within'
+  | 'keep-within-hourly'
+  | 'keep-within-daily'
+  | 'keep-within-weekly'
+  | 'keep-within-monthly'
+  | 'keep-within-yearly'
   | 'keep-tag'
   | 'newest-successful'
   | 'newest-verified'
@@ -39,6 +44,11 @@ const FROM_KEEP_REASON: Record<KeepReason, PruneReason> = {
   monthly: 'keep-monthly',
   yearly: 'keep-yearly',
   within: 'keep-within',
+  'within-hourly': 'keep-within-hourly',
+  'within-daily': 'keep-within-daily',
+  'within-weekly': 'keep-within-weekly',
+  'within-monthly': 'keep-within-monthly',
+  'within-yearly': 'keep-within-yearly',
   tag: 'keep-tag',
   'newest-successful': 'newest-successful',
   'newest-verified': 'newest-verified',

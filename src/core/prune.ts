@@ -1,6 +1,6 @@
 import { Catalog } from '../catalog/catalog.js';
 import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
-import { describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
+import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
 import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { acquireProfileLock } from './lock.js';
@@ -14,16 +14,15 @@ export type { PruneItem, PruneReason } from './prune-plan.js';
 /** Unfinished leftovers younger than this are kept (default of --leftover-age). */
 export const DEFAULT_LEFTOVER_AGE_MS = 24 * 3_600_000;
 
-const POLICY_KEYS = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'keepWithin', 'keepTags', 'timeZone'] as const;
-
 /**
  * The policy of a prune run: the profile's `retention` settings, with every rule given on
  * the command line replacing the same rule of the config (key by key; `--keep-daily 0`
- * turns a configured rule off).
+ * turns a configured rule off). keep-tags is one key: `--keep-tag` replaces ALL the
+ * configured tag groups.
  */
 export function effectivePolicy(configured: RetentionPolicy | undefined, flags: RetentionPolicy): RetentionPolicy {
   const policy: RetentionPolicy = {};
-  for (const key of POLICY_KEYS) {
+  for (const key of RETENTION_POLICY_KEYS) {
     const value = flags[key] ?? configured?.[key];
     if (value !== undefined) (policy as Record<string, unknown>)[key] = value;
   }
