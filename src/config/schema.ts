@@ -193,7 +193,7 @@ function retentionDuration(description: string) {
     .describe(description);
 }
 
-const DURATION_UNITS_TEXT = 'Units y, m (months, as in restic), w, d, h, min, in any order; a repeated unit replaces the earlier one.';
+const DURATION_UNITS_TEXT = 'Units y, m (months, as in restic), w, d, h, min, in any order, each unit once.';
 
 function withinPeriod(period: string, flag: string): string {
   return (

@@ -193,8 +193,8 @@ const UNIT_NAME: Record<DurationUnit, string> = {
  * Parses a retention duration such as '7d', '36h', '2w', '1y6m', '1y1d1m', '90min'.
  *
  * restic's grammar (internal/data/duration.go ParseDuration): `<digits><unit>` parts in
- * ANY order; units y (years), m (MONTHS), d (days), h (hours); a unit given twice does
- * not add up, the later part replaces the earlier one ('1d2d' is 2 days). backupctl adds
+ * ANY order; units y (years), m (MONTHS), d (days), h (hours). restic lets a unit given
+ * twice replace the earlier part ('7d1d' is 1 day); backupctl refuses it. backupctl adds
  * `mo` (months, same unit as `m`), `w` (weeks, 7 days each, a unit of its own: '1w2d' is
  * 9 days) and `min` (minutes). Minutes are never `m`: an `m` part right after an hours or
  * minutes part ('1h30m') is refused, because restic would read it as 30 MONTHS and that is
@@ -245,7 +245,12 @@ export function parseDuration(text: string): ParsedDuration {
     if (!Number.isSafeInteger(value) || value > MAX_DURATION_PART) {
       throw new Error(`invalid duration ${quoted}: ${digits} ${UNIT_NAME[unit]} is too large`);
     }
-    parts[unit] = value; // as restic: a repeated unit replaces the earlier value
+    // restic lets a repeated unit silently replace the earlier one ("7d1d" is 1 day): refuse
+    // it instead, a retention window must never be shorter than what the operator wrote.
+    if (parts[unit] !== undefined) {
+      throw new Error(`invalid duration ${quoted}: ${UNIT_NAME[unit]} are given twice; write each unit once (e.g. "8d", not "7d1d")`);
+    }
+    parts[unit] = value;
     previous = unit;
     position += whole.length;
   }

@@ -40,7 +40,7 @@ describe('keepTagValue', () => {
 });
 
 describe('keepWithinValue', () => {
-  it.each(['7d', '1y1d1m', '5d7m', '4h3d9m', '90min', '2w', '1d2d', '0d', ' 36h '])('accepts %j and returns it as given', (value) => {
+  it.each(['7d', '1y1d1m', '5d7m', '4h3d9m', '90min', '2w', '0d', ' 36h '])('accepts %j and returns it as given', (value) => {
     expect(keepWithinValue(value)).toBe(value);
   });
 
