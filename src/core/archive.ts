@@ -141,3 +141,14 @@ async function unpack(source: Readable, digest: DigestStream, dir: string, signa
     source.pipe(digest).pipe(sink);
   });
 }
+
+/** Runs `fn` with a private (0700) scratch directory under `workDir` (else the OS temp dir), removed afterwards. */
+export async function withScratchDir<T>(workDir: string | undefined, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(workDir ?? tmpdir(), 'backupctl-'));
+  try {
+    await chmod(dir, 0o700);
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

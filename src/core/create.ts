@@ -9,7 +9,7 @@ import { BackupctlError, InterruptedError, throwIfAborted } from '../errors.js';
 import { chooseClient, discoverClients, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
-import { pgDumpArgs, runDirectoryDump, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
+import { pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
 import { readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
 import { buildArtifactChain, pipeThrough } from '../pipeline/artifact.js';
@@ -120,7 +120,20 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     const run: ChildRun = { env: env.env, signal: work.signal };
     const { schemas, excludeSchemas, tables, excludeTables } = profile.dump;
     const filtered = schemas.length + excludeSchemas.length + tables.length + excludeTables.length > 0;
-    const only = filtered ? await tablesSelectedBy(pgDump.path, pgRestore.path, pgDumpArgs(profile.dump, session.snapshotId), run) : undefined;
+    const only = filtered
+      ? await tablesSelectedBy(
+          pgDump.path,
+          pgRestore.path,
+          { snapshot: session.snapshotId, filters: selectionArgs(profile.dump), lockWaitTimeout: profile.dump.lockWaitTimeout },
+          run,
+        )
+      : undefined;
+    if (only && profile.dump.tables.length > 0) {
+      for (const warning of await session.partialTrees(only)) {
+        warnings.push(warning);
+        reporter.warn(warning);
+      }
+    }
     const counting = session.countRows(work.signal, only).catch((error: unknown) => {
       work.abort(error);
       throw error;

@@ -8,6 +8,7 @@ import { BackupctlError, ExitCode, throwIfAborted, usageError } from '../errors.
 import {
   countDatabaseRows,
   createDatabase,
+  createSchemas,
   dropDatabase,
   existingRoles,
   existingTablespaces,
@@ -22,10 +23,10 @@ import { findClient, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
+import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, openArchive, type LocalArchive } from './archive.js';
+import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, openArchive, withScratchDir, type LocalArchive } from './archive.js';
 import type { Runtime } from './runtime.js';
 import { findBackup, type BackupScope } from './scope.js';
 import { compareCounts } from './verify.js';
@@ -116,6 +117,8 @@ interface Prepared {
   plan: RestorePlan;
   globalsSql: string | null;
   toc: TocEntry[];
+  /** Schemas the archive's tables live in but that it does not create (a --table dump): created first. */
+  schemas: string[];
 }
 
 /**
@@ -184,7 +187,8 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const needs = archiveNeeds(toc, knownRoles);
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
-    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc };
+    const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas };
   } catch (error) {
     await archive.dispose();
     throw error;
@@ -193,13 +197,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
 
 /** Roles the archive's GRANTs name, read from a private scratch directory. */
 async function granteesOf(pgRestore: string, archive: string, toc: readonly TocEntry[], workDir: string | undefined, runtime: Runtime): Promise<string[]> {
-  const dir = await mkdtemp(join(workDir ?? tmpdir(), 'backupctl-acl-'));
-  try {
-    await chmod(dir, 0o700);
-    return await aclRoles(pgRestore, archive, toc, dir, { env: offlineEnv(runtime.env), signal: runtime.signal });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  return withScratchDir(workDir, (dir) => aclRoles(pgRestore, archive, toc, dir, { env: offlineEnv(runtime.env), signal: runtime.signal }));
 }
 
 function sha256(text: string): string {
@@ -332,6 +330,7 @@ export async function restoreBackup(
     let countsChecked = false;
     if (plan.staging) await createStaging(server, plan, sidecar.database.encoding);
     try {
+      await createSchemas(server, into, prepared.schemas);
       runtime.reporter.info(`restoring ${sidecar.profile}/${sidecar.id} into "${into}" on ${plan.server}`);
       const env = await childEnv(server, runtime.env, into);
       let listDir: string | null = null;

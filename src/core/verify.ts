@@ -4,7 +4,7 @@ import { artifactKey, sidecarKey } from '../catalog/catalog.js';
 import type { Sidecar, Verification } from '../catalog/sidecar.js';
 import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
 import type { NotifyConfig } from '../notify/notify.js';
-import { countDatabaseRows, databaseAnswers, MaintenanceConnection } from '../pg/admin.js';
+import { countDatabaseRows, createSchemas, databaseAnswers, MaintenanceConnection } from '../pg/admin.js';
 import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
@@ -12,10 +12,10 @@ import type { CountedTable } from '../pg/counts.js';
 import type { ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
-import { pgRestoreArgs, readArchiveThrough, runRestore } from '../pg/restore.js';
+import { pgRestoreArgs, readArchiveThrough, runRestore, schemasToCreate } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, hashStored, openArchive, type LocalArchive } from './archive.js';
+import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, hashStored, openArchive, withScratchDir, type LocalArchive } from './archive.js';
 import { withRunReport } from './report-run.js';
 import type { Runtime } from './runtime.js';
 import { findBackup, scanScope, type BackupScope, type LocatedBackup } from './scope.js';
@@ -343,10 +343,14 @@ async function restoreCheck(
     if (serverMajor(num) > pgRestore.major) {
       runtime.reporter.debug(`restoring with ${pgRestore.path} ${pgRestore.version} into PostgreSQL ${version}: an upgrade rehearsal`);
     }
-    const toc = await checkToc(sidecar, archive, pgRestore, { env: offlineEnv(runtime.env), signal: runtime.signal });
+    const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
+    const toc = await checkToc(sidecar, archive, pgRestore, offline);
+    // A --table dump holds its tables but not their schemas: create those first.
+    const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
     const env = await childEnv(server, runtime.env, name);
     try {
       await creating;
+      await createSchemas(server, name, schemas);
       restoring = true;
       runtime.reporter.info(`restoring into throwaway database ${name}`);
       const args = pgRestoreArgs(archive.path, name, {

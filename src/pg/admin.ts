@@ -300,3 +300,18 @@ export async function databaseAnswers(settings: ConnectionSettings, database: st
     return false;
   }
 }
+
+/** CREATE SCHEMA IF NOT EXISTS, in `database`, for each name (see schemasToCreate). */
+export async function createSchemas(settings: ConnectionSettings, database: string, names: readonly string[]): Promise<void> {
+  if (names.length === 0) return;
+  const client = await connect(settings, database);
+  try {
+    for (const name of names) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(name)}`).catch((error: unknown) => {
+        throw queryError(error, `cannot create schema ${quoteIdent(name)} in ${quoteIdent(database)}`);
+      });
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

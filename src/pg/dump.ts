@@ -33,12 +33,19 @@ export function pgDumpArgs(options: DumpOptions, snapshot: string | null, direct
   if (options.compress !== null) args.push(`--compress=${options.compress}`);
   if (options.schemaOnly) args.push('--schema-only');
   if (options.dataOnly) args.push('--data-only');
-  for (const value of options.schemas) args.push(`--schema=${value}`);
-  for (const value of options.excludeSchemas) args.push(`--exclude-schema=${value}`);
-  for (const value of options.tables) args.push(`--table=${value}`);
-  for (const value of options.excludeTables) args.push(`--exclude-table=${value}`);
+  args.push(...selectionArgs(options));
   if (options.lockWaitTimeout) args.push(`--lock-wait-timeout=${options.lockWaitTimeout}`);
   return args;
+}
+
+/** The filters of a dump (--schema, --exclude-schema, --table, --exclude-table), whatever its format. */
+export function selectionArgs(options: Pick<DumpOptions, 'schemas' | 'excludeSchemas' | 'tables' | 'excludeTables'>): string[] {
+  return [
+    ...options.schemas.map((value) => `--schema=${value}`),
+    ...options.excludeSchemas.map((value) => `--exclude-schema=${value}`),
+    ...options.tables.map((value) => `--table=${value}`),
+    ...options.excludeTables.map((value) => `--exclude-table=${value}`),
+  ];
 }
 
 export interface ChildRun {

@@ -277,8 +277,12 @@ export function rolesInAclSql(sql: string): string[] {
 export async function aclRoles(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
   const acl = entries.filter((e) => e.type === 'ACL' || e.type === 'DEFAULT ACL');
   if (acl.length === 0) return [];
-  const list = join(listDir, 'acl.list');
-  await writeFile(list, `${acl.map((e) => `${e.dumpId}; ${e.catalogOid} ${e.objectOid} ${e.type} ${e.rest}`).join('\n')}\n`, { mode: 0o600 });
+  return rolesInAclSql(await entriesSql(pgRestore, archive, acl, join(listDir, 'acl.list'), 'privileges', run));
+}
+
+/** The SQL pg_restore would run for just these entries (their definitions; no table data). */
+async function entriesSql(pgRestore: string, archive: string, entries: readonly TocEntry[], list: string, what: string, run: ChildRun): Promise<string> {
+  await writeFile(list, `${entries.map((e) => `${e.dumpId}; ${e.catalogOid} ${e.objectOid} ${e.type} ${e.rest}`).join('\n')}\n`, { mode: 0o600 });
   try {
     const { stdout } = await execa(pgRestore, ['--file=-', `--use-list=${list}`, archive], {
       env: run.env,
@@ -287,8 +291,40 @@ export async function aclRoles(pgRestore: string, archive: string, entries: read
       cancelSignal: run.signal,
       maxBuffer: 256 * 1024 * 1024,
     });
-    return rolesInAclSql(stdout);
+    return stdout;
   } catch (error) {
-    throw childFailure('pg_restore (privileges)', error, run.signal);
+    throw childFailure(`pg_restore (${what})`, error, run.signal);
   }
+}
+
+const IDENT = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
+const CREATED_RELATION = new RegExp(
+  String.raw`^CREATE (?:UNLOGGED |FOREIGN )?(?:TABLE|VIEW|MATERIALIZED VIEW|SEQUENCE) (${IDENT})\.${IDENT}`,
+  'gm',
+);
+const CREATED_SCHEMA = new RegExp(String.raw`^CREATE SCHEMA (${IDENT});`, 'gm');
+
+function unquote(ident: string): string {
+  return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;
+}
+
+/** The schemas an archive's SQL creates, and the schemas of the relations it creates. */
+export function schemasInSql(sql: string): { created: string[]; used: string[] } {
+  const created = new Set([...sql.matchAll(CREATED_SCHEMA)].map((m) => unquote(m[1] as string)));
+  const used = new Set([...sql.matchAll(CREATED_RELATION)].map((m) => unquote(m[1] as string)));
+  return { created: [...created].sort(), used: [...used].sort() };
+}
+
+/**
+ * Schemas the archive's relations live in but that it does not create: `pg_dump --table
+ * app.orders` dumps the table, not its schema, so restoring it into a new database fails
+ * with "schema app does not exist". These must be created first. (`public` exists in
+ * every new database.) Reads the definitions of the archive's schemas and relations only.
+ */
+export async function schemasToCreate(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
+  const types = new Set(['SCHEMA', 'TABLE', 'VIEW', 'MATERIALIZED VIEW', 'SEQUENCE', 'FOREIGN TABLE']);
+  const relevant = entries.filter((e) => types.has(e.type));
+  if (relevant.length === 0) return [];
+  const { created, used } = schemasInSql(await entriesSql(pgRestore, archive, relevant, join(listDir, 'schemas.list'), 'schemas', run));
+  return used.filter((schema) => schema !== 'public' && !created.includes(schema));
 }
