@@ -1,4 +1,4 @@
-import { createBackup } from '../core/create.js';
+import { checkDumpSupport, createBackup } from '../core/create.js';
 import { resolveProfile, type DumpFlags } from '../core/profile.js';
 import { withRunReport } from '../core/report-run.js';
 import { usageError } from '../errors.js';
@@ -36,6 +36,7 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
   const profile = resolveProfile(ctx.settings, { ...connectionFlags(options, ctx.flags.dbUrl), ...dumpFlags });
   for (const note of profile.notes) ctx.runtime.reporter.info(note);
   for (const warning of profile.warnings) ctx.runtime.reporter.warn(warning);
+  await checkDumpSupport(profile, ctx.runtime);
   // Every run is recorded in the profile's run log and notified (see core/report-run.ts).
   const result = await withRunReport(
     {

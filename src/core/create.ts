@@ -5,11 +5,11 @@ import { Readable } from 'node:stream';
 import { artifactKey, Catalog } from '../catalog/catalog.js';
 import { newBackupId } from '../catalog/id.js';
 import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../catalog/sidecar.js';
-import { BackupctlError, InterruptedError, throwIfAborted } from '../errors.js';
+import { BackupctlError, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { chooseClient, discoverClients, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
-import { pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
+import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
 import { readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
 import { buildArtifactChain, pipeThrough } from '../pipeline/artifact.js';
@@ -76,6 +76,22 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
   }
 }
 
+/**
+ * Refuses (exit 2) a dump the clients found cannot write, before any lock, connection or
+ * notification: `--compress zstd` needs pg_dump 16 or later.
+ */
+export async function checkDumpSupport(profile: ResolvedProfile, runtime: Pick<Runtime, 'env'>): Promise<void> {
+  const needed = minimumDumpMajorFor(profile.dump.compress);
+  if (needed === 0) return;
+  const found = await discoverClients('pg_dump', { pgBinDir: profile.pgBinDir, path: runtime.env.PATH });
+  if (found.some((client) => client.major >= needed)) return;
+  const seen = found.length === 0 ? 'no pg_dump was found' : `pg_dump found: ${found.map((c) => `${c.path} (${c.major})`).join(', ')}`;
+  throw new BackupctlError(`--compress ${profile.dump.compress} needs pg_dump ${needed} or later; ${seen}`, {
+    exitCode: ExitCode.USAGE,
+    hint: `use --compress 0-9 or gzip[:LEVEL], or install the PostgreSQL ${needed}+ client (or set pgBinDir)`,
+  });
+}
+
 export interface CreateOptions {
   /** `--wait`: wait up to this many milliseconds for the profile's and the database's lock (default: fail at once, exit 4). */
   waitMs?: number | undefined;
@@ -109,7 +125,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     const major = serverMajor(facts.serverVersionNum);
     const [dumps, restores, dumpalls] = await discovered;
     const where = profile.pgBinDir ? `pgBinDir ${profile.pgBinDir}` : undefined;
-    const pgDump = chooseClient('pg_dump', dumps, major, where);
+    const pgDump = chooseClient('pg_dump', dumps, Math.max(major, minimumDumpMajorFor(profile.dump.compress)), where);
     const pgRestore = chooseClient('pg_restore', restores, major, where);
     const id = newBackupId(started);
     reporter.info(`backing up ${describeConnection(profile.connection)} (PostgreSQL ${facts.serverVersion}) as ${profile.name}/${id}`);

@@ -14,6 +14,7 @@ import {
   existingTablespaces,
   inspectDatabase,
   missingRoles,
+  rolesNotAssumable,
   renameDatabase,
   swapDatabases,
   unavailableExtensions,
@@ -93,7 +94,10 @@ export interface RestoreResult {
   /** Where the previous target now lives, when it was kept (null when dropped or there was none). */
   oldKeptAs: string | null;
   globalsSkipped: string[];
+  /** The shell command that puts the previous database back (null when none was kept). */
   rollback: string | null;
+  /** The shell command that drops the kept previous database once it is no longer needed. */
+  dropOld: string | null;
   countsChecked: boolean;
 }
 
@@ -219,6 +223,8 @@ async function makePlan(
   // Owners matter unless --no-owner, grantees unless --no-acl.
   const needed = [...new Set([...(request.noOwner ? [] : needs.roles), ...(request.noAcl ? [] : needs.grantees)])].sort();
   const roles = (await missingRoles(server, needed)).filter((r) => !fromGlobals.has(r));
+  const owners = request.noOwner ? [] : needs.roles.filter((r) => !roles.includes(r) && !fromGlobals.has(r));
+  const notAssumable = await rolesNotAssumable(server, owners);
   const extensions = await unavailableExtensions(server, needs.extensions);
   const when = stamp(now);
   let mode: RestoreMode | null = null;
@@ -240,6 +246,10 @@ async function makePlan(
   if (!refusal && roles.length) {
     refusal = `the archive needs roles the target server lacks: ${roles.join(', ')}`;
     refusalHint = sidecar.globals.status === 'included' ? 'add --globals to create them from the backup, create them, or use --no-owner --no-acl' : 'create them, or use --no-owner --no-acl';
+  }
+  if (!refusal && notAssumable.length) {
+    refusal = `restoring ownership needs membership in roles that ${server.user} is not a member of: ${notAssumable.join(', ')}`;
+    refusalHint = `add --no-owner --no-acl (the objects will belong to ${server.user}), or restore as a superuser (--target-url postgres://postgres@host/postgres, or -U)`;
   }
   if (!refusal && extensions.length) {
     refusal = `the archive needs extensions the target server cannot install: ${extensions.join(', ')}`;
@@ -401,13 +411,37 @@ export async function restoreBackup(
       oldKeptAs,
       globalsSkipped,
       rollback: oldKeptAs
-        ? `psql -d postgres -c 'ALTER DATABASE "${plan.target}" RENAME TO "${derivedName(plan.target, '_failed')}"' -c 'ALTER DATABASE "${oldKeptAs}" RENAME TO "${plan.target}"'`
+        ? psqlCommand(server, [
+            `ALTER DATABASE ${quoteIdentifier(plan.target)} RENAME TO ${quoteIdentifier(derivedName(plan.target, '_failed'))}`,
+            `ALTER DATABASE ${quoteIdentifier(oldKeptAs)} RENAME TO ${quoteIdentifier(plan.target)}`,
+          ])
         : null,
+      dropOld: oldKeptAs ? psqlCommand(server, [`DROP DATABASE ${quoteIdentifier(oldKeptAs)}`]) : null,
       countsChecked,
     };
   } finally {
     await archive.dispose();
   }
+}
+
+/** A double-quoted SQL identifier. */
+function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Single-quoted for a POSIX shell. */
+function shellQuote(text: string): string {
+  return /^[A-Za-z0-9_./:@=+-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A psql command line that runs `statements` on the target's server: with -h, -p and -U,
+ * so that pasted on a host with several clusters it reaches the right one; never a
+ * password (psql finds it where backupctl did: PGPASSWORD, ~/.pgpass).
+ */
+export function psqlCommand(server: ConnectionSettings, statements: readonly string[]): string {
+  const args = ['psql', '-h', server.host, '-p', String(server.port), '-U', server.user, '-d', 'postgres', ...statements.flatMap((sql) => ['-c', sql])];
+  return args.map(shellQuote).join(' ');
 }
 
 /** The staging database gets the target's owner when we may give it, so the swap changes no ownership. */

@@ -315,3 +315,25 @@ export async function createSchemas(settings: ConnectionSettings, database: stri
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * Of `names` (existing roles), those the connecting role cannot give objects to: restoring
+ * ownership runs ALTER ... OWNER TO each, which needs superuser or membership in the role
+ * (PostgreSQL 16+: the right to SET ROLE to it). Found before a restore starts, so a
+ * non-superuser gets a hint instead of "must be member of role" half-way through.
+ */
+export async function rolesNotAssumable(settings: ConnectionSettings, names: readonly string[]): Promise<string[]> {
+  if (names.length === 0) return [];
+  return withMaintenance(settings, async (client) => {
+    const { rows: me } = await client.query<{ superuser: boolean; num: string }>(
+      `SELECT rolsuper AS superuser, current_setting('server_version_num') AS num FROM pg_roles WHERE rolname = current_user`,
+    );
+    if (me[0]?.superuser !== false) return [];
+    const privilege = Number(me[0].num) >= 160000 ? 'SET' : 'MEMBER';
+    const { rows } = await client.query<{ rolname: string }>(
+      'SELECT rolname FROM pg_roles WHERE rolname = ANY($1) AND NOT pg_has_role(current_user, oid, $2) ORDER BY rolname',
+      [names, privilege],
+    );
+    return rows.map((row) => row.rolname);
+  });
+}

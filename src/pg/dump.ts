@@ -48,6 +48,16 @@ export function selectionArgs(options: Pick<DumpOptions, 'schemas' | 'excludeSch
   ];
 }
 
+/**
+ * The oldest pg_dump that can write a `--compress` value: lz4 and zstd came with
+ * PostgreSQL 16 (and METHOD[:LEVEL] syntax with 16 too; 0-9 and gzip work everywhere).
+ */
+export function minimumDumpMajorFor(compress: number | string | null): number {
+  if (compress === null || typeof compress === 'number') return 0;
+  const method = compress.split(':')[0];
+  return method === 'lz4' || method === 'zstd' || compress.includes(':') ? 16 : 0;
+}
+
 export interface ChildRun {
   env: Record<string, string>;
   signal?: AbortSignal | undefined;
