@@ -1,6 +1,7 @@
 import { profileForMaintenance } from '../core/profile.js';
 import { DEFAULT_LEFTOVER_AGE_MS, effectivePolicy, pruneBackups, pruneExitCode } from '../core/prune.js';
 import { withRunReport } from '../core/report-run.js';
+import { assertProfileExists } from '../core/scope.js';
 import { pruneJson, renderPrune } from '../output/render-prune.js';
 import type { RetentionPolicy, TagGroup } from '../retention/policy.js';
 import type { CommandContext, CommandResult } from './context.js';
@@ -50,13 +51,15 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
     keepTags: options.keepTag,
     timeZone: options.timeZone,
   };
+  // A profile that is not in the config must be in the storage: checked before the run is
+  // reported, so that a typo leaves no run log (and no directory) behind.
+  await assertProfileExists(profile, ctx.runtime.cwd);
   const prune = (started?: () => void) =>
     pruneBackups(
       {
         storage: profile.storage,
         cwd: ctx.runtime.cwd,
         profile: profile.name,
-        configured: profile.configured,
         policy: effectivePolicy(profile.retention, flags),
         dryRun: options.dryRun === true,
         leftoverAgeMs: options.leftoverAge ?? DEFAULT_LEFTOVER_AGE_MS,

@@ -166,8 +166,9 @@ export function chosenProfile(settings: ResolvedSettings): ProfileSettings | und
 
 export function unknownProfile(settings: ResolvedSettings, name: string, found: readonly string[] = []): Error {
   const known = [...new Set([...settings.profiles.keys(), ...found])].sort();
+  const where = settings.configFile ? `in ${settings.configFile} or in the storage` : 'in the storage';
   return usageError(
-    `no profile named "${name}"${settings.configFile ? ` in ${settings.configFile}` : ''}${found.length > 0 || settings.configFile === null ? ' or in the storage' : ''}`,
+    `no profile named "${name}" ${where}`,
     known.length > 0 ? `profiles: ${known.join(', ')}` : 'there are no profiles yet: "backupctl create" makes the first backup',
   );
 }

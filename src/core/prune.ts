@@ -4,7 +4,6 @@ import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, t
 import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { acquireProfileLock } from './lock.js';
-import { assertProfileInStorage } from './scope.js';
 import { planPrune, type PruneItem } from './prune-plan.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
@@ -33,8 +32,6 @@ export interface PruneRequest {
   storage: string;
   cwd: string;
   profile: string;
-  /** The profile is in the config; one that is not must be present in the storage (a typo is exit 2). */
-  configured: boolean;
   policy: RetentionPolicy;
   dryRun: boolean;
   /** Unfinished leftovers whose newest file is at least this old are removed. */
@@ -95,7 +92,6 @@ export function checkPolicy(policy: RetentionPolicy): void {
 export async function pruneBackups(request: PruneRequest, runtime: Runtime): Promise<PruneResult> {
   checkPolicy(request.policy);
   const storage = openStorage(request.storage, request.cwd);
-  if (!request.configured) await assertProfileInStorage(storage, request.profile);
   if (request.dryRun) return planAndApply(storage, request, runtime);
   const lock = await acquireProfileLock({
     storage,

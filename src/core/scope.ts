@@ -1,7 +1,7 @@
 import { backupRef, Catalog, type IncompleteEntry } from '../catalog/catalog.js';
 import { ID_REF_PATTERN, matchIds } from '../catalog/id.js';
 import type { Sidecar } from '../catalog/sidecar.js';
-import { settingsOf, storagesInScope, unknownProfile, type ResolvedSettings } from '../config/resolve.js';
+import { settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
@@ -84,6 +84,11 @@ export async function assertKnownProfile(scope: BackupScope): Promise<void> {
     throw storageError(error, storage.location, 'listing profiles', 'read');
   }
   if (!present.includes(name)) throw unknownProfile(scope.settings, name, present);
+}
+
+/** A profile that is not in the config (`profile.configured` false) must at least have something in its storage. */
+export async function assertProfileExists(profile: ProfileSettings, cwd: string): Promise<void> {
+  if (!profile.configured) await assertProfileInStorage(openStorage(profile.storage, cwd), profile.name);
 }
 
 /** A profile that is not in the config must at least have something in the storage. */
