@@ -25,7 +25,7 @@ import { readRunLog } from '../catalog/runlog-schema.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
-import { usageError } from '../errors.js';
+import { ExitCode, usageError } from '../errors.js';
 import { openStorage } from '../storage/registry.js';
 import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
 import { assertKnownProfile, backupScope } from './scope.js';
@@ -305,7 +305,12 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   };
 }
 
-/** Failed or interrupted runs that finished after the last success of the same command, newest first. */
+/**
+ * Failed or interrupted runs that finished after the last success of the same command,
+ * newest first. A verify run that failed because a backup's content did (exit 3) is not
+ * one: its verdict is in the backup's sidecar, and the verification check reports it for
+ * as long as it stands (a backup removed since is no problem any more).
+ */
 export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly Sidecar[]): RunEntry[] {
   const lastSuccess = new Map<string, number>();
   const bump = (command: string, at: number) => {
@@ -315,6 +320,7 @@ export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly 
   for (const run of runs) if (run.result === 'succeeded') bump(run.command, Date.parse(run.finishedAt));
   return runs
     .filter((run) => run.result === 'failed' || run.result === 'interrupted')
+    .filter((run) => !(run.command === 'verify' && run.exitCode === ExitCode.VERIFY_FAILED))
     .filter((run) => Date.parse(run.finishedAt) > (lastSuccess.get(run.command) ?? Number.NEGATIVE_INFINITY))
     .sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));
 }
