@@ -207,7 +207,8 @@ describe('status tells the truth about verifications and artifacts', () => {
     const [older, newer] = [ids[0] as string, ids[1] as string];
     const original = await readFile(artifact(older));
     const flipped = Buffer.from(original);
-    flipped[Math.floor(flipped.length / 2)] ^= 0xff;
+    const middle = Math.floor(flipped.length / 2);
+    flipped[middle] = (flipped[middle] ?? 0) ^ 0xff;
     await writeFile(artifact(older), flipped);
     expect((await verify([older, '--level', 'checksum'])).code).toBe(3);
     // Another backup passes later: the failure must not disappear (verify --all walks newest first).
