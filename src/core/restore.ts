@@ -13,6 +13,7 @@ import {
   existingRoles,
   existingTablespaces,
   inspectDatabase,
+  databaseNames,
   missingRoles,
   rolesNotAssumable,
   renameDatabase,
@@ -103,6 +104,14 @@ export interface RestoreResult {
 
 function stamp(now: Date): string {
   return now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '_');
+}
+
+/** derivedName(base, suffix), or with `_2`, `_3`... when a database of that name exists. */
+function freeName(base: string, suffix: string, taken: ReadonlySet<string>): string {
+  for (let n = 1; ; n++) {
+    const name = derivedName(base, n === 1 ? suffix : `${suffix}_${n}`);
+    if (!taken.has(name)) return name;
+  }
 }
 
 /** `<base><suffix>` cut to PostgreSQL's 63-byte identifier limit, keeping the suffix. */
@@ -255,8 +264,10 @@ async function makePlan(
     refusal = `the archive needs extensions the target server cannot install: ${extensions.join(', ')}`;
     refusalHint = 'install their packages on the target server first';
   }
-  const staging = mode && mode !== 'into-existing' ? derivedName(target, `_restoring_${when}`) : null;
-  const keepOldAs = mode === 'replace' || mode === 'replace-empty' ? derivedName(target, `_old_${when}`) : null;
+  // Two restores of one target in the same second (a CI retry) must not collide on these names.
+  const taken = await databaseNames(server);
+  const staging = mode && mode !== 'into-existing' ? freeName(target, `_restoring_${when}`, taken) : null;
+  const keepOldAs = mode === 'replace' || mode === 'replace-empty' ? freeName(target, `_old_${when}`, taken) : null;
   const dropOld = mode === 'replace-empty' || (mode === 'replace' && request.dropOld);
   const destructive = mode === 'replace' || mode === 'into-existing';
   const steps: string[] = [];

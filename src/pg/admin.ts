@@ -337,3 +337,11 @@ export async function rolesNotAssumable(settings: ConnectionSettings, names: rea
     return rows.map((row) => row.rolname);
   });
 }
+
+/** Names of every database of the server. */
+export async function databaseNames(settings: ConnectionSettings): Promise<Set<string>> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database');
+    return new Set(rows.map((row) => row.datname));
+  });
+}
