@@ -42,6 +42,9 @@ export interface ResolvedProfile {
   settings: ProfileSettings;
 }
 
+/** The longest note a sidecar holds (its schema's bound on free text). */
+export const MAX_NOTE_CHARS = 20_000;
+
 /** A database name turned into a profile name (for runs without a config file). */
 export function profileNameFor(database: string): string {
   const cleaned = database.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').replace(/\.\.+/g, '.').slice(0, 63);
@@ -84,6 +87,8 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
   const connection = resolution.settings;
   const profile = chosen ?? settings.unconfigured(profileNameFor(connection.database));
   const dump = resolveDumpOptions(flags, profile);
+  const note = flags.note ?? profile.note ?? null;
+  if (note !== null && note.length > MAX_NOTE_CHARS) throw usageError(`the note is ${note.length} characters; at most ${MAX_NOTE_CHARS} are kept with a backup`);
   const tags = [...new Set([...(profile.tags ?? []), ...(flags.tag ?? [])])];
   const warnings = resolution.overridden.map(
     (o) => `the command line overrides profile "${profile.name}": ${o.field} is ${o.value}, the config says ${o.configured}`,
@@ -103,7 +108,7 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
     dump,
     globals: flags.globals ?? profile.globals ?? true,
     tags,
-    note: flags.note ?? profile.note ?? null,
+    note,
     settings: profile,
   };
 }

@@ -446,14 +446,16 @@ function quote(name: string): string {
 /** Appends the outcome to the sidecar; a failure to record is a warning, not a verification failure. */
 async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome, now: Date): Promise<string | undefined> {
   if (outcome.result !== 'passed' && outcome.result !== 'failed') return undefined;
+  // Within the sidecar schema's bounds, however many tables differ.
+  const mismatches = outcome.mismatches.length > 1000 ? [...outcome.mismatches.slice(0, 999), `... and ${outcome.mismatches.length - 999} more`] : outcome.mismatches;
   const entry: Verification = {
     at: now.toISOString(),
     level: outcome.level,
     result: outcome.result,
     durationMs: outcome.durationMs,
-    serverVersion: outcome.serverVersion,
-    mismatches: outcome.mismatches,
-    error: outcome.error,
+    serverVersion: outcome.serverVersion?.slice(0, 1000),
+    mismatches: mismatches.map((m) => m.slice(0, 20_000)),
+    error: outcome.error?.slice(0, 20_000),
   };
   try {
     const fresh = await catalog.read(sidecar.profile, sidecar.id);

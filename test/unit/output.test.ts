@@ -171,6 +171,15 @@ describe('table', () => {
     for (const line of out.split('\n')) expect(line).not.toMatch(/ $/);
   });
 
+  it('renders hostile lengths in linear time: 200,000 non-ASCII characters, 300,000 spaces then a letter', { timeout: 5_000 }, () => {
+    const long = `${'ü '.repeat(100_000)}é`;
+    expect(displayWidth(long)).toBe(200_001);
+    const spaces = `${' '.repeat(300_000)}x`;
+    const out = renderTable([{ header: 'NAME' }, { header: 'TAGS' }], [[long, spaces], ['x', 'y']], plain);
+    expect(out.split('\n')[1]?.endsWith(' x')).toBe(true);
+    expect(renderKeyValues([['tags', `${spaces}  `]], plain).endsWith('x\n')).toBe(true);
+  });
+
   it('returns nothing for no rows, and aligns key/value blocks', () => {
     expect(renderTable([{ header: 'A' }], [], plain)).toBe('');
     expect(renderKeyValues([['a', '1'], ['long key', '2']], plain)).toBe('  a         1\n  long key  2\n');
