@@ -41,7 +41,7 @@ export default tseslint.config(
   },
   { files: ['src/pg/**/*.ts'], rules: restrict([{ group: ['chalk', 'ora'], message: 'terminal styling belongs in src/output/' }]) },
   {
-    files: ['src/pg/**', 'src/storage/**', 'src/pipeline/**', 'src/catalog/**', 'src/retention/**', 'src/config/**', 'src/notify/**'],
+    files: ['src/pg/**', 'src/storage/**', 'src/pipeline/**', 'src/catalog/**', 'src/retention/**', 'src/config/**', 'src/notify/**', 'src/platform/**'],
     rules: restrict([
       { group: ['**/core/*', '**/commands/*', '**/cli.js'], message: 'lower layers must not import core/commands' },
       { group: ['chalk', 'ora'], message: 'terminal styling belongs in src/output/' },

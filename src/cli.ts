@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { CommandContext } from './commands/context.js';
 import { COMMANDS } from './commands/specs/index.js';
 import { ENVIRONMENT_HELP, EXIT_CODES_HELP, GLOBAL_OPTIONS, type CommandSpec, type OptionSpec } from './commands/specs/spec.js';
+import { tmpdir } from 'node:os';
 import { loadConfig } from './config/load.js';
 import { resolveSettings } from './config/resolve.js';
 import type { Runtime } from './core/runtime.js';
@@ -9,6 +10,7 @@ import { BackupctlError, ExitCode, InterruptedError } from './errors.js';
 import { errorMessage, renderError, renderJson } from './output/render.js';
 import { createReporter } from './output/reporter.js';
 import { createStyle, wantsColor } from './output/style.js';
+import { beginRun, endRun, sweepDeadRuns } from './platform/run-dir.js';
 import { VERSION } from './version.js';
 
 /** Where the CLI reads and writes; the real process by default, captured in tests. */
@@ -147,6 +149,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     const loaded = await loadConfig({ cwd: io.cwd, env: io.env, configPath: globals.config });
     const settings = resolveSettings({ loaded, flags, env: io.env, cwd: io.cwd });
     for (const note of settings.notes) reporter.info(note);
+    // What runs killed before they could clean up left (a password file, scratch copies).
+    for (const dir of await sweepDeadRuns([tmpdir(), settings.workDir])) reporter.debug(`removed ${dir}, left by a run that no longer exists`);
     const ctx: CommandContext = { runtime, flags, settings, ask: io.ask };
     const result = await spec.run(ctx, args, options);
     reporter.stop();
@@ -163,9 +167,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   };
 
   const program = buildProgram(io, dispatch);
+  beginRun();
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
+    await endRun();
     (reporter as ReturnType<typeof createReporter> | null)?.stop();
     if (error instanceof CommanderError) {
       // Help and --version end with code 0; every parse error is a usage error.
@@ -181,6 +187,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     }
     return code;
   }
+  await endRun();
   return exitCode;
 }
 

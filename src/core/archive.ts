@@ -1,10 +1,10 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { artifactKey } from '../catalog/catalog.js';
+import { scratchDir } from '../platform/run-dir.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { errnoCode } from '../errors.js';
 import { digestOf, DigestStream, hashFile, type Digest } from '../pipeline/digest.js';
@@ -97,11 +97,9 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: {
     digest.catch(() => undefined); // awaited by the caller
     return { path: storage.localPath(key), digest, inPlace: true, dispose: async () => undefined };
   }
-  const base = options.workDir ?? tmpdir();
-  const scratch = await mkdtemp(join(base, `backupctl-${sidecar.id}-`));
+  const scratch = await scratchDir(options.workDir, sidecar.id);
   const dispose = () => rm(scratch, { recursive: true, force: true });
   try {
-    await chmod(scratch, 0o700);
     const source = await open(storage, key);
     const digest = new DigestStream();
     if (sidecar.artifact.container === 'tar') {
@@ -142,11 +140,10 @@ async function unpack(source: Readable, digest: DigestStream, dir: string, signa
   });
 }
 
-/** Runs `fn` with a private (0700) scratch directory under `workDir` (else the OS temp dir), removed afterwards. */
+/** Runs `fn` with a private (0700) scratch directory of this run (under workDir, else the OS temp dir), removed afterwards. */
 export async function withScratchDir<T>(workDir: string | undefined, fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(workDir ?? tmpdir(), 'backupctl-'));
+  const dir = await scratchDir(workDir, 'scratch');
   try {
-    await chmod(dir, 0o700);
     return await fn(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });

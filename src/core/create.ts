@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,6 +13,7 @@ import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, start
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
 import { readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
 import { buildArtifactChain, pipeThrough } from '../pipeline/artifact.js';
+import { scratchDir } from '../platform/run-dir.js';
 import { DigestStream } from '../pipeline/digest.js';
 import { gateOnExit } from '../pipeline/gate.js';
 import { openStorage } from '../storage/registry.js';
@@ -322,12 +323,10 @@ async function dumpCustomFormat(ctx: DumpContext): Promise<StoredArtifact> {
  * stream with toc.dat first, and the scratch directory is removed whatever happens.
  */
 async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
-  const base = ctx.profile.workDir ?? tmpdir();
-  const scratch = await mkdtemp(join(base, `backupctl-${ctx.id}-`)).catch((error: unknown) => {
-    throw storageError(error, base, 'creating the scratch directory');
+  const scratch = await scratchDir(ctx.profile.workDir, ctx.id).catch((error: unknown) => {
+    throw storageError(error, ctx.profile.workDir ?? tmpdir(), 'creating the scratch directory');
   });
   try {
-    await chmod(scratch, 0o700);
     const dumpDir = join(scratch, 'dump');
     ctx.runtime.reporter.info(`pg_dump --format=directory --jobs=${ctx.profile.dump.jobs} into ${scratch}`);
     await runDirectoryDump(ctx.pgDump.path, pgDumpArgs(ctx.profile.dump, ctx.snapshot, dumpDir), ctx.run);

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { artifactKey } from '../catalog/catalog.js';
 import type { Sidecar } from '../catalog/sidecar.js';
@@ -22,6 +21,7 @@ import {
   type TargetState,
 } from '../pg/admin.js';
 import { findClient, type ClientBinary } from '../pg/binaries.js';
+import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
@@ -362,8 +362,7 @@ export async function restoreBackup(
           const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
           const selected = await selectedEntries(pgRestore.path, archive.path, request, offline);
           const schemas = [...new Set([...request.schemas, ...schemasOfTables(prepared.toc, selected)])];
-          listDir = await mkdtemp(join(request.workDir ?? tmpdir(), `backupctl-${sidecar.id}-list-`));
-          await chmod(listDir, 0o700);
+          listDir = await scratchDir(request.workDir, `${sidecar.id}-list`);
           useList = join(listDir, 'restore.list');
           await writeFile(useList, selectionList(prepared.toc, selected, schemas), { mode: 0o600 });
         }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runDir } from '../platform/run-dir.js';
 import type { ConnectionSettings } from './connection.js';
 import { pgpassLine } from './pgpass.js';
 
@@ -32,8 +32,9 @@ export interface ChildEnv {
 
 /**
  * Builds the environment children connect with. The password goes into a temporary
- * passfile (mode 0600, in the OS temp dir, removed by dispose) named by PGPASSFILE, so
- * it is never in argv (visible in `ps`) nor in the child's environment.
+ * passfile (mode 0600, in the run's private 0700 directory, removed by dispose; a killed
+ * run's is removed by the next run, see platform/run-dir.ts) named by PGPASSFILE, so it
+ * is never in argv (visible in `ps`) nor in the child's environment.
  */
 export async function childEnv(
   settings: ConnectionSettings,
@@ -58,7 +59,7 @@ export async function childEnv(
 
   let passfile: string | null = null;
   if (settings.password !== undefined) {
-    passfile = join(tmpdir(), `backupctl-${process.pid}-${randomBytes(6).toString('hex')}.pgpass`);
+    passfile = join(await runDir(), `${randomBytes(6).toString('hex')}.pgpass`);
     const handle = await open(passfile, 'wx', 0o600);
     try {
       await handle.chmod(0o600);

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
+import { runGuarded } from './child.js';
 import { BackupctlError, ExitCode, InterruptedError } from '../errors.js';
 
 export type DumpFormat = 'custom' | 'directory';
@@ -64,7 +65,9 @@ export interface ChildRun {
 }
 
 function spawn(path: string, args: string[], run: ChildRun, stdout: 'pipe' | 'ignore'): ResultPromise<{ buffer: { stdout: false; stderr: true } }> {
-  return execa(path, args, {
+  // A stuck child must not outlive us: SIGTERM first, SIGKILL 5 s later, to its whole
+  // process group (pg_dump --jobs workers), also when backupctl itself is killed (child.ts).
+  return runGuarded(path, args, {
     env: run.env,
     extendEnv: false,
     stdin: 'ignore',
@@ -73,9 +76,7 @@ function spawn(path: string, args: string[], run: ChildRun, stdout: 'pipe' | 'ig
     buffer: { stdout: false, stderr: true },
     cancelSignal: run.signal,
     forceKillAfterDelay: 5_000,
-    // A stuck child must not outlive us: SIGTERM first, SIGKILL 5 s later.
     killSignal: 'SIGTERM',
-    cleanup: true,
   }) as ResultPromise<{ buffer: { stdout: false; stderr: true } }>;
 }
 

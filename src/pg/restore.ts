@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { BackupctlError } from '../errors.js';
+import { runGuarded } from './child.js';
 import { childFailure, firstErrorLine, type ChildRun } from './dump.js';
 import { RestoreStderr } from './restore-progress.js';
 import { parseTocList, type TocEntry } from './toc.js';
@@ -48,14 +49,13 @@ export function pgRestoreArgs(archive: string, database: string, selection: Rest
 export async function runRestore(pgRestore: string, args: string[], run: ChildRun, onProgress?: (message: string) => void): Promise<void> {
   if (onProgress) return runObservedRestore(pgRestore, args, run, onProgress);
   try {
-    await execa(pgRestore, args, {
+    await runGuarded(pgRestore, args, {
       env: run.env,
       extendEnv: false,
       stdin: 'ignore',
       stdout: 'ignore',
       cancelSignal: run.signal,
       forceKillAfterDelay: 5_000,
-      cleanup: true,
       maxBuffer: 16 * 1024 * 1024,
     });
   } catch (error) {
@@ -88,7 +88,7 @@ async function runObservedRestore(pgRestore: string, args: string[], run: ChildR
       // an observer's failure must not disturb the restore
     }
   });
-  const child = execa(pgRestore, ['--verbose', ...args], {
+  const child = runGuarded(pgRestore, ['--verbose', ...args], {
     env: englishEnv(run.env),
     extendEnv: false,
     stdin: 'ignore',
@@ -97,7 +97,6 @@ async function runObservedRestore(pgRestore: string, args: string[], run: ChildR
     buffer: false,
     cancelSignal: run.signal,
     forceKillAfterDelay: 5_000,
-    cleanup: true,
   });
   const read = new Promise<void>((resolve) => {
     const stream = child.stderr;
@@ -130,13 +129,12 @@ async function runObservedRestore(pgRestore: string, args: string[], run: ChildR
  */
 export async function readArchiveThrough(pgRestore: string, archive: string, run: ChildRun): Promise<string | null> {
   try {
-    await execa(pgRestore, ['--file=/dev/null', archive], {
+    await runGuarded(pgRestore, ['--file=/dev/null', archive], {
       env: run.env,
       extendEnv: false,
       stdin: 'ignore',
       stdout: 'ignore',
       cancelSignal: run.signal,
-      cleanup: true,
     });
     return null;
   } catch (error) {
