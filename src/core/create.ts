@@ -137,6 +137,15 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     const run: ChildRun = { env: env.env, signal: work.signal };
     const { schemas, excludeSchemas, tables, excludeTables } = profile.dump;
     const filtered = schemas.length + excludeSchemas.length + tables.length + excludeTables.length > 0;
+    if (!filtered) {
+      const unreadable = await session.unreadableTables();
+      if (unreadable.length > 0) {
+        throw new BackupctlError(
+          `permission denied: ${profile.connection.user} cannot read ${unreadable.length} table(s) pg_dump would dump: ${unreadable.slice(0, 5).join(', ')}${unreadable.length > 5 ? ', ...' : ''}`,
+          { hint: 'grant the backup role SELECT on them (or pg_read_all_data), or leave them out with --exclude-table' },
+        );
+      }
+    }
     const only = filtered
       ? await tablesSelectedBy(
           pgDump.path,
@@ -159,7 +168,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
 
     // Roles and tablespaces are dumped beside the database, at the same time (they are small).
     const globalsDone: Promise<Sidecar['globals']> = profile.globals
-      ? dumpGlobals({ profile, id, storage, pgDumpall: () => chooseClient('pg_dumpall', dumpalls, major, where), run, written, runtime, warnings })
+      ? dumpGlobals({ profile, id, storage, pgDumpall: () => chooseClient('pg_dumpall', dumpalls, major, where), rolePasswords: facts.canReadRolePasswords, run, written, runtime, warnings })
       : Promise.resolve({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
     globalsDone.catch(() => undefined);
     pending.push(globalsDone);
@@ -345,6 +354,8 @@ interface GlobalsContext {
   profile: ResolvedProfile;
   /** The chosen pg_dumpall; throws when there is none suitable (then globals are skipped). */
   pgDumpall: () => ClientBinary;
+  /** The role may read role passwords (pg_authid). */
+  rolePasswords: boolean;
   id: string;
   storage: Storage;
   run: ChildRun;
@@ -367,26 +378,24 @@ async function dumpGlobals(ctx: GlobalsContext): Promise<Sidecar['globals']> {
   } catch (error) {
     return skipGlobals(ctx, (error as Error).message);
   }
-  let lastError = '';
-  for (const rolePasswords of [true, false]) {
-    const child = startGlobalsDump(pgDumpall.path, ctx.profile.connection.database, rolePasswords, ctx.run);
-    const digest = pipeThrough(pipeThrough(child.stdout, gateOnExit(child.done)), new DigestStream());
-    ctx.written.push(key);
-    try {
-      await ctx.storage.put(key, digest, { signal: ctx.run.signal });
-      await child.done;
-      const { bytes, sha256 } = digest.digest();
-      if (!rolePasswords) ctx.runtime.reporter.debug('globals dumped without role passwords (no access to pg_authid)');
-      return { status: 'included', file, bytes, sha256, rolePasswords };
-    } catch (error) {
-      await child.done.catch(() => undefined);
-      if (ctx.runtime.signal.aborted) throw new InterruptedError();
-      if (!(error instanceof BackupctlError)) throw storageError(error, ctx.storage.location, 'writing the globals');
-      lastError = error.message;
-      if (!/permission denied/i.test(lastError)) break;
-    }
+  // Role passwords only where the role may read them (pg_authid): decided by privilege, up front.
+  const rolePasswords = ctx.rolePasswords;
+  const child = startGlobalsDump(pgDumpall.path, ctx.profile.connection.database, rolePasswords, ctx.run);
+  const digest = pipeThrough(pipeThrough(child.stdout, gateOnExit(child.done)), new DigestStream());
+  ctx.written.push(key);
+  try {
+    await ctx.storage.put(key, digest, { signal: ctx.run.signal });
+    await child.done;
+    const { bytes, sha256 } = digest.digest();
+    if (!rolePasswords) ctx.runtime.reporter.debug('globals dumped without role passwords (no access to pg_authid)');
+    return { status: 'included', file, bytes, sha256, rolePasswords };
+  } catch (error) {
+    await child.done.catch(() => undefined);
+    if (ctx.runtime.signal.aborted) throw new InterruptedError();
+    if (!(error instanceof BackupctlError)) throw storageError(error, ctx.storage.location, 'writing the globals');
+    await ctx.storage.remove(key).catch(() => undefined);
+    return skipGlobals(ctx, error.message);
   }
-  return skipGlobals(ctx, lastError);
 }
 
 function skipGlobals(ctx: GlobalsContext, reason: string): Sidecar['globals'] {

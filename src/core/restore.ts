@@ -18,9 +18,11 @@ import {
   renameDatabase,
   swapDatabases,
   unavailableExtensions,
+  type ScratchTag,
   type TargetState,
 } from '../pg/admin.js';
 import { findClient, type ClientBinary } from '../pg/binaries.js';
+import { sqlState } from '../pg/client.js';
 import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
@@ -30,6 +32,7 @@ import { readToc, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, openArchive, withScratchDir, type LocalArchive } from './archive.js';
 import type { Runtime } from './runtime.js';
+import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import { findBackup, type BackupScope } from './scope.js';
 import { compareCounts } from './verify.js';
 
@@ -349,7 +352,9 @@ export async function restoreBackup(
 
     const into = plan.staging ?? plan.target;
     let countsChecked = false;
-    if (plan.staging) await createStaging(server, plan, sidecar.database.encoding);
+    // Staging databases of restores that were killed go first.
+    await sweepScratchDatabases(server, runtime);
+    if (plan.staging) await createStaging(server, plan, sidecar.database.encoding, scratchTag('staging', runtime));
     try {
       await createSchemas(server, into, prepared.schemas);
       runtime.reporter.info(`restoring ${sidecar.profile}/${sidecar.id} into "${into}" on ${plan.server}`);
@@ -455,13 +460,15 @@ export function psqlCommand(server: ConnectionSettings, statements: readonly str
 }
 
 /** The staging database gets the target's owner when we may give it, so the swap changes no ownership. */
-async function createStaging(server: ConnectionSettings, plan: RestorePlan, encoding: string): Promise<void> {
+async function createStaging(server: ConnectionSettings, plan: RestorePlan, encoding: string, scratch: ScratchTag): Promise<void> {
   const staging = plan.staging as string;
   const owner = plan.targetState.owner ?? undefined;
   try {
-    await createDatabase(server, staging, { encoding, owner });
+    await createDatabase(server, staging, { encoding, owner, scratch });
   } catch (error) {
-    if (!owner || !/permission denied|must be (a )?member/i.test((error as Error).message)) throw error;
-    await createDatabase(server, staging, { encoding });
+    // insufficient_privilege: the role may not give the database to the target's owner.
+    if (!owner || sqlState(error) !== '42501') throw error;
+    await dropDatabase(server, staging).catch(() => undefined);
+    await createDatabase(server, staging, { encoding, scratch });
   }
 }

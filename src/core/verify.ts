@@ -17,6 +17,7 @@ import { readToc, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, hashStored, openArchive, withScratchDir, type LocalArchive } from './archive.js';
 import { withRunReport } from './report-run.js';
+import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import type { Runtime } from './runtime.js';
 import { findBackup, scanScope, type BackupScope, type LocatedBackup } from './scope.js';
 
@@ -324,6 +325,8 @@ async function restoreCheck(
   const clients = discoverClients('pg_restore', { pgBinDir, path: runtime.env.PATH });
   clients.catch(() => undefined);
   const maintenance = await MaintenanceConnection.open(server);
+  // Throwaway databases of verify runs that were killed go now, alongside this one's work.
+  const sweeping = sweepScratchDatabases(server, runtime);
   const name = throwawayName(sidecar.id);
   let creating: Promise<void> | null = null;
   let created = false;
@@ -332,7 +335,7 @@ async function restoreCheck(
   let counter: RestoreCounter | null = null;
   try {
     const { version, num } = await maintenance.version();
-    creating = maintenance.createDatabase(name, { encoding: sidecar.database.encoding }).then(() => {
+    creating = maintenance.createDatabase(name, { encoding: sidecar.database.encoding, scratch: scratchTag('verify', runtime) }).then(() => {
       created = true;
     });
     creating.catch(() => undefined); // awaited below, or settled in finally
@@ -413,7 +416,10 @@ async function restoreCheck(
       await maintenance.dropDatabase(name).catch((error: unknown) => {
         runtime.reporter.warn(`could not drop the throwaway database ${name}: ${(error as Error).message}`);
       });
+    } else if (created) {
+      await maintenance.unmarkScratch(name).catch(() => undefined);
     }
+    await sweeping;
     await maintenance.close();
   }
 }

@@ -48,6 +48,13 @@ export async function childEnv(
     if (settings.password !== undefined && settings.password !== '' && value === settings.password) continue;
     env[key] = value;
   }
+  // Messages in English: the text of a failure picks a hint (never an exit code). LC_ALL
+  // would override LC_MESSAGES: its character set is kept as LC_CTYPE.
+  if (env.LC_ALL !== undefined) {
+    env.LC_CTYPE ??= env.LC_ALL;
+    delete env.LC_ALL;
+  }
+  env.LC_MESSAGES = 'C';
   env.PGHOST = settings.host;
   env.PGPORT = String(settings.port);
   env.PGUSER = settings.user;

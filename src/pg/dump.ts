@@ -98,18 +98,13 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   const line = firstErrorLine(stderr);
   const status = e.signal ? `killed by ${e.signal}` : `exit status ${e.exitCode ?? '?'}`;
   const text = `${tool} failed (${status})${line ? `: ${line}` : ''}`;
+  // The exit code never depends on what the child printed: what decides (a password, a
+  // client's version, privileges) is checked over our own connection first, by SQLSTATE and
+  // version numbers. The text only picks a hint (children print in English: LC_MESSAGES=C).
   let hint: string | undefined;
-  let exitCode: 1 | 2 = ExitCode.FAILED;
   if (/permission denied/i.test(stderr)) hint = 'grant the backup role SELECT on every table it dumps (or pg_read_all_data), or exclude the table';
   else if (/could not obtain lock|lock timeout/i.test(stderr)) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
-  else if (/password authentication failed|no password supplied/i.test(stderr)) {
-    hint = 'check the password (PGPASSWORD, passfile or the profile\'s passwordFile)';
-    exitCode = ExitCode.USAGE;
-  } else if (/server version mismatch|aborting because of server version mismatch/i.test(stderr)) {
-    hint = 'install a client at least as new as the server, or set pgBinDir';
-    exitCode = ExitCode.USAGE;
-  }
-  return new BackupctlError(text, { exitCode, hint, cause: error });
+  return new BackupctlError(text, { exitCode: ExitCode.FAILED, hint, cause: error });
 }
 
 /** The first `error:`/`FATAL:` line of a PostgreSQL client's stderr, trimmed. */

@@ -13,9 +13,9 @@
  * symlink, or one open to others is never used (another user could read or swap it).
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm, rmdir } from 'node:fs/promises';
 import { hostname, tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_').slice(0, 64) || 'host';
 const RUN_PREFIX = `run-${host}-`;
@@ -63,11 +63,18 @@ export function runDir(base: string = tmpdir()): Promise<string> {
   let dir = runs.get(base);
   if (!dir) {
     dir = (async () => {
-      const parent = await userDir(base, true);
-      if (parent === null) return mkdtemp(join(base, 'backupctl-run-'));
-      const path = join(parent, `${RUN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
-      await mkdir(path, { mode: 0o700 });
-      return path;
+      const name = `${RUN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`;
+      // Twice: another run may remove the (empty) parent between our two mkdirs.
+      for (let attempt = 0; ; attempt++) {
+        const parent = await userDir(base, true);
+        if (parent === null) return mkdtemp(join(base, 'backupctl-run-'));
+        try {
+          await mkdir(join(parent, name), { mode: 0o700 });
+          return join(parent, name);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw error;
+        }
+      }
     })();
     runs.set(base, dir);
     dir.catch(() => runs.delete(base));
@@ -94,7 +101,15 @@ export async function endRun(): Promise<void> {
   if (active > 0) return;
   const dirs = [...runs.values()];
   runs.clear();
-  await Promise.all(dirs.map(async (dir) => rm(await dir.catch(() => ''), { recursive: true, force: true }).catch(() => undefined)));
+  await Promise.all(
+    dirs.map(async (made) => {
+      const dir = await made.catch(() => null);
+      if (dir === null) return;
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      // The per-user parent too, when no other run uses it (rmdir fails on a non-empty one).
+      if (basename(dirname(dir)) === `backupctl-${uid()}`) await rmdir(dirname(dir)).catch(() => undefined);
+    }),
+  );
 }
 
 /**
