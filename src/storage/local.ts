@@ -128,7 +128,10 @@ export class LocalStorage implements Storage {
   async getBytes(key: string, maxBytes: number): Promise<Buffer> {
     const info = await this.stat(key);
     if (info.size > maxBytes) throw new Error(`${key} is ${info.size} bytes, more than the ${maxBytes} allowed`);
-    const handle = await open(this.localPath(key), 'r');
+    const handle = await open(this.localPath(key), 'r').catch((error: unknown) => {
+      // Removed between the stat and the open.
+      throw errnoCode(error) === 'ENOENT' ? new NotFoundError(key) : error;
+    });
     try {
       return await handle.readFile();
     } finally {
