@@ -202,6 +202,9 @@ async function askOnTerminal(question: string): Promise<string> {
   }
 }
 
+/** After SIGINT/SIGTERM, how long a run may take to stop cleanly before it is ended. */
+const STOP_GRACE_MS = 1_000;
+
 /** The process entry point: real streams, real signals. */
 export async function main(argv: readonly string[]): Promise<number> {
   const controller = new AbortController();
@@ -210,6 +213,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     interrupts += 1;
     if (interrupts > 1) process.exit(ExitCode.INTERRUPTED); // second Ctrl-C: leave now
     controller.abort(new InterruptedError(signal));
+    // Children are stopped and partial files removed on the way out; should anything hang
+    // (a read the kernel will not interrupt), leave anyway: what is left behind, the next
+    // run removes (platform/run-dir.ts, core/scratch.ts), and children die with us (pg/child.ts).
+    setTimeout(() => {
+      process.stderr.write(`error: interrupted by ${signal}; stopping took longer than ${STOP_GRACE_MS} ms, exiting now\n`);
+      process.exit(ExitCode.INTERRUPTED);
+    }, STOP_GRACE_MS).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

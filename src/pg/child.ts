@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import type { Socket } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { execa, type Options, type ResultPromise } from 'execa';
 
 /**
@@ -7,42 +7,25 @@ import { execa, type Options, type ResultPromise } from 'execa';
  * after `kill -9 backupctl` goes on writing into the target and may commit there; a
  * pg_dump --jobs goes on filling a scratch directory nobody will read.
  *
- * So every such child leads a process group of its own (its --jobs workers are in it),
- * and a watchdog (`/bin/sh`, a few hundred kilobytes) holds the read end of a pipe whose
- * write end only backupctl holds. When backupctl dies, however it dies, the kernel closes
- * that pipe, the watchdog's `read` returns, and it sends SIGTERM to the whole group, then
- * SIGKILL 5 seconds later. When the child ends first, backupctl kills the watchdog, so it
- * can never signal a process group id that the system has handed out again.
+ * So every such program is started by a small /bin/sh launcher, in a process group of its
+ * own (its --jobs workers join it), with a pipe from backupctl as file descriptor 3. The
+ * launcher leaves a watcher in the background, reading that pipe, then becomes the program
+ * (exec). backupctl holds the pipe's other end and writes `done` once the program has
+ * exited. If backupctl dies first, however it dies, the kernel closes its end: the
+ * watcher's read ends without `done`, and it sends SIGTERM to the group (it ignores that
+ * signal itself), then SIGKILL 5 seconds later. The pipe exists before the program does,
+ * so there is no moment at which the program runs unwatched.
  *
  * An abort (Ctrl-C, SIGTERM, a failure elsewhere) also ends the whole group, not only the
  * leader: SIGTERM, then SIGKILL 5 seconds later.
  */
-// dash's kill takes no `--`: a negative pid right after the signal names the group. The
-// SIGKILL comes only while the group still exists (checked every second, 5 times at most).
-const WATCH =
-  'read _ignored; kill -TERM -"$1" 2>/dev/null || exit 0; ' +
-  'for _ in 1 2 3 4 5; do sleep 1; kill -0 -"$1" 2>/dev/null || exit 0; done; kill -KILL -"$1" 2>/dev/null';
-
-/** Starts the watchdog of process group `pgid`; release() stops it (the group ended on its own). */
-export function watchProcessGroup(pgid: number): { release(): void } {
-  const watchdog = spawn('/bin/sh', ['-c', WATCH, 'backupctl-watchdog', String(pgid)], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-    detached: true,
-  });
-  watchdog.on('error', () => undefined);
-  watchdog.stdin?.on('error', () => undefined);
-  // Neither the watchdog nor its pipe may keep backupctl's event loop alive.
-  watchdog.unref();
-  (watchdog.stdin as Socket | null)?.unref();
-  let released = false;
-  return {
-    release() {
-      if (released) return;
-      released = true;
-      watchdog.kill('SIGKILL');
-    },
-  };
-}
+const LAUNCHER = [
+  '( trap "" TERM INT',
+  '  if read -r word <&3 && [ "$word" = done ]; then exit 0; fi',
+  '  kill -TERM 0 2>/dev/null; sleep 5; kill -KILL 0 2>/dev/null ) &',
+  'exec 3<&-',
+  'exec "$@"',
+].join('\n');
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -52,15 +35,32 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+type Stdio = 'pipe' | 'ignore' | 'inherit';
+
 /**
  * execa, for a client program that must die with backupctl (see above). `cancelSignal`
- * ends its whole process group. Options as execa's; `detached` and `cleanup` are set here.
+ * ends its whole process group. Options as execa's, with stdin/stdout/stderr given
+ * separately (they become `stdio`, with the watcher's pipe as fd 3).
  */
 export function runGuarded<O extends Options>(file: string, args: readonly string[], options: O): ResultPromise<O> {
-  const child = execa(file, args, { ...options, detached: true, cleanup: false } as O) as unknown as ResultPromise<O>;
+  const { stdin, stdout, stderr, buffer, ...rest } = options as O & { stdin?: Stdio; stdout?: Stdio; stderr?: Stdio; buffer?: unknown };
+  const input = (rest as { input?: unknown }).input;
+  const stdio = [input !== undefined ? 'pipe' : (stdin ?? 'pipe'), stdout ?? 'pipe', stderr ?? 'pipe', 'pipe'];
+  const buffers = typeof buffer === 'object' && buffer !== null ? buffer : { stdout: buffer ?? true, stderr: buffer ?? true };
+  const child = execa('/bin/sh', ['-c', LAUNCHER, 'backupctl-guard', file, ...args], {
+    ...rest,
+    stdio,
+    buffer: { ...(buffers as object), fd3: false },
+    detached: true,
+    cleanup: false,
+  } as unknown as O) as unknown as ResultPromise<O>;
   const pid = child.pid;
   if (pid === undefined) return child; // it failed to start: the promise rejects with why
-  const guard = watchProcessGroup(pid);
+  const process_ = child as unknown as ChildProcess;
+  const guard = process_.stdio[3] as Writable | null | undefined;
+  guard?.on('error', () => undefined);
+  // The program exited (the group's leader): tell the watcher to stand down.
+  process_.once('exit', () => guard?.end('done\n'));
   let killer: NodeJS.Timeout | undefined;
   const signal = options.cancelSignal as AbortSignal | undefined;
   const onAbort = () => {
@@ -74,7 +74,6 @@ export function runGuarded<O extends Options>(file: string, args: readonly strin
     signal?.removeEventListener('abort', onAbort);
     // After an abort the SIGKILL stays due: the leader's --jobs workers may linger.
     if (killer && !signal?.aborted) clearTimeout(killer);
-    guard.release();
   };
   child.then(settled, settled);
   return child;

@@ -87,7 +87,8 @@ function spawn(path: string, args: string[], run: ChildRun, stdout: 'pipe' | 'ig
 export function childFailure(tool: string, error: unknown, signal?: AbortSignal): BackupctlError {
   if (signal?.aborted) return signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
   const e = error as { stderr?: unknown; exitCode?: number; signal?: string; shortMessage?: string; code?: string };
-  if (e.code === 'ENOENT') {
+  // ENOENT from spawn; 127 from the launcher of a guarded program (pg/child.ts): not found.
+  if (e.code === 'ENOENT' || e.exitCode === 127) {
     return new BackupctlError(`${tool} could not be started (not found)`, {
       exitCode: ExitCode.USAGE,
       hint: 'install the PostgreSQL client or set pgBinDir in the config',
@@ -104,6 +105,8 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   let hint: string | undefined;
   if (/permission denied/i.test(stderr)) hint = 'grant the backup role SELECT on every table it dumps (or pg_read_all_data), or exclude the table';
   else if (/could not obtain lock|lock timeout/i.test(stderr)) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
+  else if (/password authentication failed|no password supplied/i.test(stderr)) hint = "check the password (PGPASSWORD, passfile or the profile's passwordFile)";
+  else if (/server version mismatch/i.test(stderr)) hint = 'install a client at least as new as the server, or set pgBinDir';
   return new BackupctlError(text, { exitCode: ExitCode.FAILED, hint, cause: error });
 }
 
