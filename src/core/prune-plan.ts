@@ -86,7 +86,8 @@ export function isVerified(sidecar: Sidecar): boolean {
   return latest?.result === 'passed';
 }
 
-function backupKeys(sidecar: Sidecar): { keys: string[]; bytes: number } {
+/** A backup's storage keys in removal order (its sidecar FIRST, then artifact and globals) and their bytes. */
+export function backupKeys(sidecar: Sidecar): { keys: string[]; bytes: number } {
   const keys = [sidecarKey(sidecar.profile, sidecar.id)];
   let bytes = 0;
   // parseSidecar already refuses file names of another backup; checked again: prune deletes.

@@ -194,7 +194,7 @@ function count(result: PruneResult, item: PruneItem): void {
  * artifact gone (and removed its sidecar itself) or written before this last removal.
  * Either way no sidecar is left pointing at nothing.
  */
-async function removeItem(storage: Storage, item: PruneItem): Promise<string | null> {
+export async function removeItem(storage: Storage, item: Pick<PruneItem, 'kind' | 'keys'>): Promise<string | null> {
   const failures: string[] = [];
   const keys = item.kind === 'backup' && item.keys.length > 1 ? [...item.keys, item.keys[0] as string] : item.keys;
   for (const [index, key] of keys.entries()) {

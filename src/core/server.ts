@@ -17,7 +17,7 @@ export function serverForBackup(
   url: { value: string | undefined; flag: string },
   fields: Pick<ConnectionFlags, 'host' | 'port' | 'user'> = {},
   fromConfig: (profile: ProfileSettings) => string | undefined = () => undefined,
-): (sidecar: Sidecar) => ConnectionSettings {
+): (sidecar: Pick<Sidecar, 'profile'>) => ConnectionSettings {
   if (url.value !== undefined && urlHasPassword(url.value)) {
     throw usageError(`${url.flag} must not contain a password`, "use PGPASSWORD, ~/.pgpass or the profile's passwordFile");
   }

@@ -241,3 +241,35 @@ function describeError(error: unknown, timeoutMs: number, url: string): string {
   // Never echo a URL with its token, whatever the error text holds.
   return message.split(url).join(redactUrl(url));
 }
+
+/**
+ * Whether a notification target can be reached, without notifying anyone (`check`): the
+ * host is resolved and connected to (TCP, and TLS with certificate checks for https), and
+ * nothing is sent: a test message would page people, and any request to a healthchecks
+ * URL counts as a ping. Resolves with a description; rejects with why it cannot be reached.
+ */
+export async function probeUrl(url: string, timeoutMs: number): Promise<string> {
+  const parsed = new URL(url);
+  const secure = parsed.protocol === 'https:';
+  const port = Number(parsed.port || (secure ? 443 : 80));
+  const shown = redactUrl(url);
+  const { connect: tcp } = await import('node:net');
+  const { connect: tls } = await import('node:tls');
+  await new Promise<void>((resolve, reject) => {
+    const socket = secure ? tls({ host: parsed.hostname, port, servername: parsed.hostname }) : tcp({ host: parsed.hostname, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`${shown}: no connection within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve();
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new Error(`${shown}: ${error.code ?? error.message}`));
+    });
+  });
+  return `${shown} reachable (${secure ? 'TLS' : 'TCP'} connection to ${parsed.hostname}:${port}; nothing sent)`;
+}

@@ -1,4 +1,6 @@
+import { check } from './check.js';
 import { create } from './create.js';
+import { del } from './delete.js';
 import { list } from './list.js';
 import { prune } from './prune.js';
 import { restore } from './restore.js';
@@ -9,4 +11,4 @@ import { unlock } from './unlock.js';
 import { verify } from './verify.js';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [create, list, show, verify, restore, prune, status, unlock];
+export const COMMANDS: readonly CommandSpec[] = [create, list, show, verify, restore, prune, del, status, check, unlock];
