@@ -48,6 +48,7 @@ function optionOf(spec: OptionSpec): Option {
   if (spec.parse) option.argParser(spec.parse as (value: string, previous: unknown) => unknown);
   if (spec.choices) option.choices([...spec.choices]);
   if (spec.default !== undefined) option.default(spec.default);
+  if (spec.hidden) option.hideHelp();
   return option;
 }
 

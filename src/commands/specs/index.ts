@@ -1,4 +1,5 @@
 import { check } from './check.js';
+import { completion } from './completion.js';
 import { create } from './create.js';
 import { del } from './delete.js';
 import { list } from './list.js';
@@ -11,4 +12,4 @@ import { unlock } from './unlock.js';
 import { verify } from './verify.js';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [create, list, show, verify, restore, prune, del, status, check, unlock];
+export const COMMANDS: readonly CommandSpec[] = [create, list, show, verify, restore, prune, del, status, check, unlock, completion];

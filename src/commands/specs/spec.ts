@@ -19,6 +19,8 @@ export interface OptionSpec {
   choices?: readonly string[];
   default?: unknown;
   complete?: Completion;
+  /** Left out of --help (plumbing for shell completion). */
+  hidden?: boolean;
 }
 
 export interface ArgumentSpec {
