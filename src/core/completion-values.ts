@@ -1,4 +1,3 @@
-import type { Catalog } from '../catalog/catalog.js';
 import type { ResolvedSettings } from '../config/resolve.js';
 import type { Runtime } from './runtime.js';
 import { backupScope } from './scope.js';
