@@ -28,7 +28,23 @@ afterAll(async () => {
   await removeDirs([world.dir]);
 });
 
-const examples = COMMANDS.flatMap((spec) => spec.examples.map((example) => ({ name: spec.name, ...example })));
+const examples = COMMANDS.flatMap((spec) => spec.examples.map((example, index) => ({ name: spec.name, first: index === 0, ...example })));
+
+/** What a command's examples need to find in the world before the first of them runs. */
+const prepare: Record<string, () => Promise<void>> = {
+  // delete names two backups by the random part of their ids, and removes those tagged scratch;
+  // a newer backup stays, as the newest good one may not be deleted without --force.
+  async delete() {
+    const made: string[] = [];
+    for (const args of [['--tag', 'scratch'], ['--tag', 'scratch'], [], [], []]) {
+      const run = await world.run(`backupctl create --profile app --json ${args.join(' ')} | jq -r .id`);
+      expect(run.code, run.stderr).toBe(0);
+      made.push(run.stdout.trim());
+    }
+    world.alias('1a2b3c', (made[2] as string).slice(17));
+    world.alias('4d5e6f', (made[3] as string).slice(17));
+  },
+};
 
 describe('--help examples', () => {
   it('every command has examples; its --help prints them and the global options it accepts', async () => {
@@ -41,7 +57,8 @@ describe('--help examples', () => {
     }
   });
 
-  it.each(examples)('runs: $command', async ({ command, comment }) => {
+  it.each(examples)('runs: $command', async ({ name, first, command, comment }) => {
+    if (first) await prepare[name]?.();
     let script = world.rewrite(command);
     if (comment?.startsWith('no config')) {
       // As the comment says: a directory without a config, the libpq environment only.

@@ -24,6 +24,8 @@ export interface OperatorWorld {
   config: string;
   /** A command line as the examples write it, mapped onto the test cluster. */
   rewrite(command: string): string;
+  /** From now on, `rewrite` replaces the word `placeholder` (e.g. an example's id) with `real`. */
+  alias(placeholder: string, real: string): void;
   /** Runs a shell script in the world with `bash -eo pipefail` (GitHub Actions' default shell). */
   run(script: string, options?: { shell?: 'bash' | 'sh'; env?: Record<string, string> }): Promise<{ code: number; stdout: string; stderr: string }>;
 }
@@ -96,8 +98,10 @@ export async function makeOperatorWorld(cluster: ClusterClient, options: { confi
     return real;
   };
   const targets = new Map<string, string>();
+  const aliases = new Map<string, string>();
   const rewrite = (command: string): string =>
-    command
+    [...aliases]
+      .reduce((text, [placeholder, real]) => text.replace(new RegExp(`\\b${placeholder}\\b`, 'g'), real), command)
       .replace(/postgres(ql)?:\/\/verify@scratch-db(\.[a-z.]+)?\//g, `postgres://${cluster.user}@${server}/`)
       .replace(/\bPGHOST=(db1|app-db)(\.[a-z.]+)?/g, `PGHOST=${cluster.host} PGPORT=${cluster.port}`)
       .replace(/-h (db1|app-db)(\.[a-z.]+)? -p 5432/g, `-h ${cluster.host} -p ${cluster.port}`)
@@ -128,5 +132,5 @@ export async function makeOperatorWorld(cluster: ClusterClient, options: { confi
     });
     return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
   };
-  return { dir, db, made, storage, config, rewrite, run };
+  return { dir, db, made, storage, config, rewrite, alias: (placeholder, real) => aliases.set(placeholder, real), run };
 }
