@@ -9,7 +9,7 @@ const restrict = (patterns, paths = []) => ({ 'no-restricted-imports': ['error',
 const onlyInPg = ['execa', 'pg'].map((name) => ({ name, message: `${name} is used only in src/pg/` }));
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist.*/', 'node_modules/', 'coverage/', '.scratch/', '.bench/', '.demo/'] },
+  { ignores: ['dist/', 'dist.*/', 'node_modules/', 'coverage/', '.scratch/', '.bench/', '.demo/', '.cache/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
