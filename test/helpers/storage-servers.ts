@@ -8,7 +8,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,8 +54,8 @@ interface Started {
   output: () => string;
 }
 
-function startChild(command: string, args: string[], dir: string): Started {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
+function startChild(command: string, args: string[], dir: string, env: Record<string, string> = {}): Started {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, env: { ...process.env, ...env } });
   let text = '';
   const keep = (chunk: Buffer) => {
     text = (text + chunk.toString('utf8')).slice(-8000);
@@ -89,14 +89,24 @@ export interface S3rverServer {
   accessKeyId: string;
   secretAccessKey: string;
   stop(): Promise<void>;
+  /** Multipart uploads left on disk for keys under `prefix` (read from s3rver's data directory). */
+  incompleteUploads(prefix: string): Promise<string[]>;
 }
 
-export async function startS3rver(bucket = 'backups'): Promise<S3rverServer> {
+/**
+ * s3rver with the two multipart-upload routes it lacks (AbortMultipartUpload,
+ * ListMultipartUploads: see s3rver-server.mjs); `plain: true` runs it as shipped.
+ */
+export async function startS3rver(options: { bucket?: string; plain?: boolean } = {}): Promise<S3rverServer> {
+  const bucket = options.bucket ?? 'backups';
   const dir = await mkdtemp(path.join(os.tmpdir(), 'backupctl-s3rver-'));
   const dataDir = path.join(dir, 'data');
   await mkdir(dataDir);
   const port = await freePort();
-  const started = startChild(process.execPath, [bin('s3rver/bin/s3rver.js'), '-d', dataDir, '-a', '127.0.0.1', '-p', String(port), '-s', '--configure-bucket', bucket], dir);
+  const script = path.join(repoRoot, 'test', 'helpers', 's3rver-server.mjs');
+  // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in
+  // its legacy provider: without it, the second page of a listing is a 500.
+  const started = startChild(process.execPath, ['--openssl-legacy-provider', script, dataDir, String(port), bucket], dir, options.plain ? { BACKUPCTL_S3RVER_PLAIN: '1' } : {});
   try {
     await waitForPort(port, started.child, 's3rver', started.output);
   } catch (error) {
@@ -111,6 +121,15 @@ export async function startS3rver(bucket = 'backups'): Promise<S3rverServer> {
     accessKeyId: 'S3RVER',
     secretAccessKey: 'S3RVER',
     stop: () => stopChild(started),
+    incompleteUploads: async (prefix: string) => {
+      const dirPath = path.join(dataDir, bucket, '._S3rver_uploads');
+      const found: string[] = [];
+      for (const id of await readdir(dirPath).catch(() => [] as string[])) {
+        const key = await readFile(path.join(dirPath, id, 'key'), 'utf8').catch(() => '');
+        if (key.startsWith(prefix)) found.push(`${key} (upload ${id})`);
+      }
+      return found;
+    },
   };
 }
 
