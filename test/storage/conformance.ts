@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   NotFoundError,
   PermissionError,
+  StorageError,
   TooLargeError,
   UnsupportedError,
   type Storage,
@@ -268,10 +269,16 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
       for (const [key, digest] of expected) {
         expect(await hashStream(await storage.get(key))).toEqual({ sha256: digest, bytes: sizes[Number(/-(\d+)\./.exec(key)?.[1])] });
       }
+      // Concurrent puts of one key: each succeeds or fails with a typed error (Azure: a
+      // commit discards the other writers' uncommitted blocks); what is left is one of the
+      // successful ones, whole.
       const variants = [0, 1, 2, 3].map((i) => Buffer.alloc(MIB + i * 1000, 65 + i));
-      await Promise.all(variants.map((data) => storage.put('concurrent/same.bin', Readable.from([data]))));
+      const outcomes = await Promise.allSettled(variants.map((data) => storage.put('concurrent/same.bin', Readable.from([data]))));
+      for (const outcome of outcomes) if (outcome.status === 'rejected') expect(outcome.reason).toBeInstanceOf(StorageError);
+      const landed = variants.filter((_, i) => outcomes[i]?.status === 'fulfilled');
+      expect(landed.length).toBeGreaterThan(0);
       const final = await storage.getBytes('concurrent/same.bin', 10 * MIB);
-      expect(variants.map(sha256)).toContain(sha256(final));
+      expect(landed.map(sha256)).toContain(sha256(final));
     }, 120_000);
 
     it('lists more than 1,000 keys under a prefix: complete, sorted, whole segments only', async () => {
