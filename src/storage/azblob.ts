@@ -321,12 +321,21 @@ export class AzureBlobStorage implements Storage {
       feed.destroy(error);
     });
     source.pipe(feed);
+    // Stopping ends the reading and staging of new blocks. Blocks in flight get a short
+    // grace to finish before they are aborted: a block the server receives after our
+    // clean-up deleted the blob would linger, uncommitted, until the service drops it.
+    let stopped: unknown = null;
     const stop = (reason: unknown) => {
-      controller.abort(reason);
+      stopped ??= reason;
       source.unpipe(feed);
       feed.destroy();
     };
-    const onAbort = () => stop(abortReason(signal as AbortSignal));
+    const onAbort = () => {
+      stop(abortReason(signal as AbortSignal));
+      // Nothing may become visible after an abort: a commit (or single upload) in flight is aborted at once.
+      if (committing) controller.abort(abortReason(signal as AbortSignal));
+    };
+    let committing = false;
     signal?.addEventListener('abort', onAbort, { once: true });
     let failure: unknown = null;
     let acknowledged = 0;
@@ -362,17 +371,18 @@ export class AzureBlobStorage implements Storage {
         stage(index++, block);
       };
       for await (const chunk of feed) {
-        if (controller.signal.aborted) break;
+        if (stopped !== null) break;
         const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
         pending.push(buffer);
         pendingBytes += buffer.length;
         total += buffer.length;
         while (pendingBytes >= blockSize) await flush(blockSize);
       }
-      if (controller.signal.aborted) throw failure ?? controller.signal.reason;
+      if (stopped !== null) throw failure ?? stopped;
       if (index === 0) {
         // It fits in one block: one Put Blob, atomic, and no block list to race over.
         const data = Buffer.concat(pending, pendingBytes);
+        committing = true;
         await ops.getBlockBlobClient(name).upload(data, data.length, {
           blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
           ...(this.config.settings.accessTier ? { tier: this.config.settings.accessTier } : {}),
@@ -385,6 +395,7 @@ export class AzureBlobStorage implements Storage {
       await Promise.all(inFlight);
       if (signal?.aborted) throw abortReason(signal);
       if (failure !== null) throw failure;
+      committing = true;
       await ops.getBlockBlobClient(name).commitBlockList(ids, {
         blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
         ...(this.config.settings.accessTier ? { tier: this.config.settings.accessTier } : {}),
@@ -394,6 +405,9 @@ export class AzureBlobStorage implements Storage {
       return { bytes: total };
     } catch (error) {
       stop(error);
+      const grace = sleep(Math.min(this.config.stallTimeoutMs, 5_000)).then(() => 'grace over');
+      await Promise.race([Promise.allSettled([...inFlight]), grace]);
+      controller.abort(stopped);
       await Promise.allSettled([...inFlight]);
       await this.discardUncommitted(ops, name);
       if (signal?.aborted) throw abortReason(signal);
