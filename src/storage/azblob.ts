@@ -36,7 +36,7 @@ import {
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
 import {
-  abortReason,
+  abortError,
   ConfigurationError,
   CredentialsError,
   NoSpaceError,
@@ -304,7 +304,7 @@ export class AzureBlobStorage implements Storage {
   async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
     const name = this.blobName(key);
     const { signal } = options;
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw abortError(signal);
     const { ops, bulk } = await this.connect();
     const blob = bulk.getBlockBlobClient(name);
     const blockSize = this.config.settings.blockSizeBytes ?? DEFAULT_BLOCK_SIZE;
@@ -331,9 +331,9 @@ export class AzureBlobStorage implements Storage {
       feed.destroy();
     };
     const onAbort = () => {
-      stop(abortReason(signal as AbortSignal));
+      stop(abortError(signal as AbortSignal));
       // Nothing may become visible after an abort: a commit (or single upload) in flight is aborted at once.
-      if (committing) controller.abort(abortReason(signal as AbortSignal));
+      if (committing) controller.abort(abortError(signal as AbortSignal));
     };
     let committing = false;
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -393,7 +393,7 @@ export class AzureBlobStorage implements Storage {
       }
       if (pendingBytes > 0) await flush(pendingBytes);
       await Promise.all(inFlight);
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
       if (failure !== null) throw failure;
       committing = true;
       await ops.getBlockBlobClient(name).commitBlockList(ids, {
@@ -410,7 +410,7 @@ export class AzureBlobStorage implements Storage {
       controller.abort(stopped);
       await Promise.allSettled([...inFlight]);
       await this.discardUncommitted(ops, name);
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
       if (sourceError !== null) throw sourceError;
       throw this.mapError(failure ?? error, key, 'writing');
     } finally {
@@ -521,7 +521,7 @@ export class AzureBlobStorage implements Storage {
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const name = this.blobName(key);
     const { signal, range } = options;
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
     const { bulk } = await this.connect();
     const timeout = AbortSignal.timeout(this.config.stallTimeoutMs);
@@ -531,7 +531,7 @@ export class AzureBlobStorage implements Storage {
       const response = await bulk.getBlobClient(name).download(range?.offset ?? 0, range?.length, { abortSignal, maxRetryRequests: 5 });
       body = response.readableStreamBody as Readable;
     } catch (error) {
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
       if (restError(error).statusCode === 416 || codeOf(error) === 'InvalidRange') return Readable.from([]);
       throw this.mapError(error, key, 'reading', timeout.aborted);
     }

@@ -220,9 +220,14 @@ export function isAbortError(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'AbortError';
 }
 
-/** The error to throw when `signal` was aborted: its reason when it is an Error, else an AbortError. */
-export function abortReason(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason;
-  return new DOMException('This operation was aborted', 'AbortError');
+/**
+ * The error an aborted storage call rejects with: an AbortError (name 'AbortError', code
+ * 'ABORT_ERR', as Node's own) whose `cause` is the signal's reason, so callers tell an
+ * abort from a storage failure by name and find why in the cause.
+ */
+export function abortError(signal: AbortSignal): Error {
+  const error = new Error('the storage operation was aborted', { cause: signal.reason });
+  error.name = 'AbortError';
+  (error as Error & { code: string }).code = 'ABORT_ERR';
+  return error;
 }

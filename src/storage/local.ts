@@ -23,7 +23,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode } from '../errors.js';
 import {
-  abortReason,
+  abortError,
   HostileEntryError,
   NoSpaceError,
   NotFoundError,
@@ -277,7 +277,7 @@ export class LocalStorage implements Storage {
   }
 
   async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
-    if (options.signal?.aborted) throw abortReason(options.signal);
+    if (options.signal?.aborted) throw abortError(options.signal);
     const { handle, path, final } = await this.createTemp(key);
     let closed = false;
     // The source's own failure (pg_dump died) is passed on as it is, never as a storage error.
@@ -298,7 +298,7 @@ export class LocalStorage implements Storage {
     } catch (error) {
       if (!closed) await handle.close().catch(() => undefined);
       await rm(path, { force: true });
-      if (options.signal?.aborted) throw abortReason(options.signal);
+      if (options.signal?.aborted) throw abortError(options.signal);
       if (error === sourceError) throw error;
       throw fsError(error, key, 'writing');
     }
@@ -391,7 +391,7 @@ export class LocalStorage implements Storage {
 
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const { signal } = options;
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw abortError(signal);
     const { handle } = await this.openForRead(key);
     const start = options.range?.offset ?? 0;
     const end = options.range?.length === undefined ? undefined : start + options.range.length - 1;
@@ -401,7 +401,7 @@ export class LocalStorage implements Storage {
     }
     const stream = handle.createReadStream({ start, end });
     if (signal) {
-      const onAbort = () => stream.destroy(abortReason(signal));
+      const onAbort = () => stream.destroy(abortError(signal));
       signal.addEventListener('abort', onAbort, { once: true });
       stream.once('close', () => signal.removeEventListener('abort', onAbort));
     }

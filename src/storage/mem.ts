@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { abortReason, NotFoundError, PermissionError, TooLargeError, UnsupportedError } from './errors.js';
+import { abortError, NotFoundError, PermissionError, TooLargeError, UnsupportedError } from './errors.js';
 import {
   assertKey,
   normalizePrefix,
@@ -103,19 +103,19 @@ export class MemoryStorage implements Storage {
     const chunks: Buffer[] = [];
     let bytes = 0;
     const { signal } = options;
-    const onAbort = () => source.destroy(abortReason(signal as AbortSignal));
+    const onAbort = () => source.destroy(abortError(signal as AbortSignal));
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
       for await (const chunk of source) {
         const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
         chunks.push(buffer);
         bytes += buffer.length;
         options.onProgress?.(bytes);
       }
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
     } catch (error) {
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -144,7 +144,7 @@ export class MemoryStorage implements Storage {
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const full = this.full(key);
     this.fault('get');
-    if (options.signal?.aborted) throw abortReason(options.signal);
+    if (options.signal?.aborted) throw abortError(options.signal);
     const found = this.objects.get(full);
     if (!found) throw new NotFoundError(key);
     const start = options.range?.offset ?? 0;
@@ -166,7 +166,7 @@ export class MemoryStorage implements Storage {
     });
     const { signal } = options;
     if (signal) {
-      const onAbort = () => stream.destroy(abortReason(signal));
+      const onAbort = () => stream.destroy(abortError(signal));
       signal.addEventListener('abort', onAbort, { once: true });
       stream.once('close', () => signal.removeEventListener('abort', onAbort));
     }

@@ -3,7 +3,7 @@
  * storage contract that every remote driver shares. No SDK in here.
  */
 import { Readable } from 'node:stream';
-import { abortReason, StalledError, StorageError, TransientError } from './errors.js';
+import { abortError, StalledError, StorageError, TransientError } from './errors.js';
 
 export interface RetryPolicy {
   /** No new attempt starts after this many milliseconds from the first (default 120 s). */
@@ -46,11 +46,11 @@ export async function withRetry<T>(
   const now = options.now ?? (() => performance.now());
   const started = now();
   for (let n = 1; ; n++) {
-    if (options.signal?.aborted) throw abortReason(options.signal);
+    if (options.signal?.aborted) throw abortError(options.signal);
     try {
       return await attempt(n);
     } catch (error) {
-      if (options.signal?.aborted) throw abortReason(options.signal);
+      if (options.signal?.aborted) throw abortError(options.signal);
       if (!options.isTransient(error)) throw error;
       const delay = backoffDelay(n, options.policy);
       if (now() - started + delay > options.policy.deadlineMs) {
@@ -80,12 +80,12 @@ export function describeCause(error: unknown): string {
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
-      reject(abortReason(signal));
+      reject(abortError(signal));
       return;
     }
     const onAbort = () => {
       clearTimeout(timer);
-      reject(abortReason(signal as AbortSignal));
+      reject(abortError(signal as AbortSignal));
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
@@ -218,7 +218,7 @@ export function guardReadable(source: Readable, options: GuardOptions): Readable
   });
   out.once('end', close);
   out.once('close', close);
-  const onAbort = () => out.destroy(abortReason(options.signal as AbortSignal));
+  const onAbort = () => out.destroy(abortError(options.signal as AbortSignal));
   if (options.signal?.aborted) queueMicrotask(onAbort);
   else options.signal?.addEventListener('abort', onAbort, { once: true });
   source.pause();

@@ -39,7 +39,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import {
-  abortReason,
+  abortError,
   ConfigurationError,
   CredentialsError,
   NoSpaceError,
@@ -400,7 +400,7 @@ export class S3Storage implements Storage {
   async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
     const objectKey = this.objectKey(key);
     const { signal } = options;
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw abortError(signal);
     const { writer } = await this.clients();
     const { settings } = this.config;
     let partSize = settings.partSizeBytes ?? DEFAULT_PART_SIZE;
@@ -422,7 +422,7 @@ export class S3Storage implements Storage {
       source.unpipe(counter);
       counter.destroy(reason instanceof Error ? reason : new Error(String(reason)));
     };
-    const onAbort = () => stop(abortReason(signal as AbortSignal));
+    const onAbort = () => stop(abortError(signal as AbortSignal));
     signal?.addEventListener('abort', onAbort, { once: true });
     const upload = new Upload({
       client: tracking as unknown as S3Client,
@@ -456,7 +456,7 @@ export class S3Storage implements Storage {
       stop(error);
       await Promise.allSettled([...tracking.inFlight]);
       await this.cleanUpUploads(objectKey, key, tracking.uploadIds, started);
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
       if (sourceError !== null) throw sourceError;
       if (error instanceof StorageError) throw error;
       if (counter.bytes > partSize * MAX_PARTS) throw new TooLargeError(key, counter.bytes, partSize * MAX_PARTS);
@@ -563,7 +563,7 @@ export class S3Storage implements Storage {
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     const objectKey = this.objectKey(key);
     const { signal, range } = options;
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
     const { reader } = await this.clients();
     // Until the answer starts, a stall is a timeout of our own; then guardReadable watches.
@@ -591,7 +591,7 @@ export class S3Storage implements Storage {
         if (skip > 0 || length > expected) body = slice(body, skip, expected);
       }
     } catch (error) {
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
       if (statusOf(error) === 416 || nameOf(error) === 'InvalidRange') return Readable.from([]);
       throw this.mapError(error, key, 'reading', timeout.aborted);
     }

@@ -29,7 +29,7 @@ import { PassThrough, Readable } from 'node:stream';
 import SftpClient from 'ssh2-sftp-client';
 import type { AnyAuthMethod, AuthenticationType, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import {
-  abortReason,
+  abortError,
   ConfigurationError,
   CredentialsError,
   HostKeyError,
@@ -532,7 +532,7 @@ export class SftpStorage implements Storage {
   async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
     assertKey(key);
     const { signal } = options;
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw abortError(signal);
     // Read through a pass-through of our own: an abort or a stall stops it, never the caller's stream.
     const feed = new PassThrough();
     let sourceError: unknown = null;
@@ -545,7 +545,7 @@ export class SftpStorage implements Storage {
       source.unpipe(feed);
       feed.destroy(reason);
     };
-    const onAbort = () => stopFeed(abortReason(signal as AbortSignal));
+    const onAbort = () => stopFeed(abortError(signal as AbortSignal));
     signal?.addEventListener('abort', onAbort, { once: true });
     this.active += 1;
     let session: Session | null = null;
@@ -566,7 +566,7 @@ export class SftpStorage implements Storage {
       options.onProgress?.(bytes);
       return { bytes };
     } catch (error) {
-      if (signal?.aborted) throw abortReason(signal);
+      if (signal?.aborted) throw abortError(signal);
       if (sourceError !== null) throw sourceError;
       if (error instanceof ConnectionLost) throw new TransientError(`writing ${key}: the SFTP connection was lost`, { key, cause: error });
       throw await this.mapError(error, key, 'writing', session, session ? this.pathOf(session, key) : undefined);
@@ -647,7 +647,7 @@ export class SftpStorage implements Storage {
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     assertKey(key);
     const { signal, range } = options;
-    if (signal?.aborted) throw abortReason(signal);
+    if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
     const { session, handle, size } = await this.request(key, 'reading', async (session) => {
       const path = this.pathOf(session, key);
@@ -879,7 +879,7 @@ async function writeAll(session: Session, handle: Buffer, source: Readable | Buf
   };
   const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(source) ? [source] : (source as AsyncIterable<Buffer>);
   for await (const chunk of chunks) {
-    if (options.signal?.aborted) throw abortReason(options.signal);
+    if (options.signal?.aborted) throw abortError(options.signal);
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
     for (let offset = 0; offset < buffer.length; offset += WRITE_PIECE) {
       await waitForRoom();

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 
 export {
-  abortReason,
+  abortError,
   ConfigurationError,
   CredentialsError,
   HostileEntryError,
@@ -74,7 +74,7 @@ export interface StorageCapabilities {
 }
 
 export interface PutOptions {
-  /** Aborting stops the write and removes everything written so far (then rejects with the signal's reason). */
+  /** Aborting stops the write and removes everything written so far, then rejects with an AbortError whose cause is the signal's reason. */
   signal?: AbortSignal | undefined;
   /**
    * The expected size when known in advance (a hint, not a check): lets S3 pick a part
@@ -88,7 +88,7 @@ export interface PutOptions {
 export interface GetOptions {
   /** Bytes `offset` .. `offset + length - 1` (to the end when length is unset). Requires rangeReads for efficiency; every driver honours it. */
   range?: { offset: number; length?: number | undefined } | undefined;
-  /** Aborting destroys the stream (and rejects a get that has not returned yet) within a second. */
+  /** Aborting destroys the stream with an AbortError (cause: the signal's reason), or rejects a get that has not returned yet, within a second. */
   signal?: AbortSignal | undefined;
 }
 
@@ -116,7 +116,8 @@ export interface ListOptions {
  *   blockSize), never the whole object. It is atomic: until it resolves, the key shows
  *   its previous state; on error or abort nothing new is visible under the key,
  *   temporaries are removed (S3: the multipart upload is aborted and checked gone) and
- *   the error is re-thrown (an abort re-throws the signal's reason).
+ *   the error is re-thrown; an abort rejects with an AbortError whose cause is the
+ *   signal's reason; a failing source rejects with the source's own error.
  * - A store that accepts no byte for `stallTimeoutMs` while data waits fails the put
  *   with StalledError (and cleans up as above); a producer that is merely slow is not a stall.
  * - Objects and the directories holding them are private to the owner (0600/0700 on
