@@ -315,8 +315,11 @@ export class AzureBlobStorage implements Storage {
     const controller = new AbortController(); // stops every block of this put
     // Read through a pass-through of our own: stopping it never destroys the caller's stream.
     const feed = new PassThrough();
+    // Its errors are seen by whoever reads it (an errored stream throws into for-await),
+    // also when it fails before reading starts: never an uncaught 'error' event.
+    feed.on('error', () => undefined);
     let sourceError: unknown = null;
-    source.once('error', (error) => {
+    source.on('error', (error) => {
       sourceError = error;
       feed.destroy(error);
     });

@@ -282,7 +282,7 @@ export class LocalStorage implements Storage {
     let closed = false;
     // The source's own failure (pg_dump died) is passed on as it is, never as a storage error.
     let sourceError: unknown = null;
-    source.once('error', (error) => (sourceError = error));
+    source.on('error', (error) => (sourceError = error));
     try {
       const sink = fileSink(handle, options.onProgress);
       await pipeline(source, sink, { signal: options.signal });

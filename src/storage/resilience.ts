@@ -209,7 +209,7 @@ export function guardReadable(source: Readable, options: GuardOptions): Readable
     out.push(null);
     close();
   });
-  source.once('error', (error) => out.destroy(error instanceof StorageError ? error : (options.mapError(error) as Error)));
+  source.on('error', (error) => out.destroy(error instanceof StorageError ? error : (options.mapError(error) as Error)));
   source.once('close', () => {
     // A source closed before 'end' without an error (a socket destroyed under it).
     if (!out.readableEnded && !out.destroyed && !source.readableEnded && waiting) {

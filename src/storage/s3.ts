@@ -411,8 +411,11 @@ export class S3Storage implements Storage {
     const controller = new AbortController();
     const tracking = new TrackingClient(writer, controller.signal);
     const counter = new Counter();
+    // Its errors reach lib-storage through its reads, also when it fails before the first
+    // read: never an uncaught 'error' event.
+    counter.on('error', () => undefined);
     let sourceError: unknown = null;
-    source.once('error', (error) => {
+    source.on('error', (error) => {
       sourceError = error;
       counter.destroy(error);
     });

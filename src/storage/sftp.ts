@@ -535,8 +535,11 @@ export class SftpStorage implements Storage {
     if (signal?.aborted) throw abortError(signal);
     // Read through a pass-through of our own: an abort or a stall stops it, never the caller's stream.
     const feed = new PassThrough();
+    // Its errors are seen by whoever reads it (an errored stream throws into for-await),
+    // also when it fails before reading starts: never an uncaught 'error' event.
+    feed.on('error', () => undefined);
     let sourceError: unknown = null;
-    source.once('error', (error) => {
+    source.on('error', (error) => {
       sourceError = error;
       feed.destroy(error);
     });
