@@ -152,8 +152,10 @@ export interface Storage {
   /** What this driver guarantees (see StorageCapabilities; conservative until open()). */
   readonly capabilities: StorageCapabilities;
   /**
-   * Connects (loads the SDK, checks credentials and host keys, probes capabilities) and
-   * resolves to the final capabilities. Idempotent; every other method opens on demand.
+   * Connects (loads the SDK, checks credentials, host keys and the bucket/container,
+   * probes capabilities) and resolves to the final capabilities. Idempotent; every other
+   * method connects on demand, so commands that only read need not call it. The S3
+   * probe (conditional-create=auto) writes and removes one dot-named probe object.
    */
   open(): Promise<StorageCapabilities>;
   /** Releases connections. Idempotent; the storage reopens if used again. */

@@ -85,6 +85,29 @@ if (unavailable) {
       await missing.close();
     });
 
+    it('a password comes only from a file or a variable; a missing one is a ConfigurationError, never echoed', async () => {
+      const secret = 'correct horse battery staple';
+      process.env.SFTP_TEST_PASSWORD = secret;
+      try {
+        // sshd here refuses passwords: the key still logs in, the password is offered after it and never printed.
+        const withPassword = openStorage(url(path.join(server.root, uniquePrefix('pw')), { extra: '&password-env=SFTP_TEST_PASSWORD' }), '/');
+        await withPassword.putBytes('a.txt', Buffer.from('key first'));
+        await withPassword.close();
+        const stranger = path.join(server.scratch, 'stranger2_ed25519');
+        execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger], { stdio: 'ignore' });
+        const refused = openStorage(url(path.join(server.root, 'x'), { key: stranger, extra: '&password-env=SFTP_TEST_PASSWORD' }), '/');
+        const error = await refused.list('').catch((failure: unknown) => failure);
+        expect(error).toBeInstanceOf(CredentialsError);
+        expect(`${(error as Error).message} ${(error as CredentialsError).hint}`).not.toContain(secret);
+        await refused.close();
+      } finally {
+        delete process.env.SFTP_TEST_PASSWORD;
+      }
+      const missing = openStorage(url(path.join(server.root, 'x'), { extra: '&password-env=NO_SUCH_VARIABLE_SET' }), '/');
+      await expect(missing.list('')).rejects.toBeInstanceOf(ConfigurationError);
+      await missing.close();
+    });
+
     it('authenticates through ssh-agent (SSH_AUTH_SOCK)', async () => {
       const socket = path.join(server.scratch, 'agent.sock');
       const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
