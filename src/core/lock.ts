@@ -18,7 +18,7 @@ import { BackupctlError, errnoCode, ExitCode, InterruptedError, throwIfAborted }
 import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '../pg/advisory-lock.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { openStorage } from '../storage/registry.js';
-import { NotFoundError, type Storage } from '../storage/storage.js';
+import { NotFoundError, TooLargeError, type Storage } from '../storage/storage.js';
 import { assertProfileInStorage } from './scope.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
@@ -107,7 +107,7 @@ async function readStoredLock(storage: Storage, profile: string): Promise<Stored
     raw = await storage.getBytes(lockKey(profile), MAX_LOCK_BYTES);
   } catch (error) {
     if (error instanceof NotFoundError) return null;
-    if (/more than the \d+ allowed/.test((error as Error).message)) return { raw: Buffer.alloc(0), info: null };
+    if (error instanceof TooLargeError) return { raw: Buffer.alloc(0), info: null };
     throw storageError(error, storage.location, 'reading the lock');
   }
   return { raw, info: parseLock(raw) };
