@@ -76,8 +76,15 @@ function direntKind(entry: Dirent): EntryKind {
 }
 
 /** Maps a file system error to a storage error (the errno is kept on it). */
+/** The entry opened was removed or replaced meanwhile (found by checkInside): open again. */
+class EntryChangedError extends Error {
+  constructor(readonly key: string) {
+    super(`${key} changed while it was opened`);
+  }
+}
+
 function fsError(error: unknown, key: string, doing: string): unknown {
-  if (error instanceof StorageError) return error;
+  if (error instanceof StorageError || error instanceof EntryChangedError) return error;
   const code = errnoCode(error);
   const options = { key, cause: error, errno: code };
   switch (code) {
@@ -234,6 +241,8 @@ export class LocalStorage implements Storage {
       return; // no /proc: the lstat walk and O_NOFOLLOW are all we have
     }
     const expected = join(await this.rootReal(), relative);
+    // Removed or replaced (a rename over it: an atomic rewrite) since it was opened: not hostile, just gone.
+    if (actual === `${expected} (deleted)`) throw new EntryChangedError(key);
     if (actual !== expected) throw new HostileEntryError(key, 'symlink', 'directory');
   }
 
@@ -361,6 +370,20 @@ export class LocalStorage implements Storage {
    * O_NOFOLLOW|O_NONBLOCK and checked again with fstat (same inode, regular file).
    */
   private async openForRead(key: string): Promise<{ handle: FileHandle; info: Stats }> {
+    try {
+      return await this.openForReadOnce(key);
+    } catch (error) {
+      // Replaced while being opened (another writer published a new version): once more.
+      if (!(error instanceof EntryChangedError)) throw error;
+    }
+    try {
+      return await this.openForReadOnce(key);
+    } catch (error) {
+      throw error instanceof EntryChangedError ? new NotFoundError(key) : error;
+    }
+  }
+
+  private async openForReadOnce(key: string): Promise<{ handle: FileHandle; info: Stats }> {
     const path = this.pathOf(key);
     const segments = key.split('/');
     if ((await this.walkDirs(segments.slice(0, -1), false)) === 'missing') throw new NotFoundError(key);
