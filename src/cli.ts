@@ -1,11 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { CommandContext } from './commands/context.js';
+import type { CommandContext, CommandResult } from './commands/context.js';
 import { COMMANDS } from './commands/specs/index.js';
 import { ENVIRONMENT_HELP, EXIT_CODES_HELP, GLOBAL_OPTIONS, type CommandSpec, type OptionSpec } from './commands/specs/spec.js';
 import { tmpdir } from 'node:os';
 import { loadConfig } from './config/load.js';
 import { resolveSettings } from './config/resolve.js';
 import type { Runtime } from './core/runtime.js';
+import { closeStorages } from './core/storages.js';
 import { BackupctlError, ExitCode, InterruptedError } from './errors.js';
 import { errorMessage, renderError, renderJson } from './output/render.js';
 import { createReporter } from './output/reporter.js';
@@ -153,7 +154,12 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     // What runs killed before they could clean up left (a password file, scratch copies).
     for (const dir of await sweepDeadRuns([tmpdir(), settings.workDir])) reporter.debug(`removed ${dir}, left by a run that no longer exists`);
     const ctx: CommandContext = { runtime, flags, settings, ask: io.ask };
-    const result = await spec.run(ctx, args, options);
+    let result: CommandResult;
+    try {
+      result = await spec.run(ctx, args, options);
+    } finally {
+      await closeStorages(runtime);
+    }
     reporter.stop();
     exitCode = result.exitCode ?? ExitCode.OK;
     if (globals.json) io.stdout.write(renderJson(result.json));

@@ -1,6 +1,7 @@
 import { checkDumpSupport, createBackup } from '../core/create.js';
 import { resolveProfile, type DumpFlags } from '../core/profile.js';
 import { withRunReport } from '../core/report-run.js';
+import { storageAt } from '../core/storages.js';
 import { usageError } from '../errors.js';
 import { createJson, renderCreate } from '../output/render.js';
 import type { ConnectionFlags } from '../pg/connection.js';
@@ -42,7 +43,7 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
     {
       command: 'create',
       profile: profile.name,
-      storage: profile.storage,
+      storage: storageAt(ctx.runtime, profile.storage, profile.settings.storageSettings),
       database: profile.connection.database,
       notify: profile.settings.notify,
     },

@@ -15,12 +15,12 @@ export interface DeleteOptions {
 
 export async function run(refs: string[], options: DeleteOptions, ctx: CommandContext): Promise<CommandResult> {
   const result = await deleteBackups(
-    { scope: backupScope(ctx.settings, ctx.runtime.cwd), refs, force: options.force === true, dryRun: options.dryRun === true, waitMs: options.wait },
+    { scope: backupScope(ctx.settings, ctx.runtime), refs, force: options.force === true, dryRun: options.dryRun === true, waitMs: options.wait },
     ctx.runtime,
     // Each profile's part is a run of its own in that profile's run log, and notified.
     (profile, storage, work) =>
       withRunReport(
-        { command: 'delete', profile, storage: storage.location, storageHandle: storage, notify: settingsOf(ctx.settings, profile).notify },
+        { command: 'delete', profile, storage, notify: settingsOf(ctx.settings, profile).notify },
         ctx.runtime,
         async (started) => {
           const done = await work();

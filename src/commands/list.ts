@@ -17,7 +17,7 @@ export interface ListOptions {
 
 export async function run(options: ListOptions, ctx: CommandContext): Promise<CommandResult> {
   const { reporter } = ctx.runtime;
-  const scope = backupScope(ctx.settings, ctx.runtime.cwd);
+  const scope = backupScope(ctx.settings, ctx.runtime);
   const since = options.since ? options.since(ctx.runtime.now()) : undefined;
   if (options.failed) {
     if (options.tag !== undefined || options.all) throw usageError('--failed cannot be combined with --tag or --all', 'failed runs have no tags; use --profile, --since and --limit');

@@ -2,6 +2,7 @@ import { profileForMaintenance } from '../core/profile.js';
 import { DEFAULT_LEFTOVER_AGE_MS, effectivePolicy, pruneBackups, pruneExitCode } from '../core/prune.js';
 import { withRunReport } from '../core/report-run.js';
 import { assertProfileExists } from '../core/scope.js';
+import { storageAt } from '../core/storages.js';
 import { pruneJson, renderPrune } from '../output/render-prune.js';
 import type { RetentionPolicy, TagGroup } from '../retention/policy.js';
 import type { CommandContext, CommandResult } from './context.js';
@@ -53,12 +54,12 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
   };
   // A profile that is not in the config must be in the storage: checked before the run is
   // reported, so that a typo leaves no run log (and no directory) behind.
-  await assertProfileExists(profile, ctx.runtime.cwd);
+  await assertProfileExists(profile, ctx.runtime);
+  const storage = storageAt(ctx.runtime, profile.storage, profile.storageSettings);
   const prune = (started?: () => void) =>
     pruneBackups(
       {
-        storage: profile.storage,
-        cwd: ctx.runtime.cwd,
+        storage,
         profile: profile.name,
         policy: effectivePolicy(profile.retention, flags),
         dryRun: options.dryRun === true,
@@ -71,6 +72,6 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
   // A real prune is a run of its own in the profile's run log (status counts failed ones); a dry run is not.
   const result = options.dryRun
     ? await prune()
-    : await withRunReport({ command: 'prune', profile: profile.name, storage: profile.storage }, ctx.runtime, prune);
+    : await withRunReport({ command: 'prune', profile: profile.name, storage }, ctx.runtime, prune);
   return { json: pruneJson(result), human: (style, now) => renderPrune(result, style, now), exitCode: pruneExitCode(result) };
 }

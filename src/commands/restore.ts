@@ -34,7 +34,7 @@ export async function run(ref: string, options: RestoreOptions, ctx: CommandCont
   const url = options.targetUrl !== undefined ? { value: options.targetUrl, flag: '--target-url' } : { value: ctx.flags.dbUrl, flag: '--db-url' };
   const server = serverForBackup(settings, url, { host: options.host, port: options.port, user: options.username });
   const request: RestoreRequest = {
-    scope: backupScope(settings, ctx.runtime.cwd),
+    scope: backupScope(settings, ctx.runtime),
     ref,
     tag: options.tag,
     server,

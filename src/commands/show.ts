@@ -4,6 +4,6 @@ import { renderShow, showJson } from '../output/render.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export async function run(ref: string, options: { tag?: string }, ctx: CommandContext): Promise<CommandResult> {
-  const result = await showBackup({ scope: backupScope(ctx.settings, ctx.runtime.cwd), ref, tag: options.tag });
+  const result = await showBackup({ scope: backupScope(ctx.settings, ctx.runtime), ref, tag: options.tag });
   return { json: showJson(result), human: (style, now) => renderShow(result, style, now) };
 }

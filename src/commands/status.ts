@@ -15,6 +15,7 @@ export async function run(options: StatusOptions, ctx: CommandContext): Promise<
   const { cwd, reporter } = ctx.runtime;
   const result = await checkStatus({
     settings: ctx.settings,
+    runtime: ctx.runtime,
     now: ctx.runtime.now(),
     thresholds: {
       maxAge: options.maxAge,

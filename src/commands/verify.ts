@@ -21,7 +21,7 @@ export async function run(ref: string | undefined, options: VerifyOptions, ctx: 
   const { settings } = ctx;
   const result = await verifyBackups(
     {
-      scope: backupScope(settings, ctx.runtime.cwd),
+      scope: backupScope(settings, ctx.runtime),
       ref,
       all: options.all,
       tag: options.tag,

@@ -3,6 +3,8 @@ import { isProfileName } from '../catalog/id.js';
 import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load.js';
 import type { Profile } from './schema.js';
+import type { StorageSettings } from '../storage/registry.js';
+import { toDriverSettings } from './storage-settings.js';
 import { DEFAULT_STORAGE } from './values.js';
 
 /**
@@ -29,12 +31,14 @@ export interface SettingsFlags {
 }
 
 /** One profile's settings as the run will use them: `defaults` + its own keys, paths absolute. */
-export interface ProfileSettings extends Profile {
+export interface ProfileSettings extends Omit<Profile, 'storageSettings'> {
   name: string;
   /** Defined in the config file (false: described by flags and the libpq environment). */
   configured: boolean;
   /** Where this profile's backups live: a storage URL or an absolute path. */
   storage: string;
+  /** The driver settings of that storage (the profile's own, else the defaults', else the top level's). */
+  storageSettings: StorageSettings;
   /** The clients' directory (the only place looked at when set), absolute. */
   pgBinDir: string | undefined;
 }
@@ -46,6 +50,8 @@ export interface ResolvedSettings {
   env: Record<string, string | undefined>;
   /** The storage of every profile that names none of its own (and of profile-less runs). */
   storage: string;
+  /** The driver settings of the storage with this location (its profile's, else the top level's). */
+  storageSettings(location: string): StorageSettings;
   workDir: string | undefined;
   /** `defaultProfile` of the config. */
   defaultProfile: string | undefined;
@@ -104,6 +110,7 @@ export function resolveSettings(input: {
   const pgBinDir = absolute(config.pgBinDir, base);
   const defaults: Profile = config.defaults ?? {};
 
+  const topSettings = toDriverSettings(config.storageSettings);
   const settingsOf = (name: string, own: Profile | undefined): ProfileSettings => {
     const merged: Profile = { ...defaults, ...(own ?? {}) };
     const ownStorage = merged.storage !== undefined ? location(merged.storage, base) : undefined;
@@ -112,6 +119,7 @@ export function resolveSettings(input: {
       name,
       configured: own !== undefined,
       storage: flagStorage ?? ownStorage ?? storage,
+      storageSettings: merged.storageSettings ? toDriverSettings(merged.storageSettings) : topSettings,
       pgBinDir: absolute(merged.pgBinDir, base) ?? pgBinDir,
       passwordFile: absolute(merged.passwordFile, base),
     };
@@ -125,6 +133,7 @@ export function resolveSettings(input: {
     cwd,
     env,
     storage,
+    storageSettings: (where) => [...profiles.values()].find((p) => p.storage === where && p.storageSettings !== topSettings)?.storageSettings ?? topSettings,
     workDir: absolute(config.workDir, base),
     defaultProfile: config.defaultProfile,
     named,

@@ -252,6 +252,63 @@ export const RetentionSettingsSchema = strictObject({
     ),
 });
 
+// ---------------------------------------------------------------------------------------
+// Storage drivers' settings (the same as the storage URL's query parameters, which win)
+
+const SIZE_PATTERN = /^\d+(\.\d+)?\s*(b|kb|mb|gb|kib|mib|gib|k|m|g)?$/i;
+const SIZE_MESSAGE = 'expected a size like "8MiB", "16MB" or a number of bytes';
+
+function sizeText(description: string) {
+  return z.string({ error: SIZE_MESSAGE }).regex(SIZE_PATTERN, { error: SIZE_MESSAGE }).optional().describe(description);
+}
+
+const commonStorage = {
+  stallTimeout: fixedDuration('A transfer with no byte acknowledged for this long while data waits fails (URL: stall-timeout). Default "60s".'),
+  retryDeadline: fixedDuration('Transient failures (timeouts, 5xx, resets) are retried until this long after the first attempt (URL: retry-deadline). Default "2min".'),
+};
+
+export const StorageSettingsSchema = strictObject({
+  ...commonStorage,
+  s3: strictObject({
+    ...commonStorage,
+    endpoint: z.url({ protocol: /^https?$/, error: URL_MESSAGE }).optional().describe('Endpoint of an S3-compatible store, e.g. "https://minio.internal:9000" (URL: endpoint). Default AWS, or AWS_ENDPOINT_URL_S3.'),
+    region: text('Region (URL: region). Default: the AWS chain (AWS_REGION, ~/.aws/config), else "us-east-1" with a custom endpoint.'),
+    pathStyle: bool('Path-style addressing (URL: path-style). Default true with a custom endpoint, false on AWS.'),
+    storageClass: text('Storage class of new objects, e.g. "STANDARD_IA" (URL: storage-class).'),
+    sse: z.enum(['AES256', 'aws:kms', 'aws:kms:dsse'], { error: 'expected "AES256", "aws:kms" or "aws:kms:dsse"' }).optional().describe('Server-side encryption (URL: sse).'),
+    sseKmsKeyId: text('KMS key id or ARN for aws:kms (URL: sse-kms-key-id).'),
+    profile: text('Profile of ~/.aws/credentials and ~/.aws/config (URL: profile). Default AWS_PROFILE.'),
+    partSize: sizeText('Multipart part size, at least 5 MiB (URL: part-size). Default "8MiB".'),
+    queueSize: integer(1, 64).optional().describe('Parts uploaded at once (URL: queue-size). Default 4.'),
+    conditionalCreate: z.enum(['auto', 'on', 'off'], { error: 'expected "auto", "on" or "off"' }).optional().describe('Use If-None-Match: * for create-if-absent: "auto" probes once (default), "on" trusts it, "off" never (locks use write-then-check).'),
+  }).optional().describe('Settings of s3:// storages.'),
+  azure: strictObject({
+    ...commonStorage,
+    account: text('Storage account name (URL: account). Default: from the connection string, or AZURE_STORAGE_ACCOUNT.'),
+    endpoint: z.url({ protocol: /^https?$/, error: URL_MESSAGE }).optional().describe('Blob service endpoint, e.g. for Azurite (URL: endpoint).'),
+    connectionStringFile: text('File holding a connection string (URL: connection-string-file).'),
+    connectionStringEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding a connection string (URL: connection-string-env). Default AZURE_STORAGE_CONNECTION_STRING.'),
+    accountKeyFile: text('File holding the account key (URL: account-key-file).'),
+    accountKeyEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding the account key (URL: account-key-env). Default AZURE_STORAGE_KEY.'),
+    sasTokenFile: text('File holding a SAS token (URL: sas-token-file).'),
+    sasTokenEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding a SAS token (URL: sas-token-env). Default AZURE_STORAGE_SAS_TOKEN.'),
+    blockSize: sizeText('Block size (URL: block-size). Default "8MiB".'),
+    concurrency: integer(1, 64).optional().describe('Blocks uploaded at once (URL: concurrency). Default 4.'),
+    accessTier: z.enum(['Hot', 'Cool', 'Cold'], { error: 'expected "Hot", "Cool" or "Cold"' }).optional().describe('Access tier of new blobs (URL: access-tier).'),
+  }).optional().describe('Settings of azblob:// storages.'),
+  sftp: strictObject({
+    ...commonStorage,
+    key: text('Private key file (URL: key). Default: the agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa.'),
+    passphraseFile: text('File holding the key passphrase (URL: passphrase-file).'),
+    passphraseEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding the key passphrase (URL: passphrase-env).'),
+    passwordFile: text('File holding the password; password authentication only with this or passwordEnv (URL: password-file).'),
+    passwordEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding the password (URL: password-env).'),
+    knownHosts: text('known_hosts file (URL: known-hosts). Default ~/.ssh/known_hosts.'),
+    agent: text('ssh-agent socket, or "none" (URL: agent). Default SSH_AUTH_SOCK.'),
+    connectTimeout: fixedDuration('Connection and handshake timeout (URL: connect-timeout). Default "20s".'),
+  }).optional().describe('Settings of sftp:// storages.'),
+}).meta({ id: 'StorageSettings', title: 'Storage settings', description: 'Settings of the storage drivers; query parameters of the storage URL win.' });
+
 export const ProfileSchema = strictObject({
   // Connection
   url: z
@@ -284,6 +341,14 @@ export const ProfileSchema = strictObject({
 
   // Overrides of top-level settings
   storage: text('Where this profile\'s backups live: a directory path or a URL. Overrides the top-level "storage".'),
+  storageSettings: StorageSettingsSchema.optional().describe(
+    'Settings of this profile\'s storage driver (S3, Azure, SFTP; query parameters of the storage URL win). Overrides the top-level "storageSettings".',
+  ),
+  copies: z
+    .array(z.string({ error: 'expected a storage path or URL' }).min(1), { error: 'expected an array of storage locations' })
+    .max(8, { error: 'at most 8 copies' })
+    .optional()
+    .describe('Storages every new backup of this profile is copied to once it completes (3-2-1): paths or URLs, e.g. ["s3://offsite/prod"]. A failed copy is reported, never a failed backup.'),
   pgBinDir: text(
     'Directory holding pg_dump, pg_restore, psql and pg_dumpall for this profile. Overrides the top-level "pgBinDir".',
   ),
@@ -425,6 +490,9 @@ export const ConfigSchema = strictObject({
     .describe('JSON Schema of this file, for editors, e.g. "./schema/backupctl.schema.json". Ignored by backupctl.'),
   storage: text(
     'Where backups live: a directory path or a URL. Default "./backups". A profile\'s "storage" overrides it.',
+  ),
+  storageSettings: StorageSettingsSchema.optional().describe(
+    'Settings of the storage driver (S3, Azure, SFTP): endpoint, region, credentials files, part sizes, timeouts. Query parameters of the storage URL win.',
   ),
   defaultProfile: z
     .string({ error: 'expected a string' })

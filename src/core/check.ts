@@ -6,7 +6,7 @@ import { chooseClient, discoverClients, serverMajor } from '../pg/binaries.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { dropDatabase, MaintenanceConnection, scratchDatabases } from '../pg/admin.js';
 import { probeUrl } from '../notify/notify.js';
-import { openStorage } from '../storage/registry.js';
+import { storageAt } from './storages.js';
 import { readLock, thisHost } from './lock.js';
 import { resolveProfile } from './profile.js';
 import type { Runtime } from './runtime.js';
@@ -111,7 +111,7 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
   }
 
   // The storage: write a probe object, read it back, remove it.
-  const storage = openStorage(profile.storage, runtime.cwd);
+  const storage = storageAt(runtime, profile.storage, profile.settings.storageSettings);
   checks.push(
     await attempt('storage', async () => {
       const key = `${name}/check-probe-${randomBytes(6).toString('hex')}`;

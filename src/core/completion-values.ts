@@ -10,8 +10,8 @@ const MAX_IDS = 50;
  * storages), backup ids (the newest, from a listing: no sidecar is read) and tags (those
  * the config names).
  */
-export async function completionValues(kind: 'profiles' | 'ids' | 'tags', settings: ResolvedSettings, runtime: Pick<Runtime, 'cwd'>): Promise<string[]> {
-  const scope = backupScope(settings, runtime.cwd);
+export async function completionValues(kind: 'profiles' | 'ids' | 'tags', settings: ResolvedSettings, runtime: Pick<Runtime, 'env' | 'cwd' | 'reporter'>): Promise<string[]> {
+  const scope = backupScope(settings, runtime);
   if (kind === 'profiles') {
     const names = new Set(settings.profiles.keys());
     for (const { catalog } of scope.locations) for (const name of await catalog.profiles()) names.add(name);

@@ -16,7 +16,6 @@ import { buildArtifactChain, pipeThrough } from '../pipeline/artifact.js';
 import { scratchDir } from '../platform/run-dir.js';
 import { DigestStream } from '../pipeline/digest.js';
 import { gateOnExit } from '../pipeline/gate.js';
-import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
 import { acquireDatabaseLock, acquireProfileLock, type DatabaseLock } from './lock.js';
@@ -24,6 +23,7 @@ import type { ResolvedProfile } from './profile.js';
 import type { CreateResult } from './results.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
+import { storageAt } from './storages.js';
 
 interface StoredArtifact {
   file: string;
@@ -54,7 +54,7 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
     discoverClients('pg_dumpall', clientOptions),
   ]);
   discovered.catch(() => undefined);
-  const storage = openStorage(profile.storage, runtime.cwd);
+  const storage = storageAt(runtime, profile.storage, profile.settings.storageSettings);
   try {
     await storage.checkWritable(profile.name);
   } catch (error) {

@@ -17,7 +17,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupctlError, errnoCode, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '../pg/advisory-lock.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
-import { openStorage } from '../storage/registry.js';
 import { NotFoundError, TooLargeError, type Storage } from '../storage/storage.js';
 import { assertProfileInStorage } from './scope.js';
 import type { Runtime } from './runtime.js';
@@ -350,9 +349,7 @@ export interface UnlockResult {
  * when the holder is a running process on this host, unless `force`.
  */
 export async function unlockProfile(options: {
-  /** A storage, or its location (resolved against cwd). */
-  storage: Storage | string;
-  cwd?: string | undefined;
+  storage: Storage;
   profile: string;
   /** The profile is in the config (one that is not must be in the storage: a typo is exit 2). */
   configured?: boolean | undefined;
@@ -361,7 +358,7 @@ export async function unlockProfile(options: {
   host?: LockHost | undefined;
 }): Promise<UnlockResult> {
   const { profile, force, now } = options;
-  const storage = typeof options.storage === 'string' ? openStorage(options.storage, options.cwd ?? '.') : options.storage;
+  const storage = options.storage;
   if (options.configured === false) await assertProfileInStorage(storage, profile);
   const host = options.host ?? thisHost;
   const base = { profile, storage: storage.location };

@@ -134,7 +134,7 @@ export function profileForMaintenance(settings: ResolvedSettings, dbUrl: string 
 }
 
 /** Flags over profile over defaults; --jobs > 1 implies the directory format. */
-export function resolveDumpOptions(flags: DumpFlags, profile: Profile): DumpOptions {
+export function resolveDumpOptions(flags: DumpFlags, profile: Omit<Profile, 'storageSettings'>): DumpOptions {
   const jobs = flags.jobs ?? profile.jobs;
   const explicitFormat = flags.format ?? profile.format;
   // Only a conflict between two flags is an error: `--format custom` alone overrides a profile's jobs.

@@ -1,7 +1,6 @@
 import { Catalog } from '../catalog/catalog.js';
 import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
 import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
-import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { acquireProfileLock } from './lock.js';
 import { planPrune, type PruneItem } from './prune-plan.js';
@@ -29,8 +28,7 @@ export function effectivePolicy(configured: RetentionPolicy | undefined, flags: 
 }
 
 export interface PruneRequest {
-  storage: string;
-  cwd: string;
+  storage: Storage;
   profile: string;
   policy: RetentionPolicy;
   dryRun: boolean;
@@ -91,7 +89,7 @@ export function checkPolicy(policy: RetentionPolicy): void {
  */
 export async function pruneBackups(request: PruneRequest, runtime: Runtime): Promise<PruneResult> {
   checkPolicy(request.policy);
-  const storage = openStorage(request.storage, request.cwd);
+  const storage = request.storage;
   if (request.dryRun) return planAndApply(storage, request, runtime);
   const lock = await acquireProfileLock({
     storage,

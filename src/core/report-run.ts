@@ -2,7 +2,6 @@ import { hostname } from 'node:os';
 import { appendRun, type RunEntry } from '../catalog/runlog.js';
 import { BackupctlError, ExitCode, InterruptedError } from '../errors.js';
 import { notifyFinish, notifyStart, type NotifyConfig, type RunNotice } from '../notify/notify.js';
-import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import type { Runtime } from './runtime.js';
 
@@ -11,9 +10,8 @@ export interface RunMeta {
   /** create, verify, prune... (recorded as the run log's `command`). */
   command: string;
   profile: string;
-  /** The storage of the profile, where its run log lives (a location, or an open storage). */
-  storage: string;
-  storageHandle?: Storage | undefined;
+  /** The storage of the profile, where its run log lives. */
+  storage: Storage;
   database?: string | undefined;
   notify?: NotifyConfig | null | undefined;
 }
@@ -87,7 +85,7 @@ export async function withRunReport<T>(
   };
 
   try {
-    await appendRun(meta.storageHandle ?? openStorage(meta.storage, runtime.cwd), entry);
+    await appendRun(meta.storage, entry);
   } catch (failure) {
     const message = `could not record the run in the run log of ${meta.profile}: ${oneLine(redactSecrets(messageOf(failure)))}`;
     // A failed run prints one error line (and a hint): when the storage itself is what

@@ -3,7 +3,8 @@ import { ID_REF_PATTERN, matchIds } from '../catalog/id.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
-import { openStorage } from '../storage/registry.js';
+import type { Runtime } from './runtime.js';
+import { storageAt } from './storages.js';
 import type { Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
 
@@ -14,6 +15,7 @@ import { storageError } from './storage-errors.js';
  */
 export interface BackupScope {
   settings: ResolvedSettings;
+  runtime: StorageRuntime;
   /** The profile the command is narrowed to, if any. */
   profile: string | undefined;
   locations: Array<{ location: string; storage: Storage; catalog: Catalog }>;
@@ -36,12 +38,14 @@ export interface ScopeScan {
   profilesFound: string[];
 }
 
-export function backupScope(settings: ResolvedSettings, cwd: string): BackupScope {
+type StorageRuntime = Pick<Runtime, 'env' | 'cwd' | 'reporter'>;
+
+export function backupScope(settings: ResolvedSettings, runtime: StorageRuntime): BackupScope {
   const locations = storagesInScope(settings).map((location) => {
-    const storage = openStorage(location, cwd);
+    const storage = storageAt(runtime, location, settings.storageSettings(location));
     return { location, storage, catalog: new Catalog(storage) };
   });
-  return { settings, profile: settings.named, locations };
+  return { settings, runtime, profile: settings.named, locations };
 }
 
 /**
@@ -76,7 +80,8 @@ export async function scanScope(scope: BackupScope, options: { doing?: string } 
 export async function assertKnownProfile(scope: BackupScope): Promise<void> {
   const name = scope.profile;
   if (name === undefined || scope.settings.profiles.has(name)) return;
-  const storage = openStorage(settingsOf(scope.settings, name).storage, scope.settings.cwd);
+  const profile = settingsOf(scope.settings, name);
+  const storage = storageAt(scope.runtime, profile.storage, profile.storageSettings);
   let present: string[];
   try {
     present = await new Catalog(storage).profiles();
@@ -87,8 +92,8 @@ export async function assertKnownProfile(scope: BackupScope): Promise<void> {
 }
 
 /** A profile that is not in the config (`profile.configured` false) must at least have something in its storage. */
-export async function assertProfileExists(profile: ProfileSettings, cwd: string): Promise<void> {
-  if (!profile.configured) await assertProfileInStorage(openStorage(profile.storage, cwd), profile.name);
+export async function assertProfileExists(profile: ProfileSettings, runtime: StorageRuntime): Promise<void> {
+  if (!profile.configured) await assertProfileInStorage(storageAt(runtime, profile.storage, profile.storageSettings), profile.name);
 }
 
 /** A profile that is not in the config must at least have something in the storage. */

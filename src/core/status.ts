@@ -26,7 +26,8 @@ import type { Sidecar } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
 import { ExitCode, usageError } from '../errors.js';
-import { openStorage } from '../storage/registry.js';
+import type { Runtime } from './runtime.js';
+import { storageAt } from './storages.js';
 import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
 import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
@@ -380,6 +381,7 @@ export function resolveThresholds(flags: StatusFlags, settings: Profile['status'
 
 export interface StatusRequest {
   settings: ResolvedSettings;
+  runtime: Pick<Runtime, 'env' | 'cwd' | 'reporter'>;
   now: Date;
   thresholds: StatusFlags;
 }
@@ -407,7 +409,7 @@ export function profilesInListing(keys: readonly string[]): string[] {
  */
 async function targets(request: StatusRequest): Promise<Target[]> {
   const { settings } = request;
-  const scope = backupScope(settings, settings.cwd);
+  const scope = backupScope(settings, request.runtime);
   if (settings.named !== undefined) {
     await assertKnownProfile(scope);
     return [{ profile: settings.named, storage: settingsOf(settings, settings.named).storage }];
@@ -435,7 +437,7 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
   const profiles: ProfileStatus[] = [];
   for (const target of await targets(request)) {
     const thresholds = resolveThresholds(request.thresholds, settingsOf(settings, target.profile).status);
-    const storage = openStorage(target.storage, settings.cwd);
+    const storage = storageAt(request.runtime, target.storage, settings.storageSettings(target.storage));
     let backups: Sidecar[];
     let runs: RunEntry[];
     let damage: Map<string, string[]>;

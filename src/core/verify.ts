@@ -123,7 +123,7 @@ export async function verifyBackups(request: VerifyRequest, runtime: Runtime): P
     const first = group[0] as LocatedBackup;
     const profile = first.sidecar.profile;
     await withRunReport(
-      { command: 'verify', profile, storage: first.storage.location, storageHandle: first.storage, notify: request.notify?.(profile) },
+      { command: 'verify', profile, storage: first.storage, notify: request.notify?.(profile) },
       runtime,
       async (started) => {
         started();
