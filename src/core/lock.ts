@@ -1,6 +1,6 @@
 /**
  * The lock of a profile: one object at `<profile>/lock.json` in the profile's storage,
- * created with Storage.putIfAbsent (atomic create-if-absent), so every backupctl that
+ * created with createIfAbsent (storage/exclusive.ts: atomic create-if-absent), so every backupctl that
  * uses the same storage, on any host, sees it. `create` and `prune` hold it while they
  * work; a second run of the profile fails with exit 4 (busy) naming the holder, or waits
  * for it with `--wait`.
@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupctlError, errnoCode, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '../pg/advisory-lock.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
+import { createIfAbsent } from '../storage/exclusive.js';
 import { NotFoundError, TooLargeError, type Storage } from '../storage/storage.js';
 import { assertProfileInStorage } from './scope.js';
 import type { Runtime } from './runtime.js';
@@ -137,7 +138,7 @@ function breakerKey(profile: string, stale: StoredLock, generation: number): str
  * holder dead and unlinking it is not atomic: two processes that both read the stale lock
  * could each unlink what the other had just created in its place, and both would hold the
  * profile. So the right to remove one particular stale lock goes to whoever creates its
- * breaker object first (putIfAbsent, keyed by the stale lock's content); the breaker's
+ * breaker object first (createIfAbsent, keyed by the stale lock's content); the breaker's
  * holder reads the lock again and removes it only if it is still that stale one. A breaker
  * left by a holder that died is passed over (the next generation), never removed by
  * another: only its own holder removes it, when done.
@@ -147,7 +148,7 @@ async function breakStaleLock(storage: Storage, profile: string, stale: StoredLo
   const me = Buffer.from(`${JSON.stringify({ pid: host.pid, host: host.hostname, at: new Date().toISOString() })}\n`);
   for (let generation = 0; generation < 8; generation++) {
     const key = breakerKey(profile, stale, generation);
-    if (await storage.putIfAbsent(key, me)) {
+    if (await createIfAbsent(storage, key, me)) {
       try {
         const current = await readStoredLock(storage, profile);
         if (current === null || !current.raw.equals(stale.raw)) return false;
@@ -290,7 +291,7 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
     heldTokens.add(info.token);
     let created: boolean;
     try {
-      created = await storage.putIfAbsent(key, raw);
+      created = await createIfAbsent(storage, key, raw);
     } catch (error) {
       heldTokens.delete(info.token);
       throw storageError(error, storage.location, 'creating the lock');
