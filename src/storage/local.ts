@@ -147,6 +147,11 @@ export class LocalStorage implements Storage {
    * directory on the way must be a real directory and the key, if it exists, a regular
    * file. A missing key is not an error here.
    */
+  async openLocalFile(key: string): Promise<{ handle: FileHandle; size: number }> {
+    const { handle, info } = await this.openForRead(key);
+    return { handle, size: info.size };
+  }
+
   localPath(key: string): string {
     const path = this.pathOf(key);
     const segments = key.split('/');

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 export {
@@ -195,6 +196,13 @@ export interface Storage {
    * non-regular entry; a missing key is not checked here (opening it fails with ENOENT).
    */
   localPath?(key: string): string;
+  /**
+   * For localFiles stores: the object opened for reading, checked as get() checks it (a
+   * regular file inside the root, reached through no symlink), with its size. Another
+   * program reads it through `/proc/<pid>/fd/<fd>` for as long as the handle is open, so
+   * the file it reads is the one that was checked, whatever happens to the path meanwhile.
+   */
+  openLocalFile?(key: string): Promise<{ handle: FileHandle; size: number }>;
 }
 
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/;
