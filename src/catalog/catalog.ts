@@ -1,5 +1,5 @@
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
-import { NotFoundError, type ObjectInfo, type Storage } from '../storage/storage.js';
+import { describeKind, NotFoundError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName } from './id.js';
 import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, type Sidecar } from './sidecar.js';
 
@@ -69,12 +69,15 @@ export function backupRef(sidecar: Pick<Sidecar, 'profile' | 'id'>): string {
 }
 
 /** What is wrong with the stored files of a backup, from a listing of its profile. */
-export function damageOf(sidecar: Sidecar, files: readonly ObjectInfo[]): string[] {
+export function damageOf(sidecar: Sidecar, files: readonly ObjectInfo[], hostile: ReadonlyMap<string, EntryKind> = new Map()): string[] {
   const sizes = new Map(files.map((file) => [file.key, file.size]));
   const problems: string[] = [];
   const check = (what: string, file: string, bytes: number) => {
-    const size = sizes.get(artifactKey(sidecar.profile, file));
-    if (size === undefined) problems.push(`${what} ${file} is missing`);
+    const key = artifactKey(sidecar.profile, file);
+    const size = sizes.get(key);
+    const kind = hostile.get(key);
+    if (kind !== undefined) problems.push(`${what} ${file} is ${describeKind(kind)}, not a regular file: never read or followed`);
+    else if (size === undefined) problems.push(`${what} ${file} is missing`);
     else if (size !== bytes) problems.push(`${what} ${file} is ${size} bytes, the sidecar says ${bytes}`);
   };
   check('artifact', sidecar.artifact.file, sidecar.artifact.bytes);
@@ -88,11 +91,18 @@ export class Catalog {
 
   async scan(profile?: string): Promise<ScanResult> {
     if (profile !== undefined && !isProfileName(profile)) throw usageError(`invalid profile name ${JSON.stringify(profile)}`);
-    const objects = await this.storage.list(profile ?? '');
+    const warnings: string[] = [];
+    const hostile = new Map<string, EntryKind>();
+    // A symlink, FIFO or device where backupctl writes only regular files is reported, never followed or read.
+    const objects = await this.storage.list(profile ?? '', {
+      onHostile: (key, kind) => {
+        hostile.set(key, kind);
+        warnings.push(`${key} is ${describeKind(kind)}, not written by backupctl: never read, followed or removed; inspect it`);
+      },
+    });
     const groups = group(objects);
     const backups: Sidecar[] = [];
     const incomplete: IncompleteEntry[] = [];
-    const warnings: string[] = [];
     const damage = new Map<string, string[]>();
     await mapLimit(groups, 8, async (entry) => {
       if (!entry.sidecar) {
@@ -110,7 +120,7 @@ export class Catalog {
       try {
         const sidecar = await this.read(entry.profile, entry.id);
         backups.push(sidecar);
-        const problems = damageOf(sidecar, entry.files);
+        const problems = damageOf(sidecar, entry.files, hostile);
         if (problems.length > 0) damage.set(backupRef(sidecar), problems);
       } catch (error) {
         if (error instanceof SidecarError || error instanceof NotFoundError) warnings.push(`skipped ${error.message}`);

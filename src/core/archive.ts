@@ -9,7 +9,7 @@ import { artifactKey } from '../catalog/catalog.js';
 import { scratchDir } from '../platform/run-dir.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { digestOf, DigestStream, type Digest } from '../pipeline/digest.js';
-import { NotFoundError, type Storage } from '../storage/storage.js';
+import { HostileEntryError, NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
 
 /** An artifact made readable by pg_restore on this machine, with the digest of its stored bytes. */
@@ -26,6 +26,18 @@ export interface LocalArchive {
   inPlace: boolean;
   /** Removes whatever was unpacked or downloaded. */
   dispose(): Promise<void>;
+}
+
+/**
+ * Where the backup's file should be, the storage holds something backupctl never writes
+ * (a symlink, a FIFO, a device, a directory): it is not read. The backup cannot be
+ * trusted as it is: a verification fails (exit 3) and a restore is refused.
+ */
+export class ArtifactHostileError extends Error {
+  constructor(readonly key: string, readonly reason: string) {
+    super(reason);
+    this.name = 'ArtifactHostileError';
+  }
 }
 
 export class ArtifactMissingError extends Error {
@@ -63,6 +75,7 @@ async function open(storage: Storage, key: string) {
     return await storage.get(key);
   } catch (error) {
     if (error instanceof NotFoundError) throw new ArtifactMissingError(key);
+    if (error instanceof HostileEntryError) throw new ArtifactHostileError(key, error.message);
     throw storageError(error, storage.location, `reading ${key}`);
   }
 }
@@ -74,6 +87,7 @@ async function openLocal(storage: Storage, key: string): Promise<{ handle: FileH
     return await storage.openLocalFile(key);
   } catch (error) {
     if (error instanceof NotFoundError) throw new ArtifactMissingError(key);
+    if (error instanceof HostileEntryError) throw new ArtifactHostileError(key, error.message);
     throw storageError(error, storage.location, `reading ${key}`, 'read');
   }
 }

@@ -1,6 +1,6 @@
 import { artifactKey, damageOf } from '../catalog/catalog.js';
 import type { Sidecar } from '../catalog/sidecar.js';
-import { NotFoundError, type ObjectInfo } from '../storage/storage.js';
+import { HostileEntryError, NotFoundError, type EntryKind, type ObjectInfo } from '../storage/storage.js';
 import type { ListResult, ShowResult } from './results.js';
 import { findBackup, scanScope, type BackupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
@@ -48,14 +48,16 @@ export interface ShowRequest {
 export async function showBackup(request: ShowRequest): Promise<ShowResult> {
   const found = await findBackup(request.scope, request.ref, { tag: request.tag });
   const files: ObjectInfo[] = [];
+  const hostile = new Map<string, EntryKind>();
   for (const file of storedFiles(found.sidecar)) {
     try {
       files.push(await found.storage.stat(artifactKey(found.sidecar.profile, file)));
     } catch (error) {
-      if (!(error instanceof NotFoundError)) throw storageError(error, found.storage.location, `reading ${file}`, 'read');
+      if (error instanceof HostileEntryError) hostile.set(error.key, error.kind);
+      else if (!(error instanceof NotFoundError)) throw storageError(error, found.storage.location, `reading ${file}`, 'read');
     }
   }
-  const problems = damageOf(found.sidecar, files);
+  const problems = damageOf(found.sidecar, files, hostile);
   return { storage: found.storage.location, sidecar: found.sidecar, problems };
 }
 

@@ -30,7 +30,7 @@ import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
 import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, openArchive, withScratchDir, type LocalArchive } from './archive.js';
+import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, withScratchDir, type LocalArchive } from './archive.js';
 import type { Runtime } from './runtime.js';
 import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import { findBackup, type BackupScope } from './scope.js';
@@ -153,6 +153,9 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
   try {
     archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal });
   } catch (error) {
+    if (error instanceof ArtifactHostileError) {
+      throw new BackupctlError(`backup ${sidecar.id} cannot be restored: ${error.message}; nothing was changed`, { exitCode: ExitCode.VERIFY_FAILED });
+    }
     if (error instanceof ArtifactMissingError) {
       throw new BackupctlError(`backup ${sidecar.id} cannot be restored: ${error.message}`, { exitCode: ExitCode.VERIFY_FAILED });
     }

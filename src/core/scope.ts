@@ -81,13 +81,7 @@ export async function assertKnownProfile(scope: BackupScope): Promise<void> {
   const name = scope.profile;
   if (name === undefined || scope.settings.profiles.has(name)) return;
   const profile = settingsOf(scope.settings, name);
-  const storage = storageAt(scope.runtime, profile.storage, profile.storageSettings);
-  let present: string[];
-  try {
-    present = await new Catalog(storage).profiles();
-  } catch (error) {
-    throw storageError(error, storage.location, 'listing profiles', 'read');
-  }
+  const present = await profilesPresent(storageAt(scope.runtime, profile.storage, profile.storageSettings), name);
   if (!present.includes(name)) throw unknownProfile(scope.settings, name, present);
 }
 
@@ -98,17 +92,27 @@ export async function assertProfileExists(profile: ProfileSettings, runtime: Sto
 
 /** A profile that is not in the config must at least have something in the storage. */
 export async function assertProfileInStorage(storage: Storage, profile: string): Promise<void> {
-  let present: string[];
-  try {
-    present = await new Catalog(storage).profiles();
-  } catch (error) {
-    throw storageError(error, storage.location, 'listing profiles', 'read');
-  }
+  const present = await profilesPresent(storage, profile);
   if (!present.includes(profile)) {
     throw usageError(
       `no profile named "${profile}" in ${storage.location}`,
       present.length > 0 ? `profiles there: ${present.join(', ')}` : 'the storage holds no backups yet',
     );
+  }
+}
+
+/**
+ * The profiles in a storage. When `wanted` is not among them, its own prefix is walked
+ * too: a profile directory that is a symlink (or a file) is then reported as such, not
+ * as an unknown name, and nothing behind it is read.
+ */
+async function profilesPresent(storage: Storage, wanted: string): Promise<string[]> {
+  try {
+    const present = await new Catalog(storage).profiles();
+    if (!present.includes(wanted)) await storage.list(wanted);
+    return present;
+  } catch (error) {
+    throw storageError(error, storage.location, `listing profile ${wanted}`, 'read');
   }
 }
 

@@ -15,7 +15,7 @@ import { RestoreProgress } from '../pg/restore-progress.js';
 import { pgRestoreArgs, readArchiveThrough, runRestore, schemasToCreate } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, hashStored, openArchive, withScratchDir, type LocalArchive } from './archive.js';
+import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, withScratchDir, type LocalArchive } from './archive.js';
 import { withRunReport } from './report-run.js';
 import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import type { Runtime } from './runtime.js';
@@ -215,6 +215,7 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
     return checked;
   } catch (error) {
     throwIfAborted(runtime.signal);
+    if (error instanceof ArtifactHostileError) return outcome('failed', { mismatches: [error.reason] });
     if (error instanceof ArtifactMissingError) {
       // Removed by a prune or delete while this run went on: not a verdict on anything.
       if (!(await sidecarExists(catalog, sidecar))) return outcome('skipped', { error: 'removed while the run went on' });
@@ -293,6 +294,7 @@ async function checkGlobals(storage: Storage, sidecar: Sidecar, signal?: AbortSi
     return digestMismatches('globals', sidecar.globals, digest);
   } catch (error) {
     if (error instanceof ArtifactMissingError) return [`globals file ${sidecar.globals.file} is missing`];
+    if (error instanceof ArtifactHostileError) return [error.reason];
     throw error;
   }
 }
@@ -473,7 +475,13 @@ async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome
     // verification is the record of it.
     const artifact = artifactKey(sidecar.profile, sidecar.artifact.file);
     const missingBefore = outcome.mismatches.includes(`${artifact} is missing`);
-    if (!missingBefore && !(await catalog.storage.stat(artifact).then(() => true, () => false))) {
+    // Only a definite "not found" takes the sidecar back: a hostile entry or a storage error
+    // says nothing about a prune, and a sidecar is never removed on a guess.
+    const gone = await catalog.storage.stat(artifact).then(
+      () => false,
+      (error: unknown) => error instanceof NotFoundError,
+    );
+    if (!missingBefore && gone) {
       await catalog.storage.remove(sidecarKey(sidecar.profile, sidecar.id));
       return `backup ${sidecar.profile}/${sidecar.id} was removed (pruned) while it was being verified`;
     }

@@ -196,7 +196,7 @@ export class StalledError extends StorageError {
 /** What lstat says an entry is. */
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'device' | 'other';
 
-function describeKind(kind: EntryKind): string {
+export function describeKind(kind: EntryKind): string {
   switch (kind) {
     case 'file':
       return 'a regular file';

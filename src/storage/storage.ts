@@ -1,8 +1,10 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import type { EntryKind } from './errors.js';
 
 export {
   abortError,
+  describeKind,
   ConfigurationError,
   CredentialsError,
   HostileEntryError,
@@ -99,7 +101,7 @@ export interface ListOptions {
    * not a regular file/directory (see HostileEntryError); such entries are never
    * followed and never listed. Other drivers have no such entries.
    */
-  onHostile?: ((key: string, kind: string) => void) | undefined;
+  onHostile?: ((key: string, kind: EntryKind) => void) | undefined;
 }
 
 /**

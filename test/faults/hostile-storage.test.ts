@@ -1,0 +1,154 @@
+/**
+ * Fault injection: a hostile storage layout, seen through the commands. The storage root is
+ * a boundary: nothing below it that is a symlink, a FIFO, a device or a directory where a
+ * file belongs is ever followed, read, written or removed; it is reported. And a special
+ * file where an artifact belongs never makes a command hang.
+ */
+import { execa } from 'execa';
+import { mkdir, readdir, readFile, stat, symlink, writeFile, copyFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { BIN, baseEnv } from '../helpers/cli.js';
+import { scratchSetup, tempDir } from '../helpers/failure-kit.js';
+
+const scratch = scratchSetup('hostile', {
+  built: true,
+  seed: async () => {
+    await cluster.query(db, 'create table t (id int primary key); insert into t select generate_series(1, 100)');
+  },
+});
+const { cluster, db } = scratch;
+
+async function bin(args: string[], options: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const result = await execa(process.execPath, [BIN, ...args], {
+    env: baseEnv({ ...cluster.env(db), HOME: scratch.cwd }) as Record<string, string>,
+    extendEnv: false,
+    cwd: scratch.cwd,
+    stdin: 'ignore',
+    reject: false,
+    timeout: options.timeoutMs ?? 60_000,
+  });
+  return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+async function createIn(storage: string): Promise<string> {
+  const run = await bin(['create', '--storage', storage, '--json']);
+  expect(run.code, run.stderr).toBe(0);
+  return (JSON.parse(run.stdout) as { id: string }).id;
+}
+
+/** Every file under `dir` with its size and content hash, to show nothing outside was touched. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of await readdir(dir)) out[name] = (await readFile(path.join(dir, name))).toString('base64').slice(0, 64);
+  return out;
+}
+
+let storage: string;
+let id: string;
+
+beforeAll(async () => {
+  storage = await tempDir('hostile-st');
+  id = await createIn(storage);
+});
+
+describe('writes and deletes never leave the storage', () => {
+  it('a profile directory that is a symlink to elsewhere: prune, list and create neither follow nor write there', async () => {
+    const elsewhere = await tempDir('elsewhere');
+    // Files that look like old backups and temporaries, and a sidecar for one of them.
+    await copyFile(path.join(storage, db, `${id}.dump`), path.join(elsewhere, '20200101T000000Z-aaaaaa.dump'));
+    await writeFile(path.join(elsewhere, '.tmp-0123456789ab-20200101T000000Z-bbbbbb.dump'), 'partial');
+    await writeFile(path.join(elsewhere, '20200101T000000Z-cccccc.dump'), 'no sidecar: an old leftover');
+    const before = await snapshot(elsewhere);
+    await symlink(elsewhere, path.join(storage, 'evil'));
+    const pruned = await bin(['prune', '--profile', 'evil', '--keep-last', '1', '--leftover-age', '1s', '--storage', storage]);
+    expect(pruned.code).not.toBe(0);
+    expect(pruned.stderr).toMatch(/symbolic link/);
+    const listed = await bin(['list', '--storage', storage, '--all', '--json']);
+    expect((JSON.parse(listed.stdout) as Array<{ profile: string }>).map((b) => b.profile)).not.toContain('evil');
+    expect(listed.stderr).toMatch(/evil.*symbolic link|symbolic link.*evil/);
+    const created = await bin(['create', '--profile', 'evil', '--storage', storage]);
+    expect(created.code).not.toBe(0);
+    expect(await snapshot(elsewhere)).toEqual(before);
+    await rm(path.join(storage, 'evil'));
+  });
+});
+
+describe('reads never leave the storage', () => {
+  it('an artifact that is a symlink to an outside copy of a real dump does not verify (exit 3); nothing is read through it', async () => {
+    const other = await tempDir('hostile-st2');
+    const victim = await createIn(other);
+    const outside = await tempDir('outside');
+    const artifact = path.join(other, db, `${victim}.dump`);
+    await copyFile(artifact, path.join(outside, 'copy.dump'));
+    await rm(artifact);
+    await symlink(path.join(outside, 'copy.dump'), artifact);
+    for (const level of ['checksum', 'restore']) {
+      const run = await bin(['verify', victim, '--storage', other, '--level', level, '--json']);
+      expect(run.code, run.stderr).toBe(3);
+      const outcome = (JSON.parse(run.stdout) as { outcomes: Array<{ result: string; mismatches: string[] }> }).outcomes[0];
+      expect(outcome?.mismatches.join(' ')).toMatch(/symbolic link/);
+    }
+    const restore = await bin(['restore', victim, '--storage', other, '--target-db', `${db}_never`, '--create']);
+    expect(restore.code).toBe(3);
+    // The failed verifications are recorded in the sidecar, which stays: a hostile entry is not a prune.
+    const shown = await bin(['show', victim, '--storage', other, '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const sidecar = JSON.parse(shown.stdout) as { verifications: Array<{ result: string }> };
+    expect(sidecar.verifications.map((v) => v.result)).toEqual(['failed', 'failed']);
+  });
+
+  it('a lock.json or runs.jsonl that is a symlink to an outside file is neither followed nor overwritten', async () => {
+    const other = await tempDir('hostile-st3');
+    await createIn(other);
+    const outside = await tempDir('outside2');
+    const secret = path.join(outside, 'secret.txt');
+    await writeFile(secret, 'do not touch\n');
+    const runs = path.join(other, db, 'runs.jsonl');
+    await rm(runs);
+    await symlink(secret, runs);
+    const again = await bin(['create', '--storage', other]);
+    expect(again.code, again.stderr).toBe(0); // the backup is made; the run log could not be written
+    expect(await readFile(secret, 'utf8')).toBe('do not touch\n');
+    await symlink(secret, path.join(other, db, 'lock.json'));
+    const locked = await bin(['create', '--storage', other]);
+    expect(locked.code).not.toBe(0);
+    expect(locked.stderr).toMatch(/symbolic link/);
+    expect(await readFile(secret, 'utf8')).toBe('do not touch\n');
+    expect((await stat(secret)).isFile()).toBe(true);
+  });
+});
+
+describe('special files never make a command hang', () => {
+  it('an artifact replaced by a FIFO or a symlink to /dev/zero: verify --all --level checksum ends at once, exit 3', async () => {
+    const other = await tempDir('hostile-st4');
+    const a = await createIn(other);
+    const b = await createIn(other);
+    await rm(path.join(other, db, `${a}.dump`));
+    await execa('mkfifo', [path.join(other, db, `${a}.dump`)]);
+    await rm(path.join(other, db, `${b}.dump`));
+    await symlink('/dev/zero', path.join(other, db, `${b}.dump`));
+    const started = Date.now();
+    const run = await bin(['verify', '--all', '--level', 'checksum', '--storage', other, '--json'], { timeoutMs: 20_000 });
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(run.code, run.stderr).toBe(3);
+    const outcomes = (JSON.parse(run.stdout) as { outcomes: Array<{ id: string; result: string }> }).outcomes;
+    expect(outcomes.map((o) => o.result)).toEqual(['failed', 'failed']);
+  });
+
+  it('a passwordFile that is a FIFO or /dev/zero is exit 2 at once', async () => {
+    const dir = await tempDir('hostile-pw');
+    const fifo = path.join(dir, 'pw.fifo');
+    await execa('mkfifo', [fifo]);
+    for (const file of [fifo, '/dev/zero']) {
+      const config = path.join(dir, 'backupctl.config.json');
+      await writeFile(config, JSON.stringify({ profiles: { app: { host: cluster.host, port: cluster.port, user: cluster.user, database: db, passwordFile: file } } }));
+      const started = Date.now();
+      const run = await bin(['create', '--config', config, '--storage', storage], { timeoutMs: 20_000 });
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/not a regular file/);
+    }
+    await mkdir(path.join(dir, 'unused'), { recursive: true });
+  });
+});
