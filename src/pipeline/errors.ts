@@ -28,7 +28,10 @@ import type { Digest } from './digest.js';
  * - CODEC_UNAVAILABLE: a codec this runtime cannot run.
  *
  * stages and chains (src/pipeline/stage.ts, artifact.ts):
- * - STAGE_INVALID: a stage list or a sidecar stage record that cannot be built or decoded.
+ * - STAGE_INVALID: a sidecar's stage records that cannot be decoded (unknown codec or scheme,
+ *   malformed record).
+ * - STAGE_OPTIONS_INVALID: stage options or a stage list that cannot be built (a bad level, a
+ *   second compression stage, encryption before compression).
  * - KEYS_MISSING: an encrypted artifact opened without identities or a passphrase.
  * - DIGEST_MISMATCH: see DigestMismatchError.
  */
@@ -48,6 +51,7 @@ export type PipelineErrorCode =
   | 'CODEC_CORRUPT'
   | 'CODEC_UNAVAILABLE'
   | 'STAGE_INVALID'
+  | 'STAGE_OPTIONS_INVALID'
   | 'KEYS_MISSING'
   | 'DIGEST_MISMATCH';
 
@@ -68,6 +72,7 @@ const EXIT_CODES: Record<PipelineErrorCode, ExitCodeValue> = {
   CODEC_CORRUPT: ExitCode.VERIFY_FAILED,
   CODEC_UNAVAILABLE: ExitCode.USAGE,
   STAGE_INVALID: ExitCode.VERIFY_FAILED,
+  STAGE_OPTIONS_INVALID: ExitCode.USAGE,
   KEYS_MISSING: ExitCode.USAGE,
   DIGEST_MISMATCH: ExitCode.VERIFY_FAILED,
 };
