@@ -152,6 +152,8 @@ export class DecryptStream extends Transform {
   private readonly nonce = new ChunkNonce();
   private readonly pending = Buffer.allocUnsafe(ENCRYPTED_CHUNK_SIZE);
   private pendingLength = 0;
+  /** A full-size chunk authenticated as the final one: nothing may follow. */
+  private finalSeen = false;
   /** The parsed header, once read. */
   header: AgeHeader | null = null;
 
@@ -216,13 +218,11 @@ export class DecryptStream extends Transform {
       this.state = 'payload';
     }
     while (offset < chunk.length) {
-      // A full pending chunk with more bytes after it is not the final one.
-      if (this.pendingLength === ENCRYPTED_CHUNK_SIZE) {
-        this.openMiddle(this.pending);
-        this.pendingLength = 0;
+      if (this.finalSeen) {
+        throw new AgeError('AGE_TRAILING_DATA', `data follows the final chunk (chunk ${this.nonce.index - 1}) of the age payload`);
       }
-      if (this.pendingLength === 0 && chunk.length - offset > ENCRYPTED_CHUNK_SIZE) {
-        this.openMiddle(chunk.subarray(offset, offset + ENCRYPTED_CHUNK_SIZE));
+      if (this.pendingLength === 0 && chunk.length - offset >= ENCRYPTED_CHUNK_SIZE) {
+        this.openFull(chunk.subarray(offset, offset + ENCRYPTED_CHUNK_SIZE));
         offset += ENCRYPTED_CHUNK_SIZE;
         continue;
       }
@@ -230,6 +230,10 @@ export class DecryptStream extends Transform {
       chunk.copy(this.pending, this.pendingLength, offset, offset + n);
       this.pendingLength += n;
       offset += n;
+      if (this.pendingLength === ENCRYPTED_CHUNK_SIZE) {
+        this.openFull(this.pending);
+        this.pendingLength = 0;
+      }
     }
   }
 
@@ -246,13 +250,16 @@ export class DecryptStream extends Transform {
     return plaintext;
   }
 
-  private openMiddle(sealed: Buffer): void {
-    const plaintext = this.open(sealed, false);
+  /**
+   * A full-size chunk is released as soon as it authenticates, as a middle chunk or as the
+   * final one (a file whose length is a multiple of 64 KiB ends with a full final chunk).
+   */
+  private openFull(sealed: Buffer): void {
+    let plaintext = this.open(sealed, false);
     if (plaintext === null) {
-      if (this.open(sealed, true) !== null) {
-        throw new AgeError('AGE_TRAILING_DATA', `data follows the final chunk (chunk ${this.nonce.index}) of the age payload`);
-      }
-      throw new AgeError('AGE_PAYLOAD_DAMAGED', `age payload chunk ${this.nonce.index} fails authentication: the file is damaged`);
+      plaintext = this.open(sealed, true);
+      if (plaintext === null) throw new AgeError('AGE_PAYLOAD_DAMAGED', `age payload chunk ${this.nonce.index} fails authentication: the file is damaged`);
+      this.finalSeen = true;
     }
     this.push(plaintext);
     this.nonce.next();
@@ -267,16 +274,14 @@ export class DecryptStream extends Transform {
       return new AgeError('AGE_HEADER_INVALID', this.headerBytes.length === 0 ? 'invalid age header: the input is empty' : 'invalid age header: the input ends inside the header');
     }
     if (this.state === 'nonce') return new AgeError('AGE_HEADER_INVALID', 'invalid age header: the input ends before the payload nonce');
+    if (this.finalSeen) return null;
     const index = this.nonce.index;
     if (this.pendingLength < TAG_SIZE) {
       return new AgeError('AGE_TRUNCATED', `the age payload ends without its final chunk (after ${index} chunks): the file is truncated`);
     }
-    const sealed = this.pending.subarray(0, this.pendingLength);
-    const plaintext = this.open(sealed, true);
+    // A short chunk can only be the final one.
+    const plaintext = this.open(this.pending.subarray(0, this.pendingLength), true);
     if (plaintext === null) {
-      if (this.pendingLength === ENCRYPTED_CHUNK_SIZE && this.open(sealed, false) !== null) {
-        return new AgeError('AGE_TRUNCATED', `the age payload ends without its final chunk (after ${index + 1} chunks): the file is truncated`);
-      }
       return new AgeError('AGE_PAYLOAD_DAMAGED', `the last chunk (${index}) of the age payload fails authentication: the file is damaged or truncated`);
     }
     if (plaintext.length === 0 && index > 0) {
