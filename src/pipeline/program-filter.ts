@@ -102,10 +102,17 @@ export class ProgramFilter extends Duplex {
     void this.exited.then((failure) => {
       if (failure && !this.destroyed) this.destroy(failure);
     });
-    void Promise.all([this.exited, new Promise<void>((resolve) => stdout.once('close', resolve))]).then(([failure]) => {
+    // Success: exit 0, all output read, and all input delivered (stdin finished rather
+    // than closed under us: a child that quits early with 0 did not process everything).
+    const inputDelivered = new Promise<boolean>((resolve) => {
+      stdin.once('finish', () => resolve(true));
+      stdin.once('close', () => resolve(false));
+    });
+    const outputRead = new Promise<void>((resolve) => stdout.once('close', resolve));
+    void Promise.all([this.exited, outputRead, inputDelivered]).then(([failure, , delivered]) => {
       if (this.destroyed || failure) return;
-      if (this.stdinBroken && !this.writableFinished) {
-        this.destroy(new PipelineError(this.options.exitCode, `${this.options.tool} exited before reading all of its input`));
+      if (!delivered || this.stdinBroken) {
+        this.destroy(new PipelineError('CODEC_PROGRAM_FAILED', `${this.options.tool} exited before reading all of its input`));
       } else if (!this.stdoutEnded) this.destroy(new PipelineError(this.options.exitCode, `${this.options.tool}'s output ended early`));
       else this.push(null);
     });
