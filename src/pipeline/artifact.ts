@@ -83,15 +83,17 @@ function isIdentity(stages: readonly { type: string; name: string }[]): boolean 
   return stages.every((stage) => stage.type === 'compression' && stage.name === 'none');
 }
 
-function destroyAll(streams: readonly Duplex[], error: Error): void {
-  for (const stream of streams) stream.destroy(error);
+/** Closes streams that will never run (without an error: nobody listens to them yet). */
+function closeAll(streams: readonly Readable[]): void {
+  for (const stream of streams) stream.destroy();
 }
 
 /**
  * source -> plaintext digest -> stage encoders in order -> stored digest -> `output`.
  * Node streams end to end: storage's pace reaches the source. An error anywhere destroys
  * the whole chain (the source included), so storage.put fails and a child producing the
- * source sees its stdout closed. `onProgress` gets the plaintext bytes read so far.
+ * source sees its stdout closed. A stage that cannot run here (zstd not installed) throws
+ * at once, after closing the source. `onProgress` gets the plaintext bytes read so far.
  */
 export function buildWriteChain(source: Readable, stages: readonly Stage[], onProgress?: (bytes: number) => void): WriteChain {
   const encoders: Duplex[] = [];
@@ -99,8 +101,7 @@ export function buildWriteChain(source: Readable, stages: readonly Stage[], onPr
     checkStageOrder(stages);
     for (const stage of stages) encoders.push(stage.encode());
   } catch (error) {
-    destroyAll(encoders, error as Error);
-    source.destroy(error as Error);
+    closeAll([...encoders, source]);
     throw error;
   }
   const reclaim = reclaimer();
@@ -152,8 +153,7 @@ export function openArtifact(stored: Readable, records: readonly StageRecord[], 
     stages = [...records].reverse().map((record) => stageFromRecord(record, options));
     for (const stage of stages) decoders.push(stage.decode());
   } catch (error) {
-    destroyAll(decoders, error as Error);
-    stored.destroy(error as Error);
+    closeAll([...decoders, stored]);
     throw error;
   }
   const reclaim = reclaimer();
