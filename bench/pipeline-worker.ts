@@ -5,8 +5,8 @@
  *
  *   encode <stage> <input> [output]   stage: zstd:<level>:<threads> | gzip:<level> | age:<recipient>
  *   decode <stage> <input>            stage: zstd | gzip | age:<identity file>
- *   chain-write <input|-> <repeat> <output> <recipient> <records.json>
- *                                     input (or stdin) `repeat` times -> zstd -3 -T2 -> age -> output
+ *   chain-write <input|-> <repeat> <output> <recipient> <records.json> [threads]
+ *                                     input (or stdin) `repeat` times -> zstd -3 -T<threads, 2> -> age -> output
  *   chain-read <input> <records.json> <identity file>
  *                                     openArtifact (age -> zstd, both digests checked) -> discard
  */
@@ -27,10 +27,12 @@ interface Sample {
 const MB = 1024 * 1024;
 const started = performance.now();
 let progressBytes = 0;
+let readProgress = (): number => progressBytes;
 const samples: Sample[] = [];
-const sampler = setInterval(() => {
-  samples.push({ s: (performance.now() - started) / 1000, mb: progressBytes / MB, rssMb: process.memoryUsage.rss() / MB });
-}, 200);
+const sample = (): void => {
+  samples.push({ s: (performance.now() - started) / 1000, mb: readProgress() / MB, rssMb: process.memoryUsage.rss() / MB });
+};
+const sampler = setInterval(sample, 200);
 
 function peakRssMb(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -49,22 +51,23 @@ function counter(): { sink: Writable; bytes: () => number } {
   return { sink, bytes: () => n };
 }
 
-/** The input (a file read `repeat` times, or stdin), counted as it is pulled. */
+/**
+ * The input: a file (read `repeat` times) or stdin. `progressBytes` follows what was
+ * read: from the file stream's own count, or from the chain's onProgress.
+ */
 function source(path: string, repeat: number): Readable {
-  const count = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      progressBytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  if (path === '-') return process.stdin.pipe(count);
+  if (path === '-') return process.stdin;
+  if (repeat === 1) {
+    const file = createReadStream(path, { highWaterMark: 64 * 1024 });
+    readProgress = () => file.bytesRead;
+    return file;
+  }
   async function* chunks(): AsyncGenerator<Buffer> {
     for (let i = 0; i < repeat; i++) {
       for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
     }
   }
-  void pipeline(Readable.from(chunks(), { objectMode: false }), count).catch((error: unknown) => count.destroy(error as Error));
-  return count;
+  return Readable.from(chunks(), { objectMode: false });
 }
 
 async function encodeStage(spec: string) {
@@ -85,7 +88,7 @@ async function decodeStage(spec: string) {
 
 function report(result: Record<string, unknown>): void {
   clearInterval(sampler);
-  samples.push({ s: (performance.now() - started) / 1000, mb: progressBytes / MB, rssMb: process.memoryUsage.rss() / MB });
+  sample();
   process.stdout.write(`${JSON.stringify({ ...result, peakRssMb: peakRssMb(), samples })}\n`);
 }
 
@@ -99,13 +102,16 @@ switch (task) {
     const t0 = performance.now();
     await pipeline(source(input, 1), stage, output ? createWriteStream(output) : (out as { sink: Writable }).sink);
     const seconds = (performance.now() - t0) / 1000;
-    report({ task, spec, bytesIn: progressBytes, bytesOut: out ? out.bytes() : null, seconds });
+    report({ task, spec, bytesIn: readProgress(), bytesOut: out ? out.bytes() : null, seconds });
     break;
   }
   case 'chain-write': {
-    const [input, repeat, output, recipient, recordsFile] = args as [string, string, string, string, string];
+    const [input, repeat, output, recipient, recordsFile, threads = '2'] = args as [string, string, string, string, string, string?];
     const t0 = performance.now();
-    const chain = buildWriteChain(source(input, Number(repeat)), [zstdStage({ level: 3, threads: 2 }), ageStage({ recipients: [parseRecipient(recipient)] })]);
+    const stages = [zstdStage({ level: 3, threads: Number(threads) }), ageStage({ recipients: [parseRecipient(recipient)] })];
+    const chain = buildWriteChain(source(input, Number(repeat)), stages, (bytes) => {
+      progressBytes = bytes;
+    });
     await pipeline(chain.output, createWriteStream(output));
     const seconds = (performance.now() - t0) / 1000;
     const result: WriteResult = chain.result();
@@ -121,8 +127,15 @@ switch (task) {
       identities: await readIdentityFile(identityFile),
       expected: { stored: written.stored, plaintext: written.plaintext },
     });
+    readProgress = () => progressBytes;
+    const plaintextCounter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        progressBytes += chunk.length;
+        callback(null, chunk);
+      },
+    });
     const out = counter();
-    await pipeline(opened.stream, out.sink);
+    await pipeline(opened.stream, plaintextCounter, out.sink);
     const digests = await opened.verified;
     const seconds = (performance.now() - t0) / 1000;
     report({ task, seconds, digests, plaintextBytes: out.bytes() });

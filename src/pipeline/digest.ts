@@ -25,7 +25,7 @@ export class DigestStream extends Transform {
     private readonly onProgress?: (bytes: number) => void,
     private readonly onEnd?: (digest: Digest) => Error | null,
   ) {
-    super();
+    super({ highWaterMark: 256 * 1024 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

@@ -31,7 +31,7 @@ export interface ProgramFilterOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const HIGH_WATER_MARK = 64 * 1024;
+const HIGH_WATER_MARK = 256 * 1024;
 
 export function missingProgram(tool: string, debianPackage: string, program: string): PipelineError {
   return new PipelineError('CODEC_PROGRAM_MISSING', `the ${tool} program is not installed (${program} not found)`, {

@@ -124,3 +124,24 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * Waits until `value()` stops changing (the same over `stableMs`), at most `maxMs`; returns
+ * the settled value. For back-pressure tests: a stalled pipeline stops pulling its source.
+ */
+export async function settled(value: () => number, stableMs = 500, maxMs = 15_000): Promise<number> {
+  const started = Date.now();
+  let last = value();
+  let since = Date.now();
+  while (Date.now() - started < maxMs) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = value();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= stableMs) {
+      return now;
+    }
+  }
+  throw new Error(`still changing after ${maxMs} ms (last ${last})`);
+}

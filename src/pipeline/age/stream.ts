@@ -65,7 +65,7 @@ class EncryptStream extends Transform {
   private prelude: Promise<Buffer> | null;
 
   constructor(recipients: readonly Recipient[]) {
-    super();
+    super({ highWaterMark: 256 * 1024 });
     const fileKey = newFileKey();
     const payloadNonce = randomBytes(NONCE_SIZE);
     this.payloadKey = hkdf(fileKey, payloadNonce, 'payload');
@@ -158,7 +158,7 @@ export class DecryptStream extends Transform {
   header: AgeHeader | null = null;
 
   constructor(private readonly identities: readonly Identity[]) {
-    super();
+    super({ highWaterMark: 256 * 1024 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
