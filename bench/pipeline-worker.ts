@@ -58,7 +58,9 @@ function counter(): { sink: Writable; bytes: () => number } {
 function source(path: string, repeat: number): Readable {
   if (path === '-') return process.stdin;
   if (repeat === 1) {
-    const file = createReadStream(path, { highWaterMark: 64 * 1024 });
+    // 1 MiB reads: with 64 KiB ones, the stage waits on the file (measured: the age stage
+    // took 1.2-1.7 s instead of 0.74 s for 560 MB).
+    const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
     readProgress = () => file.bytesRead;
     return file;
   }

@@ -458,7 +458,7 @@ async function main(): Promise<void> {
     `# this run: BENCH_PIPELINE_MB=${CONFIG.dbMb} BENCH_RUNS=${CONFIG.runs} BENCH_PIPELINE_MEMORY_MB=${CONFIG.memoryMb} BENCH_QUIET_CORES=${CONFIG.quietCores} BENCH_QUIET_WAIT_S=${CONFIG.quietWaitS}`,
     '```',
     '',
-    `Data set: bench/dataset.ts grown to ${f1(mbOf(dataset.sizeBytes))} MB (pg_database_size; ${dataset.customers} customers, ${dataset.orders} orders, ${dataset.events} events); its \`pg_dump -Fc -Z0\` is ${f1(mbOf(plainBytes))} MB, the plaintext of every row below. Medians of ${CONFIG.runs} runs (end to end: order reversed every other round). "Through backupctl's stage": the stage in a bundled Node 20 process reading the page-cached file; "alone": the program reading the file itself. Peak RSS: the measured process's own (node, or the program; for the end-to-end rows the zstd or node process of the pipeline, for pg_dump -Fc pg_dump's).`,
+    `Data set: bench/dataset.ts grown to ${f1(mbOf(dataset.sizeBytes))} MB (pg_database_size; ${dataset.customers} customers, ${dataset.orders} orders, ${dataset.events} events); its \`pg_dump -Fc -Z0\` is ${f1(mbOf(plainBytes))} MB, the plaintext of every row below. Medians of ${CONFIG.runs} runs (end to end: order reversed every other round). "Through backupctl's stage": the stage in a bundled Node 20 process reading the page-cached file in 1 MiB pieces; "alone": the program reading the file itself. Peak RSS: the measured process's own (node, or the program; for the end-to-end rows the zstd or node process of the pipeline, for pg_dump -Fc pg_dump's).`,
     '',
     ...table,
     '',

@@ -1,8 +1,8 @@
 /**
  * The age payload as Node Transforms: `encryptStream(recipients)` writes header, nonce and
  * STREAM chunks; `decryptStream(identities)` reads them back. Both honour back-pressure
- * (plain Transforms: a full readable side stops the writes), hold at most one 64 KiB chunk,
- * and use node:crypto's ChaCha20-Poly1305.
+ * (plain Transforms: a full readable side stops the writes), keep one chunk of their own
+ * besides 256 KiB stream buffers, and use node:crypto's ChaCha20-Poly1305.
  *
  * Payload: nonce (16 random bytes); payload key = HKDF-SHA-256(file key, salt = nonce,
  * info = "payload"); plaintext cut in 64 KiB chunks, each sealed with the 12-byte nonce
