@@ -50,7 +50,9 @@ await build({
   entryNames: '[name]',
   chunkNames: '[name]-[hash]',
   // cosmiconfig loads TypeScript only for a .ts config file; never bundle a compiler.
-  external: ['typescript'],
+  // ssh2 (under ssh2-sftp-client, loaded only by the sftp:// driver) has optional native
+  // addons (.node) that cannot be bundled: it stays in node_modules, imported at run time.
+  external: ['typescript', 'ssh2-sftp-client', 'ssh2'],
   // CommonJS dependencies (pg, commander) call require() for Node's built-ins; an ES
   // module has no require, so give the bundle one.
   banner: { js: "import { createRequire as __backupctlRequire } from 'node:module'; const require = __backupctlRequire(import.meta.url);" },

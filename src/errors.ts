@@ -24,6 +24,8 @@ export interface BackupctlErrorOptions {
   exitCode?: ExitCodeValue;
   /** What the operator should do next; printed after the message. */
   hint?: string;
+  /** Several problems behind one error (every problem of a config file): one line each, after the message. */
+  details?: readonly string[];
   cause?: unknown;
 }
 
@@ -35,12 +37,14 @@ export interface BackupctlErrorOptions {
 export class BackupctlError extends Error {
   readonly exitCode: ExitCodeValue;
   readonly hint: string | undefined;
+  readonly details: readonly string[];
 
   constructor(message: string, options: BackupctlErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BackupctlError';
     this.exitCode = options.exitCode ?? ExitCode.FAILED;
     this.hint = options.hint;
+    this.details = options.details ?? [];
   }
 }
 

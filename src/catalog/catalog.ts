@@ -1,6 +1,6 @@
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { NotFoundError, type ObjectInfo, type Storage } from '../storage/storage.js';
-import { ID_PATTERN, isBackupId, isProfileName } from './id.js';
+import { ID_PATTERN, isProfileName } from './id.js';
 import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, type Sidecar } from './sidecar.js';
 
 /** `<profile>/<id>.json` */
@@ -55,6 +55,31 @@ export interface ScanResult {
   incomplete: IncompleteEntry[];
   /** One line per sidecar that could not be read; the rest still lists. */
   warnings: string[];
+  /**
+   * Backups whose files are not what their sidecar records (an artifact or globals file
+   * missing, or of another size), by `<profile>/<id>`: one line per problem. Such a backup
+   * cannot be restored as it is; prune never counts it as good.
+   */
+  damage: Map<string, string[]>;
+}
+
+/** `<profile>/<id>`: the key of a backup in ScanResult.damage. */
+export function backupRef(sidecar: Pick<Sidecar, 'profile' | 'id'>): string {
+  return `${sidecar.profile}/${sidecar.id}`;
+}
+
+/** What is wrong with the stored files of a backup, from a listing of its profile. */
+export function damageOf(sidecar: Sidecar, files: readonly ObjectInfo[]): string[] {
+  const sizes = new Map(files.map((file) => [file.key, file.size]));
+  const problems: string[] = [];
+  const check = (what: string, file: string, bytes: number) => {
+    const size = sizes.get(artifactKey(sidecar.profile, file));
+    if (size === undefined) problems.push(`${what} ${file} is missing`);
+    else if (size !== bytes) problems.push(`${what} ${file} is ${size} bytes, the sidecar says ${bytes}`);
+  };
+  check('artifact', sidecar.artifact.file, sidecar.artifact.bytes);
+  if (sidecar.globals.status === 'included') check('globals file', sidecar.globals.file, sidecar.globals.bytes);
+  return problems;
 }
 
 /** The backups in a storage, read from their sidecars. */
@@ -68,6 +93,7 @@ export class Catalog {
     const backups: Sidecar[] = [];
     const incomplete: IncompleteEntry[] = [];
     const warnings: string[] = [];
+    const damage = new Map<string, string[]>();
     await mapLimit(groups, 8, async (entry) => {
       if (!entry.sidecar) {
         for (const file of entry.files) {
@@ -82,7 +108,10 @@ export class Catalog {
         return;
       }
       try {
-        backups.push(await this.read(entry.profile, entry.id));
+        const sidecar = await this.read(entry.profile, entry.id);
+        backups.push(sidecar);
+        const problems = damageOf(sidecar, entry.files);
+        if (problems.length > 0) damage.set(backupRef(sidecar), problems);
       } catch (error) {
         if (error instanceof SidecarError || error instanceof NotFoundError) warnings.push(`skipped ${error.message}`);
         else throw error;
@@ -91,7 +120,7 @@ export class Catalog {
     backups.sort((a, b) => compareNewestFirst(a.startedAt, a.id, b.startedAt, b.id));
     incomplete.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : a.file.localeCompare(b.file)));
     warnings.sort();
-    return { backups, incomplete, warnings };
+    return { backups, incomplete, warnings, damage };
   }
 
   /** Reads and validates one sidecar. */
@@ -113,39 +142,28 @@ export class Catalog {
     await this.storage.putBytes(sidecarKey(sidecar.profile, sidecar.id), serializeSidecar(sidecar));
   }
 
-  /**
-   * Finds a backup by id (in any profile unless one is given) or `latest` (the newest
-   * completed backup, narrowed by profile and tag). Not found is a USAGE error.
-   */
-  async find(ref: string, filter: { profile?: string | undefined; tag?: string | undefined } = {}): Promise<Sidecar> {
-    if (ref !== 'latest' && !isBackupId(ref)) {
-      throw usageError(`not a backup id: ${JSON.stringify(ref)}`, 'ids look like 20261123T140509Z-1a2b3c; or use "latest"');
+  /** Every backup of the storage (or of one profile) that has a sidecar, unread: `{profile, id}`. */
+  async completed(profile?: string): Promise<Array<{ profile: string; id: string }>> {
+    if (profile !== undefined && !isProfileName(profile)) throw usageError(`invalid profile name ${JSON.stringify(profile)}`);
+    return group(await this.storage.list(profile ?? ''))
+      .filter((entry) => entry.sidecar !== null)
+      .map(({ profile: p, id }) => ({ profile: p, id }));
+  }
+
+  /** The profiles that have anything in the storage (a sidecar, an artifact, a run log...). */
+  async profiles(): Promise<string[]> {
+    const found = new Set<string>();
+    for (const object of await this.storage.list('')) {
+      const [profile, file, ...rest] = object.key.split('/');
+      if (profile && file && rest.length === 0 && isProfileName(profile)) found.add(profile);
     }
-    const where = filter.profile ? `profile "${filter.profile}"` : 'any profile';
-    if (ref === 'latest') {
-      const { backups } = await this.scan(filter.profile);
-      const found = backups.find((b) => filter.tag === undefined || b.tags.includes(filter.tag));
-      if (!found) {
-        throw new BackupctlError(`no completed backup in ${where}${filter.tag ? ` tagged "${filter.tag}"` : ''} at ${this.storage.location}`, {
-          exitCode: ExitCode.USAGE,
-          hint: 'run "backupctl list" to see what is there',
-        });
-      }
-      return found;
-    }
-    const groups = group(await this.storage.list(filter.profile ?? '')).filter((g) => g.id === ref && g.sidecar);
-    if (groups.length === 0) {
-      throw new BackupctlError(`backup ${ref} not found in ${where} at ${this.storage.location}`, {
-        exitCode: ExitCode.USAGE,
-        hint: 'run "backupctl list" to see the ids (an artifact without a sidecar is not a backup)',
-      });
-    }
-    if (groups.length > 1) {
-      throw usageError(`backup id ${ref} exists in several profiles: ${groups.map((g) => g.profile).join(', ')}`, 'choose one with --profile');
-    }
-    const [only] = groups as [Grouped];
+    return [...found].sort();
+  }
+
+  /** Reads a sidecar for a command that acts on it: an unreadable one is a corrupt backup (exit 3). */
+  async readForUse(profile: string, id: string): Promise<Sidecar> {
     try {
-      return await this.read(only.profile, only.id);
+      return await this.read(profile, id);
     } catch (error) {
       if (error instanceof SidecarError) throw new BackupctlError(error.message, { exitCode: ExitCode.VERIFY_FAILED, cause: error });
       throw error;

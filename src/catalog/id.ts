@@ -33,3 +33,22 @@ export const PROFILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 export function isProfileName(value: unknown): value is string {
   return typeof value === 'string' && PROFILE_PATTERN.test(value) && !value.includes('..');
 }
+
+/** What a user may type where an id is taken: `latest`, a whole id, or a prefix of one. */
+export const ID_REF_PATTERN = /^[0-9A-Za-z-]{1,23}$/;
+
+/**
+ * The ids that `ref` names: the id itself, or every id that `ref` is a prefix of, either of
+ * the whole id (`20261123T14`) or of its random part (`1a2b`), as git and restic take
+ * short ids. The caller decides what none or several matches mean.
+ */
+export function matchIds(ref: string, ids: Iterable<string>): string[] {
+  const lower = ref.toLowerCase();
+  const exact: string[] = [];
+  const byPrefix: string[] = [];
+  for (const id of ids) {
+    if (id === ref) exact.push(id);
+    else if (id.toLowerCase().startsWith(lower) || (id.slice(17).startsWith(lower) && lower.length >= 1)) byPrefix.push(id);
+  }
+  return exact.length > 0 ? exact : [...new Set(byPrefix)].sort();
+}

@@ -13,7 +13,8 @@ export const RunEntrySchema = z.object({
   startedAt: isoTime,
   finishedAt: isoTime,
   durationMs: z.number().int().nonnegative().optional(),
-  result: z.enum(['succeeded', 'failed', 'interrupted']),
+  /** `busy`: the run found the profile locked by another run (exit 4) and did nothing. */
+  result: z.enum(['succeeded', 'failed', 'interrupted', 'busy']),
   /** The backup the run created or worked on, when there is one. */
   id: z.string().regex(ID_PATTERN).optional(),
   /** One line: what went wrong (redacted). */

@@ -1,3 +1,4 @@
+import { createIfAbsent } from '../storage/exclusive.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { isProfileName } from './id.js';
 import type { RunEntry } from './runlog-schema.js';
@@ -43,7 +44,7 @@ const RUNLOG_LOCK_STALE_MS = 10_000;
 
 /**
  * Adds one entry: under a short lock (`<profile>/runs.jsonl.lock`, created with
- * putIfAbsent, so concurrent writers of any process or host take turns), reads the log,
+ * createIfAbsent, so concurrent writers of any process or host take turns), reads the log,
  * adds the entry, keeps the last RUNLOG_MAX_ENTRIES and publishes the whole file
  * atomically with putBytes.
  */
@@ -89,7 +90,7 @@ async function acquire(storage: Storage, key: string): Promise<void> {
   const data = Buffer.from(`${JSON.stringify({ pid: process.pid, at: new Date().toISOString() })}\n`);
   const deadline = Date.now() + 2 * RUNLOG_LOCK_STALE_MS;
   for (;;) {
-    if (await storage.putIfAbsent(key, data)) return;
+    if (await createIfAbsent(storage, key, data)) return;
     let age: number;
     try {
       age = Date.now() - (await storage.stat(key)).modifiedAt.getTime();

@@ -2,7 +2,15 @@ import * as z from 'zod';
 import { ID_PATTERN, PROFILE_PATTERN } from './id.js';
 import { MAX_SIDECAR_BYTES, SIDECAR_SCHEMA_VERSION, SidecarError } from './sidecar.js';
 
-/** The sidecar's schema (contract: sidecar.ts), checked on every read. */
+/**
+ * The sidecar's schema (contract: sidecar.ts), checked on every read. Every string and list
+ * is bounded: a sidecar comes from storage, and a hostile one must not make rendering or
+ * comparing it slow (a 200,000-character table name used to stall `show`). The bounds are
+ * far above anything PostgreSQL or backupctl writes (identifiers are at most 63 bytes).
+ */
+const identifier = z.string().max(255);
+const shortText = z.string().max(1000);
+const longText = z.string().max(20_000);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256 hex digest');
 const isoTime = z.iso.datetime({ offset: true });
 const nonNegativeInt = z.number().int().nonnegative();
@@ -12,8 +20,8 @@ const artifactFileName = z
   .regex(/^\d{8}T\d{6}Z-[0-9a-f]{6}(\.[a-z0-9]+)+$/, 'expected a file name derived from the backup id');
 
 export const TableCountSchema = z.object({
-  schema: z.string(),
-  name: z.string(),
+  schema: identifier,
+  name: identifier,
   /** Exact row count, taken inside the snapshot pg_dump used. */
   rows: nonNegativeInt,
 });
@@ -23,9 +31,9 @@ export const VerificationSchema = z.object({
   level: z.enum(['checksum', 'archive', 'restore']),
   result: z.enum(['passed', 'failed']),
   durationMs: nonNegativeInt,
-  serverVersion: z.string().optional(),
-  mismatches: z.array(z.string()).default([]),
-  error: z.string().optional(),
+  serverVersion: shortText.optional(),
+  mismatches: z.array(longText).max(1000).default([]),
+  error: longText.optional(),
 });
 
 export const GlobalsSchema = z.discriminatedUnion('status', [
@@ -37,7 +45,7 @@ export const GlobalsSchema = z.discriminatedUnion('status', [
     /** false when dumped with --no-role-passwords (the role could not read pg_authid). */
     rolePasswords: z.boolean(),
   }),
-  z.object({ status: z.literal('skipped'), reason: z.string() }),
+  z.object({ status: z.literal('skipped'), reason: longText }),
 ]);
 
 export const SidecarSchema = z.object({
@@ -49,38 +57,38 @@ export const SidecarSchema = z.object({
   startedAt: isoTime,
   finishedAt: isoTime,
   durationMs: nonNegativeInt,
-  tool: z.object({ name: z.literal('backupctl'), version: z.string() }),
+  tool: z.object({ name: z.literal('backupctl'), version: shortText }),
   engine: z.object({
-    serverVersion: z.string(),
+    serverVersion: shortText,
     serverVersionNum: z.number().int().positive(),
-    pgDumpVersion: z.string(),
+    pgDumpVersion: shortText,
   }),
   source: z.object({
-    host: z.string(),
+    host: shortText,
     port: z.number().int().positive(),
-    user: z.string(),
-    database: z.string(),
+    user: identifier,
+    database: identifier,
   }),
   database: z.object({
-    name: z.string(),
+    name: identifier,
     sizeBytes: nonNegativeInt,
-    encoding: z.string(),
+    encoding: identifier,
     largeObjects: nonNegativeInt,
   }),
   dump: z.object({
     format: z.enum(['custom', 'directory']),
     /** pg_dump's own --compress value, as given (null: pg_dump's default). */
-    compress: z.union([z.number().int(), z.string()]).nullable(),
+    compress: z.union([z.number().int(), shortText]).nullable(),
     jobs: z.number().int().positive(),
     schemaOnly: z.boolean(),
     dataOnly: z.boolean(),
-    schemas: z.array(z.string()),
-    excludeSchemas: z.array(z.string()),
-    tables: z.array(z.string()),
-    excludeTables: z.array(z.string()),
-    lockWaitTimeout: z.string().nullable(),
+    schemas: z.array(shortText).max(10_000),
+    excludeSchemas: z.array(shortText).max(10_000),
+    tables: z.array(shortText).max(10_000),
+    excludeTables: z.array(shortText).max(10_000),
+    lockWaitTimeout: shortText.nullable(),
     /** The exported snapshot both pg_dump and the row counts used. */
-    snapshot: z.string(),
+    snapshot: shortText,
     /** Number of entries in the archive's table of contents (pg_restore --list). */
     tocEntries: nonNegativeInt,
   }),
@@ -95,14 +103,14 @@ export const SidecarSchema = z.object({
     compression: z.object({ codec: z.enum(['none']), level: z.number().int().nullable() }),
     /** null when not encrypted; otherwise the scheme and recipient fingerprints, never keys. */
     encryption: z
-      .object({ scheme: z.string(), recipients: z.array(z.string()), plaintextSha256: sha256Hex })
+      .object({ scheme: identifier, recipients: z.array(shortText).max(1000), plaintextSha256: sha256Hex })
       .nullable(),
   }),
   globals: GlobalsSchema,
   tables: z.array(TableCountSchema),
-  tags: z.array(z.string()),
-  note: z.string().nullable(),
-  verifications: z.array(VerificationSchema),
+  tags: z.array(z.string().max(64)).max(1000),
+  note: longText.nullable(),
+  verifications: z.array(VerificationSchema).max(1000),
 });
 
 export type Sidecar = z.infer<typeof SidecarSchema>;

@@ -26,7 +26,9 @@ export class SidecarError extends Error {
     readonly key: string,
     message: string,
   ) {
-    super(`${key}: ${message}`);
+    // One line, whatever the file held: it is printed as a single warning.
+    // eslint-disable-next-line no-control-regex
+    super(`${key}: ${message}`.replace(/\s*[\r\n]+\s*/g, ' ').replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 1000));
     this.name = 'SidecarError';
   }
 }

@@ -1,27 +1,55 @@
-import { createBackup } from '../core/create.js';
+import { checkDumpSupport, createBackup } from '../core/create.js';
 import { resolveProfile, type DumpFlags } from '../core/profile.js';
 import { withRunReport } from '../core/report-run.js';
-import { profileSettings } from '../core/settings.js';
+import { storageAt } from '../core/storages.js';
+import { usageError } from '../errors.js';
 import { createJson, renderCreate } from '../output/render.js';
+import type { ConnectionFlags } from '../pg/connection.js';
 import type { CommandContext, CommandResult } from './context.js';
 
-export async function run(options: DumpFlags & { wait?: number }, ctx: CommandContext): Promise<CommandResult> {
-  const { wait, ...dumpFlags } = options;
-  const loaded = await ctx.loadConfig();
-  const profile = resolveProfile({ loaded, flags: { ...ctx.flags, ...dumpFlags }, env: ctx.runtime.env, cwd: ctx.runtime.cwd });
+export interface CreateOptions extends DumpFlags {
+  wait?: number;
+  dbname?: string;
+  host?: string;
+  port?: number;
+  username?: string;
+}
+
+/** `-d` takes a database name or a connection URI, as pg_dump's does. */
+function connectionFlags(options: CreateOptions, dbUrl: string | undefined): ConnectionFlags {
+  const dbname = options.dbname;
+  const isUri = dbname !== undefined && /^postgres(ql)?:\/\//.test(dbname);
+  if (dbname !== undefined && !isUri && dbname.includes('=')) {
+    throw usageError('-d takes a database name or a postgres:// URL; key=value connection strings are not supported', 'e.g. -d postgres://backup@db1:5432/app');
+  }
+  if (isUri && dbUrl !== undefined) throw usageError('give the connection either as --db-url or as -d URL, not both');
+  return {
+    url: isUri ? dbname : dbUrl,
+    database: isUri ? undefined : dbname,
+    host: options.host,
+    port: options.port,
+    user: options.username,
+  };
+}
+
+export async function run(options: CreateOptions, ctx: CommandContext): Promise<CommandResult> {
+  const { wait, dbname: _d, host: _h, port: _p, username: _u, ...dumpFlags } = options;
+  const profile = resolveProfile(ctx.settings, { ...connectionFlags(options, ctx.flags.dbUrl), ...dumpFlags });
+  for (const note of profile.notes) ctx.runtime.reporter.info(note);
   for (const warning of profile.warnings) ctx.runtime.reporter.warn(warning);
+  await checkDumpSupport(profile, ctx.runtime);
   // Every run is recorded in the profile's run log and notified (see core/report-run.ts).
   const result = await withRunReport(
     {
       command: 'create',
       profile: profile.name,
-      storage: profile.storage,
+      storage: storageAt(ctx.runtime, profile.storage, profile.settings.storageSettings),
       database: profile.connection.database,
-      notify: profileSettings(loaded, profile.name).notify,
+      notify: profile.settings.notify,
     },
     ctx.runtime,
-    () => createBackup(profile, ctx.runtime, { waitMs: wait }),
+    (started) => createBackup(profile, ctx.runtime, { waitMs: wait, onLocked: started }),
     (created) => ({ id: created.sidecar.id, bytes: created.sidecar.artifact.bytes }),
   );
-  return { json: createJson(result), human: (style) => renderCreate(result, style) };
+  return { json: createJson({ ...result, warnings: [...profile.warnings, ...result.warnings] }), human: (style) => renderCreate(result, style) };
 }

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { parseFixedDuration } from '../config/duration.js';
 import { TAG_PATTERN } from '../config/values.js';
+import { parseDuration } from '../retention/policy.js';
 
 /** Option parsers for commander: they throw InvalidArgumentError, which the CLI maps to exit 2. */
 export function positiveInt(max: number) {
@@ -72,6 +73,44 @@ export function keepCount(value: string): number {
   return Number(value);
 }
 
+/**
+ * `--keep-tag` (repeatable), restic's syntax: one use is one tag group, its tags separated
+ * by commas, and a backup matches the group when it carries ALL of them; the uses are
+ * OR-ed. `--keep-tag a,b` keeps backups tagged a and b; `--keep-tag a --keep-tag b` keeps
+ * backups tagged a or b. Spaces around tags are trimmed (as restic); an empty tag is
+ * refused (restic reads `--keep-tag ''` as "untagged snapshots"; backupctl has no such
+ * rule). Returns the groups so far plus this one, for RetentionPolicy.keepTags.
+ */
+export function keepTagValue(value: string, previous: string[][] = []): string[][] {
+  const group = value.split(',').map((tag) => tag.trim());
+  if (group.some((tag) => tag === '')) {
+    throw new InvalidArgumentError('expected a tag, or several separated by commas (a,b: backups that carry both); a tag must not be empty');
+  }
+  const bad = group.find((tag) => !TAG_PATTERN.test(tag));
+  if (bad !== undefined) {
+    throw new InvalidArgumentError(
+      `invalid tag ${JSON.stringify(bad)}: tags start with a letter or digit and use letters, digits, "_", ".", ":" and "-" (64 at most)`,
+    );
+  }
+  return [...previous, group];
+}
+
+/**
+ * `--keep-within`, `--keep-within-hourly` ... `--keep-within-yearly`: a retention duration
+ * (retention/policy.ts parseDuration: y, m = months, w, d, h, min, in any order), checked
+ * here so that a typo fails before anything is read, and kept as given (the policy holds
+ * the text; describePolicy shows it).
+ */
+export function keepWithinValue(value: string): string {
+  try {
+    parseDuration(value);
+  } catch (error) {
+    // commander already quotes the value: drop parseDuration's own 'invalid duration "x": '.
+    throw new InvalidArgumentError((error as Error).message.replace(/^invalid duration "(?:[^"\\]|\\.)*": /, ''));
+  }
+  return value;
+}
+
 /** `--max-age 25h`, `--max-verify-age 8d`: a fixed duration (see config/duration.ts), kept as given. */
 export function durationValue(value: string): string {
   try {
@@ -89,4 +128,18 @@ export function ratioValue(value: string): number {
     throw new InvalidArgumentError('expected a number from 0 to 1, e.g. 0.5');
   }
   return n;
+}
+
+/** `-p, --port`: 1-65535. */
+export function portValue(value: string): number {
+  const n = Number(value);
+  if (!/^\d{1,5}$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port number from 1 to 65535');
+  return n;
+}
+
+/** `-F, --format`: pg_dump's letters or names (c, custom, d, directory). */
+export function formatValue(value: string): 'custom' | 'directory' {
+  if (value === 'c' || value === 'custom') return 'custom';
+  if (value === 'd' || value === 'directory') return 'directory';
+  throw new InvalidArgumentError('expected c|custom or d|directory (backupctl stores archives pg_restore can read; plain and tar are not offered)');
 }

@@ -1,8 +1,10 @@
+import { profileForMaintenance } from '../core/profile.js';
 import { DEFAULT_LEFTOVER_AGE_MS, effectivePolicy, pruneBackups, pruneExitCode } from '../core/prune.js';
 import { withRunReport } from '../core/report-run.js';
-import { resolveProfileTarget } from '../core/target.js';
+import { assertProfileExists } from '../core/scope.js';
+import { storageAt } from '../core/storages.js';
 import { pruneJson, renderPrune } from '../output/render-prune.js';
-import type { RetentionPolicy } from '../retention/policy.js';
+import type { RetentionPolicy, TagGroup } from '../retention/policy.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export interface PruneOptions {
@@ -13,7 +15,17 @@ export interface PruneOptions {
   keepMonthly?: number;
   keepYearly?: number;
   keepWithin?: string;
-  keepTag?: string[];
+  keepWithinHourly?: string;
+  keepWithinDaily?: string;
+  keepWithinWeekly?: string;
+  keepWithinMonthly?: string;
+  keepWithinYearly?: string;
+  /**
+   * `--keep-tag` groups (parse.ts keepTagValue): a backup is kept when it carries every tag
+   * of one group. A plain string is a group of one tag, so a list of single tags (what
+   * tagValue collects) still means "any of these tags".
+   */
+  keepTag?: TagGroup[];
   timeZone?: string;
   dryRun?: boolean;
   /** Milliseconds. */
@@ -23,9 +35,7 @@ export interface PruneOptions {
 }
 
 export async function run(options: PruneOptions, ctx: CommandContext): Promise<CommandResult> {
-  const loaded = await ctx.loadConfig();
-  const { env, cwd } = ctx.runtime;
-  const target = resolveProfileTarget({ loaded, flags: ctx.flags, env, cwd });
+  const profile = profileForMaintenance(ctx.settings, ctx.flags.dbUrl);
   const flags: RetentionPolicy = {
     keepLast: options.keepLast,
     keepHourly: options.keepHourly,
@@ -34,25 +44,34 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
     keepMonthly: options.keepMonthly,
     keepYearly: options.keepYearly,
     keepWithin: options.keepWithin,
+    keepWithinHourly: options.keepWithinHourly,
+    keepWithinDaily: options.keepWithinDaily,
+    keepWithinWeekly: options.keepWithinWeekly,
+    keepWithinMonthly: options.keepWithinMonthly,
+    keepWithinYearly: options.keepWithinYearly,
     keepTags: options.keepTag,
     timeZone: options.timeZone,
   };
-  const prune = () =>
+  // A profile that is not in the config must be in the storage: checked before the run is
+  // reported, so that a typo leaves no run log (and no directory) behind.
+  await assertProfileExists(profile, ctx.runtime);
+  const storage = storageAt(ctx.runtime, profile.storage, profile.storageSettings);
+  const prune = (started?: () => void) =>
     pruneBackups(
       {
-        storage: target.storage,
-        cwd,
-        profile: target.name,
-        policy: effectivePolicy(target.settings.retention, flags),
+        storage,
+        profile: profile.name,
+        policy: effectivePolicy(profile.retention, flags),
         dryRun: options.dryRun === true,
         leftoverAgeMs: options.leftoverAge ?? DEFAULT_LEFTOVER_AGE_MS,
         waitMs: options.wait,
+        onLocked: started,
       },
       ctx.runtime,
     );
   // A real prune is a run of its own in the profile's run log (status counts failed ones); a dry run is not.
   const result = options.dryRun
     ? await prune()
-    : await withRunReport({ command: 'prune', profile: target.name, storage: target.storage }, ctx.runtime, prune);
+    : await withRunReport({ command: 'prune', profile: profile.name, storage }, ctx.runtime, prune);
   return { json: pruneJson(result), human: (style, now) => renderPrune(result, style, now), exitCode: pruneExitCode(result) };
 }

@@ -1,13 +1,18 @@
+import { settingsOf } from '../config/resolve.js';
 import { planRestore, restoreBackup, type RestorePlan, type RestoreRequest } from '../core/restore.js';
+import { backupScope } from '../core/scope.js';
+import { serverForBackup } from '../core/server.js';
 import { usageError } from '../errors.js';
 import { renderRestore, renderRestorePlan, restoreJson } from '../output/render-restore.js';
 import { plainStyle } from '../output/style.js';
-import { backupScope, serverForBackup } from './backup-scope.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export interface RestoreOptions {
   targetDb?: string;
   targetUrl?: string;
+  host?: string;
+  port?: number;
+  username?: string;
   create?: boolean;
   clean?: boolean;
   force?: boolean;
@@ -24,14 +29,13 @@ export interface RestoreOptions {
 }
 
 export async function run(ref: string, options: RestoreOptions, ctx: CommandContext): Promise<CommandResult> {
-  const loaded = await ctx.loadConfig();
-  const { profile: profileName, profileConfig, storage } = backupScope(loaded, ctx);
-  // The target server: --target-url, else the server of the backup's profile (or the flags/env).
-  const server = serverForBackup(loaded, ctx, { value: options.targetUrl, flag: '--target-url' });
+  const { settings } = ctx;
+  // The target server: --target-url and -h/-p/-U, else the server of the backup's profile.
+  const url = options.targetUrl !== undefined ? { value: options.targetUrl, flag: '--target-url' } : { value: ctx.flags.dbUrl, flag: '--db-url' };
+  const server = serverForBackup(settings, url, { host: options.host, port: options.port, user: options.username });
   const request: RestoreRequest = {
-    storage,
+    scope: backupScope(settings, ctx.runtime),
     ref,
-    profile: profileName,
     tag: options.tag,
     server,
     targetDb: options.targetDb,
@@ -45,8 +49,8 @@ export async function run(ref: string, options: RestoreOptions, ctx: CommandCont
     noOwner: options.owner === false,
     noAcl: options.acl === false,
     jobs: options.jobs ?? 1,
-    pgBinDir: profileConfig?.pgBinDir ?? loaded.config.pgBinDir,
-    workDir: loaded.config.workDir,
+    pgBinDir: (profile) => settingsOf(settings, profile).pgBinDir,
+    workDir: settings.workDir,
   };
   if (options.dryRun) {
     const plan = await planRestore(request, ctx.runtime);

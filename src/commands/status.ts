@@ -12,13 +12,10 @@ export interface StatusOptions extends StatusFlags {
 }
 
 export async function run(options: StatusOptions, ctx: CommandContext): Promise<CommandResult> {
-  const loaded = await ctx.loadConfig();
-  const { env, cwd, reporter } = ctx.runtime;
+  const { cwd, reporter } = ctx.runtime;
   const result = await checkStatus({
-    loaded,
-    flags: ctx.flags,
-    env,
-    cwd,
+    settings: ctx.settings,
+    runtime: ctx.runtime,
     now: ctx.runtime.now(),
     thresholds: {
       maxAge: options.maxAge,

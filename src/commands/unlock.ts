@@ -1,16 +1,15 @@
 import { unlockProfile } from '../core/lock.js';
-import { resolveProfileTarget } from '../core/target.js';
+import { profileForMaintenance } from '../core/profile.js';
+import { storageAt } from '../core/storages.js';
 import { renderUnlock, unlockJson } from '../output/render-prune.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export async function run(options: { force?: boolean }, ctx: CommandContext): Promise<CommandResult> {
-  const loaded = await ctx.loadConfig();
-  const { env, cwd } = ctx.runtime;
-  const target = resolveProfileTarget({ loaded, flags: ctx.flags, env, cwd });
+  const profile = profileForMaintenance(ctx.settings, ctx.flags.dbUrl);
   const result = await unlockProfile({
-    storage: target.storage,
-    cwd,
-    profile: target.name,
+    storage: storageAt(ctx.runtime, profile.storage, profile.storageSettings),
+    profile: profile.name,
+    configured: profile.configured,
     force: options.force === true,
     now: ctx.runtime.now(),
   });

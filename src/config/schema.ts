@@ -124,7 +124,7 @@ export const StatusSettingsSchema = strictObject({
 });
 
 const URL_MESSAGE = 'expected an http:// or https:// URL';
-const NOTIFY_EVENTS = ['success', 'failure'] as const;
+const NOTIFY_EVENTS = ['success', 'failure', 'busy'] as const;
 
 function notifyUrl(description: string) {
   return z.url({ protocol: /^https?$/, error: URL_MESSAGE }).describe(description);
@@ -132,7 +132,7 @@ function notifyUrl(description: string) {
 
 function notifyEvents(description: string) {
   return z
-    .array(z.enum(NOTIFY_EVENTS, { error: 'expected "success" or "failure"' }), { error: 'expected an array of events' })
+    .array(z.enum(NOTIFY_EVENTS, { error: 'expected "success", "failure" or "busy"' }), { error: 'expected an array of events' })
     .min(1, { error: 'list at least one event, or remove the target' })
     .optional()
     .describe(description);
@@ -142,7 +142,7 @@ function notifyEvents(description: string) {
 export const NotifySettingsSchema = strictObject({
   webhook: strictObject({
     url: notifyUrl('URL that receives a POST with a JSON body for each run (it may hold a token: it is never printed in full).'),
-    events: notifyEvents('Which outcomes are sent: "success", "failure". Default both.'),
+    events: notifyEvents('Which outcomes are sent: "success", "failure", "busy" (the run found the profile locked by another run: exit 4). Default ["success", "failure"].'),
   })
     .optional()
     .describe(
@@ -151,7 +151,7 @@ export const NotifySettingsSchema = strictObject({
     ),
   slack: strictObject({
     url: notifyUrl('Slack (or Mattermost, Rocket.Chat...) incoming webhook URL. It holds a token: it is never printed in full.'),
-    events: notifyEvents('Which outcomes are sent: "success", "failure". Default both.'),
+    events: notifyEvents('Which outcomes are sent: "success", "failure", "busy" (the run found the profile locked by another run: exit 4). Default ["success", "failure"].'),
   })
     .optional()
     .describe('Slack-compatible incoming webhook: one short message {text} per run.'),
@@ -175,18 +175,12 @@ function keepCount(description: string) {
 /** What a retention duration looks like, for editors (parseDuration gives the exact message). */
 const RETENTION_DURATION_PATTERN = /^\s*(\d+(y|mo|m|w|d|h|min))+\s*$/;
 
-/** `retention` of a profile: the policy "prune" applies (restic semantics); prune's flags override it key by key. */
-export const RetentionSettingsSchema = strictObject({
-  keepLast: keepCount('Keep the N newest backups (prune --keep-last). -1: all.'),
-  keepHourly: keepCount('Keep the newest backup of each of the N most recent hours that have one (--keep-hourly). -1: unlimited.'),
-  keepDaily: keepCount('Keep the newest backup of each of the N most recent days that have one (--keep-daily). -1: unlimited.'),
-  keepWeekly: keepCount('Keep the newest backup of each of the N most recent ISO weeks (Monday start) that have one (--keep-weekly).'),
-  keepMonthly: keepCount('Keep the newest backup of each of the N most recent months that have one (--keep-monthly).'),
-  keepYearly: keepCount('Keep the newest backup of each of the N most recent years that have one (--keep-yearly).'),
-  keepWithin: z
+/** A keep-within* duration: the pattern for editors, parseDuration for the exact rules and message. */
+function retentionDuration(description: string) {
+  return z
     .string({ error: 'expected a duration string such as "14d"' })
     .regex(RETENTION_DURATION_PATTERN, {
-      error: 'expected a duration like "14d", "2w", "6m" or "1y6m" (units y, m = months, w, d, h, min)',
+      error: 'expected a duration like "14d", "2w", "6m" or "1y6m" (units y, m = months, w, d, h, min, in any order)',
     })
     .superRefine((value, ctx) => {
       try {
@@ -196,22 +190,124 @@ export const RetentionSettingsSchema = strictObject({
       }
     })
     .optional()
-    .describe(
-      'Keep every backup made within this duration before the NEWEST backup (not before now, so a stalled schedule ' +
-        'never wipes the history) (--keep-within), e.g. "14d", "1y6m". Units y, m (months, as in restic), w, d, h, min.',
-    ),
+    .describe(description);
+}
+
+const DURATION_UNITS_TEXT = 'Units y, m (months, as in restic), w, d, h, min, in any order, each unit once.';
+
+function withinPeriod(period: string, flag: string): string {
+  return (
+    `Keep the newest backup of each ${period} among the backups made within this duration before the NEWEST backup ` +
+    `(${flag}, as restic's), e.g. "30d", "1y". The oldest backup is kept too when it lies in the window. ${DURATION_UNITS_TEXT}`
+  );
+}
+
+/** A tag of keep-tags; "a,b" (restic's command-line form of an AND group) gets a pointer to the list form. */
+const keepTag = z.string({ error: TAG_MESSAGE }).regex(TAG_PATTERN, {
+  error: (issue) =>
+    typeof issue.input === 'string' && issue.input.includes(',')
+      ? `a tag cannot contain ","; a group of tags that a backup must all carry is a list: ${JSON.stringify(
+          issue.input.split(',').map((tag) => tag.trim()),
+        )}`
+      : TAG_MESSAGE,
+});
+
+/** `retention` of a profile: the policy "prune" applies (restic semantics); prune's flags override it key by key. */
+export const RetentionSettingsSchema = strictObject({
+  keepLast: keepCount('Keep the N newest backups (prune --keep-last). -1: all.'),
+  keepHourly: keepCount('Keep the newest backup of each of the N most recent hours that have one (--keep-hourly). -1: unlimited.'),
+  keepDaily: keepCount('Keep the newest backup of each of the N most recent days that have one (--keep-daily). -1: unlimited.'),
+  keepWeekly: keepCount('Keep the newest backup of each of the N most recent ISO weeks (Monday start) that have one (--keep-weekly).'),
+  keepMonthly: keepCount('Keep the newest backup of each of the N most recent months that have one (--keep-monthly).'),
+  keepYearly: keepCount('Keep the newest backup of each of the N most recent years that have one (--keep-yearly).'),
+  keepWithin: retentionDuration(
+    'Keep every backup made within this duration before the NEWEST backup (not before now, so a stalled schedule ' +
+      `never wipes the history) (--keep-within), e.g. "14d", "1y6m". ${DURATION_UNITS_TEXT}`,
+  ),
+  keepWithinHourly: retentionDuration(withinPeriod('hour', '--keep-within-hourly')),
+  keepWithinDaily: retentionDuration(withinPeriod('day', '--keep-within-daily')),
+  keepWithinWeekly: retentionDuration(withinPeriod('ISO week (Monday start)', '--keep-within-weekly')),
+  keepWithinMonthly: retentionDuration(withinPeriod('month', '--keep-within-monthly')),
+  keepWithinYearly: retentionDuration(withinPeriod('year', '--keep-within-yearly')),
   keepTags: z
-    .array(z.string({ error: TAG_MESSAGE }).regex(TAG_PATTERN, { error: TAG_MESSAGE }), {
-      error: 'expected an array of tags',
-    })
+    .array(
+      z.union([keepTag, z.array(keepTag, { error: 'expected a list of tags' }).min(1, { error: 'a tag group must list at least one tag' })], {
+        error: 'expected a tag, or a group of tags (a list)',
+      }),
+      { error: 'expected an array of tags and tag groups' },
+    )
     .optional()
-    .describe('Keep every backup that has any of these tags (--keep-tag), e.g. ["pre-migration", "keep"].'),
+    .describe(
+      'Keep every backup that matches any entry (--keep-tag): a tag, or a group of tags (a list) that the backup must ALL ' +
+        'carry. ["pre-migration", "keep"] keeps backups tagged pre-migration OR keep; [["db", "monthly"]] keeps backups ' +
+        'tagged db AND monthly (restic: --keep-tag db,monthly).',
+    ),
   timeZone: z
     .string({ error: 'expected an IANA time zone name such as "Europe/Berlin"' })
     .refine((zone) => isValidTimeZone(zone), { error: 'not a known IANA time zone (e.g. "UTC", "Europe/Berlin")' })
     .optional()
-    .describe('Time zone of the calendar periods of keepHourly..keepYearly and of keepWithin\'s calendar steps (--time-zone). Default "UTC".'),
+    .describe(
+      'Time zone of the calendar periods of keepHourly..keepYearly and keepWithinHourly..keepWithinYearly, and of the ' +
+        'keepWithin* calendar steps (--time-zone). Default "UTC".',
+    ),
 });
+
+// ---------------------------------------------------------------------------------------
+// Storage drivers' settings (the same as the storage URL's query parameters, which win)
+
+const SIZE_PATTERN = /^\d+(\.\d+)?\s*(b|kb|mb|gb|kib|mib|gib|k|m|g)?$/i;
+const SIZE_MESSAGE = 'expected a size like "8MiB", "16MB" or a number of bytes';
+
+function sizeText(description: string) {
+  return z.string({ error: SIZE_MESSAGE }).regex(SIZE_PATTERN, { error: SIZE_MESSAGE }).optional().describe(description);
+}
+
+const commonStorage = {
+  stallTimeout: fixedDuration('A transfer with no byte acknowledged for this long while data waits fails (URL: stall-timeout). Default "60s".'),
+  retryDeadline: fixedDuration('Transient failures (timeouts, 5xx, resets) are retried until this long after the first attempt (URL: retry-deadline). Default "2min".'),
+};
+
+export const StorageSettingsSchema = strictObject({
+  ...commonStorage,
+  s3: strictObject({
+    ...commonStorage,
+    endpoint: z.url({ protocol: /^https?$/, error: URL_MESSAGE }).optional().describe('Endpoint of an S3-compatible store, e.g. "https://minio.internal:9000" (URL: endpoint). Default AWS, or AWS_ENDPOINT_URL_S3.'),
+    region: text('Region (URL: region). Default: the AWS chain (AWS_REGION, ~/.aws/config), else "us-east-1" with a custom endpoint.'),
+    pathStyle: bool('Path-style addressing (URL: path-style). Default true with a custom endpoint, false on AWS.'),
+    storageClass: text('Storage class of new objects, e.g. "STANDARD_IA" (URL: storage-class).'),
+    sse: z.enum(['AES256', 'aws:kms', 'aws:kms:dsse'], { error: 'expected "AES256", "aws:kms" or "aws:kms:dsse"' }).optional().describe('Server-side encryption (URL: sse).'),
+    sseKmsKeyId: text('KMS key id or ARN for aws:kms (URL: sse-kms-key-id).'),
+    profile: text('Profile of ~/.aws/credentials and ~/.aws/config (URL: profile). Default AWS_PROFILE.'),
+    partSize: sizeText('Multipart part size, at least 5 MiB (URL: part-size). Default "8MiB".'),
+    queueSize: integer(1, 64).optional().describe('Parts uploaded at once (URL: queue-size). Default 4.'),
+    conditionalCreate: z.enum(['auto', 'on', 'off'], { error: 'expected "auto", "on" or "off"' }).optional().describe('Use If-None-Match: * for create-if-absent: "auto" probes once (default), "on" trusts it, "off" never (locks use write-then-check).'),
+  }).optional().describe('Settings of s3:// storages.'),
+  azure: strictObject({
+    ...commonStorage,
+    account: text('Storage account name (URL: account). Default: from the connection string, or AZURE_STORAGE_ACCOUNT.'),
+    endpoint: z.url({ protocol: /^https?$/, error: URL_MESSAGE }).optional().describe('Blob service endpoint, e.g. for Azurite (URL: endpoint).'),
+    connectionStringFile: text('File holding a connection string (URL: connection-string-file).'),
+    connectionStringEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding a connection string (URL: connection-string-env). Default AZURE_STORAGE_CONNECTION_STRING.'),
+    accountKeyFile: text('File holding the account key (URL: account-key-file).'),
+    accountKeyEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding the account key (URL: account-key-env). Default AZURE_STORAGE_KEY.'),
+    sasTokenFile: text('File holding a SAS token (URL: sas-token-file).'),
+    sasTokenEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding a SAS token (URL: sas-token-env). Default AZURE_STORAGE_SAS_TOKEN.'),
+    blockSize: sizeText('Block size (URL: block-size). Default "8MiB".'),
+    concurrency: integer(1, 64).optional().describe('Blocks uploaded at once (URL: concurrency). Default 4.'),
+    accessTier: z.enum(['Hot', 'Cool', 'Cold'], { error: 'expected "Hot", "Cool" or "Cold"' }).optional().describe('Access tier of new blobs (URL: access-tier).'),
+  }).optional().describe('Settings of azblob:// storages.'),
+  sftp: strictObject({
+    ...commonStorage,
+    key: text('Private key file (URL: key). Default: the agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa.'),
+    passphraseFile: text('File holding the key passphrase (URL: passphrase-file).'),
+    passphraseEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding the key passphrase (URL: passphrase-env).'),
+    passwordFile: text('File holding the password; password authentication only with this or passwordEnv (URL: password-file).'),
+    passwordEnv: z.string().regex(ENV_VAR_PATTERN).optional().describe('Variable holding the password (URL: password-env).'),
+    knownHosts: text('known_hosts file (URL: known-hosts). Default ~/.ssh/known_hosts.'),
+    agent: text('ssh-agent socket, or "none" (URL: agent). Default SSH_AUTH_SOCK.'),
+    connectTimeout: fixedDuration('Connection and handshake timeout (URL: connect-timeout). Default "20s".'),
+  }).optional().describe('Settings of sftp:// storages.'),
+}).meta({ id: 'StorageSettings', title: 'Storage settings', description: 'Settings of the storage drivers; query parameters of the storage URL win.' });
 
 export const ProfileSchema = strictObject({
   // Connection
@@ -245,6 +341,14 @@ export const ProfileSchema = strictObject({
 
   // Overrides of top-level settings
   storage: text('Where this profile\'s backups live: a directory path or a URL. Overrides the top-level "storage".'),
+  storageSettings: StorageSettingsSchema.optional().describe(
+    'Settings of this profile\'s storage driver (S3, Azure, SFTP; query parameters of the storage URL win). Overrides the top-level "storageSettings".',
+  ),
+  copies: z
+    .array(z.string({ error: 'expected a storage path or URL' }).min(1), { error: 'expected an array of storage locations' })
+    .max(8, { error: 'at most 8 copies' })
+    .optional()
+    .describe('Storages every new backup of this profile is copied to once it completes (3-2-1): paths or URLs, e.g. ["s3://offsite/prod"]. A failed copy is reported, never a failed backup.'),
   pgBinDir: text(
     'Directory holding pg_dump, pg_restore, psql and pg_dumpall for this profile. Overrides the top-level "pgBinDir".',
   ),
@@ -386,6 +490,9 @@ export const ConfigSchema = strictObject({
     .describe('JSON Schema of this file, for editors, e.g. "./schema/backupctl.schema.json". Ignored by backupctl.'),
   storage: text(
     'Where backups live: a directory path or a URL. Default "./backups". A profile\'s "storage" overrides it.',
+  ),
+  storageSettings: StorageSettingsSchema.optional().describe(
+    'Settings of the storage driver (S3, Azure, SFTP): endpoint, region, credentials files, part sizes, timeouts. Query parameters of the storage URL win.',
   ),
   defaultProfile: z
     .string({ error: 'expected a string' })

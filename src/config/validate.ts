@@ -13,10 +13,11 @@ export function validateConfig(raw: unknown, fileDescription: string): Config {
   if (parsed.success) return parsed.data;
   const problems = formatZodIssues(parsed.error, { suggest: suggestConfigKey });
   const count = problems.length;
-  throw new BackupctlError(
-    `invalid configuration in ${fileDescription} (${count} problem${count === 1 ? '' : 's'})`,
-    { exitCode: ExitCode.USAGE, hint: problems.join('\n') },
-  );
+  throw new BackupctlError(`invalid configuration in ${fileDescription} (${count} problem${count === 1 ? '' : 's'})`, {
+    exitCode: ExitCode.USAGE,
+    details: problems,
+    hint: 'fix these keys (backupctl.config.example.json uses every key; schema/backupctl.schema.json documents them)',
+  });
 }
 
 

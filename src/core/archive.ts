@@ -1,13 +1,14 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { artifactKey } from '../catalog/catalog.js';
+import { scratchDir } from '../platform/run-dir.js';
 import type { Sidecar } from '../catalog/sidecar.js';
-import { errnoCode } from '../errors.js';
-import { digestOf, DigestStream, hashFile, type Digest } from '../pipeline/digest.js';
+import { digestOf, DigestStream, type Digest } from '../pipeline/digest.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
 
@@ -66,19 +67,40 @@ async function open(storage: Storage, key: string) {
   }
 }
 
+/** A local object opened through the storage's checks (never a symlink, FIFO or device); missing: ArtifactMissingError. */
+async function openLocal(storage: Storage, key: string): Promise<{ handle: FileHandle; size: number } | null> {
+  if (!storage.capabilities.localFiles || !storage.openLocalFile) return null;
+  try {
+    return await storage.openLocalFile(key);
+  } catch (error) {
+    if (error instanceof NotFoundError) throw new ArtifactMissingError(key);
+    throw storageError(error, storage.location, `reading ${key}`, 'read');
+  }
+}
+
 /** Re-hashes a stored object without keeping it (a local file through one reused buffer). */
 export async function hashStored(storage: Storage, key: string, signal?: AbortSignal): Promise<Digest> {
-  if (storage.localPath) {
-    const path = storage.localPath(key);
+  const local = await openLocal(storage, key);
+  if (local) {
     try {
-      return await hashFile(path, signal);
+      return await hashHandle(local.handle, signal);
     } catch (error) {
-      if (errnoCode(error) === 'ENOENT') throw new ArtifactMissingError(key);
       if (signal?.aborted) throw error;
-      throw storageError(error, storage.location, `reading ${key}`);
+      throw storageError(error, storage.location, `reading ${key}`, 'read');
+    } finally {
+      await local.handle.close().catch(() => undefined);
     }
   }
   return digestOf(await open(storage, key));
+}
+
+/**
+ * A path another program can open to read exactly the file behind `handle` (Linux: the
+ * process's file descriptor in /proc), or null where there is no such thing.
+ */
+function pathOfHandle(handle: FileHandle): string | null {
+  const path = `/proc/${process.pid}/fd/${handle.fd}`;
+  return existsSync(path) ? path : null;
 }
 
 /**
@@ -89,19 +111,25 @@ export async function hashStored(storage: Storage, key: string, signal?: AbortSi
  */
 export async function openArchive(storage: Storage, sidecar: Sidecar, options: { workDir?: string | undefined; signal?: AbortSignal }): Promise<LocalArchive> {
   const key = artifactKey(sidecar.profile, sidecar.artifact.file);
-  if (sidecar.artifact.container === 'pg-custom' && storage.localPath) {
-    await storage.stat(key).catch((error: unknown) => {
-      throw error instanceof NotFoundError ? new ArtifactMissingError(key) : storageError(error, storage.location, `reading ${key}`);
-    });
-    const digest = hashStored(storage, key, options.signal);
-    digest.catch(() => undefined); // awaited by the caller
-    return { path: storage.localPath(key), digest, inPlace: true, dispose: async () => undefined };
+  if (sidecar.artifact.container === 'pg-custom') {
+    // In place: pg_restore reads the very file that was checked (opened without following
+    // a link, a regular file inside the root), through this process's descriptor of it.
+    const local = await openLocal(storage, key);
+    const path = local ? pathOfHandle(local.handle) : null;
+    if (local && path) {
+      const digest = hashHandle(local.handle, options.signal);
+      digest.catch(() => undefined); // awaited by the caller
+      const dispose = async () => {
+        await digest.catch(() => undefined);
+        await local.handle.close().catch(() => undefined);
+      };
+      return { path, digest, inPlace: true, dispose };
+    }
+    await local?.handle.close();
   }
-  const base = options.workDir ?? tmpdir();
-  const scratch = await mkdtemp(join(base, `backupctl-${sidecar.id}-`));
+  const scratch = await scratchDir(options.workDir, sidecar.id);
   const dispose = () => rm(scratch, { recursive: true, force: true });
   try {
-    await chmod(scratch, 0o700);
     const source = await open(storage, key);
     const digest = new DigestStream();
     if (sidecar.artifact.container === 'tar') {
@@ -140,4 +168,32 @@ async function unpack(source: Readable, digest: DigestStream, dir: string, signa
     sink.on('close', () => resolve());
     source.pipe(digest).pipe(sink);
   });
+}
+
+/**
+ * sha256 and size of an open file, read with positioned reads from its start (so another
+ * reader of the same file is not disturbed) through one reused 1 MiB buffer.
+ */
+export async function hashHandle(handle: FileHandle, signal?: AbortSignal): Promise<Digest> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(1024 * 1024);
+  let bytes = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    bytes += bytesRead;
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** Runs `fn` with a private (0700) scratch directory of this run (under workDir, else the OS temp dir), removed afterwards. */
+export async function withScratchDir<T>(workDir: string | undefined, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await scratchDir(workDir, 'scratch');
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

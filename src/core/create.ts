@@ -1,21 +1,21 @@
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { artifactKey, Catalog } from '../catalog/catalog.js';
 import { newBackupId } from '../catalog/id.js';
 import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../catalog/sidecar.js';
-import { BackupctlError, InterruptedError, throwIfAborted } from '../errors.js';
+import { BackupctlError, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { chooseClient, discoverClients, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
-import { pgDumpArgs, runDirectoryDump, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
+import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
 import { readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
 import { buildArtifactChain, pipeThrough } from '../pipeline/artifact.js';
+import { scratchDir } from '../platform/run-dir.js';
 import { DigestStream } from '../pipeline/digest.js';
 import { gateOnExit } from '../pipeline/gate.js';
-import { openStorage } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
 import { acquireDatabaseLock, acquireProfileLock, type DatabaseLock } from './lock.js';
@@ -23,6 +23,7 @@ import type { ResolvedProfile } from './profile.js';
 import type { CreateResult } from './results.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
+import { storageAt } from './storages.js';
 
 interface StoredArtifact {
   file: string;
@@ -53,7 +54,7 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
     discoverClients('pg_dumpall', clientOptions),
   ]);
   discovered.catch(() => undefined);
-  const storage = openStorage(profile.storage, runtime.cwd);
+  const storage = storageAt(runtime, profile.storage, profile.settings.storageSettings);
   try {
     await storage.checkWritable(profile.name);
   } catch (error) {
@@ -68,6 +69,7 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
   try {
     const waitLeft = Math.max(0, (options.waitMs ?? 0) - (performance.now() - waitFrom));
     databaseLock = await acquireDatabaseLock({ connection: profile.connection, command: 'create', waitMs: waitLeft, runtime });
+    options.onLocked?.();
     return await backupUnderLock(profile, runtime, storage, discovered);
   } finally {
     await databaseLock?.release();
@@ -75,9 +77,27 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
   }
 }
 
+/**
+ * Refuses (exit 2) a dump the clients found cannot write, before any lock, connection or
+ * notification: `--compress zstd` needs pg_dump 16 or later.
+ */
+export async function checkDumpSupport(profile: ResolvedProfile, runtime: Pick<Runtime, 'env'>): Promise<void> {
+  const needed = minimumDumpMajorFor(profile.dump.compress);
+  if (needed === 0) return;
+  const found = await discoverClients('pg_dump', { pgBinDir: profile.pgBinDir, path: runtime.env.PATH });
+  if (found.some((client) => client.major >= needed)) return;
+  const seen = found.length === 0 ? 'no pg_dump was found' : `pg_dump found: ${found.map((c) => `${c.path} (${c.major})`).join(', ')}`;
+  throw new BackupctlError(`--compress ${profile.dump.compress} needs pg_dump ${needed} or later; ${seen}`, {
+    exitCode: ExitCode.USAGE,
+    hint: `use --compress 0-9 or gzip[:LEVEL], or install the PostgreSQL ${needed}+ client (or set pgBinDir)`,
+  });
+}
+
 export interface CreateOptions {
   /** `--wait`: wait up to this many milliseconds for the profile's and the database's lock (default: fail at once, exit 4). */
   waitMs?: number | undefined;
+  /** Called once both locks are held: the backup has really started (the healthchecks start ping). */
+  onLocked?: (() => void) | undefined;
 }
 
 type Discovered = Promise<[ClientBinary[], ClientBinary[], ClientBinary[]]>;
@@ -98,13 +118,15 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
   signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) onAbort(); // an interrupt while the session was opening: the listener came too late
   let env: Awaited<ReturnType<typeof childEnv>> | null = null;
+  /** Writers still running (the globals dump beside the artifact): a failed run waits for them before it cleans up. */
+  const pending: Array<Promise<unknown>> = [];
   try {
     throwIfAborted(signal);
     const facts = await session.facts();
     const major = serverMajor(facts.serverVersionNum);
     const [dumps, restores, dumpalls] = await discovered;
     const where = profile.pgBinDir ? `pgBinDir ${profile.pgBinDir}` : undefined;
-    const pgDump = chooseClient('pg_dump', dumps, major, where);
+    const pgDump = chooseClient('pg_dump', dumps, Math.max(major, minimumDumpMajorFor(profile.dump.compress)), where);
     const pgRestore = chooseClient('pg_restore', restores, major, where);
     const id = newBackupId(started);
     reporter.info(`backing up ${describeConnection(profile.connection)} (PostgreSQL ${facts.serverVersion}) as ${profile.name}/${id}`);
@@ -115,7 +137,29 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     const run: ChildRun = { env: env.env, signal: work.signal };
     const { schemas, excludeSchemas, tables, excludeTables } = profile.dump;
     const filtered = schemas.length + excludeSchemas.length + tables.length + excludeTables.length > 0;
-    const only = filtered ? await tablesSelectedBy(pgDump.path, pgRestore.path, pgDumpArgs(profile.dump, session.snapshotId), run) : undefined;
+    if (!filtered) {
+      const unreadable = await session.unreadableTables();
+      if (unreadable.length > 0) {
+        throw new BackupctlError(
+          `permission denied: ${profile.connection.user} cannot read ${unreadable.length} table(s) pg_dump would dump: ${unreadable.slice(0, 5).join(', ')}${unreadable.length > 5 ? ', ...' : ''}`,
+          { hint: 'grant the backup role SELECT on them (or pg_read_all_data), or leave them out with --exclude-table' },
+        );
+      }
+    }
+    const only = filtered
+      ? await tablesSelectedBy(
+          pgDump.path,
+          pgRestore.path,
+          { snapshot: session.snapshotId, filters: selectionArgs(profile.dump), lockWaitTimeout: profile.dump.lockWaitTimeout },
+          run,
+        )
+      : undefined;
+    if (only && profile.dump.tables.length > 0) {
+      for (const warning of await session.partialTrees(only)) {
+        warnings.push(warning);
+        reporter.warn(warning);
+      }
+    }
     const counting = session.countRows(work.signal, only).catch((error: unknown) => {
       work.abort(error);
       throw error;
@@ -124,9 +168,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
 
     // Roles and tablespaces are dumped beside the database, at the same time (they are small).
     const globalsDone: Promise<Sidecar['globals']> = profile.globals
-      ? dumpGlobals({ profile, id, storage, pgDumpall: () => chooseClient('pg_dumpall', dumpalls, major, where), run, written, runtime, warnings })
+      ? dumpGlobals({ profile, id, storage, pgDumpall: () => chooseClient('pg_dumpall', dumpalls, major, where), rolePasswords: facts.canReadRolePasswords, run, written, runtime, warnings })
       : Promise.resolve({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
     globalsDone.catch(() => undefined);
+    pending.push(globalsDone);
     const artifact = await dumpArtifact({ profile, id, storage, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime });
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
@@ -182,6 +227,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     work.abort(error);
     // Not close(): its COMMIT would wait behind a row count blocked on a lock.
     await session.abort();
+    // Whatever is still writing stops on the abort above; wait for it, or a put that was
+    // about to publish could land after the clean-up and leave a file of a backup that
+    // never was (the globals dump runs beside the artifact's).
+    await Promise.allSettled(pending);
     await Promise.all(written.map((key) => storage.remove(key).catch(() => undefined)));
     if (signal.aborted) throw signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
     throw error;
@@ -283,12 +332,10 @@ async function dumpCustomFormat(ctx: DumpContext): Promise<StoredArtifact> {
  * stream with toc.dat first, and the scratch directory is removed whatever happens.
  */
 async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
-  const base = ctx.profile.workDir ?? tmpdir();
-  const scratch = await mkdtemp(join(base, `backupctl-${ctx.id}-`)).catch((error: unknown) => {
-    throw storageError(error, base, 'creating the scratch directory');
+  const scratch = await scratchDir(ctx.profile.workDir, ctx.id).catch((error: unknown) => {
+    throw storageError(error, ctx.profile.workDir ?? tmpdir(), 'creating the scratch directory');
   });
   try {
-    await chmod(scratch, 0o700);
     const dumpDir = join(scratch, 'dump');
     ctx.runtime.reporter.info(`pg_dump --format=directory --jobs=${ctx.profile.dump.jobs} into ${scratch}`);
     await runDirectoryDump(ctx.pgDump.path, pgDumpArgs(ctx.profile.dump, ctx.snapshot, dumpDir), ctx.run);
@@ -307,6 +354,8 @@ interface GlobalsContext {
   profile: ResolvedProfile;
   /** The chosen pg_dumpall; throws when there is none suitable (then globals are skipped). */
   pgDumpall: () => ClientBinary;
+  /** The role may read role passwords (pg_authid). */
+  rolePasswords: boolean;
   id: string;
   storage: Storage;
   run: ChildRun;
@@ -329,26 +378,24 @@ async function dumpGlobals(ctx: GlobalsContext): Promise<Sidecar['globals']> {
   } catch (error) {
     return skipGlobals(ctx, (error as Error).message);
   }
-  let lastError = '';
-  for (const rolePasswords of [true, false]) {
-    const child = startGlobalsDump(pgDumpall.path, ctx.profile.connection.database, rolePasswords, ctx.run);
-    const digest = pipeThrough(pipeThrough(child.stdout, gateOnExit(child.done)), new DigestStream());
-    ctx.written.push(key);
-    try {
-      await ctx.storage.put(key, digest, { signal: ctx.run.signal });
-      await child.done;
-      const { bytes, sha256 } = digest.digest();
-      if (!rolePasswords) ctx.runtime.reporter.debug('globals dumped without role passwords (no access to pg_authid)');
-      return { status: 'included', file, bytes, sha256, rolePasswords };
-    } catch (error) {
-      await child.done.catch(() => undefined);
-      if (ctx.runtime.signal.aborted) throw new InterruptedError();
-      if (!(error instanceof BackupctlError)) throw storageError(error, ctx.storage.location, 'writing the globals');
-      lastError = error.message;
-      if (!/permission denied/i.test(lastError)) break;
-    }
+  // Role passwords only where the role may read them (pg_authid): decided by privilege, up front.
+  const rolePasswords = ctx.rolePasswords;
+  const child = startGlobalsDump(pgDumpall.path, ctx.profile.connection.database, rolePasswords, ctx.run);
+  const digest = pipeThrough(pipeThrough(child.stdout, gateOnExit(child.done)), new DigestStream());
+  ctx.written.push(key);
+  try {
+    await ctx.storage.put(key, digest, { signal: ctx.run.signal });
+    await child.done;
+    const { bytes, sha256 } = digest.digest();
+    if (!rolePasswords) ctx.runtime.reporter.debug('globals dumped without role passwords (no access to pg_authid)');
+    return { status: 'included', file, bytes, sha256, rolePasswords };
+  } catch (error) {
+    await child.done.catch(() => undefined);
+    if (ctx.runtime.signal.aborted) throw new InterruptedError();
+    if (!(error instanceof BackupctlError)) throw storageError(error, ctx.storage.location, 'writing the globals');
+    await ctx.storage.remove(key).catch(() => undefined);
+    return skipGlobals(ctx, error.message);
   }
-  return skipGlobals(ctx, lastError);
 }
 
 function skipGlobals(ctx: GlobalsContext, reason: string): Sidecar['globals'] {

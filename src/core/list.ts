@@ -1,12 +1,12 @@
-import { Catalog } from '../catalog/catalog.js';
-import { openStorage } from '../storage/registry.js';
+import { artifactKey, damageOf } from '../catalog/catalog.js';
+import type { Sidecar } from '../catalog/sidecar.js';
+import { NotFoundError, type ObjectInfo } from '../storage/storage.js';
 import type { ListResult, ShowResult } from './results.js';
+import { findBackup, scanScope, type BackupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
 
 export interface ListRequest {
-  storage: string;
-  cwd: string;
-  profile?: string | undefined;
+  scope: BackupScope;
   tag?: string | undefined;
   /** Only backups started at or after this instant. */
   since?: Date | undefined;
@@ -15,16 +15,14 @@ export interface ListRequest {
   all?: boolean | undefined;
 }
 
+function describeScope(scope: BackupScope): string {
+  return scope.locations.map((l) => l.storage.location).join(', ');
+}
+
 /** Completed backups from their sidecars, newest first; unreadable sidecars become warnings. */
 export async function listBackups(request: ListRequest): Promise<ListResult> {
-  const storage = openStorage(request.storage, request.cwd);
-  let scanned;
-  try {
-    scanned = await new Catalog(storage).scan(request.profile);
-  } catch (error) {
-    throw storageError(error, storage.location, 'listing backups');
-  }
-  let backups = scanned.backups;
+  const scanned = await scanScope(request.scope);
+  let backups = scanned.backups.map((b) => b.sidecar);
   if (request.tag !== undefined) backups = backups.filter((b) => b.tags.includes(request.tag as string));
   if (request.since !== undefined) {
     const since = request.since.getTime();
@@ -32,24 +30,36 @@ export async function listBackups(request: ListRequest): Promise<ListResult> {
   }
   if (request.limit !== undefined) backups = backups.slice(0, request.limit);
   return {
-    storage: storage.location,
+    storage: describeScope(request.scope),
     backups,
     incomplete: request.all ? scanned.incomplete : [],
     warnings: scanned.warnings,
+    damage: scanned.damage,
   };
 }
 
 export interface ShowRequest {
-  storage: string;
-  cwd: string;
+  scope: BackupScope;
   ref: string;
-  profile?: string | undefined;
   tag?: string | undefined;
 }
 
-/** One backup's sidecar, by id or `latest`. */
+/** One backup's sidecar, by id (or a unique prefix) or `latest`, with what is wrong with its files. */
 export async function showBackup(request: ShowRequest): Promise<ShowResult> {
-  const storage = openStorage(request.storage, request.cwd);
-  const sidecar = await new Catalog(storage).find(request.ref, { profile: request.profile, tag: request.tag });
-  return { storage: storage.location, sidecar };
+  const found = await findBackup(request.scope, request.ref, { tag: request.tag });
+  const files: ObjectInfo[] = [];
+  for (const file of storedFiles(found.sidecar)) {
+    try {
+      files.push(await found.storage.stat(artifactKey(found.sidecar.profile, file)));
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw storageError(error, found.storage.location, `reading ${file}`, 'read');
+    }
+  }
+  const problems = damageOf(found.sidecar, files);
+  return { storage: found.storage.location, sidecar: found.sidecar, problems };
+}
+
+/** The files a backup's sidecar says are stored beside it. */
+export function storedFiles(sidecar: Sidecar): string[] {
+  return [sidecar.artifact.file, ...(sidecar.globals.status === 'included' ? [sidecar.globals.file] : [])];
 }

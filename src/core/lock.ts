@@ -1,6 +1,6 @@
 /**
  * The lock of a profile: one object at `<profile>/lock.json` in the profile's storage,
- * created with Storage.putIfAbsent (atomic create-if-absent), so every backupctl that
+ * created with createIfAbsent (storage/exclusive.ts: atomic create-if-absent), so every backupctl that
  * uses the same storage, on any host, sees it. `create` and `prune` hold it while they
  * work; a second run of the profile fails with exit 4 (busy) naming the holder, or waits
  * for it with `--wait`.
@@ -11,14 +11,15 @@
  * busy error names the host, pid and age, and `backupctl unlock` removes it once the
  * operator has checked. The lock is released in a `finally`, so also on SIGINT/SIGTERM.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupctlError, errnoCode, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '../pg/advisory-lock.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
-import { openStorage } from '../storage/registry.js';
-import { NotFoundError, type Storage } from '../storage/storage.js';
+import { createIfAbsent } from '../storage/exclusive.js';
+import { NotFoundError, TooLargeError, type Storage } from '../storage/storage.js';
+import { assertProfileInStorage } from './scope.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
 
@@ -106,7 +107,7 @@ async function readStoredLock(storage: Storage, profile: string): Promise<Stored
     raw = await storage.getBytes(lockKey(profile), MAX_LOCK_BYTES);
   } catch (error) {
     if (error instanceof NotFoundError) return null;
-    if (/more than the \d+ allowed/.test((error as Error).message)) return { raw: Buffer.alloc(0), info: null };
+    if (error instanceof TooLargeError) return { raw: Buffer.alloc(0), info: null };
     throw storageError(error, storage.location, 'reading the lock');
   }
   return { raw, info: parseLock(raw) };
@@ -124,6 +125,50 @@ async function removeIfUnchanged(storage: Storage, profile: string, raw: Buffer)
   if (current === null || !current.raw.equals(raw)) return false;
   await storage.remove(lockKey(profile));
   return true;
+}
+
+/** The breaker of one stale lock: who may remove it (see breakStaleLock). */
+function breakerKey(profile: string, stale: StoredLock, generation: number): string {
+  const of = createHash('sha256').update(stale.raw).digest('hex').slice(0, 16);
+  return `${lockKey(profile)}.breaker-${of}-${generation}`;
+}
+
+/**
+ * Removes a stale lock so that exactly one process does it. Reading the lock, finding its
+ * holder dead and unlinking it is not atomic: two processes that both read the stale lock
+ * could each unlink what the other had just created in its place, and both would hold the
+ * profile. So the right to remove one particular stale lock goes to whoever creates its
+ * breaker object first (createIfAbsent, keyed by the stale lock's content); the breaker's
+ * holder reads the lock again and removes it only if it is still that stale one. A breaker
+ * left by a holder that died is passed over (the next generation), never removed by
+ * another: only its own holder removes it, when done.
+ * Returns true when this process removed the stale lock, false when another one is on it.
+ */
+async function breakStaleLock(storage: Storage, profile: string, stale: StoredLock, host: LockHost): Promise<boolean> {
+  const me = Buffer.from(`${JSON.stringify({ pid: host.pid, host: host.hostname, at: new Date().toISOString() })}\n`);
+  for (let generation = 0; generation < 8; generation++) {
+    const key = breakerKey(profile, stale, generation);
+    if (await createIfAbsent(storage, key, me)) {
+      try {
+        const current = await readStoredLock(storage, profile);
+        if (current === null || !current.raw.equals(stale.raw)) return false;
+        await storage.remove(lockKey(profile));
+        return true;
+      } finally {
+        await storage.remove(key).catch(() => undefined);
+      }
+    }
+    let holder: { pid?: unknown; host?: unknown } | null = null;
+    try {
+      holder = JSON.parse((await storage.getBytes(key, MAX_LOCK_BYTES)).toString('utf8')) as { pid?: unknown; host?: unknown };
+    } catch (error) {
+      if (error instanceof NotFoundError) return false; // its holder just finished: look at the lock again
+      holder = null;
+    }
+    const dead = holder !== null && holder.host === host.hostname && typeof holder.pid === 'number' && !host.isAlive(holder.pid);
+    if (!dead) return false;
+  }
+  return false;
 }
 
 /** Tokens of the locks this process holds: its own pid in a lock with another token is a reused pid. */
@@ -246,7 +291,7 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
     heldTokens.add(info.token);
     let created: boolean;
     try {
-      created = await storage.putIfAbsent(key, raw);
+      created = await createIfAbsent(storage, key, raw);
     } catch (error) {
       heldTokens.delete(info.token);
       throw storageError(error, storage.location, 'creating the lock');
@@ -259,12 +304,17 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
     const state = liveness(stored.info, host);
     const now = runtime.now();
     if (state === 'stale' && stored.info !== null) {
-      runtime.reporter.warn(
-        `taking over the stale lock of profile "${profile}": ${describeHolder(stored.info, now)} is no longer running`,
-      );
-      await removeIfUnchanged(storage, profile, stored.raw).catch((error: unknown) => {
+      const broken = await breakStaleLock(storage, profile, stored, host).catch((error: unknown) => {
         throw storageError(error, storage.location, 'removing a stale lock');
       });
+      if (broken) {
+        runtime.reporter.warn(
+          `took over the stale lock of profile "${profile}": ${describeHolder(stored.info, now)} is no longer running`,
+        );
+      } else {
+        // Another process is taking it over: let it finish, then look again.
+        await sleep(20 + Math.floor(Math.random() * 30));
+      }
       continue;
     }
     const waited = performance.now() - startedMs;
@@ -300,16 +350,17 @@ export interface UnlockResult {
  * when the holder is a running process on this host, unless `force`.
  */
 export async function unlockProfile(options: {
-  /** A storage, or its location (resolved against cwd). */
-  storage: Storage | string;
-  cwd?: string | undefined;
+  storage: Storage;
   profile: string;
+  /** The profile is in the config (one that is not must be in the storage: a typo is exit 2). */
+  configured?: boolean | undefined;
   force: boolean;
   now: Date;
   host?: LockHost | undefined;
 }): Promise<UnlockResult> {
   const { profile, force, now } = options;
-  const storage = typeof options.storage === 'string' ? openStorage(options.storage, options.cwd ?? '.') : options.storage;
+  const storage = options.storage;
+  if (options.configured === false) await assertProfileInStorage(storage, profile);
   const host = options.host ?? thisHost;
   const base = { profile, storage: storage.location };
   const stored = await readStoredLock(storage, profile);

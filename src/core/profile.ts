@@ -1,9 +1,7 @@
-import { dirname, resolve } from 'node:path';
-import { isProfileName } from '../catalog/id.js';
-import type { Config, Profile } from '../config/schema.js';
-import { DEFAULT_STORAGE } from '../config/values.js';
+import { chosenProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
+import type { Profile } from '../config/schema.js';
 import { usageError } from '../errors.js';
-import { parseConnectionUrl, resolveConnection, urlHasPassword, type ConnectionSettings } from '../pg/connection.js';
+import { parseConnectionUrl, resolveConnectionLayers, urlHasPassword, type ConnectionFlags, type ConnectionSettings, type ProfileConnection } from '../pg/connection.js';
 import type { DumpOptions } from '../pg/dump.js';
 
 /** Flags of `create` that shape the dump; undefined means "not given". */
@@ -23,24 +21,15 @@ export interface DumpFlags {
   note?: string | undefined;
 }
 
-export interface GlobalFlags {
-  profile?: string | undefined;
-  storage?: string | undefined;
-  dbUrl?: string | undefined;
-}
-
-export interface LoadedConfigRef {
-  config: Config;
-  filepath: string | null;
-}
-
 /** One profile with every layer applied: what a backup run needs to know. */
 export interface ResolvedProfile {
   name: string;
   /** True when the profile comes from the config file, false when built from flags/env. */
   configured: boolean;
-  /** Things the operator should hear about (e.g. the environment overriding the profile's database). */
+  /** Overrides that applied (a flag over the config's value): printed, and in `--json`'s warnings. */
   warnings: string[];
+  /** Environment values the config took precedence over: printed as information. */
+  notes: string[];
   storage: string;
   pgBinDir: string | undefined;
   workDir: string | undefined;
@@ -49,64 +38,12 @@ export interface ResolvedProfile {
   globals: boolean;
   tags: string[];
   note: string | null;
+  /** The profile's settings as configured (notify, retention, status, verify...). */
+  settings: ProfileSettings;
 }
 
-function configDir(loaded: LoadedConfigRef, cwd: string): string {
-  return loaded.filepath ? dirname(loaded.filepath) : cwd;
-}
-
-/**
- * Where backups live: `--storage` > BACKUPCTL_STORAGE > the profile's storage > the
- * config's storage > ./backups. Paths from the config file are relative to the file;
- * paths from flags and the environment are relative to the working directory.
- */
-export function resolveStorage(
-  loaded: LoadedConfigRef,
-  flags: GlobalFlags,
-  env: Record<string, string | undefined>,
-  cwd: string,
-  profile?: Profile,
-): string {
-  const fromConfig = profile?.storage ?? loaded.config.storage;
-  const value = flags.storage ?? env.BACKUPCTL_STORAGE;
-  if (value !== undefined && value !== '') return isUrl(value) ? value : resolve(cwd, value);
-  if (fromConfig) return isUrl(fromConfig) ? fromConfig : resolve(configDir(loaded, cwd), fromConfig);
-  return resolve(cwd, DEFAULT_STORAGE);
-}
-
-function isUrl(value: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
-}
-
-/** The profile named by --profile / BACKUPCTL_PROFILE / defaultProfile, if any. */
-export function requestedProfile(loaded: LoadedConfigRef, flags: GlobalFlags, env: Record<string, string | undefined>): string | undefined {
-  const name = flags.profile ?? (env.BACKUPCTL_PROFILE || undefined) ?? loaded.config.defaultProfile;
-  if (name !== undefined && !isProfileName(name)) {
-    throw usageError(`invalid profile name ${JSON.stringify(name)}`, 'profile names use letters, digits, "_", "-" and "."');
-  }
-  return name;
-}
-
-/**
- * The profile a run is about: the one named by --profile / BACKUPCTL_PROFILE /
- * defaultProfile, else the config's only profile; undefined when none is named and the
- * config has no profiles. A usage error when the config has several and none is named.
- * `configured`: the name is one of the config's profiles.
- */
-export function selectProfileName(
-  loaded: LoadedConfigRef,
-  flags: GlobalFlags,
-  env: Record<string, string | undefined>,
-): { name: string | undefined; configured: boolean } {
-  const profiles = loaded.config.profiles ?? {};
-  const names = Object.keys(profiles);
-  let name = requestedProfile(loaded, flags, env);
-  if (name === undefined && names.length === 1) name = names[0];
-  if (name === undefined && names.length > 1) {
-    throw usageError(`the config defines ${names.length} profiles; choose one with --profile`, `profiles: ${names.join(', ')}`);
-  }
-  return { name, configured: name !== undefined && Object.hasOwn(profiles, name) };
-}
+/** The longest note a sidecar holds (its schema's bound on free text). */
+export const MAX_NOTE_CHARS = 20_000;
 
 /** A database name turned into a profile name (for runs without a config file). */
 export function profileNameFor(database: string): string {
@@ -114,81 +51,90 @@ export function profileNameFor(database: string): string {
   return cleaned === '' ? 'default' : cleaned;
 }
 
+/** The config's connection layers of a profile, lowest first: `defaults`, then its own keys. */
+function connectionLayers(settings: ResolvedSettings, profile: ProfileSettings): ProfileConnection[] {
+  const defaults = settings.defaults;
+  const own = profile.configured ? settings.own(profile.name) : undefined;
+  const absolute = (layer: Profile | undefined): ProfileConnection => ({
+    ...layer,
+    passwordFile: layer?.passwordFile === undefined ? undefined : settings.path(layer.passwordFile),
+  });
+  return [absolute(defaults), ...(own ? [absolute(own)] : [])];
+}
+
+/** Refuses connection flags that would put a password on a command line. */
+export function checkConnectionFlags(flags: ConnectionFlags): void {
+  if (flags.url !== undefined && urlHasPassword(flags.url)) {
+    throw usageError(
+      'the connection URL on the command line must not contain a password: command lines are visible to every user of the machine',
+      "put the password in PGPASSWORD, ~/.pgpass (or PGPASSFILE), DATABASE_URL, or the profile's passwordFile",
+    );
+  }
+}
+
 /**
  * Picks and resolves the profile of a backup run. With a config file that has profiles,
  * the profile must be one of them (chosen by flag, env, defaultProfile, or being the only
  * one). Without profiles, the run is described by flags and the libpq environment and
- * the profile is named after the database.
+ * the profile is named after the database. Precedence: flags > the config's values for
+ * the profile > the environment > defaults (see config/resolve.ts and resolveConnectionLayers).
  */
-export function resolveProfile(input: {
-  loaded: LoadedConfigRef;
-  flags: GlobalFlags & DumpFlags;
-  env: Record<string, string | undefined>;
-  cwd: string;
-}): ResolvedProfile {
-  const { loaded, flags, env, cwd } = input;
-  const profiles = loaded.config.profiles ?? {};
-  const names = Object.keys(profiles);
-  const { name, configured } = selectProfileName(loaded, flags, env);
-  if (name !== undefined && !configured && names.length > 0) {
-    throw usageError(`no profile named "${name}" in ${loaded.filepath ?? 'the config'}`, `profiles: ${names.join(', ')}`);
-  }
-  if (flags.dbUrl !== undefined && urlHasPassword(flags.dbUrl)) {
-    throw usageError(
-      '--db-url must not contain a password: command lines are visible to every user of the machine',
-      'put the password in PGPASSWORD, ~/.pgpass (or PGPASSFILE), DATABASE_URL, or the profile\'s passwordFile',
-    );
-  }
-  const profile: Profile = { ...(loaded.config.defaults ?? {}), ...(configured && name ? profiles[name] : {}) };
-  const connection = resolveConnection({
-    flagUrl: flags.dbUrl,
-    env,
-    profile,
-    configDir: configDir(loaded, cwd),
-  });
+export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlags & DumpFlags = {}): ResolvedProfile {
+  checkConnectionFlags(flags);
+  const chosen = chosenProfile(settings);
+  const provisional = chosen ?? settings.unconfigured('default');
+  const resolution = resolveConnectionLayers({ flags, env: settings.env, profile: connectionLayers(settings, provisional) });
+  const connection = resolution.settings;
+  const profile = chosen ?? settings.unconfigured(profileNameFor(connection.database));
   const dump = resolveDumpOptions(flags, profile);
+  const note = flags.note ?? profile.note ?? null;
+  if (note !== null && note.length > MAX_NOTE_CHARS) throw usageError(`the note is ${note.length} characters; at most ${MAX_NOTE_CHARS} are kept with a backup`);
   const tags = [...new Set([...(profile.tags ?? []), ...(flags.tag ?? [])])];
-  const warnings = configured && name ? environmentOverrides(name, profile, connection, flags.dbUrl !== undefined) : [];
+  const warnings = resolution.overridden.map(
+    (o) => `the command line overrides profile "${profile.name}": ${o.field} is ${o.value}, the config says ${o.configured}`,
+  );
+  const notes = resolution.ignoredEnv.map(
+    (o) => `${o.variable}=${o.value} is ignored: profile "${profile.name}" sets ${o.field} ${o.configured} (the config wins over the environment; a flag overrides it)`,
+  );
   return {
-    name: name ?? profileNameFor(connection.database),
-    configured,
+    name: profile.name,
+    configured: profile.configured,
     warnings,
-    storage: resolveStorage(loaded, flags, env, cwd, configured ? profile : undefined),
-    pgBinDir: resolvePath(profile.pgBinDir ?? loaded.config.pgBinDir, configDir(loaded, cwd)),
-    workDir: resolvePath(loaded.config.workDir, configDir(loaded, cwd)),
+    notes,
+    storage: profile.storage,
+    pgBinDir: profile.pgBinDir,
+    workDir: settings.workDir,
     connection,
     dump,
     globals: flags.globals ?? profile.globals ?? true,
     tags,
-    note: flags.note ?? profile.note ?? null,
+    note,
+    settings: profile,
   };
 }
 
 /**
- * The environment outranks the config file (flags > env > config), which is what CI
- * wants; but a stray PGDATABASE in cron's environment silently backing up another
- * database under a configured profile's name is a trap, so say it out loud.
+ * The name of the profile a maintenance command (prune, unlock, delete) works on, without
+ * connecting or reading a password: the chosen profile, else the one `create` would use,
+ * named after the database of --db-url, DATABASE_URL or PGDATABASE.
  */
-function environmentOverrides(name: string, profile: Profile, connection: ConnectionSettings, fromFlag: boolean): string[] {
-  const configuredUrl = profile.url ? parseConnectionUrl(profile.url, 'profile url') : {};
-  const expected = {
-    database: profile.database ?? configuredUrl.database,
-    host: profile.host ?? configuredUrl.host,
-    port: profile.port ?? configuredUrl.port,
-    user: profile.user ?? configuredUrl.user,
-  };
-  const source = fromFlag ? '--db-url' : 'the environment (PG* variables or DATABASE_URL)';
-  return (Object.keys(expected) as Array<keyof typeof expected>)
-    .filter((key) => expected[key] !== undefined && expected[key] !== connection[key])
-    .map((key) => `${source} overrides profile "${name}": ${key} is ${connection[key]}, the config says ${expected[key]}`);
-}
-
-function resolvePath(value: string | undefined, base: string): string | undefined {
-  return value === undefined ? undefined : resolve(base, value);
+export function profileForMaintenance(settings: ResolvedSettings, dbUrl: string | undefined): ProfileSettings {
+  const chosen = chosenProfile(settings);
+  if (chosen) return chosen;
+  const database = (dbUrl ? parseConnectionUrl(dbUrl, '--db-url').database : undefined)
+    ?? (settings.env.DATABASE_URL ? parseConnectionUrl(settings.env.DATABASE_URL, 'DATABASE_URL').database : undefined)
+    ?? (settings.env.PGDATABASE || undefined);
+  if (database === undefined) {
+    throw usageError(
+      'which profile? none is configured and none was named',
+      'name it with --profile (or BACKUPCTL_PROFILE); "backupctl list" shows the profiles in the storage',
+    );
+  }
+  return settings.unconfigured(profileNameFor(database));
 }
 
 /** Flags over profile over defaults; --jobs > 1 implies the directory format. */
-export function resolveDumpOptions(flags: DumpFlags, profile: Profile): DumpOptions {
+export function resolveDumpOptions(flags: DumpFlags, profile: Omit<Profile, 'storageSettings'>): DumpOptions {
   const jobs = flags.jobs ?? profile.jobs;
   const explicitFormat = flags.format ?? profile.format;
   // Only a conflict between two flags is an error: `--format custom` alone overrides a profile's jobs.

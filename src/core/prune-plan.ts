@@ -6,6 +6,9 @@ import { applyRetention, type KeepReason, type RetentionCandidate, type Retentio
  * Why an entry of a prune plan is kept or removed. The keep-* reasons name the rule that
  * keeps a backup; a backup kept by several rules lists them all.
  * - newest-successful / newest-verified / future: safety rules, always on;
+ * - damaged: the backup's artifact or globals file is missing or not of the recorded size:
+ *   it is never counted as a good backup by any rule (so it can never be the reason another
+ *   backup is removed), and it is kept for the operator to look at (`backupctl delete` removes it);
  * - no-rule: no rule keeps the backup (it is removed);
  * - leftover-old: an unfinished backup (artifact without sidecar) older than the threshold (removed);
  * - leftover-recent: an unfinished backup younger than the threshold (kept: it may still be written).
@@ -18,11 +21,17 @@ export type PruneReason =
   | 'keep-monthly'
   | 'keep-yearly'
   | 'keep-within'
+  | 'keep-within-hourly'
+  | 'keep-within-daily'
+  | 'keep-within-weekly'
+  | 'keep-within-monthly'
+  | 'keep-within-yearly'
   | 'keep-tag'
   | 'newest-successful'
   | 'newest-verified'
   | 'future'
   | 'not-completed'
+  | 'damaged'
   | 'no-rule'
   | 'leftover-old'
   | 'leftover-recent';
@@ -35,6 +44,11 @@ const FROM_KEEP_REASON: Record<KeepReason, PruneReason> = {
   monthly: 'keep-monthly',
   yearly: 'keep-yearly',
   within: 'keep-within',
+  'within-hourly': 'keep-within-hourly',
+  'within-daily': 'keep-within-daily',
+  'within-weekly': 'keep-within-weekly',
+  'within-monthly': 'keep-within-monthly',
+  'within-yearly': 'keep-within-yearly',
   tag: 'keep-tag',
   'newest-successful': 'newest-successful',
   'newest-verified': 'newest-verified',
@@ -72,7 +86,8 @@ export function isVerified(sidecar: Sidecar): boolean {
   return latest?.result === 'passed';
 }
 
-function backupKeys(sidecar: Sidecar): { keys: string[]; bytes: number } {
+/** A backup's storage keys in removal order (its sidecar FIRST, then artifact and globals) and their bytes. */
+export function backupKeys(sidecar: Sidecar): { keys: string[]; bytes: number } {
   const keys = [sidecarKey(sidecar.profile, sidecar.id)];
   let bytes = 0;
   // parseSidecar already refuses file names of another backup; checked again: prune deletes.
@@ -99,13 +114,16 @@ export function planPrune(
   policy: RetentionPolicy,
   now: Date,
   leftoverAgeMs: number,
+  damage: ReadonlyMap<string, readonly string[]> = new Map(),
 ): PrunePlan {
   const byId = new Map(sidecars.map((s) => [s.id, s]));
+  const isDamaged = (s: Sidecar) => (damage.get(`${s.profile}/${s.id}`)?.length ?? 0) > 0;
   const candidates: RetentionCandidate[] = sidecars.map((s) => ({
     id: s.id,
     createdAt: new Date(s.startedAt),
     tags: s.tags,
-    status: s.status,
+    // A damaged backup is not a good one: it takes no part in the rules (see PruneReason).
+    status: isDamaged(s) ? 'failed' : s.status,
     verified: isVerified(s),
   }));
   const items: PruneItem[] = applyRetention(candidates, policy, now).map((decision) => {
@@ -117,7 +135,7 @@ export function planPrune(
       profile: sidecar.profile,
       createdAt: sidecar.startedAt,
       action: decision.action,
-      reasons: decision.action === 'remove' ? ['no-rule'] : reasons,
+      reasons: decision.action === 'remove' ? ['no-rule'] : isDamaged(sidecar) ? ['damaged'] : reasons,
       ...backupKeys(sidecar),
     };
   });

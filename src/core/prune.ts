@@ -1,7 +1,6 @@
 import { Catalog } from '../catalog/catalog.js';
 import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
-import { describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
-import { openStorage } from '../storage/registry.js';
+import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
 import type { Storage } from '../storage/storage.js';
 import { acquireProfileLock } from './lock.js';
 import { planPrune, type PruneItem } from './prune-plan.js';
@@ -13,16 +12,15 @@ export type { PruneItem, PruneReason } from './prune-plan.js';
 /** Unfinished leftovers younger than this are kept (default of --leftover-age). */
 export const DEFAULT_LEFTOVER_AGE_MS = 24 * 3_600_000;
 
-const POLICY_KEYS = ['keepLast', 'keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly', 'keepYearly', 'keepWithin', 'keepTags', 'timeZone'] as const;
-
 /**
  * The policy of a prune run: the profile's `retention` settings, with every rule given on
  * the command line replacing the same rule of the config (key by key; `--keep-daily 0`
- * turns a configured rule off).
+ * turns a configured rule off). keep-tags is one key: `--keep-tag` replaces ALL the
+ * configured tag groups.
  */
 export function effectivePolicy(configured: RetentionPolicy | undefined, flags: RetentionPolicy): RetentionPolicy {
   const policy: RetentionPolicy = {};
-  for (const key of POLICY_KEYS) {
+  for (const key of RETENTION_POLICY_KEYS) {
     const value = flags[key] ?? configured?.[key];
     if (value !== undefined) (policy as Record<string, unknown>)[key] = value;
   }
@@ -30,8 +28,7 @@ export function effectivePolicy(configured: RetentionPolicy | undefined, flags: 
 }
 
 export interface PruneRequest {
-  storage: string;
-  cwd: string;
+  storage: Storage;
   profile: string;
   policy: RetentionPolicy;
   dryRun: boolean;
@@ -39,6 +36,8 @@ export interface PruneRequest {
   leftoverAgeMs: number;
   /** `--wait`: how long to wait for the profile's lock (default: fail at once, exit 4). */
   waitMs?: number | undefined;
+  /** Called once the lock is held (the healthchecks start ping). */
+  onLocked?: (() => void) | undefined;
 }
 
 export interface PrunedItem extends PruneItem {
@@ -90,7 +89,7 @@ export function checkPolicy(policy: RetentionPolicy): void {
  */
 export async function pruneBackups(request: PruneRequest, runtime: Runtime): Promise<PruneResult> {
   checkPolicy(request.policy);
-  const storage = openStorage(request.storage, request.cwd);
+  const storage = request.storage;
   if (request.dryRun) return planAndApply(storage, request, runtime);
   const lock = await acquireProfileLock({
     storage,
@@ -100,6 +99,7 @@ export async function pruneBackups(request: PruneRequest, runtime: Runtime): Pro
     runtime,
   });
   try {
+    request.onLocked?.();
     return await planAndApply(storage, request, runtime);
   } finally {
     await lock.release();
@@ -112,14 +112,16 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
   try {
     scanned = await new Catalog(storage).scan(request.profile);
   } catch (error) {
-    throw storageError(error, storage.location, 'listing backups');
+    throw storageError(error, storage.location, 'listing backups', 'read');
   }
   for (const warning of scanned.warnings) reporter.warn(`${warning} (left alone by prune)`);
   const now = runtime.now();
-  const plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs);
+  const plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs, scanned.damage);
+  for (const [key, problems] of scanned.damage) reporter.warn(`backup ${key} is damaged (${problems.join('; ')}): kept, and not counted as a good backup`);
 
-  // Belt and braces over the pure policy: the newest completed backup is never removed.
-  const newest = scanned.backups.find((b) => Date.parse(b.startedAt) <= now.getTime()) ?? scanned.backups[0];
+  // Belt and braces over the pure policy: the newest good backup is never removed.
+  const good = scanned.backups.filter((b) => !scanned.damage.has(`${b.profile}/${b.id}`));
+  const newest = good.find((b) => Date.parse(b.startedAt) <= now.getTime()) ?? good[0];
   if (newest && plan.items.some((item) => item.kind === 'backup' && item.id === newest.id && item.action === 'remove')) {
     throw new BackupctlError(`internal error: the retention plan would remove the newest backup ${newest.id}; nothing was removed`);
   }
@@ -190,7 +192,7 @@ function count(result: PruneResult, item: PruneItem): void {
  * artifact gone (and removed its sidecar itself) or written before this last removal.
  * Either way no sidecar is left pointing at nothing.
  */
-async function removeItem(storage: Storage, item: PruneItem): Promise<string | null> {
+export async function removeItem(storage: Storage, item: Pick<PruneItem, 'kind' | 'keys'>): Promise<string | null> {
   const failures: string[] = [];
   const keys = item.kind === 'backup' && item.keys.length > 1 ? [...item.keys, item.keys[0] as string] : item.keys;
   for (const [index, key] of keys.entries()) {

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { appendRun, type RunEntry } from '../catalog/runlog.js';
 import { BackupctlError, ExitCode, InterruptedError } from '../errors.js';
 import { notifyFinish, notifyStart, type NotifyConfig, type RunNotice } from '../notify/notify.js';
-import { openStorage } from '../storage/registry.js';
+import type { Storage } from '../storage/storage.js';
 import type { Runtime } from './runtime.js';
 
 /** What the wrapper needs to know about a run before it starts. */
@@ -11,7 +11,7 @@ export interface RunMeta {
   command: string;
   profile: string;
   /** The storage of the profile, where its run log lives. */
-  storage: string;
+  storage: Storage;
   database?: string | undefined;
   notify?: NotifyConfig | null | undefined;
 }
@@ -24,27 +24,39 @@ export interface RunSummary {
 
 /**
  * Runs `fn` as one reported run of a command:
- * - before it: the healthchecks start ping (sent alongside the run, never delaying it);
- * - after it, whatever happened: one entry in the profile's run log, then the success or
- *   failure notifications.
+ * - when `fn` says the work has really started (it calls `started()`, e.g. once it holds
+ *   the profile's lock): the healthchecks start ping, sent alongside the run, never
+ *   delaying it;
+ * - after it, whatever happened: one entry in the profile's run log, then the
+ *   notifications: success or failure, or, when the run found the profile busy (exit 4:
+ *   another run holds the lock and may still be working), the `busy` event, which only
+ *   targets that ask for it receive (it is neither a success nor a failure).
  * Neither the run log nor a notification can change the outcome: their failures are
  * warnings, and `fn`'s result or error is passed through unchanged.
  */
 export async function withRunReport<T>(
   meta: RunMeta,
   runtime: Runtime,
-  fn: () => Promise<T>,
+  fn: (started: () => void) => Promise<T>,
   summarize: (result: T) => RunSummary = () => ({}),
+  /** A run can return a result and still have failed (verify found a corrupt backup): say how, or null. */
+  judge: (result: T) => { exitCode: number; error: string } | null = () => null,
 ): Promise<T> {
   const { reporter } = runtime;
   const log = { warn: (m: string) => reporter.warn(m), debug: (m: string) => reporter.debug(m) };
   const startedAt = runtime.now();
   const startedMs = performance.now();
-  const started = notifyStart(meta.notify, log).catch((e: unknown) => log.warn(`notification failed: ${messageOf(e)}`));
+  let started: Promise<void> = Promise.resolve();
+  let pinged = false;
+  const onStarted = () => {
+    if (pinged) return;
+    pinged = true;
+    started = notifyStart(meta.notify, log).catch((e: unknown) => log.warn(`notification failed: ${messageOf(e)}`));
+  };
 
   let outcome: { ok: true; value: T } | { ok: false; error: unknown };
   try {
-    outcome = { ok: true, value: await fn() };
+    outcome = { ok: true, value: await fn(onStarted) };
   } catch (error) {
     outcome = { ok: false, error };
   }
@@ -53,16 +65,19 @@ export async function withRunReport<T>(
   const durationMs = Math.max(0, Math.round(performance.now() - startedMs));
   const host = hostname();
   const summary = outcome.ok ? safeSummary(summarize, outcome.value) : {};
+  const verdict = outcome.ok ? judge(outcome.value) : null;
+  const succeeded = outcome.ok && verdict === null;
   const interrupted = !outcome.ok && (outcome.error instanceof InterruptedError || runtime.signal.aborted);
-  const exitCode = outcome.ok ? ExitCode.OK : exitCodeOf(outcome.error, interrupted);
-  const error = outcome.ok ? undefined : oneLine(redactSecrets(messageOf(outcome.error)));
+  const exitCode = outcome.ok ? (verdict?.exitCode ?? ExitCode.OK) : exitCodeOf(outcome.error, interrupted);
+  const busy = !outcome.ok && exitCode === ExitCode.BUSY;
+  const error = outcome.ok ? (verdict ? oneLine(redactSecrets(verdict.error)) : undefined) : oneLine(redactSecrets(messageOf(outcome.error)));
   const entry: RunEntry = {
     command: meta.command,
     profile: meta.profile,
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     durationMs,
-    result: outcome.ok ? 'succeeded' : interrupted ? 'interrupted' : 'failed',
+    result: succeeded ? 'succeeded' : interrupted ? 'interrupted' : busy ? 'busy' : 'failed',
     id: summary.id,
     error,
     exitCode,
@@ -70,18 +85,18 @@ export async function withRunReport<T>(
   };
 
   try {
-    await appendRun(openStorage(meta.storage, runtime.cwd), entry);
+    await appendRun(meta.storage, entry);
   } catch (failure) {
     const message = `could not record the run in the run log of ${meta.profile}: ${oneLine(redactSecrets(messageOf(failure)))}`;
     // A failed run prints one error line (and a hint): when the storage itself is what
     // failed, the run log cannot be written either, and saying so again only buries the
     // real error. Shown with --verbose.
-    if (outcome.ok) reporter.warn(message);
+    if (succeeded) reporter.warn(message);
     else reporter.debug(message);
   }
 
   const notice: RunNotice = {
-    event: `${meta.command === 'create' ? 'backup' : meta.command}.${outcome.ok ? 'succeeded' : 'failed'}`,
+    event: `${meta.command === 'create' ? 'backup' : meta.command}.${succeeded ? 'succeeded' : busy ? 'busy' : 'failed'}`,
     command: meta.command,
     profile: meta.profile,
     id: summary.id,

@@ -1,39 +1,44 @@
 import { createHash } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { artifactKey, Catalog } from '../catalog/catalog.js';
+import { artifactKey } from '../catalog/catalog.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, throwIfAborted, usageError } from '../errors.js';
 import {
   countDatabaseRows,
   createDatabase,
+  createSchemas,
   dropDatabase,
   existingRoles,
   existingTablespaces,
   inspectDatabase,
+  databaseNames,
   missingRoles,
+  rolesNotAssumable,
   renameDatabase,
   swapDatabases,
   unavailableExtensions,
+  type ScratchTag,
   type TargetState,
 } from '../pg/admin.js';
 import { findClient, type ClientBinary } from '../pg/binaries.js';
+import { sqlState } from '../pg/client.js';
+import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
+import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
-import { openStorage } from '../storage/registry.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, openArchive, type LocalArchive } from './archive.js';
+import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, openArchive, withScratchDir, type LocalArchive } from './archive.js';
 import type { Runtime } from './runtime.js';
+import { scratchTag, sweepScratchDatabases } from './scratch.js';
+import { findBackup, type BackupScope } from './scope.js';
 import { compareCounts } from './verify.js';
 
 export interface RestoreRequest {
-  storage: string;
+  scope: BackupScope;
   ref: string;
-  profile?: string | undefined;
   tag?: string | undefined;
   /** The target server; its `database` is ignored (see targetDb). */
   server: (sidecar: Sidecar) => ConnectionSettings;
@@ -49,7 +54,8 @@ export interface RestoreRequest {
   noOwner: boolean;
   noAcl: boolean;
   jobs: number;
-  pgBinDir?: string | undefined;
+  /** The clients' directory of a profile (its pgBinDir, the config's, or none). */
+  pgBinDir: (profile: string) => string | undefined;
   workDir?: string | undefined;
 }
 
@@ -92,12 +98,23 @@ export interface RestoreResult {
   /** Where the previous target now lives, when it was kept (null when dropped or there was none). */
   oldKeptAs: string | null;
   globalsSkipped: string[];
+  /** The shell command that puts the previous database back (null when none was kept). */
   rollback: string | null;
+  /** The shell command that drops the kept previous database once it is no longer needed. */
+  dropOld: string | null;
   countsChecked: boolean;
 }
 
 function stamp(now: Date): string {
   return now.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '_');
+}
+
+/** derivedName(base, suffix), or with `_2`, `_3`... when a database of that name exists. */
+function freeName(base: string, suffix: string, taken: ReadonlySet<string>): string {
+  for (let n = 1; ; n++) {
+    const name = derivedName(base, n === 1 ? suffix : `${suffix}_${n}`);
+    if (!taken.has(name)) return name;
+  }
 }
 
 /** `<base><suffix>` cut to PostgreSQL's 63-byte identifier limit, keeping the suffix. */
@@ -116,6 +133,8 @@ interface Prepared {
   plan: RestorePlan;
   globalsSql: string | null;
   toc: TocEntry[];
+  /** Schemas the archive's tables live in but that it does not create (a --table dump): created first. */
+  schemas: string[];
 }
 
 /**
@@ -124,8 +143,8 @@ interface Prepared {
  * target and what the archive needs from the server, and decide the mode.
  */
 async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepared> {
-  const storage = openStorage(request.storage, runtime.cwd);
-  const sidecar = await new Catalog(storage).find(request.ref, { profile: request.profile, tag: request.tag });
+  const { sidecar, storage } = await findBackup(request.scope, request.ref, { tag: request.tag });
+  const pgBinDir = request.pgBinDir(sidecar.profile);
   if (request.clean && request.force) throw usageError('--clean and --force cannot be used together', '--clean replaces the target; --force restores into it as it is');
   const server = request.server(sidecar);
   const target = request.targetDb ?? sidecar.database.name;
@@ -155,7 +174,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
       });
     }
     const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
-    const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+    const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir, path: runtime.env.PATH });
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
     const toc = await readToc(pgRestore.path, archive.path, offline);
     const targetState = await inspectDatabase(server, target);
@@ -184,7 +203,8 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const needs = archiveNeeds(toc, knownRoles);
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
-    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc };
+    const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas };
   } catch (error) {
     await archive.dispose();
     throw error;
@@ -193,13 +213,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
 
 /** Roles the archive's GRANTs name, read from a private scratch directory. */
 async function granteesOf(pgRestore: string, archive: string, toc: readonly TocEntry[], workDir: string | undefined, runtime: Runtime): Promise<string[]> {
-  const dir = await mkdtemp(join(workDir ?? tmpdir(), 'backupctl-acl-'));
-  try {
-    await chmod(dir, 0o700);
-    return await aclRoles(pgRestore, archive, toc, dir, { env: offlineEnv(runtime.env), signal: runtime.signal });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  return withScratchDir(workDir, (dir) => aclRoles(pgRestore, archive, toc, dir, { env: offlineEnv(runtime.env), signal: runtime.signal }));
 }
 
 function sha256(text: string): string {
@@ -221,6 +235,8 @@ async function makePlan(
   // Owners matter unless --no-owner, grantees unless --no-acl.
   const needed = [...new Set([...(request.noOwner ? [] : needs.roles), ...(request.noAcl ? [] : needs.grantees)])].sort();
   const roles = (await missingRoles(server, needed)).filter((r) => !fromGlobals.has(r));
+  const owners = request.noOwner ? [] : needs.roles.filter((r) => !roles.includes(r) && !fromGlobals.has(r));
+  const notAssumable = await rolesNotAssumable(server, owners);
   const extensions = await unavailableExtensions(server, needs.extensions);
   const when = stamp(now);
   let mode: RestoreMode | null = null;
@@ -243,12 +259,18 @@ async function makePlan(
     refusal = `the archive needs roles the target server lacks: ${roles.join(', ')}`;
     refusalHint = sidecar.globals.status === 'included' ? 'add --globals to create them from the backup, create them, or use --no-owner --no-acl' : 'create them, or use --no-owner --no-acl';
   }
+  if (!refusal && notAssumable.length) {
+    refusal = `restoring ownership needs membership in roles that ${server.user} is not a member of: ${notAssumable.join(', ')}`;
+    refusalHint = `add --no-owner --no-acl (the objects will belong to ${server.user}), or restore as a superuser (--target-url postgres://postgres@host/postgres, or -U)`;
+  }
   if (!refusal && extensions.length) {
     refusal = `the archive needs extensions the target server cannot install: ${extensions.join(', ')}`;
     refusalHint = 'install their packages on the target server first';
   }
-  const staging = mode && mode !== 'into-existing' ? derivedName(target, `_restoring_${when}`) : null;
-  const keepOldAs = mode === 'replace' || mode === 'replace-empty' ? derivedName(target, `_old_${when}`) : null;
+  // Two restores of one target in the same second (a CI retry) must not collide on these names.
+  const taken = await databaseNames(server);
+  const staging = mode && mode !== 'into-existing' ? freeName(target, `_restoring_${when}`, taken) : null;
+  const keepOldAs = mode === 'replace' || mode === 'replace-empty' ? freeName(target, `_old_${when}`, taken) : null;
   const dropOld = mode === 'replace-empty' || (mode === 'replace' && request.dropOld);
   const destructive = mode === 'replace' || mode === 'into-existing';
   const steps: string[] = [];
@@ -316,7 +338,7 @@ export async function restoreBackup(
 
     let globalsSkipped: string[] = [];
     if (prepared.globalsSql !== null) {
-      const psql = await findClient('psql', 0, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+      const psql = await findClient('psql', 0, { pgBinDir: request.pgBinDir(sidecar.profile), path: runtime.env.PATH });
       const script = filterGlobals(prepared.globalsSql, await existingRoles(server), await existingTablespaces(server));
       globalsSkipped = script.skipped;
       for (const skipped of script.skipped) runtime.reporter.info(`${skipped} exists: left as it is`);
@@ -330,8 +352,11 @@ export async function restoreBackup(
 
     const into = plan.staging ?? plan.target;
     let countsChecked = false;
-    if (plan.staging) await createStaging(server, plan, sidecar.database.encoding);
+    // Staging databases of restores that were killed go first.
+    await sweepScratchDatabases(server, runtime);
+    if (plan.staging) await createStaging(server, plan, sidecar.database.encoding, scratchTag('staging', runtime));
     try {
+      await createSchemas(server, into, prepared.schemas);
       runtime.reporter.info(`restoring ${sidecar.profile}/${sidecar.id} into "${into}" on ${plan.server}`);
       const env = await childEnv(server, runtime.env, into);
       let listDir: string | null = null;
@@ -342,8 +367,7 @@ export async function restoreBackup(
           const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
           const selected = await selectedEntries(pgRestore.path, archive.path, request, offline);
           const schemas = [...new Set([...request.schemas, ...schemasOfTables(prepared.toc, selected)])];
-          listDir = await mkdtemp(join(request.workDir ?? tmpdir(), `backupctl-${sidecar.id}-list-`));
-          await chmod(listDir, 0o700);
+          listDir = await scratchDir(request.workDir, `${sidecar.id}-list`);
           useList = join(listDir, 'restore.list');
           await writeFile(useList, selectionList(prepared.toc, selected, schemas), { mode: 0o600 });
         }
@@ -402,8 +426,12 @@ export async function restoreBackup(
       oldKeptAs,
       globalsSkipped,
       rollback: oldKeptAs
-        ? `psql -d postgres -c 'ALTER DATABASE "${plan.target}" RENAME TO "${derivedName(plan.target, '_failed')}"' -c 'ALTER DATABASE "${oldKeptAs}" RENAME TO "${plan.target}"'`
+        ? psqlCommand(server, [
+            `ALTER DATABASE ${quoteIdentifier(plan.target)} RENAME TO ${quoteIdentifier(derivedName(plan.target, '_failed'))}`,
+            `ALTER DATABASE ${quoteIdentifier(oldKeptAs)} RENAME TO ${quoteIdentifier(plan.target)}`,
+          ])
         : null,
+      dropOld: oldKeptAs ? psqlCommand(server, [`DROP DATABASE ${quoteIdentifier(oldKeptAs)}`]) : null,
       countsChecked,
     };
   } finally {
@@ -411,14 +439,36 @@ export async function restoreBackup(
   }
 }
 
+/** A double-quoted SQL identifier. */
+function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Single-quoted for a POSIX shell. */
+function shellQuote(text: string): string {
+  return /^[A-Za-z0-9_./:@=+-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A psql command line that runs `statements` on the target's server: with -h, -p and -U,
+ * so that pasted on a host with several clusters it reaches the right one; never a
+ * password (psql finds it where backupctl did: PGPASSWORD, ~/.pgpass).
+ */
+export function psqlCommand(server: ConnectionSettings, statements: readonly string[]): string {
+  const args = ['psql', '-h', server.host, '-p', String(server.port), '-U', server.user, '-d', 'postgres', ...statements.flatMap((sql) => ['-c', sql])];
+  return args.map(shellQuote).join(' ');
+}
+
 /** The staging database gets the target's owner when we may give it, so the swap changes no ownership. */
-async function createStaging(server: ConnectionSettings, plan: RestorePlan, encoding: string): Promise<void> {
+async function createStaging(server: ConnectionSettings, plan: RestorePlan, encoding: string, scratch: ScratchTag): Promise<void> {
   const staging = plan.staging as string;
   const owner = plan.targetState.owner ?? undefined;
   try {
-    await createDatabase(server, staging, { encoding, owner });
+    await createDatabase(server, staging, { encoding, owner, scratch });
   } catch (error) {
-    if (!owner || !/permission denied|must be (a )?member/i.test((error as Error).message)) throw error;
-    await createDatabase(server, staging, { encoding });
+    // insufficient_privilege: the role may not give the database to the target's owner.
+    if (!owner || sqlState(error) !== '42501') throw error;
+    await dropDatabase(server, staging).catch(() => undefined);
+    await createDatabase(server, staging, { encoding, scratch });
   }
 }

@@ -19,9 +19,13 @@ export interface ListResult {
   incomplete: IncompleteEntry[];
   /** Sidecars that could not be read (named, the rest still lists). */
   warnings: string[];
+  /** Backups whose stored files are not what their sidecar records, by `<profile>/<id>` (see Catalog.scan). */
+  damage: Map<string, string[]>;
 }
 
 export interface ShowResult {
   storage: string;
   sidecar: Sidecar;
+  /** What is wrong with the backup's stored files (missing, wrong size); empty when they are as recorded. */
+  problems: string[];
 }

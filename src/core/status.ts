@@ -25,10 +25,11 @@ import { readRunLog } from '../catalog/runlog-schema.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
-import { usageError } from '../errors.js';
-import { openStorage } from '../storage/registry.js';
-import { resolveStorage, type GlobalFlags, type LoadedConfigRef } from './profile.js';
-import { profileSettings } from './settings.js';
+import { ExitCode, usageError } from '../errors.js';
+import type { Runtime } from './runtime.js';
+import { storageAt } from './storages.js';
+import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
+import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
 
 /** How many previous backups the size of the newest is compared with (their median). */
@@ -50,7 +51,7 @@ export interface StatusThresholds {
 
 export const NO_THRESHOLDS: StatusThresholds = { maxAge: null, maxVerifyAge: null, minSizeRatio: null, allowFailures: false };
 
-export type StatusCheck = 'age' | 'size' | 'verification' | 'failures';
+export type StatusCheck = 'age' | 'size' | 'verification' | 'artifacts' | 'failures';
 
 export interface StatusProblem {
   check: StatusCheck;
@@ -91,6 +92,10 @@ export interface ProfileStatus {
   lastVerification: VerificationSummary | null;
   /** The most recent verification that passed. */
   lastPassedVerification: VerificationSummary | null;
+  /** Backups whose latest verification failed (each stays here until it passes one or is removed). */
+  failedVerifications: VerificationSummary[];
+  /** Backups whose artifact or globals file is missing or of the wrong size. */
+  damaged: Array<{ backupId: string; problems: string[] }>;
   failedRunsSinceSuccess: number;
   /** Those runs, newest first. */
   failedRuns: RunEntry[];
@@ -119,6 +124,8 @@ export interface EvaluateInput {
   backups: readonly Sidecar[];
   /** The profile's run log (any order). */
   runs: readonly RunEntry[];
+  /** Backups whose stored files are not what their sidecar says, by `<profile>/<id>` (Catalog.scan). */
+  damage?: ReadonlyMap<string, readonly string[]> | undefined;
   thresholds: StatusThresholds;
   now: Date;
 }
@@ -207,10 +214,12 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     }
   }
 
-  // verification
+  // verification: the most recent one of the profile, and each backup's latest
   let lastVerification: VerificationSummary | null = null;
   let lastPassed: VerificationSummary | null = null;
+  const failedVerifications: VerificationSummary[] = [];
   for (const backup of backups) {
+    let latest: VerificationSummary | null = null;
     for (const v of backup.verifications) {
       const summary: VerificationSummary = {
         backupId: backup.id,
@@ -220,17 +229,21 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
         result: v.result,
         ...(v.error === undefined ? {} : { error: v.error }),
       };
+      if (latest === null || Date.parse(v.at) >= Date.parse(latest.at)) latest = summary;
       if (lastVerification === null || Date.parse(v.at) > Date.parse(lastVerification.at)) lastVerification = summary;
       if (v.result === 'passed' && (lastPassed === null || Date.parse(v.at) > Date.parse(lastPassed.at))) lastPassed = summary;
     }
+    if (latest?.result === 'failed') failedVerifications.push(latest);
   }
-  if (lastVerification?.result === 'failed') {
-    const age = nowMs - Date.parse(lastVerification.at);
+  // A failed verification stays visible until that backup passes a later one or is removed:
+  // a passing verify of another backup (verify --all walks newest first) must not hide it.
+  for (const failed of failedVerifications) {
+    const age = nowMs - Date.parse(failed.at);
     problems.push({
       check: 'verification',
       message:
-        `the last verification (${lastVerification.level} of ${lastVerification.backupId}, ${describeMs(age)} ago) failed` +
-        (lastVerification.error ? `: ${lastVerification.error}` : ''),
+        `the latest verification of ${failed.backupId} (${failed.level}, ${describeMs(age)} ago) failed` +
+        (failed.error ? `: ${failed.error}` : ''),
     });
   }
   if (thresholds.maxVerifyAge) {
@@ -244,6 +257,16 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
           message: `the last passed verification (${lastPassed.level} of ${lastPassed.backupId}) was ${describeMs(age)} ago, more than --max-verify-age ${thresholds.maxVerifyAge.text}`,
         });
       }
+    }
+  }
+
+  // artifacts
+  const damaged: ProfileStatus['damaged'] = [];
+  for (const backup of backups) {
+    const found = input.damage?.get(`${backup.profile}/${backup.id}`);
+    if (found && found.length > 0) {
+      damaged.push({ backupId: backup.id, problems: [...found] });
+      problems.push({ check: 'artifacts', message: `backup ${backup.id} cannot be restored as it is: ${found.join('; ')}` });
     }
   }
 
@@ -269,6 +292,8 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     size,
     lastVerification,
     lastPassedVerification: lastPassed,
+    failedVerifications,
+    damaged,
     failedRunsSinceSuccess: failedRuns.length,
     failedRuns,
     thresholds: {
@@ -281,7 +306,12 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   };
 }
 
-/** Failed or interrupted runs that finished after the last success of the same command, newest first. */
+/**
+ * Failed or interrupted runs that finished after the last success of the same command,
+ * newest first. A verify run that failed because a backup's content did (exit 3) is not
+ * one: its verdict is in the backup's sidecar, and the verification check reports it for
+ * as long as it stands (a backup removed since is no problem any more).
+ */
 export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly Sidecar[]): RunEntry[] {
   const lastSuccess = new Map<string, number>();
   const bump = (command: string, at: number) => {
@@ -290,7 +320,8 @@ export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly 
   for (const backup of backups) bump('create', Date.parse(backup.finishedAt));
   for (const run of runs) if (run.result === 'succeeded') bump(run.command, Date.parse(run.finishedAt));
   return runs
-    .filter((run) => run.result !== 'succeeded')
+    .filter((run) => run.result === 'failed' || run.result === 'interrupted')
+    .filter((run) => !(run.command === 'verify' && run.exitCode === ExitCode.VERIFY_FAILED))
     .filter((run) => Date.parse(run.finishedAt) > (lastSuccess.get(run.command) ?? Number.NEGATIVE_INFINITY))
     .sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));
 }
@@ -349,10 +380,8 @@ export function resolveThresholds(flags: StatusFlags, settings: Profile['status'
 // Reading the storage
 
 export interface StatusRequest {
-  loaded: LoadedConfigRef;
-  flags: GlobalFlags;
-  env: Record<string, string | undefined>;
-  cwd: string;
+  settings: ResolvedSettings;
+  runtime: Pick<Runtime, 'env' | 'cwd' | 'reporter'>;
   now: Date;
   thresholds: StatusFlags;
 }
@@ -374,60 +403,61 @@ export function profilesInListing(keys: readonly string[]): string[] {
 }
 
 /**
- * The profiles to check: the one named by --profile / BACKUPCTL_PROFILE; otherwise every
- * profile of the config (in its own storage) and every profile found in the storage.
+ * The profiles to check: the one named by --profile / BACKUPCTL_PROFILE (which must be
+ * configured or present in its storage); otherwise every profile of the config (in its own
+ * storage) and every profile found in the storages in scope.
  */
 async function targets(request: StatusRequest): Promise<Target[]> {
-  const { loaded, flags, env, cwd } = request;
-  const configured = loaded.config.profiles ?? {};
-  const storageOf = (name: string) =>
-    resolveStorage(loaded, flags, env, cwd, Object.hasOwn(configured, name) ? configured[name] : undefined);
-  const named = flags.profile ?? (env.BACKUPCTL_PROFILE || undefined);
-  if (named !== undefined) {
-    if (!isProfileName(named)) throw usageError(`invalid profile name ${JSON.stringify(named)}`, 'profile names use letters, digits, "_", "-" and "."');
-    return [{ profile: named, storage: storageOf(named) }];
+  const { settings } = request;
+  const scope = backupScope(settings, request.runtime);
+  if (settings.named !== undefined) {
+    await assertKnownProfile(scope);
+    return [{ profile: settings.named, storage: settingsOf(settings, settings.named).storage }];
   }
   const found = new Map<string, Target>();
-  for (const name of Object.keys(configured)) found.set(name, { profile: name, storage: storageOf(name) });
-  const location = resolveStorage(loaded, flags, env, cwd);
-  const storage = openStorage(location, cwd);
-  let keys: string[];
-  try {
-    keys = (await storage.list('')).map((object) => object.key);
-  } catch (error) {
-    throw storageError(error, storage.location, 'listing profiles');
-  }
-  for (const name of profilesInListing(keys)) {
-    if (!found.has(name)) found.set(name, { profile: name, storage: location });
+  for (const profile of settings.profiles.values()) found.set(profile.name, { profile: profile.name, storage: profile.storage });
+  for (const { location, storage } of scope.locations) {
+    let keys: string[];
+    try {
+      keys = (await storage.list('')).map((object) => object.key);
+    } catch (error) {
+      throw storageError(error, storage.location, 'listing profiles', 'read');
+    }
+    for (const name of profilesInListing(keys)) {
+      if (!found.has(name)) found.set(name, { profile: name, storage: location });
+    }
   }
   return [...found.values()].sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : 0));
 }
 
 /** Reads every profile's sidecars and run log and evaluates them. */
 export async function checkStatus(request: StatusRequest): Promise<StatusResult> {
+  const { settings } = request;
   const warnings: string[] = [];
   const profiles: ProfileStatus[] = [];
   for (const target of await targets(request)) {
-    const thresholds = resolveThresholds(request.thresholds, profileSettings(request.loaded, target.profile).status);
-    const storage = openStorage(target.storage, request.cwd);
+    const thresholds = resolveThresholds(request.thresholds, settingsOf(settings, target.profile).status);
+    const storage = storageAt(request.runtime, target.storage, settings.storageSettings(target.storage));
     let backups: Sidecar[];
     let runs: RunEntry[];
+    let damage: Map<string, string[]>;
     try {
       const scanned = await new Catalog(storage).scan(target.profile);
       warnings.push(...scanned.warnings);
       backups = scanned.backups;
+      damage = scanned.damage;
       const log = await readRunLog(storage, target.profile);
       if (log.skipped > 0) warnings.push(`skipped ${log.skipped} unreadable line(s) of ${target.profile}/${RUNLOG_FILE}`);
       runs = log.entries;
     } catch (error) {
-      throw storageError(error, storage.location, `reading profile ${target.profile}`);
+      throw storageError(error, storage.location, `reading profile ${target.profile}`, 'read');
     }
-    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, thresholds, now: request.now }));
+    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, thresholds, now: request.now }));
   }
   const problems: string[] = [];
   if (profiles.length === 0) {
-    const defaults = resolveThresholds(request.thresholds, request.loaded.config.defaults?.status);
-    if (defaults.maxAge) problems.push(`no backups at all in ${resolveStorage(request.loaded, request.flags, request.env, request.cwd)} (--max-age ${defaults.maxAge.text})`);
+    const defaults = resolveThresholds(request.thresholds, settings.defaults.status);
+    if (defaults.maxAge) problems.push(`no backups at all in ${storagesInScope(settings).join(', ')} (--max-age ${defaults.maxAge.text})`);
   }
   return {
     healthy: problems.length === 0 && profiles.every((p) => p.healthy),

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { artifactKey, Catalog, sidecarKey } from '../catalog/catalog.js';
+import type { Catalog} from '../catalog/catalog.js';
+import { artifactKey, sidecarKey } from '../catalog/catalog.js';
 import type { Sidecar, Verification } from '../catalog/sidecar.js';
-import { BackupctlError, throwIfAborted } from '../errors.js';
-import { countDatabaseRows, MaintenanceConnection } from '../pg/admin.js';
+import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
+import type { NotifyConfig } from '../notify/notify.js';
+import { countDatabaseRows, createSchemas, databaseAnswers, MaintenanceConnection } from '../pg/admin.js';
 import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
@@ -10,45 +12,61 @@ import type { CountedTable } from '../pg/counts.js';
 import type { ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
-import { pgRestoreArgs, readArchiveThrough, runRestore } from '../pg/restore.js';
+import { pgRestoreArgs, readArchiveThrough, runRestore, schemasToCreate } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
-import { openStorage } from '../storage/registry.js';
-import type { Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, hashStored, openArchive, type LocalArchive } from './archive.js';
+import { NotFoundError, type Storage } from '../storage/storage.js';
+import { ArchiveUnreadableError, ArtifactMissingError, digestMismatches, hashStored, openArchive, withScratchDir, type LocalArchive } from './archive.js';
+import { withRunReport } from './report-run.js';
+import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import type { Runtime } from './runtime.js';
-import { storageError } from './storage-errors.js';
+import { findBackup, scanScope, type BackupScope, type LocatedBackup } from './scope.js';
 
 export const VERIFY_LEVELS = ['checksum', 'archive', 'restore'] as const;
 export type VerifyLevel = (typeof VERIFY_LEVELS)[number];
 
 export interface VerifyRequest {
-  storage: string;
-  /** An id or `latest`; ignored with `all`. */
+  scope: BackupScope;
+  /** An id (or a unique prefix) or `latest`; ignored with `all`. */
   ref?: string | undefined;
   all?: boolean | undefined;
-  profile?: string | undefined;
   tag?: string | undefined;
   level: VerifyLevel;
   /** Keep the throwaway database (restore level) for inspection. */
   keep: boolean;
-  jobs: number;
+  /** Parallel pg_restore jobs for a backup of this profile. */
+  jobs: (profile: string) => number;
   /** Where the restore level restores a backup (the profile's server, --verify-url or verify.server); null for the other levels. */
   server: ((sidecar: Sidecar) => ConnectionSettings) | null;
-  pgBinDir?: string | undefined;
+  /** The clients' directory of a profile (its pgBinDir, the config's, or none). */
+  pgBinDir: (profile: string) => string | undefined;
   workDir?: string | undefined;
+  /** Where a profile's verify runs are notified. */
+  notify?: ((profile: string) => NotifyConfig | undefined) | undefined;
 }
+
+/**
+ * - passed / failed: the backup's own content was checked; the verdict is recorded in its
+ *   sidecar (failed: exit 3).
+ * - error: the check could not be made (the verify server stopped, a connection failed, a
+ *   client is missing, the storage could not be read): exit 1, and NOT recorded as the
+ *   backup's verdict: a good backup is never reported corrupt because of its surroundings.
+ * - skipped: the backup was removed (pruned, deleted) while the run went on.
+ */
+export type VerifyVerdict = 'passed' | 'failed' | 'error' | 'skipped';
 
 export interface VerifyOutcome {
   id: string;
   profile: string;
   database: string;
   level: VerifyLevel;
-  result: 'passed' | 'failed';
+  result: VerifyVerdict;
   durationMs: number;
   /** Every difference found: digests, TOC entries, row counts. */
   mismatches: string[];
-  /** Why the check could not complete (an unreadable archive, a failed restore). */
+  /** Why the check could not complete (an unreadable archive, a failed restore, a failing server). */
   error?: string | undefined;
+  /** With `error`: the exit code of the failure behind it. */
+  errorExitCode?: number | undefined;
   serverVersion?: string | undefined;
   /** With --keep: the throwaway database left for inspection. */
   keptDatabase?: string | undefined;
@@ -59,6 +77,14 @@ export interface VerifyOutcome {
 export interface VerifyResult {
   storage: string;
   outcomes: VerifyOutcome[];
+}
+
+/** 3 when a backup's content failed, else 1 when a check could not be made, else 0. */
+export function verifyExitCode(result: VerifyResult): number {
+  if (result.outcomes.some((o) => o.result === 'failed')) return ExitCode.VERIFY_FAILED;
+  const errored = result.outcomes.find((o) => o.result === 'error');
+  if (errored) return errored.errorExitCode ?? ExitCode.FAILED;
+  return ExitCode.OK;
 }
 
 /** Verification failed: the backup is not what its sidecar says. Carries its outcome. */
@@ -76,37 +102,68 @@ class Mismatch extends Error {
  * - restore: the archive is restored into a throwaway database (unique name, always
  *   dropped, even on failure or interrupt, unless `keep`), and every table's row count
  *   is compared with the count recorded in the snapshot at backup time.
- * Every run is appended to the backup's sidecar.
+ * Every verdict is appended to the backup's sidecar, and every run (per profile) to the
+ * profile's run log.
  */
 export async function verifyBackups(request: VerifyRequest, runtime: Runtime): Promise<VerifyResult> {
-  const storage = openStorage(request.storage, runtime.cwd);
-  const catalog = new Catalog(storage);
-  let targets: Sidecar[];
+  const { scope } = request;
+  let targets: LocatedBackup[];
   if (request.all) {
-    const scan = await catalog.scan(request.profile).catch((error: unknown) => {
-      throw storageError(error, storage.location, 'listing backups');
-    });
+    const scan = await scanScope(scope);
     for (const warning of scan.warnings) runtime.reporter.warn(warning);
-    targets = scan.backups.filter((b) => request.tag === undefined || b.tags.includes(request.tag));
+    targets = scan.backups.filter((b) => request.tag === undefined || b.sidecar.tags.includes(request.tag));
   } else {
-    targets = [await catalog.find(request.ref ?? 'latest', { profile: request.profile, tag: request.tag })];
+    targets = [await findBackup(scope, request.ref ?? 'latest', { tag: request.tag })];
   }
   const outcomes: VerifyOutcome[] = [];
-  for (const sidecar of targets) {
-    throwIfAborted(runtime.signal);
-    const outcome = await verifyOne(storage, sidecar, request, runtime);
-    outcome.recordWarning = await record(catalog, sidecar, outcome, runtime.now());
-    if (outcome.recordWarning) runtime.reporter.warn(outcome.recordWarning);
-    outcomes.push(outcome);
+  // One reported run per profile, in the order the backups come (newest first).
+  const profiles = [...new Set(targets.map((t) => `${t.storage.location}\u0000${t.sidecar.profile}`))];
+  for (const key of profiles) {
+    const group = targets.filter((t) => `${t.storage.location}\u0000${t.sidecar.profile}` === key);
+    const first = group[0] as LocatedBackup;
+    const profile = first.sidecar.profile;
+    await withRunReport(
+      { command: 'verify', profile, storage: first.storage, notify: request.notify?.(profile) },
+      runtime,
+      async (started) => {
+        started();
+        const done: VerifyOutcome[] = [];
+        for (const { sidecar, storage, catalog } of group) {
+          throwIfAborted(runtime.signal);
+          const outcome = await verifyOne(storage, catalog, sidecar, request, runtime);
+          if (outcome.result === 'passed' || outcome.result === 'failed') {
+            outcome.recordWarning = await record(catalog, sidecar, outcome, runtime.now());
+            if (outcome.recordWarning) runtime.reporter.warn(outcome.recordWarning);
+          } else if (outcome.result === 'error') {
+            runtime.reporter.warn(`could not verify ${sidecar.profile}/${sidecar.id}: ${outcome.error ?? 'unknown error'} (not recorded as its verdict)`);
+          }
+          done.push(outcome);
+          outcomes.push(outcome);
+        }
+        return done;
+      },
+      (done) => ({ id: done.length === 1 ? done[0]?.id : undefined }),
+      (done) => {
+        const failed = done.filter((o) => o.result === 'failed');
+        const errored = done.filter((o) => o.result === 'error');
+        if (failed.length === 0 && errored.length === 0) return null;
+        const worst = failed[0] ?? (errored[0] as VerifyOutcome);
+        const what = failed.length > 0 ? `${failed.length} backup(s) failed verification` : `${errored.length} backup(s) could not be verified`;
+        return {
+          exitCode: verifyExitCode({ storage: '', outcomes: done }),
+          error: `${what}; ${worst.id}: ${worst.error ?? worst.mismatches[0] ?? worst.result}`,
+        };
+      },
+    );
   }
-  return { storage: storage.location, outcomes };
+  return { storage: scope.locations.map((l) => l.storage.location).join(', '), outcomes };
 }
 
-async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequest, runtime: Runtime): Promise<VerifyOutcome> {
+async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, request: VerifyRequest, runtime: Runtime): Promise<VerifyOutcome> {
   const started = performance.now();
   const base = { id: sidecar.id, profile: sidecar.profile, database: sidecar.database.name, level: request.level };
   runtime.reporter.info(`verifying ${sidecar.profile}/${sidecar.id} (${request.level})`);
-  const outcome = (result: 'passed' | 'failed', extra: Partial<VerifyOutcome> = {}): VerifyOutcome => ({
+  const outcome = (result: VerifyVerdict, extra: Partial<VerifyOutcome> = {}): VerifyOutcome => ({
     ...base,
     result,
     durationMs: Math.round(performance.now() - started),
@@ -115,9 +172,9 @@ async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequ
   });
   let archive: LocalArchive | null = null;
   try {
-    const mismatches = await checkGlobals(storage, sidecar);
+    const mismatches = await checkGlobals(storage, sidecar, runtime.signal);
     if (request.level === 'checksum') {
-      const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.artifact.file));
+      const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.artifact.file), runtime.signal);
       mismatches.push(...digestMismatches('artifact', sidecar.artifact, digest));
       return outcome(mismatches.length ? 'failed' : 'passed', { mismatches });
     }
@@ -142,7 +199,7 @@ async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequ
       checked = await checkArchive(sidecar, opened, request, runtime, outcome);
     } catch (error) {
       if (runtime.signal.aborted) throw error;
-      const problems = await corrupt();
+      const problems = await corrupt().catch(() => []);
       if (problems.length) {
         // Corruption explains whatever else went wrong: report it (exit 3) with the rest.
         const found = error instanceof Mismatch ? error : null;
@@ -158,13 +215,42 @@ async function verifyOne(storage: Storage, sidecar: Sidecar, request: VerifyRequ
     return checked;
   } catch (error) {
     throwIfAborted(runtime.signal);
+    if (error instanceof ArtifactMissingError) {
+      // Removed by a prune or delete while this run went on: not a verdict on anything.
+      if (!(await sidecarExists(catalog, sidecar))) return outcome('skipped', { error: 'removed while the run went on' });
+      return outcome('failed', { mismatches: [`${error.key} is missing`] });
+    }
     if (error instanceof Mismatch) return outcome('failed', { mismatches: error.problems, error: error.failure });
-    if (error instanceof ArtifactMissingError) return outcome('failed', { mismatches: [`${error.key} is missing`] });
+    if (error instanceof BackupctlError || errnoCode(error) !== undefined) {
+      return outcome('error', { error: errorText(error), errorExitCode: error instanceof BackupctlError ? error.exitCode : ExitCode.FAILED });
+    }
     throw error;
   } finally {
     await archive?.dispose();
   }
 }
+
+async function sidecarExists(catalog: Catalog, sidecar: Sidecar): Promise<boolean> {
+  try {
+    await catalog.storage.stat(sidecarKey(sidecar.profile, sidecar.id));
+    return true;
+  } catch (error) {
+    if (error instanceof NotFoundError) return false;
+    return true;
+  }
+}
+
+function errorText(error: unknown): string {
+  const message = (error as Error).message ?? String(error);
+  const hint = error instanceof BackupctlError && error.hint ? ` (${error.hint.split('\n')[0]})` : '';
+  return message + hint;
+}
+
+/**
+ * The check could not be made for a reason outside the backup (the verify server went
+ * away mid-restore, a count's connection broke): exit 1, never recorded as a verdict.
+ */
+class VerifyEnvironmentError extends BackupctlError {}
 
 /** The archive and restore levels, after the archive is readable on this machine. */
 async function checkArchive(
@@ -177,7 +263,7 @@ async function checkArchive(
   const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
   const server = request.level === 'restore' && request.server ? request.server(sidecar) : null;
   if (server) return restoreCheck(sidecar, archive, dumpMajor, request, server, runtime, outcome);
-  const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+  const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir(sidecar.profile), path: runtime.env.PATH });
   const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
   await checkToc(sidecar, archive, pgRestore, run);
   if (request.level === 'archive') {
@@ -200,10 +286,10 @@ async function checkToc(sidecar: Sidecar, archive: LocalArchive, pgRestore: Clie
 }
 
 /** The globals file, when the backup has one: present, and size and sha256 as recorded. */
-async function checkGlobals(storage: Storage, sidecar: Sidecar): Promise<string[]> {
+async function checkGlobals(storage: Storage, sidecar: Sidecar, signal?: AbortSignal): Promise<string[]> {
   if (sidecar.globals.status !== 'included') return [];
   try {
-    const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.globals.file));
+    const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.globals.file), signal);
     return digestMismatches('globals', sidecar.globals, digest);
   } catch (error) {
     if (error instanceof ArtifactMissingError) return [`globals file ${sidecar.globals.file} is missing`];
@@ -234,9 +320,13 @@ async function restoreCheck(
   runtime: Runtime,
   outcome: (result: 'passed' | 'failed', extra?: Partial<VerifyOutcome>) => VerifyOutcome,
 ): Promise<VerifyOutcome> {
-  const clients = discoverClients('pg_restore', { pgBinDir: request.pgBinDir, path: runtime.env.PATH });
+  const pgBinDir = request.pgBinDir(sidecar.profile);
+  const jobs = request.jobs(sidecar.profile);
+  const clients = discoverClients('pg_restore', { pgBinDir, path: runtime.env.PATH });
   clients.catch(() => undefined);
   const maintenance = await MaintenanceConnection.open(server);
+  // Throwaway databases of verify runs that were killed go now, alongside this one's work.
+  const sweeping = sweepScratchDatabases(server, runtime);
   const name = throwawayName(sidecar.id);
   let creating: Promise<void> | null = null;
   let created = false;
@@ -245,16 +335,25 @@ async function restoreCheck(
   let counter: RestoreCounter | null = null;
   try {
     const { version, num } = await maintenance.version();
-    creating = maintenance.createDatabase(name, { encoding: sidecar.database.encoding }).then(() => {
+    creating = maintenance.createDatabase(name, { encoding: sidecar.database.encoding, scratch: scratchTag('verify', runtime) }).then(() => {
       created = true;
     });
     creating.catch(() => undefined); // awaited below, or settled in finally
-    const where = request.pgBinDir ? `pgBinDir ${request.pgBinDir}` : undefined;
-    const pgRestore = chooseClient('pg_restore', await clients, Math.max(dumpMajor, serverMajor(num)), where);
-    const toc = await checkToc(sidecar, archive, pgRestore, { env: offlineEnv(runtime.env), signal: runtime.signal });
+    const where = pgBinDir ? `pgBinDir ${pgBinDir}` : undefined;
+    // As new as the dump, not as the server: restoring last night's backup on the next
+    // major version (an upgrade rehearsal) needs nothing newer than the pg_dump that made it.
+    const pgRestore = chooseClient('pg_restore', await clients, dumpMajor, where);
+    if (serverMajor(num) > pgRestore.major) {
+      runtime.reporter.debug(`restoring with ${pgRestore.path} ${pgRestore.version} into PostgreSQL ${version}: an upgrade rehearsal`);
+    }
+    const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
+    const toc = await checkToc(sidecar, archive, pgRestore, offline);
+    // A --table dump holds its tables but not their schemas: create those first.
+    const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
     const env = await childEnv(server, runtime.env, name);
     try {
       await creating;
+      await createSchemas(server, name, schemas);
       restoring = true;
       runtime.reporter.info(`restoring into throwaway database ${name}`);
       const args = pgRestoreArgs(archive.path, name, {
@@ -262,11 +361,11 @@ async function restoreCheck(
         tables: [],
         noOwner: true,
         noAcl: true,
-        jobs: request.jobs,
+        jobs,
         singleTransaction: false,
       });
       // pg_restore 12+ says when each table's data is loaded (--verbose): count it then.
-      const progress = pgRestore.major >= 12 ? new RestoreProgress(toc, request.jobs > 1) : null;
+      const progress = pgRestore.major >= 12 ? new RestoreProgress(toc, jobs > 1) : null;
       const early = progress ? new RestoreCounter(server, name, toc) : null;
       counter = early;
       try {
@@ -278,10 +377,22 @@ async function restoreCheck(
         );
       } catch (error) {
         if (runtime.signal.aborted) throw error;
-        const hint = error instanceof BackupctlError && error.hint ? ` (${error.hint.split('\n')[0]})` : '';
-        throw new Mismatch([], `the backup does not restore: ${(error as Error).message}${hint}`);
+        // pg_restore's exit status says that it failed, not why: a server that went away
+        // fails it as surely as a damaged archive does. Only a server that is still sound
+        // (the throwaway database answers) makes it the backup's fault.
+        if (!(await databaseAnswers(server, name))) {
+          throw new VerifyEnvironmentError(`the verify server failed during the restore: ${(error as Error).message}`, {
+            hint: `check the server at ${server.host}:${server.port}; the backup itself was not judged`,
+            cause: error,
+          });
+        }
+        if (error instanceof BackupctlError && error.exitCode === ExitCode.USAGE) throw error; // pg_restore could not start
+        throw new Mismatch([], `the backup does not restore: ${errorText(error)}`);
       }
-      const restored = early ? await early.finish(runtime.signal) : await countDatabaseRows(server, name, runtime.signal);
+      const restored = await (early ? early.finish(runtime.signal) : countDatabaseRows(server, name, runtime.signal)).catch((error: unknown) => {
+        if (runtime.signal.aborted) throw error;
+        throw new VerifyEnvironmentError(`could not count the restored rows: ${(error as Error).message}`, { cause: error });
+      });
       if (early) runtime.reporter.debug(`counted ${early.countedEarly} of ${restored.length} tables while pg_restore ran`);
       const mismatches = compareCounts(sidecar, restored);
       return outcome(mismatches.length ? 'failed' : 'passed', {
@@ -305,7 +416,10 @@ async function restoreCheck(
       await maintenance.dropDatabase(name).catch((error: unknown) => {
         runtime.reporter.warn(`could not drop the throwaway database ${name}: ${(error as Error).message}`);
       });
+    } else if (created) {
+      await maintenance.unmarkScratch(name).catch(() => undefined);
     }
+    await sweeping;
     await maintenance.close();
   }
 }
@@ -337,14 +451,17 @@ function quote(name: string): string {
 
 /** Appends the outcome to the sidecar; a failure to record is a warning, not a verification failure. */
 async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome, now: Date): Promise<string | undefined> {
+  if (outcome.result !== 'passed' && outcome.result !== 'failed') return undefined;
+  // Within the sidecar schema's bounds, however many tables differ.
+  const mismatches = outcome.mismatches.length > 1000 ? [...outcome.mismatches.slice(0, 999), `... and ${outcome.mismatches.length - 999} more`] : outcome.mismatches;
   const entry: Verification = {
     at: now.toISOString(),
     level: outcome.level,
     result: outcome.result,
     durationMs: outcome.durationMs,
-    serverVersion: outcome.serverVersion,
-    mismatches: outcome.mismatches,
-    error: outcome.error,
+    serverVersion: outcome.serverVersion?.slice(0, 1000),
+    mismatches: mismatches.map((m) => m.slice(0, 20_000)),
+    error: outcome.error?.slice(0, 20_000),
   };
   try {
     const fresh = await catalog.read(sidecar.profile, sidecar.id);

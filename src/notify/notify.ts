@@ -12,7 +12,12 @@
  * - Webhook URLs carry tokens: a URL is only ever printed as `scheme://host/…`.
  */
 
-export type NotifyEventKind = 'success' | 'failure';
+/**
+ * The outcome a target is told about: a run that succeeded, failed (or was interrupted),
+ * or found the profile busy (exit 4: another run holds the lock and may still be working;
+ * off unless a target lists it).
+ */
+export type NotifyEventKind = 'success' | 'failure' | 'busy';
 
 export interface NotifyTarget {
   url: string;
@@ -73,7 +78,7 @@ export function redactUrl(url: string): string {
 }
 
 function outcomeOf(notice: RunNotice): NotifyEventKind {
-  return notice.event.endsWith('.succeeded') ? 'success' : 'failure';
+  return notice.event.endsWith('.succeeded') ? 'success' : notice.event.endsWith('.busy') ? 'busy' : 'failure';
 }
 
 function wants(target: NotifyTarget, kind: NotifyEventKind): boolean {
@@ -117,7 +122,9 @@ export async function notifyFinish(
   if (config.slack && wants(config.slack, kind)) {
     requests.push({ kind: 'slack', url: config.slack.url, body: JSON.stringify({ text: slackText(notice) }), contentType: 'application/json' });
   }
-  if (config.healthchecks) {
+  // A busy run says nothing about the backup that holds the lock: healthchecks is not told
+  // (a lock that stays busy shows there as missing success pings).
+  if (config.healthchecks && kind !== 'busy') {
     requests.push({
       kind: 'healthchecks',
       url: pingUrl(config.healthchecks.url, kind === 'success' ? '' : 'fail'),
@@ -141,17 +148,20 @@ function subject(notice: RunNotice): string {
 export function summaryLine(notice: RunNotice): string {
   const what = `${subject(notice)} ${notice.profile}${notice.id ? `/${notice.id}` : ''}`;
   const took = formatSeconds(notice.durationMs);
-  if (outcomeOf(notice) === 'success') {
+  const outcome = outcomeOf(notice);
+  if (outcome === 'success') {
     const size = notice.bytes === undefined ? '' : `${formatSize(notice.bytes)} in `;
     return `${what} succeeded on ${notice.host}: ${size}${took}`;
   }
+  if (outcome === 'busy') return `${what} skipped on ${notice.host}: the profile is busy (${notice.error ?? 'another run holds its lock'})`;
   return `${what} failed on ${notice.host} after ${took} (exit ${notice.exitCode}): ${notice.error ?? 'unknown error'}`;
 }
 
 /** Slack mrkdwn text; `&`, `<` and `>` escaped as Slack requires. */
 export function slackText(notice: RunNotice): string {
   const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  const icon = outcomeOf(notice) === 'success' ? ':white_check_mark:' : ':x:';
+  const outcome = outcomeOf(notice);
+  const icon = outcome === 'success' ? ':white_check_mark:' : outcome === 'busy' ? ':hourglass:' : ':x:';
   const database = notice.database ? ` (database ${escape(notice.database)})` : '';
   return `${icon} backupctl: ${escape(summaryLine(notice))}${database}`;
 }
@@ -230,4 +240,36 @@ function describeError(error: unknown, timeoutMs: number, url: string): string {
           : String(error);
   // Never echo a URL with its token, whatever the error text holds.
   return message.split(url).join(redactUrl(url));
+}
+
+/**
+ * Whether a notification target can be reached, without notifying anyone (`check`): the
+ * host is resolved and connected to (TCP, and TLS with certificate checks for https), and
+ * nothing is sent: a test message would page people, and any request to a healthchecks
+ * URL counts as a ping. Resolves with a description; rejects with why it cannot be reached.
+ */
+export async function probeUrl(url: string, timeoutMs: number): Promise<string> {
+  const parsed = new URL(url);
+  const secure = parsed.protocol === 'https:';
+  const port = Number(parsed.port || (secure ? 443 : 80));
+  const shown = redactUrl(url);
+  const { connect: tcp } = await import('node:net');
+  const { connect: tls } = await import('node:tls');
+  await new Promise<void>((resolve, reject) => {
+    const socket = secure ? tls({ host: parsed.hostname, port, servername: parsed.hostname }) : tcp({ host: parsed.hostname, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`${shown}: no connection within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve();
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new Error(`${shown}: ${error.code ?? error.message}`));
+    });
+  });
+  return `${shown} reachable (${secure ? 'TLS' : 'TCP'} connection to ${parsed.hostname}:${port}; nothing sent)`;
 }

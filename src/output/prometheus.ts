@@ -46,6 +46,16 @@ const FAMILIES: Family[] = [
     value: (p) => p.failedRunsSinceSuccess,
   },
   {
+    name: 'backupctl_failed_verifications',
+    help: 'Backups whose latest verification failed (each counts until it passes one or is removed).',
+    value: (p) => p.failedVerifications.length,
+  },
+  {
+    name: 'backupctl_damaged_backups',
+    help: 'Backups whose artifact or globals file is missing or not of the recorded size.',
+    value: (p) => p.damaged.length,
+  },
+  {
     name: 'backupctl_backups_total',
     help: 'Completed backups in the storage.',
     value: (p) => p.backups,

@@ -14,6 +14,8 @@ function reasonText(reason: PruneReason, result: PruneResult): string {
       return 'newest verified backup';
     case 'future':
       return 'dated in the future';
+    case 'damaged':
+      return 'damaged (artifact missing or of the wrong size; not counted as a good backup)';
     case 'leftover-old':
       return `unfinished (no sidecar), older than ${compactDuration(result.leftoverAgeMs)}`;
     case 'leftover-recent':

@@ -49,8 +49,9 @@ export function renderRestore(result: RestoreResult, style: Style): string {
   ];
   for (const skipped of result.globalsSkipped) lines.push(`  ${t(skipped)} already existed and was left as it is`);
   if (result.oldKeptAs) {
-    lines.push(`The previous "${t(plan.target)}" is kept as "${t(result.oldKeptAs)}" (drop it when you are sure).`);
-    if (result.rollback) lines.push(`To roll back: ${result.rollback}`);
+    lines.push(`The previous "${t(plan.target)}" is kept as "${t(result.oldKeptAs)}".`);
+    if (result.rollback) lines.push(`To roll back:        ${t(result.rollback)}`);
+    if (result.dropOld) lines.push(`Once you are sure:   ${t(result.dropOld)}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -65,6 +66,7 @@ export function restoreJson(result: RestoreResult): Record<string, unknown> {
     countsChecked: result.countsChecked,
     globalsSkipped: result.globalsSkipped,
     rollback: result.rollback,
+    dropOld: result.dropOld,
     plan: result.plan,
   };
 }

@@ -108,7 +108,7 @@ function verifiedCell(sidecar: Sidecar, style: Style, now: Date): string {
   return style.error(`FAILED ${v.level}`);
 }
 
-function listRow(s: Sidecar, style: Style, now: Date): string[] {
+function listRow(s: Sidecar, style: Style, now: Date, problems: readonly string[] | undefined): string[] {
   return [
     style.id(t(s.id)),
     t(s.profile),
@@ -117,7 +117,7 @@ function listRow(s: Sidecar, style: Style, now: Date): string[] {
     formatBytes(s.artifact.bytes),
     formatDuration(s.durationMs),
     list(s.tags, '-'),
-    verifiedCell(s, style, now),
+    problems && problems.length > 0 ? style.error('DAMAGED (see below)') : verifiedCell(s, style, now),
   ];
 }
 
@@ -140,7 +140,14 @@ export function renderList(result: ListResult, style: Style, now: Date): string 
   if (result.backups.length === 0) {
     parts.push(`No backups in ${t(result.storage)}.\n`);
   } else {
-    parts.push(renderTable(LIST_COLUMNS, result.backups.map((s) => listRow(s, style, now)), style));
+    parts.push(renderTable(LIST_COLUMNS, result.backups.map((s) => listRow(s, style, now, result.damage.get(`${s.profile}/${s.id}`))), style));
+    const damaged = result.backups.filter((s) => result.damage.has(`${s.profile}/${s.id}`));
+    if (damaged.length > 0) {
+      parts.push(`\n${style.heading('Damaged (cannot be restored as they are)')}\n`);
+      for (const s of damaged) {
+        for (const problem of result.damage.get(`${s.profile}/${s.id}`) ?? []) parts.push(`  ${style.error('✗')} ${t(s.profile)}/${t(s.id)}: ${t(problem)}\n`);
+      }
+    }
   }
   if (result.incomplete.length > 0) {
     parts.push(
@@ -315,10 +322,14 @@ function labelsSection(s: Sidecar, style: Style): string {
   );
 }
 
-/** Every field of the sidecar, grouped under headings. */
+/** Every field of the sidecar, grouped under headings; first what is wrong with its files, if anything. */
 export function renderShow(result: ShowResult, style: Style, now: Date): string {
   const s = result.sidecar;
+  const damaged = result.problems.length === 0 ? [] : [
+    section('DAMAGED: this backup cannot be restored as it is', result.problems.map((p) => `  ${style.error('✗')} ${t(p)}\n`).join(''), style),
+  ];
   return [
+    ...damaged,
     section('Backup', backupSection(result, style, now), style),
     section('Source', sourceSection(s, style), style),
     section('Database', databaseSection(s, style), style),
@@ -368,7 +379,8 @@ export function createJson(result: CreateResult): CreateJson {
   };
 }
 
-export type ListedBackupJson = Sidecar & { verification: Verification | null };
+/** A listed backup: its sidecar, its latest verification, and what is wrong with its stored files (empty when nothing). */
+export type ListedBackupJson = Sidecar & { verification: Verification | null; problems: string[] };
 
 export interface IncompleteJson {
   id: string;
@@ -383,7 +395,11 @@ export type ListJsonEntry = ListedBackupJson | IncompleteJson;
 
 /** Completed backups (as listed, each with its latest verification), then incomplete ones. */
 export function listJson(result: ListResult): ListJsonEntry[] {
-  const backups: ListJsonEntry[] = result.backups.map((s) => ({ ...s, verification: latestVerification(s) }));
+  const backups: ListJsonEntry[] = result.backups.map((s) => ({
+    ...s,
+    verification: latestVerification(s),
+    problems: [...(result.damage.get(`${s.profile}/${s.id}`) ?? [])],
+  }));
   const incomplete: ListJsonEntry[] = result.incomplete.map((entry) => ({
     id: entry.id,
     profile: entry.profile,
@@ -395,8 +411,9 @@ export function listJson(result: ListResult): ListJsonEntry[] {
   return [...backups, ...incomplete];
 }
 
-export function showJson(result: ShowResult): Sidecar {
-  return result.sidecar;
+/** The sidecar, and `problems`: what is wrong with its stored files (empty when nothing). */
+export function showJson(result: ShowResult): Sidecar & { problems: string[] } {
+  return { ...result.sidecar, problems: result.problems };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -417,6 +434,11 @@ function messageOf(error: unknown): string {
   } catch {
     return String(error);
   }
+}
+
+/** An error's message as the operator sees it: one line, secrets masked, no control characters. */
+export function errorMessage(error: unknown): string {
+  return oneLine(messageOf(error));
 }
 
 function oneLine(text: string): string {
@@ -442,8 +464,9 @@ function stackFrames(error: Error, style: Style): string[] {
  */
 export function renderError(error: unknown, style: Style, verbose: boolean): string {
   const lines = [`${style.error('error:')} ${oneLine(messageOf(error))}`];
-  if (error instanceof BackupctlError && error.hint !== undefined && error.hint !== '') {
-    lines.push(`${style.dim('hint:')} ${oneLine(error.hint)}`);
+  if (error instanceof BackupctlError) {
+    for (const detail of error.details) lines.push(`  ${oneLine(detail)}`);
+    if (error.hint !== undefined && error.hint !== '') lines.push(`${style.dim('hint:')} ${oneLine(error.hint)}`);
   }
   if (verbose) {
     const seen = new Set<unknown>([error]);

@@ -36,7 +36,9 @@ function verificationCell(p: ProfileStatus, style: Style, now: Date): string {
   const v = p.lastVerification;
   if (!v) return style.dim('never');
   const text = `${v.result} ${v.level} ${formatAge(new Date(v.at), now)}`;
-  return v.result === 'passed' ? style.ok(text) : style.error(text.replace(/^failed/, 'FAILED'));
+  const others = p.failedVerifications.filter((f) => f.backupId !== v.backupId).length;
+  const more = others > 0 ? style.error(` (+${others} FAILED)`) : '';
+  return (v.result === 'passed' ? style.ok(text) : style.error(text.replace(/^failed/, 'FAILED'))) + more;
 }
 
 function statusRow(p: ProfileStatus, style: Style, now: Date): string[] {

@@ -56,12 +56,23 @@ function graphemeWidth(grapheme: string): number {
   return isWide(first) ? 2 : 1;
 }
 
+/**
+ * Above this length, text is measured code point by code point: ICU's grapheme segmenter
+ * slows down more than linearly on long strings (40 s for 200,000 characters here), and a
+ * hostile sidecar must not stall `show`. Only the width of emoji joined by ZWJ differs.
+ */
+const SEGMENT_MAX_LENGTH = 256;
+
 /** Terminal cells `text` occupies: ANSI codes stripped, wide characters and emoji count 2. */
 export function displayWidth(text: string): number {
   const plain = stripAnsi(text);
   // Fast path: printable ASCII.
   if (/^[\u0020-\u007e]*$/.test(plain)) return plain.length;
   let width = 0;
+  if (plain.length > SEGMENT_MAX_LENGTH) {
+    for (const char of plain) width += char === '\u200d' ? 0 : graphemeWidth(char);
+    return width;
+  }
   segmenter ??= new Intl.Segmenter('en', { granularity: 'grapheme' });
   for (const { segment } of segmenter.segment(plain)) width += graphemeWidth(segment);
   return width;
@@ -79,8 +90,18 @@ function pad(text: string, width: number, align: Align): string {
   return align === 'right' ? fill + text : text + fill;
 }
 
+/**
+ * `text` without its trailing spaces, in linear time: `/ +$/` backtracks quadratically on
+ * a long run of spaces followed by anything else (a hostile sidecar's 30k-space tag).
+ */
+export function trimTrailingSpaces(text: string): string {
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 32) end -= 1;
+  return end === text.length ? text : text.slice(0, end);
+}
+
 function joinLine(cells: string[]): string {
-  return cells.join('  ').replace(/ +$/, '');
+  return trimTrailingSpaces(cells.join('  '));
 }
 
 /**
@@ -117,7 +138,7 @@ export function renderKeyValues(pairs: ReadonlyArray<readonly [string, string]>,
   const width = Math.max(...pairs.map(([key]) => displayWidth(key)));
   const prefix = ' '.repeat(indent);
   return pairs
-    .map(([key, value]) => `${prefix}${style.dim(pad(key, width, 'left'))}  ${value}`.replace(/ +$/, ''))
+    .map(([key, value]) => trimTrailingSpaces(`${prefix}${style.dim(pad(key, width, 'left'))}  ${value}`))
     .join('\n')
     .concat('\n');
 }

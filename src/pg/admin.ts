@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { connect, queryError, quoteIdent } from './client.js';
+import { connect, queryError, quoteIdent, sqlState } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 import { countRows, type CountedTable } from './counts.js';
 
@@ -12,7 +12,7 @@ async function connectMaintenance(settings: ConnectionSettings): Promise<pg.Clie
   try {
     return await connect(settings, 'postgres');
   } catch (error) {
-    if (/does not exist/.test((error as Error).message)) return connect(settings, 'template1');
+    if (sqlState(error) === '3D000') return connect(settings, 'template1'); // invalid_catalog_name
     throw error;
   }
 }
@@ -77,7 +77,23 @@ export async function createDatabase(settings: ConnectionSettings, name: string,
 export interface CreateOptions {
   encoding?: string;
   owner?: string;
+  /**
+   * Marks the database as a scratch database of this run (its COMMENT, see
+   * scratchDatabases): a run killed before it could drop it leaves a database the next
+   * run can recognise as a leftover and drop.
+   */
+  scratch?: ScratchTag;
 }
+
+/** Who made a scratch database (verify's throwaway, restore's staging), recorded in its COMMENT. */
+export interface ScratchTag {
+  kind: 'verify' | 'staging';
+  host: string;
+  pid: number;
+  startedAt: string;
+}
+
+const SCRATCH_COMMENT_PREFIX = 'backupctl scratch ';
 
 async function createOn(client: pg.Client, name: string, options: CreateOptions): Promise<void> {
   let sql = `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`;
@@ -85,6 +101,41 @@ async function createOn(client: pg.Client, name: string, options: CreateOptions)
   if (options.owner) sql += ` OWNER ${quoteIdent(options.owner)}`;
   await client.query(sql).catch((error: unknown) => {
     throw queryError(error, `cannot create database ${quoteIdent(name)}`);
+  });
+  if (options.scratch) {
+    await client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${literal(SCRATCH_COMMENT_PREFIX + JSON.stringify(options.scratch))}`).catch((error: unknown) => {
+      throw queryError(error, `cannot mark database ${quoteIdent(name)} as scratch`);
+    });
+  }
+}
+
+/** A scratch database found on a server, with who made it. */
+export interface ScratchDatabase extends ScratchTag {
+  database: string;
+}
+
+/** The server's databases marked as scratch databases of a backupctl run (see CreateOptions.scratch). */
+export async function scratchDatabases(settings: ConnectionSettings): Promise<ScratchDatabase[]> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ datname: string; comment: string }>(
+      `SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database
+        WHERE shobj_description(oid, 'pg_database') LIKE $1 ORDER BY datname`,
+      [`${SCRATCH_COMMENT_PREFIX}%`],
+    );
+    const found: ScratchDatabase[] = [];
+    for (const row of rows) {
+      try {
+        const tag = JSON.parse(row.comment.slice(SCRATCH_COMMENT_PREFIX.length)) as Partial<ScratchTag>;
+        // The name must say so too: a verify throwaway or a restore's staging database.
+        const named = tag.kind === 'verify' ? row.datname.startsWith('backupctl_verify_') : row.datname.includes('_restoring_');
+        if (named && (tag.kind === 'verify' || tag.kind === 'staging') && typeof tag.host === 'string' && Number.isSafeInteger(tag.pid) && typeof tag.startedAt === 'string') {
+          found.push({ database: row.datname, kind: tag.kind, host: tag.host, pid: tag.pid as number, startedAt: tag.startedAt });
+        }
+      } catch {
+        // not one of ours after all
+      }
+    }
+    return found;
   });
 }
 
@@ -171,6 +222,11 @@ export class MaintenanceConnection {
     await this.use((client) => createOn(client, name, options));
   }
 
+  /** Takes away a database's scratch mark (verify --keep: the database is the operator's now). */
+  async unmarkScratch(name: string): Promise<void> {
+    await this.use((client) => client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS NULL`));
+  }
+
   /**
    * See dropDatabase: on this connection when it is sound and was used lately, else (or
    * when that fails) on a fresh one.
@@ -206,6 +262,8 @@ export async function swapDatabases(settings: ConnectionSettings, target: string
       await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS false`);
       await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [target]);
       await client.query(`ALTER DATABASE ${quoteIdent(target)} RENAME TO ${quoteIdent(keepAs)}`);
+      // No longer scratch: the restored database must never look like a leftover.
+      await client.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS NULL`);
       await client.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
       await client.query('COMMIT');
     } catch (error) {
@@ -218,11 +276,18 @@ export async function swapDatabases(settings: ConnectionSettings, target: string
   });
 }
 
+/** Renames a database, and (in the same transaction) takes away its scratch mark: it is kept. */
 export async function renameDatabase(settings: ConnectionSettings, from: string, to: string): Promise<void> {
   await withMaintenance(settings, async (client) => {
-    await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`).catch((error: unknown) => {
+    try {
+      await client.query('BEGIN');
+      await client.query(`COMMENT ON DATABASE ${quoteIdent(from)} IS NULL`);
+      await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
       throw queryError(error, `cannot rename database ${quoteIdent(from)}`);
-    });
+    }
   });
 }
 
@@ -280,4 +345,68 @@ export async function countDatabaseRows(settings: ConnectionSettings, database: 
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * True when `database` on the server takes a connection and answers a query: after a
+ * failed pg_restore, this tells a damaged archive (the server is fine) from a server that
+ * went away or refused the database.
+ */
+export async function databaseAnswers(settings: ConnectionSettings, database: string): Promise<boolean> {
+  try {
+    const client = await connect({ ...settings }, database);
+    try {
+      await client.query('SELECT 1');
+      return true;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** CREATE SCHEMA IF NOT EXISTS, in `database`, for each name (see schemasToCreate). */
+export async function createSchemas(settings: ConnectionSettings, database: string, names: readonly string[]): Promise<void> {
+  if (names.length === 0) return;
+  const client = await connect(settings, database);
+  try {
+    for (const name of names) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(name)}`).catch((error: unknown) => {
+        throw queryError(error, `cannot create schema ${quoteIdent(name)} in ${quoteIdent(database)}`);
+      });
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Of `names` (existing roles), those the connecting role cannot give objects to: restoring
+ * ownership runs ALTER ... OWNER TO each, which needs superuser or membership in the role
+ * (PostgreSQL 16+: the right to SET ROLE to it). Found before a restore starts, so a
+ * non-superuser gets a hint instead of "must be member of role" half-way through.
+ */
+export async function rolesNotAssumable(settings: ConnectionSettings, names: readonly string[]): Promise<string[]> {
+  if (names.length === 0) return [];
+  return withMaintenance(settings, async (client) => {
+    const { rows: me } = await client.query<{ superuser: boolean; num: string }>(
+      `SELECT rolsuper AS superuser, current_setting('server_version_num') AS num FROM pg_roles WHERE rolname = current_user`,
+    );
+    if (me[0]?.superuser !== false) return [];
+    const privilege = Number(me[0].num) >= 160000 ? 'SET' : 'MEMBER';
+    const { rows } = await client.query<{ rolname: string }>(
+      'SELECT rolname FROM pg_roles WHERE rolname = ANY($1) AND NOT pg_has_role(current_user, oid, $2) ORDER BY rolname',
+      [names, privilege],
+    );
+    return rows.map((row) => row.rolname);
+  });
+}
+
+/** Names of every database of the server. */
+export async function databaseNames(settings: ConnectionSettings): Promise<Set<string>> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database');
+    return new Set(rows.map((row) => row.datname));
+  });
 }

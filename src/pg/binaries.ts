@@ -127,7 +127,10 @@ export function chooseClient(
         : `every ${tool} found is older than the server (PostgreSQL ${serverMajorVersion}): ${seen}`,
       {
         exitCode: ExitCode.USAGE,
-        hint: `install the PostgreSQL ${serverMajorVersion} client (Debian/Ubuntu: apt-get install postgresql-client-${serverMajorVersion}; RHEL: postgresql${serverMajorVersion}; macOS: brew install postgresql@${serverMajorVersion}) or set pgBinDir in the config`,
+        hint:
+          `install the PostgreSQL ${serverMajorVersion} client: Debian/Ubuntu: apt-get install postgresql-client-${serverMajorVersion} ` +
+          `from the PostgreSQL (PGDG) apt repository when the distribution has no such version (https://apt.postgresql.org, see https://wiki.postgresql.org/wiki/Apt); ` +
+          `RHEL: postgresql${serverMajorVersion} from https://yum.postgresql.org; macOS: brew install postgresql@${serverMajorVersion}; or set pgBinDir in the config`,
       },
     );
   }

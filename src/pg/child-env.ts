@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runDir } from '../platform/run-dir.js';
 import type { ConnectionSettings } from './connection.js';
 import { pgpassLine } from './pgpass.js';
 
@@ -32,8 +32,9 @@ export interface ChildEnv {
 
 /**
  * Builds the environment children connect with. The password goes into a temporary
- * passfile (mode 0600, in the OS temp dir, removed by dispose) named by PGPASSFILE, so
- * it is never in argv (visible in `ps`) nor in the child's environment.
+ * passfile (mode 0600, in the run's private 0700 directory, removed by dispose; a killed
+ * run's is removed by the next run, see platform/run-dir.ts) named by PGPASSFILE, so it
+ * is never in argv (visible in `ps`) nor in the child's environment.
  */
 export async function childEnv(
   settings: ConnectionSettings,
@@ -47,6 +48,13 @@ export async function childEnv(
     if (settings.password !== undefined && settings.password !== '' && value === settings.password) continue;
     env[key] = value;
   }
+  // Messages in English: the text of a failure picks a hint (never an exit code). LC_ALL
+  // would override LC_MESSAGES: its character set is kept as LC_CTYPE.
+  if (env.LC_ALL !== undefined) {
+    env.LC_CTYPE ??= env.LC_ALL;
+    delete env.LC_ALL;
+  }
+  env.LC_MESSAGES = 'C';
   env.PGHOST = settings.host;
   env.PGPORT = String(settings.port);
   env.PGUSER = settings.user;
@@ -58,7 +66,7 @@ export async function childEnv(
 
   let passfile: string | null = null;
   if (settings.password !== undefined) {
-    passfile = join(tmpdir(), `backupctl-${process.pid}-${randomBytes(6).toString('hex')}.pgpass`);
+    passfile = join(await runDir(), `${randomBytes(6).toString('hex')}.pgpass`);
     const handle = await open(passfile, 'wx', 0o600);
     try {
       await handle.chmod(0o600);

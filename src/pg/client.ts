@@ -107,6 +107,21 @@ export function queryError(error: unknown, doing: string): BackupctlError {
   return new BackupctlError(`${doing}: ${message}`, { cause: error });
 }
 
+/**
+ * The SQLSTATE of an error raised by the server, looked for along the cause chain (our
+ * BackupctlErrors carry the driver's error as their cause). Decisions hang on these codes,
+ * never on message text, which the server translates.
+ */
+export function sqlState(error: unknown): string | undefined {
+  const seen = new Set<unknown>();
+  for (let current = error; current && typeof current === 'object' && !seen.has(current); current = (current as { cause?: unknown }).cause) {
+    seen.add(current);
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 /** Double-quotes an identifier for SQL. */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;

@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
-import { BackupctlError, ExitCode, usageError } from '../errors.js';
+import { join } from 'node:path';
+import { BackupctlError, errnoCode, ExitCode, usageError } from '../errors.js';
 import { lookupPgpass } from './pgpass.js';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -119,15 +119,6 @@ export function redactUrl(url: string): string {
   }
 }
 
-export interface ResolveConnectionInput {
-  /** `--db-url` (never with a password: refused before we get here). */
-  flagUrl?: string | undefined;
-  env: Record<string, string | undefined>;
-  profile: ProfileConnection;
-  /** Base directory for relative paths in the profile (the config file's directory). */
-  configDir: string;
-}
-
 function fromEnv(env: Record<string, string | undefined>): Partial {
   const result: Partial = {};
   if (env.PGHOST) result.host = env.PGHOST;
@@ -154,15 +145,31 @@ function defaultHost(port: number): string {
   return 'localhost';
 }
 
+/** A password file larger than this is not a password file. */
+const MAX_PASSWORD_FILE_BYTES = 64 * 1024;
+
+/**
+ * The first line of a password file. It must be a regular file (a symlink to one is fine:
+ * Kubernetes mounts secrets that way): opening a FIFO or a device would hang or read
+ * forever, so it is opened non-blocking, checked with fstat, and read to a bound.
+ */
 function readPasswordFile(path: string): string {
+  let fd: number | undefined;
   try {
-    const content = readFileSync(path, 'utf8');
-    const line = content.split(/\r?\n/)[0] ?? '';
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw usageError(`password file ${path} is not a regular file`, "point the profile's passwordFile at a file holding the password");
+    if (info.size > MAX_PASSWORD_FILE_BYTES) throw usageError(`password file ${path} is ${info.size} bytes: not a password file`, "check the profile's passwordFile");
+    const buffer = Buffer.alloc(Math.max(1, info.size));
+    const read = readSync(fd, buffer, 0, buffer.length, 0);
+    const line = buffer.subarray(0, read).toString('utf8').split(/\r?\n/)[0] ?? '';
     if (line === '') throw usageError(`password file ${path} is empty`);
     return line;
   } catch (error) {
     if (error instanceof BackupctlError) throw error;
-    throw usageError(`cannot read password file ${path}: ${(error as Error).message}`, 'check the profile\'s passwordFile');
+    throw usageError(`cannot read password file ${path}: ${errnoCode(error) ?? (error as Error).message}`, "check the profile's passwordFile");
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -177,70 +184,150 @@ function readPgpass(env: Record<string, string | undefined>, query: { host: stri
   }
 }
 
-/**
- * Resolves where to connect. Precedence, highest first: `--db-url`; the environment
- * (DATABASE_URL, then the libpq PG* variables for what it leaves out); the profile
- * (its url, then its discrete fields); libpq's defaults. The password comes from, in
- * order: the URL or PGPASSWORD of the winning layer, the profile's passwordEnv or
- * passwordFile, then the libpq password file (PGPASSFILE or ~/.pgpass).
- */
-export function resolveConnection(input: ResolveConnectionInput): ConnectionSettings {
-  const { env, profile } = input;
-  const profileLayer: Partial = {
-    ...(profile.url ? parseConnectionUrl(profile.url, 'profile url') : {}),
-    ...defined({
-      host: profile.host,
-      port: profile.port,
-      user: profile.user,
-      database: profile.database,
-      sslmode: profile.sslmode,
-    }),
+/** The connection flags of a run: `--db-url`, `-d/--dbname`, `-h/--host`, `-p/--port`, `-U/--username`. */
+export interface ConnectionFlags {
+  /** `--db-url`, or a connection URI given to `-d` (never with a password: refused before we get here). */
+  url?: string | undefined;
+  host?: string | undefined;
+  port?: number | undefined;
+  user?: string | undefined;
+  database?: string | undefined;
+}
+
+export interface ResolveConnectionInput {
+  flags?: ConnectionFlags | undefined;
+  env: Record<string, string | undefined>;
+  /**
+   * The config's layers for the profile, lowest first (the config's `defaults`, then the
+   * profile's own keys), with passwordFile paths already absolute.
+   */
+  profile: ProfileConnection | readonly ProfileConnection[];
+}
+
+/** What won, and what the operator should hear about. */
+export interface ConnectionResolution {
+  settings: ConnectionSettings;
+  /** Fields the command line set over a different value of the config. */
+  overridden: Array<{ field: ReportedField; value: string; configured: string }>;
+  /** Environment variables whose value the config's took precedence over. */
+  ignoredEnv: Array<{ variable: string; value: string; field: ReportedField; configured: string }>;
+}
+
+type ReportedField = 'host' | 'port' | 'user' | 'database';
+const REPORTED_FIELDS: readonly ReportedField[] = ['host', 'port', 'user', 'database'];
+
+interface Layer {
+  fields: Partial;
+  /** Where the layer's password comes from, for hints (never the password). */
+  passwordSource?: string | undefined;
+}
+
+function profileLayer(profile: ProfileConnection, env: Record<string, string | undefined>): Layer {
+  const fields: Partial = {
+    ...(profile.url ? defined(parseConnectionUrl(profile.url, 'profile url')) : {}),
+    ...defined({ host: profile.host, port: profile.port, user: profile.user, database: profile.database, sslmode: profile.sslmode }),
   };
+  let passwordSource = fields.password !== undefined ? 'the profile url' : undefined;
   if (profile.passwordEnv) {
     const value = env[profile.passwordEnv];
     if (value === undefined || value === '') {
       throw usageError(`environment variable ${profile.passwordEnv} (the profile's passwordEnv) is not set`);
     }
-    profileLayer.password = value;
+    fields.password = value;
+    passwordSource = `$${profile.passwordEnv}`;
   } else if (profile.passwordFile) {
-    profileLayer.password = readPasswordFile(resolve(input.configDir, profile.passwordFile));
+    fields.password = readPasswordFile(profile.passwordFile);
+    passwordSource = `passwordFile ${profile.passwordFile}`;
   }
-  const envLayer: Partial = {
-    ...defined(fromEnv(env)),
-    ...(env.DATABASE_URL ? defined(parseConnectionUrl(env.DATABASE_URL, 'DATABASE_URL')) : {}),
+  return { fields, passwordSource };
+}
+
+const PG_VARIABLES: Record<ReportedField, string> = { host: 'PGHOST', port: 'PGPORT', user: 'PGUSER', database: 'PGDATABASE' };
+
+function environmentLayer(env: Record<string, string | undefined>): Layer & { origin: (field: ReportedField) => string } {
+  const fromUrl = env.DATABASE_URL ? defined(parseConnectionUrl(env.DATABASE_URL, 'DATABASE_URL')) : {};
+  const fields: Partial = { ...defined(fromEnv(env)), ...fromUrl };
+  return {
+    fields,
+    origin: (field) => (fromUrl[field] !== undefined ? 'DATABASE_URL' : PG_VARIABLES[field]),
+    passwordSource: fields.password === undefined ? undefined : fromUrl.password !== undefined ? 'DATABASE_URL' : 'PGPASSWORD',
   };
-  const flagLayer: Partial = input.flagUrl ? defined(parseConnectionUrl(input.flagUrl, '--db-url')) : {};
-  const merged: Partial = { ...defined(profileLayer), ...envLayer, ...flagLayer };
+}
+
+function flagLayer(flags: ConnectionFlags | undefined): Partial {
+  if (!flags) return {};
+  return {
+    ...(flags.url ? defined(parseConnectionUrl(flags.url, '--db-url')) : {}),
+    ...defined({ host: flags.host, port: flags.port, user: flags.user, database: flags.database }),
+  };
+}
+
+/**
+ * Resolves where to connect. Precedence, highest first: the command line (`--db-url`,
+ * `-d`, `-h`, `-p`, `-U`); the config (the profile's own keys over the config's
+ * `defaults`; in each, its `url` first, then its discrete fields); the environment
+ * (DATABASE_URL over the libpq PG* variables), which fills only what the config leaves
+ * unset; libpq's defaults. The password comes from the config when it names one
+ * (passwordEnv, passwordFile or a url with a password, the profile's own over the
+ * defaults'), else from DATABASE_URL or PGPASSWORD, else from the libpq password file
+ * (PGPASSFILE or ~/.pgpass).
+ */
+export function resolveConnectionLayers(input: ResolveConnectionInput): ConnectionResolution {
+  const { env } = input;
+  const layers: readonly ProfileConnection[] = Array.isArray(input.profile) ? input.profile : [input.profile as ProfileConnection];
+  const configured: Layer = { fields: {} };
+  for (const layer of layers.map((profile) => profileLayer(profile, env))) {
+    configured.fields = { ...configured.fields, ...layer.fields };
+    if (layer.passwordSource !== undefined) configured.passwordSource = layer.passwordSource;
+  }
+  const environment = environmentLayer(env);
+  const flags = flagLayer(input.flags);
+  const merged: Partial = { ...environment.fields, ...configured.fields, ...flags };
 
   const port = merged.port ?? 5432;
   const user = merged.user ?? safeUserName(env);
   const database = merged.database ?? user;
   const host = merged.host ?? defaultHost(port);
   let password = merged.password;
-  let passwordSource: string | undefined;
-  if (password !== undefined) {
-    passwordSource =
-      flagLayer.password !== undefined ? '--db-url'
-      : envLayer.password !== undefined ? (env.DATABASE_URL && parseConnectionUrl(env.DATABASE_URL, 'DATABASE_URL').password ? 'DATABASE_URL' : 'PGPASSWORD')
-      : profile.passwordEnv ? `$${profile.passwordEnv}`
-      : profile.passwordFile ? `passwordFile ${profile.passwordFile}`
-      : 'the profile url';
-  } else {
+  let passwordSource = configured.fields.password !== undefined ? configured.passwordSource : environment.passwordSource;
+  if (password === undefined) {
     password = readPgpass(env, { host, port, database, user });
-    if (password !== undefined) passwordSource = 'the password file (PGPASSFILE or ~/.pgpass)';
+    passwordSource = password !== undefined ? 'the password file (PGPASSFILE or ~/.pgpass)' : undefined;
+  }
+
+  const overridden: ConnectionResolution['overridden'] = [];
+  const ignoredEnv: ConnectionResolution['ignoredEnv'] = [];
+  for (const field of REPORTED_FIELDS) {
+    const fromConfig = configured.fields[field];
+    if (fromConfig === undefined) continue;
+    const fromFlag = flags[field];
+    if (fromFlag !== undefined && fromFlag !== fromConfig) overridden.push({ field, value: String(fromFlag), configured: String(fromConfig) });
+    const fromEnvironment = environment.fields[field];
+    if (fromFlag === undefined && fromEnvironment !== undefined && fromEnvironment !== fromConfig) {
+      ignoredEnv.push({ variable: environment.origin(field), value: String(fromEnvironment), field, configured: String(fromConfig) });
+    }
   }
   return {
-    host,
-    port,
-    user,
-    database,
-    password,
-    passwordSource,
-    sslmode: merged.sslmode,
-    sslrootcert: merged.sslrootcert,
-    sslcert: merged.sslcert,
-    sslkey: merged.sslkey,
+    settings: {
+      host,
+      port,
+      user,
+      database,
+      password,
+      passwordSource,
+      sslmode: merged.sslmode,
+      sslrootcert: merged.sslrootcert,
+      sslcert: merged.sslcert,
+      sslkey: merged.sslkey,
+    },
+    overridden,
+    ignoredEnv,
   };
+}
+
+/** resolveConnectionLayers, the settings only. */
+export function resolveConnection(input: ResolveConnectionInput): ConnectionSettings {
+  return resolveConnectionLayers(input).settings;
 }
 
 function safeUserName(env: Record<string, string | undefined>): string {

@@ -18,7 +18,7 @@ export interface CountableTable {
   relkind: 'r' | 'm';
   /** A partition: a TABLE DATA item loaded through the partition root may route rows into it. */
   isPartition: boolean;
-  /** Has inheritance children or partitions: `count(*)` includes their rows. */
+  /** Has inheritance children: a plain `count(*)` would include their rows (countTable uses ONLY). */
   hasChildren: boolean;
 }
 
@@ -53,9 +53,17 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
   }));
 }
 
-/** `SELECT count(*)` of one table. */
-export async function countTable(client: pg.Client, table: Pick<CountableTable, 'oid' | 'schema' | 'name'>): Promise<CountedTable> {
-  const sql = `SELECT count(*)::int8 AS rows FROM ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+/**
+ * The rows of one table exactly as a dump holds them. pg_dump's `COPY t TO stdout` copies
+ * the table's own rows, never those of its inheritance children (each child is dumped on
+ * its own), so a table is counted with ONLY: a plain `count(*)` on an inheritance parent
+ * counts its whole tree, and the sidecar would promise rows the dump does not hold.
+ * Partitions are leaf tables (a partitioned root has no rows of its own and is not
+ * counted); materialized views have no children.
+ */
+export async function countTable(client: pg.Client, table: Pick<CountableTable, 'oid' | 'schema' | 'name'> & { relkind?: 'r' | 'm' }): Promise<CountedTable> {
+  const only = table.relkind === 'm' ? '' : 'ONLY ';
+  const sql = `SELECT count(*)::int8 AS rows FROM ${only}${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
   try {
     const { rows } = await client.query<{ rows: string }>(sql);
     return { oid: table.oid, schema: table.schema, name: table.name, rows: Number(rows[0]?.rows ?? 0) };

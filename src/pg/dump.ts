@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
+import { runGuarded } from './child.js';
 import { BackupctlError, ExitCode, InterruptedError } from '../errors.js';
 
 export type DumpFormat = 'custom' | 'directory';
@@ -33,12 +34,29 @@ export function pgDumpArgs(options: DumpOptions, snapshot: string | null, direct
   if (options.compress !== null) args.push(`--compress=${options.compress}`);
   if (options.schemaOnly) args.push('--schema-only');
   if (options.dataOnly) args.push('--data-only');
-  for (const value of options.schemas) args.push(`--schema=${value}`);
-  for (const value of options.excludeSchemas) args.push(`--exclude-schema=${value}`);
-  for (const value of options.tables) args.push(`--table=${value}`);
-  for (const value of options.excludeTables) args.push(`--exclude-table=${value}`);
+  args.push(...selectionArgs(options));
   if (options.lockWaitTimeout) args.push(`--lock-wait-timeout=${options.lockWaitTimeout}`);
   return args;
+}
+
+/** The filters of a dump (--schema, --exclude-schema, --table, --exclude-table), whatever its format. */
+export function selectionArgs(options: Pick<DumpOptions, 'schemas' | 'excludeSchemas' | 'tables' | 'excludeTables'>): string[] {
+  return [
+    ...options.schemas.map((value) => `--schema=${value}`),
+    ...options.excludeSchemas.map((value) => `--exclude-schema=${value}`),
+    ...options.tables.map((value) => `--table=${value}`),
+    ...options.excludeTables.map((value) => `--exclude-table=${value}`),
+  ];
+}
+
+/**
+ * The oldest pg_dump that can write a `--compress` value: lz4 and zstd came with
+ * PostgreSQL 16 (and METHOD[:LEVEL] syntax with 16 too; 0-9 and gzip work everywhere).
+ */
+export function minimumDumpMajorFor(compress: number | string | null): number {
+  if (compress === null || typeof compress === 'number') return 0;
+  const method = compress.split(':')[0];
+  return method === 'lz4' || method === 'zstd' || compress.includes(':') ? 16 : 0;
 }
 
 export interface ChildRun {
@@ -47,7 +65,9 @@ export interface ChildRun {
 }
 
 function spawn(path: string, args: string[], run: ChildRun, stdout: 'pipe' | 'ignore'): ResultPromise<{ buffer: { stdout: false; stderr: true } }> {
-  return execa(path, args, {
+  // A stuck child must not outlive us: SIGTERM first, SIGKILL 5 s later, to its whole
+  // process group (pg_dump --jobs workers), also when backupctl itself is killed (child.ts).
+  return runGuarded(path, args, {
     env: run.env,
     extendEnv: false,
     stdin: 'ignore',
@@ -56,9 +76,7 @@ function spawn(path: string, args: string[], run: ChildRun, stdout: 'pipe' | 'ig
     buffer: { stdout: false, stderr: true },
     cancelSignal: run.signal,
     forceKillAfterDelay: 5_000,
-    // A stuck child must not outlive us: SIGTERM first, SIGKILL 5 s later.
     killSignal: 'SIGTERM',
-    cleanup: true,
   }) as ResultPromise<{ buffer: { stdout: false; stderr: true } }>;
 }
 
@@ -69,7 +87,8 @@ function spawn(path: string, args: string[], run: ChildRun, stdout: 'pipe' | 'ig
 export function childFailure(tool: string, error: unknown, signal?: AbortSignal): BackupctlError {
   if (signal?.aborted) return signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
   const e = error as { stderr?: unknown; exitCode?: number; signal?: string; shortMessage?: string; code?: string };
-  if (e.code === 'ENOENT') {
+  // ENOENT from spawn; 127 from the launcher of a guarded program (pg/child.ts): not found.
+  if (e.code === 'ENOENT' || e.exitCode === 127) {
     return new BackupctlError(`${tool} could not be started (not found)`, {
       exitCode: ExitCode.USAGE,
       hint: 'install the PostgreSQL client or set pgBinDir in the config',
@@ -80,18 +99,15 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   const line = firstErrorLine(stderr);
   const status = e.signal ? `killed by ${e.signal}` : `exit status ${e.exitCode ?? '?'}`;
   const text = `${tool} failed (${status})${line ? `: ${line}` : ''}`;
+  // The exit code never depends on what the child printed: what decides (a password, a
+  // client's version, privileges) is checked over our own connection first, by SQLSTATE and
+  // version numbers. The text only picks a hint (children print in English: LC_MESSAGES=C).
   let hint: string | undefined;
-  let exitCode: 1 | 2 = ExitCode.FAILED;
   if (/permission denied/i.test(stderr)) hint = 'grant the backup role SELECT on every table it dumps (or pg_read_all_data), or exclude the table';
   else if (/could not obtain lock|lock timeout/i.test(stderr)) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
-  else if (/password authentication failed|no password supplied/i.test(stderr)) {
-    hint = 'check the password (PGPASSWORD, passfile or the profile\'s passwordFile)';
-    exitCode = ExitCode.USAGE;
-  } else if (/server version mismatch|aborting because of server version mismatch/i.test(stderr)) {
-    hint = 'install a client at least as new as the server, or set pgBinDir';
-    exitCode = ExitCode.USAGE;
-  }
-  return new BackupctlError(text, { exitCode, hint, cause: error });
+  else if (/password authentication failed|no password supplied/i.test(stderr)) hint = "check the password (PGPASSWORD, passfile or the profile's passwordFile)";
+  else if (/server version mismatch/i.test(stderr)) hint = 'install a client at least as new as the server, or set pgBinDir';
+  return new BackupctlError(text, { exitCode: ExitCode.FAILED, hint, cause: error });
 }
 
 /** The first `error:`/`FATAL:` line of a PostgreSQL client's stderr, trimmed. */

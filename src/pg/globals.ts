@@ -1,4 +1,4 @@
-import { execa } from 'execa';
+import { runGuarded } from './child.js';
 import { BackupctlError } from '../errors.js';
 import { childFailure, type ChildRun } from './dump.js';
 
@@ -64,13 +64,12 @@ export function filterGlobals(sql: string, existingRoles: ReadonlySet<string>, e
 /** Runs a SQL script with psql on the maintenance database, stopping at the first error. */
 export async function runScript(psql: string, sql: string, run: ChildRun): Promise<void> {
   try {
-    await execa(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-d', 'postgres', '-f', '-'], {
+    await runGuarded(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password', '-d', 'postgres', '-f', '-'], {
       env: run.env,
       extendEnv: false,
       input: sql,
       stdout: 'ignore',
       cancelSignal: run.signal,
-      cleanup: true,
     });
   } catch (error) {
     const failure = childFailure('psql (globals)', error, run.signal);

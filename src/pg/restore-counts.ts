@@ -14,8 +14,7 @@ import type { TocEntry } from './toc.js';
  *
  * Counted only at the end: the table whose data pg_restore loads last (its primary key is
  * built right after, and would wait for the count's lock), materialized views (refreshed in post-data), partitions (a data
- * item loaded through the partition root may route rows into any partition), tables with
- * inheritance children (their count includes the children's rows), and every table whose
+ * item loaded through the partition root may route rows into any partition), and every table whose
  * TOC entry cannot be matched to exactly one table of the database.
  */
 export class RestoreCounter {
@@ -126,7 +125,8 @@ export class RestoreCounter {
 }
 
 function earlyCountable(table: CountableTable): boolean {
-  return table.relkind === 'r' && !table.isPartition && !table.hasChildren && !/[\r\n]/.test(table.schema + table.name);
+  // An inheritance parent is counted with ONLY (see countTable): its children's loads do not change it.
+  return table.relkind === 'r' && !table.isPartition && !/[\r\n]/.test(table.schema + table.name);
 }
 
 function isConnectionError(error: unknown): boolean {

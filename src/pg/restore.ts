@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { BackupctlError } from '../errors.js';
+import { runGuarded } from './child.js';
 import { childFailure, firstErrorLine, type ChildRun } from './dump.js';
 import { RestoreStderr } from './restore-progress.js';
 import { parseTocList, type TocEntry } from './toc.js';
@@ -48,14 +49,13 @@ export function pgRestoreArgs(archive: string, database: string, selection: Rest
 export async function runRestore(pgRestore: string, args: string[], run: ChildRun, onProgress?: (message: string) => void): Promise<void> {
   if (onProgress) return runObservedRestore(pgRestore, args, run, onProgress);
   try {
-    await execa(pgRestore, args, {
+    await runGuarded(pgRestore, args, {
       env: run.env,
       extendEnv: false,
       stdin: 'ignore',
       stdout: 'ignore',
       cancelSignal: run.signal,
       forceKillAfterDelay: 5_000,
-      cleanup: true,
       maxBuffer: 16 * 1024 * 1024,
     });
   } catch (error) {
@@ -88,7 +88,7 @@ async function runObservedRestore(pgRestore: string, args: string[], run: ChildR
       // an observer's failure must not disturb the restore
     }
   });
-  const child = execa(pgRestore, ['--verbose', ...args], {
+  const child = runGuarded(pgRestore, ['--verbose', ...args], {
     env: englishEnv(run.env),
     extendEnv: false,
     stdin: 'ignore',
@@ -97,7 +97,6 @@ async function runObservedRestore(pgRestore: string, args: string[], run: ChildR
     buffer: false,
     cancelSignal: run.signal,
     forceKillAfterDelay: 5_000,
-    cleanup: true,
   });
   const read = new Promise<void>((resolve) => {
     const stream = child.stderr;
@@ -130,13 +129,12 @@ async function runObservedRestore(pgRestore: string, args: string[], run: ChildR
  */
 export async function readArchiveThrough(pgRestore: string, archive: string, run: ChildRun): Promise<string | null> {
   try {
-    await execa(pgRestore, ['--file=/dev/null', archive], {
+    await runGuarded(pgRestore, ['--file=/dev/null', archive], {
       env: run.env,
       extendEnv: false,
       stdin: 'ignore',
       stdout: 'ignore',
       cancelSignal: run.signal,
-      cleanup: true,
     });
     return null;
   } catch (error) {
@@ -277,8 +275,12 @@ export function rolesInAclSql(sql: string): string[] {
 export async function aclRoles(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
   const acl = entries.filter((e) => e.type === 'ACL' || e.type === 'DEFAULT ACL');
   if (acl.length === 0) return [];
-  const list = join(listDir, 'acl.list');
-  await writeFile(list, `${acl.map((e) => `${e.dumpId}; ${e.catalogOid} ${e.objectOid} ${e.type} ${e.rest}`).join('\n')}\n`, { mode: 0o600 });
+  return rolesInAclSql(await entriesSql(pgRestore, archive, acl, join(listDir, 'acl.list'), 'privileges', run));
+}
+
+/** The SQL pg_restore would run for just these entries (their definitions; no table data). */
+async function entriesSql(pgRestore: string, archive: string, entries: readonly TocEntry[], list: string, what: string, run: ChildRun): Promise<string> {
+  await writeFile(list, `${entries.map((e) => `${e.dumpId}; ${e.catalogOid} ${e.objectOid} ${e.type} ${e.rest}`).join('\n')}\n`, { mode: 0o600 });
   try {
     const { stdout } = await execa(pgRestore, ['--file=-', `--use-list=${list}`, archive], {
       env: run.env,
@@ -287,8 +289,40 @@ export async function aclRoles(pgRestore: string, archive: string, entries: read
       cancelSignal: run.signal,
       maxBuffer: 256 * 1024 * 1024,
     });
-    return rolesInAclSql(stdout);
+    return stdout;
   } catch (error) {
-    throw childFailure('pg_restore (privileges)', error, run.signal);
+    throw childFailure(`pg_restore (${what})`, error, run.signal);
   }
+}
+
+const IDENT = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`;
+const CREATED_RELATION = new RegExp(
+  String.raw`^CREATE (?:UNLOGGED |FOREIGN )?(?:TABLE|VIEW|MATERIALIZED VIEW|SEQUENCE) (${IDENT})\.${IDENT}`,
+  'gm',
+);
+const CREATED_SCHEMA = new RegExp(String.raw`^CREATE SCHEMA (${IDENT});`, 'gm');
+
+function unquote(ident: string): string {
+  return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;
+}
+
+/** The schemas an archive's SQL creates, and the schemas of the relations it creates. */
+export function schemasInSql(sql: string): { created: string[]; used: string[] } {
+  const created = new Set([...sql.matchAll(CREATED_SCHEMA)].map((m) => unquote(m[1] as string)));
+  const used = new Set([...sql.matchAll(CREATED_RELATION)].map((m) => unquote(m[1] as string)));
+  return { created: [...created].sort(), used: [...used].sort() };
+}
+
+/**
+ * Schemas the archive's relations live in but that it does not create: `pg_dump --table
+ * app.orders` dumps the table, not its schema, so restoring it into a new database fails
+ * with "schema app does not exist". These must be created first. (`public` exists in
+ * every new database.) Reads the definitions of the archive's schemas and relations only.
+ */
+export async function schemasToCreate(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
+  const types = new Set(['SCHEMA', 'TABLE', 'VIEW', 'MATERIALIZED VIEW', 'SEQUENCE', 'FOREIGN TABLE']);
+  const relevant = entries.filter((e) => types.has(e.type));
+  if (relevant.length === 0) return [];
+  const { created, used } = schemasInSql(await entriesSql(pgRestore, archive, relevant, join(listDir, 'schemas.list'), 'schemas', run));
+  return used.filter((schema) => schema !== 'public' && !created.includes(schema));
 }

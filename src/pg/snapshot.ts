@@ -12,6 +12,8 @@ export interface DatabaseFacts {
   sizeBytes: number;
   encoding: string;
   largeObjects: number;
+  /** The role may read pg_authid (superusers): pg_dumpall can include role passwords. */
+  canReadRolePasswords: boolean;
 }
 
 /**
@@ -54,12 +56,14 @@ export class SnapshotSession {
         size: string;
         encoding: string;
         large_objects: string;
+        role_passwords: boolean;
       }>(`SELECT current_setting('server_version') AS server_version,
                  current_setting('server_version_num') AS server_version_num,
                  current_database() AS database,
                  pg_database_size(current_database())::text AS size,
                  pg_encoding_to_char(encoding) AS encoding,
-                 (SELECT count(*) FROM pg_largeobject_metadata)::text AS large_objects
+                 (SELECT count(*) FROM pg_largeobject_metadata)::text AS large_objects,
+                 has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS role_passwords
             FROM pg_database WHERE datname = current_database()`);
       const row = rows[0];
       if (!row) throw new Error('current database not found in pg_database');
@@ -70,9 +74,61 @@ export class SnapshotSession {
         sizeBytes: Number(row.size),
         encoding: row.encoding,
         largeObjects: Number(row.large_objects),
+        canReadRolePasswords: row.role_passwords,
       };
     } catch (error) {
       throw queryError(error, 'cannot read database facts');
+    }
+  }
+
+  /**
+   * Of the tables a `--table` dump selects (`only`), the partitioned tables and inheritance
+   * parents whose partitions or children it leaves out: their rows are not in the dump,
+   * which surprises whoever wrote `--table parent`. One warning line per such table.
+   */
+  async partialTrees(only: ReadonlySet<number>): Promise<string[]> {
+    if (only.size === 0) return [];
+    try {
+      const { rows } = await this.client.query<{ name: string; partitioned: boolean; left_out: string }>(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind = 'p' AS partitioned, count(*)::int8 AS left_out
+           FROM pg_inherits i
+           JOIN pg_class c ON c.oid = i.inhparent
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE i.inhparent::int8 = ANY($1::int8[]) AND NOT (i.inhrelid::int8 = ANY($1::int8[]))
+          GROUP BY 1, 2 ORDER BY 1`,
+        [[...only]],
+      );
+      return rows.map((row) =>
+        row.partitioned
+          ? `${row.name} is partitioned and --table leaves out ${row.left_out} of its partitions: their rows are not in this backup ` +
+            `(select them too, e.g. --table '${row.name}*')`
+          : `${row.name} has ${row.left_out} inheritance ${Number(row.left_out) === 1 ? 'child' : 'children'} that --table does not select: the backup holds the parent's own rows only`,
+      );
+    } catch (error) {
+      throw queryError(error, 'cannot read the inheritance tree of the selected tables');
+    }
+  }
+
+  /**
+   * Tables a whole-database pg_dump would lock and read that this role may not SELECT
+   * (pg_dump would fail on the first one, after minutes of work): found here, by privilege,
+   * before the dump starts. Tables of extensions are left out, as pg_dump leaves them out.
+   */
+  async unreadableTables(): Promise<string[]> {
+    try {
+      const { rows } = await this.client.query<{ name: string }>(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS name
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p')
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+            AND NOT has_table_privilege(c.oid, 'SELECT')
+            AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+          ORDER BY 1`,
+      );
+      return rows.map((row) => row.name);
+    } catch (error) {
+      throw queryError(error, 'cannot check which tables the role may read');
     }
   }
 

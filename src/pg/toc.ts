@@ -114,8 +114,16 @@ export async function readToc(pgRestore: string, source: string | Readable, run:
  * a schema-only dump with the same filters on the same snapshot (cheap: no data). Lets
  * the row counts skip, and not lock, what --table/--exclude-table/--schema leave out.
  */
-export async function tablesSelectedBy(pgDump: string, pgRestore: string, dumpArgs: string[], run: ChildRun): Promise<Set<number>> {
-  const args = [...dumpArgs.filter((a) => !a.startsWith('--format=') && a !== '--data-only'), '--format=custom', '--schema-only'];
+export async function tablesSelectedBy(
+  pgDump: string,
+  pgRestore: string,
+  selection: { snapshot: string; filters: string[]; lockWaitTimeout: string | null },
+  run: ChildRun,
+): Promise<Set<number>> {
+  // A custom-format schema-only dump to stdout, whatever the real dump's format (a
+  // directory-format dump's --file and --jobs have no place here).
+  const args = ['--format=custom', '--schema-only', '--no-password', `--snapshot=${selection.snapshot}`, ...selection.filters];
+  if (selection.lockWaitTimeout) args.push(`--lock-wait-timeout=${selection.lockWaitTimeout}`);
   try {
     const { stdout } = await execa(pgDump, args, { env: run.env, extendEnv: false, stdin: 'ignore', cancelSignal: run.signal }).pipe(
       pgRestore,

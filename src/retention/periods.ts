@@ -161,10 +161,17 @@ export function wallTimeToInstant(fields: LocalFields, timeZone: string): number
   return Math.min(...(valid.length > 0 ? valid : candidates));
 }
 
+/** The earliest instant a Date can hold (about 271,822 BC). */
+const MIN_DATE_MS = -8.64e15;
+
 /**
  * `instant` moved back by whole years, months and days on the calendar of `timeZone`
  * (the wall-clock time of day is kept). A day that does not exist in the target month
- * is clamped to its last day: 31 March minus one month is 28/29 February.
+ * is clamped to its last day: 31 March minus one month is 28/29 February, and 31 March
+ * minus 1 month and 1 day is 27/28 February (months first, clamped, then days). Go's
+ * AddDate, which restic uses, normalises instead (31 March - 1 month = 2 or 3 March), so
+ * this instant is never later than restic's: a keep-within window here is never shorter.
+ * A target before the range of Date (e.g. 1000000 years back) gives -Infinity.
  */
 export function subtractCalendar(
   instant: number,
@@ -179,6 +186,8 @@ export function subtractCalendar(
   const day = Math.min(f.day, daysInMonth(year, month));
   // Subtracting days through Date.UTC normalises across month and year ends.
   const shifted = new Date(utcMillis(year, month, day) - amount.days * 86_400_000);
+  // A day of margin for the time zone offset that wallTimeToInstant probes around it.
+  if (!(shifted.getTime() > MIN_DATE_MS + 2 * 86_400_000)) return Number.NEGATIVE_INFINITY;
   const target: LocalFields = {
     year: shifted.getUTCFullYear(),
     month: shifted.getUTCMonth() + 1,

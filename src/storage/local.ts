@@ -1,210 +1,562 @@
+/**
+ * A directory on this machine: the default storage.
+ *
+ * The storage root is a security boundary. backupctl never follows a symlink and never
+ * opens a non-regular file below the root:
+ * - every directory on the way to a key (the profile directory included) is checked with
+ *   lstat; a symlink or anything but a directory there is a HostileEntryError;
+ * - objects are opened with O_NOFOLLOW|O_NONBLOCK and fstat must say "regular file" (a
+ *   FIFO cannot block a read, a symlink to /dev/zero is never opened); a FIFO, socket or
+ *   device is refused on lstat, before any open;
+ * - on Linux, every opened descriptor is checked to be inside the root's real path
+ *   (/proc/self/fd), which catches a directory swapped for a symlink mid-walk;
+ * - a hostile entry is never read, written, replaced or removed: put/remove refuse a key
+ *   that is a symlink or not a regular file; list() skips such entries (reporting each
+ *   through `onHostile`) and never descends into a symlinked directory.
+ * The root itself may be a symlink (the operator's choice): it is resolved once.
+ */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, type Dirent } from 'node:fs';
-import { chmod, link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { constants, lstatSync, type Dirent, type Stats } from 'node:fs';
+import { chmod, link, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode } from '../errors.js';
-import { assertKey, NotFoundError, type ObjectInfo, type PutOptions, type Storage } from './storage.js';
+import {
+  abortError,
+  HostileEntryError,
+  NoSpaceError,
+  NotFoundError,
+  PermissionError,
+  StorageError,
+  TooLargeError,
+  type EntryKind,
+} from './errors.js';
+import {
+  assertKey,
+  isValidKey,
+  normalizePrefix,
+  sortByKey,
+  type GetOptions,
+  type ListOptions,
+  type ObjectInfo,
+  type PutOptions,
+  type Storage,
+  type StorageCapabilities,
+} from './storage.js';
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
 /** Temporaries are dot-files: list() skips them, prune removes stale ones. */
 const TEMP_PREFIX = '.tmp-';
 
-/** A directory on this machine. The default storage. */
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
+const O_CLOEXEC = (constants as { O_CLOEXEC?: number }).O_CLOEXEC ?? 0;
+const READ_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+
+export function kindOf(info: Stats): EntryKind {
+  if (info.isFile()) return 'file';
+  if (info.isDirectory()) return 'directory';
+  if (info.isSymbolicLink()) return 'symlink';
+  if (info.isFIFO()) return 'fifo';
+  if (info.isSocket()) return 'socket';
+  if (info.isBlockDevice() || info.isCharacterDevice()) return 'device';
+  return 'other';
+}
+
+function direntKind(entry: Dirent): EntryKind {
+  if (entry.isFile()) return 'file';
+  if (entry.isDirectory()) return 'directory';
+  if (entry.isSymbolicLink()) return 'symlink';
+  if (entry.isFIFO()) return 'fifo';
+  if (entry.isSocket()) return 'socket';
+  if (entry.isBlockDevice() || entry.isCharacterDevice()) return 'device';
+  return 'other';
+}
+
+/** Maps a file system error to a storage error (the errno is kept on it). */
+/** The entry opened was removed or replaced meanwhile (found by checkInside): open again. */
+class EntryChangedError extends Error {
+  constructor(readonly key: string) {
+    super(`${key} changed while it was opened`);
+  }
+}
+
+function fsError(error: unknown, key: string, doing: string): unknown {
+  if (error instanceof StorageError || error instanceof EntryChangedError) return error;
+  const code = errnoCode(error);
+  const options = { key, cause: error, errno: code };
+  switch (code) {
+    case 'ENOENT':
+      // Missing while reading: not found. Missing while writing (the directory vanished): an I/O failure.
+      if (doing === 'reading') return new NotFoundError(key, { cause: error, errno: code });
+      return new StorageError('io', `${doing} ${key}: a directory on the way disappeared`, options);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new PermissionError(`${doing} ${key || 'the storage root'}: permission denied${code === 'EROFS' ? ' (read-only file system)' : ''}`, options);
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new NoSpaceError(`${doing} ${key}: no space left on device`, options);
+    case 'ELOOP':
+      return new HostileEntryError(key, 'symlink', 'file', { cause: error });
+    case undefined:
+      return error; // not a system error (an abort, a failing source stream): passed on as it is
+    default:
+      return new StorageError('io', `${doing} ${key || 'the storage root'} failed (${code})`, options);
+  }
+}
+
 export class LocalStorage implements Storage {
+  static readonly CAPABILITIES: StorageCapabilities = {
+    atomicPut: true,
+    conditionalCreate: true,
+    localFiles: true,
+    rangeReads: true,
+    consistentList: true,
+  };
+
   readonly root: string;
   readonly location: string;
-  readonly capabilities = { atomicPut: true, localFiles: true };
+  readonly capabilities = LocalStorage.CAPABILITIES;
+  /** realpath of the root, once it exists (the root may be a symlink; nothing below it may). */
+  private realRoot: string | null = null;
 
   constructor(root: string) {
     this.root = resolve(root);
     this.location = this.root;
   }
 
-  localPath(key: string): string {
+  async open(): Promise<StorageCapabilities> {
+    return this.capabilities;
+  }
+
+  async close(): Promise<void> {}
+
+  /** Path of a key under the root (no check; see localPath for the checked one). */
+  private pathOf(key: string): string {
     assertKey(key);
     const path = resolve(this.root, ...key.split('/'));
     if (!path.startsWith(this.root + sep)) throw new Error(`unsafe storage key: ${JSON.stringify(key)}`);
     return path;
   }
 
-  private async ensureDir(dir: string): Promise<void> {
-    // Create each missing level with 0700 and chmod it, so a permissive umask cannot widen it.
-    const missing: string[] = [];
-    for (let current = dir; ; current = dirname(current)) {
-      try {
-        await stat(current);
-        break;
-      } catch (error) {
-        if (errnoCode(error) !== 'ENOENT' || dirname(current) === current) throw error;
-        missing.unshift(current);
-      }
-    }
-    for (const path of missing) {
-      try {
-        await mkdir(path, { mode: DIR_MODE });
-      } catch (error) {
-        if (errnoCode(error) !== 'EEXIST') throw error;
-      }
-      await chmod(path, DIR_MODE);
-    }
+  /**
+   * The path of a key for pg_restore to read in place, checked synchronously: every
+   * directory on the way must be a real directory and the key, if it exists, a regular
+   * file. A missing key is not an error here.
+   */
+  async openLocalFile(key: string): Promise<{ handle: FileHandle; size: number }> {
+    const { handle, info } = await this.openForRead(key);
+    return { handle, size: info.size };
   }
 
-  private tempPathFor(path: string): string {
-    return join(dirname(path), `${TEMP_PREFIX}${randomBytes(6).toString('hex')}-${path.slice(dirname(path).length + 1)}`);
+  localPath(key: string): string {
+    const path = this.pathOf(key);
+    const segments = key.split('/');
+    let current = this.root;
+    for (const [index, segment] of segments.entries()) {
+      current = join(current, segment);
+      let info: Stats;
+      try {
+        info = lstatSync(current);
+      } catch {
+        return path; // missing (or unreadable): opening it reports that
+      }
+      const kind = kindOf(info);
+      const last = index === segments.length - 1;
+      if (last ? kind !== 'file' : kind !== 'directory') {
+        throw new HostileEntryError(segments.slice(0, index + 1).join('/'), kind, last ? 'file' : 'directory');
+      }
+    }
+    return path;
+  }
+
+  private async rootReal(): Promise<string> {
+    this.realRoot ??= await realpath(this.root);
+    return this.realRoot;
+  }
+
+  /**
+   * Makes sure the root is a directory (creating it, 0700, when `create`). The root may
+   * be a symlink to a directory; a file there is "in the way" (errno ENOTDIR).
+   */
+  private async checkRoot(create: boolean): Promise<'ok' | 'missing'> {
+    let info: Stats;
+    try {
+      info = await stat(this.root);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw fsError(error, '', 'reading');
+      if (!create) return 'missing';
+      await makeDirs(this.root).catch((failure: unknown) => {
+        throw fsError(failure, '', 'creating');
+      });
+      return 'ok';
+    }
+    if (!info.isDirectory()) {
+      throw new StorageError('io', `the storage root ${this.root} is not a directory`, { errno: 'ENOTDIR', hint: 'choose another --storage' });
+    }
+    return 'ok';
+  }
+
+  /**
+   * Walks the directories of `segments` (relative to the root) with lstat: each must be
+   * a real directory (HostileEntryError otherwise). Missing ones are created (0700) when
+   * `create`, else 'missing' is returned.
+   */
+  private async walkDirs(segments: readonly string[], create: boolean): Promise<'ok' | 'missing'> {
+    if ((await this.checkRoot(create)) === 'missing') return 'missing';
+    let current = this.root;
+    for (const [index, segment] of segments.entries()) {
+      current = join(current, segment);
+      const key = segments.slice(0, index + 1).join('/');
+      let info: Stats;
+      try {
+        info = await lstat(current);
+      } catch (error) {
+        const code = errnoCode(error);
+        if (code !== 'ENOENT') throw fsError(error, key, 'reading');
+        if (!create) return 'missing';
+        try {
+          await mkdir(current, { mode: DIR_MODE });
+        } catch (failure) {
+          if (errnoCode(failure) !== 'EEXIST') throw fsError(failure, key, 'creating');
+        }
+        info = await lstat(current).catch((failure: unknown) => {
+          throw fsError(failure, key, 'creating');
+        });
+        if (info.isDirectory()) await chmod(current, DIR_MODE);
+      }
+      const kind = kindOf(info);
+      if (kind !== 'directory') throw new HostileEntryError(key, kind, 'directory');
+    }
+    return 'ok';
+  }
+
+  /**
+   * On Linux: the descriptor really is `expected` under the root's real path (so no
+   * directory on the way was swapped for a symlink between the lstat walk and the open).
+   */
+  private async checkInside(handle: FileHandle, relative: string, key: string): Promise<void> {
+    let actual: string;
+    try {
+      actual = await readlink(`/proc/self/fd/${handle.fd}`);
+    } catch {
+      return; // no /proc: the lstat walk and O_NOFOLLOW are all we have
+    }
+    const expected = join(await this.rootReal(), relative);
+    // Removed or replaced (a rename over it: an atomic rewrite) since it was opened: not hostile, just gone.
+    if (actual === `${expected} (deleted)`) throw new EntryChangedError(key);
+    if (actual !== expected) throw new HostileEntryError(key, 'symlink', 'directory');
+  }
+
+  private tempName(name: string): string {
+    return `${TEMP_PREFIX}${randomBytes(6).toString('hex')}-${name}`;
+  }
+
+  /** Creates a temporary file beside `key` (directories created and checked); returns it open for writing. */
+  private async createTemp(key: string): Promise<{ handle: FileHandle; path: string; final: string }> {
+    const final = this.pathOf(key);
+    const segments = key.split('/');
+    await this.walkDirs(segments.slice(0, -1), true);
+    const name = this.tempName(segments[segments.length - 1] as string);
+    const relative = [...segments.slice(0, -1), name].join('/');
+    const path = join(dirname(final), name);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, CREATE_FLAGS, FILE_MODE);
+    } catch (error) {
+      throw fsError(error, key, 'writing');
+    }
+    try {
+      await handle.chmod(FILE_MODE);
+      await this.checkInside(handle, relative, key);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw fsError(error, key, 'writing');
+    }
+    return { handle, path, final };
+  }
+
+  /** Refuses to replace anything but a regular file (or nothing) at `final`. */
+  private async checkReplaceable(final: string, key: string): Promise<void> {
+    try {
+      const kind = kindOf(await lstat(final));
+      if (kind !== 'file') throw new HostileEntryError(key, kind);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw fsError(error, key, 'writing');
+    }
   }
 
   async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
-    const path = this.localPath(key);
-    await this.ensureDir(dirname(path));
-    const temp = this.tempPathFor(path);
+    if (options.signal?.aborted) throw abortError(options.signal);
+    const { handle, path, final } = await this.createTemp(key);
+    let closed = false;
+    // The source's own failure (pg_dump died) is passed on as it is, never as a storage error.
+    let sourceError: unknown = null;
+    source.on('error', (error) => (sourceError = error));
     try {
-      const sink = createWriteStream(temp, { flags: 'wx', mode: FILE_MODE });
+      const sink = fileSink(handle, options.onProgress);
       await pipeline(source, sink, { signal: options.signal });
-      await fsyncFile(temp);
-      await rename(temp, path);
-      await syncDir(dirname(path));
-      return { bytes: sink.bytesWritten };
+      const bytes = sink.bytes;
+      await handle.sync();
+      await handle.close();
+      closed = true;
+      await this.checkReplaceable(final, key);
+      await rename(path, final);
+      await syncDir(dirname(final));
+      options.onProgress?.(bytes);
+      return { bytes };
     } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
+      if (!closed) await handle.close().catch(() => undefined);
+      await rm(path, { force: true });
+      if (options.signal?.aborted) throw abortError(options.signal);
+      if (error === sourceError) throw error;
+      throw fsError(error, key, 'writing');
     }
   }
 
   async putBytes(key: string, data: Buffer): Promise<void> {
-    const path = this.localPath(key);
-    await this.ensureDir(dirname(path));
-    const temp = this.tempPathFor(path);
-    const handle = await open(temp, 'wx', FILE_MODE);
+    const { handle, path, final } = await this.createTemp(key);
+    let closed = false;
     try {
-      await handle.chmod(FILE_MODE);
       await handle.writeFile(data);
       await handle.sync();
       await handle.close();
-      await rename(temp, path);
-      await syncDir(dirname(path));
+      closed = true;
+      await this.checkReplaceable(final, key);
+      await rename(path, final);
+      await syncDir(dirname(final));
     } catch (error) {
-      await handle.close().catch(() => undefined);
-      await rm(temp, { force: true });
-      throw error;
+      if (!closed) await handle.close().catch(() => undefined);
+      await rm(path, { force: true });
+      throw fsError(error, key, 'writing');
     }
   }
 
   /**
    * Written complete under a temporary name, then published with link(2), which fails
-   * with EEXIST when the key exists: create-if-absent with O_EXCL semantics (also on NFS),
-   * and no window in which a reader could see a half-written object. On filesystems
-   * without hard links the object is created directly with O_CREAT|O_EXCL.
+   * with EEXIST when the key exists (a symlink there included, and without following
+   * it): create-if-absent with O_EXCL semantics (also on NFS), and no window in which a
+   * reader could see a half-written object. On filesystems without hard links the object
+   * is created directly with O_CREAT|O_EXCL|O_NOFOLLOW.
    */
   async putIfAbsent(key: string, data: Buffer): Promise<boolean> {
-    const path = this.localPath(key);
-    await this.ensureDir(dirname(path));
-    const temp = this.tempPathFor(path);
-    await writeSynced(temp, data);
+    const { handle, path, final } = await this.createTemp(key);
     try {
-      await link(temp, path);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      try {
+        await link(path, final);
+      } catch (error) {
+        const code = errnoCode(error);
+        if (code === 'EEXIST') return false;
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
+        return await createExclusive(final, data);
+      }
+      await syncDir(dirname(final));
+      return true;
     } catch (error) {
-      const code = errnoCode(error);
-      if (code === 'EEXIST') return false;
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
-      return createExclusive(path, data);
+      throw fsError(error, key, 'writing');
     } finally {
-      await rm(temp, { force: true });
+      await rm(path, { force: true });
     }
-    await syncDir(dirname(path));
-    return true;
   }
 
-  async get(key: string): Promise<Readable> {
-    const path = this.localPath(key);
-    const handle = await open(path, 'r').catch((error: unknown) => {
-      throw errnoCode(error) === 'ENOENT' ? new NotFoundError(key) : error;
-    });
-    return handle.createReadStream();
+  /**
+   * Opens a key for reading: the directories on the way are checked, the entry must be a
+   * regular file on lstat (a FIFO or device is never opened), and is opened with
+   * O_NOFOLLOW|O_NONBLOCK and checked again with fstat (same inode, regular file).
+   */
+  private async openForRead(key: string): Promise<{ handle: FileHandle; info: Stats }> {
+    try {
+      return await this.openForReadOnce(key);
+    } catch (error) {
+      // Replaced while being opened (another writer published a new version): once more.
+      if (!(error instanceof EntryChangedError)) throw error;
+    }
+    try {
+      return await this.openForReadOnce(key);
+    } catch (error) {
+      throw error instanceof EntryChangedError ? new NotFoundError(key) : error;
+    }
+  }
+
+  private async openForReadOnce(key: string): Promise<{ handle: FileHandle; info: Stats }> {
+    const path = this.pathOf(key);
+    const segments = key.split('/');
+    if ((await this.walkDirs(segments.slice(0, -1), false)) === 'missing') throw new NotFoundError(key);
+    let before: Stats;
+    try {
+      before = await lstat(path);
+    } catch (error) {
+      throw fsError(error, key, 'reading');
+    }
+    if (kindOf(before) !== 'file') throw new HostileEntryError(key, kindOf(before));
+    let handle: FileHandle;
+    try {
+      handle = await open(path, READ_FLAGS);
+    } catch (error) {
+      throw fsError(error, key, 'reading');
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new HostileEntryError(key, kindOf(info));
+      if (info.ino !== before.ino || info.dev !== before.dev) throw new HostileEntryError(key, 'other');
+      await this.checkInside(handle, key, key);
+      return { handle, info };
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw fsError(error, key, 'reading');
+    }
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    const { signal } = options;
+    if (signal?.aborted) throw abortError(signal);
+    const { handle } = await this.openForRead(key);
+    const start = options.range?.offset ?? 0;
+    const end = options.range?.length === undefined ? undefined : start + options.range.length - 1;
+    if (end !== undefined && end < start) {
+      await handle.close();
+      return Readable.from([]);
+    }
+    const stream = handle.createReadStream({ start, end });
+    if (signal) {
+      const onAbort = () => stream.destroy(abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      stream.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
+    return stream;
   }
 
   async getBytes(key: string, maxBytes: number): Promise<Buffer> {
-    const info = await this.stat(key);
-    if (info.size > maxBytes) throw new Error(`${key} is ${info.size} bytes, more than the ${maxBytes} allowed`);
-    const handle = await open(this.localPath(key), 'r');
+    const { handle, info } = await this.openForRead(key);
     try {
-      return await handle.readFile();
+      if (info.size > maxBytes) throw new TooLargeError(key, info.size, maxBytes);
+      const data = await handle.readFile();
+      if (data.length > maxBytes) throw new TooLargeError(key, data.length, maxBytes);
+      return data;
+    } catch (error) {
+      throw fsError(error, key, 'reading');
     } finally {
       await handle.close();
     }
   }
 
   async stat(key: string): Promise<ObjectInfo> {
+    const path = this.pathOf(key);
+    const segments = key.split('/');
+    if ((await this.walkDirs(segments.slice(0, -1), false)) === 'missing') throw new NotFoundError(key);
+    let info: Stats;
     try {
-      const info = await stat(this.localPath(key));
-      if (!info.isFile()) throw new NotFoundError(key);
-      return { key, size: info.size, modifiedAt: info.mtime };
+      info = await lstat(path);
     } catch (error) {
-      if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') throw new NotFoundError(key);
+      throw fsError(error, key, 'reading');
+    }
+    const kind = kindOf(info);
+    if (kind !== 'file') throw new HostileEntryError(key, kind);
+    return { key, size: info.size, modifiedAt: info.mtime };
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
+    const trimmed = normalizePrefix(prefix);
+    const segments = trimmed === '' ? [] : trimmed.split('/');
+    // A prefix that is a regular file (or missing) lists nothing; a symlink on the way is hostile.
+    try {
+      if ((await this.walkDirs(segments, false)) === 'missing') return [];
+    } catch (error) {
+      if (error instanceof HostileEntryError && error.key === trimmed && error.kind === 'file') return [];
       throw error;
     }
-  }
-
-  async list(prefix: string): Promise<ObjectInfo[]> {
-    const trimmed = prefix.replace(/\/+$/, '');
-    const dir = trimmed === '' ? this.root : this.localPath(trimmed);
     const found: ObjectInfo[] = [];
-    await this.walk(dir, trimmed, found);
-    return found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    await this.walk(trimmed === '' ? this.root : join(this.root, ...segments), trimmed, found, options);
+    return sortByKey(found);
   }
 
-  private async walk(dir: string, keyPrefix: string, found: ObjectInfo[]): Promise<void> {
+  private async walk(dir: string, keyPrefix: string, found: ObjectInfo[], options: ListOptions): Promise<void> {
     let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
     } catch (error) {
-      if (errnoCode(error) === 'ENOENT' || errnoCode(error) === 'ENOTDIR') return;
-      throw error;
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw fsError(error, keyPrefix, 'listing');
     }
+    const files: Array<{ key: string; path: string }> = [];
     for (const entry of entries) {
-      if (entry.name.startsWith('.')) continue;
+      if (entry.name.startsWith('.')) continue; // temporaries and probes, ours
       const key = keyPrefix === '' ? entry.name : `${keyPrefix}/${entry.name}`;
-      try {
-        assertKey(key);
-      } catch {
-        continue; // names we never write (spaces, odd characters) are not ours to report
-      }
-      if (entry.isDirectory()) {
-        await this.walk(join(dir, entry.name), key, found);
-      } else if (entry.isFile()) {
-        const info = await stat(join(dir, entry.name)).catch(() => null);
-        if (info) found.push({ key, size: info.size, modifiedAt: info.mtime });
-      }
+      if (!isValidKey(key)) continue; // names we never write (spaces, odd characters) are not ours to report
+      const kind = direntKind(entry);
+      if (kind === 'directory') await this.walk(join(dir, entry.name), key, found, options);
+      else if (kind === 'file') files.push({ key, path: join(dir, entry.name) });
+      else options.onHostile?.(key, kind);
     }
+    // lstat (never stat): an entry swapped for a symlink since readdir is reported, not followed.
+    await mapLimit(files, 64, async ({ key, path }) => {
+      let info: Stats;
+      try {
+        info = await lstat(path);
+      } catch (error) {
+        if (errnoCode(error) === 'ENOENT') return; // removed meanwhile
+        throw fsError(error, key, 'listing');
+      }
+      const kind = kindOf(info);
+      if (kind === 'file') found.push({ key, size: info.size, modifiedAt: info.mtime });
+      else if (kind !== 'directory') options.onHostile?.(key, kind);
+    });
   }
 
   async remove(key: string): Promise<void> {
+    const path = this.pathOf(key);
+    const segments = key.split('/');
+    if ((await this.walkDirs(segments.slice(0, -1), false)) === 'missing') return;
+    let info: Stats;
     try {
-      await unlink(this.localPath(key));
+      info = await lstat(path);
     } catch (error) {
-      if (errnoCode(error) !== 'ENOENT') throw error;
+      if (errnoCode(error) === 'ENOENT') return;
+      throw fsError(error, key, 'removing');
+    }
+    const kind = kindOf(info);
+    if (kind !== 'file') throw new HostileEntryError(key, kind);
+    try {
+      await unlink(path);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw fsError(error, key, 'removing');
     }
   }
 
   async removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }> {
-    const dir = prefix === '' ? this.root : this.localPath(prefix);
+    const trimmed = normalizePrefix(prefix);
+    const segments = trimmed === '' ? [] : trimmed.split('/');
+    if ((await this.walkDirs(segments, false)) === 'missing') return { files: 0, bytes: 0 };
+    const dir = trimmed === '' ? this.root : join(this.root, ...segments);
     let names: string[];
     try {
       names = await readdir(dir);
     } catch (error) {
       if (errnoCode(error) === 'ENOENT') return { files: 0, bytes: 0 };
-      throw error;
+      throw fsError(error, trimmed, 'listing');
     }
     let files = 0;
     let bytes = 0;
     for (const name of names) {
       if (!name.startsWith(TEMP_PREFIX)) continue;
       const path = join(dir, name);
-      const info = await stat(path).catch(() => null);
+      const info = await lstat(path).catch(() => null);
+      // Only our own regular files: a symlink or FIFO named like a temporary is left alone.
       if (!info?.isFile() || info.mtime >= olderThan) continue;
-      await rm(path, { force: true });
+      await unlink(path).catch((error: unknown) => {
+        if (errnoCode(error) !== 'ENOENT') throw fsError(error, trimmed, 'removing');
+      });
       files += 1;
       bytes += info.size;
     }
@@ -212,18 +564,80 @@ export class LocalStorage implements Storage {
   }
 
   async checkWritable(prefix: string): Promise<void> {
-    const dir = prefix === '' ? this.root : this.localPath(prefix);
-    await this.ensureDir(dir);
-    const probe = join(dir, `${TEMP_PREFIX}probe-${randomBytes(4).toString('hex')}`);
-    const handle = await open(probe, 'wx', FILE_MODE);
+    const trimmed = normalizePrefix(prefix);
+    const probeKey = trimmed === '' ? 'probe' : `${trimmed}/probe`;
+    const { handle, path } = await this.createTemp(probeKey);
     await handle.close();
-    await unlink(probe);
+    await unlink(path);
   }
 }
 
-/** Creates `path` (which must not exist) with `data`, mode 0600, flushed to stable storage. */
-async function writeSynced(path: string, data: Buffer): Promise<void> {
-  const handle = await open(path, 'wx', FILE_MODE);
+/** Creates `dir` and its missing parents, each 0700 (chmod'ed, so the umask cannot widen it). */
+async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let current = dir; ; current = dirname(current)) {
+    try {
+      await stat(current);
+      break;
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT' || dirname(current) === current) throw error;
+      missing.unshift(current);
+    }
+  }
+  for (const path of missing) {
+    try {
+      await mkdir(path, { mode: DIR_MODE });
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw error;
+    }
+    await chmod(path, DIR_MODE);
+  }
+}
+
+/** Writes into an open file handle (which stays open: the caller fsyncs and closes it), batching with writev. */
+function fileSink(handle: FileHandle, onProgress: ((bytes: number) => void) | undefined): Writable & { bytes: number } {
+  let bytes = 0;
+  const sink = new Writable({
+    highWaterMark: 1024 * 1024,
+    writev(chunks, callback) {
+      const buffers = chunks.map(({ chunk }) => chunk as Buffer);
+      writeFully(handle, buffers).then(
+        (written) => {
+          bytes += written;
+          onProgress?.(bytes);
+          callback();
+        },
+        (error: unknown) => callback(error as Error),
+      );
+    },
+  });
+  return Object.defineProperty(sink, 'bytes', { get: () => bytes }) as Writable & { bytes: number };
+}
+
+/** writev, then plain writes for whatever a short write left. */
+async function writeFully(handle: FileHandle, buffers: Buffer[]): Promise<number> {
+  const total = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+  let written = (await handle.writev(buffers)).bytesWritten;
+  if (written < total) {
+    const rest = Buffer.concat(buffers).subarray(written);
+    for (let offset = 0; offset < rest.length; ) {
+      const { bytesWritten } = await handle.write(rest, offset, rest.length - offset);
+      offset += bytesWritten;
+    }
+    written = total;
+  }
+  return written;
+}
+
+/** O_CREAT|O_EXCL|O_NOFOLLOW: false when `path` exists. */
+async function createExclusive(path: string, data: Buffer): Promise<boolean> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, CREATE_FLAGS, FILE_MODE);
+  } catch (error) {
+    if (errnoCode(error) === 'EEXIST') return false;
+    throw error;
+  }
   try {
     await handle.chmod(FILE_MODE);
     await handle.writeFile(data);
@@ -234,33 +648,13 @@ async function writeSynced(path: string, data: Buffer): Promise<void> {
     throw error;
   }
   await handle.close();
-}
-
-/** O_CREAT|O_EXCL: false when `path` exists. */
-async function createExclusive(path: string, data: Buffer): Promise<boolean> {
-  try {
-    await writeSynced(path, data);
-  } catch (error) {
-    if (errnoCode(error) === 'EEXIST') return false;
-    throw error;
-  }
   await syncDir(dirname(path));
   return true;
 }
 
-/** Flushes a written file to stable storage (fsync acts on the file, whichever descriptor asks). */
-async function fsyncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 async function syncDir(dir: string): Promise<void> {
   // fsync the directory so the rename itself survives a crash; some filesystems refuse it.
-  const handle = await open(dir, 'r').catch(() => null);
+  const handle = await open(dir, O_RDONLY | O_NOFOLLOW | O_CLOEXEC).catch(() => null);
   if (!handle) return;
   try {
     await handle.sync();
@@ -269,4 +663,15 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await run(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

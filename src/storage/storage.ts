@@ -1,4 +1,25 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+
+export {
+  abortError,
+  ConfigurationError,
+  CredentialsError,
+  HostileEntryError,
+  HostKeyError,
+  isAbortError,
+  NoSpaceError,
+  NotFoundError,
+  PermissionError,
+  PreconditionFailedError,
+  StalledError,
+  StorageError,
+  TooLargeError,
+  TransientError,
+  UnsupportedError,
+  type EntryKind,
+  type StorageErrorCode,
+} from './errors.js';
 
 /**
  * One stored object. Keys are `/`-separated, relative to the storage root, e.g.
@@ -7,80 +28,207 @@ import type { Readable } from 'node:stream';
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** When the object was last written, by the store's clock (not this machine's, for remote stores). */
   modifiedAt: Date;
-}
-
-export interface StorageCapabilities {
-  /** put() publishes with a rename, so readers never see a partial object. */
-  atomicPut: boolean;
-  /** Objects are files on this machine (pg_restore can read them in place). */
-  localFiles: boolean;
-}
-
-export interface PutOptions {
-  /** Aborting stops the write and removes everything written so far. */
-  signal?: AbortSignal;
+  /** The store's entity tag (S3, Azure), when it has one; changes whenever the content is replaced. */
+  etag?: string | undefined;
 }
 
 /**
- * The storage contract every driver (local, s3, sftp) must meet; the shared
- * conformance suite in test/ checks it against a real server.
+ * What a driver guarantees. Callers read these instead of asking which driver they
+ * have; core never branches on a driver.
  *
- * - put() streams: it honours back-pressure (a slow store slows the producer) and never
- *   buffers the whole object. It is atomic: until it resolves, the key does not exist;
- *   on error or abort nothing is left under the key (temporaries are removed) and the
- *   error is re-thrown. An existing key is replaced only by a complete new object.
+ * `Storage.capabilities` is known without any I/O and is conservative: a capability
+ * that needs a probe (S3's conditional writes) reads false there until `open()` has
+ * probed it; `open()` resolves to the final set. Reading the conservative set is always
+ * safe (a false `conditionalCreate` just means "use write-then-check").
+ */
+export interface StorageCapabilities {
+  /**
+   * put() publishes an object only once it is complete, and replaces an existing key in
+   * one step: readers see the old object or the new one, never a partial one. True for
+   * every driver (local: temp file + rename; S3: a PUT/multipart upload is invisible
+   * until complete; Azure: blocks are invisible until the block list is committed; SFTP:
+   * temp file + size check + posix-rename). Kept so that a caller can assert it.
+   */
+  atomicPut: boolean;
+  /**
+   * putIfAbsent() is enforced by the store itself: of any number of concurrent callers
+   * (any process, any host) exactly one creates the key. True only when that is
+   * reliable (local link(2); Azure If-None-Match; SFTP hardlink@openssh.com; S3 only when
+   * the server was probed and refused a conditional overwrite, since s3rver and some
+   * S3-compatibles silently ignore If-None-Match). When false, putIfAbsent() throws
+   * UnsupportedError: build locks with write-then-check instead (write your own object,
+   * list, back off if another is older), which needs only put/list/remove.
+   */
+  conditionalCreate: boolean;
+  /** Objects are files on this machine: localPath() returns a path pg_restore can read in place. */
+  localFiles: boolean;
+  /** get() honours `range` (reads only the requested bytes). */
+  rangeReads: boolean;
+  /**
+   * list() sees a completed put() at once, and no longer sees a completed remove()
+   * (read-after-write consistent listing). True for local, S3 (since 2020), Azure, SFTP
+   * and mem; the write-then-check lock scheme depends on it.
+   */
+  consistentList: boolean;
+}
+
+export interface PutOptions {
+  /** Aborting stops the write and removes everything written so far, then rejects with an AbortError whose cause is the signal's reason. */
+  signal?: AbortSignal | undefined;
+  /**
+   * The expected size when known in advance (a hint, not a check): lets S3 pick a part
+   * size that keeps a very large object within 10,000 parts.
+   */
+  expectedBytes?: number | undefined;
+  /** Called with the total of bytes the store has acknowledged so far. */
+  onProgress?: ((bytes: number) => void) | undefined;
+}
+
+export interface GetOptions {
+  /** Bytes `offset` .. `offset + length - 1` (to the end when length is unset). Requires rangeReads for efficiency; every driver honours it. */
+  range?: { offset: number; length?: number | undefined } | undefined;
+  /** Aborting destroys the stream with an AbortError (cause: the signal's reason), or rejects a get that has not returned yet, within a second. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface ListOptions {
+  /**
+   * Local storage: called for every entry that is skipped because it is a symlink or
+   * not a regular file/directory (see HostileEntryError); such entries are never
+   * followed and never listed. Other drivers have no such entries.
+   */
+  onHostile?: ((key: string, kind: string) => void) | undefined;
+}
+
+/**
+ * The storage contract every driver (local, mem, s3, azblob, sftp) meets; the shared
+ * conformance suite (test/storage/conformance.ts) checks it against a real server.
+ *
+ * Keys and prefixes
+ * - A key is `/`-separated segments of [A-Za-z0-9_.:-] that do not start with `.` (see
+ *   assertKey): dot-names are the drivers' own (temporaries, probes) and never listed.
+ * - A prefix is whole segments: list('app') lists `app/...`, never `app2/...`; '' is all.
+ *
+ * Writing
+ * - put() streams: it honours back-pressure (a slow store slows the producer) and
+ *   buffers at most a bounded amount (S3: queueSize x partSize; Azure: concurrency x
+ *   blockSize), never the whole object. It is atomic: until it resolves, the key shows
+ *   its previous state; on error or abort nothing new is visible under the key,
+ *   temporaries are removed (S3: the multipart upload is aborted and checked gone) and
+ *   the error is re-thrown; an abort rejects with an AbortError whose cause is the
+ *   signal's reason; a failing source rejects with the source's own error.
+ * - A store that accepts no byte for `stallTimeoutMs` while data waits fails the put
+ *   with StalledError (and cleans up as above); a producer that is merely slow is not a stall.
  * - Objects and the directories holding them are private to the owner (0600/0700 on
  *   POSIX stores), whatever the umask.
- * - A missing key is reported as NotFoundError, never as a driver-specific error.
- * - list(prefix) returns complete objects only (never a put in progress), in key order.
+ * - putIfAbsent() is an atomic create-if-absent when capabilities.conditionalCreate
+ *   (see there); otherwise it throws UnsupportedError.
+ *
+ * Reading
+ * - A missing key is NotFoundError, never a driver-specific error. A get() stream whose
+ *   store stops sending while the reader waits fails with StalledError; a paused reader
+ *   is never a stall.
+ * - list(prefix) returns complete objects only (never a put in progress), sorted by key
+ *   (code unit order), however many there are (drivers paginate internally).
+ *
+ * Removing
  * - remove() of a missing key succeeds (removal is idempotent).
- * - putIfAbsent() is an atomic create-if-absent: of any number of concurrent calls for one
- *   key (from any process or host using the store), exactly one resolves true and writes
- *   its data; the others resolve false and change nothing. The object is complete when
- *   it becomes visible (readers never see a partial one). Locks are built on it.
+ *
+ * Failures
+ * - Typed: NotFoundError, PermissionError, NoSpaceError, PreconditionFailedError,
+ *   HostileEntryError, CredentialsError, HostKeyError, ConfigurationError,
+ *   TransientError, StalledError... (errors.ts lists the codes). Transient failures
+ *   (timeouts, 5xx, resets, throttling) are retried with exponential backoff within
+ *   `retryDeadlineMs`; permanent ones fail at once. Messages never hold secrets.
+ *
+ * Lifetime
+ * - Drivers connect lazily on first use; close() releases connections (an SFTP session
+ *   never keeps the process alive while idle, closed or not).
  */
 export interface Storage {
   /** Where this storage points, safe to print (credentials redacted). */
   readonly location: string;
+  /** What this driver guarantees (see StorageCapabilities; conservative until open()). */
   readonly capabilities: StorageCapabilities;
+  /**
+   * Connects (loads the SDK, checks credentials, host keys and the bucket/container,
+   * probes capabilities) and resolves to the final capabilities. Idempotent; every other
+   * method connects on demand, so commands that only read need not call it. The S3
+   * probe (conditional-create=auto) writes and removes one dot-named probe object.
+   */
+  open(): Promise<StorageCapabilities>;
+  /** Releases connections. Idempotent; the storage reopens if used again. */
+  close(): Promise<void>;
+
   put(key: string, source: Readable, options?: PutOptions): Promise<{ bytes: number }>;
-  /** put() for small payloads (sidecars): written, flushed to stable storage, then published. */
+  /** put() for small payloads (sidecars, run logs): written, flushed to stable storage, then published. */
   putBytes(key: string, data: Buffer): Promise<void>;
-  /** Creates `key` with `data` only if it does not exist yet; true when this call created it. */
+  /**
+   * Creates `key` with `data` only if it does not exist yet; true when this call created
+   * it. Of concurrent calls for one key, exactly one resolves true; the object is complete
+   * when it becomes visible. Throws UnsupportedError unless capabilities.conditionalCreate.
+   */
   putIfAbsent(key: string, data: Buffer): Promise<boolean>;
-  get(key: string): Promise<Readable>;
+  /** A stream of the object's bytes (or of `range`). NotFoundError when missing. */
+  get(key: string, options?: GetOptions): Promise<Readable>;
+  /** The whole object, refused with TooLargeError when larger than maxBytes (checked before reading). */
   getBytes(key: string, maxBytes: number): Promise<Buffer>;
   stat(key: string): Promise<ObjectInfo>;
-  list(prefix: string): Promise<ObjectInfo[]>;
+  /** Every object under `prefix` (whole segments), sorted by key. */
+  list(prefix: string, options?: ListOptions): Promise<ObjectInfo[]>;
+  /** Removes one object; a missing key is not an error. */
   remove(key: string): Promise<void>;
   /** Fails early (before any dump starts) when objects cannot be written under prefix. */
   checkWritable(prefix: string): Promise<void>;
   /**
-   * Removes the temporaries of puts that never finished (a crash, a killed process)
-   * directly under `prefix` and last modified before `olderThan`; returns how many bytes
-   * it freed. A put in progress is younger than any sensible threshold and is left alone.
+   * Removes what puts that never finished left behind (a crash, a killed process)
+   * directly under `prefix` and older than `olderThan`: temporary files (local, SFTP),
+   * incomplete multipart uploads (S3). Returns how many it removed and the bytes freed
+   * (when known). A put in progress is younger than any sensible threshold and is left
+   * alone. Azure needs nothing: the service discards uncommitted blocks after 7 days.
    */
   removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }>;
-  /** For localFiles stores: the path of a key on this machine. */
+  /**
+   * For localFiles stores: the path of a key on this machine, for pg_restore to read in
+   * place. Throws HostileEntryError when the path passes through a symlink or names a
+   * non-regular entry; a missing key is not checked here (opening it fails with ENOENT).
+   */
   localPath?(key: string): string;
-}
-
-export class NotFoundError extends Error {
-  constructor(readonly key: string) {
-    super(`not found: ${key}`);
-    this.name = 'NotFoundError';
-  }
+  /**
+   * For localFiles stores: the object opened for reading, checked as get() checks it (a
+   * regular file inside the root, reached through no symlink), with its size. Another
+   * program reads it through `/proc/<pid>/fd/<fd>` for as long as the handle is open, so
+   * the file it reads is the one that was checked, whatever happens to the path meanwhile.
+   */
+  openLocalFile?(key: string): Promise<{ handle: FileHandle; size: number }>;
 }
 
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/;
 
+/** True when `key` is a valid key (see assertKey). */
+export function isValidKey(key: string): boolean {
+  if (key === '' || key.length > 1024) return false;
+  for (const segment of key.split('/')) {
+    if (!SEGMENT.test(segment) || segment.includes('..')) return false;
+  }
+  return true;
+}
+
 /** Rejects keys that could escape the storage root or hide as temporaries. */
 export function assertKey(key: string): void {
-  const segments = key.split('/');
-  for (const segment of segments) {
-    if (!SEGMENT.test(segment) || segment === '..' || segment.includes('..')) {
-      throw new Error(`unsafe storage key: ${JSON.stringify(key)}`);
-    }
-  }
+  if (!isValidKey(key)) throw new Error(`unsafe storage key: ${JSON.stringify(key)}`);
+}
+
+/** Rejects prefixes that are not '' or a valid key (trailing slashes are allowed and ignored). */
+export function normalizePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/\/+$/, '');
+  if (trimmed !== '') assertKey(trimmed);
+  return trimmed;
+}
+
+/** Sorts objects by key in code unit order (what S3 and Azure return), in place. */
+export function sortByKey<T extends { key: string }>(objects: T[]): T[] {
+  return objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }

@@ -182,11 +182,21 @@ describe('a full round trip with the binary: create -> list -> show latest', () 
     failureLines(out.stderr, { strict: true });
   });
 
-  it('--quiet: a successful create prints nothing on stderr, the result on stdout', async () => {
+  it('--quiet: a successful create prints nothing at all (cron mails only failures)', async () => {
     const out = await bin(['create', '--storage', storage, '--quiet']);
     expect(out.code, out.stderr).toBe(0);
     expect(out.stderr).toBe('');
-    expect(out.stdout).toMatch(/Backup \S+ completed/);
+    expect(out.stdout).toBe('');
+  });
+
+  it('--quiet: a failing run still says why on stderr, and an unhealthy status still prints its report', async () => {
+    const failed = await bin(['show', 'latest', '--storage', path.join(storage, 'nothing-here'), '--quiet']);
+    expect(failed.code).toBe(2);
+    expect(failed.stdout).toBe('');
+    failureLines(failed.stderr, { strict: true });
+    const unhealthy = await bin(['status', '--storage', storage, '--max-verify-age', '1s', '--quiet']);
+    expect(unhealthy.code).toBe(5);
+    expect(unhealthy.stdout).toContain('UNHEALTHY');
   });
 
   it('--quiet --json: nothing on stderr, one JSON document on stdout', async () => {

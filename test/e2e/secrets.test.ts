@@ -236,7 +236,7 @@ describe('passwords on the command line and in URLs', () => {
     const out = await runBin(['create', '--storage', storage, '--db-url', 'postgres://u:secret@host/db'], { env: baseEnv({ HOME: scratch.cwd }) as Record<string, string>, cwd: scratch.cwd });
     expect(out.code).toBe(2);
     const { error } = failureLines(out.stderr, { strict: true });
-    expect(error).toMatch(/--db-url must not contain a password/);
+    expect(error).toMatch(/connection URL on the command line must not contain a password/);
     expect(out.stdout + out.stderr).not.toContain('secret');
     expect(await leftovers(storage)).toEqual([]);
   });

@@ -111,12 +111,13 @@ export function tableKey(table: { schema: string; name: string }): string {
 
 /**
  * Exact row counts of every table pg_dump can hold rows for: ordinary tables and partitions
- * (logged or not) and populated materialized views, outside the system schemas.
+ * (logged or not) and populated materialized views, outside the system schemas. A table's
+ * own rows only (ONLY): a dump's COPY of an inheritance parent holds none of its children's.
  */
 export async function sourceTables(cluster: ClusterClient, db: string): Promise<SourceTable[]> {
-  const tables = await cluster.query<{ schema: string; name: string }>(
+  const tables = await cluster.query<{ schema: string; name: string; relkind: string }>(
     db,
-    `select n.nspname as schema, c.relname as name
+    `select n.nspname as schema, c.relname as name, c.relkind::text as relkind
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where (c.relkind = 'r' or (c.relkind = 'm' and c.relispopulated))
         and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp_)'
@@ -126,9 +127,9 @@ export async function sourceTables(cluster: ClusterClient, db: string): Promise<
   for (const table of tables) {
     const [row] = await cluster.query<{ n: string }>(
       db,
-      `select count(*)::int8::text as n from ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
+      `select count(*)::int8::text as n from ${table.relkind === 'r' ? 'only ' : ''}${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
     );
-    counted.push({ ...table, rows: Number(row?.n) });
+    counted.push({ schema: table.schema, name: table.name, rows: Number(row?.n) });
   }
   return counted;
 }
@@ -147,4 +148,15 @@ export function countMap(tables: ReadonlyArray<{ schema: string; name: string; r
 /** File mode bits (permissions only). */
 export function modeOf(stats: { mode: number }): number {
   return stats.mode & 0o777;
+}
+
+/**
+ * A failed `--json` run: stdout is one JSON document `{"error": {exitCode, message, hint?}}`
+ * whose exit code is the run's. Returns the error object.
+ */
+export function expectJsonError(run: { code: number; stdout: string }, exitCode: number): { exitCode: number; message: string; hint?: string } {
+  expect(run.code).toBe(exitCode);
+  const parsed = parseJsonStdout(run.stdout) as { error?: { exitCode: number; message: string; hint?: string } };
+  expect(parsed.error).toMatchObject({ exitCode, message: expect.any(String) });
+  return parsed.error as { exitCode: number; message: string; hint?: string };
 }

@@ -68,6 +68,14 @@ export interface Cluster extends ClusterClient {
 export interface StartClusterOptions {
   /** Used in the temp dir name, to tell clusters apart in `ps` and /tmp. */
   name?: string;
+  /**
+   * Where initdb, pg_ctl and postgres come from (another major version, e.g. the embedded
+   * server binaries of test/helpers/embedded-postgres.ts); the client programs (psql,
+   * pg_dump...) stay the machine's own. Default: the newest server found (findPgBinDir).
+   */
+  serverBinDir?: string;
+  /** The postgres role's password (default: a random one). */
+  password?: string;
 }
 
 /** Double-quotes an SQL identifier. */
@@ -294,8 +302,9 @@ function installExitHooks(): void {
 
 export async function startCluster(options: StartClusterOptions = {}): Promise<Cluster> {
   const binDir = findPgBinDir();
-  const initdb = path.join(binDir, 'initdb');
-  const pgCtl = path.join(binDir, 'pg_ctl');
+  const serverBinDir = options.serverBinDir ?? binDir;
+  const initdb = path.join(serverBinDir, 'initdb');
+  const pgCtl = path.join(serverBinDir, 'pg_ctl');
   const majorVersion = majorOf((await execa(initdb, ['--version'])).stdout);
 
   const label = (options.name ?? 'cluster').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32);
@@ -304,7 +313,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   const socketDir = tmpDir;
   const pwFile = path.join(tmpDir, 'pwfile');
   const logFile = path.join(tmpDir, 'server.log');
-  const password = randomBytes(18).toString('base64url');
+  const password = options.password ?? randomBytes(18).toString('base64url');
 
   const entry: LiveCluster = { pgCtl, dataDir, tmpDir };
   live.add(entry);

@@ -10,7 +10,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, parseJsonStdout, readSidecar, removeDirs, sha256File } from '../helpers/backups.js';
+import { expectJsonError, makeTempDir, parseJsonStdout, readSidecar, removeDirs, sha256File } from '../helpers/backups.js';
 import { assertBuilt, baseEnv, BIN, runBin, type CliOutcome } from '../helpers/cli.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
 
@@ -87,7 +87,7 @@ describe('two concurrent creates of one profile', () => {
       const runs = [create(where), create(where)];
       const loser = await first(runs);
       expect(loser.outcome.code, loser.outcome.stderr).toBe(4);
-      expect(loser.outcome.stdout).toBe('');
+      expectJsonError(loser.outcome, 4); // --json: the error is a JSON document on stdout too
       expect(loser.outcome.stderr).toMatch(/error: profile ".*" is busy: locked by "create" \(pid \d+ on host .*, since .*\)/);
       expect(loser.outcome.stderr).toMatch(/hint: .*--wait/);
       await block.release();

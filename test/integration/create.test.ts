@@ -22,6 +22,7 @@ import {
   tablesWithDataInToc,
   tocLines,
   type SourceTable,
+  expectJsonError,
 } from '../helpers/backups.js';
 import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
 import { quoteIdent } from '../helpers/cluster.js';
@@ -238,7 +239,7 @@ describe('create: directory format (--jobs 2)', () => {
   it('refuses --format custom with --jobs 2 (exit 2), writing nothing', async () => {
     const run = await create(tricky, ['--format', 'custom', '--jobs', '2']);
     expect(run.code).toBe(2);
-    expect(run.stdout).toBe('');
+    expectJsonError(run, 2); // --json: the error is a JSON document on stdout too
     expect(run.stderr).toMatch(/--jobs needs the directory format/);
   });
 });
@@ -294,7 +295,7 @@ describe('create: filters', () => {
   it('--schema-only with --data-only is a usage error', async () => {
     const run = await create(tricky, ['--schema-only', '--data-only']);
     expect(run.code).toBe(2);
-    expect(run.stdout).toBe('');
+    expectJsonError(run, 2); // --json: the error is a JSON document on stdout too
   });
 
   it('--tag (repeatable), --note and --no-globals are recorded', async () => {
@@ -309,7 +310,7 @@ describe('create: filters', () => {
   it('rejects an invalid tag with exit 2', async () => {
     const run = await create(chinook, ['--tag', '../x']);
     expect(run.code).toBe(2);
-    expect(run.stdout).toBe('');
+    expectJsonError(run, 2); // --json: the error is a JSON document on stdout too
   });
 });
 
@@ -354,7 +355,7 @@ describe('create: as a non-superuser role', () => {
 
     const denied = await create(chinook, [], env);
     expect(denied.code).toBe(1);
-    expect(denied.stdout).toBe('');
+    expectJsonError(denied, 1); // --json: the error is a JSON document on stdout too
     expect(denied.stderr).toMatch(/permission denied/);
     expect(denied.stderr).not.toContain(password);
     // Nothing of the failed backup is left behind: no artifact, no sidecar, no temporary, no lock.
@@ -403,7 +404,7 @@ describe('create: config file with two profiles', () => {
     const listed = await runCli(['list', '--profile', 'billing', '--json'], { env: baseEnv(), cwd: dir });
     expect((parseJsonStdout(listed.stdout) as Array<{ id: string }>).map((b) => b.id)).toEqual([id]);
     const shown = await runCli(['show', 'latest', '--profile', 'billing', '--json'], { env: baseEnv(), cwd: dir });
-    expect(parseJsonStdout(shown.stdout)).toEqual(JSON.parse(raw));
+    expect(parseJsonStdout(shown.stdout)).toEqual({ ...(JSON.parse(raw) as object), problems: [] });
   });
 
   it('BACKUPCTL_PROFILE chooses the profile too', async () => {
@@ -419,7 +420,7 @@ describe('create: config file with two profiles', () => {
     const dir = await configDir();
     const run = await runCli(['create', '--json'], { env: baseEnv(), cwd: dir });
     expect(run.code).toBe(2);
-    expect(run.stdout).toBe('');
+    expectJsonError(run, 2); // --json: the error is a JSON document on stdout too
     expect(run.stderr).toContain('app, billing');
     const unknown = await runCli(['create', '--profile', 'nope'], { env: baseEnv(), cwd: dir });
     expect(unknown.code).toBe(2);
@@ -443,7 +444,7 @@ describe('create: config file with two profiles', () => {
         const run = await runCli(['create', '--profile', 'app', '--db-url', url], { env, cwd: dir });
         expect(run.code).toBe(2);
         expect(run.stdout).toBe('');
-        expect(run.stderr).toMatch(/--db-url must not contain a password/);
+        expect(run.stderr).toMatch(/connection URL on the command line must not contain a password/);
         expect(run.stderr).not.toContain(cluster.password);
         const verbose = await runCli(['create', '--verbose', '--db-url', url], { env, cwd: dir });
         expect(verbose.code).toBe(2);

@@ -4,6 +4,8 @@
  * sidecar, no artifact, no `.tmp-*` temporary.
  */
 import { execa } from 'execa';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,6 +153,37 @@ describe('create: client programs', () => {
     expect(error).toContain('pg_dump');
     expect(hint).toContain(`postgresql-client-${major}`);
     await expectEmptyStorage(storage);
+  });
+});
+
+describe('create: what the client cannot do', () => {
+  it("--compress zstd with a pg_dump older than 16 -> exit 2 before any lock, connection or notification", async () => {
+    const storage = await tempDir('st');
+    const fake = `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 15.18"; exit 0; fi\necho "pg_dump: must not be run" >&2\nexit 1\n`;
+    const bin = await wrapperBinDir(cluster, { pg_dump: fake });
+    const hooks: string[] = [];
+    const server = http.createServer((request, response) => {
+      hooks.push(request.url ?? '');
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const config = await writeConfig(await tempDir('cfg'), {
+        pgBinDir: bin,
+        profiles: { app: { database: db, notify: { healthchecks: { url: `http://127.0.0.1:${port}/hc` }, webhook: { url: `http://127.0.0.1:${port}/hook` } } } },
+      });
+      // A server that is not there: connecting would be exit 1, not 2.
+      const result = await create(['--config', config, '--storage', storage, '--compress', 'zstd:3'], envFor(db, { PGPORT: String(await closedPort()), PGHOST: '127.0.0.1' }));
+      expect(result.code).toBe(2);
+      const { error, hint } = failureLines(result.stderr, { strict: true });
+      expect(error).toMatch(/--compress zstd:3 needs pg_dump 16 or later/);
+      expect(hint).toMatch(/gzip/);
+      expect(hooks).toEqual([]);
+      await expectEmptyStorage(storage);
+    } finally {
+      server.close();
+    }
   });
 });
 

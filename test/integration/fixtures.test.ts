@@ -114,6 +114,24 @@ describe('fixtures: tricky.sql', () => {
     ]);
   });
 
+  it('has an inheritance tree whose parents hold rows of their own (count(*) includes descendants, ONLY does not)', async () => {
+    const counts = await cluster.query<{ t: string; own: number; all: number }>(
+      db,
+      `select t, (xpath('/row/own/text()', query_to_xml(format('select count(*) as own from only %s', t), false, true, '')))[1]::text::int as own,
+              (xpath('/row/all/text()', query_to_xml(format('select count(*) as all from %s', t), false, true, '')))[1]::text::int as all
+         from unnest(array['archive.events_base', 'archive.events_2022', 'archive.events_2023', 'archive.events_2023_q4',
+                           'archive.flags', 'archive.flagged']) as t order by t`,
+    );
+    expect(counts).toEqual([
+      { t: 'archive.events_2022', own: 30, all: 30 },
+      { t: 'archive.events_2023', own: 20, all: 27 },
+      { t: 'archive.events_2023_q4', own: 7, all: 7 },
+      { t: 'archive.events_base', own: 50, all: 111 },
+      { t: 'archive.flagged', own: 4, all: 4 },
+      { t: 'archive.flags', own: 5, all: 9 },
+    ]);
+  });
+
   it('has the awkward objects', async () => {
     const one = async (sql: string) => (await cluster.query(db, sql))[0];
     expect(await one('select count(*)::int as n from public.nocols')).toEqual({ n: 2 });

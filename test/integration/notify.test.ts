@@ -5,7 +5,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempDir, parseJsonStdout, removeDirs } from '../helpers/backups.js';
@@ -155,8 +156,9 @@ describe('notifications of create', () => {
     expect(slack.text).toMatch(/^:x: backupctl: backup broken failed on .* \(exit \d+\): /);
 
     const pings = received.filter((r) => r.url.startsWith('/hc/'));
-    expect(pings.map((r) => r.url)).toEqual([`/hc/${SECRET}/start`, `/hc/${SECRET}/fail`]);
-    expect(pings[1]?.body).toContain(`${db}_missing`);
+    // The run never held its locks (the database is missing): no start ping, just the failure.
+    expect(pings.map((r) => r.url)).toEqual([`/hc/${SECRET}/fail`]);
+    expect(pings[0]?.body).toContain(`${db}_missing`);
     expect(result.stderr).not.toContain(SECRET);
   });
 
@@ -212,3 +214,46 @@ describe('notifications of create', () => {
     expect(result.stderr).not.toContain(SECRET);
   });
 });
+
+describe('a run that finds the profile busy (exit 4)', () => {
+  /** A lock of profile "app" held by a live process of this host (the test runner that started this worker). */
+  async function holdLock(): Promise<string> {
+    const dir = path.join(work, 'backups', 'app');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, 'lock.json');
+    await writeFile(file, JSON.stringify({ pid: process.ppid, host: hostname(), command: 'create', startedAt: new Date().toISOString(), token: 'held-by-the-test' }));
+    return file;
+  }
+
+  it('is not a failed backup: no failure notification and no healthchecks ping by default; recorded as busy; status stays healthy', async () => {
+    const lock = await holdLock();
+    try {
+      const config = await writeConfig(fullNotify());
+      const run = await runCli(['create', '--config', config, '--profile', 'app'], { env: env(), cwd: work });
+      expect(run.code).toBe(4);
+      expect(received).toEqual([]);
+      const log = await readFile(path.join(work, 'backups', 'app', 'runs.jsonl'), 'utf8');
+      expect(JSON.parse(log.trim().split('\n').at(-1) as string)).toMatchObject({ command: 'create', result: 'busy', exitCode: 4 });
+      const status = await runCli(['status', '--config', config, '--profile', 'app', '--json'], { env: env(), cwd: work });
+      expect((parseJsonStdout(status.stdout) as { profiles: Array<{ failedRunsSinceSuccess: number }> }).profiles[0]?.failedRunsSinceSuccess).toBe(0);
+    } finally {
+      await rm(lock, { force: true });
+    }
+  });
+
+  it('has an event of its own for the targets that ask for it ("busy")', async () => {
+    const lock = await holdLock();
+    try {
+      const config = await writeConfig({ webhook: { url: `${base}/hook/busy`, events: ['failure', 'busy'] }, slack: { url: `${base}/slack/busy`, events: ['busy'] } });
+      const run = await runCli(['create', '--config', config, '--profile', 'app'], { env: env(), cwd: work });
+      expect(run.code).toBe(4);
+      const hook = JSON.parse(received.find((r) => r.url === '/hook/busy')?.body ?? '{}') as Record<string, unknown>;
+      expect(hook).toMatchObject({ event: 'backup.busy', profile: 'app', exitCode: 4 });
+      const slack = JSON.parse(received.find((r) => r.url === '/slack/busy')?.body ?? '{}') as { text: string };
+      expect(slack.text).toMatch(/^:hourglass: backupctl: backup app skipped on .*: the profile is busy/);
+    } finally {
+      await rm(lock, { force: true });
+    }
+  });
+});
+

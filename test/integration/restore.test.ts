@@ -247,8 +247,14 @@ describe('restore: safety', () => {
     expect(run.code, run.stderr).toBe(0);
     const kept = /The previous "[^"]+" is kept as "([^"]+)"/.exec(run.stdout)?.[1];
     expect(kept, run.stdout).toMatch(new RegExp(`^${target}_old_\\d{8}_\\d{6}$`));
-    const rollback = /To roll back: (.+)$/m.exec(run.stdout)?.[1];
+    const rollback = /To roll back:\s+(.+)$/m.exec(run.stdout)?.[1];
     expect(rollback, run.stdout).toBeDefined();
+    // Every printed command names the server (-h -p -U), never a password.
+    const dropOld = /Once you are sure:\s+(.+)$/m.exec(run.stdout)?.[1];
+    for (const command of [rollback, dropOld]) {
+      expect(command).toContain(`-h ${cluster.host} -p ${cluster.port} -U ${cluster.user} -d postgres`);
+      expect(command).not.toContain(cluster.password);
+    }
 
     // The target is the backup now; the old one is intact under its new name.
     const now = await fingerprint(target);
@@ -257,9 +263,10 @@ describe('restore: safety', () => {
     expect(await fingerprint(kept as string)).toEqual(before);
     expect(await relatives(target, 'restoring')).toEqual([]);
 
-    // The rollback, run as printed (psql from the server's bin dir, connection from the libpq env).
+    // The rollback, run as printed, on a host whose libpq environment points elsewhere (another
+    // cluster's port): the command's own -h/-p/-U must reach this server. The password comes from PGPASSWORD.
     const rolled = await execa('sh', ['-c', rollback as string], {
-      env: { ...cluster.env('postgres'), PATH: `${cluster.binDir}:${process.env.PATH ?? ''}` },
+      env: { PGPASSWORD: cluster.password, PGHOST: '/nonexistent', PGPORT: '1', PGUSER: 'nobody', PATH: `${cluster.binDir}:${process.env.PATH ?? ''}` },
       extendEnv: false,
       stdin: 'ignore',
       reject: false,
@@ -560,6 +567,29 @@ describe('restore: roles', () => {
     expect((parseJsonStdout(json.stdout) as { globalsSkipped: string[] }).globalsSkipped).toEqual(expect.arrayContaining([`role ${cluster.user}`, `role ${owner}`, `role ${reader}`]));
     const [grant] = await cluster.query<{ ok: boolean }>(target, `SELECT has_table_privilege(${quoteLiteral(reader)}, 'public.plain', 'SELECT') AS ok`);
     expect(grant?.ok).toBe(true);
+  });
+});
+
+describe('restore: as a role that is not a superuser', () => {
+  it('ownership it cannot give is refused before any change, with the --no-owner --no-acl hint; with them the restore works', async () => {
+    const restorer = uniqueName('rst_plain_user');
+    const password = 'restorer-pw';
+    roles.push(restorer);
+    await cluster.createRole(restorer, password, 'CREATEDB');
+    const env = baseEnv({ ...cluster.env('postgres'), PGUSER: restorer, PGPASSWORD: password });
+    const target = newDb('rst_nonsuper');
+    // The Chinook backup's objects belong to the superuser that made them.
+    const refused = await restore(ids.chinook, ['--target-db', target, '--create'], { env });
+    expect(refused.code).toBe(2);
+    const { error, hint } = failureLines(refused.stderr);
+    expect(error).toMatch(new RegExp(`restoring ownership needs membership in roles that ${restorer} is not a member of: ${cluster.user}; nothing was changed`));
+    expect(hint).toMatch(/--no-owner --no-acl/);
+    expect(await databaseExists(target)).toBe(false);
+
+    const done = await restore(ids.chinook, ['--target-db', target, '--create', '--no-owner', '--no-acl'], { env });
+    expect(done.code, done.stderr).toBe(0);
+    const [row] = await cluster.query<{ owner: string }>(target, "SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'track'");
+    expect(row?.owner).toBe(restorer);
   });
 });
 

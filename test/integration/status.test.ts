@@ -1,7 +1,7 @@
 /**
  * `backupctl status` against real backups taken by `create` on the test cluster.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, modeOf, parseJsonStdout, removeDirs } from '../helpers/backups.js';
@@ -108,10 +108,18 @@ describe('status on real backups', () => {
     expect(json.profiles[0]?.problems.map((p) => p.check)).toEqual(['verification']);
   });
 
-  it('a profile that was never backed up breaks --max-age only', async () => {
-    const none = await status(['--profile', 'nothing_here', '--json']);
+  it('an unknown profile is a usage error (exit 2), not a healthy nothing', async () => {
+    const unknown = await status(['--profile', 'nothing_here', '--json']);
+    expect(unknown.code).toBe(2);
+    expect(parseJsonStdout(unknown.stdout)).toMatchObject({ error: { exitCode: 2, message: expect.stringMatching(/no profile named "nothing_here"/) } });
+  });
+
+  it('a configured profile that was never backed up breaks --max-age only', async () => {
+    const config = path.join(work, 'never.json');
+    await writeFile(config, JSON.stringify({ profiles: { nothing_here: { database: 'nothing_here' } } }));
+    const none = await status(['--config', config, '--profile', 'nothing_here', '--json']);
     expect(none.code).toBe(0);
-    const stale = await status(['--profile', 'nothing_here', '--max-age', '25h', '--json']);
+    const stale = await status(['--config', config, '--profile', 'nothing_here', '--max-age', '25h', '--json']);
     expect(stale.code).toBe(5);
     expect((parseJsonStdout(stale.stdout) as StatusJson).profiles[0]).toMatchObject({
       profile: 'nothing_here',
@@ -190,3 +198,67 @@ describe('status on real backups', () => {
     expect((await status([])).code).toBe(0);
   });
 });
+
+describe('status tells the truth about verifications and artifacts', () => {
+  const verify = (args: string[]) => runCli(['verify', '--storage', storage, ...args], { env, cwd: work });
+  const artifact = (id: string) => path.join(storage, db, `${id}.dump`);
+
+  it('a failed verification stays visible until that backup passes again, whatever other backups do', async () => {
+    const [older, newer] = [ids[0] as string, ids[1] as string];
+    const original = await readFile(artifact(older));
+    const flipped = Buffer.from(original);
+    const middle = Math.floor(flipped.length / 2);
+    flipped[middle] = (flipped[middle] ?? 0) ^ 0xff;
+    await writeFile(artifact(older), flipped);
+    expect((await verify([older, '--level', 'checksum'])).code).toBe(3);
+    // Another backup passes later: the failure must not disappear (verify --all walks newest first).
+    expect((await verify([newer, '--level', 'checksum'])).code).toBe(0);
+    expect((await verify(['--all', '--level', 'checksum'])).code).toBe(3);
+    const broken = await status(['--json']);
+    expect(broken.code).toBe(5);
+    const profile = (parseJsonStdout(broken.stdout) as StatusJson & { profiles: Array<{ failedVerifications: Array<{ backupId: string }> }> }).profiles[0];
+    expect(profile?.failedVerifications.map((v) => v.backupId)).toEqual([older]);
+    expect(profile?.problems).toEqual([{ check: 'verification', message: expect.stringContaining(`the latest verification of ${older}`) }]);
+
+    // Repaired and verified again: healthy.
+    await writeFile(artifact(older), original);
+    expect((await verify([older, '--level', 'checksum'])).code).toBe(0);
+    expect((await status([])).code).toBe(0);
+  });
+
+  it('verify runs, passing and failing, are in the run log', async () => {
+    const log = (await readFile(path.join(storage, db, 'runs.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { command: string; result: string; exitCode: number });
+    const verifies = log.filter((entry) => entry.command === 'verify');
+    expect(verifies.map((entry) => [entry.result, entry.exitCode])).toEqual([
+      ['failed', 3],
+      ['succeeded', 0],
+      ['failed', 3],
+      ['succeeded', 0],
+    ]);
+  });
+
+  it('a backup whose artifact is missing is flagged by list, show and status', async () => {
+    const gone = ids[1] as string;
+    const saved = await readFile(artifact(gone));
+    await rm(artifact(gone));
+    try {
+      const list = await runCli(['list', '--storage', storage, '--json'], { env, cwd: work });
+      const listed = (parseJsonStdout(list.stdout) as Array<{ id: string; problems: string[] }>).find((b) => b.id === gone);
+      expect(listed?.problems).toEqual([`artifact ${gone}.dump is missing`]);
+      const human = await runCli(['list', '--storage', storage], { env, cwd: work });
+      expect(human.stdout).toContain('DAMAGED');
+      const show = await runCli(['show', gone, '--storage', storage], { env, cwd: work });
+      expect(show.stdout).toMatch(/DAMAGED: this backup cannot be restored as it is/);
+      const checked = await status(['--json']);
+      expect(checked.code).toBe(5);
+      const problems = (parseJsonStdout(checked.stdout) as StatusJson).profiles[0]?.problems ?? [];
+      expect(problems).toContainEqual({ check: 'artifacts', message: expect.stringContaining(`backup ${gone} cannot be restored as it is`) });
+    } finally {
+      await writeFile(artifact(gone), saved, { mode: 0o600 });
+    }
+  });
+});
+

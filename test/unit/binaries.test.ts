@@ -98,6 +98,8 @@ describe('chooseClient', () => {
     expect(error.message).toContain('/old/pg_dump is 9');
     expect(error.hint).toContain('postgresql-client-15');
     expect(error.hint).toContain('pgBinDir');
+    // The distribution may not ship that major version: the hint names the PGDG repository too.
+    expect(error.hint).toContain('apt.postgresql.org');
   });
 
   it('no client at all: a usage error naming the tool, where it looked, and the package', () => {

@@ -126,7 +126,7 @@ describe('acquireProfileLock', () => {
     const reporter = recorder();
     const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(reporter) });
     expect((await lockOnDisk('app')).pid).toBe(process.pid);
-    expect(reporter.lines.join('\n')).toMatch(new RegExp(`warn: taking over the stale lock of profile "app": .*pid ${pid} .*no longer running`));
+    expect(reporter.lines.join('\n')).toMatch(new RegExp(`warn: took over the stale lock of profile "app": .*pid ${pid} .*no longer running`));
     await lock.release();
   });
 

@@ -171,6 +171,15 @@ describe('table', () => {
     for (const line of out.split('\n')) expect(line).not.toMatch(/ $/);
   });
 
+  it('renders hostile lengths in linear time: 200,000 non-ASCII characters, 300,000 spaces then a letter', { timeout: 5_000 }, () => {
+    const long = `${'ü '.repeat(100_000)}é`;
+    expect(displayWidth(long)).toBe(200_001);
+    const spaces = `${' '.repeat(300_000)}x`;
+    const out = renderTable([{ header: 'NAME' }, { header: 'TAGS' }], [[long, spaces], ['x', 'y']], plain);
+    expect(out.split('\n')[1]?.endsWith(' x')).toBe(true);
+    expect(renderKeyValues([['tags', `${spaces}  `]], plain).endsWith('x\n')).toBe(true);
+  });
+
   it('returns nothing for no rows, and aligns key/value blocks', () => {
     expect(renderTable([{ header: 'A' }], [], plain)).toBe('');
     expect(renderKeyValues([['a', '1'], ['long key', '2']], plain)).toBe('  a         1\n  long key  2\n');
@@ -204,6 +213,7 @@ describe('render', () => {
       backups: [sidecar, passed, untagged],
       incomplete: [{ profile: 'prod', id: '20261123T170000Z-ffffff', file: '20261123T170000Z-ffffff.dump', bytes: 4096, modifiedAt: '2026-11-23T17:00:00Z' }],
       warnings: [],
+      damage: new Map(),
     };
     const out = renderList(result, plain, NOW);
     expect(out).not.toMatch(ESC);
@@ -222,7 +232,7 @@ describe('render', () => {
   });
 
   it('renders show with every group', () => {
-    const out = renderShow({ storage: '/var/backups/pg', sidecar }, plain, NOW);
+    const out = renderShow({ storage: '/var/backups/pg', sidecar, problems: [] }, plain, NOW);
     expect(out).not.toMatch(ESC);
     for (const heading of ['Backup', 'Source', 'Engine', 'Dump', 'Artifact', 'Globals', 'Tables', 'Verifications', 'Tags and note']) {
       expect(out).toMatch(new RegExp(`^${heading}$`, 'm'));
@@ -242,7 +252,7 @@ describe('render', () => {
 
   it('escapes hostile text from a sidecar', () => {
     const hostile = sampleSidecar({ ...SHOWN, note: 'x\u001b]0;pwned\u0007', tags: ['\u001b[2J'] });
-    const out = renderShow({ storage: '/s', sidecar: hostile }, plain, NOW);
+    const out = renderShow({ storage: '/s', sidecar: hostile, problems: [] }, plain, NOW);
     expect(out).not.toMatch(ESC);
     expect(out).toContain('\\x1b[2J');
   });
@@ -254,13 +264,13 @@ describe('render', () => {
       durationMs: 12_345, storage: '/var/backups/pg', tags: ['nightly', 'pre-migration'], warnings: [],
     });
     const list = listJson({
-      storage: '/s', backups: [sidecar], warnings: [],
+      storage: '/s', backups: [sidecar], warnings: [], damage: new Map(),
       incomplete: [{ profile: 'prod', id: 'x', file: 'x.dump', bytes: 1, modifiedAt: '2026-11-23T17:00:00Z' }],
     });
     expect(list).toHaveLength(2);
     expect(list[0]).toMatchObject({ id: ID, verification: { level: 'restore', result: 'failed' } });
     expect(list[1]).toEqual({ id: 'x', profile: 'prod', status: 'incomplete', file: 'x.dump', bytes: 1, modifiedAt: '2026-11-23T17:00:00Z' });
-    const show: ShowResult = { storage: '/s', sidecar };
+    const show: ShowResult = { storage: '/s', sidecar, problems: [] };
     expect(SidecarSchema.parse(JSON.parse(renderJson(showJson(show))))).toEqual(sidecar);
     expect(renderJson({ a: 1 })).toBe('{\n  "a": 1\n}\n');
   });

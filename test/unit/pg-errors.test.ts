@@ -182,21 +182,21 @@ describe('childFailure', () => {
     [
       'a wrong password',
       'pg_dump: error: connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication failed for user "backup"\n',
-      ExitCode.USAGE,
+      ExitCode.FAILED, // decided over backupctl's own connection first, by SQLSTATE; the text only picks the hint
       /password authentication failed/,
       /password/,
     ],
     [
       'no password',
       'pg_dump: error: connection to server at "127.0.0.1", port 5432 failed: fe_sendauth: no password supplied\n',
-      ExitCode.USAGE,
+      ExitCode.FAILED, // decided over backupctl's own connection first, by SQLSTATE; the text only picks the hint
       /no password supplied/,
       /password/,
     ],
     [
       'a server version mismatch',
       'pg_dump: error: aborting because of server version mismatch\npg_dump: detail: server version: 17.2; pg_dump version: 15.8\n',
-      ExitCode.USAGE,
+      ExitCode.FAILED, // decided over backupctl's own connection first, by SQLSTATE; the text only picks the hint
       /server version mismatch/,
       /at least as new as the server/,
     ],

@@ -2,16 +2,11 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LoadedConfig } from '../../src/config/load.js';
+import { resolveSettings, type SettingsFlags } from '../../src/config/resolve.js';
 import type { Config, Profile } from '../../src/config/schema.js';
-import {
-  profileNameFor,
-  resolveDumpOptions,
-  resolveProfile,
-  resolveStorage,
-  type DumpFlags,
-  type GlobalFlags,
-  type LoadedConfigRef,
-} from '../../src/core/profile.js';
+import { profileNameFor, resolveDumpOptions, resolveProfile, type DumpFlags } from '../../src/core/profile.js';
+import type { ConnectionFlags } from '../../src/pg/connection.js';
 import { BackupctlError, ExitCode } from '../../src/errors.js';
 import { redactUrl, resolveConnection, urlHasPassword } from '../../src/pg/connection.js';
 import { lookupPgpass } from '../../src/pg/pgpass.js';
@@ -19,8 +14,21 @@ import { lookupPgpass } from '../../src/pg/pgpass.js';
 const CWD = '/work/here';
 const CONFIG_FILE = '/etc/backupctl/backupctl.config.json';
 
+type LoadedConfigRef = LoadedConfig;
+
 function loaded(config: Config, filepath: string | null = CONFIG_FILE): LoadedConfigRef {
   return { config, filepath };
+}
+
+function settingsFor(config: LoadedConfigRef, flags: SettingsFlags, env: Record<string, string | undefined>) {
+  return resolveSettings({ loaded: config, flags, env, cwd: CWD });
+}
+
+/** The storage a run resolves to (the default storage, or a profile's). */
+function resolveStorage(config: LoadedConfigRef, flags: SettingsFlags, env: Record<string, string | undefined>, _cwd: string, profile?: Profile): string {
+  const withProfile = profile ? loaded({ ...config.config, profiles: { p: profile } }, config.filepath) : config;
+  const settings = settingsFor(withProfile, flags, env);
+  return profile ? (settings.profiles.get('p')?.storage as string) : settings.storage;
 }
 
 const NO_CONFIG = loaded({}, null);
@@ -28,8 +36,10 @@ const NO_CONFIG = loaded({}, null);
 /** The libpq environment of a run without a config file. */
 const PG_ENV = { PGHOST: 'db.example.com', PGPORT: '6543', PGUSER: 'backup', PGDATABASE: 'app' };
 
-function resolve(input: { config?: LoadedConfigRef; flags?: GlobalFlags & DumpFlags; env?: Record<string, string | undefined> }) {
-  return resolveProfile({ loaded: input.config ?? NO_CONFIG, flags: input.flags ?? {}, env: input.env ?? PG_ENV, cwd: CWD });
+function resolve(input: { config?: LoadedConfigRef; flags?: SettingsFlags & ConnectionFlags & DumpFlags; env?: Record<string, string | undefined> }) {
+  const flags = input.flags ?? {};
+  const settings = settingsFor(input.config ?? NO_CONFIG, flags, input.env ?? PG_ENV);
+  return resolveProfile(settings, { ...flags, url: flags.url ?? flags.dbUrl });
 }
 
 /** The BackupctlError thrown by fn (exit code checked). */
@@ -117,20 +127,33 @@ describe('resolveProfile: which profile', () => {
     expect(app.globals).toBe(false);
   });
 
-  it('the environment beats the profile for the connection; --db-url beats both', () => {
-    const env = { PGHOST: 'env-host', PGDATABASE: 'env_db' };
+  it('the profile beats the environment, which fills only what the profile leaves unset; flags beat both', () => {
+    const env = { PGHOST: 'env-host', PGDATABASE: 'env_db', PGPORT: '7777', PGSSLMODE: 'require' };
     const app = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app' }, env });
-    expect(app.connection).toMatchObject({ host: 'env-host', port: 5433, user: 'backup', database: 'env_db' });
+    expect(app.connection).toMatchObject({ host: 'app-db', port: 5433, user: 'backup', database: 'app_production', sslmode: 'require' });
+    expect(app.warnings).toEqual([]);
+    expect(app.notes.join('\n')).toMatch(/PGDATABASE=env_db is ignored: profile "app" sets database app_production/);
+    expect(app.notes.join('\n')).toMatch(/PGPORT=7777 is ignored/);
     const flagged = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app', dbUrl: 'postgres://flag-user@flag-host:7000/flag_db' }, env });
     expect(flagged.connection).toMatchObject({ host: 'flag-host', port: 7000, user: 'flag-user', database: 'flag_db' });
+    // Every override that applies is a warning (and in --json's warnings).
+    expect(flagged.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/database is flag_db, the config says app_production/)]));
     // The profile keeps its name (and storage) whatever the connection says.
     expect(flagged.name).toBe('app');
+    const short = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app', host: 'h2', port: 6000, user: 'u2', database: 'd2' }, env });
+    expect(short.connection).toMatchObject({ host: 'h2', port: 6000, user: 'u2', database: 'd2' });
+    expect(short.warnings).toHaveLength(4);
+  });
+
+  it("a profile's own url wins over the defaults' discrete fields", () => {
+    const config = loaded({ defaults: { user: 'backup', port: 5433 }, profiles: { p: { url: 'postgres://owner@own-host:6000/own_db' } } });
+    expect(resolve({ config, env: {} }).connection).toMatchObject({ host: 'own-host', port: 6000, user: 'owner', database: 'own_db' });
   });
 
   it('refuses --db-url with a password, without repeating it', () => {
     for (const url of ['postgres://u:s3cr3t-pw@h/db', 'postgresql://h/db?user=u&password=s3cr3t-pw']) {
       const error = usage(() => resolve({ flags: { dbUrl: url } }));
-      expect(error.message).toMatch(/--db-url must not contain a password/);
+      expect(error.message).toMatch(/connection URL on the command line must not contain a password/);
       expect(`${error.message} ${error.hint ?? ''}`).not.toContain('s3cr3t-pw');
     }
   });
@@ -138,14 +161,17 @@ describe('resolveProfile: which profile', () => {
 
 describe('resolveStorage', () => {
   const config = loaded({ storage: './top' });
-  it('--storage > BACKUPCTL_STORAGE > profile storage > config storage > ./backups', () => {
+  it('--storage > profile storage > config storage > BACKUPCTL_STORAGE > ./backups', () => {
     const profile: Profile = { storage: './per-profile' };
     expect(resolveStorage(config, { storage: 'flag' }, { BACKUPCTL_STORAGE: 'env' }, CWD, profile)).toBe('/work/here/flag');
-    expect(resolveStorage(config, {}, { BACKUPCTL_STORAGE: 'env' }, CWD, profile)).toBe('/work/here/env');
+    expect(resolveStorage(config, {}, { BACKUPCTL_STORAGE: 'env' }, CWD, profile)).toBe('/etc/backupctl/per-profile');
+    expect(resolveStorage(config, {}, { BACKUPCTL_STORAGE: 'env' }, CWD)).toBe('/etc/backupctl/top');
+    expect(resolveStorage(loaded({}), {}, { BACKUPCTL_STORAGE: 'env' }, CWD)).toBe('/work/here/env');
     expect(resolveStorage(config, {}, { BACKUPCTL_STORAGE: '' }, CWD, profile)).toBe('/etc/backupctl/per-profile');
     expect(resolveStorage(config, {}, {}, CWD)).toBe('/etc/backupctl/top');
     expect(resolveStorage(loaded({}), {}, {}, CWD)).toBe('/work/here/backups');
     expect(resolveStorage(NO_CONFIG, {}, {}, CWD)).toBe('/work/here/backups');
+    expect(settingsFor(config, {}, { BACKUPCTL_STORAGE: 'env' }).notes.join()).toMatch(/BACKUPCTL_STORAGE is ignored/);
   });
 
   it('paths from the config are relative to the config file; URLs are kept as they are', () => {
@@ -234,19 +260,20 @@ describe('resolveConnection', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const base = { configDir: '/etc/backupctl', profile: {} };
+  const base = { profile: {} };
 
-  it('flag URL > DATABASE_URL > PG* variables > profile fields > profile url > defaults', () => {
+  it('flags > profile fields > profile url > DATABASE_URL > PG* variables > defaults', () => {
     const profile = { url: 'postgres://url-user@url-host:1111/url_db', host: 'field-host', database: 'field_db' };
     expect(resolveConnection({ ...base, env: { USER: 'me' }, profile })).toMatchObject({ host: 'field-host', port: 1111, user: 'url-user', database: 'field_db' });
-    const pg = { USER: 'me', PGHOST: 'pg-host', PGPORT: '2222' };
-    expect(resolveConnection({ ...base, env: pg, profile })).toMatchObject({ host: 'pg-host', port: 2222, user: 'url-user', database: 'field_db' });
+    const pg = { USER: 'me', PGHOST: 'pg-host', PGPORT: '2222', PGUSER: 'pg-user' };
+    expect(resolveConnection({ ...base, env: pg, profile })).toMatchObject({ host: 'field-host', port: 1111, user: 'url-user', database: 'field_db' });
+    expect(resolveConnection({ ...base, env: pg, profile: { database: 'only_db' } })).toMatchObject({ host: 'pg-host', port: 2222, user: 'pg-user', database: 'only_db' });
     const withUrl = { ...pg, DATABASE_URL: 'postgres://env-user@env-host/env_db' };
-    expect(resolveConnection({ ...base, env: withUrl, profile })).toMatchObject({ host: 'env-host', port: 2222, user: 'env-user', database: 'env_db' });
-    expect(resolveConnection({ ...base, env: withUrl, profile, flagUrl: 'postgresql://flag-host:3333/flag_db' })).toMatchObject({
+    expect(resolveConnection({ ...base, env: withUrl, profile: {} })).toMatchObject({ host: 'env-host', port: 2222, user: 'env-user', database: 'env_db' });
+    expect(resolveConnection({ ...base, env: withUrl, profile, flags: { url: 'postgresql://flag-host:3333/flag_db' } })).toMatchObject({
       host: 'flag-host',
       port: 3333,
-      user: 'env-user',
+      user: 'url-user',
       database: 'flag_db',
     });
   });
@@ -261,17 +288,19 @@ describe('resolveConnection', () => {
   it('rejects a bad port or sslmode from the environment as usage errors', () => {
     usage(() => resolveConnection({ ...base, env: { PGPORT: '99999' } }));
     usage(() => resolveConnection({ ...base, env: { PGSSLMODE: 'sometimes' } }));
-    usage(() => resolveConnection({ ...base, env: {}, flagUrl: 'mysql://h/db' }));
+    usage(() => resolveConnection({ ...base, env: {}, flags: { url: 'mysql://h/db' } }));
   });
 
-  it('password: PGPASSWORD > the profile\'s passwordFile / passwordEnv > pgpass', () => {
+  it('password: the profile\'s passwordFile / passwordEnv > PGPASSWORD > pgpass', () => {
     const env = { ...PG_ENV, PGPASSFILE: goodPgpass };
     expect(resolveConnection({ ...base, env })).toMatchObject({ password: 'pgpass-secret', passwordSource: expect.stringMatching(/password file/) });
-    const fromFile = resolveConnection({ ...base, env, profile: { passwordFile: 'app.password' }, configDir: dir });
-    expect(fromFile).toMatchObject({ password: 'file-secret', passwordSource: 'passwordFile app.password' });
+    const fromFile = resolveConnection({ ...base, env, profile: { passwordFile } });
+    expect(fromFile).toMatchObject({ password: 'file-secret', passwordSource: `passwordFile ${passwordFile}` });
     const fromEnvVar = resolveConnection({ ...base, env: { ...env, APP_PW: 'env-var-secret' }, profile: { passwordEnv: 'APP_PW' } });
     expect(fromEnvVar).toMatchObject({ password: 'env-var-secret', passwordSource: '$APP_PW' });
-    const fromPgpassword = resolveConnection({ ...base, env: { ...env, PGPASSWORD: 'pgpassword' }, profile: { passwordFile: passwordFile } });
+    const overPgpassword = resolveConnection({ ...base, env: { ...env, PGPASSWORD: 'pgpassword' }, profile: { passwordFile: passwordFile } });
+    expect(overPgpassword).toMatchObject({ password: 'file-secret' });
+    const fromPgpassword = resolveConnection({ ...base, env: { ...env, PGPASSWORD: 'pgpassword' } });
     expect(fromPgpassword).toMatchObject({ password: 'pgpassword', passwordSource: 'PGPASSWORD' });
     const fromUrl = resolveConnection({ ...base, env: { ...env, DATABASE_URL: 'postgres://u:url-pw@h/d' } });
     expect(fromUrl).toMatchObject({ password: 'url-pw', passwordSource: 'DATABASE_URL' });
@@ -279,9 +308,11 @@ describe('resolveConnection', () => {
 
   it('a missing passwordEnv variable or passwordFile is a usage error that does not leak', () => {
     expect(usage(() => resolveConnection({ ...base, env: PG_ENV, profile: { passwordEnv: 'NOPE' } })).message).toMatch(/NOPE/);
-    expect(usage(() => resolveConnection({ ...base, env: PG_ENV, profile: { passwordFile: 'missing.pw' }, configDir: dir })).message).toMatch(
+    expect(usage(() => resolveConnection({ ...base, env: PG_ENV, profile: { passwordFile: path.join(dir, 'missing.pw') } })).message).toMatch(
       /cannot read password file/,
     );
+    // A FIFO or a device must not hang the run: only regular files are read.
+    expect(usage(() => resolveConnection({ ...base, env: PG_ENV, profile: { passwordFile: '/dev/zero' } })).message).toMatch(/not a regular file/);
   });
 
   it('pgpass: read from PGPASSFILE at mode 0600, ignored at 0644', () => {

@@ -104,12 +104,60 @@ describe('planPrune', () => {
   });
 });
 
+describe('planPrune: keep-within-* and tag groups', () => {
+  // Every 6 hours for 10 days, newest first: 12:00, 06:00, 00:00, 18:00 the day before...
+  const sixHourly = Array.from({ length: 40 }, (_, i) =>
+    sidecar(NOW.getTime() - (i + 1) * 6 * HOUR, i + 1, { tags: i === 20 ? ['db', 'monthly'] : i === 30 ? ['db'] : [] }),
+  );
+
+  it('names the keep-within-* rules as keep-within-hourly ... keep-within-yearly', () => {
+    const plan = planPrune(
+      sixHourly,
+      [],
+      { keepWithin: '6h', keepWithinHourly: '12h', keepWithinDaily: '2d', keepWithinWeekly: '1d', keepWithinMonthly: '1d', keepWithinYearly: '1d' },
+      NOW,
+      DAY,
+    );
+    const kept = plan.items.filter((i) => i.action === 'keep').map((i) => `${i.createdAt.slice(5, 13)} ${i.reasons.join(',')}`);
+    expect(kept).toEqual([
+      '06-01T06 keep-within,keep-within-hourly,keep-within-daily,keep-within-weekly,keep-within-monthly,keep-within-yearly,newest-successful',
+      '06-01T00 keep-within-hourly',
+      // Sunday 31 May: another day, ISO week and month than Monday 1 June, inside the 1d window.
+      '05-31T18 keep-within-daily,keep-within-weekly,keep-within-monthly',
+      '05-30T18 keep-within-daily',
+    ]);
+    expect(plan.items.filter((i) => i.action === 'remove').every((i) => i.reasons.join() === 'no-rule')).toBe(true);
+  });
+
+  it('keeps by tag group: both tags, or either', () => {
+    const tagged = (keepTags: RetentionPolicy['keepTags']) =>
+      planPrune(sixHourly, [], { keepTags }, NOW, DAY)
+        .items.filter((i) => i.reasons.includes('keep-tag'))
+        .map((i) => i.id);
+    expect(tagged([['db', 'monthly']])).toEqual([sixHourly[20]?.id]);
+    expect(tagged(['db', 'monthly'])).toEqual([sixHourly[20]?.id, sixHourly[30]?.id]);
+  });
+});
+
 describe('effectivePolicy', () => {
   it('flags replace the configured rules key by key', () => {
     expect(
       effectivePolicy({ keepDaily: 7, keepWeekly: 4, timeZone: 'Europe/Berlin' }, { keepDaily: 2, keepLast: undefined, keepTags: ['x'] }),
     ).toEqual({ keepDaily: 2, keepWeekly: 4, keepTags: ['x'], timeZone: 'Europe/Berlin' });
     expect(effectivePolicy(undefined, {})).toEqual({});
+  });
+
+  it('takes the keep-within-* rules from flags and config; --keep-tag replaces all configured tag groups', () => {
+    expect(
+      effectivePolicy(
+        { keepWithinDaily: '30d', keepWithinMonthly: '1y', keepTags: ['pre-migration', ['db', 'monthly']] },
+        { keepWithinDaily: '7d', keepWithinHourly: '2d', keepTags: [['release', 'production']] },
+      ),
+    ).toEqual({ keepWithinHourly: '2d', keepWithinDaily: '7d', keepWithinMonthly: '1y', keepTags: [['release', 'production']] });
+    expect(effectivePolicy({ keepWithinWeekly: '1y', keepWithinYearly: '10y' }, { keepWithinWeekly: '0d' })).toEqual({
+      keepWithinWeekly: '0d',
+      keepWithinYearly: '10y',
+    });
   });
 });
 
@@ -147,7 +195,12 @@ const policyArb: fc.Arbitrary<RetentionPolicy> = fc
       keepWeekly: countArb,
       keepMonthly: countArb,
       keepWithin: fc.constantFrom('90min', '2d', '2w', '1m', '1y'),
-      keepTags: fc.subarray(['pin'], { minLength: 1 }),
+      keepWithinHourly: fc.constantFrom('6h', '1d', '1d1m'),
+      keepWithinDaily: fc.constantFrom('3d', '2w', '1m1y'),
+      keepWithinWeekly: fc.constantFrom('1m', '3m'),
+      keepWithinMonthly: fc.constantFrom('6m', '1y'),
+      keepWithinYearly: fc.constantFrom('2y', '10y'),
+      keepTags: fc.constantFrom<RetentionPolicy['keepTags']>(['pin'], [['pin', 'nightly']], ['nightly', ['pin']]),
       timeZone: fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York'),
     },
     { requiredKeys: [] },
@@ -173,7 +226,9 @@ describe('planPrune properties', () => {
         for (const s of history) {
           const item = action.get(s.id);
           if (Date.parse(s.startedAt) > NOW.getTime()) expect(item?.action).toBe('keep');
-          if (s.tags.includes('pin') && policy.keepTags?.includes('pin')) expect(item?.action).toBe('keep');
+          const pinned = policy.keepTags?.some((group) => (typeof group === 'string' ? group === 'pin' : group.join() === 'pin'));
+          if (s.tags.includes('pin') && pinned) expect(item?.action).toBe('keep');
+          if (s.tags.includes('pin') && s.tags.includes('nightly') && policy.keepTags !== undefined) expect(item?.action).toBe('keep');
           // Every key belongs to the backup, and the sidecar goes first.
           expect(item?.keys[0]).toBe(`app/${s.id}.json`);
           for (const key of item?.keys ?? []) expect(key.startsWith(`app/${s.id}.`)).toBe(true);

@@ -206,7 +206,7 @@ describe('matchTables', () => {
     expect(Object.fromEntries([...matched].map(([id, t]) => [id, t.oid]))).toEqual({ 3521: 1, 3528: 2, 3533: 3, 3532: 4, 3531: 5 });
   });
 
-  it('leaves out ambiguous names, tables with children, and names with line breaks', () => {
+  it('leaves out ambiguous names and names with line breaks; an inheritance parent is matched (it is counted with ONLY)', () => {
     const toc = parseTocList(['1; 0 1 TABLE DATA a b c owner', '2; 0 2 TABLE DATA p q owner', '3; 0 3 TABLE DATA x y owner', '4; 0 4 TABLE DATA n l owner', '5; 0 5 TABLE DATA s t '].join('\n'));
     const matched = matchTables(toc, [
       table(1, 'a', 'b c'),
@@ -216,7 +216,7 @@ describe('matchTables', () => {
       table(5, 'n', 'l\nm'),
       table(6, 's', 't'),
     ]);
-    expect(Object.fromEntries([...matched].map(([id, t]) => [id, t.oid]))).toEqual({ 3: 4, 5: 6 });
+    expect(Object.fromEntries([...matched].map(([id, t]) => [id, t.oid]))).toEqual({ 2: 3, 3: 4, 5: 6 });
     // An owner whose first word makes another table's name: two candidates, none taken.
     const owner = parseTocList('7; 0 7 TABLE DATA s t u v');
     expect(matchTables(owner, [table(1, 's', 't'), table(2, 's', 't u')]).size).toBe(0);

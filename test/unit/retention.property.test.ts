@@ -6,7 +6,9 @@ import {
   type RetentionCandidate,
   type RetentionDecision,
   type RetentionPolicy,
+  type TagGroup,
 } from '../../src/retention/policy.js';
+import { localFields, periodKey, type PeriodKind } from '../../src/retention/periods.js';
 
 const NOW = new Date('2023-06-01T12:00:00Z');
 const START = Date.parse('2020-06-01T00:00:00Z');
@@ -35,6 +37,12 @@ const historyArb = fc.uniqueArray(candidateArb, { maxLength: 60, selector: (b) =
 
 const countArb = fc.oneof({ weight: 1, arbitrary: fc.constant(-1) }, { weight: 5, arbitrary: fc.integer({ min: 0, max: 12 }) });
 
+// Durations in any unit order, months written m and mo.
+const withinArb = fc.constantFrom('90min', '36h', '7d', '2w', '1mo', '1y6m', '3d12h', '12h3d', '1y1d1m', '1m14d', '1d2h', '0d');
+// A tag, or an AND group of tags.
+const tagGroupArb: fc.Arbitrary<TagGroup> = fc.oneof(fc.constantFrom(...TAGS), fc.subarray([...TAGS], { minLength: 1, maxLength: 3 }));
+const tagGroupsArb = fc.array(tagGroupArb, { minLength: 1, maxLength: 3 });
+
 const ruleArbs = {
   keepLast: countArb,
   keepHourly: countArb,
@@ -42,8 +50,13 @@ const ruleArbs = {
   keepWeekly: countArb,
   keepMonthly: countArb,
   keepYearly: countArb,
-  keepWithin: fc.constantFrom('90min', '36h', '7d', '2w', '1mo', '1y6m', '3d12h'),
-  keepTags: fc.subarray([...TAGS], { minLength: 1 }),
+  keepWithin: withinArb,
+  keepWithinHourly: withinArb,
+  keepWithinDaily: withinArb,
+  keepWithinWeekly: withinArb,
+  keepWithinMonthly: withinArb,
+  keepWithinYearly: withinArb,
+  keepTags: tagGroupsArb,
 };
 type RuleKey = keyof typeof ruleArbs;
 const RULE_KEYS = Object.keys(ruleArbs) as RuleKey[];
@@ -87,7 +100,14 @@ describe('applyRetention properties', () => {
   });
 
   it('keeps the safety set even under a policy that keeps almost nothing', () => {
-    const minimalPolicyArb = fc.constantFrom<RetentionPolicy>({ keepTags: ['no-such-tag'] }, { keepLast: 1 }, { keepWithin: '1min' });
+    const minimalPolicyArb = fc.constantFrom<RetentionPolicy>(
+      { keepTags: ['no-such-tag'] },
+      { keepTags: [['pin', 'no-such-tag']] }, // an AND group nothing carries
+      { keepLast: 1 },
+      { keepWithin: '1min' },
+      { keepWithinDaily: '1min' },
+      { keepWithinYearly: '1min' },
+    );
     fc.assert(
       fc.property(historyArb, minimalPolicyArb, (backups, policy) => {
         const decisions = applyRetention(backups, policy, NOW);
@@ -103,7 +123,7 @@ describe('applyRetention properties', () => {
           if (b.status !== 'completed' || b.createdAt.getTime() > NOW.getTime()) safety.add(b.id);
         }
         for (const id of safety) expect(kept.has(id)).toBe(true);
-        // With { keepTags: ['no-such-tag'] } nothing but the safety set is kept.
+        // With a tag rule that matches nothing, nothing but the safety set is kept.
         if (policy.keepTags) expect([...kept].sort()).toEqual([...safety].sort());
       }),
       RUNS,
@@ -213,6 +233,73 @@ describe('applyRetention properties', () => {
         expect(byRule.length).toBeLessThanOrEqual(Math.min(n, eligible.length));
         expect(byRule.length).toBeGreaterThanOrEqual(Math.min(1, eligible.length));
       }),
+      RUNS,
+    );
+  });
+  it('a tag group matches fewer backups as it grows, more groups match more', () => {
+    const tagged = (backups: RetentionCandidate[], keepTags: TagGroup[]) =>
+      new Set(applyRetention(backups, { keepTags }, NOW).filter((d) => d.reasons.includes('tag')).map((d) => d.id));
+    fc.assert(
+      fc.property(historyArb, fc.subarray([...TAGS], { minLength: 1 }), fc.constantFrom(...TAGS), (backups, group, extra) => {
+        const narrow = tagged(backups, [[...group, extra]]);
+        const wide = tagged(backups, [group]);
+        const either = tagged(backups, [group, extra]);
+        for (const id of narrow) expect(wide.has(id)).toBe(true);
+        for (const id of wide) expect(either.has(id)).toBe(true);
+        // Exactly the completed backups that carry every tag of the group.
+        const expected = backups.filter((b) => b.status === 'completed' && group.every((t) => b.tags.includes(t))).map((b) => b.id);
+        expect([...wide].sort()).toEqual(expected.sort());
+      }),
+      RUNS,
+    );
+  });
+
+  it('keep-within-P D keeps the newest backup of each period among those keep-within D keeps, and the oldest if it is among them', () => {
+    const rules: [keyof RetentionPolicy, PeriodKind, string][] = [
+      ['keepWithinHourly', 'hourly', 'within-hourly'],
+      ['keepWithinDaily', 'daily', 'within-daily'],
+      ['keepWithinWeekly', 'weekly', 'within-weekly'],
+      ['keepWithinMonthly', 'monthly', 'within-monthly'],
+      ['keepWithinYearly', 'yearly', 'within-yearly'],
+    ];
+    fc.assert(
+      fc.property(historyArb, fc.constantFrom(...rules), withinArb, timeZoneArb, (backups, [key, period, reason], within, timeZone) => {
+        const window = applyRetention(backups, { keepWithin: within, timeZone }, NOW).filter((d) => d.reasons.includes('within'));
+        const eligible = applyRetention(backups, { keepLast: -1, timeZone }, NOW).filter((d) => d.reasons.includes('last'));
+        const oldest = eligible.at(-1)?.id;
+        const expected = new Set<string>();
+        const periods = new Set<string>();
+        for (const d of window) {
+          const bucket = periodKey(period, localFields(d.createdAt.getTime(), timeZone));
+          if (!periods.has(bucket) || d.id === oldest) expected.add(d.id);
+          periods.add(bucket);
+        }
+        const actual = applyRetention(backups, { [key]: within, timeZone }, NOW)
+          .filter((d) => d.reasons.includes(reason as never))
+          .map((d) => d.id);
+        expect(actual.sort()).toEqual([...expected].sort());
+      }),
+      RUNS,
+    );
+  });
+
+  it('a longer keep-within-* window never removes a backup a shorter one keeps', () => {
+    const keys = ['keepWithin', 'keepWithinHourly', 'keepWithinDaily', 'keepWithinWeekly', 'keepWithinMonthly', 'keepWithinYearly'] as const;
+    const unitArb = fc.constantFrom('h', 'd', 'w', 'm', 'y');
+    fc.assert(
+      fc.property(
+        historyArb,
+        fc.constantFrom(...keys),
+        unitArb,
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 0, max: 40 }),
+        timeZoneArb,
+        (backups, key, unit, short, more, timeZone) => {
+          const shorter = keptIds(applyRetention(backups, { [key]: `${short}${unit}`, timeZone }, NOW));
+          const longer = keptIds(applyRetention(backups, { [key]: `${short + more}${unit}`, timeZone }, NOW));
+          for (const id of shorter) expect(longer.has(id)).toBe(true);
+        },
+      ),
       RUNS,
     );
   });

@@ -4,7 +4,9 @@ import {
   applyRetention,
   describePolicy,
   isEmptyPolicy,
+  KEEP_REASONS,
   parseDuration,
+  tagGroups,
   validatePolicy,
   type RetentionCandidate,
   type RetentionDecision,
@@ -59,6 +61,15 @@ describe('parseDuration', () => {
     ['1y2mo3w4d5h6min', { years: 1, months: 2, days: 25, hours: 5, minutes: 6 }],
     [' 3d ', { years: 0, months: 0, days: 3, hours: 0, minutes: 0 }],
     ['0d', { years: 0, months: 0, days: 0, hours: 0, minutes: 0 }],
+    // Any order, as restic (its own examples: 1y1d1m, 5d7m, 4h3d9m).
+    ['1y1d1m', { years: 1, months: 1, days: 1, hours: 0, minutes: 0 }],
+    ['5d7m', { years: 0, months: 7, days: 5, hours: 0, minutes: 0 }],
+    ['4h3d9m', { years: 0, months: 9, days: 3, hours: 4, minutes: 0 }],
+    ['1d1y', { years: 1, months: 0, days: 1, hours: 0, minutes: 0 }],
+    ['12h2d', { years: 0, months: 0, days: 2, hours: 12, minutes: 0 }],
+    ['30min1h', { years: 0, months: 0, days: 0, hours: 1, minutes: 30 }],
+    ['6m12h', { years: 0, months: 6, days: 0, hours: 12, minutes: 0 }],
+    ['3d2w', { years: 0, months: 0, days: 17, hours: 0, minutes: 0 }],
   ])('parses %j', (text, expected) => {
     expect(parseDuration(text)).toEqual(expected);
   });
@@ -70,15 +81,20 @@ describe('parseDuration', () => {
     ['7x', /unknown unit "x"/],
     ['7D', /cannot read "7D"/],
     ['1.5d', /cannot read/],
-    ['-1d', /cannot read "-1d"/],
-    ['1d1y', /years after days/],
-    ['1d2d', /days after days/],
-    ['1h1d', /days after hours/],
-    ['1h30m', /"m" means months .* write minutes as "min"/],
-    ['2d5m', /"m" means months/],
-    ['1m1mo', /months after months/],
+    ['-1d', /cannot read "-1d"/], // restic parses it, then refuses negative --keep-within* durations
+    ['1y-1d', /cannot read "-1d"/],
+    ['1h30m', /"m" means months \(as in restic\), so "30m" after hours would be 30 months; write minutes as "min"/],
+    ['2d1h5m', /"m" means months/],
+    ['30min5m', /"5m" after minutes/],
     ['7 d', /cannot read/],
+    ['1d 2h', /cannot read " 2h"/],
+    ['2W', /cannot read "2W"/],
     ['99999999d', /too large/],
+    // restic lets a repeated unit replace the earlier one ("7d1d" = 1 day); a shorter
+    // window than written would remove backups, so backupctl refuses it.
+    ['7d1d', /days are given twice/],
+    ['2d1y1d', /days are given twice/],
+    ['3m1mo', /months are given twice/], // m and mo are one unit
   ])('rejects %j with a clear message', (text, message) => {
     expect(() => parseDuration(text)).toThrow(message);
     expect(() => parseDuration(text)).toThrow(/invalid duration/);
@@ -123,6 +139,45 @@ describe('validatePolicy, isEmptyPolicy, describePolicy', () => {
     expect(isEmptyPolicy(policy)).toBe(empty);
   });
 
+  it.each<[RetentionPolicy, boolean]>([
+    [{ keepWithinHourly: '1d' }, false],
+    [{ keepWithinDaily: '7d' }, false],
+    [{ keepWithinWeekly: '1m' }, false],
+    [{ keepWithinMonthly: '1y' }, false],
+    [{ keepWithinYearly: '10y' }, false],
+    [{ keepWithinDaily: '0d', keepWithinYearly: '0y0m', keepWithin: '0h' }, true],
+    [{ keepTags: [['db', 'monthly']] }, false],
+    [{ keepWithinDaily: 'soon' }, false], // not empty, but invalid
+  ])('isEmptyPolicy(%j) is %s (keep-within-* and tag groups)', (policy, empty) => {
+    expect(isEmptyPolicy(policy)).toBe(empty);
+    if (!empty) expect(validatePolicy(policy)).not.toContainEqual(expect.stringMatching(/keeps nothing/));
+  });
+
+  it('validates keep-within-* durations and tag groups', () => {
+    expect(validatePolicy({ keepWithinDaily: '30d', keepWithinMonthly: '1y1d1m', keepTags: ['pin', ['db', 'monthly']] })).toEqual([]);
+    const problems = validatePolicy({
+      keepWithinHourly: '2 days',
+      keepWithinWeekly: '1h30m',
+      keepTags: ['db,monthly', [], ['db', ''], 7 as unknown as string],
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^keep-within-hourly: invalid duration "2 days"/),
+      expect.stringMatching(/^keep-within-weekly: invalid duration "1h30m": "m" means months/),
+      'keep-tags: "db,monthly" is not a tag; a group of tags that a backup must all carry is a list: ["db","monthly"]',
+      'keep-tags: a tag group must list at least one tag (an empty group would match every backup)',
+      'keep-tags must hold non-empty strings (got "")',
+      'keep-tags must hold non-empty strings (got 7)',
+    ]);
+    expect(validatePolicy({ keepTags: 'pin' as unknown as string[] })).toEqual([
+      'keep-tags must be a list of tags and tag groups (lists of tags a backup must all carry)',
+    ]);
+  });
+
+  it('tagGroups reads a plain tag as a group of one', () => {
+    expect(tagGroups(['pin', ['db', 'monthly'], ['x']])).toEqual([['pin'], ['db', 'monthly'], ['x']]);
+    expect(tagGroups(undefined)).toEqual([]);
+  });
+
   it('refuses 0-for-everything', () => {
     expect(validatePolicy({ keepLast: 0, keepDaily: 0 })).toEqual([expect.stringMatching(/keeps nothing/)]);
   });
@@ -130,8 +185,16 @@ describe('validatePolicy, isEmptyPolicy, describePolicy', () => {
   it.each<[RetentionPolicy, string]>([
     [{ keepLast: 3, keepDaily: 7, keepWithin: '2w' }, 'keep-last 3, keep-daily 7, keep-within 2w'],
     [{ keepDaily: 7, keepWeekly: 4, keepMonthly: 12, keepYearly: -1 }, 'keep-daily 7, keep-weekly 4, keep-monthly 12, keep-yearly all'],
-    [{ keepHourly: 24, keepTags: ['pin', 'pre-upgrade'], timeZone: 'Europe/Berlin' }, 'keep-hourly 24, keep-tags pin,pre-upgrade, time zone Europe/Berlin'],
+    [{ keepHourly: 24, keepTags: ['pin', 'pre-upgrade'], timeZone: 'Europe/Berlin' }, 'keep-hourly 24, keep-tags pin or pre-upgrade, time zone Europe/Berlin'],
     [{ keepLast: 0 }, 'keep nothing (empty policy)'],
+    [
+      { keepWithin: '1h', keepWithinHourly: '1d', keepWithinDaily: '7d', keepWithinWeekly: '1m', keepWithinMonthly: '1y', keepWithinYearly: '10y' },
+      'keep-within 1h, keep-within-hourly 1d, keep-within-daily 7d, keep-within-weekly 1m, keep-within-monthly 1y, keep-within-yearly 10y',
+    ],
+    [{ keepDaily: 7, keepWithinDaily: '0d', keepWithinMonthly: ' 1y1d1m ' }, 'keep-daily 7, keep-within-monthly 1y1d1m'],
+    [{ keepTags: [['db', 'monthly']] }, 'keep-tags db and monthly'],
+    [{ keepTags: ['pin', ['db', 'monthly']] }, 'keep-tags pin or (db and monthly)'],
+    [{ keepTags: [['pin'], 'x'] }, 'keep-tags pin or x'],
   ])('describePolicy(%j)', (policy, text) => {
     expect(describePolicy(policy)).toBe(text);
   });
@@ -368,6 +431,173 @@ describe('applyRetention: keep-within', () => {
   });
 });
 
+describe('applyRetention: keep-within-hourly/daily/weekly/monthly/yearly', () => {
+  it('keeps the newest backup of each period inside the window, measured from the newest backup', () => {
+    const backups = [
+      backup('a', '2024-05-01T10:05:00Z'),
+      backup('b', '2024-05-01T10:45:00Z'),
+      backup('c', '2024-05-01T11:10:00Z'),
+      backup('d', '2024-05-01T11:50:00Z'),
+      backup('e', '2024-05-01T13:20:00Z'), // no backup in the 12:00 hour
+      backup('f', '2024-05-01T13:40:00Z'),
+    ];
+    // The window of 2h starts at 11:40: hours 13 and 11 have a backup in it.
+    expect(kept(applyRetention(backups, { keepWithinHourly: '2h' }, NOW))).toEqual(['f: within-hourly,newest-successful', 'd: within-hourly']);
+    // 3h reaches 10:40: b is the newest of the 10:00 hour inside the window.
+    expect(kept(applyRetention(backups, { keepWithinHourly: '3h' }, NOW))).toEqual([
+      'f: within-hourly,newest-successful',
+      'd: within-hourly',
+      'b: within-hourly',
+    ]);
+  });
+
+  it('keep-within-daily over a stalled schedule keeps the last days of history, not nothing', () => {
+    const backups = dailySeries('2024-01-01', 31); // Jan 1 .. Jan 31 at 03:00, then nothing
+    const later = new Date('2024-06-01T00:00:00Z');
+    expect(kept(applyRetention(backups, { keepWithinDaily: '3d' }, later))).toEqual([
+      'd31: within-daily,newest-successful',
+      'd30: within-daily',
+      'd29: within-daily', // Jan 28 03:00 is exactly 3 days back: outside
+    ]);
+  });
+
+  it('differs from keep-daily N when days are missing: the window is time, not a count of days', () => {
+    const backups = dailySeries('2024-01-01', 12, 3); // every third day, d12 = Feb 3
+    expect(kept(applyRetention(backups, { keepWithinDaily: '7d' }, NOW))).toEqual([
+      'd12: within-daily,newest-successful',
+      'd11: within-daily',
+      'd10: within-daily',
+    ]);
+    expect(kept(applyRetention(backups, { keepDaily: 3 }, NOW))).toEqual(['d12: daily,newest-successful', 'd11: daily', 'd10: daily']);
+    expect(kept(applyRetention(backups, { keepDaily: 7 }, NOW))).toHaveLength(7);
+  });
+
+  it('keeps the oldest backup too when the whole history lies inside the window (as restic)', () => {
+    const backups = [
+      backup('mon-1', '2024-01-01T01:00:00Z'),
+      backup('mon-2', '2024-01-01T13:00:00Z'),
+      backup('tue-1', '2024-01-02T01:00:00Z'),
+      backup('tue-2', '2024-01-02T13:00:00Z'),
+    ];
+    expect(kept(applyRetention(backups, { keepWithinDaily: '1y' }, NOW))).toEqual([
+      'tue-2: within-daily,newest-successful',
+      'mon-2: within-daily',
+      'mon-1: within-daily',
+    ]);
+    // A window that does not reach the oldest backup does not keep it (25h: from 1 Jan 12:00).
+    expect(kept(applyRetention(backups, { keepWithinDaily: '25h' }, NOW))).toEqual([
+      'tue-2: within-daily,newest-successful',
+      'mon-2: within-daily',
+    ]);
+  });
+
+  it('keep-within-weekly uses ISO weeks, keep-within-yearly calendar years', () => {
+    const backups = [
+      backup('2020-12-28', '2020-12-28T12:00:00Z'), // Mon, 2020-W53
+      backup('2020-12-31', '2020-12-31T12:00:00Z'), // Thu, 2020-W53
+      backup('2021-01-03', '2021-01-03T12:00:00Z'), // Sun, 2020-W53
+      backup('2021-01-04', '2021-01-04T12:00:00Z'), // Mon, 2021-W01
+      backup('2021-01-10', '2021-01-10T12:00:00Z'), // Sun, 2021-W01
+      backup('2021-01-11', '2021-01-11T12:00:00Z'), // Mon, 2021-W02
+    ];
+    // 2w from 11 Jan 12:00 starts 28 Dec 12:00 (excluded): 2020-W53's newest is 3 Jan.
+    expect(kept(applyRetention(backups, { keepWithinWeekly: '2w' }, NOW))).toEqual([
+      '2021-01-11: within-weekly,newest-successful',
+      '2021-01-10: within-weekly',
+      '2021-01-03: within-weekly',
+    ]);
+    expect(kept(applyRetention(backups, { keepWithinYearly: '13d' }, NOW))).toEqual([
+      '2021-01-11: within-yearly,newest-successful',
+      '2020-12-31: within-yearly',
+    ]);
+  });
+
+  it.each<[string, string, string, string]>([
+    // 31 Mar - 1 month is clamped to 29 Feb (Go's AddDate, restic: 2 Mar).
+    ['leap year', '2024-03-31T12:00:00Z', '1m', '2024-02-29T12:00:01Z'],
+    // Not a leap year: 28 Feb (restic: 3 Mar).
+    ['common year', '2023-03-31T12:00:00Z', '1m', '2023-02-28T12:00:01Z'],
+    // 31 May - 1 month is 30 Apr (restic: 1 May).
+    ['30-day month', '2024-05-31T12:00:00Z', '1mo', '2024-04-30T12:00:01Z'],
+    // Months first, clamped, then days: 31 Mar - 1m1d is 28 Feb (restic: 1 Mar).
+    ['months and days', '2024-03-31T12:00:00Z', '1m1d', '2024-02-28T12:00:01Z'],
+    // The unit order does not matter.
+    ['days first', '2024-03-31T12:00:00Z', '1d1m', '2024-02-28T12:00:01Z'],
+  ])('keep-within-monthly at a month end (%s)', (_case, newest, within, firstInside) => {
+    // One second earlier is the window's start: not "within".
+    const atStart = new Date(Date.parse(firstInside) - 1000).toISOString();
+    const backups = [backup('out', atStart), backup('in', firstInside), backup('newest', newest)];
+    expect(kept(applyRetention(backups, { keepWithinMonthly: within }, NOW))).toEqual([
+      'newest: within-monthly,newest-successful',
+      'in: within-monthly',
+    ]);
+    // keep-within uses the same window.
+    expect(removedIds(applyRetention(backups, { keepWithin: within }, NOW))).toEqual(['out']);
+  });
+
+  it('counts the window in the policy time zone', () => {
+    // Newest: 1 Apr 2024 00:30 in Berlin (31 Mar 22:30Z). One month back in Berlin is 1 Mar 00:30 CET
+    // (29 Feb 23:30Z); in UTC the newest is 31 Mar 22:30, one month back 29 Feb 22:30Z.
+    const backups = [backup('feb', '2024-02-29T23:00:00Z'), backup('mar', '2024-03-15T12:00:00Z'), backup('newest', '2024-03-31T22:30:00Z')];
+    expect(kept(applyRetention(backups, { keepWithinMonthly: '1m', timeZone: 'Europe/Berlin' }, NOW))).toEqual([
+      'newest: within-monthly,newest-successful', // April in Berlin
+      'mar: within-monthly',
+    ]);
+    expect(kept(applyRetention(backups, { keepWithinMonthly: '1m' }, NOW))).toEqual([
+      'newest: within-monthly,newest-successful', // March in UTC
+      'feb: within-monthly',
+    ]);
+  });
+
+  it('ignores future, failed and incomplete backups, and anchors at the newest completed one', () => {
+    const now = new Date('2024-01-10T12:00:00Z');
+    const backups = [
+      ...dailySeries('2024-01-01', 5), // d05 = Jan 5 03:00
+      backup('late-failed', '2024-01-08T03:00:00Z', { status: 'failed' }),
+      backup('future', '2024-01-11T03:00:00Z'),
+    ];
+    expect(kept(applyRetention(backups, { keepWithinDaily: '2d' }, now))).toEqual([
+      'future: future',
+      'late-failed: not-completed',
+      'd05: within-daily,newest-successful',
+      'd04: within-daily',
+    ]);
+  });
+
+  it('a window longer than a Date can reach keeps everything in it', () => {
+    const backups = dailySeries('2024-01-01', 3);
+    expect(kept(applyRetention(backups, { keepWithinYearly: '1000000y', keepWithin: '1000000y' }, NOW))).toEqual([
+      'd03: within,within-yearly,newest-successful',
+      'd02: within',
+      'd01: within,within-yearly', // the oldest, inside the window
+    ]);
+  });
+});
+
+describe('applyRetention: tag groups', () => {
+  const backups = [
+    backup('db', '2024-01-01T00:00:00Z', { tags: ['db'] }),
+    backup('monthly', '2024-01-02T00:00:00Z', { tags: ['monthly'] }),
+    backup('db+monthly', '2024-01-03T00:00:00Z', { tags: ['monthly', 'db'] }),
+    backup('db+monthly+pin', '2024-01-04T00:00:00Z', { tags: ['db', 'pin', 'monthly'] }),
+    backup('pin', '2024-01-05T00:00:00Z', { tags: ['pin'] }),
+    backup('none', '2024-01-06T00:00:00Z'),
+  ];
+
+  it.each<[string, RetentionPolicy['keepTags'], string[]]>([
+    ['a,b: both tags', [['db', 'monthly']], ['db+monthly+pin', 'db+monthly']],
+    ['a + b: either tag', ['db', 'monthly'], ['db+monthly+pin', 'db+monthly', 'monthly', 'db']],
+    ['a + b as groups of one', [['db'], ['monthly']], ['db+monthly+pin', 'db+monthly', 'monthly', 'db']],
+    ['pin or (db and monthly)', ['pin', ['db', 'monthly']], ['pin', 'db+monthly+pin', 'db+monthly']],
+    ['three tags', [['db', 'monthly', 'pin']], ['db+monthly+pin']],
+    ['a group nothing carries', [['db', 'nightly']], []],
+  ])('%s', (_case, keepTags, byTag) => {
+    const decisions = applyRetention(backups, { keepTags }, NOW);
+    expect(decisions.filter((d) => d.reasons.includes('tag')).map((d) => d.id)).toEqual(byTag);
+    expect(decisions.find((d) => d.id === 'none')?.reasons).toEqual(['newest-successful']);
+  });
+});
+
 describe('applyRetention: time zones and daylight saving', () => {
   it('Europe/Berlin: two backups on the 25-hour autumn day are the same day', () => {
     const backups = [
@@ -521,6 +751,32 @@ describe('applyRetention: ordering, ties and safety rules', () => {
     ]);
   });
 
+  it('lists the keep-within-* reasons after keep-within and before tag', () => {
+    const backups = dailySeries('2024-01-01', 3).map((b) => ({ ...b, tags: ['pin'] }));
+    const policy: RetentionPolicy = {
+      keepLast: 1,
+      keepWithin: '1d',
+      keepWithinHourly: '1d',
+      keepWithinDaily: '1d',
+      keepWithinWeekly: '1d',
+      keepWithinMonthly: '1d',
+      keepWithinYearly: '1d',
+      keepTags: ['pin'],
+    };
+    expect(kept(applyRetention(backups, policy, NOW))[0]).toBe(
+      'd03: last,within,within-hourly,within-daily,within-weekly,within-monthly,within-yearly,tag,newest-successful',
+    );
+    expect(KEEP_REASONS.slice(KEEP_REASONS.indexOf('within'), KEEP_REASONS.indexOf('tag') + 1)).toEqual([
+      'within',
+      'within-hourly',
+      'within-daily',
+      'within-weekly',
+      'within-monthly',
+      'within-yearly',
+      'tag',
+    ]);
+  });
+
   it('keeps only what the safety rules keep under an empty policy', () => {
     const backups = dailySeries('2024-01-01', 3);
     expect(kept(applyRetention(backups, {}, NOW))).toEqual(['d03: newest-successful']);
@@ -539,6 +795,8 @@ describe('applyRetention: ordering, ties and safety rules', () => {
     const backups = dailySeries('2024-01-01', 2);
     expect(() => applyRetention(backups, { keepDaily: -3 }, NOW)).toThrow(/invalid retention policy: keep-daily/);
     expect(() => applyRetention(backups, { keepWithin: '7x' }, NOW)).toThrow(/unknown unit/);
+    expect(() => applyRetention(backups, { keepWithinDaily: '1h30m' }, NOW)).toThrow(/keep-within-daily: invalid duration/);
+    expect(() => applyRetention(backups, { keepTags: [[]] }, NOW)).toThrow(/tag group must list at least one tag/);
     expect(() => applyRetention(backups, { keepLast: 1, timeZone: 'Nowhere/City' }, NOW)).toThrow(/time-zone/);
     expect(() => applyRetention([...backups, backups[0]!], { keepLast: 1 }, NOW)).toThrow(/duplicate backup id "d01"/);
     expect(() => applyRetention([backup('bad', 'not a date')], { keepLast: 1 }, NOW)).toThrow(/no valid createdAt/);

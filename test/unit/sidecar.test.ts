@@ -69,6 +69,12 @@ describe('parseSidecar', () => {
     expect(parsed.verifications[0]?.mismatches).toEqual([]);
   });
 
+  it('bounds hostile lengths: a 300-character table name, a 30,000-character tag, a 100,000-character note', () => {
+    expect(rejection(() => parseEdited((s) => (s.tables[0].name = 'n'.repeat(300)))).message).toMatch(/tables\.0\.name: Too big/);
+    expect(rejection(() => parseEdited((s) => (s.tags = ['t'.repeat(30_000)]))).message).toMatch(/tags\.0: Too big/);
+    expect(rejection(() => parseEdited((s) => (s.note = 'x'.repeat(100_000)))).message).toMatch(/note: Too big/);
+  });
+
   it('rejects bad JSON with the key and "not valid JSON"', () => {
     const json = JSON.stringify(sampleSidecar(VALID));
     for (const text of [json.slice(0, json.length / 2), '', 'not json', '{"schemaVersion": 1,}']) {

@@ -164,8 +164,14 @@ const CASES: Case[] = [
     broken: ['verification'],
   },
   {
-    name: 'an older failed verification followed by a passed one is fine',
+    name: "a failed verification stays broken when ANOTHER backup passes later (verify --all walks newest first)",
     backups: [backup(HOUR, { verifications: [verification(HOUR / 2)] }), backup(25 * HOUR, { verifications: [verification(24 * HOUR, 'failed')] })],
+    thresholds: thresholds(ALL),
+    broken: ['verification'],
+  },
+  {
+    name: 'a failed verification followed by a passed one of the SAME backup is fine',
+    backups: [backup(HOUR, { verifications: [verification(HOUR / 2)] }), backup(25 * HOUR, { verifications: [verification(24 * HOUR, 'failed'), verification(2 * HOUR)] })],
     thresholds: thresholds(ALL),
     broken: [],
   },

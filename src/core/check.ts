@@ -1,0 +1,189 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { ProfileSettings, ResolvedSettings } from '../config/resolve.js';
+import { connect } from '../pg/client.js';
+import { chooseClient, discoverClients, serverMajor } from '../pg/binaries.js';
+import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
+import { dropDatabase, MaintenanceConnection, scratchDatabases } from '../pg/admin.js';
+import { probeUrl } from '../notify/notify.js';
+import { storageAt } from './storages.js';
+import { readLock, thisHost } from './lock.js';
+import { resolveProfile } from './profile.js';
+import type { Runtime } from './runtime.js';
+import { isLeftover } from './scratch.js';
+import { serverForBackup } from './server.js';
+
+/**
+ * `backupctl check`, after pgBackRest's: everything a profile needs before it is trusted,
+ * each checked for real and reported on one line. Nothing is left behind: the storage
+ * probe object and the verify server's probe database are removed, and no notification
+ * is sent (a notifier is only connected to).
+ */
+export interface CheckLine {
+  check: 'config' | 'connection' | 'client' | 'storage' | 'lock' | 'verify-server' | 'leftovers' | 'notify';
+  ok: boolean;
+  /** What was checked and found (ok) or what is wrong (failed). */
+  detail: string;
+  hint?: string | undefined;
+}
+
+export interface ProfileCheck {
+  profile: string;
+  ok: boolean;
+  checks: CheckLine[];
+}
+
+export interface CheckResult {
+  ok: boolean;
+  configFile: string | null;
+  profiles: ProfileCheck[];
+}
+
+function failed(check: CheckLine['check'], error: unknown): CheckLine {
+  const hint = (error as { hint?: unknown }).hint;
+  const message = error instanceof Error ? error.message : String(error);
+  return { check, ok: false, detail: message.replace(/\s*\n\s*/g, ' '), hint: typeof hint === 'string' ? hint : undefined };
+}
+
+async function attempt(check: CheckLine['check'], fn: () => Promise<string | CheckLine>): Promise<CheckLine> {
+  try {
+    const result = await fn();
+    return typeof result === 'string' ? { check, ok: true, detail: result } : result;
+  } catch (error) {
+    return failed(check, error);
+  }
+}
+
+/** The profiles to check: the named one, else every configured one, else the one the environment describes. */
+function profilesToCheck(settings: ResolvedSettings): Array<ProfileSettings | undefined> {
+  if (settings.named !== undefined || settings.profiles.size === 0) return [undefined];
+  return [...settings.profiles.values()];
+}
+
+export async function checkProfiles(settings: ResolvedSettings, runtime: Runtime, flags: { dbUrl?: string | undefined }): Promise<CheckResult> {
+  const profiles: ProfileCheck[] = [];
+  for (const chosen of profilesToCheck(settings)) {
+    const scoped: ResolvedSettings = chosen ? { ...settings, named: chosen.name } : settings;
+    profiles.push(await checkProfile(scoped, runtime, flags));
+  }
+  return { ok: profiles.every((p) => p.ok), configFile: settings.configFile, profiles };
+}
+
+async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags: { dbUrl?: string | undefined }): Promise<ProfileCheck> {
+  const checks: CheckLine[] = [];
+  checks.push({ check: 'config', ok: true, detail: settings.configFile ? `${settings.configFile} is valid` : 'no config file: flags and the libpq environment' });
+  let profile;
+  try {
+    profile = resolveProfile(settings, { url: flags.dbUrl });
+  } catch (error) {
+    checks.push(failed('config', error));
+    return { profile: settings.named ?? '(none)', ok: false, checks };
+  }
+  const name = profile.name;
+  const connection = profile.connection;
+
+  // The server, with the profile's credentials; then the clients for its major version.
+  let major: number | null = null;
+  checks.push(
+    await attempt('connection', async () => {
+      const client = await connect(connection);
+      try {
+        const { rows } = await client.query<{ v: string; num: string }>(`SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS num`);
+        major = serverMajor(Number(rows[0]?.num ?? 0));
+        return `${describeConnection(connection)} (PostgreSQL ${rows[0]?.v ?? '?'})`;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }),
+  );
+  if (major !== null) {
+    const needed: number = major;
+    checks.push(
+      await attempt('client', async () => {
+        const found = [];
+        for (const tool of ['pg_dump', 'pg_restore', 'pg_dumpall'] as const) {
+          const client = chooseClient(tool, await discoverClients(tool, { pgBinDir: profile.pgBinDir, path: runtime.env.PATH }), needed, profile.pgBinDir ? `pgBinDir ${profile.pgBinDir}` : undefined);
+          found.push(`${tool} ${client.version.split(' ')[0]}`);
+        }
+        return `${found.join(', ')} for PostgreSQL ${needed} (in ${profile.pgBinDir ?? 'PATH and the usual places'})`;
+      }),
+    );
+  }
+
+  // The storage: write a probe object, read it back, remove it.
+  const storage = storageAt(runtime, profile.storage, profile.settings.storageSettings);
+  checks.push(
+    await attempt('storage', async () => {
+      const key = `${name}/check-probe-${randomBytes(6).toString('hex')}`;
+      const payload = randomBytes(64);
+      await storage.put(key, Readable.from([payload]));
+      try {
+        const back = await storage.getBytes(key, 1024);
+        if (!back.equals(payload)) throw new Error('the probe object read back differs from what was written');
+      } finally {
+        await storage.remove(key);
+      }
+      return `${storage.location}: written, read back and removed a probe object`;
+    }),
+  );
+  checks.push(
+    await attempt('lock', async () => {
+      const lock = await readLock(storage, name);
+      if (lock === null) return 'free';
+      if (lock.info === null) return { check: 'lock', ok: false, detail: 'held by an unreadable lock object', hint: `backupctl unlock --profile ${name}` };
+      const holder = `"${lock.info.command}" (pid ${lock.info.pid} on ${lock.info.host}, since ${lock.info.startedAt})`;
+      if (lock.info.host === thisHost.hostname && !thisHost.isAlive(lock.info.pid)) return `free: a stale lock of ${holder} is taken over by the next run`;
+      return { check: 'lock', ok: false, detail: `held by ${holder}`, hint: 'a run is in progress; or, if it died on another host, backupctl unlock' };
+    }),
+  );
+
+  // The verify server, when the profile names one: reachable, and may create a database.
+  const verifyUrl = profile.settings.verify?.server;
+  const servers: ConnectionSettings[] = [connection];
+  if (verifyUrl !== undefined) {
+    const verifyServer = serverForBackup(settings, { value: undefined, flag: '--verify-url' }, {}, (p) => p.verify?.server)({ profile: name });
+    servers.push(verifyServer);
+    checks.push(
+      await attempt('verify-server', async () => {
+        const maintenance = await MaintenanceConnection.open(verifyServer);
+        const probe = `backupctl_check_${randomBytes(4).toString('hex')}`;
+        try {
+          const { version } = await maintenance.version();
+          await maintenance.createDatabase(probe);
+          await maintenance.dropDatabase(probe);
+          return `${describeConnection(verifyServer)} (PostgreSQL ${version}): created and dropped a probe database`;
+        } finally {
+          await dropDatabase(verifyServer, probe).catch(() => undefined);
+          await maintenance.close();
+        }
+      }),
+    );
+  }
+
+  // Scratch databases that killed runs left on these servers (verify and restore drop them).
+  checks.push(
+    await attempt('leftovers', async () => {
+      const left: string[] = [];
+      for (const server of servers) {
+        for (const database of await scratchDatabases(server).catch(() => [])) {
+          if (isLeftover(database, runtime.now()) !== null) left.push(`${database.database} (${database.kind}, pid ${database.pid} on ${database.host}) on ${server.host}:${server.port}`);
+        }
+      }
+      if (left.length === 0) return 'no scratch database left by a killed run';
+      return { check: 'leftovers', ok: false, detail: `left by killed runs: ${left.join(', ')}`, hint: 'the next verify or restore on this host drops them; or drop them by hand' };
+    }),
+  );
+
+  // Notification targets: connected to (DNS, TCP, TLS), never sent anything.
+  const notify = profile.settings.notify;
+  const targets = [
+    ['webhook', notify?.webhook?.url],
+    ['slack', notify?.slack?.url],
+    ['healthchecks', notify?.healthchecks?.url],
+  ].filter((t): t is [string, string] => t[1] !== undefined);
+  for (const [kind, url] of targets) {
+    checks.push(await attempt('notify', async () => `${kind} ${await probeUrl(url, notify?.timeoutMs ?? 10_000)}`));
+  }
+  return { profile: name, ok: checks.every((c) => c.ok), checks };
+}
+

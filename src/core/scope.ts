@@ -1,0 +1,175 @@
+import { backupRef, Catalog, type IncompleteEntry } from '../catalog/catalog.js';
+import { ID_REF_PATTERN, matchIds } from '../catalog/id.js';
+import type { Sidecar } from '../catalog/sidecar.js';
+import { settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
+import { BackupctlError, ExitCode, usageError } from '../errors.js';
+import type { Runtime } from './runtime.js';
+import { storageAt } from './storages.js';
+import type { Storage } from '../storage/storage.js';
+import { storageError } from './storage-errors.js';
+
+/**
+ * Where commands over existing backups (list, show, verify, restore, status, delete) look:
+ * the storages of the resolved settings (see storagesInScope), narrowed to the profile
+ * named by --profile or BACKUPCTL_PROFILE when there is one. An id is found in any of them.
+ */
+export interface BackupScope {
+  settings: ResolvedSettings;
+  runtime: StorageRuntime;
+  /** The profile the command is narrowed to, if any. */
+  profile: string | undefined;
+  locations: Array<{ location: string; storage: Storage; catalog: Catalog }>;
+}
+
+/** A backup and the storage it lives in. */
+export interface LocatedBackup {
+  sidecar: Sidecar;
+  storage: Storage;
+  catalog: Catalog;
+}
+
+export interface ScopeScan {
+  backups: LocatedBackup[];
+  incomplete: IncompleteEntry[];
+  warnings: string[];
+  /** See ScanResult.damage, keyed by `<profile>/<id>`. */
+  damage: Map<string, string[]>;
+  /** Every profile seen in the storages (with anything in them). */
+  profilesFound: string[];
+}
+
+type StorageRuntime = Pick<Runtime, 'env' | 'cwd' | 'reporter'>;
+
+export function backupScope(settings: ResolvedSettings, runtime: StorageRuntime): BackupScope {
+  const locations = storagesInScope(settings).map((location) => {
+    const storage = storageAt(runtime, location, settings.storageSettings(location));
+    return { location, storage, catalog: new Catalog(storage) };
+  });
+  return { settings, runtime, profile: settings.named, locations };
+}
+
+/**
+ * Reads every sidecar in scope, newest first. A named profile that is neither configured
+ * nor present in its storage is a usage error (exit 2): a typo must not read as "no backups".
+ */
+export async function scanScope(scope: BackupScope, options: { doing?: string } = {}): Promise<ScopeScan> {
+  const result: ScopeScan = { backups: [], incomplete: [], warnings: [], damage: new Map(), profilesFound: [] };
+  const found = new Set<string>();
+  for (const { storage, catalog } of scope.locations) {
+    try {
+      const scanned = await catalog.scan(scope.profile);
+      for (const sidecar of scanned.backups) result.backups.push({ sidecar, storage, catalog });
+      result.incomplete.push(...scanned.incomplete);
+      result.warnings.push(...scanned.warnings);
+      for (const [key, problems] of scanned.damage) result.damage.set(key, problems);
+      for (const profile of scope.profile === undefined ? await catalog.profiles() : []) found.add(profile);
+    } catch (error) {
+      throw storageError(error, storage.location, options.doing ?? 'listing backups', 'read');
+    }
+  }
+  if (scope.profile !== undefined) {
+    if (result.backups.length > 0 || result.incomplete.length > 0) found.add(scope.profile);
+    else await assertKnownProfile(scope);
+  }
+  result.profilesFound = [...found].sort();
+  result.backups.sort((a, b) => newestFirst(a.sidecar, b.sidecar));
+  return result;
+}
+
+/** A named profile must be configured or have something in its storage. */
+export async function assertKnownProfile(scope: BackupScope): Promise<void> {
+  const name = scope.profile;
+  if (name === undefined || scope.settings.profiles.has(name)) return;
+  const profile = settingsOf(scope.settings, name);
+  const storage = storageAt(scope.runtime, profile.storage, profile.storageSettings);
+  let present: string[];
+  try {
+    present = await new Catalog(storage).profiles();
+  } catch (error) {
+    throw storageError(error, storage.location, 'listing profiles', 'read');
+  }
+  if (!present.includes(name)) throw unknownProfile(scope.settings, name, present);
+}
+
+/** A profile that is not in the config (`profile.configured` false) must at least have something in its storage. */
+export async function assertProfileExists(profile: ProfileSettings, runtime: StorageRuntime): Promise<void> {
+  if (!profile.configured) await assertProfileInStorage(storageAt(runtime, profile.storage, profile.storageSettings), profile.name);
+}
+
+/** A profile that is not in the config must at least have something in the storage. */
+export async function assertProfileInStorage(storage: Storage, profile: string): Promise<void> {
+  let present: string[];
+  try {
+    present = await new Catalog(storage).profiles();
+  } catch (error) {
+    throw storageError(error, storage.location, 'listing profiles', 'read');
+  }
+  if (!present.includes(profile)) {
+    throw usageError(
+      `no profile named "${profile}" in ${storage.location}`,
+      present.length > 0 ? `profiles there: ${present.join(', ')}` : 'the storage holds no backups yet',
+    );
+  }
+}
+
+function newestFirst(a: Sidecar, b: Sidecar): number {
+  const byTime = Date.parse(b.startedAt) - Date.parse(a.startedAt);
+  if (byTime !== 0) return byTime;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/**
+ * Finds one backup: `latest` (the newest completed backup in scope, narrowed by `tag`), a
+ * whole id, or a unique prefix of an id or of its random part. Not found, and an ambiguous
+ * prefix (listing the candidates), are usage errors (exit 2).
+ */
+export async function findBackup(scope: BackupScope, ref: string, options: { tag?: string | undefined } = {}): Promise<LocatedBackup> {
+  const where = scope.profile ? `profile "${scope.profile}"` : 'any profile';
+  const storages = scope.locations.map((l) => l.storage.location).join(', ');
+  if (ref === 'latest') {
+    const scanned = await scanScope(scope);
+    const found = scanned.backups.find((b) => options.tag === undefined || b.sidecar.tags.includes(options.tag));
+    if (!found) {
+      throw new BackupctlError(`no completed backup in ${where}${options.tag ? ` tagged "${options.tag}"` : ''} at ${storages}`, {
+        exitCode: ExitCode.USAGE,
+        hint: 'run "backupctl list" to see what is there',
+      });
+    }
+    return found;
+  }
+  if (!ID_REF_PATTERN.test(ref)) {
+    throw usageError(`not a backup id: ${JSON.stringify(ref)}`, 'ids look like 20261123T140509Z-1a2b3c (a unique prefix of one, or of its last part, will do); or use "latest"');
+  }
+  if (scope.profile !== undefined) await assertKnownProfile(scope);
+  const candidates: Array<{ profile: string; id: string; location: BackupScope['locations'][number] }> = [];
+  for (const location of scope.locations) {
+    let entries: Array<{ profile: string; id: string }>;
+    try {
+      entries = await location.catalog.completed(scope.profile);
+    } catch (error) {
+      throw storageError(error, location.storage.location, 'looking up backups', 'read');
+    }
+    for (const entry of entries) candidates.push({ ...entry, location });
+  }
+  const ids = matchIds(ref, candidates.map((c) => c.id));
+  const matches = candidates.filter((c) => ids.includes(c.id));
+  if (matches.length === 0) {
+    throw new BackupctlError(`backup ${ref} not found in ${where} at ${storages}`, {
+      exitCode: ExitCode.USAGE,
+      hint: 'run "backupctl list" to see the ids (an artifact without a sidecar is not a backup)',
+    });
+  }
+  if (matches.length > 1) {
+    const sameId = new Set(matches.map((m) => m.id)).size === 1;
+    const listed = matches.slice(0, 10).map((m) => `${m.profile}/${m.id}`).join(', ');
+    throw usageError(
+      sameId ? `backup id ${ref} exists in several profiles: ${listed}` : `backup id prefix "${ref}" is ambiguous: ${listed}${matches.length > 10 ? `, and ${matches.length - 10} more` : ''}`,
+      sameId ? 'choose one with --profile' : 'give more characters of the id',
+    );
+  }
+  const [match] = matches as [(typeof matches)[number]];
+  const sidecar = await match.location.catalog.readForUse(match.profile, match.id);
+  return { sidecar, storage: match.location.storage, catalog: match.location.catalog };
+}
+
+export { backupRef };

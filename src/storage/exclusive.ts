@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { NotFoundError, type Storage } from './storage.js';
+
+/** A claim this much older than ours was left by a writer that died mid-claim. */
+const CLAIM_STALE_MS = 30_000;
+
+/**
+ * Creates `key` with `data` only if it does not exist: exactly one of any number of
+ * concurrent callers that find it absent creates it (locks are built on this).
+ *
+ * Stores that enforce a conditional create (capability `conditionalCreate`) do it in one
+ * request (putIfAbsent). The others (an S3-compatible store that ignores If-None-Match)
+ * get restic's write-then-check scheme, which needs only an atomic put and a listing that
+ * shows what was written before it:
+ *   1. write a claim object of our own beside the key (`<dir>/claims/<name>.<time>-<token>`);
+ *   2. list the claims: if any other live claim is there, remove ours and give up;
+ *   3. if the key exists, remove our claim and give up;
+ *   4. write the key, then remove our claim.
+ * A writer that gets to (4) saw no other claim after writing its own: any other writer
+ * that started before our claim was written is seen at (2) or finished (its key is seen
+ * at (3)); any that starts later sees our claim at its (2). So at most one writes the key.
+ * Two writers that claim at the same moment may both give up: the caller retries (with
+ * --wait) or reports the profile busy, which is safe. A claim left by a writer that died
+ * is ignored once it is CLAIM_STALE_MS older than ours (by the store's own clock).
+ */
+export async function createIfAbsent(storage: Storage, key: string, data: Buffer): Promise<boolean> {
+  const capabilities = await storage.open();
+  if (capabilities.conditionalCreate) return storage.putIfAbsent(key, data);
+  const slash = key.lastIndexOf('/');
+  const dir = slash < 0 ? '' : key.slice(0, slash);
+  const name = key.slice(slash + 1);
+  const claimsPrefix = dir === '' ? 'claims' : `${dir}/claims`;
+  const mine = `${claimsPrefix}/${name}.${Date.now()}-${randomBytes(6).toString('hex')}`;
+  await storage.putBytes(mine, data);
+  try {
+    const claims = (await storage.list(claimsPrefix)).filter((object) => object.key.slice(claimsPrefix.length + 1).startsWith(`${name}.`));
+    const own = claims.find((object) => object.key === mine);
+    const ownTime = own?.modifiedAt.getTime() ?? Date.now();
+    for (const other of claims) {
+      if (other.key === mine) continue;
+      if (ownTime - other.modifiedAt.getTime() > CLAIM_STALE_MS) {
+        await storage.remove(other.key).catch(() => undefined);
+        continue;
+      }
+      return false;
+    }
+    try {
+      await storage.stat(key);
+      return false;
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+    }
+    await storage.putBytes(key, data);
+    return true;
+  } finally {
+    await storage.remove(mine).catch(() => undefined);
+  }
+}

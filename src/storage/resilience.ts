@@ -1,0 +1,242 @@
+/**
+ * Retries with backoff inside a deadline, and stall detection: the parts of the
+ * storage contract that every remote driver shares. No SDK in here.
+ */
+import { Readable } from 'node:stream';
+import { abortError, StalledError, StorageError, TransientError } from './errors.js';
+
+export interface RetryPolicy {
+  /** No new attempt starts after this many milliseconds from the first (default 120 s). */
+  deadlineMs: number;
+  /** First backoff (default 200 ms); doubled each attempt, with full jitter. */
+  baseDelayMs: number;
+  /** Longest single backoff (default 10 s). */
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { deadlineMs: 120_000, baseDelayMs: 200, maxDelayMs: 10_000 };
+
+/** Default stall timeout: no byte acknowledged for this long while data waits fails the transfer. */
+export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
+
+/** Backoff before attempt `attempt + 1` (attempt counts from 1): full jitter over base * 2^(attempt-1), capped. */
+export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(30, attempt - 1));
+  return Math.max(1, Math.round(ceiling * (0.5 + random() / 2)));
+}
+
+/**
+ * Runs `attempt` until it succeeds, fails permanently, or the deadline passes.
+ * `isTransient` decides from codes (errno, HTTP status, SDK error names), never text.
+ * When the deadline passes, the last error is re-thrown as it is if it is already a
+ * StorageError, else wrapped in TransientError (`what` names the operation).
+ */
+export async function withRetry<T>(
+  what: string,
+  attempt: (attemptNumber: number) => Promise<T>,
+  options: {
+    policy: RetryPolicy;
+    isTransient: (error: unknown) => boolean;
+    signal?: AbortSignal | undefined;
+    /** Called before each retry (e.g. to reconnect). */
+    beforeRetry?: (error: unknown, attemptNumber: number) => Promise<void> | void;
+    now?: () => number;
+  },
+): Promise<T> {
+  const now = options.now ?? (() => performance.now());
+  const started = now();
+  for (let n = 1; ; n++) {
+    if (options.signal?.aborted) throw abortError(options.signal);
+    try {
+      return await attempt(n);
+    } catch (error) {
+      if (options.signal?.aborted) throw abortError(options.signal);
+      if (!options.isTransient(error)) throw error;
+      const delay = backoffDelay(n, options.policy);
+      if (now() - started + delay > options.policy.deadlineMs) {
+        if (error instanceof StorageError) throw error;
+        throw new TransientError(`${what} kept failing for ${Math.round((now() - started) / 1000)} s (${n} attempts): ${describeCause(error)}`, {
+          cause: error,
+        });
+      }
+      await sleep(delay, options.signal);
+      await options.beforeRetry?.(error, n);
+    }
+  }
+}
+
+/** A short description of a low-level error for a message: its code or name, never its (possibly secret-bearing) text. */
+export function describeCause(error: unknown): string {
+  if (typeof error !== 'object' || error === null) return String(error);
+  const record = error as { code?: unknown; name?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  const parts: string[] = [];
+  if (typeof record.name === 'string' && record.name !== 'Error') parts.push(record.name);
+  if (typeof record.code === 'string' || typeof record.code === 'number') parts.push(String(record.code));
+  const status = record.$metadata?.httpStatusCode;
+  if (typeof status === 'number') parts.push(`HTTP ${status}`);
+  return parts.length > 0 ? parts.join(' ') : 'unknown error';
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortError(signal));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** errno codes of a connection that broke or never came: transient. */
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'ESOCKETTIMEDOUT']);
+
+export function isNetworkError(error: unknown, depth = 0): boolean {
+  if (typeof error !== 'object' || error === null || depth > 5) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  return isNetworkError((error as { cause?: unknown }).cause, depth + 1);
+}
+
+/**
+ * Watches a transfer: `busy()` when data is waiting on the store, `progress()` each time
+ * the store acknowledges bytes, `idle()` when nothing is waiting (the producer is slow).
+ * If the store stays busy with no progress for `timeoutMs`, `onStall` runs once.
+ */
+export class StallWatch {
+  private timer: NodeJS.Timeout | null = null;
+  private fired = false;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly onStall: () => void,
+  ) {}
+
+  get stalled(): boolean {
+    return this.fired;
+  }
+
+  /** Data is waiting on the store: start the clock unless it runs already. */
+  busy(): void {
+    if (this.fired || this.timer !== null || this.timeoutMs <= 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.fired = true;
+      this.onStall();
+    }, this.timeoutMs);
+    this.timer.unref?.();
+  }
+
+  /** The store acknowledged bytes: restart the clock (still busy). */
+  progress(): void {
+    if (this.timer === null) return;
+    this.timer.refresh();
+  }
+
+  /** Nothing is waiting on the store. */
+  idle(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  stop(): void {
+    this.idle();
+    this.fired = true;
+  }
+}
+
+export interface GuardOptions {
+  /** The reader is waiting and nothing arrives for this long: the stream fails with StalledError. 0: never. */
+  stallTimeoutMs: number;
+  signal?: AbortSignal | undefined;
+  /** Maps the source's errors to storage errors. */
+  mapError: (error: unknown) => unknown;
+  /** The key, for the StalledError message. */
+  key: string;
+  /** Runs once when the stream ends, fails or is destroyed (close a file handle, release a connection). */
+  onClose?: () => void;
+}
+
+/**
+ * Wraps a download in a Readable that (1) fails with StalledError when the consumer
+ * waits for data and none comes for stallTimeoutMs (a paused consumer is never a
+ * stall: back-pressure stops the clock), (2) is destroyed with the signal's reason
+ * within a second of an abort, (3) reports the source's errors as storage errors.
+ */
+export function guardReadable(source: Readable, options: GuardOptions): Readable {
+  let waiting = false;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    watch.stop();
+    options.signal?.removeEventListener('abort', onAbort);
+    options.onClose?.();
+  };
+  const watch = new StallWatch(options.stallTimeoutMs, () => {
+    out.destroy(new StalledError(`reading ${options.key}: no data for ${Math.round(options.stallTimeoutMs / 1000)} s`, { key: options.key }));
+  });
+  const out = new Readable({
+    highWaterMark: 64 * 1024,
+    read() {
+      waiting = true;
+      watch.busy();
+      source.resume();
+    },
+    destroy(error, callback) {
+      source.destroy();
+      close();
+      callback(error);
+    },
+  });
+  source.on('data', (chunk: Buffer) => {
+    watch.progress();
+    if (!out.push(chunk)) {
+      waiting = false;
+      watch.idle();
+      source.pause();
+    }
+  });
+  source.once('end', () => {
+    watch.idle();
+    out.push(null);
+    close();
+  });
+  source.on('error', (error) => out.destroy(error instanceof StorageError ? error : (options.mapError(error) as Error)));
+  source.once('close', () => {
+    // A source closed before 'end' without an error (a socket destroyed under it).
+    if (!out.readableEnded && !out.destroyed && !source.readableEnded && waiting) {
+      out.destroy(new TransientError(`reading ${options.key}: the connection closed before the end of the object`, { key: options.key }));
+    }
+  });
+  out.once('end', close);
+  out.once('close', close);
+  const onAbort = () => out.destroy(abortError(options.signal as AbortSignal));
+  if (options.signal?.aborted) queueMicrotask(onAbort);
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
+  source.pause();
+  return out;
+}
+
+/** Reads a whole stream into memory, refusing more than `maxBytes` (then destroys it). */
+export async function readAll(stream: Readable, maxBytes: number, tooLarge: () => Error): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    const buffer = chunk as Buffer;
+    total += buffer.length;
+    if (total > maxBytes) {
+      stream.destroy();
+      throw tooLarge();
+    }
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks, total);
+}

@@ -1,0 +1,723 @@
+/**
+ * S3 and S3-compatible stores (`s3://bucket/prefix`), through the AWS SDK v3. The only
+ * module (with nothing else) that imports @aws-sdk: the registry loads it on first use.
+ *
+ * - put: lib-storage's Upload (multipart above one part, bounded: queueSize parts of
+ *   partSize in flight, about (queueSize + 1) x partSize of memory). An object is
+ *   invisible until its PutObject / CompleteMultipartUpload succeeds. On failure, abort
+ *   or stall every request in flight is aborted, the multipart upload is aborted
+ *   (AbortMultipartUpload, retried) and ListMultipartUploads checks it is gone; a server
+ *   that cannot abort or list uploads (s3rver) gets a warning, not silence.
+ * - Retries: the SDK's retry middleware with our strategy: timeouts, 5xx, resets and
+ *   throttling are retried with exponential backoff (full jitter, Retry-After honoured)
+ *   until retryDeadlineMs after the first attempt; 4xx fail at once.
+ * - Stalls: the writing client's sockets time out after stallTimeoutMs without a byte
+ *   moving (a slow link is not a stall); a download is watched by guardReadable (a
+ *   paused reader is not a stall), with no socket timeout on the reading client.
+ * - putIfAbsent: PutObject with If-None-Match: *, only when conditionalCreate holds:
+ *   `conditional-create=auto` (default) probes once (write a probe object, then a
+ *   conditional write over it must be refused with 412); s3rver and some compatibles
+ *   silently overwrite, and then the capability stays false.
+ * - Credentials: the SDK's default chain (environment, shared files with `profile`, web
+ *   identity, ECS/instance metadata), never the URL; never logged.
+ */
+import { randomBytes } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type ListMultipartUploadsCommandOutput,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import {
+  abortError,
+  ConfigurationError,
+  CredentialsError,
+  NoSpaceError,
+  NotFoundError,
+  PermissionError,
+  PreconditionFailedError,
+  StalledError,
+  StorageError,
+  TooLargeError,
+  TransientError,
+  UnsupportedError,
+} from './errors.js';
+import type { StorageRuntime } from './registry.js';
+import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, type RetryPolicy } from './resilience.js';
+import type { S3Location } from './settings.js';
+import {
+  assertKey,
+  isValidKey,
+  normalizePrefix,
+  sortByKey,
+  type GetOptions,
+  type ObjectInfo,
+  type PutOptions,
+  type Storage,
+  type StorageCapabilities,
+} from './storage.js';
+
+const MIB = 1024 * 1024;
+const DEFAULT_PART_SIZE = 8 * MIB;
+const DEFAULT_QUEUE_SIZE = 4;
+const MAX_PARTS = 10_000;
+/** Parts kept in reserve below S3's 10,000 when sizing parts from an expected size. */
+const PART_HEADROOM = 9_000;
+
+interface SdkError {
+  name?: string;
+  code?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+  $fault?: 'client' | 'server';
+}
+
+function sdkError(error: unknown): SdkError {
+  return typeof error === 'object' && error !== null ? (error as SdkError) : {};
+}
+
+const CREDENTIAL_ERRORS = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'CredentialsProviderError',
+  'InvalidClientTokenId',
+  'AuthorizationHeaderMalformed',
+]);
+const PERMISSION_ERRORS = new Set(['AccessDenied', 'AllAccessDisabled', 'AccountProblem', 'InvalidObjectState']);
+const NO_SPACE_ERRORS = new Set(['XMinioStorageFull', 'StorageFull', 'QuotaExceeded', 'XMinioAdminBucketQuotaExceeded']);
+const NOT_IMPLEMENTED = new Set(['NotImplemented', 'MethodNotAllowed']);
+
+function statusOf(error: unknown): number | undefined {
+  return sdkError(error).$metadata?.httpStatusCode;
+}
+
+function nameOf(error: unknown): string {
+  const e = sdkError(error);
+  return e.name ?? e.Code ?? e.code ?? '';
+}
+
+/** Not implemented by this server (s3rver: ListMultipartUploads, AbortMultipartUpload). */
+function isNotImplemented(error: unknown): boolean {
+  const status = statusOf(error);
+  return NOT_IMPLEMENTED.has(nameOf(error)) || status === 501 || status === 405;
+}
+
+/**
+ * A retry strategy for the SDK's retry middleware: transient errors (timeouts, 5xx,
+ * resets, throttling) are retried with backoff until the deadline; others never.
+ */
+class DeadlineRetryStrategy {
+  readonly mode = 'standard';
+
+  constructor(private readonly policy: RetryPolicy) {}
+
+  async acquireInitialRetryToken(): Promise<RetryToken> {
+    return new RetryToken(performance.now(), 0, 0);
+  }
+
+  async refreshRetryTokenForRetry(token: RetryToken, info: { errorType: string; error?: unknown; retryAfterHint?: Date }): Promise<RetryToken> {
+    // 501 Not Implemented / 505: the server will never do it; an abort is the caller's.
+    const status = statusOf(info.error);
+    if (info.errorType === 'CLIENT_ERROR' || nameOf(info.error) === 'AbortError' || status === 501 || status === 505 || nameOf(info.error) === 'NotImplemented') {
+      throw info.error ?? new Error('not retryable');
+    }
+    const attempt = token.getRetryCount() + 1;
+    let delay = backoffDelay(attempt, this.policy);
+    if (info.retryAfterHint) delay = Math.max(delay, Math.min(this.policy.maxDelayMs, info.retryAfterHint.getTime() - Date.now()));
+    if (performance.now() - token.started + delay > this.policy.deadlineMs) throw info.error ?? new Error('retry deadline passed');
+    return new RetryToken(token.started, attempt, delay);
+  }
+
+  recordSuccess(): void {}
+}
+
+class RetryToken {
+  constructor(
+    readonly started: number,
+    private readonly count: number,
+    private readonly delay: number,
+  ) {}
+  getRetryCount(): number {
+    return this.count;
+  }
+  getRetryDelay(): number {
+    return this.delay;
+  }
+}
+
+/**
+ * Builds an S3 client with the AWS SDK's NodeVersionSupportWarning switched off for this
+ * construction only (the SDK checks once, at the first client): on Node 20 it would
+ * print a warning about the SDK's own future releases on the operator's stderr, as if it
+ * were ours. Other warnings are untouched.
+ */
+function quietClient(config: S3ClientConfig): S3Client {
+  const variable = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
+  const previous = process.env[variable];
+  process.env[variable] = 'true';
+  try {
+    return new S3Client(config);
+  } finally {
+    if (previous === undefined) delete process.env[variable];
+    else process.env[variable] = previous;
+  }
+}
+
+/** Counts the bytes the uploader takes from the source. */
+class Counter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+type Sendable = Parameters<S3Client['send']>[0];
+
+/**
+ * What lib-storage's Upload sees as its client: every request of one put goes through
+ * here, so that an abort reaches requests in flight (Upload's own abort does not) and
+ * the multipart upload ids are known for the cleanup.
+ */
+class TrackingClient {
+  readonly uploadIds = new Set<string>();
+  readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  get config(): S3Client['config'] {
+    return this.client.config;
+  }
+
+  send(command: Sendable, options: { abortSignal?: AbortSignal } = {}): Promise<unknown> {
+    const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, this.signal]) : this.signal;
+    const sent = (this.client.send as (c: Sendable, o: { abortSignal: AbortSignal }) => Promise<unknown>)(command, { abortSignal: signal });
+    if (command instanceof CreateMultipartUploadCommand) {
+      void sent.then((output) => {
+        const id = (output as { UploadId?: string }).UploadId;
+        if (id) this.uploadIds.add(id);
+      }, () => undefined);
+    }
+    this.inFlight.add(sent);
+    void sent.finally(() => this.inFlight.delete(sent)).catch(() => undefined);
+    return sent;
+  }
+}
+
+export class S3Storage implements Storage {
+  readonly location: string;
+  private caps: StorageCapabilities;
+  private writer: S3Client | null = null;
+  private reader: S3Client | null = null;
+  private probed: Promise<void> | null = null;
+  private readonly bucket: string;
+  private readonly root: string;
+  private readonly retry: RetryPolicy;
+
+  constructor(
+    private readonly config: S3Location,
+    private readonly runtime: StorageRuntime,
+  ) {
+    this.location = config.display;
+    this.bucket = config.bucket;
+    this.root = config.prefix;
+    this.retry = { deadlineMs: config.retryDeadlineMs, baseDelayMs: 200, maxDelayMs: 10_000 };
+    this.caps = {
+      atomicPut: true,
+      conditionalCreate: config.settings.conditionalCreate === 'on',
+      localFiles: false,
+      rangeReads: true,
+      consistentList: true,
+    };
+  }
+
+  get capabilities(): StorageCapabilities {
+    return this.caps;
+  }
+
+  private clientConfig(socketTimeout: number | undefined): S3ClientConfig {
+    const { settings } = this.config;
+    const env = this.runtime.env;
+    const customEndpoint = settings.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+    const region = settings.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (customEndpoint !== undefined ? 'us-east-1' : undefined);
+    const config: S3ClientConfig = {
+      forcePathStyle: settings.pathStyle ?? customEndpoint !== undefined,
+      retryStrategy: new DeadlineRetryStrategy(this.retry) as unknown as S3ClientConfig['retryStrategy'],
+      requestHandler: {
+        connectionTimeout: Math.min(this.config.stallTimeoutMs, 30_000),
+        ...(socketTimeout === undefined ? {} : { socketTimeout }),
+      },
+    };
+    if (settings.endpoint !== undefined) config.endpoint = settings.endpoint;
+    if (region !== undefined) config.region = region;
+    if (settings.profile !== undefined) config.profile = settings.profile;
+    // Non-AWS stores (GCS, older MinIO, B2) refuse the newer default checksum headers;
+    // AWS_REQUEST_CHECKSUM_CALCULATION still decides when set.
+    if (customEndpoint !== undefined && env.AWS_REQUEST_CHECKSUM_CALCULATION === undefined) {
+      config.requestChecksumCalculation = 'WHEN_REQUIRED';
+    }
+    if (customEndpoint !== undefined && env.AWS_RESPONSE_CHECKSUM_VALIDATION === undefined) {
+      config.responseChecksumValidation = 'WHEN_REQUIRED';
+    }
+    return config;
+  }
+
+  /** The clients (built once): one whose sockets time out on a stall, one for downloads (guarded per stream). */
+  private async clients(): Promise<{ writer: S3Client; reader: S3Client }> {
+    if (this.writer === null || this.reader === null) {
+      const writer = quietClient(this.clientConfig(this.config.stallTimeoutMs));
+      try {
+        await writer.config.region();
+      } catch (error) {
+        writer.destroy();
+        throw new ConfigurationError('no S3 region is configured', {
+          hint: 'add region=... to the URL or the config, or set AWS_REGION',
+          cause: error,
+        });
+      }
+      // A missing bucket must not look like a missing object (HEAD answers both with a bare 404).
+      try {
+        await writer.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      } catch (error) {
+        const status = statusOf(error);
+        // 403: credentials without s3:ListBucket may still read and write objects; go on.
+        if (status !== 403) {
+          writer.destroy();
+          if (status === 404 || nameOf(error) === 'NotFound' || nameOf(error) === 'NoSuchBucket') {
+            throw new ConfigurationError(`bucket "${this.bucket}" does not exist`, { cause: error, hint: 'create the bucket first, or check the URL and endpoint' });
+          }
+          throw this.mapError(error, '', 'checking');
+        }
+      }
+      this.writer = writer;
+      this.reader = quietClient({ ...this.clientConfig(undefined), credentials: writer.config.credentials });
+    }
+    return { writer: this.writer, reader: this.reader as S3Client };
+  }
+
+  private objectKey(key: string): string {
+    assertKey(key);
+    return this.root + key;
+  }
+
+  /** Maps an SDK error to a storage error; decisions by status code and error name only. */
+  private mapError(error: unknown, key: string, doing: string, stalled = false): unknown {
+    if (error instanceof StorageError) return error;
+    const name = nameOf(error);
+    const status = statusOf(error);
+    if (name === 'AbortError') return error;
+    const what = key === '' ? `${doing} in bucket ${this.bucket}` : `${doing} ${key}`;
+    const options = { key, cause: error };
+    if (name === 'NoSuchBucket') {
+      return new ConfigurationError(`bucket "${this.bucket}" does not exist`, { ...options, hint: 'create the bucket first, or check the URL and endpoint' });
+    }
+    if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchUpload')) return new NotFoundError(key, { cause: error });
+    if (CREDENTIAL_ERRORS.has(name) || status === 401) {
+      return new CredentialsError(`${what}: the S3 credentials were refused or not found (${name || `HTTP ${status}`})`, {
+        ...options,
+        hint: 'set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or profile=) with ~/.aws/credentials, or run where instance/web identity credentials exist',
+      });
+    }
+    if (PERMISSION_ERRORS.has(name) || status === 403) return new PermissionError(`${what}: access denied (${name || 'HTTP 403'})`, options);
+    if (NO_SPACE_ERRORS.has(name) || status === 507) return new NoSpaceError(`${what}: the store is full or over quota (${name || 'HTTP 507'})`, options);
+    if (name === 'PreconditionFailed' || status === 412) return new PreconditionFailedError(key, { cause: error });
+    if (name === 'TimeoutError' || stalled) {
+      return new StalledError(`${what}: no progress for ${Math.round(this.config.stallTimeoutMs / 1000)} s`, options);
+    }
+    if (sdkError(error).$fault === 'server' || (status !== undefined && status >= 500) || isNetworkError(error)) {
+      return new TransientError(`${what} kept failing until the retry deadline (${describeCause(error)})`, options);
+    }
+    return new StorageError('io', `${what} failed (${describeCause(error)})`, options);
+  }
+
+  private async call<T>(key: string, doing: string, run: (client: S3Client) => Promise<T>): Promise<T> {
+    const { writer } = await this.clients();
+    try {
+      return await run(writer);
+    } catch (error) {
+      throw this.mapError(error, key, doing);
+    }
+  }
+
+  async open(): Promise<StorageCapabilities> {
+    await this.clients();
+    await this.probeConditionalCreate();
+    return this.caps;
+  }
+
+  async close(): Promise<void> {
+    this.writer?.destroy();
+    this.reader?.destroy();
+    this.writer = null;
+    this.reader = null;
+  }
+
+  /**
+   * `conditional-create=auto`: writes a probe object, then a conditional write over it;
+   * only a 412 proves the server enforces If-None-Match. Any other outcome (an overwrite,
+   * an unsupported header, no permission to write) leaves the capability false.
+   */
+  private probeConditionalCreate(): Promise<void> {
+    if (this.config.settings.conditionalCreate !== 'auto' && this.config.settings.conditionalCreate !== undefined) return Promise.resolve();
+    this.probed ??= (async () => {
+      const { writer } = await this.clients();
+      const probe = `${this.root}.backupctl-probe-${randomBytes(6).toString('hex')}`;
+      try {
+        await writer.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.from('probe 1\n') }));
+      } catch {
+        return; // cannot write (read-only credentials): no conditional create, which needs writing anyway
+      }
+      try {
+        await writer.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.from('probe 2\n'), IfNoneMatch: '*' }));
+        this.runtime.warn(
+          `${this.location}: the server ignores If-None-Match (a conditional write replaced an existing object); locks use write-then-check`,
+        );
+      } catch (error) {
+        if (statusOf(error) === 412 || nameOf(error) === 'PreconditionFailed') this.caps = { ...this.caps, conditionalCreate: true };
+      } finally {
+        await writer.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe })).catch(() => undefined);
+      }
+    })();
+    return this.probed;
+  }
+
+  async put(key: string, source: Readable, options: PutOptions = {}): Promise<{ bytes: number }> {
+    const objectKey = this.objectKey(key);
+    const { signal } = options;
+    if (signal?.aborted) throw abortError(signal);
+    const { writer } = await this.clients();
+    const { settings } = this.config;
+    let partSize = settings.partSizeBytes ?? DEFAULT_PART_SIZE;
+    if (options.expectedBytes !== undefined && options.expectedBytes / partSize > PART_HEADROOM) {
+      partSize = Math.ceil(options.expectedBytes / PART_HEADROOM / MIB) * MIB;
+    }
+    const started = new Date();
+    const controller = new AbortController();
+    const tracking = new TrackingClient(writer, controller.signal);
+    const counter = new Counter();
+    // Its errors reach lib-storage through its reads, also when it fails before the first
+    // read: never an uncaught 'error' event.
+    counter.on('error', () => undefined);
+    let sourceError: unknown = null;
+    source.on('error', (error) => {
+      sourceError = error;
+      counter.destroy(error);
+    });
+    source.pipe(counter);
+    const stop = (reason: unknown) => {
+      controller.abort(reason);
+      source.unpipe(counter);
+      counter.destroy(reason instanceof Error ? reason : new Error(String(reason)));
+    };
+    const onAbort = () => stop(abortError(signal as AbortSignal));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const upload = new Upload({
+      client: tracking as unknown as S3Client,
+      params: {
+        Bucket: this.bucket,
+        Key: objectKey,
+        Body: counter,
+        ContentType: 'application/octet-stream',
+        ...(settings.storageClass ? { StorageClass: settings.storageClass as never } : {}),
+        ...(settings.sse ? { ServerSideEncryption: settings.sse } : {}),
+        ...(settings.sseKmsKeyId ? { SSEKMSKeyId: settings.sseKmsKeyId } : {}),
+      },
+      queueSize: settings.queueSize ?? DEFAULT_QUEUE_SIZE,
+      partSize,
+      leavePartsOnError: true, // we abort (and check) ourselves, with in-flight requests stopped first
+    });
+    if (options.onProgress) {
+      const report = options.onProgress;
+      upload.on('httpUploadProgress', (progress) => {
+        if (typeof progress.loaded === 'number') report(progress.loaded);
+      });
+    }
+    try {
+      // Complete and visible now: PutObject / CompleteMultipartUpload succeeded, with every
+      // part's size checked by lib-storage (and its content by the store's checksums).
+      await upload.done();
+      const bytes = counter.bytes;
+      options.onProgress?.(bytes);
+      return { bytes };
+    } catch (error) {
+      stop(error);
+      await Promise.allSettled([...tracking.inFlight]);
+      await this.cleanUpUploads(objectKey, key, tracking.uploadIds, started);
+      if (signal?.aborted) throw abortError(signal);
+      if (sourceError !== null) throw sourceError;
+      if (error instanceof StorageError) throw error;
+      if (counter.bytes > partSize * MAX_PARTS) throw new TooLargeError(key, counter.bytes, partSize * MAX_PARTS);
+      throw this.mapError(error, key, 'writing');
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * After a failed put: aborts our multipart uploads (and any other upload of this exact
+   * key begun since the put started: one whose CreateMultipartUpload answer was lost),
+   * then lists the key's uploads to check none is left. What cannot be done or checked
+   * on this server is a warning.
+   */
+  private async cleanUpUploads(objectKey: string, key: string, uploadIds: ReadonlySet<string>, started: Date): Promise<void> {
+    const { writer } = await this.clients();
+    const deadline = AbortSignal.timeout(Math.max(5_000, Math.min(this.retry.deadlineMs, 60_000)));
+    const abortOne = async (uploadId: string): Promise<boolean> => {
+      try {
+        await writer.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }), { abortSignal: deadline });
+        return true;
+      } catch (error) {
+        if (nameOf(error) === 'NoSuchUpload' || statusOf(error) === 404) return true;
+        this.runtime.warn(
+          `${this.location}: could not abort the incomplete upload of ${key} (${describeCause(error)}); ` +
+            'its parts are invisible but use space until it is aborted (prune retries where the server supports listing uploads)',
+        );
+        return false;
+      }
+    };
+    for (const id of uploadIds) await abortOne(id);
+    let listed: ListMultipartUploadsCommandOutput;
+    try {
+      listed = await writer.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: objectKey }), { abortSignal: deadline });
+    } catch (error) {
+      if (uploadIds.size > 0) {
+        this.runtime.warn(`${this.location}: cannot check that the upload of ${key} was aborted: the server cannot list multipart uploads (${describeCause(error)})`);
+      }
+      return;
+    }
+    const margin = 60_000; // clock skew between this host and the store
+    for (const upload of listed.Uploads ?? []) {
+      if (upload.Key !== objectKey || !upload.UploadId) continue;
+      const ours = uploadIds.has(upload.UploadId) || (upload.Initiated !== undefined && upload.Initiated.getTime() >= started.getTime() - margin);
+      if (ours) await abortOne(upload.UploadId);
+    }
+  }
+
+  async putBytes(key: string, data: Buffer): Promise<void> {
+    const objectKey = this.objectKey(key);
+    const { settings } = this.config;
+    await this.call(key, 'writing', (client) =>
+      client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          Body: data,
+          ContentLength: data.length,
+          ContentType: 'application/octet-stream',
+          ...(settings.storageClass ? { StorageClass: settings.storageClass as never } : {}),
+          ...(settings.sse ? { ServerSideEncryption: settings.sse } : {}),
+          ...(settings.sseKmsKeyId ? { SSEKMSKeyId: settings.sseKmsKeyId } : {}),
+        }),
+      ),
+    );
+  }
+
+  async putIfAbsent(key: string, data: Buffer): Promise<boolean> {
+    const objectKey = this.objectKey(key);
+    await this.probeConditionalCreate();
+    if (!this.caps.conditionalCreate) {
+      throw new UnsupportedError(`${this.location} does not enforce conditional writes (If-None-Match)`, {
+        key,
+        hint: 'use a store that does (AWS S3, MinIO, R2), or set conditional-create=on if you know this one does',
+      });
+    }
+    const { writer } = await this.clients();
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await writer.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length, IfNoneMatch: '*' }));
+        return true;
+      } catch (error) {
+        const status = statusOf(error);
+        if (status === 412 || nameOf(error) === 'PreconditionFailed') {
+          // The SDK retried our request after an answer was lost: the object may be our
+          // own first attempt's. Only then is the existing content compared with ours.
+          const attempts = (error as { $metadata?: { attempts?: number } }).$metadata?.attempts ?? 1;
+          if (attempts === 1) return false;
+          const existing = await this.getBytes(key, data.length).catch(() => null);
+          return existing !== null && existing.equals(data);
+        }
+        // 409 ConditionalRequestConflict: another conditional write of this key is in progress.
+        if ((status === 409 || nameOf(error) === 'ConditionalRequestConflict') && performance.now() - started < this.retry.deadlineMs) {
+          await sleep(backoffDelay(attempt, this.retry));
+          continue;
+        }
+        throw this.mapError(error, key, 'writing');
+      }
+    }
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<Readable> {
+    const objectKey = this.objectKey(key);
+    const { signal, range } = options;
+    if (signal?.aborted) throw abortError(signal);
+    if (range?.length === 0) return Readable.from([]);
+    const { reader } = await this.clients();
+    // Until the answer starts, a stall is a timeout of our own; then guardReadable watches.
+    const timeout = AbortSignal.timeout(this.config.stallTimeoutMs);
+    const abortSignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let body: Readable;
+    try {
+      const output = await reader.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          ...(range ? { Range: `bytes=${range.offset}-${range.length === undefined ? '' : range.offset + range.length - 1}` } : {}),
+        }),
+        { abortSignal },
+      );
+      body = output.Body as Readable;
+      if (range) {
+        // Some servers (s3rver with bytes=0-0) answer with more than asked: cut it here.
+        const served = /^bytes (\d+)-\d+\/\d+$/.exec(output.ContentRange ?? '');
+        const start = served ? Number(served[1]) : 0;
+        const skip = range.offset - start;
+        if (skip < 0) throw new StorageError('io', `reading ${key}: the server sent a range starting at ${start}, not ${range.offset}`, { key });
+        const expected = range.length ?? Infinity;
+        const length = output.ContentLength ?? Infinity;
+        if (skip > 0 || length > expected) body = slice(body, skip, expected);
+      }
+    } catch (error) {
+      if (signal?.aborted) throw abortError(signal);
+      if (statusOf(error) === 416 || nameOf(error) === 'InvalidRange') return Readable.from([]);
+      throw this.mapError(error, key, 'reading', timeout.aborted);
+    }
+    return guardReadable(body, {
+      key,
+      signal,
+      stallTimeoutMs: this.config.stallTimeoutMs,
+      mapError: (error) => this.mapError(error, key, 'reading'),
+    });
+  }
+
+  async getBytes(key: string, maxBytes: number): Promise<Buffer> {
+    const info = await this.stat(key);
+    if (info.size > maxBytes) throw new TooLargeError(key, info.size, maxBytes);
+    const stream = await this.get(key);
+    return readAll(stream, maxBytes, () => new TooLargeError(key, maxBytes + 1, maxBytes));
+  }
+
+  async stat(key: string): Promise<ObjectInfo> {
+    const objectKey = this.objectKey(key);
+    const head = await this.call(key, 'reading', (client) => client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey })));
+    return { key, size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0), etag: head.ETag };
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const wanted = normalizePrefix(prefix);
+    const listPrefix = this.root + (wanted === '' ? '' : `${wanted}/`);
+    const found: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call(wanted, 'listing', (client) =>
+        client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, ContinuationToken: token, MaxKeys: 1000 })),
+      );
+      for (const object of page.Contents ?? []) {
+        if (object.Key === undefined || !object.Key.startsWith(this.root)) continue;
+        const key = object.Key.slice(this.root.length);
+        if (!isValidKey(key)) continue; // probes and anything not ours
+        found.push({ key, size: object.Size ?? 0, modifiedAt: object.LastModified ?? new Date(0), etag: object.ETag });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return sortByKey(found);
+  }
+
+  async remove(key: string): Promise<void> {
+    const objectKey = this.objectKey(key);
+    try {
+      await this.call(key, 'removing', (client) => client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })));
+    } catch (error) {
+      if (error instanceof NotFoundError) return;
+      throw error;
+    }
+  }
+
+  async checkWritable(prefix: string): Promise<void> {
+    const wanted = normalizePrefix(prefix);
+    const probe = `${this.root}${wanted === '' ? '' : `${wanted}/`}.backupctl-write-probe-${randomBytes(6).toString('hex')}`;
+    await this.call(wanted, 'writing a probe', (client) => client.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.alloc(0) })));
+    await this.call(wanted, 'removing a probe', (client) => client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe })));
+  }
+
+  /** Aborts incomplete multipart uploads directly under `prefix` begun before `olderThan`. */
+  async removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }> {
+    const wanted = normalizePrefix(prefix);
+    const dir = this.root + (wanted === '' ? '' : `${wanted}/`);
+    const { writer } = await this.clients();
+    let files = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      let page: ListMultipartUploadsCommandOutput;
+      try {
+        page = await writer.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: dir, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      } catch (error) {
+        if (isNotImplemented(error)) return { files, bytes: 0 }; // s3rver: cannot list, nothing we can do
+        throw this.mapError(error, wanted, 'listing incomplete uploads in');
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Key || !upload.UploadId || upload.Key.slice(dir.length).includes('/')) continue;
+        if (upload.Initiated === undefined || upload.Initiated >= olderThan) continue;
+        try {
+          await writer.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+          files += 1;
+        } catch (error) {
+          if (nameOf(error) !== 'NoSuchUpload') throw this.mapError(error, wanted, 'aborting an incomplete upload in');
+        }
+      }
+      if (!page.IsTruncated) return { files, bytes: 0 };
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  /** Test support: the multipart uploads left under a key (throws where the server cannot list them). */
+  async incompleteUploads(key: string): Promise<string[]> {
+    const { writer } = await this.clients();
+    const listed = await writer.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.objectKey(key) }));
+    return (listed.Uploads ?? []).filter((upload) => upload.Key === this.objectKey(key)).map((upload) => upload.UploadId ?? '');
+  }
+}
+
+/** Bytes `skip` .. `skip + limit - 1` of a stream (the rest is discarded). */
+function slice(source: Readable, skip: number, limit: number): Readable {
+  let toSkip = skip;
+  let left = limit;
+  const cut = new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      let data = chunk;
+      if (toSkip > 0) {
+        const dropped = Math.min(toSkip, data.length);
+        toSkip -= dropped;
+        data = data.subarray(dropped);
+      }
+      if (left <= 0 || data.length === 0) {
+        callback();
+        return;
+      }
+      const kept = data.subarray(0, Math.min(left, data.length));
+      left -= kept.length;
+      callback(null, kept);
+    },
+  });
+  source.on('error', (error) => cut.destroy(error));
+  cut.on('close', () => source.destroy());
+  return source.pipe(cut);
+}

@@ -1,0 +1,143 @@
+/**
+ * Fault injection: the server goes away, and storage changes under a running verify.
+ * - PostgreSQL stopped mid-verify: exit 1 (the verify server failed), and the good backup
+ *   gets no "failed" verdict in its sidecar, so status stays healthy.
+ * - prune removing backups while `verify --all` walks them: those are skipped, not failed.
+ * - prune never trusts a sidecar blindly: a newer sidecar whose artifact is missing, empty
+ *   or cut short is not a good backup and never the reason the only real one is removed.
+ * A cluster of this file's own, so stopping it disturbs no other test.
+ */
+import { execa } from 'execa';
+import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
+import { BIN, baseEnv } from '../helpers/cli.js';
+import { startCluster, type Cluster } from '../helpers/cluster.js';
+import { sh, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
+import { loadChinook } from '../helpers/fixtures.js';
+
+let cluster: Cluster;
+const db = 'server_chinook';
+const dirs: string[] = [];
+let work: string;
+
+async function bin(args: string[], storage: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const result = await execa(process.execPath, [BIN, ...args, '--storage', storage], {
+    env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
+    extendEnv: false,
+    cwd: work,
+    stdin: 'ignore',
+    reject: false,
+  });
+  return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+async function create(storage: string): Promise<string> {
+  const run = await bin(['create', '--json', '--no-globals'], storage);
+  expect(run.code, run.stderr).toBe(0);
+  return (parseJsonStdout(run.stdout) as { id: string }).id;
+}
+
+beforeAll(async () => {
+  work = await makeTempDir('faults-server');
+  dirs.push(work);
+  cluster = await startCluster({ name: 'faults' });
+  await loadChinook(cluster, db);
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+  await removeDirs(dirs);
+});
+
+describe('a good backup is never reported corrupt because of its surroundings', () => {
+  it('PostgreSQL stopped mid-verify: exit 1, no failed verdict recorded, status stays healthy', async () => {
+    const storage = path.join(work, 'stop');
+    const id = await create(storage);
+    // pg_restore signals that it started, then waits for the server to be gone before it runs.
+    const started = path.join(work, 'pg_restore-started');
+    const slow = await wrapperBinDir(cluster, {
+      pg_restore: `#!/bin/sh\ncase "$1" in --version|--list) exec ${sh(cluster.bin('pg_restore'))} "$@";; esac\n: > ${sh(started)}\nwhile [ -e ${sh(started)} ]; do sleep 0.1; done\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
+    });
+    const config = await writeConfig(await makeTempDir('faults-cfg'), { pgBinDir: slow });
+    const run = execa(process.execPath, [BIN, 'verify', id, '--config', config, '--storage', storage, '--json'], {
+      env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
+      extendEnv: false,
+      cwd: work,
+      stdin: 'ignore',
+      reject: false,
+    });
+    for (let i = 0; i < 300; i++) {
+      if (await readFile(started).then(() => true, () => false)) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await cluster.stop();
+    await rm(started, { force: true });
+    const result = await run;
+    expect(result.exitCode, String(result.stderr)).toBe(1);
+    const outcome = (JSON.parse(String(result.stdout)) as { outcomes: Array<{ result: string; error: string }> }).outcomes[0];
+    expect(outcome?.result).toBe('error');
+    expect(outcome?.error).toMatch(/the verify server failed during the restore/);
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.verifications).toEqual([]);
+    // Back up again: status knows of no failed verification.
+    cluster = await startCluster({ name: 'faults2' });
+    await loadChinook(cluster, db);
+    const status = await bin(['status', '--json'], storage);
+    const profile = (JSON.parse(status.stdout) as { profiles: Array<{ failedVerifications: unknown[] }> }).profiles[0];
+    expect(profile?.failedVerifications).toEqual([]);
+  });
+});
+
+describe('storage that changes under a running command', () => {
+  it('backups pruned while verify --all walks them are skipped, not failed', async () => {
+    const storage = path.join(work, 'pruned');
+    const ids = [await create(storage), await create(storage), await create(storage)];
+    // Each archive read (--level archive) takes a second: prune has time to act.
+    const slow = await wrapperBinDir(cluster, {
+      pg_restore: `#!/bin/sh\ncase "$1" in --version|--list) exec ${sh(cluster.bin('pg_restore'))} "$@";; esac\nsleep 1\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
+    });
+    const config = await writeConfig(await makeTempDir('faults-cfg2'), { pgBinDir: slow });
+    const verify = execa(process.execPath, [BIN, 'verify', '--all', '--level', 'archive', '--config', config, '--storage', storage, '--json'], {
+      env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
+      extendEnv: false,
+      cwd: work,
+      stdin: 'ignore',
+      reject: false,
+    });
+    // Prune once verify is at work on the newest backup (it has read every sidecar by then).
+    await new Promise<void>((resolve) => {
+      let seen = '';
+      verify.stderr?.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('utf8');
+        if (seen.includes(`verifying ${db}/${ids[2] as string}`)) resolve();
+      });
+    });
+    const pruned = await bin(['prune', '--keep-last', '1'], storage);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    const result = await verify;
+    expect(result.exitCode, String(result.stderr)).toBe(0);
+    const outcomes = (JSON.parse(String(result.stdout)) as { outcomes: Array<{ id: string; result: string }> }).outcomes;
+    expect(outcomes.find((o) => o.id === ids[2])?.result).toBe('passed');
+    for (const id of ids.slice(0, 2)) expect(['passed', 'skipped']).toContain(outcomes.find((o) => o.id === id)?.result);
+    expect(outcomes.some((o) => o.result === 'skipped')).toBe(true);
+  });
+
+  it.each(['missing', 'empty', 'truncated'] as const)('prune --keep-last 1 keeps the only real backup when the newer one is %s', async (damage) => {
+    const storage = path.join(work, `trust-${damage}`);
+    const real = await create(storage);
+    const fake = await create(storage);
+    const artifact = path.join(storage, db, `${fake}.dump`);
+    if (damage === 'missing') await rm(artifact);
+    if (damage === 'empty') await writeFile(artifact, '');
+    if (damage === 'truncated') await truncate(artifact, 1000);
+    const run = await bin(['prune', '--keep-last', '1', '--json'], storage);
+    expect(run.code, run.stderr).toBe(0);
+    const items = parseJsonStdout(run.stdout) as Array<{ id: string; action: string; reasons: string[] }>;
+    expect(items.find((i) => i.id === real)).toMatchObject({ action: 'keep' });
+    expect(items.find((i) => i.id === fake)).toMatchObject({ action: 'keep', reasons: ['damaged'] });
+    expect(await readFile(path.join(storage, db, `${real}.dump`)).then(() => true)).toBe(true);
+    expect(run.stderr).toMatch(new RegExp(`backup ${db}/${fake} is damaged`));
+  });
+});

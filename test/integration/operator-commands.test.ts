@@ -1,0 +1,227 @@
+/**
+ * The operator's commands beyond the backup loop: delete, short ids, check, completion.
+ */
+import { execa } from 'execa';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectJsonError, makeTempDir, parseJsonStdout, removeDirs } from '../helpers/backups.js';
+import { baseEnv, BIN, runCli } from '../helpers/cli.js';
+import { closedPort, listFiles } from '../helpers/failure-kit.js';
+import { connectProvided, uniqueName } from '../helpers/pg.js';
+
+const cluster = connectProvided();
+const db = uniqueName('opcmd');
+const dirs: string[] = [];
+let dir: string;
+let storage: string;
+const ids: string[] = [];
+
+const cli = (args: string[], env: Record<string, string | undefined> = baseEnv({ PGPASSWORD: cluster.password })) => runCli(args, { env, cwd: dir });
+
+async function writeConfig(extra: Record<string, unknown> = {}): Promise<void> {
+  await writeFile(
+    path.join(dir, 'backupctl.config.json'),
+    JSON.stringify({ storage, profiles: { app: { host: cluster.host, port: cluster.port, user: cluster.user, database: db, ...extra } } }),
+  );
+}
+
+beforeAll(async () => {
+  dir = await makeTempDir('opcmd');
+  dirs.push(dir);
+  storage = path.join(dir, 'backups');
+  await cluster.createDatabase(db);
+  await cluster.query(db, 'create table t (id int primary key); insert into t select generate_series(1, 10)');
+  await writeConfig();
+  for (let i = 0; i < 4; i++) {
+    const run = await cli(['create', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    ids.push((parseJsonStdout(run.stdout) as { id: string }).id);
+  }
+});
+
+afterAll(async () => {
+  await cluster.dropDatabase(db);
+  await removeDirs(dirs);
+});
+
+describe('short ids', () => {
+  it('a unique prefix of the random part or of the whole id finds the backup', async () => {
+    const id = ids[0] as string;
+    for (const ref of [id.slice(17), id.slice(17, 21), id]) {
+      const run = await cli(['show', ref, '--json']);
+      expect(run.code, `${ref}: ${run.stderr}`).toBe(0);
+      expect((parseJsonStdout(run.stdout) as { id: string }).id).toBe(id);
+    }
+  });
+
+  it('an ambiguous prefix is exit 2, listing the candidates', async () => {
+    const run = await cli(['show', ids[0]?.slice(0, 4) as string, '--json']);
+    const error = expectJsonError(run, 2);
+    expect(error.message).toMatch(/is ambiguous/);
+    for (const id of ids) expect(error.message).toContain(id);
+  });
+});
+
+describe('delete', () => {
+  it('refuses the newest good backup without --force, and "latest"; nothing is removed', async () => {
+    const before = await listFiles(storage);
+    expectJsonError(await cli(['delete', ids[3] as string, '--json']), 2);
+    expectJsonError(await cli(['delete', 'latest', '--json']), 2);
+    expect(await listFiles(storage)).toEqual(before);
+  });
+
+  it('--dry-run lists and removes nothing; a real run removes sidecar, artifact and globals and records the run', async () => {
+    const victim = ids[0] as string;
+    const before = await listFiles(storage);
+    const dry = await cli(['delete', victim.slice(17), '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect((parseJsonStdout(dry.stdout) as { backups: Array<{ id: string; removed: boolean }> }).backups).toEqual([expect.objectContaining({ id: victim, removed: false })]);
+    expect(await listFiles(storage)).toEqual(before);
+    const real = await cli(['delete', victim.slice(17)]);
+    expect(real.code, real.stderr).toBe(0);
+    expect(real.stdout).toMatch(/Removed 1 backup/);
+    expect((await listFiles(storage)).filter((f) => f.includes(victim))).toEqual([]);
+    const log = (await readFile(path.join(storage, 'app', 'runs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { command: string; id?: string; result: string });
+    expect(log.at(-1)).toMatchObject({ command: 'delete', id: victim, result: 'succeeded' });
+  });
+
+  it('is busy (exit 4) while another run holds the profile lock', async () => {
+    const lock = path.join(storage, 'app', 'lock.json');
+    await writeFile(lock, JSON.stringify({ pid: process.ppid, host: hostname(), command: 'create', startedAt: new Date().toISOString(), token: 'held' }));
+    try {
+      expectJsonError(await cli(['delete', ids[1] as string, '--json']), 4);
+    } finally {
+      await writeFile(lock, '');
+      await (await import('node:fs/promises')).rm(lock);
+    }
+  });
+
+  it('--force removes the newest good backup too', async () => {
+    const run = await cli(['delete', ids[3] as string, '--force', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const listed = parseJsonStdout((await cli(['list', '--json'])).stdout) as Array<{ id: string }>;
+    expect(listed.map((b) => b.id)).toEqual([ids[2], ids[1]]);
+  });
+});
+
+describe('check', () => {
+  let hooks: Server;
+  let hits = 0;
+  beforeAll(async () => {
+    hooks = createServer((_req, res) => {
+      hits += 1;
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => hooks.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(() => new Promise<void>((resolve) => hooks.close(() => resolve())));
+
+  it('passes for a sound profile: one line per check, exit 0; notifiers are connected to but sent nothing', async () => {
+    const port = (hooks.address() as AddressInfo).port;
+    await writeConfig({
+      verify: { server: `postgres://${cluster.user}@${cluster.host}:${cluster.port}/postgres` },
+      notify: { webhook: { url: `http://127.0.0.1:${port}/hook` }, healthchecks: { url: `http://127.0.0.1:${port}/hc/uuid` } },
+    });
+    const run = await cli(['check']);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    for (const check of ['config', 'connection', 'client', 'storage', 'lock', 'verify-server', 'leftovers', 'notify']) {
+      expect(run.stdout).toMatch(new RegExp(`^  ok +${check} `, 'm'));
+    }
+    expect(hits).toBe(0);
+    expect((await listFiles(storage)).filter((f) => f.includes('probe'))).toEqual([]);
+  });
+
+  it('fails (exit 5) on each broken piece, with a hint: password, storage, lock, leftovers, notifier', async () => {
+    await writeConfig({ notify: { slack: { url: `http://127.0.0.1:${await closedPort()}/slack` } } });
+    // A leftover throwaway database of a dead verify run of this host.
+    const leftover = `backupctl_verify_${uniqueName('left')}`;
+    await cluster.query('postgres', `CREATE DATABASE ${leftover}`);
+    const exited = execa('true');
+    await exited;
+    const dead = exited.pid as number;
+    await cluster.query('postgres', `COMMENT ON DATABASE ${leftover} IS 'backupctl scratch ${JSON.stringify({ kind: 'verify', host: hostname(), pid: dead, startedAt: new Date().toISOString() })}'`);
+    const lock = path.join(storage, 'app', 'lock.json');
+    await writeFile(lock, JSON.stringify({ pid: process.ppid, host: hostname(), command: 'prune', startedAt: new Date().toISOString(), token: 'held' }));
+    try {
+      const run = await cli(['check', '--json']);
+      expect(run.code).toBe(5);
+      const checks = (parseJsonStdout(run.stdout) as { ok: boolean; profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string }> }> }).profiles[0]?.checks ?? [];
+      const failedOnes = checks.filter((c) => !c.ok).map((c) => c.check);
+      expect(failedOnes).toEqual(['lock', 'leftovers', 'notify']);
+      expect(checks.find((c) => c.check === 'leftovers')?.detail).toContain(leftover);
+      const wrong = await cli(['check'], baseEnv({ PGPASSWORD: 'wrong' }));
+      expect(wrong.code).toBe(5);
+      expect(wrong.stdout).toMatch(/FAIL +connection +password authentication failed/);
+      expect(wrong.stdout).toMatch(/hint: /);
+    } finally {
+      await (await import('node:fs/promises')).rm(lock, { force: true });
+      await cluster.dropDatabase(leftover);
+    }
+    await writeConfig();
+    const fileInTheWay = path.join(dir, 'not-a-dir');
+    await writeFile(fileInTheWay, 'x');
+    const storageFail = await cli(['check', '--storage', fileInTheWay]);
+    expect(storageFail.code).toBe(5);
+    expect(storageFail.stdout).toMatch(/FAIL +storage/);
+  });
+});
+
+describe('completion', () => {
+  async function script(shell: string): Promise<string> {
+    const run = await cli(['completion', shell]);
+    expect(run.code, run.stderr).toBe(0);
+    const file = path.join(dir, `completion.${shell}`);
+    await writeFile(file, run.stdout);
+    return file;
+  }
+  const shellEnv = () => {
+    const binDir = path.join(dir, 'bin');
+    return { PATH: `${binDir}:${process.env.PATH ?? ''}`, HOME: dir, PGPASSWORD: cluster.password };
+  };
+  beforeAll(async () => {
+    const { mkdir, chmod } = await import('node:fs/promises');
+    await mkdir(path.join(dir, 'bin'), { recursive: true });
+    await writeFile(path.join(dir, 'bin', 'backupctl'), `#!/bin/sh\nexec '${process.execPath}' '${BIN}' "$@"\n`);
+    await chmod(path.join(dir, 'bin', 'backupctl'), 0o755);
+  });
+
+  it('bash: commands, options, choices, profiles from the config and backup ids', async () => {
+    const file = await script('bash');
+    const complete = async (words: string[]) => {
+      const array = words.map((w) => `'${w}'`).join(' ');
+      const result = await execa('bash', ['-c', `source '${file}'; COMP_WORDS=(${array}); COMP_CWORD=${words.length - 1}; _backupctl; printf '%s\\n' "\${COMPREPLY[@]}"`], {
+        cwd: dir,
+        env: shellEnv(),
+        extendEnv: false,
+      });
+      return String(result.stdout).split('\n').filter(Boolean);
+    };
+    expect(await complete(['backupctl', 'ver'])).toEqual(['verify']);
+    expect(await complete(['backupctl', 'create', '--exclude-s'])).toEqual(['--exclude-schema']);
+    expect(await complete(['backupctl', 'verify', '--level', ''])).toEqual(['checksum', 'archive', 'restore']);
+    expect(await complete(['backupctl', 'list', '--profile', ''])).toEqual(['app']);
+    expect(await complete(['backupctl', 'show', ''])).toEqual(['latest', ...[ids[2], ids[1]]]);
+  });
+
+  it('fish: the same, through complete -C', async () => {
+    const file = await script('fish');
+    const result = await execa('fish', ['-c', `source '${file}'; complete -C 'backupctl ver'; complete -C 'backupctl prune --keep-t'`], { cwd: dir, env: shellEnv(), extendEnv: false });
+    expect(String(result.stdout)).toMatch(/^verify\t/m);
+    expect(String(result.stdout)).toMatch(/^--keep-tag\t/m);
+  });
+
+  it('zsh: the script parses, and defines every command', async () => {
+    const file = await script('zsh');
+    await execa('zsh', ['-n', file]);
+    const text = await readFile(file, 'utf8');
+    for (const command of ['create', 'list', 'verify', 'restore', 'prune', 'delete', 'check', 'completion']) expect(text).toContain(`'${command}:`);
+  });
+
+  it('an unknown shell is exit 2', async () => {
+    expect((await cli(['completion', 'tcsh'])).code).toBe(2);
+  });
+});

@@ -1,0 +1,158 @@
+import { Readable } from 'node:stream';
+import { BlobServiceClient, ContainerSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStorage } from '../../src/storage/registry.js';
+import { ConfigurationError, CredentialsError, NotFoundError, PermissionError, StalledError } from '../../src/storage/storage.js';
+import { startHttpFaultProxy, type HttpFaultProxy } from '../helpers/fault-proxy.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, uniquePrefix } from '../helpers/storage-servers.js';
+import { generatedStream, storageConformance } from './conformance.js';
+
+const MIB = 1024 * 1024;
+const server = await startAzurite();
+afterAll(() => server.stop());
+const container = 'backups';
+const service = BlobServiceClient.fromConnectionString(server.connectionString);
+await service.getContainerClient(container).create();
+process.env.AZURE_STORAGE_CONNECTION_STRING = server.connectionString;
+
+/** A SAS allowing only reading and listing: every write is refused with 403. */
+const readOnlySas = generateBlobSASQueryParameters(
+  { containerName: container, permissions: ContainerSASPermissions.parse('rl'), expiresOn: new Date(Date.now() + 3600_000) },
+  new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+).toString();
+
+/** Blobs under `prefix` that exist only as uncommitted blocks (what a failed put could leave). */
+async function uncommitted(prefix: string): Promise<string[]> {
+  const client = service.getContainerClient(container);
+  const committed = new Set<string>();
+  for await (const item of client.listBlobsFlat({ prefix })) committed.add(item.name);
+  const found: string[] = [];
+  for await (const item of client.listBlobsFlat({ prefix, includeUncommitedBlobs: true })) {
+    if (!committed.has(item.name)) found.push(`${item.name} (uncommitted blocks)`);
+  }
+  return found;
+}
+
+const prefix = uniquePrefix('conformance');
+const url = (name: string, extra = '') => `azblob://${container}/${name}?endpoint=${server.blobEndpoint}&block-size=4MiB${extra}`;
+storageConformance('azblob (azurite)', () => openStorage(url(prefix), '/'), {
+  denied: async () => {
+    const storage = openStorage(`${url(prefix)}&${readOnlySas}`, '/');
+    expect(storage.location).not.toContain('sig=');
+    return storage;
+  },
+  leftovers: () => uncommitted(`${prefix}/`),
+});
+
+const external = process.env.BACKUPCTL_TEST_AZBLOB_URL;
+if (external) {
+  const target = new URL(external);
+  target.pathname = `${target.pathname.replace(/\/$/, '')}/${uniquePrefix('conformance')}`;
+  storageConformance('azblob (BACKUPCTL_TEST_AZBLOB_URL)', () => openStorage(target.href, '/'));
+} else {
+  console.info('azblob: the conformance suite against real Azure is not run: set BACKUPCTL_TEST_AZBLOB_URL=azblob://container/prefix?account=NAME and AZURE_STORAGE_CONNECTION_STRING (or a key/SAS) to run it');
+}
+
+describe('azblob driver: credentials, stalls, retries', () => {
+  let proxy: HttpFaultProxy;
+  beforeAll(async () => {
+    proxy = await startHttpFaultProxy({ host: '127.0.0.1', port: server.port });
+  });
+  afterAll(() => proxy.close());
+  const viaProxy = (name: string, extra = '') => `azblob://${container}/${name}?endpoint=${proxy.endpoint}/${AZURITE_ACCOUNT}&block-size=1MiB${extra}`;
+
+  it('reads the connection string from a file or a named variable; none at all is a CredentialsError with a hint', async () => {
+    const saved = process.env.AZURE_STORAGE_CONNECTION_STRING;
+    delete process.env.AZURE_STORAGE_CONNECTION_STRING;
+    try {
+      const none = openStorage(url(uniquePrefix('nocreds')), '/');
+      const error = await none.list('').catch((failure: unknown) => failure);
+      expect(error).toBeInstanceOf(CredentialsError);
+      expect((error as CredentialsError).hint).toContain('AZURE_STORAGE_CONNECTION_STRING');
+      process.env.MY_AZURE_CS = server.connectionString;
+      const named = openStorage(`${url(uniquePrefix('named'))}&connection-string-env=MY_AZURE_CS`, '/');
+      await named.putBytes('a.txt', Buffer.from('named variable'));
+      expect((await named.getBytes('a.txt', 100)).toString()).toBe('named variable');
+      process.env.AZURE_STORAGE_ACCOUNT = AZURITE_ACCOUNT;
+      process.env.AZURE_STORAGE_KEY = AZURITE_KEY;
+      const byKey = openStorage(url(uniquePrefix('bykey')), '/');
+      await byKey.putBytes('b.txt', Buffer.from('account key'));
+      expect((await byKey.getBytes('b.txt', 100)).toString()).toBe('account key');
+    } finally {
+      process.env.AZURE_STORAGE_CONNECTION_STRING = saved;
+      delete process.env.MY_AZURE_CS;
+      delete process.env.AZURE_STORAGE_ACCOUNT;
+      delete process.env.AZURE_STORAGE_KEY;
+    }
+  });
+
+  it('a wrong account key is refused with a typed 403, exit 2 or 1, the key never printed; a missing container is a ConfigurationError', async () => {
+    const saved = process.env.AZURE_STORAGE_CONNECTION_STRING;
+    const wrongKey = Buffer.alloc(64, 7).toString('base64');
+    process.env.AZURE_STORAGE_CONNECTION_STRING = (saved as string).replace(AZURITE_KEY, wrongKey);
+    try {
+      const wrong = openStorage(url(uniquePrefix('wrongkey')), '/');
+      const error = await wrong.putBytes('x', Buffer.from('x')).catch((failure: unknown) => failure);
+      // Azure says AuthenticationFailed (CredentialsError); azurite says AuthorizationFailure (PermissionError).
+      expect(error instanceof CredentialsError || error instanceof PermissionError).toBe(true);
+      expect(`${(error as Error).message} ${(error as PermissionError).hint}`).not.toContain(wrongKey);
+    } finally {
+      process.env.AZURE_STORAGE_CONNECTION_STRING = saved;
+    }
+    const missing = openStorage(`azblob://no-such-container/x?endpoint=${server.blobEndpoint}`, '/');
+    await expect(missing.stat('a')).rejects.toBeInstanceOf(ConfigurationError);
+  });
+
+  it('retries 503 and resets, then succeeds; a 403 is not retried', async () => {
+    const storage = openStorage(viaProxy(uniquePrefix('retry'), '&retry-deadline=20s'), '/');
+    await storage.open();
+    proxy.clear();
+    proxy.respond(2, { status: 503, body: '<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>busy</Message></Error>', headers: { 'x-ms-error-code': 'ServerBusy' } }, (req) => req.method === 'PUT');
+    proxy.reset(1, (req) => req.method === 'PUT');
+    await storage.putBytes('r.bin', Buffer.from('after retries'));
+    expect((await storage.getBytes('r.bin', 100)).toString()).toBe('after retries');
+    proxy.respond(100, { status: 403, body: '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthorizationPermissionMismatch</Code><Message>no</Message></Error>', headers: { 'x-ms-error-code': 'AuthorizationPermissionMismatch' } }, (req) => req.method === 'PUT');
+    const before = proxy.requests.length;
+    await expect(storage.putBytes('denied.bin', Buffer.from('x'))).rejects.toBeInstanceOf(PermissionError);
+    expect(proxy.requests.slice(before).filter((line) => line.startsWith('PUT'))).toHaveLength(1);
+    proxy.clear();
+  });
+
+  it('a stalled block is retried; a server that keeps stalling fails the put with StalledError, nothing visible', async () => {
+    const name = uniquePrefix('stall');
+    const storage = openStorage(viaProxy(name, '&stall-timeout=1s&retry-deadline=3s'), '/');
+    await storage.open();
+    proxy.clear();
+    proxy.stall(1, 256 * 1024, (req) => req.method === 'PUT' && (req.url ?? '').includes('comp=block&'));
+    await storage.put('once.bin', generatedStream(3 * MIB, 3).stream);
+    expect((await storage.stat('once.bin')).size).toBe(3 * MIB);
+    proxy.clear();
+    proxy.stall(1000, 256 * 1024, (req) => req.method === 'PUT' && (req.url ?? '').includes('comp=block&'));
+    const started = Date.now();
+    const error = await storage.put('forever.bin', generatedStream(3 * MIB, 4).stream).catch((failure: unknown) => failure);
+    proxy.clear();
+    expect(error).toBeInstanceOf(StalledError);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    await expect(storage.stat('forever.bin')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await uncommitted(`${name}/`)).toEqual([]);
+  }, 60_000);
+
+  it('a failed put over an existing blob keeps the old content', async () => {
+    const storage = openStorage(url(uniquePrefix('keep')), '/');
+    await storage.putBytes('k.bin', Buffer.from('old'));
+    const failure = new Error('source failed');
+    let sent = 0;
+    const source = new Readable({
+      read() {
+        if (sent >= 6 * MIB) {
+          this.destroy(failure);
+          return;
+        }
+        sent += MIB;
+        this.push(Buffer.alloc(MIB, 2));
+      },
+    });
+    await expect(storage.put('k.bin', source)).rejects.toBe(failure);
+    expect((await storage.getBytes('k.bin', 10)).toString()).toBe('old');
+  });
+});

@@ -1,0 +1,263 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStorage } from '../../src/storage/registry.js';
+import {
+  ConfigurationError,
+  CredentialsError,
+  NotFoundError,
+  PermissionError,
+  StalledError,
+  type Storage,
+} from '../../src/storage/storage.js';
+import { startHttpFaultProxy, type HttpFaultProxy } from '../helpers/fault-proxy.js';
+import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
+import { generatedStream, storageConformance } from './conformance.js';
+
+const MIB = 1024 * 1024;
+const server = await startS3rver();
+process.env.AWS_ACCESS_KEY_ID = server.accessKeyId;
+process.env.AWS_SECRET_ACCESS_KEY = server.secretAccessKey;
+delete process.env.AWS_PROFILE;
+afterAll(() => server.stop());
+
+const s3url = (prefix: string, endpoint = server.endpoint, extra = '') =>
+  `s3://${server.bucket}/${prefix}?endpoint=${endpoint}&region=us-east-1&part-size=5MiB${extra}`;
+
+const prefix = uniquePrefix('conformance');
+const deniedProxy = await startHttpFaultProxy({ host: '127.0.0.1', port: server.port });
+afterAll(() => deniedProxy.close());
+// s3rver has no access policies: a proxy answers writes with S3's own 403 AccessDenied.
+deniedProxy.respond(1e9, { status: 403, body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>' }, (req) => req.method === 'PUT' || req.method === 'POST');
+
+storageConformance('s3 (s3rver)', () => openStorage(s3url(prefix), '/'), {
+  denied: async () => openStorage(s3url(prefix, deniedProxy.endpoint), '/'),
+  leftovers: () => server.incompleteUploads(`${prefix}/`),
+});
+
+const external = process.env.BACKUPCTL_TEST_S3_URL;
+if (external) {
+  // A real S3 / MinIO / R2: credentials from the AWS chain of this environment.
+  const target = new URL(external);
+  target.pathname = `${target.pathname.replace(/\/$/, '')}/${uniquePrefix('conformance')}`;
+  const storage = () => openStorage(target.href, '/');
+  storageConformance(`s3 (BACKUPCTL_TEST_S3_URL)`, storage, {
+    leftovers: async () => {
+      // Incomplete multipart uploads under the test prefix, asked of the store itself.
+      const { S3Client, ListMultipartUploadsCommand } = await import('@aws-sdk/client-s3');
+      const endpoint = target.searchParams.get('endpoint') ?? undefined;
+      const client = new S3Client({
+        endpoint,
+        region: target.searchParams.get('region') ?? process.env.AWS_REGION ?? 'us-east-1',
+        forcePathStyle: target.searchParams.get('path-style') === 'true' || endpoint !== undefined,
+      });
+      try {
+        const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: target.hostname, Prefix: `${target.pathname.slice(1)}/` }));
+        return (listed.Uploads ?? []).map((upload) => `${upload.Key} (upload ${upload.UploadId})`);
+      } finally {
+        client.destroy();
+      }
+    },
+  });
+} else {
+  console.info('s3: the conformance suite against a real S3 (AWS, MinIO, R2...) is not run: set BACKUPCTL_TEST_S3_URL=s3://bucket/prefix?... and AWS credentials to run it');
+}
+
+describe('s3 driver: retries, stalls, credentials, capabilities', () => {
+  let proxy: HttpFaultProxy;
+  const warnings: string[] = [];
+  const open = (extra = '', options: { via?: 'proxy' | 'direct' } = {}): Storage =>
+    openStorage(s3url(uniquePrefix('s3'), options.via === 'direct' ? server.endpoint : proxy.endpoint, extra), '/', {}, { warn: (message) => warnings.push(message) });
+
+  beforeAll(async () => {
+    proxy = await startHttpFaultProxy({ host: '127.0.0.1', port: server.port });
+  });
+  afterAll(() => proxy.close());
+
+  it('retries 503 SlowDown and connection resets, then succeeds', async () => {
+    const storage = open('&retry-deadline=20s');
+    await storage.open();
+    proxy.clear();
+    const before = proxy.requests.length;
+    proxy.respond(2, { status: 503, body: '<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>' }, (req) => req.method === 'PUT');
+    proxy.reset(1, (req) => req.method === 'PUT');
+    await storage.putBytes('retry/x.bin', Buffer.from('made it'));
+    expect((await storage.getBytes('retry/x.bin', 100)).toString()).toBe('made it');
+    expect(proxy.requests.slice(before).filter((line) => line.startsWith('PUT')).length).toBe(4);
+    await storage.close();
+  });
+
+  it('a permanent 403 fails at once with one PermissionError, no retries', async () => {
+    const storage = open('&retry-deadline=20s');
+    await storage.open();
+    proxy.clear();
+    proxy.respond(100, { status: 403, body: '<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>' }, (req) => req.method === 'PUT');
+    const before = proxy.requests.length;
+    const started = Date.now();
+    await expect(storage.putBytes('denied/x.bin', Buffer.from('x'))).rejects.toBeInstanceOf(PermissionError);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(proxy.requests.slice(before).filter((line) => line.startsWith('PUT'))).toHaveLength(1);
+    proxy.clear();
+    await storage.close();
+  });
+
+  it('5xx until the retry deadline: TransientError after bounded time', async () => {
+    const storage = open('&retry-deadline=2s');
+    await storage.open();
+    proxy.clear();
+    proxy.respond(1000, { status: 500, body: '<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>' }, (req) => req.method === 'HEAD');
+    const started = Date.now();
+    const error = await storage.stat('x/y.bin').catch((failure: unknown) => failure);
+    expect((error as { code?: string }).code).toBe('transient');
+    expect(Date.now() - started).toBeLessThan(5000);
+    proxy.clear();
+    await storage.close();
+  });
+
+  it('a single stalled part is retried and the upload completes', async () => {
+    const storage = open('&stall-timeout=1s&retry-deadline=20s');
+    await storage.open();
+    proxy.clear();
+    proxy.stall(1, 1 * MIB, (req) => req.method === 'PUT' && (req.url ?? '').includes('partNumber='));
+    const source = generatedStream(12 * MIB, 5);
+    await storage.put('stall/once.bin', source.stream);
+    expect((await storage.stat('stall/once.bin')).size).toBe(12 * MIB);
+    proxy.clear();
+    await storage.close();
+  }, 60_000);
+
+  it('a server that stalls mid-upload fails the put with StalledError, nothing visible, no incomplete upload', async () => {
+    const name = uniquePrefix('stall');
+    const storage = openStorage(s3url(name, proxy.endpoint, '&stall-timeout=1s&retry-deadline=2s'), '/');
+    await storage.open();
+    proxy.clear();
+    proxy.stall(1000, 512 * 1024, (req) => req.method === 'PUT' && (req.url ?? '').includes('partNumber='));
+    const started = Date.now();
+    const error = await storage.put('stall/forever.bin', generatedStream(20 * MIB, 6).stream).catch((failure: unknown) => failure);
+    const elapsed = Date.now() - started;
+    proxy.clear();
+    expect(error).toBeInstanceOf(StalledError);
+    expect(elapsed).toBeLessThan(15_000);
+    await expect(storage.stat('stall/forever.bin')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await server.incompleteUploads(`${name}/`)).toEqual([]);
+    await storage.close();
+  }, 60_000);
+
+  it('credentials the server refuses: CredentialsError (exit 2), the secret never in the message', async () => {
+    // s3rver checks the access key id (it does not verify SigV4 signatures).
+    const secret = 'definitely-not-the-secret';
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = 'NOT-A-KNOWN-KEY';
+    process.env.AWS_SECRET_ACCESS_KEY = secret;
+    try {
+      const storage = open('', { via: 'direct' });
+      const error = await storage.putBytes('x/y.bin', Buffer.from('x')).catch((failure: unknown) => failure);
+      expect(error).toBeInstanceOf(CredentialsError);
+      expect((error as CredentialsError).exitCode).toBe(2);
+      expect(JSON.stringify({ message: (error as Error).message, hint: (error as CredentialsError).hint })).not.toContain(secret);
+      await storage.close();
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved.id;
+      process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+    }
+  });
+
+  it('a missing bucket is a ConfigurationError, not a missing object', async () => {
+    const storage = openStorage(`s3://no-such-bucket/x?endpoint=${server.endpoint}&region=us-east-1`, '/');
+    await expect(storage.stat('a/b.bin')).rejects.toBeInstanceOf(ConfigurationError);
+    await expect(storage.list('a')).rejects.toBeInstanceOf(ConfigurationError);
+    await storage.close();
+  });
+
+  it('s3rver ignores If-None-Match: the probe says so and putIfAbsent is refused; conditional-create=on trusts the operator', async () => {
+    warnings.length = 0;
+    const probed = open('', { via: 'direct' });
+    expect(probed.capabilities.conditionalCreate).toBe(false);
+    expect((await probed.open()).conditionalCreate).toBe(false);
+    expect(warnings.some((line) => line.includes('If-None-Match'))).toBe(true);
+    expect((await probed.list('')).map((object) => object.key)).toEqual([]); // the probe object is gone
+    await probed.close();
+    const trusted = open('&conditional-create=on', { via: 'direct' });
+    expect(trusted.capabilities.conditionalCreate).toBe(true);
+    await trusted.close();
+  });
+
+  it('honours AWS_ENDPOINT_URL_S3 (and then defaults to path-style)', async () => {
+    const saved = process.env.AWS_ENDPOINT_URL_S3;
+    process.env.AWS_ENDPOINT_URL_S3 = server.endpoint;
+    try {
+      const storage = openStorage(`s3://${server.bucket}/${uniquePrefix('envendpoint')}?region=us-east-1`, '/');
+      await storage.putBytes('a.bin', Buffer.from('via env'));
+      expect((await storage.getBytes('a.bin', 100)).toString()).toBe('via env');
+      await storage.close();
+    } finally {
+      if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_S3;
+      else process.env.AWS_ENDPOINT_URL_S3 = saved;
+    }
+  });
+
+  it('removeStaleTemporaries aborts old incomplete multipart uploads directly under the prefix', async () => {
+    const name = uniquePrefix('stale');
+    const storage = openStorage(s3url(name), '/');
+    const { S3Client, CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    const client = new S3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true });
+    await client.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: `${name}/app/left.dump` }));
+    client.destroy();
+    expect(await server.incompleteUploads(`${name}/`)).toHaveLength(1);
+    expect(await storage.removeStaleTemporaries('app', new Date(Date.now() - 3600_000))).toEqual({ files: 0, bytes: 0 });
+    expect(await storage.removeStaleTemporaries('app', new Date(Date.now() + 3600_000))).toEqual({ files: 1, bytes: 0 });
+    expect(await server.incompleteUploads(`${name}/`)).toEqual([]);
+    await storage.close();
+  });
+});
+
+describe('s3 driver against a server that cannot abort uploads (s3rver as shipped)', () => {
+  let plain: S3rverServer;
+  beforeAll(async () => {
+    plain = await startS3rver({ plain: true });
+  });
+  afterAll(() => plain.stop());
+
+  it('a failed multipart put is invisible, and the leftover upload is a warning, not silence', async () => {
+    const warnings: string[] = [];
+    const storage = openStorage(`s3://${plain.bucket}/p?endpoint=${plain.endpoint}&region=us-east-1&part-size=5MiB`, '/', {}, { warn: (line) => warnings.push(line) });
+    let pushed = 0;
+    const failure = new Error('producer failed');
+    const source = new Readable({
+      read() {
+        if (pushed >= 12 * MIB) {
+          setTimeout(() => this.destroy(failure), 200);
+          return;
+        }
+        pushed += MIB;
+        this.push(Buffer.alloc(MIB, 3));
+      },
+    });
+    await expect(storage.put('a/b.dump', source)).rejects.toBe(failure);
+    await expect(storage.stat('a/b.dump')).rejects.toBeInstanceOf(NotFoundError);
+    expect(warnings.join('\n')).toMatch(/could not abort the incomplete upload of a\/b\.dump/);
+    await storage.close();
+  }, 60_000);
+});
+
+describe('the AWS SDK NodeVersionSupportWarning', () => {
+  it('never reaches stderr; other warnings still do', async () => {
+    const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+    const script = `
+      import { openStorage } from './src/storage/registry.ts';
+      const storage = openStorage('s3://backups/x?endpoint=${server.endpoint}&region=us-east-1', '/');
+      await storage.list('');
+      await storage.close();
+      process.emitWarning('an unrelated warning');
+    `;
+    const { stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repo,
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: '' },
+    });
+    expect(stderr).not.toMatch(/NodeVersionSupportWarning/);
+    expect(stderr).toMatch(/an unrelated warning/);
+  }, 30_000);
+});
