@@ -1,9 +1,10 @@
 // Lint rules that hold the architecture (docs in README "Design"): imports flow
 // commands -> core -> {pg, storage, pipeline, catalog, retention}; chalk/ora only in
-// output/, execa only in pg/ (and the test helpers), pg only in pg/; each storage SDK
-// only in its driver (@aws-sdk and @smithy in src/storage/s3*.ts, @azure in
-// src/storage/azblob.ts, ssh2 and ssh2-sftp-client in src/storage/sftp.ts), so that the
-// registry can load a driver, and its SDK, only when its URL scheme is used.
+// output/, execa only in pg/ and src/pipeline/program-filter.ts (and the test helpers),
+// pg only in pg/; each storage SDK only in its driver (@aws-sdk and @smithy in
+// src/storage/s3*.ts, @azure in src/storage/azblob.ts, ssh2 and ssh2-sftp-client in
+// src/storage/sftp.ts), so that the registry can load a driver, and its SDK, only when its
+// URL scheme is used.
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
@@ -16,6 +17,10 @@ const storageSdks = [
   { group: ['ssh2', 'ssh2-sftp-client'], message: 'ssh2/ssh2-sftp-client are imported only in src/storage/sftp.ts (loaded lazily by the registry)' },
 ];
 const sdksExcept = (allowed) => storageSdks.filter((rule) => !rule.group.some((name) => allowed.includes(name)));
+const lowerLayers = [
+  { group: ['**/core/*', '**/commands/*', '**/cli.js'], message: 'lower layers must not import core/commands' },
+  { group: ['chalk', 'ora'], message: 'terminal styling belongs in src/output/' },
+];
 
 export default tseslint.config(
   { ignores: ['dist/', 'dist.*/', 'node_modules/', 'coverage/', '.scratch/', '.bench/', '.demo/', '.cache/'] },
@@ -57,6 +62,17 @@ export default tseslint.config(
       { group: ['chalk', 'ora'], message: 'terminal styling belongs in src/output/' },
       ...storageSdks,
     ]),
+  },
+  {
+    // The block above replaces the whole rule for these layers, dropping "execa and pg only
+    // in src/pg/": restate it for every lower layer but pg.
+    files: ['src/storage/**', 'src/pipeline/**', 'src/catalog/**', 'src/retention/**', 'src/config/**', 'src/notify/**', 'src/platform/**'],
+    rules: restrict([...lowerLayers, ...storageSdks], onlyInPg),
+  },
+  {
+    // The pipeline's one file that runs a program (zstd as a filter): execa, but not pg.
+    files: ['src/pipeline/program-filter.ts'],
+    rules: restrict([...lowerLayers, ...storageSdks], onlyInPg.filter((path) => path.name !== 'execa')),
   },
   // Each driver may import its own SDK (the blocks above forbid it everywhere else).
   ...[

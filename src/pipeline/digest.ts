@@ -17,8 +17,15 @@ export class DigestStream extends Transform {
   private count = 0;
   private result: Digest | null = null;
 
-  constructor(private readonly onProgress?: (bytes: number) => void) {
-    super();
+  /**
+   * `onEnd`, when given, runs once the digest is final and before the stream ends: an error
+   * it returns fails the stream instead (so a consumer never sees a clean end).
+   */
+  constructor(
+    private readonly onProgress?: (bytes: number) => void,
+    private readonly onEnd?: (digest: Digest) => Error | null,
+  ) {
+    super({ highWaterMark: 256 * 1024 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -30,7 +37,7 @@ export class DigestStream extends Transform {
 
   override _flush(callback: TransformCallback): void {
     this.result = { bytes: this.count, sha256: this.hash.digest('hex') };
-    callback();
+    callback(this.onEnd?.(this.result) ?? null);
   }
 
   get bytes(): number {
