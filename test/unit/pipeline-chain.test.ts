@@ -126,7 +126,13 @@ describe('write chain', () => {
       const chain = buildWriteChain(streamOf(big), stages);
       // Piped into a writable, as storage.put does.
       const chunks: Buffer[] = [];
-      await pipeline(chain.output, new Writable({ write: (chunk: Buffer, _encoding, callback) => callback(null, void chunks.push(chunk)) }));
+      const sink = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          chunks.push(chunk);
+          callback();
+        },
+      });
+      await pipeline(chain.output, sink);
       const stored = Buffer.concat(chunks);
       const result = chain.result();
       expect(result.plaintext.bytes).toBe(big.length);
