@@ -15,6 +15,8 @@ export const RunEntrySchema = z.object({
   durationMs: z.number().int().nonnegative().optional(),
   /** `busy`: the run found the profile locked by another run (exit 4) and did nothing. */
   result: z.enum(['succeeded', 'failed', 'interrupted', 'busy']),
+  /** Where the run wrote, when that is not the profile's storage (a copy's destination, redacted). */
+  target: z.string().max(1000).optional(),
   /** The backup the run created or worked on, when there is one. */
   id: z.string().regex(ID_PATTERN).optional(),
   /** One line: what went wrong (redacted). */

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { Catalog } from '../catalog/catalog.js';
 import { checkDumpSupport, createBackup } from '../core/create.js';
 import { resolveProfile, type DumpFlags, type KeyFlags } from '../core/profile.js';
 import { withRunReport } from '../core/report-run.js';
@@ -57,5 +58,12 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
     (started) => createBackup(profile, ctx.runtime, { waitMs: wait, onLocked: started, keyFlags }),
     (created) => ({ id: created.sidecar.id, bytes: created.sidecar.artifact.bytes }),
   );
+  // The profile's copies (3-2-1): reported, never a failed backup.
+  const copies = profile.settings.copies ?? [];
+  if (copies.length > 0) {
+    const storage = storageAt(ctx.runtime, profile.storage, profile.settings.storageSettings);
+    const { copyNewBackup } = await import('./copy.js');
+    result.copies = await copyNewBackup(ctx, { sidecar: result.sidecar, storage, catalog: new Catalog(storage) }, copies);
+  }
   return { json: createJson({ ...result, warnings: [...profile.warnings, ...result.warnings] }), human: (style) => renderCreate(result, style) };
 }

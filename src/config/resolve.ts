@@ -126,6 +126,7 @@ export function resolveSettings(input: {
       storageSettings: merged.storageSettings ? toDriverSettings(merged.storageSettings) : topSettings,
       pgBinDir: absolute(merged.pgBinDir, base) ?? pgBinDir,
       passwordFile: absolute(merged.passwordFile, base),
+      copies: merged.copies?.map((copy) => location(copy, base)),
       encryption: merged.encryption && {
         ...merged.encryption,
         recipientsFile: absolute(merged.encryption.recipientsFile, base),

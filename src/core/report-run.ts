@@ -13,6 +13,8 @@ export interface RunMeta {
   /** The storage of the profile, where its run log lives. */
   storage: Storage;
   database?: string | undefined;
+  /** Where the run wrote when that is not the profile's storage (a copy's destination): recorded with it. */
+  target?: string | undefined;
   notify?: NotifyConfig | null | undefined;
 }
 
@@ -79,6 +81,7 @@ export async function withRunReport<T>(
     durationMs,
     result: succeeded ? 'succeeded' : interrupted ? 'interrupted' : busy ? 'busy' : 'failed',
     id: summary.id,
+    ...(meta.target === undefined ? {} : { target: redactSecrets(meta.target) }),
     error,
     exitCode,
     host,

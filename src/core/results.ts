@@ -7,6 +7,8 @@ export interface CreateResult {
   /** Storage location (redacted), e.g. `/var/backups/pg`. */
   storage: string;
   warnings: string[];
+  /** The profile's copies of the new backup (`copies`): one per destination; a failed one never fails the backup. */
+  copies?: Array<{ to: string; result: 'copied' | 'present' | 'failed'; error?: string | undefined }>;
 }
 
 export type { IncompleteEntry } from '../catalog/catalog.js';

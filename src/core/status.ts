@@ -278,7 +278,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     problems.push({
       check: 'failures',
       message:
-        `${count} since the last success; the latest: ${latest.command} ${latest.result} ${describeMs(nowMs - Date.parse(latest.finishedAt))} ago ` +
+        `${count} since the last success; the latest: ${latest.command}${latest.target ? ` to ${latest.target}` : ''} ${latest.result} ${describeMs(nowMs - Date.parse(latest.finishedAt))} ago ` +
         `(exit ${latest.exitCode})${latest.error ? `: ${latest.error}` : ''}`,
     });
   }
@@ -313,16 +313,19 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
  * as long as it stands (a backup removed since is no problem any more).
  */
 export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly Sidecar[]): RunEntry[] {
+  // Runs of a command to one target (a copy's destination) are judged together: a good
+  // copy to one storage does not hide a failing copy to another.
+  const kind = (run: Pick<RunEntry, 'command' | 'target'>) => `${run.command}\u0000${run.target ?? ''}`;
   const lastSuccess = new Map<string, number>();
-  const bump = (command: string, at: number) => {
-    if (!Number.isNaN(at) && at > (lastSuccess.get(command) ?? Number.NEGATIVE_INFINITY)) lastSuccess.set(command, at);
+  const bump = (key: string, at: number) => {
+    if (!Number.isNaN(at) && at > (lastSuccess.get(key) ?? Number.NEGATIVE_INFINITY)) lastSuccess.set(key, at);
   };
-  for (const backup of backups) bump('create', Date.parse(backup.finishedAt));
-  for (const run of runs) if (run.result === 'succeeded') bump(run.command, Date.parse(run.finishedAt));
+  for (const backup of backups) bump(kind({ command: 'create' }), Date.parse(backup.finishedAt));
+  for (const run of runs) if (run.result === 'succeeded') bump(kind(run), Date.parse(run.finishedAt));
   return runs
     .filter((run) => run.result === 'failed' || run.result === 'interrupted')
     .filter((run) => !(run.command === 'verify' && run.exitCode === ExitCode.VERIFY_FAILED))
-    .filter((run) => Date.parse(run.finishedAt) > (lastSuccess.get(run.command) ?? Number.NEGATIVE_INFINITY))
+    .filter((run) => Date.parse(run.finishedAt) > (lastSuccess.get(kind(run)) ?? Number.NEGATIVE_INFINITY))
     .sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));
 }
 

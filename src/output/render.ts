@@ -70,6 +70,9 @@ export function renderCreate(result: CreateResult, style: Style): string {
     ['storage', t(result.storage)],
   ];
   if (s.artifact.encryption !== null) pairs.splice(4, 0, ['encryption', t(s.artifact.encryption.scheme)]);
+  for (const copy of result.copies ?? []) {
+    pairs.push(['copy', copy.result === 'failed' ? `${t(copy.to)}: ${style.error('FAILED')} ${t(copy.error ?? '')}` : `${t(copy.to)}: ${copy.result === 'present' ? 'already there' : style.ok('copied')}`]);
+  }
   const head = `Backup ${style.id(t(s.id))} ${style.ok('completed')}\n`;
   const warnings = result.warnings.map((warning) => `${style.warn('warning:')} ${t(warning)}\n`).join('');
   return head + renderKeyValues(pairs, style) + warnings;
@@ -360,6 +363,7 @@ export interface CreateJson {
   storage: string;
   tags: string[];
   warnings: string[];
+  copies: NonNullable<CreateResult['copies']>;
 }
 
 export function createJson(result: CreateResult): CreateJson {
@@ -375,6 +379,7 @@ export function createJson(result: CreateResult): CreateJson {
     storage: result.storage,
     tags: s.tags,
     warnings: result.warnings,
+    copies: result.copies ?? [],
   };
 }
 

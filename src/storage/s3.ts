@@ -266,7 +266,17 @@ export class S3Storage implements Storage {
     };
     if (settings.endpoint !== undefined) config.endpoint = settings.endpoint;
     if (region !== undefined) config.region = region;
-    if (settings.profile !== undefined) config.profile = settings.profile;
+    // The run's environment, which in tests and embedders may not be process.env: static
+    // keys from it come first, as in the SDK's own chain; then the profile it names.
+    if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY && settings.profile === undefined) {
+      config.credentials = {
+        accessKeyId: env.AWS_ACCESS_KEY_ID,
+        secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+        ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+      };
+    }
+    const profile = settings.profile ?? (env.AWS_PROFILE || undefined);
+    if (profile !== undefined) config.profile = profile;
     // Non-AWS stores (GCS, older MinIO, B2) refuse the newer default checksum headers;
     // AWS_REQUEST_CHECKSUM_CALCULATION still decides when set.
     if (customEndpoint !== undefined && env.AWS_REQUEST_CHECKSUM_CALCULATION === undefined) {

@@ -1,5 +1,6 @@
 import { check } from './check.js';
 import { completion } from './completion.js';
+import { copy } from './copy.js';
 import { create } from './create.js';
 import { del } from './delete.js';
 import { list } from './list.js';
@@ -13,4 +14,4 @@ import { unlock } from './unlock.js';
 import { verify } from './verify.js';
 
 /** Every command, in the order `--help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [create, list, show, verify, restore, prune, del, rekey, status, check, unlock, completion];
+export const COMMANDS: readonly CommandSpec[] = [create, list, show, verify, restore, copy, prune, del, rekey, status, check, unlock, completion];

@@ -1,0 +1,73 @@
+import path from 'node:path';
+import { isStorageUrl, settingsOf, type ResolvedSettings } from '../config/resolve.js';
+import { copyBackups, copyGroup, type CopiedBackup } from '../core/copy.js';
+import { withRunReport } from '../core/report-run.js';
+import { backupScope, type LocatedBackup } from '../core/scope.js';
+import { storageAt } from '../core/storages.js';
+import { ExitCode, usageError } from '../errors.js';
+import { copyJson, renderCopy } from '../output/render-copy.js';
+import type { Storage } from '../storage/storage.js';
+import type { CommandContext, CommandResult } from './context.js';
+
+export interface CopyOptions {
+  to: string;
+  all?: boolean;
+  dryRun?: boolean;
+  /** Milliseconds. */
+  wait?: number;
+}
+
+/** A destination as given: a URL as it is, a path from the working directory. */
+export function destinationAt(ctx: Pick<CommandContext, 'runtime'> & { settings: ResolvedSettings }, where: string): Storage {
+  const location = isStorageUrl(where) ? where : path.resolve(ctx.settings.cwd, where);
+  return storageAt(ctx.runtime, location, ctx.settings.storageSettings(location));
+}
+
+/** One profile's copies as a reported run in its run log: `copy`, with the destination. */
+export function reportedCopy(ctx: CommandContext, profile: string, storage: Storage, destination: Storage, work: () => Promise<CopiedBackup[]>): Promise<CopiedBackup[]> {
+  return withRunReport(
+    { command: 'copy', profile, storage, target: destination.location, notify: settingsOf(ctx.settings, profile).notify },
+    ctx.runtime,
+    async (started) => {
+      started();
+      return work();
+    },
+    (done: CopiedBackup[]) => ({ id: done.length === 1 ? done[0]?.id : undefined, bytes: done.reduce((sum, d) => sum + (d.result === 'copied' ? d.bytes : 0), 0) }),
+    (done: CopiedBackup[]) => {
+      const failed = done.filter((d) => d.result === 'failed');
+      return failed.length === 0 ? null : { exitCode: ExitCode.FAILED, error: `could not copy ${failed.map((d) => `${d.id} (${d.error ?? 'failed'})`).join(', ')} to ${destination.location}` };
+    },
+  );
+}
+
+/** The copies a profile's `copies` setting asks for, of one new backup: never throws. */
+export async function copyNewBackup(ctx: CommandContext, backup: LocatedBackup, destinations: readonly string[]): Promise<Array<{ to: string; result: 'copied' | 'present' | 'failed'; error?: string }>> {
+  const results: Array<{ to: string; result: 'copied' | 'present' | 'failed'; error?: string }> = [];
+  for (const where of destinations) {
+    let destination: Storage | null = null;
+    try {
+      destination = destinationAt(ctx, where);
+      const target = destination;
+      const [done] = await reportedCopy(ctx, backup.sidecar.profile, backup.storage, target, () => copyGroup([backup], target, ctx.runtime));
+      results.push({ to: target.location, result: done?.result === 'planned' || done === undefined ? 'failed' : done.result, ...(done?.error ? { error: done.error } : {}) });
+    } catch (error) {
+      if (ctx.runtime.signal.aborted) throw error;
+      const message = (error as Error).message;
+      ctx.runtime.reporter.warn(`could not copy ${backup.sidecar.profile}/${backup.sidecar.id} to ${destination?.location ?? where}: ${message}`);
+      results.push({ to: destination?.location ?? where, result: 'failed', error: message });
+    }
+  }
+  return results;
+}
+
+export async function run(refs: string[], options: CopyOptions, ctx: CommandContext): Promise<CommandResult> {
+  if (!options.to) throw usageError('copy needs a destination: --to <path|url>', 'e.g. backupctl copy latest --to s3://offsite/prod');
+  const destination = destinationAt(ctx, options.to);
+  const result = await copyBackups(
+    { scope: backupScope(ctx.settings, ctx.runtime), refs, all: options.all === true, destination, dryRun: options.dryRun === true, waitMs: options.wait },
+    ctx.runtime,
+    (profile, storage, work) => (options.dryRun ? work() : reportedCopy(ctx, profile, storage, destination, work)),
+  );
+  const failed = result.backups.some((b) => b.result === 'failed');
+  return { json: copyJson(result), human: (style) => renderCopy(result, style), exitCode: failed ? ExitCode.FAILED : ExitCode.OK };
+}

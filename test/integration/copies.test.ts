@@ -1,0 +1,157 @@
+/**
+ * Copies (3-2-1): a profile's `copies` after every create, and `backupctl copy`. A copy is
+ * checked at its destination and its sidecar written last there; a failed copy is a
+ * warning and a failed run (in the run log and in status), never a failed backup.
+ */
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseJsonStdout, readSidecar } from '../helpers/backups.js';
+import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
+import { scratchSetup, tempDir } from '../helpers/failure-kit.js';
+import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
+
+const scratch = scratchSetup('copies', {
+  seed: async () => {
+    await cluster.query(db, 'create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 2000) g');
+  },
+});
+const { cluster, db } = scratch;
+
+let s3: S3rverServer;
+beforeAll(async () => {
+  s3 = await startS3rver();
+});
+afterAll(async () => {
+  await s3?.stop();
+});
+
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliOutcome> {
+  return runCli(args, {
+    env: baseEnv({ ...cluster.env(db), AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, ...env }),
+    cwd: scratch.cwd,
+  });
+}
+
+const s3url = (prefix: string) => `s3://${s3.bucket}/${prefix}?endpoint=${s3.endpoint}&region=us-east-1&path-style=true`;
+
+describe("a profile's copies", () => {
+  it('every new backup is copied to each; a copy that fails is a warning and a failed run in status, never a failed backup', async () => {
+    const dir = await tempDir('copies');
+    const primary = path.join(dir, 'primary');
+    const offsite = path.join(dir, 'offsite');
+    const blocked = path.join(dir, 'blocked');
+    await writeFile(blocked, 'a file where a directory should be');
+    const remote = s3url(uniquePrefix('copies'));
+    const config = path.join(dir, 'backupctl.config.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        storage: primary,
+        profiles: { app: { host: cluster.host, port: cluster.port, user: cluster.user, database: db, copies: ['offsite', remote, 'blocked'] } },
+      }),
+    );
+    const run = await cli(['create', '--config', config, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const created = parseJsonStdout(run.stdout) as { id: string; copies: Array<{ to: string; result: string; error?: string }> };
+    expect(created.copies.map((c) => c.result), JSON.stringify(created.copies)).toEqual(['copied', 'copied', 'failed']);
+    expect(created.copies[0]?.to).toBe(offsite);
+    expect(created.copies[1]?.to).not.toContain(s3.secretAccessKey);
+    expect(run.stderr).toMatch(/warning: could not copy .* to .*blocked/);
+
+    // The copies are whole backups: listed, verified at every level, from the copy alone.
+    const { sidecar } = await readSidecar(primary, 'app', created.id);
+    for (const where of [offsite, remote]) {
+      const listed = await cli(['list', '--storage', where, '--json']);
+      expect((parseJsonStdout(listed.stdout) as Array<{ id: string; artifact: { sha256: string } }>).map((b) => [b.id, b.artifact.sha256])).toEqual([[created.id, sidecar.artifact.sha256]]);
+      const verified = await cli(['verify', created.id, '--storage', where, '--level', 'restore']);
+      expect(verified.code, verified.stderr).toBe(0);
+    }
+    // Nothing of it at the failed destination, and no lock or temporary left anywhere.
+    expect((await readdir(path.join(offsite, 'app'))).filter((f) => f.startsWith('.') || f === 'lock.json')).toEqual([]);
+
+    // The run log records each destination's copy; status reports the failing one.
+    const log = (await readFile(path.join(primary, 'app', 'runs.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const copies = log.filter((entry) => entry.command === 'copy');
+    expect(copies.map((entry) => [entry.target, entry.result])).toEqual([
+      [offsite, 'succeeded'],
+      [expect.stringContaining(`s3://${s3.bucket}/`), 'succeeded'],
+      [blocked, 'failed'],
+    ]);
+    const status = await cli(['status', '--config', config, '--json']);
+    expect(status.code).toBe(5);
+    expect(status.stdout).toMatch(/copy to [^"]*blocked failed/);
+
+    // A successful copy to another destination does not hide it; one to that destination does.
+    const again = await cli(['copy', 'latest', '--config', config, '--to', path.join(dir, 'elsewhere')]);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await cli(['status', '--config', config])).code).toBe(5);
+    await writeFile(path.join(dir, 'README'), 'moved the file out of the way');
+    const { rm } = await import('node:fs/promises');
+    await rm(blocked);
+    const fixed = await cli(['copy', 'latest', '--config', config, '--to', blocked]);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    const healthy = await cli(['status', '--config', config]);
+    expect(healthy.code, healthy.stdout).toBe(0);
+  });
+});
+
+describe('backupctl copy', () => {
+  it('copies what is missing, skips what is there, refuses to overwrite another backup under the same id', async () => {
+    const dir = await tempDir('copy');
+    const source = path.join(dir, 'source');
+    const target = path.join(dir, 'target');
+    const create = async () => {
+      const made = await cli(['create', '--storage', source, '--json']);
+      expect(made.code, made.stderr).toBe(0);
+      return (parseJsonStdout(made.stdout) as { id: string }).id;
+    };
+    const first = await create();
+    const second = await create();
+    const one = await cli(['copy', first, '--storage', source, '--to', target, '--json']);
+    expect(one.code, one.stderr).toBe(0);
+    const dry = await cli(['copy', '--all', '--storage', source, '--to', target, '--dry-run', '--json']);
+    expect((parseJsonStdout(dry.stdout) as { backups: Array<{ id: string; result: string }> }).backups.map((b) => [b.id, b.result])).toEqual([
+      [first, 'present'],
+      [second, 'planned'],
+    ]);
+    const all = await cli(['copy', '--all', '--storage', source, '--to', target, '--json']);
+    expect(all.code, all.stderr).toBe(0);
+    expect((parseJsonStdout(all.stdout) as { backups: Array<{ result: string }> }).backups.map((b) => b.result)).toEqual(['present', 'copied']);
+
+    // Another backup under the same id at the destination is never overwritten.
+    const file = path.join(target, db, `${second}.json`);
+    const json = JSON.parse(await readFile(file, 'utf8')) as { artifact: { sha256: string } };
+    json.artifact.sha256 = '0'.repeat(64);
+    await writeFile(file, JSON.stringify(json));
+    const clash = await cli(['copy', second, '--storage', source, '--to', target]);
+    expect(clash.code).toBe(1);
+    expect(clash.stdout + clash.stderr).toMatch(/refusing to overwrite/);
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(json);
+  });
+
+  it('a source artifact that is not what its sidecar says is not copied (nothing left at the destination)', async () => {
+    const dir = await tempDir('copy-bad');
+    const source = path.join(dir, 'source');
+    const target = path.join(dir, 'target');
+    const made = await cli(['create', '--storage', source, '--json']);
+    const id = (parseJsonStdout(made.stdout) as { id: string }).id;
+    const { sidecar } = await readSidecar(source, db, id);
+    const artifact = path.join(source, db, sidecar.artifact.file);
+    const bytes = await readFile(artifact);
+    bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] as number) ^ 0xff;
+    await writeFile(artifact, bytes);
+    const run = await cli(['copy', id, '--storage', source, '--to', target]);
+    expect(run.code).toBe(1);
+    expect(run.stdout + run.stderr).toMatch(/not what its sidecar says: .*sha256/);
+    expect((await readdir(path.join(target, db)).catch(() => [])).filter((f) => f.startsWith(id))).toEqual([]);
+  });
+
+  it('needs --to, and another storage than the source', async () => {
+    expect((await cli(['copy', 'latest'])).code).toBe(2);
+    const storage = await tempDir('same');
+    await cli(['create', '--storage', storage]);
+    const same = await cli(['copy', 'latest', '--storage', storage, '--to', storage]);
+    expect(same.code).toBe(2);
+  });
+});
