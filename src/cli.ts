@@ -8,7 +8,7 @@ import { resolveSettings } from './config/resolve.js';
 import type { Runtime } from './core/runtime.js';
 import { closeStorages } from './core/storages.js';
 import { BackupctlError, ExitCode, InterruptedError } from './errors.js';
-import { errorMessage, renderError, renderJson } from './output/render.js';
+import { errorMessage, renderError, renderJson, writeJson } from './output/render.js';
 import { createReporter } from './output/reporter.js';
 import { createStyle, wantsColor } from './output/style.js';
 import { beginRun, endRun, sweepDeadRuns } from './platform/run-dir.js';
@@ -162,7 +162,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     }
     reporter.stop();
     exitCode = result.exitCode ?? ExitCode.OK;
-    if (globals.json) io.stdout.write(renderJson(result.json));
+    if (globals.json) writeJson(io.stdout, result.json);
     else if (!(globals.quiet && exitCode === ExitCode.OK)) {
       // --quiet: nothing on stdout when the run succeeded (cron mails only failures).
       const stdoutStyle = createStyle({

@@ -158,6 +158,12 @@ export type Verification = z.infer<typeof VerificationSchema>;
 export type TableCount = z.infer<typeof TableCountSchema>;
 
 /**
+ * A sidecar without `tables`: what the catalog index keeps of each backup (catalog-index.ts),
+ * and what list, status and prune work from. Validated like a sidecar.
+ */
+export const SidecarSummarySchema = SidecarSchema.omit({ tables: true });
+
+/**
  * Parses and validates sidecar bytes. `expected` ties the content to where it was
  * found: a sidecar whose id or profile does not match its own file name is refused
  * (a copied or renamed sidecar would otherwise describe someone else's artifact).
@@ -174,20 +180,32 @@ export function parseSidecar(
   } catch (error) {
     throw new SidecarError(key, `not valid JSON (${(error as Error).message})`);
   }
+  return checked(key, SidecarSchema, raw, expected);
+}
+
+/**
+ * Validates a parsed summary (an entry of the catalog index) as parseSidecar validates a
+ * sidecar: the schema without `tables`, and the same ties to its key.
+ */
+export function parseSidecarSummary(key: string, raw: unknown, expected: { id: string; profile: string }): Omit<Sidecar, 'tables'> {
+  return checked(key, SidecarSummarySchema, raw, expected);
+}
+
+function checked<S extends typeof SidecarSchema | typeof SidecarSummarySchema>(key: string, schema: S, raw: unknown, expected: { id: string; profile: string }): z.infer<S> {
   if (typeof raw === 'object' && raw !== null && 'schemaVersion' in raw) {
     const version = (raw as { schemaVersion: unknown }).schemaVersion;
     if (typeof version === 'number' && version > SIDECAR_SCHEMA_VERSION) {
       throw new SidecarError(key, `written by a newer backupctl (sidecar version ${version}); upgrade backupctl`);
     }
   }
-  const parsed = SidecarSchema.safeParse(raw);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     const where = first ? first.path.join('.') || '(root)' : '(root)';
     const more = parsed.error.issues.length > 1 ? ` (+${parsed.error.issues.length - 1} more)` : '';
     throw new SidecarError(key, `invalid sidecar: ${where}: ${first?.message ?? 'invalid'}${more}`);
   }
-  const sidecar = parsed.data;
+  const sidecar = parsed.data as z.infer<S>;
   const summary = stageSummary(sidecar.artifact.stages);
   if (summary.compression.codec !== sidecar.artifact.compression.codec || (summary.encryption === null) !== (sidecar.artifact.encryption === null)) {
     throw new SidecarError(key, 'invalid sidecar: artifact.compression or artifact.encryption does not match artifact.stages');

@@ -3,6 +3,18 @@ import type { Sidecar, StageRecordJson } from './sidecar-schema.js';
 export type { Sidecar, StageRecordJson, TableCount, Verification } from './sidecar-schema.js';
 
 /**
+ * A sidecar without its per-table row counts: what the catalog index keeps of a backup
+ * (catalog-index.ts) and what list, status and prune need. A Sidecar is one too.
+ */
+export type SidecarSummary = Omit<Sidecar, 'tables'>;
+
+/** The sidecar without `tables` (a new object; the sidecar is not changed). */
+export function summaryOf(sidecar: Sidecar): SidecarSummary {
+  const { tables: _tables, ...summary } = sidecar;
+  return summary;
+}
+
+/**
  * The sidecar: `<root>/<profile>/<id>.json`, the catalog entry of one backup.
  *
  * Contract:

@@ -19,9 +19,12 @@ function describeScope(scope: BackupScope): string {
   return scope.locations.map((l) => l.storage.location).join(', ');
 }
 
-/** Completed backups from their sidecars, newest first; unreadable sidecars become warnings. */
+/**
+ * Completed backups from their sidecars (as summaries, without `tables`: through the
+ * catalog index, see Catalog.summaries), newest first; unreadable sidecars become warnings.
+ */
 export async function listBackups(request: ListRequest): Promise<ListResult> {
-  const scanned = await scanScope(request.scope);
+  const scanned = await scanScope(request.scope, { summaries: true });
   let backups = scanned.backups.map((b) => b.sidecar);
   if (request.tag !== undefined) backups = backups.filter((b) => b.tags.includes(request.tag as string));
   if (request.since !== undefined) {

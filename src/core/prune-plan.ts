@@ -1,5 +1,5 @@
 import { artifactKey, sidecarKey, type IncompleteEntry } from '../catalog/catalog.js';
-import type { Sidecar } from '../catalog/sidecar.js';
+import type { SidecarSummary } from '../catalog/sidecar.js';
 import { applyRetention, type KeepReason, type RetentionCandidate, type RetentionPolicy } from '../retention/policy.js';
 
 /**
@@ -78,8 +78,8 @@ export interface PrunePlan {
 }
 
 /** True when the latest verification (by time) of the backup passed. */
-export function isVerified(sidecar: Sidecar): boolean {
-  let latest: Sidecar['verifications'][number] | undefined;
+export function isVerified(sidecar: SidecarSummary): boolean {
+  let latest: SidecarSummary['verifications'][number] | undefined;
   for (const v of sidecar.verifications) {
     if (latest === undefined || Date.parse(v.at) >= Date.parse(latest.at)) latest = v;
   }
@@ -87,7 +87,7 @@ export function isVerified(sidecar: Sidecar): boolean {
 }
 
 /** A backup's storage keys in removal order (its sidecar FIRST, then artifact and globals) and their bytes. */
-export function backupKeys(sidecar: Sidecar): { keys: string[]; bytes: number } {
+export function backupKeys(sidecar: SidecarSummary): { keys: string[]; bytes: number } {
   const keys = [sidecarKey(sidecar.profile, sidecar.id)];
   let bytes = 0;
   // parseSidecar already refuses file names of another backup; checked again: prune deletes.
@@ -109,7 +109,7 @@ export function backupKeys(sidecar: Sidecar): { keys: string[]; bytes: number } 
  * (removed when its newest file is at least `leftoverAgeMs` old). Changes nothing.
  */
 export function planPrune(
-  sidecars: readonly Sidecar[],
+  sidecars: readonly SidecarSummary[],
   incomplete: readonly IncompleteEntry[],
   policy: RetentionPolicy,
   now: Date,
@@ -117,7 +117,7 @@ export function planPrune(
   damage: ReadonlyMap<string, readonly string[]> = new Map(),
 ): PrunePlan {
   const byId = new Map(sidecars.map((s) => [s.id, s]));
-  const isDamaged = (s: Sidecar) => (damage.get(`${s.profile}/${s.id}`)?.length ?? 0) > 0;
+  const isDamaged = (s: SidecarSummary) => (damage.get(`${s.profile}/${s.id}`)?.length ?? 0) > 0;
   const candidates: RetentionCandidate[] = sidecars.map((s) => ({
     id: s.id,
     createdAt: new Date(s.startedAt),
@@ -127,7 +127,7 @@ export function planPrune(
     verified: isVerified(s),
   }));
   const items: PruneItem[] = applyRetention(candidates, policy, now).map((decision) => {
-    const sidecar = byId.get(decision.id) as Sidecar;
+    const sidecar = byId.get(decision.id) as SidecarSummary;
     const reasons = decision.reasons.map((reason) => FROM_KEEP_REASON[reason]);
     return {
       kind: 'backup',

@@ -1,9 +1,10 @@
-import { Catalog } from '../catalog/catalog.js';
+import { backupRef, Catalog, type ScanResult } from '../catalog/catalog.js';
+import { SidecarError, summaryOf, type SidecarSummary } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
 import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
-import type { Storage } from '../storage/storage.js';
+import { NotFoundError, type Storage } from '../storage/storage.js';
 import { acquireProfileLock } from './lock.js';
-import { planPrune, type PruneItem } from './prune-plan.js';
+import { planPrune, type PruneItem, type PrunePlan } from './prune-plan.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
 
@@ -108,20 +109,34 @@ export async function pruneBackups(request: PruneRequest, runtime: Runtime): Pro
 
 async function planAndApply(storage: Storage, request: PruneRequest, runtime: Runtime): Promise<PruneResult> {
   const { reporter } = runtime;
-  let scanned;
-  try {
-    scanned = await new Catalog(storage).scan(request.profile);
-  } catch (error) {
-    throw storageError(error, storage.location, 'listing backups', 'read');
+  const catalog = new Catalog(storage, { debug: (message) => reporter.debug(message) });
+  const now = runtime.now();
+  const scan = async (ignoreIndex: boolean) => {
+    try {
+      return await catalog.summaries(request.profile, { ignoreIndex });
+    } catch (error) {
+      throw storageError(error, storage.location, 'listing backups', 'read');
+    }
+  };
+  let scanned = await scan(false);
+  let plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs, scanned.damage);
+  if (!request.dryRun) {
+    // What is removed, and what the safety rules keep, is confirmed from the sidecars
+    // themselves: a stale or lying catalog index never decides a removal on its own word.
+    const disagree = await unconfirmed(catalog, scanned, plan, now);
+    if (disagree.length > 0) {
+      reporter.warn(
+        `the catalog index of profile "${request.profile}" disagrees with ${disagree.length} sidecar(s) (${disagree.slice(0, 3).join(', ')}${disagree.length > 3 ? ', ...' : ''}): planning again from every sidecar`,
+      );
+      scanned = await scan(true);
+      plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs, scanned.damage);
+    }
   }
   for (const warning of scanned.warnings) reporter.warn(`${warning} (left alone by prune)`);
-  const now = runtime.now();
-  const plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs, scanned.damage);
   for (const [key, problems] of scanned.damage) reporter.warn(`backup ${key} is damaged (${problems.join('; ')}): kept, and not counted as a good backup`);
 
   // Belt and braces over the pure policy: the newest good backup is never removed.
-  const good = scanned.backups.filter((b) => !scanned.damage.has(`${b.profile}/${b.id}`));
-  const newest = good.find((b) => Date.parse(b.startedAt) <= now.getTime()) ?? good[0];
+  const newest = newestGood(scanned, now);
   if (newest && plan.items.some((item) => item.kind === 'backup' && item.id === newest.id && item.action === 'remove')) {
     throw new BackupctlError(`internal error: the retention plan would remove the newest backup ${newest.id}; nothing was removed`);
   }
@@ -175,6 +190,49 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
     }
   }
   return result;
+}
+
+/** The newest good (not damaged) backup, not counting backups from the future. */
+function newestGood(scanned: ScanResult<SidecarSummary>, now: Date): SidecarSummary | undefined {
+  const good = scanned.backups.filter((b) => !scanned.damage.has(backupRef(b)));
+  return good.find((b) => Date.parse(b.startedAt) <= now.getTime()) ?? good[0];
+}
+
+/**
+ * Re-reads from their sidecars the backups of `plan` whose summaries came from the catalog
+ * index and that decide what is removed: every backup to remove, and those kept as the
+ * newest successful or newest verified (and the newest good one). Returns those whose
+ * sidecar is not what the index said (or is gone, or unreadable), as `<profile>/<id>`.
+ */
+async function unconfirmed(catalog: Catalog, scanned: ScanResult<SidecarSummary>, plan: PrunePlan, now: Date): Promise<string[]> {
+  const byRef = new Map(scanned.backups.map((b) => [backupRef(b), b]));
+  const newest = newestGood(scanned, now);
+  const deciding = plan.items
+    .filter((item) => item.kind === 'backup')
+    .filter((item) => item.action === 'remove' || item.reasons.includes('newest-successful') || item.reasons.includes('newest-verified') || item.id === newest?.id)
+    .map((item) => `${item.profile}/${item.id}`)
+    .filter((ref) => scanned.indexed.has(ref));
+  const disagree: string[] = [];
+  await mapLimit(deciding, 8, async (ref) => {
+    const summary = byRef.get(ref) as SidecarSummary;
+    let fresh: SidecarSummary | null = null;
+    try {
+      fresh = summaryOf(await catalog.read(summary.profile, summary.id));
+    } catch (error) {
+      if (!(error instanceof SidecarError) && !(error instanceof NotFoundError)) throw error;
+    }
+    if (fresh === null || JSON.stringify(fresh) !== JSON.stringify(summary)) disagree.push(ref);
+  });
+  return disagree.sort();
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
 }
 
 function count(result: PruneResult, item: PruneItem): void {

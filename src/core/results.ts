@@ -1,5 +1,5 @@
 import type { IncompleteEntry } from '../catalog/catalog.js';
-import type { Sidecar } from '../catalog/sidecar.js';
+import type { Sidecar, SidecarSummary } from '../catalog/sidecar.js';
 
 /** What `create` returns: the new backup's sidecar and where it was stored. */
 export interface CreateResult {
@@ -15,8 +15,8 @@ export type { IncompleteEntry } from '../catalog/catalog.js';
 
 export interface ListResult {
   storage: string;
-  /** Completed backups, newest first. */
-  backups: Sidecar[];
+  /** Completed backups, newest first: their sidecars without `tables` (`show` has those). */
+  backups: SidecarSummary[];
   /** Only filled with `list --all`. */
   incomplete: IncompleteEntry[];
   /** Sidecars that could not be read (named, the rest still lists). */

@@ -1,11 +1,11 @@
-import { backupRef, Catalog, type IncompleteEntry } from '../catalog/catalog.js';
+import { backupRef, Catalog, sortNewestFirst, type IncompleteEntry, type ScanResult } from '../catalog/catalog.js';
 import { ID_REF_PATTERN, matchIds } from '../catalog/id.js';
-import type { Sidecar } from '../catalog/sidecar.js';
+import { SidecarError, type Sidecar, type SidecarSummary } from '../catalog/sidecar.js';
 import { settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
-import type { Storage } from '../storage/storage.js';
+import { NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
 
 /**
@@ -22,14 +22,14 @@ export interface BackupScope {
 }
 
 /** A backup and the storage it lives in. */
-export interface LocatedBackup {
-  sidecar: Sidecar;
+export interface LocatedBackup<S extends SidecarSummary = Sidecar> {
+  sidecar: S;
   storage: Storage;
   catalog: Catalog;
 }
 
-export interface ScopeScan {
-  backups: LocatedBackup[];
+export interface ScopeScan<S extends SidecarSummary = Sidecar> {
+  backups: Array<LocatedBackup<S>>;
   incomplete: IncompleteEntry[];
   warnings: string[];
   /** See ScanResult.damage, keyed by `<profile>/<id>`. */
@@ -43,7 +43,7 @@ type StorageRuntime = Pick<Runtime, 'env' | 'cwd' | 'reporter'>;
 export function backupScope(settings: ResolvedSettings, runtime: StorageRuntime): BackupScope {
   const locations = storagesInScope(settings).map((location) => {
     const storage = storageAt(runtime, location, settings.storageSettings(location));
-    return { location, storage, catalog: new Catalog(storage) };
+    return { location, storage, catalog: new Catalog(storage, { debug: (message) => runtime.reporter.debug(message) }) };
   });
   return { settings, runtime, profile: settings.named, locations };
 }
@@ -51,18 +51,23 @@ export function backupScope(settings: ResolvedSettings, runtime: StorageRuntime)
 /**
  * Reads every sidecar in scope, newest first. A named profile that is neither configured
  * nor present in its storage is a usage error (exit 2): a typo must not read as "no backups".
+ * With `summaries`, backups come as summaries (sidecars without `tables`) from the catalog
+ * index where it holds (Catalog.summaries): for commands that show or weigh backups, never
+ * for those that write a sidecar back or act on one.
  */
-export async function scanScope(scope: BackupScope, options: { doing?: string } = {}): Promise<ScopeScan> {
-  const result: ScopeScan = { backups: [], incomplete: [], warnings: [], damage: new Map(), profilesFound: [] };
+export async function scanScope(scope: BackupScope, options: { doing?: string; summaries: true }): Promise<ScopeScan<SidecarSummary>>;
+export async function scanScope(scope: BackupScope, options?: { doing?: string; summaries?: false }): Promise<ScopeScan<Sidecar>>;
+export async function scanScope(scope: BackupScope, options: { doing?: string; summaries?: boolean } = {}): Promise<ScopeScan<SidecarSummary>> {
+  const result: ScopeScan<SidecarSummary> = { backups: [], incomplete: [], warnings: [], damage: new Map(), profilesFound: [] };
   const found = new Set<string>();
   for (const { storage, catalog } of scope.locations) {
     try {
-      const scanned = await catalog.scan(scope.profile);
+      const scanned: ScanResult<SidecarSummary> = options.summaries ? await catalog.summaries(scope.profile) : await catalog.scan(scope.profile);
       for (const sidecar of scanned.backups) result.backups.push({ sidecar, storage, catalog });
       result.incomplete.push(...scanned.incomplete);
       result.warnings.push(...scanned.warnings);
       for (const [key, problems] of scanned.damage) result.damage.set(key, problems);
-      for (const profile of scope.profile === undefined ? await catalog.profiles() : []) found.add(profile);
+      if (scope.profile === undefined) for (const profile of scanned.profiles) found.add(profile);
     } catch (error) {
       throw storageError(error, storage.location, options.doing ?? 'listing backups', 'read');
     }
@@ -72,7 +77,7 @@ export async function scanScope(scope: BackupScope, options: { doing?: string } 
     else await assertKnownProfile(scope);
   }
   result.profilesFound = [...found].sort();
-  result.backups.sort((a, b) => newestFirst(a.sidecar, b.sidecar));
+  result.backups = sortNewestFirst(result.backups, (backup) => backup.sidecar);
   return result;
 }
 
@@ -116,12 +121,6 @@ async function profilesPresent(storage: Storage, wanted: string): Promise<string
   }
 }
 
-function newestFirst(a: Sidecar, b: Sidecar): number {
-  const byTime = Date.parse(b.startedAt) - Date.parse(a.startedAt);
-  if (byTime !== 0) return byTime;
-  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
-}
-
 /**
  * Finds one backup: `latest` (the newest completed backup in scope, narrowed by `tag`), a
  * whole id, or a unique prefix of an id or of its random part. Not found, and an ambiguous
@@ -131,8 +130,7 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
   const where = scope.profile ? `profile "${scope.profile}"` : 'any profile';
   const storages = scope.locations.map((l) => l.storage.location).join(', ');
   if (ref === 'latest') {
-    const scanned = await scanScope(scope);
-    const found = scanned.backups.find((b) => options.tag === undefined || b.sidecar.tags.includes(options.tag));
+    const found = options.tag === undefined ? await newestReadable(scope) : await newestTagged(scope, options.tag);
     if (!found) {
       throw new BackupctlError(`no completed backup in ${where}${options.tag ? ` tagged "${options.tag}"` : ''} at ${storages}`, {
         exitCode: ExitCode.USAGE,
@@ -174,6 +172,78 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
   const [match] = matches as [(typeof matches)[number]];
   const sidecar = await match.location.catalog.readForUse(match.profile, match.id);
   return { sidecar, storage: match.location.storage, catalog: match.location.catalog };
+}
+
+/** Reads a sidecar for `latest`: null when it cannot be read (or is gone), so that the next one is taken. */
+async function readOrSkip(catalog: Catalog, profile: string, id: string): Promise<Sidecar | null> {
+  try {
+    return await catalog.read(profile, id);
+  } catch (error) {
+    if (error instanceof SidecarError || error instanceof NotFoundError) return null;
+    throw error;
+  }
+}
+
+/**
+ * `latest`: the newest readable backup in scope, reading as few sidecars as it can. Ids
+ * begin with their start time (to the second), so the listing orders them: the sidecars
+ * of the newest second are read (usually one) and the newest of those by start time wins,
+ * as list orders them; an unreadable one is skipped for the next second down.
+ */
+async function newestReadable(scope: BackupScope): Promise<LocatedBackup | null> {
+  const candidates: Array<{ profile: string; id: string; location: BackupScope['locations'][number] }> = [];
+  for (const location of scope.locations) {
+    try {
+      for (const entry of await location.catalog.completed(scope.profile)) candidates.push({ ...entry, location });
+    } catch (error) {
+      throw storageError(error, location.storage.location, 'listing backups', 'read');
+    }
+  }
+  if (candidates.length === 0) {
+    await assertKnownProfile(scope);
+    return null;
+  }
+  // Stable: for one id in several storages, the first storage in scope comes first (as in list).
+  candidates.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  const SECOND = 'YYYYMMDDTHHMMSSZ'.length;
+  for (let start = 0; start < candidates.length; ) {
+    let end = start + 1;
+    while (end < candidates.length && (candidates[end] as (typeof candidates)[number]).id.slice(0, SECOND) === (candidates[start] as (typeof candidates)[number]).id.slice(0, SECOND)) end += 1;
+    const read: LocatedBackup[] = [];
+    for (const { profile, id, location } of candidates.slice(start, end)) {
+      let sidecar: Sidecar | null;
+      try {
+        sidecar = await readOrSkip(location.catalog, profile, id);
+      } catch (error) {
+        throw storageError(error, location.storage.location, `reading backup ${profile}/${id}`, 'read');
+      }
+      if (sidecar) read.push({ sidecar, storage: location.storage, catalog: location.catalog });
+    }
+    const [newest] = sortNewestFirst(read, (backup) => backup.sidecar);
+    if (newest) return newest;
+    start = end;
+  }
+  return null;
+}
+
+/**
+ * `latest --tag`: the newest backup carrying the tag, found through the catalog (its index)
+ * and confirmed from its own sidecar, which is what the caller gets; one that no longer
+ * carries the tag, or cannot be read, is skipped for the next.
+ */
+async function newestTagged(scope: BackupScope, tag: string): Promise<LocatedBackup | null> {
+  const scanned = await scanScope(scope, { summaries: true });
+  for (const candidate of scanned.backups) {
+    if (!candidate.sidecar.tags.includes(tag)) continue;
+    let sidecar: Sidecar | null;
+    try {
+      sidecar = await readOrSkip(candidate.catalog, candidate.sidecar.profile, candidate.sidecar.id);
+    } catch (error) {
+      throw storageError(error, candidate.storage.location, `reading backup ${backupRef(candidate.sidecar)}`, 'read');
+    }
+    if (sidecar?.tags.includes(tag)) return { sidecar, storage: candidate.storage, catalog: candidate.catalog };
+  }
+  return null;
 }
 
 export { backupRef };

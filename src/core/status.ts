@@ -18,11 +18,11 @@
  *   a succeeded run in the log, whichever finished later. On unless --allow-failures.
  * Ages are measured from when a backup finished (its sidecar's finishedAt).
  */
-import { Catalog } from '../catalog/catalog.js';
+import { Catalog, narrowListing, sortNewestFirst, type Listing } from '../catalog/catalog.js';
 import { ID_PATTERN, isProfileName } from '../catalog/id.js';
 import { RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
 import { readRunLog } from '../catalog/runlog-schema.js';
-import type { Sidecar } from '../catalog/sidecar.js';
+import type { SidecarSummary } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
 import { ExitCode, usageError } from '../errors.js';
@@ -120,8 +120,8 @@ export interface StatusResult {
 export interface EvaluateInput {
   profile: string;
   storage: string;
-  /** The profile's completed backups (any order). */
-  backups: readonly Sidecar[];
+  /** The profile's completed backups (any order; summaries will do: `tables` is not used). */
+  backups: readonly SidecarSummary[];
   /** The profile's run log (any order). */
   runs: readonly RunEntry[];
   /** Backups whose stored files are not what their sidecar says, by `<profile>/<id>` (Catalog.scan). */
@@ -130,14 +130,8 @@ export interface EvaluateInput {
   now: Date;
 }
 
-function newestFirst(a: { startedAt: string; id: string }, b: { startedAt: string; id: string }): number {
-  const byTime = Date.parse(b.startedAt) - Date.parse(a.startedAt);
-  if (byTime !== 0) return byTime;
-  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
-}
-
 /** Backups are compared by size only with backups of the same contents and encoding. */
-function shapeOf(s: Sidecar): string {
+function shapeOf(s: SidecarSummary): string {
   const d = s.dump;
   return JSON.stringify([
     d.format,
@@ -168,7 +162,7 @@ function seconds(ms: number): number {
 export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   const { thresholds, now } = input;
   const nowMs = now.getTime();
-  const backups = [...input.backups].sort(newestFirst);
+  const backups = sortNewestFirst(input.backups, (backup) => backup);
   const newest = backups[0] ?? null;
   const problems: StatusProblem[] = [];
 
@@ -200,7 +194,11 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   let size: ProfileStatus['size'] = null;
   if (newest) {
     const shape = shapeOf(newest);
-    const previous = backups.slice(1).filter((b) => shapeOf(b) === shape).slice(0, SIZE_COMPARE_COUNT);
+    const previous: SidecarSummary[] = [];
+    for (const backup of backups.slice(1)) {
+      if (previous.length === SIZE_COMPARE_COUNT) break;
+      if (shapeOf(backup) === shape) previous.push(backup);
+    }
     const previousMedian = median(previous.map((b) => b.artifact.bytes));
     const ratio = previousMedian !== null && previousMedian > 0 ? newest.artifact.bytes / previousMedian : null;
     size = { bytes: newest.artifact.bytes, previousMedianBytes: previousMedian, previousCount: previous.length, ratio };
@@ -312,7 +310,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
  * one: its verdict is in the backup's sidecar, and the verification check reports it for
  * as long as it stands (a backup removed since is no problem any more).
  */
-export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly Sidecar[]): RunEntry[] {
+export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly SidecarSummary[]): RunEntry[] {
   // Runs of a command to one target (a copy's destination) are judged together: a good
   // copy to one storage does not hide a failing copy to another.
   const kind = (run: Pick<RunEntry, 'command' | 'target'>) => `${run.command}\u0000${run.target ?? ''}`;
@@ -408,44 +406,53 @@ export function profilesInListing(keys: readonly string[]): string[] {
 /**
  * The profiles to check: the one named by --profile / BACKUPCTL_PROFILE (which must be
  * configured or present in its storage); otherwise every profile of the config (in its own
- * storage) and every profile found in the storages in scope.
+ * storage) and every profile found in the storages in scope. Also the listings made on the
+ * way, by storage location, for the scans to reuse.
  */
-async function targets(request: StatusRequest): Promise<Target[]> {
+async function targets(request: StatusRequest): Promise<{ targets: Target[]; listings: Map<string, Listing> }> {
   const { settings } = request;
   const scope = backupScope(settings, request.runtime);
+  const listings = new Map<string, Listing>();
   if (settings.named !== undefined) {
     await assertKnownProfile(scope);
-    return [{ profile: settings.named, storage: settingsOf(settings, settings.named).storage }];
+    return { targets: [{ profile: settings.named, storage: settingsOf(settings, settings.named).storage }], listings };
   }
   const found = new Map<string, Target>();
   for (const profile of settings.profiles.values()) found.set(profile.name, { profile: profile.name, storage: profile.storage });
-  for (const { location, storage } of scope.locations) {
-    let keys: string[];
+  for (const { location, storage, catalog } of scope.locations) {
+    let listing: Listing;
     try {
-      keys = (await storage.list('')).map((object) => object.key);
+      listing = await catalog.listing();
     } catch (error) {
       throw storageError(error, storage.location, 'listing profiles', 'read');
     }
-    for (const name of profilesInListing(keys)) {
+    listings.set(location, listing);
+    for (const name of profilesInListing(listing.objects.map((object) => object.key))) {
       if (!found.has(name)) found.set(name, { profile: name, storage: location });
     }
   }
-  return [...found.values()].sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : 0));
+  const sorted = [...found.values()].sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : 0));
+  return { targets: sorted, listings };
 }
 
-/** Reads every profile's sidecars and run log and evaluates them. */
+/** Reads every profile's sidecars (as summaries, through the catalog index) and run log, and evaluates them. */
 export async function checkStatus(request: StatusRequest): Promise<StatusResult> {
   const { settings } = request;
   const warnings: string[] = [];
   const profiles: ProfileStatus[] = [];
-  for (const target of await targets(request)) {
+  const found = await targets(request);
+  for (const target of found.targets) {
     const thresholds = resolveThresholds(request.thresholds, settingsOf(settings, target.profile).status);
     const storage = storageAt(request.runtime, target.storage, settings.storageSettings(target.storage));
-    let backups: Sidecar[];
+    let backups: SidecarSummary[];
     let runs: RunEntry[];
     let damage: Map<string, string[]>;
     try {
-      const scanned = await new Catalog(storage).scan(target.profile);
+      // The listing made to find the profiles, when it covers this one (one listing, not two).
+      const listed = found.listings.get(target.storage);
+      const listing = listed ? (narrowListing(listed, target.profile) ?? undefined) : undefined;
+      const catalog = new Catalog(storage, { debug: (message) => request.runtime.reporter.debug(message) });
+      const scanned = await catalog.summaries(target.profile, { listing });
       warnings.push(...scanned.warnings);
       backups = scanned.backups;
       damage = scanned.damage;

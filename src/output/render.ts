@@ -5,7 +5,7 @@
  * Everything read from a sidecar is passed through `sanitize` before it reaches the
  * terminal: a sidecar comes from storage and may have been edited by anyone.
  */
-import type { Sidecar, Verification } from '../catalog/sidecar.js';
+import type { Sidecar, SidecarSummary, Verification } from '../catalog/sidecar.js';
 import type { CreateResult, IncompleteEntry, ListResult, ShowResult } from '../core/results.js';
 import { BackupctlError } from '../errors.js';
 import {
@@ -22,7 +22,7 @@ import { renderKeyValues, renderTable, type Column } from './table.js';
 type Pairs = Array<readonly [string, string]>;
 
 /** The most recent verification by time (not by array position), or null. */
-export function latestVerification(sidecar: Sidecar): Verification | null {
+export function latestVerification(sidecar: SidecarSummary): Verification | null {
   let latest: Verification | null = null;
   for (const v of sidecar.verifications) {
     if (latest === null || Date.parse(v.at) >= Date.parse(latest.at)) latest = v;
@@ -104,14 +104,14 @@ function timeWithAge(iso: string, now: Date, seconds: boolean): string {
   return `${formatTimestamp(iso, { seconds })} (${formatAge(new Date(iso), now)})`;
 }
 
-function verifiedCell(sidecar: Sidecar, style: Style, now: Date): string {
+function verifiedCell(sidecar: SidecarSummary, style: Style, now: Date): string {
   const v = latestVerification(sidecar);
   if (v === null) return style.dim('never');
   if (v.result === 'passed') return style.ok(`passed ${v.level} ${formatAge(new Date(v.at), now)}`);
   return style.error(`FAILED ${v.level}`);
 }
 
-function listRow(s: Sidecar, style: Style, now: Date, problems: readonly string[] | undefined): string[] {
+function listRow(s: SidecarSummary, style: Style, now: Date, problems: readonly string[] | undefined): string[] {
   return [
     style.id(t(s.id)),
     t(s.profile),
@@ -352,6 +352,33 @@ export function renderJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
 
+/** Bytes of JSON text gathered before one write (writeJson). */
+const JSON_CHUNK_CHARS = 256 * 1024;
+
+/**
+ * Writes renderJson(value), byte for byte, without ever holding all of it: a top-level
+ * array is written element by element, in chunks (`list --json` over 10,000 backups is
+ * tens of megabytes of text).
+ */
+export function writeJson(out: { write(text: string): unknown }, value: unknown): void {
+  if (!Array.isArray(value) || value.length === 0) {
+    out.write(renderJson(value));
+    return;
+  }
+  let chunk = '[\n';
+  for (const [index, element] of (value as unknown[]).entries()) {
+    // What JSON.stringify(array, null, 2) writes for an element: its own text indented one
+    // level (a newline inside a JSON string is always escaped), `null` for what has none.
+    const text = (JSON.stringify(element, null, 2) as string | undefined) ?? 'null';
+    chunk += `  ${text.replaceAll('\n', '\n  ')}${index === value.length - 1 ? '\n]\n' : ',\n'}`;
+    if (chunk.length >= JSON_CHUNK_CHARS) {
+      out.write(chunk);
+      chunk = '';
+    }
+  }
+  if (chunk !== '') out.write(chunk);
+}
+
 export interface CreateJson {
   id: string;
   profile: string;
@@ -383,8 +410,12 @@ export function createJson(result: CreateResult): CreateJson {
   };
 }
 
-/** A listed backup: its sidecar, its latest verification, and what is wrong with its stored files (empty when nothing). */
-export type ListedBackupJson = Sidecar & { verification: Verification | null; problems: string[] };
+/**
+ * A listed backup: its sidecar without `tables` (the per-table row counts: `show --json`
+ * prints them), its latest verification, and what is wrong with its stored files (empty
+ * when nothing).
+ */
+export type ListedBackupJson = SidecarSummary & { verification: Verification | null; problems: string[] };
 
 export interface IncompleteJson {
   id: string;

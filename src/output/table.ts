@@ -111,21 +111,27 @@ function joinLine(cells: string[]): string {
  */
 export function renderTable(columns: Column[], rows: string[][], style: Style): string {
   if (rows.length === 0) return '';
-  const widths = columns.map((column, i) =>
-    Math.max(displayWidth(column.header), ...rows.map((row) => displayWidth(row[i] ?? ''))),
-  );
-  const line = (cells: string[], decorate: (text: string) => string = (text) => text): string =>
+  // Each cell is measured once (a list of 10,000 backups has 80,000 of them).
+  const measured = rows.map((row) => columns.map((_, i) => displayWidth(row[i] ?? '')));
+  const widths = columns.map((column, i) => {
+    let width = displayWidth(column.header);
+    for (const cells of measured) width = Math.max(width, cells[i] ?? 0);
+    return width;
+  });
+  const line = (cells: readonly string[], cellWidths: readonly number[] | null, decorate: (text: string) => string = (text) => text): string =>
     joinLine(
       columns.map((column, i) => {
         const align = column.align ?? 'left';
         const raw = cells[i] ?? '';
         const text = raw === '' ? raw : decorate(raw);
         // The last left-aligned column needs no padding: it would only be trailing spaces.
-        return i === columns.length - 1 && align === 'left' ? text : pad(text, widths[i] ?? 0, align);
+        if (i === columns.length - 1 && align === 'left') return text;
+        const fill = ' '.repeat(Math.max(0, (widths[i] ?? 0) - (cellWidths?.[i] ?? displayWidth(text))));
+        return align === 'right' ? fill + text : text + fill;
       }),
     );
-  const out = [line(columns.map((column) => column.header), (text) => style.bold(text))];
-  for (const row of rows) out.push(line(row));
+  const out = [line(columns.map((column) => column.header), null, (text) => style.bold(text))];
+  for (const [index, row] of rows.entries()) out.push(line(row, measured[index] ?? null));
   return `${out.join('\n')}\n`;
 }
 

@@ -34,7 +34,8 @@ import {
 } from './errors.js';
 import {
   assertKey,
-  isValidKey,
+  isValidSegment,
+  MAX_KEY_LENGTH,
   normalizePrefix,
   sortByKey,
   type GetOptions,
@@ -47,6 +48,8 @@ import {
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
+/** Files lstat'ed by list() between two turns of the event loop. */
+const LSTAT_BATCH = 512;
 /** Temporaries are dot-files: list() skips them, prune removes stale ones. */
 const TEMP_PREFIX = '.tmp-';
 
@@ -489,29 +492,36 @@ export class LocalStorage implements Storage {
       if (code === 'ENOENT' || code === 'ENOTDIR') return;
       throw fsError(error, keyPrefix, 'listing');
     }
-    const files: Array<{ key: string; path: string }> = [];
+    const files: string[] = [];
     for (const entry of entries) {
       if (entry.name.startsWith('.')) continue; // temporaries and probes, ours
       const key = keyPrefix === '' ? entry.name : `${keyPrefix}/${entry.name}`;
-      if (!isValidKey(key)) continue; // names we never write (spaces, odd characters) are not ours to report
+      // Names we never write (spaces, odd characters) are not ours to report. (The prefix is a valid key.)
+      if (key.length > MAX_KEY_LENGTH || !isValidSegment(entry.name)) continue;
       const kind = direntKind(entry);
       if (kind === 'directory') await this.walk(join(dir, entry.name), key, found, options);
-      else if (kind === 'file') files.push({ key, path: join(dir, entry.name) });
+      else if (kind === 'file') files.push(entry.name);
       else options.onHostile?.(key, kind);
     }
     // lstat (never stat): an entry swapped for a symlink since readdir is reported, not followed.
-    await mapLimit(files, 64, async ({ key, path }) => {
-      let info: Stats;
-      try {
-        info = await lstat(path);
-      } catch (error) {
-        if (errnoCode(error) === 'ENOENT') return; // removed meanwhile
-        throw fsError(error, key, 'listing');
+    // Synchronous, in batches with a turn of the event loop between them: a promise per
+    // file cost ~3x the system call (a listing of 30,000 files: 0.33 s against 0.1 s).
+    for (let start = 0; start < files.length; start += LSTAT_BATCH) {
+      if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+      for (const name of files.slice(start, start + LSTAT_BATCH)) {
+        const key = keyPrefix === '' ? name : `${keyPrefix}/${name}`;
+        let info: Stats | undefined;
+        try {
+          info = lstatSync(`${dir}${sep}${name}`, { throwIfNoEntry: false });
+        } catch (error) {
+          throw fsError(error, key, 'listing');
+        }
+        if (info === undefined) continue; // removed meanwhile
+        const kind = kindOf(info);
+        if (kind === 'file') found.push({ key, size: info.size, modifiedAt: info.mtime });
+        else if (kind !== 'directory') options.onHostile?.(key, kind);
       }
-      const kind = kindOf(info);
-      if (kind === 'file') found.push({ key, size: info.size, modifiedAt: info.mtime });
-      else if (kind !== 'directory') options.onHostile?.(key, kind);
-    });
+    }
   }
 
   async remove(key: string): Promise<void> {
@@ -663,15 +673,4 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-async function mapLimit<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await run(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -211,11 +211,19 @@ const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9_.:-]*$/;
 
 /** True when `key` is a valid key (see assertKey). */
 export function isValidKey(key: string): boolean {
-  if (key === '' || key.length > 1024) return false;
+  if (key === '' || key.length > MAX_KEY_LENGTH) return false;
   for (const segment of key.split('/')) {
-    if (!SEGMENT.test(segment) || segment.includes('..')) return false;
+    if (!isValidSegment(segment)) return false;
   }
   return true;
+}
+
+/** The longest valid key. */
+export const MAX_KEY_LENGTH = 1024;
+
+/** True when `segment` is one valid segment of a key (see assertKey). */
+export function isValidSegment(segment: string): boolean {
+  return SEGMENT.test(segment) && !segment.includes('..');
 }
 
 /** Rejects keys that could escape the storage root or hide as temporaries. */

@@ -1,0 +1,191 @@
+/**
+ * The catalog index: `<root>/<profile>/catalog-index.json`, a cache of the profile's
+ * sidecars without their `tables`, so that list, status, prune and `latest --tag` need
+ * not read every sidecar. Contract:
+ *
+ * - Sidecars are the one source of truth. The index is never the only record of a backup:
+ *   a backup is listed because its sidecar is in the storage's listing, and a sidecar the
+ *   index has no (usable) entry for is read. The index is rebuilt from the sidecars when it
+ *   is missing, unreadable or stale, and writing it is best effort: a failure is a debug
+ *   line, and a read-only storage lists as before (reading every sidecar).
+ * - Never trusted blindly. An entry is used only for a sidecar of this profile that the
+ *   listing shows now, with the size, modification time (and entity tag, where the store
+ *   has them) recorded when the entry was read from it, and modified at least
+ *   RACY_MARGIN_MS before the index itself was written (by the store's clock: a sidecar
+ *   rewritten within one tick of a coarse clock could otherwise keep both its size and its
+ *   time). Entries are validated like sidecars (the sidecar schema without `tables`, tied
+ *   to the id and profile of their key); a corrupt, oversized, foreign or hostile index is
+ *   ignored and rebuilt, an invalid entry is read again from its sidecar.
+ * - prune confirms from the sidecars themselves what it removes (core/prune.ts).
+ * - Written atomically (Storage.putBytes), one JSON document a line: a header
+ *   `{"format":"backupctl-catalog-index","version":1,"profile":"app","entries":10000}`, then
+ *   one entry a line, sorted by key:
+ *   `{"key":"app/<id>.json","size":6548,"modifiedAt":<ms>,"etag":null,"sidecar":{...}}`.
+ *   Its name is no backup id, so the catalog never takes it for a backup's file.
+ *
+ * zod is loaded with this module: catalog.ts imports it only when it lists backups.
+ */
+import * as z from 'zod';
+import type { ObjectInfo } from '../storage/storage.js';
+import { PROFILE_PATTERN } from './id.js';
+import type { SidecarSummary } from './sidecar.js';
+import { parseSidecarSummary } from './sidecar-schema.js';
+
+export const CATALOG_INDEX_FILE = 'catalog-index.json';
+export const CATALOG_INDEX_FORMAT = 'backupctl-catalog-index';
+export const CATALOG_INDEX_VERSION = 1;
+
+/**
+ * An entry is trusted only when its sidecar was last modified at least this long before
+ * the index was written: S3 and SFTP report times in whole seconds.
+ */
+export const RACY_MARGIN_MS = 1000;
+
+/** `<profile>/catalog-index.json` */
+export function catalogIndexKey(profile: string): string {
+  return `${profile}/${CATALOG_INDEX_FILE}`;
+}
+
+/**
+ * The most an index may weigh before it is refused unread: its entries are the profile's
+ * sidecars without `tables` in compact JSON, so never much more than the sidecars
+ * themselves (defaults a hand-written sidecar left out, and the key/size/time of each).
+ */
+export function maxIndexBytes(sidecars: readonly ObjectInfo[]): number {
+  let total = 1024 * 1024;
+  for (const object of sidecars) total += object.size + 1024;
+  return total;
+}
+
+const StampSchema = z.object({
+  key: z.string().max(1024),
+  size: z.number().int().nonnegative(),
+  modifiedAt: z.number().int(),
+  etag: z.string().max(1024).nullable(),
+});
+
+const HeaderSchema = z.object({
+  format: z.literal(CATALOG_INDEX_FORMAT),
+  version: z.literal(CATALOG_INDEX_VERSION),
+  profile: z.string().regex(PROFILE_PATTERN),
+});
+
+/** What the index records of a sidecar as listed: its key, size, time (ms) and entity tag. */
+export type Stamp = z.infer<typeof StampSchema>;
+
+export function stampOf(object: ObjectInfo): Stamp {
+  return { key: object.key, size: object.size, modifiedAt: object.modifiedAt.getTime(), etag: object.etag ?? null };
+}
+
+function sameStamp(a: Stamp, b: Stamp): boolean {
+  return a.key === b.key && a.size === b.size && a.modifiedAt === b.modifiedAt && a.etag === b.etag;
+}
+
+/** An index as read, against the listing of its profile's sidecars. */
+export interface IndexRead {
+  /** The summaries of the usable entries, by sidecar key. */
+  usable: Map<string, SidecarSummary>;
+  /**
+   * Every well-formed entry's stamp by key; for an entry not used although its stamp is
+   * current (too recent, or invalid), also what it held, so that a sidecar read again and
+   * found as recorded is no change.
+   */
+  recorded: Map<string, { stamp: Stamp; sidecar?: unknown }>;
+}
+
+/**
+ * Reads an index (one JSON document a line: the header, then one entry a line; read as a
+ * stream and parsed line by line, so that it is never one large buffer or string) against
+ * `listed`: the profile's sidecars as listed now, by key. An index that is not of this
+ * format, version and profile, or larger than `maxBytes`, is refused (the reason is
+ * returned, for a debug line); malformed lines and entries of other profiles are dropped.
+ * `writtenAt` is the index's own modification time (from the same listing).
+ */
+export async function readIndex(
+  source: AsyncIterable<Uint8Array | string>,
+  options: { profile: string; writtenAt: Date; maxBytes: number; listed: ReadonlyMap<string, { object: ObjectInfo; id: string }> },
+): Promise<IndexRead | string> {
+  const { profile, listed } = options;
+  const usable = new Map<string, SidecarSummary>();
+  const recorded = new Map<string, { stamp: Stamp; sidecar?: unknown }>();
+  const limit = options.writtenAt.getTime() - RACY_MARGIN_MS;
+  let header: boolean | string = false;
+  const line = (text: string): void => {
+    if (text.trim() === '') return;
+    const raw = parseLine(text);
+    if (header === false) {
+      const parsed = HeaderSchema.safeParse(raw);
+      if (!parsed.success) header = `not a catalog index of version ${CATALOG_INDEX_VERSION}`;
+      else if (parsed.data.profile !== profile) header = `the index of profile ${JSON.stringify(parsed.data.profile)}, not of ${profile}`;
+      else header = true;
+      return;
+    }
+    if (typeof raw !== 'object' || raw === null) return;
+    const stamp = StampSchema.safeParse(raw);
+    if (!stamp.success || !stamp.data.key.startsWith(`${profile}/`)) return;
+    const key = stamp.data.key;
+    const sidecar = (raw as { sidecar?: unknown }).sidecar;
+    const now = listed.get(key);
+    if (now === undefined || !sameStamp(stamp.data, stampOf(now.object))) {
+      recorded.set(key, { stamp: stamp.data });
+      return;
+    }
+    let summary: SidecarSummary | null = null;
+    if (stamp.data.modifiedAt <= limit) {
+      try {
+        summary = parseSidecarSummary(key, sidecar, { id: now.id, profile });
+      } catch {
+        summary = null;
+      }
+    }
+    if (summary) {
+      usable.set(key, summary);
+      recorded.set(key, { stamp: stamp.data });
+    } else {
+      recorded.set(key, { stamp: stamp.data, sidecar });
+    }
+  };
+
+  let rest: Buffer | null = null;
+  let total = 0;
+  for await (const piece of source) {
+    // Drivers' streams give Buffers; anything else is viewed as one (or encoded) the same.
+    const chunk = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    total += chunk.length;
+    if (total > options.maxBytes) return `larger than ${options.maxBytes} bytes`;
+    let at = 0;
+    for (let end = chunk.indexOf(10); end >= 0 && typeof header !== 'string'; end = chunk.indexOf(10, at)) {
+      line(rest ? Buffer.concat([rest, chunk.subarray(at, end)]).toString('utf8') : chunk.toString('utf8', at, end));
+      rest = null;
+      at = end + 1;
+    }
+    if (typeof header === 'string') return header;
+    if (at < chunk.length) rest = rest ? Buffer.concat([rest, chunk.subarray(at)]) : chunk.subarray(at);
+  }
+  if (rest) line(rest.toString('utf8'));
+  if (typeof header === 'string') return header;
+  if (header === false) return 'empty';
+  return { usable, recorded };
+}
+
+/** True when a sidecar read again (as `stamp`, giving `summary`) is what the index recorded of it. */
+export function unchanged(read: IndexRead | null, stamp: Stamp, summary: SidecarSummary): boolean {
+  const old = read?.recorded.get(stamp.key);
+  return old !== undefined && old.sidecar !== undefined && sameStamp(old.stamp, stamp) && JSON.stringify(old.sidecar) === JSON.stringify(summary);
+}
+
+/** The index's bytes: a header line, then one entry a line, sorted by key. */
+export function serializeIndex(profile: string, entries: ReadonlyArray<{ stamp: Stamp; sidecar: SidecarSummary }>): Buffer {
+  const sorted = [...entries].sort((a, b) => (a.stamp.key < b.stamp.key ? -1 : a.stamp.key > b.stamp.key ? 1 : 0));
+  const lines = [JSON.stringify({ format: CATALOG_INDEX_FORMAT, version: CATALOG_INDEX_VERSION, profile, entries: sorted.length })];
+  for (const { stamp, sidecar } of sorted) lines.push(JSON.stringify({ ...stamp, sidecar }));
+  return Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+}
+
+function parseLine(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
