@@ -161,7 +161,7 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
   for (const where of profile.settings.copies ?? []) {
     checks.push(
       await attempt('copies', async () => {
-        const destination = storageAt(runtime, where, settings.storageSettings(where));
+        const destination = storageAt(runtime, where, profile.settings.storageSettings);
         await destination.checkWritable(name);
         return `${destination.location}: writable`;
       }),

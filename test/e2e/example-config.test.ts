@@ -120,7 +120,7 @@ describe.skipIf(unavailable !== null)('backupctl.config.example.json, profile by
     expect(shown.dump.excludeSchemas).toEqual(['app_scratch']);
     expect(shown.tables.map((t) => `${t.schema}.${t.name}`)).toEqual(expect.arrayContaining(['public.orders', 'app_core.accounts']));
     expect(shown.tables.map((t) => `${t.schema}.${t.name}`)).not.toContain('public.user_sessions');
-    for (const command of ['backupctl list', 'backupctl verify latest', 'backupctl status', 'backupctl prune --dry-run']) {
+    for (const command of ['backupctl list', 'backupctl verify latest', 'backupctl status --profile app', 'backupctl prune --dry-run']) {
       const result = await run(command);
       expect(result.code, `${command}\n${result.stdout}\n${result.stderr}`).toBe(0);
     }
