@@ -66,6 +66,8 @@ const WRITE_PIECE = 64 * 1024;
 const WRITES_IN_FLIGHT = 32;
 const READ_PIECE = 64 * 1024;
 const READS_IN_FLIGHT = 8;
+/** How long close() waits for the server to end the connection before cutting it off. */
+const CLOSE_TIMEOUT_MS = 5_000;
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02): what ssh2 puts in `error.code`. */
 const SFTP = { EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, NO_CONNECTION: 6, CONNECTION_LOST: 7, OP_UNSUPPORTED: 8 } as const;
@@ -463,7 +465,15 @@ export class SftpStorage implements Storage {
     if (session) {
       session.alive = false;
       if (session.watchdog) clearInterval(session.watchdog);
+      // Waiting for the server to close the connection is work in flight: with the idle
+      // socket unref'd, nothing else may keep the event loop alive (a CLI run that closes
+      // its storages last), and Node would exit (code 13, unsettled await) before the end.
+      // A server that never answers the disconnect is cut off after a few seconds.
+      const socket = socketOf(session.client);
+      socket?.ref();
+      const cutOff = setTimeout(() => socket?.destroy(), CLOSE_TIMEOUT_MS);
       await session.client.end().catch(() => undefined);
+      clearTimeout(cutOff);
     }
   }
 
