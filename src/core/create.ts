@@ -302,6 +302,10 @@ async function store(ctx: DumpContext, source: Readable, baseSuffix: string): Pr
   try {
     await ctx.storage.put(key, chain.output, { signal: ctx.run.signal });
   } catch (error) {
+    // A driver stops reading the caller's stream when it fails, but leaves it open: closed
+    // here, so pg_dump sees its stdout go and exits (else it blocks on a full pipe, and the
+    // caller waiting for it hangs forever).
+    chain.output.destroy();
     if (ctx.runtime.signal.aborted) throw new InterruptedError();
     const reason: unknown = ctx.run.signal?.aborted ? ctx.run.signal.reason : undefined;
     throw storageError(reason instanceof BackupctlError ? reason : error, ctx.storage.location, 'writing the artifact');
@@ -384,7 +388,10 @@ async function dumpGlobals(ctx: GlobalsContext): Promise<Sidecar['globals']> {
   const digest = pipeThrough(pipeThrough(child.stdout, gateOnExit(child.done)), new DigestStream());
   ctx.written.push(key);
   try {
-    await ctx.storage.put(key, digest, { signal: ctx.run.signal });
+    await ctx.storage.put(key, digest, { signal: ctx.run.signal }).catch((error: unknown) => {
+      digest.destroy(); // as in store(): pg_dumpall must not block on a pipe nobody reads
+      throw error;
+    });
     await child.done;
     const { bytes, sha256 } = digest.digest();
     if (!rolePasswords) ctx.runtime.reporter.debug('globals dumped without role passwords (no access to pg_authid)');
