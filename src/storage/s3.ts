@@ -385,7 +385,8 @@ export class S3Storage implements Storage {
       }
       try {
         await writer.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.from('probe 2\n'), IfNoneMatch: '*' }));
-        this.runtime.warn(
+        // Handled safely (locks use write-then-check), so a note for --verbose, not a warning on every run.
+        this.runtime.debug(
           `${this.location}: the server ignores If-None-Match (a conditional write replaced an existing object); locks use write-then-check`,
         );
       } catch (error) {
@@ -491,12 +492,15 @@ export class S3Storage implements Storage {
         return false;
       }
     };
-    for (const id of uploadIds) await abortOne(id);
+    let warned = false;
+    for (const id of uploadIds) if (!(await abortOne(id))) warned = true;
     let listed: ListMultipartUploadsCommandOutput;
     try {
       listed = await writer.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: objectKey }), { abortSignal: deadline });
     } catch (error) {
-      if (uploadIds.size > 0) {
+      // One warning per failed clean-up: when an abort failed already, the operator knows
+      // the upload may be left (a second line for the same cause, a dead server, is noise).
+      if (uploadIds.size > 0 && !warned) {
         this.runtime.warn(`${this.location}: cannot check that the upload of ${key} was aborted: the server cannot list multipart uploads (${describeCause(error)})`);
       }
       return;
