@@ -158,6 +158,7 @@ describe.each(drivers)('the whole loop on $name', (driver) => {
   function ok(out: CliOutcome): CliOutcome {
     expect(out.code, out.stderr).toBe(0);
     expect(out.stderr, 'no warning').not.toMatch(/^warning:/m);
+    expect(out.stderr, "no Node or SDK process warning (the AWS SDK's NodeVersionSupportWarning)").not.toMatch(/\(node:\d+\)|Warning:/);
     expect(out.stderr, 'no stack trace').not.toMatch(/^\s+at\s/m);
     return out;
   }
