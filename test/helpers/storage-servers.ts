@@ -95,6 +95,8 @@ export interface S3rverServer {
   kill(): Promise<void>;
   /** Starts it again after kill(), on the same port and data directory; resolves once it listens. */
   restart(): Promise<void>;
+  /** The server process's pid (for the benchmarks' CPU accounting). */
+  readonly pid: number | undefined;
 }
 
 /**
@@ -136,6 +138,9 @@ export async function startS3rver(options: { bucket?: string; plain?: boolean } 
     restart: async () => {
       started = launch();
       await waitForPort(port, started.child, 's3rver (restarted)', started.output);
+    },
+    get pid() {
+      return started.child.pid;
     },
     incompleteUploads: async (prefix: string) => {
       const dirPath = path.join(dataDir, bucket, '._S3rver_uploads');
