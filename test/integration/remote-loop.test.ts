@@ -117,6 +117,8 @@ interface Listed {
   id: string;
   profile: string;
   verifications: Array<{ level: string; result: string }>;
+  artifact: { file: string };
+  globals: { status: string; file?: string };
 }
 
 const TABLES = ['public.customers', 'public.orders', 'audit.events', 'public.empty_table'];
@@ -179,7 +181,7 @@ describe.each(drivers)('the whole loop on $name', (driver) => {
     const [id] = ids;
     const out = ok(await bin(['show', id as string]));
     expect(out.stdout).toContain(id);
-    expect(out.stdout).toContain(`${id}.dump`);
+    expect(out.stdout).toMatch(new RegExp(`${id}\\.dump\\b`));
     expect(out.stdout).toMatch(/public\.orders\s+20,000/);
     expect(out.stdout).toContain(remote.url.split('?')[0]);
   });
@@ -251,8 +253,10 @@ describe.each(drivers)('the whole loop on $name', (driver) => {
   it.skipIf(driver.unavailable !== null)('left in the store: the surviving backup and the run log only (no lock, claim or probe)', async () => {
     const [, , third] = ids as [string, string, string];
     const profile = scratch.db;
-    expect(await remote.keys()).toEqual(
-      [`${profile}/${third}.dump`, `${profile}/${third}.globals.sql`, `${profile}/${third}.json`, `${profile}/runs.jsonl`].sort(),
-    );
+    const [backup] = await listed();
+    expect(backup?.id).toBe(third);
+    const files = [backup?.artifact.file, backup?.globals.file, `${third}.json`, 'runs.jsonl'];
+    expect(files.every((file) => file?.startsWith(third) || file === 'runs.jsonl'), JSON.stringify(files)).toBe(true);
+    expect(await remote.keys()).toEqual(files.map((file) => `${profile}/${file}`).sort());
   });
 });
