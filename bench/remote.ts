@@ -52,6 +52,8 @@ const CONFIG = {
 /** The targets: the backupctl process's peak RSS, and how much it may grow over a run. */
 const PEAK_RSS_LIMIT_MB = 150;
 const FLAT_LIMIT_MB = 10;
+/** The programs backupctl runs (their CPU and peak RSS are reported beside node's). */
+const CLIENT_PROGRAMS = ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql', 'zstd', 'age'];
 /** A run is flagged noisy when other people's processes burnt more than this many cores on average during it. */
 const NOISY_CORES = 0.25;
 
@@ -232,7 +234,7 @@ interface RunRecord {
   rssEarlyMb: number | null;
   rssLateMb: number | null;
   nodeCpuS: number;
-  /** pg_dump (create) or pg_restore (verify), summed over their processes. */
+  /** The client programs (pg_dump, pg_restore, zstd...), summed over their processes. */
   clientCpuS: number;
   clientPeakRssMb: number | null;
   s3rverCpuS: number;
@@ -273,8 +275,7 @@ async function measure(
   const s3CpuS = s3?.pid ? Math.max(0, (readStat(s3.pid)?.cpuS ?? 0) - s3Cpu0) : 0;
   check(result, `${operation} on ${side}`);
   const totalMs = result.wallS * 1000;
-  const client = operation === 'create' ? ['pg_dump'] : ['pg_restore'];
-  const clients = result.tree.filter((p) => client.includes(p.comm));
+  const clients = result.tree.filter((p) => CLIENT_PROGRAMS.includes(p.comm));
   const node = result.tree.find((p) => p.comm === 'node');
   const foreignS = foreign(busy, result) - s3CpuS;
   const record: RunRecord = {
@@ -364,6 +365,7 @@ interface Report {
   distHash: string;
   dataset: DatasetInfo;
   artifactMb: number;
+  artifactFile: string;
   records: RunRecord[];
   summaries: Summary[];
   totalS: number;
@@ -395,16 +397,16 @@ function section(rep: Report): string {
   L.push('```', '');
   L.push(
     `Data set: bench/dataset.ts grown to ${f1(mb(rep.dataset.sizeBytes))} MB (pg_database_size; ${rep.dataset.customers} customers, ${rep.dataset.orders} orders, ` +
-      `${rep.dataset.events} events); its backup (\`create\`, the default pg_dump -Fc compression) is ${f1(rep.artifactMb)} MB. ` +
+      `${rep.dataset.events} events); its backup (\`create\` with its defaults: \`${rep.artifactFile}\`) is ${f1(rep.artifactMb)} MB. ` +
       `backupctl: a frozen copy of bin/ + dist/ (dist sha256 ${rep.distHash}). local: \`--storage DIR\` on the same disk as s3rver's data; ` +
       `S3: \`--storage 's3://backups/bench?endpoint=http://127.0.0.1:PORT&region=us-east-1&path-style=true'\` (s3rver 3.7 through test/helpers/s3rver-server.mjs, ` +
-      `8 MiB parts, 4 in flight), credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY. Each round runs local and S3 back to back (order swapped every ` +
+      `the driver's default part size and parts in flight), credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY. Each round runs local and S3 back to back (order swapped every ` +
       `round); verify checks the backup its side's create just made. s3rver runs on the same 2 cores: its CPU is in the S3 runs' wall time. ` +
       `Medians of ${CONFIG.runs} rounds after ${CONFIG.warmup} warm-up; peak RSS is the maximum over the rounds.`,
   );
   L.push('');
   L.push(
-    '| operation | storage | median s | S3/local (medians) | S3/local (paired, median) | MB/s (artifact) | node peak RSS MB | /usr/bin/time %M MB | RSS MB 10-50 % -> 50-98 % | node CPU s | pg_dump / pg_restore CPU s (peak RSS MB) | s3rver CPU s | runs (s) |',
+    '| operation | storage | median s | S3/local (medians) | S3/local (paired, median) | MB/s (artifact) | node peak RSS MB | /usr/bin/time %M MB | RSS MB 10-50 % -> 50-98 % | node CPU s | client programs CPU s (peak RSS MB) | s3rver CPU s | runs (s) |',
   );
   L.push('|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|');
   for (const s of rep.summaries) {
@@ -414,7 +416,8 @@ function section(rep: Report): string {
         `${s.side === 's3' ? f2(s.s3rverCpuS) : '-'} | ${s.runs.map((r) => r.toFixed(2)).join(', ')} |`,
     );
   }
-  L.push('', ...verdicts(rep.summaries), '');
+  L.push('', '"client programs": pg_dump, pg_dumpall and zstd for create, pg_restore and zstd for verify (their CPU summed, the largest peak RSS).', '');
+  L.push(...verdicts(rep.summaries), '');
   L.push('Every run (warm-up marked w; "others" = CPU seconds of processes not ours during the run, noisy when above 0.25 cores):', '');
   L.push('| round | operation | storage | wall s | node peak RSS MB | %M MB | RSS early -> late MB | node CPU s | client CPU s | s3rver CPU s | machine busy cpu-s | others cpu-s | noisy |');
   L.push('|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|');
@@ -478,6 +481,7 @@ async function main(): Promise<void> {
   const storageOf = (side: Side): string => (side === 'local' ? local : url);
 
   const records: RunRecord[] = [];
+  let artifactFile = '';
   const rounds = [
     ...Array.from({ length: CONFIG.warmup }, (_, i) => ({ round: i + 1, warmup: true })),
     ...Array.from({ length: CONFIG.runs }, (_, i) => ({ round: i + 1, warmup: false })),
@@ -491,6 +495,7 @@ async function main(): Promise<void> {
       record.id = out.id;
       record.artifactBytes = out.bytes;
       made.set(side, out);
+      artifactFile ||= (JSON.parse(result.stdout) as { artifact?: string }).artifact ?? '';
       records.push(record);
       log(`  round ${round}${warmup ? ' (warm-up)' : ''} create ${side}: ${f2(record.wallS)} s, node peak ${f1(record.nodePeakRssMb)} MB, %M ${f1(record.timeMaxRssMb)} MB, s3rver ${f2(record.s3rverCpuS)} cpu-s${record.noisy ? ' (noisy)' : ''}`);
     }
@@ -515,7 +520,7 @@ async function main(): Promise<void> {
     `${nproc} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), shared with other sessions' work, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GB RAM, ` +
     `Linux ${os.release()}, node ${process.version}, PostgreSQL ${serverVersion}; peak RSS: ${haveGnuTime ? '/usr/bin/time -f %M and ' : ''}VmHWM polled every 50 ms`;
   const artifactMb = mb(median(records.filter((r) => r.operation === 'create').map((r) => r.artifactBytes)));
-  const rep: Report = { date: new Date().toISOString(), machine, distHash, dataset, artifactMb, records, summaries, totalS: (performance.now() - t0) / 1000 };
+  const rep: Report = { date: new Date().toISOString(), machine, distHash, dataset, artifactMb, artifactFile: artifactFile.replace(/^[^.]*/, '<id>'), records, summaries, totalS: (performance.now() - t0) / 1000 };
   const text = section(rep);
   log(text);
   if (CONFIG.write) {
