@@ -162,7 +162,8 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
     await local?.handle.close();
   }
   const scratch = await scratchDir(options.workDir, sidecar.id);
-  const dispose = () => rm(scratch, { recursive: true, force: true });
+  // A tar extractor that was stopped may still be finishing a file: retry rather than fail.
+  const dispose = () => rm(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   try {
     const source = await open(storage, key);
     const decoded = asIs ? null : openArtifact(source, sidecar.artifact.stages, { ...options.keys, expected: { stored: sidecar.artifact, plaintext: sidecar.artifact.plaintext } });
@@ -181,12 +182,19 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
     const stored = decoded ? (await decoded.verified).stored : (digest as DigestStream).digest();
     return { path, digest: Promise.resolve(stored), inPlace: false, dispose };
   } catch (error) {
-    await dispose();
+    // What is left, if anything, goes with the run's directory when the run ends.
+    await dispose().catch(() => undefined);
     if (options.signal?.aborted) throw error;
     // Damage (a tar that does not unpack, a stage that finds corruption, a digest that
     // differs): hash what is stored for the report.
     const damage = damageOf(error);
     if (damage !== null) throw new ArchiveUnreadableError(key, damage, await hashStored(storage, key, options.signal));
+    // A stage that cannot decode (no identity opens the header, a passphrase that does not
+    // fit) on bytes that differ from what was stored: that is damage, not a key problem.
+    if (error instanceof PipelineError) {
+      const stored = await hashStored(storage, key, options.signal);
+      if (stored.sha256 !== sidecar.artifact.sha256 || stored.bytes !== sidecar.artifact.bytes) throw new ArchiveUnreadableError(key, error.message, stored);
+    }
     throw error;
   }
 }
@@ -249,20 +257,31 @@ export async function readStoredFile(
 
 /**
  * source -> tar unpack into `dir`. node-tar refuses absolute paths and `..` (a hostile
- * archive cannot write outside `dir`); `close` fires once every file is written.
+ * archive cannot write outside `dir`); `close` fires once every file is written. On a
+ * failure the extractor is stopped and given a moment to finish the file it is writing,
+ * so that nothing is written into `dir` after this rejects.
  */
 async function unpack(source: Readable, dir: string, signal?: AbortSignal): Promise<void> {
   const { extract: tarExtract } = await import('tar'); // loaded only for directory-format backups
   return new Promise((resolve, reject) => {
     const sink = tarExtract({ cwd: dir, strict: true });
+    let failure: Error | null = null;
     const fail = (error: unknown) => {
+      if (failure) return;
+      failure = error instanceof Error ? error : new Error(String(error));
+      source.unpipe(sink);
       source.destroy();
-      reject(error instanceof Error ? error : new Error(String(error)));
+      const settled = () => reject(failure as Error);
+      sink.once('close', settled);
+      setTimeout(settled, 2_000).unref();
+      sink.end();
     };
     signal?.addEventListener('abort', () => fail(signal.reason), { once: true });
     source.on('error', fail);
     sink.on('error', (error: unknown) => fail(new UnpackError(error instanceof Error ? error.message : String(error))));
-    sink.on('close', () => resolve());
+    sink.on('close', () => {
+      if (!failure) resolve();
+    });
     source.pipe(sink);
   });
 }

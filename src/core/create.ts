@@ -93,7 +93,7 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
 
 /**
  * Refuses (exit 2) a dump the clients found cannot write, before any lock, connection or
- * notification: `--compress zstd` needs pg_dump 16 or later.
+ * notification: pg_dump's own lz4 or zstd (`--pg-compress`) needs pg_dump 16 or later.
  */
 export async function checkDumpSupport(profile: ResolvedProfile, runtime: Pick<Runtime, 'env'>): Promise<void> {
   const needed = minimumDumpMajorFor(profile.dump.compress);
@@ -101,9 +101,9 @@ export async function checkDumpSupport(profile: ResolvedProfile, runtime: Pick<R
   const found = await discoverClients('pg_dump', { pgBinDir: profile.pgBinDir, path: runtime.env.PATH });
   if (found.some((client) => client.major >= needed)) return;
   const seen = found.length === 0 ? 'no pg_dump was found' : `pg_dump found: ${found.map((c) => `${c.path} (${c.major})`).join(', ')}`;
-  throw new BackupctlError(`--compress ${profile.dump.compress} needs pg_dump ${needed} or later; ${seen}`, {
+  throw new BackupctlError(`--pg-compress ${profile.dump.compress} needs pg_dump ${needed} or later; ${seen}`, {
     exitCode: ExitCode.USAGE,
-    hint: `use --compress 0-9 or gzip[:LEVEL], or install the PostgreSQL ${needed}+ client (or set pgBinDir)`,
+    hint: `let backupctl compress instead (--compress zstd, the default, needs no particular pg_dump), use --pg-compress 0-9 or gzip, or install the PostgreSQL ${needed}+ client (or set pgBinDir)`,
   });
 }
 

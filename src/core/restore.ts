@@ -166,7 +166,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     }
     if (error instanceof ArchiveUnreadableError) {
       const differs = digestMismatches('artifact', sidecar.artifact, error.digest);
-      throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${[error.message, ...differs].join('; ')}`, {
+      throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${[...differs, error.message].join('; ')}`, {
         exitCode: ExitCode.VERIFY_FAILED,
         hint: 'restore another backup (backupctl list)',
       });

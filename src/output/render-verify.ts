@@ -18,7 +18,7 @@ function verdictOf(o: VerifyOutcome, style: Style): string {
 }
 
 function problems(outcome: VerifyOutcome): string[] {
-  return [...(outcome.error ? [outcome.error] : []), ...outcome.mismatches];
+  return [...outcome.mismatches, ...(outcome.error ? [outcome.error] : [])];
 }
 
 /** One block per backup for a single verification; a summary table for `--all`. */

@@ -116,7 +116,9 @@ export function buildWriteChain(source: Readable, stages: readonly Stage[], onPr
   pipeline(chain as [Readable, ...Duplex[]], () => undefined);
   return {
     suffix: stages.map((stage) => stage.suffix).join(''),
-    output: stored,
+    // The end of the chain: with identity stages (`none`) that is their pass-through, whose
+    // bytes are the plaintext digest's.
+    output: chain[chain.length - 1] as Readable,
     result: () => ({ plaintext: plaintext.digest(), stored: stored.digest(), stages: stages.map((stage) => stage.record()) }),
   };
 }
@@ -174,14 +176,16 @@ export function openArtifact(stored: Readable, records: readonly StageRecord[], 
   const chain: Array<Readable | Duplex> = [stored, storedDigest, ...decoders];
   if (plaintextDigest !== storedDigest) chain.push(plaintextDigest);
   pipeline(chain as [Readable, ...Duplex[]], () => undefined);
+  // The end of the chain: with identity stages (`none`), their pass-through.
+  const end = chain[chain.length - 1] as Readable;
   const verified = new Promise<{ stored: Digest; plaintext: Digest }>((resolve, reject) => {
-    finished(plaintextDigest, { writable: false }, (error) => {
+    finished(end, { writable: false }, (error) => {
       if (error) reject(error);
       else resolve({ stored: storedDigest.digest(), plaintext: plaintextDigest.digest() });
     });
   });
   verified.catch(() => undefined); // the stream reports the same failure; awaiting `verified` still rejects
-  return { stream: plaintextDigest, verified };
+  return { stream: end, verified };
 }
 
 /**

@@ -139,7 +139,7 @@ describe('a full round trip with the binary: create -> list -> show latest', () 
 
   it('wrote the artifact and the sidecar, and no temporaries', async () => {
     const files = await listFiles(storage);
-    expect(files).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`/${created.id}\\.json$`)), expect.stringMatching(new RegExp(`/${created.id}\\.dump$`))]));
+    expect(files).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`/${created.id}\\.json$`)), expect.stringMatching(new RegExp(`/${created.id}\\.dump\\.zst$`))]));
     expect(files.filter((file) => path.basename(file).startsWith('.'))).toEqual([]);
   });
 

@@ -44,6 +44,12 @@ const prepare: Record<string, () => Promise<void>> = {
     world.alias('1a2b3c', (made[2] as string).slice(17));
     world.alias('4d5e6f', (made[3] as string).slice(17));
   },
+  // rekey's first example turns a passphrase-encrypted backup over to a key.
+  async rekey() {
+    const run = await world.run(world.rewrite('backupctl create --profile app --passphrase-file /etc/backupctl/app.passphrase --json | jq -r .id'));
+    expect(run.code, run.stderr).toBe(0);
+    world.alias('7f3e9a', run.stdout.trim().slice(17));
+  },
 };
 
 describe('--help examples', () => {

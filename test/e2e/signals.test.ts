@@ -201,7 +201,7 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
       // public.small waits for the lock, with no --lock-wait-timeout to end the wait.
       const run = await startCreate(cannedBin, storage, async () => {
         const files = await listFiles(storage);
-        if (!files.some((file) => file.endsWith('.dump') && !path.basename(file).startsWith('.'))) return false;
+        if (!files.some((file) => file.endsWith('.dump.zst') && !path.basename(file).startsWith('.'))) return false;
         return (await countWaiters()) > 0;
       });
       const { result, elapsed } = await interrupt(run, signal);

@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, stat, symlink, writeFile, copyFile, rm } from
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, baseEnv } from '../helpers/cli.js';
+import { artifactPath } from '../helpers/backups.js';
 import { scratchSetup, tempDir } from '../helpers/failure-kit.js';
 
 const scratch = scratchSetup('hostile', {
@@ -56,7 +57,7 @@ describe('writes and deletes never leave the storage', () => {
   it('a profile directory that is a symlink to elsewhere: prune, list and create neither follow nor write there', async () => {
     const elsewhere = await tempDir('elsewhere');
     // Files that look like old backups and temporaries, and a sidecar for one of them.
-    await copyFile(path.join(storage, db, `${id}.dump`), path.join(elsewhere, '20200101T000000Z-aaaaaa.dump'));
+    await copyFile(await artifactPath(storage, db, id), path.join(elsewhere, '20200101T000000Z-aaaaaa.dump'));
     await writeFile(path.join(elsewhere, '.tmp-0123456789ab-20200101T000000Z-bbbbbb.dump'), 'partial');
     await writeFile(path.join(elsewhere, '20200101T000000Z-cccccc.dump'), 'no sidecar: an old leftover');
     const before = await snapshot(elsewhere);
@@ -79,7 +80,7 @@ describe('reads never leave the storage', () => {
     const other = await tempDir('hostile-st2');
     const victim = await createIn(other);
     const outside = await tempDir('outside');
-    const artifact = path.join(other, db, `${victim}.dump`);
+    const artifact = await artifactPath(other, db, victim);
     await copyFile(artifact, path.join(outside, 'copy.dump'));
     await rm(artifact);
     await symlink(path.join(outside, 'copy.dump'), artifact);
@@ -124,10 +125,11 @@ describe('special files never make a command hang', () => {
     const other = await tempDir('hostile-st4');
     const a = await createIn(other);
     const b = await createIn(other);
-    await rm(path.join(other, db, `${a}.dump`));
-    await execa('mkfifo', [path.join(other, db, `${a}.dump`)]);
-    await rm(path.join(other, db, `${b}.dump`));
-    await symlink('/dev/zero', path.join(other, db, `${b}.dump`));
+    const [pathA, pathB] = [await artifactPath(other, db, a), await artifactPath(other, db, b)];
+    await rm(pathA);
+    await execa('mkfifo', [pathA]);
+    await rm(pathB);
+    await symlink('/dev/zero', pathB);
     const started = Date.now();
     const run = await bin(['verify', '--all', '--level', 'checksum', '--storage', other, '--json'], { timeoutMs: 20_000 });
     expect(Date.now() - started).toBeLessThan(15_000);

@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
+import { makeTempDir, parseJsonStdout, readSidecar, removeDirs , artifactPath } from '../helpers/backups.js';
 import { BIN, baseEnv } from '../helpers/cli.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { sh, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
@@ -128,7 +128,7 @@ describe('storage that changes under a running command', () => {
     const storage = path.join(work, `trust-${damage}`);
     const real = await create(storage);
     const fake = await create(storage);
-    const artifact = path.join(storage, db, `${fake}.dump`);
+    const artifact = await artifactPath(storage, db, fake);
     if (damage === 'missing') await rm(artifact);
     if (damage === 'empty') await writeFile(artifact, '');
     if (damage === 'truncated') await truncate(artifact, 1000);
@@ -137,7 +137,7 @@ describe('storage that changes under a running command', () => {
     const items = parseJsonStdout(run.stdout) as Array<{ id: string; action: string; reasons: string[] }>;
     expect(items.find((i) => i.id === real)).toMatchObject({ action: 'keep' });
     expect(items.find((i) => i.id === fake)).toMatchObject({ action: 'keep', reasons: ['damaged'] });
-    expect(await readFile(path.join(storage, db, `${real}.dump`)).then(() => true)).toBe(true);
+    expect(await readFile(await artifactPath(storage, db, real)).then(() => true)).toBe(true);
     expect(run.stderr).toMatch(new RegExp(`backup ${db}/${fake} is damaged`));
   });
 });

@@ -160,3 +160,9 @@ export function expectJsonError(run: { code: number; stdout: string }, exitCode:
   expect(parsed.error).toMatchObject({ exitCode, message: expect.any(String) });
   return parsed.error as { exitCode: number; message: string; hint?: string };
 }
+
+/** The stored artifact of a backup (its name follows the stages: `.dump`, `.dump.zst`, `.dump.zst.age`), from its sidecar. */
+export async function artifactPath(storage: string, profile: string, id: string): Promise<string> {
+  const { sidecar } = await readSidecar(storage, profile, id);
+  return path.join(storage, profile, sidecar.artifact.file);
+}

@@ -13,6 +13,10 @@ import { makeTempDir } from './backups.js';
 import { BIN } from './cli.js';
 import type { ClusterClient } from './cluster.js';
 import { uniqueName } from './pg.js';
+import { formatIdentityFile, generateIdentity } from '../../src/pipeline/age/index.js';
+
+/** The age project's example recipient: an auditor whose key the examples add. */
+const AUDITOR = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
 
 export interface OperatorWorld {
   dir: string;
@@ -70,6 +74,15 @@ export async function makeOperatorWorld(cluster: ClusterClient, options: { confi
   await writeFile(path.join(bin, 'backupctl'), `#!/bin/sh\nexec '${process.execPath}' '${BIN}' "$@"\n`);
   await chmod(path.join(bin, 'backupctl'), 0o755);
   await writeFile(path.join(dir, 'app.password'), `${cluster.password}\n`, { mode: 0o600 });
+  // /etc/backupctl of the examples: age keys of 2025 and 2026, the recipients files that
+  // name them (2026's with an auditor's key too), and a passphrase.
+  const etc = path.join(dir, 'etc-backupctl');
+  await mkdir(etc);
+  const keys = { 2025: generateIdentity(), 2026: generateIdentity() };
+  for (const [year, key] of Object.entries(keys)) await writeFile(path.join(etc, `${year}.key`), formatIdentityFile(key.identity), { mode: 0o600 });
+  await writeFile(path.join(etc, 'recipients.txt'), `# ops, 2025\n${keys[2025].recipient.toString()}\n`);
+  await writeFile(path.join(etc, '2026.recipients'), `${keys[2026].recipient.toString()}\n# the auditor\n${AUDITOR}\n`);
+  await writeFile(path.join(etc, 'app.passphrase'), 'correct horse battery staple\n', { mode: 0o600 });
   const storage = path.join(dir, 'backups');
   const config = path.join(dir, 'backupctl.config.json');
   await writeFile(
@@ -83,6 +96,7 @@ export async function makeOperatorWorld(cluster: ClusterClient, options: { confi
             database: db,
             retention: { keepLast: 3, keepDaily: 7, keepTags: ['pre-migration'] },
             status: { maxAge: '25h' },
+            encryption: { identityFile: [path.join(etc, '2025.key'), path.join(etc, '2026.key')] },
           },
         },
       },
@@ -113,6 +127,7 @@ export async function makeOperatorWorld(cluster: ClusterClient, options: { confi
         return `${flag} ${targets.get(name) as string}`;
       })
       .replace(/(-d|--target-db) app\b/g, `$1 ${db}`)
+      .replace(/\/etc\/backupctl\//g, `${etc}/`)
       .replace(/\/var\/lib\/(node_exporter|prometheus)\/[a-z_/-]+\/backupctl\.prom/g, path.join(dir, 'backupctl.prom'));
   const run: OperatorWorld['run'] = async (script, runOptions = {}) => {
     const shell = runOptions.shell ?? 'bash';

@@ -96,7 +96,7 @@ describe('two concurrent creates of one profile', () => {
       const id = (parseJsonStdout(winner?.stdout ?? '') as { id: string }).id;
       await expectValidBackup(where.storage, id);
       const files = (await readdir(path.join(where.storage, db))).filter((f) => f !== 'runs.jsonl');
-      expect(files.sort()).toEqual([`${id}.dump`, `${id}.globals.sql`, `${id}.json`]); // lock released, nothing else
+      expect(files.sort()).toEqual([`${id}.dump.zst`, `${id}.globals.sql.zst`, `${id}.json`]); // lock released, nothing else
     } finally {
       await block.release();
     }

@@ -4,6 +4,7 @@
  * both archive formats, the dump filters, and a backup taken by a non-superuser role.
  */
 import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { list as tarList, extract as tarExtract } from 'tar';
@@ -108,9 +109,10 @@ async function checkStoredBackup(opts: {
   // every file 0600 (the backup's, and whatever else the run keeps there, e.g. its run log).
   expect(modeOf(await stat(run.storage))).toBe(0o700);
   expect(modeOf(await stat(profileDir))).toBe(0o700);
-  const artifactFile = format === 'directory' ? `${id}.dump.tar` : `${id}.dump`;
+  // The default pipeline: pg_dump -Z0 through the zstd stage.
+  const artifactFile = format === 'directory' ? `${id}.dump.tar.zst` : `${id}.dump.zst`;
   const expectedFiles = [artifactFile, `${id}.json`];
-  if (opts.globals !== false) expectedFiles.push(`${id}.globals.sql`);
+  if (opts.globals !== false) expectedFiles.push(`${id}.globals.sql.zst`);
   const present = await readdir(profileDir);
   expect(present.filter((name) => name.startsWith(id)).sort()).toEqual(expectedFiles.sort());
   expect(present.filter((name) => name.startsWith('.') || name === 'lock.json')).toEqual([]);
@@ -138,11 +140,22 @@ async function checkStoredBackup(opts: {
   expect(sidecar.artifact.container).toBe(format === 'directory' ? 'tar' : 'pg-custom');
   expect(sidecar.artifact.bytes).toBe((await stat(artifactPath)).size);
   expect(sidecar.artifact.sha256).toBe(await sha256File(artifactPath));
+  expect(sidecar.artifact.stages).toEqual([{ type: 'compression', codec: 'zstd', level: 3, threads: 2 }]);
+  expect(sidecar.artifact.compression).toEqual({ codec: 'zstd', level: 3 });
+  expect(sidecar.artifact.encryption).toBeNull();
+  expect(sidecar.dump.compress).toBe(0);
+  // What the zstd program gives back is pg_dump's archive, as the sidecar's plaintext digest says.
+  const plainPath = path.join(run.work, `plain-${id}`);
+  await execa('zstd', ['-q', '-d', '-c', artifactPath], { stdout: { file: plainPath } });
+  expect(sidecar.artifact.plaintext).toEqual({ bytes: (await stat(plainPath)).size, sha256: await sha256File(plainPath) });
   if (sidecar.globals.status === 'included') {
     const globalsPath = path.join(profileDir, sidecar.globals.file);
-    expect(sidecar.globals.file).toBe(`${id}.globals.sql`);
+    expect(sidecar.globals.file).toBe(`${id}.globals.sql.zst`);
     expect(sidecar.globals.bytes).toBe((await stat(globalsPath)).size);
     expect(sidecar.globals.sha256).toBe(await sha256File(globalsPath));
+    const sql = String((await execa('zstd', ['-q', '-d', '-c', globalsPath])).stdout);
+    expect(sql).toMatch(/CREATE ROLE/);
+    expect(sidecar.globals.plaintext?.bytes).toBe(Buffer.byteLength(sql) + 1); // execa strips the final newline
   }
 
   // The --json summary agrees with the sidecar.
@@ -150,11 +163,11 @@ async function checkStoredBackup(opts: {
   expect(summary).toMatchObject({ id, profile, database: db, artifact: artifactFile, bytes: sidecar.artifact.bytes, sha256: sidecar.artifact.sha256 });
 
   // TOC entries: what pg_restore --list prints. For a tar, list the extracted directory.
-  let tocTarget = artifactPath;
+  let tocTarget = plainPath;
   if (format === 'directory') {
     tocTarget = path.join(run.work, 'extracted');
     await mkdir(tocTarget);
-    await tarExtract({ file: artifactPath, cwd: tocTarget });
+    await tarExtract({ file: plainPath, cwd: tocTarget });
   }
   const lines = await tocLines(cluster, tocTarget);
   expect(lines.length).toBeGreaterThan(0);
@@ -170,7 +183,7 @@ async function checkStoredBackup(opts: {
   const keys = sidecar.tables.map((t) => [t.schema, t.name] as const);
   const sorted = [...keys].sort(([as, an], [bs, bn]) => (as === bs ? (an < bn ? -1 : an > bn ? 1 : 0) : as < bs ? -1 : 1));
   expect(keys).toEqual(sorted);
-  return { sidecar, raw, withData, artifactPath, tocTarget };
+  return { sidecar, raw, withData, artifactPath: plainPath, tocTarget };
 }
 
 describe('create: custom format', () => {

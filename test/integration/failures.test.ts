@@ -157,7 +157,7 @@ describe('create: client programs', () => {
 });
 
 describe('create: what the client cannot do', () => {
-  it("--compress zstd with a pg_dump older than 16 -> exit 2 before any lock, connection or notification", async () => {
+  it("--pg-compress zstd (pg_dump's own) with a pg_dump older than 16 -> exit 2 before any lock, connection or notification", async () => {
     const storage = await tempDir('st');
     const fake = `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 15.18"; exit 0; fi\necho "pg_dump: must not be run" >&2\nexit 1\n`;
     const bin = await wrapperBinDir(cluster, { pg_dump: fake });
@@ -174,11 +174,11 @@ describe('create: what the client cannot do', () => {
         profiles: { app: { database: db, notify: { healthchecks: { url: `http://127.0.0.1:${port}/hc` }, webhook: { url: `http://127.0.0.1:${port}/hook` } } } },
       });
       // A server that is not there: connecting would be exit 1, not 2.
-      const result = await create(['--config', config, '--storage', storage, '--compress', 'zstd:3'], envFor(db, { PGPORT: String(await closedPort()), PGHOST: '127.0.0.1' }));
+      const result = await create(['--config', config, '--storage', storage, '--pg-compress', 'zstd:3'], envFor(db, { PGPORT: String(await closedPort()), PGHOST: '127.0.0.1' }));
       expect(result.code).toBe(2);
       const { error, hint } = failureLines(result.stderr, { strict: true });
-      expect(error).toMatch(/--compress zstd:3 needs pg_dump 16 or later/);
-      expect(hint).toMatch(/gzip/);
+      expect(error).toMatch(/--pg-compress zstd:3 needs pg_dump 16 or later/);
+      expect(hint).toMatch(/--compress zstd/);
       expect(hooks).toEqual([]);
       await expectEmptyStorage(storage);
     } finally {

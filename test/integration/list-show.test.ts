@@ -147,7 +147,7 @@ describe('list: unfinished, corrupt and hostile sidecars', () => {
     const entries = parseJsonStdout(all.stdout) as Array<Record<string, unknown>>;
     expect(all.code).toBe(0);
     expect(entries.map((e) => e.id)).toEqual([ids.b1, ids.a2, ids.a1]);
-    expect(entries[2]).toMatchObject({ id: ids.a1, profile: dbA, status: 'incomplete', file: `${ids.a1}.dump` });
+    expect(entries[2]).toMatchObject({ id: ids.a1, profile: dbA, status: 'incomplete', file: `${ids.a1}.dump.zst` });
     expect(entries.filter((e) => e.status === 'incomplete')).toHaveLength(1);
 
     const allHuman = await cli(['list', '--all'], copy);
@@ -222,7 +222,7 @@ describe('list: unfinished, corrupt and hostile sidecars', () => {
     ['a newer schema version', (s, id) => {
       s.id = id;
       s.artifact.file = `${id}.dump`;
-      s.schemaVersion = 2;
+      s.schemaVersion = 3;
     }],
     ['an empty object', (s) => {
       for (const key of Object.keys(s)) delete s[key];

@@ -126,7 +126,7 @@ describe('prune', () => {
     const left = await files(where.storage);
     for (const id of [ids[0], ids[1]]) expect(left.filter((f) => f.startsWith(`${id}.`))).toEqual([]);
     for (const id of [ids[2], ids[3]]) {
-      expect(left).toEqual(expect.arrayContaining([`${id}.json`, `${id}.dump`, `${id}.globals.sql`]));
+      expect(left).toEqual(expect.arrayContaining([`${id}.json`, `${id}.dump.zst`, `${id}.globals.sql.zst`]));
       await readSidecar(where.storage, profile, id as string); // still valid
     }
     expect(left).not.toContain('lock.json'); // released

@@ -201,7 +201,7 @@ describe('status on real backups', () => {
 
 describe('status tells the truth about verifications and artifacts', () => {
   const verify = (args: string[]) => runCli(['verify', '--storage', storage, ...args], { env, cwd: work });
-  const artifact = (id: string) => path.join(storage, db, `${id}.dump`);
+  const artifact = (id: string) => path.join(storage, db, `${id}.dump.zst`);
 
   it('a failed verification stays visible until that backup passes again, whatever other backups do', async () => {
     const [older, newer] = [ids[0] as string, ids[1] as string];
@@ -247,7 +247,7 @@ describe('status tells the truth about verifications and artifacts', () => {
     try {
       const list = await runCli(['list', '--storage', storage, '--json'], { env, cwd: work });
       const listed = (parseJsonStdout(list.stdout) as Array<{ id: string; problems: string[] }>).find((b) => b.id === gone);
-      expect(listed?.problems).toEqual([`artifact ${gone}.dump is missing`]);
+      expect(listed?.problems).toEqual([`artifact ${gone}.dump.zst is missing`]);
       const human = await runCli(['list', '--storage', storage], { env, cwd: work });
       expect(human.stdout).toContain('DAMAGED');
       const show = await runCli(['show', gone, '--storage', storage], { env, cwd: work });

@@ -13,7 +13,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,6 +79,28 @@ async function editSidecar(where: string, profile: string, id: string, edit: (s:
   const json = JSON.parse(await readFile(file, 'utf8')) as Loose;
   edit(json);
   await writeFile(file, `${JSON.stringify(json, null, 2)}\n`);
+}
+
+/**
+ * Damages the archive itself behind consistent digests (what a bug in pg_dump, or a
+ * tamperer who also edits the sidecar, would leave): the zstd artifact is decoded, `edit`
+ * changes pg_dump's bytes, it is compressed again, and the sidecar's stored and plaintext
+ * digests are updated to match. Returns the edited plaintext archive.
+ */
+async function damageArchive(where: string, profile: string, id: string, edit: (plain: string) => Promise<void>): Promise<string> {
+  const { sidecar } = await readSidecar(where, profile, id);
+  const file = artifactPath(where, sidecar);
+  const plain = `${file}.plain`;
+  await execa('zstd', ['-q', '-d', '-f', file, '-o', plain]);
+  await edit(plain);
+  await execa('zstd', ['-q', '-3', '-f', plain, '-o', file]);
+  const [stored, plaintext] = [await sha256(file), await sha256(plain)];
+  await editSidecar(where, profile, id, (s) => {
+    s.artifact.bytes = stored.bytes;
+    s.artifact.sha256 = stored.sha256;
+    s.artifact.plaintext = plaintext;
+  });
+  return plain;
 }
 
 async function flipMiddleByte(file: string): Promise<void> {
@@ -206,16 +228,9 @@ describe('verify: corruption is exit 3, naming the backup and what differs', () 
 
   it('a truncated custom archive whose sidecar was updated to match: checksum passes, archive level reads to the end and fails', async () => {
     const where = await copyOfStorage();
-    const { sidecar } = await readSidecar(where, chinook, ids.chinook);
-    const file = artifactPath(where, sidecar);
-    await truncate(file, Math.floor(sidecar.artifact.bytes / 2));
-    const digest = await sha256(file);
-    await editSidecar(where, chinook, ids.chinook, (s) => {
-      s.artifact.bytes = digest.bytes;
-      s.artifact.sha256 = digest.sha256;
-    });
+    const plain = await damageArchive(where, chinook, ids.chinook, async (file) => truncate(file, Math.floor((await stat(file)).size / 2)));
     // What makes this case: `pg_restore --list` alone still succeeds on the half archive.
-    const list = await execa(cluster.bin('pg_restore'), ['--list', file], { reject: false, stdin: 'ignore' });
+    const list = await execa(cluster.bin('pg_restore'), ['--list', plain], { reject: false, stdin: 'ignore' });
     expect(list.exitCode).toBe(0);
 
     const checksum = await cli(['verify', ids.chinook, '--level', 'checksum', '--storage', where]);
@@ -226,16 +241,9 @@ describe('verify: corruption is exit 3, naming the backup and what differs', () 
 
   it('a truncated tar whose sidecar was updated to match: the archive cannot be unpacked (exit 3, not a crash)', async () => {
     const where = await copyOfStorage();
-    const { sidecar } = await readSidecar(where, tricky, ids.tricky);
-    const file = artifactPath(where, sidecar);
-    await truncate(file, Math.floor(sidecar.artifact.bytes / 2));
-    const digest = await sha256(file);
-    await editSidecar(where, tricky, ids.tricky, (s) => {
-      s.artifact.bytes = digest.bytes;
-      s.artifact.sha256 = digest.sha256;
-    });
-    await expectFailure(where, tricky, ids.tricky, 'archive', /cannot be unpacked/);
-    await expectFailure(where, tricky, ids.tricky, 'restore', /cannot be unpacked/);
+    await damageArchive(where, tricky, ids.tricky, async (file) => truncate(file, Math.floor((await stat(file)).size / 2)));
+    await expectFailure(where, tricky, ids.tricky, 'archive', /cannot be read back: .*tar|cannot be unpacked|TAR_BAD_ARCHIVE|unexpected end/i);
+    await expectFailure(where, tricky, ids.tricky, 'restore', /cannot be read back: .*tar|cannot be unpacked|TAR_BAD_ARCHIVE|unexpected end/i);
   });
 
   it('a deleted artifact: every level', async () => {
@@ -302,14 +310,7 @@ describe('verify: the throwaway database', () => {
 
   it('is dropped when pg_restore fails (the count-mismatch case is checked above); --keep keeps it even then', async () => {
     const where = await copyOfStorage();
-    const { sidecar } = await readSidecar(where, chinook, ids.chinook);
-    const file = artifactPath(where, sidecar);
-    await truncate(file, Math.floor(sidecar.artifact.bytes * 0.8));
-    const digest = await sha256(file);
-    await editSidecar(where, chinook, ids.chinook, (s) => {
-      s.artifact.bytes = digest.bytes;
-      s.artifact.sha256 = digest.sha256;
-    });
+    await damageArchive(where, chinook, ids.chinook, async (file) => truncate(file, Math.floor((await stat(file)).size * 0.8)));
     const run = await cli(['verify', ids.chinook, '--storage', where, '--jobs', '2']);
     expect(run.code, run.stdout).toBe(3);
     expect(run.stdout).toMatch(/the backup does not restore: pg_restore failed/);
@@ -398,7 +399,7 @@ describe('verify interrupted by SIGINT during the restore level', () => {
     // ~150 MB of md5 text in one table: pg_restore takes seconds to load it.
     await fillRandomText(cluster, big, 'public.payload', 120);
     bigStorage = path.join(work, 'big-storage');
-    bigId = await createBackup(cluster, big, bigStorage, work, ['--no-globals', '--compress', '1']);
+    bigId = await createBackup(cluster, big, bigStorage, work, ['--no-globals', '--pg-compress', '1']);
   }, 120_000);
 
   it('exits 130, stops pg_restore, and drops the throwaway database within seconds', async () => {

@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIdentityFile, generateIdentity, passphraseRecipient } from '../../src/pipeline/age/index.js';
 import { authenticateArtifact, buildWriteChain, openArtifact } from '../../src/pipeline/artifact.js';
@@ -119,6 +120,28 @@ describe.each(COMBINATIONS)('%s', (_name, stages, suffix) => {
 });
 
 describe('write chain', () => {
+  it('identity stages (none, alone or before age) pass far more than the buffers hold, both ways', async () => {
+    const big = dumpLikeBytes(8 * 1024 * 1024);
+    for (const stages of [[noneStage()], [noneStage(), ageStage({ recipients: [recipient] })]]) {
+      const chain = buildWriteChain(streamOf(big), stages);
+      // Piped into a writable, as storage.put does.
+      const chunks: Buffer[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          chunks.push(chunk);
+          callback();
+        },
+      });
+      await pipeline(chain.output, sink);
+      const stored = Buffer.concat(chunks);
+      const result = chain.result();
+      expect(result.plaintext.bytes).toBe(big.length);
+      const opened = openArtifact(streamOf(stored), result.stages, { identities: [identity], expected: { stored: result.stored, plaintext: result.plaintext } });
+      expect((await collect(opened.stream)).equals(big)).toBe(true);
+      await opened.verified;
+    }
+  });
+
   it('suffixes follow the stages: .dump, .dump.zst, .dump.zst.age', () => {
     expect(artifactSuffix('.dump', [])).toBe('.dump');
     expect(artifactSuffix('.dump', [zstdStage()])).toBe('.dump.zst');

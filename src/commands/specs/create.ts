@@ -48,7 +48,7 @@ advisory lock; a second run exits 4 (busy), or waits with --wait.`,
     { command: "backupctl create --profile app --jobs 4 --exclude-table 'public.audit_*'" },
     { command: "backupctl create -h db1 -p 5432 -U backup -d app -t 'public.orders*'" },
     { command: 'backupctl create --profile app --wait 30min', comment: 'queue behind a running backup' },
-    { command: 'backupctl create --profile app --recipients-file /etc/backupctl/recipients.txt', comment: 'encrypt with age' },
+    { command: 'backupctl create --profile app --recipients-file /etc/backupctl/recipients.txt', comment: 'encrypted with age to the keys listed' },
     { command: 'backupctl create --profile app --compress zstd:9' },
   ],
   async run(ctx, _args, options) {

@@ -1,0 +1,389 @@
+/**
+ * The artifact pipeline through the commands: compression stages (zstd by default, gzip,
+ * none, pg_dump's own), age encryption to recipients or a passphrase, restoring without
+ * backupctl, damage found before anything is restored, rekeying without touching the
+ * payload, and version 1 sidecars (no stages) still read as before.
+ */
+import { execa } from 'execa';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { formatIdentityFile, generateIdentity, readHeader } from '../../src/pipeline/age/index.js';
+import { parseJsonStdout, readSidecar } from '../helpers/backups.js';
+import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
+import { quoteIdent } from '../helpers/cluster.js';
+import { scratchSetup, tempDir } from '../helpers/failure-kit.js';
+import { uniqueName } from '../helpers/pg.js';
+
+const scratch = scratchSetup('stages', {
+  seed: async () => {
+    await cluster.query(
+      db,
+      `create table items (id int primary key, body text);
+       insert into items select g, repeat(md5(g::text), 20) from generate_series(1, 3000) g;
+       create schema other; create table other.notes (id int, note text);
+       insert into other.notes select g, 'note ' || g from generate_series(1, 250) g;
+       create role stages_reader;
+       grant select on items to stages_reader;`,
+    );
+  },
+  teardown: async () => {
+    for (const name of made) await cluster.dropDatabase(name);
+    for (const name of [db, ...made]) await cluster.query(name, 'drop owned by stages_reader').catch(() => undefined);
+    await cluster.query('postgres', 'drop role if exists stages_reader').catch(() => undefined);
+  },
+});
+const { cluster, db } = scratch;
+const made: string[] = [];
+
+let keys: string;
+let keyA: { file: string; recipient: string };
+let keyB: { file: string; recipient: string };
+let passphraseFile: string;
+
+beforeAll(async () => {
+  keys = await tempDir('keys');
+  const make = async (name: string) => {
+    const { identity, recipient } = generateIdentity();
+    const file = path.join(keys, `${name}.key`);
+    await writeFile(file, formatIdentityFile(identity), { mode: 0o600 });
+    return { file, recipient: recipient.toString() };
+  };
+  keyA = await make('a');
+  keyB = await make('b');
+  passphraseFile = path.join(keys, 'passphrase.txt');
+  await writeFile(passphraseFile, 'correct horse battery staple\n', { mode: 0o600 });
+});
+
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliOutcome> {
+  return runCli(args, { env: baseEnv({ ...cluster.env(db), ...env }), cwd: scratch.cwd });
+}
+
+async function create(storage: string, args: string[] = [], env: Record<string, string | undefined> = {}): Promise<string> {
+  const run = await cli(['create', '--storage', storage, '--json', ...args], env);
+  expect(run.code, run.stderr).toBe(0);
+  return (parseJsonStdout(run.stdout) as { id: string }).id;
+}
+
+async function sha256File(file: string): Promise<{ bytes: number; sha256: string }> {
+  const bytes = await readFile(file);
+  return { bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+function targetDb(prefix: string): string {
+  const name = uniqueName(prefix);
+  made.push(name);
+  return name;
+}
+
+async function count(database: string, table: string): Promise<number> {
+  const [row] = await cluster.query<{ n: string }>(database, `select count(*)::text as n from ${table}`);
+  return Number(row?.n);
+}
+
+async function verify(storage: string, id: string, level: string, args: string[] = []): Promise<{ code: number; result?: string; problems: string }> {
+  const run = await cli(['verify', id, '--storage', storage, '--level', level, '--json', ...args]);
+  const outcome = (parseJsonStdout(run.stdout) as { outcomes?: Array<{ result: string; mismatches: string[]; error?: string }> }).outcomes?.[0];
+  return { code: run.code, result: outcome?.result, problems: [...(outcome?.mismatches ?? []), outcome?.error ?? '', run.stderr].join('\n') };
+}
+
+describe('compression stages', () => {
+  it.each([
+    { args: [], suffix: '.dump.zst', stages: [{ type: 'compression', codec: 'zstd', level: 3, threads: 2 }], pgCompress: 0 },
+    { args: ['--compress', 'zstd:12'], suffix: '.dump.zst', stages: [{ type: 'compression', codec: 'zstd', level: 12, threads: 2 }], pgCompress: 0 },
+    { args: ['--compress', 'gzip:9'], suffix: '.dump.gz', stages: [{ type: 'compression', codec: 'gzip', level: 9 }], pgCompress: 0 },
+    { args: ['--compress', 'none'], suffix: '.dump', stages: [{ type: 'compression', codec: 'none', level: null }], pgCompress: 0 },
+    { args: ['--pg-compress', '6'], suffix: '.dump', stages: [{ type: 'compression', codec: 'none', level: null }], pgCompress: 6 },
+    { args: ['--jobs', '2'], suffix: '.dump.tar.zst', stages: [{ type: 'compression', codec: 'zstd', level: 3, threads: 2 }], pgCompress: 0 },
+  ])('create $args: a $suffix artifact whose stages and digests the sidecar records; every level verifies; it restores', async ({ args, suffix, stages, pgCompress }) => {
+    const storage = await tempDir('st');
+    const id = await create(storage, args);
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.schemaVersion).toBe(2);
+    expect(sidecar.artifact.file).toBe(`${id}${suffix}`);
+    expect(sidecar.artifact.stages).toEqual(stages);
+    expect(sidecar.dump.compress).toBe(pgCompress);
+    const stored = path.join(storage, db, sidecar.artifact.file);
+    expect({ bytes: sidecar.artifact.bytes, sha256: sidecar.artifact.sha256 }).toEqual(await sha256File(stored));
+    // The plaintext digest is that of what the stage's own tool gives back.
+    const plain = path.join(await tempDir('plain'), 'archive');
+    const codec = stages[0]?.codec;
+    if (codec === 'zstd') await execa('zstd', ['-q', '-d', '-c', stored], { stdout: { file: plain } });
+    else if (codec === 'gzip') await execa('gzip', ['-d', '-c', stored], { stdout: { file: plain } });
+    else await writeFile(plain, await readFile(stored));
+    expect(sidecar.artifact.plaintext).toEqual(await sha256File(plain));
+    // A custom archive that pg_dump compressed itself has compressed data blocks: 6 is recorded in its header.
+    if (pgCompress === 6) {
+      const { stdout } = await execa(cluster.bin('pg_restore'), ['--list', plain]);
+      expect(stdout).toMatch(/Compression: (6|gzip)/);
+    }
+    for (const level of ['checksum', 'archive', 'restore']) {
+      const verified = await verify(storage, id, level);
+      expect(verified.code, verified.problems).toBe(0);
+      expect(verified.result).toBe('passed');
+    }
+    const target = targetDb('stg_rst');
+    const restored = await cli(['restore', id, '--storage', storage, '--target-db', target, '--create', '--globals']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(await count(target, 'items')).toBe(3000);
+    expect(await count(target, 'other.notes')).toBe(250);
+  });
+
+  it('refuses a digit for --compress, and both kinds of compression at once (exit 2, nothing written)', async () => {
+    const storage = await tempDir('st');
+    const digit = await cli(['create', '--storage', storage, '--compress', '6']);
+    expect(digit.code).toBe(2);
+    expect(digit.stderr).toMatch(/--pg-compress 6/);
+    const both = await cli(['create', '--storage', storage, '--compress', 'zstd', '--pg-compress', '6']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/cannot both compress/);
+  });
+
+  it('without the zstd program the default create is exit 2 naming the package, before anything is written; gzip still works', async () => {
+    const storage = await tempDir('st');
+    // A PATH without zstd (the server's client programs come from pgBinDir).
+    const env = { PATH: await tempDir('empty-path') };
+    const config = path.join(await tempDir('cfg'), 'backupctl.config.json');
+    await writeFile(config, JSON.stringify({ pgBinDir: path.dirname(cluster.bin('pg_dump')), storage, profiles: { app: { ...connection(), database: db } } }));
+    const run = await runCli(['create', '--config', config, '--profile', 'app'], { env: baseEnv({ ...env, PGPASSWORD: cluster.password }), cwd: scratch.cwd });
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/zstd program is not installed/);
+    expect(run.stderr).toMatch(/apt-get install zstd/);
+    // Nothing but the run log's record of the failed run.
+    expect(await readdir(path.join(storage, 'app')).catch(() => [])).toEqual(expect.not.arrayContaining([expect.stringMatching(/^\d{8}T/)]));
+    const gzip = await runCli(['create', '--config', config, '--profile', 'app', '--compress', 'gzip'], { env: baseEnv({ ...env, PGPASSWORD: cluster.password }), cwd: scratch.cwd });
+    expect(gzip.code, gzip.stderr).toBe(0);
+  });
+});
+
+function connection(): Record<string, unknown> {
+  return { host: cluster.host, port: cluster.port, user: cluster.user };
+}
+
+describe('age encryption', () => {
+  let storage: string;
+  let id: string;
+
+  beforeAll(async () => {
+    storage = await tempDir('enc');
+    id = await create(storage, ['--recipient', keyA.recipient]);
+  });
+
+  it('writes <id>.dump.zst.age and an encrypted globals file, recording fingerprints and never a key', async () => {
+    const { raw, sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.artifact.file).toBe(`${id}.dump.zst.age`);
+    expect(sidecar.artifact.stages.map((s) => s.type)).toEqual(['compression', 'encryption']);
+    expect(sidecar.artifact.encryption?.recipients).toEqual([expect.stringMatching(/^x25519:sha256:[0-9a-f]{16}$/)]);
+    expect(sidecar.globals.status === 'included' && sidecar.globals.file).toBe(`${id}.globals.sql.zst.age`);
+    expect(raw).not.toContain(keyA.recipient);
+    expect(raw).not.toMatch(/AGE-SECRET-KEY/);
+    // Nothing readable is stored: the globals file is no SQL, the artifact no pg_dump archive.
+    const globals = await readFile(path.join(storage, db, `${id}.globals.sql.zst.age`));
+    expect(globals.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+    expect(globals.includes(Buffer.from('CREATE ROLE'))).toBe(false);
+  });
+
+  it('restores without backupctl: age -d | zstd -dc | pg_restore', async () => {
+    const target = targetDb('stg_age');
+    await cluster.createDatabase(target);
+    const file = path.join(storage, db, `${id}.dump.zst.age`);
+    await execa('age', ['-d', '-i', keyA.file, file])
+      .pipe('zstd', ['-q', '-d', '-c'])
+      .pipe(cluster.bin('pg_restore'), ['--no-owner', '-d', target], { env: cluster.env(target) });
+    expect(await count(target, 'items')).toBe(3000);
+    const globals = await execa('age', ['-d', '-i', keyA.file, path.join(storage, db, `${id}.globals.sql.zst.age`)]).pipe('zstd', ['-q', '-d', '-c']);
+    expect(String(globals.stdout)).toMatch(/CREATE ROLE stages_reader/);
+  });
+
+  it('checksum verifies with no key; beyond it, no key or a wrong one is exit 2 and no verdict; the right one passes', async () => {
+    expect((await verify(storage, id, 'checksum')).code).toBe(0);
+    const none = await verify(storage, id, 'archive');
+    expect(none.code).toBe(2);
+    expect(none.result).toBe('error');
+    expect(none.problems).toMatch(/encrypted .*nothing to decrypt it with/);
+    expect(none.problems).toMatch(/--identity/);
+    const wrong = await verify(storage, id, 'archive', ['--identity', keyB.file]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.result).toBe('error');
+    const right = await verify(storage, id, 'restore', ['--identity', keyA.file]);
+    expect(right.code, right.problems).toBe(0);
+    const { sidecar } = await readSidecar(storage, db, id);
+    // Only the checksum and the passing restore are verdicts on the backup.
+    expect(sidecar.verifications.map((v) => `${v.level}:${v.result}`)).toEqual(['checksum:passed', 'restore:passed']);
+  });
+
+  it('the profile\'s encryption.identityFile decrypts, as --identity does; restore --globals creates the roles', async () => {
+    const config = path.join(await tempDir('cfg'), 'backupctl.config.json');
+    await writeFile(config, JSON.stringify({ storage, profiles: { [db]: { ...connection(), database: db, encryption: { recipients: [keyA.recipient], identityFile: keyA.file } } } }));
+    const run = await runCli(['verify', 'latest', '--config', config, '--level', 'archive'], { env: baseEnv({ PGPASSWORD: cluster.password }), cwd: scratch.cwd });
+    expect(run.code, run.stderr).toBe(0);
+    // The role is gone from the server (its grants with it): --globals must bring it back.
+    for (const name of [db, ...made]) await cluster.query(name, 'drop owned by stages_reader').catch(() => undefined);
+    await cluster.query('postgres', 'drop role stages_reader');
+    const target = targetDb('stg_glb');
+    const restored = await runCli(['restore', 'latest', '--config', config, '--target-db', target, '--create', '--globals'], { env: baseEnv({ PGPASSWORD: cluster.password }), cwd: scratch.cwd });
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(await cluster.query('postgres', "select 1 from pg_roles where rolname = 'stages_reader'")).toHaveLength(1);
+  });
+
+  it.each([
+    ['a flipped byte', async (file: string) => flip(file, 0.5)],
+    ['a truncation', async (file: string) => writeFile(file, (await readFile(file)).subarray(0, Math.floor((await stat(file)).size * 0.6)))],
+    ['a flipped byte in the header', async (file: string) => flip(file, 0, 40)],
+  ])('%s: verify fails with exit 3 at every level; restore refuses before touching any database', async (_label, damage) => {
+    const copy = await tempDir('enc-bad');
+    const other = await create(copy, ['--recipient', keyA.recipient]);
+    const { sidecar } = await readSidecar(copy, db, other);
+    await damage(path.join(copy, db, sidecar.artifact.file));
+    for (const level of ['checksum', 'archive', 'restore']) {
+      const verified = await verify(copy, other, level, ['--identity', keyA.file]);
+      expect(verified.code, `${level}: ${verified.problems}`).toBe(3);
+      expect(verified.result).toBe('failed');
+    }
+    const target = targetDb('stg_bad');
+    const restored = await cli(['restore', other, '--storage', copy, '--identity', keyA.file, '--target-db', target, '--create']);
+    expect(restored.code).toBe(3);
+    expect(restored.stderr).toMatch(/corrupt, nothing was changed/);
+    expect(await cluster.query('postgres', 'select 1 from pg_database where datname = $1', [target])).toHaveLength(0);
+  });
+
+  it('damage after many good chunks is still found before pg_restore sees a byte (a restore into a live target is refused whole)', async () => {
+    const copy = await tempDir('enc-late');
+    const other = await create(copy, ['--recipient', keyA.recipient, '--compress', 'none']);
+    const { sidecar } = await readSidecar(copy, db, other);
+    const file = path.join(copy, db, sidecar.artifact.file);
+    await flip(file, 0.97);
+    const target = targetDb('stg_live');
+    await cluster.createDatabase(target);
+    await cluster.query(target, 'create table precious (x int); insert into precious values (42)');
+    const restored = await cli(['restore', other, '--storage', copy, '--identity', keyA.file, '--target-db', target, '--force']);
+    expect(restored.code).toBe(3);
+    // --force restores into the target as it is: had any plaintext reached pg_restore, items would exist now.
+    expect(await cluster.query(target, "select 1 from pg_tables where tablename = 'items'")).toHaveLength(0);
+    expect(await count(target, 'precious')).toBe(1);
+  });
+});
+
+async function flip(file: string, at: number, offset = 0): Promise<void> {
+  const bytes = await readFile(file);
+  const index = Math.min(bytes.length - 1, Math.floor(bytes.length * at) + offset);
+  bytes[index] = (bytes[index] as number) ^ 0x01;
+  await writeFile(file, bytes);
+}
+
+describe('a passphrase', () => {
+  it('from --passphrase-file encrypts (scrypt) and decrypts; from the profile\'s passphraseEnv too; a wrong one is exit 2', async () => {
+    const storage = await tempDir('pass');
+    const id = await create(storage, ['--passphrase-file', passphraseFile]);
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.artifact.stages[1]).toMatchObject({ type: 'encryption', scheme: 'age', recipients: [{ scheme: 'scrypt' }] });
+    expect((await verify(storage, id, 'archive', ['--passphrase-file', passphraseFile])).code).toBe(0);
+    const wrongFile = path.join(keys, 'wrong.txt');
+    await writeFile(wrongFile, 'not it\n');
+    const wrong = await verify(storage, id, 'archive', ['--passphrase-file', wrongFile]);
+    expect(wrong.code).toBe(2);
+    // The standard age tool reads it with the same passphrase (a pty: age reads passphrases from the terminal only).
+    const config = path.join(await tempDir('cfg'), 'backupctl.config.json');
+    await writeFile(config, JSON.stringify({ storage, profiles: { [db]: { ...connection(), database: db, encryption: { passphraseEnv: 'STAGES_PASSPHRASE' } } } }));
+    const env = baseEnv({ PGPASSWORD: cluster.password, STAGES_PASSPHRASE: 'correct horse battery staple' });
+    const viaEnv = await runCli(['verify', id, '--config', config, '--level', 'restore', '--json'], { env, cwd: scratch.cwd });
+    expect(viaEnv.code, viaEnv.stderr).toBe(0);
+    const unset = await runCli(['verify', id, '--config', config, '--level', 'archive'], { env: baseEnv({ PGPASSWORD: cluster.password }), cwd: scratch.cwd });
+    expect(unset.code).toBe(2);
+    expect(unset.stderr).toMatch(/--passphrase-file|passphraseEnv/);
+  });
+
+  it('a passphrase file that is a FIFO is exit 2 at once, never a hang', async () => {
+    const fifo = path.join(await tempDir('fifo'), 'pass.fifo');
+    await execa('mkfifo', [fifo]);
+    const started = Date.now();
+    const run = await cli(['create', '--storage', await tempDir('st'), '--passphrase-file', fifo]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/not a regular file/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
+
+describe('rekey', () => {
+  it('rewraps the file key: payload bytes identical, the removed identity no longer opens it, the new one does; crash-safe names', async () => {
+    const storage = await tempDir('rekey');
+    const id = await create(storage, ['--recipient', keyA.recipient]);
+    const before = (await readSidecar(storage, db, id)).sidecar;
+    const oldFile = path.join(storage, db, before.artifact.file);
+    const oldBytes = await readFile(oldFile);
+    const oldPayload = oldBytes.subarray(readHeader(oldBytes).payloadOffset);
+
+    const dry = await cli(['rekey', id, '--storage', storage, '--identity', keyA.file, '--add-recipient', keyB.recipient, '--remove-recipient', keyA.recipient, '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(await readFile(oldFile)).toEqual(oldBytes);
+
+    const run = await cli(['rekey', id, '--storage', storage, '--identity', keyA.file, '--add-recipient', keyB.recipient, '--remove-recipient', keyA.recipient, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const after = (await readSidecar(storage, db, id)).sidecar;
+    expect(after.artifact.file).toBe(`${id}.k1.dump.zst.age`);
+    expect(after.artifact.plaintext).toEqual(before.artifact.plaintext);
+    expect(after.artifact.encryption?.recipients).not.toEqual(before.artifact.encryption?.recipients);
+    await expect(stat(oldFile)).rejects.toThrow(); // the old file is gone
+    const newBytes = await readFile(path.join(storage, db, after.artifact.file));
+    expect(newBytes.subarray(readHeader(newBytes).payloadOffset)).toEqual(oldPayload);
+    expect({ bytes: after.artifact.bytes, sha256: after.artifact.sha256 }).toEqual(await sha256File(path.join(storage, db, after.artifact.file)));
+    expect(after.globals.status === 'included' && after.globals.file).toBe(`${id}.k1.globals.sql.zst.age`);
+
+    expect((await verify(storage, id, 'archive', ['--identity', keyA.file])).code).toBe(2);
+    expect((await verify(storage, id, 'restore', ['--identity', keyB.file])).code).toBe(0);
+    // The standard age tool agrees: the new key opens it, the old one does not.
+    expect((await execa('age', ['-d', '-i', keyB.file, '-o', '/dev/null', path.join(storage, db, after.artifact.file)], { reject: false })).exitCode).toBe(0);
+    expect((await execa('age', ['-d', '-i', keyA.file, '-o', '/dev/null', path.join(storage, db, after.artifact.file)], { reject: false })).exitCode).not.toBe(0);
+    // Again: the next generation.
+    const again = await cli(['rekey', id, '--storage', storage, '--identity', keyB.file, '--add-recipient', keyA.recipient]);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await readSidecar(storage, db, id)).sidecar.artifact.file).toBe(`${id}.k2.dump.zst.age`);
+    expect((await verify(storage, id, 'archive', ['--identity', keyA.file])).code).toBe(0);
+    const listed = await cli(['list', '--storage', storage, '--all', '--json']);
+    expect(listed.stdout).not.toMatch(/incomplete/);
+  });
+
+  it('refuses what would lock everyone out or drop a key it cannot re-wrap to; unencrypted backups are left alone', async () => {
+    const storage = await tempDir('rekey2');
+    const id = await create(storage, ['--recipient', keyA.recipient, '--recipient', keyB.recipient]);
+    const plain = await create(storage, ['--compress', 'none']);
+    const lockout = await cli(['rekey', id, '--storage', storage, '--identity', keyA.file, '--remove-recipient', keyA.recipient, '--remove-recipient', keyB.recipient]);
+    expect(lockout.code).toBe(2);
+    expect(lockout.stderr).toMatch(/no recipient/);
+    // keyB stays, but only its fingerprint is known here: its public key must be given.
+    const unknown = await cli(['rekey', id, '--storage', storage, '--identity', keyA.file, '--remove-recipient', keyA.recipient]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/public key is not known/);
+    const notEncrypted = await cli(['rekey', plain, '--storage', storage, '--identity', keyA.file, '--add-recipient', keyB.recipient]);
+    expect(notEncrypted.code).toBe(2);
+    expect(notEncrypted.stderr).toMatch(/not encrypted/);
+    const all = await cli(['rekey', '--all', '--storage', storage, '--identity', keyA.file, '--remove-recipient', keyA.recipient, '--add-recipient', keyB.recipient, '--json']);
+    expect(all.code, all.stderr).toBe(0);
+    expect(parseJsonStdout(all.stdout)).toMatchObject({ notEncrypted: [`${db}/${plain}`], backups: [{ id, result: 'done' }] });
+    expect((await readSidecar(storage, db, plain)).sidecar.artifact.file).toBe(`${plain}.dump`);
+  });
+});
+
+describe('version 1 sidecars (before stages)', () => {
+  it('a backup written before stages existed lists, verifies at every level and restores as before', async () => {
+    const storage = await tempDir('v1');
+    const id = await create(storage, ['--compress', 'none']);
+    const file = path.join(storage, db, `${id}.json`);
+    const json = JSON.parse(await readFile(file, 'utf8')) as Record<string, Record<string, unknown>>;
+    // What the first release wrote: no stages, no plaintext digest, schema version 1.
+    json.schemaVersion = 1 as never;
+    delete json.artifact!.stages;
+    delete json.artifact!.plaintext;
+    delete (json.globals as Record<string, unknown>).stages;
+    delete (json.globals as Record<string, unknown>).plaintext;
+    await writeFile(file, JSON.stringify(json, null, 2));
+    const listed = await cli(['list', '--storage', storage, '--json']);
+    expect((parseJsonStdout(listed.stdout) as Array<{ id: string }>).map((b) => b.id)).toEqual([id]);
+    for (const level of ['checksum', 'archive', 'restore']) expect((await verify(storage, id, level)).code).toBe(0);
+    const target = targetDb('stg_v1');
+    const restored = await cli(['restore', id, '--storage', storage, '--target-db', target, '--create']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(await count(target, quoteIdent('items'))).toBe(3000);
+  });
+});
