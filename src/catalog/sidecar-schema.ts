@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { ID_PATTERN, PROFILE_PATTERN } from './id.js';
-import { MAX_SIDECAR_BYTES, SIDECAR_SCHEMA_VERSION, SidecarError } from './sidecar.js';
+import { MAX_SIDECAR_BYTES, SIDECAR_SCHEMA_VERSION, SidecarError, stageSummary } from './sidecar.js';
 
 /**
  * The sidecar's schema (contract: sidecar.ts), checked on every read. Every string and list
@@ -36,6 +36,38 @@ export const VerificationSchema = z.object({
   error: longText.optional(),
 });
 
+/** How a recipient of an encrypted artifact is recorded: a fingerprint, never a key. */
+export const RecipientRecordSchema = z.discriminatedUnion('scheme', [
+  z.object({ scheme: z.literal('x25519'), fingerprint: z.string().regex(/^x25519:sha256:[0-9a-f]{16}$/, 'expected an x25519 fingerprint') }),
+  z.object({ scheme: z.literal('scrypt'), workFactor: z.number().int().min(1).max(64) }),
+]);
+
+/**
+ * One stage of the pipeline that wrote a stored file, in write order (src/pipeline/stage.ts):
+ * readers undo them in reverse. An empty list (every version 1 sidecar) is the identity.
+ */
+export const StageRecordSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('compression'),
+    codec: z.enum(['none', 'gzip', 'zstd']),
+    level: z.number().int().min(-131072).max(22).nullable(),
+    threads: z.number().int().min(0).max(256).optional(),
+  }),
+  z.object({ type: z.literal('encryption'), scheme: z.literal('age'), recipients: z.array(RecipientRecordSchema).min(1).max(1000) }),
+]);
+
+const stageList = z
+  .array(StageRecordSchema)
+  .max(2)
+  .default([])
+  .refine((stages) => {
+    const types = stages.map((stage) => stage.type);
+    return new Set(types).size === types.length && (types.length < 2 || types[0] === 'compression');
+  }, 'expected at most one compression stage, then at most one encryption stage');
+
+/** Size and sha256 of the bytes before any stage (what pg_dump or pg_dumpall wrote). */
+const plaintextDigest = z.object({ bytes: nonNegativeInt, sha256: sha256Hex });
+
 export const GlobalsSchema = z.discriminatedUnion('status', [
   z.object({
     status: z.literal('included'),
@@ -44,12 +76,16 @@ export const GlobalsSchema = z.discriminatedUnion('status', [
     sha256: sha256Hex,
     /** false when dumped with --no-role-passwords (the role could not read pg_authid). */
     rolePasswords: z.boolean(),
+    /** The stages the file went through (the artifact's): role password hashes are encrypted with the dump. */
+    stages: stageList,
+    plaintext: plaintextDigest.optional(),
   }),
   z.object({ status: z.literal('skipped'), reason: longText }),
 ]);
 
 export const SidecarSchema = z.object({
-  schemaVersion: z.literal(SIDECAR_SCHEMA_VERSION),
+  /** 1: before stages (stored bytes = the archive); 2: `artifact.stages`. Both are read. */
+  schemaVersion: z.union([z.literal(1), z.literal(SIDECAR_SCHEMA_VERSION)]),
   id: z.string().regex(ID_PATTERN, 'expected a backup id'),
   profile: z.string().regex(PROFILE_PATTERN, 'expected a profile name'),
   /** Only completed backups get a sidecar today; the field leaves room for more states. */
@@ -99,11 +135,15 @@ export const SidecarSchema = z.object({
     bytes: nonNegativeInt,
     /** sha256 of the bytes as stored. */
     sha256: sha256Hex,
-    /** The pipeline's own compression stage (pg_dump's is in `dump.compress`). */
-    compression: z.object({ codec: z.enum(['none']), level: z.number().int().nullable() }),
-    /** null when not encrypted; otherwise the scheme and recipient fingerprints, never keys. */
+    /** The stages between pg_dump's bytes and the stored ones, in write order; the truth for every reader. */
+    stages: stageList,
+    /** pg_dump's bytes (the archive itself); absent in version 1 sidecars, whose stored bytes are the archive. */
+    plaintext: plaintextDigest.optional(),
+    /** A summary of `stages` for people and scripts: the compression stage (pg_dump's own is in `dump.compress`). */
+    compression: z.object({ codec: z.enum(['none', 'gzip', 'zstd']), level: z.number().int().nullable() }),
+    /** A summary of `stages`: null when not encrypted; otherwise the scheme and recipient fingerprints, never keys. */
     encryption: z
-      .object({ scheme: identifier, recipients: z.array(shortText).max(1000), plaintextSha256: sha256Hex })
+      .object({ scheme: z.literal('age'), recipients: z.array(shortText).max(1000), plaintextSha256: sha256Hex.optional() })
       .nullable(),
   }),
   globals: GlobalsSchema,
@@ -148,6 +188,10 @@ export function parseSidecar(
     throw new SidecarError(key, `invalid sidecar: ${where}: ${first?.message ?? 'invalid'}${more}`);
   }
   const sidecar = parsed.data;
+  const summary = stageSummary(sidecar.artifact.stages);
+  if (summary.compression.codec !== sidecar.artifact.compression.codec || (summary.encryption === null) !== (sidecar.artifact.encryption === null)) {
+    throw new SidecarError(key, 'invalid sidecar: artifact.compression or artifact.encryption does not match artifact.stages');
+  }
   if (sidecar.id !== expected.id || sidecar.profile !== expected.profile) {
     throw new SidecarError(key, `describes ${sidecar.profile}/${sidecar.id}, not the file it is stored in`);
   }
@@ -158,3 +202,6 @@ export function parseSidecar(
   }
   return sidecar;
 }
+
+export type StageRecordJson = z.infer<typeof StageRecordSchema>;
+

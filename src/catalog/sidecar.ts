@@ -1,6 +1,6 @@
-import type { Sidecar } from './sidecar-schema.js';
+import type { Sidecar, StageRecordJson } from './sidecar-schema.js';
 
-export type { Sidecar, TableCount, Verification } from './sidecar-schema.js';
+export type { Sidecar, StageRecordJson, TableCount, Verification } from './sidecar-schema.js';
 
 /**
  * The sidecar: `<root>/<profile>/<id>.json`, the catalog entry of one backup.
@@ -16,7 +16,7 @@ export type { Sidecar, TableCount, Verification } from './sidecar-schema.js';
  * - `schemaVersion` changes only when a reader of the old version would misread the new
  *   one; adding optional fields does not change it.
  */
-export const SIDECAR_SCHEMA_VERSION = 1;
+export const SIDECAR_SCHEMA_VERSION = 2;
 
 /** Sidecars larger than this are refused unread (a hostile file must not exhaust memory). */
 export const MAX_SIDECAR_BYTES = 64 * 1024 * 1024;
@@ -40,4 +40,16 @@ export class SidecarError extends Error {
  */
 export function serializeSidecar(sidecar: Sidecar): Buffer {
   return Buffer.from(`${JSON.stringify(sidecar, null, 2)}\n`, 'utf8');
+}
+
+/** The sidecar's `compression` and `encryption` summaries of a list of stages (the stages are the truth). */
+export function stageSummary(stages: readonly StageRecordJson[]): Pick<Sidecar['artifact'], 'compression' | 'encryption'> {
+  const compression = stages.find((stage) => stage.type === 'compression');
+  const encryption = stages.find((stage) => stage.type === 'encryption');
+  return {
+    compression: compression ? { codec: compression.codec, level: compression.level } : { codec: 'none', level: null },
+    encryption: encryption
+      ? { scheme: 'age', recipients: encryption.recipients.map((r) => (r.scheme === 'x25519' ? r.fingerprint : `passphrase (scrypt, work factor ${r.workFactor})`)) }
+      : null,
+  };
 }

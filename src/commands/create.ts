@@ -1,5 +1,6 @@
+import path from 'node:path';
 import { checkDumpSupport, createBackup } from '../core/create.js';
-import { resolveProfile, type DumpFlags } from '../core/profile.js';
+import { resolveProfile, type DumpFlags, type KeyFlags } from '../core/profile.js';
 import { withRunReport } from '../core/report-run.js';
 import { storageAt } from '../core/storages.js';
 import { usageError } from '../errors.js';
@@ -9,6 +10,9 @@ import type { CommandContext, CommandResult } from './context.js';
 
 export interface CreateOptions extends DumpFlags {
   wait?: number;
+  recipient?: string[];
+  recipientsFile?: string[];
+  passphraseFile?: string;
   dbname?: string;
   host?: string;
   port?: number;
@@ -33,7 +37,9 @@ function connectionFlags(options: CreateOptions, dbUrl: string | undefined): Con
 }
 
 export async function run(options: CreateOptions, ctx: CommandContext): Promise<CommandResult> {
-  const { wait, dbname: _d, host: _h, port: _p, username: _u, ...dumpFlags } = options;
+  const { wait, dbname: _d, host: _h, port: _p, username: _u, recipient, recipientsFile, passphraseFile, ...dumpFlags } = options;
+  const inCwd = (file: string) => path.resolve(ctx.runtime.cwd, file);
+  const keyFlags: KeyFlags = { recipient, recipientsFile: recipientsFile?.map(inCwd), passphraseFile: passphraseFile === undefined ? undefined : inCwd(passphraseFile) };
   const profile = resolveProfile(ctx.settings, { ...connectionFlags(options, ctx.flags.dbUrl), ...dumpFlags });
   for (const note of profile.notes) ctx.runtime.reporter.info(note);
   for (const warning of profile.warnings) ctx.runtime.reporter.warn(warning);
@@ -48,7 +54,7 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
       notify: profile.settings.notify,
     },
     ctx.runtime,
-    (started) => createBackup(profile, ctx.runtime, { waitMs: wait, onLocked: started }),
+    (started) => createBackup(profile, ctx.runtime, { waitMs: wait, onLocked: started, keyFlags }),
     (created) => ({ id: created.sidecar.id, bytes: created.sidecar.artifact.bytes }),
   );
   return { json: createJson({ ...result, warnings: [...profile.warnings, ...result.warnings] }), human: (style) => renderCreate(result, style) };

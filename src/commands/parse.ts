@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { parseFixedDuration } from '../config/duration.js';
-import { TAG_PATTERN } from '../config/values.js';
+import { COMPRESS_PATTERN, PG_COMPRESS_PATTERN, TAG_PATTERN } from '../config/values.js';
 import { parseDuration } from '../retention/policy.js';
 
 /** Option parsers for commander: they throw InvalidArgumentError, which the CLI maps to exit 2. */
@@ -15,9 +15,19 @@ export function positiveInt(max: number) {
 }
 
 /** `--compress`: a level 0-9, or pg_dump's METHOD[:LEVEL] (PostgreSQL 16+ clients). */
-export function compressValue(value: string): number | string {
+/** `--compress`: the artifact's compression stage. */
+export function compressValue(value: string): string {
+  if (COMPRESS_PATTERN.test(value)) return value;
+  if (/^\d$/.test(value) || /^lz4/.test(value)) {
+    throw new InvalidArgumentError(`expected zstd[:1-19], gzip[:1-9] or none; pg_dump's own compression is --pg-compress ${value}`);
+  }
+  throw new InvalidArgumentError('expected zstd (zstd:1 to zstd:19), gzip (gzip:1 to gzip:9) or none');
+}
+
+/** `--pg-compress`: pg_dump's own --compress value. */
+export function pgCompressValue(value: string): number | string {
   if (/^\d$/.test(value)) return Number(value);
-  if (/^(none|gzip|lz4|zstd)(:\d{1,2})?$/.test(value)) return value;
+  if (PG_COMPRESS_PATTERN.test(value)) return value;
   throw new InvalidArgumentError('expected a level 0-9, or METHOD[:LEVEL] with METHOD none, gzip, lz4 or zstd');
 }
 

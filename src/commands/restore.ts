@@ -6,8 +6,9 @@ import { usageError } from '../errors.js';
 import { renderRestore, renderRestorePlan, restoreJson } from '../output/render-restore.js';
 import { plainStyle } from '../output/style.js';
 import type { CommandContext, CommandResult } from './context.js';
+import { keysByProfile, type DecryptOptions } from './keys.js';
 
-export interface RestoreOptions {
+export interface RestoreOptions extends DecryptOptions {
   targetDb?: string;
   targetUrl?: string;
   host?: string;
@@ -50,6 +51,7 @@ export async function run(ref: string, options: RestoreOptions, ctx: CommandCont
     noAcl: options.acl === false,
     jobs: options.jobs ?? 1,
     pgBinDir: (profile) => settingsOf(settings, profile).pgBinDir,
+    keys: keysByProfile(settings, options),
     workDir: settings.workDir,
   };
   if (options.dryRun) {

@@ -5,8 +5,9 @@ import { verifyBackups, verifyExitCode, type VerifyLevel } from '../core/verify.
 import { usageError } from '../errors.js';
 import { renderVerify, verifyJson } from '../output/render-verify.js';
 import type { CommandContext, CommandResult } from './context.js';
+import { keysByProfile, type DecryptOptions } from './keys.js';
 
-export interface VerifyOptions {
+export interface VerifyOptions extends DecryptOptions {
   all?: boolean;
   level: VerifyLevel;
   keep?: boolean;
@@ -34,6 +35,7 @@ export async function run(ref: string | undefined, options: VerifyOptions, ctx: 
           ? serverForBackup(settings, { value: options.verifyUrl, flag: '--verify-url' }, {}, (profile) => profile.verify?.server)
           : null,
       pgBinDir: (profile) => settingsOf(settings, profile).pgBinDir,
+      keys: keysByProfile(settings, options),
       workDir: settings.workDir,
       notify: (profile) => settingsOf(settings, profile).notify,
     },

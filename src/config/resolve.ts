@@ -80,6 +80,10 @@ function location(value: string, base: string): string {
   return isStorageUrl(value) ? value : resolve(base, value);
 }
 
+function identityFiles(value: string | string[] | undefined): string[] | undefined {
+  return value === undefined ? undefined : typeof value === 'string' ? [value] : value;
+}
+
 function absolute(value: string | undefined, base: string): string | undefined {
   return value === undefined ? undefined : isAbsolute(value) ? value : resolve(base, value);
 }
@@ -122,6 +126,12 @@ export function resolveSettings(input: {
       storageSettings: merged.storageSettings ? toDriverSettings(merged.storageSettings) : topSettings,
       pgBinDir: absolute(merged.pgBinDir, base) ?? pgBinDir,
       passwordFile: absolute(merged.passwordFile, base),
+      encryption: merged.encryption && {
+        ...merged.encryption,
+        recipientsFile: absolute(merged.encryption.recipientsFile, base),
+        identityFile: identityFiles(merged.encryption.identityFile)?.map((file) => resolve(base, file)),
+        passphraseFile: absolute(merged.encryption.passphraseFile, base),
+      },
     };
   };
 

@@ -7,6 +7,8 @@ import {
   TAG_PATTERN,
   ENV_VAR_PATTERN,
   COMPRESS_PATTERN,
+  PG_COMPRESS_PATTERN,
+  AGE_RECIPIENT_PATTERN,
   LOCK_WAIT_TIMEOUT_PATTERN,
   POSTGRES_URL_PATTERN,
   SSL_MODES,
@@ -78,8 +80,15 @@ function strictObject<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
   });
 }
 
-const COMPRESS_MESSAGE =
+/** pg_dump's own compression that compresses nothing: 0, "none", "gzip:0". */
+export function pgCompressIsOff(value: unknown): boolean {
+  return value === 0 || value === 'none' || value === 'gzip:0' || value === 'none:0';
+}
+
+const PG_COMPRESS_MESSAGE =
   'expected an integer 0-9, or "none", "gzip", "lz4" or "zstd" optionally followed by ":level" (e.g. "zstd:3")';
+const COMPRESS_MESSAGE =
+  'expected "zstd" (levels "zstd:1" to "zstd:19"), "gzip" ("gzip:1" to "gzip:9") or "none"; pg_dump\'s own compression (a level 0-9, lz4...) is "pgCompress"';
 const LOCK_WAIT_TIMEOUT_MESSAGE =
   'expected a PostgreSQL time value like "30s", "5min", "1500ms" or "1h", or a number of milliseconds';
 const PROFILE_NAME_MESSAGE =
@@ -365,17 +374,26 @@ export const ProfileSchema = strictObject({
     .optional()
     .describe('Number of parallel pg_dump jobs. Only meaningful with format "directory". Default 1.'),
   compress: z
+    .string({ error: COMPRESS_MESSAGE })
+    .regex(COMPRESS_PATTERN, { error: COMPRESS_MESSAGE })
+    .optional()
+    .describe(
+      'Compression of the stored artifact, done by backupctl while streaming: "zstd" (default, level 3, ' +
+        'multi-threaded; "zstd:1" to "zstd:19"), "gzip" ("gzip:1" to "gzip:9") or "none". The zstd program must be installed.',
+    ),
+  pgCompress: z
     .union(
       [
-        integer(0, 9, COMPRESS_MESSAGE),
-        z.string({ error: COMPRESS_MESSAGE }).regex(COMPRESS_PATTERN, { error: COMPRESS_MESSAGE }),
+        integer(0, 9, PG_COMPRESS_MESSAGE),
+        z.string({ error: PG_COMPRESS_MESSAGE }).regex(PG_COMPRESS_PATTERN, { error: PG_COMPRESS_MESSAGE }),
       ],
-      { error: COMPRESS_MESSAGE },
+      { error: PG_COMPRESS_MESSAGE },
     )
     .optional()
     .describe(
-      'pg_dump --compress: a gzip level 0-9, or "none", "gzip", "lz4", "zstd" with an optional ":level" ' +
-        '(e.g. "zstd:3"; lz4 and zstd need pg_dump 16 or later).',
+      'pg_dump\'s own compression (--compress), instead of the "compress" stage: a gzip level 0-9, or "none", ' +
+        '"gzip", "lz4", "zstd" with an optional ":level" (lz4 and zstd need pg_dump 16 or later). ' +
+        'When set, "compress" defaults to "none".',
     ),
   schemas: stringList('Dump only the schemas matching these pg_dump patterns (--schema).', 'a schema pattern'),
   excludeSchemas: stringList('Do not dump the schemas matching these pg_dump patterns (--exclude-schema).', 'a schema pattern'),
@@ -417,6 +435,41 @@ export const ProfileSchema = strictObject({
     .optional()
     .describe('Free text recorded with every backup of this profile.'),
 
+  // Encryption
+  encryption: strictObject({
+    recipients: z
+      .array(z.string({ error: 'expected an age recipient' }).regex(AGE_RECIPIENT_PATTERN, { error: 'expected an age X25519 recipient: "age1" and 58 more characters, as age-keygen prints it' }), {
+        error: 'expected an array of age recipients',
+      })
+      .optional()
+      .describe('age X25519 recipients (public keys, "age1..."): new backups are encrypted to all of them.'),
+    recipientsFile: text('A file of age recipients, one per line ("#" comments), as "age -R" reads it.'),
+    identityFile: z
+      .union([z.string({ error: 'expected a path' }).min(1), z.array(z.string({ error: 'expected a path' }).min(1)).min(1)], {
+        error: 'expected a path or an array of paths',
+      })
+      .optional()
+      .describe('age identity file(s) (private keys, as age-keygen writes them) that verify, restore, copy and rekey decrypt with. Keep them off the database server if you can.'),
+    passphraseFile: text('A file whose content is the passphrase (scrypt), to encrypt new backups with when there are no recipients, and to decrypt.'),
+    passphraseEnv: z
+      .string({ error: 'expected a string' })
+      .regex(ENV_VAR_PATTERN, { error: 'expected an environment variable name: letters, digits and _, not starting with a digit' })
+      .optional()
+      .describe('Name of the environment variable holding the passphrase. Cannot be combined with passphraseFile.'),
+  })
+    .superRefine((value, ctx) => {
+      const e = value as UnknownRecord;
+      if (e.passphraseFile !== undefined && e.passphraseEnv !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['passphraseEnv'], message: 'passphraseFile and passphraseEnv cannot be used together: keep one' });
+      }
+    })
+    .optional()
+    .describe(
+      'age encryption of new backups (the file format of the standard "age" tool). Recipients (public keys) are ' +
+        'enough to back up; identities or the passphrase are needed to verify beyond checksums and to restore. ' +
+        'A profile\'s "encryption" replaces the one in "defaults" as a whole.',
+    ),
+
   // Verification
   verify: strictObject({
     server: z
@@ -457,6 +510,13 @@ export const ProfileSchema = strictObject({
         code: 'custom',
         path: ['passwordEnv'],
         message: 'passwordFile and passwordEnv cannot be used together: keep one',
+      });
+    }
+    if (typeof p.compress === 'string' && p.compress !== 'none' && p.pgCompress !== undefined && !pgCompressIsOff(p.pgCompress)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['pgCompress'],
+        message: 'compress and pgCompress cannot both compress (compressed bytes do not compress again): keep one, or set the other to "none"',
       });
     }
     if (p.schemaOnly === true && p.dataOnly === true) {
@@ -548,5 +608,7 @@ export const ConfigSchema = strictObject({
 
 export type Config = z.output<typeof ConfigSchema>;
 export type Profile = z.output<typeof ProfileSchema>;
+/** A profile's `encryption` (after resolve.ts: every path absolute, identityFile a list). */
+export type EncryptionSettings = NonNullable<Profile['encryption']>;
 /** The `defaults` block: the same keys as a profile. */
 export type ProfileSettings = Profile;

@@ -3,11 +3,15 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { artifactKey } from '../catalog/catalog.js';
 import { scratchDir } from '../platform/run-dir.js';
-import type { Sidecar } from '../catalog/sidecar.js';
+import type { Sidecar, StageRecordJson } from '../catalog/sidecar.js';
+import { ExitCode } from '../errors.js';
+import { openArtifact } from '../pipeline/artifact.js';
+import type { DecodeKeys } from '../pipeline/codecs/index.js';
+import { DigestMismatchError, PipelineError } from '../pipeline/errors.js';
 import { digestOf, DigestStream, type Digest } from '../pipeline/digest.js';
 import { HostileEntryError, NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
@@ -117,15 +121,31 @@ function pathOfHandle(handle: FileHandle): string | null {
   return existsSync(path) ? path : null;
 }
 
+export interface OpenArchiveOptions {
+  workDir?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** What an encrypted or compressed artifact is decoded with (see core/stages.ts readKeys). */
+  keys?: DecodeKeys | undefined;
+}
+
+/** True when the stages leave the stored bytes as pg_dump wrote them (version 1 sidecars have none). */
+export function storedAsIs(stages: readonly StageRecordJson[]): boolean {
+  return stages.every((stage) => stage.type === 'compression' && stage.codec === 'none');
+}
+
 /**
  * Makes the artifact of `sidecar` readable by pg_restore, hashing it in the same pass:
- * a custom-format archive on local storage is used in place (and read once to hash
- * it); anything else is streamed into a private scratch directory (a tar is unpacked
- * there). The caller compares the digest with the sidecar before trusting the archive.
+ * a custom-format archive on local storage that no stage changed is used in place (and
+ * read once to hash it); anything else is streamed into a private scratch directory
+ * (decoded through its stages, whose digests are all checked before this returns; a tar
+ * is unpacked there). The caller compares the digest with the sidecar before trusting
+ * the archive. Nothing decoded is used before it is all authenticated: decryption
+ * releases plaintext chunk by chunk, and damage further on is only found at the end.
  */
-export async function openArchive(storage: Storage, sidecar: Sidecar, options: { workDir?: string | undefined; signal?: AbortSignal }): Promise<LocalArchive> {
+export async function openArchive(storage: Storage, sidecar: Sidecar, options: OpenArchiveOptions): Promise<LocalArchive> {
   const key = artifactKey(sidecar.profile, sidecar.artifact.file);
-  if (sidecar.artifact.container === 'pg-custom') {
+  const asIs = storedAsIs(sidecar.artifact.stages);
+  if (sidecar.artifact.container === 'pg-custom' && asIs) {
     // In place: pg_restore reads the very file that was checked (opened without following
     // a link, a regular file inside the root), through this process's descriptor of it.
     const local = await openLocal(storage, key);
@@ -145,29 +165,93 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: {
   const dispose = () => rm(scratch, { recursive: true, force: true });
   try {
     const source = await open(storage, key);
-    const digest = new DigestStream();
+    const decoded = asIs ? null : openArtifact(source, sidecar.artifact.stages, { ...options.keys, expected: { stored: sidecar.artifact, plaintext: sidecar.artifact.plaintext } });
+    const digest = decoded ? null : new DigestStream();
+    const plaintext: Readable = decoded ? decoded.stream : source.pipe(digest as DigestStream);
+    if (!decoded) source.on('error', (error) => (digest as DigestStream).destroy(error));
+    let path: string;
     if (sidecar.artifact.container === 'tar') {
-      const dir = join(scratch, 'dump');
-      await mkdir(dir, { mode: 0o700 });
-      await unpack(source, digest, dir, options.signal);
-      return { path: dir, digest: Promise.resolve(digest.digest()), inPlace: false, dispose };
+      path = join(scratch, 'dump');
+      await mkdir(path, { mode: 0o700 });
+      await unpack(plaintext, path, options.signal);
+    } else {
+      path = join(scratch, `${sidecar.id}.dump`);
+      await pipeline(plaintext, createWriteStream(path, { mode: 0o600 }), { signal: options.signal });
     }
-    const file = join(scratch, sidecar.artifact.file);
-    await pipeline(source, digest, createWriteStream(file, { mode: 0o600 }), { signal: options.signal });
-    return { path: file, digest: Promise.resolve(digest.digest()), inPlace: false, dispose };
+    const stored = decoded ? (await decoded.verified).stored : (digest as DigestStream).digest();
+    return { path, digest: Promise.resolve(stored), inPlace: false, dispose };
   } catch (error) {
     await dispose();
-    // A damaged tar: hash what is stored (the tar parser stopped reading it) for the report.
-    if (error instanceof UnpackError) throw new ArchiveUnreadableError(key, error.message, await hashStored(storage, key));
+    if (options.signal?.aborted) throw error;
+    // Damage (a tar that does not unpack, a stage that finds corruption, a digest that
+    // differs): hash what is stored for the report.
+    const damage = damageOf(error);
+    if (damage !== null) throw new ArchiveUnreadableError(key, damage, await hashStored(storage, key, options.signal));
     throw error;
   }
 }
 
 /**
- * source -> digest -> tar unpack into `dir`. node-tar refuses absolute paths and `..`
- * (a hostile archive cannot write outside `dir`); `close` fires once every file is written.
+ * The reason an artifact is damaged, when `error` says it is: a tar that does not unpack,
+ * a stage that finds corruption (age authentication, zstd checksums), a digest that
+ * differs from the sidecar's. Null for everything else (a missing key, the storage).
  */
-async function unpack(source: Readable, digest: DigestStream, dir: string, signal?: AbortSignal): Promise<void> {
+function damageOf(error: unknown): string | null {
+  if (error instanceof UnpackError) return error.message;
+  if (error instanceof DigestMismatchError) return error.message;
+  if (error instanceof PipelineError && error.exitCode === ExitCode.VERIFY_FAILED) return error.message;
+  return null;
+}
+
+/** Files a command reads whole (the globals script): bounded. */
+const MAX_TEXT_FILE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A small stored file (the globals script) read whole and decoded through its stages;
+ * its stored and plaintext digests are checked against `expected` before it is returned.
+ * Missing: ArtifactMissingError; damaged or not matching: ArchiveUnreadableError.
+ */
+export async function readStoredFile(
+  storage: Storage,
+  key: string,
+  expected: { bytes: number; sha256: string; stages: readonly StageRecordJson[]; plaintext?: Digest | undefined },
+  keys: DecodeKeys | undefined,
+): Promise<Buffer> {
+  let stored: Buffer;
+  try {
+    stored = await storage.getBytes(key, MAX_TEXT_FILE_BYTES);
+  } catch (error) {
+    if (error instanceof NotFoundError) throw new ArtifactMissingError(key);
+    if (error instanceof HostileEntryError) throw new ArtifactHostileError(key, error.message);
+    throw storageError(error, storage.location, `reading ${key}`, 'read');
+  }
+  const storedDigest = { bytes: stored.length, sha256: createHash('sha256').update(stored).digest('hex') };
+  const differs = digestMismatches(key, expected, storedDigest);
+  if (differs.length > 0) throw new ArchiveUnreadableError(key, differs.join('; '), storedDigest);
+  if (storedAsIs(expected.stages)) return stored;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    const decoded = openArtifact(Readable.from([stored]), expected.stages, { ...keys, expected: { stored: storedDigest, plaintext: expected.plaintext } });
+    for await (const chunk of decoded.stream) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_TEXT_FILE_BYTES) throw new ArchiveUnreadableError(key, `decodes to more than ${MAX_TEXT_FILE_BYTES} bytes`, storedDigest);
+      chunks.push(chunk as Buffer);
+    }
+    await decoded.verified;
+  } catch (error) {
+    const damage = damageOf(error);
+    if (damage !== null) throw new ArchiveUnreadableError(key, damage, storedDigest);
+    throw error;
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * source -> tar unpack into `dir`. node-tar refuses absolute paths and `..` (a hostile
+ * archive cannot write outside `dir`); `close` fires once every file is written.
+ */
+async function unpack(source: Readable, dir: string, signal?: AbortSignal): Promise<void> {
   const { extract: tarExtract } = await import('tar'); // loaded only for directory-format backups
   return new Promise((resolve, reject) => {
     const sink = tarExtract({ cwd: dir, strict: true });
@@ -177,10 +261,9 @@ async function unpack(source: Readable, digest: DigestStream, dir: string, signa
     };
     signal?.addEventListener('abort', () => fail(signal.reason), { once: true });
     source.on('error', fail);
-    digest.on('error', fail);
     sink.on('error', (error: unknown) => fail(new UnpackError(error instanceof Error ? error.message : String(error))));
     sink.on('close', () => resolve());
-    source.pipe(digest).pipe(sink);
+    source.pipe(sink);
   });
 }
 

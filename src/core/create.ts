@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { artifactKey, Catalog } from '../catalog/catalog.js';
 import { newBackupId } from '../catalog/id.js';
-import { SIDECAR_SCHEMA_VERSION, type Sidecar } from '../catalog/sidecar.js';
+import { SIDECAR_SCHEMA_VERSION, stageSummary, type Sidecar } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { chooseClient, discoverClients, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
@@ -12,25 +12,37 @@ import { describeConnection } from '../pg/connection.js';
 import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
 import { readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
-import { buildArtifactChain, pipeThrough } from '../pipeline/artifact.js';
-import { scratchDir } from '../platform/run-dir.js';
-import { DigestStream } from '../pipeline/digest.js';
+import { buildWriteChain, pipeThrough } from '../pipeline/artifact.js';
+import type { Digest } from '../pipeline/digest.js';
+import { PipelineError } from '../pipeline/errors.js';
 import { gateOnExit } from '../pipeline/gate.js';
+import { artifactSuffix, type Stage, type StageRecord } from '../pipeline/stage.js';
+import { teeToSide } from '../pipeline/tee.js';
+import { scratchDir } from '../platform/run-dir.js';
 import type { Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
 import { acquireDatabaseLock, acquireProfileLock, type DatabaseLock } from './lock.js';
+import type { KeyFlags } from './keys.js';
 import type { ResolvedProfile } from './profile.js';
+import { writeStages } from './stages.js';
 import type { CreateResult } from './results.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
 import { storageAt } from './storages.js';
 
-interface StoredArtifact {
-  file: string;
+interface StoredArtifact extends StoredFile {
   container: 'pg-custom' | 'tar';
+  toc: TocEntry[];
+}
+
+/** A file written through the stages: its stored digest, its plaintext digest and the stage records. */
+interface StoredFile {
+  file: string;
+  key: string;
   bytes: number;
   sha256: string;
-  toc: TocEntry[];
+  plaintext: Digest;
+  stages: StageRecord[];
 }
 
 /**
@@ -54,6 +66,8 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
     discoverClients('pg_dumpall', clientOptions),
   ]);
   discovered.catch(() => undefined);
+  // Compression and encryption are settled first: a missing zstd or a bad key file is exit 2 before anything starts.
+  const stages = writeStages(profile.compression, profile.encryption, options.keyFlags ?? {}, runtime.env);
   const storage = storageAt(runtime, profile.storage, profile.settings.storageSettings);
   try {
     await storage.checkWritable(profile.name);
@@ -70,7 +84,7 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
     const waitLeft = Math.max(0, (options.waitMs ?? 0) - (performance.now() - waitFrom));
     databaseLock = await acquireDatabaseLock({ connection: profile.connection, command: 'create', waitMs: waitLeft, runtime });
     options.onLocked?.();
-    return await backupUnderLock(profile, runtime, storage, discovered);
+    return await backupUnderLock(profile, runtime, storage, stages, discovered);
   } finally {
     await databaseLock?.release();
     await lock.release();
@@ -98,12 +112,14 @@ export interface CreateOptions {
   waitMs?: number | undefined;
   /** Called once both locks are held: the backup has really started (the healthchecks start ping). */
   onLocked?: (() => void) | undefined;
+  /** `--recipient`, `--recipients-file`, `--passphrase-file`: added to the profile's encryption. */
+  keyFlags?: KeyFlags | undefined;
 }
 
 type Discovered = Promise<[ClientBinary[], ClientBinary[], ClientBinary[]]>;
 
 /** Steps 2-5, with the profile lock and the database's advisory lock held. */
-async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, storage: Storage, discovered: Discovered): Promise<CreateResult> {
+async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, storage: Storage, stages: readonly Stage[], discovered: Discovered): Promise<CreateResult> {
   const { reporter, signal } = runtime;
   const started = runtime.now();
   const startedMs = performance.now();
@@ -168,11 +184,11 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
 
     // Roles and tablespaces are dumped beside the database, at the same time (they are small).
     const globalsDone: Promise<Sidecar['globals']> = profile.globals
-      ? dumpGlobals({ profile, id, storage, pgDumpall: () => chooseClient('pg_dumpall', dumpalls, major, where), rolePasswords: facts.canReadRolePasswords, run, written, runtime, warnings })
+      ? dumpGlobals({ profile, id, storage, stages, pgDumpall: () => chooseClient('pg_dumpall', dumpalls, major, where), rolePasswords: facts.canReadRolePasswords, run, written, runtime, warnings })
       : Promise.resolve({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
     globalsDone.catch(() => undefined);
     pending.push(globalsDone);
-    const artifact = await dumpArtifact({ profile, id, storage, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime });
+    const artifact = await dumpArtifact({ profile, id, storage, stages, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime });
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
     const globals = await globalsDone;
@@ -207,8 +223,9 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         container: artifact.container,
         bytes: artifact.bytes,
         sha256: artifact.sha256,
-        compression: { codec: 'none', level: null },
-        encryption: null,
+        stages: artifact.stages,
+        plaintext: artifact.plaintext,
+        ...stageSummary(artifact.stages),
       },
       globals,
       tables: countsInArchive(counted, artifact.toc),
@@ -276,27 +293,36 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-interface DumpContext {
+/** What writing one file of a backup needs. */
+interface StoreContext {
   profile: ResolvedProfile;
   id: string;
   storage: Storage;
+  stages: readonly Stage[];
+  run: ChildRun;
+  /** Keys written so far: removed when the backup fails. */
+  written: string[];
+  runtime: Runtime;
+}
+
+interface DumpContext extends StoreContext {
   pgDump: ClientBinary;
   pgRestore: ClientBinary;
   snapshot: string;
-  run: ChildRun;
-  written: string[];
-  runtime: Runtime;
 }
 
 async function dumpArtifact(ctx: DumpContext): Promise<StoredArtifact> {
   return ctx.profile.dump.format === 'directory' ? dumpDirectoryFormat(ctx) : dumpCustomFormat(ctx);
 }
 
-/** Streams `source` into `key` through the artifact chain; a failure removes everything. */
-async function store(ctx: DumpContext, source: Readable, baseSuffix: string): Promise<{ file: string; bytes: number; sha256: string; key: string }> {
+/**
+ * Streams `source` through the stages into `<id><baseSuffix><stage suffixes>`; the caller
+ * removes it (it is in `written`) when the backup fails.
+ */
+async function store(ctx: StoreContext, source: Readable, baseSuffix: string, progress?: string): Promise<StoredFile> {
   const { reporter } = ctx.runtime;
-  const chain = buildArtifactChain(source, baseSuffix, [], (bytes) => reporter.progress('dump', bytes));
-  const file = `${ctx.id}${chain.suffix}`;
+  const chain = buildWriteChain(source, ctx.stages, progress ? (bytes) => reporter.progress(progress, bytes) : undefined);
+  const file = `${ctx.id}${artifactSuffix(baseSuffix, ctx.stages)}`;
   const key = artifactKey(ctx.profile.name, file);
   ctx.written.push(key);
   try {
@@ -304,26 +330,36 @@ async function store(ctx: DumpContext, source: Readable, baseSuffix: string): Pr
   } catch (error) {
     if (ctx.runtime.signal.aborted) throw new InterruptedError();
     const reason: unknown = ctx.run.signal?.aborted ? ctx.run.signal.reason : undefined;
-    throw storageError(reason instanceof BackupctlError ? reason : error, ctx.storage.location, 'writing the artifact');
+    if (reason instanceof BackupctlError) throw reason;
+    // A stage that failed (zstd killed, a key problem) says so itself; anything else is the storage's.
+    if (error instanceof PipelineError) throw error;
+    throw storageError(error, ctx.storage.location, `writing ${file}`);
   }
-  const digest = chain.stored();
-  reporter.progressDone('dump', digest.bytes);
-  return { file, key, ...digest };
+  const result = chain.result();
+  if (progress) reporter.progressDone(progress, result.plaintext.bytes);
+  return { file, key, bytes: result.stored.bytes, sha256: result.stored.sha256, plaintext: result.plaintext, stages: result.stages };
 }
 
+/**
+ * A custom-format archive streams from pg_dump through the stages into storage; its table
+ * of contents is read on the way (pg_restore --list reads the plaintext's head, then stops),
+ * since the stored bytes may be compressed and encrypted to keys this host does not hold.
+ */
 async function dumpCustomFormat(ctx: DumpContext): Promise<StoredArtifact> {
   const args = pgDumpArgs(ctx.profile.dump, ctx.snapshot);
   const child = startCustomDump(ctx.pgDump.path, args, ctx.run);
   const gated = pipeThrough(child.stdout, gateOnExit(child.done));
-  let stored: Awaited<ReturnType<typeof store>>;
+  const tee = teeToSide();
+  const toc = readToc(ctx.pgRestore.path, tee.side, ctx.run);
+  toc.catch(() => undefined); // awaited below, after the store
+  let stored: StoredFile;
   try {
-    stored = await store(ctx, gated, '.dump');
+    stored = await store(ctx, pipeThrough(gated, tee.transform), '.dump', 'dump');
   } finally {
     await child.done.catch(() => undefined);
   }
   await child.done;
-  const toc = await readToc(ctx.pgRestore.path, await ctx.storage.get(stored.key), ctx.run);
-  return { file: stored.file, container: 'pg-custom', bytes: stored.bytes, sha256: stored.sha256, toc };
+  return { ...stored, container: 'pg-custom', toc: await toc };
 }
 
 /**
@@ -343,35 +379,28 @@ async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
     const names = (await readdir(dumpDir)).sort((a, b) => (a === 'toc.dat' ? -1 : b === 'toc.dat' ? 1 : cmp(a, b)));
     const { create: tarCreate } = await import('tar'); // loaded only for directory-format dumps
     const pack = Readable.from(tarCreate({ cwd: dumpDir, portable: true }, names));
-    const stored = await store(ctx, pack, '.dump.tar');
-    return { file: stored.file, container: 'tar', bytes: stored.bytes, sha256: stored.sha256, toc };
+    const stored = await store(ctx, pack, '.dump.tar', 'dump');
+    return { ...stored, container: 'tar', toc };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
 }
 
-interface GlobalsContext {
-  profile: ResolvedProfile;
+interface GlobalsContext extends StoreContext {
   /** The chosen pg_dumpall; throws when there is none suitable (then globals are skipped). */
   pgDumpall: () => ClientBinary;
   /** The role may read role passwords (pg_authid). */
   rolePasswords: boolean;
-  id: string;
-  storage: Storage;
-  run: ChildRun;
-  written: string[];
-  runtime: Runtime;
   warnings: string[];
 }
 
 /**
- * Roles and tablespaces, beside the dump. A role that cannot read pg_authid gets them
- * without password hashes; one that cannot dump them at all gets a warning, not a
- * failed backup (the database itself is what matters most).
+ * Roles and tablespaces, beside the dump and through the same stages (role password
+ * hashes are as secret as the data). A role that cannot read pg_authid gets them without
+ * password hashes; one that cannot dump them at all gets a warning, not a failed backup
+ * (the database itself is what matters most).
  */
 async function dumpGlobals(ctx: GlobalsContext): Promise<Sidecar['globals']> {
-  const file = `${ctx.id}.globals.sql`;
-  const key = artifactKey(ctx.profile.name, file);
   let pgDumpall: ClientBinary;
   try {
     pgDumpall = ctx.pgDumpall();
@@ -381,21 +410,28 @@ async function dumpGlobals(ctx: GlobalsContext): Promise<Sidecar['globals']> {
   // Role passwords only where the role may read them (pg_authid): decided by privilege, up front.
   const rolePasswords = ctx.rolePasswords;
   const child = startGlobalsDump(pgDumpall.path, ctx.profile.connection.database, rolePasswords, ctx.run);
-  const digest = pipeThrough(pipeThrough(child.stdout, gateOnExit(child.done)), new DigestStream());
-  ctx.written.push(key);
+  const before = ctx.written.length;
   try {
-    await ctx.storage.put(key, digest, { signal: ctx.run.signal });
+    const stored = await store(ctx, pipeThrough(child.stdout, gateOnExit(child.done)), '.globals.sql');
     await child.done;
-    const { bytes, sha256 } = digest.digest();
     if (!rolePasswords) ctx.runtime.reporter.debug('globals dumped without role passwords (no access to pg_authid)');
-    return { status: 'included', file, bytes, sha256, rolePasswords };
+    return { status: 'included', file: stored.file, bytes: stored.bytes, sha256: stored.sha256, rolePasswords, stages: stored.stages, plaintext: stored.plaintext };
   } catch (error) {
     await child.done.catch(() => undefined);
     if (ctx.runtime.signal.aborted) throw new InterruptedError();
-    if (!(error instanceof BackupctlError)) throw storageError(error, ctx.storage.location, 'writing the globals');
-    await ctx.storage.remove(key).catch(() => undefined);
+    // Only pg_dumpall's own failure skips the globals; a storage or stage failure fails the backup.
+    if (!(error instanceof BackupctlError) || error instanceof PipelineError || !(await isChildFailure(child.done))) throw error;
+    for (const key of ctx.written.slice(before)) await ctx.storage.remove(key).catch(() => undefined);
     return skipGlobals(ctx, error.message);
   }
+}
+
+/** True when `done` (a child's exit) rejected: the child failed. */
+async function isChildFailure(done: Promise<unknown>): Promise<boolean> {
+  return done.then(
+    () => false,
+    () => true,
+  );
 }
 
 function skipGlobals(ctx: GlobalsContext, reason: string): Sidecar['globals'] {

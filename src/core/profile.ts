@@ -3,12 +3,17 @@ import type { Profile } from '../config/schema.js';
 import { usageError } from '../errors.js';
 import { parseConnectionUrl, resolveConnectionLayers, urlHasPassword, type ConnectionFlags, type ConnectionSettings, type ProfileConnection } from '../pg/connection.js';
 import type { DumpOptions } from '../pg/dump.js';
+import { pgCompressIsOff, type EncryptionSettings } from '../config/schema.js';
+import { DEFAULT_COMPRESSION, parseCompression, type CompressionOptions } from '../pipeline/codecs/index.js';
 
 /** Flags of `create` that shape the dump; undefined means "not given". */
 export interface DumpFlags {
   format?: 'custom' | 'directory' | undefined;
   jobs?: number | undefined;
-  compress?: number | string | undefined;
+  /** The artifact's compression stage: zstd[:N], gzip[:N], none. */
+  compress?: string | undefined;
+  /** pg_dump's own --compress. */
+  pgCompress?: number | string | undefined;
   schemaOnly?: boolean | undefined;
   dataOnly?: boolean | undefined;
   schema?: string[] | undefined;
@@ -20,6 +25,9 @@ export interface DumpFlags {
   tag?: string[] | undefined;
   note?: string | undefined;
 }
+
+/** Flags of `create` (and of the readers) that add key material: see core/keys.ts. */
+export type { KeyFlags } from './keys.js';
 
 /** One profile with every layer applied: what a backup run needs to know. */
 export interface ResolvedProfile {
@@ -35,6 +43,10 @@ export interface ResolvedProfile {
   workDir: string | undefined;
   connection: ConnectionSettings;
   dump: DumpOptions;
+  /** The artifact's compression stage (pg_dump's own compression is `dump.compress`). */
+  compression: CompressionOptions;
+  /** The profile's age settings (paths absolute); the flags' key material is added by the command. */
+  encryption: EncryptionSettings | undefined;
   globals: boolean;
   tags: string[];
   note: string | null;
@@ -86,7 +98,7 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
   const resolution = resolveConnectionLayers({ flags, env: settings.env, profile: connectionLayers(settings, provisional) });
   const connection = resolution.settings;
   const profile = chosen ?? settings.unconfigured(profileNameFor(connection.database));
-  const dump = resolveDumpOptions(flags, profile);
+  const { dump, compression } = resolveDumpOptions(flags, profile);
   const note = flags.note ?? profile.note ?? null;
   if (note !== null && note.length > MAX_NOTE_CHARS) throw usageError(`the note is ${note.length} characters; at most ${MAX_NOTE_CHARS} are kept with a backup`);
   const tags = [...new Set([...(profile.tags ?? []), ...(flags.tag ?? [])])];
@@ -106,6 +118,8 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
     workDir: settings.workDir,
     connection,
     dump,
+    compression,
+    encryption: profile.encryption,
     globals: flags.globals ?? profile.globals ?? true,
     tags,
     note,
@@ -133,8 +147,12 @@ export function profileForMaintenance(settings: ResolvedSettings, dbUrl: string 
   return settings.unconfigured(profileNameFor(database));
 }
 
-/** Flags over profile over defaults; --jobs > 1 implies the directory format. */
-export function resolveDumpOptions(flags: DumpFlags, profile: Omit<Profile, 'storageSettings'>): DumpOptions {
+/**
+ * Flags over profile over defaults; --jobs > 1 implies the directory format. Compression:
+ * the artifact's stage (`compress`, zstd by default) or pg_dump's own (`pgCompress`), not
+ * both; a flag for one turns off the other's configured value.
+ */
+export function resolveDumpOptions(flags: DumpFlags, profile: Omit<Profile, 'storageSettings'>): { dump: DumpOptions; compression: CompressionOptions } {
   const jobs = flags.jobs ?? profile.jobs;
   const explicitFormat = flags.format ?? profile.format;
   // Only a conflict between two flags is an error: `--format custom` alone overrides a profile's jobs.
@@ -149,10 +167,11 @@ export function resolveDumpOptions(flags: DumpFlags, profile: Omit<Profile, 'sto
   if (lockWaitTimeout !== undefined && !/^\d+(ms|s|min|h)?$/.test(String(lockWaitTimeout))) {
     throw usageError(`--lock-wait-timeout must look like 30s, 5min, 1500ms or a number of milliseconds, got ${lockWaitTimeout}`);
   }
-  return {
+  const compression = resolveCompression(flags, profile);
+  const dump: DumpOptions = {
     format,
     jobs: format === 'directory' ? (jobs ?? 1) : 1,
-    compress: flags.compress ?? profile.compress ?? null,
+    compress: compression.pgCompress,
     schemaOnly,
     dataOnly,
     schemas: flags.schema ?? profile.schemas ?? [],
@@ -161,4 +180,18 @@ export function resolveDumpOptions(flags: DumpFlags, profile: Omit<Profile, 'sto
     excludeTables: flags.excludeTable ?? profile.excludeTables ?? [],
     lockWaitTimeout: lockWaitTimeout === undefined ? null : String(lockWaitTimeout),
   };
+  return { dump, compression: compression.stage };
+}
+
+function resolveCompression(flags: DumpFlags, profile: Omit<Profile, 'storageSettings'>): { stage: CompressionOptions; pgCompress: number | string } {
+  if (flags.compress !== undefined && flags.compress !== 'none' && flags.pgCompress !== undefined && !pgCompressIsOff(flags.pgCompress)) {
+    throw usageError('--compress and --pg-compress cannot both compress (compressed bytes do not compress again)', 'keep one of them');
+  }
+  // A flag for one kind of compression overrides the configured value of the other.
+  const stageText = flags.compress ?? (flags.pgCompress !== undefined ? undefined : profile.compress);
+  const pg = flags.pgCompress ?? (flags.compress !== undefined ? undefined : profile.pgCompress);
+  const pgOn = pg !== undefined && !pgCompressIsOff(pg);
+  const stage = stageText !== undefined ? parseCompression(stageText) : pgOn ? { codec: 'none' as const } : DEFAULT_COMPRESSION;
+  // pg_dump compresses only when asked to; otherwise the stage does (or nothing does).
+  return { stage, pgCompress: pgOn && stage.codec === 'none' ? pg : 0 };
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { artifactKey } from '../catalog/catalog.js';
@@ -29,8 +28,10 @@ import { describeConnection, type ConnectionSettings } from '../pg/connection.js
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
 import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
-import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, withScratchDir, type LocalArchive } from './archive.js';
+import type { Storage } from '../storage/storage.js';
+import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
+import type { DecodeKeys } from '../pipeline/codecs/index.js';
+import { assertDecryptable } from './stages.js';
 import type { Runtime } from './runtime.js';
 import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import { findBackup, type BackupScope } from './scope.js';
@@ -56,6 +57,8 @@ export interface RestoreRequest {
   jobs: number;
   /** The clients' directory of a profile (its pgBinDir, the config's, or none). */
   pgBinDir: (profile: string) => string | undefined;
+  /** What an encrypted (or compressed) backup of a profile is decoded with. */
+  keys?: ((profile: string) => DecodeKeys) | undefined;
   workDir?: string | undefined;
 }
 
@@ -149,9 +152,11 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
   const server = request.server(sidecar);
   const target = request.targetDb ?? sidecar.database.name;
 
+  const keys = request.keys?.(sidecar.profile);
+  assertDecryptable(sidecar, keys);
   let archive: LocalArchive;
   try {
-    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal });
+    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal, keys });
   } catch (error) {
     if (error instanceof ArtifactHostileError) {
       throw new BackupctlError(`backup ${sidecar.id} cannot be restored: ${error.message}; nothing was changed`, { exitCode: ExitCode.VERIFY_FAILED });
@@ -186,21 +191,21 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     let globalsText: string | null = null;
     const globals = sidecar.globals;
     if (globals.status === 'included') {
-      const read = storage.getBytes(artifactKey(sidecar.profile, globals.file), 64 * 1024 * 1024).then((bytes) => bytes.toString('utf8'));
+      // Read whole, decoded and checked against the sidecar before anything runs it.
+      const read = readStoredFile(storage, artifactKey(sidecar.profile, globals.file), globals, keys).then((bytes) => bytes.toString('utf8'));
       // Without --globals the file only helps to read role names in the TOC: not having it is no reason to refuse.
       globalsText = request.globals
         ? await read.catch((error: unknown) => {
-            if (!(error instanceof NotFoundError)) throw error;
-            throw new BackupctlError(`backup ${sidecar.id} cannot be restored with --globals: its globals file ${globals.file} is missing; nothing was changed`, {
-              exitCode: ExitCode.VERIFY_FAILED,
-            });
+            if (error instanceof ArtifactMissingError || error instanceof ArtifactHostileError) {
+              throw new BackupctlError(`backup ${sidecar.id} cannot be restored with --globals: ${error.message}; nothing was changed`, { exitCode: ExitCode.VERIFY_FAILED });
+            }
+            if (error instanceof ArchiveUnreadableError) {
+              throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: globals file ${globals.file}: ${error.reason}`, { exitCode: ExitCode.VERIFY_FAILED });
+            }
+            throw error;
           })
         : await read.catch(() => null);
-      if (request.globals && globalsText !== null) {
-        globalsSql = globalsText;
-        const digest = digestMismatches('globals', globals, { bytes: Buffer.byteLength(globalsSql), sha256: sha256(globalsSql) });
-        if (digest.length) throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${digest.join('; ')}`, { exitCode: ExitCode.VERIFY_FAILED });
-      }
+      if (request.globals) globalsSql = globalsText;
     }
     const knownRoles = new Set([...(await existingRoles(server)), ...(globalsText ? globalsNames(globalsText).roles : [])]);
     const needs = archiveNeeds(toc, knownRoles);
@@ -217,10 +222,6 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
 /** Roles the archive's GRANTs name, read from a private scratch directory. */
 async function granteesOf(pgRestore: string, archive: string, toc: readonly TocEntry[], workDir: string | undefined, runtime: Runtime): Promise<string[]> {
   return withScratchDir(workDir, (dir) => aclRoles(pgRestore, archive, toc, dir, { env: offlineEnv(runtime.env), signal: runtime.signal }));
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 
 async function makePlan(

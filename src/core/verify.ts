@@ -15,7 +15,9 @@ import { RestoreProgress } from '../pg/restore-progress.js';
 import { pgRestoreArgs, readArchiveThrough, runRestore, schemasToCreate } from '../pg/restore.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, withScratchDir, type LocalArchive } from './archive.js';
+import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
+import type { DecodeKeys } from '../pipeline/codecs/index.js';
+import { assertDecryptable } from './stages.js';
 import { withRunReport } from './report-run.js';
 import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import type { Runtime } from './runtime.js';
@@ -39,6 +41,8 @@ export interface VerifyRequest {
   server: ((sidecar: Sidecar) => ConnectionSettings) | null;
   /** The clients' directory of a profile (its pgBinDir, the config's, or none). */
   pgBinDir: (profile: string) => string | undefined;
+  /** What an encrypted (or compressed) backup of a profile is decoded with; read at the archive and restore levels only. */
+  keys?: ((profile: string) => DecodeKeys) | undefined;
   workDir?: string | undefined;
   /** Where a profile's verify runs are notified. */
   notify?: ((profile: string) => NotifyConfig | undefined) | undefined;
@@ -172,16 +176,18 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
   });
   let archive: LocalArchive | null = null;
   try {
-    const mismatches = await checkGlobals(storage, sidecar, runtime.signal);
+    const keys = request.level === 'checksum' ? undefined : request.keys?.(sidecar.profile);
+    if (request.level !== 'checksum') assertDecryptable(sidecar, keys);
+    const mismatches = await checkGlobals(storage, sidecar, request.level, keys, runtime.signal);
     if (request.level === 'checksum') {
       const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.artifact.file), runtime.signal);
       mismatches.push(...digestMismatches('artifact', sidecar.artifact, digest));
       return outcome(mismatches.length ? 'failed' : 'passed', { mismatches });
     }
-    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal }).catch((error: unknown) => {
+    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal, keys }).catch((error: unknown) => {
       if (!(error instanceof ArchiveUnreadableError)) throw error;
       mismatches.push(...digestMismatches('artifact', sidecar.artifact, error.digest));
-      throw new Mismatch(mismatches, `the archive cannot be unpacked: ${error.reason}`);
+      throw new Mismatch(mismatches, `the archive cannot be read back: ${error.reason}`);
     });
     // The re-hash runs alongside the checks below (it reads the file; they run pg_restore
     // and the server), and a digest mismatch wins over whatever they found.
@@ -286,15 +292,25 @@ async function checkToc(sidecar: Sidecar, archive: LocalArchive, pgRestore: Clie
   return toc;
 }
 
-/** The globals file, when the backup has one: present, and size and sha256 as recorded. */
-async function checkGlobals(storage: Storage, sidecar: Sidecar, signal?: AbortSignal): Promise<string[]> {
-  if (sidecar.globals.status !== 'included') return [];
+/**
+ * The globals file, when the backup has one: present, and size and sha256 as recorded;
+ * beyond the checksum level also decoded through its stages (decrypted and authenticated,
+ * decompressed), as the archive is.
+ */
+async function checkGlobals(storage: Storage, sidecar: Sidecar, level: VerifyLevel, keys: DecodeKeys | undefined, signal?: AbortSignal): Promise<string[]> {
+  const globals = sidecar.globals;
+  if (globals.status !== 'included') return [];
+  const key = artifactKey(sidecar.profile, globals.file);
   try {
-    const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.globals.file), signal);
-    return digestMismatches('globals', sidecar.globals, digest);
+    if (level !== 'checksum' && !storedAsIs(globals.stages)) {
+      await readStoredFile(storage, key, globals, keys);
+      return [];
+    }
+    return digestMismatches('globals', globals, await hashStored(storage, key, signal));
   } catch (error) {
-    if (error instanceof ArtifactMissingError) return [`globals file ${sidecar.globals.file} is missing`];
+    if (error instanceof ArtifactMissingError) return [`globals file ${globals.file} is missing`];
     if (error instanceof ArtifactHostileError) return [error.reason];
+    if (error instanceof ArchiveUnreadableError) return [`globals file ${globals.file}: ${error.reason}`];
     throw error;
   }
 }

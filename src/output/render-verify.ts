@@ -3,6 +3,20 @@ import { formatDuration, sanitize as t } from './format.js';
 import type { Style } from './style.js';
 import { renderTable } from './table.js';
 
+/** passed, FAILED (the backup's content is wrong), NOT VERIFIED (the check could not be made), skipped (removed meanwhile). */
+function verdictOf(o: VerifyOutcome, style: Style): string {
+  switch (o.result) {
+    case 'passed':
+      return style.ok('passed');
+    case 'failed':
+      return style.error('FAILED');
+    case 'error':
+      return style.warn('NOT VERIFIED');
+    default:
+      return style.dim('skipped');
+  }
+}
+
 function problems(outcome: VerifyOutcome): string[] {
   return [...(outcome.error ? [outcome.error] : []), ...outcome.mismatches];
 }
@@ -19,21 +33,22 @@ export function renderVerify(result: VerifyResult, style: Style): string {
           style.id(o.id),
           t(o.profile),
           o.level,
-          o.result === 'passed' ? style.ok('passed') : style.error('FAILED'),
+          verdictOf(o, style),
           formatDuration(o.durationMs),
         ]),
         style,
       ).trimEnd(),
     );
-    const failed = result.outcomes.filter((o) => o.result === 'failed');
-    lines.push(`${result.outcomes.length - failed.length} passed, ${failed.length} failed`);
-    for (const outcome of failed) {
-      lines.push(`${style.error('FAILED')} ${outcome.profile}/${outcome.id}:`);
+    const count = (verdict: VerifyOutcome['result']) => result.outcomes.filter((o) => o.result === verdict).length;
+    const others = [count('error') > 0 ? `, ${count('error')} not verified` : '', count('skipped') > 0 ? `, ${count('skipped')} skipped` : ''].join('');
+    lines.push(`${count('passed')} passed, ${count('failed')} failed${others}`);
+    for (const outcome of result.outcomes.filter((o) => o.result === 'failed' || o.result === 'error')) {
+      lines.push(`${verdictOf(outcome, style)} ${outcome.profile}/${outcome.id}:`);
       for (const problem of problems(outcome)) lines.push(`  - ${t(problem)}`);
     }
   } else {
     const [o] = result.outcomes as [VerifyOutcome];
-    const verdict = o.result === 'passed' ? style.ok('passed') : style.error('FAILED');
+    const verdict = verdictOf(o, style);
     lines.push(`Verification of ${style.id(o.id)} (${t(o.profile)}, database ${t(o.database)}) at level ${o.level}: ${verdict} in ${formatDuration(o.durationMs)}`);
     for (const problem of problems(o)) lines.push(`  - ${t(problem)}`);
     if (o.serverVersion) lines.push(`  restored on PostgreSQL ${t(o.serverVersion)}`);

@@ -246,11 +246,10 @@ function artifactSection(s: Sidecar, style: Style): string {
   if (a.encryption === null) {
     pairs.push(['encryption', 'none']);
   } else {
-    pairs.push(
-      ['encryption', t(a.encryption.scheme)],
-      ['recipients', list(a.encryption.recipients, 'none')],
-      ['plaintext sha256', t(a.encryption.plaintextSha256)],
-    );
+    pairs.push(['encryption', t(a.encryption.scheme)], ['recipients', list(a.encryption.recipients, 'none')]);
+  }
+  if (a.plaintext && (a.plaintext.sha256 !== a.sha256 || a.plaintext.bytes !== a.bytes)) {
+    pairs.push(['archive size', `${formatBytes(a.plaintext.bytes)} (${formatCount(a.plaintext.bytes)} bytes, before the stages)`], ['archive sha256', t(a.plaintext.sha256)]);
   }
   return renderKeyValues(pairs, style);
 }

@@ -1,8 +1,9 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { BackupctlError, errnoCode, ExitCode, usageError } from '../errors.js';
+import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { lookupPgpass } from './pgpass.js';
+import { readSecretFile, type SecretFileError } from '../platform/secret-file.js';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -154,23 +155,19 @@ const MAX_PASSWORD_FILE_BYTES = 64 * 1024;
  * forever, so it is opened non-blocking, checked with fstat, and read to a bound.
  */
 function readPasswordFile(path: string): string {
-  let fd: number | undefined;
+  const hint = "point the profile's passwordFile at a file holding the password";
+  let bytes: Buffer;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    const info = fstatSync(fd);
-    if (!info.isFile()) throw usageError(`password file ${path} is not a regular file`, "point the profile's passwordFile at a file holding the password");
-    if (info.size > MAX_PASSWORD_FILE_BYTES) throw usageError(`password file ${path} is ${info.size} bytes: not a password file`, "check the profile's passwordFile");
-    const buffer = Buffer.alloc(Math.max(1, info.size));
-    const read = readSync(fd, buffer, 0, buffer.length, 0);
-    const line = buffer.subarray(0, read).toString('utf8').split(/\r?\n/)[0] ?? '';
-    if (line === '') throw usageError(`password file ${path} is empty`);
-    return line;
+    bytes = readSecretFile(path, MAX_PASSWORD_FILE_BYTES);
   } catch (error) {
-    if (error instanceof BackupctlError) throw error;
-    throw usageError(`cannot read password file ${path}: ${errnoCode(error) ?? (error as Error).message}`, "check the profile's passwordFile");
-  } finally {
-    if (fd !== undefined) closeSync(fd);
+    const failure = error as SecretFileError;
+    if (failure.problem === 'not-regular') throw usageError(`password file ${path} is not a regular file`, hint);
+    if (failure.problem === 'too-large') throw usageError(`password file ${path} is ${failure.detail}: not a password file`, "check the profile's passwordFile");
+    throw usageError(`cannot read password file ${path}: ${failure.detail}`, "check the profile's passwordFile");
   }
+  const line = bytes.toString('utf8').split(/\r?\n/)[0] ?? '';
+  if (line === '') throw usageError(`password file ${path} is empty`);
+  return line;
 }
 
 function readPgpass(env: Record<string, string | undefined>, query: { host: string; port: number; database: string; user: string }): string | undefined {

@@ -226,8 +226,21 @@ describe('schema', () => {
   it('accepts the documented value forms', () => {
     const ok = (profile: Json) => expect(ProfileSchema.safeParse(profile).success, JSON.stringify(profile)).toBe(true);
     const bad = (profile: Json) => expect(ProfileSchema.safeParse(profile).success, JSON.stringify(profile)).toBe(false);
-    for (const compress of [0, 9, 'none', 'gzip', 'gzip:9', 'lz4:1', 'zstd', 'zstd:19']) ok({ compress });
-    for (const compress of [-1, 10, 1.5, 'brotli', 'zstd:', 'zstd:100', 'gzip9', true]) bad({ compress });
+    for (const compress of ['none', 'gzip', 'gzip:1', 'gzip:9', 'zstd', 'zstd:1', 'zstd:19']) ok({ compress });
+    for (const compress of [0, 6, 'lz4', 'lz4:1', 'zstd:0', 'zstd:20', 'gzip:0', 'gzip:10', 'none:0', 'brotli', 'zstd:', 'gzip9', true]) bad({ compress });
+    for (const pgCompress of [0, 9, 'none', 'gzip', 'gzip:9', 'lz4:1', 'zstd', 'zstd:19']) ok({ pgCompress });
+    for (const pgCompress of [-1, 10, 1.5, 'brotli', 'zstd:', 'zstd:100', 'gzip9', true]) bad({ pgCompress });
+    // The stage and pg_dump's own compression: one of them compresses, never both.
+    ok({ compress: 'none', pgCompress: 6 });
+    ok({ compress: 'zstd', pgCompress: 0 });
+    bad({ compress: 'zstd', pgCompress: 6 });
+    ok({ encryption: { recipients: ['age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p'], identityFile: 'key.txt' } });
+    ok({ encryption: { identityFile: ['a.key', 'b.key'], passphraseEnv: 'BACKUP_PASSPHRASE' } });
+    bad({ encryption: { recipients: ['age1short'] } });
+    bad({ encryption: { recipients: ['ssh-ed25519 AAAA'] } });
+    bad({ encryption: { passphraseFile: 'p', passphraseEnv: 'P' } });
+    bad({ encryption: { identityFile: [] } });
+    bad({ encryption: { key: 'AGE-SECRET-KEY-1...' } });
     for (const lockWaitTimeout of ['30s', '5min', '1500ms', '2h', '250', 0, 60000]) ok({ lockWaitTimeout });
     for (const lockWaitTimeout of ['30 s', '5m', '1.5s', '-1', -5, 1.5, '']) bad({ lockWaitTimeout });
     for (const url of ['postgres://db/app', 'postgresql://u@db:5433/app?sslmode=require']) ok({ url });
@@ -447,7 +460,7 @@ describe('loadConfig', () => {
         'defaults.passwordEnv: passwordFile and passwordEnv cannot be used together: keep one',
         'profiles.app.port: expected an integer between 1 and 65535',
         'profiles.app.sslmode: expected one of disable, allow, prefer, require, verify-ca, verify-full',
-        expect.stringMatching(/^profiles\.app\.compress: expected an integer 0-9, or "none"/),
+        expect.stringMatching(/^profiles\.app\.compress: expected "zstd"/),
         'profiles.app.dataOnly: schemaOnly and dataOnly cannot both be true',
         'profiles.billing.jobs: jobs > 1 needs format "directory": pg_dump writes in parallel only to a directory',
         expect.stringMatching(/^profiles\.billing\.lockWaitTimeout: expected a PostgreSQL time value/),

@@ -47,7 +47,7 @@ const SHOWN: SidecarOverrides = {
   database: { name: 'app', sizeBytes: 52_428_800 },
   dump: { excludeSchemas: ['audit'], lockWaitTimeout: '30s', snapshot: '00000003-00000002-1', tocEntries: 87 },
   artifact: { file: `${ID}.dump`, bytes: 1_288_490_189, sha256: SHA_A },
-  globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 2048, sha256: SHA_B, rolePasswords: false },
+  globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 2048, sha256: SHA_B, rolePasswords: false, stages: [] },
   tables: [
     { schema: 'public', name: 'users', rows: 1200 },
     { schema: 'public', name: 'orders', rows: 1_234_567 },

@@ -184,10 +184,10 @@ describe('resolveStorage', () => {
 
 describe('resolveDumpOptions', () => {
   it('defaults: custom, one job, everything', () => {
-    expect(resolveDumpOptions({}, {})).toEqual({
+    expect(resolveDumpOptions({}, {}).dump).toEqual({
       format: 'custom',
       jobs: 1,
-      compress: null,
+      compress: 0,
       schemaOnly: false,
       dataOnly: false,
       schemas: [],
@@ -199,25 +199,38 @@ describe('resolveDumpOptions', () => {
   });
 
   it('--jobs 2 implies the directory format', () => {
-    expect(resolveDumpOptions({ jobs: 2 }, {})).toMatchObject({ format: 'directory', jobs: 2 });
-    expect(resolveDumpOptions({ jobs: 2 }, { format: 'custom' })).toMatchObject({ format: 'directory', jobs: 2 });
-    expect(resolveDumpOptions({}, { jobs: 3 })).toMatchObject({ format: 'directory', jobs: 3 });
-    expect(resolveDumpOptions({ jobs: 1 }, {})).toMatchObject({ format: 'custom', jobs: 1 });
-    expect(resolveDumpOptions({ format: 'directory' }, {})).toMatchObject({ format: 'directory', jobs: 1 });
-    expect(resolveDumpOptions({ jobs: 1 }, { format: 'directory', jobs: 4 })).toMatchObject({ format: 'directory', jobs: 1 });
+    expect(resolveDumpOptions({ jobs: 2 }, {}).dump).toMatchObject({ format: 'directory', jobs: 2 });
+    expect(resolveDumpOptions({ jobs: 2 }, { format: 'custom' }).dump).toMatchObject({ format: 'directory', jobs: 2 });
+    expect(resolveDumpOptions({}, { jobs: 3 }).dump).toMatchObject({ format: 'directory', jobs: 3 });
+    expect(resolveDumpOptions({ jobs: 1 }, {}).dump).toMatchObject({ format: 'custom', jobs: 1 });
+    expect(resolveDumpOptions({ format: 'directory' }, {}).dump).toMatchObject({ format: 'directory', jobs: 1 });
+    expect(resolveDumpOptions({ jobs: 1 }, { format: 'directory', jobs: 4 }).dump).toMatchObject({ format: 'directory', jobs: 1 });
   });
 
   it('--format custom --jobs 2 is a usage error; --format custom overrides a profile\'s jobs', () => {
     expect(usage(() => resolveDumpOptions({ format: 'custom', jobs: 2 }, {})).message).toMatch(/--jobs needs the directory format/);
-    expect(resolveDumpOptions({ format: 'custom' }, { format: 'directory', jobs: 4 })).toMatchObject({ format: 'custom', jobs: 1 });
+    expect(resolveDumpOptions({ format: 'custom' }, { format: 'directory', jobs: 4 }).dump).toMatchObject({ format: 'custom', jobs: 1 });
   });
 
   it('flags beat the profile, lists are replaced rather than merged', () => {
-    const profile: Profile = { compress: 'zstd:3', schemas: ['a'], excludeSchemas: ['b'], tables: ['c'], excludeTables: ['d'], lockWaitTimeout: 120000 };
-    expect(resolveDumpOptions({}, profile)).toMatchObject({ compress: 'zstd:3', schemas: ['a'], excludeSchemas: ['b'], tables: ['c'], excludeTables: ['d'], lockWaitTimeout: '120000' });
+    const profile: Profile = { pgCompress: 'zstd:3', schemas: ['a'], excludeSchemas: ['b'], tables: ['c'], excludeTables: ['d'], lockWaitTimeout: 120000 };
+    expect(resolveDumpOptions({}, profile).dump).toMatchObject({ compress: 'zstd:3', schemas: ['a'], excludeSchemas: ['b'], tables: ['c'], excludeTables: ['d'], lockWaitTimeout: '120000' });
     expect(
-      resolveDumpOptions({ compress: 0, schema: ['x'], excludeSchema: ['y'], table: ['z'], excludeTable: ['w'], lockWaitTimeout: '5s' }, profile),
+      resolveDumpOptions({ pgCompress: 0, schema: ['x'], excludeSchema: ['y'], table: ['z'], excludeTable: ['w'], lockWaitTimeout: '5s' }, profile).dump,
     ).toMatchObject({ compress: 0, schemas: ['x'], excludeSchemas: ['y'], tables: ['z'], excludeTables: ['w'], lockWaitTimeout: '5s' });
+  });
+
+  it('compression: the zstd stage by default (pg_dump -Z0); pg_dump\'s own only when asked, never both', () => {
+    expect(resolveDumpOptions({}, {})).toMatchObject({ dump: { compress: 0 }, compression: { codec: 'zstd' } });
+    expect(resolveDumpOptions({ compress: 'gzip:9' }, {})).toMatchObject({ dump: { compress: 0 }, compression: { codec: 'gzip', level: 9 } });
+    expect(resolveDumpOptions({ compress: 'none' }, {})).toMatchObject({ dump: { compress: 0 }, compression: { codec: 'none' } });
+    expect(resolveDumpOptions({}, { pgCompress: 6 })).toMatchObject({ dump: { compress: 6 }, compression: { codec: 'none' } });
+    expect(resolveDumpOptions({}, { compress: 'zstd:19' })).toMatchObject({ dump: { compress: 0 }, compression: { codec: 'zstd', level: 19 } });
+    // A flag for one kind overrides the configured other kind.
+    expect(resolveDumpOptions({ compress: 'zstd' }, { pgCompress: 6 })).toMatchObject({ dump: { compress: 0 }, compression: { codec: 'zstd' } });
+    expect(resolveDumpOptions({ pgCompress: 'lz4' }, { compress: 'gzip' })).toMatchObject({ dump: { compress: 'lz4' }, compression: { codec: 'none' } });
+    expect(resolveDumpOptions({ pgCompress: 0 }, {})).toMatchObject({ dump: { compress: 0 }, compression: { codec: 'zstd' } });
+    expect(() => resolveDumpOptions({ compress: 'zstd', pgCompress: 6 }, {})).toThrow(/cannot both compress/);
   });
 
   it('--schema-only with --data-only, and a bad lock wait timeout, are usage errors', () => {
@@ -225,7 +238,7 @@ describe('resolveDumpOptions', () => {
     usage(() => resolveDumpOptions({ schemaOnly: true }, { dataOnly: true }));
     usage(() => resolveDumpOptions({ lockWaitTimeout: '30 seconds' }, {}));
     usage(() => resolveDumpOptions({ lockWaitTimeout: "1s'; drop table x; --" }, {}));
-    expect(resolveDumpOptions({ schemaOnly: true }, {})).toMatchObject({ schemaOnly: true, dataOnly: false });
+    expect(resolveDumpOptions({ schemaOnly: true }, {}).dump).toMatchObject({ schemaOnly: true, dataOnly: false });
   });
 });
 

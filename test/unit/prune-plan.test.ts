@@ -33,7 +33,7 @@ function sidecar(ms: number, n: number, extra: { tags?: string[]; verified?: 'pa
     globals:
       extra.globals === false
         ? { status: 'skipped', reason: 'disabled' }
-        : { status: 'included', file: `${id}.globals.sql`, bytes: 10, sha256: '0'.repeat(64), rolePasswords: true },
+        : { status: 'included', file: `${id}.globals.sql`, bytes: 10, sha256: '0'.repeat(64), rolePasswords: true, stages: [] },
     tags: extra.tags ?? [],
     verifications:
       extra.verified == null

@@ -11,7 +11,7 @@ const KEY = `${PROFILE}/${ID}.json`;
 const VALID: SidecarOverrides = {
   id: ID,
   profile: PROFILE,
-  globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 671, sha256: 'b'.repeat(64), rolePasswords: false },
+  globals: { status: 'included', file: `${ID}.globals.sql`, bytes: 671, sha256: 'b'.repeat(64), rolePasswords: false, stages: [] },
   tables: [
     { schema: 'app', name: 'events', rows: 10_000 },
     { schema: 'Ünïcødé Schema', name: 'Table With Spaces', rows: 3 },
@@ -88,8 +88,38 @@ describe('parseSidecar', () => {
     }
   });
 
+  it('reads version 1 sidecars (no stages: the stored bytes are the archive) as the identity pipeline', () => {
+    const parsed = parseEdited((s) => {
+      s.schemaVersion = 1;
+      delete s.artifact.stages;
+      delete s.artifact.plaintext;
+      delete s.globals.stages;
+    });
+    expect(parsed.artifact.stages).toEqual([]);
+    expect(parsed.globals.status === 'included' && parsed.globals.stages).toEqual([]);
+  });
+
+  it('reads stages, and refuses stages out of order or summaries that contradict them', () => {
+    const zstd = { type: 'compression', codec: 'zstd', level: 3, threads: 2 };
+    const age = { type: 'encryption', scheme: 'age', recipients: [{ scheme: 'x25519', fingerprint: 'x25519:sha256:0123456789abcdef' }] };
+    const staged = (stages: unknown[], compression: unknown, encryption: unknown) => (s: Mutable) => {
+      s.artifact.stages = stages;
+      s.artifact.compression = compression;
+      s.artifact.encryption = encryption;
+      s.artifact.file = `${ID}.dump.zst.age`;
+    };
+    const parsed = parseEdited(staged([zstd, age], { codec: 'zstd', level: 3 }, { scheme: 'age', recipients: ['x25519:sha256:0123456789abcdef'] }));
+    expect(parsed.artifact.stages).toEqual([zstd, age]);
+    expect(rejection(() => parseEdited(staged([age, zstd], { codec: 'zstd', level: 3 }, { scheme: 'age', recipients: [] }))).message).toMatch(/artifact\.stages/);
+    expect(rejection(() => parseEdited(staged([zstd, zstd], { codec: 'zstd', level: 3 }, null))).message).toMatch(/artifact\.stages/);
+    expect(rejection(() => parseEdited(staged([zstd], { codec: 'none', level: null }, null))).message).toMatch(/does not match artifact\.stages/);
+    expect(rejection(() => parseEdited(staged([zstd], { codec: 'zstd', level: 3 }, { scheme: 'age', recipients: [] }))).message).toMatch(/does not match artifact\.stages/);
+    expect(rejection(() => parseEdited(staged([{ ...age, recipients: [{ scheme: 'x25519', fingerprint: 'AGE-SECRET-KEY-1' }] }], { codec: 'none', level: null }, { scheme: 'age', recipients: [] }))).message).toMatch(/artifact\.stages/);
+    expect(rejection(() => parseEdited(staged([{ type: 'compression', codec: 'brotli', level: 1 }], { codec: 'none', level: null }, null))).message).toMatch(/artifact\.stages/);
+  });
+
   it('rejects a newer schemaVersion, saying to upgrade', () => {
-    const error = rejection(() => parseEdited((s) => (s.schemaVersion = 2)));
+    const error = rejection(() => parseEdited((s) => (s.schemaVersion = 3)));
     expect(error.message).toMatch(/newer backupctl/);
     expect(error.message).toMatch(/upgrade/);
     expect(rejection(() => parseEdited((s) => (s.schemaVersion = 0))).message).toMatch(/invalid sidecar: schemaVersion/);

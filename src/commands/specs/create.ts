@@ -1,4 +1,4 @@
-import { clockDuration, collect, compressValue, formatValue, positiveInt, portValue, tagValue } from '../parse.js';
+import { clockDuration, collect, compressValue, formatValue, pgCompressValue, positiveInt, portValue, tagValue } from '../parse.js';
 import type { CommandSpec } from './spec.js';
 
 export const create: CommandSpec = {
@@ -7,7 +7,11 @@ export const create: CommandSpec = {
   options: [
     { flags: '-F, --format <format>', description: 'archive format: c|custom or d|directory (directory is implied by --jobs > 1)', parse: formatValue, complete: ['custom', 'directory'] },
     { flags: '-j, --jobs <n>', description: 'parallel pg_dump workers (directory format, stored as one tar)', parse: positiveInt(64) },
-    { flags: '-Z, --compress <level>', description: "pg_dump's compression: 0-9, or METHOD[:LEVEL] on PostgreSQL 16+ clients", parse: compressValue },
+    { flags: '-Z, --compress <codec>', description: 'compression of the stored artifact: zstd (default, zstd:1-19), gzip[:1-9] or none', parse: compressValue, complete: ['zstd', 'gzip', 'none'] },
+    { flags: '--pg-compress <level>', description: "pg_dump's own compression instead: 0-9, or METHOD[:LEVEL] with a PostgreSQL 16+ pg_dump", parse: pgCompressValue },
+    { flags: '--recipient <age1...>', description: 'encrypt to this age recipient (public key), besides the profile\'s (repeatable)', parse: collect },
+    { flags: '--recipients-file <file>', description: 'encrypt to the age recipients listed in this file (repeatable)', parse: collect },
+    { flags: '--passphrase-file <file>', description: 'encrypt with the passphrase in this file (scrypt) when there are no recipients' },
     { flags: '-n, --schema <pattern>', description: 'dump only matching schemas (repeatable)', parse: collect },
     { flags: '-N, --exclude-schema <pattern>', description: 'skip matching schemas (repeatable)', parse: collect },
     { flags: '-t, --table <pattern>', description: 'dump only matching tables (repeatable)', parse: collect },
@@ -29,6 +33,12 @@ which win over the libpq environment (PGHOST, PGDATABASE...): a stray PGDATABASE
 cron's environment cannot redirect a configured profile. Without a config, the libpq
 environment describes the database and the profile is named after it.
 
+The dump streams through zstd (the zstd program, 2 threads) into <id>.dump.zst, and
+through age when the profile names recipients (<id>.dump.zst.age): checksums of both the
+archive and the stored bytes go to the sidecar. Restoring without backupctl:
+  zstd -dc <id>.dump.zst | pg_restore -d <db>
+  age -d -i key.txt <id>.dump.zst.age | zstd -dc | pg_restore -d <db>
+
 A run holds the profile's lock (<storage>/<profile>/lock.json) and the database's
 advisory lock; a second run exits 4 (busy), or waits with --wait.`,
   examples: [
@@ -38,6 +48,8 @@ advisory lock; a second run exits 4 (busy), or waits with --wait.`,
     { command: "backupctl create --profile app --jobs 4 --exclude-table 'public.audit_*'" },
     { command: "backupctl create -h db1 -p 5432 -U backup -d app -t 'public.orders*'" },
     { command: 'backupctl create --profile app --wait 30min', comment: 'queue behind a running backup' },
+    { command: 'backupctl create --profile app --recipients-file /etc/backupctl/recipients.txt', comment: 'encrypt with age' },
+    { command: 'backupctl create --profile app --compress zstd:9' },
   ],
   async run(ctx, _args, options) {
     return (await import('../create.js')).run(options as never, ctx);

@@ -1,5 +1,5 @@
 import { collect, positiveInt, portValue } from '../parse.js';
-import type { CommandSpec } from './spec.js';
+import { DECRYPT_OPTIONS, type CommandSpec } from './spec.js';
 
 export const restore: CommandSpec = {
   name: 'restore',
@@ -24,6 +24,7 @@ export const restore: CommandSpec = {
     { flags: '-x, --no-acl', description: 'do not restore privileges (GRANT/REVOKE)' },
     { flags: '-j, --jobs <n>', description: 'parallel pg_restore jobs', parse: positiveInt(64) },
     { flags: '--tag <tag>', description: 'with "latest": the newest backup with this tag', complete: 'tag' },
+    ...DECRYPT_OPTIONS,
   ],
   details: `Safe by default: the artifact's checksum is checked before any database is touched; a
 non-empty target is refused unless --clean or --force; without a terminal, a destructive

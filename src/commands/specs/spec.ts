@@ -62,6 +62,12 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   { flags: '--log-format <format>', description: 'stderr log lines: text or json', choices: ['text', 'json'], default: 'text' },
 ];
 
+/** The key material of commands that read encrypted backups (verify, restore, copy, rekey). */
+export const DECRYPT_OPTIONS: readonly OptionSpec[] = [
+  { flags: '--identity <file>', description: "an age identity file to decrypt with, besides the profile's encryption.identityFile (repeatable)", parse: (value: string, previous: never) => [...((previous as string[] | undefined) ?? []), value], complete: 'file' },
+  { flags: '--passphrase-file <file>', description: 'a file holding the passphrase of passphrase-encrypted backups', complete: 'file' },
+];
+
 export const EXIT_CODES_HELP = `Exit codes:
   0    success
   1    the operation failed (server unreachable, pg_dump failed, disk full, ...)

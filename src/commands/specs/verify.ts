@@ -1,5 +1,5 @@
 import { positiveInt } from '../parse.js';
-import type { CommandSpec } from './spec.js';
+import { DECRYPT_OPTIONS, type CommandSpec } from './spec.js';
 
 export const verify: CommandSpec = {
   name: 'verify',
@@ -18,6 +18,7 @@ export const verify: CommandSpec = {
     { flags: '--keep', description: 'keep the throwaway database for inspection and print its name' },
     { flags: '--verify-url <url>', description: "restore on this server instead of the profile's (no password in it): e.g. the next major version, before an upgrade" },
     { flags: '--tag <tag>', description: 'with "latest" or --all: only backups with this tag', complete: 'tag' },
+    ...DECRYPT_OPTIONS,
   ],
   details: `Every run is recorded in the backup's sidecar and in the profile's run log; "list" and
 "status" show the latest result. The throwaway database is always dropped, on success,
