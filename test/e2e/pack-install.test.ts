@@ -4,13 +4,14 @@
  * dist/ through prepack, and the tarball is installed with `npm install -g --prefix`,
  * offline. The installed `backupctl` then runs from a directory outside the repository,
  * with no node_modules of the repository on PATH: --version, --help, and create -> list
- * -> verify against the test cluster, in a local storage and over sftp:// (OpenSSH sshd,
- * when it can run here), which exercises the bundled ssh2.
+ * -> verify against the test cluster, in a local storage, with a PATH holding only node
+ * (no zstd or age program: what the README's requirements say), and over sftp:// (OpenSSH
+ * sshd, when it can run here), which exercises the bundled ssh2.
  */
 import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, type CliOutcome } from '../helpers/cli.js';
@@ -54,11 +55,11 @@ async function npm(args: string[], where: string): Promise<string> {
 }
 
 /** The installed binary, run the way a user's shell runs it (through its shebang). */
-async function backupctl(args: string[]): Promise<CliOutcome> {
+async function backupctl(args: string[], extra: Record<string, string> = {}): Promise<CliOutcome> {
   const result = await execa(path.join(prefix, 'bin', 'backupctl'), args, {
     cwd,
     extendEnv: false,
-    env: childEnv({ HOME: cwd, ...cluster.env(db) }),
+    env: childEnv({ HOME: cwd, ...cluster.env(db), ...extra }),
     stdin: 'ignore',
     reject: false,
   });
@@ -191,6 +192,29 @@ describe('npm install -g <tarball>', () => {
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toContain('"items"');
     expect(shown.stdout).toMatch(/"level": ?"restore"/);
+  });
+
+  it('needs no zstd or age program with --compress gzip and age encryption; the default names the zstd package', async () => {
+    // A PATH with node alone: backupctl finds the PostgreSQL clients in their usual places.
+    const bin = await tempDir('pack-bin');
+    await symlink(process.execPath, path.join(bin, 'node'));
+    const minimal = { PATH: bin };
+    const storage = path.join(cwd, 'minimal');
+    const passphrase = path.join(cwd, 'passphrase');
+    await writeFile(passphrase, 'correct horse battery staple\n', { mode: 0o600 });
+
+    const zstd = await backupctl(['create', '--storage', storage], minimal);
+    expect(zstd.code).toBe(2);
+    expect(zstd.stderr).toMatch(/zstd program is not installed/);
+    expect(zstd.stderr).toMatch(/apt-get install zstd/);
+
+    const created = await backupctl(['create', '--storage', storage, '--json', '--compress', 'gzip', '--passphrase-file', passphrase], minimal);
+    expect(created.code, created.stderr).toBe(0);
+    const { id } = JSON.parse(created.stdout) as { id: string };
+    const stored = await readdir(path.join(storage, db));
+    expect(stored).toContain(`${id}.dump.gz.age`);
+    const verified = await backupctl(['verify', id, '--storage', storage, '--passphrase-file', passphrase], minimal);
+    expect(verified.code, `${verified.stdout}\n${verified.stderr}`).toBe(0);
   });
 
   const noSshd = sshdUnavailable();
