@@ -27,7 +27,7 @@ import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import SftpClient from 'ssh2-sftp-client';
-import type { AnyAuthMethod, AuthenticationType, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
+import type { AnyAuthMethod, AuthenticationType, Client as SshClient, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import {
   abortError,
   ConfigurationError,
@@ -278,6 +278,12 @@ export class SftpStorage implements Storage {
     client.on('error', (error: Error & { level?: string }) => {
       level ??= error.level;
     });
+    // Without its optional native addon (never in the published bundle: scripts/build.mjs),
+    // ssh2 sends each encrypted packet in several socket writes; with Nagle's algorithm on,
+    // every request then waits for the server's delayed ACK (about 40 ms a round trip,
+    // over a second per connection). SSH here is request and response: no Nagle.
+    const ssh = sshClientOf(client);
+    ssh?.once('connect', () => ssh.setNoDelay(true));
     let sftp: SFTPWrapper;
     try {
       sftp = (await client.connect(connectConfig)) as unknown as SFTPWrapper;
@@ -787,6 +793,11 @@ export class SftpStorage implements Storage {
 
 // -------------------------------------------------------------------------------------
 // SFTP request helpers
+
+/** The ssh2 Client under ssh2-sftp-client (`client`: not in its type declarations). */
+function sshClientOf(client: SftpClient): SshClient | undefined {
+  return (client as unknown as { client?: SshClient }).client;
+}
 
 /** The TCP socket under ssh2-sftp-client's ssh2 Client (both private: `client`, `_sock`). */
 function socketOf(client: SftpClient): { ref(): void; unref(): void; destroy(): void } | undefined {
