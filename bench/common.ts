@@ -1,12 +1,17 @@
 /**
- * Helpers both benchmarks (run.ts: create, verify.ts: verify) use: environment knobs,
- * per-process CPU bookkeeping, the postmaster's pid, and listing a build's files.
+ * Helpers the benchmarks (run.ts: create, verify.ts: verify, stages.ts: the stages
+ * end to end) share: environment knobs, per-process CPU bookkeeping, the postmaster's
+ * pid, a frozen copy of the build under test, waiting for the other benches, stopping a
+ * cluster from an exit hook.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Cluster } from '../test/helpers/cluster.js';
-import { childrenOf, type ProcSummary, type RunResult } from './measure.js';
+import { activeChild, childrenOf, type ProcSummary, type RunResult } from './measure.js';
+import { argvOf } from './timeline.js';
 
 export function envInt(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
@@ -104,4 +109,101 @@ export function cleanUpOnExit(cleanup: () => void, log: (message: string) => voi
     });
   }
   process.on('exit', cleanup);
+}
+
+/** The environment of a measured command: PATH and HOME only (plus NO_COLOR), the connection added by the caller. */
+export function baseEnv(): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1' };
+}
+
+/**
+ * Other people rebuild dist/ in the tree while a bench runs (npm test's pretest does):
+ * copies bin/ + dist/ + package.json (node_modules linked) from `root` into `dir`/build
+ * once, so that every run measures the same build. Returns the copy's bin/backupctl.js
+ * and a short sha256 of its dist/*.js, for the record.
+ */
+export function snapshotBuild(root: string, dir: string): { bin: string; distHash: string } {
+  const copy = path.join(dir, 'build');
+  cpSync(path.join(root, 'bin'), path.join(copy, 'bin'), { recursive: true });
+  cpSync(path.join(root, 'dist'), path.join(copy, 'dist'), { recursive: true });
+  cpSync(path.join(root, 'package.json'), path.join(copy, 'package.json'));
+  symlinkSync(path.join(root, 'node_modules'), path.join(copy, 'node_modules'));
+  const hash = createHash('sha256');
+  for (const file of filesUnder(path.join(copy, 'dist')).filter((f) => f.endsWith('.js')).sort()) {
+    hash.update(path.relative(copy, file)).update(readFileSync(file));
+  }
+  return { bin: path.join(copy, 'bin', 'backupctl.js'), distHash: hash.digest('hex').slice(0, 16) };
+}
+
+/**
+ * Stops the cluster (immediate) and removes its directory, synchronously (usable in an
+ * exit hook). startCluster's own exit hook does the same, but removes the directory
+ * without retrying, and a backend still exiting after an immediate shutdown can make that
+ * fail (ENOTEMPTY) and leave a data directory behind.
+ */
+export function stopClusterSync(c: Cluster): void {
+  const tmpDir = path.dirname(c.dataDir);
+  const pgCtl = c.bin('pg_ctl');
+  const args = ['stop', '-D', c.dataDir, '-m', 'immediate', '-w', '-t', '30'];
+  const asRoot = process.getuid?.() === 0;
+  if (existsSync(path.join(c.dataDir, 'postmaster.pid'))) {
+    spawnSync(asRoot ? 'runuser' : pgCtl, asRoot ? ['-u', 'postgres', '--', pgCtl, ...args] : args, { stdio: 'ignore', cwd: os.tmpdir() });
+  }
+  try {
+    rmSync(tmpDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+  } catch (error) {
+    process.stderr.write(`warning: could not remove ${tmpDir}: ${(error as Error).message}\n`);
+  }
+}
+
+/** Pids of the other benchmarks of this project named in `names` (bench/<name>.ts) now running. */
+export function otherBenches(names: readonly string[]): number[] {
+  const pattern = new RegExp(`(^|/)bench/(${names.join('|')})\\.ts$`);
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const argv = argvOf(Number(name));
+    if (argv?.some((a) => pattern.test(a))) out.push(Number(name));
+  }
+  return out;
+}
+
+/**
+ * Waits while one of the other benches in `names` runs (two benches on 2 cores spoil
+ * both), up to `maxWaitS`; returns the seconds waited.
+ */
+export async function waitForOtherBenches(names: readonly string[], maxWaitS: number, log: (message: string) => void): Promise<number> {
+  const started = performance.now();
+  let said = false;
+  for (;;) {
+    const others = otherBenches(names);
+    const waited = (performance.now() - started) / 1000;
+    if (others.length === 0 || waited >= maxWaitS) {
+      if (others.length) log(`  another bench is still running (pids ${others.join(', ')}) after ${waited.toFixed(0)} s: going on, the runs will be noisy`);
+      return waited;
+    }
+    if (!said) log(`  waiting for another bench to finish (pids ${others.join(', ')}; up to ${maxWaitS} s)`);
+    said = true;
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+  }
+}
+
+/** SIGTERMs the measured command and everything below it (/usr/bin/time forwards no signal). */
+export function killActive(): void {
+  const child = activeChild();
+  if (!child?.pid || child.exitCode !== null) return;
+  const pids: number[] = [];
+  const stack = [child.pid];
+  while (stack.length) {
+    const pid = stack.pop() as number;
+    pids.push(pid);
+    stack.push(...childrenOf(pid));
+  }
+  for (const pid of pids.reverse()) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // gone
+    }
+  }
 }

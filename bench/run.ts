@@ -12,8 +12,7 @@
  * deleted right after it is measured. Results: a table on stdout, bench/RESULTS.md,
  * and a JSON summary as the last line of stdout.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import { activeChild, haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
-import { cleanUpOnExit, cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
+import { cleanUpOnExit, cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice, snapshotBuild } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The backupctl under test: a frozen copy of bin/ + dist/ taken at start (see snapshotBuild). */
@@ -482,25 +481,6 @@ function machineInfo(c: Cluster, serverVersion: string): Machine {
   };
 }
 
-/**
- * Other people rebuild dist/ in this tree while the bench runs (npm test's pretest does):
- * copy bin/ + dist/ + package.json (node_modules linked) into the work dir once, and run
- * that, so every run measures the same build. Returns a short hash of dist/ for the record.
- */
-function snapshotBuild(dir: string): string {
-  const root = path.join(dir, 'build');
-  cpSync(path.join(ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
-  cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
-  cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
-  BIN = path.join(root, 'bin', 'backupctl.js');
-  const hash = createHash('sha256');
-  for (const file of filesUnder(path.join(root, 'dist')).filter((f) => f.endsWith('.js')).sort()) {
-    hash.update(path.relative(root, file)).update(readFileSync(file));
-  }
-  return hash.digest('hex').slice(0, 16);
-}
-
 async function uncompressedSize(c: Cluster, dir: string): Promise<number> {
   const file = path.join(dir, 'probe-z0.dump');
   execFileSync(c.bin('pg_dump'), ['-Fc', '-Z0', '-f', file], { env: { ...process.env, ...c.env('bench') }, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -515,7 +495,9 @@ async function main(): Promise<void> {
   log(`bench: small ${CONFIG.smallMb} MB, large ${CONFIG.largeMb} MB, ${CONFIG.runs} runs each (+${CONFIG.warmup} warm-up), ${os.availableParallelism()} CPUs`);
   workdir = mkdtempSync(path.join(CONFIG.workdirBase, 'backupctl-bench-'));
   log(`work dir ${workdir}`);
-  const distHash = snapshotBuild(workdir);
+  const snapshot = snapshotBuild(ROOT, workdir);
+  BIN = snapshot.bin;
+  const distHash = snapshot.distHash;
   log(`backupctl under test: a frozen copy of bin/ + dist/ (dist sha256 ${distHash}) at ${BIN}`);
   log('starting a throw-away cluster...');
   cluster = await startCluster({ name: 'bench' });

@@ -24,9 +24,8 @@
  * a section of bench/RESULTS.md below the analysis marker, and a JSON summary as the
  * last line of stdout.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,8 +35,6 @@ import { countRows } from '../src/pg/counts.js';
 import { hashFile } from '../src/pipeline/digest.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import {
-  activeChild,
-  childrenOf,
   haveGnuTime,
   machineBusyS,
   median,
@@ -45,7 +42,21 @@ import {
   waitForQuiet,
   type RunResult,
 } from './measure.js';
-import { cleanUpOnExit, cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
+import {
+  baseEnv,
+  cleanUpOnExit,
+  cpuFields,
+  envInt,
+  filesUnder,
+  killActive,
+  postmasterPid,
+  reniceServer,
+  setAutogroupNice,
+  snapshotBuild,
+  stopClusterSync,
+  waitForOtherBenches as waitForOthers,
+} from './common.js';
+import { restoreSpans, secs, spanS, Timeline } from './timeline.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let BIN = path.join(ROOT, 'bin', 'backupctl.js');
@@ -94,47 +105,6 @@ let cluster: Cluster | null = null;
 let workdir: string | null = null;
 let builder: DatasetBuilder | null = null;
 
-/** SIGTERMs the measured command and everything below it (/usr/bin/time forwards no signal). */
-function killActive(): void {
-  const child = activeChild();
-  if (!child?.pid || child.exitCode !== null) return;
-  const pids: number[] = [];
-  const stack = [child.pid];
-  while (stack.length) {
-    const pid = stack.pop() as number;
-    pids.push(pid);
-    stack.push(...childrenOf(pid));
-  }
-  for (const pid of pids.reverse()) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // gone
-    }
-  }
-}
-
-/**
- * Stops the cluster (immediate) and removes its directory, synchronously (usable in an
- * exit hook). startCluster's own exit hook does the same, but removes the directory
- * without retrying, and a backend still exiting after an immediate shutdown can make that
- * fail (ENOTEMPTY) and leave a data directory behind.
- */
-function stopClusterSync(c: Cluster): void {
-  const tmpDir = path.dirname(c.dataDir);
-  const pgCtl = c.bin('pg_ctl');
-  const args = ['stop', '-D', c.dataDir, '-m', 'immediate', '-w', '-t', '30'];
-  const asRoot = process.getuid?.() === 0;
-  if (existsSync(path.join(c.dataDir, 'postmaster.pid'))) {
-    spawnSync(asRoot ? 'runuser' : pgCtl, asRoot ? ['-u', 'postgres', '--', pgCtl, ...args] : args, { stdio: 'ignore', cwd: os.tmpdir() });
-  }
-  try {
-    rmSync(tmpDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
-  } catch (error) {
-    process.stderr.write(`warning: could not remove ${tmpDir}: ${(error as Error).message}\n`);
-  }
-}
-
 function cleanupSync(): void {
   killActive();
   if (workdir) {
@@ -148,120 +118,6 @@ function cleanupSync(): void {
 }
 
 cleanUpOnExit(cleanupSync, log);
-
-// ---------------------------------------------------------------------------
-// Timeline: when each client program and each server activity was seen (20 ms poll)
-
-interface Span {
-  first: number;
-  last: number;
-}
-
-/** Both sides' phases around pg_restore: spawn to its first sighting, its own span, its end to exit. */
-function restoreSpans(spawn: number, restore: Span | undefined, end: number): { beforeS: number | null; pgRestoreS: number | null; afterS: number | null } {
-  return { beforeS: secs(spawn, restore?.first), pgRestoreS: secs(restore?.first, restore?.last), afterS: secs(restore?.last, end) };
-}
-
-function argvOf(pid: number): string[] | null {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0+$/, '').split('\0');
-  } catch {
-    return null;
-  }
-}
-
-/**
- * What a client process is, from its argv: the program (through Debian's pg_wrapper, a
- * perl script that then execs the binary) and, for pg_restore, what it was asked to do.
- * A shell whose script mentions pg_restore is not pg_restore.
- */
-function clientKind(argv: string[]): { kind: string; program: string } | null {
-  let [program = '', ...args] = argv;
-  if (path.basename(program).startsWith('perl') && args[0]) [program = '', ...args] = args;
-  const base = path.basename(program);
-  if (base === 'pg_restore') {
-    const has = (...flags: string[]): boolean => args.some((a) => flags.some((f) => a === f || a.startsWith(`${f}=`)));
-    if (has('--version', '-V')) return { kind: 'pg_restore --version', program };
-    if (has('--list', '-l')) return { kind: 'pg_restore --list', program };
-    if (has('--file', '-f')) return { kind: 'pg_restore --file', program };
-    return { kind: 'pg_restore', program: argv[0] === program ? program : `${argv[0]} ${program}` };
-  }
-  if (['createdb', 'dropdb', 'psql', 'pg_dump'].includes(base)) return { kind: base, program };
-  return null;
-}
-
-/**
- * Polls our process tree (every program a run starts is below us) and the postmaster's
- * children, keeping first/last-seen times (Date.now(), to line up with backupctl's log
- * timestamps) per client program kind and per server activity. Resolution: POLL_MS.
- */
-class Timeline {
-  readonly clients = new Map<string, Span>();
-  /** Every sighting, per `<target|maintenance|db>:<activity>` (a few thousand at most). */
-  readonly server = new Map<string, number[]>();
-  /** argv[0] of every pg_restore that restored (to tell pg_wrapper from the real binary). */
-  readonly restoreArgv0 = new Set<string>();
-  private timer: NodeJS.Timeout | null = null;
-
-  constructor(
-    private readonly postmaster: number | undefined,
-    private readonly isTarget: (db: string) => boolean,
-  ) {}
-
-  private mark(map: Map<string, Span>, key: string, now: number): void {
-    const s = map.get(key);
-    if (s) s.last = now;
-    else map.set(key, { first: now, last: now });
-  }
-
-  poll = (): void => {
-    const now = Date.now();
-    const stack = childrenOf(process.pid);
-    while (stack.length) {
-      const pid = stack.pop() as number;
-      if (pid === this.postmaster) continue;
-      const argv = argvOf(pid);
-      const kind = argv && clientKind(argv);
-      if (kind) {
-        this.mark(this.clients, kind.kind, now);
-        if (kind.kind === 'pg_restore') this.restoreArgv0.add(kind.program);
-      }
-      stack.push(...childrenOf(pid));
-    }
-    if (!this.postmaster) return;
-    for (const pid of childrenOf(this.postmaster)) {
-      const title = argvOf(pid)?.join(' ');
-      const m = title && /^postgres: \S+ (\S+) [\d.:a-f[\]]+\(\d+\) (.*)$/.exec(title);
-      if (!m) continue;
-      const db = m[1] ?? '';
-      const activity = (m[2] ?? '').replace(/ waiting$/, '').trim();
-      if (activity === 'idle' || activity === 'authentication' || activity === 'startup' || activity === '') continue;
-      const where = this.isTarget(db) ? 'target' : db === 'postgres' || db === 'template1' ? 'maintenance' : db;
-      const key = `${where}:${activity}`;
-      const seen = this.server.get(key) ?? [];
-      if (seen.at(-1) !== now) seen.push(now);
-      this.server.set(key, seen);
-    }
-  };
-
-  /** First and last sighting of a server activity, after `after` when given. */
-  serverSpan(key: string, after = -Infinity): Span | undefined {
-    const ts = (this.server.get(key) ?? []).filter((t) => t > after);
-    const first = ts[0];
-    const last = ts.at(-1);
-    return first === undefined || last === undefined ? undefined : { first, last };
-  }
-
-  start(): void {
-    this.poll();
-    this.timer = setInterval(this.poll, POLL_MS);
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-}
 
 // ---------------------------------------------------------------------------
 
@@ -344,12 +200,6 @@ function check(r: RunResult, what: string): void {
   }
 }
 
-const spanS = (s: Span | undefined): number | null => (s ? (s.last - s.first) / 1000 : null);
-const secs = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : (b - a) / 1000);
-
-function baseEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', NO_COLOR: '1' };
-}
 
 async function leftovers(c: Cluster, like: string): Promise<string[]> {
   const rows = await c.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE datname LIKE $1', [like]);
@@ -489,33 +339,10 @@ async function runBackupctl(c: Cluster, jobs: number, round: number, warmup: boo
 
 type Runner = () => Promise<RunRecord>;
 
-/** Pids of other benchmarks of this project (bench/run.ts, bench/profile.ts) now running. */
-function otherBenches(): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    const argv = argvOf(Number(name));
-    if (argv?.some((a) => /(^|\/)bench\/(run|profile)\.ts$/.test(a))) out.push(Number(name));
-  }
-  return out;
-}
+/** Benches that spoil this one's timings when they run at the same time. */
+const OTHER_BENCHES = ['run', 'profile', 'stages'];
+const waitForOtherBenches = (): Promise<number> => waitForOthers(OTHER_BENCHES, CONFIG.otherBenchWaitS, log);
 
-/** Waits while another bench runs (up to BENCH_OTHER_WAIT_S); returns the seconds waited. */
-async function waitForOtherBenches(): Promise<number> {
-  const started = performance.now();
-  let said = false;
-  for (;;) {
-    const others = otherBenches();
-    const waited = (performance.now() - started) / 1000;
-    if (others.length === 0 || waited >= CONFIG.otherBenchWaitS) {
-      if (others.length) log(`  another bench is still running (pids ${others.join(', ')}) after ${waited.toFixed(0)} s: going on, the runs will be noisy`);
-      return waited;
-    }
-    if (!said) log(`  waiting for another bench to finish (pids ${others.join(', ')}; up to ${CONFIG.otherBenchWaitS} s)`);
-    said = true;
-    await new Promise((resolve) => setTimeout(resolve, 5000));
-  }
-}
 
 async function measureOne(run: Runner): Promise<RunRecord> {
   const otherS = await waitForOtherBenches();
@@ -621,20 +448,6 @@ async function measureComponents(c: Cluster, artifact: string, expectedSha: stri
 }
 
 
-/** A frozen copy of bin/ + dist/ (others rebuild dist/ in this tree), as bench/run.ts does. */
-function snapshotBuild(dir: string): string {
-  const root = path.join(dir, 'build');
-  cpSync(path.join(ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
-  cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
-  cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
-  BIN = path.join(root, 'bin', 'backupctl.js');
-  const hash = createHash('sha256');
-  for (const file of filesUnder(path.join(root, 'dist')).filter((f) => f.endsWith('.js')).sort()) {
-    hash.update(path.relative(root, file)).update(readFileSync(file));
-  }
-  return hash.digest('hex').slice(0, 16);
-}
 
 function machineInfo(c: Cluster, serverVersion: string, distHash: string): Machine {
   let nproc = os.availableParallelism();
@@ -975,7 +788,9 @@ async function main(): Promise<void> {
   await waitForOtherBenches();
   workdir = mkdtempSync(path.join(CONFIG.workdirBase, 'backupctl-bench-verify-'));
   log(`work dir ${workdir}`);
-  const distHash = snapshotBuild(workdir);
+  const snapshot = snapshotBuild(ROOT, workdir);
+  BIN = snapshot.bin;
+  const distHash = snapshot.distHash;
   log(`backupctl under test: frozen copy of bin/ + dist/ (dist sha256 ${distHash}) at ${BIN}`);
   log('starting a throw-away cluster...');
   cluster = await startCluster({ name: 'bench-verify' });

@@ -17,10 +17,14 @@ export interface CopyOptions {
   wait?: number;
 }
 
-/** A destination as given: a URL as it is, a path from the working directory. */
-export function destinationAt(ctx: Pick<CommandContext, 'runtime'> & { settings: ResolvedSettings }, where: string): Storage {
+/**
+ * A destination as given: a URL as it is, a path from the working directory. Its driver
+ * settings (credentials, keys) are the profile's when one is named, as for its own storage.
+ */
+export function destinationAt(ctx: Pick<CommandContext, 'runtime'> & { settings: ResolvedSettings }, where: string, profile?: string): Storage {
   const location = isStorageUrl(where) ? where : path.resolve(ctx.settings.cwd, where);
-  return storageAt(ctx.runtime, location, ctx.settings.storageSettings(location));
+  const settings = profile !== undefined ? settingsOf(ctx.settings, profile).storageSettings : ctx.settings.storageSettings(location);
+  return storageAt(ctx.runtime, location, settings);
 }
 
 /** One profile's copies as a reported run in its run log: `copy`, with the destination. */
@@ -46,7 +50,7 @@ export async function copyNewBackup(ctx: CommandContext, backup: LocatedBackup, 
   for (const where of destinations) {
     let destination: Storage | null = null;
     try {
-      destination = destinationAt(ctx, where);
+      destination = destinationAt(ctx, where, backup.sidecar.profile);
       const target = destination;
       const [done] = await reportedCopy(ctx, backup.sidecar.profile, backup.storage, target, () => copyGroup([backup], target, ctx.runtime));
       results.push({ to: target.location, result: done?.result === 'planned' || done === undefined ? 'failed' : done.result, ...(done?.error ? { error: done.error } : {}) });
@@ -62,7 +66,7 @@ export async function copyNewBackup(ctx: CommandContext, backup: LocatedBackup, 
 
 export async function run(refs: string[], options: CopyOptions, ctx: CommandContext): Promise<CommandResult> {
   if (!options.to) throw usageError('copy needs a destination: --to <path|url>', 'e.g. backupctl copy latest --to s3://offsite/prod');
-  const destination = destinationAt(ctx, options.to);
+  const destination = destinationAt(ctx, options.to, ctx.settings.named);
   const result = await copyBackups(
     { scope: backupScope(ctx.settings, ctx.runtime), refs, all: options.all === true, destination, dryRun: options.dryRun === true, waitMs: options.wait },
     ctx.runtime,

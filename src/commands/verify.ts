@@ -29,10 +29,11 @@ export async function run(ref: string | undefined, options: VerifyOptions, ctx: 
       level: options.level,
       keep: options.keep === true,
       jobs: (profile) => options.jobs ?? settingsOf(settings, profile).verify?.jobs ?? 1,
-      // Where the restore level restores: --verify-url, else the profile's verify.server, else its own server.
+      // Where the restore level restores: --verify-url, else the profile's verify.server, else its own
+      // server (which the global --db-url overrides, as it does for create).
       server:
         options.level === 'restore'
-          ? serverForBackup(settings, { value: options.verifyUrl, flag: '--verify-url' }, {}, (profile) => profile.verify?.server)
+          ? serverForBackup(settings, { value: options.verifyUrl, flag: '--verify-url' }, {}, (profile) => profile.verify?.server ?? ctx.flags.dbUrl)
           : null,
       pgBinDir: (profile) => settingsOf(settings, profile).pgBinDir,
       keys: keysByProfile(settings, options),

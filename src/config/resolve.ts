@@ -4,7 +4,7 @@ import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load.js';
 import type { Profile } from './schema.js';
 import type { StorageSettings } from '../storage/registry.js';
-import { toDriverSettings } from './storage-settings.js';
+import { mergeStorageSettings, toDriverSettings } from './storage-settings.js';
 import { DEFAULT_STORAGE } from './values.js';
 
 /**
@@ -114,7 +114,8 @@ export function resolveSettings(input: {
   const pgBinDir = absolute(config.pgBinDir, base);
   const defaults: Profile = config.defaults ?? {};
 
-  const topSettings = toDriverSettings(config.storageSettings);
+  const inConfigDir = (file: string) => resolve(base, file);
+  const topSettings = toDriverSettings(mergeStorageSettings([config.storageSettings], inConfigDir));
   const settingsOf = (name: string, own: Profile | undefined): ProfileSettings => {
     const merged: Profile = { ...defaults, ...(own ?? {}) };
     const ownStorage = merged.storage !== undefined ? location(merged.storage, base) : undefined;
@@ -123,7 +124,10 @@ export function resolveSettings(input: {
       name,
       configured: own !== undefined,
       storage: flagStorage ?? ownStorage ?? storage,
-      storageSettings: merged.storageSettings ? toDriverSettings(merged.storageSettings) : topSettings,
+      storageSettings:
+        defaults.storageSettings || own?.storageSettings
+          ? toDriverSettings(mergeStorageSettings([config.storageSettings, defaults.storageSettings, own?.storageSettings], inConfigDir))
+          : topSettings,
       pgBinDir: absolute(merged.pgBinDir, base) ?? pgBinDir,
       passwordFile: absolute(merged.passwordFile, base),
       copies: merged.copies?.map((copy) => location(copy, base)),

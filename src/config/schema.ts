@@ -288,7 +288,7 @@ export const StorageSettingsSchema = strictObject({
     sseKmsKeyId: text('KMS key id or ARN for aws:kms (URL: sse-kms-key-id).'),
     profile: text('Profile of ~/.aws/credentials and ~/.aws/config (URL: profile). Default AWS_PROFILE.'),
     partSize: sizeText('Multipart part size, at least 5 MiB (URL: part-size). Default "8MiB".'),
-    queueSize: integer(1, 64).optional().describe('Parts uploaded at once (URL: queue-size). Default 4.'),
+    queueSize: integer(1, 64).optional().describe('Parts uploaded at once (URL: queue-size). Default 2; each costs a part of memory.'),
     conditionalCreate: z.enum(['auto', 'on', 'off'], { error: 'expected "auto", "on" or "off"' }).optional().describe('Use If-None-Match: * for create-if-absent: "auto" probes once (default), "on" trusts it, "off" never (locks use write-then-check).'),
   }).optional().describe('Settings of s3:// storages.'),
   azure: strictObject({

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ProfileSettings, ResolvedSettings } from '../config/resolve.js';
 import { connect } from '../pg/client.js';
@@ -12,6 +15,8 @@ import { resolveProfile } from './profile.js';
 import type { Runtime } from './runtime.js';
 import { isLeftover } from './scratch.js';
 import { serverForBackup } from './server.js';
+import { writeStages } from './stages.js';
+import { scratchDir } from '../platform/run-dir.js';
 
 /**
  * `backupctl check`, after pgBackRest's: everything a profile needs before it is trusted,
@@ -20,7 +25,7 @@ import { serverForBackup } from './server.js';
  * is sent (a notifier is only connected to).
  */
 export interface CheckLine {
-  check: 'config' | 'connection' | 'client' | 'storage' | 'lock' | 'verify-server' | 'leftovers' | 'notify';
+  check: 'config' | 'connection' | 'client' | 'stages' | 'storage' | 'work-dir' | 'copies' | 'lock' | 'verify-server' | 'leftovers' | 'notify';
   ok: boolean;
   /** What was checked and found (ok) or what is wrong (failed). */
   detail: string;
@@ -110,6 +115,20 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
     );
   }
 
+  // Compression and encryption of new backups: the zstd program, the recipients' keys.
+  checks.push(
+    await attempt('stages', async () => {
+      const stages = writeStages(profile.compression, profile.encryption, {}, runtime.env);
+      return stages
+        .map((stage) => {
+          const record = stage.record();
+          if (record.type === 'compression') return record.codec === 'none' ? 'no compression stage' : `${record.codec} level ${record.level}`;
+          return `age to ${record.recipients.length} recipient(s)`;
+        })
+        .join(', ');
+    }),
+  );
+
   // The storage: write a probe object, read it back, remove it.
   const storage = storageAt(runtime, profile.storage, profile.settings.storageSettings);
   checks.push(
@@ -126,6 +145,28 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
       return `${storage.location}: written, read back and removed a probe object`;
     }),
   );
+  // The work directory (scratch space for directory-format dumps and decoded archives).
+  checks.push(
+    await attempt('work-dir', async () => {
+      const dir = await scratchDir(profile.workDir, 'check');
+      try {
+        await writeFile(join(dir, 'probe'), randomBytes(64));
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      return `${profile.workDir ?? `${tmpdir()} (the OS temp directory)`}: a private directory made, written and removed`;
+    }),
+  );
+  // Each copy destination is writable (copies are made after every create).
+  for (const where of profile.settings.copies ?? []) {
+    checks.push(
+      await attempt('copies', async () => {
+        const destination = storageAt(runtime, where, profile.settings.storageSettings);
+        await destination.checkWritable(name);
+        return `${destination.location}: writable`;
+      }),
+    );
+  }
   checks.push(
     await attempt('lock', async () => {
       const lock = await readLock(storage, name);

@@ -328,6 +328,10 @@ async function store(ctx: StoreContext, source: Readable, baseSuffix: string, pr
   try {
     await ctx.storage.put(key, chain.output, { signal: ctx.run.signal });
   } catch (error) {
+    // A driver stops reading the caller's stream when it fails, but leaves it open: closed
+    // here, so pg_dump sees its stdout go and exits (else it blocks on a full pipe, and the
+    // caller waiting for it hangs forever).
+    chain.output.destroy();
     if (ctx.runtime.signal.aborted) throw new InterruptedError();
     const reason: unknown = ctx.run.signal?.aborted ? ctx.run.signal.reason : undefined;
     if (reason instanceof BackupctlError) throw reason;

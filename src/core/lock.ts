@@ -61,6 +61,11 @@ export const thisHost: LockHost = {
 /** How long a busy lock is polled between attempts while `--wait` lasts. */
 export const LOCK_POLL_MS = 1000;
 
+/** A random pause before taking the lock again after a round nobody won: up to 20, 40, ... 640 ms. */
+export function lockRetryJitter(spin: number, random: () => number = Math.random): number {
+  return Math.floor(random() * 20 * 2 ** Math.min(5, Math.max(0, spin - 1)));
+}
+
 export function lockKey(profile: string): string {
   return `${profile}/lock.json`;
 }
@@ -300,7 +305,14 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
     heldTokens.delete(info.token);
 
     const stored = await readStoredLock(storage, profile);
-    if (stored === null) continue; // released between our two calls: try again at once
+    if (stored === null) {
+      // Released between our two calls, or (on a store without a conditional create) two
+      // writers claimed at the same moment and both gave up (storage/exclusive.ts). Retried
+      // after a random pause that grows with each spin: retried at once, contenders in
+      // lockstep would collide again every time and all fail.
+      await sleep(lockRetryJitter(spins));
+      continue;
+    }
     const state = liveness(stored.info, host);
     const now = runtime.now();
     if (state === 'stale' && stored.info !== null) {

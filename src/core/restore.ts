@@ -7,6 +7,7 @@ import {
   countDatabaseRows,
   createDatabase,
   createSchemas,
+  dropEmptyPublicSchema,
   dropDatabase,
   existingRoles,
   existingTablespaces,
@@ -27,7 +28,7 @@ import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
 import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
-import { readToc, type TocEntry } from '../pg/toc.js';
+import { createsPublicSchema, readToc, type TocEntry } from '../pg/toc.js';
 import type { Storage } from '../storage/storage.js';
 import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
@@ -358,7 +359,10 @@ export async function restoreBackup(
     let countsChecked = false;
     // Staging databases of restores that were killed go first.
     await sweepScratchDatabases(server, runtime);
-    if (plan.staging) await createStaging(server, plan, sidecar.database.encoding, scratchTag('staging', runtime));
+    if (plan.staging) {
+      await createStaging(server, plan, sidecar.database.encoding, scratchTag('staging', runtime));
+      if (createsPublicSchema(prepared.toc)) await dropEmptyPublicSchema(server, plan.staging);
+    }
     try {
       await createSchemas(server, into, prepared.schemas);
       runtime.reporter.info(`restoring ${sidecar.profile}/${sidecar.id} into "${into}" on ${plan.server}`);

@@ -42,7 +42,9 @@ type StorageRuntime = Pick<Runtime, 'env' | 'cwd' | 'reporter'>;
 
 export function backupScope(settings: ResolvedSettings, runtime: StorageRuntime): BackupScope {
   const locations = storagesInScope(settings).map((location) => {
-    const storage = storageAt(runtime, location, settings.storageSettings(location));
+    // A named profile's own driver settings; otherwise those of the profile whose storage it is.
+    const driverSettings = settings.named !== undefined ? settingsOf(settings, settings.named).storageSettings : settings.storageSettings(location);
+    const storage = storageAt(runtime, location, driverSettings);
     return { location, storage, catalog: new Catalog(storage, { debug: (message) => runtime.reporter.debug(message) }) };
   });
   return { settings, runtime, profile: settings.named, locations };

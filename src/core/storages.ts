@@ -25,6 +25,7 @@ export function storageAt(runtime: StorageRuntime, location: string, settings: S
       env: runtime.env as NodeJS.ProcessEnv,
       homeDir: runtime.env.HOME || homedir(),
       warn: (message) => runtime.reporter.warn(message),
+      debug: (message) => runtime.reporter.debug(message),
     });
     pool.set(key, storage);
   }

@@ -4,7 +4,7 @@ import { artifactKey, sidecarKey } from '../catalog/catalog.js';
 import type { Sidecar, Verification } from '../catalog/sidecar.js';
 import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
 import type { NotifyConfig } from '../notify/notify.js';
-import { countDatabaseRows, createSchemas, databaseAnswers, MaintenanceConnection } from '../pg/admin.js';
+import { countDatabaseRows, createSchemas, databaseAnswers, dropEmptyPublicSchema, MaintenanceConnection } from '../pg/admin.js';
 import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
@@ -13,7 +13,7 @@ import type { ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
 import { pgRestoreArgs, readArchiveThrough, runRestore, schemasToCreate } from '../pg/restore.js';
-import { readToc, type TocEntry } from '../pg/toc.js';
+import { createsPublicSchema, readToc, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
@@ -371,6 +371,7 @@ async function restoreCheck(
     const env = await childEnv(server, runtime.env, name);
     try {
       await creating;
+      if (createsPublicSchema(toc)) await dropEmptyPublicSchema(server, name);
       await createSchemas(server, name, schemas);
       restoring = true;
       runtime.reporter.info(`restoring into throwaway database ${name}`);

@@ -382,6 +382,26 @@ export async function createSchemas(settings: ConnectionSettings, database: stri
 }
 
 /**
+ * Drops the `public` schema of a database just created from template0 (where it is empty),
+ * for an archive that creates `public` itself: `pg_dump --schema public` (and any dump
+ * whose public schema was dropped and re-created) holds `CREATE SCHEMA public`, which
+ * fails on a database that has one. The archive then restores it with its owner and
+ * privileges as they were. A `public` that is not empty is left alone (and pg_restore
+ * reports the clash).
+ */
+export async function dropEmptyPublicSchema(settings: ConnectionSettings, database: string): Promise<void> {
+  const client = await connect(settings, database);
+  try {
+    await client.query('DROP SCHEMA IF EXISTS public RESTRICT').catch((error: unknown) => {
+      if (sqlState(error) === '2BP01') return; // dependent objects: not ours to drop
+      throw queryError(error, `cannot drop the empty schema public of ${quoteIdent(database)}`);
+    });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
  * Of `names` (existing roles), those the connecting role cannot give objects to: restoring
  * ownership runs ALTER ... OWNER TO each, which needs superuser or membership in the role
  * (PostgreSQL 16+: the right to SET ROLE to it). Found before a restore starts, so a

@@ -65,6 +65,8 @@ export function runDir(base: string = tmpdir()): Promise<string> {
     dir = (async () => {
       const name = `${RUN_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`;
       // Twice: another run may remove the (empty) parent between our two mkdirs.
+      // A configured workDir that does not exist yet is made (an operator names it, e.g. /var/tmp/backupctl).
+      await mkdir(base, { recursive: true, mode: 0o700 });
       for (let attempt = 0; ; attempt++) {
         const parent = await userDir(base, true);
         if (parent === null) return mkdtemp(join(base, 'backupctl-run-'));

@@ -411,7 +411,9 @@ export class LocalStorage implements Storage {
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new HostileEntryError(key, kindOf(info));
-      if (info.ino !== before.ino || info.dev !== before.dev) throw new HostileEntryError(key, 'other');
+      // Another regular file than the one lstat saw: replaced by an atomic rename meanwhile
+      // (O_NOFOLLOW and the fstat above rule out a link or a special file): open it again.
+      if (info.ino !== before.ino || info.dev !== before.dev) throw new EntryChangedError(key);
       await this.checkInside(handle, key, key);
       return { handle, info };
     } catch (error) {

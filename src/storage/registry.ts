@@ -43,6 +43,11 @@ export interface StorageRuntime {
   homeDir: string;
   /** Warnings a driver cannot turn into errors (e.g. an abort it could not verify). Default: none. */
   warn: (message: string) => void;
+  /**
+   * Notes that ask nothing of the operator (a capability the driver probed and works
+   * around safely): shown with --verbose, never on every cron run. Default: none.
+   */
+  debug: (message: string) => void;
 }
 
 /** A driver factory: everything the registry needs to know about one URL scheme. */
@@ -146,6 +151,7 @@ export function openStorage(location: string, cwd: string, settings: StorageSett
     env: runtime.env ?? process.env,
     homeDir: runtime.homeDir ?? homedir(),
     warn: runtime.warn ?? (() => undefined),
+    debug: runtime.debug ?? (() => undefined),
   };
   return new LazyStorage(parsed.display, factory.capabilities(parsed), () => factory.open(parsed, full));
 }

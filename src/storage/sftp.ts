@@ -27,7 +27,7 @@ import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import SftpClient from 'ssh2-sftp-client';
-import type { AnyAuthMethod, AuthenticationType, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
+import type { AnyAuthMethod, AuthenticationType, Client as SshClient, ConnectConfig, FileEntryWithStats, SFTPWrapper, Stats } from 'ssh2';
 import {
   abortError,
   ConfigurationError,
@@ -66,6 +66,8 @@ const WRITE_PIECE = 64 * 1024;
 const WRITES_IN_FLIGHT = 32;
 const READ_PIECE = 64 * 1024;
 const READS_IN_FLIGHT = 8;
+/** How long close() waits for the server to end the connection before cutting it off. */
+const CLOSE_TIMEOUT_MS = 5_000;
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02): what ssh2 puts in `error.code`. */
 const SFTP = { EOF: 1, NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, NO_CONNECTION: 6, CONNECTION_LOST: 7, OP_UNSUPPORTED: 8 } as const;
@@ -276,6 +278,12 @@ export class SftpStorage implements Storage {
     client.on('error', (error: Error & { level?: string }) => {
       level ??= error.level;
     });
+    // Without its optional native addon (never in the published bundle: scripts/build.mjs),
+    // ssh2 sends each encrypted packet in several socket writes; with Nagle's algorithm on,
+    // every request then waits for the server's delayed ACK (about 40 ms a round trip,
+    // over a second per connection). SSH here is request and response: no Nagle.
+    const ssh = sshClientOf(client);
+    ssh?.once('connect', () => ssh.setNoDelay(true));
     let sftp: SFTPWrapper;
     try {
       sftp = (await client.connect(connectConfig)) as unknown as SFTPWrapper;
@@ -463,7 +471,15 @@ export class SftpStorage implements Storage {
     if (session) {
       session.alive = false;
       if (session.watchdog) clearInterval(session.watchdog);
+      // Waiting for the server to close the connection is work in flight: with the idle
+      // socket unref'd, nothing else may keep the event loop alive (a CLI run that closes
+      // its storages last), and Node would exit (code 13, unsettled await) before the end.
+      // A server that never answers the disconnect is cut off after a few seconds.
+      const socket = socketOf(session.client);
+      socket?.ref();
+      const cutOff = setTimeout(() => socket?.destroy(), CLOSE_TIMEOUT_MS);
       await session.client.end().catch(() => undefined);
+      clearTimeout(cutOff);
     }
   }
 
@@ -777,6 +793,11 @@ export class SftpStorage implements Storage {
 
 // -------------------------------------------------------------------------------------
 // SFTP request helpers
+
+/** The ssh2 Client under ssh2-sftp-client (`client`: not in its type declarations). */
+function sshClientOf(client: SftpClient): SshClient | undefined {
+  return (client as unknown as { client?: SshClient }).client;
+}
 
 /** The TCP socket under ssh2-sftp-client's ssh2 Client (both private: `client`, `_sock`). */
 function socketOf(client: SftpClient): { ref(): void; unref(): void; destroy(): void } | undefined {

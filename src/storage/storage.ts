@@ -115,7 +115,7 @@ export interface ListOptions {
  *
  * Writing
  * - put() streams: it honours back-pressure (a slow store slows the producer) and
- *   buffers at most a bounded amount (S3: queueSize x partSize; Azure: concurrency x
+ *   buffers at most a bounded amount (S3: (queueSize + 2) x partSize; Azure: concurrency x
  *   blockSize), never the whole object. It is atomic: until it resolves, the key shows
  *   its previous state; on error or abort nothing new is visible under the key,
  *   temporaries are removed (S3: the multipart upload is aborted and checked gone) and

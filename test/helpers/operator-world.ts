@@ -3,8 +3,9 @@
  * PATH, a config in the working directory with a profile `app`, a database shaped like the
  * one the examples talk about (orders, audit tables, several schemas), and a password in a
  * file. The host, role and database names of the examples (db1, app-db.internal,
- * scratch-db, backup, verify, app...) are mapped onto the test cluster by `rewrite`: the
- * only change made to a command before it runs.
+ * scratch-db, backup, verify, app...) are mapped onto the test cluster, and the paths they
+ * name (/etc/backupctl, /mnt/offsite/backups, the node_exporter directory) into the world's
+ * directory, by `rewrite`: the only change made to a command before it runs.
  */
 import { execa } from 'execa';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
@@ -122,12 +123,13 @@ export async function makeOperatorWorld(cluster: ClusterClient, options: { confi
       .replace(/\bPGUSER=backup\b/g, `PGUSER=${cluster.user}`)
       .replace(/-U backup\b/g, `-U ${cluster.user}`)
       .replace(/\bPGDATABASE=app\b/g, `PGDATABASE=${db}`)
-      .replace(/(-d|--target-db) (app_[a-z]+)\b/g, (_, flag: string, name: string) => {
+      .replace(/(-d|--target-db|createdb) (app_[a-z]+)\b/g, (_, flag: string, name: string) => {
         if (!targets.has(name)) targets.set(name, target(name));
         return `${flag} ${targets.get(name) as string}`;
       })
       .replace(/(-d|--target-db) app\b/g, `$1 ${db}`)
       .replace(/\/etc\/backupctl\//g, `${etc}/`)
+      .replace(/\/mnt\/offsite\/backups\b/g, path.join(dir, 'offsite'))
       .replace(/\/var\/lib\/(node_exporter|prometheus)\/[a-z_/-]+\/backupctl\.prom/g, path.join(dir, 'backupctl.prom'));
   const run: OperatorWorld['run'] = async (script, runOptions = {}) => {
     const shell = runOptions.shell ?? 'bash';

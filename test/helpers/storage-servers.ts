@@ -91,6 +91,12 @@ export interface S3rverServer {
   stop(): Promise<void>;
   /** Multipart uploads left on disk for keys under `prefix` (read from s3rver's data directory). */
   incompleteUploads(prefix: string): Promise<string[]>;
+  /** Kills the server with SIGKILL (a crash: no answer to anything in flight), keeping its data; resolves once it is gone. */
+  kill(): Promise<void>;
+  /** Starts it again after kill(), on the same port and data directory; resolves once it listens. */
+  restart(): Promise<void>;
+  /** The server process's pid (for the benchmarks' CPU accounting). */
+  readonly pid: number | undefined;
 }
 
 /**
@@ -106,7 +112,8 @@ export async function startS3rver(options: { bucket?: string; plain?: boolean } 
   const script = path.join(repoRoot, 'test', 'helpers', 's3rver-server.mjs');
   // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in
   // its legacy provider: without it, the second page of a listing is a 500.
-  const started = startChild(process.execPath, ['--openssl-legacy-provider', script, dataDir, String(port), bucket], dir, options.plain ? { BACKUPCTL_S3RVER_PLAIN: '1' } : {});
+  const launch = () => startChild(process.execPath, ['--openssl-legacy-provider', script, dataDir, String(port), bucket], dir, options.plain ? { BACKUPCTL_S3RVER_PLAIN: '1' } : {});
+  let started = launch();
   try {
     await waitForPort(port, started.child, 's3rver', started.output);
   } catch (error) {
@@ -121,6 +128,20 @@ export async function startS3rver(options: { bucket?: string; plain?: boolean } 
     accessKeyId: 'S3RVER',
     secretAccessKey: 'S3RVER',
     stop: () => stopChild(started),
+    kill: async () => {
+      const { child } = started;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
+    restart: async () => {
+      started = launch();
+      await waitForPort(port, started.child, 's3rver (restarted)', started.output);
+    },
+    get pid() {
+      return started.child.pid;
+    },
     incompleteUploads: async (prefix: string) => {
       const dirPath = path.join(dataDir, bucket, '._S3rver_uploads');
       const found: string[] = [];

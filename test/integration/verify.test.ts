@@ -361,6 +361,16 @@ describe('verify --all', () => {
   });
 });
 
+describe('verify --db-url', () => {
+  it('with no config and no libpq environment, the global --db-url is the server the restore level uses (as for create)', async () => {
+    const where = await copyOfStorage();
+    const url = `postgres://${cluster.user}@${cluster.host}:${cluster.port}/postgres`;
+    const run = await cli(['verify', ids.chinook, '--db-url', url, '--json', '--storage', where], { env: baseEnv({ PGPASSWORD: cluster.password }) });
+    expect(run.code, run.stderr).toBe(0);
+    expect(verifyJson(run).outcomes[0]).toMatchObject({ result: 'passed', level: 'restore' });
+  });
+});
+
 describe('verify --verify-url', () => {
   it('restores on the server of the URL (another maintenance database, password from PGPASSWORD)', async () => {
     const where = await copyOfStorage();

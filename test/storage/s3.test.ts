@@ -69,8 +69,9 @@ if (external) {
 describe('s3 driver: retries, stalls, credentials, capabilities', () => {
   let proxy: HttpFaultProxy;
   const warnings: string[] = [];
+  const notes: string[] = [];
   const open = (extra = '', options: { via?: 'proxy' | 'direct' } = {}): Storage =>
-    openStorage(s3url(uniquePrefix('s3'), options.via === 'direct' ? server.endpoint : proxy.endpoint, extra), '/', {}, { warn: (message) => warnings.push(message) });
+    openStorage(s3url(uniquePrefix('s3'), options.via === 'direct' ? server.endpoint : proxy.endpoint, extra), '/', {}, { warn: (message) => warnings.push(message), debug: (message) => notes.push(message) });
 
   beforeAll(async () => {
     proxy = await startHttpFaultProxy({ host: '127.0.0.1', port: server.port });
@@ -172,12 +173,14 @@ describe('s3 driver: retries, stalls, credentials, capabilities', () => {
     await storage.close();
   });
 
-  it('s3rver ignores If-None-Match: the probe says so and putIfAbsent is refused; conditional-create=on trusts the operator', async () => {
+  it('s3rver ignores If-None-Match: the probe says so (a debug note, not a warning) and putIfAbsent is refused; conditional-create=on trusts the operator', async () => {
     warnings.length = 0;
+    notes.length = 0;
     const probed = open('', { via: 'direct' });
     expect(probed.capabilities.conditionalCreate).toBe(false);
     expect((await probed.open()).conditionalCreate).toBe(false);
-    expect(warnings.some((line) => line.includes('If-None-Match'))).toBe(true);
+    expect(notes.some((line) => line.includes('If-None-Match'))).toBe(true);
+    expect(warnings).toEqual([]);
     expect((await probed.list('')).map((object) => object.key)).toEqual([]); // the probe object is gone
     await probed.close();
     const trusted = open('&conditional-create=on', { via: 'direct' });

@@ -8,10 +8,11 @@ import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireProfileLock, lockKey, readLock, unlockProfile, type LockHost, type LockInfo } from '../../src/core/lock.js';
+import { acquireProfileLock, lockKey, lockRetryJitter, readLock, unlockProfile, type LockHost, type LockInfo } from '../../src/core/lock.js';
 import type { Reporter } from '../../src/core/runtime.js';
 import { BackupctlError, ExitCode, InterruptedError } from '../../src/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
+import { MemoryStorage } from '../../src/storage/mem.js';
 
 let root: string;
 let storage: LocalStorage;
@@ -205,6 +206,38 @@ describe('acquireProfileLock', () => {
     await lock.release();
     expect((await lockOnDisk('app')).token).toBe('theirs');
     expect(reporter.lines.join('\n')).toMatch(/warn: the lock of profile "app" was removed or replaced/);
+  });
+
+  it('without a conditional create (write-then-check), two takers in lockstep: one gets the lock, the other is busy (20 rounds)', async () => {
+    // In one process on a memory store, both takers' claims, listings and checks interleave
+    // step by step: each sees the other's claim and gives up, every round. Retried at
+    // once, they would collide until the spin limit and both fail (exit 1).
+    for (let round = 0; round < 20; round++) {
+      const inner = MemoryStorage.named(`lockstep-${round}-${Date.now()}`, '');
+      const capabilities = { ...inner.capabilities, conditionalCreate: false };
+      const store = new Proxy(inner, {
+        get(target, property, receiver) {
+          if (property === 'capabilities') return capabilities;
+          if (property === 'open') return async () => capabilities;
+          const value: unknown = Reflect.get(target, property, receiver);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const outcomes = await Promise.allSettled([0, 1].map(() => acquireProfileLock({ storage: store, profile: 'app', command: 'create', runtime: runtime() })));
+      const won = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+      expect(won, `round ${round}`).toHaveLength(1);
+      const lost = outcomes.find((outcome) => outcome.status === 'rejected');
+      expect((lost?.reason as BackupctlError).exitCode, `round ${round}`).toBe(ExitCode.BUSY);
+      await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireProfileLock>>>).value.release();
+      expect(await store.list('app')).toEqual([]);
+    }
+  });
+});
+
+describe('lockRetryJitter', () => {
+  it('is random, and its ceiling doubles per spin from 20 ms up to 640 ms', () => {
+    expect([1, 2, 3, 6, 20].map((spin) => lockRetryJitter(spin, () => 0.999999))).toEqual([19, 39, 79, 639, 639]);
+    expect(lockRetryJitter(4, () => 0)).toBe(0);
   });
 });
 

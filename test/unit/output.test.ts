@@ -261,7 +261,7 @@ describe('render', () => {
     const result: CreateResult = { sidecar, storage: '/var/backups/pg', warnings: [] };
     expect(createJson(result)).toEqual({
       id: ID, profile: 'prod', database: 'app', artifact: `${ID}.dump`, bytes: 1_288_490_189, sha256: SHA_A,
-      durationMs: 12_345, storage: '/var/backups/pg', tags: ['nightly', 'pre-migration'], warnings: [],
+      durationMs: 12_345, storage: '/var/backups/pg', tags: ['nightly', 'pre-migration'], warnings: [], copies: [],
     });
     const list = listJson({
       storage: '/s', backups: [sidecar], warnings: [], damage: new Map(),

@@ -82,4 +82,7 @@ export const ENVIRONMENT_HELP = `Environment:
   BACKUPCTL_STORAGE                     the storage when the config names none (--storage wins over both)
   PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSSLMODE, DATABASE_URL
                                         libpq conventions; they fill what the profile leaves unset
+  AWS_ACCESS_KEY_ID, AWS_PROFILE, ...   s3:// credentials (the AWS chain); AWS_ENDPOINT_URL_S3
+  AZURE_STORAGE_CONNECTION_STRING       azblob:// credentials (or AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN)
+  SSH_AUTH_SOCK                         sftp:// keys from the agent (else ~/.ssh/id_*)
   NO_COLOR                              disable colours`;
