@@ -69,6 +69,19 @@ function profileNameCheck(): (name: string) => boolean {
   };
 }
 
+/**
+ * Runs `fn` over `items`, at most `limit` at a time (reads of sidecars: enough to hide a
+ * remote store's latency, few enough not to open thousands of requests at once).
+ */
+export async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
 export interface ScanResult<S extends SidecarSummary = Sidecar> {
   /** Newest first. */
   backups: S[];
@@ -254,7 +267,10 @@ export class Catalog {
       if (!index.unchanged(read, stamp, summary)) changed = true;
     });
     if (unread.length > 0) debug(`read ${unread.length} of ${entries.length} sidecar(s) of profile ${profile}${read ? ' that its catalog index had no current entry for' : ' (no usable catalog index)'}`);
-    if (changed && (kept.length > 0 || read !== null)) {
+    if (listing.hostile.has(key)) {
+      // Reported by assemble() as hostile: never read, followed, replaced or removed.
+      debug(`not writing the catalog index ${key}: something that is not a regular file is in its place`);
+    } else if (changed && (kept.length > 0 || read !== null)) {
       try {
         await this.storage.putBytes(key, index.serializeIndex(profile, kept));
         debug(`wrote the catalog index ${key} (${kept.length} backup(s))`);
@@ -384,15 +400,4 @@ export function sortNewestFirst<T>(items: readonly T[], of: (item: T) => { start
   });
   keyed.sort((a, b) => b.time - a.time || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
   return keyed.map((entry) => entry.item);
-}
-
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  });
-  await Promise.all(workers);
 }

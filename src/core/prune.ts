@@ -1,4 +1,4 @@
-import { backupRef, Catalog, type ScanResult } from '../catalog/catalog.js';
+import { backupRef, Catalog, mapLimit, type ScanResult } from '../catalog/catalog.js';
 import { SidecarError, summaryOf, type SidecarSummary } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
 import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
@@ -224,15 +224,6 @@ async function unconfirmed(catalog: Catalog, scanned: ScanResult<SidecarSummary>
     if (fresh === null || JSON.stringify(fresh) !== JSON.stringify(summary)) disagree.push(ref);
   });
   return disagree.sort();
-}
-
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
 }
 
 function count(result: PruneResult, item: PruneItem): void {
