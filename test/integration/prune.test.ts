@@ -79,9 +79,9 @@ function cli(argv: string[], where: { work: string; storage: string }, env: Reco
   });
 }
 
-/** The files of the profile, but the run log (which records runs, not backups). */
+/** The files of the profile, but the run log (which records runs) and the catalog index (a cache of the sidecars). */
 async function files(storage: string): Promise<string[]> {
-  return (await readdir(path.join(storage, profile))).filter((f) => f !== 'runs.jsonl').sort();
+  return (await readdir(path.join(storage, profile))).filter((f) => f !== 'runs.jsonl' && f !== 'catalog-index.json').sort();
 }
 
 function entries(run: CliOutcome): PruneEntry[] {
