@@ -377,7 +377,7 @@ export class Catalog {
 }
 
 /** The profiles that have anything in a listing. */
-function profilesIn(objects: readonly ObjectInfo[]): string[] {
+export function profilesIn(objects: readonly ObjectInfo[]): string[] {
   const found = new Set<string>();
   const profileOk = profileNameCheck();
   for (const object of objects) {

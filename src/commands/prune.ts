@@ -54,7 +54,7 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
   };
   // A profile that is not in the config must be in the storage: checked before the run is
   // reported, so that a typo leaves no run log (and no directory) behind.
-  await assertProfileExists(profile, ctx.runtime);
+  const listed = await assertProfileExists(profile, ctx.runtime);
   const storage = storageAt(ctx.runtime, profile.storage, profile.storageSettings);
   const prune = (started?: () => void) =>
     pruneBackups(
@@ -63,6 +63,8 @@ export async function run(options: PruneOptions, ctx: CommandContext): Promise<C
         profile: profile.name,
         policy: effectivePolicy(profile.retention, flags),
         dryRun: options.dryRun === true,
+        // A dry run takes no lock: the listing just made is as current as another one would be.
+        listing: options.dryRun ? listed ?? undefined : undefined,
         leftoverAgeMs: options.leftoverAge ?? DEFAULT_LEFTOVER_AGE_MS,
         waitMs: options.wait,
         onLocked: started,

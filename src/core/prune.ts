@@ -1,4 +1,4 @@
-import { backupRef, Catalog, mapLimit, type ScanResult } from '../catalog/catalog.js';
+import { backupRef, Catalog, mapLimit, type Listing, type ScanResult } from '../catalog/catalog.js';
 import { SidecarError, summaryOf, type SidecarSummary } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
 import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
@@ -33,6 +33,8 @@ export interface PruneRequest {
   profile: string;
   policy: RetentionPolicy;
   dryRun: boolean;
+  /** A listing of the profile made just before (a dry run plans from it rather than list again). */
+  listing?: Listing | undefined;
   /** Unfinished leftovers whose newest file is at least this old are removed. */
   leftoverAgeMs: number;
   /** `--wait`: how long to wait for the profile's lock (default: fail at once, exit 4). */
@@ -113,7 +115,7 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
   const now = runtime.now();
   const scan = async (ignoreIndex: boolean) => {
     try {
-      return await catalog.summaries(request.profile, { ignoreIndex });
+      return await catalog.summaries(request.profile, { ignoreIndex, listing: ignoreIndex ? undefined : request.listing });
     } catch (error) {
       throw storageError(error, storage.location, 'listing backups', 'read');
     }

@@ -1,4 +1,4 @@
-import { backupRef, Catalog, sortNewestFirst, type IncompleteEntry, type ScanResult } from '../catalog/catalog.js';
+import { backupRef, Catalog, profilesIn, sortNewestFirst, type IncompleteEntry, type Listing, type ScanResult } from '../catalog/catalog.js';
 import { ID_REF_PATTERN, matchIds } from '../catalog/id.js';
 import { SidecarError, type Sidecar, type SidecarSummary } from '../catalog/sidecar.js';
 import { settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
@@ -93,19 +93,35 @@ export async function assertKnownProfile(scope: BackupScope): Promise<void> {
 }
 
 /** A profile that is not in the config (`profile.configured` false) must at least have something in its storage. */
-export async function assertProfileExists(profile: ProfileSettings, runtime: StorageRuntime): Promise<void> {
-  if (!profile.configured) await assertProfileInStorage(storageAt(runtime, profile.storage, profile.storageSettings), profile.name);
+export async function assertProfileExists(profile: ProfileSettings, runtime: StorageRuntime): Promise<Listing | null> {
+  if (profile.configured) return null;
+  return assertProfileInStorage(storageAt(runtime, profile.storage, profile.storageSettings), profile.name);
 }
 
-/** A profile that is not in the config must at least have something in the storage. */
-export async function assertProfileInStorage(storage: Storage, profile: string): Promise<void> {
-  const present = await profilesPresent(storage, profile);
-  if (!present.includes(profile)) {
+/**
+ * A profile that is not in the config must at least have something in the storage. Returns
+ * the listing of the profile made to find out (a dry run may plan from it). Its own prefix
+ * is listed first: a profile directory that is a symlink (or a file) is then reported as
+ * such, not as an unknown name, and nothing behind it is read; only for the hint of an
+ * unknown name is the whole storage listed.
+ */
+export async function assertProfileInStorage(storage: Storage, profile: string): Promise<Listing> {
+  const catalog = new Catalog(storage);
+  let listing: Listing;
+  let present: string[] = [];
+  try {
+    listing = await catalog.listing(profile);
+    if (!profilesIn(listing.objects).includes(profile)) present = await catalog.profiles();
+  } catch (error) {
+    throw storageError(error, storage.location, `listing profile ${profile}`, 'read');
+  }
+  if (!profilesIn(listing.objects).includes(profile)) {
     throw usageError(
       `no profile named "${profile}" in ${storage.location}`,
       present.length > 0 ? `profiles there: ${present.join(', ')}` : 'the storage holds no backups yet',
     );
   }
+  return listing;
 }
 
 /**

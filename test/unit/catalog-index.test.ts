@@ -45,7 +45,7 @@ async function seed(count: number): Promise<Sidecar[]> {
       finishedAt: new Date(at.getTime() + 5000).toISOString(),
       tags: i % 3 === 0 ? ['nightly'] : [],
       artifact: { bytes: 4 },
-      globals: { status: 'included', file: `${id}.globals.sql`, bytes: 3, sha256: 'b'.repeat(64), rolePasswords: false },
+      globals: { status: 'included', file: `${id}.globals.sql`, bytes: 3, sha256: 'b'.repeat(64), rolePasswords: false, stages: [] },
       tables: [{ schema: 'public', name: 't', rows: i }],
     });
     await storage.putBytes(`${PROFILE}/${id}.dump`, Buffer.from('dump'));
