@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open as openFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -28,6 +28,14 @@ export interface LocalArchive {
   digest: Promise<Digest>;
   /** True when pg_restore reads the stored file itself (its digest may still be running). */
   inPlace: boolean;
+  /**
+   * What differs between the decoded archive and the sidecar's plaintext digest: for an
+   * artifact decoded into a custom-format file, that file is hashed alongside whatever the
+   * caller does next (restore awaits it before it changes anything; verify with its
+   * verdict); everything else was checked before openArchive returned. Resolves with []
+   * when nothing differs.
+   */
+  plaintextProblems: Promise<string[]>;
   /** Removes whatever was unpacked or downloaded. */
   dispose(): Promise<void>;
 }
@@ -157,16 +165,30 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
         await digest.catch(() => undefined);
         await local.handle.close().catch(() => undefined);
       };
-      return { path, digest, inPlace: true, dispose };
+      return { path, digest, inPlace: true, plaintextProblems: Promise.resolve([]), dispose };
     }
     await local?.handle.close();
   }
   const scratch = await scratchDir(options.workDir, sidecar.id);
+  let hashing: Promise<unknown> = Promise.resolve();
   // A tar extractor that was stopped may still be finishing a file: retry rather than fail.
-  const dispose = () => rm(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  const dispose = async () => {
+    await hashing.catch(() => undefined);
+    await rm(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  };
+  // A custom-format file is hashed after it is written, alongside the caller's next step
+  // (the plaintext digest is most of the decoding's CPU); a tar has no one file to hash.
+  const expectedPlaintext = sidecar.artifact.plaintext;
+  const hashAfter = !asIs && sidecar.artifact.container === 'pg-custom' && expectedPlaintext !== undefined;
   try {
     const source = await open(storage, key);
-    const decoded = asIs ? null : openArtifact(source, sidecar.artifact.stages, { ...options.keys, expected: { stored: sidecar.artifact, plaintext: sidecar.artifact.plaintext } });
+    const decoded = asIs
+      ? null
+      : openArtifact(source, sidecar.artifact.stages, {
+          ...options.keys,
+          expected: { stored: sidecar.artifact, plaintext: hashAfter ? undefined : expectedPlaintext },
+          hashPlaintext: !hashAfter,
+        });
     const digest = decoded ? null : new DigestStream();
     const plaintext: Readable = decoded ? decoded.stream : source.pipe(digest as DigestStream);
     if (!decoded) source.on('error', (error) => (digest as DigestStream).destroy(error));
@@ -180,7 +202,21 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
       await pipeline(plaintext, createWriteStream(path, { mode: 0o600 }), { signal: options.signal });
     }
     const stored = decoded ? (await decoded.verified).stored : (digest as DigestStream).digest();
-    return { path, digest: Promise.resolve(stored), inPlace: false, dispose };
+    let plaintextProblems: Promise<string[]> = Promise.resolve([]);
+    if (hashAfter) {
+      const file = path;
+      plaintextProblems = (async () => {
+        const handle = await openFile(file, 'r');
+        try {
+          return digestMismatches('artifact plaintext', expectedPlaintext as Digest, await hashHandle(handle, options.signal));
+        } finally {
+          await handle.close();
+        }
+      })();
+      plaintextProblems.catch(() => undefined); // awaited by the caller
+      hashing = plaintextProblems;
+    }
+    return { path, digest: Promise.resolve(stored), inPlace: false, plaintextProblems, dispose };
   } catch (error) {
     // What is left, if anything, goes with the run's directory when the run ends.
     await dispose().catch(() => undefined);

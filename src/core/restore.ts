@@ -213,6 +213,14 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
     const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
+    // The decoded archive's own digest, computed alongside the reads above: checked before anything changes.
+    const plaintextProblems = await archive.plaintextProblems;
+    if (plaintextProblems.length) {
+      throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${plaintextProblems.join('; ')}`, {
+        exitCode: ExitCode.VERIFY_FAILED,
+        hint: 'restore another backup (backupctl list)',
+      });
+    }
     return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas };
   } catch (error) {
     await archive.dispose();

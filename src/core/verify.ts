@@ -192,12 +192,14 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
     // The re-hash runs alongside the checks below (it reads the file; they run pg_restore
     // and the server), and a digest mismatch wins over whatever they found.
     const opened = archive;
-    const digestProblems = opened.digest.then((digest) => digestMismatches('artifact', sidecar.artifact, digest));
+    const storedProblems = opened.digest.then((digest) => digestMismatches('artifact', sidecar.artifact, digest));
+    const digestProblems = Promise.all([storedProblems, opened.plaintextProblems]).then(([stored, plain]) => [...stored, ...plain]);
     digestProblems.catch(() => undefined);
     const corrupt = async (): Promise<string[]> => [...mismatches, ...(await digestProblems)];
     if (!opened.inPlace) {
-      // Downloaded or unpacked: the digest is known already, so corruption stops us here.
-      const problems = await corrupt();
+      // Downloaded or unpacked: the stored digest is known already, so corruption stops us
+      // here (the decoded file's own digest is still being computed: checked with the verdict).
+      const problems = [...mismatches, ...(await storedProblems)];
       if (problems.length) throw new Mismatch(problems);
     }
     let checked: VerifyOutcome;

@@ -128,6 +128,12 @@ export interface OpenArtifactOptions extends DecodeKeys {
   expected: { stored: Digest; plaintext?: Digest | undefined };
   /** Gets the stored bytes read so far. */
   onProgress?: (bytes: number) => void;
+  /**
+   * False: the plaintext is not hashed here (the caller hashes what it wrote, alongside
+   * its next step: core/archive.ts); the stored digest and every stage's own checks still
+   * hold before the stream ends. Default true.
+   */
+  hashPlaintext?: boolean;
 }
 
 export interface OpenedArtifact {
@@ -138,8 +144,11 @@ export interface OpenedArtifact {
    * on nothing unauthenticated, read it all first (authenticateArtifact).
    */
   stream: Readable;
-  /** Settles when `stream` has been read to the end: resolves with both digests as read, or rejects as the stream fails. */
-  verified: Promise<{ stored: Digest; plaintext: Digest }>;
+  /**
+   * Settles when `stream` has been read to the end: resolves with both digests as read
+   * (plaintext null when not hashed: `hashPlaintext: false`), or rejects as the stream fails.
+   */
+  verified: Promise<{ stored: Digest; plaintext: Digest | null }>;
 }
 
 /**
@@ -160,28 +169,31 @@ export function openArtifact(stored: Readable, records: readonly StageRecord[], 
   }
   const reclaim = reclaimer();
   const identity = isIdentity(stages);
+  const hashPlaintext = identity || options.hashPlaintext !== false;
+  // Without a plaintext digest stage the stored digest is checked where it is final: a
+  // mismatch then fails the chain before its end, as the plaintext stage's check would.
   const storedDigest = new DigestStream(
     (bytes) => {
       options.onProgress?.(bytes);
       reclaim(bytes);
     },
-    identity ? (digest) => check(digest, digest) : undefined,
+    identity ? (digest) => check(digest, digest) : hashPlaintext ? undefined : (digest) => check(digest, null),
   );
-  const check = (storedActual: Digest, plaintextActual: Digest): Error | null => {
+  const check = (storedActual: Digest, plaintextActual: Digest | null): Error | null => {
     const differences: DigestDifference[] = compareDigests('stored', options.expected.stored, storedActual);
-    if (options.expected.plaintext) differences.push(...compareDigests('plaintext', options.expected.plaintext, plaintextActual));
+    if (options.expected.plaintext && plaintextActual) differences.push(...compareDigests('plaintext', options.expected.plaintext, plaintextActual));
     return differences.length > 0 ? new DigestMismatchError(differences) : null;
   };
-  const plaintextDigest = identity ? storedDigest : new DigestStream(undefined, (digest) => check(storedDigest.digest(), digest));
+  const plaintextDigest = identity ? storedDigest : hashPlaintext ? new DigestStream(undefined, (digest) => check(storedDigest.digest(), digest)) : null;
   const chain: Array<Readable | Duplex> = [stored, storedDigest, ...decoders];
-  if (plaintextDigest !== storedDigest) chain.push(plaintextDigest);
+  if (plaintextDigest && plaintextDigest !== storedDigest) chain.push(plaintextDigest);
   pipeline(chain as [Readable, ...Duplex[]], () => undefined);
   // The end of the chain: with identity stages (`none`), their pass-through.
   const end = chain[chain.length - 1] as Readable;
-  const verified = new Promise<{ stored: Digest; plaintext: Digest }>((resolve, reject) => {
+  const verified = new Promise<{ stored: Digest; plaintext: Digest | null }>((resolve, reject) => {
     finished(end, { writable: false }, (error) => {
       if (error) reject(error);
-      else resolve({ stored: storedDigest.digest(), plaintext: plaintextDigest.digest() });
+      else resolve({ stored: storedDigest.digest(), plaintext: plaintextDigest?.digest() ?? null });
     });
   });
   verified.catch(() => undefined); // the stream reports the same failure; awaiting `verified` still rejects
@@ -193,7 +205,7 @@ export function openArtifact(stored: Readable, records: readonly StageRecord[], 
  * the digests once everything is authenticated, or rejects with the first failure. Run it
  * before anything acts on the plaintext (a restore into a live database).
  */
-export async function authenticateArtifact(stored: Readable, records: readonly StageRecord[], options: OpenArtifactOptions): Promise<{ stored: Digest; plaintext: Digest }> {
+export async function authenticateArtifact(stored: Readable, records: readonly StageRecord[], options: OpenArtifactOptions): Promise<{ stored: Digest; plaintext: Digest | null }> {
   const opened = openArtifact(stored, records, options);
   opened.stream.resume();
   return opened.verified;

@@ -130,6 +130,28 @@ describe('compression stages', () => {
     expect(await count(target, 'other.notes')).toBe(250);
   });
 
+  it('a decoded archive that is not what pg_dump wrote (plaintext digest edited): verify fails (exit 3), restore refuses before any change', async () => {
+    const storage = await tempDir('st-plain');
+    const id = await create(storage);
+    const { raw } = await readSidecar(storage, db, id);
+    const json = JSON.parse(raw) as { artifact: { plaintext: { sha256: string } } };
+    json.artifact.plaintext.sha256 = 'f'.repeat(64);
+    await writeFile(path.join(storage, db, `${id}.json`), JSON.stringify(json));
+    for (const level of ['archive', 'restore']) {
+      const verified = await verify(storage, id, level);
+      expect(verified.code, `${level}: ${verified.problems}`).toBe(3);
+      expect(verified.problems).toMatch(/artifact plaintext: sha256 is [0-9a-f]{64}, the sidecar says f{64}/);
+    }
+    const target = targetDb('stg_plain');
+    await cluster.createDatabase(target);
+    await cluster.query(target, 'create table precious (x int); insert into precious values (42)');
+    const restored = await cli(['restore', id, '--storage', storage, '--target-db', target, '--force', '--yes']);
+    expect(restored.code, restored.stderr).toBe(3);
+    expect(restored.stderr).toMatch(/corrupt, nothing was changed: artifact plaintext: sha256/);
+    expect(await cluster.query(target, "select 1 from pg_tables where tablename = 'items'")).toHaveLength(0);
+    expect(await count(target, 'precious')).toBe(1);
+  });
+
   it('refuses a digit for --compress, and both kinds of compression at once (exit 2, nothing written)', async () => {
     const storage = await tempDir('st');
     const digit = await cli(['create', '--storage', storage, '--compress', '6']);
