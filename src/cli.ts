@@ -162,7 +162,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     }
     reporter.stop();
     exitCode = result.exitCode ?? ExitCode.OK;
-    if (globals.json) writeJson(io.stdout, result.json);
+    if (globals.json) await writeJson(io.stdout, result.json);
     else if (!(globals.quiet && exitCode === ExitCode.OK)) {
       // --quiet: nothing on stdout when the run succeeded (cron mails only failures).
       const stdoutStyle = createStyle({

@@ -355,12 +355,21 @@ export function renderJson(value: unknown): string {
 /** Bytes of JSON text gathered before one write (writeJson). */
 const JSON_CHUNK_CHARS = 256 * 1024;
 
+/** Where writeJson writes: a stream (whose back-pressure it honours) or anything with write(). */
+export interface JsonSink {
+  write(text: string): unknown;
+  once?(event: 'drain' | 'close' | 'error', listener: () => void): unknown;
+  off?(event: 'drain' | 'close' | 'error', listener: () => void): unknown;
+}
+
 /**
  * Writes renderJson(value), byte for byte, without ever holding all of it: a top-level
  * array is written element by element, in chunks (`list --json` over 10,000 backups is
- * tens of megabytes of text).
+ * tens of megabytes of text), waiting for a stream that is full (a pipe to a slow reader)
+ * to drain, so that the text is not queued in memory instead. A sink that closes or fails
+ * meanwhile ends the wait (the rest is not written).
  */
-export function writeJson(out: { write(text: string): unknown }, value: unknown): void {
+export async function writeJson(out: JsonSink, value: unknown): Promise<void> {
   if (!Array.isArray(value) || value.length === 0) {
     out.write(renderJson(value));
     return;
@@ -372,11 +381,31 @@ export function writeJson(out: { write(text: string): unknown }, value: unknown)
     const text = (JSON.stringify(element, null, 2) as string | undefined) ?? 'null';
     chunk += `  ${text.replaceAll('\n', '\n  ')}${index === value.length - 1 ? '\n]\n' : ',\n'}`;
     if (chunk.length >= JSON_CHUNK_CHARS) {
-      out.write(chunk);
+      const more = out.write(chunk);
       chunk = '';
+      if (more === false && !(await drained(out))) return;
     }
   }
   if (chunk !== '') out.write(chunk);
+}
+
+/** Resolves true once `out` drains, false when it closes or fails first. */
+function drained(out: JsonSink): Promise<boolean> {
+  const { once, off } = out;
+  if (!once || !off) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => () => {
+      off.call(out, 'drain', onDrain);
+      off.call(out, 'close', onEnd);
+      off.call(out, 'error', onEnd);
+      resolve(ok);
+    };
+    const onDrain = done(true);
+    const onEnd = done(false);
+    once.call(out, 'drain', onDrain);
+    once.call(out, 'close', onEnd);
+    once.call(out, 'error', onEnd);
+  });
 }
 
 export interface CreateJson {

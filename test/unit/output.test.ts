@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { SidecarSchema } from '../../src/catalog/sidecar-schema.js';
 import type { CreateResult, ListResult, ShowResult } from '../../src/core/results.js';
@@ -20,6 +21,7 @@ import {
   renderList,
   renderShow,
   showJson,
+  writeJson,
 } from '../../src/output/render.js';
 import { createReporter } from '../../src/output/reporter.js';
 import { createStyle, wantsColor } from '../../src/output/style.js';
@@ -416,5 +418,47 @@ describe('reporter', () => {
     expect(events[3]).toMatchObject({ phase: 'dump', bytes: 2048, message: 'dump: 2 KiB' });
     expect(events[4]).toMatchObject({ phase: 'dump', bytes: 4096 });
     expect(text()).not.toMatch(ESC);
+  });
+});
+
+describe('writeJson', () => {
+  const big = Array.from({ length: 3000 }, (_, i) => ({ id: `backup-${i}`, note: 'x'.repeat(300), nested: { list: [i, i + 1], text: 'line\nbreak' } }));
+
+  it('writes exactly what renderJson gives, for arrays, empty arrays and objects', async () => {
+    for (const value of [big, [], { a: 1 }, [null, 'x']]) {
+      let text = '';
+      await writeJson({ write: (chunk: string) => (text += chunk) }, value);
+      expect(text).toBe(renderJson(value));
+    }
+  });
+
+  it('waits for a full stream to drain instead of queueing the whole text in memory', async () => {
+    let received = '';
+    let maxQueued = 0;
+    const sink = new Writable({
+      highWaterMark: 64 * 1024,
+      write(chunk: Buffer, _encoding, callback) {
+        received += chunk.toString('utf8');
+        setImmediate(callback); // a slow reader
+      },
+    });
+    const write = sink.write.bind(sink);
+    sink.write = ((chunk: string) => {
+      const more = write(chunk);
+      maxQueued = Math.max(maxQueued, sink.writableLength);
+      return more;
+    }) as typeof sink.write;
+    await writeJson(sink, big);
+    await new Promise<void>((resolve) => sink.end(resolve));
+    expect(received).toBe(renderJson(big));
+    expect(renderJson(big).length).toBeGreaterThan(1_000_000);
+    expect(maxQueued).toBeLessThan(600 * 1024);
+  });
+
+  it('stops when the stream closes while it waits (a reader that went away)', async () => {
+    const sink = new Writable({ highWaterMark: 1024, write: () => undefined }); // never drains
+    const writing = writeJson(sink, big);
+    setImmediate(() => sink.destroy());
+    await expect(writing).resolves.toBeUndefined();
   });
 });
