@@ -210,6 +210,28 @@ describe('create: storage failures', () => {
     await expectEmptyStorage(storage);
   });
 
+  it.skipIf(notRoot)(`backup directory not readable (run as nobody): list, show and verify say "cannot read" with a hint, never a raw EACCES${notRoot ? ' (skipped: runuser needs root)' : ''}`, async () => {
+    const parent = await tempDir('unreadable');
+    await chmod(parent, 0o755);
+    const storage = path.join(parent, 'storage');
+    await mkdir(path.join(storage, db), { recursive: true, mode: 0o700 });
+    await chmod(storage, 0o700); // owned by root: nobody may not even list it
+    for (const args of [['list'], ['show', 'latest'], ['verify', 'latest', '--level', 'checksum']]) {
+      const result = await execa('runuser', ['-u', 'nobody', '--', process.execPath, BIN, ...args, '--storage', storage, '--profile', db], {
+        reject: false,
+        extendEnv: false,
+        env: envFor(db, { HOME: parent }) as Record<string, string>,
+        cwd: parent,
+        stdin: 'ignore',
+      });
+      expect(result.exitCode, `${args.join(' ')}: ${result.stderr}`).toBe(1);
+      const { error, hint } = failureLines(result.stderr, { strict: true });
+      expect(error).toMatch(new RegExp(`cannot read ${storage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: permission denied`));
+      expect(error).not.toMatch(/EACCES|scandir|write/);
+      expect(hint).toMatch(/owner and mode/);
+    }
+  });
+
   it('the storage path is a regular file -> exit 1, and the file is left alone', async () => {
     const parent = await tempDir('file');
     const storage = path.join(parent, 'not-a-dir');
