@@ -48,6 +48,8 @@ import {
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
+/** The size of get()'s reads. */
+const READ_CHUNK_BYTES = 1024 * 1024;
 /** Files lstat'ed by list() between two turns of the event loop. */
 const LSTAT_BATCH = 512;
 /** Temporaries are dot-files: list() skips them, prune removes stale ones. */
@@ -432,7 +434,9 @@ export class LocalStorage implements Storage {
       await handle.close();
       return Readable.from([]);
     }
-    const stream = handle.createReadStream({ start, end });
+    // 1 MiB reads: in 64 KiB pieces a decoding chain (sha256, age, zstd) waits on the file
+    // reads about half the time (bench/RESULTS.md, pipeline stages).
+    const stream = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK_BYTES });
     if (signal) {
       const onAbort = () => stream.destroy(abortError(signal));
       signal.addEventListener('abort', onAbort, { once: true });
