@@ -146,7 +146,9 @@ export async function readIndex(
     }
   };
 
-  let rest: Buffer | null = null;
+  // The pieces of the line not yet ended, joined once when it ends: a hostile index that is
+  // one enormous line read in small chunks must not be copied again for every chunk.
+  let pieces: Buffer[] = [];
   let total = 0;
   for await (const piece of source) {
     // Drivers' streams give Buffers; anything else is viewed as one (or encoded) the same.
@@ -155,14 +157,14 @@ export async function readIndex(
     if (total > options.maxBytes) return `larger than ${options.maxBytes} bytes`;
     let at = 0;
     for (let end = chunk.indexOf(10); end >= 0 && typeof header !== 'string'; end = chunk.indexOf(10, at)) {
-      line(rest ? Buffer.concat([rest, chunk.subarray(at, end)]).toString('utf8') : chunk.toString('utf8', at, end));
-      rest = null;
+      line(pieces.length > 0 ? Buffer.concat([...pieces, chunk.subarray(at, end)]).toString('utf8') : chunk.toString('utf8', at, end));
+      pieces = [];
       at = end + 1;
     }
     if (typeof header === 'string') return header;
-    if (at < chunk.length) rest = rest ? Buffer.concat([rest, chunk.subarray(at)]) : chunk.subarray(at);
+    if (at < chunk.length) pieces.push(chunk.subarray(at));
   }
-  if (rest) line(rest.toString('utf8'));
+  if (pieces.length > 0) line(Buffer.concat(pieces).toString('utf8'));
   if (typeof header === 'string') return header;
   if (header === false) return 'empty';
   return { usable, recorded };

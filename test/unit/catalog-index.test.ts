@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Catalog, sidecarKey } from '../../src/catalog/catalog.js';
-import { catalogIndexKey } from '../../src/catalog/catalog-index.js';
+import { catalogIndexKey, readIndex } from '../../src/catalog/catalog-index.js';
 import { serializeSidecar, summaryOf, type Sidecar } from '../../src/catalog/sidecar.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -274,5 +274,17 @@ describe('catalog index', () => {
     const after = await new Catalog(counted).summaries(PROFILE);
     expect(after.backups.map((b) => b.id)).toEqual([newest.id]);
     expect(reads).toEqual([catalogIndexKey(PROFILE)]);
+  });
+
+  it('reads a hostile index that is one enormous line, in small chunks, in linear time', { timeout: 10_000 }, async () => {
+    const header = Buffer.from('{"format":"backupctl-catalog-index","version":1,"profile":"app"}\n');
+    const filler = Buffer.alloc(16 * 1024, 0x61); // 'a' without a newline: 2,560 chunks of one 40 MiB line
+    async function* chunks() {
+      yield header;
+      for (let i = 0; i < 2560; i++) yield filler;
+    }
+    const read = await readIndex(chunks(), { profile: PROFILE, writtenAt: new Date(), maxBytes: 64 * 1024 * 1024, listed: new Map() });
+    expect(typeof read).toBe('object');
+    expect((read as { usable: Map<string, unknown> }).usable.size).toBe(0);
   });
 });
