@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open as openFile, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +12,7 @@ import { ExitCode } from '../errors.js';
 import { openArtifact } from '../pipeline/artifact.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { DigestMismatchError, PipelineError } from '../pipeline/errors.js';
-import { digestOf, DigestStream, type Digest } from '../pipeline/digest.js';
+import { digestOf, DigestStream, hashFile, hashHandle, type Digest } from '../pipeline/digest.js';
 import { HostileEntryError, NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
 
@@ -205,14 +205,7 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
     let plaintextProblems: Promise<string[]> = Promise.resolve([]);
     if (hashAfter) {
       const file = path;
-      plaintextProblems = (async () => {
-        const handle = await openFile(file, 'r');
-        try {
-          return digestMismatches('artifact plaintext', expectedPlaintext as Digest, await hashHandle(handle, options.signal));
-        } finally {
-          await handle.close();
-        }
-      })();
+      plaintextProblems = hashFile(file, options.signal).then((digest) => digestMismatches('artifact plaintext', expectedPlaintext as Digest, digest));
       plaintextProblems.catch(() => undefined); // awaited by the caller
       hashing = plaintextProblems;
     }
@@ -320,24 +313,6 @@ async function unpack(source: Readable, dir: string, signal?: AbortSignal): Prom
     });
     source.pipe(sink);
   });
-}
-
-/**
- * sha256 and size of an open file, read with positioned reads from its start (so another
- * reader of the same file is not disturbed) through one reused 1 MiB buffer.
- */
-export async function hashHandle(handle: FileHandle, signal?: AbortSignal): Promise<Digest> {
-  const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(1024 * 1024);
-  let bytes = 0;
-  for (;;) {
-    signal?.throwIfAborted();
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes);
-    if (bytesRead === 0) break;
-    hash.update(buffer.subarray(0, bytesRead));
-    bytes += bytesRead;
-  }
-  return { bytes, sha256: hash.digest('hex') };
 }
 
 /** Runs `fn` with a private (0700) scratch directory of this run (under workDir, else the OS temp dir), removed afterwards. */

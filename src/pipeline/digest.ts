@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 
 export interface Digest {
@@ -63,23 +63,29 @@ export async function digestOf(source: AsyncIterable<Buffer>): Promise<Digest> {
 }
 
 /**
- * Hashes a local file through one reused 1 MiB buffer: no garbage per chunk, so memory
- * stays flat however large the file (a stream would allocate a buffer per read).
+ * sha256 and size of an open file, read with positioned reads from its start (so another
+ * reader of the same file is not disturbed) through one reused 1 MiB buffer: no garbage
+ * per chunk, so memory stays flat however large the file.
  */
+export async function hashHandle(handle: FileHandle, signal?: AbortSignal): Promise<Digest> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(1024 * 1024);
+  let bytes = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    bytes += bytesRead;
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** hashHandle of the file at `path`. */
 export async function hashFile(path: string, signal?: AbortSignal): Promise<Digest> {
   const handle = await open(path, 'r');
   try {
-    const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(1024 * 1024);
-    let bytes = 0;
-    for (;;) {
-      signal?.throwIfAborted();
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buffer.subarray(0, bytesRead));
-      bytes += bytesRead;
-    }
-    return { bytes, sha256: hash.digest('hex') };
+    return await hashHandle(handle, signal);
   } finally {
     await handle.close();
   }

@@ -58,8 +58,13 @@ export function sealZeroNonce(key: Uint8Array, plaintext: Uint8Array): Buffer {
 
 /** Opens what sealZeroNonce made; null when the tag does not verify. */
 export function openZeroNonce(key: Uint8Array, sealed: Uint8Array): Buffer | null {
+  return openSealed(key, ZERO_NONCE, sealed);
+}
+
+/** Opens ChaCha20-Poly1305 `ciphertext || tag` under `nonce`; null when the tag does not verify. */
+export function openSealed(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array): Buffer | null {
   if (sealed.length < TAG_SIZE) return null;
-  const decipher = createDecipheriv('chacha20-poly1305', key, ZERO_NONCE, { authTagLength: TAG_SIZE });
+  const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG_SIZE });
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
   const plaintext = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE));
   try {

@@ -14,12 +14,12 @@
  * consumers that must not act on a partial plaintext (a restore into a live database)
  * authenticate the whole file first.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { AgeError } from '../errors.js';
 import { headerFor, newFileKey, unwrapFileKey } from './file-key.js';
 import { parseHeader, type AgeHeader } from './header.js';
-import { hkdf, TAG_SIZE } from './primitives.js';
+import { hkdf, openSealed, TAG_SIZE } from './primitives.js';
 import type { Identity, Recipient } from './stanza.js';
 
 export const CHUNK_SIZE = 64 * 1024;
@@ -239,15 +239,7 @@ export class DecryptStream extends Transform {
 
   /** Opens a chunk (ciphertext || tag); null when the tag does not verify. */
   private open(sealed: Buffer, last: boolean): Buffer | null {
-    const decipher = createDecipheriv('chacha20-poly1305', this.payloadKey as Buffer, this.nonce.flag(last), { authTagLength: TAG_SIZE });
-    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
-    const plaintext = decipher.update(sealed.subarray(0, sealed.length - TAG_SIZE));
-    try {
-      decipher.final();
-    } catch {
-      return null;
-    }
-    return plaintext;
+    return openSealed(this.payloadKey as Buffer, this.nonce.flag(last), sealed);
   }
 
   /**
