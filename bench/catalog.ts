@@ -28,7 +28,7 @@
  * summary as the last line of stdout.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +37,7 @@ import { parseSidecar } from '../src/catalog/sidecar-schema.js';
 import { openStorage } from '../src/storage/registry.js';
 import type { Storage } from '../src/storage/storage.js';
 import { startS3rver, type S3rverServer } from '../test/helpers/storage-servers.js';
-import { cleanUpOnExit, envInt, filesUnder } from './common.js';
+import { cleanUpOnExit, envInt, f1, f2, log, snapshotBuild } from './common.js';
 import { activeChild, haveGnuTime, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -63,11 +63,6 @@ const CONFIG = {
 /** Issue 11, point 9. */
 const TARGETS = { localS: 1, s3S: 3, peakRssMb: 150 };
 
-const log = (line = ''): void => {
-  process.stdout.write(`${line}\n`);
-};
-const f2 = (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(2));
-const f1 = (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(1));
 
 let workdir: string | null = null;
 let s3: S3rverServer | null = null;
@@ -345,19 +340,6 @@ interface Measured {
 
 let BIN = '';
 
-/** A frozen copy of bin/ + dist/ (others may rebuild dist/ while the bench runs). */
-function snapshotBuild(dir: string): string {
-  const root = path.join(dir, 'build');
-  cpSync(path.join(ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
-  cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
-  cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
-  BIN = path.join(root, 'bin', 'backupctl.js');
-  const hash = createHash('sha256');
-  for (const file of filesUnder(path.join(root, 'dist')).filter((f) => f.endsWith('.js')).sort()) hash.update(path.relative(root, file)).update(readFileSync(file));
-  return hash.digest('hex').slice(0, 16);
-}
-
 async function removeCaches(where: string, dir: string): Promise<void> {
   const env = s3 ? s3Env(s3) : {};
   const storage = openStorage(where, dir, {}, { env });
@@ -503,7 +485,9 @@ async function main(): Promise<void> {
   if (!existsSync(path.join(ROOT, 'dist', 'cli.js'))) throw new Error('dist/ is missing: run `npm run build` (npm run bench:catalog does)');
   workdir = mkdtempSync(path.join(CONFIG.workdirBase, 'backupctl-bench-catalog-'));
   mkdirSync(path.join(workdir, 'home'));
-  const distHash = snapshotBuild(workdir);
+  const snapshot = snapshotBuild(ROOT, workdir);
+  BIN = snapshot.bin;
+  const distHash = snapshot.distHash;
   log(`work dir ${workdir}; backupctl under test: a frozen copy of bin/ + dist/ (dist sha256 ${distHash})`);
   const now = new Date();
   const storages = await makeStorages(workdir, now);

@@ -13,6 +13,19 @@ import type { Cluster } from '../test/helpers/cluster.js';
 import { activeChild, childrenOf, type ProcSummary, type RunResult } from './measure.js';
 import { argvOf } from './timeline.js';
 
+/** One line on stdout (what every bench prints). */
+export const log = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
+};
+export const MB = 1024 * 1024;
+export const mb = (bytes: number): number => bytes / MB;
+/** A number with `digits` decimals, or '-' for none. */
+export const fmt = (digits: number) => (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
+export const f1 = fmt(1);
+export const f2 = fmt(2);
+export const f3 = fmt(3);
+
+
 export function envInt(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;

@@ -26,12 +26,11 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { formatIdentityFile, generateIdentity } from '../src/pipeline/age/index.js';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
-import { cleanUpOnExit, envInt } from './common.js';
+import { cleanUpOnExit, envInt, f1, f2, log, MB } from './common.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import { activeChild, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MB = 1024 * 1024;
 
 const CONFIG = {
   dbMb: envInt('BENCH_PIPELINE_MB', 700),
@@ -45,11 +44,6 @@ const CONFIG = {
 };
 const TARGETS = { peakRssMb: 120, flatGrowthMb: 10 };
 
-const log = (line = ''): void => {
-  process.stdout.write(`${line}\n`);
-};
-const f1 = (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(1));
-const f2 = (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(2));
 const mbOf = (bytes: number): number => bytes / MB;
 
 let cluster: Cluster | null = null;

@@ -20,9 +20,8 @@
  * same two cores (so S3 runs pay for the server too; a real S3 would not).
  * S3 credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, never argv.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,8 +29,8 @@ import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
 import { startS3rver, type S3rverServer } from '../test/helpers/storage-servers.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
-import { activeChild, childrenOf, haveGnuTime, machineBusyS, median, readStat, runMeasured, waitForQuiet, type RunResult } from './measure.js';
-import { cleanUpOnExit, envInt, filesUnder, foreign, postmasterPid, reniceServer, setAutogroupNice } from './common.js';
+import { childrenOf, haveGnuTime, machineBusyS, median, readStat, runMeasured, waitForQuiet, type RunResult } from './measure.js';
+import { cleanUpOnExit, envInt, f1, f2, foreign, killActive, log, mb, postmasterPid, reniceServer, setAutogroupNice, snapshotBuild } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let BIN = path.join(ROOT, 'bin', 'backupctl.js');
@@ -57,13 +56,6 @@ const CLIENT_PROGRAMS = ['pg_dump', 'pg_dumpall', 'pg_restore', 'psql', 'zstd', 
 /** A run is flagged noisy when other people's processes burnt more than this many cores on average during it. */
 const NOISY_CORES = 0.25;
 
-const log = (line = ''): void => {
-  process.stdout.write(`${line}\n`);
-};
-const mb = (bytes: number): number => bytes / 1024 / 1024;
-const fmt = (digits: number) => (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
-const f1 = fmt(1);
-const f2 = fmt(2);
 
 // ---------------------------------------------------------------------------
 // Cleanup, also on failure and Ctrl-C
@@ -71,25 +63,6 @@ const f2 = fmt(2);
 let cluster: Cluster | null = null;
 let s3: S3rverServer | null = null;
 let workdir: string | null = null;
-
-function killActive(): void {
-  const child = activeChild();
-  if (!child?.pid || child.exitCode !== null) return;
-  const pids: number[] = [];
-  const stack = [child.pid];
-  while (stack.length) {
-    const pid = stack.pop() as number;
-    pids.push(pid);
-    stack.push(...childrenOf(pid));
-  }
-  for (const pid of pids.reverse()) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // gone
-    }
-  }
-}
 
 function cleanupSync(): void {
   killActive();
@@ -146,21 +119,6 @@ async function waitForOtherBenches(): Promise<number> {
     said = true;
     await new Promise((resolve) => setTimeout(resolve, 5000));
   }
-}
-
-/** A frozen copy of bin/ + dist/ (others may rebuild dist/ in this tree), as bench/run.ts does. */
-function snapshotBuild(dir: string): string {
-  const root = path.join(dir, 'build');
-  cpSync(path.join(ROOT, 'bin'), path.join(root, 'bin'), { recursive: true });
-  cpSync(path.join(ROOT, 'dist'), path.join(root, 'dist'), { recursive: true });
-  cpSync(path.join(ROOT, 'package.json'), path.join(root, 'package.json'));
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'));
-  BIN = path.join(root, 'bin', 'backupctl.js');
-  const hash = createHash('sha256');
-  for (const file of filesUnder(path.join(root, 'dist')).filter((f) => f.endsWith('.js')).sort()) {
-    hash.update(path.relative(root, file)).update(readFileSync(file));
-  }
-  return hash.digest('hex').slice(0, 16);
 }
 
 /** VmRSS of a live process, KiB. */
@@ -439,7 +397,9 @@ async function main(): Promise<void> {
   log(`bench:remote: ${CONFIG.mb} MB, ${CONFIG.runs} rounds (+${CONFIG.warmup} warm-up), ${os.availableParallelism()} CPUs, quiet <= ${CONFIG.quietCores} cores, nice ${CONFIG.nice}`);
   await waitForOtherBenches();
   workdir = mkdtempSync(path.join(CONFIG.workdirBase, 'backupctl-bench-remote-'));
-  const distHash = snapshotBuild(workdir);
+  const snapshot = snapshotBuild(ROOT, workdir);
+  BIN = snapshot.bin;
+  const distHash = snapshot.distHash;
   log(`backupctl under test: frozen copy of bin/ + dist/ (dist sha256 ${distHash}) at ${BIN}`);
   cluster = await startCluster({ name: 'bench-remote' });
   const c = cluster;

@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import { activeChild, haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
-import { cleanUpOnExit, cpuFields, envInt, filesUnder, postmasterPid, reniceServer, setAutogroupNice, snapshotBuild } from './common.js';
+import { cleanUpOnExit, cpuFields, envInt, f1, f2, f3, filesUnder, log, mb, postmasterPid, reniceServer, setAutogroupNice, snapshotBuild } from './common.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The backupctl under test: a frozen copy of bin/ + dist/ taken at start (see snapshotBuild). */
@@ -55,13 +55,6 @@ type Size = 'base' | 'small' | 'large';
 
 const TARGETS = { ratio: 1.05, rssMb: 120, rssGrowth: { factor: 1.2, plusMb: 10 } };
 
-const log = (line = ''): void => {
-  process.stdout.write(`${line}\n`);
-};
-const mb = (bytes: number): number => bytes / 1024 / 1024;
-const f1 = (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(1));
-const f2 = (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(2));
-const f3 = (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(3));
 
 // ---------------------------------------------------------------------------
 // Cleanup, also on failure and Ctrl-C

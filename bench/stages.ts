@@ -35,20 +35,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatIdentityFile, generateIdentity } from '../src/pipeline/age/index.js';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
-import {
-  baseEnv,
-  cleanUpOnExit,
-  cpuFields,
-  envInt,
-  filesUnder,
-  killActive,
-  postmasterPid,
-  reniceServer,
-  setAutogroupNice,
-  snapshotBuild,
-  stopClusterSync,
-  waitForOtherBenches,
-} from './common.js';
+import { baseEnv, cleanUpOnExit, cpuFields, envInt, f1, f2, f3, filesUnder, killActive, log, MB, mb, postmasterPid, reniceServer, setAutogroupNice, snapshotBuild, stopClusterSync, waitForOtherBenches } from './common.js';
 import { DatasetBuilder, type DatasetInfo } from './dataset.js';
 import { haveGnuTime, machineBusyS, median, runMeasured, waitForQuiet, type RunResult } from './measure.js';
 import { restoreSpans, secs, Timeline } from './timeline.js';
@@ -95,15 +82,6 @@ const OTHER_BENCHES = ['run', 'verify', 'profile', 'pipeline'];
 /** A run is noisy when other people's processes burnt more than this many cores on average during it. */
 const NOISY_CORES = 0.25;
 
-const log = (line = ''): void => {
-  process.stdout.write(`${line}\n`);
-};
-const MB = 1024 * 1024;
-const mb = (bytes: number): number => bytes / MB;
-const fmt = (digits: number) => (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
-const f1 = fmt(1);
-const f2 = fmt(2);
-const f3 = fmt(3);
 
 // ---------------------------------------------------------------------------------------
 // Cleanup, also on failure and Ctrl-C

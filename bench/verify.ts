@@ -42,20 +42,7 @@ import {
   waitForQuiet,
   type RunResult,
 } from './measure.js';
-import {
-  baseEnv,
-  cleanUpOnExit,
-  cpuFields,
-  envInt,
-  filesUnder,
-  killActive,
-  postmasterPid,
-  reniceServer,
-  setAutogroupNice,
-  snapshotBuild,
-  stopClusterSync,
-  waitForOtherBenches as waitForOthers,
-} from './common.js';
+import { baseEnv, cleanUpOnExit, cpuFields, envInt, f1, f2, f3, filesUnder, killActive, log, mb, postmasterPid, reniceServer, setAutogroupNice, snapshotBuild, stopClusterSync, waitForOtherBenches as waitForOthers } from './common.js';
 import { restoreSpans, secs, spanS, Timeline } from './timeline.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -89,14 +76,6 @@ const TARGET_RATIO = 1.1;
 const NOISY_CORES = 0.25;
 const POLL_MS = 20;
 
-const log = (line = ''): void => {
-  process.stdout.write(`${line}\n`);
-};
-const mb = (bytes: number): number => bytes / 1024 / 1024;
-const fmt = (digits: number) => (n: number | null | undefined): string => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
-const f1 = fmt(1);
-const f2 = fmt(2);
-const f3 = fmt(3);
 
 // ---------------------------------------------------------------------------
 // Cleanup, also on failure and Ctrl-C
