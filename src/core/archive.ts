@@ -15,27 +15,41 @@ import { DigestMismatchError, PipelineError } from '../pipeline/errors.js';
 import { digestOf, DigestStream, hashFile, hashHandle, type Digest } from '../pipeline/digest.js';
 import { HostileEntryError, NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
+import type { ChildRun } from '../pg/dump.js';
+import { readToc, type TocEntry } from '../pg/toc.js';
 
 /** An artifact made readable by pg_restore on this machine, with the digest of its stored bytes. */
 export interface LocalArchive {
-  /** A custom-format file or a directory-format directory. */
-  path: string;
   /**
-   * sha256 and size of the bytes as stored. Computed while unpacking or downloading; for
-   * a custom-format archive used in place, it is still being computed when openArchive
-   * returns, so a caller may run pg_restore alongside it (restore awaits it first).
+   * A custom-format file or a directory-format directory. For an archive pg_restore reads
+   * from its stdin (`stream`), the decoded head of the archive, written by `toc()`: enough
+   * for pg_restore to list the entries and print those without data, nothing more.
    */
-  digest: Promise<Digest>;
+  path: string;
   /** True when pg_restore reads the stored file itself (its digest may still be running). */
   inPlace: boolean;
   /**
-   * What differs between the decoded archive and the sidecar's plaintext digest: for an
-   * artifact decoded into a custom-format file, that file is hashed alongside whatever the
-   * caller does next (restore awaits it before it changes anything; verify with its
-   * verdict); everything else was checked before openArchive returned. Resolves with []
-   * when nothing differs.
+   * Set when pg_restore is to read the archive from its stdin, decoded as it goes
+   * (core/streamed-archive.ts): `open()` gives that stream, once.
    */
-  plaintextProblems: Promise<string[]>;
+  stream: { open(): Promise<Readable> } | null;
+  /** The archive's table of contents (`pg_restore --list`); the first read of `path`. */
+  toc(pgRestore: string, run: ChildRun): Promise<TocEntry[]>;
+  /**
+   * sha256 and size of the bytes as stored. Computed while unpacking or downloading; for
+   * a custom-format archive used in place, it is still being computed when openArchive
+   * returns, so a caller may run pg_restore alongside it (restore awaits it first); for a
+   * streamed one, computed by the stream.
+   */
+  digest(): Promise<Digest>;
+  /**
+   * What differs between the decoded archive and the sidecar's plaintext digest, or what
+   * damage decoding found: for an artifact decoded into a custom-format file, that file is
+   * hashed alongside whatever the caller does next (restore awaits it before it changes
+   * anything; verify with its verdict); for a streamed one, the stream's findings;
+   * everything else was checked before openArchive returned. [] when nothing differs.
+   */
+  plaintextProblems(): Promise<string[]>;
   /** Removes whatever was unpacked or downloaded. */
   dispose(): Promise<void>;
 }
@@ -82,7 +96,8 @@ export function digestMismatches(what: string, expected: { bytes: number; sha256
   return problems;
 }
 
-async function open(storage: Storage, key: string) {
+/** The stored object as a stream; missing: ArtifactMissingError, not a regular file: ArtifactHostileError. */
+export async function openStored(storage: Storage, key: string): Promise<Readable> {
   try {
     return await storage.get(key);
   } catch (error) {
@@ -117,7 +132,7 @@ export async function hashStored(storage: Storage, key: string, signal?: AbortSi
       await local.handle.close().catch(() => undefined);
     }
   }
-  return digestOf(await open(storage, key));
+  return digestOf(await openStored(storage, key));
 }
 
 /**
@@ -165,7 +180,7 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
         await digest.catch(() => undefined);
         await local.handle.close().catch(() => undefined);
       };
-      return { path, digest, inPlace: true, plaintextProblems: Promise.resolve([]), dispose };
+      return { path, inPlace: true, stream: null, toc: tocOf(path), digest: () => digest, plaintextProblems: async () => [], dispose };
     }
     await local?.handle.close();
   }
@@ -181,7 +196,7 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
   const expectedPlaintext = sidecar.artifact.plaintext;
   const hashAfter = !asIs && sidecar.artifact.container === 'pg-custom' && expectedPlaintext !== undefined;
   try {
-    const source = await open(storage, key);
+    const source = await openStored(storage, key);
     const decoded = asIs
       ? null
       : openArtifact(source, sidecar.artifact.stages, {
@@ -209,7 +224,8 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
       plaintextProblems.catch(() => undefined); // awaited by the caller
       hashing = plaintextProblems;
     }
-    return { path, digest: Promise.resolve(stored), inPlace: false, plaintextProblems, dispose };
+    const problems = plaintextProblems;
+    return { path, inPlace: false, stream: null, toc: tocOf(path), digest: async () => stored, plaintextProblems: () => problems, dispose };
   } catch (error) {
     // What is left, if anything, goes with the run's directory when the run ends.
     await dispose().catch(() => undefined);
@@ -228,12 +244,17 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
   }
 }
 
+/** An archive's table of contents, read from the file or directory at `path`. */
+function tocOf(path: string): LocalArchive['toc'] {
+  return (pgRestore, run) => readToc(pgRestore, path, run);
+}
+
 /**
  * The reason an artifact is damaged, when `error` says it is: a tar that does not unpack,
  * a stage that finds corruption (age authentication, zstd checksums), a digest that
  * differs from the sidecar's. Null for everything else (a missing key, the storage).
  */
-function damageOf(error: unknown): string | null {
+export function damageOf(error: unknown): string | null {
   if (error instanceof UnpackError) return error.message;
   if (error instanceof DigestMismatchError) return error.message;
   if (error instanceof PipelineError && error.exitCode === ExitCode.VERIFY_FAILED) return error.message;

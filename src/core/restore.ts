@@ -28,9 +28,10 @@ import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
 import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
-import { createsPublicSchema, readToc, type TocEntry } from '../pg/toc.js';
+import { createsPublicSchema, type TocEntry } from '../pg/toc.js';
 import type { Storage } from '../storage/storage.js';
 import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
+import { openStreamedArchive } from './streamed-archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { assertDecryptable } from './stages.js';
 import type { Runtime } from './runtime.js';
@@ -157,7 +158,11 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
   assertDecryptable(sidecar, keys);
   let archive: LocalArchive;
   try {
-    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal, keys });
+    // With --jobs 1 into a staging database (anything but --force), pg_restore reads the
+    // archive from its stdin as it is decoded; the stored checksum is still read first, and
+    // the decoded archive's own checks come before the staging database takes the target's place.
+    const options = { workDir: request.workDir, signal: runtime.signal, keys };
+    archive = request.jobs <= 1 && !request.force ? await openStreamedArchive(storage, sidecar, { ...options, checksumFirst: true }) : await openArchive(storage, sidecar, options);
   } catch (error) {
     if (error instanceof ArtifactHostileError) {
       throw new BackupctlError(`backup ${sidecar.id} cannot be restored: ${error.message}; nothing was changed`, { exitCode: ExitCode.VERIFY_FAILED });
@@ -175,7 +180,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     throw error;
   }
   try {
-    const mismatches = digestMismatches('artifact', sidecar.artifact, await archive.digest);
+    const mismatches = digestMismatches('artifact', sidecar.artifact, await archive.digest());
     if (mismatches.length) {
       throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${mismatches.join('; ')}`, {
         exitCode: ExitCode.VERIFY_FAILED,
@@ -185,7 +190,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
     const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir, path: runtime.env.PATH });
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
-    const toc = await readToc(pgRestore.path, archive.path, offline);
+    const toc = await archive.toc(pgRestore.path, offline).catch((error: unknown) => damageOr(error, sidecar, archive));
     const targetState = await inspectDatabase(server, target);
 
     let globalsSql: string | null = null;
@@ -214,18 +219,42 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
     const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
     // The decoded archive's own digest, computed alongside the reads above: checked before anything changes.
-    const plaintextProblems = await archive.plaintextProblems;
-    if (plaintextProblems.length) {
-      throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${plaintextProblems.join('; ')}`, {
-        exitCode: ExitCode.VERIFY_FAILED,
-        hint: 'restore another backup (backupctl list)',
-      });
-    }
+    // (A streamed archive's come once pg_restore has read it: see restoreBackup.)
+    if (!archive.stream) await assertIntact(sidecar, archive);
     return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas };
   } catch (error) {
     await archive.dispose();
     throw error;
   }
+}
+
+/**
+ * Exit 3, "nothing was changed", when the archive as read differs from its sidecar or a
+ * stage found damage. Waits for a streamed archive to be read to its end.
+ */
+async function assertIntact(sidecar: Sidecar, archive: LocalArchive): Promise<void> {
+  const [stored, plaintext] = await Promise.all([archive.digest(), archive.plaintextProblems()]);
+  const problems = [...digestMismatches('artifact', sidecar.artifact, stored), ...plaintext];
+  if (problems.length) {
+    throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${problems.join('; ')}`, {
+      exitCode: ExitCode.VERIFY_FAILED,
+      hint: 'restore another backup (backupctl list)',
+    });
+  }
+}
+
+/**
+ * Rejects with the archive's damage when a streamed archive has some (it explains whatever
+ * failed: pg_restore, the stream itself), else with `error`.
+ */
+async function damageOr(error: unknown, sidecar: Sidecar, archive: LocalArchive): Promise<never> {
+  const corrupt = (e: unknown) => e instanceof BackupctlError && e.exitCode === ExitCode.VERIFY_FAILED;
+  if (archive.stream && !corrupt(error)) {
+    await assertIntact(sidecar, archive).catch((found: unknown) => {
+      if (corrupt(found)) throw found;
+    });
+  }
+  throw error;
 }
 
 /** Roles the archive's GRANTs name, read from a private scratch directory. */
@@ -387,7 +416,7 @@ export async function restoreBackup(
           useList = join(listDir, 'restore.list');
           await writeFile(useList, selectionList(prepared.toc, selected, schemas), { mode: 0o600 });
         }
-        const args = pgRestoreArgs(archive.path, into, {
+        const args = pgRestoreArgs(archive.stream ? null : archive.path, into, {
           schemas: request.schemas,
           tables: request.tables,
           noOwner: request.noOwner,
@@ -396,11 +425,13 @@ export async function restoreBackup(
           singleTransaction: plan.mode === 'into-existing',
           useList,
         });
-        await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal });
+        await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal }, { input: archive.stream ? await archive.stream.open() : undefined });
       } finally {
         await env.dispose();
         if (listDir) await rm(listDir, { recursive: true, force: true });
       }
+      // Streamed: every byte pg_restore read is now checked, before anything else.
+      if (archive.stream) await assertIntact(sidecar, archive);
       if (plan.staging) {
         const restored = await countDatabaseRows(server, plan.staging, runtime.signal);
         const selected = request.schemas.length > 0 || request.tables.length > 0;
@@ -424,6 +455,8 @@ export async function restoreBackup(
         });
       }
       throwIfAborted(runtime.signal);
+      // A damaged streamed archive explains whatever failed (pg_restore, the stream itself).
+      if (archive.stream) await damageOr(error, sidecar, archive);
       throw error;
     }
 

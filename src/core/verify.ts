@@ -12,12 +12,13 @@ import type { CountedTable } from '../pg/counts.js';
 import type { ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
-import { pgRestoreArgs, readArchiveThrough, runRestore, schemasToCreate } from '../pg/restore.js';
-import { createsPublicSchema, readToc, type TocEntry } from '../pg/toc.js';
+import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemasToCreate } from '../pg/restore.js';
+import { createsPublicSchema, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { assertDecryptable } from './stages.js';
+import { openStreamedArchive } from './streamed-archive.js';
 import { withRunReport } from './report-run.js';
 import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import type { Runtime } from './runtime.js';
@@ -184,7 +185,11 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
       mismatches.push(...digestMismatches('artifact', sidecar.artifact, digest));
       return outcome(mismatches.length ? 'failed' : 'passed', { mismatches });
     }
-    archive = await openArchive(storage, sidecar, { workDir: request.workDir, signal: runtime.signal, keys }).catch((error: unknown) => {
+    // pg_restore reads the archive once, from its stdin, as it is decoded, unless it
+    // restores in parallel (--jobs needs a file it can seek in).
+    const streamed = request.level === 'archive' || request.jobs(sidecar.profile) <= 1;
+    const opening = (streamed ? openStreamedArchive : openArchive)(storage, sidecar, { workDir: request.workDir, signal: runtime.signal, keys });
+    archive = await opening.catch((error: unknown) => {
       if (!(error instanceof ArchiveUnreadableError)) throw error;
       mismatches.push(...digestMismatches('artifact', sidecar.artifact, error.digest));
       throw new Mismatch(mismatches, `the archive cannot be read back: ${error.reason}`);
@@ -192,14 +197,15 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
     // The re-hash runs alongside the checks below (it reads the file; they run pg_restore
     // and the server), and a digest mismatch wins over whatever they found.
     const opened = archive;
-    const storedProblems = opened.digest.then((digest) => digestMismatches('artifact', sidecar.artifact, digest));
-    const digestProblems = Promise.all([storedProblems, opened.plaintextProblems]).then(([stored, plain]) => [...stored, ...plain]);
-    digestProblems.catch(() => undefined);
-    const corrupt = async (): Promise<string[]> => [...mismatches, ...(await digestProblems)];
-    if (!opened.inPlace) {
+    const digestProblems = async (): Promise<string[]> => {
+      const [stored, plain] = await Promise.all([opened.digest(), opened.plaintextProblems()]);
+      return [...digestMismatches('artifact', sidecar.artifact, stored), ...plain];
+    };
+    const corrupt = async (): Promise<string[]> => [...mismatches, ...(await digestProblems())];
+    if (!opened.inPlace && !opened.stream) {
       // Downloaded or unpacked: the stored digest is known already, so corruption stops us
       // here (the decoded file's own digest is still being computed: checked with the verdict).
-      const problems = [...mismatches, ...(await storedProblems)];
+      const problems = [...mismatches, ...digestMismatches('artifact', sidecar.artifact, await opened.digest())];
       if (problems.length) throw new Mismatch(problems);
     }
     let checked: VerifyOutcome;
@@ -276,7 +282,9 @@ async function checkArchive(
   const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
   await checkToc(sidecar, archive, pgRestore, run);
   if (request.level === 'archive') {
-    const failure = await readArchiveThrough(pgRestore.path, archive.path, run);
+    const failure = archive.stream
+      ? await readArchiveThrough(pgRestore.path, null, run, await archive.stream.open())
+      : await readArchiveThrough(pgRestore.path, archive.path, run);
     if (failure) throw new Mismatch([], `the archive cannot be read to the end: ${failure}`);
     return outcome('passed');
   }
@@ -285,7 +293,7 @@ async function checkArchive(
 
 /** The archive's table of contents: readable, with the number of entries recorded at create time. */
 async function checkToc(sidecar: Sidecar, archive: LocalArchive, pgRestore: ClientBinary, run: ChildRun): Promise<TocEntry[]> {
-  const toc = await readToc(pgRestore.path, archive.path, run).catch((error: unknown) => {
+  const toc = await archive.toc(pgRestore.path, run).catch((error: unknown) => {
     throw new Mismatch([], `the archive's table of contents is unreadable: ${(error as Error).message}`);
   });
   if (toc.length !== sidecar.dump.tocEntries) {
@@ -377,7 +385,7 @@ async function restoreCheck(
       await createSchemas(server, name, schemas);
       restoring = true;
       runtime.reporter.info(`restoring into throwaway database ${name}`);
-      const args = pgRestoreArgs(archive.path, name, {
+      const args = pgRestoreArgs(archive.stream ? null : archive.path, name, {
         schemas: [],
         tables: [],
         noOwner: true,
@@ -394,10 +402,15 @@ async function restoreCheck(
           pgRestore.path,
           args,
           { env: env.env, signal: runtime.signal },
-          progress && early ? (message) => early.done(progress.message(message)) : undefined,
+          {
+            onProgress: progress && early ? (message) => early.done(progress.message(message)) : undefined,
+            input: archive.stream ? await archive.stream.open() : undefined,
+          },
         );
       } catch (error) {
         if (runtime.signal.aborted) throw error;
+        // The archive stream failed: damage (reported from the digests) or the storage.
+        if (error instanceof RestoreInputError) throw error;
         // pg_restore's exit status says that it failed, not why: a server that went away
         // fails it as surely as a damaged archive does. Only a server that is still sound
         // (the throwaway database answers) makes it the backup's fault.

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { BackupctlError } from '../errors.js';
@@ -20,8 +21,11 @@ export interface RestoreSelection {
   useList?: string | undefined;
 }
 
-/** pg_restore's argv; like pg_dump's, no connection settings (they come through the env). */
-export function pgRestoreArgs(archive: string, database: string, selection: RestoreSelection): string[] {
+/**
+ * pg_restore's argv; like pg_dump's, no connection settings (they come through the env).
+ * `archive` null: pg_restore reads the archive from its stdin (see runRestore's `input`).
+ */
+export function pgRestoreArgs(archive: string | null, database: string, selection: RestoreSelection): string[] {
   const args = ['--exit-on-error', '--no-password', `--dbname=${database}`];
   if (selection.jobs > 1) args.push(`--jobs=${selection.jobs}`);
   if (selection.singleTransaction && selection.jobs <= 1) args.push('--single-transaction');
@@ -32,8 +36,57 @@ export function pgRestoreArgs(archive: string, database: string, selection: Rest
     for (const schema of selection.schemas) args.push(`--schema=${schema}`);
     for (const table of selection.tables) args.push(`--table=${table}`);
   }
-  args.push(archive);
+  if (archive !== null) args.push(archive);
   return args;
+}
+
+export interface RestoreInput {
+  /** Each verbose message of pg_restore (see runRestore). */
+  onProgress?: ((message: string) => void) | undefined;
+  /**
+   * The archive, for pg_restore's stdin (its argv then names no file). See feedStdin: read
+   * to its end even when pg_restore needs no more; its failure ends pg_restore.
+   */
+  input?: Readable | undefined;
+}
+
+/**
+ * The archive stream fed to pg_restore failed (damage a stage found, the storage): the
+ * restore was stopped. Not a verdict on the backup by itself: its cause says what failed.
+ */
+export class RestoreInputError extends BackupctlError {}
+
+/**
+ * Feeds `input` to a child's stdin with back-pressure. When the child stops reading (it
+ * exited, or closed its stdin: pg_restore has read what it restores), the rest of `input`
+ * is still read and dropped, so that whatever hashes it sees it all. `onFailure` gets
+ * an error of `input`; the child's stdin is then closed.
+ */
+function feedStdin(input: Readable, stdin: Writable, onFailure: (error: unknown) => void): void {
+  let open = true;
+  const stop = () => {
+    if (!open) return;
+    open = false;
+    input.resume();
+  };
+  stdin.on('error', stop); // EPIPE: the child is not reading any more
+  stdin.on('close', stop);
+  input.on('data', (chunk: Buffer) => {
+    if (!open) return;
+    if (!stdin.write(chunk)) {
+      input.pause();
+      stdin.once('drain', () => {
+        if (open) input.resume();
+      });
+    }
+  });
+  input.once('end', () => {
+    if (open) stdin.end();
+  });
+  input.once('error', (error) => {
+    onFailure(error);
+    stdin.destroy();
+  });
 }
 
 /**
@@ -46,20 +99,49 @@ export function pgRestoreArgs(archive: string, database: string, selection: Rest
  * --verbose is kept (bounded) for the error, which reads as it would without --verbose.
  * Needs pg_restore 12 or later (older ones print no message levels).
  */
-export async function runRestore(pgRestore: string, args: string[], run: ChildRun, onProgress?: (message: string) => void): Promise<void> {
-  if (onProgress) return runObservedRestore(pgRestore, args, run, onProgress);
+export async function runRestore(pgRestore: string, args: string[], run: ChildRun, options: RestoreInput = {}): Promise<void> {
+  const { input } = options;
+  // An input that fails stops pg_restore as an abort would, but is reported as itself.
+  const stop = new AbortController();
+  let inputFailure: unknown = null;
+  const signal = run.signal ? AbortSignal.any([run.signal, stop.signal]) : stop.signal;
+  const fed = (child: { stdin: Writable | null }) => {
+    if (input && child.stdin) {
+      feedStdin(input, child.stdin, (error) => {
+        inputFailure = error;
+        stop.abort(error);
+      });
+    }
+  };
   try {
-    await runGuarded(pgRestore, args, {
+    if (options.onProgress) {
+      await runObservedRestore(pgRestore, args, { env: run.env, signal }, options.onProgress, input !== undefined, fed);
+      return;
+    }
+    const child = runGuarded(pgRestore, args, {
       env: run.env,
       extendEnv: false,
-      stdin: 'ignore',
+      stdin: input ? 'pipe' : 'ignore',
       stdout: 'ignore',
-      cancelSignal: run.signal,
+      cancelSignal: signal,
       forceKillAfterDelay: 5_000,
       maxBuffer: 16 * 1024 * 1024,
     });
+    fed(child);
+    try {
+      await child;
+    } catch (error) {
+      throw restoreFailure(error, String((error as { stderr?: unknown }).stderr ?? ''), signal);
+    }
   } catch (error) {
-    throw restoreFailure(error, String((error as { stderr?: unknown }).stderr ?? ''), run.signal);
+    // pg_restore failed: the rest of the archive is not needed (a success leaves it being read).
+    input?.destroy();
+    if (run.signal?.aborted) throw childFailure('pg_restore', error, run.signal);
+    if (inputFailure !== null) {
+      const cause = inputFailure instanceof Error ? inputFailure.message : String(inputFailure);
+      throw new RestoreInputError(`the archive could not be read to its end: ${cause}`, { cause: inputFailure });
+    }
+    throw error;
   }
 }
 
@@ -80,7 +162,14 @@ function englishEnv(env: Record<string, string>): Record<string, string> {
   return english;
 }
 
-async function runObservedRestore(pgRestore: string, args: string[], run: ChildRun, onProgress: (message: string) => void): Promise<void> {
+async function runObservedRestore(
+  pgRestore: string,
+  args: string[],
+  run: ChildRun,
+  onProgress: (message: string) => void,
+  withInput: boolean,
+  fed: (child: { stdin: Writable | null }) => void,
+): Promise<void> {
   const stderr = new RestoreStderr((message) => {
     try {
       onProgress(message);
@@ -91,13 +180,14 @@ async function runObservedRestore(pgRestore: string, args: string[], run: ChildR
   const child = runGuarded(pgRestore, ['--verbose', ...args], {
     env: englishEnv(run.env),
     extendEnv: false,
-    stdin: 'ignore',
+    stdin: withInput ? 'pipe' : 'ignore',
     stdout: 'ignore',
     stderr: 'pipe',
     buffer: false,
     cancelSignal: run.signal,
     forceKillAfterDelay: 5_000,
   });
+  fed(child);
   const read = new Promise<void>((resolve) => {
     const stream = child.stderr;
     if (!stream) return resolve();
@@ -125,21 +215,16 @@ async function runObservedRestore(pgRestore: string, args: string[], run: ChildR
 /**
  * Reads a whole archive through to the end without a database (`pg_restore -f
  * /dev/null`): every data block is read and decompressed, so a truncated or corrupted
- * archive fails here, where `pg_restore --list` alone would succeed.
+ * archive fails here, where `pg_restore --list` alone would succeed. `archive` null: from
+ * `input` (see runRestore). Resolves with why pg_restore failed, or null.
  */
-export async function readArchiveThrough(pgRestore: string, archive: string, run: ChildRun): Promise<string | null> {
+export async function readArchiveThrough(pgRestore: string, archive: string | null, run: ChildRun, input?: Readable): Promise<string | null> {
   try {
-    await runGuarded(pgRestore, ['--file=/dev/null', archive], {
-      env: run.env,
-      extendEnv: false,
-      stdin: 'ignore',
-      stdout: 'ignore',
-      cancelSignal: run.signal,
-    });
+    await runRestore(pgRestore, ['--file=/dev/null', ...(archive === null ? [] : [archive])], run, { input });
     return null;
   } catch (error) {
-    if (run.signal?.aborted) throw childFailure('pg_restore', error, run.signal);
-    const stderr = String((error as { stderr?: unknown }).stderr ?? '');
+    if (run.signal?.aborted || error instanceof RestoreInputError) throw error;
+    const stderr = String(((error as { cause?: { stderr?: unknown } }).cause ?? {}).stderr ?? '');
     return firstErrorLine(stderr) || (error as Error).message;
   }
 }

@@ -94,9 +94,10 @@ export async function readToc(pgRestore: string, source: string | Readable, run:
   });
   if (fromStream) {
     const stdin = child.stdin;
-    // pg_restore closes its stdin once it has the TOC: that EPIPE is expected.
+    // pg_restore closes its stdin once it has the TOC: that EPIPE is expected. A source
+    // that fails ends pg_restore's input (it then fails too, rather than wait for more).
     stdin?.on('error', () => undefined);
-    source.on('error', () => undefined);
+    source.on('error', () => stdin?.destroy());
     if (stdin) source.pipe(stdin);
   }
   try {

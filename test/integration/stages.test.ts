@@ -270,6 +270,74 @@ describe('age encryption', () => {
     expect(await cluster.query('postgres', 'select 1 from pg_database where datname = $1', [target])).toHaveLength(0);
   });
 
+  // With --jobs 1 pg_restore reads the archive as it is decoded (core/streamed-archive.ts):
+  // damage that only decoding finds comes to light once pg_restore has read it, in the
+  // throwaway or staging database, which then goes. The stored digest is made to match
+  // here, so the checksum read first cannot see it.
+  it.each([
+    ['zstd: found while decoding the head', []],
+    ['uncompressed: found while pg_restore reads', ['--compress', 'none']],
+  ])('damage only decoding finds (stored digest matching; %s): verify fails, restore --create and --clean streamed into staging change nothing (exit 3)', async (_label, args) => {
+    const copy = await tempDir('enc-stream');
+    const other = await create(copy, ['--recipient', keyA.recipient, ...args]);
+    const sidecarFile = path.join(copy, db, `${other}.json`);
+    const { sidecar, raw } = await readSidecar(copy, db, other);
+    const file = path.join(copy, db, sidecar.artifact.file);
+    await flip(file, 0.97);
+    const json = JSON.parse(raw) as { artifact: { bytes: number; sha256: string } };
+    Object.assign(json.artifact, await sha256File(file));
+    await writeFile(sidecarFile, JSON.stringify(json));
+
+    const checksum = await verify(copy, other, 'checksum', ['--identity', keyA.file]);
+    expect(checksum.code, checksum.problems).toBe(0);
+    for (const level of ['archive', 'restore']) {
+      const verified = await verify(copy, other, level, ['--identity', keyA.file]);
+      expect(verified.code, `${level}: ${verified.problems}`).toBe(3);
+      expect(verified.problems, level).toMatch(/age payload (chunk \d+ )?fails authentication/);
+    }
+    expect(await cluster.query('postgres', "select datname from pg_database where datname like 'backupctl_verify_%'")).toEqual([]);
+
+    const target = targetDb('stg_stream');
+    const created = await cli(['restore', other, '--storage', copy, '--identity', keyA.file, '--target-db', target, '--create']);
+    expect(created.code, created.stderr).toBe(3);
+    expect(created.stderr).toMatch(/corrupt, nothing was changed/);
+    expect(await cluster.query('postgres', 'select datname from pg_database where datname like $1', [`${target}%`])).toEqual([]);
+
+    const live = targetDb('stg_stream_live');
+    await cluster.createDatabase(live);
+    await cluster.query(live, 'create table precious (x int); insert into precious values (42)');
+    const replaced = await cli(['restore', other, '--storage', copy, '--identity', keyA.file, '--target-db', live, '--clean', '--yes']);
+    expect(replaced.code, replaced.stderr).toBe(3);
+    expect(replaced.stderr).toMatch(/corrupt, nothing was changed/);
+    expect(await count(live, 'precious')).toBe(1);
+    expect(await cluster.query(live, "select 1 from pg_tables where tablename = 'items'")).toHaveLength(0);
+    expect(await cluster.query('postgres', 'select datname from pg_database where datname like $1', [`${live}_%`])).toEqual([]);
+  });
+
+  it('a plaintext digest that differs is found after a streamed restore, a partial one (--table) included: staging dropped, exit 3', async () => {
+    const storage = await tempDir('st-plain-stream');
+    const id = await create(storage);
+    const sidecarFile = path.join(storage, db, `${id}.json`);
+    const { raw } = await readSidecar(storage, db, id);
+    const json = JSON.parse(raw) as { artifact: { plaintext: { sha256: string } } };
+    json.artifact.plaintext.sha256 = 'e'.repeat(64);
+    await writeFile(sidecarFile, JSON.stringify(json));
+    for (const selection of [[], ['--table', 'items']]) {
+      const target = targetDb('stg_pstream');
+      const restored = await cli(['restore', id, '--storage', storage, '--target-db', target, '--create', ...selection]);
+      expect(restored.code, restored.stderr).toBe(3);
+      expect(restored.stderr).toMatch(/corrupt, nothing was changed: artifact plaintext: sha256 is [0-9a-f]{64}, the sidecar says e{64}/);
+      expect(await cluster.query('postgres', 'select datname from pg_database where datname like $1', [`${target}%`])).toEqual([]);
+    }
+    // The same backup with its digest put back restores, the partial restore too.
+    await writeFile(sidecarFile, raw);
+    const target = targetDb('stg_pstream_ok');
+    const restored = await cli(['restore', id, '--storage', storage, '--target-db', target, '--create', '--table', 'items']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(await count(target, 'items')).toBe(3000);
+    expect(await cluster.query(target, "select 1 from pg_tables where schemaname = 'other'")).toHaveLength(0);
+  });
+
   it('damage after many good chunks is still found before pg_restore sees a byte (a restore into a live target is refused whole)', async () => {
     const copy = await tempDir('enc-late');
     const other = await create(copy, ['--recipient', keyA.recipient, '--compress', 'none']);
