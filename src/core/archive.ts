@@ -1,9 +1,9 @@
 import { createWriteStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open as openFile, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { artifactKey } from '../catalog/catalog.js';
 import { scratchDir } from '../platform/run-dir.js';
@@ -186,6 +186,7 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
   }
   const scratch = await scratchDir(options.workDir, sidecar.id);
   let hashing: Promise<unknown> = Promise.resolve();
+  let file: FileHandle | null = null;
   // A tar extractor that was stopped may still be finishing a file: retry rather than fail.
   const dispose = async () => {
     await hashing.catch(() => undefined);
@@ -197,30 +198,36 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
   const hashAfter = !asIs && sidecar.artifact.container === 'pg-custom' && expectedPlaintext !== undefined;
   try {
     const source = await openStored(storage, key);
+    // A custom-format archive goes into one file, opened here so that the last stage may
+    // write it itself (zstd: the plaintext then never passes through this process).
+    const custom = sidecar.artifact.container !== 'tar';
+    const path = custom ? join(scratch, `${sidecar.id}.dump`) : join(scratch, 'dump');
+    file = custom ? await openFile(path, 'wx', 0o600) : null;
     const decoded = asIs
       ? null
       : openArtifact(source, sidecar.artifact.stages, {
           ...options.keys,
           expected: { stored: sidecar.artifact, plaintext: hashAfter ? undefined : expectedPlaintext },
           hashPlaintext: !hashAfter,
+          outputFd: hashAfter ? file?.fd : undefined,
         });
     const digest = decoded ? null : new DigestStream();
     const plaintext: Readable = decoded ? decoded.stream : source.pipe(digest as DigestStream);
     if (!decoded) source.on('error', (error) => (digest as DigestStream).destroy(error));
-    let path: string;
-    if (sidecar.artifact.container === 'tar') {
-      path = join(scratch, 'dump');
+    if (!file) {
       await mkdir(path, { mode: 0o700 });
       await unpack(plaintext, path, options.signal);
     } else {
-      path = join(scratch, `${sidecar.id}.dump`);
-      await pipeline(plaintext, createWriteStream(path, { mode: 0o600 }), { signal: options.signal });
+      // Written by zstd itself, the stream only ends (empty) once the file is complete.
+      const sink = decoded?.intoFile ? new Writable({ write: (_chunk, _encoding, callback) => callback() }) : createWriteStream('', { fd: file.fd, autoClose: false });
+      await pipeline(plaintext, sink, { signal: options.signal });
+      await file.close();
+      file = null;
     }
     const stored = decoded ? (await decoded.verified).stored : (digest as DigestStream).digest();
     let plaintextProblems: Promise<string[]> = Promise.resolve([]);
     if (hashAfter) {
-      const file = path;
-      plaintextProblems = hashFile(file, options.signal).then((digest) => digestMismatches('artifact plaintext', expectedPlaintext as Digest, digest));
+      plaintextProblems = hashFile(path, options.signal).then((digest) => digestMismatches('artifact plaintext', expectedPlaintext as Digest, digest));
       plaintextProblems.catch(() => undefined); // awaited by the caller
       hashing = plaintextProblems;
     }
@@ -228,6 +235,7 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
     return { path, inPlace: false, stream: null, toc: tocOf(path), digest: async () => stored, plaintextProblems: () => problems, dispose };
   } catch (error) {
     // What is left, if anything, goes with the run's directory when the run ends.
+    await file?.close().catch(() => undefined);
     await dispose().catch(() => undefined);
     if (options.signal?.aborted) throw error;
     // Damage (a tar that does not unpack, a stage that finds corruption, a digest that

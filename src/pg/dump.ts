@@ -98,13 +98,15 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   const stderr = typeof e.stderr === 'string' ? e.stderr : '';
   const line = firstErrorLine(stderr);
   const status = e.signal ? `killed by ${e.signal}` : `exit status ${e.exitCode ?? '?'}`;
-  const text = `${tool} failed (${status})${line ? `: ${line}` : ''}`;
+  // pg_dump --lock-wait-timeout is a statement timeout around LOCK TABLE: say which lock.
+  const lockWait = /canceling statement due to (statement|lock) timeout/.test(stderr) ? /Query was: LOCK TABLE (\S+)/.exec(stderr) : null;
+  const text = `${tool} failed (${status})${line ? `: ${line}` : ''}${lockWait ? ` (waiting to lock ${lockWait[1]})` : ''}`;
   // The exit code never depends on what the child printed: what decides (a password, a
   // client's version, privileges) is checked over our own connection first, by SQLSTATE and
   // version numbers. The text only picks a hint (children print in English: LC_MESSAGES=C).
   let hint: string | undefined;
   if (/permission denied/i.test(stderr)) hint = 'grant the backup role SELECT on every table it dumps (or pg_read_all_data), or exclude the table';
-  else if (/could not obtain lock|lock timeout/i.test(stderr)) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
+  else if (/could not obtain lock|lock timeout/i.test(stderr) || lockWait) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
   else if (/password authentication failed|no password supplied/i.test(stderr)) hint = "check the password (PGPASSWORD, passfile or the profile's passwordFile)";
   else if (/server version mismatch/i.test(stderr)) hint = 'install a client at least as new as the server, or set pgBinDir';
   return new BackupctlError(text, { exitCode: ExitCode.FAILED, hint, cause: error });

@@ -134,6 +134,12 @@ export interface OpenArtifactOptions extends DecodeKeys {
    * hold before the stream ends. Default true.
    */
   hashPlaintext?: boolean;
+  /**
+   * With `hashPlaintext: false`: an open file for the plaintext. When the last decoding
+   * stage can write into it itself (zstd), it does, and `stream` gives nothing
+   * (`OpenedArtifact.intoFile`); otherwise the caller writes `stream` there.
+   */
+  outputFd?: number | undefined;
 }
 
 export interface OpenedArtifact {
@@ -149,6 +155,8 @@ export interface OpenedArtifact {
    * (plaintext null when not hashed: `hashPlaintext: false`), or rejects as the stream fails.
    */
   verified: Promise<{ stored: Digest; plaintext: Digest | null }>;
+  /** The plaintext went into `outputFd`, written by the last stage itself. */
+  intoFile: boolean;
 }
 
 /**
@@ -160,9 +168,13 @@ export interface OpenedArtifact {
 export function openArtifact(stored: Readable, records: readonly StageRecord[], options: OpenArtifactOptions): OpenedArtifact {
   const decoders: Duplex[] = [];
   let stages: Stage[];
+  let intoFile = false;
   try {
     stages = [...records].reverse().map((record) => stageFromRecord(record, options));
-    for (const stage of stages) decoders.push(stage.decode());
+    const last = stages[stages.length - 1];
+    const into = options.outputFd !== undefined && options.hashPlaintext === false && last?.decodeInto ? last : null;
+    for (const stage of stages) decoders.push(stage === into ? (stage.decodeInto as (fd: number) => Duplex)(options.outputFd as number) : stage.decode());
+    intoFile = into !== null;
   } catch (error) {
     closeAll([...decoders, stored]);
     throw error;
@@ -197,7 +209,7 @@ export function openArtifact(stored: Readable, records: readonly StageRecord[], 
     });
   });
   verified.catch(() => undefined); // the stream reports the same failure; awaiting `verified` still rejects
-  return { stream: end, verified };
+  return { stream: end, verified, intoFile };
 }
 
 /**

@@ -29,6 +29,11 @@ export interface ProgramFilterOptions {
   /** The code of a non-zero exit: CODEC_PROGRAM_FAILED when encoding, CODEC_CORRUPT when decoding. */
   exitCode: Extract<PipelineErrorCode, 'CODEC_PROGRAM_FAILED' | 'CODEC_CORRUPT'>;
   env?: NodeJS.ProcessEnv;
+  /**
+   * The child writes its output into this open file instead of to us: the readable side
+   * then gives nothing and ends as it would otherwise (exit 0, all input delivered).
+   */
+  outputFd?: number | undefined;
 }
 
 const HIGH_WATER_MARK = 256 * 1024;
@@ -54,6 +59,7 @@ export function findProgram(program: string, env: NodeJS.ProcessEnv = process.en
 }
 
 type Child = ResultPromise<{ stdin: 'pipe'; stdout: 'pipe'; stderr: 'pipe'; buffer: { stdout: false; stderr: true } }>;
+type ChildStdout = Child['stdout'] | null;
 
 export class ProgramFilter extends Duplex {
   /** The child's pid (for tests and diagnostics). */
@@ -70,7 +76,8 @@ export class ProgramFilter extends Duplex {
     this.child = execa(options.program, [...options.args], {
       env: options.env,
       stdin: 'pipe',
-      stdout: 'pipe',
+      // An open file's descriptor: execa passes any, its types only name 3-9.
+      stdout: (options.outputFd ?? 'pipe') as 'pipe',
       stderr: 'pipe',
       buffer: { stdout: false, stderr: true },
       // Never outlive us: killed on our exit; SIGKILL 2 s after a SIGTERM it ignores.
@@ -84,19 +91,22 @@ export class ProgramFilter extends Duplex {
       (error: unknown) => this.failure(error),
     );
 
-    const { stdin, stdout } = this.child;
+    const { stdin } = this.child;
+    const stdout = this.child.stdout as ChildStdout;
     // EPIPE when the child stops reading: its exit status tells what happened.
     stdin.on('error', () => {
       this.stdinBroken = true;
     });
-    stdout.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) stdout.pause();
-    });
-    stdout.on('error', () => undefined); // reported through the exit status
-    stdout.on('end', () => {
-      this.stdoutEnded = true;
-    });
-    stdout.pause();
+    if (stdout) {
+      stdout.on('data', (chunk: Buffer) => {
+        if (!this.push(chunk)) stdout.pause();
+      });
+      stdout.on('error', () => undefined); // reported through the exit status
+      stdout.on('end', () => {
+        this.stdoutEnded = true;
+      });
+      stdout.pause();
+    } else this.stdoutEnded = true; // written into options.outputFd
 
     // A failure is reported at once, even while output is still unread.
     void this.exited.then((failure) => {
@@ -108,7 +118,7 @@ export class ProgramFilter extends Duplex {
       stdin.once('finish', () => resolve(true));
       stdin.once('close', () => resolve(false));
     });
-    const outputRead = new Promise<void>((resolve) => stdout.once('close', resolve));
+    const outputRead = new Promise<void>((resolve) => (stdout ? stdout.once('close', resolve) : resolve()));
     void Promise.all([this.exited, outputRead, inputDelivered]).then(([failure, , delivered]) => {
       if (this.destroyed || failure) return;
       if (!delivered || this.stdinBroken) {
@@ -130,7 +140,7 @@ export class ProgramFilter extends Duplex {
   }
 
   override _read(): void {
-    this.child.stdout.resume();
+    (this.child.stdout as ChildStdout)?.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -166,7 +176,7 @@ export class ProgramFilter extends Duplex {
       this.child.kill('SIGTERM');
     }
     this.child.stdin.destroy();
-    this.child.stdout.destroy();
+    (this.child.stdout as ChildStdout)?.destroy();
     // Complete only once the child has exited.
     void this.exited.then(() => callback(error));
   }

@@ -43,6 +43,12 @@ export interface Stage {
   encode(): Duplex;
   /** A new stream that decodes what encode() wrote. */
   decode(): Duplex;
+  /**
+   * Where the stage can do it, a decoder that writes what it decodes into the open file
+   * `fd` itself (a program's stdout), so that the plaintext does not pass through this
+   * process; its readable side gives nothing and ends once everything is written.
+   */
+  decodeInto?(fd: number): Duplex;
   record(): StageRecord;
 }
 

@@ -173,6 +173,14 @@ describe('childFailure', () => {
       /lock-wait-timeout/,
     ],
     [
+      // pg_dump --lock-wait-timeout is a statement_timeout around its LOCK TABLE statements.
+      '--lock-wait-timeout running out',
+      'pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout\npg_dump: detail: Query was: LOCK TABLE public.artist IN ACCESS SHARE MODE\n',
+      ExitCode.FAILED,
+      /statement timeout \(waiting to lock public\.artist\)/,
+      /lock-wait-timeout/,
+    ],
+    [
       'could not obtain lock',
       'pg_dump: error: could not obtain lock on relation "public.t"\n',
       ExitCode.FAILED,

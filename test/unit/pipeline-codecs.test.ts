@@ -4,7 +4,7 @@
  * typed errors, children never outlive their stream, back-pressure reaches the source.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -77,6 +77,30 @@ describe.each([
 });
 
 describe('zstd through the program', () => {
+  it('decodeInto: zstd writes the plaintext into the open file itself; the stream gives nothing and ends once it is written; damage still fails it', async () => {
+    const stage = zstdStage();
+    const encoded = (await runThrough(plaintext, stage.encode())).output;
+    const target = path.join(dir, 'into.dump');
+    const file = await open(target, 'w', 0o600);
+    try {
+      const { output, error } = await runThrough(encoded, (stage.decodeInto as (fd: number) => ProgramFilter)(file.fd));
+      expect(error).toBeNull();
+      expect(output.length).toBe(0);
+    } finally {
+      await file.close();
+    }
+    expect((await readFile(target)).equals(plaintext)).toBe(true);
+    const flipped = Buffer.from(encoded);
+    flipped[Math.floor(flipped.length / 2)] = (flipped[Math.floor(flipped.length / 2)] as number) ^ 0xff;
+    const damaged = await open(path.join(dir, 'damaged.dump'), 'w', 0o600);
+    try {
+      const { error } = await runThrough(flipped, (stage.decodeInto as (fd: number) => ProgramFilter)(damaged.fd));
+      expect(codeOf(error)).toBe('CODEC_CORRUPT');
+    } finally {
+      await damaged.close();
+    }
+  });
+
   it('records its codec, level and threads; default level 3', () => {
     expect(zstdStage().record()).toEqual({ type: 'compression', codec: 'zstd', level: 3, threads: 2 });
     expect(zstdStage({ level: 19, threads: 1 }).record()).toEqual({ type: 'compression', codec: 'zstd', level: 19, threads: 1 });

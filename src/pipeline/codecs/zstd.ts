@@ -34,7 +34,7 @@ export function requireZstd(program = 'zstd', env: NodeJS.ProcessEnv = process.e
 export function zstdStage(options: ZstdOptions = {}): Stage {
   const level = integerOption('the zstd level', options.level ?? ZSTD_DEFAULT_LEVEL, 1, 19);
   const threads = integerOption('the zstd threads', options.threads ?? ZSTD_DEFAULT_THREADS, 0, 256);
-  const filter = (args: string[], exitCode: 'CODEC_PROGRAM_FAILED' | 'CODEC_CORRUPT') =>
+  const filter = (args: string[], exitCode: 'CODEC_PROGRAM_FAILED' | 'CODEC_CORRUPT', outputFd?: number) =>
     new ProgramFilter({
       program: requireZstd(options.program, options.env),
       args,
@@ -42,6 +42,7 @@ export function zstdStage(options: ZstdOptions = {}): Stage {
       debianPackage: ZSTD_DEBIAN_PACKAGE,
       exitCode,
       env: options.env,
+      outputFd,
     });
   return {
     type: 'compression',
@@ -50,6 +51,7 @@ export function zstdStage(options: ZstdOptions = {}): Stage {
     encode: () => filter(['-q', `-${level}`, `-T${threads}`, '-c'], 'CODEC_PROGRAM_FAILED'),
     // zstd checks each frame's content checksum and fails on truncated or trailing input.
     decode: () => filter(['-q', '-d', '-c'], 'CODEC_CORRUPT'),
+    decodeInto: (fd) => filter(['-q', '-d', '-c'], 'CODEC_CORRUPT', fd),
     record: () => ({ type: 'compression', codec: 'zstd', level, threads }),
   };
 }
