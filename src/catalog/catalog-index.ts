@@ -17,7 +17,7 @@
  *   to the id and profile of their key); a corrupt, oversized, foreign or hostile index is
  *   ignored and rebuilt, an invalid entry is read again from its sidecar.
  * - prune confirms from the sidecars themselves what it removes (core/prune.ts).
- * - Written atomically (Storage.putBytes), one JSON document a line: a header
+ * - Written atomically and streamed (Storage.put of serializeIndexChunks), one JSON document a line: a header
  *   `{"format":"backupctl-catalog-index","version":1,"profile":"app","entries":10000}`, then
  *   one entry a line, sorted by key:
  *   `{"key":"app/<id>.json","size":6548,"modifiedAt":<ms>,"etag":null,"sidecar":{...}}`.
