@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { describeKind, NotFoundError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName } from './id.js';
@@ -272,7 +272,8 @@ export class Catalog {
       debug(`not writing the catalog index ${key}: something that is not a regular file is in its place`);
     } else if (changed && (kept.length > 0 || read !== null)) {
       try {
-        await this.storage.putBytes(key, index.serializeIndex(profile, kept));
+        // Streamed (an atomic put like putBytes): the index is never one buffer in memory.
+        await this.storage.put(key, Readable.from(index.serializeIndexChunks(profile, kept), { objectMode: false }));
         debug(`wrote the catalog index ${key} (${kept.length} backup(s))`);
       } catch (error) {
         // A cache: a storage we cannot write to (read-only, a symlink in its place) still lists.

@@ -7,9 +7,10 @@
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Catalog, sidecarKey } from '../../src/catalog/catalog.js';
-import { catalogIndexKey, readIndex } from '../../src/catalog/catalog-index.js';
+import { catalogIndexKey, readIndex, serializeIndex, serializeIndexChunks, stampOf } from '../../src/catalog/catalog-index.js';
 import { serializeSidecar, summaryOf, type Sidecar } from '../../src/catalog/sidecar.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -211,6 +212,70 @@ describe('catalog index', () => {
     expect(after.backups).toEqual(await truth());
   });
 
+  it('entries whose stamp is malformed are read from their sidecars', async () => {
+    const made = await seed(7);
+    await new Catalog(storage).summaries(PROFILE);
+    const forge: Array<(entry: Record<string, unknown>) => void> = [
+      (entry) => (entry.size = -1),
+      (entry) => (entry.size = 6548.5),
+      (entry) => (entry.modifiedAt = String(entry.modifiedAt)),
+      (entry) => (entry.etag = 5),
+      (entry) => delete entry.etag,
+      (entry) => (entry.size = Number.MAX_SAFE_INTEGER + 2),
+    ];
+    const victims = made.slice(0, forge.length).map((s) => s.id);
+    const lines = readFileSync(indexPath(), 'utf8').trimEnd().split('\n').map((line) => {
+      const at = victims.findIndex((id) => line.includes(`"app/${id}.json"`));
+      if (at < 0) return line;
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      (forge[at] as (entry: Record<string, unknown>) => void)(entry);
+      return JSON.stringify(entry);
+    });
+    writeFileSync(indexPath(), `${lines.join('\n')}\n`);
+    touchIndex();
+    const { storage: counted, reads } = counting(storage);
+    const after = await new Catalog(counted).summaries(PROFILE);
+    expect(reads.sort()).toEqual([catalogIndexKey(PROFILE), ...victims.map((id) => sidecarKey(PROFILE, id))].sort());
+    expect(after.indexed.size).toBe(made.length - victims.length);
+    expect(after.backups).toEqual(await truth());
+  });
+
+  it('is written through a streamed put, in chunks that join into the one document the reader reads', async () => {
+    const made = await seed(30);
+    const puts: string[] = [];
+    const putBytes: string[] = [];
+    const watched = new Proxy(storage, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (key: string, ...rest: unknown[]) => {
+          if (property === 'put') puts.push(key);
+          if (property === 'putBytes') putBytes.push(key);
+          return (value as (...args: unknown[]) => unknown).call(target, key, ...rest);
+        };
+      },
+    });
+    await new Catalog(watched).summaries(PROFILE);
+    expect(puts).toEqual([catalogIndexKey(PROFILE)]);
+    expect(putBytes).toEqual([]);
+
+    const listing = await storage.list(PROFILE);
+    const entries = made.map((sidecar) => ({
+      stamp: stampOf(listing.find((o) => o.key === sidecarKey(PROFILE, sidecar.id)) as (typeof listing)[number]),
+      sidecar: summaryOf(sidecar),
+    }));
+    const chunks = [...serializeIndexChunks(PROFILE, entries, 2048)];
+    expect(chunks.length).toBeGreaterThan(5);
+    const whole = Buffer.concat(chunks);
+    expect(whole.equals(serializeIndex(PROFILE, entries))).toBe(true);
+    // What the listing run wrote is the same document (entries sorted by key, one a line).
+    expect(readFileSync(indexPath()).equals(whole)).toBe(true);
+    const listed = new Map(listing.filter((o) => o.key.endsWith('.json') && o.key !== catalogIndexKey(PROFILE)).map((o) => [o.key, { object: o, id: o.key.slice(4, -5) }]));
+    const read = await readIndex(Readable.from(chunks), { profile: PROFILE, writtenAt: new Date(), maxBytes: 64 * 1024 * 1024, listed });
+    expect(typeof read).toBe('object');
+    expect((read as { usable: Map<string, unknown> }).usable.size).toBe(30);
+  });
+
   it('a symlink in place of the index is reported, never followed, replaced or removed', async () => {
     await seed(3);
     const outside = path.join(root, '..', `outside-${path.basename(root)}.json`);
@@ -231,7 +296,7 @@ describe('catalog index', () => {
     await seed(4);
     const readOnly = new Proxy(storage, {
       get(target, property, receiver) {
-        if (property === 'putBytes') return () => Promise.reject(Object.assign(new Error('read-only storage'), { code: 'EROFS' }));
+        if (property === 'putBytes' || property === 'put') return () => Promise.reject(Object.assign(new Error('read-only storage'), { code: 'EROFS' }));
         const value = Reflect.get(target, property, receiver) as unknown;
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
