@@ -1,0 +1,83 @@
+/**
+ * findBackup (core/scope.ts): a full id in a named profile is read by its key, without
+ * listing the profile (on an object store with 10,000 backups a listing is 31 pages); a
+ * prefix, a missing id or something that is not a regular file goes through the listing,
+ * which words the error as always.
+ */
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Catalog, sidecarKey } from '../../src/catalog/catalog.js';
+import { serializeSidecar } from '../../src/catalog/sidecar.js';
+import type { ResolvedSettings } from '../../src/config/resolve.js';
+import { findBackup, type BackupScope } from '../../src/core/scope.js';
+import { BackupctlError } from '../../src/errors.js';
+import { LocalStorage } from '../../src/storage/local.js';
+import type { Storage } from '../../src/storage/storage.js';
+import { sampleSidecar } from '../helpers/sidecar-fixture.js';
+
+const ID = '20261101T000000Z-0a0b0c';
+const OTHER = '20261101T010000Z-0d0e0f';
+let root: string;
+
+beforeEach(async () => {
+  root = mkdtempSync(path.join(os.tmpdir(), 'backupctl-find-'));
+  const storage = new LocalStorage(root);
+  for (const id of [ID, OTHER]) {
+    await storage.putBytes(sidecarKey('app', id), serializeSidecar(sampleSidecar({ id, profile: 'app' })));
+    await storage.putBytes(`app/${id}.dump`, Buffer.from('dump'));
+  }
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+/** A scope over the local storage at `root`, counting its listings. */
+function scope(profile: string | undefined): { scope: BackupScope; lists: string[] } {
+  const lists: string[] = [];
+  const inner = new LocalStorage(root);
+  const storage = new Proxy(inner, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (property === 'list' && typeof value === 'function') {
+        return (prefix: string, ...rest: unknown[]) => {
+          lists.push(prefix);
+          return (value as (...args: unknown[]) => unknown).call(target, prefix, ...rest);
+        };
+      }
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  }) as Storage;
+  const settings = { profiles: new Map([['app', {}]]) } as unknown as ResolvedSettings;
+  return { scope: { settings, runtime: {} as BackupScope['runtime'], profile, locations: [{ location: root, storage, catalog: new Catalog(storage) }] }, lists };
+}
+
+describe('findBackup', () => {
+  it('a full id with a profile: the one sidecar is read, nothing is listed', async () => {
+    const { scope: s, lists } = scope('app');
+    const found = await findBackup(s, ID);
+    expect(found.sidecar.id).toBe(ID);
+    expect(lists).toEqual([]);
+  });
+
+  it('a prefix, an id without a profile, a missing id: through the listing, as before', async () => {
+    const prefixed = scope('app');
+    expect((await findBackup(prefixed.scope, '20261101T01')).sidecar.id).toBe(OTHER);
+    expect(prefixed.lists.length).toBeGreaterThan(0);
+    const anyProfile = scope(undefined);
+    expect((await findBackup(anyProfile.scope, ID)).sidecar.id).toBe(ID);
+    expect(anyProfile.lists.length).toBeGreaterThan(0);
+    const missing = scope('app');
+    await expect(findBackup(missing.scope, '20261101T020000Z-000000')).rejects.toThrow(/not found/);
+    expect(missing.lists.length).toBeGreaterThan(0);
+  });
+
+  it('a sidecar that is a symlink is not read through: the listing path refuses it as before', async () => {
+    const outside = path.join(root, 'outside.json');
+    writeFileSync(outside, serializeSidecar(sampleSidecar({ id: '20261101T030000Z-0a0a0a', profile: 'app' })));
+    symlinkSync(outside, path.join(root, 'app', '20261101T030000Z-0a0a0a.json'));
+    const { scope: s, lists } = scope('app');
+    const error = await findBackup(s, '20261101T030000Z-0a0a0a').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackupctlError);
+    expect(lists.length).toBeGreaterThan(0);
+  });
+});
