@@ -9,6 +9,8 @@
  *   BENCH_QUIET_CORES=0.3 BENCH_QUIET_WAIT_S=20 BENCH_NICE=-10 (root only; 0 to disable)
  *   BENCH_OTHER_WAIT_S=1800 (wait while another bench of this project runs)
  *   BENCH_REMOTE_RESULTS=bench/RESULTS.md (where the section is appended; BENCH_REMOTE_WRITE=0: nowhere)
+ *   BENCH_REMOTE_CREATE_ARGS="--compress none" (extra create arguments: e.g. a ~1 GB artifact
+ *   from a 1.2 GB database, to see memory stay flat for an artifact that large)
  *
  * Per round, the local and the S3 side of each operation run back to back, local first in
  * odd rounds and S3 first in even ones (drift falls on both alike); the verify of a side
@@ -46,6 +48,7 @@ const CONFIG = {
   nice: Number(process.env.BENCH_NICE ?? (process.getuid?.() === 0 ? -10 : 0)),
   otherBenchWaitS: envInt('BENCH_OTHER_WAIT_S', 1800, 0),
   write: process.env.BENCH_REMOTE_WRITE !== '0',
+  createArgs: (process.env.BENCH_REMOTE_CREATE_ARGS ?? '').split(/\s+/).filter(Boolean),
 };
 
 /** The targets: the backupctl process's peak RSS, and how much it may grow over a run. */
@@ -350,7 +353,8 @@ function section(rep: Report): string {
   L.push('```sh', 'npm run bench:remote');
   L.push(
     `# this run: BENCH_REMOTE_MB=${CONFIG.mb} BENCH_RUNS=${CONFIG.runs} BENCH_WARMUP=${CONFIG.warmup} BENCH_QUIET_CORES=${CONFIG.quietCores} ` +
-      `BENCH_QUIET_WAIT_S=${CONFIG.quietWaitS} BENCH_NICE=${CONFIG.nice} BENCH_OTHER_WAIT_S=${CONFIG.otherBenchWaitS}`,
+      `BENCH_QUIET_WAIT_S=${CONFIG.quietWaitS} BENCH_NICE=${CONFIG.nice} BENCH_OTHER_WAIT_S=${CONFIG.otherBenchWaitS}` +
+      (CONFIG.createArgs.length ? ` BENCH_REMOTE_CREATE_ARGS="${CONFIG.createArgs.join(' ')}"` : ''),
   );
   L.push('```', '');
   L.push(
@@ -450,7 +454,7 @@ async function main(): Promise<void> {
     const order: Side[] = round % 2 === 1 ? ['local', 's3'] : ['s3', 'local'];
     const made = new Map<Side, { id: string; bytes: number }>();
     for (const side of order) {
-      const { record, result } = await measure('create', side, round, warmup, ['create', '--json', '--storage', storageOf(side)], env, cwd);
+      const { record, result } = await measure('create', side, round, warmup, ['create', '--json', '--storage', storageOf(side), ...CONFIG.createArgs], env, cwd);
       const out = JSON.parse(result.stdout) as { id: string; bytes: number };
       record.id = out.id;
       record.artifactBytes = out.bytes;
