@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, parseJsonStdout, readSidecar, removeDirs , artifactPath } from '../helpers/backups.js';
 import { BIN, baseEnv } from '../helpers/cli.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { sh, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
+import { removeTempDirs, sh, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
 import { loadChinook } from '../helpers/fixtures.js';
 
 let cluster: Cluster;
@@ -49,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
   await removeDirs(dirs);
+  await removeTempDirs(); // the wrapper bin directories
 });
 
 describe('a good backup is never reported corrupt because of its surroundings', () => {
