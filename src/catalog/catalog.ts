@@ -353,10 +353,14 @@ export class Catalog {
     await this.storage.putBytes(sidecarKey(sidecar.profile, sidecar.id), serializeSidecar(sidecar));
   }
 
-  /** Every backup of the storage (or of one profile) that has a sidecar, unread: `{profile, id}`. */
-  async completed(profile?: string): Promise<Array<{ profile: string; id: string }>> {
+  /**
+   * Every backup of the storage (or of one profile) that has a sidecar, unread: `{profile, id}`.
+   * `startAfter` (a key) leaves out the keys up to it: with a profile's `<profile>/<id>`,
+   * the backups that began no later than that id's second.
+   */
+  async completed(profile?: string, options: { startAfter?: string | undefined } = {}): Promise<Array<{ profile: string; id: string }>> {
     if (profile !== undefined && !isProfileName(profile)) throw usageError(`invalid profile name ${JSON.stringify(profile)}`);
-    return group(await this.storage.list(profile ?? ''))
+    return group(await this.storage.list(profile ?? '', { startAfter: options.startAfter }))
       .filter((entry) => entry.sidecar !== null)
       .map(({ profile: p, id }) => ({ profile: p, id }));
   }

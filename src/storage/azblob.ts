@@ -55,6 +55,8 @@ import {
   assertKey,
   isValidKey,
   normalizePrefix,
+  keysAfter,
+  type ListOptions,
   sortByKey,
   type GetOptions,
   type ObjectInfo,
@@ -558,7 +560,7 @@ export class AzureBlobStorage implements Storage {
     return { key, size: properties.contentLength ?? 0, modifiedAt: properties.lastModified ?? new Date(0), etag: properties.etag };
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
     const wanted = normalizePrefix(prefix);
     const listPrefix = this.config.prefix + (wanted === '' ? '' : `${wanted}/`);
     const found: ObjectInfo[] = [];
@@ -572,7 +574,7 @@ export class AzureBlobStorage implements Storage {
         }
       }
     });
-    return sortByKey(found);
+    return keysAfter(sortByKey(found), options.startAfter);
   }
 
   async remove(key: string): Promise<void> {

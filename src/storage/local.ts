@@ -37,6 +37,7 @@ import {
   isValidSegment,
   MAX_KEY_LENGTH,
   normalizePrefix,
+  keysAfter,
   sortByKey,
   type GetOptions,
   type ListOptions,
@@ -486,7 +487,7 @@ export class LocalStorage implements Storage {
     }
     const found: ObjectInfo[] = [];
     await this.walk(trimmed === '' ? this.root : join(this.root, ...segments), trimmed, found, options);
-    return sortByKey(found);
+    return keysAfter(sortByKey(found), options.startAfter);
   }
 
   private async walk(dir: string, keyPrefix: string, found: ObjectInfo[], options: ListOptions): Promise<void> {

@@ -4,6 +4,8 @@ import { abortError, NotFoundError, PermissionError, TooLargeError, UnsupportedE
 import {
   assertKey,
   normalizePrefix,
+  keysAfter,
+  type ListOptions,
   sortByKey,
   type GetOptions,
   type ObjectInfo,
@@ -190,7 +192,7 @@ export class MemoryStorage implements Storage {
     return { key, size: found.data.length, modifiedAt: found.modifiedAt, etag: found.etag };
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
     const wanted = normalizePrefix(prefix);
     this.fault('list');
     const start = this.prefix + (wanted === '' ? '' : `${wanted}/`);
@@ -200,7 +202,7 @@ export class MemoryStorage implements Storage {
       const key = full.slice(this.prefix.length);
       found.push({ key, size: object.data.length, modifiedAt: object.modifiedAt, etag: object.etag });
     }
-    return sortByKey(found);
+    return keysAfter(sortByKey(found), options.startAfter);
   }
 
   async remove(key: string): Promise<void> {

@@ -63,6 +63,8 @@ import {
   assertKey,
   isValidKey,
   normalizePrefix,
+  keysAfter,
+  type ListOptions,
   sortByKey,
   type GetOptions,
   type ObjectInfo,
@@ -667,14 +669,23 @@ export class S3Storage implements Storage {
     return { key, size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0), etag: head.ETag };
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
     const wanted = normalizePrefix(prefix);
     const listPrefix = this.root + (wanted === '' ? '' : `${wanted}/`);
     const found: ObjectInfo[] = [];
     let token: string | undefined;
     do {
       const page = await this.call(wanted, 'listing', (client) =>
-        client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, ContinuationToken: token, MaxKeys: 1000 })),
+        client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: listPrefix,
+            ContinuationToken: token,
+            MaxKeys: 1000,
+            // Ignored with a continuation token; filtered below too (a compatible store may ignore it).
+            ...(options.startAfter !== undefined ? { StartAfter: this.root + options.startAfter } : {}),
+          }),
+        ),
       );
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined || !object.Key.startsWith(this.root)) continue;
@@ -684,7 +695,7 @@ export class S3Storage implements Storage {
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
-    return sortByKey(found);
+    return keysAfter(sortByKey(found), options.startAfter);
   }
 
   async remove(key: string): Promise<void> {

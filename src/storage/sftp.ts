@@ -51,6 +51,8 @@ import {
   assertKey,
   isValidKey,
   normalizePrefix,
+  keysAfter,
+  type ListOptions,
   sortByKey,
   type GetOptions,
   type ObjectInfo,
@@ -718,7 +720,7 @@ export class SftpStorage implements Storage {
     return { key, size: info.size, modifiedAt: new Date(info.mtime * 1000) };
   }
 
-  async list(prefix: string): Promise<ObjectInfo[]> {
+  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
     const wanted = normalizePrefix(prefix);
     const found: ObjectInfo[] = [];
     await this.request(wanted, 'listing', async (session) => {
@@ -744,7 +746,7 @@ export class SftpStorage implements Storage {
       };
       await walk(wanted === '' ? session.root : posix.join(session.root, ...wanted.split('/')), wanted);
     });
-    return sortByKey(found);
+    return keysAfter(sortByKey(found), options.startAfter);
   }
 
   async remove(key: string): Promise<void> {

@@ -102,6 +102,12 @@ export interface ListOptions {
    * followed and never listed. Other drivers have no such entries.
    */
   onHostile?: ((key: string, kind: EntryKind) => void) | undefined;
+  /**
+   * Only the keys that sort after this one (code unit order): e.g. a profile's backups
+   * newer than a time, since ids begin with their start time. A store whose server can do
+   * that (S3: StartAfter) is asked to; the others filter what they list. Same result.
+   */
+  startAfter?: string | undefined;
 }
 
 /**
@@ -236,6 +242,11 @@ export function normalizePrefix(prefix: string): string {
   const trimmed = prefix.replace(/\/+$/, '');
   if (trimmed !== '') assertKey(trimmed);
   return trimmed;
+}
+
+/** The objects whose key sorts after `startAfter` (all of them when it is undefined). */
+export function keysAfter<T extends { key: string }>(objects: T[], startAfter: string | undefined): T[] {
+  return startAfter === undefined ? objects : objects.filter((object) => object.key > startAfter);
 }
 
 /** Sorts objects by key in code unit order (what S3 and Azure return), in place. */

@@ -303,6 +303,12 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
       expect(all).toEqual([...all].sort());
       expect(all).toEqual(expect.arrayContaining(['many2/not-this.json', 'manyx', 'many/k-01099.json']));
       expect(await storage.list('no-such-prefix')).toEqual([]);
+      // startAfter: the keys after it, past a page boundary, between keys, before and past them all.
+      const after = (await storage.list('many', { startAfter: 'many/k-00049.json' })).map((object) => object.key);
+      expect(after).toEqual([...keys.slice(50), 'many/sub/deeper.json'].sort());
+      expect((await storage.list('many', { startAfter: 'many/k-01098' })).map((object) => object.key)).toEqual(['many/k-01098.json', 'many/k-01099.json', 'many/sub/deeper.json']);
+      expect(await storage.list('many', { startAfter: 'a' })).toHaveLength(1101);
+      expect(await storage.list('many', { startAfter: 'many/zzz' })).toEqual([]);
       console.info(`${name}: listed ${listed.length} keys in ${elapsed} ms`);
     }, 180_000);
 

@@ -32,8 +32,9 @@ beforeEach(async () => {
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 /** A scope over the local storage at `root`, counting its listings. */
-function scope(profile: string | undefined): { scope: BackupScope; lists: string[] } {
+function scope(profile: string | undefined): { scope: BackupScope; lists: string[]; startAfters: Array<string | undefined> } {
   const lists: string[] = [];
+  const startAfters: Array<string | undefined> = [];
   const inner = new LocalStorage(root);
   const storage = new Proxy(inner, {
     get(target, property, receiver) {
@@ -41,6 +42,7 @@ function scope(profile: string | undefined): { scope: BackupScope; lists: string
       if (property === 'list' && typeof value === 'function') {
         return (prefix: string, ...rest: unknown[]) => {
           lists.push(prefix);
+          startAfters.push((rest[0] as { startAfter?: string } | undefined)?.startAfter);
           return (value as (...args: unknown[]) => unknown).call(target, prefix, ...rest);
         };
       }
@@ -48,7 +50,7 @@ function scope(profile: string | undefined): { scope: BackupScope; lists: string
     },
   }) as Storage;
   const settings = { profiles: new Map([['app', {}]]) } as unknown as ResolvedSettings;
-  return { scope: { settings, runtime: {} as BackupScope['runtime'], profile, locations: [{ location: root, storage, catalog: new Catalog(storage) }] }, lists };
+  return { scope: { settings, runtime: {} as BackupScope['runtime'], profile, locations: [{ location: root, storage, catalog: new Catalog(storage) }] }, lists, startAfters };
 }
 
 describe('findBackup', () => {
@@ -79,5 +81,32 @@ describe('findBackup', () => {
     const error = await findBackup(s, '20261101T030000Z-0a0a0a').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BackupctlError);
     expect(lists.length).toBeGreaterThan(0);
+  });
+
+  it('latest of a profile lists only the recent backups first (ids begin with their time), widening when nothing there is readable', async () => {
+    const storage = new LocalStorage(root);
+    const idAt = (msAgo: number, tail: string) => `${new Date(Date.now() - msAgo).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${tail}`;
+    const recent = idAt(3_600_000, 'bbbbbb');
+    await storage.putBytes(sidecarKey('app', recent), serializeSidecar(sampleSidecar({ id: recent, profile: 'app' })));
+    const windowed = scope('app');
+    expect((await findBackup(windowed.scope, 'latest')).sidecar.id).toBe(recent);
+    expect(windowed.startAfters).toHaveLength(1);
+    expect(windowed.startAfters[0]! < `app/${recent}`).toBe(true);
+
+    // The newest sidecar unreadable: the next one, found by widening the window.
+    writeFileSync(path.join(root, 'app', `${recent}.json`), '{ not json');
+    const widened = scope('app');
+    const expected = [ID, OTHER].sort().at(-1) as string;
+    expect((await findBackup(widened.scope, 'latest')).sidecar.id).toBe(expected);
+    expect(widened.startAfters.length).toBeGreaterThan(1);
+
+    // Only a backup older than every window: the whole profile is listed at last.
+    for (const id of [ID, OTHER, recent]) rmSync(path.join(root, 'app', `${id}.json`));
+    const old = idAt(400 * 86_400_000, 'aaaaaa');
+    await storage.putBytes(sidecarKey('app', old), serializeSidecar(sampleSidecar({ id: old, profile: 'app' })));
+    const full = scope('app');
+    expect((await findBackup(full.scope, 'latest')).sidecar.id).toBe(old);
+    expect(full.startAfters.at(-1)).toBeUndefined();
+    expect(full.startAfters.slice(0, -1).every((after) => after?.startsWith('app/'))).toBe(true);
   });
 });
