@@ -8,6 +8,7 @@
  *   BENCH_CATALOG_S3=1 (0: local only)   BENCH_CATALOG_UPLOADS=32 (parallel uploads into s3rver)
  *   BENCH_QUIET_CORES=0.5  BENCH_QUIET_WAIT_S=10  BENCH_WORKDIR=$TMPDIR
  *   BENCH_CATALOG_LABEL=after (names this run in the section)
+ *   BENCH_CATALOG_COMMANDS="show latest --profile,show <id> --profile" (only these rows; default all)
  *   BENCH_CATALOG_JSON=<file> (also write the summary there)
  *   BENCH_CATALOG_BASELINE=<file> (the summary of an earlier run, e.g. before a change:
  *     its figures are shown beside this run's)
@@ -284,7 +285,7 @@ function expectText(r: RunResult, what: string, ok: boolean): void {
   if (!ok) throw new Error(`${what}: unexpected output (exit ${r.exitCode}): ${r.stdout.slice(0, 500)} ${r.stderr.slice(0, 1000)}`);
 }
 
-const COMMANDS: Command[] = [
+const ALL_COMMANDS: Command[] = [
   {
     name: 'list',
     args: () => ['list'],
@@ -309,6 +310,17 @@ const COMMANDS: Command[] = [
     check: (r, ids) => expectText(r, 'show <id>', r.stdout.includes(middle(ids)) && r.stdout.includes('order_items')),
   },
   {
+    // With a profile, `latest` lists the last days first and a whole id is read by its key.
+    name: 'show latest --profile',
+    args: () => ['show', 'latest', '--profile', PROFILE],
+    check: (r, ids) => expectText(r, 'show latest --profile', r.stdout.includes(newest(ids)) && r.stdout.includes('order_items')),
+  },
+  {
+    name: 'show <id> --profile',
+    args: (ids) => ['show', middle(ids), '--profile', PROFILE],
+    check: (r, ids) => expectText(r, 'show <id> --profile', r.stdout.includes(middle(ids)) && r.stdout.includes('order_items')),
+  },
+  {
     name: 'status',
     args: () => ['status'],
     check: (r) => expectText(r, 'status', /^app\s.*\sok$/m.test(r.stdout) && r.stdout.includes('healthy: 1 profile checked')),
@@ -325,6 +337,10 @@ const COMMANDS: Command[] = [
     check: (r, ids) => expectText(r, 'completion ids', r.stdout.split('\n')[0] === newest(ids)),
   },
 ];
+
+const ONLY = (process.env.BENCH_CATALOG_COMMANDS ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+const COMMANDS = ONLY.length ? ALL_COMMANDS.filter((command) => ONLY.includes(command.name)) : ALL_COMMANDS;
+if (ONLY.length && COMMANDS.length !== ONLY.length) throw new Error(`BENCH_CATALOG_COMMANDS: unknown names in ${ONLY.join(', ')}`);
 
 interface Measured {
   storage: 'local' | 's3rver';
@@ -439,7 +455,7 @@ function section(summary: Summary, baseline: Summary | null): string {
     '',
     '```sh',
     'npm run bench:catalog',
-    `# this run: BENCH_CATALOG_N=${CONFIG.n} BENCH_RUNS=${CONFIG.runs} BENCH_CATALOG_S3_RUNS=${CONFIG.s3Runs} BENCH_CATALOG_S3=${CONFIG.s3 ? 1 : 0} BENCH_QUIET_CORES=${CONFIG.quietCores} BENCH_QUIET_WAIT_S=${CONFIG.quietWaitS}`,
+    `# this run: BENCH_CATALOG_N=${CONFIG.n} BENCH_RUNS=${CONFIG.runs} BENCH_CATALOG_S3_RUNS=${CONFIG.s3Runs} BENCH_CATALOG_S3=${CONFIG.s3 ? 1 : 0} BENCH_QUIET_CORES=${CONFIG.quietCores} BENCH_QUIET_WAIT_S=${CONFIG.quietWaitS}${ONLY.length ? ` BENCH_CATALOG_COMMANDS="${ONLY.join(',')}"` : ''}`,
     '```',
     '',
     `One profile, ${CONFIG.n} backups an hour apart (${(CONFIG.n / 24 / 30.4).toFixed(1)} months), each a version 2 sidecar of ${summary.sidecarKiB.toFixed(1)} KiB ` +
