@@ -61,7 +61,9 @@ describe('a good backup is never reported corrupt because of its surroundings', 
     const slow = await wrapperBinDir(cluster, {
       pg_restore: `#!/bin/sh\ncase "$1" in --version|--list) exec ${sh(cluster.bin('pg_restore'))} "$@";; esac\n: > ${sh(started)}\nwhile [ -e ${sh(started)} ]; do sleep 0.1; done\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
     });
-    const config = await writeConfig(await makeTempDir('faults-cfg'), { pgBinDir: slow });
+    const configDir = await makeTempDir('faults-cfg');
+    dirs.push(configDir);
+    const config = await writeConfig(configDir, { pgBinDir: slow });
     const run = execa(process.execPath, [BIN, 'verify', id, '--config', config, '--storage', storage, '--json'], {
       env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
       extendEnv: false,
@@ -99,7 +101,9 @@ describe('storage that changes under a running command', () => {
     const slow = await wrapperBinDir(cluster, {
       pg_restore: `#!/bin/sh\ncase "$1" in --version|--list) exec ${sh(cluster.bin('pg_restore'))} "$@";; esac\nsleep 1\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
     });
-    const config = await writeConfig(await makeTempDir('faults-cfg2'), { pgBinDir: slow });
+    const configDir = await makeTempDir('faults-cfg2');
+    dirs.push(configDir);
+    const config = await writeConfig(configDir, { pgBinDir: slow });
     const verify = execa(process.execPath, [BIN, 'verify', '--all', '--level', 'archive', '--config', config, '--storage', storage, '--json'], {
       env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
       extendEnv: false,
