@@ -218,9 +218,11 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
     const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
-    // The decoded archive's own digest, computed alongside the reads above: checked before anything changes.
-    // (A streamed archive's come once pg_restore has read it: see restoreBackup.)
-    if (!archive.stream) await assertIntact(sidecar, archive);
+    // The decoded archive's own checks (its digest, computed alongside the reads above):
+    // before anything changes when the restore goes into the target itself (--force);
+    // otherwise once pg_restore has read it, before the staging database takes the
+    // target's place (see restoreBackup), so that hashing overlaps the restore.
+    if (!plan.staging) await assertIntact(sidecar, archive);
     return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas };
   } catch (error) {
     await archive.dispose();
@@ -244,12 +246,12 @@ async function assertIntact(sidecar: Sidecar, archive: LocalArchive): Promise<vo
 }
 
 /**
- * Rejects with the archive's damage when a streamed archive has some (it explains whatever
- * failed: pg_restore, the stream itself), else with `error`.
+ * Rejects with the archive's damage when it has some (it explains whatever failed:
+ * pg_restore, a streamed archive's stream), else with `error`.
  */
 async function damageOr(error: unknown, sidecar: Sidecar, archive: LocalArchive): Promise<never> {
   const corrupt = (e: unknown) => e instanceof BackupctlError && e.exitCode === ExitCode.VERIFY_FAILED;
-  if (archive.stream && !corrupt(error)) {
+  if (!corrupt(error)) {
     await assertIntact(sidecar, archive).catch((found: unknown) => {
       if (corrupt(found)) throw found;
     });
@@ -430,8 +432,8 @@ export async function restoreBackup(
         await env.dispose();
         if (listDir) await rm(listDir, { recursive: true, force: true });
       }
-      // Streamed: every byte pg_restore read is now checked, before anything else.
-      if (archive.stream) await assertIntact(sidecar, archive);
+      // Every byte pg_restore read is checked now (if it was not before), before anything else.
+      await assertIntact(sidecar, archive);
       if (plan.staging) {
         const restored = await countDatabaseRows(server, plan.staging, runtime.signal);
         const selected = request.schemas.length > 0 || request.tables.length > 0;
@@ -455,9 +457,8 @@ export async function restoreBackup(
         });
       }
       throwIfAborted(runtime.signal);
-      // A damaged streamed archive explains whatever failed (pg_restore, the stream itself).
-      if (archive.stream) await damageOr(error, sidecar, archive);
-      throw error;
+      // Damage explains whatever failed (pg_restore, a streamed archive's stream).
+      await damageOr(error, sidecar, archive);
     }
 
     // After the swap: the old database is dropped when it was empty or --drop-old says so.

@@ -314,7 +314,7 @@ describe('age encryption', () => {
     expect(await cluster.query('postgres', 'select datname from pg_database where datname like $1', [`${live}_%`])).toEqual([]);
   });
 
-  it('a plaintext digest that differs is found after a streamed restore, a partial one (--table) included: staging dropped, exit 3', async () => {
+  it('a plaintext digest that differs is found after a streamed restore, a partial one (--table) and a parallel one (--jobs 2, from a decoded file) included: staging dropped, exit 3', async () => {
     const storage = await tempDir('st-plain-stream');
     const id = await create(storage);
     const sidecarFile = path.join(storage, db, `${id}.json`);
@@ -322,7 +322,7 @@ describe('age encryption', () => {
     const json = JSON.parse(raw) as { artifact: { plaintext: { sha256: string } } };
     json.artifact.plaintext.sha256 = 'e'.repeat(64);
     await writeFile(sidecarFile, JSON.stringify(json));
-    for (const selection of [[], ['--table', 'items']]) {
+    for (const selection of [[], ['--table', 'items'], ['--jobs', '2']]) {
       const target = targetDb('stg_pstream');
       const restored = await cli(['restore', id, '--storage', storage, '--target-db', target, '--create', ...selection]);
       expect(restored.code, restored.stderr).toBe(3);
