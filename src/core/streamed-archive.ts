@@ -56,13 +56,13 @@ export async function openStreamedArchive(storage: Storage, sidecar: Sidecar, op
   let rehashed: Promise<Digest> | null = null;
   /** Damage the head's decoding found (before the table of contents was read whole). */
   let headDamage: string | null = null;
+  /** The stored object, opened at once so that a missing or hostile one fails here, as with openArchive. */
+  let opened: Readable | null = null;
   const dispose = async () => {
     opened?.destroy();
     await full?.catch(() => undefined);
     await rm(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   };
-  /** The stored object, opened at once so that a missing or hostile one fails here, as with openArchive. */
-  let opened: Readable | null = null;
   const source = async (): Promise<Readable> => {
     if (copy) return createReadStream(copy.path, { highWaterMark: 1024 * 1024 });
     const first = opened;
@@ -120,6 +120,7 @@ export async function openStreamedArchive(storage: Storage, sidecar: Sidecar, op
     const file = createWriteStream(head, { mode: 0o600 });
     const written = finished(file);
     written.catch(() => undefined);
+    let fileError: Error | null = null;
     const passing = new PassThrough();
     // Every chunk is in the head file before pg_restore sees it.
     const recorder = new Transform({
@@ -128,15 +129,26 @@ export async function openStreamedArchive(storage: Storage, sidecar: Sidecar, op
         else file.once('drain', () => callback(null, chunk));
       },
     });
-    pipelineCallback(decoded.stream, recorder, passing, (error) => {
-      // Stopped once pg_restore had the TOC: a premature close, not damage.
-      if (error && !options.signal?.aborted) headDamage = damageOf(error);
+    file.once('error', (error) => {
+      fileError = error; // the scratch directory's disk, full or failing
+      recorder.destroy(error);
+    });
+    const piped = new Promise<void>((resolve) => {
+      pipelineCallback(decoded.stream, recorder, passing, (error) => {
+        // Stopped once pg_restore had the TOC: a premature close, not damage.
+        if (error && !options.signal?.aborted) headDamage = damageOf(error);
+        resolve();
+      });
     });
     try {
       return await readToc(pgRestore, passing, run);
+    } catch (error) {
+      throw fileError ?? error;
     } finally {
-      // readToc destroyed `passing` (pg_restore has what it needs): the pipeline stops
-      // the decode; the head is complete once the file is closed.
+      // readToc destroyed `passing` (pg_restore has what it needs): the pipeline stops the
+      // decode, and what it found is known once it has; the head is complete once the
+      // file is closed.
+      await piped;
       file.end();
       await written.catch(() => undefined);
     }
