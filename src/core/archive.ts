@@ -9,7 +9,7 @@ import { artifactKey } from '../catalog/catalog.js';
 import { scratchDir } from '../platform/run-dir.js';
 import type { Sidecar, StageRecordJson } from '../catalog/sidecar.js';
 import { ExitCode } from '../errors.js';
-import { openArtifact } from '../pipeline/artifact.js';
+import { authenticateArtifact, openArtifact } from '../pipeline/artifact.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { DigestMismatchError, PipelineError } from '../pipeline/errors.js';
 import { digestOf, DigestStream, hashFile, hashHandle, type Digest } from '../pipeline/digest.js';
@@ -187,6 +187,8 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
   const scratch = await scratchDir(options.workDir, sidecar.id);
   let hashing: Promise<unknown> = Promise.resolve();
   let file: FileHandle | null = null;
+  /** The last stage writes the decoded file itself (see the catch below). */
+  let intoFile = false;
   // A tar extractor that was stopped may still be finishing a file: retry rather than fail.
   const dispose = async () => {
     await hashing.catch(() => undefined);
@@ -211,6 +213,7 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
           hashPlaintext: !hashAfter,
           outputFd: hashAfter ? file?.fd : undefined,
         });
+    intoFile = decoded?.intoFile ?? false;
     const digest = decoded ? null : new DigestStream();
     const plaintext: Readable = decoded ? decoded.stream : source.pipe(digest as DigestStream);
     if (!decoded) source.on('error', (error) => (digest as DigestStream).destroy(error));
@@ -247,6 +250,18 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
     if (error instanceof PipelineError) {
       const stored = await hashStored(storage, key, options.signal);
       if (stored.sha256 !== sidecar.artifact.sha256 || stored.bytes !== sidecar.artifact.bytes) throw new ArchiveUnreadableError(key, error.message, stored);
+      // zstd writing the file itself fails alike on damage and on a full scratch disk: a
+      // decode that writes nothing tells them apart (damage is a verdict, the disk is not).
+      if (intoFile) {
+        const found = await authenticateArtifact(await openStored(storage, key), sidecar.artifact.stages, {
+          ...options.keys,
+          expected: { stored: sidecar.artifact, plaintext: expectedPlaintext },
+        }).then(
+          () => null,
+          (decodeError: unknown) => damageOf(decodeError),
+        );
+        if (found !== null) throw new ArchiveUnreadableError(key, found, stored);
+      }
     }
     throw error;
   }

@@ -46,7 +46,9 @@ export interface Stage {
   /**
    * Where the stage can do it, a decoder that writes what it decodes into the open file
    * `fd` itself (a program's stdout), so that the plaintext does not pass through this
-   * process; its readable side gives nothing and ends once everything is written.
+   * process; its readable side gives nothing and ends once everything is written. Its
+   * failure is no verdict on the data (a full disk fails it as damage does): the caller
+   * decides from the stored bytes' digest.
    */
   decodeInto?(fd: number): Duplex;
   record(): StageRecord;

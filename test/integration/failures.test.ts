@@ -348,3 +348,42 @@ describe('create: pg_dump dies mid-dump', () => {
     expect(await readdir(workDir)).toEqual([]); // the scratch directory is gone too
   });
 });
+
+describe('verify: a scratch disk that is too small', () => {
+  const bigDb = uniqueName('fullv');
+  beforeAll(async () => {
+    if (noTmpfs) return;
+    await cluster.createDatabase(bigDb);
+    await fillRandomText(cluster, bigDb, 'public.big', 5);
+  });
+  afterAll(async () => {
+    if (!noTmpfs) await cluster.dropDatabase(bigDb);
+  });
+
+  // With --jobs 1 the archive streams into pg_restore: only its head (the TOC) is written
+  // to workDir. With --jobs 2 pg_restore needs the decoded archive there: no room is an
+  // error of this machine (exit 1, NOT VERIFIED), never a verdict on the backup.
+  it.skipIf(noTmpfs !== null)(`a 1 MiB tmpfs as workDir: --jobs 1 verifies, --jobs 2 is exit 1 "no space left", not recorded${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
+    const storage = await tempDir('st');
+    const made = await create(['--storage', storage, '--json'], envFor(bigDb));
+    expect(made.code, made.stderr).toBe(0);
+    const id = (JSON.parse(made.stdout) as { id: string }).id;
+    const mountPoint = await tempDir('tmpfs');
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0755', 'tmpfs', mountPoint]);
+    try {
+      const config = await writeConfig(await tempDir('cfg'), { workDir: mountPoint });
+      const verify = (jobs: string) => runCli(['verify', id, '--config', config, '--storage', storage, '--jobs', jobs], { env: envFor(bigDb), cwd: scratch.cwd });
+      const streamed = await verify('1');
+      expect(streamed.code, streamed.stderr).toBe(0);
+      const parallel = await verify('2');
+      expect(parallel.code, parallel.stdout + parallel.stderr).toBe(1);
+      expect(parallel.stdout + parallel.stderr).toMatch(/no space left/i);
+      expect(parallel.stdout).toMatch(/NOT VERIFIED/);
+      const sidecar = JSON.parse(await readFile(path.join(storage, bigDb, `${id}.json`), 'utf8')) as { verifications: Array<{ result: string }> };
+      expect(sidecar.verifications.map((v) => v.result)).toEqual(['passed']);
+      expect(await readdir(mountPoint)).toEqual([]);
+    } finally {
+      await execa('umount', [mountPoint]);
+    }
+  });
+});

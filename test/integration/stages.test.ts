@@ -130,6 +130,23 @@ describe('compression stages', () => {
     expect(await count(target, 'other.notes')).toBe(250);
   });
 
+  it('a zstd artifact damaged with its stored digest made to match: verify fails (exit 3) streamed (--jobs 1) and decoded to disk by zstd itself (--jobs 2)', async () => {
+    const storage = await tempDir('st-zstd-bad');
+    const id = await create(storage);
+    const { sidecar, raw } = await readSidecar(storage, db, id);
+    const file = path.join(storage, db, sidecar.artifact.file);
+    await flip(file, 0.5);
+    const json = JSON.parse(raw) as { artifact: { bytes: number; sha256: string } };
+    Object.assign(json.artifact, await sha256File(file));
+    await writeFile(path.join(storage, db, `${id}.json`), JSON.stringify(json));
+    for (const jobs of ['1', '2']) {
+      const verified = await verify(storage, id, 'restore', ['--jobs', jobs]);
+      expect(verified.code, `--jobs ${jobs}: ${verified.problems}`).toBe(3);
+      expect(verified.result).toBe('failed');
+      expect(verified.problems, `--jobs ${jobs}`).toMatch(/zstd|artifact plaintext/);
+    }
+  });
+
   it('a decoded archive that is not what pg_dump wrote (plaintext digest edited): verify fails (exit 3), restore refuses before any change', async () => {
     const storage = await tempDir('st-plain');
     const id = await create(storage);

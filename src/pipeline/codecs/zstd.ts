@@ -51,7 +51,9 @@ export function zstdStage(options: ZstdOptions = {}): Stage {
     encode: () => filter(['-q', `-${level}`, `-T${threads}`, '-c'], 'CODEC_PROGRAM_FAILED'),
     // zstd checks each frame's content checksum and fails on truncated or trailing input.
     decode: () => filter(['-q', '-d', '-c'], 'CODEC_CORRUPT'),
-    decodeInto: (fd) => filter(['-q', '-d', '-c'], 'CODEC_CORRUPT', fd),
+    // Writing the file itself, zstd fails alike for damaged input and for a full or failing
+    // disk: its exit is no verdict on the data (the caller decides from the stored digest).
+    decodeInto: (fd) => filter(['-q', '-d', '-c'], 'CODEC_PROGRAM_FAILED', fd),
     record: () => ({ type: 'compression', codec: 'zstd', level, threads }),
   };
 }
