@@ -294,6 +294,8 @@ async function checkArchive(
 /** The archive's table of contents: readable, with the number of entries recorded at create time. */
 async function checkToc(sidecar: Sidecar, archive: LocalArchive, pgRestore: ClientBinary, run: ChildRun): Promise<TocEntry[]> {
   const toc = await archive.toc(pgRestore.path, run).catch((error: unknown) => {
+    // This machine's failure (a full scratch disk for a streamed archive's head) is no verdict.
+    if (errnoCode(error) !== undefined) throw error;
     throw new Mismatch([], `the archive's table of contents is unreadable: ${(error as Error).message}`);
   });
   if (toc.length !== sidecar.dump.tocEntries) {

@@ -363,7 +363,7 @@ describe('verify: a scratch disk that is too small', () => {
   // With --jobs 1 the archive streams into pg_restore: only its head (the TOC) is written
   // to workDir. With --jobs 2 pg_restore needs the decoded archive there: no room is an
   // error of this machine (exit 1, NOT VERIFIED), never a verdict on the backup.
-  it.skipIf(noTmpfs !== null)(`a 1 MiB tmpfs as workDir: --jobs 1 verifies, --jobs 2 is exit 1 "no space left", not recorded${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
+  it.skipIf(noTmpfs !== null)(`a 1 MiB tmpfs as workDir: --jobs 1 verifies, --jobs 2 is exit 1 "no space left", not recorded; a 4 KiB one fails --jobs 1 alike${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
     const storage = await tempDir('st');
     const made = await create(['--storage', storage, '--json'], envFor(bigDb));
     expect(made.code, made.stderr).toBe(0);
@@ -382,6 +382,18 @@ describe('verify: a scratch disk that is too small', () => {
       const sidecar = JSON.parse(await readFile(path.join(storage, bigDb, `${id}.json`), 'utf8')) as { verifications: Array<{ result: string }> };
       expect(sidecar.verifications.map((v) => v.result)).toEqual(['passed']);
       expect(await readdir(mountPoint)).toEqual([]);
+    } finally {
+      await execa('umount', [mountPoint]);
+    }
+    // Not even room for the head: exit 1 too, not a verdict.
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=4k,mode=0755', 'tmpfs', mountPoint]);
+    try {
+      const config = await writeConfig(await tempDir('cfg'), { workDir: mountPoint });
+      const tiny = await runCli(['verify', id, '--config', config, '--storage', storage], { env: envFor(bigDb), cwd: scratch.cwd });
+      expect(tiny.code, tiny.stdout + tiny.stderr).toBe(1);
+      expect(tiny.stdout + tiny.stderr).toMatch(/no space left/i);
+      const sidecar = JSON.parse(await readFile(path.join(storage, bigDb, `${id}.json`), 'utf8')) as { verifications: Array<{ result: string }> };
+      expect(sidecar.verifications.map((v) => v.result)).toEqual(['passed']);
     } finally {
       await execa('umount', [mountPoint]);
     }
