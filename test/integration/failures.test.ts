@@ -259,16 +259,22 @@ async function canMountTmpfs(): Promise<string | null> {
 }
 const noTmpfs = await canMountTmpfs();
 
-describe('create: disk full', () => {
-  const bigDb = uniqueName('full');
+/** A database of 5 MB of random text for the describe block it is called in (when a tmpfs can be mounted). */
+function bigDatabase(prefix: string): string {
+  const name = uniqueName(prefix);
   beforeAll(async () => {
     if (noTmpfs) return;
-    await cluster.createDatabase(bigDb);
-    await fillRandomText(cluster, bigDb, 'public.big', 5);
+    await cluster.createDatabase(name);
+    await fillRandomText(cluster, name, 'public.big', 5);
   });
   afterAll(async () => {
-    if (!noTmpfs) await cluster.dropDatabase(bigDb);
+    if (!noTmpfs) await cluster.dropDatabase(name);
   });
+  return name;
+}
+
+describe('create: disk full', () => {
+  const bigDb = bigDatabase('full');
 
   it.skipIf(noTmpfs !== null)(`a 1 MiB tmpfs as storage -> exit 1 "no space left", nothing left${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
     const mountPoint = await tempDir('tmpfs');
@@ -350,15 +356,7 @@ describe('create: pg_dump dies mid-dump', () => {
 });
 
 describe('verify: a scratch disk that is too small', () => {
-  const bigDb = uniqueName('fullv');
-  beforeAll(async () => {
-    if (noTmpfs) return;
-    await cluster.createDatabase(bigDb);
-    await fillRandomText(cluster, bigDb, 'public.big', 5);
-  });
-  afterAll(async () => {
-    if (!noTmpfs) await cluster.dropDatabase(bigDb);
-  });
+  const bigDb = bigDatabase('fullv');
 
   // With --jobs 1 the archive streams into pg_restore: only its head (the TOC) is written
   // to workDir. With --jobs 2 pg_restore needs the decoded archive there: no room is an
