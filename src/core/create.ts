@@ -423,6 +423,8 @@ async function dumpGlobals(ctx: GlobalsContext): Promise<Sidecar['globals']> {
   } catch (error) {
     await child.done.catch(() => undefined);
     if (ctx.runtime.signal.aborted) throw new InterruptedError();
+    // Stopped because the backup failed (the dump, a count): no warning of its own.
+    if (ctx.run.signal?.aborted) throw error;
     // Only pg_dumpall's own failure skips the globals; a storage or stage failure fails the backup.
     if (!(error instanceof BackupctlError) || error instanceof PipelineError || !(await isChildFailure(child.done))) throw error;
     for (const key of ctx.written.slice(before)) await ctx.storage.remove(key).catch(() => undefined);
