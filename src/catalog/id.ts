@@ -9,8 +9,12 @@ import { randomBytes } from 'node:crypto';
 export const ID_PATTERN = /^(\d{8}T\d{6}Z)-([0-9a-f]{6})$/;
 
 export function newBackupId(now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-  return `${stamp}-${randomBytes(3).toString('hex')}`;
+  return `${idStamp(now)}-${randomBytes(3).toString('hex')}`;
+}
+
+/** `YYYYMMDDTHHMMSSZ`: how the id of a backup started at `when` begins. */
+export function idStamp(when: Date): string {
+  return when.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function isBackupId(value: unknown): value is string {

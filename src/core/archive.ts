@@ -88,6 +88,16 @@ export class ArchiveUnreadableError extends Error {
 /** A failure of the tar parser itself (as opposed to reading the storage or an abort). */
 class UnpackError extends Error {}
 
+/**
+ * Everything that differs between the archive as read and its sidecar: the stored bytes'
+ * size and sha256, the plaintext's, and damage a stage found. Waits for a streamed
+ * archive to be read to its end.
+ */
+export async function archiveProblems(sidecar: Sidecar, archive: Pick<LocalArchive, 'digest' | 'plaintextProblems'>): Promise<string[]> {
+  const [stored, plaintext] = await Promise.all([archive.digest(), archive.plaintextProblems()]);
+  return [...digestMismatches('artifact', sidecar.artifact, stored), ...plaintext];
+}
+
 /** Differences between what the sidecar promises and what was read. */
 export function digestMismatches(what: string, expected: { bytes: number; sha256: string }, actual: Digest): string[] {
   const problems: string[] = [];

@@ -30,7 +30,7 @@ import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
 import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
 import { createsPublicSchema, type TocEntry } from '../pg/toc.js';
 import type { Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
+import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
 import { openStreamedArchive } from './streamed-archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { assertDecryptable } from './stages.js';
@@ -235,8 +235,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
  * stage found damage. Waits for a streamed archive to be read to its end.
  */
 async function assertIntact(sidecar: Sidecar, archive: LocalArchive): Promise<void> {
-  const [stored, plaintext] = await Promise.all([archive.digest(), archive.plaintextProblems()]);
-  const problems = [...digestMismatches('artifact', sidecar.artifact, stored), ...plaintext];
+  const problems = await archiveProblems(sidecar, archive);
   if (problems.length) {
     throw new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: ${problems.join('; ')}`, {
       exitCode: ExitCode.VERIFY_FAILED,

@@ -1,5 +1,5 @@
 import { backupRef, Catalog, profilesIn, sidecarKey, sortNewestFirst, type IncompleteEntry, type Listing, type ScanResult } from '../catalog/catalog.js';
-import { ID_PATTERN, ID_REF_PATTERN, matchIds } from '../catalog/id.js';
+import { ID_PATTERN, ID_REF_PATTERN, idStamp, matchIds } from '../catalog/id.js';
 import { SidecarError, type Sidecar, type SidecarSummary } from '../catalog/sidecar.js';
 import { settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
@@ -245,7 +245,7 @@ const LATEST_WINDOWS_MS = [2, 14, 62].map((days) => days * 86_400_000);
 async function newestReadable(scope: BackupScope): Promise<LocatedBackup | null> {
   const windows: Array<number | null> = scope.profile === undefined ? [null] : [...LATEST_WINDOWS_MS, null];
   for (const window of windows) {
-    const startAfter = window === null ? undefined : `${scope.profile as string}/${idTimeOf(new Date(Date.now() - window))}`;
+    const startAfter = window === null ? undefined : `${scope.profile as string}/${idStamp(new Date(Date.now() - window))}`;
     const candidates: Array<{ profile: string; id: string; location: BackupScope['locations'][number] }> = [];
     for (const location of scope.locations) {
       try {
@@ -259,11 +259,6 @@ async function newestReadable(scope: BackupScope): Promise<LocatedBackup | null>
     if (window === null && candidates.length === 0) await assertKnownProfile(scope);
   }
   return null;
-}
-
-/** `YYYYMMDDTHHMMSSZ`: how an id made at `when` begins. */
-function idTimeOf(when: Date): string {
-  return when.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
 /** The newest readable backup of `candidates`, reading as few sidecars as it can; null when none is. */

@@ -15,7 +15,7 @@ import { RestoreProgress } from '../pg/restore-progress.js';
 import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemasToCreate } from '../pg/restore.js';
 import { createsPublicSchema, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
-import { ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
+import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { assertDecryptable } from './stages.js';
 import { openStreamedArchive } from './streamed-archive.js';
@@ -197,11 +197,7 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
     // The re-hash runs alongside the checks below (it reads the file; they run pg_restore
     // and the server), and a digest mismatch wins over whatever they found.
     const opened = archive;
-    const digestProblems = async (): Promise<string[]> => {
-      const [stored, plain] = await Promise.all([opened.digest(), opened.plaintextProblems()]);
-      return [...digestMismatches('artifact', sidecar.artifact, stored), ...plain];
-    };
-    const corrupt = async (): Promise<string[]> => [...mismatches, ...(await digestProblems())];
+    const corrupt = async (): Promise<string[]> => [...mismatches, ...(await archiveProblems(sidecar, opened))];
     if (!opened.inPlace && !opened.stream) {
       // Downloaded or unpacked: the stored digest is known already, so corruption stops us
       // here (the decoded file's own digest is still being computed: checked with the verdict).

@@ -105,29 +105,29 @@ export async function runRestore(pgRestore: string, args: string[], run: ChildRu
   const stop = new AbortController();
   let inputFailure: unknown = null;
   const signal = run.signal ? AbortSignal.any([run.signal, stop.signal]) : stop.signal;
-  const fed = (child: { stdin: Writable | null }) => {
-    if (input && child.stdin) {
-      feedStdin(input, child.stdin, (error) => {
-        inputFailure = error;
-        stop.abort(error);
-      });
-    }
-  };
+  // Given pg_restore's stdin once it runs; none: its stdin is not a pipe.
+  const feed = input
+    ? (stdin: Writable) =>
+        feedStdin(input, stdin, (error) => {
+          inputFailure = error;
+          stop.abort(error);
+        })
+    : undefined;
   try {
     if (options.onProgress) {
-      await runObservedRestore(pgRestore, args, { env: run.env, signal }, options.onProgress, input !== undefined, fed);
+      await runObservedRestore(pgRestore, args, { env: run.env, signal }, options.onProgress, feed);
       return;
     }
     const child = runGuarded(pgRestore, args, {
       env: run.env,
       extendEnv: false,
-      stdin: input ? 'pipe' : 'ignore',
+      stdin: feed ? 'pipe' : 'ignore',
       stdout: 'ignore',
       cancelSignal: signal,
       forceKillAfterDelay: 5_000,
       maxBuffer: 16 * 1024 * 1024,
     });
-    fed(child);
+    if (feed && child.stdin) feed(child.stdin);
     try {
       await child;
     } catch (error) {
@@ -167,8 +167,7 @@ async function runObservedRestore(
   args: string[],
   run: ChildRun,
   onProgress: (message: string) => void,
-  withInput: boolean,
-  fed: (child: { stdin: Writable | null }) => void,
+  feed: ((stdin: Writable) => void) | undefined,
 ): Promise<void> {
   const stderr = new RestoreStderr((message) => {
     try {
@@ -180,14 +179,14 @@ async function runObservedRestore(
   const child = runGuarded(pgRestore, ['--verbose', ...args], {
     env: englishEnv(run.env),
     extendEnv: false,
-    stdin: withInput ? 'pipe' : 'ignore',
+    stdin: feed ? 'pipe' : 'ignore',
     stdout: 'ignore',
     stderr: 'pipe',
     buffer: false,
     cancelSignal: run.signal,
     forceKillAfterDelay: 5_000,
   });
-  fed(child);
+  if (feed && child.stdin) feed(child.stdin);
   const read = new Promise<void>((resolve) => {
     const stream = child.stderr;
     if (!stream) return resolve();
