@@ -10,6 +10,7 @@
  *   BENCH_CATALOG_LABEL=after (names this run in the section)
  *   BENCH_CATALOG_COMMANDS="show latest --profile,show <id> --profile" (only these rows; default all)
  *   BENCH_CATALOG_JSON=<file> (also write the summary there)
+ *   BENCH_CATALOG_KEEP=<dir> (copy the generated local storage there, for measurements by hand)
  *   BENCH_CATALOG_BASELINE=<file> (the summary of an earlier run, e.g. before a change:
  *     its figures are shown beside this run's)
  *   BENCH_CATALOG_RESULTS=bench/RESULTS.md (the file the dated section is appended to; "-": none)
@@ -29,7 +30,7 @@
  * summary as the last line of stdout.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -241,6 +242,7 @@ async function makeStorages(dir: string, now: Date): Promise<Storages> {
   writeFileSync(path.join(local, runs.key), runs.data, { mode: 0o600 });
   all.push(runs);
   const generateS = (performance.now() - t0) / 1000;
+  if (process.env.BENCH_CATALOG_KEEP) cpSync(local, path.resolve(process.env.BENCH_CATALOG_KEEP), { recursive: true });
   log(`generated ${CONFIG.n} backups (${(sidecarBytes / CONFIG.n / 1024).toFixed(1)} KiB per sidecar, ${CONFIG.n * 3 + 1} files) in ${local} in ${generateS.toFixed(1)} s`);
 
   let s3url: string | null = null;

@@ -143,7 +143,7 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
     throw new BackupctlError(`internal error: the retention plan would remove the newest backup ${newest.id}; nothing was removed`);
   }
 
-  const items: PrunedItem[] = plan.items.map((item) => ({ ...item, removed: false }));
+  const items: PrunedItem[] = plan.items.map((item) => Object.assign(item, { removed: false }));
   const result: PruneResult = {
     profile: request.profile,
     storage: storage.location,

@@ -353,7 +353,7 @@ export function renderJson(value: unknown): string {
 }
 
 /** Bytes of JSON text gathered before one write (writeJson). */
-const JSON_CHUNK_CHARS = 256 * 1024;
+const JSON_CHUNK_CHARS = 16 * 1024;
 
 /** Where writeJson writes: a stream (whose back-pressure it honours) or anything with write(). */
 export interface JsonSink {
@@ -363,30 +363,53 @@ export interface JsonSink {
 }
 
 /**
+ * A JSON array whose elements are made one at a time as they are written (writeJson), so
+ * that 10,000 listed backups are not 10,000 more objects alive at once. Anything else that
+ * serializes it (JSON.stringify) gets the whole array from toJSON.
+ */
+export class JsonArray<T> {
+  constructor(
+    readonly length: number,
+    private readonly make: () => Iterable<T>,
+  ) {}
+
+  *[Symbol.iterator](): Iterator<T> {
+    yield* this.make();
+  }
+
+  toJSON(): T[] {
+    return [...this];
+  }
+}
+
+/**
  * Writes renderJson(value), byte for byte, without ever holding all of it: a top-level
- * array is written element by element, in chunks (`list --json` over 10,000 backups is
- * tens of megabytes of text), waiting for a stream that is full (a pipe to a slow reader)
- * to drain, so that the text is not queued in memory instead. A sink that closes or fails
- * meanwhile ends the wait (the rest is not written).
+ * array (or JsonArray) is written element by element, in chunks (`list --json` over 10,000
+ * backups is tens of megabytes of text), waiting for a stream that is full (a pipe to a
+ * slow reader) to drain, so that the text is not queued in memory instead. A sink that
+ * closes or fails meanwhile ends the wait (the rest is not written).
  */
 export async function writeJson(out: JsonSink, value: unknown): Promise<void> {
-  if (!Array.isArray(value) || value.length === 0) {
+  const elements = value instanceof JsonArray ? (value as JsonArray<unknown>) : Array.isArray(value) ? (value as unknown[]) : null;
+  if (elements === null || elements.length === 0) {
     out.write(renderJson(value));
     return;
   }
   let chunk = '[\n';
-  for (const [index, element] of (value as unknown[]).entries()) {
+  let index = 0;
+  for (const element of elements) {
     // What JSON.stringify(array, null, 2) writes for an element: its own text indented one
     // level (a newline inside a JSON string is always escaped), `null` for what has none.
     const text = (JSON.stringify(element, null, 2) as string | undefined) ?? 'null';
-    chunk += `  ${text.replaceAll('\n', '\n  ')}${index === value.length - 1 ? '\n]\n' : ',\n'}`;
+    chunk += `${index === 0 ? '' : ',\n'}  ${text.replaceAll('\n', '\n  ')}`;
+    index += 1;
     if (chunk.length >= JSON_CHUNK_CHARS) {
       const more = out.write(chunk);
       chunk = '';
       if (more === false && !(await drained(out))) return;
     }
   }
-  if (chunk !== '') out.write(chunk);
+  out.write(`${chunk}\n]\n`);
 }
 
 /** Resolves true once `out` drains, false when it closes or fails first. */
@@ -457,22 +480,19 @@ export interface IncompleteJson {
 
 export type ListJsonEntry = ListedBackupJson | IncompleteJson;
 
-/** Completed backups (as listed, each with its latest verification), then incomplete ones. */
-export function listJson(result: ListResult): ListJsonEntry[] {
-  const backups: ListJsonEntry[] = result.backups.map((s) => ({
-    ...s,
-    verification: latestVerification(s),
-    problems: [...(result.damage.get(`${s.profile}/${s.id}`) ?? [])],
-  }));
-  const incomplete: ListJsonEntry[] = result.incomplete.map((entry) => ({
-    id: entry.id,
-    profile: entry.profile,
-    status: 'incomplete',
-    file: entry.file,
-    bytes: entry.bytes,
-    modifiedAt: entry.modifiedAt,
-  }));
-  return [...backups, ...incomplete];
+/**
+ * Completed backups (as listed, each with its latest verification), then incomplete ones;
+ * each element is made as it is written.
+ */
+export function listJson(result: ListResult): JsonArray<ListJsonEntry> {
+  return new JsonArray(result.backups.length + result.incomplete.length, function* (): Generator<ListJsonEntry> {
+    for (const s of result.backups) {
+      yield { ...s, verification: latestVerification(s), problems: [...(result.damage.get(`${s.profile}/${s.id}`) ?? [])] };
+    }
+    for (const entry of result.incomplete) {
+      yield { id: entry.id, profile: entry.profile, status: 'incomplete', file: entry.file, bytes: entry.bytes, modifiedAt: entry.modifiedAt };
+    }
+  });
 }
 
 /** The sidecar, and `problems`: what is wrong with its stored files (empty when nothing). */

@@ -22,6 +22,7 @@ import {
   renderShow,
   showJson,
   writeJson,
+  JsonArray,
 } from '../../src/output/render.js';
 import { createReporter } from '../../src/output/reporter.js';
 import { createStyle, wantsColor } from '../../src/output/style.js';
@@ -270,8 +271,10 @@ describe('render', () => {
       incomplete: [{ profile: 'prod', id: 'x', file: 'x.dump', bytes: 1, modifiedAt: '2026-11-23T17:00:00Z' }],
     });
     expect(list).toHaveLength(2);
-    expect(list[0]).toMatchObject({ id: ID, verification: { level: 'restore', result: 'failed' } });
-    expect(list[1]).toEqual({ id: 'x', profile: 'prod', status: 'incomplete', file: 'x.dump', bytes: 1, modifiedAt: '2026-11-23T17:00:00Z' });
+    const elements = [...list];
+    expect(elements[0]).toMatchObject({ id: ID, verification: { level: 'restore', result: 'failed' } });
+    expect(JSON.parse(renderJson(list))).toEqual(JSON.parse(JSON.stringify(elements)));
+    expect(elements[1]).toEqual({ id: 'x', profile: 'prod', status: 'incomplete', file: 'x.dump', bytes: 1, modifiedAt: '2026-11-23T17:00:00Z' });
     const show: ShowResult = { storage: '/s', sidecar, problems: [] };
     expect(SidecarSchema.parse(JSON.parse(renderJson(showJson(show))))).toEqual(sidecar);
     expect(renderJson({ a: 1 })).toBe('{\n  "a": 1\n}\n');
@@ -423,6 +426,23 @@ describe('reporter', () => {
 
 describe('writeJson', () => {
   const big = Array.from({ length: 3000 }, (_, i) => ({ id: `backup-${i}`, note: 'x'.repeat(300), nested: { list: [i, i + 1], text: 'line\nbreak' } }));
+
+  it('writes a JsonArray as renderJson writes the array it stands for, making each element once', async () => {
+    let made = 0;
+    const lazy = new JsonArray(big.length, function* () {
+      for (const element of big) {
+        made += 1;
+        yield element;
+      }
+    });
+    let text = '';
+    await writeJson({ write: (chunk: string) => (text += chunk) }, lazy);
+    expect(text).toBe(renderJson(big));
+    expect(made).toBe(big.length);
+    text = '';
+    await writeJson({ write: (chunk: string) => (text += chunk) }, new JsonArray(0, () => []));
+    expect(text).toBe('[]\n');
+  });
 
   it('writes exactly what renderJson gives, for arrays, empty arrays and objects', async () => {
     for (const value of [big, [], { a: 1 }, [null, 'x']]) {
