@@ -365,6 +365,15 @@ export class Catalog {
       .map(({ profile: p, id }) => ({ profile: p, id }));
   }
 
+  /**
+   * The folders of the storage root named like profiles, from one request (Storage.children)
+   * instead of a listing of every key: where a backup of any profile may be looked up by key
+   * or by time. A folder may hold no backup (local storage names empty directories).
+   */
+  async profileFolders(): Promise<string[]> {
+    return (await this.storage.children('')).filter(isProfileName);
+  }
+
   /** The profiles that have anything in the storage (a sidecar, an artifact, a run log...). */
   async profiles(): Promise<string[]> {
     return profilesIn(await this.storage.list(''));

@@ -1,4 +1,4 @@
-import { backupRef, Catalog, profilesIn, sidecarKey, sortNewestFirst, type IncompleteEntry, type Listing, type ScanResult } from '../catalog/catalog.js';
+import { backupRef, Catalog, mapLimit, profilesIn, sidecarKey, sortNewestFirst, type IncompleteEntry, type Listing, type ScanResult } from '../catalog/catalog.js';
 import { ID_PATTERN, ID_REF_PATTERN, idStamp, matchIds } from '../catalog/id.js';
 import { SidecarError, type Sidecar, type SidecarSummary } from '../catalog/sidecar.js';
 import { settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
@@ -160,8 +160,8 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
   if (!ID_REF_PATTERN.test(ref)) {
     throw usageError(`not a backup id: ${JSON.stringify(ref)}`, 'ids look like 20261123T140509Z-1a2b3c (a unique prefix of one, or of its last part, will do); or use "latest"');
   }
-  if (scope.profile !== undefined && ID_PATTERN.test(ref)) {
-    const direct = await findByFullId(scope, scope.profile, ref);
+  if (ID_PATTERN.test(ref)) {
+    const direct = await findByFullId(scope, ref);
     if (direct) return direct;
   }
   if (scope.profile !== undefined) await assertKnownProfile(scope);
@@ -197,25 +197,56 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
 }
 
 /**
- * A full id in a named profile: its sidecar is looked up by its key in each storage (a stat
- * and a read, where listing the profile on an object store holding 10,000 backups takes
- * 31 pages). Null unless exactly one storage holds it as a regular object: the listing
- * then decides, and words the error (not found, ambiguous, something that is not a file).
+ * The profiles to look in, by storage, without listing their backups: the named one, or
+ * the profile folders of each storage (Catalog.profileFolders: one request, where listing
+ * a root holding 10,000 backups takes 31 pages on an object store).
  */
-async function findByFullId(scope: BackupScope, profile: string, id: string): Promise<LocatedBackup | null> {
-  const found: BackupScope['locations'] = [];
+async function profilesByLocation(scope: BackupScope): Promise<Map<BackupScope['locations'][number], string[]>> {
+  const found = new Map<BackupScope['locations'][number], string[]>();
   for (const location of scope.locations) {
+    if (scope.profile !== undefined) {
+      found.set(location, [scope.profile]);
+      continue;
+    }
     try {
-      await location.storage.stat(sidecarKey(profile, id));
-      found.push(location);
+      found.set(location, await location.catalog.profileFolders());
     } catch (error) {
-      if (!(error instanceof NotFoundError)) return null;
+      throw storageError(error, location.storage.location, 'listing profiles', 'read');
     }
   }
-  const [location] = found;
-  if (found.length !== 1 || !location) return null;
-  const sidecar = await location.catalog.readForUse(profile, id);
-  return { sidecar, storage: location.storage, catalog: location.catalog };
+  return found;
+}
+
+/**
+ * A full id: its sidecar is looked up by its key (a stat and a read) in each profile to look
+ * in (profilesByLocation), instead of listing them. Null unless exactly one storage and
+ * profile hold it as a regular object: the listing then decides, and words the error (not
+ * found, in several profiles, something that is not a file).
+ */
+async function findByFullId(scope: BackupScope, id: string): Promise<LocatedBackup | null> {
+  const found: Array<{ location: BackupScope['locations'][number]; profile: string }> = [];
+  let profiles: Map<BackupScope['locations'][number], string[]>;
+  try {
+    profiles = await profilesByLocation(scope);
+  } catch {
+    return null;
+  }
+  for (const [location, names] of profiles) {
+    let failed = false;
+    await mapLimit(names, 8, async (profile) => {
+      try {
+        await location.storage.stat(sidecarKey(profile, id));
+        found.push({ location, profile });
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) failed = true;
+      }
+    });
+    if (failed) return null;
+  }
+  const [match] = found;
+  if (found.length !== 1 || !match) return null;
+  const sidecar = await match.location.catalog.readForUse(match.profile, id);
+  return { sidecar, storage: match.location.storage, catalog: match.location.catalog };
 }
 
 /** Reads a sidecar for `latest`: null when it cannot be read (or is gone), so that the next one is taken. */
@@ -235,7 +266,7 @@ async function readOrSkip(catalog: Catalog, profile: string, id: string): Promis
  * as list orders them; an unreadable one is skipped for the next second down.
  */
 /**
- * How far back `latest` of one profile looks first: ids begin with their start time, so a
+ * How far back `latest` looks first in each profile: ids begin with their start time, so a
  * listing that starts after `<profile>/<id of that time>` holds every newer backup (those
  * a clock ahead dated in the future too). On an object store with 10,000 backups that is
  * one page instead of 31. Nothing readable in the window: the next one, then everything.
@@ -243,13 +274,21 @@ async function readOrSkip(catalog: Catalog, profile: string, id: string): Promis
 const LATEST_WINDOWS_MS = [2, 14, 62].map((days) => days * 86_400_000);
 
 async function newestReadable(scope: BackupScope): Promise<LocatedBackup | null> {
-  const windows: Array<number | null> = scope.profile === undefined ? [null] : [...LATEST_WINDOWS_MS, null];
+  const profiles = await profilesByLocation(scope);
+  const windows: Array<number | null> = [...profiles.values()].some((names) => names.length > 0) ? [...LATEST_WINDOWS_MS, null] : [null];
   for (const window of windows) {
-    const startAfter = window === null ? undefined : `${scope.profile as string}/${idStamp(new Date(Date.now() - window))}`;
     const candidates: Array<{ profile: string; id: string; location: BackupScope['locations'][number] }> = [];
     for (const location of scope.locations) {
       try {
-        for (const entry of await location.catalog.completed(scope.profile, { startAfter })) candidates.push({ ...entry, location });
+        if (window === null) {
+          // Everything in scope, as listed: the truth when no window held a readable backup.
+          for (const entry of await location.catalog.completed(scope.profile)) candidates.push({ ...entry, location });
+          continue;
+        }
+        const since = idStamp(new Date(Date.now() - window));
+        for (const profile of profiles.get(location) ?? []) {
+          for (const entry of await location.catalog.completed(profile, { startAfter: `${profile}/${since}` })) candidates.push({ ...entry, location });
+        }
       } catch (error) {
         throw storageError(error, location.storage.location, 'listing backups', 'read');
       }

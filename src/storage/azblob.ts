@@ -577,6 +577,22 @@ export class AzureBlobStorage implements Storage {
     return keysAfter(sortByKey(found), options.startAfter);
   }
 
+  async children(prefix: string): Promise<string[]> {
+    const wanted = normalizePrefix(prefix);
+    const listPrefix = this.config.prefix + (wanted === '' ? '' : `${wanted}/`);
+    const names = new Set<string>();
+    await this.call(wanted, 'listing', async ({ ops }) => {
+      names.clear();
+      for await (const page of ops.listBlobsByHierarchy('/', { prefix: listPrefix }).byPage({ maxPageSize: 1000 })) {
+        for (const folder of page.segment.blobPrefixes ?? []) {
+          const name = folder.name.startsWith(listPrefix) ? folder.name.slice(listPrefix.length, -1) : '';
+          if (isValidKey(wanted === '' ? name : `${wanted}/${name}`) && !name.includes('/')) names.add(name);
+        }
+      }
+    });
+    return [...names].sort();
+  }
+
   async remove(key: string): Promise<void> {
     const name = this.blobName(key);
     await this.call(key, 'removing', ({ ops }) => ops.getBlobClient(name).deleteIfExists());

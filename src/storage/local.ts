@@ -531,6 +531,31 @@ export class LocalStorage implements Storage {
     }
   }
 
+  async children(prefix: string): Promise<string[]> {
+    const trimmed = normalizePrefix(prefix);
+    const segments = trimmed === '' ? [] : trimmed.split('/');
+    try {
+      if ((await this.walkDirs(segments, false)) === 'missing') return [];
+    } catch (error) {
+      if (error instanceof HostileEntryError && error.key === trimmed && error.kind === 'file') return [];
+      throw error;
+    }
+    let entries: Dirent[];
+    try {
+      entries = await readdir(trimmed === '' ? this.root : join(this.root, ...segments), { withFileTypes: true });
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+      throw fsError(error, trimmed, 'listing');
+    }
+    // Directories only: a symlink is never followed (list() reports it as hostile).
+    return entries
+      .filter((entry) => !entry.name.startsWith('.') && isValidSegment(entry.name) && direntKind(entry) === 'directory')
+      .map((entry) => entry.name)
+      .filter((name) => (trimmed === '' ? name : `${trimmed}/${name}`).length <= MAX_KEY_LENGTH)
+      .sort();
+  }
+
   async remove(key: string): Promise<void> {
     const path = this.pathOf(key);
     const segments = key.split('/');

@@ -205,6 +205,20 @@ export class MemoryStorage implements Storage {
     return keysAfter(sortByKey(found), options.startAfter);
   }
 
+  async children(prefix: string): Promise<string[]> {
+    const wanted = normalizePrefix(prefix);
+    this.fault('list');
+    const start = this.prefix + (wanted === '' ? '' : `${wanted}/`);
+    const names = new Set<string>();
+    for (const full of this.objects.keys()) {
+      if (!full.startsWith(start)) continue;
+      const rest = full.slice(start.length);
+      const slash = rest.indexOf('/');
+      if (slash > 0) names.add(rest.slice(0, slash));
+    }
+    return [...names].sort();
+  }
+
   async remove(key: string): Promise<void> {
     const full = this.full(key);
     this.fault('remove');

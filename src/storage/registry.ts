@@ -217,6 +217,9 @@ class LazyStorage implements Storage {
   async list(prefix: string, options?: ListOptions): Promise<ObjectInfo[]> {
     return (await this.use()).list(prefix, options);
   }
+  async children(prefix: string): Promise<string[]> {
+    return (await this.use()).children(prefix);
+  }
   async remove(key: string): Promise<void> {
     return (await this.use()).remove(key);
   }

@@ -698,6 +698,24 @@ export class S3Storage implements Storage {
     return keysAfter(sortByKey(found), options.startAfter);
   }
 
+  async children(prefix: string): Promise<string[]> {
+    const wanted = normalizePrefix(prefix);
+    const listPrefix = this.root + (wanted === '' ? '' : `${wanted}/`);
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call(wanted, 'listing', (client) =>
+        client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, Delimiter: '/', ContinuationToken: token, MaxKeys: 1000 })),
+      );
+      for (const common of page.CommonPrefixes ?? []) {
+        const name = common.Prefix?.startsWith(listPrefix) ? common.Prefix.slice(listPrefix.length, -1) : '';
+        if (isValidKey(wanted === '' ? name : `${wanted}/${name}`) && !name.includes('/')) names.push(name);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return [...new Set(names)].sort();
+  }
+
   async remove(key: string): Promise<void> {
     const objectKey = this.objectKey(key);
     try {

@@ -749,6 +749,25 @@ export class SftpStorage implements Storage {
     return keysAfter(sortByKey(found), options.startAfter);
   }
 
+  async children(prefix: string): Promise<string[]> {
+    const wanted = normalizePrefix(prefix);
+    return this.request(wanted, 'listing', async (session) => {
+      let entries: FileEntryWithStats[];
+      try {
+        const dir = wanted === '' ? session.root : posix.join(session.root, ...wanted.split('/'));
+        entries = await sftpCall<FileEntryWithStats[]>(session, (cb) => session.sftp.readdir(dir, cb));
+      } catch (error) {
+        if (codeOf(error) === SFTP.NO_SUCH_FILE || codeOf(error) === SFTP.FAILURE) return []; // missing, or not a directory
+        throw error;
+      }
+      const names = entries
+        .filter((entry) => !entry.filename.startsWith('.') && entry.attrs.isDirectory())
+        .map((entry) => entry.filename)
+        .filter((name) => isValidKey(wanted === '' ? name : `${wanted}/${name}`));
+      return names.sort();
+    });
+  }
+
   async remove(key: string): Promise<void> {
     assertKey(key);
     await this.request(key, 'removing', async (session) => {

@@ -186,6 +186,15 @@ export interface Storage {
   stat(key: string): Promise<ObjectInfo>;
   /** Every object under `prefix` (whole segments), sorted by key. */
   list(prefix: string, options?: ListOptions): Promise<ObjectInfo[]>;
+  /**
+   * The names of the segments directly under `prefix` ('' is the root) that can hold
+   * objects, sorted, without listing those objects: the profiles of a storage root in one
+   * request (S3 and Azure: a delimiter listing, which names only segments holding objects;
+   * local and SFTP: one directory read, which may name an empty directory). Names that are
+   * no valid key segment, dot-names and anything that is not a directory (a symlink on
+   * local storage) are left out; list() is what reports those.
+   */
+  children(prefix: string): Promise<string[]>;
   /** Removes one object; a missing key is not an error. */
   remove(key: string): Promise<void>;
   /** Fails early (before any dump starts) when objects cannot be written under prefix. */

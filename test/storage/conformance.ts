@@ -312,6 +312,25 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
       console.info(`${name}: listed ${listed.length} keys in ${elapsed} ms`);
     }, 180_000);
 
+    it('children names the segments under a prefix that hold objects, without their objects', async () => {
+      // Each folder holds an object of its own: s3rver's delimiter listing does not see a
+      // folder whose objects are all deeper (a profile's always are at its top).
+      for (const key of ['kids/app/a.json', 'kids/app/b.json', 'kids/db-2/c.json', 'kids/db-2/x/deep.json', 'kids/top.json', 'kids2/d.json', 'kids2/other/c.json']) {
+        await storage.putBytes(key, Buffer.from(key));
+      }
+      expect(await storage.children('kids')).toEqual(['app', 'db-2']);
+      expect(await storage.children('kids/')).toEqual(['app', 'db-2']);
+      expect(await storage.children('kids/db-2')).toEqual(['x']);
+      expect(await storage.children('kids/app')).toEqual([]);
+      expect(await storage.children('kids/top.json')).toEqual([]);
+      expect(await storage.children('no-such-prefix')).toEqual([]);
+      const root = await storage.children('');
+      expect(root).toEqual(expect.arrayContaining(['kids', 'kids2']));
+      expect(root).toEqual([...root].sort());
+      // A put in progress is no folder on object stores; its temporaries are never named.
+      expect(root.some((name) => name.startsWith('.'))).toBe(false);
+    });
+
     it('remove is idempotent; a removed object is gone from stat, get and list', async () => {
       await storage.putBytes('remove/me.bin', Buffer.from('bye'));
       await storage.remove('remove/me.bin');

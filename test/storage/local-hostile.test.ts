@@ -89,6 +89,8 @@ describe('a profile directory that is a symlink to elsewhere', () => {
     const all = await storage.list('', { onHostile: (key, kind) => hostile.push([key, kind]) });
     expect(all.map((object) => object.key).filter((key) => key.startsWith('evil'))).toEqual([]);
     expect(hostile).toEqual([['evil', 'symlink']]);
+    expect(await storage.children('')).not.toContain('evil');
+    await expectHostile(storage.children('evil'), 'evil', 'symlink');
 
     await expectHostile(storage.list('evil'), 'evil', 'symlink');
     await expectHostile(storage.get(`evil/${ID}.dump`), 'evil', 'symlink');

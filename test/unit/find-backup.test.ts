@@ -1,8 +1,9 @@
 /**
- * findBackup (core/scope.ts): a full id in a named profile is read by its key, without
- * listing the profile (on an object store with 10,000 backups a listing is 31 pages); a
- * prefix, a missing id or something that is not a regular file goes through the listing,
- * which words the error as always.
+ * findBackup (core/scope.ts): a full id is read by its key, in the named profile or in each
+ * profile folder of the root (Storage.children), without listing any profile (on an object
+ * store with 10,000 backups a listing is 31 pages); `latest` lists recent windows of each
+ * profile first. A prefix, a missing id, an id in several profiles or something that is not
+ * a regular file goes through the listing, which words the error as always.
  */
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -61,13 +62,37 @@ describe('findBackup', () => {
     expect(lists).toEqual([]);
   });
 
-  it('a prefix, an id without a profile, a missing id: through the listing, as before', async () => {
+  it('a full id without a profile: looked up in each profile folder by key, nothing is listed', async () => {
+    const storage = new LocalStorage(root);
+    await storage.putBytes(sidecarKey('db2', OTHER.replace('0d0e0f', '111111')), serializeSidecar(sampleSidecar({ id: OTHER.replace('0d0e0f', '111111'), profile: 'db2' })));
+    const anyProfile = scope(undefined);
+    expect((await findBackup(anyProfile.scope, ID)).sidecar.id).toBe(ID);
+    expect(anyProfile.lists).toEqual([]);
+    // The same id in two profiles: the listing words the ambiguity.
+    await storage.putBytes(sidecarKey('db2', ID), serializeSidecar(sampleSidecar({ id: ID, profile: 'db2' })));
+    const twice = scope(undefined);
+    await expect(findBackup(twice.scope, ID)).rejects.toThrow(/several profiles/);
+    expect(twice.lists.length).toBeGreaterThan(0);
+  });
+
+  it('latest without a profile: the recent window of every profile folder, the newest of them wins', async () => {
+    const storage = new LocalStorage(root);
+    const idAt = (msAgo: number, tail: string) => `${new Date(Date.now() - msAgo).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${tail}`;
+    const older = idAt(7_200_000, 'cccccc');
+    const newer = idAt(3_600_000, 'dddddd');
+    await storage.putBytes(sidecarKey('app', older), serializeSidecar(sampleSidecar({ id: older, profile: 'app', startedAt: new Date(Date.now() - 7_200_000).toISOString() })));
+    await storage.putBytes(sidecarKey('db2', newer), serializeSidecar(sampleSidecar({ id: newer, profile: 'db2', startedAt: new Date(Date.now() - 3_600_000).toISOString() })));
+    const anyProfile = scope(undefined);
+    const found = await findBackup(anyProfile.scope, 'latest');
+    expect(`${found.sidecar.profile}/${found.sidecar.id}`).toBe(`db2/${newer}`);
+    expect(anyProfile.lists.sort()).toEqual(['app', 'db2']);
+    expect(anyProfile.startAfters.every((after) => after !== undefined)).toBe(true);
+  });
+
+  it('a prefix, a missing id: through the listing, as before', async () => {
     const prefixed = scope('app');
     expect((await findBackup(prefixed.scope, '20261101T01')).sidecar.id).toBe(OTHER);
     expect(prefixed.lists.length).toBeGreaterThan(0);
-    const anyProfile = scope(undefined);
-    expect((await findBackup(anyProfile.scope, ID)).sidecar.id).toBe(ID);
-    expect(anyProfile.lists.length).toBeGreaterThan(0);
     const missing = scope('app');
     await expect(findBackup(missing.scope, '20261101T020000Z-000000')).rejects.toThrow(/not found/);
     expect(missing.lists.length).toBeGreaterThan(0);
