@@ -286,9 +286,13 @@ async function newestReadable(scope: BackupScope): Promise<LocatedBackup | null>
           continue;
         }
         const since = idStamp(new Date(Date.now() - window));
-        for (const profile of profiles.get(location) ?? []) {
-          for (const entry of await location.catalog.completed(profile, { startAfter: `${profile}/${since}` })) candidates.push({ ...entry, location });
-        }
+        const windowed: Array<{ profile: string; id: string }> = [];
+        await mapLimit(profiles.get(location) ?? [], 8, async (profile) => {
+          windowed.push(...(await location.catalog.completed(profile, { startAfter: `${profile}/${since}` })));
+        });
+        // In key order, as a listing gives them (ties between profiles resolve as with one).
+        windowed.sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+        for (const entry of windowed) candidates.push({ ...entry, location });
       } catch (error) {
         throw storageError(error, location.storage.location, 'listing backups', 'read');
       }
