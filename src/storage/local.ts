@@ -475,18 +475,27 @@ export class LocalStorage implements Storage {
     return { key, size: info.size, modifiedAt: info.mtime };
   }
 
-  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
+  /**
+   * The directory of a prefix and the prefix trimmed, or null when it lists nothing (missing,
+   * or a regular file); a symlink on the way is hostile (HostileEntryError).
+   */
+  private async prefixDir(prefix: string): Promise<{ dir: string; trimmed: string } | null> {
     const trimmed = normalizePrefix(prefix);
     const segments = trimmed === '' ? [] : trimmed.split('/');
-    // A prefix that is a regular file (or missing) lists nothing; a symlink on the way is hostile.
     try {
-      if ((await this.walkDirs(segments, false)) === 'missing') return [];
+      if ((await this.walkDirs(segments, false)) === 'missing') return null;
     } catch (error) {
-      if (error instanceof HostileEntryError && error.key === trimmed && error.kind === 'file') return [];
+      if (error instanceof HostileEntryError && error.key === trimmed && error.kind === 'file') return null;
       throw error;
     }
+    return { dir: trimmed === '' ? this.root : join(this.root, ...segments), trimmed };
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
+    const at = await this.prefixDir(prefix);
+    if (at === null) return [];
     const found: ObjectInfo[] = [];
-    await this.walk(trimmed === '' ? this.root : join(this.root, ...segments), trimmed, found, options);
+    await this.walk(at.dir, at.trimmed, found, options);
     return keysAfter(sortByKey(found), options.startAfter);
   }
 
@@ -532,17 +541,12 @@ export class LocalStorage implements Storage {
   }
 
   async children(prefix: string): Promise<string[]> {
-    const trimmed = normalizePrefix(prefix);
-    const segments = trimmed === '' ? [] : trimmed.split('/');
-    try {
-      if ((await this.walkDirs(segments, false)) === 'missing') return [];
-    } catch (error) {
-      if (error instanceof HostileEntryError && error.key === trimmed && error.kind === 'file') return [];
-      throw error;
-    }
+    const at = await this.prefixDir(prefix);
+    if (at === null) return [];
+    const { trimmed } = at;
     let entries: Dirent[];
     try {
-      entries = await readdir(trimmed === '' ? this.root : join(this.root, ...segments), { withFileTypes: true });
+      entries = await readdir(at.dir, { withFileTypes: true });
     } catch (error) {
       const code = errnoCode(error);
       if (code === 'ENOENT' || code === 'ENOTDIR') return [];

@@ -35,6 +35,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -669,51 +670,47 @@ export class S3Storage implements Storage {
     return { key, size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0), etag: head.ETag };
   }
 
-  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
-    const wanted = normalizePrefix(prefix);
+  /**
+   * Every page of a ListObjectsV2 under `prefix` (whole segments): `extra` adds StartAfter
+   * or Delimiter. Yields the page and the listed prefix (this.root + prefix + '/').
+   */
+  private async *listPages(wanted: string, extra: { StartAfter?: string; Delimiter?: string }): AsyncGenerator<{ page: ListObjectsV2CommandOutput; listPrefix: string }> {
     const listPrefix = this.root + (wanted === '' ? '' : `${wanted}/`);
-    const found: ObjectInfo[] = [];
     let token: string | undefined;
     do {
       const page = await this.call(wanted, 'listing', (client) =>
-        client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: listPrefix,
-            ContinuationToken: token,
-            MaxKeys: 1000,
-            // Ignored with a continuation token; filtered below too (a compatible store may ignore it).
-            ...(options.startAfter !== undefined ? { StartAfter: this.root + options.startAfter } : {}),
-          }),
-        ),
+        client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, ContinuationToken: token, MaxKeys: 1000, ...extra })),
       );
+      yield { page, listPrefix };
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<ObjectInfo[]> {
+    const found: ObjectInfo[] = [];
+    // StartAfter is ignored with a continuation token; filtered below too (a compatible store may ignore it).
+    const extra = options.startAfter !== undefined ? { StartAfter: this.root + options.startAfter } : {};
+    for await (const { page } of this.listPages(normalizePrefix(prefix), extra)) {
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined || !object.Key.startsWith(this.root)) continue;
         const key = object.Key.slice(this.root.length);
         if (!isValidKey(key)) continue; // probes and anything not ours
         found.push({ key, size: object.Size ?? 0, modifiedAt: object.LastModified ?? new Date(0), etag: object.ETag });
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+    }
     return keysAfter(sortByKey(found), options.startAfter);
   }
 
   async children(prefix: string): Promise<string[]> {
     const wanted = normalizePrefix(prefix);
-    const listPrefix = this.root + (wanted === '' ? '' : `${wanted}/`);
-    const names: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.call(wanted, 'listing', (client) =>
-        client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, Delimiter: '/', ContinuationToken: token, MaxKeys: 1000 })),
-      );
+    const names = new Set<string>();
+    for await (const { page, listPrefix } of this.listPages(wanted, { Delimiter: '/' })) {
       for (const common of page.CommonPrefixes ?? []) {
         const name = common.Prefix?.startsWith(listPrefix) ? common.Prefix.slice(listPrefix.length, -1) : '';
-        if (isValidKey(wanted === '' ? name : `${wanted}/${name}`) && !name.includes('/')) names.push(name);
+        if (isValidKey(wanted === '' ? name : `${wanted}/${name}`) && !name.includes('/')) names.add(name);
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
-    return [...new Set(names)].sort();
+    }
+    return [...names].sort();
   }
 
   async remove(key: string): Promise<void> {
