@@ -454,9 +454,12 @@ export function applyRetention(
 
   const timeZone = policy.timeZone ?? 'UTC';
   const sorted = [...backups].sort(compareNewestFirst);
-  const reasons = new Map<string, Set<KeepReason>>(sorted.map((b) => [b.id, new Set<KeepReason>()]));
+  // Only kept backups get a set: of 10,000 backups most are usually removed.
+  const reasons = new Map<string, Set<KeepReason>>();
   const keep = (backup: RetentionCandidate, reason: KeepReason): void => {
-    reasons.get(backup.id)?.add(reason);
+    const set = reasons.get(backup.id);
+    if (set) set.add(reason);
+    else reasons.set(backup.id, new Set([reason]));
   };
 
   const completed = sorted.filter((b) => b.status === 'completed');
@@ -535,8 +538,8 @@ export function applyRetention(
   }
 
   return sorted.map((backup) => {
-    const set = reasons.get(backup.id) ?? new Set<KeepReason>();
-    const list = KEEP_REASONS.filter((reason) => set.has(reason));
+    const set = reasons.get(backup.id);
+    const list = set === undefined ? [] : KEEP_REASONS.filter((reason) => set.has(reason));
     return {
       id: backup.id,
       createdAt: new Date(backup.createdAt.getTime()),
