@@ -230,10 +230,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // A closed stdout (`backupctl list | head`) is not an error worth a stack trace.
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  });
+  // A reader that went away (`backupctl list | head`, `2>&1 | head -1`, a log shipper that
+  // died) loses the rest of the output, nothing else: the run goes on to its end (its files,
+  // lock, scratch databases and run log handled as always) and exits with its own code.
+  // Unhandled, the EPIPE would kill the process mid-run and leave all of that behind.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   try {
     return await run(argv, {
       env: process.env,

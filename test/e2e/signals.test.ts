@@ -5,6 +5,7 @@
  * every file written for the backup.
  */
 import { execa } from 'execa';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BIN, baseEnv } from '../helpers/cli.js';
@@ -215,5 +216,30 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
     } finally {
       await lock.close();
     }
+  });
+});
+
+describe('create whose output readers go away (`2>&1 | head -1`, a log shipper that died)', () => {
+  it('runs to its end: exit 0, a complete backup, its lock released and its run logged', async () => {
+    const storage = await tempDir('st');
+    const config = await writeConfig(await tempDir('cfg'), { pgBinDir: cluster.binDir });
+    // `true` exits at once: every write to stdout or stderr meets a closed pipe (EPIPE).
+    const script = `${sh(process.execPath)} ${sh(BIN)} create --config ${sh(config)} --storage ${sh(storage)} --verbose 2>&1 | true; exit "\${PIPESTATUS[0]}"`;
+    const result = await execa('bash', ['-c', script], {
+      reject: false,
+      extendEnv: false,
+      env: baseEnv({ ...cluster.env(db), HOME: scratch.cwd }) as Record<string, string>,
+      cwd: scratch.cwd,
+      stdin: 'ignore',
+    });
+    expect(result.exitCode, String(result.stdout)).toBe(0);
+    const files = await listFiles(storage);
+    const sidecars = files.filter((file) => /\/\d{8}T\d{6}Z-[0-9a-f]{6}\.json$/.test(file));
+    expect(sidecars).toHaveLength(1);
+    expect(files.some((file) => file.endsWith('.dump.zst'))).toBe(true);
+    expect(files.filter((file) => path.basename(file).startsWith('.') || file.endsWith('lock.json'))).toEqual([]);
+    const profile = path.dirname(sidecars[0] as string);
+    const runs = (await readFile(path.join(storage, profile, 'runs.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { command: string; result: string });
+    expect(runs.at(-1)).toMatchObject({ command: 'create', result: 'succeeded', exitCode: 0 });
   });
 });
