@@ -27,8 +27,8 @@ import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
-import { createsPublicSchema, type TocEntry } from '../pg/toc.js';
+import { aclRoles, archiveNeeds, createsPublicSchema, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
+import type { TocEntry } from '../pg/toc.js';
 import type { Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
 import { openStreamedArchive } from './streamed-archive.js';
@@ -140,6 +140,8 @@ interface Prepared {
   toc: TocEntry[];
   /** Schemas the archive's tables live in but that it does not create (a --table dump): created first. */
   schemas: string[];
+  /** The archive creates `public` itself (see createsPublicSchema): the staging database's is dropped first. */
+  createsPublic: boolean;
 }
 
 /**
@@ -218,12 +220,13 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
     const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
+    const createsPublic = await withScratchDir(request.workDir, (dir) => createsPublicSchema(pgRestore.path, archive.path, toc, dir, offline));
     // The decoded archive's own checks (its digest, computed alongside the reads above):
     // before anything changes when the restore goes into the target itself (--force);
     // otherwise once pg_restore has read it, before the staging database takes the
     // target's place (see restoreBackup), so that hashing overlaps the restore.
     if (!plan.staging) await assertIntact(sidecar, archive);
-    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas };
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas, createsPublic };
   } catch (error) {
     await archive.dispose();
     throw error;
@@ -399,7 +402,7 @@ export async function restoreBackup(
     await sweepScratchDatabases(server, runtime);
     if (plan.staging) {
       await createStaging(server, plan, sidecar.database.encoding, scratchTag('staging', runtime));
-      if (createsPublicSchema(prepared.toc)) await dropEmptyPublicSchema(server, plan.staging);
+      if (prepared.createsPublic) await dropEmptyPublicSchema(server, plan.staging);
     }
     try {
       await createSchemas(server, into, prepared.schemas);

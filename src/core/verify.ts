@@ -12,8 +12,8 @@ import type { CountedTable } from '../pg/counts.js';
 import type { ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
-import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemasToCreate } from '../pg/restore.js';
-import { createsPublicSchema, type TocEntry } from '../pg/toc.js';
+import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemasToCreate, createsPublicSchema } from '../pg/restore.js';
+import type { TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
@@ -376,10 +376,11 @@ async function restoreCheck(
     const toc = await checkToc(sidecar, archive, pgRestore, offline);
     // A --table dump holds its tables but not their schemas: create those first.
     const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
+    const createsPublic = await withScratchDir(request.workDir, (dir) => createsPublicSchema(pgRestore.path, archive.path, toc, dir, offline));
     const env = await childEnv(server, runtime.env, name);
     try {
       await creating;
-      if (createsPublicSchema(toc)) await dropEmptyPublicSchema(server, name);
+      if (createsPublic) await dropEmptyPublicSchema(server, name);
       await createSchemas(server, name, schemas);
       restoring = true;
       runtime.reporter.info(`restoring into throwaway database ${name}`);
@@ -423,7 +424,10 @@ async function restoreCheck(
       }
       const restored = await (early ? early.finish(runtime.signal) : countDatabaseRows(server, name, runtime.signal)).catch((error: unknown) => {
         if (runtime.signal.aborted) throw error;
-        throw new VerifyEnvironmentError(`could not count the restored rows: ${(error as Error).message}`, { cause: error });
+        throw new VerifyEnvironmentError(`could not count the restored rows: ${(error as Error).message}`, {
+          hint: error instanceof BackupctlError ? error.hint : undefined,
+          cause: error,
+        });
       });
       if (early) runtime.reporter.debug(`counted ${early.countedEarly} of ${restored.length} tables while pg_restore ran`);
       const mismatches = compareCounts(sidecar, restored);

@@ -46,8 +46,29 @@ export async function connect(settings: ConnectionSettings, database = settings.
     await client.end().catch(() => undefined);
     throw connectionError(error, { ...settings, database });
   }
+  try {
+    await client.query(SESSION_SETTINGS);
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw queryError(error, `cannot set up a session on ${describeConnection({ ...settings, database })}`);
+  }
   return client;
 }
+
+/**
+ * What pg_dump and pg_restore set in their own sessions, set in ours (as session settings,
+ * not startup options, which a pooler may refuse): a timeout set on the database or the
+ * role (`ALTER DATABASE ... SET statement_timeout`) must not cancel a row count of a large
+ * table, nor end the transaction that holds the backup's snapshot while pg_dump runs; and
+ * row security is off, so that a count is the table's true number of rows or an error
+ * (42501, as pg_dump fails), never a number filtered by a policy. Only the settings this
+ * server has are set (transaction_timeout is PostgreSQL 17+, idle_session_timeout 14+);
+ * statement_timeout first, so that the query that looks them up is not cancelled itself.
+ */
+const SESSION_SETTINGS = `SET statement_timeout = 0;
+SELECT pg_catalog.set_config(name, CASE name WHEN 'row_security' THEN 'off' ELSE '0' END, false)
+  FROM pg_catalog.pg_settings
+ WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout', 'row_security')`;
 
 interface PgErrorLike {
   code?: string;

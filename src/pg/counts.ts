@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { queryError, quoteIdent } from './client.js';
+import { BackupctlError } from '../errors.js';
+import { queryError, quoteIdent, sqlState } from './client.js';
 
 /** Row count of one table, keyed by OID so it can be matched with an archive's TOC. */
 export interface CountedTable {
@@ -20,6 +21,8 @@ export interface CountableTable {
   isPartition: boolean;
   /** Has inheritance children: a plain `count(*)` would include their rows (countTable uses ONLY). */
   hasChildren: boolean;
+  /** Row-level security is on: counting (with row_security off) needs a role that bypasses it. */
+  rowSecurity: boolean;
 }
 
 /**
@@ -28,9 +31,9 @@ export interface CountableTable {
  */
 export async function listCountableTables(client: pg.Client): Promise<CountableTable[]> {
   const { rows } = await client
-    .query<{ oid: string; schema: string; name: string; relkind: 'r' | 'm'; ispartition: boolean; haschildren: boolean }>(
+    .query<{ oid: string; schema: string; name: string; relkind: 'r' | 'm'; ispartition: boolean; haschildren: boolean; rowsecurity: boolean }>(
       `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
-              c.relispartition AS ispartition, c.relhassubclass AS haschildren
+              c.relispartition AS ispartition, c.relhassubclass AS haschildren, c.relrowsecurity AS rowsecurity
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated))
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -50,6 +53,7 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
     relkind: r.relkind,
     isPartition: r.ispartition,
     hasChildren: r.haschildren,
+    rowSecurity: r.rowsecurity,
   }));
 }
 
@@ -61,14 +65,26 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
  * Partitions are leaf tables (a partitioned root has no rows of its own and is not
  * counted); materialized views have no children.
  */
-export async function countTable(client: pg.Client, table: Pick<CountableTable, 'oid' | 'schema' | 'name'> & { relkind?: 'r' | 'm' }): Promise<CountedTable> {
+export async function countTable(
+  client: pg.Client,
+  table: Pick<CountableTable, 'oid' | 'schema' | 'name'> & { relkind?: 'r' | 'm'; rowSecurity?: boolean },
+): Promise<CountedTable> {
   const only = table.relkind === 'm' ? '' : 'ONLY ';
   const sql = `SELECT count(*)::int8 AS rows FROM ${only}${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+  const doing = `cannot count rows of ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
   try {
     const { rows } = await client.query<{ rows: string }>(sql);
     return { oid: table.oid, schema: table.schema, name: table.name, rows: Number(rows[0]?.rows ?? 0) };
   } catch (error) {
-    throw queryError(error, `cannot count rows of ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`);
+    // Sessions run with row_security off (client.ts): a policy that would hide rows from
+    // this role is an error (42501), never a smaller count.
+    if (table.rowSecurity && sqlState(error) === '42501') {
+      throw new BackupctlError(`${doing}: the table has row-level security and the role ${client.user ?? ''} does not bypass it`, {
+        hint: 'run as a superuser or a role with BYPASSRLS (pg_dump needs the same to dump the table)',
+        cause: error,
+      });
+    }
+    throw queryError(error, doing);
   }
 }
 

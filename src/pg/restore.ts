@@ -398,6 +398,19 @@ export function schemasInSql(sql: string): { created: string[]; used: string[] }
 }
 
 /**
+ * True when the archive creates the `public` schema itself (see admin.ts
+ * dropEmptyPublicSchema): `pg_dump --schema public` writes `CREATE SCHEMA public;`. A whole
+ * database's dump has a SCHEMA public entry too when the schema's owner, comment or
+ * privileges differ from a new database's, but only to set those (`ALTER SCHEMA public
+ * OWNER TO ...`): the schema must then stay. Told apart by the entry's own SQL.
+ */
+export async function createsPublicSchema(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<boolean> {
+  const entry = entries.filter((e) => e.type === 'SCHEMA' && /^- public(\s|$)/.test(e.rest));
+  if (entry.length === 0) return false;
+  return schemasInSql(await entriesSql(pgRestore, archive, entry, join(listDir, 'public.list'), 'schema public', run)).created.includes('public');
+}
+
+/**
  * Schemas the archive's relations live in but that it does not create: `pg_dump --table
  * app.orders` dumps the table, not its schema, so restoring it into a new database fails
  * with "schema app does not exist". These must be created first. (`public` exists in

@@ -140,8 +140,3 @@ export async function tablesSelectedBy(
     throw childFailure('pg_dump --schema-only', error, run.signal);
   }
 }
-
-/** True when the archive creates the `public` schema itself (see admin.ts dropEmptyPublicSchema). */
-export function createsPublicSchema(toc: readonly TocEntry[]): boolean {
-  return toc.some((entry) => entry.type === 'SCHEMA' && /^- public(\s|$)/.test(entry.rest));
-}

@@ -190,6 +190,7 @@ describe('matchTables', () => {
     relkind: 'r',
     isPartition: false,
     hasChildren: false,
+    rowSecurity: false,
     ...extra,
   });
 

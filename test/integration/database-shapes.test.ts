@@ -1,0 +1,123 @@
+/**
+ * Databases as operators have them, beyond the samples: settings and ownership that
+ * pg_dump and pg_restore handle themselves and backupctl's own sessions must too.
+ * - the `public` schema owned by another role: its archive entry only sets the owner
+ *   (no CREATE SCHEMA), so the new database's `public` must stay: verify passes and
+ *   restore brings the owner back;
+ * - a database-level statement_timeout (pg_dump turns it off in its session): the row
+ *   counts of create and verify are not cancelled by it;
+ * - FORCE ROW LEVEL SECURITY, verified by the table owner without BYPASSRLS: the counts
+ *   run with row_security off, so the policy is an error (NOT VERIFIED, exit 1, with a
+ *   hint), never a smaller count read as data loss (a FAILED verdict recorded).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackup, makeTempDir, readSidecar, removeDirs } from '../helpers/backups.js';
+import { baseEnv, runCli } from '../helpers/cli.js';
+import { quoteIdent } from '../helpers/cluster.js';
+import { connectProvided, uniqueName } from '../helpers/pg.js';
+
+const cluster = connectProvided();
+const dirs: string[] = [];
+const databases: string[] = [];
+const roles: string[] = [];
+let work: string;
+let storage: string;
+
+function newDb(prefix: string): string {
+  const name = uniqueName(prefix);
+  databases.push(name);
+  return name;
+}
+
+function newRole(prefix: string): string {
+  const name = uniqueName(prefix);
+  roles.push(name);
+  return name;
+}
+
+function cli(argv: string[], env: Record<string, string | undefined> = baseEnv(cluster.env('postgres'))) {
+  return runCli([...argv, '--storage', storage], { env, cwd: work });
+}
+
+beforeAll(async () => {
+  work = await makeTempDir('shapes');
+  dirs.push(work);
+  storage = `${work}/backups`;
+});
+
+afterAll(async () => {
+  const all = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database');
+  for (const { datname } of all) {
+    if (databases.some((db) => datname === db || datname.startsWith(`${db}_restoring_`) || datname.startsWith(`${db}_old_`))) await cluster.dropDatabase(datname);
+  }
+  for (const role of roles) await cluster.query('postgres', `DROP ROLE IF EXISTS ${quoteIdent(role)}`);
+  await removeDirs(dirs);
+});
+
+describe('database shapes', () => {
+  it('a public schema owned by another role: verify passes, restore keeps the schema and its owner', async () => {
+    const owner = newRole('shp_owner');
+    await cluster.createRole(owner, 'unused-password', 'NOLOGIN');
+    const db = newDb('shp_pubowner');
+    await cluster.createDatabase(db);
+    await cluster.query(db, `ALTER SCHEMA public OWNER TO ${quoteIdent(owner)}; CREATE TABLE public.t (x int); INSERT INTO public.t SELECT generate_series(1, 50)`);
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+
+    for (const jobs of ['1', '2']) {
+      const verified = await cli(['verify', id, '--profile', db, '--jobs', jobs]);
+      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    }
+    const target = newDb('shp_pubowner_r');
+    const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const [row] = await cluster.query<{ owner: string; rows: string }>(
+      target,
+      "SELECT nspowner::regrole::text AS owner, (SELECT count(*) FROM public.t)::text AS rows FROM pg_namespace WHERE nspname = 'public'",
+    );
+    expect(row).toEqual({ owner, rows: '50' });
+  });
+
+  it('a database-level statement_timeout cancels neither the row counts of create nor those of verify', async () => {
+    const db = newDb('shp_timeout');
+    await cluster.createDatabase(db);
+    // 300,000 rows take far longer than 1 ms to count.
+    await cluster.query(db, 'CREATE TABLE big (id int); INSERT INTO big SELECT generate_series(1, 300000)');
+    await cluster.query('postgres', `ALTER DATABASE ${quoteIdent(db)} SET statement_timeout = '1ms'`);
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.tables).toEqual([{ schema: 'public', name: 'big', rows: 300000 }]);
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  });
+
+  it('FORCE ROW LEVEL SECURITY verified by the owner without BYPASSRLS: NOT VERIFIED with a hint, nothing recorded; a superuser verifies it', async () => {
+    const owner = newRole('shp_rls');
+    await cluster.createRole(owner, 'rls-pw', 'CREATEDB');
+    const db = newDb('shp_rls');
+    await cluster.createDatabase(db);
+    await cluster.query(
+      db,
+      `ALTER DATABASE ${quoteIdent(db)} OWNER TO ${quoteIdent(owner)};
+       CREATE TABLE public.s (id int, who text);
+       INSERT INTO public.s SELECT g, 'x' FROM generate_series(1, 300) g;
+       ALTER TABLE public.s OWNER TO ${quoteIdent(owner)};
+       ALTER TABLE public.s ENABLE ROW LEVEL SECURITY;
+       ALTER TABLE public.s FORCE ROW LEVEL SECURITY;
+       CREATE POLICY p ON public.s USING (who = current_user)`,
+    );
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.tables).toEqual([{ schema: 'public', name: 's', rows: 300 }]);
+
+    const asOwner = baseEnv({ ...cluster.env('postgres'), PGUSER: owner, PGPASSWORD: 'rls-pw' });
+    const refused = await cli(['verify', id, '--profile', db], asOwner);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(1);
+    expect(refused.stdout).toMatch(/NOT VERIFIED/);
+    expect(refused.stdout + refused.stderr).toMatch(/row-level security/);
+    expect(refused.stdout + refused.stderr).toMatch(/BYPASSRLS/);
+    expect((await readSidecar(storage, db, id)).sidecar.verifications).toEqual([]);
+
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  });
+});
