@@ -454,7 +454,7 @@ export async function restoreBackup(
       }
     } catch (error) {
       if (plan.staging) {
-        await dropDatabase(server, plan.staging).catch((dropError: unknown) => {
+        await dropDatabase(server, plan.staging, { restored: true }).catch((dropError: unknown) => {
           runtime.reporter.warn(`could not drop the staging database ${plan.staging}: ${(dropError as Error).message}`);
         });
       }
@@ -520,7 +520,7 @@ async function createStaging(server: ConnectionSettings, plan: RestorePlan, enco
   } catch (error) {
     // insufficient_privilege: the role may not give the database to the target's owner.
     if (!owner || sqlState(error) !== '42501') throw error;
-    await dropDatabase(server, staging).catch(() => undefined);
+    await dropDatabase(server, staging, { restored: true }).catch(() => undefined);
     await createDatabase(server, staging, { encoding, scratch });
   }
 }

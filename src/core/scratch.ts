@@ -63,7 +63,7 @@ export async function sweepScratchDatabases(server: ConnectionSettings, runtime:
     }
     if (state !== 'dead') continue;
     try {
-      await dropDatabase(server, database.database);
+      await dropDatabase(server, database.database, { restored: true });
       result.dropped.push(database.database);
       runtime.reporter.info(`dropped leftover ${database.kind} database ${database.database} of a run that was killed (pid ${database.pid}, ${database.startedAt})`);
     } catch (error) {

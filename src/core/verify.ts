@@ -449,7 +449,7 @@ async function restoreCheck(
     // Not subject to the run's abort signal: the throwaway database must go, even on Ctrl-C.
     await creating?.catch(() => undefined);
     if (created && !(request.keep && restoring)) {
-      await maintenance.dropDatabase(name).catch((error: unknown) => {
+      await maintenance.dropDatabase(name, { restored: true }).catch((error: unknown) => {
         runtime.reporter.warn(`could not drop the throwaway database ${name}: ${(error as Error).message}`);
       });
     } else if (created) {

@@ -139,9 +139,42 @@ export async function scratchDatabases(settings: ConnectionSettings): Promise<Sc
   });
 }
 
-/** DROP DATABASE IF EXISTS ... WITH (FORCE) on 13+, after ending other sessions on older servers. */
-export async function dropDatabase(settings: ConnectionSettings, name: string): Promise<void> {
+/**
+ * DROP DATABASE IF EXISTS ... WITH (FORCE) on 13+, after ending other sessions on older
+ * servers. `restored`: a database backupctl restored an archive into (a verify throwaway,
+ * a restore's staging database), whose subscriptions go first (see dropSubscriptions).
+ */
+export async function dropDatabase(settings: ConnectionSettings, name: string, options: { restored?: boolean } = {}): Promise<void> {
+  if (options.restored) await dropSubscriptions(settings, name);
   await withMaintenance(settings, (client) => dropOn(client, name));
+}
+
+/**
+ * A database holding a subscription cannot be dropped. pg_dump writes subscriptions with
+ * `connect = false`: restored, they are disabled and were never connected, so each is
+ * detached from its replication slot (which belongs to the publisher's real subscriber)
+ * and dropped, touching nothing on the publisher. Best effort: a database that cannot be
+ * reached, a server before 10, or a role that cannot read pg_subscription leaves the DROP
+ * DATABASE that follows to report what stops it.
+ */
+async function dropSubscriptions(settings: ConnectionSettings, database: string): Promise<void> {
+  const client = await connect(settings, database).catch(() => null);
+  if (!client) return;
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT subname AS name FROM pg_catalog.pg_subscription
+        WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())`,
+    );
+    for (const { name } of rows) {
+      await client.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
+      await client.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);
+      await client.query(`DROP SUBSCRIPTION ${quoteIdent(name)}`);
+    }
+  } catch {
+    // see above: DROP DATABASE reports it
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 async function dropOn(client: pg.Client, name: string, versionNum?: number): Promise<void> {
@@ -231,7 +264,8 @@ export class MaintenanceConnection {
    * See dropDatabase: on this connection when it is sound and was used lately, else (or
    * when that fails) on a fresh one.
    */
-  async dropDatabase(name: string): Promise<void> {
+  async dropDatabase(name: string, options: { restored?: boolean } = {}): Promise<void> {
+    if (options.restored) await dropSubscriptions(this.settings, name);
     if (!this.broken && performance.now() - this.idleSince < REUSE_IDLE_MS) {
       try {
         await this.use((client) => dropOn(client, name, this.versionNum));

@@ -8,7 +8,9 @@
  *   counts of create and verify are not cancelled by it;
  * - FORCE ROW LEVEL SECURITY, verified by the table owner without BYPASSRLS: the counts
  *   run with row_security off, so the policy is an error (NOT VERIFIED, exit 1, with a
- *   hint), never a smaller count read as data loss (a FAILED verdict recorded).
+ *   hint), never a smaller count read as data loss (a FAILED verdict recorded);
+ * - a logical-replication subscription (restored disabled, never connected): the verify
+ *   throwaway database holding it is still dropped, and nothing is left behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackup, makeTempDir, readSidecar, removeDirs } from '../helpers/backups.js';
@@ -119,5 +121,29 @@ describe('database shapes', () => {
 
     const verified = await cli(['verify', id, '--profile', db]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  });
+
+  it('a subscription: verify passes and drops its throwaway database, the publisher untouched', async () => {
+    const db = newDb('shp_sub');
+    await cluster.createDatabase(db);
+    const env = cluster.env('postgres');
+    const conninfo = `host=${env.PGHOST} port=${env.PGPORT} dbname=postgres user=${env.PGUSER}`;
+    await cluster.query(db, 'CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1)');
+    const sub = uniqueName('shp_s');
+    await cluster.query(db, `CREATE SUBSCRIPTION ${quoteIdent(sub)} CONNECTION '${conninfo}' PUBLICATION nopub WITH (connect = false)`);
+    try {
+      const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+      const verified = await cli(['verify', id, '--profile', db]);
+      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+      expect(verified.stderr).not.toMatch(/could not drop/);
+      const throwaway = `backupctl_verify_${id.toLowerCase().replace('-', '_')}_`;
+      const left = await cluster.query('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [throwaway]);
+      expect(left).toEqual([]);
+      // Only the source's own subscription is left on the server.
+      const subs = await cluster.query<{ subname: string }>('postgres', 'SELECT subname FROM pg_subscription');
+      expect(subs.map((row) => row.subname)).toEqual([sub]);
+    } finally {
+      await cluster.query(db, `ALTER SUBSCRIPTION ${quoteIdent(sub)} DISABLE; ALTER SUBSCRIPTION ${quoteIdent(sub)} SET (slot_name = NONE); DROP SUBSCRIPTION ${quoteIdent(sub)}`);
+    }
   });
 });
