@@ -26,6 +26,18 @@ export const TableCountSchema = z.object({
   rows: nonNegativeInt,
 });
 
+/** A database's locale: libc's LC_COLLATE/LC_CTYPE, and the ICU or builtin locale where that is the provider. */
+export const DatabaseLocaleSchema = z.object({
+  provider: z.enum(['libc', 'icu', 'builtin']),
+  collate: identifier,
+  ctype: identifier,
+  /** The ICU locale (provider icu) or the builtin one (provider builtin). */
+  locale: identifier.nullable(),
+  /** ICU tailoring rules (PostgreSQL 16+). */
+  icuRules: shortText.nullable(),
+});
+export type DatabaseLocale = z.infer<typeof DatabaseLocaleSchema>;
+
 export const VerificationSchema = z.object({
   at: isoTime,
   level: z.enum(['checksum', 'archive', 'restore']),
@@ -110,6 +122,11 @@ export const SidecarSchema = z.object({
     sizeBytes: nonNegativeInt,
     encoding: identifier,
     largeObjects: nonNegativeInt,
+    /**
+     * The database's locale as pg_database has it (absent in sidecars written before it was
+     * recorded): verify's throwaway and restore's staging database are created with it.
+     */
+    locale: DatabaseLocaleSchema.optional(),
   }),
   dump: z.object({
     format: z.enum(['custom', 'directory']),

@@ -216,6 +216,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         sizeBytes: facts.sizeBytes,
         encoding: facts.encoding,
         largeObjects: facts.largeObjects,
+        locale: facts.locale,
       },
       dump: { ...profile.dump, snapshot: session.snapshotId, tocEntries: artifact.toc.length },
       artifact: {

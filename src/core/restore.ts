@@ -18,7 +18,7 @@ import {
   renameDatabase,
   swapDatabases,
   unavailableExtensions,
-  type ScratchTag,
+  type CreateOptions,
   type TargetState,
 } from '../pg/admin.js';
 import { findClient, type ClientBinary } from '../pg/binaries.js';
@@ -401,7 +401,12 @@ export async function restoreBackup(
     // Staging databases of restores that were killed go first.
     await sweepScratchDatabases(server, runtime);
     if (plan.staging) {
-      await createStaging(server, plan, sidecar.database.encoding, scratchTag('staging', runtime));
+      await createStaging(server, plan, {
+        encoding: sidecar.database.encoding,
+        locale: sidecar.database.locale,
+        scratch: scratchTag('staging', runtime),
+        onFallback: (reason) => runtime.reporter.warn(`database ${plan.target} is ${reason}; text sorts and compares by bytes there`),
+      });
       if (prepared.createsPublic) await dropEmptyPublicSchema(server, plan.staging);
     }
     try {
@@ -512,15 +517,15 @@ export function psqlCommand(server: ConnectionSettings, statements: readonly str
 }
 
 /** The staging database gets the target's owner when we may give it, so the swap changes no ownership. */
-async function createStaging(server: ConnectionSettings, plan: RestorePlan, encoding: string, scratch: ScratchTag): Promise<void> {
+async function createStaging(server: ConnectionSettings, plan: RestorePlan, options: CreateOptions): Promise<void> {
   const staging = plan.staging as string;
   const owner = plan.targetState.owner ?? undefined;
   try {
-    await createDatabase(server, staging, { encoding, owner, scratch });
+    await createDatabase(server, staging, { ...options, owner });
   } catch (error) {
     // insufficient_privilege: the role may not give the database to the target's owner.
     if (!owner || sqlState(error) !== '42501') throw error;
     await dropDatabase(server, staging, { restored: true }).catch(() => undefined);
-    await createDatabase(server, staging, { encoding, scratch });
+    await createDatabase(server, staging, options);
   }
 }

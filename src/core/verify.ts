@@ -361,7 +361,14 @@ async function restoreCheck(
   let counter: RestoreCounter | null = null;
   try {
     const { version, num } = await maintenance.version();
-    creating = maintenance.createDatabase(name, { encoding: sidecar.database.encoding, scratch: scratchTag('verify', runtime) }).then(() => {
+    creating = maintenance
+      .createDatabase(name, {
+        encoding: sidecar.database.encoding,
+        locale: sidecar.database.locale,
+        scratch: scratchTag('verify', runtime),
+        onFallback: (reason) => runtime.reporter.warn(`throwaway database ${name} ${reason}`),
+      })
+      .then(() => {
       created = true;
     });
     creating.catch(() => undefined); // awaited below, or settled in finally

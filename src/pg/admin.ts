@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { connect, queryError, quoteIdent, sqlState } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 import { countRows, type CountedTable } from './counts.js';
+import { C_LOCALE, localeClause, type DatabaseLocale } from './locale.js';
 
 /**
  * Server-level operations for verify and restore: creating, inspecting, renaming and
@@ -76,6 +77,15 @@ export async function createDatabase(settings: ConnectionSettings, name: string,
 
 export interface CreateOptions {
   encoding?: string;
+  /**
+   * The source's locale (sidecar database.locale). When the server cannot create a
+   * database with it (a locale this host lacks, an ICU-less build), or with the encoding
+   * alone (an old sidecar's LATIN1 on a server whose default locale is UTF-8), the
+   * database is created with the C locale, which fits every encoding, and `onFallback` is
+   * told why.
+   */
+  locale?: DatabaseLocale | undefined;
+  onFallback?: ((reason: string) => void) | undefined;
   owner?: string;
   /**
    * Marks the database as a scratch database of this run (its COMMENT, see
@@ -95,13 +105,30 @@ export interface ScratchTag {
 
 const SCRATCH_COMMENT_PREFIX = 'backupctl scratch ';
 
+/** SQLSTATEs of CREATE DATABASE refusing a locale: invalid_parameter_value (encoding and locale do not fit), wrong_object_type (no such locale), feature_not_supported (no ICU), undefined_object. */
+const LOCALE_REFUSED = new Set(['22023', '42809', '0A000', '42704']);
+
 async function createOn(client: pg.Client, name: string, options: CreateOptions): Promise<void> {
-  let sql = `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`;
-  if (options.encoding) sql += ` ENCODING ${literal(options.encoding)}`;
-  if (options.owner) sql += ` OWNER ${quoteIdent(options.owner)}`;
-  await client.query(sql).catch((error: unknown) => {
-    throw queryError(error, `cannot create database ${quoteIdent(name)}`);
-  });
+  const create = async (locale: DatabaseLocale | undefined): Promise<void> => {
+    let sql = `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`;
+    if (options.encoding) sql += ` ENCODING ${literal(options.encoding)}`;
+    if (locale) sql += localeClause(locale, await serverVersionNum(client), literal);
+    if (options.owner) sql += ` OWNER ${quoteIdent(options.owner)}`;
+    await client.query(sql);
+  };
+  try {
+    await create(options.locale);
+  } catch (error) {
+    const state = sqlState(error);
+    if (state === undefined || !LOCALE_REFUSED.has(state) || !options.encoding) throw queryError(error, `cannot create database ${quoteIdent(name)}`);
+    const wanted = options.locale ? describeLocale(options.locale) : 'the server\'s default locale';
+    try {
+      await create(C_LOCALE);
+    } catch (retryError) {
+      throw queryError(retryError, `cannot create database ${quoteIdent(name)}`);
+    }
+    options.onFallback?.(`created with the C locale: this server refused ${wanted} for encoding ${options.encoding} (${(error as Error).message})`);
+  }
   if (options.scratch) {
     await client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${literal(SCRATCH_COMMENT_PREFIX + JSON.stringify(options.scratch))}`).catch((error: unknown) => {
       throw queryError(error, `cannot mark database ${quoteIdent(name)} as scratch`);
@@ -463,4 +490,13 @@ export async function databaseNames(settings: ConnectionSettings): Promise<Set<s
     const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database');
     return new Set(rows.map((row) => row.datname));
   });
+}
+
+async function serverVersionNum(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`);
+  return Number(rows[0]?.num ?? 0);
+}
+
+function describeLocale(locale: DatabaseLocale): string {
+  return locale.provider === 'libc' || locale.locale === null ? `locale ${locale.collate}` : `${locale.provider} locale ${locale.locale}`;
 }

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { connect, queryError } from './client.js';
 import { countRows, type CountedTable } from './counts.js';
+import { localeOf, type DatabaseLocale } from './locale.js';
 import type { ConnectionSettings } from './connection.js';
 
 export type { CountedTable } from './counts.js';
@@ -11,6 +12,7 @@ export interface DatabaseFacts {
   database: string;
   sizeBytes: number;
   encoding: string;
+  locale: DatabaseLocale;
   largeObjects: number;
   /** The role may read pg_authid (superusers): pg_dumpall can include role passwords. */
   canReadRolePasswords: boolean;
@@ -57,14 +59,18 @@ export class SnapshotSession {
         encoding: string;
         large_objects: string;
         role_passwords: boolean;
+        db: Record<string, unknown>;
       }>(`SELECT current_setting('server_version') AS server_version,
                  current_setting('server_version_num') AS server_version_num,
                  current_database() AS database,
                  pg_database_size(current_database())::text AS size,
                  pg_encoding_to_char(encoding) AS encoding,
                  (SELECT count(*) FROM pg_largeobject_metadata)::text AS large_objects,
-                 has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS role_passwords
-            FROM pg_database WHERE datname = current_database()`);
+                 has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS role_passwords,
+                 -- the locale columns differ between versions (datlocprovider 15+,
+                 -- daticulocale 15-16, datlocale 17+, daticurules 16+): taken as a whole row
+                 to_jsonb(d) AS db
+            FROM pg_database d WHERE datname = current_database()`);
       const row = rows[0];
       if (!row) throw new Error('current database not found in pg_database');
       return {
@@ -73,6 +79,7 @@ export class SnapshotSession {
         database: row.database,
         sizeBytes: Number(row.size),
         encoding: row.encoding,
+        locale: localeOf(row.db),
         largeObjects: Number(row.large_objects),
         canReadRolePasswords: row.role_passwords,
       };

@@ -10,8 +10,14 @@
  *   run with row_security off, so the policy is an error (NOT VERIFIED, exit 1, with a
  *   hint), never a smaller count read as data loss (a FAILED verdict recorded);
  * - a logical-replication subscription (restored disabled, never connected): the verify
- *   throwaway database holding it is still dropped, and nothing is left behind.
+ *   throwaway database holding it is still dropped, and nothing is left behind;
+ * - a LATIN1 database, a libc locale other than the server's default, an ICU database:
+ *   the sidecar records the locale, verify's throwaway and restore's staging database are
+ *   created with it (a LATIN1 archive could not be restored into the server's UTF-8
+ *   default at all; an ICU database came back sorting by another collation); a sidecar
+ *   from before the locale was recorded falls back to the C locale, with a warning.
  */
+import { readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackup, makeTempDir, readSidecar, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli } from '../helpers/cli.js';
@@ -145,5 +151,66 @@ describe('database shapes', () => {
     } finally {
       await cluster.query(db, `ALTER SUBSCRIPTION ${quoteIdent(sub)} DISABLE; ALTER SUBSCRIPTION ${quoteIdent(sub)} SET (slot_name = NONE); DROP SUBSCRIPTION ${quoteIdent(sub)}`);
     }
+  });
+
+  it('a LATIN1 database: the locale is recorded, verify passes, restore --create brings back encoding, locale and bytes', async () => {
+    const db = newDb('shp_latin1');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(db)} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C'`);
+    await cluster.query(db, "CREATE TABLE t (s text); INSERT INTO t VALUES ('café'), ('Ünïcödé'), ('plain')");
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.database).toMatchObject({ encoding: 'LATIN1', locale: { provider: 'libc', collate: 'C', ctype: 'C', locale: null } });
+    for (const jobs of ['1', '2']) {
+      const verified = await cli(['verify', id, '--profile', db, '--jobs', jobs]);
+      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+      expect(verified.stderr).not.toMatch(/C locale/);
+    }
+    const target = newDb('shp_latin1_r');
+    const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const [row] = await cluster.query<{ encoding: string; collate: string; bytes: string }>(
+      target,
+      "SELECT pg_encoding_to_char(encoding) AS encoding, datcollate AS collate, (SELECT string_agg(encode(convert_to(s, 'LATIN1'), 'hex'), ',' ORDER BY s) FROM t) AS bytes FROM pg_database WHERE datname = current_database()",
+    );
+    const [source] = await cluster.query<{ bytes: string }>(db, "SELECT string_agg(encode(convert_to(s, 'LATIN1'), 'hex'), ',' ORDER BY s) AS bytes FROM t");
+    expect(row).toEqual({ encoding: 'LATIN1', collate: 'C', bytes: source?.bytes });
+  });
+
+  it('a sidecar from before the locale was recorded: a LATIN1 backup still verifies, in a C-locale throwaway database, with a warning', async () => {
+    const db = newDb('shp_latin1_old');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(db)} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C'`);
+    await cluster.query(db, "CREATE TABLE t (s text); INSERT INTO t VALUES ('café')");
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const file = `${storage}/${db}/${id}.json`;
+    const old = JSON.parse(await readFile(file, 'utf8')) as { database: Record<string, unknown> };
+    delete old.database.locale;
+    await writeFile(file, `${JSON.stringify(old, null, 2)}\n`);
+    const verified = await cli(['verify', id, '--profile', db]);
+    const server = await cluster.query<{ collate: string }>('postgres', "SELECT datcollate AS collate FROM pg_database WHERE datname = 'template0'");
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    // Created with the server's default locale when it fits LATIN1, with C (and a warning) when not.
+    if (!/^(C|POSIX)$/.test(server[0]?.collate ?? '')) expect(verified.stderr).toMatch(/created with the C locale/);
+  });
+
+  it('a libc locale other than the server default, and an ICU database: restore --create keeps them', async () => {
+    const libc = newDb('shp_locale_c');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(libc)} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'`);
+    const icu = newDb('shp_icu');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(icu)} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'sv-SE' LOCALE 'C'`);
+    for (const db of [libc, icu]) {
+      await cluster.query(db, "CREATE TABLE w (s text); INSERT INTO w VALUES ('z'), ('ä'), ('a'), ('ö'), ('o'), ('Z'), ('B')");
+      const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+      const target = newDb(`${db.slice(0, 12)}_r`);
+      const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
+      expect(restored.code, restored.stderr).toBe(0);
+      const describe = (name: string) =>
+        cluster.query<{ provider: string; collate: string; icu: string | null; sorted: string }>(
+          name,
+          "SELECT datlocprovider::text AS provider, datcollate AS collate, daticulocale AS icu, (SELECT string_agg(s, ' ' ORDER BY s) FROM w) AS sorted FROM pg_database WHERE datname = current_database()",
+        );
+      expect(await describe(target)).toEqual(await describe(db));
+    }
+    // Swedish order puts ä and ö after z; C order puts upper case first.
+    expect((await cluster.query<{ sorted: string }>(icu, "SELECT string_agg(s, ' ' ORDER BY s) AS sorted FROM w"))[0]?.sorted).toBe('a B o z Z ä ö');
   });
 });
