@@ -3,7 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { ProfileSettings, ResolvedSettings } from '../config/resolve.js';
+import { unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import { connect } from '../pg/client.js';
 import { chooseClient, discoverClients, serverMajor } from '../pg/binaries.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
@@ -66,6 +66,9 @@ function profilesToCheck(settings: ResolvedSettings): Array<ProfileSettings | un
 }
 
 export async function checkProfiles(settings: ResolvedSettings, runtime: Runtime, flags: { dbUrl?: string | undefined }): Promise<CheckResult> {
+  // A name the config does not define is a usage error (exit 2), as in every command, not
+  // a failed check: there is no profile to check.
+  if (settings.named !== undefined && settings.profiles.size > 0 && !settings.profiles.has(settings.named)) throw unknownProfile(settings, settings.named);
   const profiles: ProfileCheck[] = [];
   for (const chosen of profilesToCheck(settings)) {
     const scoped: ResolvedSettings = chosen ? { ...settings, named: chosen.name } : settings;

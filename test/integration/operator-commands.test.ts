@@ -135,6 +135,14 @@ describe('check', () => {
     expect((await listFiles(storage)).filter((f) => f.includes('probe'))).toEqual([]);
   });
 
+  it('a profile the config does not define is a usage error (exit 2), as in every command', async () => {
+    await writeConfig();
+    const run = await cli(['check', '--profile', 'nope']);
+    expect(run.code, run.stdout + run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/error: no profile named "nope"/);
+    expect(run.stderr).toMatch(/hint: profiles: app/);
+  });
+
   it('fails (exit 5) on each broken piece, with a hint: password, storage, lock, leftovers, notifier', async () => {
     await writeConfig({ notify: { slack: { url: `http://127.0.0.1:${await closedPort()}/slack` } } });
     // A leftover throwaway database of a dead verify run of this host.
