@@ -89,6 +89,12 @@ export interface ScanResult<S extends SidecarSummary = Sidecar> {
   /** One line per sidecar that could not be read; the rest still lists. */
   warnings: string[];
   /**
+   * The sidecars that are there but cannot be read (not JSON, not valid, too large): each
+   * a backup that cannot be restored through backupctl as it is. (One removed meanwhile
+   * is not among them.) status counts them as damage; verify --all as failures.
+   */
+  unreadable: UnreadableSidecar[];
+  /**
    * Backups whose files are not what their sidecar records (an artifact or globals file
    * missing, or of another size), by `<profile>/<id>`: one line per problem. Such a backup
    * cannot be restored as it is; prune never counts it as good.
@@ -101,6 +107,19 @@ export interface ScanResult<S extends SidecarSummary = Sidecar> {
    * their sidecar read in this scan: what a command that acts on backups confirms first.
    */
   indexed: Set<string>;
+}
+
+export interface UnreadableSidecar {
+  profile: string;
+  id: string;
+  /** SidecarError's message: the key and what is wrong. */
+  reason: string;
+}
+
+/** What a scan notes besides the backups it finds (see ScanResult). */
+interface ScanNotes {
+  warnings: string[];
+  unreadable: UnreadableSidecar[];
 }
 
 /** `<profile>/<id>`: the key of a backup in ScanResult.damage. */
@@ -179,10 +198,10 @@ export class Catalog {
   /** Every completed backup of the storage (or of one profile), each sidecar read in full. */
   async scan(profile?: string, options: { listing?: Listing | undefined } = {}): Promise<ScanResult<Sidecar>> {
     const listing = options.listing ?? (await this.listing(profile));
-    return this.assemble(listing, async (entries, warnings) => {
+    return this.assemble(listing, async (entries, notes) => {
       const found: Array<Found<Sidecar>> = [];
       await mapLimit(entries, 8, async (entry) => {
-        const sidecar = await this.readOrWarn(entry, warnings);
+        const sidecar = await this.readOrWarn(entry, notes);
         if (sidecar) found.push([entry, sidecar]);
       });
       return found;
@@ -199,7 +218,7 @@ export class Catalog {
   async summaries(profile?: string, options: { listing?: Listing | undefined; ignoreIndex?: boolean } = {}): Promise<ScanResult<SidecarSummary>> {
     const listing = options.listing ?? (await this.listing(profile));
     const index = await import('./catalog-index.js');
-    return this.assemble(listing, async (entries, warnings) => {
+    return this.assemble(listing, async (entries, notes) => {
       const byProfile = new Map<string, Grouped[]>();
       for (const entry of entries) {
         const group = byProfile.get(entry.profile);
@@ -207,7 +226,7 @@ export class Catalog {
         else byProfile.set(entry.profile, [entry]);
       }
       const found: Array<Found<SidecarSummary>> = [];
-      for (const [name, group] of byProfile) found.push(...(await this.profileSummaries(index, name, group, listing, warnings, options.ignoreIndex ?? false)));
+      for (const [name, group] of byProfile) found.push(...(await this.profileSummaries(index, name, group, listing, notes, options.ignoreIndex ?? false)));
       return found;
     });
   }
@@ -217,7 +236,7 @@ export class Catalog {
     profile: string,
     entries: readonly Grouped[],
     listing: Listing,
-    warnings: string[],
+    notes: ScanNotes,
     ignoreIndex: boolean,
   ): Promise<Array<Found<SidecarSummary>>> {
     const debug = this.options.debug ?? (() => undefined);
@@ -258,7 +277,7 @@ export class Catalog {
     // found as recorded is no change; anything else is, and so is an entry of a sidecar gone.
     let changed = read === null || [...read.recorded.keys()].some((recordedKey) => !listed.has(recordedKey));
     await mapLimit(unread, 8, async (entry) => {
-      const sidecar = await this.readOrWarn(entry, warnings);
+      const sidecar = await this.readOrWarn(entry, notes);
       if (!sidecar) return;
       const summary = summaryOf(sidecar);
       const stamp = index.stampOf(entry.sidecar as ObjectInfo);
@@ -286,7 +305,7 @@ export class Catalog {
   /** Lists the found sidecars as a ScanResult: unfinished backups, damage, warnings, newest first. */
   private async assemble<S extends SidecarSummary>(
     listing: Listing,
-    fetch: (entries: Grouped[], warnings: string[]) => Promise<Array<Found<S>>>,
+    fetch: (entries: Grouped[], notes: ScanNotes) => Promise<Array<Found<S>>>,
   ): Promise<ScanResult<S>> {
     const warnings = [...listing.hostile].map(([key, kind]) => `${key} is ${describeKind(kind)}, not written by backupctl: never read, followed or removed; inspect it`);
     const groups = group(listing.objects);
@@ -303,9 +322,10 @@ export class Catalog {
         });
       }
     }
+    const unreadable: UnreadableSidecar[] = [];
     const found = await fetch(
       groups.filter((entry) => entry.sidecar !== null),
-      warnings,
+      { warnings, unreadable },
     );
     const damage = new Map<string, string[]>();
     for (const [entry, sidecar] of found) {
@@ -319,15 +339,17 @@ export class Catalog {
     incomplete.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : a.file.localeCompare(b.file)));
     warnings.sort();
     const indexed = new Set(found.filter(([, , fromIndex]) => fromIndex).map(([, sidecar]) => backupRef(sidecar)));
-    return { backups, incomplete, warnings, damage, profiles: profilesIn(listing.objects), indexed };
+    unreadable.sort((a, b) => (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0));
+    return { backups, incomplete, warnings, unreadable, damage, profiles: profilesIn(listing.objects), indexed };
   }
 
-  private async readOrWarn(entry: Grouped, warnings: string[]): Promise<Sidecar | null> {
+  private async readOrWarn(entry: Grouped, notes: ScanNotes): Promise<Sidecar | null> {
     try {
       return await this.read(entry.profile, entry.id);
     } catch (error) {
       if (error instanceof SidecarError || error instanceof NotFoundError) {
-        warnings.push(`skipped ${error.message}`);
+        notes.warnings.push(`skipped ${error.message}`);
+        if (error instanceof SidecarError) notes.unreadable.push({ profile: entry.profile, id: entry.id, reason: error.message });
         return null;
       }
       throw error;

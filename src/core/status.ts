@@ -94,7 +94,7 @@ export interface ProfileStatus {
   lastPassedVerification: VerificationSummary | null;
   /** Backups whose latest verification failed (each stays here until it passes one or is removed). */
   failedVerifications: VerificationSummary[];
-  /** Backups whose artifact or globals file is missing or of the wrong size. */
+  /** Backups whose artifact or globals file is missing or of the wrong size, or whose sidecar cannot be read. */
   damaged: Array<{ backupId: string; problems: string[] }>;
   failedRunsSinceSuccess: number;
   /** Those runs, newest first. */
@@ -126,6 +126,8 @@ export interface EvaluateInput {
   runs: readonly RunEntry[];
   /** Backups whose stored files are not what their sidecar says, by `<profile>/<id>` (Catalog.scan). */
   damage?: ReadonlyMap<string, readonly string[]> | undefined;
+  /** Sidecars that are there but cannot be read (Catalog.scan): damaged backups too. */
+  unreadable?: ReadonlyArray<{ id: string; reason: string }> | undefined;
   thresholds: StatusThresholds;
   now: Date;
 }
@@ -266,6 +268,10 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
       damaged.push({ backupId: backup.id, problems: [...found] });
       problems.push({ check: 'artifacts', message: `backup ${backup.id} cannot be restored as it is: ${found.join('; ')}` });
     }
+  }
+  for (const entry of input.unreadable ?? []) {
+    damaged.push({ backupId: entry.id, problems: [`its sidecar cannot be read: ${entry.reason}`] });
+    problems.push({ check: 'artifacts', message: `backup ${entry.id} cannot be restored through backupctl: its sidecar cannot be read: ${entry.reason}` });
   }
 
   // failures
@@ -447,6 +453,7 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
     let backups: SidecarSummary[];
     let runs: RunEntry[];
     let damage: Map<string, string[]>;
+    let unreadable: ReadonlyArray<{ id: string; reason: string }>;
     try {
       // The listing made to find the profiles, when it covers this one (one listing, not two).
       const listed = found.listings.get(target.storage);
@@ -456,13 +463,14 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
       warnings.push(...scanned.warnings);
       backups = scanned.backups;
       damage = scanned.damage;
+      unreadable = scanned.unreadable;
       const log = await readRunLog(storage, target.profile);
       if (log.skipped > 0) warnings.push(`skipped ${log.skipped} unreadable line(s) of ${target.profile}/${RUNLOG_FILE}`);
       runs = log.entries;
     } catch (error) {
       throw storageError(error, storage.location, `reading profile ${target.profile}`, 'read');
     }
-    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, thresholds, now: request.now }));
+    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now }));
   }
   const problems: string[] = [];
   if (profiles.length === 0) {

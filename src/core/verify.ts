@@ -113,10 +113,17 @@ class Mismatch extends Error {
 export async function verifyBackups(request: VerifyRequest, runtime: Runtime): Promise<VerifyResult> {
   const { scope } = request;
   let targets: LocatedBackup[];
+  // With --all: sidecars that are there but cannot be read are backups that cannot be
+  // restored through backupctl as they are: FAILED (exit 3), never silently left out.
+  // Nothing is recorded: the sidecar stays as found, for inspection.
+  const unreadable: VerifyOutcome[] = [];
   if (request.all) {
     const scan = await scanScope(scope);
     for (const warning of scan.warnings) runtime.reporter.warn(warning);
     targets = scan.backups.filter((b) => request.tag === undefined || b.sidecar.tags.includes(request.tag));
+    for (const entry of scan.unreadable) {
+      unreadable.push({ id: entry.id, profile: entry.profile, database: '?', level: request.level, result: 'failed', durationMs: 0, mismatches: [`its sidecar cannot be read: ${entry.reason}`] });
+    }
   } else {
     targets = [await findBackup(scope, request.ref ?? 'latest', { tag: request.tag })];
   }
@@ -161,6 +168,7 @@ export async function verifyBackups(request: VerifyRequest, runtime: Runtime): P
       },
     );
   }
+  outcomes.push(...unreadable);
   return { storage: scope.locations.map((l) => l.storage.location).join(', '), outcomes };
 }
 

@@ -52,7 +52,7 @@ const FAMILIES: Family[] = [
   },
   {
     name: 'backupctl_damaged_backups',
-    help: 'Backups whose artifact or globals file is missing or not of the recorded size.',
+    help: 'Backups whose artifact or globals file is missing or not of the recorded size, or whose sidecar cannot be read.',
     value: (p) => p.damaged.length,
   },
   {

@@ -260,5 +260,25 @@ describe('status tells the truth about verifications and artifacts', () => {
       await writeFile(artifact(gone), saved, { mode: 0o600 });
     }
   });
-});
 
+  it('a sidecar that cannot be read makes status unhealthy, counts as damaged, and fails verify --all (exit 3); nothing is written over it', async () => {
+    const broken = ids[0] as string;
+    const file = path.join(storage, db, `${broken}.json`);
+    const saved = await readFile(file);
+    await writeFile(file, '{not json');
+    try {
+      const checked = await status(['--json']);
+      expect(checked.code).toBe(5);
+      const profile = (parseJsonStdout(checked.stdout) as StatusJson & { profiles: Array<{ damaged: Array<{ backupId: string }> }> }).profiles[0];
+      expect(profile?.damaged.map((d) => d.backupId)).toContain(broken);
+      expect(profile?.problems).toContainEqual({ check: 'artifacts', message: expect.stringContaining(`backup ${broken} cannot be restored through backupctl: its sidecar cannot be read`) });
+      const all = await verify(['--all', '--level', 'checksum']);
+      expect(all.code, all.stdout + all.stderr).toBe(3);
+      expect(all.stdout).toContain(broken);
+      expect(await readFile(file, 'utf8')).toBe('{not json');
+    } finally {
+      await writeFile(file, saved, { mode: 0o600 });
+    }
+    expect((await status([])).code).toBe(0);
+  });
+});
