@@ -161,10 +161,13 @@ function zsh(commands: readonly CommandSpec[], globals: readonly OptionSpec[]): 
   return `#compdef backupctl
 # zsh completion for backupctl. Save it as _backupctl in a directory of $fpath
 # (e.g. backupctl completion zsh > ~/.zfunc/_backupctl, with fpath+=~/.zfunc before compinit).
+# _arguments calls an action's function with compadd's options (-J group, -X explanation...)
+# before the action's own words: those are taken off and handed to compadd.
 _backupctl_values() {
-  local -a values
+  local -a expl values
+  zparseopts -D -E -a expl J: V: X: x: M: F: P: S: p: s: i: I: W: O: A: D: r: R: 1 2 o: q Q n U e l k a f
   values=(\${(f)"$(backupctl completion --values $1 2>/dev/null)"} \${@:2})
-  compadd -a values
+  compadd "\${expl[@]}" -a values
 }
 _backupctl() {
   local curcontext="$curcontext" state line

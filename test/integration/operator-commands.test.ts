@@ -223,6 +223,22 @@ describe('completion', () => {
     expect(String(result.stdout)).toMatch(/^--keep-tag\t/m);
   });
 
+  it('zsh: values come from backupctl whatever compadd options _arguments puts before the action words', async () => {
+    const file = await script('zsh');
+    // The script's value helper alone (its last line would start completing), with compadd
+    // replaced by one that prints what it was given.
+    const helper = `source <(sed -n '/^_backupctl_values()/,/^}/p' '${file}'); compadd() { print -r -- "options: \${@[1,-3]}"; print -rl -- "\${values[@]}" }`;
+    const result = await execa('zsh', ['-c', `${helper}; _backupctl_values -J -default- -X '%Bbackup%b' ids latest; _backupctl_values profiles`], {
+      cwd: dir,
+      env: shellEnv(),
+      extendEnv: false,
+    });
+    const lines = String(result.stdout).split('\n').filter(Boolean);
+    const known = (await execa('backupctl', ['completion', '--values', 'ids'], { cwd: dir, env: shellEnv(), extendEnv: false })).stdout.split('\n').filter(Boolean);
+    expect(known.length).toBeGreaterThan(0);
+    expect(lines).toEqual(['options: -J -default- -X %Bbackup%b', ...known, 'latest', 'options: ', 'app']);
+  });
+
   it('zsh: the script parses, and defines every command', async () => {
     const file = await script('zsh');
     await execa('zsh', ['-n', file]);
