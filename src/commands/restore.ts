@@ -2,7 +2,7 @@ import { settingsOf } from '../config/resolve.js';
 import { planRestore, restoreBackup, type RestorePlan, type RestoreRequest } from '../core/restore.js';
 import { backupScope } from '../core/scope.js';
 import { serverForBackup } from '../core/server.js';
-import { usageError } from '../errors.js';
+import { ExitCode, usageError } from '../errors.js';
 import { renderRestore, renderRestorePlan, restoreJson } from '../output/render-restore.js';
 import { plainStyle } from '../output/style.js';
 import type { CommandContext, CommandResult } from './context.js';
@@ -56,7 +56,9 @@ export async function run(ref: string, options: RestoreOptions, ctx: CommandCont
   };
   if (options.dryRun) {
     const plan = await planRestore(request, ctx.runtime);
-    return { json: { dryRun: true, plan }, human: (style) => renderRestorePlan(plan, style) };
+    // The exit code the real run would have at this point: a CI pre-flight can rely on it.
+    const refused = plan.refusal !== null || !plan.mode;
+    return { json: { dryRun: true, plan }, human: (style) => renderRestorePlan(plan, style), exitCode: refused ? ExitCode.USAGE : ExitCode.OK };
   }
   const confirm = async (plan: RestorePlan): Promise<void> => {
     if (options.yes) return;

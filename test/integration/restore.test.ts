@@ -346,9 +346,9 @@ describe('restore: safety', () => {
     expect(plan.staging).toMatch(new RegExp(`^${target}_restoring_`));
     expect(plan.targetState.objects).toBeGreaterThan(0);
 
-    // Without --clean the plan says why it would be refused; still exit 0 and nothing changed.
+    // Without --clean the plan says why it would be refused, with the real run's exit 2; nothing changed.
     const refused = await restore(ids.chinook, ['--target-db', target, '--dry-run', '--json']);
-    expect(refused.code).toBe(0);
+    expect(refused.code).toBe(2);
     expect((parseJsonStdout(refused.stdout) as { plan: { refusal: string } }).plan.refusal).toMatch(/is not empty/);
 
     expect(await fingerprint(target)).toEqual(before);
@@ -525,7 +525,7 @@ describe('restore: roles', () => {
   it('missing roles (owners and grantees) are refused before any change, naming them; extensions and casts are not taken for roles', async () => {
     const target = newDb('rst_roles_refused');
     const dry = await restore(id, ['--target-db', target, '--create', '--dry-run', '--json'], { where });
-    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.code, dry.stderr).toBe(2);
     const plan = (parseJsonStdout(dry.stdout) as { plan: { missing: { roles: string[]; extensions: string[] }; refusal: string } }).plan;
     expect(plan.missing).toEqual({ roles: [owner, reader], extensions: [] });
     expect(plan.refusal).toContain(owner);

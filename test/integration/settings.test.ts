@@ -123,6 +123,7 @@ describe('every command sees the same profiles, storages and clients', () => {
     ['prune', '--keep-last', '1'],
     ['status'],
     ['unlock'],
+    ['check'],
   ])('an unknown --profile is exit 2: %s', async (...args) => {
     const run = await cli([...args, '--profile', 'nope', '--json']);
     expect(run.code, run.stderr).toBe(2);

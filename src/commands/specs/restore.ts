@@ -33,7 +33,7 @@ count, then ends the target's sessions and swaps the names in one transaction: i
 anything fails, the target is exactly as it was.`,
   examples: [
     { command: 'backupctl restore latest --target-db app_copy --create', comment: 'a copy next to production' },
-    { command: 'backupctl restore latest --dry-run' },
+    { command: 'backupctl restore latest --clean --dry-run', comment: 'the plan; exit 2 if the real run would be refused' },
     { command: 'backupctl restore latest --target-db app --clean --yes', comment: 'replace; the old one is kept' },
     { command: 'backupctl restore latest --tag pre-migration --target-db app --clean --yes --jobs 4' },
     { command: 'backupctl restore latest -d app_orders -C -t orders -O -x' },
