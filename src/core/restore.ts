@@ -80,6 +80,8 @@ export interface RestorePlan {
   target: string;
   targetState: TargetState;
   mode: RestoreMode | null;
+  /** What the replaced target has of its own that the restore does not bring back (TargetState.ownSettings), in a sentence; null when nothing. */
+  notCarriedOver: string | null;
   /** Why the restore would be refused as asked; null when it can go ahead. */
   refusal: string | null;
   /** Hint that goes with the refusal. */
@@ -317,18 +319,26 @@ async function makePlan(
   const taken = await databaseNames(server);
   const staging = mode && mode !== 'into-existing' ? freeName(target, `_restoring_${when}`, taken) : null;
   const keepOldAs = mode === 'replace' || mode === 'replace-empty' ? freeName(target, `_old_${when}`, taken) : null;
-  const dropOld = mode === 'replace-empty' || (mode === 'replace' && request.dropOld);
+  // An empty target is dropped once replaced, unless it has settings of its own (see
+  // TargetState.ownSettings), which a restore does not bring: then it is kept like a full one.
+  const dropOld = mode === 'replace-empty' ? state.ownSettings.length === 0 || request.dropOld : mode === 'replace' && request.dropOld;
   const destructive = mode === 'replace' || mode === 'into-existing';
   const steps: string[] = [];
   if (globalsSql) steps.push('create the roles and tablespaces of the backup that the server lacks (existing ones are left as they are)');
   if (staging) steps.push(`restore into a new staging database "${staging}" (pg_restore --exit-on-error${request.jobs > 1 ? ` --jobs ${request.jobs}` : ''})`);
   if (staging) steps.push('compare every table\'s row count with the backup\'s');
   if (mode === 'create') steps.push(`rename "${staging}" to "${target}"`);
-  if (mode === 'replace-empty') steps.push(`swap it with the empty "${target}", then drop the empty one`);
+  if (mode === 'replace-empty') steps.push(`swap it with the empty "${target}", then ${dropOld ? 'drop the empty one' : `keep the empty one as "${keepOldAs}"`}`);
   if (mode === 'replace') {
     steps.push(`end the ${state.sessions} session(s) on "${target}" and swap the names in one transaction`);
     steps.push(dropOld ? `drop the current "${target}" (--drop-old)` : `keep the current "${target}" as "${keepOldAs}"`);
   }
+  const notCarriedOver =
+    (mode === 'replace' || mode === 'replace-empty') && state.ownSettings.length > 0
+      ? `the current "${target}" has ${state.ownSettings.join(', ')}, which a restore does not bring back ` +
+        `(${dropOld ? 'lost with it: see them first with \\l+ and \\drds in psql' : `they stay with "${keepOldAs}": reapply them to the new "${target}"`})`
+      : null;
+  if (notCarriedOver) steps.push(`NOT carried over: ${notCarriedOver}`);
   if (mode === 'into-existing') {
     steps.push(`restore into "${target}" as it is${request.jobs <= 1 ? ', in one transaction' : ''} (existing objects may conflict)`);
   }
@@ -337,6 +347,7 @@ async function makePlan(
     server: describeServer(server),
     target,
     targetState: state,
+    notCarriedOver,
     mode,
     refusal,
     refusalHint,
@@ -381,6 +392,7 @@ export async function restoreBackup(
     }
     if (plan.destructive) await confirm(plan);
     throwIfAborted(runtime.signal);
+    if (plan.notCarriedOver) runtime.reporter.warn(`not carried over by this restore: ${plan.notCarriedOver}`);
 
     let globalsSkipped: string[] = [];
     if (prepared.globalsSql !== null) {

@@ -39,19 +39,37 @@ export interface TargetState {
   objects: number;
   /** Other sessions connected to it now. */
   sessions: number;
+  /**
+   * What the database has of its own that an archive restored into another database does
+   * not bring (pg_restore sets them only with --create, under the dumped name): per-database
+   * settings (ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ... SET), privileges
+   * (REVOKE CONNECT ...), a connection limit, a comment. A replaced target (--clean)
+   * loses them; the old database keeps them.
+   */
+  ownSettings: string[];
 }
 
 export async function inspectDatabase(settings: ConnectionSettings, name: string): Promise<TargetState> {
   const exists = await withMaintenance(settings, async (client) => {
-    const { rows } = await client.query<{ sessions: string; owner: string }>(
+    const { rows } = await client.query<{ sessions: string; owner: string; settings: string; acl: boolean; connlimit: number; comment: boolean }>(
       `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = $1)::int8 AS sessions,
-              pg_get_userbyid(datdba) AS owner
-         FROM pg_database WHERE datname = $1`,
+              pg_get_userbyid(datdba) AS owner,
+              (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)::int8 AS settings,
+              datacl IS NOT NULL AS acl, datconnlimit AS connlimit,
+              shobj_description(d.oid, 'pg_database') IS NOT NULL AS comment
+         FROM pg_database d WHERE datname = $1`,
       [name],
     );
-    return rows[0] ? { sessions: Number(rows[0].sessions), owner: rows[0].owner } : null;
+    const row = rows[0];
+    if (!row) return null;
+    const own: string[] = [];
+    if (Number(row.settings) > 0) own.push(`${row.settings} per-database setting(s) (ALTER DATABASE/ROLE ... SET)`);
+    if (row.acl) own.push('privileges (GRANT/REVOKE ... ON DATABASE)');
+    if (row.connlimit >= 0) own.push(`a connection limit of ${row.connlimit}`);
+    if (row.comment) own.push('a comment');
+    return { sessions: Number(row.sessions), owner: row.owner, ownSettings: own };
   });
-  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0 };
+  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0, ownSettings: [] };
   const client = await connect(settings, name);
   try {
     const { rows } = await client.query<{ n: string }>(
@@ -64,7 +82,7 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
                    AND nspname NOT LIKE 'pg\\_%')
              + (SELECT count(*) FROM pg_largeobject_metadata))::int8 AS n`,
     );
-    return { exists: true, owner: exists.owner, objects: Number(rows[0]?.n ?? 0), sessions: exists.sessions };
+    return { exists: true, owner: exists.owner, objects: Number(rows[0]?.n ?? 0), sessions: exists.sessions, ownSettings: exists.ownSettings };
   } finally {
     await client.end().catch(() => undefined);
   }

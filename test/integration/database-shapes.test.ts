@@ -15,7 +15,11 @@
  *   the sidecar records the locale, verify's throwaway and restore's staging database are
  *   created with it (a LATIN1 archive could not be restored into the server's UTF-8
  *   default at all; an ICU database came back sorting by another collation); a sidecar
- *   from before the locale was recorded falls back to the C locale, with a warning.
+ *   from before the locale was recorded falls back to the C locale, with a warning;
+ * - a target with settings of its own (ALTER DATABASE ... SET, REVOKE CONNECT, a connection
+ *   limit, a comment), which pg_restore brings back only when it creates the database
+ *   itself: restore --clean says so (plan and warning) and keeps the old database, even an
+ *   empty one, so that nothing of them is lost unannounced.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -212,5 +216,46 @@ describe('database shapes', () => {
     }
     // Swedish order puts ä and ö after z; C order puts upper case first.
     expect((await cluster.query<{ sorted: string }>(icu, "SELECT string_agg(s, ' ' ORDER BY s) AS sorted FROM w"))[0]?.sorted).toBe('a B o z Z ä ö');
+  });
+
+  it('restore --clean over a target with settings of its own: the plan and a warning say what is not carried over, the old database keeps them', async () => {
+    const db = newDb('shp_dbset');
+    await cluster.createDatabase(db);
+    await cluster.query(db, 'CREATE TABLE t (x int); INSERT INTO t VALUES (1)');
+    const own = `ALTER DATABASE ${quoteIdent(db)} SET search_path = app, public; COMMENT ON DATABASE ${quoteIdent(db)} IS 'the app db'; REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(db)} FROM PUBLIC; ALTER DATABASE ${quoteIdent(db)} CONNECTION LIMIT 50`;
+    await cluster.query('postgres', own);
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const expected = /has 1 per-database setting\(s\) \(ALTER DATABASE\/ROLE \.\.\. SET\), privileges \(GRANT\/REVOKE \.\.\. ON DATABASE\), a connection limit of 50, a comment, which a restore does not bring back/;
+
+    const plan = await cli(['restore', id, '--profile', db, '--clean', '--dry-run']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(expected);
+    const replaced = await cli(['restore', id, '--profile', db, '--clean', '--yes']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stderr).toMatch(/warning: not carried over by this restore: the current/);
+    expect(replaced.stderr).toMatch(expected);
+    const old = /The previous ".*" is kept as "(.*)"\./.exec(replaced.stdout)?.[1] as string;
+    expect(old).toMatch(new RegExp(`^${db}_old_`));
+    databases.push(old);
+    const settingsOf = (name: string) =>
+      cluster.query<{ limit: number; acl: boolean; comment: string | null; settings: string }>(
+        'postgres',
+        `SELECT datconnlimit AS limit, datacl IS NOT NULL AS acl, shobj_description(d.oid, 'pg_database') AS comment,
+                (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)::text AS settings
+           FROM pg_database d WHERE datname = $1`,
+        [name],
+      );
+    expect(await settingsOf(old)).toEqual([{ limit: 50, acl: true, comment: 'the app db', settings: '1' }]);
+
+    // An empty target with settings of its own is kept too (it used to be dropped).
+    const empty = newDb('shp_dbset_empty');
+    await cluster.createDatabase(empty);
+    await cluster.query('postgres', `ALTER DATABASE ${quoteIdent(empty)} CONNECTION LIMIT 7`);
+    const overEmpty = await cli(['restore', id, '--profile', db, '--target-db', empty, '--clean', '--yes']);
+    expect(overEmpty.code, overEmpty.stderr).toBe(0);
+    expect(overEmpty.stderr).toMatch(/a connection limit of 7, which a restore does not bring back/);
+    const keptEmpty = /The previous ".*" is kept as "(.*)"\./.exec(overEmpty.stdout)?.[1] as string;
+    expect(keptEmpty).toMatch(new RegExp(`^${empty}_old_`));
+    expect((await settingsOf(keptEmpty))[0]?.limit).toBe(7);
   });
 });
