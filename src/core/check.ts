@@ -9,6 +9,7 @@ import { chooseClient, discoverClients, serverMajor } from '../pg/binaries.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { dropDatabase, MaintenanceConnection, scratchDatabases } from '../pg/admin.js';
 import { probeUrl } from '../notify/notify.js';
+import { storageError } from './storage-errors.js';
 import { storageAt } from './storages.js';
 import { readLock, thisHost } from './lock.js';
 import { resolveProfile } from './profile.js';
@@ -165,7 +166,10 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
     checks.push(
       await attempt('copies', async () => {
         const destination = storageAt(runtime, where, profile.settings.storageSettings);
-        await destination.checkWritable(name);
+        // Named in the line and with a hint, as create's own copy step words it.
+        await destination.checkWritable(name).catch((error: unknown) => {
+          throw storageError(error, destination.location, 'checking the copy destination', 'write');
+        });
         return `${destination.location}: writable`;
       }),
     );

@@ -135,6 +135,22 @@ describe('check', () => {
     expect((await listFiles(storage)).filter((f) => f.includes('probe'))).toEqual([]);
   });
 
+  it('a copy destination that cannot be used is named in its FAIL line, with a hint', async () => {
+    const fileInTheWay = path.join(dir, 'copy-blocker');
+    await writeFile(fileInTheWay, 'x');
+    const bad = path.join(fileInTheWay, 'sub');
+    await writeConfig({ copies: [bad] });
+    try {
+      const run = await cli(['check', '--json']);
+      expect(run.code).toBe(5);
+      const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string; hint?: string }> }> }).profiles[0]?.checks ?? [];
+      const copies = checks.find((c) => c.check === 'copies');
+      expect(copies).toMatchObject({ ok: false, detail: expect.stringContaining(bad), hint: expect.any(String) });
+    } finally {
+      await writeConfig();
+    }
+  });
+
   it('a profile the config does not define is a usage error (exit 2), as in every command', async () => {
     await writeConfig();
     const run = await cli(['check', '--profile', 'nope']);
