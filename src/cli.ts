@@ -174,6 +174,15 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   };
 
   const program = buildProgram(io, dispatch);
+  // Commander answers `backupctl <typo> --help` with the main help and exit 0: a script that
+  // checks a command exists that way would be told yes.
+  const word = commandWord(program, argv);
+  if (word !== null && argv.includes('--help') && !program.commands.some((c) => c.name() === word || c.aliases().includes(word))) {
+    const message = `unknown command '${word}'`;
+    io.stderr.write(`error: ${message}\n(run with --help for usage)\n`);
+    if (json) io.stdout.write(errorJson(ExitCode.USAGE, message, 'run with --help for usage'));
+    return ExitCode.USAGE;
+  }
   beginRun();
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -196,6 +205,19 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   }
   await endRun();
   return exitCode;
+}
+
+/** The first word of `argv` that is not a global option or its value (before `--`): the command, if any. */
+function commandWord(program: Command, argv: readonly string[]): string | null {
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i] as string;
+    if (token === '--') return null;
+    if (!token.startsWith('-') || token === '-') return token;
+    if (token.includes('=')) continue;
+    const option = program.options.find((o) => o.long === token || o.short === token);
+    if (option && (option.required || option.optional)) i += 1;
+  }
+  return null;
 }
 
 /** A question on stderr, the answer from stdin (only used when both are a terminal). */

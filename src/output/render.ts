@@ -200,10 +200,18 @@ function databaseSection(s: Sidecar, style: Style): string {
       ['name', t(s.database.name)],
       ['size', `${formatBytes(s.database.sizeBytes)} (${formatCount(s.database.sizeBytes)} bytes)`],
       ['encoding', t(s.database.encoding)],
+      ...(s.database.locale ? [['locale', t(describeLocale(s.database.locale))] as [string, string]] : []),
       ['large objects', formatCount(s.database.largeObjects)],
     ],
     style,
   );
+}
+
+/** `C.UTF-8`, `icu sv-SE (collate C.UTF-8)`, or with LC_CTYPE when it differs from LC_COLLATE. */
+function describeLocale(locale: NonNullable<Sidecar['database']['locale']>): string {
+  const libc = locale.collate === locale.ctype ? locale.collate : `collate ${locale.collate}, ctype ${locale.ctype}`;
+  if (locale.provider === 'libc' || locale.locale === null) return libc;
+  return `${locale.provider} ${locale.locale}${locale.icuRules ? ' (with rules)' : ''} (libc ${libc})`;
 }
 
 function engineSection(s: Sidecar, style: Style): string {

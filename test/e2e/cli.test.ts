@@ -90,6 +90,17 @@ describe('usage errors exit 2', () => {
     expect(out.stderr).toMatch(/^error: unknown command 'frobnicate'/m);
   });
 
+  it('an unknown command with --help (after global options too): exit 2, not the main help', async () => {
+    for (const argv of [['frobnicate', '--help'], ['--storage', storage, 'frobnicate', '--help']]) {
+      const out = await bin(argv);
+      expect(out.code).toBe(2);
+      expect(out.stdout).toBe('');
+      expect(out.stderr).toMatch(/^error: unknown command 'frobnicate'/m);
+    }
+    // A real command's help, by name or alias, is still exit 0.
+    for (const argv of [['list', '--help'], ['--storage', storage, 'ls', '--help']]) expect((await bin(argv)).code).toBe(0);
+  });
+
   it('an unknown option', async () => {
     const out = await bin(['create', '--storage', storage, '--frobnicate']);
     expect(out.code).toBe(2);

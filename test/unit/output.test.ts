@@ -253,6 +253,14 @@ describe('render', () => {
     for (const line of out.split('\n')) expect(line).not.toMatch(/ $/);
   });
 
+  it('shows the database locale when the sidecar records one (none in older sidecars)', () => {
+    expect(renderShow({ storage: '/s', sidecar, problems: [] }, plain, NOW)).not.toMatch(/^ +locale /m);
+    const icu = sampleSidecar({ ...SHOWN, database: { locale: { provider: 'icu', collate: 'C.UTF-8', ctype: 'C.UTF-8', locale: 'sv-SE', icuRules: null } } });
+    expect(renderShow({ storage: '/s', sidecar: icu, problems: [] }, plain, NOW)).toMatch(/^ +locale +icu sv-SE \(libc C\.UTF-8\)$/m);
+    const libc = sampleSidecar({ ...SHOWN, database: { locale: { provider: 'libc', collate: 'C', ctype: 'en_US.UTF-8', locale: null, icuRules: null } } });
+    expect(renderShow({ storage: '/s', sidecar: libc, problems: [] }, plain, NOW)).toMatch(/^ +locale +collate C, ctype en_US\.UTF-8$/m);
+  });
+
   it('escapes hostile text from a sidecar', () => {
     const hostile = sampleSidecar({ ...SHOWN, note: 'x\u001b]0;pwned\u0007', tags: ['\u001b[2J'] });
     const out = renderShow({ storage: '/s', sidecar: hostile, problems: [] }, plain, NOW);
