@@ -86,7 +86,7 @@ async function main(): Promise<void> {
 
     banner('restore: into a new database, then replace the original safely');
     await backupctl('restore', 'latest', '--target-db', 'shop_copy', '--create');
-    await backupctl('restore', 'latest', '--dry-run');
+    await backupctl('restore', 'latest', '--tag', 'nightly', '--clean', '--dry-run');
     await backupctl('restore', 'latest', '--tag', 'nightly', '--clean', '--yes');
     await backupctl('list');
 
