@@ -36,7 +36,6 @@ export const DatabaseLocaleSchema = z.object({
   /** ICU tailoring rules (PostgreSQL 16+). */
   icuRules: shortText.nullable(),
 });
-export type DatabaseLocale = z.infer<typeof DatabaseLocaleSchema>;
 
 export const VerificationSchema = z.object({
   at: isoTime,

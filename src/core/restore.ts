@@ -27,7 +27,7 @@ import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { aclRoles, archiveNeeds, createsPublicSchema, pgRestoreArgs, runRestore, schemasOfTables, schemasToCreate, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
+import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
 import type { TocEntry } from '../pg/toc.js';
 import type { Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
@@ -140,10 +140,8 @@ interface Prepared {
   plan: RestorePlan;
   globalsSql: string | null;
   toc: TocEntry[];
-  /** Schemas the archive's tables live in but that it does not create (a --table dump): created first. */
-  schemas: string[];
-  /** The archive creates `public` itself (see createsPublicSchema): the staging database's is dropped first. */
-  createsPublic: boolean;
+  /** What a new database needs first (schemaSetup): the schemas of a --table dump's tables, and whether its `public` goes. */
+  schemas: { create: string[]; dropPublic: boolean };
 }
 
 /**
@@ -221,14 +219,13 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const needs = archiveNeeds(toc, knownRoles);
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
-    const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
-    const createsPublic = await withScratchDir(request.workDir, (dir) => createsPublicSchema(pgRestore.path, archive.path, toc, dir, offline));
+    const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0 }, dir, offline));
     // The decoded archive's own checks (its digest, computed alongside the reads above):
     // before anything changes when the restore goes into the target itself (--force);
     // otherwise once pg_restore has read it, before the staging database takes the
     // target's place (see restoreBackup), so that hashing overlaps the restore.
     if (!plan.staging) await assertIntact(sidecar, archive);
-    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas, createsPublic };
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas };
   } catch (error) {
     await archive.dispose();
     throw error;
@@ -419,10 +416,10 @@ export async function restoreBackup(
         scratch: scratchTag('staging', runtime),
         onFallback: (reason) => runtime.reporter.warn(`database ${plan.target} is ${reason}; text sorts and compares by bytes there`),
       });
-      if (prepared.createsPublic) await dropEmptyPublicSchema(server, plan.staging);
+      if (prepared.schemas.dropPublic) await dropEmptyPublicSchema(server, plan.staging);
     }
     try {
-      await createSchemas(server, into, prepared.schemas);
+      await createSchemas(server, into, prepared.schemas.create);
       runtime.reporter.info(`restoring ${sidecar.profile}/${sidecar.id} into "${into}" on ${plan.server}`);
       const env = await childEnv(server, runtime.env, into);
       let listDir: string | null = null;

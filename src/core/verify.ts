@@ -12,7 +12,7 @@ import type { CountedTable } from '../pg/counts.js';
 import type { ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
-import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemasToCreate, createsPublicSchema } from '../pg/restore.js';
+import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemaSetup } from '../pg/restore.js';
 import type { TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
@@ -377,8 +377,8 @@ async function restoreCheck(
         onFallback: (reason) => runtime.reporter.warn(`throwaway database ${name} ${reason}`),
       })
       .then(() => {
-      created = true;
-    });
+        created = true;
+      });
     creating.catch(() => undefined); // awaited below, or settled in finally
     const where = pgBinDir ? `pgBinDir ${pgBinDir}` : undefined;
     // As new as the dump, not as the server: restoring last night's backup on the next
@@ -390,13 +390,12 @@ async function restoreCheck(
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
     const toc = await checkToc(sidecar, archive, pgRestore, offline);
     // A --table dump holds its tables but not their schemas: create those first.
-    const schemas = sidecar.dump.tables.length > 0 ? await withScratchDir(request.workDir, (dir) => schemasToCreate(pgRestore.path, archive.path, toc, dir, offline)) : [];
-    const createsPublic = await withScratchDir(request.workDir, (dir) => createsPublicSchema(pgRestore.path, archive.path, toc, dir, offline));
+    const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0 }, dir, offline));
     const env = await childEnv(server, runtime.env, name);
     try {
       await creating;
-      if (createsPublic) await dropEmptyPublicSchema(server, name);
-      await createSchemas(server, name, schemas);
+      if (schemas.dropPublic) await dropEmptyPublicSchema(server, name);
+      await createSchemas(server, name, schemas.create);
       restoring = true;
       runtime.reporter.info(`restoring into throwaway database ${name}`);
       const args = pgRestoreArgs(archive.stream ? null : archive.path, name, {

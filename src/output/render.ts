@@ -8,6 +8,7 @@
 import type { Sidecar, SidecarSummary, Verification } from '../catalog/sidecar.js';
 import type { CreateResult, IncompleteEntry, ListResult, ShowResult } from '../core/results.js';
 import { BackupctlError } from '../errors.js';
+import { describeLocale } from '../pg/locale.js';
 import {
   formatAge,
   formatBytes,
@@ -205,13 +206,6 @@ function databaseSection(s: Sidecar, style: Style): string {
     ],
     style,
   );
-}
-
-/** `C.UTF-8`, `icu sv-SE (collate C.UTF-8)`, or with LC_CTYPE when it differs from LC_COLLATE. */
-function describeLocale(locale: NonNullable<Sidecar['database']['locale']>): string {
-  const libc = locale.collate === locale.ctype ? locale.collate : `collate ${locale.collate}, ctype ${locale.ctype}`;
-  if (locale.provider === 'libc' || locale.locale === null) return libc;
-  return `${locale.provider} ${locale.locale}${locale.icuRules ? ' (with rules)' : ''} (libc ${libc})`;
 }
 
 function engineSection(s: Sidecar, style: Style): string {

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { connect, queryError, quoteIdent, sqlState } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 import { countRows, type CountedTable } from './counts.js';
-import { C_LOCALE, localeClause, type DatabaseLocale } from './locale.js';
+import { C_LOCALE, describeLocale, localeClause, type DatabaseLocale } from './locale.js';
 
 /**
  * Server-level operations for verify and restore: creating, inspecting, renaming and
@@ -139,7 +139,7 @@ async function createOn(client: pg.Client, name: string, options: CreateOptions)
   } catch (error) {
     const state = sqlState(error);
     if (state === undefined || !LOCALE_REFUSED.has(state) || !options.encoding) throw queryError(error, `cannot create database ${quoteIdent(name)}`);
-    const wanted = options.locale ? describeLocale(options.locale) : 'the server\'s default locale';
+    const wanted = options.locale ? `locale ${describeLocale(options.locale)}` : 'the server\'s default locale';
     try {
       await create(C_LOCALE);
     } catch (retryError) {
@@ -223,11 +223,7 @@ async function dropSubscriptions(settings: ConnectionSettings, database: string)
 }
 
 async function dropOn(client: pg.Client, name: string, versionNum?: number): Promise<void> {
-  let num = versionNum;
-  if (num === undefined) {
-    const { rows } = await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`);
-    num = Number(rows[0]?.num ?? 0);
-  }
+  const num = versionNum ?? (await serverVersionNum(client));
   const force = num >= 130000;
   if (!force) {
     await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
@@ -445,7 +441,7 @@ export async function databaseAnswers(settings: ConnectionSettings, database: st
   }
 }
 
-/** CREATE SCHEMA IF NOT EXISTS, in `database`, for each name (see schemasToCreate). */
+/** CREATE SCHEMA IF NOT EXISTS, in `database`, for each name (see schemaSetup). */
 export async function createSchemas(settings: ConnectionSettings, database: string, names: readonly string[]): Promise<void> {
   if (names.length === 0) return;
   const client = await connect(settings, database);
@@ -513,8 +509,4 @@ export async function databaseNames(settings: ConnectionSettings): Promise<Set<s
 async function serverVersionNum(client: pg.Client): Promise<number> {
   const { rows } = await client.query<{ num: string }>(`SELECT current_setting('server_version_num') AS num`);
   return Number(rows[0]?.num ?? 0);
-}
-
-function describeLocale(locale: DatabaseLocale): string {
-  return locale.provider === 'libc' || locale.locale === null ? `locale ${locale.collate}` : `${locale.provider} locale ${locale.locale}`;
 }

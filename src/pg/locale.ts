@@ -17,7 +17,6 @@ export interface DatabaseLocale {
 
 const PROVIDERS: Record<string, DatabaseLocale['provider']> = { c: 'libc', i: 'icu', b: 'builtin' };
 
-
 /** A pg_database row's locale, whatever the server's version (see DatabaseLocale). */
 export function localeOf(row: Record<string, unknown>): DatabaseLocale {
   const text = (value: unknown): string | null => (typeof value === 'string' && value !== '' ? value : null);
@@ -53,3 +52,10 @@ export function localeClause(locale: DatabaseLocale, serverVersionNum: number, l
 
 /** Sorting by the C locale fits every encoding: what a database is created with when the source's locale cannot be had. */
 export const C_LOCALE: DatabaseLocale = { provider: 'libc', collate: 'C', ctype: 'C', locale: null, icuRules: null };
+
+/** `C.UTF-8`, `icu sv-SE (libc C.UTF-8)`, or with LC_CTYPE when it differs from LC_COLLATE. */
+export function describeLocale(locale: DatabaseLocale): string {
+  const libc = locale.collate === locale.ctype ? locale.collate : `collate ${locale.collate}, ctype ${locale.ctype}`;
+  if (locale.provider === 'libc' || locale.locale === null) return libc;
+  return `${locale.provider} ${locale.locale}${locale.icuRules ? ' (with rules)' : ''} (libc ${libc})`;
+}

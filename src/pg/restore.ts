@@ -398,28 +398,39 @@ export function schemasInSql(sql: string): { created: string[]; used: string[] }
 }
 
 /**
- * True when the archive creates the `public` schema itself (see admin.ts
- * dropEmptyPublicSchema): `pg_dump --schema public` writes `CREATE SCHEMA public;`. A whole
- * database's dump has a SCHEMA public entry too when the schema's owner, comment or
- * privileges differ from a new database's, but only to set those (`ALTER SCHEMA public
- * OWNER TO ...`): the schema must then stay. Told apart by the entry's own SQL.
- */
-export async function createsPublicSchema(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<boolean> {
-  const entry = entries.filter((e) => e.type === 'SCHEMA' && /^- public(\s|$)/.test(e.rest));
-  if (entry.length === 0) return false;
-  return schemasInSql(await entriesSql(pgRestore, archive, entry, join(listDir, 'public.list'), 'schema public', run)).created.includes('public');
-}
-
-/**
  * Schemas the archive's relations live in but that it does not create: `pg_dump --table
  * app.orders` dumps the table, not its schema, so restoring it into a new database fails
  * with "schema app does not exist". These must be created first. (`public` exists in
  * every new database.) Reads the definitions of the archive's schemas and relations only.
  */
-export async function schemasToCreate(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
+async function schemasToCreate(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
   const types = new Set(['SCHEMA', 'TABLE', 'VIEW', 'MATERIALIZED VIEW', 'SEQUENCE', 'FOREIGN TABLE']);
   const relevant = entries.filter((e) => types.has(e.type));
   if (relevant.length === 0) return [];
   const { created, used } = schemasInSql(await entriesSql(pgRestore, archive, relevant, join(listDir, 'schemas.list'), 'schemas', run));
   return used.filter((schema) => schema !== 'public' && !created.includes(schema));
+}
+
+/**
+ * What a new database needs before an archive is restored into it: the schemas its tables
+ * live in that it does not create (`pg_dump --table`: see schemasToCreate), and whether its
+ * own `public` goes first. `pg_dump --schema public` writes `CREATE SCHEMA public;`, which
+ * fails on a new database's `public` (see admin.ts dropEmptyPublicSchema). A whole
+ * database's dump has a SCHEMA public entry too when the schema's owner, comment or
+ * privileges differ from a new database's, but only to set those (`ALTER SCHEMA public
+ * OWNER TO ...`): the schema must then stay. Told apart by the entry's own SQL.
+ */
+export async function schemaSetup(
+  pgRestore: string,
+  archive: string,
+  entries: readonly TocEntry[],
+  options: { tablesOnly: boolean },
+  listDir: string,
+  run: ChildRun,
+): Promise<{ create: string[]; dropPublic: boolean }> {
+  const create = options.tablesOnly ? await schemasToCreate(pgRestore, archive, entries, listDir, run) : [];
+  const publicEntry = entries.filter((e) => e.type === 'SCHEMA' && /^- public(\s|$)/.test(e.rest));
+  const dropPublic =
+    publicEntry.length > 0 && schemasInSql(await entriesSql(pgRestore, archive, publicEntry, join(listDir, 'public.list'), 'schema public', run)).created.includes('public');
+  return { create, dropPublic };
 }
