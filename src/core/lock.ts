@@ -14,10 +14,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BackupctlError, errnoCode, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
+import { BackupctlError, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '../pg/advisory-lock.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { createIfAbsent } from '../storage/exclusive.js';
+import { isProcessAlive } from '../platform/process.js';
 import { NotFoundError, TooLargeError, type Storage } from '../storage/storage.js';
 import { assertProfileInStorage } from './scope.js';
 import type { Runtime } from './runtime.js';
@@ -48,14 +49,7 @@ export interface LockHost {
 export const thisHost: LockHost = {
   pid: process.pid,
   hostname: hostname(),
-  isAlive: (pid) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (error) {
-      return errnoCode(error) !== 'ESRCH'; // EPERM: alive, owned by another user
-    }
-  },
+  isAlive: isProcessAlive,
 };
 
 /** How long a busy lock is polled between attempts while `--wait` lasts. */

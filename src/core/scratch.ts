@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { dropDatabase, scratchDatabases, type ScratchDatabase, type ScratchTag } from '../pg/admin.js';
 import type { ConnectionSettings } from '../pg/connection.js';
+import { isProcessAlive } from '../platform/process.js';
 import type { Runtime } from './runtime.js';
 
 /**
@@ -16,15 +17,6 @@ export function scratchTag(kind: ScratchTag['kind'], runtime: Pick<Runtime, 'now
   return { kind, host: hostname(), pid: process.pid, startedAt: runtime.now().toISOString() };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** A leftover of another host is worth a word after this long. */
 const FOREIGN_AGE_MS = 24 * 3_600_000;
 
@@ -36,7 +28,7 @@ export interface SweepResult {
 
 /** Whether a scratch database's run is gone (this host) or long quiet (another host). */
 export function isLeftover(database: ScratchTag, now: Date): 'dead' | 'foreign' | null {
-  if (database.host === hostname()) return database.pid !== process.pid && !alive(database.pid) ? 'dead' : null;
+  if (database.host === hostname()) return database.pid !== process.pid && !isProcessAlive(database.pid) ? 'dead' : null;
   return now.getTime() - Date.parse(database.startedAt) > FOREIGN_AGE_MS ? 'foreign' : null;
 }
 

@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readdir, rm, rmdir } from 'node:fs/promises';
 import { hostname, tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { isProcessAlive } from './process.js';
 
 const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_').slice(0, 64) || 'host';
 const RUN_PREFIX = `run-${host}-`;
@@ -42,15 +43,6 @@ async function userDir(base: string, create: boolean): Promise<string | null> {
   }
   const mine = typeof process.getuid !== 'function' || info.uid === process.getuid();
   return info.isDirectory() && !info.isSymbolicLink() && mine && (info.mode & 0o077) === 0 ? dir : null;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const runs = new Map<string, Promise<string>>();
@@ -127,7 +119,7 @@ export async function sweepDeadRuns(bases: ReadonlyArray<string | undefined> = [
     for (const name of names) {
       if (!name.startsWith(RUN_PREFIX)) continue;
       const pid = Number(name.slice(RUN_PREFIX.length).split('-')[0]);
-      if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+      if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || isProcessAlive(pid)) continue;
       await rm(join(parent, name), { recursive: true, force: true }).then(
         () => removed.push(join(parent, name)),
         () => undefined,
