@@ -120,6 +120,7 @@ export const SidecarSchema = z.object({
     name: identifier,
     sizeBytes: nonNegativeInt,
     encoding: identifier,
+    /** Large objects in the database at backup time, in the archive or not (see dump.largeObjects). */
     largeObjects: nonNegativeInt,
     /**
      * The database's locale as pg_database has it (absent in sidecars written before it was
@@ -143,6 +144,13 @@ export const SidecarSchema = z.object({
     snapshot: shortText,
     /** Number of entries in the archive's table of contents (pg_restore --list). */
     tocEntries: nonNegativeInt,
+    /**
+     * Number of large objects in the archive (0 when pg_dump left them out: --schema,
+     * --table, --schema-only); verify and restore compare it. Absent in sidecars written
+     * before it was recorded: `database.largeObjects` is then compared when the archive
+     * holds large objects.
+     */
+    largeObjects: nonNegativeInt.optional(),
   }),
   artifact: z.object({
     file: artifactFileName,

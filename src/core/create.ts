@@ -11,7 +11,7 @@ import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
 import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
-import { readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
+import { holdsLargeObjects, readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
 import { buildWriteChain, pipeThrough } from '../pipeline/artifact.js';
 import type { Digest } from '../pipeline/digest.js';
 import { PipelineError } from '../pipeline/errors.js';
@@ -218,7 +218,12 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         largeObjects: facts.largeObjects,
         locale: facts.locale,
       },
-      dump: { ...profile.dump, snapshot: session.snapshotId, tocEntries: artifact.toc.length },
+      dump: {
+        ...profile.dump,
+        snapshot: session.snapshotId,
+        tocEntries: artifact.toc.length,
+        largeObjects: holdsLargeObjects(artifact.toc) ? facts.largeObjects : 0,
+      },
       artifact: {
         file: artifact.file,
         container: artifact.container,

@@ -4,7 +4,7 @@ import { artifactKey, sidecarKey } from '../catalog/catalog.js';
 import type { Sidecar, Verification } from '../catalog/sidecar.js';
 import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
 import type { NotifyConfig } from '../notify/notify.js';
-import { countDatabaseRows, createSchemas, databaseAnswers, dropEmptyPublicSchema, MaintenanceConnection } from '../pg/admin.js';
+import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, MaintenanceConnection } from '../pg/admin.js';
 import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
@@ -13,7 +13,7 @@ import type { ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
 import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemaSetup } from '../pg/restore.js';
-import type { TocEntry } from '../pg/toc.js';
+import { holdsLargeObjects, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
@@ -436,7 +436,11 @@ async function restoreCheck(
         if (error instanceof BackupctlError && error.exitCode === ExitCode.USAGE) throw error; // pg_restore could not start
         throw new Mismatch([], `the backup does not restore: ${errorText(error)}`);
       }
-      const restored = await (early ? early.finish(runtime.signal) : countDatabaseRows(server, name, runtime.signal)).catch((error: unknown) => {
+      const counted = Promise.all([
+        early ? early.finish(runtime.signal) : countDatabaseRows(server, name, runtime.signal),
+        countLargeObjects(server, name),
+      ]);
+      const [restored, largeObjects] = await counted.catch((error: unknown) => {
         if (runtime.signal.aborted) throw error;
         throw new VerifyEnvironmentError(`could not count the restored rows: ${(error as Error).message}`, {
           hint: error instanceof BackupctlError ? error.hint : undefined,
@@ -444,7 +448,7 @@ async function restoreCheck(
         });
       });
       if (early) runtime.reporter.debug(`counted ${early.countedEarly} of ${restored.length} tables while pg_restore ran`);
-      const mismatches = compareCounts(sidecar, restored);
+      const mismatches = [...compareCounts(sidecar, restored), ...compareLargeObjects(sidecar, toc, largeObjects)];
       return outcome(mismatches.length ? 'failed' : 'passed', {
         mismatches,
         serverVersion: version,
@@ -493,6 +497,17 @@ export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<Cou
     }
   }
   return problems;
+}
+
+/**
+ * The large objects after a restore of the whole archive against the number in it: the
+ * sidecar's `dump.largeObjects`, or for older sidecars the database's count when the
+ * archive holds large objects (an archive without them says nothing about that count).
+ */
+export function compareLargeObjects(sidecar: Sidecar, toc: readonly TocEntry[], restored: number): string[] {
+  const expected = sidecar.dump.largeObjects ?? (holdsLargeObjects(toc) ? sidecar.database.largeObjects : undefined);
+  if (expected === undefined || expected === restored) return [];
+  return [`large objects: ${restored} after restore, ${expected} at backup time`];
 }
 
 function quote(name: string): string {

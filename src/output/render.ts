@@ -234,6 +234,7 @@ function dumpSection(s: Sidecar, style: Style): string {
       ['lock wait timeout', d.lockWaitTimeout === null ? 'none' : t(d.lockWaitTimeout)],
       ['snapshot', t(d.snapshot)],
       ['TOC entries', formatCount(d.tocEntries)],
+      ['large objects', d.largeObjects === undefined ? style.dim('not recorded') : formatCount(d.largeObjects)],
     ],
     style,
   );

@@ -422,6 +422,19 @@ export async function countDatabaseRows(settings: ConnectionSettings, database: 
   }
 }
 
+/** The number of large objects in `database` (verify and restore compare it with the sidecar's). */
+export async function countLargeObjects(settings: ConnectionSettings, database: string): Promise<number> {
+  const client = await connect(settings, database);
+  try {
+    const { rows } = await client.query<{ n: string }>('SELECT count(*)::text AS n FROM pg_catalog.pg_largeobject_metadata');
+    return Number(rows[0]?.n ?? 0);
+  } catch (error) {
+    throw queryError(error, 'cannot count the large objects');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /**
  * True when `database` on the server takes a connection and answers a query: after a
  * failed pg_restore, this tells a damaged archive (the server is fine) from a server that

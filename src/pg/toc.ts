@@ -71,6 +71,15 @@ export function parseTocList(text: string): TocEntry[] {
   return entries;
 }
 
+/**
+ * The archive holds large objects: pg_dump leaves them all out of a `--schema`, `--table`
+ * or `--schema-only` dump, and puts all of them (in the dump's snapshot) in any other.
+ * `BLOB`/`BLOBS` up to PostgreSQL 16, `BLOB METADATA`/`LARGE OBJECTS` from 17.
+ */
+export function holdsLargeObjects(entries: readonly TocEntry[]): boolean {
+  return entries.some((e) => e.type === 'BLOB' || e.type === 'BLOBS' || e.type === 'BLOB METADATA' || e.type === 'LARGE OBJECTS');
+}
+
 /** OIDs of the tables and materialized views whose rows the archive holds. */
 export function tablesWithData(entries: readonly TocEntry[]): Set<number> {
   return new Set(

@@ -19,7 +19,10 @@
  * - a target with settings of its own (ALTER DATABASE ... SET, REVOKE CONNECT, a connection
  *   limit, a comment), which pg_restore brings back only when it creates the database
  *   itself: restore --clean says so (plan and warning) and keeps the old database, even an
- *   empty one, so that nothing of them is lost unannounced.
+ *   empty one, so that nothing of them is lost unannounced;
+ * - large objects: the sidecar records how many the archive holds (none in a `--table`
+ *   dump, though the database has some), and verify and restore compare that number with
+ *   the restored database's: an archive that lost them is FAILED, exit 3.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -257,5 +260,48 @@ describe('database shapes', () => {
     const keptEmpty = /The previous ".*" is kept as "(.*)"\./.exec(overEmpty.stdout)?.[1] as string;
     expect(keptEmpty).toMatch(new RegExp(`^${empty}_old_`));
     expect((await settingsOf(keptEmpty))[0]?.limit).toBe(7);
+  });
+
+  it('large objects: counted in the archive (none with --table), compared by verify and restore', async () => {
+    const db = newDb('shp_lo');
+    await cluster.createDatabase(db);
+    await cluster.query(
+      db,
+      `CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);
+       SELECT lo_from_bytea(0, convert_to('one', 'UTF8')); SELECT lo_from_bytea(0, ''::bytea); SELECT lo_from_bytea(0, '\\x00ff'::bytea)`,
+    );
+    const whole = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    expect((await readSidecar(storage, db, whole)).sidecar).toMatchObject({ database: { largeObjects: 3 }, dump: { largeObjects: 3 } });
+    const tableOnly = await createBackup(cluster, db, storage, work, ['--profile', db, '--table', 'public.t']);
+    expect((await readSidecar(storage, db, tableOnly)).sidecar).toMatchObject({ database: { largeObjects: 3 }, dump: { largeObjects: 0 } });
+    for (const id of [whole, tableOnly]) {
+      const verified = await cli(['verify', id, '--profile', db]);
+      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    }
+    const target = newDb('shp_lo_r');
+    const restored = await cli(['restore', whole, '--profile', db, '--target-db', target, '--create', '--yes']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(await cluster.query(target, 'SELECT count(*)::int AS n FROM pg_largeobject_metadata')).toEqual([{ n: 3 }]);
+
+    // A sidecar from before the number was recorded has the database's: compared only when
+    // the archive holds large objects, so the --table backup still passes.
+    const edit = async (id: string, change: (dump: Record<string, unknown>) => void) => {
+      const file = `${storage}/${db}/${id}.json`;
+      const sidecar = JSON.parse(await readFile(file, 'utf8')) as { dump: Record<string, unknown> };
+      change(sidecar.dump);
+      await writeFile(file, `${JSON.stringify(sidecar, null, 2)}\n`);
+    };
+    await edit(tableOnly, (dump) => delete dump.largeObjects);
+    const old = await cli(['verify', tableOnly, '--profile', db]);
+    expect(old.code, old.stdout + old.stderr).toBe(0);
+
+    // An archive with fewer large objects than recorded fails verify and is refused by restore.
+    await edit(whole, (dump) => (dump.largeObjects = 4));
+    const failed = await cli(['verify', whole, '--profile', db]);
+    expect(failed.code, failed.stdout + failed.stderr).toBe(3);
+    expect(failed.stdout + failed.stderr).toMatch(/large objects: 3 after restore, 4 at backup time/);
+    const refused = await cli(['restore', whole, '--profile', db, '--target-db', newDb('shp_lo_r2'), '--create', '--yes']);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(3);
+    expect(refused.stderr).toMatch(/large objects: 3 after restore, 4 at backup time/);
   });
 });
