@@ -23,6 +23,22 @@ export interface CountableTable {
   hasChildren: boolean;
   /** Row-level security is on: counting (with row_security off) needs a role that bypasses it. */
   rowSecurity: boolean;
+  /**
+   * The schema or table name is not valid UTF-8 (a SQL_ASCII database, which stores any
+   * bytes): `schema` and `name` hold it with U+FFFD in place of those bytes, so the table
+   * is counted by its OID (countByOid).
+   */
+  byOid: boolean;
+}
+
+/**
+ * A name as the listing returns it: text, or (in a SQL_ASCII database) its raw bytes,
+ * which the server does not convert and refuses to send as UTF-8 text when they are not.
+ */
+function nameOf(text: string | null, raw: Buffer | null): { name: string; exact: boolean } {
+  if (raw === null) return { name: text ?? '', exact: true };
+  const name = new TextDecoder('utf-8').decode(raw);
+  return { name, exact: Buffer.from(name, 'utf8').equals(raw) };
 }
 
 /**
@@ -31,10 +47,23 @@ export interface CountableTable {
  */
 export async function listCountableTables(client: pg.Client): Promise<CountableTable[]> {
   const { rows } = await client
-    .query<{ oid: string; schema: string; name: string; relkind: 'r' | 'm'; ispartition: boolean; haschildren: boolean; rowsecurity: boolean }>(
-      `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS relkind,
+    .query<{
+      oid: string;
+      schema: string | null;
+      name: string | null;
+      raw_schema: Buffer | null;
+      raw_name: Buffer | null;
+      relkind: 'r' | 'm';
+      ispartition: boolean;
+      haschildren: boolean;
+      rowsecurity: boolean;
+    }>(
+      `SELECT c.oid::int8 AS oid, CASE WHEN NOT raw THEN n.nspname END AS schema, CASE WHEN NOT raw THEN c.relname END AS name,
+              CASE WHEN raw THEN convert_to(n.nspname::text, 'SQL_ASCII') END AS raw_schema, CASE WHEN raw THEN convert_to(c.relname::text, 'SQL_ASCII') END AS raw_name,
+              c.relkind::text AS relkind,
               c.relispartition AS ispartition, c.relhassubclass AS haschildren, c.relrowsecurity AS rowsecurity
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+              (SELECT current_setting('server_encoding') = 'SQL_ASCII' AS raw) AS encoding
         WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated))
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
@@ -46,15 +75,20 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
     .catch((error: unknown) => {
       throw queryError(error, 'cannot list tables');
     });
-  return rows.map((r) => ({
-    oid: Number(r.oid),
-    schema: r.schema,
-    name: r.name,
-    relkind: r.relkind,
-    isPartition: r.ispartition,
-    hasChildren: r.haschildren,
-    rowSecurity: r.rowsecurity,
-  }));
+  return rows.map((r) => {
+    const schema = nameOf(r.schema, r.raw_schema);
+    const name = nameOf(r.name, r.raw_name);
+    return {
+      oid: Number(r.oid),
+      schema: schema.name,
+      name: name.name,
+      relkind: r.relkind,
+      isPartition: r.ispartition,
+      hasChildren: r.haschildren,
+      rowSecurity: r.rowsecurity,
+      byOid: !schema.exact || !name.exact,
+    };
+  });
 }
 
 /**
@@ -67,14 +101,15 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
  */
 export async function countTable(
   client: pg.Client,
-  table: Pick<CountableTable, 'oid' | 'schema' | 'name'> & { relkind?: 'r' | 'm'; rowSecurity?: boolean },
+  table: Pick<CountableTable, 'oid' | 'schema' | 'name'> & { relkind?: 'r' | 'm'; rowSecurity?: boolean; byOid?: boolean },
 ): Promise<CountedTable> {
   const only = table.relkind === 'm' ? '' : 'ONLY ';
-  const sql = `SELECT count(*)::int8 AS rows FROM ${only}${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
   const doing = `cannot count rows of ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
   try {
-    const { rows } = await client.query<{ rows: string }>(sql);
-    return { oid: table.oid, schema: table.schema, name: table.name, rows: Number(rows[0]?.rows ?? 0) };
+    const rows = table.byOid
+      ? await countByOid(client, table.oid, only)
+      : Number((await client.query<{ rows: string }>(`SELECT count(*)::int8 AS rows FROM ${only}${quoteIdent(table.schema)}.${quoteIdent(table.name)}`)).rows[0]?.rows ?? 0);
+    return { oid: table.oid, schema: table.schema, name: table.name, rows };
   } catch (error) {
     // Sessions run with row_security off (client.ts): a policy that would hide rows from
     // this role is an error (42501), never a smaller count.
@@ -86,6 +121,23 @@ export async function countTable(
     }
     throw queryError(error, doing);
   }
+}
+
+/**
+ * A table whose name the client cannot write (see CountableTable.byOid), counted by the
+ * server: its OID is turned into the name there. A DO block runs in a read-only
+ * transaction, inside the snapshot, and hands the count back through a setting.
+ */
+async function countByOid(client: pg.Client, oid: number, only: string): Promise<number> {
+  if (!Number.isSafeInteger(oid) || oid <= 0) throw new Error(`not a table OID: ${oid}`);
+  await client.query(
+    `DO $count$ DECLARE n int8; BEGIN
+       EXECUTE format('SELECT count(*) FROM ${only}%s', ${oid}::oid::regclass) INTO n;
+       PERFORM set_config('backupctl.rows', n::text, false);
+     END $count$`,
+  );
+  const { rows } = await client.query<{ rows: string }>("SELECT current_setting('backupctl.rows') AS rows");
+  return Number(rows[0]?.rows ?? 0);
 }
 
 /**

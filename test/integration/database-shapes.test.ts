@@ -22,9 +22,13 @@
  *   empty one, so that nothing of them is lost unannounced;
  * - large objects: the sidecar records how many the archive holds (none in a `--table`
  *   dump, though the database has some), and verify and restore compare that number with
- *   the restored database's: an archive that lost them is FAILED, exit 3.
+ *   the restored database's: an archive that lost them is FAILED, exit 3;
+ * - a SQL_ASCII database whose schema and table names hold bytes that are not UTF-8 (the
+ *   server refuses to send them as UTF-8 text): create counts those tables by OID, verify
+ *   and restore pass, and the restored names keep their bytes.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackup, makeTempDir, readSidecar, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli } from '../helpers/cli.js';
@@ -303,5 +307,40 @@ describe('database shapes', () => {
     const refused = await cli(['restore', whole, '--profile', db, '--target-db', newDb('shp_lo_r2'), '--create', '--yes']);
     expect(refused.code, refused.stdout + refused.stderr).toBe(3);
     expect(refused.stderr).toMatch(/large objects: 3 after restore, 4 at backup time/);
+  });
+
+  it('a SQL_ASCII database with names that are not UTF-8: create, verify and restore keep the tables and their bytes', async () => {
+    const db = newDb('shp_sqlascii');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(db)} TEMPLATE template0 ENCODING 'SQL_ASCII' LOCALE 'C'`);
+    // psql sends the bytes as they are (client encoding SQL_ASCII); Latin-1 é and ï.
+    const sql = Buffer.concat([
+      Buffer.from('CREATE SCHEMA "sch'), Buffer.from([0xe9]), Buffer.from('ma"; CREATE TABLE "sch'), Buffer.from([0xe9]),
+      Buffer.from('ma"."caf'), Buffer.from([0xe9]), Buffer.from('" (s text); INSERT INTO "sch'), Buffer.from([0xe9]),
+      Buffer.from('ma"."caf'), Buffer.from([0xe9]), Buffer.from(`" SELECT 'row ' || g FROM generate_series(1, 7) g;\n`),
+      Buffer.from('CREATE TABLE public."na'), Buffer.from([0xef]), Buffer.from('ve" (x int); INSERT INTO public."na'), Buffer.from([0xef]),
+      Buffer.from('ve" VALUES (1), (2);\nCREATE TABLE public.plain (x int); INSERT INTO public.plain VALUES (1);\n'),
+    ]);
+    await execa(cluster.bin('psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-q', '-d', db], { input: sql, env: { ...cluster.env(db), PGCLIENTENCODING: 'SQL_ASCII' } });
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.tables).toEqual([
+      { schema: 'public', name: 'na\ufffdve', rows: 2 },
+      { schema: 'public', name: 'plain', rows: 1 },
+      { schema: 'sch\ufffdma', name: 'caf\ufffd', rows: 7 },
+    ]);
+    for (const jobs of ['1', '2']) {
+      const verified = await cli(['verify', id, '--profile', db, '--jobs', jobs]);
+      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    }
+    const target = newDb('shp_sqlascii_r');
+    const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const names = await cluster.query<{ name: string }>(
+      target,
+      `SELECT encode(convert_to(format('%s.%s', n.nspname, c.relname), 'SQL_ASCII'), 'hex') AS name
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
+    );
+    const hex = (text: string) => Buffer.from(text, 'latin1').toString('hex');
+    expect(names.map((row) => row.name).sort()).toEqual([hex('public.na\u00efve'), hex('public.plain'), hex('sch\u00e9ma.caf\u00e9')].sort());
   });
 });

@@ -191,6 +191,7 @@ describe('matchTables', () => {
     isPartition: false,
     hasChildren: false,
     rowSecurity: false,
+    byOid: false,
     ...extra,
   });
 
