@@ -123,6 +123,11 @@ export const SidecarSchema = z.object({
     /** Large objects in the database at backup time, in the archive or not (see dump.largeObjects). */
     largeObjects: nonNegativeInt,
     /**
+     * The database has a schema named `public` (absent in sidecars written before it was
+     * recorded). pg_dump records no trace of a dropped one, and a new database has one.
+     */
+    publicSchema: z.boolean().optional(),
+    /**
      * The database's locale as pg_database has it (absent in sidecars written before it was
      * recorded): verify's throwaway and restore's staging database are created with it.
      */

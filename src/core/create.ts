@@ -216,6 +216,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         sizeBytes: facts.sizeBytes,
         encoding: facts.encoding,
         largeObjects: facts.largeObjects,
+        publicSchema: facts.publicSchema,
         locale: facts.locale,
       },
       dump: {

@@ -220,7 +220,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const needs = archiveNeeds(toc, knownRoles);
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
-    const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0 }, dir, offline));
+    const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0, publicSchema: sidecar.database.publicSchema }, dir, offline));
     // The decoded archive's own checks (its digest, computed alongside the reads above):
     // before anything changes when the restore goes into the target itself (--force);
     // otherwise once pg_restore has read it, before the staging database takes the

@@ -390,7 +390,7 @@ async function restoreCheck(
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
     const toc = await checkToc(sidecar, archive, pgRestore, offline);
     // A --table dump holds its tables but not their schemas: create those first.
-    const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0 }, dir, offline));
+    const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0, publicSchema: sidecar.database.publicSchema }, dir, offline));
     const env = await childEnv(server, runtime.env, name);
     try {
       await creating;

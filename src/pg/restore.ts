@@ -418,19 +418,23 @@ async function schemasToCreate(pgRestore: string, archive: string, entries: read
  * fails on a new database's `public` (see admin.ts dropEmptyPublicSchema). A whole
  * database's dump has a SCHEMA public entry too when the schema's owner, comment or
  * privileges differ from a new database's, but only to set those (`ALTER SCHEMA public
- * OWNER TO ...`): the schema must then stay. Told apart by the entry's own SQL.
+ * OWNER TO ...`): the schema must then stay. Told apart by the entry's own SQL. A source
+ * database that had no `public` at all (`publicSchema` false, as its sidecar records it)
+ * leaves no trace in the archive: its `public` goes too, as pg_restore --create would
+ * otherwise bring one back from template0.
  */
 export async function schemaSetup(
   pgRestore: string,
   archive: string,
   entries: readonly TocEntry[],
-  options: { tablesOnly: boolean },
+  options: { tablesOnly: boolean; publicSchema: boolean | undefined },
   listDir: string,
   run: ChildRun,
 ): Promise<{ create: string[]; dropPublic: boolean }> {
   const create = options.tablesOnly ? await schemasToCreate(pgRestore, archive, entries, listDir, run) : [];
   const publicEntry = entries.filter((e) => e.type === 'SCHEMA' && /^- public(\s|$)/.test(e.rest));
   const dropPublic =
-    publicEntry.length > 0 && schemasInSql(await entriesSql(pgRestore, archive, publicEntry, join(listDir, 'public.list'), 'schema public', run)).created.includes('public');
+    options.publicSchema === false ||
+    (publicEntry.length > 0 && schemasInSql(await entriesSql(pgRestore, archive, publicEntry, join(listDir, 'public.list'), 'schema public', run)).created.includes('public'));
   return { create, dropPublic };
 }

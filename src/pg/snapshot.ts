@@ -14,6 +14,8 @@ export interface DatabaseFacts {
   encoding: string;
   locale: DatabaseLocale;
   largeObjects: number;
+  /** The database has a schema named public (see the sidecar's database.publicSchema). */
+  publicSchema: boolean;
   /** The role may read pg_authid (superusers): pg_dumpall can include role passwords. */
   canReadRolePasswords: boolean;
 }
@@ -58,6 +60,7 @@ export class SnapshotSession {
         size: string;
         encoding: string;
         large_objects: string;
+        public_schema: boolean;
         role_passwords: boolean;
         db: Record<string, unknown>;
       }>(`SELECT current_setting('server_version') AS server_version,
@@ -66,6 +69,7 @@ export class SnapshotSession {
                  pg_database_size(current_database())::text AS size,
                  pg_encoding_to_char(encoding) AS encoding,
                  (SELECT count(*) FROM pg_largeobject_metadata)::text AS large_objects,
+                 EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') AS public_schema,
                  has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS role_passwords,
                  -- the locale columns differ between versions (datlocprovider 15+,
                  -- daticulocale 15-16, datlocale 17+, daticurules 16+): taken as a whole row
@@ -81,6 +85,7 @@ export class SnapshotSession {
         encoding: row.encoding,
         locale: localeOf(row.db),
         largeObjects: Number(row.large_objects),
+        publicSchema: row.public_schema,
         canReadRolePasswords: row.role_passwords,
       };
     } catch (error) {

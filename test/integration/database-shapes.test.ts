@@ -25,7 +25,9 @@
  *   the restored database's: an archive that lost them is FAILED, exit 3;
  * - a SQL_ASCII database whose schema and table names hold bytes that are not UTF-8 (the
  *   server refuses to send them as UTF-8 text): create counts those tables by OID, verify
- *   and restore pass, and the restored names keep their bytes.
+ *   and restore pass, and the restored names keep their bytes;
+ * - a database without a `public` schema (pg_dump leaves no trace of it, and a new database
+ *   has one): the sidecar records it, and restore --create does not bring one back.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
@@ -342,5 +344,35 @@ describe('database shapes', () => {
     );
     const hex = (text: string) => Buffer.from(text, 'latin1').toString('hex');
     expect(names.map((row) => row.name).sort()).toEqual([hex('public.na\u00efve'), hex('public.plain'), hex('sch\u00e9ma.caf\u00e9')].sort());
+  });
+
+  it('a database without a public schema: restore --create and --clean do not bring one back', async () => {
+    const db = newDb('shp_nopublic');
+    await cluster.createDatabase(db);
+    await cluster.query(db, 'DROP SCHEMA public; CREATE SCHEMA app; CREATE TABLE app.t (x int); INSERT INTO app.t VALUES (1), (2)');
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    expect((await readSidecar(storage, db, id)).sidecar.database.publicSchema).toBe(false);
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    const schemasOf = async (name: string) =>
+      (await cluster.query<{ nspname: string }>(name, "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1")).map((row) => row.nspname);
+    const target = newDb('shp_nopublic_r');
+    const created = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(await schemasOf(target)).toEqual(['app']);
+    const replaced = await cli(['restore', id, '--profile', db, '--target-db', target, '--clean', '--drop-old', '--yes']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(await schemasOf(target)).toEqual(['app']);
+
+    // A database that has public (the default) keeps it.
+    const withPublic = newDb('shp_public');
+    await cluster.createDatabase(withPublic);
+    await cluster.query(withPublic, 'CREATE SCHEMA app; CREATE TABLE app.t (x int)');
+    const other = await createBackup(cluster, withPublic, storage, work, ['--profile', withPublic]);
+    expect((await readSidecar(storage, withPublic, other)).sidecar.database.publicSchema).toBe(true);
+    const target2 = newDb('shp_public_r');
+    const restored = await cli(['restore', other, '--profile', withPublic, '--target-db', target2, '--create', '--yes']);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(await schemasOf(target2)).toEqual(['app', 'public']);
   });
 });
