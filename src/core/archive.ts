@@ -8,13 +8,14 @@ import { pipeline } from 'node:stream/promises';
 import { artifactKey } from '../catalog/catalog.js';
 import { scratchDir } from '../platform/run-dir.js';
 import type { Sidecar, StageRecordJson } from '../catalog/sidecar.js';
-import { ExitCode } from '../errors.js';
+import { errnoCode, ExitCode } from '../errors.js';
 import { authenticateArtifact, openArtifact } from '../pipeline/artifact.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { DigestMismatchError, PipelineError } from '../pipeline/errors.js';
 import { digestOf, DigestStream, hashFile, hashHandle, type Digest } from '../pipeline/digest.js';
 import { HostileEntryError, NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
+import { workDirFailure } from './work-dir.js';
 import type { ChildRun } from '../pg/dump.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
 
@@ -199,6 +200,7 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
   let file: FileHandle | null = null;
   /** The last stage writes the decoded file itself (see the catch below). */
   let intoFile = false;
+  const custom = sidecar.artifact.container !== 'tar';
   // A tar extractor that was stopped may still be finishing a file: retry rather than fail.
   const dispose = async () => {
     await hashing.catch(() => undefined);
@@ -212,7 +214,6 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
     const source = await openStored(storage, key);
     // A custom-format archive goes into one file, opened here so that the last stage may
     // write it itself (zstd: the plaintext then never passes through this process).
-    const custom = sidecar.artifact.container !== 'tar';
     const path = custom ? join(scratch, `${sidecar.id}.dump`) : join(scratch, 'dump');
     file = custom ? await openFile(path, 'wx', 0o600) : null;
     const decoded = asIs
@@ -271,9 +272,10 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
           (decodeError: unknown) => damageOf(decodeError),
         );
         if (found !== null) throw new ArchiveUnreadableError(key, found, stored);
+        throw await workDirFailure(error, options.workDir, { key, needs: expectedPlaintext?.bytes, custom, decoding: true });
       }
     }
-    throw error;
+    throw await workDirFailure(error, options.workDir, { key, needs: expectedPlaintext?.bytes, custom });
   }
 }
 
@@ -361,7 +363,8 @@ async function unpack(source: Readable, dir: string, signal?: AbortSignal): Prom
     };
     signal?.addEventListener('abort', () => fail(signal.reason), { once: true });
     source.on('error', fail);
-    sink.on('error', (error: unknown) => fail(new UnpackError(error instanceof Error ? error.message : String(error))));
+    // A system error (ENOSPC...) is the work directory's; node-tar's own (TAR_*) the archive's.
+    sink.on('error', (error: unknown) => fail(/^E[A-Z0-9]+$/.test(errnoCode(error) ?? '') ? error : new UnpackError(error instanceof Error ? error.message : String(error))));
     sink.on('close', () => {
       if (!failure) resolve();
     });

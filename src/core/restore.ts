@@ -35,6 +35,7 @@ import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, Artifact
 import { openStreamedArchive } from './streamed-archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { assertDecryptable } from './stages.js';
+import { workDirFailure } from './work-dir.js';
 import type { Runtime } from './runtime.js';
 import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import { findBackup, type BackupScope } from './scope.js';
@@ -381,6 +382,14 @@ export async function restoreBackup(
   runtime: Runtime,
   confirm: (plan: RestorePlan) => Promise<void>,
 ): Promise<RestoreResult> {
+  try {
+    return await restoreWith(request, runtime, confirm);
+  } catch (error) {
+    throw await workDirFailure(error, request.workDir);
+  }
+}
+
+async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (plan: RestorePlan) => Promise<void>): Promise<RestoreResult> {
   const started = performance.now();
   const prepared = await prepare(request, runtime);
   const { plan, sidecar, archive, pgRestore, server } = prepared;

@@ -26,6 +26,7 @@ import type { SidecarSummary } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
 import { ExitCode, usageError } from '../errors.js';
+import { formatBytes } from '../units.js';
 import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
 import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
@@ -208,8 +209,8 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
       problems.push({
         check: 'size',
         message:
-          `the newest backup (${newest.id}) is ${describeBytes(newest.artifact.bytes)}, ${ratio.toFixed(2)} of the median ` +
-          `${describeBytes(previousMedian)} of the previous ${previous.length}, less than --min-size-ratio ${thresholds.minSizeRatio}`,
+          `the newest backup (${newest.id}) is ${formatBytes(newest.artifact.bytes)}, ${ratio.toFixed(2)} of the median ` +
+          `${formatBytes(previousMedian)} of the previous ${previous.length}, less than --min-size-ratio ${thresholds.minSizeRatio}`,
       });
     }
   }
@@ -341,17 +342,6 @@ export function describeMs(ms: number): string {
   if (s < 3600) return `${sign}${Math.floor(s / 60)} min`;
   if (s < 172_800) return `${sign}${Math.floor(s / 3600)} h`;
   return `${sign}${Math.floor(s / 86_400)} d`;
-}
-
-function describeBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${Math.round(n)} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
 }
 
 // ---------------------------------------------------------------------------------------

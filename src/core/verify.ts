@@ -22,6 +22,7 @@ import { openStreamedArchive } from './streamed-archive.js';
 import { withRunReport } from './report-run.js';
 import { scratchTag, sweepScratchDatabases } from './scratch.js';
 import type { Runtime } from './runtime.js';
+import { workDirFailure } from './work-dir.js';
 import { findBackup, scanScope, type BackupScope, type LocatedBackup } from './scope.js';
 
 export const VERIFY_LEVELS = ['checksum', 'archive', 'restore'] as const;
@@ -241,7 +242,8 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
     }
     if (error instanceof Mismatch) return outcome('failed', { mismatches: error.problems, error: error.failure });
     if (error instanceof BackupctlError || errnoCode(error) !== undefined) {
-      return outcome('error', { error: errorText(error), errorExitCode: error instanceof BackupctlError ? error.exitCode : ExitCode.FAILED });
+      const failure = await workDirFailure(error, request.workDir, { custom: sidecar.artifact.container === 'tar' ? false : request.jobs(sidecar.profile) > 1 ? true : undefined });
+      return outcome('error', { error: errorText(failure), errorExitCode: failure instanceof BackupctlError ? failure.exitCode : ExitCode.FAILED });
     }
     throw error;
   } finally {

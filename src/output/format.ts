@@ -3,33 +3,9 @@
  * No colors, no I/O, no clock: `now` is always passed in.
  */
 
-const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'] as const;
+import { formatBytes } from '../units.js';
 
-/** Three significant digits, trailing zeros dropped: 1.5, 1.02, 12.3, 123. */
-function threeDigits(value: number): string {
-  const decimals = value < 10 ? 2 : value < 100 ? 1 : 0;
-  const text = value.toFixed(decimals);
-  return decimals === 0 ? text : text.replace(/\.?0+$/, '');
-}
-
-/** Binary units: `0 B`, `512 B`, `1.5 KiB`, `12.3 MiB`, `1.02 GiB`. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n)) return `${n} B`;
-  if (n < 0) return `-${formatBytes(-n)}`;
-  if (n < 1024) return `${Math.round(n)} B`;
-  let unit = 0;
-  let value = n;
-  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  // 1023.9 KiB would print as "1024 KiB": move up a unit instead.
-  if (Number(threeDigits(value)) >= 1024 && unit < BYTE_UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${threeDigits(value)} ${BYTE_UNITS[unit]}`;
-}
+export { formatBytes };
 
 /** `850 ms`, `12.4 s`, `3m 05s`, `2h 03m`. */
 export function formatDuration(ms: number): string {

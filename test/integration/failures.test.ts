@@ -361,7 +361,7 @@ describe('verify: a scratch disk that is too small', () => {
   // With --jobs 1 the archive streams into pg_restore: only its head (the TOC) is written
   // to workDir. With --jobs 2 pg_restore needs the decoded archive there: no room is an
   // error of this machine (exit 1, NOT VERIFIED), never a verdict on the backup.
-  it.skipIf(noTmpfs !== null)(`a 1 MiB tmpfs as workDir: --jobs 1 verifies, --jobs 2 is exit 1 "no space left", not recorded; a 4 KiB one fails --jobs 1 alike${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
+  it.skipIf(noTmpfs !== null)(`a 1 MiB tmpfs as workDir: --jobs 1 verifies, --jobs 2 is exit 1 "the work directory is full", not recorded, a directory-format backup alike for verify and restore; a 4 KiB one fails --jobs 1 alike${noTmpfs ? ` (skipped: ${noTmpfs})` : ''}`, async () => {
     const storage = await tempDir('st');
     const made = await create(['--storage', storage, '--json'], envFor(bigDb));
     expect(made.code, made.stderr).toBe(0);
@@ -375,10 +375,34 @@ describe('verify: a scratch disk that is too small', () => {
       expect(streamed.code, streamed.stderr).toBe(0);
       const parallel = await verify('2');
       expect(parallel.code, parallel.stdout + parallel.stderr).toBe(1);
-      expect(parallel.stdout + parallel.stderr).toMatch(/no space left/i);
+      expect(parallel.stdout + parallel.stderr).toContain(`the work directory ${mountPoint} is full`);
+      expect(parallel.stdout + parallel.stderr).toMatch(/point "workDir" in the config .* at a larger disk; with --jobs 1/);
       expect(parallel.stdout).toMatch(/NOT VERIFIED/);
       const sidecar = JSON.parse(await readFile(path.join(storage, bigDb, `${id}.json`), 'utf8')) as { verifications: Array<{ result: string }> };
       expect(sidecar.verifications.map((v) => v.result)).toEqual(['passed']);
+      expect(await readdir(mountPoint)).toEqual([]);
+
+      // A directory-format backup is always unpacked into workDir: a full one is this
+      // machine's failure for verify (NOT VERIFIED, nothing recorded) and restore (exit 1),
+      // never "corrupt" (node-tar's ENOSPC used to be taken for a damaged tar).
+      const tarMade = await create(['--storage', storage, '--json', '--format', 'directory'], envFor(bigDb));
+      expect(tarMade.code, tarMade.stderr).toBe(0);
+      const tarId = (JSON.parse(tarMade.stdout) as { id: string }).id;
+      for (const jobs of ['1', '2']) {
+        const unpacked = await runCli(['verify', tarId, '--config', config, '--storage', storage, '--jobs', jobs], { env: envFor(bigDb), cwd: scratch.cwd });
+        expect(unpacked.code, unpacked.stdout + unpacked.stderr).toBe(1);
+        expect(unpacked.stdout).toMatch(/NOT VERIFIED/);
+        expect(unpacked.stdout + unpacked.stderr).toContain(`the work directory ${mountPoint} is full`);
+        expect(unpacked.stdout + unpacked.stderr).toMatch(/a directory-format backup is always unpacked there/);
+      }
+      const tarSidecar = JSON.parse(await readFile(path.join(storage, bigDb, `${tarId}.json`), 'utf8')) as { verifications: unknown[] };
+      expect(tarSidecar.verifications).toEqual([]);
+      const target = `${bigDb}_full_r`;
+      const restored = await runCli(['restore', tarId, '--config', config, '--storage', storage, '--target-db', target, '--create', '--yes'], { env: envFor(bigDb), cwd: scratch.cwd });
+      expect(restored.code, restored.stderr).toBe(1);
+      expect(failureLines(restored.stderr).error).toContain(`the work directory ${mountPoint} is full`);
+      expect(restored.stderr).not.toMatch(/corrupt/);
+      expect(await cluster.query('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [target])).toEqual([]);
       expect(await readdir(mountPoint)).toEqual([]);
     } finally {
       await execa('umount', [mountPoint]);

@@ -240,7 +240,7 @@ describe('evaluateProfile', () => {
     expect(status.failedRuns).toEqual([failed]);
     expect(status.thresholds).toEqual({ maxAge: '25h', maxVerifyAge: '8d', minSizeRatio: 0.5, allowFailures: false });
     expect(status.problems).toEqual([
-      { check: 'size', message: expect.stringMatching(/^the newest backup \(\S+\) is 488\.3 KiB, 0\.45 of the median 1\.05 MiB of the previous 2/) },
+      { check: 'size', message: expect.stringMatching(/^the newest backup \(\S+\) is 488 KiB, 0\.45 of the median 1\.05 MiB of the previous 2/) },
       { check: 'failures', message: '1 failed run since the last success; the latest: create failed 30 min ago (exit 2): connection refused' },
     ]);
   });

@@ -1,0 +1,52 @@
+import { statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { BackupctlError, errnoCode } from '../errors.js';
+import { PipelineError } from '../pipeline/errors.js';
+import { formatBytes } from '../units.js';
+
+export interface WorkDirFailureContext {
+  /** The stored object being decoded into the work directory. */
+  key?: string | undefined;
+  /** The bytes it needs there (the archive's plaintext), when known. */
+  needs?: number | undefined;
+  /** A custom-format archive (streamed with --jobs 1), not a directory-format tar (always unpacked). */
+  custom?: boolean | undefined;
+  /**
+   * The failure is a decoding stage's that wrote the file itself (zstd), on stored bytes
+   * the caller has found sound: zstd reports a full disk only in words, so its failure
+   * counts as the work directory's.
+   */
+  decoding?: boolean | undefined;
+}
+
+/**
+ * A failure to write into the work directory (the config's `workDir`, else the OS temp
+ * directory) as one line that names it, how much room it has and how much was needed:
+ * this machine's failure, never a verdict on a backup (exit 1). Storage drivers translate
+ * their own ENOSPC (storage-errors.ts), so one that reaches here raw is the work
+ * directory's. Any other error is returned as it is.
+ */
+export async function workDirFailure(error: unknown, workDir: string | undefined, context: WorkDirFailureContext = {}): Promise<unknown> {
+  if (error instanceof BackupctlError) return error;
+  const code = errnoCode(error);
+  const noSpace = code === 'ENOSPC' || code === 'EDQUOT';
+  if (!noSpace && !(context.decoding && error instanceof PipelineError)) return error;
+  const dir = workDir ?? tmpdir();
+  const free = await statfs(dir).then(
+    (stats) => stats.bavail * stats.bsize,
+    () => null,
+  );
+  const { key, needs } = context;
+  const full = noSpace || (free !== null && needs !== undefined && free < needs);
+  const room = [free === null ? null : `${formatBytes(free)} free`, needs === undefined ? null : `the archive needs ${formatBytes(needs)}`].filter(Boolean).join(', ');
+  const doing = key ? `cannot decode ${key} there` : 'cannot write there';
+  const message = full
+    ? `the work directory ${dir} is full: ${doing}${room ? ` (${room})` : ''}`
+    : `cannot decode ${key ?? 'the archive'} into the work directory ${dir}: ${(error as Error).message}`;
+  const streams =
+    context.custom === undefined ? '' : context.custom ? '; with --jobs 1 the archive is streamed and needs almost no room' : ' (a directory-format backup is always unpacked there)';
+  return new BackupctlError(message, {
+    hint: `free space there, or point "workDir" in the config (or TMPDIR) at a larger disk${streams}`,
+    cause: error,
+  });
+}
