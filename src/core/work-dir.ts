@@ -27,10 +27,11 @@ export interface WorkDirFailureContext {
  * directory's. Any other error is returned as it is.
  */
 export async function workDirFailure(error: unknown, workDir: string | undefined, context: WorkDirFailureContext = {}): Promise<unknown> {
-  if (error instanceof BackupctlError) return error;
+  const decoder = context.decoding === true && error instanceof PipelineError;
+  if (error instanceof BackupctlError && !decoder) return error;
   const code = errnoCode(error);
   const noSpace = code === 'ENOSPC' || code === 'EDQUOT';
-  if (!noSpace && !(context.decoding && error instanceof PipelineError)) return error;
+  if (!noSpace && !decoder) return error;
   const dir = workDir ?? tmpdir();
   const free = await statfs(dir).then(
     (stats) => stats.bavail * stats.bsize,
