@@ -137,7 +137,10 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
   const storage = storageAt(runtime, profile.storage, profile.settings.storageSettings);
   checks.push(
     await attempt('storage', async () => {
-      const key = `${name}/check-probe-${randomBytes(6).toString('hex')}`;
+      // In the profile's folder when it has one; at the root before its first backup, so
+      // that a check leaves no empty folder behind (a profile to list, on local and SFTP).
+      const folder = (await storage.children('')).includes(name) ? `${name}/` : '';
+      const key = `${folder}check-probe-${randomBytes(6).toString('hex')}`;
       const payload = randomBytes(64);
       await storage.put(key, Readable.from([payload]));
       try {

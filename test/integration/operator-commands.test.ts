@@ -4,7 +4,7 @@
 import { execa } from 'execa';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -149,6 +149,17 @@ describe('check', () => {
     } finally {
       await writeConfig();
     }
+  });
+
+  it('a profile without backups yet: the probe goes to the storage root, no empty profile folder is left', async () => {
+    const fresh = path.join(dir, 'fresh-storage');
+    await writeConfig();
+    const run = await cli(['check', '--storage', fresh]);
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    expect(run.stdout).toMatch(/^ {2}ok +storage .*written, read back and removed a probe object/m);
+    expect(await readdir(fresh)).toEqual([]);
+    const listed = await cli(['list', '--storage', fresh, '--json']);
+    expect(parseJsonStdout(listed.stdout)).toEqual([]);
   });
 
   it('a profile the config does not define is a usage error (exit 2), as in every command', async () => {
