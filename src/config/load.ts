@@ -141,7 +141,8 @@ function readError(error: unknown, fallbackFile: string): BackupctlError {
     .trimEnd();
   return new BackupctlError(`cannot parse config file ${file}: ${summary}`, {
     exitCode: ExitCode.USAGE,
-    hint: frame === '' ? 'fix the syntax error (the file must be JSON or YAML)' : frame,
+    hint: 'fix the syntax error (the file must be JSON or YAML)',
+    details: frame === '' ? [] : frame.split('\n'),
     cause: error,
   });
 }
@@ -169,10 +170,12 @@ const loadJson: Loader = (filepath, content) => {
     const column = (before.at(-1)?.length ?? 0) + 1;
     const source = (text.split('\n')[line - 1] ?? '').replace(/\r$/, '');
     const gutter = `${line} | `;
-    throw usageError(
-      `cannot parse config file ${filepath}: ${summary} at line ${line}, column ${column}`,
-      `${gutter}${source.replace(/\t/g, ' ')}\n${' '.repeat(gutter.length + column - 1)}^`,
-    );
+    throw new BackupctlError(`cannot parse config file ${filepath}: ${summary} at line ${line}, column ${column}`, {
+      exitCode: ExitCode.USAGE,
+      hint: 'fix the syntax error',
+      // The offending line and a caret under the column (rendered as they are, indented).
+      details: [`${gutter}${source.replace(/\t/g, ' ')}`, `${' '.repeat(gutter.length + column - 1)}^`],
+    });
   }
 };
 

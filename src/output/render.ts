@@ -552,7 +552,8 @@ function stackFrames(error: Error, style: Style): string[] {
 export function renderError(error: unknown, style: Style, verbose: boolean): string {
   const lines = [`${style.error('error:')} ${oneLine(messageOf(error))}`];
   if (error instanceof BackupctlError) {
-    for (const detail of error.details) lines.push(`  ${oneLine(detail)}`);
+    // Indentation kept: a code frame's caret points at its column.
+    for (const detail of error.details) lines.push(`  ${t(redact(detail).replace(/\s*\r?\n\s*/g, ' ').trimEnd())}`);
     if (error.hint !== undefined && error.hint !== '') lines.push(`${style.dim('hint:')} ${oneLine(error.hint)}`);
   }
   if (verbose) {

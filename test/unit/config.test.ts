@@ -10,6 +10,10 @@ import { loadConfig } from '../../src/config/load.js';
 import { formatKeyPath, formatZodIssues } from '../../src/config/validate.js';
 import { ConfigSchema, ProfileSchema } from '../../src/config/schema.js';
 import { DEFAULT_STORAGE, TAG_PATTERN } from '../../src/config/values.js';
+import { renderError } from '../../src/output/render.js';
+import { createStyle } from '../../src/output/style.js';
+
+const plainStyle = createStyle({ color: false });
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const EXAMPLE_PATH = path.join(ROOT, 'backupctl.config.example.json');
@@ -424,7 +428,11 @@ describe('loadConfig', () => {
       expect(error.message).not.toContain('\n');
       expect(error.message).toContain(file);
       expect(error.message).toContain('line 3, column 16');
-      expect(error.hint).toContain('3 |   "profiles": {,}');
+      expect(error.details).toEqual(['3 |   "profiles": {,}', `${' '.repeat(19)}^`]);
+      // Rendered with the caret under column 16 of the line (it was flattened onto the hint's line).
+      const lines = renderError(error, plainStyle, false).split('\n');
+      expect(lines.slice(1, 3)).toEqual(['  3 |   "profiles": {,}', `  ${' '.repeat(19)}^`]);
+      expect(lines[2]?.indexOf('^')).toBe((lines[1]?.indexOf('{,}') ?? 0) + 1);
     }
   });
 
