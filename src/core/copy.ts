@@ -171,7 +171,7 @@ async function copyOne(backup: LocatedBackup, destination: Storage, runtime: Run
       const key = artifactKey(sidecar.profile, file);
       const want = expected[file]!;
       written.push(key);
-      const sent = await stream(backup.storage, destination, key, runtime.signal);
+      const sent = await stream(backup.storage, destination, key, runtime.signal, want.bytes);
       const differs = digestMismatches(file, want, sent);
       if (differs.length > 0) {
         throw new BackupctlError(`the source copy of ${backupRef(sidecar)} is not what its sidecar says: ${differs.join('; ')}`, {
@@ -198,7 +198,7 @@ async function copyOne(backup: LocatedBackup, destination: Storage, runtime: Run
 }
 
 /** source.get -> digest -> destination.put; the digest of the bytes sent. */
-async function stream(source: Storage, destination: Storage, key: string, signal: AbortSignal): Promise<Digest> {
+async function stream(source: Storage, destination: Storage, key: string, signal: AbortSignal, expectedBytes: number): Promise<Digest> {
   let input;
   try {
     input = await source.get(key);
@@ -208,7 +208,7 @@ async function stream(source: Storage, destination: Storage, key: string, signal
   const digest = new DigestStream();
   input.on('error', (error) => digest.destroy(error));
   try {
-    await destination.put(key, input.pipe(digest), { signal });
+    await destination.put(key, input.pipe(digest), { signal, expectedBytes });
   } catch (error) {
     input.destroy();
     if (signal.aborted) throw error;

@@ -188,7 +188,11 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
       : Promise.resolve({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
     globalsDone.catch(() => undefined);
     pending.push(globalsDone);
-    const artifact = await dumpArtifact({ profile, id, storage, stages, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime });
+    // A dump holds no indexes and no free space, but text can weigh more than the stored
+    // value (bytea as hex: twice): twice the database's size bounds it, for the part size
+    // of object stores (S3: 10,000 parts; Azure: 50,000 blocks).
+    const expectedBytes = 2 * facts.sizeBytes;
+    const artifact = await dumpArtifact({ profile, id, storage, stages, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime, expectedBytes });
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
     const globals = await globalsDone;
@@ -310,6 +314,8 @@ interface StoreContext {
   /** Keys written so far: removed when the backup fails. */
   written: string[];
   runtime: Runtime;
+  /** What the stored file may weigh, at most (a hint: see PutOptions.expectedBytes). */
+  expectedBytes?: number | undefined;
 }
 
 interface DumpContext extends StoreContext {
@@ -333,7 +339,7 @@ async function store(ctx: StoreContext, source: Readable, baseSuffix: string, pr
   const key = artifactKey(ctx.profile.name, file);
   ctx.written.push(key);
   try {
-    await ctx.storage.put(key, chain.output, { signal: ctx.run.signal });
+    await ctx.storage.put(key, chain.output, { signal: ctx.run.signal, expectedBytes: ctx.expectedBytes });
   } catch (error) {
     // A driver stops reading the caller's stream when it fails, but leaves it open: closed
     // here, so pg_dump sees its stdout go and exits (else it blocks on a full pipe, and the

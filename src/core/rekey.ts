@@ -211,10 +211,10 @@ function publicKeyOf(identity: Identity): Recipient[] {
 }
 
 /** The encrypted files of a backup: the artifact, and the globals file when it went through age too. */
-function filesOf(sidecar: Sidecar): Array<{ name: string; role: 'artifact' | 'globals' }> {
-  const files: Array<{ name: string; role: 'artifact' | 'globals' }> = [{ name: sidecar.artifact.file, role: 'artifact' }];
+function filesOf(sidecar: Sidecar): Array<{ name: string; role: 'artifact' | 'globals'; bytes: number }> {
+  const files: Array<{ name: string; role: 'artifact' | 'globals'; bytes: number }> = [{ name: sidecar.artifact.file, role: 'artifact', bytes: sidecar.artifact.bytes }];
   const globals = sidecar.globals;
-  if (globals.status === 'included' && globals.stages.some((stage) => stage.type === 'encryption')) files.push({ name: globals.file, role: 'globals' });
+  if (globals.status === 'included' && globals.stages.some((stage) => stage.type === 'encryption')) files.push({ name: globals.file, role: 'globals', bytes: globals.bytes });
   return files;
 }
 
@@ -239,11 +239,13 @@ async function rekeyOne(backup: LocatedBackup, recipients: Recipient[], keys: De
   const updated: Sidecar = structuredClone(sidecar);
   const newRecords = recipients.map(recipientRecord);
   try {
-    for (const { name, role } of filesOf(sidecar)) {
+    for (const { name, role, bytes } of filesOf(sidecar)) {
       const to = nextName(name, sidecar.id);
       const toKey = artifactKey(sidecar.profile, to);
       written.push(toKey);
-      const digest = await rewriteFile(storage, artifactKey(sidecar.profile, name), toKey, identities, recipients, runtime.signal);
+      // The payload is copied as it is; only the header (a stanza per recipient) changes size.
+      const expectedBytes = bytes + 1024 * (recipients.length + 1);
+      const digest = await rewriteFile(storage, artifactKey(sidecar.profile, name), toKey, identities, recipients, { signal: runtime.signal, expectedBytes });
       renamed.push({ from: name, to });
       if (role === 'artifact') {
         const stages = withRecipients(updated.artifact.stages, newRecords);
@@ -273,7 +275,14 @@ function withRecipients(stages: readonly StageRecordJson[], recipients: Recipien
 }
 
 /** Streams `from` with a new header into `to`; returns the digest of what was stored. */
-async function rewriteFile(storage: Storage, from: string, to: string, identities: Identity[], recipients: Recipient[], signal: AbortSignal): Promise<Digest> {
+async function rewriteFile(
+  storage: Storage,
+  from: string,
+  to: string,
+  identities: Identity[],
+  recipients: Recipient[],
+  { signal, expectedBytes }: { signal: AbortSignal; expectedBytes: number },
+): Promise<Digest> {
   let source: Readable;
   try {
     source = await storage.get(from);
@@ -287,7 +296,7 @@ async function rewriteFile(storage: Storage, from: string, to: string, identitie
     const digest = new DigestStream();
     const output = Readable.from(concatenate(newHeader, payload));
     output.on('error', (error) => digest.destroy(error));
-    await storage.put(to, output.pipe(digest), { signal });
+    await storage.put(to, output.pipe(digest), { signal, expectedBytes });
     return digest.digest();
   } catch (error) {
     source.destroy();

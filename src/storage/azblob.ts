@@ -50,7 +50,7 @@ import {
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
 import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallWatch, type RetryPolicy } from './resilience.js';
-import type { AzureLocation } from './settings.js';
+import { pieceSizeFor, type AzureLocation } from './settings.js';
 import {
   assertKey,
   isValidKey,
@@ -69,6 +69,10 @@ const MIB = 1024 * 1024;
 const DEFAULT_BLOCK_SIZE = 8 * MIB;
 const DEFAULT_CONCURRENCY = 4;
 const MAX_BLOCKS = 50_000;
+/** Blocks an expected size is planned for: a tenth of MAX_BLOCKS left for a larger object. */
+const BLOCK_HEADROOM = 45_000;
+/** The largest block a Put Block takes (service version 2019-12-12 and later). */
+const MAX_BLOCK_SIZE = 4000 * MIB;
 const TOKEN_METADATA = 'backupctltoken';
 
 interface RestErrorLike {
@@ -309,7 +313,7 @@ export class AzureBlobStorage implements Storage {
     if (signal?.aborted) throw abortError(signal);
     const { ops, bulk } = await this.connect();
     const blob = bulk.getBlockBlobClient(name);
-    const blockSize = this.config.settings.blockSizeBytes ?? DEFAULT_BLOCK_SIZE;
+    const blockSize = pieceSizeFor(this.config.settings.blockSizeBytes ?? DEFAULT_BLOCK_SIZE, options.expectedBytes, BLOCK_HEADROOM, MAX_BLOCK_SIZE);
     const concurrency = this.config.settings.concurrency ?? DEFAULT_CONCURRENCY;
     const idPrefix = randomBytes(8).toString('hex');
     const ids: string[] = [];

@@ -59,7 +59,7 @@ import {
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
 import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, type RetryPolicy } from './resilience.js';
-import type { S3Location } from './settings.js';
+import { pieceSizeFor, type S3Location } from './settings.js';
 import {
   assertKey,
   isValidKey,
@@ -84,6 +84,8 @@ const DEFAULT_PART_SIZE = 8 * MIB;
  */
 const DEFAULT_QUEUE_SIZE = 2;
 const MAX_PARTS = 10_000;
+/** S3's largest part. */
+const MAX_PART_SIZE = 5 * 1024 * MIB;
 /** Parts kept in reserve below S3's 10,000 when sizing parts from an expected size. */
 const PART_HEADROOM = 9_000;
 
@@ -451,10 +453,7 @@ export class S3Storage implements Storage {
     if (signal?.aborted) throw abortError(signal);
     const { writer } = await this.clients();
     const { settings } = this.config;
-    let partSize = settings.partSizeBytes ?? DEFAULT_PART_SIZE;
-    if (options.expectedBytes !== undefined && options.expectedBytes / partSize > PART_HEADROOM) {
-      partSize = Math.ceil(options.expectedBytes / PART_HEADROOM / MIB) * MIB;
-    }
+    const partSize = pieceSizeFor(settings.partSizeBytes ?? DEFAULT_PART_SIZE, options.expectedBytes, PART_HEADROOM, MAX_PART_SIZE);
     const started = new Date();
     const controller = new AbortController();
     const tracking = new TrackingClient(writer, controller.signal);

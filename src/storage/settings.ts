@@ -595,3 +595,15 @@ export function locationHasSecrets(location: string): boolean {
     return false;
   }
 }
+
+/**
+ * The size of the pieces (S3 parts, Azure blocks) a put sends: the configured or default
+ * size, raised (to whole MiB, at most `max`) when `expectedBytes` would need more than
+ * `planned` pieces, so that an object as large as expected, and somewhat larger, stays
+ * within the store's limit on their number.
+ */
+export function pieceSizeFor(size: number, expectedBytes: number | undefined, planned: number, max: number): number {
+  if (expectedBytes === undefined || expectedBytes / size <= planned) return size;
+  const mib = 1024 * 1024;
+  return Math.min(max, Math.ceil(expectedBytes / planned / mib) * mib);
+}
