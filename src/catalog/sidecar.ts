@@ -1,4 +1,4 @@
-import type { Sidecar, StageRecordJson } from './sidecar-schema.js';
+import type { Sidecar, StageRecordJson, Verification } from './sidecar-schema.js';
 
 export type { Sidecar, StageRecordJson, TableCount, Verification } from './sidecar-schema.js';
 
@@ -64,4 +64,23 @@ export function stageSummary(stages: readonly StageRecordJson[]): Pick<Sidecar['
       ? { scheme: 'age', recipients: encryption.recipients.map((r) => (r.scheme === 'x25519' ? r.fingerprint : `passphrase (scrypt, work factor ${r.workFactor})`)) }
       : null,
   };
+}
+
+const DEPTH: Record<Verification['level'], number> = { checksum: 0, archive: 1, restore: 2 };
+
+/**
+ * The verification that stands for a backup: the latest failed one that no later pass at
+ * the same or a deeper level has answered, else the latest (by time, not array position);
+ * null when never verified. A checksum pass after a failed restore-level verification says
+ * only that the bytes are as stored, not that they restore: the failure stands (list,
+ * status and prune read it here).
+ */
+export function standingVerification(verifications: readonly Verification[]): Verification | null {
+  const ordered = [...verifications].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  let unanswered: Verification[] = [];
+  for (const v of ordered) {
+    if (v.result === 'failed') unanswered.push(v);
+    else unanswered = unanswered.filter((failed) => DEPTH[failed.level] > DEPTH[v.level]);
+  }
+  return unanswered.at(-1) ?? ordered.at(-1) ?? null;
 }

@@ -1,5 +1,5 @@
 import { artifactKey, sidecarKey, type IncompleteEntry } from '../catalog/catalog.js';
-import type { SidecarSummary } from '../catalog/sidecar.js';
+import { standingVerification, type SidecarSummary } from '../catalog/sidecar.js';
 import { applyRetention, type KeepReason, type RetentionCandidate, type RetentionPolicy } from '../retention/policy.js';
 
 /**
@@ -77,13 +77,9 @@ export interface PrunePlan {
   items: PruneItem[];
 }
 
-/** True when the latest verification (by time) of the backup passed. */
+/** True when the verification that stands for the backup (see standingVerification) passed. */
 export function isVerified(sidecar: SidecarSummary): boolean {
-  let latest: SidecarSummary['verifications'][number] | undefined;
-  for (const v of sidecar.verifications) {
-    if (latest === undefined || Date.parse(v.at) >= Date.parse(latest.at)) latest = v;
-  }
-  return latest?.result === 'passed';
+  return standingVerification(sidecar.verifications)?.result === 'passed';
 }
 
 /** A backup's storage keys in removal order (its sidecar FIRST, then artifact and globals) and their bytes. */

@@ -22,7 +22,7 @@ import { Catalog, narrowListing, sortNewestFirst, type Listing } from '../catalo
 import { ID_PATTERN, isProfileName } from '../catalog/id.js';
 import { RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
 import { readRunLog } from '../catalog/runlog-schema.js';
-import type { SidecarSummary } from '../catalog/sidecar.js';
+import { standingVerification, type SidecarSummary } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
 import { ExitCode, usageError } from '../errors.js';
@@ -219,25 +219,25 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   let lastVerification: VerificationSummary | null = null;
   let lastPassed: VerificationSummary | null = null;
   const failedVerifications: VerificationSummary[] = [];
+  const summaryOf = (backupId: string, v: SidecarSummary['verifications'][number]): VerificationSummary => ({
+    backupId,
+    at: v.at,
+    ageSeconds: seconds(nowMs - Date.parse(v.at)),
+    level: v.level,
+    result: v.result,
+    ...(v.error === undefined ? {} : { error: v.error }),
+  });
   for (const backup of backups) {
-    let latest: VerificationSummary | null = null;
     for (const v of backup.verifications) {
-      const summary: VerificationSummary = {
-        backupId: backup.id,
-        at: v.at,
-        ageSeconds: seconds(nowMs - Date.parse(v.at)),
-        level: v.level,
-        result: v.result,
-        ...(v.error === undefined ? {} : { error: v.error }),
-      };
-      if (latest === null || Date.parse(v.at) >= Date.parse(latest.at)) latest = summary;
-      if (lastVerification === null || Date.parse(v.at) > Date.parse(lastVerification.at)) lastVerification = summary;
-      if (v.result === 'passed' && (lastPassed === null || Date.parse(v.at) > Date.parse(lastPassed.at))) lastPassed = summary;
+      if (lastVerification === null || Date.parse(v.at) > Date.parse(lastVerification.at)) lastVerification = summaryOf(backup.id, v);
+      if (v.result === 'passed' && (lastPassed === null || Date.parse(v.at) > Date.parse(lastPassed.at))) lastPassed = summaryOf(backup.id, v);
     }
-    if (latest?.result === 'failed') failedVerifications.push(latest);
+    const standing = standingVerification(backup.verifications);
+    if (standing?.result === 'failed') failedVerifications.push(summaryOf(backup.id, standing));
   }
-  // A failed verification stays visible until that backup passes a later one or is removed:
-  // a passing verify of another backup (verify --all walks newest first) must not hide it.
+  // A failed verification stays visible until that backup passes a later one at the same or
+  // a deeper level, or is removed: a passing verify of another backup (verify --all walks
+  // newest first), or a checksum pass after a failed restore, must not hide it.
   for (const failed of failedVerifications) {
     const age = nowMs - Date.parse(failed.at);
     problems.push({

@@ -450,7 +450,7 @@ async function restoreCheck(
         });
       });
       if (early) runtime.reporter.debug(`counted ${early.countedEarly} of ${restored.length} tables while pg_restore ran`);
-      const mismatches = [...compareCounts(sidecar, restored), ...compareLargeObjects(sidecar, toc, largeObjects)];
+      const mismatches = [...compareCounts(sidecar, restored, toc), ...compareLargeObjects(sidecar, toc, largeObjects)];
       return outcome(mismatches.length ? 'failed' : 'passed', {
         mismatches,
         serverVersion: version,
@@ -480,14 +480,21 @@ async function restoreCheck(
   }
 }
 
-/** Row counts after restore against the counts recorded at backup time. */
-export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<CountedTable, 'schema' | 'name' | 'rows'>>): string[] {
+/**
+ * Row counts after restore against the counts recorded at backup time. Sidecars written
+ * before materialized views were left out of the counts (see listCountableTables) have
+ * theirs: those the archive's TOC names as materialized views are not compared.
+ */
+export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<CountedTable, 'schema' | 'name' | 'rows'>>, toc: readonly TocEntry[] = []): string[] {
   const problems: string[] = [];
   const found = new Map(restored.map((t) => [`${t.schema}\u0000${t.name}`, t.rows]));
+  const views = toc.filter((e) => e.type === 'MATERIALIZED VIEW').map((e) => e.rest);
+  const isView = (schema: string, name: string) => views.some((rest) => rest.startsWith(`${schema} ${name} `) || rest === `${schema} ${name}`);
   const expected = new Set<string>();
   for (const table of sidecar.tables) {
     const key = `${table.schema}\u0000${table.name}`;
     expected.add(key);
+    if (!found.has(key) && isView(table.schema, table.name)) continue;
     const rows = found.get(key);
     const name = `${quote(table.schema)}.${quote(table.name)}`;
     if (rows === undefined) problems.push(`${name}: missing after restore (expected ${table.rows} rows)`);

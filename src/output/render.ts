@@ -5,7 +5,7 @@
  * Everything read from a sidecar is passed through `sanitize` before it reaches the
  * terminal: a sidecar comes from storage and may have been edited by anyone.
  */
-import type { Sidecar, SidecarSummary, Verification } from '../catalog/sidecar.js';
+import { standingVerification, type Sidecar, type SidecarSummary, type Verification } from '../catalog/sidecar.js';
 import type { CreateResult, IncompleteEntry, ListResult, ShowResult } from '../core/results.js';
 import { BackupctlError } from '../errors.js';
 import { describeLocale } from '../pg/locale.js';
@@ -22,13 +22,9 @@ import { renderKeyValues, renderTable, type Column } from './table.js';
 
 type Pairs = Array<readonly [string, string]>;
 
-/** The most recent verification by time (not by array position), or null. */
+/** The verification that stands for the backup (see standingVerification), or null. */
 export function latestVerification(sidecar: SidecarSummary): Verification | null {
-  let latest: Verification | null = null;
-  for (const v of sidecar.verifications) {
-    if (latest === null || Date.parse(v.at) >= Date.parse(latest.at)) latest = v;
-  }
-  return latest;
+  return standingVerification(sidecar.verifications);
 }
 
 function list(values: string[], empty: string): string {

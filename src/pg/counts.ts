@@ -43,7 +43,9 @@ function nameOf(text: string | null, raw: Buffer | null): { name: string; exact:
 
 /**
  * Every table whose rows pg_dump would dump: ordinary tables and partitions (unlogged ones
- * too) and populated materialized views, outside the system schemas, ordered by schema and name.
+ * too), outside the system schemas, ordered by schema and name. Not materialized views:
+ * an archive holds no rows of theirs, only a REFRESH that computes them again from the
+ * restored tables (and functions, and the clock), so their counts may rightly differ.
  */
 export async function listCountableTables(client: pg.Client): Promise<CountableTable[]> {
   const { rows } = await client
@@ -64,7 +66,7 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
               c.relispartition AS ispartition, c.relhassubclass AS haschildren, c.relrowsecurity AS rowsecurity
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
               (SELECT current_setting('server_encoding') = 'SQL_ASCII' AS raw) AS encoding
-        WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated))
+        WHERE c.relkind = 'r'
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
           -- A table the role cannot read cannot be in a dump it takes (pg_dump would fail on it):

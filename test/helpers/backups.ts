@@ -111,15 +111,16 @@ export function tableKey(table: { schema: string; name: string }): string {
 
 /**
  * Exact row counts of every table pg_dump can hold rows for: ordinary tables and partitions
- * (logged or not) and populated materialized views, outside the system schemas. A table's
- * own rows only (ONLY): a dump's COPY of an inheritance parent holds none of its children's.
+ * (logged or not), outside the system schemas (not materialized views: an archive holds a
+ * REFRESH of theirs, not rows). A table's own rows only (ONLY): a dump's COPY of an
+ * inheritance parent holds none of its children's.
  */
 export async function sourceTables(cluster: ClusterClient, db: string): Promise<SourceTable[]> {
   const tables = await cluster.query<{ schema: string; name: string; relkind: string }>(
     db,
     `select n.nspname as schema, c.relname as name, c.relkind::text as relkind
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where (c.relkind = 'r' or (c.relkind = 'm' and c.relispopulated))
+      where c.relkind = 'r'
         and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp_)'
       order by 1, 2`,
   );
@@ -127,7 +128,7 @@ export async function sourceTables(cluster: ClusterClient, db: string): Promise<
   for (const table of tables) {
     const [row] = await cluster.query<{ n: string }>(
       db,
-      `select count(*)::int8::text as n from ${table.relkind === 'r' ? 'only ' : ''}${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
+      `select count(*)::int8::text as n from only ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`,
     );
     counted.push({ schema: table.schema, name: table.name, rows: Number(row?.n) });
   }

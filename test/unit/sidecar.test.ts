@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, type Sidecar } from '../../src/catalog/sidecar.js';
+import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, standingVerification, type Sidecar, type Verification } from '../../src/catalog/sidecar.js';
 import { parseSidecar, SidecarSchema } from '../../src/catalog/sidecar-schema.js';
 import { sampleSidecar, type SidecarOverrides } from '../helpers/sidecar-fixture.js';
 
@@ -201,5 +201,31 @@ describe('parseSidecar', () => {
   it('the schema itself accepts what create writes and nothing looser', () => {
     expect(SidecarSchema.safeParse(sampleSidecar(VALID)).success).toBe(true);
     expect(SidecarSchema.safeParse({ ...sampleSidecar(VALID), status: 'failed' }).success).toBe(false);
+  });
+});
+
+describe('standingVerification', () => {
+  const v = (minute: number, level: Verification['level'], result: Verification['result']): Verification => ({
+    at: new Date(Date.UTC(2026, 0, 1, 0, minute)).toISOString(),
+    level,
+    result,
+    durationMs: 1,
+    mismatches: [],
+  });
+
+  it('is null for a backup never verified, else the latest by time (not by array position)', () => {
+    expect(standingVerification([])).toBeNull();
+    expect(standingVerification([v(2, 'restore', 'passed'), v(1, 'checksum', 'passed')])).toEqual(v(2, 'restore', 'passed'));
+  });
+
+  it('a failure stands until a later pass at the same or a deeper level answers it', () => {
+    expect(standingVerification([v(1, 'restore', 'failed'), v(2, 'checksum', 'passed')])).toEqual(v(1, 'restore', 'failed'));
+    expect(standingVerification([v(1, 'restore', 'failed'), v(2, 'archive', 'passed')])).toEqual(v(1, 'restore', 'failed'));
+    expect(standingVerification([v(1, 'restore', 'failed'), v(2, 'restore', 'passed')])).toEqual(v(2, 'restore', 'passed'));
+    expect(standingVerification([v(1, 'checksum', 'failed'), v(2, 'restore', 'passed')])).toEqual(v(2, 'restore', 'passed'));
+    // Two failures: a checksum pass answers the checksum one only.
+    expect(standingVerification([v(1, 'restore', 'failed'), v(2, 'checksum', 'failed'), v(3, 'checksum', 'passed')])).toEqual(v(1, 'restore', 'failed'));
+    // The latest failure is the one reported.
+    expect(standingVerification([v(3, 'checksum', 'failed'), v(1, 'restore', 'failed')])).toEqual(v(3, 'checksum', 'failed'));
   });
 });

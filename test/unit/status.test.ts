@@ -176,6 +176,22 @@ const CASES: Case[] = [
     broken: [],
   },
   {
+    name: 'a failed restore-level verification stays broken after a later CHECKSUM or ARCHIVE pass of the same backup',
+    backups: [
+      backup(HOUR, {
+        verifications: [verification(50 * 60_000, 'failed', 'restore'), verification(40 * 60_000, 'passed', 'checksum'), verification(30 * 60_000, 'passed', 'archive')],
+      }),
+    ],
+    thresholds: NO_THRESHOLDS,
+    broken: ['verification'],
+  },
+  {
+    name: 'a failed checksum verification is answered by a later restore-level pass',
+    backups: [backup(HOUR, { verifications: [verification(50 * 60_000, 'failed', 'checksum'), verification(40 * 60_000, 'passed', 'restore')] })],
+    thresholds: NO_THRESHOLDS,
+    broken: [],
+  },
+  {
     name: 'failures since the last success',
     backups: [backup(26 * HOUR, { verifications: [verification(HOUR)] })],
     runs: [run(25 * HOUR, 'succeeded'), run(2 * HOUR, 'failed'), run(HOUR, 'interrupted', 'create', 130)],
