@@ -28,8 +28,9 @@ import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, type ArchiveNeeds } from '../pg/restore.js';
+import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, tablesWithoutRows, unmatchedSelection, type ArchiveNeeds } from '../pg/restore.js';
 import type { TocEntry } from '../pg/toc.js';
+import type { ChildRun } from '../pg/dump.js';
 import type { Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
 import { openStreamedArchive } from './streamed-archive.js';
@@ -84,6 +85,8 @@ export interface RestorePlan {
   mode: RestoreMode | null;
   /** What the replaced target has of its own that the restore does not bring back (TargetState.ownSettings), in a sentence; null when nothing. */
   notCarriedOver: string | null;
+  /** Selected tables (--table) whose rows the selection leaves out (a partitioned table's), in a sentence; null when none. */
+  notRestored: string | null;
   /** Why the restore would be refused as asked; null when it can go ahead. */
   refusal: string | null;
   /** Hint that goes with the refusal. */
@@ -220,7 +223,8 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const knownRoles = new Set([...(await existingRoles(server)), ...(globalsText ? globalsNames(globalsText).roles : [])]);
     const needs = archiveNeeds(toc, knownRoles);
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
-    const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql);
+    const selection = await checkSelection(request, sidecar, pgRestore.path, archive.path, toc, offline);
+    const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql, selection);
     const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0, publicSchema: sidecar.database.publicSchema }, dir, offline));
     // The decoded archive's own checks (its digest, computed alongside the reads above):
     // before anything changes when the restore goes into the target itself (--force);
@@ -267,6 +271,35 @@ async function granteesOf(pgRestore: string, archive: string, toc: readonly TocE
   return withScratchDir(workDir, (dir) => aclRoles(pgRestore, archive, toc, dir, { env: offlineEnv(runtime.env), signal: runtime.signal }));
 }
 
+/** What a --schema/--table selection selects: a refusal when a name selects nothing, and the selected tables without rows. */
+interface SelectionCheck {
+  refusal: string | null;
+  hint: string | null;
+  withoutRows: string[];
+}
+
+async function checkSelection(request: RestoreRequest, sidecar: Sidecar, pgRestore: string, archive: string, toc: readonly TocEntry[], run: ChildRun): Promise<SelectionCheck> {
+  const none: SelectionCheck = { refusal: null, hint: null, withoutRows: [] };
+  if (request.schemas.length === 0 && request.tables.length === 0) return none;
+  const missing = await unmatchedSelection(pgRestore, archive, request, run);
+  if (missing.schemas.length > 0 || missing.tables.length > 0) {
+    const names = [
+      ...missing.schemas.map((schema) => `schema "${schema}"`),
+      ...missing.tables.map((table) => `table "${table}"${request.schemas.length > 0 ? ` in schema ${request.schemas.map((s) => `"${s}"`).join(', ')}` : ''}`),
+    ];
+    const dotted = missing.tables.find((table) => table.includes('.'));
+    return {
+      refusal: `nothing to restore for ${names.join(', ')}: backup ${sidecar.id} has no such ${missing.tables.length > 0 ? 'table' : 'schema'}`,
+      hint: dotted
+        ? `--table takes a table's name without its schema, as pg_restore does: --schema ${dotted.slice(0, dotted.indexOf('.'))} --table ${dotted.slice(dotted.indexOf('.') + 1)}`
+        : `names are exact and case-sensitive, without quotes; "backupctl show ${sidecar.id}" lists the backup's tables`,
+      withoutRows: [],
+    };
+  }
+  const selected = await selectedEntries(pgRestore, archive, request, run);
+  return { ...none, withoutRows: tablesWithoutRows(toc, selected) };
+}
+
 async function makePlan(
   request: RestoreRequest,
   now: Date,
@@ -277,6 +310,7 @@ async function makePlan(
   entries: number,
   needs: ArchiveNeeds,
   globalsSql: string | null,
+  selection: SelectionCheck,
 ): Promise<RestorePlan> {
   const fromGlobals = globalsSql ? new Set(globalsNames(globalsSql).roles) : new Set<string>();
   // Owners matter unless --no-owner, grantees unless --no-acl.
@@ -301,6 +335,10 @@ async function makePlan(
   else {
     refusal = `target database "${target}" is not empty (${state.objects} objects)`;
     refusalHint = '--clean replaces it (the old one is kept under a dated name), --force restores into it as it is; or choose another --target-db';
+  }
+  if (selection.refusal) {
+    refusal = selection.refusal;
+    refusalHint = selection.hint;
   }
   if (!refusal && roles.length) {
     refusal = `the archive needs roles the target server lacks: ${roles.join(', ')}`;
@@ -338,6 +376,12 @@ async function makePlan(
         `(${dropOld ? 'lost with it: see them first with \\l+ and \\drds in psql' : `they stay with "${keepOldAs}": reapply them to the new "${target}"`})`
       : null;
   if (notCarriedOver) steps.push(`NOT carried over: ${notCarriedOver}`);
+  const notRestored =
+    selection.withoutRows.length > 0
+      ? `${selection.withoutRows.join(', ')}: no rows of ${selection.withoutRows.length === 1 ? 'its' : 'their'} own in the backup ` +
+        '(a partitioned table keeps its rows in its partitions: select them with --table too)'
+      : null;
+  if (notRestored) steps.push(`NOT restored: ${notRestored}`);
   if (mode === 'into-existing') {
     steps.push(`restore into "${target}" as it is${request.jobs <= 1 ? ', in one transaction' : ''} (existing objects may conflict)`);
   }
@@ -347,6 +391,7 @@ async function makePlan(
     target,
     targetState: state,
     notCarriedOver,
+    notRestored,
     mode,
     refusal,
     refusalHint,
@@ -400,6 +445,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
     if (plan.destructive) await confirm(plan);
     throwIfAborted(runtime.signal);
     if (plan.notCarriedOver) runtime.reporter.warn(`not carried over by this restore: ${plan.notCarriedOver}`);
+    if (plan.notRestored) runtime.reporter.warn(`not restored: ${plan.notRestored}`);
 
     let globalsSkipped: string[] = [];
     if (prepared.globalsSql !== null) {

@@ -290,6 +290,42 @@ export async function selectedEntries(pgRestore: string, archive: string, select
 }
 
 /**
+ * The names of a `--schema`/`--table` selection that select nothing in the archive.
+ * pg_restore restores nothing for such a name and exits 0: a restore would replace the
+ * target with a database lacking what was asked for. Each name is asked on its own, a
+ * table with the schemas (pg_restore restores the named tables of the named schemas).
+ */
+export async function unmatchedSelection(
+  pgRestore: string,
+  archive: string,
+  selection: { schemas: string[]; tables: string[] },
+  run: ChildRun,
+): Promise<{ schemas: string[]; tables: string[] }> {
+  const schemas: string[] = [];
+  for (const schema of selection.schemas) {
+    if ((await selectedEntries(pgRestore, archive, { schemas: [schema], tables: [] }, run)).size === 0) schemas.push(schema);
+  }
+  const tables: string[] = [];
+  for (const table of selection.tables) {
+    if ((await selectedEntries(pgRestore, archive, { schemas: selection.schemas, tables: [table] }, run)).size === 0) tables.push(table);
+  }
+  return { schemas, tables };
+}
+
+/**
+ * The selected tables whose rows the archive does not hold although it holds rows: a
+ * partitioned table keeps its rows in its partitions, which `--table` does not select.
+ * As `schema.name`, from the TOC.
+ */
+export function tablesWithoutRows(entries: readonly TocEntry[], selected: ReadonlySet<number>): string[] {
+  const withRows = new Set(entries.filter((e) => e.type === 'TABLE DATA').map((e) => e.objectOid));
+  if (withRows.size === 0) return []; // a schema-only archive: no table has rows
+  return entries
+    .filter((e) => e.type === 'TABLE' && selected.has(e.dumpId) && !withRows.has(e.objectOid))
+    .map((e) => e.rest.replace(/ \S*$/, '').replace(' ', '.'));
+}
+
+/**
  * Schemas of the tables in a selection (other than `public`, which every new database
  * has), so that `--table app.orders` into a new database brings its schema along.
  */

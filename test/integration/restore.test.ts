@@ -636,6 +636,37 @@ describe('restore: selection', () => {
   });
 });
 
+describe('restore: a selection that selects nothing', () => {
+  it('--table/--schema naming nothing in the backup: exit 2 before anything changes (it used to replace the target with an empty database), --dry-run alike', async () => {
+    const target = newDb('rst_sel_none');
+    await loadChinook(cluster, target);
+    const before = await fingerprint(target);
+    for (const [selection, hint] of [
+      [['--table', 'no_such_table'], /"backupctl show .*" lists the backup's tables/],
+      [['--table', 'public.album'], /--schema public --table album/],
+      [['--schema', 'no_such_schema'], /case-sensitive/],
+      [['--schema', 'public', '--table', 'events'], /lists the backup's tables/], // events is in schema app
+    ] as const) {
+      for (const extra of [['--dry-run'], ['--yes']]) {
+        const run = await restore(ids.chinook, ['--target-db', target, '--clean', '--drop-old', ...selection, ...extra]);
+        expect(run.code, run.stdout + run.stderr).toBe(2);
+        expect(run.stdout + run.stderr).toMatch(/nothing to restore for (table|schema) "/);
+        expect(run.stdout + run.stderr).toMatch(hint);
+      }
+    }
+    expect(await fingerprint(target)).toEqual(before);
+    const staging = await cluster.query('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${target}_`]);
+    expect(staging).toEqual([]);
+  });
+
+  it('--table of a partitioned table: restored with a warning that its rows are in its partitions', async () => {
+    const target = newDb('rst_sel_part');
+    const run = await restore(ids.tricky, ['--target-db', target, '--create', '--table', 'measurements']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/warning: not restored: sales\.measurements: no rows of its own in the backup \(a partitioned table keeps its rows in its partitions/);
+  });
+});
+
 describe('restore: CI flow', () => {
   it('create --tag pre-migration, a migration, then restore latest --tag pre-migration --clean --yes brings the old state back', async () => {
     const app = newDb('rst_ci');
