@@ -13,6 +13,7 @@ import {
   existingRoles,
   existingTablespaces,
   inspectDatabase,
+  isSuperuser,
   databaseNames,
   missingRoles,
   rolesNotAssumable,
@@ -340,6 +341,17 @@ async function makePlan(
     refusal = selection.refusal;
     refusalHint = selection.hint;
   }
+  // A data-only archive holds rows but no tables: it loads only into a database that has
+  // them, with their triggers off while it does (as pg_restore advises), else an audit
+  // trigger would log every row again.
+  if (!refusal && sidecar.dump.dataOnly && mode !== null && mode !== 'into-existing') {
+    refusal = `backup ${sidecar.id} is --data-only: it holds rows but no tables to load them into`;
+    refusalHint = 'restore it with --force into a database that has the schema';
+  }
+  if (!refusal && sidecar.dump.dataOnly && mode === 'into-existing' && !(await isSuperuser(server))) {
+    refusal = `a --data-only restore turns the target's triggers off while it loads (pg_restore --disable-triggers), which needs a superuser; ${server.user} is not one`;
+    refusalHint = 'restore as a superuser (-U postgres, or --target-url)';
+  }
   if (!refusal && roles.length) {
     refusal = `the archive needs roles the target server lacks: ${roles.join(', ')}`;
     refusalHint = sidecar.globals.status === 'included' ? 'add --globals to create them from the backup, create them, or use --no-owner --no-acl' : 'create them, or use --no-owner --no-acl';
@@ -383,7 +395,10 @@ async function makePlan(
       : null;
   if (notRestored) steps.push(`NOT restored: ${notRestored}`);
   if (mode === 'into-existing') {
-    steps.push(`restore into "${target}" as it is${request.jobs <= 1 ? ', in one transaction' : ''} (existing objects may conflict)`);
+    steps.push(
+      `restore into "${target}" as it is${request.jobs <= 1 ? ', in one transaction' : ''}` +
+        (sidecar.dump.dataOnly ? ', with its triggers off while the rows load (a data-only backup)' : ' (existing objects may conflict)'),
+    );
   }
   return {
     backup: { id: sidecar.id, profile: sidecar.profile, database: sidecar.database.name, createdAt: sidecar.startedAt, bytes: sidecar.artifact.bytes },
@@ -498,6 +513,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
           jobs: request.jobs,
           singleTransaction: plan.mode === 'into-existing',
           useList,
+          disableTriggers: sidecar.dump.dataOnly,
         });
         await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal }, { input: archive.stream ? await archive.stream.open() : undefined });
       } finally {

@@ -175,7 +175,9 @@ export async function verifyBackups(request: VerifyRequest, runtime: Runtime): P
 
 async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, request: VerifyRequest, runtime: Runtime): Promise<VerifyOutcome> {
   const started = performance.now();
-  const base = { id: sidecar.id, profile: sidecar.profile, database: sidecar.database.name, level: request.level };
+  // A data-only backup is checked (and its verdict recorded) at level archive: see checkArchive.
+  const level = request.level === 'restore' && sidecar.dump.dataOnly ? 'archive' : request.level;
+  const base = { id: sidecar.id, profile: sidecar.profile, database: sidecar.database.name, level };
   runtime.reporter.info(`verifying ${sidecar.profile}/${sidecar.id} (${request.level})`);
   const outcome = (result: VerifyVerdict, extra: Partial<VerifyOutcome> = {}): VerifyOutcome => ({
     ...base,
@@ -282,12 +284,16 @@ async function checkArchive(
   outcome: (result: 'passed' | 'failed', extra?: Partial<VerifyOutcome>) => VerifyOutcome,
 ): Promise<VerifyOutcome> {
   const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
-  const server = request.level === 'restore' && request.server ? request.server(sidecar) : null;
+  // A data-only backup has no tables to restore its rows into: the deepest check it can
+  // have is the archive level, and that is what is run and recorded (with a warning).
+  const dataOnly = request.level === 'restore' && sidecar.dump.dataOnly;
+  if (dataOnly) runtime.reporter.warn(`${sidecar.profile}/${sidecar.id} is a --data-only backup, with no schema to restore into: checked at level archive`);
+  const server = request.level === 'restore' && !dataOnly && request.server ? request.server(sidecar) : null;
   if (server) return restoreCheck(sidecar, archive, dumpMajor, request, server, runtime, outcome);
   const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir(sidecar.profile), path: runtime.env.PATH });
   const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
   await checkToc(sidecar, archive, pgRestore, run);
-  if (request.level === 'archive') {
+  if (request.level === 'archive' || dataOnly) {
     const failure = archive.stream
       ? await readArchiveThrough(pgRestore.path, null, run, await archive.stream.open())
       : await readArchiveThrough(pgRestore.path, archive.path, run);
@@ -405,6 +411,7 @@ async function restoreCheck(
         tables: [],
         noOwner: true,
         noAcl: true,
+        noTablespaces: true,
         jobs,
         singleTransaction: false,
       });
@@ -436,6 +443,15 @@ async function restoreCheck(
           });
         }
         if (error instanceof BackupctlError && error.exitCode === ExitCode.USAGE) throw error; // pg_restore could not start
+        // A --table or --schema dump need not restore on its own: the types, sequences,
+        // functions and extensions its tables use may live outside it. Its bytes are
+        // pg_dump's (the digests), so this is no verdict on it.
+        if (sidecar.dump.tables.length > 0 || sidecar.dump.schemas.length > 0) {
+          throw new VerifyEnvironmentError(`the backup does not restore on its own into an empty database: ${errorText(error)}`, {
+            hint: 'a --table or --schema backup may use types, sequences or functions it does not hold: check it with --level archive, or restore it into a database that has them',
+            cause: error,
+          });
+        }
         throw new Mismatch([], `the backup does not restore: ${errorText(error)}`);
       }
       const counted = Promise.all([

@@ -511,6 +511,14 @@ export async function rolesNotAssumable(settings: ConnectionSettings, names: rea
   });
 }
 
+/** The connecting role is a superuser. */
+export async function isSuperuser(settings: ConnectionSettings): Promise<boolean> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ superuser: boolean }>('SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user');
+    return rows[0]?.superuser === true;
+  });
+}
+
 /** Names of every database of the server. */
 export async function databaseNames(settings: ConnectionSettings): Promise<Set<string>> {
   return withMaintenance(settings, async (client) => {

@@ -19,6 +19,10 @@ export interface RestoreSelection {
   singleTransaction: boolean;
   /** A `--use-list` file that replaces `schemas`/`tables` (see selectionList). */
   useList?: string | undefined;
+  /** Everything in the default tablespace (verify: the server need not have the source's tablespaces). */
+  noTablespaces?: boolean | undefined;
+  /** A data-only load into existing tables: their triggers do not fire (needs a superuser). */
+  disableTriggers?: boolean | undefined;
 }
 
 /**
@@ -31,6 +35,8 @@ export function pgRestoreArgs(archive: string | null, database: string, selectio
   if (selection.singleTransaction && selection.jobs <= 1) args.push('--single-transaction');
   if (selection.noOwner) args.push('--no-owner');
   if (selection.noAcl) args.push('--no-acl');
+  if (selection.noTablespaces) args.push('--no-tablespaces');
+  if (selection.disableTriggers) args.push('--disable-triggers');
   if (selection.useList) args.push(`--use-list=${selection.useList}`);
   else {
     for (const schema of selection.schemas) args.push(`--schema=${schema}`);

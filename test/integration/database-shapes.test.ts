@@ -30,7 +30,13 @@
  *   has one): the sidecar records it, and restore --create does not bring one back;
  * - a stale materialized view (its table changed since the last REFRESH): the archive holds
  *   a REFRESH, not its rows, so its count is neither recorded nor compared (it used to be a
- *   false FAILED verdict, and a refused restore); a sidecar from before that still verifies.
+ *   false FAILED verdict, and a refused restore); a sidecar from before that still verifies;
+ * - a --table backup whose table uses a type it does not hold: it cannot restore on its
+ *   own, which is no verdict on it (NOT VERIFIED, exit 1, not recorded, never FAILED);
+ * - a --data-only backup: verified at level archive (there is no schema to restore into),
+ *   refused by restore into a new database, and loaded with --force with the target's
+ *   triggers off (an audit trigger used to log every row a second time);
+ * - a table in a tablespace the verify server lacks: verify restores without tablespaces.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
@@ -409,5 +415,66 @@ describe('database shapes', () => {
     const again = newDb('shp_mv_r2');
     const restoredOld = await cli(['restore', id, '--profile', db, '--target-db', again, '--create', '--yes']);
     expect(restoredOld.code, restoredOld.stderr).toBe(0);
+  });
+
+  it('a --table backup of a table whose type lives outside it: NOT VERIFIED (exit 1, not recorded), never FAILED', async () => {
+    const db = newDb('shp_tabletype');
+    await cluster.createDatabase(db);
+    await cluster.query(db, "CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE TABLE c (m mood, d int); INSERT INTO c VALUES ('ok', 1), ('sad', 2)");
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db, '--table', 'c']);
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(1);
+    expect(verified.stdout).toMatch(/NOT VERIFIED/);
+    expect(verified.stdout + verified.stderr).toMatch(/does not restore on its own/);
+    expect(verified.stdout + verified.stderr).toMatch(/--level archive/);
+    expect((await readSidecar(storage, db, id)).sidecar.verifications).toEqual([]);
+    const archive = await cli(['verify', id, '--profile', db, '--level', 'archive']);
+    expect(archive.code, archive.stdout + archive.stderr).toBe(0);
+  });
+
+  it('a --data-only backup: verified at level archive; restore refuses a new database and loads into the schema with triggers off', async () => {
+    const db = newDb('shp_dataonly');
+    await cluster.createDatabase(db);
+    const schema = `CREATE TABLE public.audit (id serial, what text);
+       CREATE TABLE public.orders (id int PRIMARY KEY, v int);
+       CREATE FUNCTION public.trg_audit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO public.audit (what) VALUES (TG_OP || ' ' || NEW.id); RETURN NEW; END$$;
+       CREATE TRIGGER orders_audit AFTER INSERT ON public.orders FOR EACH ROW EXECUTE FUNCTION public.trg_audit()`;
+    await cluster.query(db, schema);
+    await cluster.query(db, 'INSERT INTO public.orders SELECT g, g FROM generate_series(1, 100) g');
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db, '--data-only']);
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    expect(verified.stdout).toMatch(/at level archive: passed/);
+    expect(verified.stderr).toMatch(/--data-only backup, with no schema to restore into: checked at level archive/);
+    expect((await readSidecar(storage, db, id)).sidecar.verifications.map((v) => [v.level, v.result])).toEqual([['archive', 'passed']]);
+
+    const fresh = await cli(['restore', id, '--profile', db, '--target-db', newDb('shp_dataonly_new'), '--create', '--yes']);
+    expect(fresh.code, fresh.stdout + fresh.stderr).toBe(2);
+    expect(fresh.stderr).toMatch(/is --data-only: it holds rows but no tables/);
+    const target = newDb('shp_dataonly_t');
+    await cluster.createDatabase(target);
+    await cluster.query(target, schema);
+    const loaded = await cli(['restore', id, '--profile', db, '--target-db', target, '--force', '--yes']);
+    expect(loaded.code, loaded.stdout + loaded.stderr).toBe(0);
+    expect(await cluster.query(target, 'SELECT (SELECT count(*) FROM orders)::int AS orders, (SELECT count(*) FROM audit)::int AS audit')).toEqual([{ orders: 100, audit: 100 }]);
+  });
+
+  it('a table in a tablespace the verify server no longer has: verify restores it into the default tablespace', async () => {
+    const location = await makeTempDir('shp-ts');
+    dirs.push(location);
+    if (process.getuid?.() === 0) await execa('chown', ['postgres', location]);
+    const tablespace = uniqueName('shp_ts');
+    await cluster.query('postgres', `CREATE TABLESPACE ${quoteIdent(tablespace)} LOCATION '${location}'`);
+    const db = newDb('shp_ts');
+    await cluster.createDatabase(db);
+    try {
+      await cluster.query(db, `CREATE TABLE t (x int) TABLESPACE ${quoteIdent(tablespace)}; INSERT INTO t SELECT generate_series(1, 10)`);
+      await createBackup(cluster, db, storage, work, ['--profile', db, '--no-globals']);
+      await cluster.query(db, 'ALTER TABLE t SET TABLESPACE pg_default');
+    } finally {
+      await cluster.query('postgres', `DROP TABLESPACE ${quoteIdent(tablespace)}`);
+    }
+    const verified = await cli(['verify', 'latest', '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
   });
 });
