@@ -134,18 +134,21 @@ export async function tablesSelectedBy(
   // directory-format dump's --file and --jobs have no place here).
   const args = ['--format=custom', '--schema-only', '--no-password', `--snapshot=${selection.snapshot}`, ...selection.filters];
   if (selection.lockWaitTimeout) args.push(`--lock-wait-timeout=${selection.lockWaitTimeout}`);
+  const dump = execa(pgDump, args, { env: run.env, extendEnv: false, stdin: 'ignore', cancelSignal: run.signal });
   try {
-    const { stdout } = await execa(pgDump, args, { env: run.env, extendEnv: false, stdin: 'ignore', cancelSignal: run.signal }).pipe(
-      pgRestore,
-      ['--list'],
-      { env: run.env, extendEnv: false, cancelSignal: run.signal, maxBuffer: 256 * 1024 * 1024 },
-    );
+    const { stdout } = await dump.pipe(pgRestore, ['--list'], { env: run.env, extendEnv: false, cancelSignal: run.signal, maxBuffer: 256 * 1024 * 1024 });
     return new Set(
       parseTocList(stdout)
         .filter((e) => e.type === 'TABLE' || e.type === 'MATERIALIZED VIEW')
         .map((e) => e.objectOid),
     );
   } catch (error) {
-    throw childFailure('pg_dump --schema-only', error, run.signal);
+    // pg_dump's own failure (a pattern that matches nothing, a lock, a permission) says
+    // why; pg_restore then only saw an empty input.
+    const dumped = await dump.then(
+      () => null,
+      (dumpError: unknown) => dumpError,
+    );
+    throw dumped ? childFailure('pg_dump', dumped, run.signal) : childFailure('pg_restore --list', error, run.signal);
   }
 }

@@ -269,6 +269,18 @@ describe('create: filters', () => {
     expect(sidecar.dump.tables).toEqual(['app.events', 'public.nocols']);
   });
 
+  it('a --table or --schema that matches nothing: exit 1 with pg_dump\'s own reason (not pg_restore\'s "input file is too short")', async () => {
+    for (const [args, reason] of [
+      [['--table', 'no_such_table'], /no matching tables were found/],
+      [['--schema', 'No Such Schema'], /no matching schemas were found/],
+    ] as const) {
+      const run = await create(tricky, [...args]);
+      expect(run.code, run.stderr).toBe(1);
+      expect(run.stderr).toMatch(reason);
+      expect(run.stderr).not.toMatch(/input file is too short/);
+    }
+  });
+
   it('--exclude-table: counts everything but the excluded table', async () => {
     const run = await create(tricky, ['--exclude-table', 'app.events']);
     const { sidecar } = await checkStoredBackup({ run, db: tricky });
