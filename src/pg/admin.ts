@@ -126,6 +126,9 @@ const SCRATCH_COMMENT_PREFIX = 'backupctl scratch ';
 /** SQLSTATEs of CREATE DATABASE refusing a locale: invalid_parameter_value (encoding and locale do not fit), wrong_object_type (no such locale), feature_not_supported (no ICU), undefined_object. */
 const LOCALE_REFUSED = new Set(['22023', '42809', '0A000', '42704']);
 
+/** A role that may not create databases (verify's throwaway, restore's staging database). */
+const CREATEDB_HINT = 'the role needs CREATEDB (ALTER ROLE ... CREATEDB) or superuser; verify can restore on another server (verify.server, --verify-url)';
+
 async function createOn(client: pg.Client, name: string, options: CreateOptions): Promise<void> {
   const create = async (locale: DatabaseLocale | undefined): Promise<void> => {
     let sql = `CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`;
@@ -138,12 +141,12 @@ async function createOn(client: pg.Client, name: string, options: CreateOptions)
     await create(options.locale);
   } catch (error) {
     const state = sqlState(error);
-    if (state === undefined || !LOCALE_REFUSED.has(state) || !options.encoding) throw queryError(error, `cannot create database ${quoteIdent(name)}`);
+    if (state === undefined || !LOCALE_REFUSED.has(state) || !options.encoding) throw queryError(error, `cannot create database ${quoteIdent(name)}`, CREATEDB_HINT);
     const wanted = options.locale ? `locale ${describeLocale(options.locale)}` : 'the server\'s default locale';
     try {
       await create(C_LOCALE);
     } catch (retryError) {
-      throw queryError(retryError, `cannot create database ${quoteIdent(name)}`);
+      throw queryError(retryError, `cannot create database ${quoteIdent(name)}`, CREATEDB_HINT);
     }
     options.onFallback?.(`created with the C locale: this server refused ${wanted} for encoding ${options.encoding} (${(error as Error).message})`);
   }

@@ -110,15 +110,16 @@ export function connectionError(error: unknown, settings: ConnectionSettings): B
   }
 }
 
-/** Maps an error raised by a query (not the connection) to a BackupctlError. */
-export function queryError(error: unknown, doing: string): BackupctlError {
+/** The hint for a table the backup role may not read (42501 while reading tables). */
+export const READ_TABLES_HINT = 'grant the backup role SELECT on every table (or use a role with pg_read_all_data)';
+
+/**
+ * Maps an error raised by a query (not the connection) to a BackupctlError. `permission`
+ * is the hint for a missing privilege (42501), which depends on what was being done.
+ */
+export function queryError(error: unknown, doing: string, permission = 'the role lacks a privilege this needs: grant it, or connect as a role that has it'): BackupctlError {
   const { code, message = String(error) } = (error ?? {}) as PgErrorLike;
-  if (code === '42501') {
-    return new BackupctlError(`${doing}: ${message}`, {
-      hint: 'grant the backup role SELECT on every table (or use a role with pg_read_all_data)',
-      cause: error,
-    });
-  }
+  if (code === '42501') return new BackupctlError(`${doing}: ${message}`, { hint: permission, cause: error });
   if (code === '55P03') {
     return new BackupctlError(`${doing}: ${message}`, {
       hint: 'another session holds a conflicting lock; raise --lock-wait-timeout or retry later',

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { BackupctlError } from '../errors.js';
-import { queryError, quoteIdent, sqlState } from './client.js';
+import { queryError, quoteIdent, READ_TABLES_HINT, sqlState } from './client.js';
 
 /** Row count of one table, keyed by OID so it can be matched with an archive's TOC. */
 export interface CountedTable {
@@ -75,7 +75,7 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
         ORDER BY n.nspname, c.relname`,
     )
     .catch((error: unknown) => {
-      throw queryError(error, 'cannot list tables');
+      throw queryError(error, 'cannot list tables', READ_TABLES_HINT);
     });
   return rows.map((r) => {
     const schema = nameOf(r.schema, r.raw_schema);
@@ -121,7 +121,7 @@ export async function countTable(
         cause: error,
       });
     }
-    throw queryError(error, doing);
+    throw queryError(error, doing, READ_TABLES_HINT);
   }
 }
 

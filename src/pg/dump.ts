@@ -105,7 +105,12 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   // client's version, privileges) is checked over our own connection first, by SQLSTATE and
   // version numbers. The text only picks a hint (children print in English: LC_MESSAGES=C).
   let hint: string | undefined;
-  if (/permission denied/i.test(stderr)) hint = 'grant the backup role SELECT on every table it dumps (or pg_read_all_data), or exclude the table';
+  if (/permission denied for large object/i.test(stderr)) hint = 'dumping large objects needs a superuser or the owner of every one (or lo_compat_privileges on), or leave them out with --table/--schema';
+  else if (/permission denied/i.test(stderr)) {
+    hint = tool.startsWith('pg_restore')
+      ? 'the role lacks a privilege the archive needs (event triggers, some extensions and settings need a superuser): restore as a superuser'
+      : 'grant the backup role SELECT on every table it dumps (or pg_read_all_data), or exclude the table';
+  }
   else if (/could not obtain lock|lock timeout/i.test(stderr) || lockWait) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
   else if (/password authentication failed|no password supplied/i.test(stderr)) hint = "check the password (PGPASSWORD, passfile or the profile's passwordFile)";
   else if (/server version mismatch/i.test(stderr)) hint = 'install a client at least as new as the server, or set pgBinDir';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { connect, queryError } from './client.js';
+import { connect, queryError, READ_TABLES_HINT } from './client.js';
 import { countRows, type CountedTable } from './counts.js';
 import { localeOf, type DatabaseLocale } from './locale.js';
 import type { ConnectionSettings } from './connection.js';
@@ -117,7 +117,7 @@ export class SnapshotSession {
           : `${row.name} has ${row.left_out} inheritance ${Number(row.left_out) === 1 ? 'child' : 'children'} that --table does not select: the backup holds the parent's own rows only`,
       );
     } catch (error) {
-      throw queryError(error, 'cannot read the inheritance tree of the selected tables');
+      throw queryError(error, 'cannot read the inheritance tree of the selected tables', READ_TABLES_HINT);
     }
   }
 
@@ -140,7 +140,7 @@ export class SnapshotSession {
       );
       return rows.map((row) => row.name);
     } catch (error) {
-      throw queryError(error, 'cannot check which tables the role may read');
+      throw queryError(error, 'cannot check which tables the role may read', READ_TABLES_HINT);
     }
   }
 

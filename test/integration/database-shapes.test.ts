@@ -477,4 +477,20 @@ describe('database shapes', () => {
     const verified = await cli(['verify', 'latest', '--profile', db]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
   });
+
+  it('verify as a role that may not create databases: NOT VERIFIED with a CREATEDB hint (it said to grant SELECT on tables)', async () => {
+    const role = newRole('shp_nocreatedb');
+    await cluster.createRole(role, 'nc-pw', 'LOGIN');
+    const db = newDb('shp_nocreatedb');
+    await cluster.createDatabase(db);
+    await cluster.query(db, 'CREATE TABLE t (x int); INSERT INTO t VALUES (1)');
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const asRole = baseEnv({ ...cluster.env('postgres'), PGUSER: role, PGPASSWORD: 'nc-pw' });
+    const run = await cli(['verify', id, '--profile', db], asRole);
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/NOT VERIFIED/);
+    expect(run.stdout + run.stderr).toMatch(/needs CREATEDB/);
+    expect(run.stdout + run.stderr).not.toMatch(/SELECT on every table/);
+    expect((await readSidecar(storage, db, id)).sidecar.verifications).toEqual([]);
+  });
 });
