@@ -569,7 +569,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
         ? psqlCommand(server, [
             `ALTER DATABASE ${quoteIdentifier(plan.target)} RENAME TO ${quoteIdentifier(derivedName(plan.target, '_failed'))}`,
             `ALTER DATABASE ${quoteIdentifier(oldKeptAs)} RENAME TO ${quoteIdentifier(plan.target)}`,
-          ])
+          ], plan.target)
         : null,
       dropOld: oldKeptAs ? psqlCommand(server, [`DROP DATABASE ${quoteIdentifier(oldKeptAs)}`]) : null,
       countsChecked,
@@ -594,8 +594,10 @@ function shellQuote(text: string): string {
  * so that pasted on a host with several clusters it reaches the right one; never a
  * password (psql finds it where backupctl did: PGPASSWORD, ~/.pgpass).
  */
-export function psqlCommand(server: ConnectionSettings, statements: readonly string[]): string {
-  const args = ['psql', '-h', server.host, '-p', String(server.port), '-U', server.user, '-d', 'postgres', ...statements.flatMap((sql) => ['-c', sql])];
+export function psqlCommand(server: ConnectionSettings, statements: readonly string[], target?: string): string {
+  // Not from inside the database the statements rename or drop.
+  const from = target === 'postgres' ? 'template1' : 'postgres';
+  const args = ['psql', '-h', server.host, '-p', String(server.port), '-U', server.user, '-d', from, ...statements.flatMap((sql) => ['-c', sql])];
   return args.map(shellQuote).join(' ');
 }
 

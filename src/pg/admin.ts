@@ -9,7 +9,13 @@ import { C_LOCALE, describeLocale, localeClause, type DatabaseLocale } from './l
  * dropping databases. They run on a maintenance database (`postgres`, else `template1`),
  * never on the database they act on.
  */
-async function connectMaintenance(settings: ConnectionSettings): Promise<pg.Client> {
+/**
+ * A session in `postgres` (else `template1`) for work on other databases; in `template1`
+ * when `postgres` is itself one of them (`avoid`): a database cannot be renamed, dropped
+ * or closed to connections from a session inside it.
+ */
+async function connectMaintenance(settings: ConnectionSettings, avoid: readonly string[] = []): Promise<pg.Client> {
+  if (avoid.includes('postgres')) return connect(settings, 'template1');
   try {
     return await connect(settings, 'postgres');
   } catch (error) {
@@ -18,8 +24,8 @@ async function connectMaintenance(settings: ConnectionSettings): Promise<pg.Clie
   }
 }
 
-async function withMaintenance<T>(settings: ConnectionSettings, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = await connectMaintenance(settings);
+async function withMaintenance<T>(settings: ConnectionSettings, fn: (client: pg.Client) => Promise<T>, avoid: readonly string[] = []): Promise<T> {
+  const client = await connectMaintenance(settings, avoid);
   try {
     return await fn(client);
   } finally {
@@ -194,7 +200,7 @@ export async function scratchDatabases(settings: ConnectionSettings): Promise<Sc
  */
 export async function dropDatabase(settings: ConnectionSettings, name: string, options: { restored?: boolean } = {}): Promise<void> {
   if (options.restored) await dropSubscriptions(settings, name);
-  await withMaintenance(settings, (client) => dropOn(client, name));
+  await withMaintenance(settings, (client) => dropOn(client, name), [name]);
 }
 
 /**
@@ -351,7 +357,7 @@ export async function swapDatabases(settings: ConnectionSettings, target: string
     }
     // The old database stays usable for inspection and rollback.
     await client.query(`ALTER DATABASE ${quoteIdent(keepAs)} ALLOW_CONNECTIONS true`).catch(() => undefined);
-  });
+  }, [target, staging]);
 }
 
 /** Renames a database, and (in the same transaction) takes away its scratch mark: it is kept. */
@@ -366,7 +372,7 @@ export async function renameDatabase(settings: ConnectionSettings, from: string,
       await client.query('ROLLBACK').catch(() => undefined);
       throw queryError(error, `cannot rename database ${quoteIdent(from)}`);
     }
-  });
+  }, [from, to]);
 }
 
 /** Of `names`, the roles that do not exist on the server. */

@@ -5,7 +5,9 @@
  * - prune removing backups while `verify --all` walks them: those are skipped, not failed.
  * - prune never trusts a sidecar blindly: a newer sidecar whose artifact is missing, empty
  *   or cut short is not a good backup and never the reason the only real one is removed.
- * A cluster of this file's own, so stopping it disturbs no other test.
+ * - restore --clean into the database named `postgres`: the swap and the printed rollback
+ *   run from template1 (a session inside a database cannot rename it).
+ * A cluster of this file's own, so stopping it (or replacing its postgres) disturbs no other test.
  */
 import { execa } from 'execa';
 import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
@@ -144,5 +146,22 @@ describe('storage that changes under a running command', () => {
     expect(items.find((i) => i.id === fake)).toMatchObject({ action: 'keep', reasons: ['damaged'] });
     expect(await readFile(await artifactPath(storage, db, real)).then(() => true)).toBe(true);
     expect(run.stderr).toMatch(new RegExp(`backup ${db}/${fake} is damaged`));
+  });
+});
+
+describe('restore --clean into the database named postgres', () => {
+  it('swaps from template1, and the printed rollback (also from template1) brings the old one back', async () => {
+    const storage = path.join(work, 'into-postgres');
+    const id = await create(storage);
+    await cluster.query('postgres', 'CREATE TABLE marker (x int)');
+    const run = await bin(['restore', id, '--target-db', 'postgres', '--clean', '--yes', '--json'], storage);
+    expect(run.code, run.stderr).toBe(0);
+    const result = parseJsonStdout(run.stdout) as { rollback: string; oldKeptAs: string };
+    expect(await cluster.query('postgres', "SELECT to_regclass('public.artist') IS NOT NULL AS restored, to_regclass('public.marker') IS NULL AS replaced")).toEqual([
+      { restored: true, replaced: true },
+    ]);
+    expect(result.rollback).toMatch(/ -d template1 /);
+    await execa('sh', ['-c', result.rollback], { env: { ...process.env, ...cluster.env('template1') } });
+    expect(await cluster.query('postgres', "SELECT to_regclass('public.marker') IS NOT NULL AS back")).toEqual([{ back: true }]);
   });
 });
