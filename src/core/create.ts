@@ -170,8 +170,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
           run,
         )
       : undefined;
-    if (only && profile.dump.tables.length > 0) {
-      for (const warning of await session.partialTrees(only)) {
+    // What --table or --schema selects, not what --exclude-* leaves out on purpose.
+    if (only && (profile.dump.tables.length > 0 || profile.dump.schemas.length > 0)) {
+      const filter = profile.dump.tables.length > 0 ? '--table' : '--schema';
+      for (const warning of await session.partialTrees(only, filter)) {
         warnings.push(warning);
         reporter.warn(warning);
       }
@@ -193,6 +195,12 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     // of object stores (S3: 10,000 parts; Azure: 50,000 blocks).
     const expectedBytes = 2 * facts.sizeBytes;
     const artifact = await dumpArtifact({ profile, id, storage, stages, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime, expectedBytes });
+    if (facts.largeObjects > 0 && !profile.dump.schemaOnly && !holdsLargeObjects(artifact.toc)) {
+      // pg_dump leaves every large object out of a --table or --schema dump.
+      const warning = `the database's ${facts.largeObjects} large object(s) are not in this backup (pg_dump leaves them out of a --table or --schema dump)`;
+      warnings.push(warning);
+      reporter.warn(warning);
+    }
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
     const globals = await globalsDone;

@@ -94,11 +94,13 @@ export class SnapshotSession {
   }
 
   /**
-   * Of the tables a `--table` dump selects (`only`), the partitioned tables and inheritance
+   * Of the tables a filtered dump selects (`only`), the partitioned tables and inheritance
    * parents whose partitions or children it leaves out: their rows are not in the dump,
-   * which surprises whoever wrote `--table parent`. One warning line per such table.
+   * which surprises whoever wrote `--table parent` (or `--schema` of a parent whose
+   * partitions live in another schema). One warning line per such table; `filter` names
+   * the options in the lines.
    */
-  async partialTrees(only: ReadonlySet<number>): Promise<string[]> {
+  async partialTrees(only: ReadonlySet<number>, filter = '--table'): Promise<string[]> {
     if (only.size === 0) return [];
     try {
       const { rows } = await this.client.query<{ name: string; partitioned: boolean; left_out: string }>(
@@ -112,9 +114,9 @@ export class SnapshotSession {
       );
       return rows.map((row) =>
         row.partitioned
-          ? `${row.name} is partitioned and --table leaves out ${row.left_out} of its partitions: their rows are not in this backup ` +
-            `(select them too, e.g. --table '${row.name}*')`
-          : `${row.name} has ${row.left_out} inheritance ${Number(row.left_out) === 1 ? 'child' : 'children'} that --table does not select: the backup holds the parent's own rows only`,
+          ? `${row.name} is partitioned and ${filter} leaves out ${row.left_out} of its partitions: their rows are not in this backup ` +
+            (filter === '--table' ? `(select them too, e.g. --table '${row.name}*')` : '(select their schemas or tables too)')
+          : `${row.name} has ${row.left_out} inheritance ${Number(row.left_out) === 1 ? 'child' : 'children'} that ${filter} does not select: the backup holds the parent's own rows only`,
       );
     } catch (error) {
       throw queryError(error, 'cannot read the inheritance tree of the selected tables', READ_TABLES_HINT);
