@@ -175,7 +175,7 @@ export function settingsOf(settings: ResolvedSettings, name: string): ProfileSet
  */
 export function chosenProfile(settings: ResolvedSettings): ProfileSettings | undefined {
   const names = [...settings.profiles.keys()];
-  const name = settings.named ?? settings.defaultProfile ?? (names.length === 1 ? names[0] : undefined);
+  const name = implicitProfile(settings);
   if (name === undefined) {
     if (names.length > 1) {
       throw usageError(`the config defines ${names.length} profiles; choose one with --profile`, `profiles: ${names.join(', ')}`);
@@ -186,6 +186,16 @@ export function chosenProfile(settings: ResolvedSettings): ProfileSettings | und
   if (configured) return configured;
   if (names.length > 0) throw unknownProfile(settings, name);
   return settings.unconfigured(name);
+}
+
+/**
+ * The profile meant when a command is given none: --profile / BACKUPCTL_PROFILE, else
+ * `defaultProfile`, else the config's only profile; undefined when that leaves none (a
+ * config with several and no default, or none). `latest` is looked for in it.
+ */
+export function implicitProfile(settings: ResolvedSettings): string | undefined {
+  const names = [...settings.profiles.keys()];
+  return settings.named ?? settings.defaultProfile ?? (names.length === 1 ? names[0] : undefined);
 }
 
 export function unknownProfile(settings: ResolvedSettings, name: string, found: readonly string[] = []): Error {

@@ -1,7 +1,7 @@
 import { backupRef, Catalog, mapLimit, profilesIn, sidecarKey, sortNewestFirst, type IncompleteEntry, type Listing, type ScanResult, type UnreadableSidecar } from '../catalog/catalog.js';
 import { ID_PATTERN, ID_REF_PATTERN, idStamp, matchIds } from '../catalog/id.js';
 import { SidecarError, type Sidecar, type SidecarSummary } from '../catalog/sidecar.js';
-import { settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
+import { implicitProfile, settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
@@ -148,10 +148,15 @@ async function profilesPresent(storage: Storage, wanted: string): Promise<string
  * prefix (listing the candidates), are usage errors (exit 2).
  */
 export async function findBackup(scope: BackupScope, ref: string, options: { tag?: string | undefined } = {}): Promise<LocatedBackup> {
-  const where = scope.profile ? `profile "${scope.profile}"` : 'any profile';
   const storages = scope.locations.map((l) => l.storage.location).join(', ');
   if (ref === 'latest') {
-    const found = options.tag === undefined ? await newestReadable(scope) : await newestTagged(scope, options.tag);
+    // The profile meant without --profile (defaultProfile, the config's only one): the
+    // newest backup of another profile is never what `restore latest --clean` should take.
+    const profile = scope.profile ?? implicitProfile(scope.settings);
+    const narrowed = profile === scope.profile ? scope : { ...scope, profile };
+    if (narrowed.profile !== undefined) await assertKnownProfile(narrowed);
+    const where = narrowed.profile ? `profile "${narrowed.profile}"` : 'any profile';
+    const found = options.tag === undefined ? await newestReadable(narrowed) : await newestTagged(narrowed, options.tag);
     if (!found) {
       throw new BackupctlError(`no completed backup in ${where}${options.tag ? ` tagged "${options.tag}"` : ''} at ${storages}`, {
         exitCode: ExitCode.USAGE,
@@ -160,6 +165,7 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
     }
     return found;
   }
+  const where = scope.profile ? `profile "${scope.profile}"` : 'any profile';
   if (!ID_REF_PATTERN.test(ref)) {
     throw usageError(`not a backup id: ${JSON.stringify(ref)}`, 'ids look like 20261123T140509Z-1a2b3c (a unique prefix of one, or of its last part, will do); or use "latest"');
   }

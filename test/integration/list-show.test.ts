@@ -281,6 +281,30 @@ describe('show', () => {
     expect(run.stdout).toMatch(/items\s+50/);
   });
 
+  it('latest without --profile is the defaultProfile\'s, or the config\'s only profile\'s: never a newer backup of another profile', async () => {
+    const dir = await makeTempDir('ls-default');
+    dirs.push(dir);
+    const run = async (config: Record<string, unknown>, argv: string[]) => {
+      await writeFile(path.join(dir, 'backupctl.config.json'), JSON.stringify({ storage, ...config }));
+      return runCli(argv, { env: baseEnv(cluster.env('postgres')), cwd: dir });
+    };
+    const idOf = (outcome: CliOutcome) => {
+      expect(outcome.code, outcome.stderr).toBe(0);
+      return (parseJsonStdout(outcome.stdout) as { id: string }).id;
+    };
+    const two = { profiles: { [dbA]: { database: dbA }, [dbB]: { database: dbB } } };
+    // b1 is the newest backup of the storage; the default profile is A.
+    expect(idOf(await run({ ...two, defaultProfile: dbA }, ['show', 'latest', '--json']))).toBe(ids.a2);
+    expect(idOf(await run({ profiles: { [dbA]: { database: dbA } } }, ['show', 'latest', '--json']))).toBe(ids.a2);
+    // --profile still wins, and several profiles without a default mean any profile.
+    expect(idOf(await run({ ...two, defaultProfile: dbA }, ['show', 'latest', '--profile', dbB, '--json']))).toBe(ids.b1);
+    expect(idOf(await run(two, ['show', 'latest', '--json']))).toBe(ids.b1);
+    const plan = await run({ ...two, defaultProfile: dbA }, ['restore', 'latest', '--dry-run', '--json', '--target-db', 'ls_nowhere', '--create']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain(ids.a2);
+    expect(plan.stdout).not.toContain(ids.b1);
+  });
+
   it('show latest --profile and --tag narrow it', async () => {
     const byProfile = await cli(['show', 'latest', '--profile', dbA, '--json']);
     expect((parseJsonStdout(byProfile.stdout) as { id: string }).id).toBe(ids.a2);
