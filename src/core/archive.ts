@@ -264,15 +264,18 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
       // zstd writing the file itself fails alike on damage and on a full scratch disk: a
       // decode that writes nothing tells them apart (damage is a verdict, the disk is not).
       if (intoFile) {
-        const found = await authenticateArtifact(await openStored(storage, key), sidecar.artifact.stages, {
+        const decodeError = await authenticateArtifact(await openStored(storage, key), sidecar.artifact.stages, {
           ...options.keys,
           expected: { stored: sidecar.artifact, plaintext: expectedPlaintext },
         }).then(
           () => null,
-          (decodeError: unknown) => damageOf(decodeError),
+          (failure: unknown) => failure ?? new Error('decoding failed'),
         );
+        if (decodeError === null) throw await workDirFailure(error, options.workDir, { key, needs: expectedPlaintext?.bytes, custom, decoding: true });
+        const found = damageOf(decodeError);
         if (found !== null) throw new ArchiveUnreadableError(key, found, stored);
-        throw await workDirFailure(error, options.workDir, { key, needs: expectedPlaintext?.bytes, custom, decoding: true });
+        // It does not decode without writing either (no identity opens it...): that is the error.
+        throw error;
       }
     }
     throw await workDirFailure(error, options.workDir, { key, needs: expectedPlaintext?.bytes, custom });

@@ -9,7 +9,7 @@ import type { Sidecar } from '../catalog/sidecar.js';
 import { readToc, type TocEntry } from '../pg/toc.js';
 import type { ChildRun } from '../pg/dump.js';
 import { openArtifact } from '../pipeline/artifact.js';
-import { DigestMismatchError } from '../pipeline/errors.js';
+import { DigestMismatchError, PipelineError } from '../pipeline/errors.js';
 import { DigestStream, type Digest } from '../pipeline/digest.js';
 import { scratchDir } from '../platform/run-dir.js';
 import type { Storage } from '../storage/storage.js';
@@ -133,17 +133,25 @@ export async function openStreamedArchive(storage: Storage, sidecar: Sidecar, op
       fileError = error; // the scratch directory's disk, full or failing
       recorder.destroy(error);
     });
+    /** Why the decode stopped, when it did not just stop because pg_restore had the TOC. */
+    let decodeError: unknown = null;
     const piped = new Promise<void>((resolve) => {
       pipelineCallback(decoded.stream, recorder, passing, (error) => {
         // Stopped once pg_restore had the TOC: a premature close, not damage.
-        if (error && !options.signal?.aborted) headDamage = damageOf(error);
+        if (error && !options.signal?.aborted) {
+          headDamage = damageOf(error);
+          decodeError = error;
+        }
         resolve();
       });
     });
     try {
       return await readToc(pgRestore, passing, run);
     } catch (error) {
-      throw fileError ?? error;
+      await piped;
+      // A stage that could not decode at all (no identity opens the file: exit 2) explains
+      // why pg_restore saw no archive; damage is reported by the caller from headDamage.
+      throw fileError ?? (decodeError instanceof PipelineError && headDamage === null ? decodeError : error);
     } finally {
       // readToc destroyed `passing` (pg_restore has what it needs): the pipeline stops the
       // decode, and what it found is known once it has; the head is complete once the

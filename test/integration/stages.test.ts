@@ -245,6 +245,19 @@ describe('age encryption', () => {
     const wrong = await verify(storage, id, 'archive', ['--identity', keyB.file]);
     expect(wrong.code).toBe(2);
     expect(wrong.result).toBe('error');
+    for (const jobs of ['1', '2']) {
+      const wrongVerify = await verify(storage, id, 'restore', ['--identity', keyB.file, '--jobs', jobs]);
+      expect(wrongVerify.code, wrongVerify.problems).toBe(2);
+      expect(wrongVerify.problems).toMatch(/none of the 1 identities given can decrypt this file/);
+      // restore says the same, exit 2 (it said "pg_restore --list failed: input file is too
+      // short", exit 1, or with --jobs 2 blamed the work directory); --dry-run too.
+      for (const extra of [['--create', '--yes'], ['--create', '--dry-run']]) {
+        const wrongRestore = await cli(['restore', id, '--storage', storage, '--identity', keyB.file, '--target-db', 'stages_never', '--jobs', jobs, ...extra]);
+        expect(wrongRestore.code, wrongRestore.stderr).toBe(2);
+        expect(wrongRestore.stderr).toMatch(/none of the 1 identities given can decrypt this file/);
+        expect(wrongRestore.stderr).not.toMatch(/work directory|input file is too short/);
+      }
+    }
     const right = await verify(storage, id, 'restore', ['--identity', keyA.file]);
     expect(right.code, right.problems).toBe(0);
     const { sidecar } = await readSidecar(storage, db, id);
