@@ -84,3 +84,28 @@ export function standingVerification(verifications: readonly Verification[]): Ve
   }
   return unanswered.at(-1) ?? ordered.at(-1) ?? null;
 }
+
+/**
+ * The backup is proven restorable: a verification passed at the deepest level it allows
+ * (restore; archive for a --data-only backup, which has no schema to restore into), and no
+ * failure stands since (standingVerification). A checksum pass proves the bytes are as
+ * stored, not that they restore: it does not count (status --max-verify-age, prune's
+ * "newest verified backup").
+ */
+export function provenRestorable(sidecar: Pick<Sidecar, 'verifications' | 'dump'>): boolean {
+  if (standingVerification(sidecar.verifications)?.result !== 'passed') return false;
+  return sidecar.verifications.some((v) => v.result === 'passed' && DEPTH[v.level] >= deepestDepth(sidecar));
+}
+
+/** The latest passing verification that proves the backup restorable (see provenRestorable), or null. */
+export function latestProof(sidecar: Pick<Sidecar, 'verifications' | 'dump'>): Verification | null {
+  let latest: Verification | null = null;
+  for (const v of sidecar.verifications) {
+    if (v.result === 'passed' && DEPTH[v.level] >= deepestDepth(sidecar) && (latest === null || Date.parse(v.at) > Date.parse(latest.at))) latest = v;
+  }
+  return latest;
+}
+
+function deepestDepth(sidecar: Pick<Sidecar, 'dump'>): number {
+  return sidecar.dump.dataOnly ? DEPTH.archive : DEPTH.restore;
+}

@@ -1,5 +1,5 @@
 import { artifactKey, sidecarKey, type IncompleteEntry } from '../catalog/catalog.js';
-import { standingVerification, type SidecarSummary } from '../catalog/sidecar.js';
+import { provenRestorable, type SidecarSummary } from '../catalog/sidecar.js';
 import { applyRetention, type KeepReason, type RetentionCandidate, type RetentionPolicy } from '../retention/policy.js';
 
 /**
@@ -77,9 +77,9 @@ export interface PrunePlan {
   items: PruneItem[];
 }
 
-/** True when the verification that stands for the backup (see standingVerification) passed. */
+/** The backup is proven restorable (see provenRestorable): a checksum pass alone does not count. */
 export function isVerified(sidecar: SidecarSummary): boolean {
-  return standingVerification(sidecar.verifications)?.result === 'passed';
+  return provenRestorable(sidecar);
 }
 
 /** A backup's storage keys in removal order (its sidecar FIRST, then artifact and globals) and their bytes. */

@@ -22,7 +22,7 @@ import { Catalog, narrowListing, sortNewestFirst, type Listing } from '../catalo
 import { ID_PATTERN, isProfileName } from '../catalog/id.js';
 import { RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
 import { readRunLog } from '../catalog/runlog-schema.js';
-import { standingVerification, type SidecarSummary } from '../catalog/sidecar.js';
+import { latestProof, standingVerification, type SidecarSummary } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
 import { ExitCode, usageError } from '../errors.js';
@@ -230,8 +230,10 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   for (const backup of backups) {
     for (const v of backup.verifications) {
       if (lastVerification === null || Date.parse(v.at) > Date.parse(lastVerification.at)) lastVerification = summaryOf(backup.id, v);
-      if (v.result === 'passed' && (lastPassed === null || Date.parse(v.at) > Date.parse(lastPassed.at))) lastPassed = summaryOf(backup.id, v);
     }
+    // --max-verify-age asks for a proof that a backup restores: a checksum pass is none.
+    const proof = latestProof(backup);
+    if (proof && (lastPassed === null || Date.parse(proof.at) > Date.parse(lastPassed.at))) lastPassed = summaryOf(backup.id, proof);
     const standing = standingVerification(backup.verifications);
     if (standing?.result === 'failed') failedVerifications.push(summaryOf(backup.id, standing));
   }
@@ -249,13 +251,13 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   }
   if (thresholds.maxVerifyAge) {
     if (lastPassed === null) {
-      problems.push({ check: 'verification', message: `no backup has passed a verification (--max-verify-age ${thresholds.maxVerifyAge.text})` });
+      problems.push({ check: 'verification', message: `no backup has passed a restore-level verification (--max-verify-age ${thresholds.maxVerifyAge.text}; a checksum pass does not count)` });
     } else {
       const age = nowMs - Date.parse(lastPassed.at);
       if (age > thresholds.maxVerifyAge.ms) {
         problems.push({
           check: 'verification',
-          message: `the last passed verification (${lastPassed.level} of ${lastPassed.backupId}) was ${describeMs(age)} ago, more than --max-verify-age ${thresholds.maxVerifyAge.text}`,
+          message: `the last passed restore-level verification (${lastPassed.level} of ${lastPassed.backupId}) was ${describeMs(age)} ago, more than --max-verify-age ${thresholds.maxVerifyAge.text}`,
         });
       }
     }

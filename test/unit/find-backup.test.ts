@@ -82,8 +82,10 @@ describe('findBackup', () => {
     const newer = idAt(3_600_000, 'dddddd');
     await storage.putBytes(sidecarKey('app', older), serializeSidecar(sampleSidecar({ id: older, profile: 'app', startedAt: new Date(Date.now() - 7_200_000).toISOString() })));
     await storage.putBytes(sidecarKey('db2', newer), serializeSidecar(sampleSidecar({ id: newer, profile: 'db2', startedAt: new Date(Date.now() - 3_600_000).toISOString() })));
+    // A config with several profiles and no defaultProfile: latest is of any profile.
     const anyProfile = scope(undefined);
-    const found = await findBackup(anyProfile.scope, 'latest');
+    const several = { ...anyProfile.scope, settings: { profiles: new Map([['app', {}], ['db2', {}]]) } as unknown as ResolvedSettings };
+    const found = await findBackup(several, 'latest');
     expect(`${found.sidecar.profile}/${found.sidecar.id}`).toBe(`db2/${newer}`);
     expect(anyProfile.lists.sort()).toEqual(['app', 'db2']);
     expect(anyProfile.startAfters.every((after) => after !== undefined)).toBe(true);

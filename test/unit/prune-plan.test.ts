@@ -84,6 +84,22 @@ describe('planPrune', () => {
     expect(plan.items[1]?.action).toBe('remove');
   });
 
+  it('a checksum pass does not make a backup "verified"; one that passed restore keeps that proof through a later checksum pass', () => {
+    const checksumOnly = sidecar(NOW.getTime() - 2 * DAY, 8);
+    checksumOnly.verifications = [{ at: '2026-05-31T00:00:00Z', level: 'checksum', result: 'passed', durationMs: 1, mismatches: [] }];
+    const restored = sidecar(NOW.getTime() - 3 * DAY, 9);
+    restored.verifications = [
+      { at: '2026-05-30T00:00:00Z', level: 'restore', result: 'passed', durationMs: 1, mismatches: [] },
+      { at: '2026-05-31T00:00:00Z', level: 'checksum', result: 'passed', durationMs: 1, mismatches: [] },
+    ];
+    const plan = planPrune([daily[0] as Sidecar, checksumOnly, restored], [], { keepLast: 1 }, NOW, DAY);
+    expect(plan.items.map((i) => [i.id, i.action, i.reasons])).toEqual([
+      [daily[0]?.id, 'keep', ['keep-last', 'newest-successful']],
+      [checksumOnly.id, 'remove', ['no-rule']],
+      [restored.id, 'keep', ['newest-verified']],
+    ]);
+  });
+
   it('removes leftovers older than the threshold, keeps younger ones; one entry per id', () => {
     const old = NOW.getTime() - 3 * DAY;
     const young = NOW.getTime() - HOUR;

@@ -186,6 +186,12 @@ const CASES: Case[] = [
     broken: ['verification'],
   },
   {
+    name: '--max-verify-age: a recent CHECKSUM pass is no proof that a backup restores',
+    backups: [backup(HOUR, { verifications: [verification(HOUR / 2, 'passed', 'checksum'), verification(10 * DAY, 'passed', 'restore')] })],
+    thresholds: thresholds(ALL),
+    broken: ['verification'],
+  },
+  {
     name: 'a failed checksum verification is answered by a later restore-level pass',
     backups: [backup(HOUR, { verifications: [verification(50 * 60_000, 'failed', 'checksum'), verification(40 * 60_000, 'passed', 'restore')] })],
     thresholds: NO_THRESHOLDS,
@@ -244,14 +250,14 @@ describe('evaluateProfile', () => {
   });
 
   it('describes the newest backup, its size ratio, the last verification and failures', () => {
-    const newest = backup(2 * HOUR, { bytes: 500_000, verifications: [verification(HOUR, 'passed', 'archive')] });
+    const newest = backup(2 * HOUR, { bytes: 500_000, verifications: [verification(HOUR, 'passed', 'restore')] });
     const backups = [backup(50 * HOUR, { bytes: 1_200_000 }), newest, backup(26 * HOUR, { bytes: 1_000_000 })];
     const failed = run(30 * 60_000, 'failed', 'create', 2);
     const status = evaluateProfile({ profile: 'app', storage: '/b', backups, runs: [failed], thresholds: thresholds(ALL), now: NOW });
     expect(status.backups).toBe(3);
     expect(status.lastBackup).toMatchObject({ id: newest.id, bytes: 500_000, ageSeconds: 2 * 3600 - 60, durationMs: 60_000 });
     expect(status.size).toEqual({ bytes: 500_000, previousMedianBytes: 1_100_000, previousCount: 2, ratio: 500_000 / 1_100_000 });
-    expect(status.lastVerification).toMatchObject({ backupId: newest.id, level: 'archive', result: 'passed', ageSeconds: 3600 });
+    expect(status.lastVerification).toMatchObject({ backupId: newest.id, level: 'restore', result: 'passed', ageSeconds: 3600 });
     expect(status.failedRunsSinceSuccess).toBe(1);
     expect(status.failedRuns).toEqual([failed]);
     expect(status.thresholds).toEqual({ maxAge: '25h', maxVerifyAge: '8d', minSizeRatio: 0.5, allowFailures: false });
