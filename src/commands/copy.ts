@@ -4,7 +4,7 @@ import { copyBackups, copyGroup, type CopiedBackup } from '../core/copy.js';
 import { withRunReport } from '../core/report-run.js';
 import { backupScope, type LocatedBackup } from '../core/scope.js';
 import { storageAt } from '../core/storages.js';
-import { ExitCode, usageError } from '../errors.js';
+import { ExitCode, throwIfAborted, usageError } from '../errors.js';
 import { copyJson, renderCopy } from '../output/render-copy.js';
 import type { Storage } from '../storage/storage.js';
 import type { CommandContext, CommandResult } from './context.js';
@@ -55,7 +55,7 @@ export async function copyNewBackup(ctx: CommandContext, backup: LocatedBackup, 
       const [done] = await reportedCopy(ctx, backup.sidecar.profile, backup.storage, target, () => copyGroup([backup], target, ctx.runtime));
       results.push({ to: target.location, result: done?.result === 'planned' || done === undefined ? 'failed' : done.result, ...(done?.error ? { error: done.error } : {}) });
     } catch (error) {
-      if (ctx.runtime.signal.aborted) throw error;
+      throwIfAborted(ctx.runtime.signal); // interrupted: exit 130, the backup itself is complete
       const message = (error as Error).message;
       ctx.runtime.reporter.warn(`could not copy ${backup.sidecar.profile}/${backup.sidecar.id} to ${destination?.location ?? where}: ${message}`);
       results.push({ to: destination?.location ?? where, result: 'failed', error: message });

@@ -116,7 +116,9 @@ export async function copyGroup(
         entry.result = (await alreadyThere(backup.sidecar, destination)) ? 'present' : options.dryRun ? 'planned' : await copyOne(backup, destination, runtime);
         if (entry.result === 'copied') runtime.reporter.info(`copied ${backupRef(backup.sidecar)} to ${destination.location}`);
       } catch (error) {
-        if (runtime.signal.aborted || !(error instanceof BackupctlError)) throw error;
+        // Interrupted (SIGINT/SIGTERM): exit 130 as every command, not the driver's abort error.
+        throwIfAborted(runtime.signal);
+        if (!(error instanceof BackupctlError)) throw error;
         entry.result = 'failed';
         entry.error = error.message;
         runtime.reporter.warn(`could not copy ${backupRef(backup.sidecar)} to ${destination.location}: ${error.message}`);
