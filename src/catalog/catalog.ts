@@ -331,6 +331,15 @@ export class Catalog {
     for (const [entry, sidecar] of found) {
       const problems = damageOf(sidecar, entry.files, listing.hostile);
       if (problems.length > 0) damage.set(backupRef(sidecar), problems);
+      // Files of the backup's id that its sidecar does not name: a rekey or copy killed
+      // before its sidecar switched to them, or after, before the old ones went. Listed as
+      // unfinished (prune removes them past --leftover-age), never taken for the backup's.
+      const named = new Set([sidecar.artifact.file, ...(sidecar.globals.status === 'included' ? [sidecar.globals.file] : [])]);
+      for (const file of entry.files) {
+        const name = file.key.slice(entry.profile.length + 1);
+        if (named.has(name) || listing.hostile.has(file.key)) continue;
+        incomplete.push({ profile: entry.profile, id: entry.id, file: name, bytes: file.size, modifiedAt: file.modifiedAt.toISOString() });
+      }
     }
     const backups = sortNewestFirst(
       found.map(([, sidecar]) => sidecar),

@@ -217,6 +217,28 @@ describe('prune', () => {
     expect((await files(where.storage)).filter((f) => f.startsWith(youngId))).toEqual([]);
   });
 
+  it('files of a backup that its sidecar does not name (a rekey killed before its sidecar switched) are unfinished leftovers: listed, and removed past --leftover-age, the backup untouched', async () => {
+    const where = await freshStorage();
+    const dir = path.join(where.storage, profile);
+    const sidecarFile = (await files(where.storage)).find((f) => f.endsWith('.json')) as string;
+    const id = sidecarFile.slice(0, -'.json'.length);
+    const before = await files(where.storage);
+    const stray = `${id}.k1.dump.zst.age`;
+    await writeFile(path.join(dir, stray), 'a rewrapped copy that never became the backup');
+    const threeDaysAgo = new Date(Date.now() - 3 * DAY);
+    await utimes(path.join(dir, stray), threeDaysAgo, threeDaysAgo);
+
+    const listed = await cli(['list', '--all', '--json'], where);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(stray);
+    const json = entries(await cli(['prune', '--keep-last', '10', '--json'], where));
+    expect(json.filter((e) => e.kind === 'leftover').map((e) => [e.id, e.action, e.removed])).toEqual([[id, 'remove', true]]);
+    expect(json.find((e) => e.kind === 'backup' && e.id === id)?.action).toBe('keep');
+    expect(await files(where.storage)).toEqual(before);
+    const shown = await cli(['show', id], where);
+    expect(shown.code, shown.stderr).toBe(0);
+  });
+
   it('removes temporaries of interrupted writes once they are older than --leftover-age, never a fresh one', async () => {
     const where = await freshStorage();
     const dir = path.join(where.storage, profile);
