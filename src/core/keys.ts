@@ -32,7 +32,7 @@ function readKeyFile(path: string, what: string): string {
     return readSecretFile(path, MAX_KEY_FILE_BYTES).toString('utf8');
   } catch (error) {
     const failure = error as SecretFileError;
-    throw usageError(`cannot use ${path} as ${what}: ${failure.detail}`, `check the path given for the ${what}`);
+    throw usageError(`cannot use ${path} as ${what}: ${failure.detail}`, `check the path given for ${what}`);
   }
 }
 

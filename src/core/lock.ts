@@ -328,7 +328,8 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
     const holderToken = stored.info?.token ?? 'unreadable';
     if (holderToken !== announced) {
       const holder = stored.info === null ? 'an unreadable lock object' : describeHolder(stored.info, now);
-      runtime.reporter.info(`profile "${profile}" is locked by ${holder}; waiting up to ${formatElapsed(waitMs - waited)}`);
+      // Rounded up: "--wait 3s" waits up to 3s, though a few milliseconds went by already.
+      runtime.reporter.info(`profile "${profile}" is locked by ${holder}; waiting up to ${formatElapsed(Math.ceil((waitMs - waited) / 1000) * 1000)}`);
       announced = holderToken;
     }
     try {
@@ -453,7 +454,7 @@ export async function acquireDatabaseLock(options: {
       if (!announced) {
         runtime.reporter.info(
           `database "${connection.database}" is locked by another backupctl${describeAdvisoryHolder(await session.holder())}; ` +
-            `waiting up to ${formatElapsed(waitMs - waited)}`,
+            `waiting up to ${formatElapsed(Math.ceil((waitMs - waited) / 1000) * 1000)}`,
         );
         announced = true;
       }
