@@ -195,8 +195,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       if (json) io.stdout.write(errorJson(ExitCode.USAGE, error.message.replace(/^error: /, ''), 'run with --help for usage'));
       return ExitCode.USAGE;
     }
-    io.stderr.write(renderError(error, styleFor(), globals.verbose === true));
     const code = error instanceof BackupctlError ? error.exitCode : ExitCode.FAILED;
+    // --log-format json: the error that ends the run is a JSON line too (a log shipper reads every line).
+    io.stderr.write(globals.logFormat === 'json' ? errorLogLine(error, code) : renderError(error, styleFor(), globals.verbose === true));
     if (json) {
       const known = error instanceof BackupctlError ? error : null;
       io.stdout.write(errorJson(code, errorMessage(error), known?.hint, known?.details));
@@ -205,6 +206,20 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   }
   await endRun();
   return exitCode;
+}
+
+/** The error that ends a run as one `--log-format json` line: level "error", the message, hint, details and exit code. */
+function errorLogLine(error: unknown, exitCode: number): string {
+  const known = error instanceof BackupctlError ? error : null;
+  const entry = {
+    time: new Date().toISOString(),
+    level: 'error',
+    message: errorMessage(error),
+    ...(known?.hint ? { hint: known.hint } : {}),
+    ...(known && known.details.length > 0 ? { details: known.details } : {}),
+    exitCode,
+  };
+  return `${JSON.stringify(entry)}\n`;
 }
 
 /** The first word of `argv` that is not a global option or its value (before `--`): the command, if any. */

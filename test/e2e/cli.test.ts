@@ -225,6 +225,13 @@ describe('a full round trip with the binary: create -> list -> show latest', () 
     for (const line of lines) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
     expect(JSON.parse(out.stdout)).toMatchObject({ id: expect.any(String) });
   });
+
+  it('--log-format json: the error that ends a run is a JSON line too (level error, hint, exit code), so jq can read every line', async () => {
+    const out = await bin(['--log-format', 'json', 'create', '--storage', storage], { PGDATABASE: 'no_such_database_here' });
+    expect(out.code).toBe(2);
+    const lines = out.stderr.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.at(-1)).toMatchObject({ level: 'error', message: expect.stringMatching(/database "no_such_database_here" does not exist/), hint: expect.any(String), exitCode: 2 });
+  });
 });
 
 describe('colours', () => {
