@@ -109,3 +109,12 @@ export function latestProof(sidecar: Pick<Sidecar, 'verifications' | 'dump'>): V
 function deepestDepth(sidecar: Pick<Sidecar, 'dump'>): number {
   return sidecar.dump.dataOnly ? DEPTH.archive : DEPTH.restore;
 }
+
+/**
+ * `schema.name` as SQL would write it: each part double-quoted unless it is a plain
+ * lower-case identifier, so that `"a.b".c` and `a."b.c"` read apart.
+ */
+export function qualifiedName(table: { schema: string; name: string }): string {
+  const quote = (part: string) => (/^[a-z_][a-z0-9_$]*$/.test(part) ? part : `"${part.replace(/"/g, '""')}"`);
+  return `${quote(table.schema)}.${quote(table.name)}`;
+}

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Catalog} from '../catalog/catalog.js';
 import { artifactKey, sidecarKey } from '../catalog/catalog.js';
-import type { Sidecar, Verification } from '../catalog/sidecar.js';
+import { qualifiedName, type Sidecar, type Verification } from '../catalog/sidecar.js';
 import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
 import type { NotifyConfig } from '../notify/notify.js';
 import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, MaintenanceConnection } from '../pg/admin.js';
@@ -512,13 +512,13 @@ export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<Cou
     expected.add(key);
     if (!found.has(key) && isView(table.schema, table.name)) continue;
     const rows = found.get(key);
-    const name = `${quote(table.schema)}.${quote(table.name)}`;
+    const name = qualifiedName(table);
     if (rows === undefined) problems.push(`${name}: missing after restore (expected ${table.rows} rows)`);
     else if (rows !== table.rows) problems.push(`${name}: ${rows} rows after restore, ${table.rows} at backup time`);
   }
   for (const table of restored) {
     if (!expected.has(`${table.schema}\u0000${table.name}`) && table.rows > 0) {
-      problems.push(`${quote(table.schema)}.${quote(table.name)}: ${table.rows} rows after restore, not in the backup's counts`);
+      problems.push(`${qualifiedName(table)}: ${table.rows} rows after restore, not in the backup's counts`);
     }
   }
   return problems;
@@ -533,10 +533,6 @@ export function compareLargeObjects(sidecar: Sidecar, toc: readonly TocEntry[], 
   const expected = sidecar.dump.largeObjects ?? (holdsLargeObjects(toc) ? sidecar.database.largeObjects : undefined);
   if (expected === undefined || expected === restored) return [];
   return [`large objects: ${restored} after restore, ${expected} at backup time`];
-}
-
-function quote(name: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
 }
 
 /** Appends the outcome to the sidecar; a failure to record is a warning, not a verification failure. */

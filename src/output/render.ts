@@ -5,7 +5,7 @@
  * Everything read from a sidecar is passed through `sanitize` before it reaches the
  * terminal: a sidecar comes from storage and may have been edited by anyone.
  */
-import { standingVerification, type Sidecar, type SidecarSummary, type Verification } from '../catalog/sidecar.js';
+import { qualifiedName, standingVerification, type Sidecar, type SidecarSummary, type Verification } from '../catalog/sidecar.js';
 import type { CreateResult, IncompleteEntry, ListResult, ShowResult } from '../core/results.js';
 import { BackupctlError } from '../errors.js';
 import { describeLocale } from '../pg/locale.js';
@@ -275,7 +275,7 @@ function globalsSection(s: Sidecar, style: Style): string {
 
 function tablesSection(s: Sidecar, style: Style): string {
   if (s.tables.length === 0) return indent(`${style.dim('no tables counted')}\n`);
-  const rows = s.tables.map((table) => [`${t(table.schema)}.${t(table.name)}`, formatCount(table.rows)]);
+  const rows = s.tables.map((table) => [t(qualifiedName(table)), formatCount(table.rows)]);
   rows.push([style.bold(`total (${formatCount(s.tables.length)} tables)`), style.bold(formatCount(totalRows(s)))]);
   return indent(renderTable([{ header: 'TABLE' }, { header: 'ROWS', align: 'right' }], rows, style));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, standingVerification, type Sidecar, type Verification } from '../../src/catalog/sidecar.js';
+import { MAX_SIDECAR_BYTES, qualifiedName, serializeSidecar, SidecarError, standingVerification, type Sidecar, type Verification } from '../../src/catalog/sidecar.js';
 import { parseSidecar, SidecarSchema } from '../../src/catalog/sidecar-schema.js';
 import { sampleSidecar, type SidecarOverrides } from '../helpers/sidecar-fixture.js';
 
@@ -227,5 +227,15 @@ describe('standingVerification', () => {
     expect(standingVerification([v(1, 'restore', 'failed'), v(2, 'checksum', 'failed'), v(3, 'checksum', 'passed')])).toEqual(v(1, 'restore', 'failed'));
     // The latest failure is the one reported.
     expect(standingVerification([v(3, 'checksum', 'failed'), v(1, 'restore', 'failed')])).toEqual(v(3, 'checksum', 'failed'));
+  });
+});
+
+describe('qualifiedName', () => {
+  it('quotes a part only when SQL needs it, so that names with dots, spaces or capitals read apart', () => {
+    expect(qualifiedName({ schema: 'public', name: 'orders' })).toBe('public.orders');
+    expect(qualifiedName({ schema: 'a.b', name: 'c' })).toBe('"a.b".c');
+    expect(qualifiedName({ schema: 'a', name: 'b.c' })).toBe('a."b.c"');
+    expect(qualifiedName({ schema: 'a b', name: 'MixedCase' })).toBe('"a b"."MixedCase"');
+    expect(qualifiedName({ schema: 'sch"q', name: 'tab"q' })).toBe('"sch""q"."tab""q"');
   });
 });
