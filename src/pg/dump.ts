@@ -120,8 +120,12 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
 /** The first `error:`/`FATAL:` line of a PostgreSQL client's stderr, trimmed. */
 export function firstErrorLine(stderr: string): string {
   const lines = stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-  const line = lines.find((l) => /\b(error|fatal)\b:/i.test(l)) ?? lines[0] ?? '';
-  return line.replace(/^(pg_dump|pg_dumpall|pg_restore|psql):\s*/, '').replace(/^error:\s*/i, '').slice(0, 500);
+  const at = Math.max(0, lines.findIndex((l) => /\b(error|fatal)\b:/i.test(l)));
+  const line = (lines[at] ?? '').replace(/^(pg_dump|pg_dumpall|pg_restore|psql):\s*/, '').replace(/^error:\s*/i, '').slice(0, 500);
+  // pg_restore names the statement that failed ("Command was: REFRESH MATERIALIZED VIEW
+  // ..."): without it, an error raised inside a function says nothing of where it came from.
+  const command = lines.slice(at + 1).find((l) => l.startsWith('Command was: '));
+  return command ? `${line} (in: ${command.slice('Command was: '.length, 'Command was: '.length + 200)})` : line;
 }
 
 /** Starts a custom-format pg_dump writing to stdout. */

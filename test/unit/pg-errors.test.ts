@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BackupctlError, ExitCode, InterruptedError } from '../../src/errors.js';
-import { connectionError, queryError } from '../../src/pg/client.js';
+import { connectionError, queryError, READ_TABLES_HINT } from '../../src/pg/client.js';
 import type { ConnectionSettings } from '../../src/pg/connection.js';
 import { childFailure, firstErrorLine } from '../../src/pg/dump.js';
 
@@ -97,8 +97,9 @@ describe('connectionError', () => {
 });
 
 describe('queryError', () => {
-  it('permission denied (42501) -> exit 1 with a GRANT hint', () => {
-    const error = queryError(pgError('42501', 'permission denied for table secret_data'), 'cannot count rows of "public"."secret_data"');
+  it('permission denied (42501) -> exit 1 with the hint its caller gives (a GRANT while reading tables), else a general one', () => {
+    expect(queryError(pgError('42501', 'permission denied to create database'), 'cannot create database "x"').hint).toMatch(/lacks a privilege/);
+    const error = queryError(pgError('42501', 'permission denied for table secret_data'), 'cannot count rows of "public"."secret_data"', READ_TABLES_HINT);
     expect(error.exitCode).toBe(ExitCode.FAILED);
     expect(error.message).toBe('cannot count rows of "public"."secret_data": permission denied for table secret_data');
     expect(error.hint).toMatch(/grant/i);
@@ -149,6 +150,17 @@ describe('firstErrorLine', () => {
     expect(firstErrorLine('pg_dumpall: error: query failed: ERROR:  permission denied for table pg_authid')).toBe(
       'query failed: ERROR:  permission denied for table pg_authid',
     );
+  });
+
+  it('names the statement pg_restore was running ("Command was:"), for an error raised inside a function', () => {
+    const stderr = [
+      'pg_restore: error: could not execute query: ERROR:  relation "events" does not exist',
+      'LINE 1: SELECT count(*) FROM events',
+      'QUERY:  SELECT count(*) FROM events',
+      'CONTEXT:  SQL function "n_events" during startup',
+      'Command was: REFRESH MATERIALIZED VIEW public.mv;',
+    ].join('\n');
+    expect(firstErrorLine(stderr)).toBe('could not execute query: ERROR:  relation "events" does not exist (in: REFRESH MATERIALIZED VIEW public.mv;)');
   });
 
   it('is at most 500 characters', () => {
