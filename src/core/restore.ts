@@ -334,7 +334,7 @@ async function makePlan(
   else if (state.objects === 0) mode = 'replace-empty';
   else if (request.clean) mode = 'replace';
   else {
-    refusal = `target database "${target}" is not empty (${state.objects} objects)`;
+    refusal = `target database "${target}" is not empty (${state.objects === null ? 'it refuses connections, so it is taken as not empty' : `${state.objects} objects`})`;
     refusalHint = '--clean replaces it (the old one is kept under a dated name), --force restores into it as it is; or choose another --target-db';
   }
   if (selection.refusal) {
@@ -538,7 +538,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
         countsChecked = true;
         throwIfAborted(runtime.signal);
         if (plan.mode === 'create') await renameDatabase(server, plan.staging, plan.target);
-        else await swapDatabases(server, plan.target, plan.staging, plan.keepOldAs as string);
+        else await swapDatabases(server, plan.target, plan.staging, plan.keepOldAs as string, plan.targetState.objects !== null);
       }
     } catch (error) {
       if (plan.staging) {

@@ -7,6 +7,7 @@ function targetDescription(plan: RestorePlan): string {
   const s = plan.targetState;
   if (!s.exists) return 'does not exist';
   if (s.objects === 0) return `exists, empty${s.sessions ? `, ${s.sessions} session(s)` : ''}`;
+  if (s.objects === null) return `exists, refuses connections (ALLOW_CONNECTIONS false): taken as not empty, ${s.sessions} session(s)`;
   return `exists, ${s.objects} objects, ${s.sessions} session(s)`;
 }
 

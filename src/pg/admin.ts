@@ -41,8 +41,12 @@ export interface TargetState {
   exists: boolean;
   /** Owner of the database when it exists. */
   owner: string | null;
-  /** User objects in the database: relations, functions, types outside system schemas, and large objects. */
-  objects: number;
+  /**
+   * User objects in the database: relations, functions, types outside system schemas, and
+   * large objects. null when it does not take connections (ALLOW_CONNECTIONS false, as an
+   * operator sets it to keep users out before a restore): counted as not empty.
+   */
+  objects: number | null;
   /** Other sessions connected to it now. */
   sessions: number;
   /**
@@ -57,9 +61,9 @@ export interface TargetState {
 
 export async function inspectDatabase(settings: ConnectionSettings, name: string): Promise<TargetState> {
   const exists = await withMaintenance(settings, async (client) => {
-    const { rows } = await client.query<{ sessions: string; owner: string; settings: string; acl: boolean; connlimit: number; comment: boolean }>(
+    const { rows } = await client.query<{ sessions: string; owner: string; settings: string; acl: boolean; connlimit: number; comment: boolean; allowconn: boolean }>(
       `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = $1)::int8 AS sessions,
-              pg_get_userbyid(datdba) AS owner,
+              pg_get_userbyid(datdba) AS owner, datallowconn AS allowconn,
               (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)::int8 AS settings,
               datacl IS NOT NULL AS acl, datconnlimit AS connlimit,
               shobj_description(d.oid, 'pg_database') IS NOT NULL AS comment
@@ -73,9 +77,11 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
     if (row.acl) own.push('privileges (GRANT/REVOKE ... ON DATABASE)');
     if (row.connlimit >= 0) own.push(`a connection limit of ${row.connlimit}`);
     if (row.comment) own.push('a comment');
-    return { sessions: Number(row.sessions), owner: row.owner, ownSettings: own };
+    if (!row.allowconn) own.push('connections refused (ALLOW_CONNECTIONS false)');
+    return { sessions: Number(row.sessions), owner: row.owner, ownSettings: own, allowConnections: row.allowconn };
   });
   if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0, ownSettings: [] };
+  if (!exists.allowConnections) return { exists: true, owner: exists.owner, objects: null, sessions: exists.sessions, ownSettings: exists.ownSettings };
   const client = await connect(settings, name);
   try {
     const { rows } = await client.query<{ n: string }>(
@@ -339,7 +345,7 @@ export class MaintenanceConnection {
  * are refused and ended, the target is renamed to `keepAs`, the staging database takes
  * its name. Either both renames happen or neither does.
  */
-export async function swapDatabases(settings: ConnectionSettings, target: string, staging: string, keepAs: string): Promise<void> {
+export async function swapDatabases(settings: ConnectionSettings, target: string, staging: string, keepAs: string, reopenOld = true): Promise<void> {
   await withMaintenance(settings, async (client) => {
     try {
       await client.query('BEGIN');
@@ -355,8 +361,9 @@ export async function swapDatabases(settings: ConnectionSettings, target: string
       await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS true`).catch(() => undefined);
       throw queryError(error, `cannot swap ${quoteIdent(staging)} into place of ${quoteIdent(target)}`);
     }
-    // The old database stays usable for inspection and rollback.
-    await client.query(`ALTER DATABASE ${quoteIdent(keepAs)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+    // The old database stays usable for inspection and rollback (unless it refused
+    // connections before: then it keeps refusing them).
+    if (reopenOld) await client.query(`ALTER DATABASE ${quoteIdent(keepAs)} ALLOW_CONNECTIONS true`).catch(() => undefined);
   }, [target, staging]);
 }
 

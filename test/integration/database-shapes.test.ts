@@ -493,4 +493,25 @@ describe('database shapes', () => {
     expect(run.stdout + run.stderr).not.toMatch(/SELECT on every table/);
     expect((await readSidecar(storage, db, id)).sidecar.verifications).toEqual([]);
   });
+
+  it('restore --clean over a target that refuses connections (ALLOW_CONNECTIONS false, users kept out): replaced, the old one still refusing them', async () => {
+    const db = newDb('shp_noconn');
+    await cluster.createDatabase(db);
+    await cluster.query(db, 'CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 5)');
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    await cluster.query(db, 'INSERT INTO t VALUES (6)');
+    await cluster.query('postgres', `ALTER DATABASE ${quoteIdent(db)} ALLOW_CONNECTIONS false`);
+    const plan = await cli(['restore', id, '--profile', db, '--clean', '--dry-run']);
+    expect(plan.code, plan.stdout + plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/refuses connections \(ALLOW_CONNECTIONS false\): taken as not empty/);
+    const refused = await cli(['restore', id, '--profile', db, '--yes']);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/it refuses connections, so it is taken as not empty/);
+    const replaced = await cli(['restore', id, '--profile', db, '--clean', '--yes']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(await cluster.query(db, 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 5 }]);
+    const old = /The previous ".*" is kept as "(.*)"\./.exec(replaced.stdout)?.[1] as string;
+    databases.push(old);
+    expect(await cluster.query('postgres', 'SELECT datallowconn FROM pg_database WHERE datname = $1', [old])).toEqual([{ datallowconn: false }]);
+  });
 });
