@@ -136,11 +136,18 @@ function isNotImplemented(error: unknown): boolean {
  */
 class DeadlineRetryStrategy {
   readonly mode = 'standard';
+  /**
+   * A request of this client kept failing until the deadline: the store is unreachable.
+   * Until one succeeds, requests get one attempt each, so that what follows a failed
+   * write (aborting its upload, releasing the lock) fails in seconds, not one more
+   * deadline each (a run used to take four deadlines to fail).
+   */
+  private unreachable = false;
 
   constructor(private readonly policy: RetryPolicy) {}
 
   async acquireInitialRetryToken(): Promise<RetryToken> {
-    return new RetryToken(performance.now(), 0, 0);
+    return new RetryToken(this.unreachable ? Number.NEGATIVE_INFINITY : performance.now(), 0, 0);
   }
 
   async refreshRetryTokenForRetry(token: RetryToken, info: { errorType: string; error?: unknown; retryAfterHint?: Date }): Promise<RetryToken> {
@@ -152,11 +159,16 @@ class DeadlineRetryStrategy {
     const attempt = token.getRetryCount() + 1;
     let delay = backoffDelay(attempt, this.policy);
     if (info.retryAfterHint) delay = Math.max(delay, Math.min(this.policy.maxDelayMs, info.retryAfterHint.getTime() - Date.now()));
-    if (performance.now() - token.started + delay > this.policy.deadlineMs) throw info.error ?? new Error('retry deadline passed');
+    if (performance.now() - token.started + delay > this.policy.deadlineMs) {
+      this.unreachable = true;
+      throw info.error ?? new Error('retry deadline passed');
+    }
     return new RetryToken(token.started, attempt, delay);
   }
 
-  recordSuccess(): void {}
+  recordSuccess(): void {
+    this.unreachable = false;
+  }
 }
 
 class RetryToken {
@@ -290,6 +302,8 @@ export class S3Storage implements Storage {
     return this.caps;
   }
 
+  private retryStrategy: DeadlineRetryStrategy | undefined;
+
   private clientConfig(socketTimeout: number | undefined): S3ClientConfig {
     const { settings } = this.config;
     const env = this.runtime.env;
@@ -297,7 +311,8 @@ export class S3Storage implements Storage {
     const region = settings.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (customEndpoint !== undefined ? 'us-east-1' : undefined);
     const config: S3ClientConfig = {
       forcePathStyle: settings.pathStyle ?? customEndpoint !== undefined,
-      retryStrategy: new DeadlineRetryStrategy(this.retry) as unknown as S3ClientConfig['retryStrategy'],
+      // One strategy for every client of this storage: what it learns (unreachable) holds for all.
+      retryStrategy: (this.retryStrategy ??= new DeadlineRetryStrategy(this.retry)) as unknown as S3ClientConfig['retryStrategy'],
       requestHandler: {
         connectionTimeout: Math.min(this.config.stallTimeoutMs, 30_000),
         ...(socketTimeout === undefined ? {} : { socketTimeout }),

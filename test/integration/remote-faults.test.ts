@@ -142,8 +142,13 @@ describe('the storage server dies during a create', () => {
     // The upload is under way once s3rver holds a multipart upload of the artifact.
     await waitFor(async () => (await server.incompleteUploads(`${prefix}/${big}/${id}.dump`)).length > 0, 'the multipart upload to begin', 30_000);
     await server.kill();
+    const killedAt = Date.now();
     const failed = await run.done;
     expect(failed.code, failed.stderr).toBe(1);
+    // One retry deadline for the write; what follows (aborting the upload, releasing the
+    // lock) gets one attempt each once the store proved unreachable: not a deadline each.
+    // Measured: 1.3 s now, 7.5 s before (a deadline for each of them).
+    expect(Date.now() - killedAt).toBeLessThan(2_000 + 2_000);
     expect(failed.stdout).toBe('');
     const error = oneErrorLine(failed.stderr);
     expect(error).toContain(`${big}/${id}.dump`);
