@@ -203,6 +203,21 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     }
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
+    if (only) {
+      // What the selected tables use that the archive does not hold: it restores only
+      // into a database that has it (verify reports such a backup as NOT VERIFIED).
+      const held = new Set(artifact.toc.map((entry) => entry.objectOid));
+      const outside = new Map<string, string[]>();
+      for (const dependency of await session.dependencies(only)) {
+        if (held.has(dependency.oid)) continue;
+        outside.set(dependency.table, [...(outside.get(dependency.table) ?? []), `${dependency.kind} ${dependency.name}`]);
+      }
+      for (const [table, uses] of outside) {
+        const warning = `${table} uses ${uses.join(', ')}, which this backup does not hold: it restores only into a database that has ${uses.length === 1 ? 'it' : 'them'}`;
+        warnings.push(warning);
+        reporter.warn(warning);
+      }
+    }
     const globals = await globalsDone;
     await session.close();
 

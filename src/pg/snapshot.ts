@@ -124,6 +124,46 @@ export class SnapshotSession {
   }
 
   /**
+   * What the tables of a filtered dump (`only`) use that lives outside them: the types of
+   * their columns (enums, domains, composites, extension types, arrays of them) and the
+   * sequences their defaults draw from (unless owned by one of them: pg_dump takes those
+   * along). The caller keeps those the archive does not hold: without them, the backup
+   * restores only into a database that has them. Best effort: none when the query fails.
+   */
+  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: 'type' | 'sequence'; name: string; oid: number }>> {
+    if (only.size === 0) return [];
+    try {
+      const { rows } = await this.client.query<{ table: string; kind: 'type' | 'sequence'; name: string; oid: string }>(
+        `SELECT DISTINCT a.attrelid::regclass::text AS table, 'type' AS kind, format_type(base.oid, NULL) AS name,
+                -- a table's row type is held as its TABLE entry (the class), a standalone composite type as a TYPE
+                CASE WHEN base.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = base.typrelid) <> 'c'
+                     THEN base.typrelid ELSE base.oid END::int8 AS oid
+           FROM pg_attribute a
+           JOIN pg_type t ON t.oid = a.atttypid
+           JOIN pg_type base ON base.oid = CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE t.oid END
+           JOIN pg_namespace n ON n.oid = base.typnamespace
+          WHERE a.attrelid::int8 = ANY($1::int8[]) AND a.attnum > 0 AND NOT a.attisdropped
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND NOT (base.typrelid::int8 = ANY($1::int8[]))
+         UNION
+         SELECT DISTINCT ad.adrelid::regclass::text, 'sequence', d.refobjid::regclass::text, d.refobjid::int8
+           FROM pg_attrdef ad
+           JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
+           JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+          WHERE ad.adrelid::int8 = ANY($1::int8[])
+            AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.classid = 'pg_class'::regclass AND o.objid = s.oid
+                             AND o.deptype IN ('a', 'i') AND o.refobjid::int8 = ANY($1::int8[]))
+          ORDER BY 1, 2, 3`,
+        [[...only]],
+      );
+      return rows.map((row) => ({ table: row.table, kind: row.kind, name: row.name, oid: Number(row.oid) }));
+    } catch {
+      // Only for warnings (names a SQL_ASCII database cannot send as UTF-8...): none then.
+      return [];
+    }
+  }
+
+  /**
    * Tables a whole-database pg_dump would lock and read that this role may not SELECT
    * (pg_dump would fail on the first one, after minutes of work): found here, by privilege,
    * before the dump starts. Tables of extensions are left out, as pg_dump leaves them out.
