@@ -101,7 +101,11 @@ export function connectionError(error: unknown, settings: ConnectionSettings): B
       return make(`database "${settings.database}" does not exist on ${settings.host}:${settings.port}`, ExitCode.USAGE, 'check the database name (PGDATABASE, --db-url or the profile\'s database)');
     case '57P03':
     case '53300':
-      return make(`server not accepting connections for ${where}: ${message}`, ExitCode.FAILED, 'retry later');
+      return make(
+        `server not accepting connections for ${where}: ${message}`,
+        ExitCode.FAILED,
+        'the server (max_connections), the database or the role (CONNECTION LIMIT) allows no more: a backup needs 3 at once (its snapshot, pg_dump, pg_dumpall), a verify or restore 2; raise the limit or retry later',
+      );
     default:
       if (/client password must be a string|password authentication failed/i.test(message)) {
         return make(`the server asks ${where} for a password and none was given`, ExitCode.USAGE, 'set PGPASSWORD, PGPASSFILE/~/.pgpass, or the profile\'s passwordFile/passwordEnv');
