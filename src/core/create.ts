@@ -203,6 +203,11 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     }
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
+    for (const member of await session.extensionTablesWithRows()) {
+      const warning = `${member.table} belongs to extension ${member.extension} and holds about ${member.rows} row(s), which pg_dump leaves out: CREATE EXTENSION makes the table again, empty`;
+      warnings.push(warning);
+      reporter.warn(warning);
+    }
     if (only) {
       // What the selected tables use that the archive does not hold: it restores only
       // into a database that has it (verify reports such a backup as NOT VERIFIED).

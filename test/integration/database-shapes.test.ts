@@ -525,4 +525,14 @@ describe('database shapes', () => {
     databases.push(old);
     expect(await cluster.query('postgres', 'SELECT datallowconn FROM pg_database WHERE datname = $1', [old])).toEqual([{ datallowconn: false }]);
   });
+
+  it('a table of ours added to an extension (ALTER EXTENSION ... ADD TABLE): pg_dump leaves its rows out, and create says so', async () => {
+    const db = newDb('shp_extmember');
+    await cluster.createDatabase(db);
+    await cluster.query(db, "CREATE EXTENSION hstore; CREATE TABLE cfg (k text, v text); INSERT INTO cfg VALUES ('a', 'b'), ('c', 'd'); ALTER EXTENSION hstore ADD TABLE cfg; ANALYZE cfg");
+    const made = await runCli(['create', '--json', '--storage', storage, '--profile', db], { env: baseEnv(cluster.env(db)), cwd: work });
+    expect(made.code, made.stderr).toBe(0);
+    const { warnings } = JSON.parse(made.stdout) as { warnings: string[] };
+    expect(warnings).toEqual([expect.stringMatching(/^public\.cfg belongs to extension hstore and holds about 2 row\(s\), which pg_dump leaves out/)]);
+  });
 });
