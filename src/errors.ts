@@ -14,7 +14,7 @@ export const ExitCode = {
   BUSY: 4,
   /** `status` found a threshold broken (stale, shrunken, unverified). */
   STATUS_FAILED: 5,
-  /** Stopped by SIGINT or SIGTERM; partial files were removed. */
+  /** Stopped by SIGINT or SIGTERM; what the run had begun was undone. */
   INTERRUPTED: 130,
 } as const;
 
@@ -55,7 +55,7 @@ export function usageError(message: string, hint?: string): BackupctlError {
 /** Raised when the run was stopped by a signal; the CLI maps it to exit 130. */
 export class InterruptedError extends BackupctlError {
   constructor(signal = 'SIGINT') {
-    super(`interrupted by ${signal}; partial files were removed`, { exitCode: ExitCode.INTERRUPTED });
+    super(`interrupted by ${signal}; what the run had begun was undone (partial files, scratch databases)`, { exitCode: ExitCode.INTERRUPTED });
     this.name = 'InterruptedError';
   }
 }

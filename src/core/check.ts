@@ -221,7 +221,7 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
         }
       }
       if (left.length === 0) return 'no scratch database left by a killed run';
-      return { check: 'leftovers', ok: false, detail: `left by killed runs: ${left.join(', ')}`, hint: 'the next verify or restore on this host drops them; or drop them by hand' };
+      return { check: 'leftovers', ok: false, detail: `left by runs that ended without dropping them (killed, or their server went away): ${left.join(', ')}`, hint: 'the next verify or restore on this host drops them; or drop them by hand' };
     }),
   );
 

@@ -57,7 +57,7 @@ export async function sweepScratchDatabases(server: ConnectionSettings, runtime:
     try {
       await dropDatabase(server, database.database, { restored: true });
       result.dropped.push(database.database);
-      runtime.reporter.info(`dropped leftover ${database.kind} database ${database.database} of a run that was killed (pid ${database.pid}, ${database.startedAt})`);
+      runtime.reporter.info(`dropped leftover ${database.kind} database ${database.database} of a run that ended without dropping it (pid ${database.pid}, ${database.startedAt})`);
     } catch (error) {
       runtime.reporter.warn(`could not drop leftover database ${database.database}: ${(error as Error).message}`);
     }

@@ -75,7 +75,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   3    verification failed: a backup is corrupt or does not match its sidecar
   4    busy: another run holds the lock of this profile
   5    status or check found a problem (stale, unhealthy, not ready)
-  130  interrupted (SIGINT/SIGTERM); partial files were removed`;
+  130  interrupted (SIGINT/SIGTERM); what the run had begun was undone`;
 
 export const ENVIRONMENT_HELP = `Environment:
   BACKUPCTL_CONFIG, BACKUPCTL_PROFILE   same as --config, --profile
