@@ -72,6 +72,8 @@ export async function run(refs: string[], options: CopyOptions, ctx: CommandCont
     ctx.runtime,
     (profile, storage, work) => (options.dryRun ? work() : reportedCopy(ctx, profile, storage, destination, work)),
   );
-  const failed = result.backups.some((b) => b.result === 'failed');
-  return { json: copyJson(result), human: (style) => renderCopy(result, style), exitCode: failed ? ExitCode.FAILED : ExitCode.OK };
+  const failed = result.backups.filter((b) => b.result === 'failed');
+  // A corrupt source is exit 3, as everywhere a backup is not what its sidecar says.
+  const exitCode = failed.some((b) => b.exitCode === ExitCode.VERIFY_FAILED) ? ExitCode.VERIFY_FAILED : failed.length > 0 ? ExitCode.FAILED : ExitCode.OK;
+  return { json: copyJson(result), human: (style) => renderCopy(result, style), exitCode };
 }

@@ -31,6 +31,8 @@ export interface CopiedBackup {
   /** copied; present: already there, byte for byte; planned: a dry run; failed: see `error`. */
   result: 'copied' | 'present' | 'planned' | 'failed';
   error?: string;
+  /** Of a failed copy: 3 when the source is not what its sidecar says (corrupt), else 1. */
+  exitCode?: number;
 }
 
 export interface CopyRequest {
@@ -121,6 +123,7 @@ export async function copyGroup(
         if (!(error instanceof BackupctlError)) throw error;
         entry.result = 'failed';
         entry.error = error.message;
+        entry.exitCode = error.exitCode;
         runtime.reporter.warn(`could not copy ${backupRef(backup.sidecar)} to ${destination.location}: ${error.message}`);
       }
     }

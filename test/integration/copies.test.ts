@@ -130,7 +130,7 @@ describe('backupctl copy', () => {
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(json);
   });
 
-  it('a source artifact that is not what its sidecar says is not copied (nothing left at the destination)', async () => {
+  it('a source artifact that is not what its sidecar says is not copied (exit 3: corrupt; nothing left at the destination)', async () => {
     const dir = await tempDir('copy-bad');
     const source = path.join(dir, 'source');
     const target = path.join(dir, 'target');
@@ -142,7 +142,7 @@ describe('backupctl copy', () => {
     bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] as number) ^ 0xff;
     await writeFile(artifact, bytes);
     const run = await cli(['copy', id, '--storage', source, '--to', target]);
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(3);
     expect(run.stdout + run.stderr).toMatch(/not what its sidecar says: .*sha256/);
     expect((await readdir(path.join(target, db)).catch(() => [])).filter((f) => f.startsWith(id))).toEqual([]);
   });
