@@ -13,9 +13,10 @@ import type { TocEntry } from './toc.js';
  * rest once pg_restore has exited, and returns exactly what countRows would return then.
  *
  * Counted only at the end: the table whose data pg_restore loads last (its primary key is
- * built right after, and would wait for the count's lock), materialized views (refreshed in post-data), partitions (a data
- * item loaded through the partition root may route rows into any partition), and every table whose
- * TOC entry cannot be matched to exactly one table of the database.
+ * built right after, and would wait for the count's lock), partitions (a data item loaded
+ * through the partition root may route rows into any partition), and every table whose
+ * TOC entry cannot be matched to exactly one table of the database. Materialized views are
+ * not counted at all (see listCountableTables).
  */
 export class RestoreCounter {
   private readonly connecting: Promise<pg.Client>;
