@@ -75,12 +75,16 @@ const DEPTH: Record<Verification['level'], number> = { checksum: 0, archive: 1, 
  * only that the bytes are as stored, not that they restore: the failure stands (list,
  * status and prune read it here).
  */
-export function standingVerification(verifications: readonly Verification[]): Verification | null {
+export function standingVerification(verifications: readonly Verification[], dump?: Pick<Sidecar['dump'], 'dataOnly'>): Verification | null {
   const ordered = [...verifications].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  // A data-only backup is verified at level archive at most (restore-level records of it,
+  // from before, count as archive-level: an archive pass answers them).
+  const cap = dump ? deepestDepth({ dump }) : DEPTH.restore;
+  const depth = (v: Verification) => Math.min(DEPTH[v.level], cap);
   let unanswered: Verification[] = [];
   for (const v of ordered) {
     if (v.result === 'failed') unanswered.push(v);
-    else unanswered = unanswered.filter((failed) => DEPTH[failed.level] > DEPTH[v.level]);
+    else unanswered = unanswered.filter((failed) => depth(failed) > depth(v));
   }
   return unanswered.at(-1) ?? ordered.at(-1) ?? null;
 }
@@ -93,7 +97,7 @@ export function standingVerification(verifications: readonly Verification[]): Ve
  * "newest verified backup").
  */
 export function provenRestorable(sidecar: Pick<Sidecar, 'verifications' | 'dump'>): boolean {
-  if (standingVerification(sidecar.verifications)?.result !== 'passed') return false;
+  if (standingVerification(sidecar.verifications, sidecar.dump)?.result !== 'passed') return false;
   return sidecar.verifications.some((v) => v.result === 'passed' && DEPTH[v.level] >= deepestDepth(sidecar));
 }
 
@@ -106,7 +110,7 @@ export function latestProof(sidecar: Pick<Sidecar, 'verifications' | 'dump'>): V
   return latest;
 }
 
-function deepestDepth(sidecar: Pick<Sidecar, 'dump'>): number {
+function deepestDepth(sidecar: { dump: Pick<Sidecar['dump'], 'dataOnly'> }): number {
   return sidecar.dump.dataOnly ? DEPTH.archive : DEPTH.restore;
 }
 

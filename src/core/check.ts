@@ -139,7 +139,8 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
     await attempt('storage', async () => {
       // In the profile's folder when it has one; at the root before its first backup, so
       // that a check leaves no empty folder behind (a profile to list, on local and SFTP).
-      const folder = (await storage.children('')).includes(name) ? `${name}/` : '';
+      // A store whose credentials reach only the profile's folder cannot list the root: probe there.
+      const folder = (await storage.children('').catch(() => [name])).includes(name) ? `${name}/` : '';
       const key = `${folder}check-probe-${randomBytes(6).toString('hex')}`;
       const payload = randomBytes(64);
       await storage.put(key, Readable.from([payload]));

@@ -330,7 +330,13 @@ async function makePlan(
       refusal = `target database "${target}" does not exist on ${describeServer(server)}`;
       refusalHint = 'add --create to create it';
     }
-  } else if (request.force) mode = 'into-existing';
+  } else if (request.force) {
+    mode = 'into-existing';
+    if (state.objects === null) {
+      refusal = `target database "${target}" refuses connections (ALLOW_CONNECTIONS false): --force cannot restore into it`;
+      refusalHint = '--clean replaces it (it keeps refusing connections under its new name), or ALTER DATABASE ... ALLOW_CONNECTIONS true first';
+    }
+  }
   else if (state.objects === 0) mode = 'replace-empty';
   else if (request.clean) mode = 'replace';
   else {

@@ -22,7 +22,7 @@ import { Catalog, narrowListing, sortNewestFirst, type Listing } from '../catalo
 import { ID_PATTERN, isProfileName } from '../catalog/id.js';
 import { RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
 import { readRunLog } from '../catalog/runlog-schema.js';
-import { latestProof, standingVerification, type SidecarSummary } from '../catalog/sidecar.js';
+import { latestProof, provenRestorable, standingVerification, type SidecarSummary } from '../catalog/sidecar.js';
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
 import { ExitCode, usageError } from '../errors.js';
@@ -232,9 +232,9 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
       if (lastVerification === null || Date.parse(v.at) > Date.parse(lastVerification.at)) lastVerification = summaryOf(backup.id, v);
     }
     // --max-verify-age asks for a proof that a backup restores: a checksum pass is none.
-    const proof = latestProof(backup);
+    const proof = provenRestorable(backup) ? latestProof(backup) : null;
     if (proof && (lastPassed === null || Date.parse(proof.at) > Date.parse(lastPassed.at))) lastPassed = summaryOf(backup.id, proof);
-    const standing = standingVerification(backup.verifications);
+    const standing = standingVerification(backup.verifications, backup.dump);
     if (standing?.result === 'failed') failedVerifications.push(summaryOf(backup.id, standing));
   }
   // A failed verification stays visible until that backup passes a later one at the same or

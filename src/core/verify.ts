@@ -198,7 +198,7 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
     }
     // pg_restore reads the archive once, from its stdin, as it is decoded, unless it
     // restores in parallel (--jobs needs a file it can seek in).
-    const streamed = request.level === 'archive' || request.jobs(sidecar.profile) <= 1;
+    const streamed = level === 'archive' || request.jobs(sidecar.profile) <= 1;
     const opening = (streamed ? openStreamedArchive : openArchive)(storage, sidecar, { workDir: request.workDir, signal: runtime.signal, keys });
     archive = await opening.catch((error: unknown) => {
       if (!(error instanceof ArchiveUnreadableError)) throw error;

@@ -24,7 +24,7 @@ type Pairs = Array<readonly [string, string]>;
 
 /** The verification that stands for the backup (see standingVerification), or null. */
 export function latestVerification(sidecar: SidecarSummary): Verification | null {
-  return standingVerification(sidecar.verifications);
+  return standingVerification(sidecar.verifications, sidecar.dump);
 }
 
 function list(values: string[], empty: string): string {

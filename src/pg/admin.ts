@@ -358,7 +358,9 @@ export async function swapDatabases(settings: ConnectionSettings, target: string
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+      // ROLLBACK undid the ALTER; this is for a server that committed it regardless. A
+      // target that refused connections before keeps refusing them.
+      if (reopenOld) await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS true`).catch(() => undefined);
       throw queryError(error, `cannot swap ${quoteIdent(staging)} into place of ${quoteIdent(target)}`);
     }
     // The old database stays usable for inspection and rollback (unless it refused

@@ -100,6 +100,7 @@ export function connectionError(error: unknown, settings: ConnectionSettings): B
     case '3D000':
       return make(`database "${settings.database}" does not exist on ${settings.host}:${settings.port}`, ExitCode.USAGE, 'check the database name (PGDATABASE, --db-url or the profile\'s database)');
     case '57P03':
+      return make(`server not accepting connections for ${where}: ${message}`, ExitCode.FAILED, 'the server is starting up, shutting down or in recovery: retry later');
     case '53300':
       return make(
         `server not accepting connections for ${where}: ${message}`,

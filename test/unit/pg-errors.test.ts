@@ -49,7 +49,7 @@ describe('connectionError', () => {
     ['28P01', 'password authentication failed for user "backup"', ExitCode.USAGE, /^password authentication failed for backup@db\.example\.com:5433\/app$/, /check the password from PGPASSWORD/],
     ['28000', 'no pg_hba.conf entry for host "10.0.0.9", user "backup", database "app", no encryption', ExitCode.USAGE, /server refused .*pg_hba\.conf entry/, /pg_hba\.conf/],
     ['3D000', 'database "app" does not exist', ExitCode.USAGE, /^database "app" does not exist on db\.example\.com:5433$/, /database name/],
-    ['57P03', 'the database system is starting up', ExitCode.FAILED, /not accepting connections.*starting up/, /retry later/],
+    ['57P03', 'the database system is starting up', ExitCode.FAILED, /not accepting connections.*starting up/, /starting up, shutting down or in recovery: retry later/],
     ['53300', 'sorry, too many clients already', ExitCode.FAILED, /too many clients/, /CONNECTION LIMIT.*needs 3 at once.*retry later/],
   ] as const)('%s -> exit %i', (code, message, exitCode, text, hint) => {
     const error = connectionError(pgError(code, message), settings());

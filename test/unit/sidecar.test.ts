@@ -228,6 +228,12 @@ describe('standingVerification', () => {
     // The latest failure is the one reported.
     expect(standingVerification([v(3, 'checksum', 'failed'), v(1, 'restore', 'failed')])).toEqual(v(3, 'checksum', 'failed'));
   });
+
+  it('a data-only backup is verified at level archive at most: an archive pass answers its old restore-level failure', () => {
+    const history = [v(1, 'restore', 'failed'), v(2, 'archive', 'passed')];
+    expect(standingVerification(history, { dataOnly: true })).toEqual(v(2, 'archive', 'passed'));
+    expect(standingVerification(history, { dataOnly: false })).toEqual(v(1, 'restore', 'failed'));
+  });
 });
 
 describe('qualifiedName', () => {
