@@ -366,8 +366,10 @@ async function unpack(source: Readable, dir: string, signal?: AbortSignal): Prom
     };
     signal?.addEventListener('abort', () => fail(signal.reason), { once: true });
     source.on('error', fail);
-    // A system error (ENOSPC...) is the work directory's; node-tar's own (TAR_*) the archive's.
-    sink.on('error', (error: unknown) => fail(/^E[A-Z0-9]+$/.test(errnoCode(error) ?? '') ? error : new UnpackError(error instanceof Error ? error.message : String(error))));
+    // A full disk is the work directory's (see workDirFailure); anything else the tar
+    // extractor meets (a bad header, a path it refuses, ENOENT...) is the archive's.
+    const full = (error: unknown) => errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT';
+    sink.on('error', (error: unknown) => fail(full(error) ? error : new UnpackError(error instanceof Error ? error.message : String(error))));
     sink.on('close', () => {
       if (!failure) resolve();
     });

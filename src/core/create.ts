@@ -204,13 +204,14 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
     for (const member of await session.extensionTablesWithRows()) {
-      const warning = `${member.table} belongs to extension ${member.extension} and holds about ${member.rows} row(s), which pg_dump leaves out: CREATE EXTENSION makes the table again, empty`;
+      const warning = `${member.table} belongs to extension ${member.extension} and holds about ${member.rows} row(s), which pg_dump leaves out: a restore has only what the extension's install script puts in it`;
       warnings.push(warning);
       reporter.warn(warning);
     }
-    if (only) {
+    if (only && (profile.dump.tables.length > 0 || profile.dump.schemas.length > 0) && !profile.dump.dataOnly) {
       // What the selected tables use that the archive does not hold: it restores only
-      // into a database that has it (verify reports such a backup as NOT VERIFIED).
+      // into a database that has it (verify reports such a backup as NOT VERIFIED). Not for
+      // --exclude-* alone: such a dump still holds CREATE EXTENSION for extension types.
       const held = new Set(artifact.toc.map((entry) => entry.objectOid));
       const outside = new Map<string, string[]>();
       for (const dependency of await session.dependencies(only)) {

@@ -172,7 +172,8 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
     if (failure === null) {
       item.removed = true;
       count(result, item);
-      reporter.info(`removed ${item.kind === 'leftover' ? 'unfinished backup' : 'backup'} ${item.profile}/${item.id}`);
+      const strayOf = item.kind === 'leftover' && items.some((other) => other.kind === 'backup' && other.id === item.id && other.profile === item.profile);
+      reporter.info(`removed ${strayOf ? 'leftover files of backup' : item.kind === 'leftover' ? 'unfinished backup' : 'backup'} ${item.profile}/${item.id}`);
     } else {
       item.error = failure;
       result.errors.push(`${item.profile}/${item.id}: ${failure}`);

@@ -297,6 +297,8 @@ async function checkSelection(request: RestoreRequest, sidecar: Sidecar, pgResto
       withoutRows: [],
     };
   }
+  // Only for --table: a --schema selection takes the partitions of its schema along.
+  if (request.tables.length === 0) return none;
   const selected = await selectedEntries(pgRestore, archive, request, run);
   return { ...none, withoutRows: tablesWithoutRows(toc, selected) };
 }
