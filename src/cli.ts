@@ -8,7 +8,7 @@ import { resolveSettings } from './config/resolve.js';
 import type { Runtime } from './core/runtime.js';
 import { closeStorages } from './core/storages.js';
 import { BackupctlError, ExitCode, InterruptedError } from './errors.js';
-import { errorMessage, renderError, renderJson, writeJson } from './output/render.js';
+import { errorMessage, renderError, renderJson, safeText, writeJson } from './output/render.js';
 import { createReporter } from './output/reporter.js';
 import { createStyle, wantsColor } from './output/style.js';
 import { beginRun, endRun, sweepDeadRuns } from './platform/run-dir.js';
@@ -197,7 +197,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     }
     const code = error instanceof BackupctlError ? error.exitCode : ExitCode.FAILED;
     // --log-format json: the error that ends the run is a JSON line too (a log shipper reads every line).
-    io.stderr.write(globals.logFormat === 'json' ? errorLogLine(error, code) : renderError(error, styleFor(), globals.verbose === true));
+    io.stderr.write(globals.logFormat === 'json' ? errorLogLine(error, code, io.now?.() ?? new Date()) : renderError(error, styleFor(), globals.verbose === true));
     if (json) {
       const known = error instanceof BackupctlError ? error : null;
       io.stdout.write(errorJson(code, errorMessage(error), known?.hint, known?.details));
@@ -209,14 +209,14 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 }
 
 /** The error that ends a run as one `--log-format json` line: level "error", the message, hint, details and exit code. */
-function errorLogLine(error: unknown, exitCode: number): string {
+function errorLogLine(error: unknown, exitCode: number, now: Date): string {
   const known = error instanceof BackupctlError ? error : null;
   const entry = {
-    time: new Date().toISOString(),
+    time: now.toISOString(),
     level: 'error',
     message: errorMessage(error),
-    ...(known?.hint ? { hint: known.hint } : {}),
-    ...(known && known.details.length > 0 ? { details: known.details } : {}),
+    ...(known?.hint ? { hint: safeText(known.hint) } : {}),
+    ...(known && known.details.length > 0 ? { details: known.details.map(safeText) } : {}),
     exitCode,
   };
   return `${JSON.stringify(entry)}\n`;

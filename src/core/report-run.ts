@@ -4,6 +4,7 @@ import { BackupctlError, ExitCode, InterruptedError } from '../errors.js';
 import { notifyFinish, notifyStart, type NotifyConfig, type RunNotice } from '../notify/notify.js';
 import type { Storage } from '../storage/storage.js';
 import type { Runtime } from './runtime.js';
+import { redactSecrets } from '../redact.js';
 
 /** What the wrapper needs to know about a run before it starts. */
 export interface RunMeta {
@@ -145,9 +146,3 @@ function oneLine(text: string): string {
   return text.replace(/\s*\r?\n\s*/g, ' ').replace(/[\u0000-\u001f\u007f]/g, ' ').trim().slice(0, 2000);
 }
 
-/** A connection string with a password, or `password=...`, that slipped into a message is masked. */
-export function redactSecrets(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*:)[^@\s]*@/gi, '$1***@')
-    .replace(/\b(password|pgpassword)=("[^"]*"|'[^']*'|\S+)/gi, '$1=***');
-}

@@ -1,5 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { dirname, relative } from 'node:path';
 import { BackupctlError, errnoCode } from '../errors.js';
 import { PipelineError } from '../pipeline/errors.js';
 import { formatBytes } from '../units.js';
@@ -32,7 +33,12 @@ export async function workDirFailure(error: unknown, workDir: string | undefined
   const code = errnoCode(error);
   const noSpace = code === 'ENOSPC' || code === 'EDQUOT';
   if (!noSpace && !decoder) return error;
-  const dir = workDir ?? tmpdir();
+  // The directory the failed write was in, when the error says (a password file in the
+  // OS temp directory while workDir is elsewhere), else the work directory.
+  const failedPath = (error as { path?: unknown }).path;
+  const base = workDir ?? tmpdir();
+  const elsewhere = typeof failedPath === 'string' && failedPath !== '' && !isInside(failedPath, base);
+  const dir = elsewhere ? dirname(failedPath) : base;
   const free = await statfs(dir).then(
     (stats) => stats.bavail * stats.bsize,
     () => null,
@@ -42,7 +48,7 @@ export async function workDirFailure(error: unknown, workDir: string | undefined
   const room = [free === null ? null : `${formatBytes(free)} free`, needs === undefined ? null : `the archive needs ${formatBytes(needs)}`].filter(Boolean).join(', ');
   const doing = key ? `cannot decode ${key} there` : 'cannot write there';
   const message = full
-    ? `the work directory ${dir} is full: ${doing}${room ? ` (${room})` : ''}`
+    ? `${elsewhere ? 'the directory' : 'the work directory'} ${dir} is full: ${doing}${room ? ` (${room})` : ''}`
     : `cannot decode ${key ?? 'the archive'} into the work directory ${dir}: ${(error as Error).message}`;
   const streams =
     context.custom === undefined ? '' : context.custom ? '; with --jobs 1 the archive is streamed and needs almost no room' : ' (a directory-format backup is always unpacked there)';
@@ -50,4 +56,9 @@ export async function workDirFailure(error: unknown, workDir: string | undefined
     hint: `free space there, or point "workDir" in the config (or TMPDIR) at a larger disk${streams}`,
     cause: error,
   });
+}
+
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && !rel.startsWith('..') && !rel.startsWith('/');
 }

@@ -19,6 +19,7 @@ import {
 } from './format.js';
 import type { Style } from './style.js';
 import { renderKeyValues, renderTable, type Column } from './table.js';
+import { redactSecrets } from '../redact.js';
 
 type Pairs = Array<readonly [string, string]>;
 
@@ -502,11 +503,12 @@ export function showJson(result: ShowResult): Sidecar & { problems: string[] } {
 // ---------------------------------------------------------------------------------------
 // errors
 
-/** Belt and braces: a connection string or `password=` that slipped into a message is masked. */
-function redact(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s]*:)[^@\s]*@/gi, '$1***@')
-    .replace(/\b(password|pgpassword)=("[^"]*"|'[^']*'|\S+)/gi, '$1=***');
+/** Belt and braces: a secret that slipped into a message is masked (see redactSecrets). */
+const redact = redactSecrets;
+
+/** A hint or detail line as --log-format json writes it: secrets masked, no control characters. */
+export function safeText(text: string): string {
+  return t(redact(text));
 }
 
 function messageOf(error: unknown): string {

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { ResultPromise } from 'execa';
 import { runGuarded } from './child.js';
 import { BackupctlError, ExitCode, InterruptedError } from '../errors.js';
+import { redactSecrets } from '../redact.js';
 
 export type DumpFormat = 'custom' | 'directory';
 
@@ -125,7 +126,9 @@ export function firstErrorLine(stderr: string): string {
   // pg_restore names the statement that failed ("Command was: REFRESH MATERIALIZED VIEW
   // ..."): without it, an error raised inside a function says nothing of where it came from.
   const command = lines.slice(at + 1).find((l) => l.startsWith('Command was: '));
-  return command ? `${line} (in: ${command.slice('Command was: '.length, 'Command was: '.length + 200)})` : line;
+  // Its SQL may hold a literal password (CREATE USER MAPPING ... OPTIONS): masked here, as
+  // this line reaches the run log and a sidecar's verification record too.
+  return command ? `${line} (in: ${redactSecrets(command.slice('Command was: '.length)).slice(0, 200)})` : line;
 }
 
 /** Starts a custom-format pg_dump writing to stdout. */

@@ -149,6 +149,8 @@ export async function tablesSelectedBy(
       () => null,
       (dumpError: unknown) => dumpError,
     );
-    throw dumped ? childFailure('pg_dump', dumped, run.signal) : childFailure('pg_restore --list', error, run.signal);
+    // pg_dump killed by SIGPIPE only saw pg_restore go first: then pg_restore's reason counts.
+    const ownFailure = dumped !== null && (dumped as { signal?: unknown }).signal !== 'SIGPIPE';
+    throw ownFailure ? childFailure('pg_dump', dumped, run.signal) : childFailure('pg_restore --list', error, run.signal);
   }
 }
