@@ -1,3 +1,4 @@
+import { pgCompressIsOff } from '../config/schema.js';
 import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,10 +191,13 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
       : Promise.resolve({ status: 'skipped', reason: 'disabled (--no-globals)' } as const);
     globalsDone.catch(() => undefined);
     pending.push(globalsDone);
-    // A dump holds no indexes and no free space, but text can weigh more than the stored
-    // value (bytea as hex: twice): twice the database's size bounds it, for the part size
-    // of object stores (S3: 10,000 parts; Azure: 50,000 blocks).
-    const expectedBytes = 2 * facts.sizeBytes;
+    // What the stored file may weigh, for the part size of object stores (S3: 10,000
+    // parts; Azure: 50,000 blocks): a dump holds no indexes and no free space, but text can
+    // weigh more than the stored value (bytea as hex: twice), so twice the database's size
+    // uncompressed; compressed (our stage or pg_dump's own), the database's size. Parts
+    // grow past 8 MiB only for an object expected past ~70 GB, and memory with them.
+    const compressed = stages.some((stage) => stage.type === 'compression' && stage.name !== 'none') || (profile.dump.compress !== null && !pgCompressIsOff(profile.dump.compress));
+    const expectedBytes = (compressed ? 1 : 2) * facts.sizeBytes;
     const artifact = await dumpArtifact({ profile, id, storage, stages, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime, expectedBytes });
     if (facts.largeObjects > 0 && !profile.dump.schemaOnly && !holdsLargeObjects(artifact.toc)) {
       // pg_dump leaves every large object out of a --table or --schema dump.
