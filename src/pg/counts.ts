@@ -25,7 +25,7 @@ export interface CountableTable {
   rowSecurity: boolean;
   /**
    * The schema or table name is not valid UTF-8 (a SQL_ASCII database, which stores any
-   * bytes): `schema` and `name` hold it with U+FFFD in place of those bytes, so the table
+   * bytes): `schema` and `name` hold it with `\xNN` in place of those bytes, so the table
    * is counted by its OID (countByOid).
    */
   byOid: boolean;
@@ -37,8 +37,30 @@ export interface CountableTable {
  */
 function nameOf(text: string | null, raw: Buffer | null): { name: string; exact: boolean } {
   if (raw === null) return { name: text ?? '', exact: true };
-  const name = new TextDecoder('utf-8').decode(raw);
-  return { name, exact: Buffer.from(name, 'utf8').equals(raw) };
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return { name: strict.decode(raw), exact: true };
+  } catch {
+    // Each byte that is not part of a valid UTF-8 sequence becomes `\xNN`: two names that
+    // differ only in such bytes stay apart (U+FFFD for each would make them one).
+    let name = '';
+    for (let i = 0; i < raw.length; ) {
+      const lead = raw[i] as number;
+      const length = lead < 0x80 ? 1 : lead >> 5 === 6 ? 2 : lead >> 4 === 14 ? 3 : lead >> 3 === 30 ? 4 : 0;
+      if (length > 0 && i + length <= raw.length) {
+        try {
+          name += strict.decode(raw.subarray(i, i + length));
+          i += length;
+          continue;
+        } catch {
+          // not a valid sequence: escaped below
+        }
+      }
+      name += `\\x${lead.toString(16).padStart(2, '0')}`;
+      i += 1;
+    }
+    return { name, exact: false };
+  }
 }
 
 /**

@@ -328,6 +328,9 @@ describe('database shapes', () => {
       Buffer.from('CREATE SCHEMA "sch'), Buffer.from([0xe9]), Buffer.from('ma"; CREATE TABLE "sch'), Buffer.from([0xe9]),
       Buffer.from('ma"."caf'), Buffer.from([0xe9]), Buffer.from('" (s text); INSERT INTO "sch'), Buffer.from([0xe9]),
       Buffer.from('ma"."caf'), Buffer.from([0xe9]), Buffer.from(`" SELECT 'row ' || g FROM generate_series(1, 7) g;\n`),
+      // Two names that differ only in a byte that is not UTF-8: kept apart.
+      Buffer.from('CREATE TABLE public."caf'), Buffer.from([0xe8]), Buffer.from('" (x int); INSERT INTO public."caf'), Buffer.from([0xe8]), Buffer.from('" VALUES (1), (2), (3);\n'),
+      Buffer.from('CREATE TABLE public."caf'), Buffer.from([0xe9]), Buffer.from('" (x int);\n'),
       Buffer.from('CREATE TABLE public."na'), Buffer.from([0xef]), Buffer.from('ve" (x int); INSERT INTO public."na'), Buffer.from([0xef]),
       Buffer.from('ve" VALUES (1), (2);\nCREATE TABLE public.plain (x int); INSERT INTO public.plain VALUES (1);\n'),
     ]);
@@ -335,9 +338,11 @@ describe('database shapes', () => {
     const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
     const { sidecar } = await readSidecar(storage, db, id);
     expect(sidecar.tables).toEqual([
-      { schema: 'public', name: 'na\ufffdve', rows: 2 },
+      { schema: 'public', name: 'caf\\xe8', rows: 3 },
+      { schema: 'public', name: 'caf\\xe9', rows: 0 },
+      { schema: 'public', name: 'na\\xefve', rows: 2 },
       { schema: 'public', name: 'plain', rows: 1 },
-      { schema: 'sch\ufffdma', name: 'caf\ufffd', rows: 7 },
+      { schema: 'sch\\xe9ma', name: 'caf\\xe9', rows: 7 },
     ]);
     for (const jobs of ['1', '2']) {
       const verified = await cli(['verify', id, '--profile', db, '--jobs', jobs]);
@@ -352,7 +357,9 @@ describe('database shapes', () => {
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
     );
     const hex = (text: string) => Buffer.from(text, 'latin1').toString('hex');
-    expect(names.map((row) => row.name).sort()).toEqual([hex('public.na\u00efve'), hex('public.plain'), hex('sch\u00e9ma.caf\u00e9')].sort());
+    expect(names.map((row) => row.name).sort()).toEqual(
+      [hex('public.caf\u00e8'), hex('public.caf\u00e9'), hex('public.na\u00efve'), hex('public.plain'), hex('sch\u00e9ma.caf\u00e9')].sort(),
+    );
   });
 
   it('a database without a public schema: restore --create and --clean do not bring one back', async () => {
