@@ -210,12 +210,19 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
   // (the plaintext digest is most of the decoding's CPU); a tar has no one file to hash.
   const expectedPlaintext = sidecar.artifact.plaintext;
   const hashAfter = !asIs && sidecar.artifact.container === 'pg-custom' && expectedPlaintext !== undefined;
+  /** Every stream of the decode, destroyed on failure: a stage's child (zstd, blocked on a full pipe) must not outlive it. */
+  const streams: Readable[] = [];
+  let opened: ReturnType<typeof openArtifact> | null = null;
   try {
     const source = await openStored(storage, key);
+    streams.push(source);
     // A custom-format archive goes into one file, opened here so that the last stage may
     // write it itself (zstd: the plaintext then never passes through this process).
     const path = custom ? join(scratch, `${sidecar.id}.dump`) : join(scratch, 'dump');
     file = custom ? await openFile(path, 'wx', 0o600) : null;
+    // Made before the decode starts: no await may come between opening the decode and
+    // reading it, or a failure in between (no identity opens the file) goes unheard.
+    if (!file) await mkdir(path, { mode: 0o700 });
     const decoded = asIs
       ? null
       : openArtifact(source, sidecar.artifact.stages, {
@@ -224,12 +231,13 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
           hashPlaintext: !hashAfter,
           outputFd: hashAfter ? file?.fd : undefined,
         });
+    opened = decoded;
     intoFile = decoded?.intoFile ?? false;
     const digest = decoded ? null : new DigestStream();
     const plaintext: Readable = decoded ? decoded.stream : source.pipe(digest as DigestStream);
+    streams.push(plaintext);
     if (!decoded) source.on('error', (error) => (digest as DigestStream).destroy(error));
     if (!file) {
-      await mkdir(path, { mode: 0o700 });
       await unpack(plaintext, path, options.signal);
     } else {
       // Written by zstd itself, the stream only ends (empty) once the file is complete.
@@ -247,11 +255,16 @@ export async function openArchive(storage: Storage, sidecar: Sidecar, options: O
     }
     const problems = plaintextProblems;
     return { path, inPlace: false, stream: null, toc: tocOf(path), digest: async () => stored, plaintextProblems: () => problems, dispose };
-  } catch (error) {
+  } catch (thrown) {
+    for (const stream of streams) stream.destroy();
+    // A stage's own failure (no identity opens the file, damage it found) explains what
+    // followed from it (a tar extractor that got no archive): it is the error to judge.
+    const cause = opened ? await opened.verified.then(() => null, (failure: unknown) => failure) : null;
+    const error = cause instanceof PipelineError || (cause !== null && damageOf(cause) !== null) ? cause : thrown;
     // What is left, if anything, goes with the run's directory when the run ends.
     await file?.close().catch(() => undefined);
     await dispose().catch(() => undefined);
-    if (options.signal?.aborted) throw error;
+    if (options.signal?.aborted) throw thrown;
     // Damage (a tar that does not unpack, a stage that finds corruption, a digest that
     // differs): hash what is stored for the report.
     const damage = damageOf(error);
@@ -359,13 +372,20 @@ async function unpack(source: Readable, dir: string, signal?: AbortSignal): Prom
       failure = error instanceof Error ? error : new Error(String(error));
       source.unpipe(sink);
       source.destroy();
-      const settled = () => reject(failure as Error);
-      sink.once('close', settled);
-      setTimeout(settled, 2_000).unref();
+      // The extractor closes once the file it was writing is done; when it never does (it
+      // had nothing), the timer settles: it keeps the process alive until then, or a run
+      // with nothing else pending would end with the promise unsettled (exit 13, no word).
+      const timer = setTimeout(() => reject(failure as Error), 2_000);
+      sink.once('close', () => {
+        clearTimeout(timer);
+        reject(failure as Error);
+      });
       sink.end();
     };
     signal?.addEventListener('abort', () => fail(signal.reason), { once: true });
     source.on('error', fail);
+    // Failed before it was handed over (its 'error' went by already): that failure it is.
+    if (source.destroyed) fail(source.errored ?? new Error('the archive stream ended before it was read'));
     // A full disk is the work directory's (see workDirFailure); anything else the tar
     // extractor meets (a bad header, a path it refuses, ENOENT...) is the archive's.
     const full = (error: unknown) => errnoCode(error) === 'ENOSPC' || errnoCode(error) === 'EDQUOT';

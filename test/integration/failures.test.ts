@@ -407,6 +407,21 @@ describe('verify: a scratch disk that is too small', () => {
     } finally {
       await execa('umount', [mountPoint]);
     }
+    // Room, but no inode for a new file (a tar of many files): exit 1 at once, nothing
+    // left running (it used to hang, zstd blocked on a pipe nobody read).
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=30m,nr_inodes=4,mode=0755', 'tmpfs', mountPoint]);
+    try {
+      const tarMade = await create(['--storage', storage, '--json', '--format', 'directory'], envFor(bigDb));
+      const tarId = (JSON.parse(tarMade.stdout) as { id: string }).id;
+      const config = await writeConfig(await tempDir('cfg'), { workDir: mountPoint });
+      const started = Date.now();
+      const inodes = await runCli(['verify', tarId, '--config', config, '--storage', storage, '--jobs', '2'], { env: envFor(bigDb), cwd: scratch.cwd });
+      expect(inodes.code, inodes.stdout + inodes.stderr).toBe(1);
+      expect(inodes.stdout).toMatch(/NOT VERIFIED/);
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      await execa('umount', [mountPoint]);
+    }
     // Not even room for the head: exit 1 too, not a verdict.
     await execa('mount', ['-t', 'tmpfs', '-o', 'size=4k,mode=0755', 'tmpfs', mountPoint]);
     try {

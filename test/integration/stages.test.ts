@@ -258,6 +258,17 @@ describe('age encryption', () => {
         expect(wrongRestore.stderr).not.toMatch(/work directory|input file is too short/);
       }
     }
+    // A directory-format (tar) backup alike: restore used to end silently with exit 13 (an
+    // unpack waiting for a stream that had failed before it was handed over).
+    const tarStorage = await tempDir('st-tar-age');
+    const tarId = await create(tarStorage, ['--format', 'directory', '--jobs', '2', '--recipient', keyA.recipient]);
+    for (const jobs of ['1', '2']) {
+      const wrongTar = await cli(['restore', tarId, '--storage', tarStorage, '--identity', keyB.file, '--target-db', 'stages_never', '--create', '--yes', '--jobs', jobs]);
+      expect(wrongTar.code, wrongTar.stderr).toBe(2);
+      expect(wrongTar.stderr).toMatch(/none of the 1 identities given can decrypt this file/);
+      const verifiedTar = await verify(tarStorage, tarId, 'restore', ['--identity', keyB.file, '--jobs', jobs]);
+      expect(verifiedTar.code, verifiedTar.problems).toBe(2);
+    }
     const right = await verify(storage, id, 'restore', ['--identity', keyA.file]);
     expect(right.code, right.problems).toBe(0);
     const { sidecar } = await readSidecar(storage, db, id);
