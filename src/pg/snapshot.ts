@@ -125,15 +125,15 @@ export class SnapshotSession {
 
   /**
    * What the tables of a filtered dump (`only`) use that lives outside them: the types of
-   * their columns (enums, domains, composites, extension types, arrays of them) and the
+   * their columns (enums, domains, composites, extension types, arrays of them), the
    * sequences their defaults draw from (unless owned by one of them: pg_dump takes those
-   * along). The caller keeps those the archive does not hold: without them, the backup
+   * along), and the functions of their triggers and defaults. The caller keeps those the archive does not hold: without them, the backup
    * restores only into a database that has them. Best effort: none when the query fails.
    */
-  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: 'type' | 'sequence'; name: string; oid: number }>> {
+  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: 'type' | 'sequence' | 'function'; name: string; oid: number }>> {
     if (only.size === 0) return [];
     try {
-      const { rows } = await this.client.query<{ table: string; kind: 'type' | 'sequence'; name: string; oid: string }>(
+      const { rows } = await this.client.query<{ table: string; kind: 'type' | 'sequence' | 'function'; name: string; oid: string }>(
         `SELECT DISTINCT a.attrelid::regclass::text AS table, 'type' AS kind, format_type(base.oid, NULL) AS name,
                 -- a table's row type is held as its TABLE entry (the class), a standalone composite type as a TYPE
                 CASE WHEN base.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = base.typrelid) <> 'c'
@@ -153,6 +153,17 @@ export class SnapshotSession {
           WHERE ad.adrelid::int8 = ANY($1::int8[])
             AND NOT EXISTS (SELECT 1 FROM pg_depend o WHERE o.classid = 'pg_class'::regclass AND o.objid = s.oid
                              AND o.deptype IN ('a', 'i') AND o.refobjid::int8 = ANY($1::int8[]))
+         UNION
+         -- the functions of its triggers and of its column defaults (not the system's)
+         SELECT DISTINCT t.tgrelid::regclass::text, 'function', p.oid::regprocedure::text, p.oid::int8
+           FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE t.tgrelid::int8 = ANY($1::int8[]) AND NOT t.tgisinternal AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+         UNION
+         SELECT DISTINCT ad.adrelid::regclass::text, 'function', p.oid::regprocedure::text, p.oid::int8
+           FROM pg_attrdef ad
+           JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass
+           JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE ad.adrelid::int8 = ANY($1::int8[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           ORDER BY 1, 2, 3`,
         [[...only]],
       );

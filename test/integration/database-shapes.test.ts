@@ -431,14 +431,16 @@ describe('database shapes', () => {
       db,
       `CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE SEQUENCE shared_ids; CREATE TYPE pair AS (a int, b int);
        CREATE TABLE c (m mood, ms mood[], d int, id bigint DEFAULT nextval('shared_ids'), s serial, p pair); INSERT INTO c VALUES ('ok', '{ok}', 1), ('sad', '{}', 2);
-       CREATE TABLE other (x int); CREATE TABLE uses_other (o other)`,
+       CREATE TABLE other (x int); CREATE TABLE uses_other (o other);
+       CREATE FUNCTION c_touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+       CREATE TRIGGER c_touch BEFORE INSERT ON c FOR EACH ROW EXECUTE FUNCTION c_touch()`,
     );
     // create says so: the types and the sequence the table uses (not its own serial's).
     const made = await runCli(['create', '--json', '--storage', storage, '--profile', db, '--table', 'c', '--table', 'uses_other', '--table', 'other'], { env: baseEnv(cluster.env(db)), cwd: work });
     expect(made.code, made.stderr).toBe(0);
     const { id, warnings } = JSON.parse(made.stdout) as { id: string; warnings: string[] };
     expect(warnings).toEqual([
-      expect.stringMatching(/^c uses sequence shared_ids, type mood, type pair, which this backup does not hold: it restores only into a database that has them$/),
+      expect.stringMatching(/^c uses function c_touch\(\), sequence shared_ids, type mood, type pair, which this backup does not hold: it restores only into a database that has them$/),
     ]);
     const verified = await cli(['verify', id, '--profile', db]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(1);
