@@ -59,6 +59,29 @@ function newDb(prefix: string): string {
   return name;
 }
 
+/** verify (level restore) passes with --jobs 1 and with --jobs 2. */
+async function verifiesWithJobs(id: string, db: string): Promise<void> {
+  for (const jobs of ['1', '2']) {
+    const verified = await cli(['verify', id, '--profile', db, '--jobs', jobs]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  }
+}
+
+/** restore --create of the backup into a new database: its name. */
+async function restoredAsNew(id: string, db: string, prefix: string): Promise<string> {
+  const target = newDb(prefix);
+  const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
+  expect(restored.code, restored.stderr).toBe(0);
+  return target;
+}
+
+/** A new database (dropped after the file), empty but for what a new one has. */
+async function databaseWith(prefix: string): Promise<string> {
+  const db = newDb(prefix);
+  await cluster.createDatabase(db);
+  return db;
+}
+
 function newRole(prefix: string): string {
   const name = uniqueName(prefix);
   roles.push(name);
@@ -88,18 +111,12 @@ describe('database shapes', () => {
   it('a public schema owned by another role: verify passes, restore keeps the schema and its owner', async () => {
     const owner = newRole('shp_owner');
     await cluster.createRole(owner, 'unused-password', 'NOLOGIN');
-    const db = newDb('shp_pubowner');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_pubowner');
     await cluster.query(db, `ALTER SCHEMA public OWNER TO ${quoteIdent(owner)}; CREATE TABLE public.t (x int); INSERT INTO public.t SELECT generate_series(1, 50)`);
     const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
 
-    for (const jobs of ['1', '2']) {
-      const verified = await cli(['verify', id, '--profile', db, '--jobs', jobs]);
-      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
-    }
-    const target = newDb('shp_pubowner_r');
-    const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
-    expect(restored.code, restored.stderr).toBe(0);
+    await verifiesWithJobs(id, db);
+    const target = await restoredAsNew(id, db, 'shp_pubowner_r');
     const [row] = await cluster.query<{ owner: string; rows: string }>(
       target,
       "SELECT nspowner::regrole::text AS owner, (SELECT count(*) FROM public.t)::text AS rows FROM pg_namespace WHERE nspname = 'public'",
@@ -108,8 +125,7 @@ describe('database shapes', () => {
   });
 
   it('a database-level statement_timeout cancels neither the row counts of create nor those of verify', async () => {
-    const db = newDb('shp_timeout');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_timeout');
     // 300,000 rows take far longer than 1 ms to count.
     await cluster.query(db, 'CREATE TABLE big (id int); INSERT INTO big SELECT generate_series(1, 300000)');
     await cluster.query('postgres', `ALTER DATABASE ${quoteIdent(db)} SET statement_timeout = '1ms'`);
@@ -123,8 +139,7 @@ describe('database shapes', () => {
   it('FORCE ROW LEVEL SECURITY verified by the owner without BYPASSRLS: NOT VERIFIED with a hint, nothing recorded; a superuser verifies it', async () => {
     const owner = newRole('shp_rls');
     await cluster.createRole(owner, 'rls-pw', 'CREATEDB');
-    const db = newDb('shp_rls');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_rls');
     await cluster.query(
       db,
       `ALTER DATABASE ${quoteIdent(db)} OWNER TO ${quoteIdent(owner)};
@@ -152,8 +167,7 @@ describe('database shapes', () => {
   });
 
   it('a subscription: verify passes and drops its throwaway database, the publisher untouched', async () => {
-    const db = newDb('shp_sub');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_sub');
     const env = cluster.env('postgres');
     const conninfo = `host=${env.PGHOST} port=${env.PGPORT} dbname=postgres user=${env.PGUSER}`;
     await cluster.query(db, 'CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1)');
@@ -187,9 +201,7 @@ describe('database shapes', () => {
       expect(verified.code, verified.stdout + verified.stderr).toBe(0);
       expect(verified.stderr).not.toMatch(/C locale/);
     }
-    const target = newDb('shp_latin1_r');
-    const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
-    expect(restored.code, restored.stderr).toBe(0);
+    const target = await restoredAsNew(id, db, 'shp_latin1_r');
     const [row] = await cluster.query<{ encoding: string; collate: string; bytes: string }>(
       target,
       "SELECT pg_encoding_to_char(encoding) AS encoding, datcollate AS collate, (SELECT string_agg(encode(convert_to(s, 'LATIN1'), 'hex'), ',' ORDER BY s) FROM t) AS bytes FROM pg_database WHERE datname = current_database()",
@@ -237,8 +249,7 @@ describe('database shapes', () => {
   });
 
   it('restore --clean over a target with settings of its own: the plan and a warning say what is not carried over, the old database keeps them', async () => {
-    const db = newDb('shp_dbset');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_dbset');
     await cluster.query(db, 'CREATE TABLE t (x int); INSERT INTO t VALUES (1)');
     const own = `ALTER DATABASE ${quoteIdent(db)} SET search_path = app, public; COMMENT ON DATABASE ${quoteIdent(db)} IS 'the app db'; REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(db)} FROM PUBLIC; ALTER DATABASE ${quoteIdent(db)} CONNECTION LIMIT 50`;
     await cluster.query('postgres', own);
@@ -278,8 +289,7 @@ describe('database shapes', () => {
   });
 
   it('large objects: counted in the archive (none with --table), compared by verify and restore', async () => {
-    const db = newDb('shp_lo');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_lo');
     await cluster.query(
       db,
       `CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);
@@ -293,9 +303,7 @@ describe('database shapes', () => {
       const verified = await cli(['verify', id, '--profile', db]);
       expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     }
-    const target = newDb('shp_lo_r');
-    const restored = await cli(['restore', whole, '--profile', db, '--target-db', target, '--create', '--yes']);
-    expect(restored.code, restored.stderr).toBe(0);
+    const target = await restoredAsNew(whole, db, 'shp_lo_r');
     expect(await cluster.query(target, 'SELECT count(*)::int AS n FROM pg_largeobject_metadata')).toEqual([{ n: 3 }]);
 
     // A sidecar from before the number was recorded has the database's: compared only when
@@ -344,13 +352,8 @@ describe('database shapes', () => {
       { schema: 'public', name: 'plain', rows: 1 },
       { schema: 'sch\\xe9ma', name: 'caf\\xe9', rows: 7 },
     ]);
-    for (const jobs of ['1', '2']) {
-      const verified = await cli(['verify', id, '--profile', db, '--jobs', jobs]);
-      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
-    }
-    const target = newDb('shp_sqlascii_r');
-    const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
-    expect(restored.code, restored.stderr).toBe(0);
+    await verifiesWithJobs(id, db);
+    const target = await restoredAsNew(id, db, 'shp_sqlascii_r');
     const names = await cluster.query<{ name: string }>(
       target,
       `SELECT encode(convert_to(format('%s.%s', n.nspname, c.relname), 'SQL_ASCII'), 'hex') AS name
@@ -363,8 +366,7 @@ describe('database shapes', () => {
   });
 
   it('a database without a public schema: restore --create and --clean do not bring one back', async () => {
-    const db = newDb('shp_nopublic');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_nopublic');
     await cluster.query(db, 'DROP SCHEMA public; CREATE SCHEMA app; CREATE TABLE app.t (x int); INSERT INTO app.t VALUES (1), (2)');
     const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
     expect((await readSidecar(storage, db, id)).sidecar.database.publicSchema).toBe(false);
@@ -372,9 +374,7 @@ describe('database shapes', () => {
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     const schemasOf = async (name: string) =>
       (await cluster.query<{ nspname: string }>(name, "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1")).map((row) => row.nspname);
-    const target = newDb('shp_nopublic_r');
-    const created = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
-    expect(created.code, created.stderr).toBe(0);
+    const target = await restoredAsNew(id, db, 'shp_nopublic_r');
     expect(await schemasOf(target)).toEqual(['app']);
     const replaced = await cli(['restore', id, '--profile', db, '--target-db', target, '--clean', '--drop-old', '--yes']);
     expect(replaced.code, replaced.stderr).toBe(0);
@@ -393,8 +393,7 @@ describe('database shapes', () => {
   });
 
   it('a stale materialized view: not counted, verify passes and restore --create refreshes it', async () => {
-    const db = newDb('shp_mv');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_mv');
     await cluster.query(
       db,
       `CREATE TABLE events (id serial, v int); INSERT INTO events (v) SELECT generate_series(1, 100);
@@ -403,13 +402,8 @@ describe('database shapes', () => {
     );
     const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
     expect((await readSidecar(storage, db, id)).sidecar.tables).toEqual([{ schema: 'public', name: 'events', rows: 150 }]);
-    for (const jobs of ['1', '2']) {
-      const verified = await cli(['verify', id, '--profile', db, '--jobs', jobs]);
-      expect(verified.code, verified.stdout + verified.stderr).toBe(0);
-    }
-    const target = newDb('shp_mv_r');
-    const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
-    expect(restored.code, restored.stderr).toBe(0);
+    await verifiesWithJobs(id, db);
+    const target = await restoredAsNew(id, db, 'shp_mv_r');
     expect(await cluster.query(target, 'SELECT count(*)::int AS n FROM mv_stale')).toEqual([{ n: 150 }]);
 
     // A sidecar written when materialized views were counted (100 rows at backup time).
@@ -419,14 +413,11 @@ describe('database shapes', () => {
     await writeFile(file, `${JSON.stringify(old, null, 2)}\n`);
     const verifiedOld = await cli(['verify', id, '--profile', db]);
     expect(verifiedOld.code, verifiedOld.stdout + verifiedOld.stderr).toBe(0);
-    const again = newDb('shp_mv_r2');
-    const restoredOld = await cli(['restore', id, '--profile', db, '--target-db', again, '--create', '--yes']);
-    expect(restoredOld.code, restoredOld.stderr).toBe(0);
+    await restoredAsNew(id, db, 'shp_mv_r2');
   });
 
   it('a --table backup of a table whose type lives outside it: NOT VERIFIED (exit 1, not recorded), never FAILED', async () => {
-    const db = newDb('shp_tabletype');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_tabletype');
     await cluster.query(
       db,
       `CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE SEQUENCE shared_ids; CREATE TYPE pair AS (a int, b int);
@@ -453,8 +444,7 @@ describe('database shapes', () => {
   });
 
   it('a --data-only backup: verified at level archive; restore refuses a new database and loads into the schema with triggers off', async () => {
-    const db = newDb('shp_dataonly');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_dataonly');
     const schema = `CREATE TABLE public.audit (id serial, what text);
        CREATE TABLE public.orders (id int PRIMARY KEY, v int);
        CREATE FUNCTION public.trg_audit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO public.audit (what) VALUES (TG_OP || ' ' || NEW.id); RETURN NEW; END$$;
@@ -485,8 +475,7 @@ describe('database shapes', () => {
     if (process.getuid?.() === 0) await execa('chown', ['postgres', location]);
     const tablespace = uniqueName('shp_ts');
     await cluster.query('postgres', `CREATE TABLESPACE ${quoteIdent(tablespace)} LOCATION '${location}'`);
-    const db = newDb('shp_ts');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_ts');
     try {
       await cluster.query(db, `CREATE TABLE t (x int) TABLESPACE ${quoteIdent(tablespace)}; INSERT INTO t SELECT generate_series(1, 10)`);
       await createBackup(cluster, db, storage, work, ['--profile', db, '--no-globals']);
@@ -501,8 +490,7 @@ describe('database shapes', () => {
   it('verify as a role that may not create databases: NOT VERIFIED with a CREATEDB hint (it said to grant SELECT on tables)', async () => {
     const role = newRole('shp_nocreatedb');
     await cluster.createRole(role, 'nc-pw', 'LOGIN');
-    const db = newDb('shp_nocreatedb');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_nocreatedb');
     await cluster.query(db, 'CREATE TABLE t (x int); INSERT INTO t VALUES (1)');
     const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
     const asRole = baseEnv({ ...cluster.env('postgres'), PGUSER: role, PGPASSWORD: 'nc-pw' });
@@ -515,8 +503,7 @@ describe('database shapes', () => {
   });
 
   it('restore --clean over a target that refuses connections (ALLOW_CONNECTIONS false, users kept out): replaced, the old one still refusing them', async () => {
-    const db = newDb('shp_noconn');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_noconn');
     await cluster.query(db, 'CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 5)');
     const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
     await cluster.query(db, 'INSERT INTO t VALUES (6)');
@@ -536,8 +523,7 @@ describe('database shapes', () => {
   });
 
   it('a table of ours added to an extension (ALTER EXTENSION ... ADD TABLE): pg_dump leaves its rows out, and create says so', async () => {
-    const db = newDb('shp_extmember');
-    await cluster.createDatabase(db);
+    const db = await databaseWith('shp_extmember');
     await cluster.query(db, "CREATE EXTENSION hstore; CREATE TABLE cfg (k text, v text); INSERT INTO cfg VALUES ('a', 'b'), ('c', 'd'); ALTER EXTENSION hstore ADD TABLE cfg; ANALYZE cfg");
     const made = await runCli(['create', '--json', '--storage', storage, '--profile', db], { env: baseEnv(cluster.env(db)), cwd: work });
     expect(made.code, made.stderr).toBe(0);
