@@ -32,8 +32,10 @@ export async function listBackups(request: ListRequest): Promise<ListResult> {
     backups = backups.filter((b) => Date.parse(b.startedAt) >= since);
   }
   if (request.limit !== undefined) backups = backups.slice(0, request.limit);
+  const filters = [request.tag !== undefined ? `tagged "${request.tag}"` : null, request.since !== undefined ? `since ${request.since.toISOString()}` : null].filter((f) => f !== null);
   return {
     storage: describeScope(request.scope),
+    ...(filters.length > 0 && scanned.backups.length > 0 ? { filter: filters.join(', ') } : {}),
     backups,
     incomplete: request.all ? scanned.incomplete : [],
     warnings: scanned.warnings,

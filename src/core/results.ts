@@ -15,6 +15,8 @@ export type { IncompleteEntry } from '../catalog/catalog.js';
 
 export interface ListResult {
   storage: string;
+  /** The --tag/--since filter, when it left out backups that exist (for "none tagged ..."). */
+  filter?: string;
   /** Completed backups, newest first: their sidecars without `tables` (`show` has those). */
   backups: SidecarSummary[];
   /** Only filled with `list --all`. */

@@ -189,7 +189,7 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
   if (matches.length === 0) {
     throw new BackupctlError(`backup ${ref} not found in ${where} at ${storages}`, {
       exitCode: ExitCode.USAGE,
-      hint: 'run "backupctl list" to see the ids (an artifact without a sidecar is not a backup)',
+      hint: 'run "backupctl list" to see the ids (an artifact without a sidecar is not a backup: "list --all" shows such files, and "prune" removes them once older than --leftover-age)',
     });
   }
   if (matches.length > 1) {

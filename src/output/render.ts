@@ -139,7 +139,7 @@ function incompleteRow(entry: IncompleteEntry, now: Date): string[] {
 export function renderList(result: ListResult, style: Style, now: Date): string {
   const parts: string[] = [];
   if (result.backups.length === 0) {
-    parts.push(`No backups in ${t(result.storage)}.\n`);
+    parts.push(result.filter ? `No backups ${t(result.filter)} in ${t(result.storage)}.\n` : `No backups in ${t(result.storage)}.\n`);
   } else {
     parts.push(renderTable(LIST_COLUMNS, result.backups.map((s) => listRow(s, style, now, result.damage.get(`${s.profile}/${s.id}`))), style));
     const damaged = result.backups.filter((s) => result.damage.has(`${s.profile}/${s.id}`));

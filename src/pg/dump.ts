@@ -125,7 +125,9 @@ export function firstErrorLine(stderr: string): string {
   const line = (lines[at] ?? '').replace(/^(pg_dump|pg_dumpall|pg_restore|psql):\s*/, '').replace(/^error:\s*/i, '').slice(0, 500);
   // pg_restore names the statement that failed ("Command was: REFRESH MATERIALIZED VIEW
   // ..."): without it, an error raised inside a function says nothing of where it came from.
-  const command = lines.slice(at + 1).find((l) => l.startsWith('Command was: '));
+  const index = lines.findIndex((l, i) => i > at && l.startsWith('Command was: '));
+  // A statement over several lines: its first, and an ellipsis for the rest.
+  const command = index < 0 ? undefined : `${lines[index] as string}${index + 1 < lines.length && !/^(pg_restore|pg_dump|psql):/.test(lines[index + 1] as string) ? ' …' : ''}`;
   // Its SQL may hold a literal password (CREATE USER MAPPING ... OPTIONS): masked here, as
   // this line reaches the run log and a sidecar's verification record too.
   return command ? `${line} (in: ${redactSecrets(command.slice('Command was: '.length)).slice(0, 200)})` : line;

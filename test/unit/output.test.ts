@@ -230,6 +230,8 @@ describe('render', () => {
     expect(out).toContain('20261123T170000Z-ffffff.dump');
     expect(out).toContain('4 KiB');
     expect(renderList({ ...result, backups: [], incomplete: [] }, plain, NOW)).toBe('No backups in /var/backups/pg.\n');
+    // A filter that leaves nothing says so, not that the storage is empty.
+    expect(renderList({ ...result, filter: 'tagged "scratch"', backups: [], incomplete: [] }, plain, NOW)).toBe('No backups tagged "scratch" in /var/backups/pg.\n');
     const green = renderList({ ...result, backups: [passed], incomplete: [] }, colored, NOW);
     expect(green).toContain(colored.ok('passed checksum 2 h ago'));
   });
