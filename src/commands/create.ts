@@ -65,5 +65,7 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
     const { copyNewBackup } = await import('./copy.js');
     result.copies = await copyNewBackup(ctx, { sidecar: result.sidecar, storage, catalog: new Catalog(storage) }, copies);
   }
-  return { json: createJson({ ...result, warnings: [...profile.warnings, ...result.warnings] }), human: (style) => renderCreate(result, style) };
+  // A failed copy was a warning on stderr: in --json it is one too (and in `copies`).
+  const copyWarnings = (result.copies ?? []).filter((copy) => copy.result === 'failed').map((copy) => `could not copy the backup to ${copy.to}: ${copy.error ?? 'failed'}`);
+  return { json: createJson({ ...result, warnings: [...profile.warnings, ...result.warnings, ...copyWarnings] }), human: (style) => renderCreate(result, style) };
 }

@@ -53,8 +53,9 @@ describe("a profile's copies", () => {
     );
     const run = await cli(['create', '--config', config, '--json']);
     expect(run.code, run.stderr).toBe(0);
-    const created = parseJsonStdout(run.stdout) as { id: string; copies: Array<{ to: string; result: string; error?: string }> };
+    const created = parseJsonStdout(run.stdout) as { id: string; warnings: string[]; copies: Array<{ to: string; result: string; error?: string }> };
     expect(created.copies.map((c) => c.result), JSON.stringify(created.copies)).toEqual(['copied', 'copied', 'failed']);
+    expect(created.warnings).toEqual([expect.stringMatching(/^could not copy the backup to .*blocked/)]);
     expect(created.copies[0]?.to).toBe(offsite);
     expect(created.copies[1]?.to).not.toContain(s3.secretAccessKey);
     expect(run.stderr).toMatch(/warning: could not copy .* to .*blocked/);
