@@ -292,7 +292,15 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     // about to publish could land after the clean-up and leave a file of a backup that
     // never was (the globals dump runs beside the artifact's).
     await Promise.allSettled(pending);
-    await Promise.all(written.map((key) => storage.remove(key).catch(() => undefined)));
+    // A store that went away keeps what it has: say so (it is an unfinished backup, shown
+    // by list --all and removed by prune past --leftover-age), never a silent leftover.
+    await Promise.all(
+      written.map((key) =>
+        storage.remove(key).catch((removeError: unknown) => {
+          reporter.warn(`could not remove ${key} of the failed backup (${(removeError as Error).message}): prune removes it once older than --leftover-age`);
+        }),
+      ),
+    );
     if (signal.aborted) throw signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
     throw error;
   } finally {
