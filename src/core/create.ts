@@ -129,6 +129,11 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
   const session = await SnapshotSession.open(profile.connection, { lockWaitTimeout: profile.dump.lockWaitTimeout ?? undefined });
   const written: string[] = [];
   const warnings: string[] = [];
+  /** A warning of this backup: on stderr now, and in its result (create --json). */
+  const warn = (message: string) => {
+    warnings.push(message);
+    reporter.warn(message);
+  };
   // Aborted on interrupt, or when one half of the work (dump, counts) fails, to stop the other.
   const work = new AbortController();
   const onAbort = () => work.abort(signal.reason);
@@ -172,12 +177,9 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         )
       : undefined;
     // What --table or --schema selects, not what --exclude-* leaves out on purpose.
-    if (only && (profile.dump.tables.length > 0 || profile.dump.schemas.length > 0)) {
-      const filter = profile.dump.tables.length > 0 ? '--table' : '--schema';
-      for (const warning of await session.partialTrees(only, filter)) {
-        warnings.push(warning);
-        reporter.warn(warning);
-      }
+    const selects = profile.dump.tables.length > 0 || profile.dump.schemas.length > 0;
+    if (only && selects) {
+      for (const warning of await session.partialTrees(only, profile.dump.tables.length > 0 ? '--table' : '--schema')) warn(warning);
     }
     const counting = session.countRows(work.signal, only).catch((error: unknown) => {
       work.abort(error);
@@ -201,18 +203,14 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     const artifact = await dumpArtifact({ profile, id, storage, stages, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime, expectedBytes });
     if (facts.largeObjects > 0 && !profile.dump.schemaOnly && !holdsLargeObjects(artifact.toc)) {
       // pg_dump leaves every large object out of a --table or --schema dump.
-      const warning = `the database's ${facts.largeObjects} large object(s) are not in this backup (pg_dump leaves them out of a --table or --schema dump)`;
-      warnings.push(warning);
-      reporter.warn(warning);
+      warn(`the database's ${facts.largeObjects} large object(s) are not in this backup (pg_dump leaves them out of a --table or --schema dump)`);
     }
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
     const counted = await unlessAborted(counting, work.signal);
     for (const member of await session.extensionTablesWithRows()) {
-      const warning = `${member.table} belongs to extension ${member.extension} and holds about ${member.rows} row(s), which pg_dump leaves out: a restore has only what the extension's install script puts in it`;
-      warnings.push(warning);
-      reporter.warn(warning);
+      warn(`${member.table} belongs to extension ${member.extension} and holds about ${member.rows} row(s), which pg_dump leaves out: a restore has only what the extension's install script puts in it`);
     }
-    if (only && (profile.dump.tables.length > 0 || profile.dump.schemas.length > 0) && !profile.dump.dataOnly) {
+    if (only && selects && !profile.dump.dataOnly) {
       // What the selected tables use that the archive does not hold: it restores only
       // into a database that has it (verify reports such a backup as NOT VERIFIED). Not for
       // --exclude-* alone: such a dump still holds CREATE EXTENSION for extension types.
@@ -223,9 +221,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         outside.set(dependency.table, [...(outside.get(dependency.table) ?? []), `${dependency.kind} ${dependency.name}`]);
       }
       for (const [table, uses] of outside) {
-        const warning = `${table} uses ${uses.join(', ')}, which this backup does not hold: it restores only into a database that has ${uses.length === 1 ? 'it' : 'them'}`;
-        warnings.push(warning);
-        reporter.warn(warning);
+        warn(`${table} uses ${uses.join(', ')}, which this backup does not hold: it restores only into a database that has ${uses.length === 1 ? 'it' : 'them'}`);
       }
     }
     const globals = await globalsDone;

@@ -148,6 +148,8 @@ interface Prepared {
   toc: TocEntry[];
   /** What a new database needs first (schemaSetup): the schemas of a --table dump's tables, and whether its `public` goes. */
   schemas: { create: string[]; dropPublic: boolean };
+  /** The dump ids the --schema/--table selection restores (checkSelection); null without one. */
+  selected: Set<number> | null;
 }
 
 /**
@@ -232,7 +234,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     // otherwise once pg_restore has read it, before the staging database takes the
     // target's place (see restoreBackup), so that hashing overlaps the restore.
     if (!plan.staging) await assertIntact(sidecar, archive);
-    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas };
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas, selected: selection.selected };
   } catch (error) {
     await archive.dispose();
     throw error;
@@ -277,10 +279,12 @@ interface SelectionCheck {
   refusal: string | null;
   hint: string | null;
   withoutRows: string[];
+  /** The dump ids pg_restore's --schema/--table select (the run restores from a list of them); null without a selection. */
+  selected: Set<number> | null;
 }
 
 async function checkSelection(request: RestoreRequest, sidecar: Sidecar, pgRestore: string, archive: string, toc: readonly TocEntry[], run: ChildRun): Promise<SelectionCheck> {
-  const none: SelectionCheck = { refusal: null, hint: null, withoutRows: [] };
+  const none: SelectionCheck = { refusal: null, hint: null, withoutRows: [], selected: null };
   if (request.schemas.length === 0 && request.tables.length === 0) return none;
   const missing = await unmatchedSelection(pgRestore, archive, request, run);
   if (missing.schemas.length > 0 || missing.tables.length > 0) {
@@ -295,12 +299,12 @@ async function checkSelection(request: RestoreRequest, sidecar: Sidecar, pgResto
         ? `--table takes a table's name without its schema, as pg_restore does: --schema ${dotted.slice(0, dotted.indexOf('.'))} --table ${dotted.slice(dotted.indexOf('.') + 1)}`
         : `names are exact and case-sensitive, without quotes; "backupctl show ${sidecar.id}" lists the backup's tables`,
       withoutRows: [],
+      selected: null,
     };
   }
-  // Only for --table: a --schema selection takes the partitions of its schema along.
-  if (request.tables.length === 0) return none;
   const selected = await selectedEntries(pgRestore, archive, request, run);
-  return { ...none, withoutRows: tablesWithoutRows(toc, selected) };
+  // Only for --table: a --schema selection takes the partitions of its schema along.
+  return { ...none, selected, withoutRows: request.tables.length > 0 ? tablesWithoutRows(toc, selected) : [] };
 }
 
 async function makePlan(
@@ -504,10 +508,9 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
       let listDir: string | null = null;
       try {
         let useList: string | undefined;
-        if (request.schemas.length > 0 || request.tables.length > 0) {
+        const selected = prepared.selected;
+        if (selected) {
           // pg_restore --schema/--table leave out the schema itself: restore from a list that has it.
-          const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
-          const selected = await selectedEntries(pgRestore.path, archive.path, request, offline);
           const schemas = [...new Set([...request.schemas, ...schemasOfTables(prepared.toc, selected)])];
           listDir = await scratchDir(request.workDir, `${sidecar.id}-list`);
           useList = join(listDir, 'restore.list');

@@ -175,8 +175,8 @@ export async function verifyBackups(request: VerifyRequest, runtime: Runtime): P
 
 async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, request: VerifyRequest, runtime: Runtime): Promise<VerifyOutcome> {
   const started = performance.now();
-  // A data-only backup is checked (and its verdict recorded) at level archive: see checkArchive.
-  const level = request.level === 'restore' && sidecar.dump.dataOnly ? 'archive' : request.level;
+  const level = levelFor(request.level, sidecar);
+  if (level !== request.level) runtime.reporter.warn(`${sidecar.profile}/${sidecar.id} is a --data-only backup, with no schema to restore into: checked at level archive`);
   const base = { id: sidecar.id, profile: sidecar.profile, database: sidecar.database.name, level };
   runtime.reporter.info(`verifying ${sidecar.profile}/${sidecar.id} (${request.level})`);
   const outcome = (result: VerifyVerdict, extra: Partial<VerifyOutcome> = {}): VerifyOutcome => ({
@@ -275,6 +275,15 @@ function errorText(error: unknown): string {
  */
 class VerifyEnvironmentError extends BackupctlError {}
 
+/**
+ * The level a backup is checked (and its verdict recorded) at: as asked, but a data-only
+ * backup has no tables to restore its rows into, so the deepest check it can have is the
+ * archive level.
+ */
+function levelFor(requested: VerifyLevel, sidecar: Sidecar): VerifyLevel {
+  return requested === 'restore' && sidecar.dump.dataOnly ? 'archive' : requested;
+}
+
 /** The archive and restore levels, after the archive is readable on this machine. */
 async function checkArchive(
   sidecar: Sidecar,
@@ -284,16 +293,13 @@ async function checkArchive(
   outcome: (result: 'passed' | 'failed', extra?: Partial<VerifyOutcome>) => VerifyOutcome,
 ): Promise<VerifyOutcome> {
   const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
-  // A data-only backup has no tables to restore its rows into: the deepest check it can
-  // have is the archive level, and that is what is run and recorded (with a warning).
-  const dataOnly = request.level === 'restore' && sidecar.dump.dataOnly;
-  if (dataOnly) runtime.reporter.warn(`${sidecar.profile}/${sidecar.id} is a --data-only backup, with no schema to restore into: checked at level archive`);
-  const server = request.level === 'restore' && !dataOnly && request.server ? request.server(sidecar) : null;
+  const level = levelFor(request.level, sidecar);
+  const server = level === 'restore' && request.server ? request.server(sidecar) : null;
   if (server) return restoreCheck(sidecar, archive, dumpMajor, request, server, runtime, outcome);
   const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir(sidecar.profile), path: runtime.env.PATH });
   const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
   await checkToc(sidecar, archive, pgRestore, run);
-  if (request.level === 'archive' || dataOnly) {
+  if (level === 'archive') {
     const failure = archive.stream
       ? await readArchiveThrough(pgRestore.path, null, run, await archive.stream.open())
       : await readArchiveThrough(pgRestore.path, archive.path, run);
