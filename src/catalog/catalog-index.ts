@@ -18,22 +18,32 @@
  *   ignored and rebuilt, an invalid entry is read again from its sidecar.
  * - prune confirms from the sidecars themselves what it removes (core/prune.ts).
  * - Written atomically and streamed (Storage.put of serializeIndexChunks), one JSON document a line: a header
- *   `{"format":"backupctl-catalog-index","version":1,"profile":"app","entries":10000}`, then
- *   one entry a line, sorted by key:
+ *   `{"format":"backupctl-catalog-index","version":2,"profile":"app","entries":10000,"generation":"<token>"|null,"listing":true|false}`,
+ *   then one entry a line, sorted by key:
  *   `{"key":"app/<id>.json","size":6548,"modifiedAt":<ms>,"etag":null,"sidecar":{...}}`.
  *   Its name is no backup id, so the catalog never takes it for a backup's file.
+ * - The listing it was made from (version 2, `"listing":true`, written for storages whose
+ *   listing is paged): the profile's other backup files as lines without `sidecar`
+ *   (`{"key":"app/<id>.dump.zst","size":...,"modifiedAt":...,"etag":...}`), and the catalog
+ *   generation read before that listing (catalog-generation.ts). While the profile's marker
+ *   is settled at that generation, the index stands in for a listing of the profile; its
+ *   entries are then checked against their own stamps. Version 1 indexes are read as before
+ *   (entries only) and rewritten.
  *
  * zod is loaded with this module: catalog.ts imports it only when it lists backups.
  */
 import * as z from 'zod';
-import type { ObjectInfo } from '../storage/storage.js';
-import { PROFILE_PATTERN } from './id.js';
+import { sortByKey, type ObjectInfo } from '../storage/storage.js';
+import { profileOfBackupKey } from './catalog-generation.js';
+import { ID_PATTERN, PROFILE_PATTERN } from './id.js';
 import type { SidecarSummary } from './sidecar.js';
 import { parseSidecarSummary } from './sidecar-schema.js';
 
 export const CATALOG_INDEX_FILE = 'catalog-index.json';
 export const CATALOG_INDEX_FORMAT = 'backupctl-catalog-index';
-export const CATALOG_INDEX_VERSION = 1;
+export const CATALOG_INDEX_VERSION = 2;
+/** Versions read: 1 (entries only) and 2. */
+const READABLE_VERSIONS = [1, 2] as const;
 
 /**
  * An entry is trusted only when its sidecar was last modified at least this long before
@@ -81,9 +91,30 @@ function stampIn(raw: object): Stamp | null {
 
 const HeaderSchema = z.object({
   format: z.literal(CATALOG_INDEX_FORMAT),
-  version: z.literal(CATALOG_INDEX_VERSION),
+  version: z.union(READABLE_VERSIONS.map((version) => z.literal(version)) as [z.ZodLiteral<1>, z.ZodLiteral<2>]),
   profile: z.string().regex(PROFILE_PATTERN),
+  generation: z.string().max(64).nullable().optional(),
+  listing: z.boolean().optional(),
 });
+
+/**
+ * The most an index read in place of a listing may weigh (there is no listing to size it
+ * by): an index of 10,000 backups with its listing is ~20 MB. A larger one is not used;
+ * the profile is listed instead.
+ */
+export const MAX_CACHED_INDEX_BYTES = 256 * 1024 * 1024;
+
+/** True when the listing an index recorded is `objects`' backup files of `profile`, stamp for stamp. */
+export function sameListing(recorded: readonly ObjectInfo[] | null, objects: readonly ObjectInfo[], profile: string): boolean {
+  if (recorded === null) return false;
+  const now = objects.filter((object) => profileOfBackupKey(object.key) === profile);
+  if (now.length !== recorded.length) return false;
+  const byKey = new Map(recorded.map((object) => [object.key, stampOf(object)]));
+  return now.every((object) => {
+    const was = byKey.get(object.key);
+    return was !== undefined && sameStamp(was, stampOf(object));
+  });
+}
 
 export function stampOf(object: ObjectInfo): Stamp {
   return { key: object.key, size: object.size, modifiedAt: object.modifiedAt.getTime(), etag: object.etag ?? null };
@@ -103,6 +134,13 @@ export interface IndexRead {
    * found as recorded is no change.
    */
   recorded: Map<string, { stamp: Stamp; sidecar?: unknown }>;
+  /** The catalog generation the index was made at (version 2), or null. */
+  generation: string | null;
+  /**
+   * The listing the index was made from (version 2 with `"listing":true`): every entry and
+   * listing line as an object, sorted by key; null when the index holds no listing.
+   */
+  listing: ObjectInfo[] | null;
 }
 
 /**
@@ -112,24 +150,36 @@ export interface IndexRead {
  * format, version and profile, or larger than `maxBytes`, is refused (the reason is
  * returned, for a debug line); malformed lines and entries of other profiles are dropped.
  * `writtenAt` is the index's own modification time (from the same listing).
+ *
+ * Without `listed`, the index stands in for the listing (its generation is current, see
+ * catalog-generation.ts): each entry is checked against its own stamp, and the listing
+ * lines are returned as `listing`.
  */
 export async function readIndex(
   source: AsyncIterable<Uint8Array | string>,
-  options: { profile: string; writtenAt: Date; maxBytes: number; listed: ReadonlyMap<string, { object: ObjectInfo; id: string }> },
+  options: { profile: string; writtenAt: Date; maxBytes: number; listed?: ReadonlyMap<string, { object: ObjectInfo; id: string }> | undefined },
 ): Promise<IndexRead | string> {
   const { profile, listed } = options;
   const usable = new Map<string, SidecarSummary>();
   const recorded = new Map<string, { stamp: Stamp; sidecar?: unknown }>();
   const limit = options.writtenAt.getTime() - RACY_MARGIN_MS;
   let header: boolean | string = false;
+  let generation: string | null = null;
+  let listing: ObjectInfo[] | null = null;
   const line = (text: string): void => {
     if (text.trim() === '') return;
     const raw = parseLine(text);
     if (header === false) {
       const parsed = HeaderSchema.safeParse(raw);
-      if (!parsed.success) header = `not a catalog index of version ${CATALOG_INDEX_VERSION}`;
+      if (!parsed.success) header = `not a catalog index of version ${READABLE_VERSIONS.join(' or ')}`;
       else if (parsed.data.profile !== profile) header = `the index of profile ${JSON.stringify(parsed.data.profile)}, not of ${profile}`;
-      else header = true;
+      else {
+        header = true;
+        if (parsed.data.version === 2) {
+          generation = parsed.data.generation ?? null;
+          if (parsed.data.listing === true) listing = [];
+        }
+      }
       return;
     }
     if (typeof raw !== 'object' || raw === null) return;
@@ -137,7 +187,9 @@ export async function readIndex(
     if (stamp === null || !stamp.key.startsWith(`${profile}/`)) return;
     const key = stamp.key;
     const sidecar = (raw as { sidecar?: unknown }).sidecar;
-    const now = listed.get(key);
+    if (listing !== null && profileOfBackupKey(key) === profile) listing.push(objectOf(stamp));
+    if (sidecar === undefined) return;
+    const now = listed ? listed.get(key) : ownEntry(stamp, profile);
     if (now === undefined || !sameStamp(stamp, stampOf(now.object))) {
       recorded.set(key, { stamp });
       return;
@@ -179,7 +231,19 @@ export async function readIndex(
   if (pieces.length > 0) line(Buffer.concat(pieces).toString('utf8'));
   if (typeof header === 'string') return header;
   if (header === false) return 'empty';
-  return { usable, recorded };
+  return { usable, recorded, generation, listing: listing === null ? null : sortByKey(listing) };
+}
+
+function objectOf(stamp: Stamp): ObjectInfo {
+  return { key: stamp.key, size: stamp.size, modifiedAt: new Date(stamp.modifiedAt), ...(stamp.etag === null ? {} : { etag: stamp.etag }) };
+}
+
+/** An entry as its own listing: `<profile>/<id>.json` of a valid id, or undefined. */
+function ownEntry(stamp: Stamp, profile: string): { object: ObjectInfo; id: string } | undefined {
+  const file = stamp.key.slice(profile.length + 1);
+  if (!file.endsWith('.json')) return undefined;
+  const id = file.slice(0, -'.json'.length);
+  return ID_PATTERN.test(id) ? { object: objectOf(stamp), id } : undefined;
 }
 
 /** True when a sidecar read again (as `stamp`, giving `summary`) is what the index recorded of it. */
@@ -188,9 +252,19 @@ export function unchanged(read: IndexRead | null, stamp: Stamp, summary: Sidecar
   return old !== undefined && old.sidecar !== undefined && sameStamp(old.stamp, stamp) && JSON.stringify(old.sidecar) === JSON.stringify(summary);
 }
 
+/**
+ * What an index records besides its entries: the catalog generation it was made at, and
+ * (for a storage whose listing is paged) the listing: the profile's objects, of which the
+ * backup files without an entry are written as listing lines.
+ */
+export interface IndexExtras {
+  generation?: string | null;
+  listing?: readonly ObjectInfo[] | null;
+}
+
 /** The index's bytes: a header line, then one entry a line, sorted by key (serializeIndexChunks, joined). */
-export function serializeIndex(profile: string, entries: ReadonlyArray<{ stamp: Stamp; sidecar: SidecarSummary }>): Buffer {
-  return Buffer.concat([...serializeIndexChunks(profile, entries)]);
+export function serializeIndex(profile: string, entries: ReadonlyArray<{ stamp: Stamp; sidecar: SidecarSummary }>, extras: IndexExtras = {}): Buffer {
+  return Buffer.concat([...serializeIndexChunks(profile, entries, extras)]);
 }
 
 /**
@@ -201,12 +275,21 @@ export function serializeIndex(profile: string, entries: ReadonlyArray<{ stamp: 
 export function* serializeIndexChunks(
   profile: string,
   entries: ReadonlyArray<{ stamp: Stamp; sidecar: SidecarSummary }>,
+  extras: IndexExtras = {},
   chunkBytes = 256 * 1024,
 ): Generator<Buffer> {
-  const sorted = [...entries].sort((a, b) => (a.stamp.key < b.stamp.key ? -1 : a.stamp.key > b.stamp.key ? 1 : 0));
-  let chunk = `${JSON.stringify({ format: CATALOG_INDEX_FORMAT, version: CATALOG_INDEX_VERSION, profile, entries: sorted.length })}\n`;
+  const lines: Array<{ stamp: Stamp; sidecar?: SidecarSummary }> = [...entries];
+  if (extras.listing) {
+    const withEntry = new Set(entries.map((entry) => entry.stamp.key));
+    for (const object of extras.listing) {
+      if (!withEntry.has(object.key) && profileOfBackupKey(object.key) === profile) lines.push({ stamp: stampOf(object) });
+    }
+  }
+  const sorted = lines.sort((a, b) => (a.stamp.key < b.stamp.key ? -1 : a.stamp.key > b.stamp.key ? 1 : 0));
+  const header = { format: CATALOG_INDEX_FORMAT, version: CATALOG_INDEX_VERSION, profile, entries: entries.length, generation: extras.generation ?? null, listing: Boolean(extras.listing) };
+  let chunk = `${JSON.stringify(header)}\n`;
   for (const { stamp, sidecar } of sorted) {
-    chunk += `${JSON.stringify({ key: stamp.key, size: stamp.size, modifiedAt: stamp.modifiedAt, etag: stamp.etag, sidecar })}\n`;
+    chunk += `${JSON.stringify({ key: stamp.key, size: stamp.size, modifiedAt: stamp.modifiedAt, etag: stamp.etag, ...(sidecar ? { sidecar } : {}) })}\n`;
     if (chunk.length >= chunkBytes) {
       yield Buffer.from(chunk, 'utf8');
       chunk = '';

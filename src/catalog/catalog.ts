@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
-import { describeKind, NotFoundError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
+import { describeKind, NotFoundError, sortByKey, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName } from './id.js';
 import type * as CatalogIndex from './catalog-index.js';
-import type { IndexRead, Stamp } from './catalog-index.js';
+import type { IndexExtras, IndexRead, Stamp } from './catalog-index.js';
+import { generationBeforeListing, profileOfBackupKey, readGeneration } from './catalog-generation.js';
 import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, summaryOf, type Sidecar, type SidecarSummary } from './sidecar.js';
 
 /** `<profile>/<id>.json` */
@@ -179,6 +180,17 @@ export interface CatalogOptions {
 /** One sidecar in a listing, read (or summarized) for a scan; `indexed` when from the catalog index. */
 type Found<S> = [entry: Grouped, sidecar: S, indexed?: boolean];
 
+/** A profile of a paged storage, as Catalog.profileView found it. */
+interface ProfileView {
+  /** The profile's listing: made now, or the one its catalog index was made from. */
+  listing: Listing;
+  /** The index, read in place of the listing (`cached`); null when the profile was listed. */
+  read: IndexRead | null;
+  /** The generation the listing is of (read before listing); null when it could not be had. */
+  generation: string | null;
+  cached: boolean;
+}
+
 /** The backups in a storage, read from their sidecars. */
 export class Catalog {
   constructor(
@@ -215,20 +227,109 @@ export class Catalog {
    * rewritten when it was missing or stale (best effort). `ignoreIndex` reads every sidecar
    * (and rewrites the index).
    */
-  async summaries(profile?: string, options: { listing?: Listing | undefined; ignoreIndex?: boolean } = {}): Promise<ScanResult<SidecarSummary>> {
-    const listing = options.listing ?? (await this.listing(profile));
+  async summaries(
+    profile?: string,
+    options: { listing?: Listing | undefined; ignoreIndex?: boolean; fresh?: boolean } = {},
+  ): Promise<ScanResult<SidecarSummary>> {
     const index = await import('./catalog-index.js');
-    return this.assemble(listing, async (entries, notes) => {
+    let listing = options.listing;
+    let folders: string[] | null = null;
+    const views = new Map<string, ProfileView>();
+    if (!listing && this.storage.capabilities.pagedList) {
+      // A paged listing is costly: each profile's catalog index stands in for it while the
+      // profile's generation is the index's (catalog-generation.ts).
+      if (profile !== undefined && !isProfileName(profile)) throw usageError(`invalid profile name ${JSON.stringify(profile)}`);
+      // The root's folders first (one request): a profile that is not there is not listed,
+      // and no generation or index is written into it.
+      const present = await this.profileFolders();
+      folders = profile === undefined ? present : present.filter((name) => name === profile);
+      const objects: ObjectInfo[] = [];
+      for (const name of folders) {
+        const view = await this.profileView(index, name, options.fresh === true || options.ignoreIndex === true);
+        views.set(name, view);
+        objects.push(...view.listing.objects);
+      }
+      listing = { prefix: profile ?? '', objects: sortByKey(objects), hostile: new Map() };
+    }
+    listing ??= await this.listing(profile);
+    const scanned = listing;
+    const result = await this.assemble(scanned, async (entries, notes) => {
       const byProfile = new Map<string, Grouped[]>();
       for (const entry of entries) {
         const group = byProfile.get(entry.profile);
         if (group) group.push(entry);
         else byProfile.set(entry.profile, [entry]);
       }
+      for (const [name, view] of views) if (!byProfile.has(name)) await this.writeEmptyIndex(index, name, view);
       const found: Array<Found<SidecarSummary>> = [];
-      for (const [name, group] of byProfile) found.push(...(await this.profileSummaries(index, name, group, listing, notes, options.ignoreIndex ?? false)));
+      for (const [name, group] of byProfile) found.push(...(await this.profileSummaries(index, name, group, scanned, notes, options.ignoreIndex ?? false, views.get(name))));
       return found;
     });
+    // The folders named at the root hold objects (S3, Azure), though maybe no backup file.
+    if (folders !== null && profile === undefined) result.profiles = [...new Set([...result.profiles, ...folders])].sort();
+    return result;
+  }
+
+  /**
+   * One profile of a storage whose listing is paged: its catalog index in place of a
+   * listing when the profile's generation is the one the index was made at and `refresh`
+   * is false; otherwise a listing, with the generation read (or first written) before it.
+   */
+  private async profileView(index: typeof CatalogIndex, profile: string, refresh: boolean): Promise<ProfileView> {
+    const debug = this.options.debug ?? (() => undefined);
+    const generation = await readGeneration(this.storage, profile);
+    if (!refresh && generation?.settled) {
+      const cached = await this.cachedListing(index, profile, generation.token);
+      if (cached) return cached;
+    }
+    const recorded = generation ?? (await generationBeforeListing(this.storage, profile, debug));
+    return { listing: await this.listing(profile), read: null, generation: recorded?.token ?? null, cached: false };
+  }
+
+  /** The profile's catalog index as its listing, when it was made at `token` and holds one; else null. */
+  private async cachedListing(index: typeof CatalogIndex, profile: string, token: string): Promise<ProfileView | null> {
+    const debug = this.options.debug ?? (() => undefined);
+    const key = index.catalogIndexKey(profile);
+    let stream: Readable | null = null;
+    try {
+      const info = await this.storage.stat(key);
+      if (info.size > index.MAX_CACHED_INDEX_BYTES) throw new Error(`larger than ${index.MAX_CACHED_INDEX_BYTES} bytes`);
+      stream = await this.storage.get(key);
+      const read = await index.readIndex(stream, { profile, writtenAt: info.modifiedAt, maxBytes: index.MAX_CACHED_INDEX_BYTES });
+      if (typeof read === 'string') throw new Error(read);
+      if (read.generation !== token || read.listing === null) {
+        debug(`the catalog index ${key} is not of the profile's current generation: listing profile ${profile}`);
+        return null;
+      }
+      debug(`listing profile ${profile} from its catalog index (generation ${token}): ${read.listing.length} object(s)`);
+      return { listing: { prefix: profile, objects: read.listing, hostile: new Map() }, read, generation: token, cached: true };
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) debug(`ignoring the catalog index ${key}: ${(error as Error).message}; listing profile ${profile}`);
+      return null;
+    } finally {
+      stream?.destroy();
+    }
+  }
+
+  /** A paged profile listed now with no backup left: its index records the empty listing. */
+  private async writeEmptyIndex(index: typeof CatalogIndex, profile: string, view: ProfileView): Promise<void> {
+    if (view.cached || view.listing.hostile.size > 0) return;
+    if (!view.listing.objects.some((object) => profileOfBackupKey(object.key) === profile)) return;
+    await this.writeIndex(index, profile, [], { generation: view.generation, listing: view.listing.objects });
+  }
+
+  /** Writes a profile's index (streamed, atomic); best effort: a failure is a debug line. */
+  private async writeIndex(index: typeof CatalogIndex, profile: string, kept: ReadonlyArray<{ stamp: Stamp; sidecar: SidecarSummary }>, extras: IndexExtras): Promise<void> {
+    const debug = this.options.debug ?? (() => undefined);
+    const key = index.catalogIndexKey(profile);
+    try {
+      // Streamed (an atomic put like putBytes): the index is never one buffer in memory.
+      await this.storage.put(key, Readable.from(index.serializeIndexChunks(profile, kept, extras), { objectMode: false }));
+      debug(`wrote the catalog index ${key} (${kept.length} backup(s)${extras.listing ? `, the listing at generation ${extras.generation ?? 'none'}` : ''})`);
+    } catch (error) {
+      // A cache: a storage we cannot write to (read-only, a symlink in its place) still lists.
+      debug(`could not write the catalog index ${key}: ${(error as Error).message}`);
+    }
   }
 
   private async profileSummaries(
@@ -238,12 +339,13 @@ export class Catalog {
     listing: Listing,
     notes: ScanNotes,
     ignoreIndex: boolean,
+    view?: ProfileView,
   ): Promise<Array<Found<SidecarSummary>>> {
     const debug = this.options.debug ?? (() => undefined);
     const key = index.catalogIndexKey(profile);
     const listed = new Map(entries.map((entry) => [(entry.sidecar as ObjectInfo).key, { object: entry.sidecar as ObjectInfo, id: entry.id }]));
-    let read: IndexRead | null = null;
-    const stored = ignoreIndex ? undefined : listing.objects.find((object) => object.key === key);
+    let read: IndexRead | null = view?.read ?? null;
+    const stored = ignoreIndex || view?.cached ? undefined : listing.objects.find((object) => object.key === key);
     if (stored) {
       const maxBytes = index.maxIndexBytes(entries.map((entry) => entry.sidecar as ObjectInfo));
       let stream: Readable | null = null;
@@ -286,18 +388,16 @@ export class Catalog {
       if (!index.unchanged(read, stamp, summary)) changed = true;
     });
     if (unread.length > 0) debug(`read ${unread.length} of ${entries.length} sidecar(s) of profile ${profile}${read ? ' that its catalog index had no current entry for' : ' (no usable catalog index)'}`);
+    // A paged profile listed now: the index records this listing and the generation read
+    // before it, unless it already does.
+    const profileObjects = view && !view.cached ? view.listing.objects : null;
+    if (profileObjects && !changed) changed = read === null || read.generation !== view?.generation || !index.sameListing(read.listing, profileObjects, profile);
     if (listing.hostile.has(key)) {
       // Reported by assemble() as hostile: never read, followed, replaced or removed.
       debug(`not writing the catalog index ${key}: something that is not a regular file is in its place`);
-    } else if (changed && (kept.length > 0 || read !== null)) {
-      try {
-        // Streamed (an atomic put like putBytes): the index is never one buffer in memory.
-        await this.storage.put(key, Readable.from(index.serializeIndexChunks(profile, kept), { objectMode: false }));
-        debug(`wrote the catalog index ${key} (${kept.length} backup(s))`);
-      } catch (error) {
-        // A cache: a storage we cannot write to (read-only, a symlink in its place) still lists.
-        debug(`could not write the catalog index ${key}: ${(error as Error).message}`);
-      }
+    } else if (changed && (kept.length > 0 || read !== null || profileObjects !== null)) {
+      const extras: IndexExtras = view ? { generation: view.generation, listing: view.listing.objects } : {};
+      await this.writeIndex(index, profile, kept, extras);
     }
     return found;
   }

@@ -115,7 +115,9 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
   const now = runtime.now();
   const scan = async (ignoreIndex: boolean) => {
     try {
-      return await catalog.summaries(request.profile, { ignoreIndex, listing: ignoreIndex ? undefined : request.listing });
+      // prune itself lists the profile (a catalog index never stands in for the listing
+      // it removes by); a dry run may use the index where it is current.
+      return await catalog.summaries(request.profile, { ignoreIndex, fresh: !request.dryRun, listing: ignoreIndex ? undefined : request.listing });
     } catch (error) {
       throw storageError(error, storage.location, 'listing backups', 'read');
     }

@@ -95,10 +95,33 @@ export async function assertKnownProfile(scope: BackupScope): Promise<void> {
   if (!present.includes(name)) throw unknownProfile(scope.settings, name, present);
 }
 
-/** A profile that is not in the config (`profile.configured` false) must at least have something in its storage. */
+/**
+ * A profile that is not in the config (`profile.configured` false) must at least have
+ * something in its storage. Returns the profile's listing made to find out, when one was
+ * made (not for a storage whose listing is paged: there the root's folders tell, and the
+ * catalog lists the profile only when its index cannot stand in for it).
+ */
 export async function assertProfileExists(profile: ProfileSettings, runtime: StorageRuntime): Promise<Listing | null> {
   if (profile.configured) return null;
-  return assertProfileInStorage(storageAt(runtime, profile.storage, profile.storageSettings), profile.name);
+  const storage = storageAt(runtime, profile.storage, profile.storageSettings);
+  if (storage.capabilities.pagedList) {
+    await assertProfileFolder(storage, profile.name);
+    return null;
+  }
+  return assertProfileInStorage(storage, profile.name);
+}
+
+/** assertProfileInStorage from the storage root's folders (one request), without listing the profile. */
+async function assertProfileFolder(storage: Storage, profile: string): Promise<void> {
+  let present: string[];
+  try {
+    present = await new Catalog(storage).profileFolders();
+  } catch (error) {
+    throw storageError(error, storage.location, `listing profile ${profile}`, 'read');
+  }
+  if (!present.includes(profile)) {
+    throw usageError(`no profile named "${profile}" in ${storage.location}`, present.length > 0 ? `profiles there: ${present.join(', ')}` : 'the storage holds no backups yet');
+  }
 }
 
 /**

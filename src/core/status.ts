@@ -418,14 +418,21 @@ async function targets(request: StatusRequest): Promise<{ targets: Target[]; lis
   const found = new Map<string, Target>();
   for (const profile of settings.profiles.values()) found.set(profile.name, { profile: profile.name, storage: profile.storage });
   for (const { location, storage, catalog } of scope.locations) {
-    let listing: Listing;
+    let names: string[];
     try {
-      listing = await catalog.listing();
+      if (storage.capabilities.pagedList) {
+        // The root's folders (one request); each profile's catalog index stands in for
+        // its listing where it can (Catalog.summaries).
+        names = await catalog.profileFolders();
+      } else {
+        const listing = await catalog.listing();
+        listings.set(location, listing);
+        names = profilesInListing(listing.objects.map((object) => object.key));
+      }
     } catch (error) {
       throw storageError(error, storage.location, 'listing profiles', 'read');
     }
-    listings.set(location, listing);
-    for (const name of profilesInListing(listing.objects.map((object) => object.key))) {
+    for (const name of names) {
       if (!found.has(name)) found.set(name, { profile: name, storage: location });
     }
   }

@@ -1,4 +1,5 @@
 import { homedir } from 'node:os';
+import { ChangeTracking } from '../catalog/catalog-generation.js';
 import { openStorage, type StorageSettings } from '../storage/registry.js';
 import type { Storage } from '../storage/storage.js';
 import type { Runtime } from './runtime.js';
@@ -6,6 +7,8 @@ import type { Runtime } from './runtime.js';
 /**
  * The storages a run opens, one per location and settings, shared by every part of the
  * run (an SFTP session or an S3 client is set up once) and closed when the run ends.
+ * Each keeps the catalog generation of the profiles the run changes (ChangeTracking),
+ * settled when the run closes it.
  */
 const pools = new WeakMap<object, Map<string, Storage>>();
 
@@ -21,12 +24,14 @@ export function storageAt(runtime: StorageRuntime, location: string, settings: S
   const key = `${location}\u0000${JSON.stringify(settings)}`;
   let storage = pool.get(key);
   if (!storage) {
-    storage = openStorage(location, runtime.cwd, settings, {
+    const debug = (message: string) => runtime.reporter.debug(message);
+    const opened = openStorage(location, runtime.cwd, settings, {
       env: runtime.env as NodeJS.ProcessEnv,
       homeDir: runtime.env.HOME || homedir(),
       warn: (message) => runtime.reporter.warn(message),
-      debug: (message) => runtime.reporter.debug(message),
+      debug,
     });
+    storage = new ChangeTracking(opened, debug);
     pool.set(key, storage);
   }
   return storage;

@@ -137,6 +137,7 @@ export class AzureBlobStorage implements Storage {
     localFiles: false,
     rangeReads: true,
     consistentList: true,
+    pagedList: true,
   };
   private containers: { ops: ContainerClient; bulk: ContainerClient } | null = null;
   private connecting: Promise<{ ops: ContainerClient; bulk: ContainerClient }> | null = null;

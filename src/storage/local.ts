@@ -121,6 +121,7 @@ export class LocalStorage implements Storage {
     localFiles: true,
     rangeReads: true,
     consistentList: true,
+    pagedList: false,
   };
 
   readonly root: string;

@@ -37,9 +37,10 @@ export class MemoryStorage implements Storage {
     localFiles: false,
     rangeReads: true,
     consistentList: true,
+    pagedList: false,
   };
 
-  readonly capabilities = MemoryStorage.CAPABILITIES;
+  readonly capabilities: StorageCapabilities;
   readonly location: string;
   private readonly faults = new Map<Operation, Error[]>();
 
@@ -48,22 +49,25 @@ export class MemoryStorage implements Storage {
     private readonly prefix: string,
     name: string,
     private readonly readOnly: boolean,
+    pagedList: boolean,
   ) {
     this.location = `mem://${name}/${prefix}`;
+    this.capabilities = pagedList ? { ...MemoryStorage.CAPABILITIES, pagedList } : MemoryStorage.CAPABILITIES;
   }
 
   /**
    * The store named `name` (created empty on first use), seen under `prefix` ('' or
    * ending with '/'). `readOnly`: every write fails with PermissionError, as a store
-   * whose credentials may only read.
+   * whose credentials may only read. `pagedList`: declares its listing paged, as a remote
+   * store's (for tests of what callers do with that capability).
    */
-  static named(name: string, prefix = '', options: { readOnly?: boolean } = {}): MemoryStorage {
+  static named(name: string, prefix = '', options: { readOnly?: boolean; pagedList?: boolean } = {}): MemoryStorage {
     let objects = stores.get(name);
     if (!objects) {
       objects = new Map();
       stores.set(name, objects);
     }
-    return new MemoryStorage(objects, prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`, name, options.readOnly === true);
+    return new MemoryStorage(objects, prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`, name, options.readOnly === true, options.pagedList === true);
   }
 
   private writable(key: string): void {
@@ -73,6 +77,13 @@ export class MemoryStorage implements Storage {
   /** Forgets every object of the store `name`. */
   static reset(name: string): void {
     stores.delete(name);
+  }
+
+  /** Dates an object as written at `when` (for tests of logic that weighs how old an object is). */
+  setModifiedAt(key: string, when: Date): void {
+    const found = this.objects.get(this.prefix + key);
+    if (!found) throw new NotFoundError(key);
+    found.modifiedAt = when;
   }
 
   /** The next call of `op` rejects with `error` (queued: several calls queue several failures). */

@@ -69,6 +69,7 @@ const REMOTE_DECLARED: StorageCapabilities = {
   localFiles: false,
   rangeReads: true,
   consistentList: true,
+  pagedList: true,
 };
 
 const parseAs = <L extends StorageLocation>(scheme: L['scheme']) =>

@@ -295,6 +295,7 @@ export class S3Storage implements Storage {
       localFiles: false,
       rangeReads: true,
       consistentList: true,
+      pagedList: true,
     };
   }
 

@@ -120,6 +120,7 @@ export class SftpStorage implements Storage {
     localFiles: false,
     rangeReads: true,
     consistentList: true,
+    pagedList: true,
   };
   private session: Session | null = null;
   private connecting: Promise<Session> | null = null;

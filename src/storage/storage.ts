@@ -74,6 +74,14 @@ export interface StorageCapabilities {
    * and mem; the write-then-check lock scheme depends on it.
    */
   consistentList: boolean;
+  /**
+   * list() costs a request per page of keys and a round trip per request (S3: 1,000 keys
+   * a page; Azure: 5,000; SFTP: a READDIR answer of ~100 names): a profile of 10,000
+   * backups is tens to hundreds of requests. The catalog then lists a profile only when
+   * its cached listing is not known to be current (catalog-generation.ts). False for local
+   * storage and memory, whose listing is a directory read: listed every time.
+   */
+  pagedList: boolean;
 }
 
 export interface PutOptions {

@@ -172,7 +172,7 @@ describe('catalog index', () => {
       expect(after.indexed.size).toBe(0);
       expect(after.warnings).toEqual([]);
       expect(debug.join('\n')).toMatch(/wrote the catalog index/);
-      expect(readFileSync(indexPath(), 'utf8')).toMatch(/^\{"format":"backupctl-catalog-index","version":1,"profile":"app","entries":8\}/);
+      expect(readFileSync(indexPath(), 'utf8')).toMatch(/^\{"format":"backupctl-catalog-index","version":2,"profile":"app","entries":8,"generation":null,"listing":false\}/);
     });
   }
 
@@ -264,7 +264,7 @@ describe('catalog index', () => {
       stamp: stampOf(listing.find((o) => o.key === sidecarKey(PROFILE, sidecar.id)) as (typeof listing)[number]),
       sidecar: summaryOf(sidecar),
     }));
-    const chunks = [...serializeIndexChunks(PROFILE, entries, 2048)];
+    const chunks = [...serializeIndexChunks(PROFILE, entries, {}, 2048)];
     expect(chunks.length).toBeGreaterThan(5);
     const whole = Buffer.concat(chunks);
     expect(whole.equals(serializeIndex(PROFILE, entries))).toBe(true);
