@@ -122,8 +122,9 @@ describe('two creates of one profile into one bucket at once', () => {
     expect((JSON.parse(listed.stdout) as Array<{ id: string }>).map((backup) => backup.id)).toEqual([...made].reverse());
     const left = await keys(prefix);
     expect(left.filter((key) => /lock|claims|breaker/.test(key))).toEqual([]);
-    // The sidecars, and the catalog index that list wrote (a cache of them).
-    expect(left.filter((key) => key.endsWith('.json')).sort()).toEqual([...made.map((id) => `app/${id}.json`), 'app/catalog-index.json'].sort());
+    // The sidecars, the catalog index that list wrote (a cache of them) and the catalog
+    // generation the creates settled.
+    expect(left.filter((key) => key.endsWith('.json')).sort()).toEqual([...made.map((id) => `app/${id}.json`), 'app/catalog-generation.json', 'app/catalog-index.json'].sort());
   });
 });
 

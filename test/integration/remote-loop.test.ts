@@ -250,13 +250,14 @@ describe.each(drivers)('the whole loop on $name', (driver) => {
     expect(checks.map((c) => c.check)).toEqual(expect.arrayContaining(['connection', 'client', 'storage', 'lock']));
   });
 
-  it.skipIf(driver.unavailable !== null)('left in the store: the surviving backup, the run log and the catalog index only (no lock, claim or probe)', async () => {
+  it.skipIf(driver.unavailable !== null)('left in the store: the surviving backup, the run log, the catalog index and generation only (no lock, claim or probe)', async () => {
     const [, , third] = ids as [string, string, string];
     const profile = scratch.db;
     const [backup] = await listed();
     expect(backup?.id).toBe(third);
-    const files = [backup?.artifact.file, backup?.globals.file, `${third}.json`, 'catalog-index.json', 'runs.jsonl'];
-    expect(files.every((file) => file?.startsWith(third) || file === 'runs.jsonl' || file === 'catalog-index.json'), JSON.stringify(files)).toBe(true);
+    const catalogFiles = ['catalog-generation.json', 'catalog-index.json', 'runs.jsonl'];
+    const files = [backup?.artifact.file, backup?.globals.file, `${third}.json`, ...catalogFiles];
+    expect(files.every((file) => file?.startsWith(third) || catalogFiles.includes(file as string)), JSON.stringify(files)).toBe(true);
     expect(await remote.keys()).toEqual(files.map((file) => `${profile}/${file}`).sort());
   });
 });

@@ -140,7 +140,7 @@ describe('openStorage', () => {
     expect(() => openStorage('s3://BAD/x', '/')).toThrow(ConfigurationError);
     const storage = openStorage('s3://bucket/x?endpoint=http://127.0.0.1:1&conditional-create=on', '/');
     expect(storage.location).toBe('s3://bucket/x?endpoint=http://127.0.0.1:1&conditional-create=on');
-    expect(storage.capabilities).toEqual({ atomicPut: true, conditionalCreate: true, localFiles: false, rangeReads: true, consistentList: true });
+    expect(storage.capabilities).toEqual({ atomicPut: true, conditionalCreate: true, localFiles: false, rangeReads: true, consistentList: true, pagedList: true });
     expect(storage.localPath).toBeUndefined();
     expect(openStorage('s3://bucket/x', '/').capabilities.conditionalCreate).toBe(false);
     expect(s3Factory.capabilities(s3Factory.parse('s3://bucket/x', '/', {})).conditionalCreate).toBe(false);

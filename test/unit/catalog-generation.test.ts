@@ -209,6 +209,24 @@ describe('catalog generation', () => {
     expect(second.lists).toEqual(['empty']);
   });
 
+  it('on a storage that is listed every time, a run that changes a profile removes its marker, and writes none', async () => {
+    const local = MemoryStorage.named(`${name}-local`);
+    try {
+      await seed(1, PROFILE, local);
+      // A marker left by a command that read the same folder through a paged driver (SFTP).
+      await local.putBytes(catalogGenerationKey(PROFILE), Buffer.from('{}'));
+      const run = new ChangeTracking(local);
+      await run.putBytes(`${PROFILE}/20261002T000000Z-0000ff.dump`, Buffer.from('x'));
+      expect(await local.list(catalogGenerationKey(PROFILE))).toEqual([]);
+      await run.close();
+      expect((await local.list(PROFILE)).map((object) => object.key)).not.toContain(catalogGenerationKey(PROFILE));
+      await new Catalog(local).summaries(PROFILE);
+      expect((await local.list(PROFILE)).map((object) => object.key)).not.toContain(catalogGenerationKey(PROFILE));
+    } finally {
+      MemoryStorage.reset(`${name}-local`);
+    }
+  });
+
   it('an index of an older generation, or of version 1, is not used and is rewritten', async () => {
     await seed(2);
     await shown(store);
