@@ -2,13 +2,19 @@
  * S3 and S3-compatible stores (`s3://bucket/prefix`), through the AWS SDK v3. The only
  * module (with nothing else) that imports @aws-sdk: the registry loads it on first use.
  *
- * - put: lib-storage's Upload (multipart above one part, bounded: queueSize parts of
- *   partSize in flight; about (queueSize + 2) x partSize of memory at the peak, since
- *   lib-storage copies the pieces of a part into one buffer). An object is
- *   invisible until its PutObject / CompleteMultipartUpload succeeds. On failure, abort
- *   or stall every request in flight is aborted, the multipart upload is aborted
- *   (AbortMultipartUpload, retried) and ListMultipartUploads checks it is gone; a server
- *   that cannot abort or list uploads (s3rver) gets a warning, not silence.
+ * - put: our own streaming multipart writer (PartWriter). An object of at most one part
+ *   is one PutObject; a larger one is CreateMultipartUpload, parts numbered from 1 with
+ *   at most queueSize in flight, then CompleteMultipartUpload with each part's ETag
+ *   (storage class and SSE go on PutObject / CreateMultipartUpload). Memory: a pool of
+ *   (queueSize + 1) buffers of partSize, allocated once per put and reused (a part is
+ *   sent as a view of its buffer, never copied again), plus the stream's chunks; the
+ *   source is paused while every buffer is in flight. More than 10,000 parts fail with
+ *   TooLargeError before part 10,001 is sent. An object is invisible until its
+ *   PutObject / CompleteMultipartUpload succeeds. On failure, abort or stall every
+ *   request in flight is aborted, the multipart upload is aborted (AbortMultipartUpload,
+ *   retried) and ListMultipartUploads checks it is gone; a server that cannot abort or
+ *   list uploads (s3rver) gets a warning, not silence. A failing source's own error is
+ *   what the put rejects with.
  * - Retries: the SDK's retry middleware with our strategy: timeouts, 5xx, resets and
  *   throttling are retried with exponential backoff (full jitter, Retry-After honoured)
  *   until retryDeadlineMs after the first attempt; 4xx fail at once.
@@ -23,12 +29,13 @@
  *   identity, ECS/instance metadata), never the URL; never logged.
  */
 import { randomBytes } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { finished, Readable, Transform, type TransformCallback } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  type CompletedPart,
   CreateMultipartUploadCommand,
+  type CreateMultipartUploadCommandOutput,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -39,10 +46,12 @@ import {
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
+  type UploadPartCommandOutput,
   type ListMultipartUploadsCommandOutput,
+  type ServerSideEncryption,
+  type StorageClass,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import {
   abortError,
   ConfigurationError,
@@ -77,10 +86,11 @@ import {
 const MIB = 1024 * 1024;
 const DEFAULT_PART_SIZE = 8 * MIB;
 /**
- * Parts in flight. 2, not lib-storage's 4: a backup's upload is paced by pg_dump and the
- * stages (tens of MB/s), which two connections carry; each further part costs a part's
- * memory. Measured (bench:remote, create of a 300 MB database to s3rver): node's peak RSS
- * 143-149 MB with 4, 130-138 MB with 2, against a 150 MB target. queue-size= raises it.
+ * Parts in flight. 2, not 4 (lib-storage's default, which put used before): a backup's
+ * upload is paced by pg_dump and the stages (tens of MB/s), which two connections carry;
+ * each further part costs a part's memory. Measured with lib-storage (bench:remote,
+ * create of a 300 MB database to s3rver): node's peak RSS 143-149 MB with 4, 130-138 MB
+ * with 2, against a 150 MB target. queue-size= raises it.
  */
 const DEFAULT_QUEUE_SIZE = 2;
 const MAX_PARTS = 10_000;
@@ -203,44 +213,9 @@ function quietClient(config: S3ClientConfig): S3Client {
   }
 }
 
-/** Counts the bytes the uploader takes from the source. */
-class Counter extends Transform {
-  bytes = 0;
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-}
-
-type Sendable = Parameters<S3Client['send']>[0];
-
-let collector: ((options: { type: 'major' }) => void) | null | undefined;
-
 /**
- * A full collection once a part's request is done. lib-storage holds each part in one
- * buffer (plus the pieces it was copied from) for as long as the part is in flight: by
- * then the buffer's small JavaScript wrapper is old, V8 frees it only in a full
- * collection, and starts one only after ~64 MB of such memory has piled up. Measured
- * (create of a 300 MB database to s3rver, 8 MiB parts, 2 in flight): node's peak RSS
- * 132-164 MB without, 135-140 MB with, for a few milliseconds per part. The same device
- * as pipeline/reclaim.ts; where the collector cannot be had, nothing happens.
- */
-function collectReleasedPart(): void {
-  if (collector === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      collector = runInNewContext('gc') as typeof collector;
-    } catch {
-      collector = null;
-    }
-  }
-  collector?.({ type: 'major' });
-}
-
-/**
- * What lib-storage's Upload sees as its client: every request of one put goes through
- * here, so that an abort reaches requests in flight (Upload's own abort does not) and
- * the multipart upload ids are known for the cleanup.
+ * Every request of one put goes through here, so that an abort reaches the requests in
+ * flight and the multipart upload ids are known for the cleanup.
  */
 class TrackingClient {
   readonly uploadIds = new Set<string>();
@@ -251,13 +226,10 @@ class TrackingClient {
     private readonly signal: AbortSignal,
   ) {}
 
-  get config(): S3Client['config'] {
-    return this.client.config;
-  }
-
-  send(command: Sendable, options: { abortSignal?: AbortSignal } = {}): Promise<unknown> {
+  /** S3Client.send of any command (its output is the caller's to type). */
+  send(command: object, options: { abortSignal?: AbortSignal } = {}): Promise<unknown> {
     const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, this.signal]) : this.signal;
-    const sent = (this.client.send as (c: Sendable, o: { abortSignal: AbortSignal }) => Promise<unknown>)(command, { abortSignal: signal });
+    const sent = (this.client.send as unknown as (c: object, o: { abortSignal: AbortSignal }) => Promise<unknown>)(command, { abortSignal: signal });
     if (command instanceof CreateMultipartUploadCommand) {
       void sent.then((output) => {
         const id = (output as { UploadId?: string }).UploadId;
@@ -266,8 +238,256 @@ class TrackingClient {
     }
     this.inFlight.add(sent);
     void sent.finally(() => this.inFlight.delete(sent)).catch(() => undefined);
-    if (command instanceof UploadPartCommand) void sent.finally(collectReleasedPart).catch(() => undefined);
     return sent;
+  }
+}
+
+/** What PutObject and CreateMultipartUpload carry besides the key. */
+interface ObjectParams {
+  Bucket: string;
+  Key: string;
+  ContentType: string;
+  StorageClass?: StorageClass;
+  ServerSideEncryption?: ServerSideEncryption;
+  SSEKMSKeyId?: string;
+}
+
+interface PartWriterOptions {
+  /** The storage key, for messages. */
+  key: string;
+  params: ObjectParams;
+  partSize: number;
+  /** Parts in flight at most; the pool holds one buffer more (the part being filled). */
+  queueSize: number;
+  /** S3's limit on parts: data for part maxParts + 1 fails the put with TooLargeError before it is sent. */
+  maxParts: number;
+  /** CRC32 checksums on parts (the SDK computes them; AWS wants them listed at completion). */
+  checksums: boolean;
+  onProgress?: ((bytes: number) => void) | undefined;
+}
+
+/**
+ * One put: the source's bytes are copied into a pool of at most queueSize + 1 part
+ * buffers, allocated once (on first need) for this put and reused: one is being filled,
+ * the others are parts in flight. A full buffer is sent as a part once more bytes follow
+ * (so that an object of at most one part is a single PutObject); while every buffer is
+ * in flight the source is paused, and a buffer returns to the pool only when its
+ * request has settled (the SDK may send its bytes again on a retry until then). No
+ * buffer per part and no concatenation: nothing of a part becomes garbage, so memory is
+ * the pool plus the source's own chunks, however large the object.
+ *
+ * `run` resolves to the object's size once it is visible (PutObject or
+ * CompleteMultipartUpload succeeded); on any failure it rejects after aborting the
+ * requests in flight (through `abort`), leaving the clean-up to the caller.
+ */
+class PartWriter {
+  /** Bytes taken from the source. */
+  bytes = 0;
+  /** The source's failure when it closed before its end without an error of its own. */
+  sourceFailure: unknown = null;
+
+  private readonly pool: Buffer[] = [];
+  private allocated = 0;
+  private current: Buffer | null = null;
+  private filled = 0;
+  /** Parts handed to a request so far (the last one's number). */
+  private sent = 0;
+  private readonly parts: CompletedPart[] = [];
+  private readonly sending = new Set<Promise<void>>();
+  private uploadId: Promise<string> | null = null;
+  private acknowledged = 0;
+  private failure: { error: unknown } | null = null;
+  private readonly chunks: Buffer[] = [];
+  private ended = false;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly client: TrackingClient,
+    private readonly options: PartWriterOptions,
+    private readonly abort: (reason: unknown) => void,
+  ) {}
+
+  /** Stops the put with `error` (the first failure wins): requests in flight are aborted. */
+  fail(error: unknown): void {
+    if (this.failure === null) {
+      this.failure = { error };
+      this.abort(error);
+    }
+    this.notify();
+  }
+
+  async run(source: Readable): Promise<number> {
+    // One chunk at a time: a source that produces synchronously would otherwise emit all
+    // it has before the copying loop gets a turn.
+    const onData = (chunk: Buffer | string) => {
+      source.pause();
+      this.chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      this.notify();
+    };
+    source.on('data', onData);
+    const unwatch = finished(source, { writable: false }, (error) => {
+      if (error) {
+        this.sourceFailure = error;
+        this.fail(error);
+      } else {
+        this.ended = true;
+        this.notify();
+      }
+    });
+    try {
+      return await this.write(source);
+    } catch (error) {
+      this.fail(error);
+      // Every request of this put has settled before the caller cleans up.
+      while (this.sending.size > 0) await this.changed();
+      throw this.failure?.error ?? error;
+    } finally {
+      source.off('data', onData);
+      unwatch();
+      if (!this.ended) source.pause();
+    }
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  /** Resolves at the next event: a chunk, the source's end, a settled request, a failure. */
+  private changed(): Promise<void> {
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  private check(): void {
+    if (this.failure !== null) throw this.failure.error;
+  }
+
+  private async write(source: Readable): Promise<number> {
+    const { partSize } = this.options;
+    for (;;) {
+      this.check();
+      const chunk = this.chunks.shift();
+      if (chunk === undefined) {
+        if (this.ended) break;
+        source.resume();
+        await this.changed();
+        continue;
+      }
+      this.bytes += chunk.length;
+      let offset = 0;
+      while (offset < chunk.length) {
+        if (this.current === null || this.filled === partSize) {
+          if (this.current !== null) {
+            // More bytes follow a full part: it goes now, once a request may start.
+            if (this.sent + 1 >= this.options.maxParts) {
+              throw new TooLargeError(this.options.key, this.bytes, partSize * this.options.maxParts);
+            }
+            while (this.sending.size >= this.options.queueSize) {
+              await this.changed();
+              this.check();
+            }
+            this.sendPart(this.current, partSize);
+          }
+          this.current = this.take();
+          this.filled = 0;
+        }
+        const copied = chunk.copy(this.current, this.filled, offset);
+        this.filled += copied;
+        offset += copied;
+      }
+    }
+    if (this.sent === 0) {
+      // At most one part: one PutObject.
+      const body = this.current === null ? Buffer.alloc(0) : this.current.subarray(0, this.filled);
+      await this.client.send(new PutObjectCommand({ ...this.options.params, Body: body, ContentLength: body.length }));
+      return this.bytes;
+    }
+    if (this.current !== null && this.filled > 0) {
+      while (this.sending.size >= this.options.queueSize) {
+        await this.changed();
+        this.check();
+      }
+      this.sendPart(this.current, this.filled);
+    }
+    while (this.sending.size > 0) {
+      await this.changed();
+      this.check();
+    }
+    this.check();
+    this.parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    await this.client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.options.params.Bucket,
+        Key: this.options.params.Key,
+        UploadId: await (this.uploadId as Promise<string>),
+        MultipartUpload: { Parts: this.parts },
+      }),
+    );
+    return this.bytes;
+  }
+
+  /** A free buffer of the pool (one is free whenever fewer than queueSize parts are in flight). */
+  private take(): Buffer {
+    const free = this.pool.pop();
+    if (free !== undefined) return free;
+    if (this.allocated > this.options.queueSize) throw new Error('internal error: the part buffer pool is empty');
+    this.allocated += 1;
+    return Buffer.allocUnsafeSlow(this.options.partSize);
+  }
+
+  private createUpload(): Promise<string> {
+    this.uploadId ??= this.client
+      .send(new CreateMultipartUploadCommand({ ...this.options.params, ...(this.options.checksums ? { ChecksumAlgorithm: 'CRC32' as const } : {}) }))
+      .then((output) => {
+        const id = (output as CreateMultipartUploadCommandOutput).UploadId;
+        if (!id) throw new StorageError('io', `writing ${this.options.key}: the server started a multipart upload without an UploadId`, { key: this.options.key });
+        return id;
+      });
+    return this.uploadId;
+  }
+
+  /** Sends `buffer`'s first `length` bytes as the next part; the buffer returns to the pool once the request has settled. */
+  private sendPart(buffer: Buffer, length: number): void {
+    const partNumber = ++this.sent;
+    this.current = null;
+    const { params, checksums, key } = this.options;
+    const request = (async () => {
+      const uploadId = await this.createUpload();
+      const output = (await this.client.send(
+        new UploadPartCommand({
+          Bucket: params.Bucket,
+          Key: params.Key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: buffer.subarray(0, length),
+          ContentLength: length,
+          ...(checksums ? { ChecksumAlgorithm: 'CRC32' as const } : {}),
+        }),
+      )) as UploadPartCommandOutput;
+      if (!output.ETag) throw new StorageError('io', `writing ${key}: the server answered part ${partNumber} without an ETag`, { key });
+      this.parts.push({
+        PartNumber: partNumber,
+        ETag: output.ETag,
+        ...(output.ChecksumCRC32 ? { ChecksumCRC32: output.ChecksumCRC32 } : {}),
+        ...(output.ChecksumCRC32C ? { ChecksumCRC32C: output.ChecksumCRC32C } : {}),
+        ...(output.ChecksumCRC64NVME ? { ChecksumCRC64NVME: output.ChecksumCRC64NVME } : {}),
+        ...(output.ChecksumSHA1 ? { ChecksumSHA1: output.ChecksumSHA1 } : {}),
+        ...(output.ChecksumSHA256 ? { ChecksumSHA256: output.ChecksumSHA256 } : {}),
+      });
+      this.acknowledged += length;
+      if (this.failure === null) this.options.onProgress?.(this.acknowledged);
+    })();
+    const settled = request.then(
+      () => undefined,
+      (error: unknown) => this.fail(error),
+    );
+    const tracked = settled.finally(() => {
+      this.pool.push(buffer);
+      this.sending.delete(tracked);
+      this.notify();
+    });
+    this.sending.add(tracked);
   }
 }
 
@@ -280,6 +500,8 @@ export class S3Storage implements Storage {
   private readonly bucket: string;
   private readonly root: string;
   private readonly retry: RetryPolicy;
+  /** S3's limit on the parts of one upload (tests lower it). */
+  maxParts = MAX_PARTS;
 
   constructor(
     private readonly config: S3Location,
@@ -473,59 +695,50 @@ export class S3Storage implements Storage {
     const started = new Date();
     const controller = new AbortController();
     const tracking = new TrackingClient(writer, controller.signal);
-    const counter = new Counter();
-    // Its errors reach lib-storage through its reads, also when it fails before the first
-    // read: never an uncaught 'error' event.
-    counter.on('error', () => undefined);
+    // Left in place after the put: a source that fails later never throws an uncaught 'error'.
     let sourceError: unknown = null;
     source.on('error', (error) => {
-      sourceError = error;
-      counter.destroy(error);
+      sourceError ??= error;
     });
-    source.pipe(counter);
-    const stop = (reason: unknown) => {
-      controller.abort(reason);
-      source.unpipe(counter);
-      counter.destroy(reason instanceof Error ? reason : new Error(String(reason)));
-    };
-    const onAbort = () => stop(abortError(signal as AbortSignal));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const upload = new Upload({
-      client: tracking as unknown as S3Client,
-      params: {
-        Bucket: this.bucket,
-        Key: objectKey,
-        Body: counter,
-        ContentType: 'application/octet-stream',
-        ...(settings.storageClass ? { StorageClass: settings.storageClass as never } : {}),
-        ...(settings.sse ? { ServerSideEncryption: settings.sse } : {}),
-        ...(settings.sseKmsKeyId ? { SSEKMSKeyId: settings.sseKmsKeyId } : {}),
+    const calculation = writer.config.requestChecksumCalculation as unknown;
+    const checksums = (typeof calculation === 'function' ? await (calculation as () => Promise<string>)() : calculation) === 'WHEN_SUPPORTED';
+    const parts = new PartWriter(
+      tracking,
+      {
+        key,
+        params: {
+          Bucket: this.bucket,
+          Key: objectKey,
+          ContentType: 'application/octet-stream',
+          ...(settings.storageClass ? { StorageClass: settings.storageClass as StorageClass } : {}),
+          ...(settings.sse ? { ServerSideEncryption: settings.sse as ServerSideEncryption } : {}),
+          ...(settings.sseKmsKeyId ? { SSEKMSKeyId: settings.sseKmsKeyId } : {}),
+        },
+        partSize,
+        queueSize: settings.queueSize ?? DEFAULT_QUEUE_SIZE,
+        maxParts: this.maxParts,
+        checksums,
+        onProgress: options.onProgress,
       },
-      queueSize: settings.queueSize ?? DEFAULT_QUEUE_SIZE,
-      partSize,
-      leavePartsOnError: true, // we abort (and check) ourselves, with in-flight requests stopped first
-    });
-    if (options.onProgress) {
-      const report = options.onProgress;
-      upload.on('httpUploadProgress', (progress) => {
-        if (typeof progress.loaded === 'number') report(progress.loaded);
-      });
-    }
+      (reason) => controller.abort(reason),
+    );
+    const onAbort = () => parts.fail(abortError(signal as AbortSignal));
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      // Complete and visible now: PutObject / CompleteMultipartUpload succeeded, with every
-      // part's size checked by lib-storage (and its content by the store's checksums).
-      await upload.done();
-      const bytes = counter.bytes;
+      if (signal?.aborted) throw abortError(signal);
+      // Complete and visible now: PutObject / CompleteMultipartUpload succeeded (every
+      // part's content checked by the store's checksums).
+      const bytes = await parts.run(source);
       options.onProgress?.(bytes);
       return { bytes };
     } catch (error) {
-      stop(error);
+      controller.abort(error);
       await Promise.allSettled([...tracking.inFlight]);
       await this.cleanUpUploads(objectKey, key, tracking.uploadIds, started);
       if (signal?.aborted) throw abortError(signal);
       if (sourceError !== null) throw sourceError;
+      if (parts.sourceFailure !== null) throw parts.sourceFailure;
       if (error instanceof StorageError) throw error;
-      if (counter.bytes > partSize * MAX_PARTS) throw new TooLargeError(key, counter.bytes, partSize * MAX_PARTS);
       throw this.mapError(error, key, 'writing');
     } finally {
       signal?.removeEventListener('abort', onAbort);

@@ -41,7 +41,7 @@ export interface S3Settings extends CommonSettings {
   profile?: string | undefined;
   /** Multipart part size in bytes (>= 5 MiB). Default 8 MiB, raised for an expected size above 80 GB. URL: `part-size=16MiB`. */
   partSizeBytes?: number | undefined;
-  /** Parts uploaded at once (memory: about (queueSize + 2) x partSize). Default 2. URL: `queue-size=4`. */
+  /** Parts uploaded at once (memory: (queueSize + 1) x partSize, allocated once per put). Default 2. URL: `queue-size=4`. */
   queueSize?: number | undefined;
   /**
    * Conditional create (If-None-Match: *): `auto` probes the server once (default), `on`

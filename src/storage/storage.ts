@@ -129,8 +129,8 @@ export interface ListOptions {
  *
  * Writing
  * - put() streams: it honours back-pressure (a slow store slows the producer) and
- *   buffers at most a bounded amount (S3: (queueSize + 2) x partSize; Azure: concurrency x
- *   blockSize), never the whole object. It is atomic: until it resolves, the key shows
+ *   buffers at most a bounded amount (S3: (queueSize + 1) x partSize plus the source's
+ *   chunks; Azure: concurrency x blockSize), never the whole object. It is atomic: until it resolves, the key shows
  *   its previous state; on error or abort nothing new is visible under the key,
  *   temporaries are removed (S3: the multipart upload is aborted and checked gone) and
  *   the error is re-thrown; an abort rejects with an AbortError whose cause is the

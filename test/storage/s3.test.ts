@@ -1,21 +1,25 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
+import { S3Storage } from '../../src/storage/s3.js';
+import { parseStorageLocation, type S3Location } from '../../src/storage/settings.js';
 import {
   ConfigurationError,
   CredentialsError,
   NotFoundError,
   PermissionError,
   StalledError,
+  TooLargeError,
   type Storage,
 } from '../../src/storage/storage.js';
 import { startHttpFaultProxy, type HttpFaultProxy } from '../helpers/fault-proxy.js';
 import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
-import { generatedStream, storageConformance } from './conformance.js';
+import { generatedStream, sha256, storageConformance } from './conformance.js';
 
 const MIB = 1024 * 1024;
 const server = await startS3rver();
@@ -215,6 +219,191 @@ describe('s3 driver: retries, stalls, credentials, capabilities', () => {
     expect(await server.incompleteUploads(`${name}/`)).toEqual([]);
     await storage.close();
   });
+});
+
+describe('s3 put: the multipart writer', () => {
+  let proxy: HttpFaultProxy;
+  beforeAll(async () => {
+    proxy = await startHttpFaultProxy({ host: '127.0.0.1', port: server.port });
+  });
+  afterAll(() => proxy.close());
+
+  /** The part numbers sent for `key` since request `from` (PUT ...?partNumber=N), in order sent. */
+  const partsSent = (key: string, from: number): number[] =>
+    proxy.requests
+      .slice(from)
+      .filter((line) => line.startsWith('PUT ') && line.includes(`/${key}?`) && line.includes('partNumber='))
+      .map((line) => Number(/partNumber=(\d+)/.exec(line)?.[1]));
+  const requestsFor = (key: string, from: number): string[] => proxy.requests.slice(from).filter((line) => line.includes(`/${key}`));
+
+  it('an object of several parts plus a remainder, in chunks that straddle the parts, round-trips byte-exact', async () => {
+    const name = uniquePrefix('parts');
+    const storage = openStorage(s3url(name, proxy.endpoint), '/');
+    await storage.open();
+    const size = 3 * 5 * MIB + 123_457;
+    const source = generatedStream(size, 11, 300_007);
+    const from = proxy.requests.length;
+    const progress: number[] = [];
+    const { bytes } = await storage.put('multi/object.bin', source.stream, { onProgress: (done) => progress.push(done) });
+    expect(bytes).toBe(size);
+    expect((await storage.stat('multi/object.bin')).size).toBe(size);
+    const back = await storage.getBytes('multi/object.bin', size);
+    expect(sha256(back)).toBe(source.sha256());
+    expect([...partsSent(`${name}/multi/object.bin`, from)].sort((a, b) => a - b)).toEqual([1, 2, 3, 4]);
+    expect(requestsFor(`${name}/multi/object.bin`, from).filter((line) => line.startsWith('POST'))).toHaveLength(2); // create, complete
+    // Progress as parts complete: increasing, ending at the size.
+    expect(progress.at(-1)).toBe(size);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(progress.length).toBeGreaterThanOrEqual(4);
+    expect(await server.incompleteUploads(`${name}/`)).toEqual([]);
+    await storage.close();
+  }, 60_000);
+
+  it('an object of exactly one part is one PutObject; one byte more is two parts; an empty one is an empty object', async () => {
+    const name = uniquePrefix('onepart');
+    const storage = openStorage(s3url(name, proxy.endpoint), '/');
+    await storage.open();
+    let from = proxy.requests.length;
+    const one = generatedStream(5 * MIB, 3);
+    expect((await storage.put('a/one.bin', one.stream)).bytes).toBe(5 * MIB);
+    expect(partsSent(`${name}/a/one.bin`, from)).toEqual([]);
+    expect(requestsFor(`${name}/a/one.bin`, from).filter((line) => line.startsWith('PUT'))).toHaveLength(1);
+    expect(sha256(await storage.getBytes('a/one.bin', 5 * MIB))).toBe(one.sha256());
+
+    from = proxy.requests.length;
+    const more = generatedStream(5 * MIB + 1, 4);
+    expect((await storage.put('a/more.bin', more.stream)).bytes).toBe(5 * MIB + 1);
+    expect([...partsSent(`${name}/a/more.bin`, from)].sort()).toEqual([1, 2]);
+    expect(sha256(await storage.getBytes('a/more.bin', 5 * MIB + 1))).toBe(more.sha256());
+
+    expect((await storage.put('a/empty.bin', Readable.from([]))).bytes).toBe(0);
+    expect((await storage.stat('a/empty.bin')).size).toBe(0);
+    await storage.close();
+  }, 60_000);
+
+  it('a source that fails after some parts were sent: its own error, nothing visible, no multipart upload left', async () => {
+    const name = uniquePrefix('srcfail');
+    const storage = openStorage(s3url(name, proxy.endpoint), '/');
+    await storage.open();
+    const failure = new Error('pg_dump died after 12 MiB');
+    let pushed = 0;
+    const source = new Readable({
+      read() {
+        if (pushed >= 12 * MIB) {
+          setTimeout(() => this.destroy(failure), 100);
+          return;
+        }
+        pushed += MIB;
+        this.push(Buffer.alloc(MIB, 9));
+      },
+    });
+    const from = proxy.requests.length;
+    await expect(storage.put('x/failed.bin', source)).rejects.toBe(failure);
+    expect(partsSent(`${name}/x/failed.bin`, from).length).toBeGreaterThanOrEqual(2);
+    await expect(storage.stat('x/failed.bin')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await storage.list('x')).toEqual([]);
+    expect(await server.incompleteUploads(`${name}/`)).toEqual([]);
+    await storage.close();
+  }, 60_000);
+
+  it('a source destroyed before its end (no error of its own) fails the put, leaving nothing', async () => {
+    const name = uniquePrefix('srcclose');
+    const storage = openStorage(s3url(name, proxy.endpoint), '/');
+    await storage.open();
+    let pushed = 0;
+    const source = new Readable({
+      read() {
+        if (pushed >= 7 * MIB) {
+          setTimeout(() => this.destroy(), 50);
+          return;
+        }
+        pushed += MIB;
+        this.push(Buffer.alloc(MIB, 5));
+      },
+    });
+    await expect(storage.put('x/closed.bin', source)).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    await expect(storage.stat('x/closed.bin')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await server.incompleteUploads(`${name}/`)).toEqual([]);
+    await storage.close();
+  }, 60_000);
+
+  it('a slow server holds the source back: no more is read than the part buffers hold', async () => {
+    const name = uniquePrefix('slow');
+    const storage = openStorage(s3url(name, proxy.endpoint, '&stall-timeout=2s&retry-deadline=30s'), '/');
+    await storage.open();
+    proxy.clear();
+    // The first two parts stall (then time out and are retried): the pool fills up meanwhile.
+    proxy.stall(2, MIB, (req) => req.method === 'PUT' && (req.url ?? '').includes('partNumber='));
+    const size = 40 * MIB;
+    let pulled = 0;
+    let acknowledged = 0;
+    let ahead = 0;
+    const hash = createHash('sha256');
+    const source = new Readable({
+      read() {
+        if (pulled >= size) {
+          this.push(null);
+          return;
+        }
+        const chunk = Buffer.alloc(MIB, pulled / MIB);
+        hash.update(chunk);
+        pulled += MIB;
+        ahead = Math.max(ahead, pulled - acknowledged);
+        this.push(chunk);
+      },
+    });
+    await storage.put('slow/object.bin', source, { onProgress: (bytes) => (acknowledged = bytes) });
+    proxy.clear();
+    // (queue-size 2 + 1) parts of 5 MiB, the chunk being copied and the one the source holds.
+    expect(ahead).toBeLessThanOrEqual(3 * 5 * MIB + 2 * MIB);
+    expect(ahead).toBeGreaterThanOrEqual(2 * 5 * MIB);
+    expect(sha256(await storage.getBytes('slow/object.bin', size))).toBe(hash.digest('hex'));
+    await storage.close();
+  }, 90_000);
+
+  it('more parts than allowed: TooLargeError before the part past the limit is sent, nothing left', async () => {
+    const name = uniquePrefix('toolarge');
+    const storage = new S3Storage(parseStorageLocation(s3url(name, proxy.endpoint), '/') as S3Location, {
+      env: process.env,
+      homeDir: '/nonexistent',
+      warn: () => undefined,
+      debug: () => undefined,
+    });
+    storage.maxParts = 2;
+    await storage.open();
+    const from = proxy.requests.length;
+    // Exactly two parts is allowed.
+    expect((await storage.put('big/two.bin', generatedStream(10 * MIB, 1).stream)).bytes).toBe(10 * MIB);
+    // The rest only once part 1 is acknowledged: a CreateMultipartUpload aborted in flight
+    // may be carried out by the server after the clean-up has listed the uploads.
+    let acknowledged = 0;
+    let pushed = 0;
+    const source = new Readable({
+      read() {
+        const next = () => {
+          if (pushed >= 6 * MIB && acknowledged === 0) {
+            setTimeout(next, 20);
+            return;
+          }
+          if (pushed >= 10 * MIB + 1) {
+            this.push(null);
+            return;
+          }
+          const chunk = Buffer.alloc(Math.min(MIB, 10 * MIB + 1 - pushed), 8);
+          pushed += chunk.length;
+          this.push(chunk);
+        };
+        next();
+      },
+    });
+    const error = await storage.put('big/three.bin', source, { onProgress: (bytes) => (acknowledged = bytes) }).catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(TooLargeError);
+    expect((error as TooLargeError).limit).toBe(10 * MIB);
+    expect(Math.max(0, ...partsSent(`${name}/big/three.bin`, from))).toBeLessThanOrEqual(2);
+    await expect(storage.stat('big/three.bin')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await server.incompleteUploads(`${name}/`)).toEqual([]);
+    await storage.close();
+  }, 60_000);
 });
 
 describe('s3 driver against a server that cannot abort uploads (s3rver as shipped)', () => {
