@@ -283,7 +283,7 @@ interface PartWriterOptions {
 class PartWriter {
   /** Bytes taken from the source. */
   bytes = 0;
-  /** The source's failure when it closed before its end without an error of its own. */
+  /** The source's failure: its error, or ERR_STREAM_PREMATURE_CLOSE when it closed before its end. */
   sourceFailure: unknown = null;
 
   private readonly pool: Buffer[] = [];
