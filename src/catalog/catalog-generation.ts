@@ -16,8 +16,10 @@
  *   changed the profile since, finished or not, makes it list again.
  * - A missing or unreadable marker (a storage written by an older backupctl, or copied
  *   by other tools) is never trusted: the first command that lists writes a settled one
- *   before it lists. Local storage and memory are listed every time (pagedList false),
- *   but runs write the marker there too: the same directory may be read over SFTP.
+ *   before it lists.
+ * - Local storage and memory are listed every time (pagedList false) and get no marker;
+ *   a run that changes a profile there removes the profile's marker, before its first
+ *   change and again when it ends, since the same directory may be read over SFTP.
  * - What other tools change (a lifecycle rule, a manual delete) is seen once backupctl
  *   next changes the profile, and at once by `prune`, which always lists before it removes
  *   anything; commands that act on one backup read its sidecar and files themselves.
@@ -99,9 +101,10 @@ export function profileOfBackupKey(key: string): string | null {
 /**
  * A storage whose writes and removals of backups' files keep each profile's catalog
  * generation (see above): the storage every command of a run uses (core/storages.ts).
- * The marker is written before the change (a failure to write it fails the change: a
- * reader could otherwise trust a listing that misses it) and settled on close() (a failure
- * there leaves it unsettled: readers list, which is safe).
+ * On a paged storage the marker is written unsettled before the change (a failure to
+ * write it fails the change: a reader could otherwise trust a listing that misses it) and
+ * settled on close() (a failure there leaves it unsettled: readers list, which is safe).
+ * Elsewhere the marker is removed, before and after, on a best-effort basis.
  */
 export class ChangeTracking implements Storage {
   /** Profiles changed in this run, by name: the unsettled marker's write (shared by concurrent changes). */
@@ -130,7 +133,7 @@ export class ChangeTracking implements Storage {
     if (profile === null) return;
     let begun = this.begun.get(profile);
     if (!begun) {
-      begun = writeGeneration(this.inner, profile, false);
+      begun = this.inner.capabilities.pagedList ? writeGeneration(this.inner, profile, false) : this.forget(profile);
       this.begun.set(profile, begun);
       // A failed write is retried by the next change (and fails that one too).
       begun.catch(() => this.begun.delete(profile));
@@ -138,11 +141,24 @@ export class ChangeTracking implements Storage {
     await begun;
   }
 
+  /** Removes the profile's marker of a storage that is not paged (best effort). */
+  private async forget(profile: string): Promise<void> {
+    try {
+      await this.inner.remove(catalogGenerationKey(profile));
+    } catch (error) {
+      this.debug(`could not remove ${catalogGenerationKey(profile)}: ${(error as Error).message}`);
+    }
+  }
+
   /** Settles every profile this run changed. Never throws: an unsettled marker only costs listings. */
   async settle(): Promise<void> {
     const profiles = [...this.begun.keys()];
     this.begun.clear();
     for (const profile of profiles) {
+      if (!this.inner.capabilities.pagedList) {
+        await this.forget(profile);
+        continue;
+      }
       try {
         await writeGeneration(this.inner, profile, true);
       } catch (error) {
