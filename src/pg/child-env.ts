@@ -55,6 +55,11 @@ export async function childEnv(
     delete env.LC_ALL;
   }
   env.LC_MESSAGES = 'C';
+  // pg_dump, pg_dumpall and pg_restore clear statement_timeout once connected, but their
+  // first queries run under the database's or role's own (`ALTER DATABASE ... SET
+  // statement_timeout = '1ms'` cancels them): cleared at connection start, after the
+  // user's own PGOPTIONS.
+  env.PGOPTIONS = [env.PGOPTIONS, '-c statement_timeout=0'].filter(Boolean).join(' ');
   env.PGHOST = settings.host;
   env.PGPORT = String(settings.port);
   env.PGUSER = settings.user;
