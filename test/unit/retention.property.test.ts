@@ -304,3 +304,25 @@ describe('applyRetention properties', () => {
     );
   });
 });
+
+describe('localFields', () => {
+  // 'UTC' is read from Date's UTC fields, without ICU; 'Etc/UTC' (the same zone) through ICU.
+  it('reads the same fields for UTC as ICU does, across the whole range of Date', () => {
+    const instantArb = fc.oneof(
+      fc.integer({ min: -8.64e15, max: 8.64e15 }),
+      fc.integer({ min: -62_198_755_200_000, max: -62_135_596_800_000 }), // around year 1 (1 BC is year 0)
+      fc.integer({ min: START, max: END }),
+    );
+    fc.assert(
+      fc.property(instantArb, (instant) => {
+        expect(localFields(instant, 'UTC')).toEqual(localFields(instant, 'Etc/UTC'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses an instant outside the range of Date, for UTC too', () => {
+    expect(() => localFields(8.64e15 + 1, 'UTC')).toThrow(RangeError);
+    expect(() => localFields(Number.NaN, 'UTC')).toThrow(RangeError);
+  });
+});
