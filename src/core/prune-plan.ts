@@ -1,6 +1,6 @@
 import { artifactKey, sidecarKey, type IncompleteEntry } from '../catalog/catalog.js';
 import { provenRestorable, type SidecarSummary } from '../catalog/sidecar.js';
-import { applyRetention, type KeepReason, type RetentionCandidate, type RetentionPolicy } from '../retention/policy.js';
+import { applyRetention, type KeepReason, type RetentionCandidate, type RetentionDecision, type RetentionPolicy } from '../retention/policy.js';
 
 /**
  * Why an entry of a prune plan is kept or removed. The keep-* reasons name the rule that
@@ -99,6 +99,16 @@ export function backupKeys(sidecar: SidecarSummary): { keys: string[]; bytes: nu
   return { keys, bytes };
 }
 
+/** The plan's entry of a backup, from the retention policy's decision on it. */
+function backupItem(sidecar: SidecarSummary, decision: RetentionDecision, isDamaged: (s: SidecarSummary) => boolean): PruneItem {
+  const { keys, bytes } = backupKeys(sidecar);
+  let reasons: PruneReason[];
+  if (decision.action === 'remove') reasons = ['no-rule'];
+  else if (isDamaged(sidecar)) reasons = ['damaged'];
+  else reasons = decision.reasons.map((reason) => FROM_KEEP_REASON[reason]);
+  return { kind: 'backup', id: sidecar.id, profile: sidecar.profile, createdAt: sidecar.startedAt, action: decision.action, reasons, keys, bytes };
+}
+
 /**
  * What prune does, as a pure function: every completed backup with keep/remove and the
  * reasons (the retention policy, see applyRetention), and every unfinished leftover
@@ -112,7 +122,8 @@ export function planPrune(
   leftoverAgeMs: number,
   damage: ReadonlyMap<string, readonly string[]> = new Map(),
 ): PrunePlan {
-  const byId = new Map(sidecars.map((s) => [s.id, s]));
+  const byId = new Map<string, SidecarSummary>();
+  for (const sidecar of sidecars) byId.set(sidecar.id, sidecar);
   const isDamaged = (s: SidecarSummary) => (damage.get(`${s.profile}/${s.id}`)?.length ?? 0) > 0;
   const candidates: RetentionCandidate[] = sidecars.map((s) => ({
     id: s.id,
@@ -122,19 +133,9 @@ export function planPrune(
     status: isDamaged(s) ? 'failed' : s.status,
     verified: isVerified(s),
   }));
-  const items: PruneItem[] = applyRetention(candidates, policy, now).map((decision) => {
-    const sidecar = byId.get(decision.id) as SidecarSummary;
-    const reasons = decision.reasons.map((reason) => FROM_KEEP_REASON[reason]);
-    return {
-      kind: 'backup',
-      id: sidecar.id,
-      profile: sidecar.profile,
-      createdAt: sidecar.startedAt,
-      action: decision.action,
-      reasons: decision.action === 'remove' ? ['no-rule'] : isDamaged(sidecar) ? ['damaged'] : reasons,
-      ...backupKeys(sidecar),
-    };
-  });
+  const items: PruneItem[] = applyRetention(candidates, policy, now).map((decision) =>
+    backupItem(byId.get(decision.id) as SidecarSummary, decision, isDamaged),
+  );
 
   const leftovers = new Map<string, { profile: string; id: string; keys: string[]; bytes: number; newest: number }>();
   for (const entry of incomplete) {

@@ -1,5 +1,5 @@
 import type { UnlockResult } from '../core/lock.js';
-import type { PruneReason, PruneResult } from '../core/prune.js';
+import type { PrunedItem, PruneReason, PruneResult } from '../core/prune.js';
 import { formatAge, formatBytes, formatTimestamp, sanitize as t } from './format.js';
 import type { Style } from './style.js';
 import { renderTable } from './table.js';
@@ -49,41 +49,41 @@ function plural(n: number, word: string): string {
  * unfinished leftovers), then one line: what was (or would be) removed and freed.
  */
 export function renderPrune(result: PruneResult, style: Style, now: Date): string {
-  const lines: string[] = [];
-  lines.push(`${style.dim('profile')} ${t(result.profile)}  ${style.dim('policy')} ${t(result.policyText)}`);
-  if (result.items.length === 0) {
-    lines.push(`No backups of profile ${t(result.profile)} in ${t(result.storage)}.`);
-    return `${lines.join('\n')}\n`;
-  }
-  const rows = result.items.map((item) => {
-    const action =
-      item.action === 'keep'
-        ? style.ok('keep')
-        : result.dryRun
-          ? style.warn('remove')
-          : item.removed
-            ? style.warn('removed')
-            : style.error('FAILED');
-    return [
-      style.id(t(item.id)),
-      `${formatTimestamp(item.createdAt, { seconds: false })} (${formatAge(new Date(item.createdAt), now)})`,
-      action,
-      item.reasons.map((reason) => reasonText(reason, result)).join(', '),
-    ];
-  });
-  lines.push(
-    renderTable([{ header: 'ID' }, { header: 'CREATED' }, { header: 'ACTION' }, { header: 'REASONS' }], rows, style).trimEnd(),
-  );
+  const head = `${style.dim('profile')} ${t(result.profile)}  ${style.dim('policy')} ${t(result.policyText)}\n`;
+  if (result.items.length === 0) return `${head}No backups of profile ${t(result.profile)} in ${t(result.storage)}.\n`;
+  const rows = result.items.map((item) => pruneRow(item, result, style, now));
+  // The table ends with a newline. With 10,000 rows it is ~1 MB: joined to the other lines
+  // as it is, not trimmed and joined again (each a copy of it).
+  const table = renderTable([{ header: 'ID' }, { header: 'CREATED' }, { header: 'ACTION' }, { header: 'REASONS' }], rows, style);
+  const tail: string[] = [];
   const { backups, leftovers, bytes } = result.freed;
   const what = [plural(backups, 'backup'), ...(leftovers > 0 ? [plural(leftovers, 'unfinished leftover')] : [])].join(' and ');
   const kept = result.items.filter((item) => item.kind === 'backup' && item.action === 'keep').length;
   if (result.dryRun) {
-    lines.push(`Dry run: would remove ${what}, freeing ${formatBytes(bytes)}; would keep ${plural(kept, 'backup')}. Nothing was changed.`);
+    tail.push(`Dry run: would remove ${what}, freeing ${formatBytes(bytes)}; would keep ${plural(kept, 'backup')}. Nothing was changed.`);
   } else {
-    lines.push(`Removed ${what}, freed ${formatBytes(bytes)}; kept ${plural(kept, 'backup')}.`);
+    tail.push(`Removed ${what}, freed ${formatBytes(bytes)}; kept ${plural(kept, 'backup')}.`);
   }
-  for (const error of result.errors) lines.push(`${style.error('error:')} ${t(error)}`);
-  return `${lines.join('\n')}\n`;
+  for (const error of result.errors) tail.push(`${style.error('error:')} ${t(error)}`);
+  return `${head}${table}${tail.join('\n')}\n`;
+}
+
+/** One row of the plan's table: ID, CREATED (time and age), ACTION, REASONS. */
+function pruneRow(item: PrunedItem, result: PruneResult, style: Style, now: Date): string[] {
+  const action =
+    item.action === 'keep'
+      ? style.ok('keep')
+      : result.dryRun
+        ? style.warn('remove')
+        : item.removed
+          ? style.warn('removed')
+          : style.error('FAILED');
+  return [
+    style.id(t(item.id)),
+    `${formatTimestamp(item.createdAt, { seconds: false })} (${formatAge(new Date(item.createdAt), now)})`,
+    action,
+    item.reasons.map((reason) => reasonText(reason, result)).join(', '),
+  ];
 }
 
 export interface PruneJsonEntry {

@@ -111,14 +111,16 @@ function joinLine(cells: string[]): string {
  */
 export function renderTable(columns: Column[], rows: string[][], style: Style): string {
   if (rows.length === 0) return '';
-  // Each cell is measured once (a list of 10,000 backups has 80,000 of them).
-  const measured = rows.map((row) => columns.map((_, i) => displayWidth(row[i] ?? '')));
+  // Each cell is measured once (a list of 10,000 backups has 80,000 of them), into one flat
+  // array: row r's cell i at r * columns.length + i (not an array per row).
+  const measured: number[] = [];
+  for (const row of rows) for (let i = 0; i < columns.length; i++) measured.push(displayWidth(row[i] ?? ''));
   const widths = columns.map((column, i) => {
     let width = displayWidth(column.header);
-    for (const cells of measured) width = Math.max(width, cells[i] ?? 0);
+    for (let at = i; at < measured.length; at += columns.length) width = Math.max(width, measured[at] ?? 0);
     return width;
   });
-  const line = (cells: readonly string[], cellWidths: readonly number[] | null, decorate: (text: string) => string = (text) => text): string =>
+  const line = (cells: readonly string[], widthOf: (i: number, text: string) => number, decorate: (text: string) => string = (text) => text): string =>
     joinLine(
       columns.map((column, i) => {
         const align = column.align ?? 'left';
@@ -126,12 +128,12 @@ export function renderTable(columns: Column[], rows: string[][], style: Style): 
         const text = raw === '' ? raw : decorate(raw);
         // The last left-aligned column needs no padding: it would only be trailing spaces.
         if (i === columns.length - 1 && align === 'left') return text;
-        const fill = ' '.repeat(Math.max(0, (widths[i] ?? 0) - (cellWidths?.[i] ?? displayWidth(text))));
+        const fill = ' '.repeat(Math.max(0, (widths[i] ?? 0) - widthOf(i, text)));
         return align === 'right' ? fill + text : text + fill;
       }),
     );
-  const out = [line(columns.map((column) => column.header), null, (text) => style.bold(text))];
-  for (const [index, row] of rows.entries()) out.push(line(row, measured[index] ?? null));
+  const out = [line(columns.map((column) => column.header), (_, text) => displayWidth(text), (text) => style.bold(text))];
+  for (const [index, row] of rows.entries()) out.push(line(row, (i) => measured[index * columns.length + i] ?? 0));
   return `${out.join('\n')}\n`;
 }
 

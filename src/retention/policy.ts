@@ -466,13 +466,14 @@ export function applyRetention(
   // Completed backups not dated in the future: these take part in the counting and keep-within rules.
   const past = completed.filter((b) => b.createdAt.getTime() <= nowMs);
 
-  // Counting rules: keep-last and the calendar periods.
-  const fieldsCache = new Map<string, LocalFields>();
-  const fieldsOf = (b: RetentionCandidate): LocalFields => {
-    let fields = fieldsCache.get(b.id);
+  // Counting rules: keep-last and the calendar periods. A backup's fields are read once
+  // for all rules, kept by its place in `past`.
+  const fieldsCache: Array<LocalFields | undefined> = [];
+  const fieldsOf = (index: number): LocalFields => {
+    let fields = fieldsCache[index];
     if (fields === undefined) {
-      fields = localFields(b.createdAt.getTime(), timeZone);
-      fieldsCache.set(b.id, fields);
+      fields = localFields((past[index] as RetentionCandidate).createdAt.getTime(), timeZone);
+      fieldsCache[index] = fields;
     }
     return fields;
   };
@@ -482,7 +483,7 @@ export function applyRetention(
     let lastBucket: string | undefined;
     past.forEach((backup, index) => {
       if (remaining === 0) return;
-      const bucket = rule.period === null ? String(index) : periodKey(rule.period, fieldsOf(backup));
+      const bucket = rule.period === null ? String(index) : periodKey(rule.period, fieldsOf(index));
       const isOldest = index === past.length - 1;
       if (bucket !== lastBucket || isOldest) {
         keep(backup, rule.reason);
@@ -510,7 +511,7 @@ export function applyRetention(
         keep(backup, rule.reason);
         continue;
       }
-      const bucket = periodKey(rule.period, fieldsOf(backup));
+      const bucket = periodKey(rule.period, fieldsOf(index));
       if (bucket !== lastBucket || index === past.length - 1) {
         keep(backup, rule.reason);
         lastBucket = bucket;
