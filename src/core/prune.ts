@@ -1,6 +1,7 @@
 import { backupRef, Catalog, mapLimit, type Listing, type ScanResult } from '../catalog/catalog.js';
 import { SidecarError, summaryOf, type SidecarSummary } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
+import { collectGarbage } from '../platform/gc.js';
 import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { acquireProfileLock } from './lock.js';
@@ -123,6 +124,7 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
     }
   };
   let scanned = await scan(false);
+  releaseScanGarbage(scanned);
   let plan = planPrune(scanned.backups, scanned.incomplete, request.policy, now, request.leftoverAgeMs, scanned.damage);
   if (!request.dryRun) {
     // What is removed, and what the safety rules keep, is confirmed from the sidecars
@@ -195,6 +197,25 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
     }
   }
   return result;
+}
+
+/** From this many backups in the profile on, prune collects after reading them (releaseScanGarbage). */
+const COLLECT_AFTER_BACKUPS = 1000;
+
+/**
+ * A full collection between reading a large catalog and planning. Reading the summaries of
+ * 10,000 backups leaves ~20 MB of garbage that V8 keeps to the end of the run, under the
+ * plan and the table of every backup that prune then builds on top of them: the catalog
+ * index's read buffers (~10 MB outside the heap, each freed only with its small wrapper,
+ * which outlives the young-generation collections of the read and so waits for a full
+ * one) and the read's other survivors. Measured (prune --dry-run --keep-daily 7
+ * --keep-monthly 12 over 10,000 backups, local storage, warm; bench/RESULTS.md): peak RSS
+ * ~144 -> ~124 MB on Node 20, ~155 -> ~137 MB on Node 24, for one collection of ~40 ms.
+ * Below COLLECT_AFTER_BACKUPS the garbage is a few MB and not worth the ~15 ms. list and
+ * status, which only print what they read, stay below prune's peak without it.
+ */
+function releaseScanGarbage(scanned: ScanResult<SidecarSummary>): void {
+  if (scanned.backups.length >= COLLECT_AFTER_BACKUPS) collectGarbage('full');
 }
 
 /** The newest good (not damaged) backup, not counting backups from the future. */

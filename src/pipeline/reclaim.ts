@@ -1,21 +1,4 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-
-type Collector = (options?: { type?: 'minor' | 'major' }) => void;
-
-let collector: Collector | null | undefined;
-
-function getCollector(): Collector | null {
-  if (collector === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      collector = runInNewContext('gc') as Collector;
-    } catch {
-      collector = null;
-    }
-  }
-  return collector;
-}
+import { collectGarbage } from '../platform/gc.js';
 
 /** Bytes between two collections while an artifact streams through. */
 export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
@@ -30,11 +13,10 @@ export const RECLAIM_EVERY_BYTES = 8 * 1024 * 1024;
  * have passed. Where the collector cannot be had, it does nothing.
  */
 export function reclaimer(every = RECLAIM_EVERY_BYTES): (bytes: number) => void {
-  const gc = getCollector();
   let next = every;
   return (bytes) => {
-    if (gc === null || bytes < next) return;
+    if (bytes < next) return;
     next = bytes + every;
-    gc({ type: 'minor' });
+    collectGarbage('minor');
   };
 }
