@@ -115,6 +115,7 @@ export async function assertProfileExists(profile: ProfileSettings, runtime: Sto
 async function assertProfileFolder(storage: Storage, profile: string): Promise<void> {
   let present: string[];
   try {
+    if (await new Catalog(storage).hasGeneration(profile)) return;
     present = await new Catalog(storage).profileFolders();
   } catch (error) {
     throw storageError(error, storage.location, `listing profile ${profile}`, 'read');
@@ -153,10 +154,12 @@ export async function assertProfileInStorage(storage: Storage, profile: string):
 /**
  * The profiles in a storage. When `wanted` is not among them, its own prefix is walked
  * too: a profile directory that is a symlink (or a file) is then reported as such, not
- * as an unknown name, and nothing behind it is read.
+ * as an unknown name, and nothing behind it is read. A storage whose listing is paged
+ * names its folders in one request instead (no symlinks there).
  */
 async function profilesPresent(storage: Storage, wanted: string): Promise<string[]> {
   try {
+    if (storage.capabilities.pagedList) return await new Catalog(storage).profileFolders();
     const present = await new Catalog(storage).profiles();
     if (!present.includes(wanted)) await storage.list(wanted);
     return present;
