@@ -17,7 +17,8 @@
  *   to the id and profile of their key); a corrupt, oversized, foreign or hostile index is
  *   ignored and rebuilt, an invalid entry is read again from its sidecar.
  * - prune confirms from the sidecars themselves what it removes (core/prune.ts).
- * - Written atomically and streamed (Storage.put of serializeIndexChunks), one JSON document a line: a header
+ * - Written atomically and streamed (Storage.put of serializeIndexChunks through gzip;
+ *   plain indexes of earlier versions are read too), one JSON document a line: a header
  *   `{"format":"backupctl-catalog-index","version":2,"profile":"app","entries":10000,"generation":"<token>"|null,"listing":true|false}`,
  *   then one entry a line, sorted by key:
  *   `{"key":"app/<id>.json","size":6548,"modifiedAt":<ms>,"etag":null,"sidecar":{...}}`.
@@ -32,6 +33,8 @@
  *
  * zod is loaded with this module: catalog.ts imports it only when it lists backups.
  */
+import { pipeline, Readable } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
 import * as z from 'zod';
 import { sortByKey, type ObjectInfo } from '../storage/storage.js';
 import { profileOfBackupKey } from './catalog-generation.js';
@@ -214,7 +217,7 @@ export async function readIndex(
   // one enormous line read in small chunks must not be copied again for every chunk.
   let pieces: Buffer[] = [];
   let total = 0;
-  for await (const piece of source) {
+  for await (const piece of decoded(source)) {
     // Drivers' streams give Buffers; anything else is viewed as one (or encoded) the same.
     const chunk = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     total += chunk.length;
@@ -232,6 +235,42 @@ export async function readIndex(
   if (typeof header === 'string') return header;
   if (header === false) return 'empty';
   return { usable, recorded, generation, listing: listing === null ? null : sortByKey(listing) };
+}
+
+/**
+ * The index's lines from its stored bytes: gzip (what serializeIndexChunks is written
+ * through, see gzipIndex) or plain (indexes written before). `maxBytes` bounds the decoded
+ * bytes, so a small hostile gzip cannot expand without limit: the reader stops pulling.
+ */
+async function* decoded(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Uint8Array | string> {
+  const iterator = source[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done) return;
+  const head = first.value;
+  async function* whole(): AsyncGenerator<Uint8Array | string> {
+    yield head;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  }
+  if (typeof head === 'string' || head.length < 2 || head[0] !== 0x1f || head[1] !== 0x8b) {
+    yield* whole();
+    return;
+  }
+  // pipeline() destroys both on a failure of either, and the failure ends the iteration.
+  const gunzip = pipeline(Readable.from(whole(), { objectMode: false }), createGunzip(), () => undefined);
+  try {
+    yield* gunzip;
+  } finally {
+    gunzip.destroy();
+  }
+}
+
+/**
+ * The stream written as a profile's index: serializeIndexChunks through gzip (level 1: the
+ * lines of 10,000 summaries, 17 MB, weigh ~1.5 MB, which is what S3's upload buffers, a
+ * download and a disk hold of it).
+ */
+export function gzipIndex(chunks: Iterable<Buffer>): Readable {
+  return pipeline(Readable.from(chunks, { objectMode: false }), createGzip({ level: 1 }), () => undefined);
 }
 
 function objectOf(stamp: Stamp): ObjectInfo {

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Catalog, sidecarKey } from '../../src/catalog/catalog.js';
 import { catalogIndexKey, readIndex, serializeIndex, serializeIndexChunks, stampOf } from '../../src/catalog/catalog-index.js';
@@ -88,6 +89,11 @@ async function truth(): Promise<unknown[]> {
 }
 
 const indexPath = () => path.join(root, PROFILE, 'catalog-index.json');
+/** The index's lines as text: written gzip-compressed; a plain one (as tests forge them, and earlier versions wrote) as it is. */
+const indexText = (): string => {
+  const bytes = readFileSync(indexPath());
+  return (bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes) : bytes).toString('utf8');
+};
 
 /** Dates the index file now (as a run writing it now would). */
 function touchIndex(): void {
@@ -103,7 +109,7 @@ describe('catalog index', () => {
     expect(first.backups).toHaveLength(40);
     expect(first.indexed.size).toBe(0);
     expect(debug.join('\n')).toMatch(/wrote the catalog index app\/catalog-index\.json \(40 backup/);
-    expect(readFileSync(indexPath(), 'utf8').split('\n')[0]).toContain('"format":"backupctl-catalog-index"');
+    expect(indexText().split('\n')[0]).toContain('"format":"backupctl-catalog-index"');
 
     const { storage: counted, reads } = counting(storage);
     const second = await new Catalog(counted).summaries(PROFILE);
@@ -124,7 +130,7 @@ describe('catalog index', () => {
     expect(reads.sort()).toEqual([catalogIndexKey(PROFILE), sidecarKey(PROFILE, changed.id)].sort());
     expect(after.backups.find((b) => b.id === changed.id)?.tags).toEqual(['changed-later']);
     expect(after.backups).toEqual(await truth());
-    expect(readFileSync(indexPath(), 'utf8')).toContain('changed-later');
+    expect(indexText()).toContain('changed-later');
   });
 
   it('a backup whose sidecar is gone is not listed, whatever the index says; a new one is listed without an entry', async () => {
@@ -143,7 +149,7 @@ describe('catalog index', () => {
     expect(after.backups).toEqual(await truth());
     // The unfinished files of the backup without a sidecar are leftovers, as without an index.
     expect(after.incomplete.map((e) => e.id)).toContain(gone.id);
-    expect(readFileSync(indexPath(), 'utf8')).not.toContain(gone.id);
+    expect(indexText()).not.toContain(gone.id);
   });
 
   it('a sidecar written within the racy margin of the index is always read from the sidecar', async () => {
@@ -162,6 +168,8 @@ describe('catalog index', () => {
     ['an empty file', Buffer.alloc(0)],
     ['a future version', Buffer.from('{"format":"backupctl-catalog-index","version":99,"profile":"app"}\n')],
     ['the index of another profile', Buffer.from('{"format":"backupctl-catalog-index","version":1,"profile":"other"}\n')],
+    ['a damaged gzip stream', Buffer.concat([gzipSync(Buffer.from('{"format":"backupctl-catalog-index","version":2,"profile":"app"}\n')).subarray(0, 20), Buffer.from('damage')])],
+    ['a gzip of the index of another profile', gzipSync(Buffer.from('{"format":"backupctl-catalog-index","version":2,"profile":"other","entries":0,"generation":null,"listing":false}\n'))],
   ] as const) {
     it(`an index that is ${name} is ignored and rebuilt from the sidecars`, async () => {
       await seed(8);
@@ -172,7 +180,7 @@ describe('catalog index', () => {
       expect(after.indexed.size).toBe(0);
       expect(after.warnings).toEqual([]);
       expect(debug.join('\n')).toMatch(/wrote the catalog index/);
-      expect(readFileSync(indexPath(), 'utf8')).toMatch(/^\{"format":"backupctl-catalog-index","version":2,"profile":"app","entries":8,"generation":null,"listing":false\}/);
+      expect(indexText()).toMatch(/^\{"format":"backupctl-catalog-index","version":2,"profile":"app","entries":8,"generation":null,"listing":false\}/);
     });
   }
 
@@ -185,10 +193,24 @@ describe('catalog index', () => {
     expect(debug.join('\n')).toMatch(/ignoring the catalog index app\/catalog-index\.json: larger than \d+ bytes/);
   });
 
+  it('a small gzip that decodes past the bound is refused once the bound is reached', async () => {
+    await seed(2);
+    const bomb = gzipSync(Buffer.from(`${'{"format":"backupctl-catalog-index","version":2,"profile":"app"}\n'}${' '.repeat(64 * 1024 * 1024)}\n`));
+    expect(bomb.length).toBeLessThan(128 * 1024);
+    writeFileSync(indexPath(), bomb);
+    const debug: string[] = [];
+    const before = process.memoryUsage().rss;
+    const after = await new Catalog(storage, { debug: (m) => debug.push(m) }).summaries(PROFILE);
+    expect(after.backups).toEqual(await truth());
+    expect(debug.join('\n')).toMatch(/ignoring the catalog index app\/catalog-index\.json: larger than \d+ bytes/);
+    // Stopped near the bound (~1 MB here), never the 64 MB the gzip holds.
+    expect(process.memoryUsage().rss - before).toBeLessThan(48 * 1024 * 1024);
+  });
+
   it('entries that fail the sidecar schema, or name another backup, are read from their sidecars', async () => {
     const made = await seed(5);
     await new Catalog(storage).summaries(PROFILE);
-    const lines = readFileSync(indexPath(), 'utf8').trimEnd().split('\n');
+    const lines = indexText().trimEnd().split('\n');
     const victim = (made[0] as Sidecar).id;
     const other = (made[1] as Sidecar).id;
     const forged = lines.map((line) => {
@@ -224,7 +246,7 @@ describe('catalog index', () => {
       (entry) => (entry.size = Number.MAX_SAFE_INTEGER + 2),
     ];
     const victims = made.slice(0, forge.length).map((s) => s.id);
-    const lines = readFileSync(indexPath(), 'utf8').trimEnd().split('\n').map((line) => {
+    const lines = indexText().trimEnd().split('\n').map((line) => {
       const at = victims.findIndex((id) => line.includes(`"app/${id}.json"`));
       if (at < 0) return line;
       const entry = JSON.parse(line) as Record<string, unknown>;
@@ -269,7 +291,7 @@ describe('catalog index', () => {
     const whole = Buffer.concat(chunks);
     expect(whole.equals(serializeIndex(PROFILE, entries))).toBe(true);
     // What the listing run wrote is the same document (entries sorted by key, one a line).
-    expect(readFileSync(indexPath()).equals(whole)).toBe(true);
+    expect(gunzipSync(readFileSync(indexPath())).equals(whole)).toBe(true);
     const listed = new Map(listing.filter((o) => o.key.endsWith('.json') && o.key !== catalogIndexKey(PROFILE)).map((o) => [o.key, { object: o, id: o.key.slice(4, -5) }]));
     const read = await readIndex(Readable.from(chunks), { profile: PROFILE, writtenAt: new Date(), maxBytes: 64 * 1024 * 1024, listed });
     expect(typeof read).toBe('object');
@@ -314,7 +336,7 @@ describe('catalog index', () => {
     await new Catalog(storage).summaries(PROFILE);
     // The index now claims the oldest backup is the newest one: keep-last 1 by its word
     // would remove the real newest backup.
-    const lines = readFileSync(indexPath(), 'utf8').trimEnd().split('\n').map((line) => {
+    const lines = indexText().trimEnd().split('\n').map((line) => {
       if (!line.includes(`"app/${oldest.id}.json"`)) return line;
       const entry = JSON.parse(line);
       entry.sidecar.startedAt = '2026-11-30T00:00:00.000Z';
