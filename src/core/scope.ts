@@ -295,12 +295,6 @@ async function readOrSkip(catalog: Catalog, profile: string, id: string): Promis
 }
 
 /**
- * `latest`: the newest readable backup in scope, reading as few sidecars as it can. Ids
- * begin with their start time (to the second), so the listing orders them: the sidecars
- * of the newest second are read (usually one) and the newest of those by start time wins,
- * as list orders them; an unreadable one is skipped for the next second down.
- */
-/**
  * How far back `latest` looks first in each profile: ids begin with their start time, so a
  * listing that starts after `<profile>/<id of that time>` holds every newer backup (those
  * a clock ahead dated in the future too). On an object store with 10,000 backups that is
@@ -308,30 +302,62 @@ async function readOrSkip(catalog: Catalog, profile: string, id: string): Promis
  */
 const LATEST_WINDOWS_MS = [2, 14, 62].map((days) => days * 86_400_000);
 
+type Located = { profile: string; id: string; location: BackupScope['locations'][number] };
+
+/**
+ * The completed backups in scope (those with a sidecar; none is read) that start after
+ * `now - window`, in key order as a listing gives them; with a null window, everything
+ * in scope as listed.
+ */
+async function completedSince(scope: BackupScope, profiles: Map<BackupScope['locations'][number], string[]>, window: number | null): Promise<Located[]> {
+  const entries: Located[] = [];
+  for (const location of scope.locations) {
+    try {
+      if (window === null) {
+        for (const entry of await location.catalog.completed(scope.profile)) entries.push({ ...entry, location });
+        continue;
+      }
+      const since = idStamp(new Date(Date.now() - window));
+      const windowed: Array<{ profile: string; id: string }> = [];
+      await mapLimit(profiles.get(location) ?? [], 8, async (profile) => {
+        windowed.push(...(await location.catalog.completed(profile, { startAfter: `${profile}/${since}` })));
+      });
+      // In key order, as a listing gives them (ties between profiles resolve as with one).
+      windowed.sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      for (const entry of windowed) entries.push({ ...entry, location });
+    } catch (error) {
+      throw storageError(error, location.storage.location, 'listing backups', 'read');
+    }
+  }
+  return entries;
+}
+
+/**
+ * The newest `limit` ids of completed backups in scope, newest first, for shell completion:
+ * no sidecar is read, and the windows of `latest` are widened until `limit` are found (on an
+ * object store with 10,000 backups, a page or two per profile instead of the whole listing).
+ */
+export async function newestIds(scope: BackupScope, limit: number): Promise<string[]> {
+  const profiles = await profilesByLocation(scope);
+  let ids: string[] = [];
+  for (const window of [...LATEST_WINDOWS_MS, null]) {
+    ids = [...new Set((await completedSince(scope, profiles, window)).map((entry) => entry.id))].sort().reverse();
+    if (ids.length >= limit) break;
+  }
+  return ids.slice(0, limit);
+}
+
+/**
+ * `latest`: the newest readable backup in scope, reading as few sidecars as it can. Ids
+ * begin with their start time (to the second), so the listing orders them: the sidecars
+ * of the newest second are read (usually one) and the newest of those by start time wins,
+ * as list orders them; an unreadable one is skipped for the next second down.
+ */
 async function newestReadable(scope: BackupScope): Promise<LocatedBackup | null> {
   const profiles = await profilesByLocation(scope);
   const windows: Array<number | null> = [...profiles.values()].some((names) => names.length > 0) ? [...LATEST_WINDOWS_MS, null] : [null];
   for (const window of windows) {
-    const candidates: Array<{ profile: string; id: string; location: BackupScope['locations'][number] }> = [];
-    for (const location of scope.locations) {
-      try {
-        if (window === null) {
-          // Everything in scope, as listed: the truth when no window held a readable backup.
-          for (const entry of await location.catalog.completed(scope.profile)) candidates.push({ ...entry, location });
-          continue;
-        }
-        const since = idStamp(new Date(Date.now() - window));
-        const windowed: Array<{ profile: string; id: string }> = [];
-        await mapLimit(profiles.get(location) ?? [], 8, async (profile) => {
-          windowed.push(...(await location.catalog.completed(profile, { startAfter: `${profile}/${since}` })));
-        });
-        // In key order, as a listing gives them (ties between profiles resolve as with one).
-        windowed.sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-        for (const entry of windowed) candidates.push({ ...entry, location });
-      } catch (error) {
-        throw storageError(error, location.storage.location, 'listing backups', 'read');
-      }
-    }
+    const candidates = await completedSince(scope, profiles, window);
     const found = await newestOf(candidates);
     if (found) return found;
     if (window === null && candidates.length === 0) await assertKnownProfile(scope);
@@ -340,7 +366,7 @@ async function newestReadable(scope: BackupScope): Promise<LocatedBackup | null>
 }
 
 /** The newest readable backup of `candidates`, reading as few sidecars as it can; null when none is. */
-async function newestOf(candidates: Array<{ profile: string; id: string; location: BackupScope['locations'][number] }>): Promise<LocatedBackup | null> {
+async function newestOf(candidates: Located[]): Promise<LocatedBackup | null> {
   // Stable: for one id in several storages, the first storage in scope comes first (as in list).
   candidates.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
   const SECOND = 'YYYYMMDDTHHMMSSZ'.length;

@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Catalog, sidecarKey } from '../../src/catalog/catalog.js';
 import { serializeSidecar } from '../../src/catalog/sidecar.js';
 import type { ResolvedSettings } from '../../src/config/resolve.js';
-import { findBackup, type BackupScope } from '../../src/core/scope.js';
+import { findBackup, newestIds, type BackupScope } from '../../src/core/scope.js';
 import { BackupctlError } from '../../src/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -135,5 +135,23 @@ describe('findBackup', () => {
     expect((await findBackup(full.scope, 'latest')).sidecar.id).toBe(old);
     expect(full.startAfters.at(-1)).toBeUndefined();
     expect(full.startAfters.slice(0, -1).every((after) => after?.startsWith('app/'))).toBe(true);
+  });
+
+  it('newestIds (shell completion): the recent window when it holds enough ids, widened to everything when not; no sidecar is read', async () => {
+    const storage = new LocalStorage(root);
+    const idAt = (msAgo: number, tail: string) => `${new Date(Date.now() - msAgo).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${tail}`;
+    const recent = [idAt(3_600_000, 'aaaaaa'), idAt(7_200_000, 'bbbbbb'), idAt(10_800_000, 'cccccc')];
+    const old = idAt(400 * 86_400_000, 'dddddd');
+    // Sidecars that cannot be read: completion must not read them.
+    for (const id of [...recent, old]) await storage.putBytes(sidecarKey('app', id), Buffer.from('{ not json'));
+    const enough = scope('app');
+    expect(await newestIds(enough.scope, 2)).toEqual(recent.slice(0, 2));
+    expect(enough.startAfters).toHaveLength(1);
+    expect(enough.startAfters[0]! < `app/${recent[2]}`).toBe(true);
+
+    const all = scope('app');
+    expect(await newestIds(all.scope, 10)).toEqual([...recent, ID, OTHER, old].sort().reverse());
+    expect(all.startAfters.at(-1)).toBeUndefined();
+    expect(all.startAfters.slice(0, -1).every((after) => after?.startsWith('app/'))).toBe(true);
   });
 });
