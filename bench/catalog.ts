@@ -29,6 +29,7 @@
  * Results: a table on stdout, a dated section appended to bench/RESULTS.md, and a JSON
  * summary as the last line of stdout.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -486,16 +487,12 @@ function section(summary: Summary, baseline: Summary | null): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The commit the run measured (with "+changes" when the work tree differs from it), or "?" without git. */
 function gitHead(): string {
   try {
-    const head = readFileSync(path.join(ROOT, '.git'), 'utf8');
-    const dir = head.startsWith('gitdir:') ? head.slice(7).trim() : path.join(ROOT, '.git');
-    const ref = readFileSync(path.join(dir, 'HEAD'), 'utf8').trim();
-    if (!ref.startsWith('ref:')) return ref.slice(0, 12);
-    const name = ref.slice(5);
-    const common = existsSync(path.join(dir, 'commondir')) ? path.resolve(dir, readFileSync(path.join(dir, 'commondir'), 'utf8').trim()) : dir;
-    for (const base of [dir, common]) if (existsSync(path.join(base, name))) return readFileSync(path.join(base, name), 'utf8').trim().slice(0, 12);
-    return name;
+    const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head}+changes` : head;
   } catch {
     return '?';
   }
