@@ -2,6 +2,7 @@ import { settingsOf } from '../config/resolve.js';
 import { planRestore, restoreBackup, type RestorePlan, type RestoreRequest } from '../core/restore.js';
 import { backupScope } from '../core/scope.js';
 import { serverForBackup } from '../core/server.js';
+import { parseConnectionUrl } from '../pg/connection.js';
 import { ExitCode, usageError } from '../errors.js';
 import { renderRestore, renderRestorePlan, restoreJson } from '../output/render-restore.js';
 import { plainStyle } from '../output/style.js';
@@ -39,7 +40,7 @@ export async function run(ref: string, options: RestoreOptions, ctx: CommandCont
     ref,
     tag: options.tag,
     server,
-    targetDb: options.targetDb,
+    targetDb: targetDatabase(options),
     create: options.create === true,
     clean: options.clean === true,
     force: options.force === true,
@@ -75,4 +76,16 @@ export async function run(ref: string, options: RestoreOptions, ctx: CommandCont
   };
   const result = await restoreBackup(request, ctx.runtime, confirm);
   return { json: restoreJson(result), human: (style) => renderRestore(result, style) };
+}
+
+/**
+ * The database restored into: -d, else the database --target-url names (as pg_restore -d
+ * takes a URL's), else the backup's own (undefined here). The global --db-url names the
+ * backup's source, never the target.
+ */
+function targetDatabase(options: RestoreOptions): string | undefined {
+  if (options.targetDb !== undefined) return options.targetDb;
+  if (options.targetUrl === undefined) return undefined;
+  const named = parseConnectionUrl(options.targetUrl, '--target-url').database;
+  return named === undefined || named === '' ? undefined : named;
 }

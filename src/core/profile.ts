@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { chosenProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import type { Profile } from '../config/schema.js';
+import { PROFILE_PATTERN } from '../catalog/id.js';
 import { usageError } from '../errors.js';
 import { parseConnectionUrl, resolveConnectionLayers, urlHasPassword, type ConnectionFlags, type ConnectionSettings, type ProfileConnection } from '../pg/connection.js';
 import type { DumpOptions } from '../pg/dump.js';
@@ -57,10 +59,19 @@ export interface ResolvedProfile {
 /** The longest note a sidecar holds (its schema's bound on free text). */
 export const MAX_NOTE_CHARS = 20_000;
 
-/** A database name turned into a profile name (for runs without a config file). */
+/**
+ * A database name turned into a profile name (for runs without a config file), one to one:
+ * a name that is already a profile name is kept; any other gets the characters a profile
+ * name may hold and a suffix from a hash of the whole name (`my db` -> `my_db-3b2f9a1c`),
+ * so that `my db` and `my_db`, or two names of only non-ASCII letters, never share a
+ * profile (and `latest` or `prune` of one never takes the other's backups).
+ */
 export function profileNameFor(database: string): string {
-  const cleaned = database.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').replace(/\.\.+/g, '.').slice(0, 63);
-  return cleaned === '' ? 'default' : cleaned;
+  // (isProfileName's test, without its type guard: it would narrow the rest to never)
+  if (PROFILE_PATTERN.test(database) && !database.includes('..')) return database;
+  const cleaned = database.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').replace(/\.\.+/g, '.').slice(0, 54).replace(/[.]+$/, '');
+  const suffix = createHash('sha256').update(database, 'utf8').digest('hex').slice(0, 8);
+  return `${cleaned === '' ? 'db' : cleaned}-${suffix}`;
 }
 
 /** The config's connection layers of a profile, lowest first: `defaults`, then its own keys. */

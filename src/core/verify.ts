@@ -454,7 +454,7 @@ async function restoreCheck(
         // pg_dump's (the digests), so this is no verdict on it.
         if (sidecar.dump.tables.length > 0 || sidecar.dump.schemas.length > 0) {
           throw new VerifyEnvironmentError(`the backup does not restore on its own into an empty database: ${errorText(error)}`, {
-            hint: 'a --table or --schema backup may use types, sequences or functions it does not hold: check it with --level archive, or restore it into a database that has them',
+            hint: 'a --table or --schema backup may use tables, types, sequences or functions it does not hold: check it with --level archive, or restore it into a database that has them',
             cause: error,
           });
         }

@@ -95,29 +95,41 @@ export class SnapshotSession {
 
   /**
    * Of the tables a filtered dump selects (`only`), the partitioned tables and inheritance
-   * parents whose partitions or children it leaves out: their rows are not in the dump,
-   * which surprises whoever wrote `--table parent` (or `--schema` of a parent whose
-   * partitions live in another schema). One warning line per such table; `filter` names
-   * the options in the lines.
+   * parents whose partitions or children, at any depth, it leaves out: their rows are not
+   * in the dump, which surprises whoever wrote `--table parent` (or `--schema` of a parent
+   * whose partitions live in another schema). One warning line per such table, naming up to
+   * three of the tables left out (the leaves that hold rows: a partitioned table in the
+   * middle holds none); `filter` names the options in the lines.
    */
   async partialTrees(only: ReadonlySet<number>, filter = '--table'): Promise<string[]> {
     if (only.size === 0) return [];
     try {
-      const { rows } = await this.client.query<{ name: string; partitioned: boolean; left_out: string }>(
-        `SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind = 'p' AS partitioned, count(*)::int8 AS left_out
-           FROM pg_inherits i
-           JOIN pg_class c ON c.oid = i.inhparent
+      const { rows } = await this.client.query<{ name: string; partitioned: boolean; left_out: string; examples: string[] }>(
+        `WITH RECURSIVE tree(root, rel) AS (
+           SELECT i.inhparent, i.inhrelid FROM pg_inherits i WHERE i.inhparent::int8 = ANY($1::int8[])
+           UNION
+           SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.rel
+         ), missing AS (
+           SELECT DISTINCT t.root, t.rel, format('%I.%I', n.nspname, c.relname) AS name
+             FROM tree t JOIN pg_class c ON c.oid = t.rel JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE NOT (t.rel::int8 = ANY($1::int8[])) AND c.relkind <> 'p'
+         )
+         SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind = 'p' AS partitioned, count(*)::int8 AS left_out,
+                (array_agg(m.name ORDER BY m.name))[1:3] AS examples
+           FROM missing m
+           JOIN pg_class c ON c.oid = m.root
            JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE i.inhparent::int8 = ANY($1::int8[]) AND NOT (i.inhrelid::int8 = ANY($1::int8[]))
           GROUP BY 1, 2 ORDER BY 1`,
         [[...only]],
       );
-      return rows.map((row) =>
-        row.partitioned
-          ? `${row.name} is partitioned and ${filter} leaves out ${row.left_out} of its partitions: their rows are not in this backup ` +
-            (filter === '--table' ? `(select them too, e.g. --table '${row.name}*')` : '(select their schemas or tables too)')
-          : `${row.name} has ${row.left_out} inheritance ${Number(row.left_out) === 1 ? 'child' : 'children'} that ${filter} does not select: the backup holds the parent's own rows only`,
-      );
+      return rows.map((row) => {
+        const count = Number(row.left_out);
+        const named = `${row.examples.join(', ')}${count > row.examples.length ? `, and ${count - row.examples.length} more` : ''}`;
+        const selectThem = filter === '--table' ? `select them too (${row.examples.map((name) => `--table '${name}'`).join(' ')}${count > row.examples.length ? ' ...' : ''})` : 'select their schemas or tables too';
+        return row.partitioned
+          ? `${row.name} is partitioned and ${filter} leaves out ${count} of its partitions (${named}): their rows are not in this backup; ${selectThem}`
+          : `${row.name} has ${count} inheritance ${count === 1 ? 'child' : 'children'} (${named}) that ${filter} does not select: the backup holds the parent's own rows only`;
+      });
     } catch (error) {
       throw queryError(error, 'cannot read the inheritance tree of the selected tables', READ_TABLES_HINT);
     }
@@ -127,13 +139,15 @@ export class SnapshotSession {
    * What the tables of a filtered dump (`only`) use that lives outside them: the types of
    * their columns (enums, domains, composites, extension types, arrays of them), the
    * sequences their defaults draw from (unless owned by one of them: pg_dump takes those
-   * along), and the functions of their triggers and defaults. The caller keeps those the archive does not hold: without them, the backup
-   * restores only into a database that has them. Best effort: none when the query fails.
+   * along), the functions of their triggers and defaults, and the tables they inherit from
+   * (or are partitions of) and that their foreign keys reference. The caller keeps those the
+   * archive does not hold: without them, the backup restores only into a database that has
+   * them. Best effort: none when the query fails.
    */
-  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: 'type' | 'sequence' | 'function'; name: string; oid: number }>> {
+  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: 'type' | 'sequence' | 'function' | 'table'; name: string; oid: number }>> {
     if (only.size === 0) return [];
     try {
-      const { rows } = await this.client.query<{ table: string; kind: 'type' | 'sequence' | 'function'; name: string; oid: string }>(
+      const { rows } = await this.client.query<{ table: string; kind: 'type' | 'sequence' | 'function' | 'table'; name: string; oid: string }>(
         `SELECT DISTINCT a.attrelid::regclass::text AS table, 'type' AS kind, format_type(base.oid, NULL) AS name,
                 -- a table's row type is held as its TABLE entry (the class), a standalone composite type as a TYPE
                 CASE WHEN base.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = base.typrelid) <> 'c'
@@ -164,6 +178,17 @@ export class SnapshotSession {
            JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass
            JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace
           WHERE ad.adrelid::int8 = ANY($1::int8[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+         UNION
+         -- the parent it inherits from or is a partition of (CREATE TABLE ... INHERITS, ATTACH PARTITION)
+         SELECT DISTINCT i.inhrelid::regclass::text, 'table', i.inhparent::regclass::text, i.inhparent::int8
+           FROM pg_inherits i
+          WHERE i.inhrelid::int8 = ANY($1::int8[]) AND NOT (i.inhparent::int8 = ANY($1::int8[]))
+         UNION
+         -- the tables its foreign keys reference (an inherited constraint is the parent's)
+         SELECT DISTINCT f.conrelid::regclass::text, 'table', f.confrelid::regclass::text, f.confrelid::int8
+           FROM pg_constraint f
+          WHERE f.contype = 'f' AND f.conrelid::int8 = ANY($1::int8[]) AND NOT (f.confrelid::int8 = ANY($1::int8[]))
+            AND f.conparentid = 0
           ORDER BY 1, 2, 3`,
         [[...only]],
       );

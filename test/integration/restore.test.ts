@@ -474,6 +474,22 @@ kill -KILL $$`),
   });
 });
 
+describe('restore: --target-url', () => {
+  it('the database the URL names is the target (not the backup\'s); -d still wins', async () => {
+    const named = newDb('rst_url');
+    const url = `postgres://${cluster.user}@${cluster.host}:${cluster.port}/${named}`;
+    const plan = await restore(ids.chinook, ['--target-url', url, '--create', '--dry-run', '--json']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect((parseJsonStdout(plan.stdout) as { plan: { target: string } }).plan.target).toBe(named);
+    const run = await restore(ids.chinook, ['--target-url', url, '--create']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await databaseExists(named)).toBe(true);
+    const other = newDb('rst_url_d');
+    const explicit = await restore(ids.chinook, ['--target-url', url, '-d', other, '--create', '--dry-run', '--json']);
+    expect((parseJsonStdout(explicit.stdout) as { plan: { target: string } }).plan.target).toBe(other);
+  });
+});
+
 describe('restore: roles', () => {
   const owner = uniqueName('rst_owner');
   /** Owns nothing, only granted SELECT: named by the archive's GRANTs, not by the TOC's owner column. */

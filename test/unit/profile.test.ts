@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadedConfig } from '../../src/config/load.js';
 import { resolveSettings, type SettingsFlags } from '../../src/config/resolve.js';
 import type { Config, Profile } from '../../src/config/schema.js';
+import { isProfileName } from '../../src/catalog/id.js';
 import { profileNameFor, resolveDumpOptions, resolveProfile, type DumpFlags } from '../../src/core/profile.js';
 import type { ConnectionFlags } from '../../src/pg/connection.js';
 import { BackupctlError, ExitCode } from '../../src/errors.js';
@@ -71,11 +72,20 @@ describe('resolveProfile: which profile', () => {
     expect(profile.dump).toMatchObject({ format: 'custom', jobs: 1 });
   });
 
-  it('names the profile after an awkward database name safely', () => {
-    expect(resolve({ env: { ...PG_ENV, PGDATABASE: 'my db/../x' } }).name).toBe('my_db_._x');
-    expect(profileNameFor('..')).toBe('default');
-    expect(profileNameFor('Ünï')).toBe('n_');
+  it('names the profile after an awkward database name safely, one name to one profile', () => {
+    expect(resolve({ env: { ...PG_ENV, PGDATABASE: 'my db/../x' } }).name).toMatch(/^my_db_\._x-[0-9a-f]{8}$/);
+    expect(profileNameFor('my_db')).toBe('my_db');
+    expect(profileNameFor('my db')).toMatch(/^my_db-[0-9a-f]{8}$/);
+    expect(profileNameFor('..')).toMatch(/^db-[0-9a-f]{8}$/);
+    expect(profileNameFor('Ünï')).toMatch(/^n_-[0-9a-f]{8}$/);
+    // Names that would clean to the same profile name get different ones.
+    const awkward = ['my db', 'my_db', 'my-db', 'my.db', 'my  db', 'продажи', 'склад', '数据', '..', '.', 'x'.repeat(63), 'x'.repeat(64), 'x'.repeat(100), `${'x'.repeat(63)}y`, 'a..b', 'a.b'];
+    const names = awkward.map(profileNameFor);
+    expect(new Set(names).size).toBe(awkward.length);
+    for (const name of names) expect(isProfileName(name), name).toBe(true);
     expect(profileNameFor('x'.repeat(100))).toHaveLength(63);
+    // Stable across runs: the next backup of the same database lands in the same profile.
+    expect(profileNameFor('продажи')).toBe(profileNameFor('продажи'));
   });
 
   it('the only profile is chosen without --profile', () => {

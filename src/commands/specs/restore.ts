@@ -7,7 +7,7 @@ export const restore: CommandSpec = {
   arguments: [{ syntax: '<id>', description: 'a backup id (or a unique prefix of it), or "latest"', complete: 'backup' }],
   options: [
     { flags: '-d, --target-db <name>', description: "database to restore into (default: the backup's database)" },
-    { flags: '--target-url <url>', description: "restore on this server instead of the profile's (no password in it)" },
+    { flags: '--target-url <url>', description: "restore on this server instead of the profile's; the database it names is the target unless -d (no password in it)" },
     { flags: '-h, --host <host>', description: 'target server host (overrides the profile\'s and --target-url\'s)' },
     { flags: '-p, --port <port>', description: 'target server port', parse: portValue },
     { flags: '-U, --username <user>', description: 'role to restore as' },
@@ -37,6 +37,7 @@ anything fails, the target is exactly as it was.`,
     { command: 'backupctl restore latest --target-db app --clean --yes', comment: 'replace; the old one is kept' },
     { command: 'backupctl restore latest --tag pre-migration --target-db app --clean --yes --jobs 4' },
     { command: 'backupctl restore latest -d app_orders -C -t orders -O -x' },
+    { command: 'backupctl restore latest --target-url postgres://admin@staging-db:5432/app_staging --clean --yes', comment: 'another server; the URL names the target' },
   ],
   async run(ctx, args, options) {
     return (await import('../restore.js')).run(args[0] as string, options as never, ctx);
