@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+import { writtenByDeadProcess } from '../platform/process.js';
 import { createIfAbsent } from '../storage/exclusive.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { isProfileName } from './id.js';
@@ -87,22 +89,26 @@ async function existingLines(storage: Storage, profile: string): Promise<string[
 }
 
 async function acquire(storage: Storage, key: string): Promise<void> {
-  const data = Buffer.from(`${JSON.stringify({ pid: process.pid, at: new Date().toISOString() })}\n`);
+  const data = Buffer.from(`${JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() })}\n`);
+  const abandoned = (claim: Buffer) => writtenByDeadProcess(claim);
   const deadline = Date.now() + 2 * RUNLOG_LOCK_STALE_MS;
   for (;;) {
-    if (await createIfAbsent(storage, key, data)) return;
-    let age: number;
+    if (await createIfAbsent(storage, key, data, { abandoned })) return;
+    let held: { age: number; dead: boolean } | null = null;
     try {
-      age = Date.now() - (await storage.stat(key)).modifiedAt.getTime();
+      const age = Date.now() - (await storage.stat(key)).modifiedAt.getTime();
+      held = { age, dead: abandoned(await storage.getBytes(key, 64 * 1024)) };
     } catch (error) {
-      if (error instanceof NotFoundError) continue; // released meanwhile
-      throw error;
+      if (!(error instanceof NotFoundError)) throw error; // released meanwhile: try again
     }
-    // Stale (a crashed writer), or held past any sane time (a clock far off): take it over.
-    if (age > RUNLOG_LOCK_STALE_MS || Date.now() > deadline) {
+    // Its writer gone (a kill -9 of this host), stale (a crashed writer of another), or
+    // held past any sane time (a clock far off): take it over.
+    if (held !== null && (held.dead || held.age > RUNLOG_LOCK_STALE_MS || Date.now() > deadline)) {
       await storage.remove(key);
       continue;
     }
+    // No lock, yet no claim won: another writer's claim (storage/exclusive.ts) stands.
+    if (held === null && Date.now() > deadline) throw new Error(`the run log ${key} stayed busy for ${(2 * RUNLOG_LOCK_STALE_MS) / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 10 + Math.floor(Math.random() * 40)));
   }
 }

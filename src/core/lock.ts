@@ -18,7 +18,7 @@ import { BackupctlError, ExitCode, InterruptedError, throwIfAborted } from '../e
 import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '../pg/advisory-lock.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { createIfAbsent } from '../storage/exclusive.js';
-import { isProcessAlive } from '../platform/process.js';
+import { isProcessAlive, writtenByDeadProcess } from '../platform/process.js';
 import { NotFoundError, TooLargeError, type Storage } from '../storage/storage.js';
 import { assertProfileInStorage } from './scope.js';
 import type { Runtime } from './runtime.js';
@@ -147,7 +147,7 @@ async function breakStaleLock(storage: Storage, profile: string, stale: StoredLo
   const me = Buffer.from(`${JSON.stringify({ pid: host.pid, host: host.hostname, at: new Date().toISOString() })}\n`);
   for (let generation = 0; generation < 8; generation++) {
     const key = breakerKey(profile, stale, generation);
-    if (await createIfAbsent(storage, key, me)) {
+    if (await createIfAbsent(storage, key, me, { abandoned: (claim) => writtenByDeadProcess(claim, host) })) {
       try {
         const current = await readStoredLock(storage, profile);
         if (current === null || !current.raw.equals(stale.raw)) return false;
@@ -274,7 +274,8 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
   let spins = 0; // attempts without a pause (a lock that vanished, a stale one taken over)
   for (;;) {
     throwIfAborted(runtime.signal);
-    if (++spins > 20) {
+    // Rounds nobody won, lock after lock that vanished: with --wait, for as long as it lasts.
+    if (++spins > 20 && performance.now() - startedMs >= waitMs) {
       throw new BackupctlError(`cannot take the lock ${lockKey(profile)} in ${storage.location}: it keeps changing under us`, {
         hint: `check what else writes to the storage; "backupctl unlock --profile ${profile}" removes the lock`,
       });
@@ -290,7 +291,7 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
     heldTokens.add(info.token);
     let created: boolean;
     try {
-      created = await createIfAbsent(storage, key, raw);
+      created = await createIfAbsent(storage, key, raw, { abandoned: (claim) => writtenByDeadProcess(claim, host) });
     } catch (error) {
       heldTokens.delete(info.token);
       throw storageError(error, storage.location, 'creating the lock');

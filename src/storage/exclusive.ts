@@ -1,8 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { NotFoundError, type Storage } from './storage.js';
 
+export interface CreateIfAbsentOptions {
+  /** True for a claim (the data its writer meant to create the key with) whose writer is known to be gone. */
+  abandoned?: (claim: Buffer) => boolean;
+}
+
 /** A claim this much older than ours was left by a writer that died mid-claim. */
 const CLAIM_STALE_MS = 30_000;
+
+/** A claim holds what its writer creates the key with: a lock, a few hundred bytes. */
+const MAX_CLAIM_BYTES = 64 * 1024;
 
 /**
  * Creates `key` with `data` only if it does not exist: exactly one of any number of
@@ -21,9 +29,11 @@ const CLAIM_STALE_MS = 30_000;
  * at (3)); any that starts later sees our claim at its (2). So at most one writes the key.
  * Two writers that claim at the same moment may both give up: the caller retries (with
  * --wait) or reports the profile busy, which is safe. A claim left by a writer that died
- * is ignored once it is CLAIM_STALE_MS older than ours (by the store's own clock).
+ * is ignored once it is CLAIM_STALE_MS older than ours (by the store's own clock), or at
+ * once when `options.abandoned` says so of its content (a writer of this host that no
+ * longer runs: a `kill -9` between (1) and the removal of its claim).
  */
-export async function createIfAbsent(storage: Storage, key: string, data: Buffer): Promise<boolean> {
+export async function createIfAbsent(storage: Storage, key: string, data: Buffer, options: CreateIfAbsentOptions = {}): Promise<boolean> {
   const capabilities = await storage.open();
   if (capabilities.conditionalCreate) return storage.putIfAbsent(key, data);
   const slash = key.lastIndexOf('/');
@@ -38,7 +48,7 @@ export async function createIfAbsent(storage: Storage, key: string, data: Buffer
     const ownTime = own?.modifiedAt.getTime() ?? Date.now();
     for (const other of claims) {
       if (other.key === mine) continue;
-      if (ownTime - other.modifiedAt.getTime() > CLAIM_STALE_MS) {
+      if (ownTime - other.modifiedAt.getTime() > CLAIM_STALE_MS || (await abandonedClaim(storage, other.key, options))) {
         await storage.remove(other.key).catch(() => undefined);
         continue;
       }
@@ -54,5 +64,16 @@ export async function createIfAbsent(storage: Storage, key: string, data: Buffer
     return true;
   } finally {
     await storage.remove(mine).catch(() => undefined);
+  }
+}
+
+/** True when the claim's content says its writer is gone; a claim removed meanwhile counts as gone too. */
+async function abandonedClaim(storage: Storage, key: string, options: CreateIfAbsentOptions): Promise<boolean> {
+  if (!options.abandoned) return false;
+  try {
+    return options.abandoned(await storage.getBytes(key, MAX_CLAIM_BYTES));
+  } catch (error) {
+    if (error instanceof NotFoundError) return true;
+    return false;
   }
 }

@@ -234,6 +234,50 @@ describe('acquireProfileLock', () => {
   });
 });
 
+describe('acquireProfileLock without a conditional create: claims left behind', () => {
+  /** A memory store presented as one that ignores conditional writes (s3rver). */
+  function writeThenCheck(): MemoryStorage {
+    const inner = MemoryStorage.named(`claims-${Date.now()}-${Math.random()}`, '');
+    const capabilities = { ...inner.capabilities, conditionalCreate: false };
+    return new Proxy(inner, {
+      get(target, property, receiver) {
+        if (property === 'capabilities') return capabilities;
+        if (property === 'open') return async () => capabilities;
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+  const claim = (info: Partial<LockInfo>) => Buffer.from(JSON.stringify({ pid: 1, host: os.hostname(), command: 'create', startedAt: new Date().toISOString(), token: 't', ...info }));
+
+  it('a fresh claim of a process of this host that was killed (kill -9 while taking the lock) stops nobody', async () => {
+    const store = writeThenCheck();
+    await store.putBytes(`app/claims/lock.json.${Date.now()}-dead`, claim({ pid: await deadPid() }));
+    const started = performance.now();
+    const lock = await acquireProfileLock({ storage: store, profile: 'app', command: 'create', runtime: runtime() });
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(await store.list('app/claims')).toEqual([]);
+    await lock.release();
+  });
+
+  it("a fresh claim of a live process (or of another host) is respected: without --wait, no lock; with --wait, the lock once the claim is gone (past the 20 quick rounds)", async () => {
+    const store = writeThenCheck();
+    const key = `app/claims/lock.json.${Date.now()}-live`;
+    await store.putBytes(key, claim({ pid: livePid() }));
+    const error = await acquireProfileLock({ storage: store, profile: 'app', command: 'create', runtime: runtime() }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackupctlError);
+    await store.putBytes(`app/claims/lock.json.${Date.now()}-elsewhere`, claim({ pid: 4242, host: 'elsewhere' }));
+    // The 20 quick rounds take ~5 s; the claims go after 6 s, within --wait.
+    const gone = setTimeout(() => void store.list('app/claims').then((objects) => Promise.all(objects.map((o) => store.remove(o.key)))), 6000);
+    try {
+      const lock = await acquireProfileLock({ storage: store, profile: 'app', command: 'create', runtime: runtime(), waitMs: 15_000 });
+      await lock.release();
+    } finally {
+      clearTimeout(gone);
+    }
+  }, 20_000);
+});
+
 describe('lockRetryJitter', () => {
   it('is random, and its ceiling doubles per spin from 20 ms up to 640 ms', () => {
     expect([1, 2, 3, 6, 20].map((spin) => lockRetryJitter(spin, () => 0.999999))).toEqual([19, 39, 79, 639, 639]);
