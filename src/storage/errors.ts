@@ -13,7 +13,7 @@ import { BackupctlError, ExitCode, type ExitCodeValue } from '../errors.js';
  * | `permission` | PermissionError | the store refuses this operation (403, EACCES, SFTP permission denied, read-only) | no |
  * | `no-space` | NoSpaceError | the store is full (ENOSPC, EDQUOT, quota exceeded) | no |
  * | `precondition-failed` | PreconditionFailedError | a conditional write lost (the key exists) | no |
- * | `hostile-entry` | HostileEntryError | local: a symlink or a non-regular entry where an object or directory must be | no |
+ * | `hostile-entry` | HostileEntryError | local, SFTP: a symlink or a non-regular entry where an object or directory must be | no |
  * | `too-large` | TooLargeError | getBytes: the object is larger than the caller allows | no |
  * | `credentials` | CredentialsError | no credentials found, or the store rejects them | no |
  * | `host-key` | HostKeyError | SFTP: the server's host key is unknown or does not match known_hosts | no |
@@ -114,9 +114,9 @@ export class PreconditionFailedError extends StorageError {
 }
 
 /**
- * Local storage only: a symlink, FIFO, socket, device, or a directory where an object
- * (or a regular directory) must be. Such an entry is never read, written, followed or
- * removed; it is reported with its key.
+ * Local storage and SFTP (stores of files): a symlink, FIFO, socket, device, or a directory
+ * where an object (or a regular directory) must be. Such an entry is never read, written,
+ * followed or removed; it is reported with its key.
  */
 export class HostileEntryError extends StorageError {
   declare readonly key: string;

@@ -32,6 +32,7 @@ import {
   abortError,
   ConfigurationError,
   CredentialsError,
+  HostileEntryError,
   HostKeyError,
   NoSpaceError,
   NotFoundError,
@@ -42,6 +43,7 @@ import {
   TooLargeError,
   TransientError,
   UnsupportedError,
+  type EntryKind,
 } from './errors.js';
 import { fingerprint, hostEntryName, hostKeyAlgorithms, keyTypeOf, knownKeysFor } from './known-hosts.js';
 import type { StorageRuntime } from './registry.js';
@@ -673,6 +675,10 @@ export class SftpStorage implements Storage {
     if (range?.length === 0) return Readable.from([]);
     const { session, handle, size } = await this.request(key, 'reading', async (session) => {
       const path = this.pathOf(session, key);
+      // Looked at before it is opened: the server's open() follows a symlink and waits on
+      // a FIFO for a writer (for ever, and its session process with it).
+      const entry = await sftpCall<Stats>(session, (cb) => session.sftp.lstat(path, cb));
+      if (entryKind(entry) !== 'file') throw new HostileEntryError(key, entryKind(entry));
       const handle = await sftpCall<Buffer>(session, (cb) => session.sftp.open(path, 'r', cb));
       const info = await sftpCall<Stats>(session, (cb) => session.sftp.fstat(handle, cb)).catch(async (error: unknown) => {
         await sftpCall<void>(session, (cb) => session.sftp.close(handle, cb)).catch(() => undefined);
@@ -680,7 +686,7 @@ export class SftpStorage implements Storage {
       });
       if (!info.isFile()) {
         await sftpCall<void>(session, (cb) => session.sftp.close(handle, cb)).catch(() => undefined);
-        throw new StorageError('io', `reading ${key}: not a regular file on the server`, { key });
+        throw new HostileEntryError(key, entryKind(info));
       }
       return { session, handle, size: info.size };
     });
@@ -716,8 +722,9 @@ export class SftpStorage implements Storage {
 
   async stat(key: string): Promise<ObjectInfo> {
     assertKey(key);
-    const info = await this.request(key, 'reading', (session) => sftpCall<Stats>(session, (cb) => session.sftp.stat(this.pathOf(session, key), cb)));
-    if (!info.isFile()) throw new NotFoundError(key);
+    const info = await this.request(key, 'reading', (session) => sftpCall<Stats>(session, (cb) => session.sftp.lstat(this.pathOf(session, key), cb)));
+    const kind = entryKind(info);
+    if (kind !== 'file') throw new HostileEntryError(key, kind);
     return { key, size: info.size, modifiedAt: new Date(info.mtime * 1000) };
   }
 
@@ -739,9 +746,11 @@ export class SftpStorage implements Storage {
           if (entry.filename.startsWith('.')) continue;
           const key = keyPrefix === '' ? entry.filename : `${keyPrefix}/${entry.filename}`;
           if (!isValidKey(key)) continue;
-          if (entry.attrs.isDirectory()) dirs.push([posix.join(dir, entry.filename), key]);
-          else if (entry.attrs.isFile()) found.push({ key, size: entry.attrs.size, modifiedAt: new Date(entry.attrs.mtime * 1000) });
-          // symlinks and special files on the server are not objects
+          // READDIR reports entries as lstat does: a symlink is one, never what it points to.
+          const kind = entryKind(entry.attrs);
+          if (kind === 'directory') dirs.push([posix.join(dir, entry.filename), key]);
+          else if (kind === 'file') found.push({ key, size: entry.attrs.size, modifiedAt: new Date(entry.attrs.mtime * 1000) });
+          else options.onHostile?.(key, kind); // not an object: reported, never followed or read
         }
         await Promise.all(dirs.map(([path, key]) => walk(path, key)));
       };
@@ -981,4 +990,15 @@ async function readFully(session: Session, buffer: Buffer, handle: Buffer, posit
     filled += read;
   }
   return buffer.subarray(0, filled);
+}
+
+/** What an entry on the server is, from its attributes (lstat's: a symlink is a symlink). */
+function entryKind(attrs: Stats): EntryKind {
+  if (attrs.isFile()) return 'file';
+  if (attrs.isDirectory()) return 'directory';
+  if (attrs.isSymbolicLink()) return 'symlink';
+  if (attrs.isFIFO()) return 'fifo';
+  if (attrs.isSocket()) return 'socket';
+  if (attrs.isBlockDevice() || attrs.isCharacterDevice()) return 'device';
+  return 'other';
 }

@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, baseEnv } from '../helpers/cli.js';
 import { artifactPath } from '../helpers/backups.js';
 import { scratchSetup, tempDir } from '../helpers/failure-kit.js';
+import { sshdUnavailable, startSshd, uniquePrefix } from '../helpers/storage-servers.js';
 
 const scratch = scratchSetup('hostile', {
   built: true,
@@ -137,6 +138,38 @@ describe('special files never make a command hang', () => {
     const outcomes = (JSON.parse(run.stdout) as { outcomes: Array<{ id: string; result: string }> }).outcomes;
     expect(outcomes.map((o) => o.result)).toEqual(['failed', 'failed']);
   });
+
+  it.skipIf(sshdUnavailable())('on SFTP too: a FIFO or a symlink where an artifact or a sidecar belongs ends verify at once (exit 3), and is named', async () => {
+    const server = await startSshd();
+    try {
+      const dir = path.join(server.root, uniquePrefix('hostile'));
+      const url = `sftp://${server.user}@127.0.0.1:${server.port}${dir}?key=${server.keyFile}&known-hosts=${server.knownHostsFile}&agent=none`;
+      const [a, b, c] = [await createIn(url), await createIn(url), await createIn(url)];
+      const [pathA, pathB] = [await artifactPath(dir, db, a), await artifactPath(dir, db, b)];
+      await rm(pathA);
+      await execa('mkfifo', [pathA]);
+      await rm(pathB);
+      await symlink('/dev/zero', pathB);
+      const sidecarC = path.join(dir, db, `${c}.json`);
+      const outside = path.join(server.scratch, 'outside.json');
+      await copyFile(sidecarC, outside);
+      await rm(sidecarC);
+      await symlink(outside, sidecarC);
+      const started = Date.now();
+      const run = await bin(['verify', '--all', '--level', 'checksum', '--storage', url, '--json'], { timeoutMs: 40_000 });
+      expect(Date.now() - started).toBeLessThan(30_000);
+      expect(run.code, run.stderr).toBe(3);
+      const outcomes = (JSON.parse(run.stdout) as { outcomes: Array<{ id: string; result: string }> }).outcomes;
+      expect(Object.fromEntries(outcomes.map((o) => [o.id, o.result]))).toMatchObject({ [a]: 'failed', [b]: 'failed' });
+      expect(run.stderr).toContain(`${c}.json`);
+      // The server's session processes are not left waiting on the FIFO: a second run ends too.
+      const again = await bin(['verify', a, '--level', 'checksum', '--storage', url], { timeoutMs: 40_000 });
+      expect(again.code).toBe(3);
+      expect(`${again.stdout}${again.stderr}`).toMatch(/FIFO/);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
 
   it('a passwordFile that is a FIFO or /dev/zero is exit 2 at once', async () => {
     const dir = await tempDir('hostile-pw');

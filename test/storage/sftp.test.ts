@@ -1,9 +1,9 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
-import { ConfigurationError, CredentialsError, HostKeyError, NotFoundError, StalledError } from '../../src/storage/storage.js';
+import { ConfigurationError, CredentialsError, HostileEntryError, HostKeyError, NotFoundError, StalledError } from '../../src/storage/storage.js';
 import { startTcpFaultProxy, type TcpFaultProxy } from '../helpers/fault-proxy.js';
 import { sshdUnavailable, startSshd, uniquePrefix, waitForPort, type SshdServer } from '../helpers/storage-servers.js';
 import { generatedStream, storageConformance } from './conformance.js';
@@ -126,6 +126,29 @@ if (unavailable) {
       } finally {
         agent.kill();
       }
+    });
+
+    it('a FIFO, a symlink or a device where an object should be: HostileEntryError at once (never opened: the server would wait on the FIFO), and list reports them', async () => {
+      const root = path.join(server.root, uniquePrefix('hostile'));
+      const storage = openStorage(url(root), '/');
+      await storage.putBytes('app/good.json', Buffer.from('{}'));
+      execFileSync('mkfifo', [path.join(root, 'app', 'fifo.dump')]);
+      await symlink('/dev/zero', path.join(root, 'app', 'zero.dump'));
+      await symlink(path.join(root, 'app', 'good.json'), path.join(root, 'app', 'link.json'));
+      for (const [key, kind] of [['app/fifo.dump', 'fifo'], ['app/zero.dump', 'symlink'], ['app/link.json', 'symlink']] as const) {
+        const started = performance.now();
+        const read = await storage.get(key).catch((failure: unknown) => failure);
+        expect(read, key).toBeInstanceOf(HostileEntryError);
+        expect((read as HostileEntryError).kind).toBe(kind);
+        expect(performance.now() - started).toBeLessThan(5000);
+        expect(await storage.stat(key).catch((failure: unknown) => failure)).toBeInstanceOf(HostileEntryError);
+        expect(await storage.getBytes(key, 100).catch((failure: unknown) => failure)).toBeInstanceOf(HostileEntryError);
+      }
+      const hostile: Array<[string, string]> = [];
+      const listed = await storage.list('app', { onHostile: (key, kind) => hostile.push([key, kind]) });
+      expect(listed.map((object) => object.key)).toEqual(['app/good.json']);
+      expect(hostile.sort()).toEqual([['app/fifo.dump', 'fifo'], ['app/link.json', 'symlink'], ['app/zero.dump', 'symlink']]);
+      await storage.close();
     });
 
     describe('through a proxy that stops forwarding', () => {
