@@ -6,11 +6,11 @@ import { Readable } from 'node:stream';
 import { artifactKey, Catalog } from '../catalog/catalog.js';
 import { newBackupId } from '../catalog/id.js';
 import { SIDECAR_SCHEMA_VERSION, stageSummary, type Sidecar } from '../catalog/sidecar.js';
-import { BackupctlError, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
+import { BackupctlError, ExitCode, InterruptedError, throwIfAborted, usageError } from '../errors.js';
 import { chooseClient, discoverClients, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
-import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun } from '../pg/dump.js';
+import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun, type DumpOptions } from '../pg/dump.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
 import { holdsLargeObjects, readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
 import { buildWriteChain, pipeThrough } from '../pipeline/artifact.js';
@@ -158,6 +158,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     throwIfAborted(signal);
     const run: ChildRun = { env: env.env, signal: work.signal };
     const { schemas, excludeSchemas, tables, excludeTables } = profile.dump;
+    assertPatternsReachable(profile.dump, facts.encoding, facts.database);
     const filtered = schemas.length + excludeSchemas.length + tables.length + excludeTables.length > 0;
     if (!filtered) {
       const unreadable = await session.unreadableTables();
@@ -495,4 +496,59 @@ function skipGlobals(ctx: GlobalsContext, reason: string): Sidecar['globals'] {
   ctx.warnings.push(message);
   ctx.runtime.reporter.warn(message);
   return { status: 'skipped', reason };
+}
+
+/**
+ * pg_dump matches --table/--schema patterns in the database's encoding, and a command line
+ * from Node carries UTF-8 only: in a LATIN1 (or other non-UTF-8) database, a pattern with a
+ * character outside ASCII never matches (an exclusion silently excludes nothing). Refused
+ * before any work (exit 2). SQL_ASCII stores whatever bytes it was given, most often UTF-8,
+ * which such a pattern does match.
+ */
+function assertPatternsReachable(dump: Pick<DumpOptions, 'schemas' | 'excludeSchemas' | 'tables' | 'excludeTables'>, encoding: string, database: string): void {
+  if (encoding === 'UTF8' || encoding === 'SQL_ASCII') return;
+  const flags: Array<[string, readonly string[]]> = [['--schema', dump.schemas], ['--exclude-schema', dump.excludeSchemas], ['--table', dump.tables], ['--exclude-table', dump.excludeTables]];
+  for (const [flag, patterns] of flags) {
+    const pattern = patterns.find((value) => /[\u0080-\uffff]/.test(value));
+    if (pattern === undefined) continue;
+    throw usageError(
+      `${flag} ${JSON.stringify(pattern)} cannot match in database "${database}", whose encoding is ${encoding}: pg_dump compares patterns in the database's encoding, and backupctl can pass it only UTF-8`,
+      `write each character outside ASCII as ? (any one character), outside double quotes: ${flag} '${asciiPattern(pattern)}'`,
+    );
+  }
+}
+
+/**
+ * A pg_dump pattern with each character outside ASCII made a `?` wildcard, the rest as it
+ * means: a wildcard must stand outside double quotes (a quoted `?` is a literal), so a
+ * quoted part is closed before it and reopened after it, keeping its case.
+ * `"Tàble"` -> `"T"?"ble"`, `sch*.tàble` -> `sch*.t?ble`.
+ */
+export function asciiPattern(pattern: string): string {
+  // The pattern as characters, each quoted or not (a doubled quote inside quotes is one).
+  const chars: Array<{ char: string; quoted: boolean }> = [];
+  const input = [...pattern];
+  let quoted = false;
+  for (let i = 0; i < input.length; i++) {
+    const char = input[i] as string;
+    if (char === '"') {
+      if (quoted && input[i + 1] === '"') {
+        chars.push({ char: '"', quoted: true });
+        i += 1;
+      } else {
+        quoted = !quoted;
+      }
+      continue;
+    }
+    chars.push(char.codePointAt(0)! < 0x80 ? { char, quoted } : { char: '?', quoted: false });
+  }
+  let out = '';
+  for (let i = 0; i < chars.length; ) {
+    let end = i;
+    while (end < chars.length && chars[end]!.quoted === chars[i]!.quoted) end += 1;
+    const run = chars.slice(i, end).map((entry) => entry.char).join('');
+    out += chars[i]!.quoted ? `"${run.replace(/"/g, '""')}"` : run;
+    i = end;
+  }
+  return out;
 }

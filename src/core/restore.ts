@@ -293,11 +293,16 @@ async function checkSelection(request: RestoreRequest, sidecar: Sidecar, pgResto
       ...missing.tables.map((table) => `table "${table}"${request.schemas.length > 0 ? ` in schema ${request.schemas.map((s) => `"${s}"`).join(', ')}` : ''}`),
     ];
     const dotted = missing.tables.find((table) => table.includes('.'));
+    // pg_restore compares names byte for byte in the archive's encoding; backupctl passes UTF-8.
+    const encoding = sidecar.database.encoding;
+    const unreachable = encoding !== 'UTF8' && encoding !== 'SQL_ASCII' && [...missing.schemas, ...missing.tables].some((name) => /[\u0080-\uffff]/.test(name));
     return {
       refusal: `nothing to restore for ${names.join(', ')}: backup ${sidecar.id} has no such ${missing.tables.length > 0 ? 'table' : 'schema'}`,
-      hint: dotted
-        ? `--table takes a table's name without its schema, as pg_restore does: --schema ${dotted.slice(0, dotted.indexOf('.'))} --table ${dotted.slice(dotted.indexOf('.') + 1)}`
-        : `names are exact and case-sensitive, without quotes; "backupctl show ${sidecar.id}" lists the backup's tables`,
+      hint: unreachable
+        ? `the backup's database is ${encoding}: pg_restore matches names in that encoding and backupctl can pass it only UTF-8, so a name with characters outside ASCII cannot be selected; restore the whole backup into a new database (-d NAME -C) and take the table from there`
+        : dotted
+          ? `--table takes a table's name without its schema, as pg_restore does: --schema ${dotted.slice(0, dotted.indexOf('.'))} --table ${dotted.slice(dotted.indexOf('.') + 1)}`
+          : `names are exact and case-sensitive, without quotes; "backupctl show ${sidecar.id}" lists the backup's tables`,
       withoutRows: [],
       selected: null,
     };

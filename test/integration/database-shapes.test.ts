@@ -210,6 +210,24 @@ describe('database shapes', () => {
     expect(row).toEqual({ encoding: 'LATIN1', collate: 'C', bytes: source?.bytes });
   });
 
+  it('a LATIN1 database: a --table with a character outside ASCII is refused with a pattern that works (? for it, outside quotes); restore -t says why it cannot select one', async () => {
+    const db = newDb('shp_latin1_t');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(db)} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C'`);
+    await cluster.query(db, 'CREATE TABLE "Tàble" (x int); INSERT INTO "Tàble" VALUES (1), (2); CREATE TABLE other (x int)');
+    const refused = await runCli(['create', '--json', '--storage', storage, '--profile', db, '--table', '"Tàble"'], { env: baseEnv(cluster.env(db)), cwd: work });
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/encoding is LATIN1/);
+    expect(refused.stderr).toContain(`--table '"T"?"ble"'`);
+    // The pattern the hint gives works.
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db, '--table', '"T"?"ble"']);
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.tables).toEqual([{ schema: 'public', name: 'Tàble', rows: 2 }]);
+    const whole = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const selected = await cli(['restore', whole, '--profile', db, '--target-db', newDb('shp_latin1_t_r'), '--create', '--table', 'Tàble']);
+    expect(selected.code).toBe(2);
+    expect(selected.stderr).toMatch(/database is LATIN1: pg_restore matches names in that encoding/);
+  });
+
   it('a sidecar from before the locale was recorded: a LATIN1 backup still verifies, in a C-locale throwaway database, with a warning', async () => {
     const db = newDb('shp_latin1_old');
     await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(db)} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C'`);
