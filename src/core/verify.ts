@@ -509,12 +509,12 @@ async function restoreCheck(
  */
 export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<CountedTable, 'schema' | 'name' | 'rows'>>, toc: readonly TocEntry[] = []): string[] {
   const problems: string[] = [];
-  const found = new Map(restored.map((t) => [`${t.schema}\u0000${t.name}`, t.rows]));
+  const restoredKeyed = keyedByName(restored);
+  const found = new Map(restoredKeyed.map(([key, t]) => [key, t.rows]));
   const views = toc.filter((e) => e.type === 'MATERIALIZED VIEW').map((e) => e.rest);
   const isView = (schema: string, name: string) => views.some((rest) => rest.startsWith(`${schema} ${name} `) || rest === `${schema} ${name}`);
   const expected = new Set<string>();
-  for (const table of sidecar.tables) {
-    const key = `${table.schema}\u0000${table.name}`;
+  for (const [key, table] of keyedByName(sidecar.tables)) {
     expected.add(key);
     if (!found.has(key) && isView(table.schema, table.name)) continue;
     const rows = found.get(key);
@@ -522,12 +522,30 @@ export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<Cou
     if (rows === undefined) problems.push(`${name}: missing after restore (expected ${table.rows} rows)`);
     else if (rows !== table.rows) problems.push(`${name}: ${rows} rows after restore, ${table.rows} at backup time`);
   }
-  for (const table of restored) {
-    if (!expected.has(`${table.schema}\u0000${table.name}`) && table.rows > 0) {
+  for (const [key, table] of restoredKeyed) {
+    if (!expected.has(key) && table.rows > 0) {
       problems.push(`${qualifiedName(table)}: ${table.rows} rows after restore, not in the backup's counts`);
     }
   }
   return problems;
+}
+
+/**
+ * Tables keyed by schema, name and rank among those of that name: in a SQL_ASCII database
+ * a name that is not UTF-8 is written with `\xNN` escapes, which another table's name may
+ * spell literally, so two tables can share a recorded name. Both sides list tables in the
+ * server's order of their raw names (counts.ts), sorted stably by recorded name as the
+ * sidecar is, so the k-th of a name is the same table on both.
+ */
+function keyedByName<T extends { schema: string; name: string }>(tables: readonly T[]): Array<[string, T]> {
+  const ranks = new Map<string, number>();
+  const byName = (a: T, b: T) => (a.schema === b.schema ? (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) : a.schema < b.schema ? -1 : 1);
+  return [...tables].sort(byName).map((table) => {
+    const base = `${table.schema}\u0000${table.name}`;
+    const rank = ranks.get(base) ?? 0;
+    ranks.set(base, rank + 1);
+    return [`${base}\u0000${rank}`, table];
+  });
 }
 
 /**

@@ -359,11 +359,15 @@ describe('database shapes', () => {
       Buffer.from('CREATE TABLE public."caf'), Buffer.from([0xe9]), Buffer.from('" (x int);\n'),
       Buffer.from('CREATE TABLE public."na'), Buffer.from([0xef]), Buffer.from('ve" (x int); INSERT INTO public."na'), Buffer.from([0xef]),
       Buffer.from('ve" VALUES (1), (2);\nCREATE TABLE public.plain (x int); INSERT INTO public.plain VALUES (1);\n'),
+      // A name that spells the escape of another literally (valid UTF-8: kept as it is).
+      Buffer.from('CREATE TABLE public."caf\\xe8" (x int); INSERT INTO public."caf\\xe8" SELECT generate_series(1, 5);\n'),
     ]);
     await execa(cluster.bin('psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-q', '-d', db], { input: sql, env: { ...cluster.env(db), PGCLIENTENCODING: 'SQL_ASCII' } });
     const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
     const { sidecar } = await readSidecar(storage, db, id);
+    // Two tables recorded as caf\xe8, in the server's order of their bytes (the literal backslash first): compared rank by rank.
     expect(sidecar.tables).toEqual([
+      { schema: 'public', name: 'caf\\xe8', rows: 5 },
       { schema: 'public', name: 'caf\\xe8', rows: 3 },
       { schema: 'public', name: 'caf\\xe9', rows: 0 },
       { schema: 'public', name: 'na\\xefve', rows: 2 },
@@ -379,7 +383,7 @@ describe('database shapes', () => {
     );
     const hex = (text: string) => Buffer.from(text, 'latin1').toString('hex');
     expect(names.map((row) => row.name).sort()).toEqual(
-      [hex('public.caf\u00e8'), hex('public.caf\u00e9'), hex('public.na\u00efve'), hex('public.plain'), hex('sch\u00e9ma.caf\u00e9')].sort(),
+      [hex('public.caf\\xe8'), hex('public.caf\u00e8'), hex('public.caf\u00e9'), hex('public.na\u00efve'), hex('public.plain'), hex('sch\u00e9ma.caf\u00e9')].sort(),
     );
   });
 
