@@ -321,8 +321,10 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
  */
 export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly SidecarSummary[]): RunEntry[] {
   // Runs of a command to one target (a copy's destination) are judged together: a good
-  // copy to one storage does not hide a failing copy to another.
-  const kind = (run: Pick<RunEntry, 'command' | 'target'>) => `${run.command}\u0000${run.target ?? ''}`;
+  // copy to one storage does not hide a failing copy to another. A target is its place,
+  // without the URL's settings (?endpoint=, ?stall-timeout=...): changing a setting to fix
+  // a failing copy must not leave the old failure standing for ever.
+  const kind = (run: Pick<RunEntry, 'command' | 'target'>) => `${run.command}\u0000${(run.target ?? '').split('?')[0]}`;
   const lastSuccess = new Map<string, number>();
   const bump = (key: string, at: number) => {
     if (!Number.isNaN(at) && at > (lastSuccess.get(key) ?? Number.NEGATIVE_INFINITY)) lastSuccess.set(key, at);

@@ -298,6 +298,17 @@ describe('failedSinceSuccess', () => {
     // A completed backup that finished later is a success of create.
     expect(failedSinceSuccess(runs, [backup(3.5 * HOUR)]).map((r) => r.command)).toEqual(['verify']);
   });
+
+  it('copies are judged per destination, the place without its URL settings', () => {
+    const copy = (ago: number, result: RunEntry['result'], target: string) => ({ ...run(ago, result, 'copy'), target });
+    const runs = [
+      copy(5 * HOUR, 'failed', 's3://offsite/db?endpoint=http://old:9000'),
+      copy(4 * HOUR, 'failed', '/mnt/second'),
+      // The same bucket, its endpoint fixed: the failure above is over.
+      copy(3 * HOUR, 'succeeded', 's3://offsite/db?endpoint=http://new:9000&stall-timeout=2m'),
+    ];
+    expect(failedSinceSuccess(runs, []).map((r) => r.target)).toEqual(['/mnt/second']);
+  });
 });
 
 describe('resolveThresholds', () => {
