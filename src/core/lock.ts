@@ -252,7 +252,11 @@ export class ProfileLock {
         this.reporter.warn(`the lock of profile "${this.profile}" was removed or replaced by someone else while this run held it`);
       }
     } catch (error) {
-      this.reporter.warn(`could not remove the lock ${lockKey(this.profile)}: ${(error as Error).message}`);
+      // Left behind (the storage failed or stopped answering): its holder, this process, is
+      // about to end, and a lock whose holder is gone is taken over by the next run here.
+      this.reporter.warn(
+        `could not remove the lock ${lockKey(this.profile)} (${(error as Error).message}): the next run on this host takes it over once this one has ended (from another host: backupctl unlock)`,
+      );
     }
   }
 }

@@ -16,8 +16,17 @@
  * - putIfAbsent: a single upload with If-None-Match: * (409/412 when the blob exists); a
  *   random token in the blob's metadata tells our own earlier attempt (a retry after a
  *   lost answer) from another writer's blob.
- * - Retries: the SDK's exponential retry policy (timeouts, 5xx, resets, throttling),
- *   with its number of tries derived from retryDeadlineMs; 4xx fail at once.
+ * - Retries: every request that does not stream (properties, listings, removals, small
+ *   uploads, the commit) is tried by `attempts` here, not by the SDK: each attempt has a
+ *   client-side timeout of stallTimeoutMs without an answer (the SDK's tryTimeoutInMs is
+ *   only the server's `timeout=` parameter: a hung server never ends such a request), and
+ *   timeouts, 5xx, resets and throttling are tried again with backoff until
+ *   retryDeadlineMs; 4xx fail at once. Blocks and downloads keep the SDK's exponential
+ *   retry policy, with their own stall watch.
+ * - After a stall, the storage's StallBudget (resilience.ts) holds every later request
+ *   to one attempt within a short shared budget until one succeeds: the clean-up after a
+ *   stall (uncommitted blocks, removing files, the lock, the run log) is not one more
+ *   timeout each against a hung server.
  * - Credentials, in this order: a SAS token in the URL; connection-string-file /
  *   connection-string-env; sas-token-file / sas-token-env; account-key-file /
  *   account-key-env; then the environment as Azure's own tools read it:
@@ -49,7 +58,7 @@ import {
   TransientError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallWatch, type RetryPolicy } from './resilience.js';
+import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type AzureLocation } from './settings.js';
 import {
   assertKey,
@@ -142,6 +151,8 @@ export class AzureBlobStorage implements Storage {
   private containers: { ops: ContainerClient; bulk: ContainerClient } | null = null;
   private connecting: Promise<{ ops: ContainerClient; bulk: ContainerClient }> | null = null;
   private readonly retry: RetryPolicy;
+  /** Stalls seen in this run (shared by every request of this storage). */
+  private readonly budget: StallBudget;
 
   constructor(
     private readonly config: AzureLocation,
@@ -149,6 +160,7 @@ export class AzureBlobStorage implements Storage {
   ) {
     this.location = config.display;
     this.retry = { deadlineMs: config.retryDeadlineMs, baseDelayMs: 200, maxDelayMs: 10_000 };
+    this.budget = new StallBudget(config.stallTimeoutMs);
   }
 
   /** The SDK's retry options: tries enough to fill the retry deadline with exponential backoff. */
@@ -231,19 +243,24 @@ export class AzureBlobStorage implements Storage {
     });
   }
 
-  /** Two clients: `ops` (each try times out after stallTimeoutMs) and `bulk` (blocks and downloads, watched for stalls). */
+  /**
+   * Two clients: `ops`, whose requests are each one attempt of `attempts` (no retries of
+   * the SDK's), and `bulk` (blocks and downloads, watched for stalls, retried by the SDK).
+   */
   private connect(): Promise<{ ops: ContainerClient; bulk: ContainerClient }> {
     if (this.containers) return Promise.resolve(this.containers);
     this.connecting ??= (async () => {
       const credentials = await this.resolveCredentials();
-      const ops = credentials.service({ retryOptions: this.retryOptions(this.config.stallTimeoutMs) }).getContainerClient(this.config.container);
+      const ops = credentials
+        .service({ retryOptions: { maxTries: 1, tryTimeoutInMs: this.config.stallTimeoutMs } })
+        .getContainerClient(this.config.container);
       const bulk = credentials.service({ retryOptions: this.retryOptions(24 * 3600_000) }).getContainerClient(this.config.container);
       try {
-        await ops.getProperties();
+        await this.attempts('', 'checking', (abortSignal) => ops.getProperties({ abortSignal }));
       } catch (error) {
-        const status = restError(error).statusCode;
+        const cause = error instanceof PermissionError ? error.cause : null;
         // 403 with a SAS limited to blobs (no container rights): go on, blob calls will tell.
-        if (!(status === 403 && PERMISSION_CODES.has(codeOf(error)))) throw this.mapError(error, '', 'checking');
+        if (!(restError(cause).statusCode === 403 && PERMISSION_CODES.has(codeOf(cause)))) throw error;
       }
       this.containers = { ops, bulk };
       return this.containers;
@@ -277,7 +294,12 @@ export class AzureBlobStorage implements Storage {
         hint: 'check AZURE_STORAGE_CONNECTION_STRING / the account key / the SAS token (and its expiry)',
       });
     }
-    if (PERMISSION_CODES.has(code) || status === 403) return new PermissionError(`${what}: access denied (${code || 'HTTP 403'})`, options);
+    if (PERMISSION_CODES.has(code) || status === 403) {
+      return new PermissionError(`${what}: access denied (${code || 'HTTP 403'})`, {
+        ...options,
+        hint: 'check that the account key, connection string or SAS token is right (Azurite answers a wrong key this way) and that it may read, write, list and delete in the container',
+      });
+    }
     if (code === 'BlobAlreadyExists' || code === 'ConditionNotMet' || status === 412) return new PreconditionFailedError(key, { cause: error });
     if (code === 'InvalidBlockList') {
       // Another put of the same blob committed first, which discards every other uncommitted block.
@@ -290,12 +312,67 @@ export class AzureBlobStorage implements Storage {
     return new StorageError('io', `${what} failed (${code || describeCause(error)})`, options);
   }
 
-  private async call<T>(key: string, doing: string, run: (containers: { ops: ContainerClient; bulk: ContainerClient }) => Promise<T>): Promise<T> {
+  /** One operation of the `ops` client, tried by `attempts` (its errors mapped to storage errors). */
+  private async call<T>(
+    key: string,
+    doing: string,
+    run: (containers: { ops: ContainerClient; bulk: ContainerClient }, abortSignal: AbortSignal, progress: () => void) => Promise<T>,
+  ): Promise<T> {
     const containers = await this.connect();
-    try {
-      return await run(containers);
-    } catch (error) {
-      throw this.mapError(error, key, doing);
+    return this.attempts(key, doing, (abortSignal, progress) => run(containers, abortSignal, progress));
+  }
+
+  /**
+   * Runs one request that does not stream until it succeeds, fails for good, or the retry
+   * deadline passes. Each attempt gets an abort signal of its own: it is aborted when no
+   * answer (for a listing: no page, reported through `progress`) came for stallTimeoutMs,
+   * so a hung server never holds a call for longer; an attempt after the first also ends
+   * with the retry deadline. Such a timeout and transient failures (5xx, resets,
+   * throttling) are tried again with backoff; other failures are mapped and thrown at
+   * once. After a stall the StallBudget bounds the attempt and allows no retry past its
+   * window (and no attempt at all once it is spent). The caller's `signal` aborts at once
+   * with an AbortError.
+   */
+  private async attempts<T>(key: string, doing: string, run: (abortSignal: AbortSignal, progress: () => void) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const what = key === '' ? `${doing} container ${this.config.container}` : `${doing} ${key}`;
+    const seconds = Math.round(this.config.stallTimeoutMs / 1000);
+    const started = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      if (signal?.aborted) throw abortError(signal);
+      const limit = this.budget.begin(what, key);
+      let stalled = false;
+      const stop = new AbortController();
+      const watch = new StallWatch(this.config.stallTimeoutMs, () => {
+        stalled = true;
+        stop.abort(new Error('stalled'));
+      });
+      const bounds: AbortSignal[] = [stop.signal];
+      if (limit !== null) bounds.push(AbortSignal.timeout(Math.max(1, limit)));
+      if (attempt > 1) bounds.push(AbortSignal.timeout(Math.max(1, Math.ceil(this.retry.deadlineMs - (performance.now() - started)))));
+      if (signal) bounds.push(signal);
+      const abortSignal = bounds.length === 1 ? stop.signal : AbortSignal.any(bounds);
+      let mapped: unknown;
+      watch.busy();
+      try {
+        const result = await run(abortSignal, () => watch.progress());
+        this.budget.noteSuccess();
+        return result;
+      } catch (error) {
+        if (signal?.aborted) throw abortError(signal);
+        if (stalled) this.budget.noteStall();
+        mapped = abortSignal.aborted
+          ? new StalledError(`${what}: no answer for ${stalled ? `${seconds} s` : 'the time left'}`, { key, cause: error })
+          : this.mapError(error, key, doing);
+      } finally {
+        watch.stop();
+      }
+      if (!(mapped instanceof TransientError || mapped instanceof StalledError)) {
+        if (restError((mapped as { cause?: unknown }).cause).statusCode !== undefined) this.budget.noteSuccess(); // the server answered
+        throw mapped;
+      }
+      const delay = backoffDelay(attempt, this.retry);
+      if (performance.now() - started + delay > this.retry.deadlineMs || !this.budget.mayRetry(delay)) throw mapped;
+      await sleep(delay, signal);
     }
   }
 
@@ -393,11 +470,17 @@ export class AzureBlobStorage implements Storage {
         // It fits in one block: one Put Blob, atomic, and no block list to race over.
         const data = Buffer.concat(pending, pendingBytes);
         committing = true;
-        await ops.getBlockBlobClient(name).upload(data, data.length, {
-          blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
-          ...(this.config.settings.accessTier ? { tier: this.config.settings.accessTier } : {}),
-          abortSignal: controller.signal,
-        });
+        await this.attempts(
+          key,
+          'writing',
+          (abortSignal) =>
+            ops.getBlockBlobClient(name).upload(data, data.length, {
+              blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
+              ...(this.config.settings.accessTier ? { tier: this.config.settings.accessTier } : {}),
+              abortSignal,
+            }),
+          controller.signal,
+        );
         options.onProgress?.(total);
         return { bytes: total };
       }
@@ -406,16 +489,24 @@ export class AzureBlobStorage implements Storage {
       if (signal?.aborted) throw abortError(signal);
       if (failure !== null) throw failure;
       committing = true;
-      await ops.getBlockBlobClient(name).commitBlockList(ids, {
-        blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
-        ...(this.config.settings.accessTier ? { tier: this.config.settings.accessTier } : {}),
-        abortSignal: controller.signal,
-      });
+      // Committing the same list again (after an answer was lost) is harmless.
+      await this.attempts(
+        key,
+        'writing',
+        (abortSignal) =>
+          ops.getBlockBlobClient(name).commitBlockList(ids, {
+            blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
+            ...(this.config.settings.accessTier ? { tier: this.config.settings.accessTier } : {}),
+            abortSignal,
+          }),
+        controller.signal,
+      );
       options.onProgress?.(total);
       return { bytes: total };
     } catch (error) {
       stop(error);
-      const grace = sleep(Math.min(this.config.stallTimeoutMs, 5_000)).then(() => 'grace over');
+      // After a stall, no longer than the stall budget's window has left.
+      const grace = sleep(Math.min(this.config.stallTimeoutMs, 5_000, this.budget.remainingMs() ?? Infinity)).then(() => 'grace over');
       await Promise.race([Promise.allSettled([...inFlight]), grace]);
       controller.abort(stopped);
       await Promise.allSettled([...inFlight]);
@@ -436,13 +527,17 @@ export class AzureBlobStorage implements Storage {
    * that cannot delete uncommitted blocks (404) keeps them until then, invisible.
    */
   private async discardUncommitted(container: ContainerClient, name: string): Promise<void> {
-    const timeout = AbortSignal.timeout(Math.min(this.config.stallTimeoutMs, 30_000));
+    const key = name.slice(this.config.prefix.length);
     try {
       // A listing shows committed blobs only (a property read answers for uncommitted ones on azurite).
-      for await (const item of container.listBlobsFlat({ prefix: name, abortSignal: timeout })) {
-        if (item.name === name) return; // committed: leave it alone
-      }
-      await container.getBlobClient(name).deleteIfExists({ abortSignal: timeout });
+      const committed = await this.attempts(key, 'checking', async (abortSignal) => {
+        for await (const item of container.listBlobsFlat({ prefix: name, abortSignal })) {
+          if (item.name === name) return true;
+        }
+        return false;
+      });
+      if (committed) return; // leave it alone
+      await this.attempts(key, 'discarding the blocks of', (abortSignal) => container.getBlobClient(name).deleteIfExists({ abortSignal }));
     } catch {
       // best effort: the service discards uncommitted blocks anyway
     }
@@ -455,6 +550,7 @@ export class AzureBlobStorage implements Storage {
   private async stageBlock(blob: BlockBlobClient, id: string, data: Buffer, stop: AbortSignal, acknowledge: (bytes: number) => void): Promise<void> {
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
+      this.budget.begin('writing a block'); // not tried at all once the stall budget is spent
       const attemptController = new AbortController();
       const onStop = () => attemptController.abort(stop.reason);
       stop.addEventListener('abort', onStop, { once: true });
@@ -471,13 +567,15 @@ export class AzureBlobStorage implements Storage {
             }
           },
         });
+        this.budget.noteSuccess();
         acknowledge(data.length);
         return;
       } catch (error) {
         if (stop.aborted) throw stop.reason;
         if (!watch.stalled) throw error;
+        this.budget.noteStall();
         const delay = backoffDelay(attempt, this.retry);
-        if (performance.now() - started + delay > this.retry.deadlineMs) {
+        if (performance.now() - started + delay > this.retry.deadlineMs || !this.budget.mayRetry(delay)) {
           throw new StalledError(`writing a block: no progress for ${Math.round(this.config.stallTimeoutMs / 1000)} s`, { cause: error });
         }
         await sleep(delay, stop);
@@ -490,10 +588,11 @@ export class AzureBlobStorage implements Storage {
 
   async putBytes(key: string, data: Buffer): Promise<void> {
     const name = this.blobName(key);
-    await this.call(key, 'writing', ({ ops }) =>
+    await this.call(key, 'writing', ({ ops }, abortSignal) =>
       ops.getBlockBlobClient(name).upload(data, data.length, {
         blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
         ...(this.config.settings.accessTier ? { tier: this.config.settings.accessTier } : {}),
+        abortSignal,
       }),
     );
   }
@@ -501,30 +600,23 @@ export class AzureBlobStorage implements Storage {
   async putIfAbsent(key: string, data: Buffer): Promise<boolean> {
     const name = this.blobName(key);
     const token = randomBytes(12).toString('hex');
-    const started = performance.now();
     const { ops } = await this.connect();
     const blob = ops.getBlockBlobClient(name);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await blob.upload(data, data.length, {
+    try {
+      await this.attempts(key, 'writing', (abortSignal) =>
+        blob.upload(data, data.length, {
           conditions: { ifNoneMatch: '*' },
           metadata: { [TOKEN_METADATA]: token },
           blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
-        });
-        return true;
-      } catch (error) {
-        const mapped = this.mapError(error, key, 'writing');
-        if (mapped instanceof PreconditionFailedError) {
-          // Ours after all when an earlier attempt landed and only its answer was lost.
-          const existing = await blob.getProperties().catch(() => null);
-          return existing?.metadata?.[TOKEN_METADATA] === token;
-        }
-        if (mapped instanceof TransientError && performance.now() - started < this.retry.deadlineMs) {
-          await sleep(backoffDelay(attempt, this.retry));
-          continue;
-        }
-        throw mapped;
-      }
+          abortSignal,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+      // Ours after all when an earlier attempt landed and only its answer was lost.
+      const existing = await this.attempts(key, 'reading', (abortSignal) => blob.getProperties({ abortSignal })).catch(() => null);
+      return existing?.metadata?.[TOKEN_METADATA] === token;
     }
   }
 
@@ -534,7 +626,15 @@ export class AzureBlobStorage implements Storage {
     if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
     const { bulk } = await this.connect();
-    const timeout = AbortSignal.timeout(this.config.stallTimeoutMs);
+    // After a stall, no longer than the stall budget allows (and not at all once it is spent).
+    let limit: number | null;
+    try {
+      limit = this.budget.begin(`reading ${key}`, key);
+    } catch (error) {
+      if (signal?.aborted) throw abortError(signal);
+      throw error;
+    }
+    const timeout = AbortSignal.timeout(Math.min(this.config.stallTimeoutMs, limit ?? Infinity));
     const abortSignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let body: Readable;
     try {
@@ -561,7 +661,7 @@ export class AzureBlobStorage implements Storage {
 
   async stat(key: string): Promise<ObjectInfo> {
     const name = this.blobName(key);
-    const properties = await this.call(key, 'reading', ({ ops }) => ops.getBlobClient(name).getProperties());
+    const properties = await this.call(key, 'reading', ({ ops }, abortSignal) => ops.getBlobClient(name).getProperties({ abortSignal }));
     return { key, size: properties.contentLength ?? 0, modifiedAt: properties.lastModified ?? new Date(0), etag: properties.etag };
   }
 
@@ -569,8 +669,10 @@ export class AzureBlobStorage implements Storage {
     const wanted = normalizePrefix(prefix);
     const listPrefix = this.config.prefix + (wanted === '' ? '' : `${wanted}/`);
     const found: ObjectInfo[] = [];
-    await this.call(wanted, 'listing', async ({ ops }) => {
-      for await (const page of ops.listBlobsFlat({ prefix: listPrefix }).byPage({ maxPageSize: 1000 })) {
+    await this.call(wanted, 'listing', async ({ ops }, abortSignal, progress) => {
+      found.length = 0; // a retry lists again from the start
+      for await (const page of ops.listBlobsFlat({ prefix: listPrefix, abortSignal }).byPage({ maxPageSize: 1000 })) {
+        progress();
         for (const item of page.segment.blobItems) {
           if (!item.name.startsWith(this.config.prefix)) continue;
           const key = item.name.slice(this.config.prefix.length);
@@ -586,9 +688,10 @@ export class AzureBlobStorage implements Storage {
     const wanted = normalizePrefix(prefix);
     const listPrefix = this.config.prefix + (wanted === '' ? '' : `${wanted}/`);
     const names = new Set<string>();
-    await this.call(wanted, 'listing', async ({ ops }) => {
+    await this.call(wanted, 'listing', async ({ ops }, abortSignal, progress) => {
       names.clear();
-      for await (const page of ops.listBlobsByHierarchy('/', { prefix: listPrefix }).byPage({ maxPageSize: 1000 })) {
+      for await (const page of ops.listBlobsByHierarchy('/', { prefix: listPrefix, abortSignal }).byPage({ maxPageSize: 1000 })) {
+        progress();
         for (const folder of page.segment.blobPrefixes ?? []) {
           const name = folder.name.startsWith(listPrefix) ? folder.name.slice(listPrefix.length, -1) : '';
           if (isValidKey(wanted === '' ? name : `${wanted}/${name}`) && !name.includes('/')) names.add(name);
@@ -600,14 +703,14 @@ export class AzureBlobStorage implements Storage {
 
   async remove(key: string): Promise<void> {
     const name = this.blobName(key);
-    await this.call(key, 'removing', ({ ops }) => ops.getBlobClient(name).deleteIfExists());
+    await this.call(key, 'removing', ({ ops }, abortSignal) => ops.getBlobClient(name).deleteIfExists({ abortSignal }));
   }
 
   async checkWritable(prefix: string): Promise<void> {
     const wanted = normalizePrefix(prefix);
     const probe = `${this.config.prefix}${wanted === '' ? '' : `${wanted}/`}.backupctl-write-probe-${randomBytes(6).toString('hex')}`;
-    await this.call(wanted, 'writing a probe in', ({ ops }) => ops.getBlockBlobClient(probe).upload(Buffer.alloc(0), 0));
-    await this.call(wanted, 'removing a probe in', ({ ops }) => ops.getBlobClient(probe).deleteIfExists());
+    await this.call(wanted, 'writing a probe in', ({ ops }, abortSignal) => ops.getBlockBlobClient(probe).upload(Buffer.alloc(0), 0, { abortSignal }));
+    await this.call(wanted, 'removing a probe in', ({ ops }, abortSignal) => ops.getBlobClient(probe).deleteIfExists({ abortSignal }));
   }
 
   /** Nothing to do: uncommitted blocks are invisible and the service discards them. */

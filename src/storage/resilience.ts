@@ -152,6 +152,109 @@ export class StallWatch {
   }
 }
 
+/** After the stall window is spent: the one short attempt the clean-up still gets (ms, at most the stall timeout). */
+export const STALL_GRACE_MS = 2_000;
+
+/**
+ * What one storage has learnt about stalls in this run, so that a hung server fails a
+ * run in about two stall timeouts rather than one timeout (or retry deadline) for each
+ * of the calls that follow the stall: the upload's own clean-up, removing the files of
+ * the failed backup, releasing the lock, the run log.
+ *
+ * A stall (no byte acknowledged for stallTimeoutMs while data waited, or no answer to a
+ * request for that long) opens a window of stallTimeoutMs. Until a request of this
+ * storage succeeds again (which closes it: the server answers), every call is one
+ * attempt: no retries once the window's rest cannot hold the backoff, and a call that
+ * does not stream is bounded by the window's rest. Once the window is spent, the first
+ * call to come still gets one short attempt (STALL_GRACE_MS, shared by the calls made
+ * meanwhile: a server that only stopped taking an upload still gets cleaned up), and
+ * calls after it fail at once with StalledError, without a request, until another
+ * stallTimeoutMs has passed (then one more short attempt may show the server is back:
+ * a long run is not cut off from a server that recovered). What is left (a partial file,
+ * a lock) is reclaimed by the next run or prune. Any answer of the server, an error
+ * status included, counts as a success.
+ * Drivers decide on this object, never on an error's text.
+ */
+export class StallBudget {
+  private windowEnd: number | null = null;
+  private graceGiven = false;
+
+  constructor(
+    readonly stallTimeoutMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** A stall was seen and no request has succeeded since. */
+  get stalled(): boolean {
+    return this.windowEnd !== null;
+  }
+
+  /** A stall was seen: the first one since the last success opens the window. */
+  noteStall(): void {
+    if (this.windowEnd !== null || this.stallTimeoutMs <= 0) return;
+    this.windowEnd = this.now() + this.stallTimeoutMs;
+    this.graceGiven = false;
+  }
+
+  /** A request succeeded: the server answers, calls are tried as usual again. */
+  noteSuccess(): void {
+    this.windowEnd = null;
+    this.graceGiven = false;
+  }
+
+  /** What remains of the window (ms, 0 when spent); null when no stall was seen. */
+  remainingMs(): number | null {
+    return this.windowEnd === null ? null : Math.max(0, Math.ceil(this.windowEnd - this.now()));
+  }
+
+  /** Whether a failed attempt may be tried again after `delayMs`: always without a stall; after one, only within the window. */
+  mayRetry(delayMs: number): boolean {
+    return this.windowEnd === null || this.now() + delayMs < this.windowEnd;
+  }
+
+  /**
+   * For an attempt starting now: how long it may take (ms), or null when no stall was
+   * seen (the driver's own limits apply). When the window and its grace are spent, throws
+   * StalledError: the call is not tried. `what` names the operation and key, for the message.
+   */
+  begin(what: string, key?: string): number | null {
+    if (this.windowEnd === null) return null;
+    const left = Math.ceil(this.windowEnd - this.now()); // whole milliseconds (AbortSignal.timeout takes no fraction)
+    if (left > 0) return left;
+    // The grace, once per window; again when a stall timeout has passed since the last one.
+    if (!this.graceGiven || left <= -this.stallTimeoutMs) {
+      this.graceGiven = true;
+      const grace = Math.min(this.stallTimeoutMs, STALL_GRACE_MS);
+      this.windowEnd = this.now() + grace;
+      return grace;
+    }
+    throw new StalledError(`${what}: not tried, the storage stopped responding earlier in this run`, {
+      key,
+      hint: 'the storage stopped responding; what this run could not remove is removed by the next run or prune (the stall timeout is the stall-timeout setting)',
+    });
+  }
+}
+
+/**
+ * `promise`, or the error of `timedOut()` when it has not settled after `ms` (the work
+ * goes on unobserved: the caller ends it, e.g. by dropping the connection, in `timedOut`).
+ */
+export function within<T>(promise: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timedOut()), Math.max(1, ms));
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error as Error);
+      },
+    );
+  });
+}
+
 export interface GuardOptions {
   /** The reader is waiting and nothing arrives for this long: the stream fails with StalledError. 0: never. */
   stallTimeoutMs: number;

@@ -20,7 +20,11 @@
  *   until retryDeadlineMs after the first attempt; 4xx fail at once.
  * - Stalls: the writing client's sockets time out after stallTimeoutMs without a byte
  *   moving (a slow link is not a stall); a download is watched by guardReadable (a
- *   paused reader is not a stall), with no socket timeout on the reading client.
+ *   paused reader is not a stall), with no socket timeout on the reading client. Once a
+ *   request stalled, the storage's StallBudget (resilience.ts) holds every later request
+ *   to one attempt within a short shared budget until one succeeds: the clean-up after a
+ *   stall (aborting the upload, removing files, the lock, the run log) is not one more
+ *   timeout each against a hung server.
  * - putIfAbsent: PutObject with If-None-Match: *, only when conditionalCreate holds:
  *   `conditional-create=auto` (default) probes once (write a probe object, then a
  *   conditional write over it must be refused with 412); s3rver and some compatibles
@@ -67,7 +71,7 @@ import {
   UnsupportedError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, type RetryPolicy } from './resilience.js';
+import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type S3Location } from './settings.js';
 import {
   assertKey,
@@ -154,7 +158,10 @@ class DeadlineRetryStrategy {
    */
   private unreachable = false;
 
-  constructor(private readonly policy: RetryPolicy) {}
+  constructor(
+    private readonly policy: RetryPolicy,
+    private readonly budget: StallBudget,
+  ) {}
 
   async acquireInitialRetryToken(): Promise<RetryToken> {
     return new RetryToken(this.unreachable ? Number.NEGATIVE_INFINITY : performance.now(), 0, 0);
@@ -166,9 +173,13 @@ class DeadlineRetryStrategy {
     if (info.errorType === 'CLIENT_ERROR' || nameOf(info.error) === 'AbortError' || status === 501 || status === 505 || nameOf(info.error) === 'NotImplemented') {
       throw info.error ?? new Error('not retryable');
     }
+    // A socket that moved no byte for stallTimeoutMs (or a connection that never came): a stall.
+    if (nameOf(info.error) === 'TimeoutError') this.budget.noteStall();
     const attempt = token.getRetryCount() + 1;
     let delay = backoffDelay(attempt, this.policy);
     if (info.retryAfterHint) delay = Math.max(delay, Math.min(this.policy.maxDelayMs, info.retryAfterHint.getTime() - Date.now()));
+    // After a stall, a retry only within the stall window (see StallBudget).
+    if (!this.budget.mayRetry(delay)) throw info.error ?? new Error('stalled');
     if (performance.now() - token.started + delay > this.policy.deadlineMs) {
       this.unreachable = true;
       throw info.error ?? new Error('retry deadline passed');
@@ -178,6 +189,7 @@ class DeadlineRetryStrategy {
 
   recordSuccess(): void {
     this.unreachable = false;
+    this.budget.noteSuccess();
   }
 }
 
@@ -224,10 +236,17 @@ class TrackingClient {
   constructor(
     private readonly client: S3Client,
     private readonly signal: AbortSignal,
+    /** Throws when the storage's stall budget is spent (StallBudget.begin): the request is not sent. */
+    private readonly gate: () => void = () => undefined,
   ) {}
 
   /** S3Client.send of any command (its output is the caller's to type). */
   send(command: object, options: { abortSignal?: AbortSignal } = {}): Promise<unknown> {
+    try {
+      this.gate();
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
     const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, this.signal]) : this.signal;
     const sent = (this.client.send as unknown as (c: object, o: { abortSignal: AbortSignal }) => Promise<unknown>)(command, { abortSignal: signal });
     if (command instanceof CreateMultipartUploadCommand) {
@@ -500,6 +519,8 @@ export class S3Storage implements Storage {
   private readonly bucket: string;
   private readonly root: string;
   private readonly retry: RetryPolicy;
+  /** Stalls seen in this run (shared by every client and request of this storage). */
+  private readonly budget: StallBudget;
   /** S3's limit on the parts of one upload (tests lower it). */
   maxParts = MAX_PARTS;
 
@@ -511,6 +532,7 @@ export class S3Storage implements Storage {
     this.bucket = config.bucket;
     this.root = config.prefix;
     this.retry = { deadlineMs: config.retryDeadlineMs, baseDelayMs: 200, maxDelayMs: 10_000 };
+    this.budget = new StallBudget(config.stallTimeoutMs);
     this.caps = {
       atomicPut: true,
       conditionalCreate: config.settings.conditionalCreate === 'on',
@@ -535,7 +557,7 @@ export class S3Storage implements Storage {
     const config: S3ClientConfig = {
       forcePathStyle: settings.pathStyle ?? customEndpoint !== undefined,
       // One strategy for every client of this storage: what it learns (unreachable) holds for all.
-      retryStrategy: (this.retryStrategy ??= new DeadlineRetryStrategy(this.retry)) as unknown as S3ClientConfig['retryStrategy'],
+      retryStrategy: (this.retryStrategy ??= new DeadlineRetryStrategy(this.retry, this.budget)) as unknown as S3ClientConfig['retryStrategy'],
       requestHandler: {
         connectionTimeout: Math.min(this.config.stallTimeoutMs, 30_000),
         ...(socketTimeout === undefined ? {} : { socketTimeout }),
@@ -621,7 +643,12 @@ export class S3Storage implements Storage {
         hint: 'set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or profile=) with ~/.aws/credentials, or run where instance/web identity credentials exist',
       });
     }
-    if (PERMISSION_ERRORS.has(name) || status === 403) return new PermissionError(`${what}: access denied (${name || 'HTTP 403'})`, options);
+    if (PERMISSION_ERRORS.has(name) || status === 403) {
+      return new PermissionError(`${what}: access denied (${name || 'HTTP 403'})`, {
+        ...options,
+        hint: 'check that the credentials may read, write, list and delete under the prefix (s3:GetObject, s3:PutObject, s3:ListBucket, s3:DeleteObject, s3:AbortMultipartUpload)',
+      });
+    }
     if (NO_SPACE_ERRORS.has(name) || status === 507) return new NoSpaceError(`${what}: the store is full or over quota (${name || 'HTTP 507'})`, options);
     if (name === 'PreconditionFailed' || status === 412) return new PreconditionFailedError(key, { cause: error });
     if (name === 'TimeoutError' || stalled) {
@@ -633,12 +660,35 @@ export class S3Storage implements Storage {
     return new StorageError('io', `${what} failed (${describeCause(error)})`, options);
   }
 
-  private async call<T>(key: string, doing: string, run: (client: S3Client) => Promise<T>): Promise<T> {
+  private async call<T>(key: string, doing: string, run: (client: S3Client, options: { abortSignal?: AbortSignal }) => Promise<T>): Promise<T> {
     const { writer } = await this.clients();
     try {
-      return await run(writer);
+      return await this.limited(key, doing, (options) => run(writer, options));
     } catch (error) {
       throw this.mapError(error, key, doing);
+    }
+  }
+
+  /**
+   * One request under the stall budget: as usual when no stall was seen; after one,
+   * bounded by what remains of the budget (a StalledError when it ran out, or when it was
+   * spent before: then nothing is sent). `signal` is the caller's own, kept.
+   */
+  private async limited<T>(key: string, doing: string, send: (options: { abortSignal?: AbortSignal }) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const what = key === '' ? `${doing} in bucket ${this.bucket}` : `${doing} ${key}`;
+    const limit = this.budget.begin(what, key);
+    const timeout = limit === null ? undefined : AbortSignal.timeout(limit);
+    const abortSignal = timeout && signal ? AbortSignal.any([timeout, signal]) : (timeout ?? signal);
+    try {
+      return await send(abortSignal ? { abortSignal } : {});
+    } catch (error) {
+      // An error status is an answer: the server is there (the SDK records only successes).
+      const status = statusOf(error);
+      if (status !== undefined && status < 500) this.budget.noteSuccess();
+      if (timeout?.aborted && !signal?.aborted) {
+        throw new StalledError(`${what}: no answer within the ${Math.round((limit as number) / 100) / 10} s left after the storage stalled`, { key, cause: error });
+      }
+      throw error;
     }
   }
 
@@ -694,7 +744,7 @@ export class S3Storage implements Storage {
     const partSize = pieceSizeFor(settings.partSizeBytes ?? DEFAULT_PART_SIZE, options.expectedBytes, PART_HEADROOM, MAX_PART_SIZE);
     const started = new Date();
     const controller = new AbortController();
-    const tracking = new TrackingClient(writer, controller.signal);
+    const tracking = new TrackingClient(writer, controller.signal, () => void this.budget.begin(`writing ${key}`, key));
     // Left in place after the put: a source that fails later never throws an uncaught 'error'.
     let sourceError: unknown = null;
     source.on('error', (error) => {
@@ -756,7 +806,7 @@ export class S3Storage implements Storage {
     const deadline = AbortSignal.timeout(Math.max(5_000, Math.min(this.retry.deadlineMs, 60_000)));
     const abortOne = async (uploadId: string): Promise<boolean> => {
       try {
-        await writer.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }), { abortSignal: deadline });
+        await this.limited(key, 'aborting the upload of', (options) => writer.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }), options), deadline);
         return true;
       } catch (error) {
         if (nameOf(error) === 'NoSuchUpload' || statusOf(error) === 404) return true;
@@ -771,7 +821,7 @@ export class S3Storage implements Storage {
     for (const id of uploadIds) if (!(await abortOne(id))) warned = true;
     let listed: ListMultipartUploadsCommandOutput;
     try {
-      listed = await writer.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: objectKey }), { abortSignal: deadline });
+      listed = await this.limited(key, 'listing the uploads of', (options) => writer.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: objectKey }), options), deadline);
     } catch (error) {
       // One warning per failed clean-up: when an abort failed already, the operator knows
       // the upload may be left (a second line for the same cause, a dead server, is noise).
@@ -791,7 +841,7 @@ export class S3Storage implements Storage {
   async putBytes(key: string, data: Buffer): Promise<void> {
     const objectKey = this.objectKey(key);
     const { settings } = this.config;
-    await this.call(key, 'writing', (client) =>
+    await this.call(key, 'writing', (client, options) =>
       client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
@@ -803,6 +853,7 @@ export class S3Storage implements Storage {
           ...(settings.sse ? { ServerSideEncryption: settings.sse } : {}),
           ...(settings.sseKmsKeyId ? { SSEKMSKeyId: settings.sseKmsKeyId } : {}),
         }),
+        options,
       ),
     );
   }
@@ -820,7 +871,9 @@ export class S3Storage implements Storage {
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
       try {
-        await writer.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length, IfNoneMatch: '*' }));
+        await this.limited(key, 'writing', (options) =>
+          writer.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: data, ContentLength: data.length, IfNoneMatch: '*' }), options),
+        );
         return true;
       } catch (error) {
         const status = statusOf(error);
@@ -849,7 +902,15 @@ export class S3Storage implements Storage {
     if (range?.length === 0) return Readable.from([]);
     const { reader } = await this.clients();
     // Until the answer starts, a stall is a timeout of our own; then guardReadable watches.
-    const timeout = AbortSignal.timeout(this.config.stallTimeoutMs);
+    // After a stall, no longer than the stall budget allows (and not at all once it is spent).
+    let limit: number | null;
+    try {
+      limit = this.budget.begin(`reading ${key}`, key);
+    } catch (error) {
+      if (signal?.aborted) throw abortError(signal);
+      throw error;
+    }
+    const timeout = AbortSignal.timeout(Math.min(this.config.stallTimeoutMs, limit ?? Infinity));
     const abortSignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let body: Readable;
     try {
@@ -894,7 +955,7 @@ export class S3Storage implements Storage {
 
   async stat(key: string): Promise<ObjectInfo> {
     const objectKey = this.objectKey(key);
-    const head = await this.call(key, 'reading', (client) => client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey })));
+    const head = await this.call(key, 'reading', (client, options) => client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), options));
     return { key, size: head.ContentLength ?? 0, modifiedAt: head.LastModified ?? new Date(0), etag: head.ETag };
   }
 
@@ -906,8 +967,8 @@ export class S3Storage implements Storage {
     const listPrefix = this.root + (wanted === '' ? '' : `${wanted}/`);
     let token: string | undefined;
     do {
-      const page = await this.call(wanted, 'listing', (client) =>
-        client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, ContinuationToken: token, MaxKeys: 1000, ...extra })),
+      const page = await this.call(wanted, 'listing', (client, options) =>
+        client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, ContinuationToken: token, MaxKeys: 1000, ...extra }), options),
       );
       yield { page, listPrefix };
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -944,7 +1005,7 @@ export class S3Storage implements Storage {
   async remove(key: string): Promise<void> {
     const objectKey = this.objectKey(key);
     try {
-      await this.call(key, 'removing', (client) => client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })));
+      await this.call(key, 'removing', (client, options) => client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }), options));
     } catch (error) {
       if (error instanceof NotFoundError) return;
       throw error;
@@ -954,8 +1015,8 @@ export class S3Storage implements Storage {
   async checkWritable(prefix: string): Promise<void> {
     const wanted = normalizePrefix(prefix);
     const probe = `${this.root}${wanted === '' ? '' : `${wanted}/`}.backupctl-write-probe-${randomBytes(6).toString('hex')}`;
-    await this.call(wanted, 'writing a probe', (client) => client.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.alloc(0) })));
-    await this.call(wanted, 'removing a probe', (client) => client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe })));
+    await this.call(wanted, 'writing a probe', (client, options) => client.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.alloc(0) }), options));
+    await this.call(wanted, 'removing a probe', (client, options) => client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe }), options));
   }
 
   /** Aborts incomplete multipart uploads directly under `prefix` begun before `olderThan`. */

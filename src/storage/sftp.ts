@@ -20,6 +20,10 @@
  * - Retries: requests that do not stream (stat, list, remove, putBytes, opening a
  *   download...) are retried over a new connection after a connection failure, with
  *   backoff, until retryDeadlineMs. SSH keepalives detect a dead peer.
+ * - After a stall, the storage's StallBudget (resilience.ts) holds every later request
+ *   (and connection) to one attempt within a short shared budget until one succeeds: the
+ *   clean-up after a stall (the temporary file, removing files, the lock, the run log) is
+ *   not one more timeout each against a hung server.
  * - The connection never keeps the process alive while idle.
  */
 import { randomBytes } from 'node:crypto';
@@ -47,7 +51,7 @@ import {
 } from './errors.js';
 import { fingerprint, hostEntryName, hostKeyAlgorithms, keyTypeOf, knownKeysFor } from './known-hosts.js';
 import type { StorageRuntime } from './registry.js';
-import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, type RetryPolicy } from './resilience.js';
+import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, within, type RetryPolicy } from './resilience.js';
 import type { SftpLocation } from './settings.js';
 import {
   assertKey,
@@ -129,6 +133,10 @@ export class SftpStorage implements Storage {
   private active = 0;
   private readonly madeDirs = new Set<string>();
   private readonly retry: RetryPolicy;
+  /** Stalls seen in this run (shared by every request of this storage). */
+  private readonly budget: StallBudget;
+  /** Connections still in their handshake: close() cuts them off (a hung server never ends one). */
+  private readonly handshaking = new Set<SftpClient>();
 
   constructor(
     private readonly config: SftpLocation,
@@ -136,6 +144,7 @@ export class SftpStorage implements Storage {
   ) {
     this.location = config.display;
     this.retry = { deadlineMs: config.retryDeadlineMs, baseDelayMs: 200, maxDelayMs: 10_000 };
+    this.budget = new StallBudget(config.stallTimeoutMs);
   }
 
   get capabilities(): StorageCapabilities {
@@ -290,6 +299,7 @@ export class SftpStorage implements Storage {
     const ssh = sshClientOf(client);
     ssh?.once('connect', () => ssh.setNoDelay(true));
     let sftp: SFTPWrapper;
+    this.handshaking.add(client);
     try {
       sftp = (await client.connect(connectConfig)) as unknown as SFTPWrapper;
     } catch (error) {
@@ -301,6 +311,8 @@ export class SftpStorage implements Storage {
         });
       }
       throw new TransientError(`cannot connect to ${hostEntryName(host, port)} (${level ?? describeCause(error)})`, { cause: error });
+    } finally {
+      this.handshaking.delete(client);
     }
     const extensions = (sftp as unknown as { _extensions?: Record<string, string> })._extensions ?? {};
     const found = {
@@ -336,6 +348,7 @@ export class SftpStorage implements Storage {
     live.watchdog = setInterval(() => {
       if (live.pending > 0 && performance.now() - live.lastAnswer > this.config.stallTimeoutMs) {
         live.stalled = true;
+        this.budget.noteStall();
         this.drop(live);
       }
     }, Math.max(100, Math.min(1000, Math.floor(this.config.stallTimeoutMs / 4))));
@@ -372,27 +385,38 @@ export class SftpStorage implements Storage {
    */
   private async request<T>(key: string, doing: string, run: (session: Session) => Promise<T>): Promise<T> {
     const started = performance.now();
+    const what = `${doing} ${key || 'the storage root'}`;
     this.active += 1;
     try {
       for (let attempt = 1; ; attempt++) {
+        const { limit, bounded } = this.budgeted(what, key);
         let session: Session;
         try {
-          session = await this.connect();
+          session = await bounded(this.connect());
         } catch (error) {
           if (!(error instanceof TransientError)) throw error;
           const delay = backoffDelay(attempt, this.retry);
-          if (performance.now() - started + delay > this.retry.deadlineMs) throw error;
+          if (performance.now() - started + delay > this.retry.deadlineMs || !this.budget.mayRetry(delay)) throw error;
           await sleep(delay);
           continue;
         }
         this.idle(session);
         try {
-          return await untilLost(session, run(session));
+          const result = await bounded(untilLost(session, run(session)), () => this.drop(session));
+          this.budget.noteSuccess();
+          return result;
         } catch (error) {
-          if (!isConnectionError(error)) throw await this.mapError(error, key, doing, session);
+          if (error instanceof StalledError) throw error;
+          if (!isConnectionError(error)) {
+            if (typeof codeOf(error) === 'number') this.budget.noteSuccess(); // an SFTP status: the server answered
+            throw await this.mapError(error, key, doing, session);
+          }
           this.drop(session);
           const delay = backoffDelay(attempt, this.retry);
-          if (performance.now() - started + delay > this.retry.deadlineMs) {
+          if (performance.now() - started + delay > this.retry.deadlineMs || !this.budget.mayRetry(delay)) {
+            if (session.stalled || limit !== null) {
+              throw new StalledError(`${what}: no answer for ${Math.round(this.config.stallTimeoutMs / 1000)} s`, { key, cause: error });
+            }
             throw new TransientError(`${doing} ${key}: the SFTP connection kept failing until the retry deadline (${describeCause(error)})`, { key, cause: error });
           }
           await sleep(delay);
@@ -402,6 +426,23 @@ export class SftpStorage implements Storage {
       this.active -= 1;
       if (this.session) this.idle(this.session);
     }
+  }
+
+  /**
+   * The stall budget of an attempt starting now (StalledError when it is spent): `bounded`
+   * passes a promise through, or, after a stall, fails it with StalledError when the
+   * budget's rest has passed (running `onTimeout` first, to end what it waits on).
+   */
+  private budgeted(what: string, key?: string): { limit: number | null; bounded: <R>(promise: Promise<R>, onTimeout?: () => void) => Promise<R> } {
+    const limit = this.budget.begin(what, key);
+    const bounded = <R>(promise: Promise<R>, onTimeout?: () => void): Promise<R> => {
+      if (limit === null) return promise;
+      return within(promise, limit, () => {
+        onTimeout?.();
+        return new StalledError(`${what}: no answer within the ${Math.round(limit / 100) / 10} s left after the storage stalled`, { key });
+      });
+    };
+    return { limit, bounded };
   }
 
   private drop(session: Session): void {
@@ -418,7 +459,7 @@ export class SftpStorage implements Storage {
     const what = `${doing} ${key || 'the storage root'}`;
     const options = { key, cause: error };
     if (code === SFTP.NO_SUCH_FILE) return new NotFoundError(key, { cause: error });
-    if (code === SFTP.PERMISSION_DENIED) return new PermissionError(`${what}: permission denied`, options);
+    if (code === SFTP.PERMISSION_DENIED) return new PermissionError(`${what}: permission denied`, { ...options, hint: 'check the owner and mode of the directory on the server, and which user the URL logs in as' });
     if (code === SFTP.OP_UNSUPPORTED) return new UnsupportedError(`${what}: the SFTP server does not support this operation`, options);
     if (code === SFTP.FAILURE && session && path && session.extensions.statvfs) {
       // SFTP v3 reports ENOSPC as a plain FAILURE: ask the file system how full it is.
@@ -473,6 +514,8 @@ export class SftpStorage implements Storage {
     const session = this.session;
     this.session = null;
     this.madeDirs.clear();
+    // A handshake a hung server never answers would keep the process alive until its timeout.
+    for (const client of this.handshaking) socketOf(client)?.destroy();
     if (session) {
       session.alive = false;
       if (session.watchdog) clearInterval(session.watchdog);
@@ -521,16 +564,21 @@ export class SftpStorage implements Storage {
     }
   }
 
-  /** After the connection died mid-write: one short attempt to remove the temporary file. */
+  /**
+   * After the connection died mid-write: one short attempt to remove the temporary file
+   * (after a stall, within the stall budget; none once it is spent).
+   */
   private async removeOverNewConnection(path: string): Promise<void> {
     const attempt = (async () => {
-      const session = await this.connect();
-      await sftpCall<void>(session, (cb) => session.sftp.unlink(path, cb));
+      const limit = this.budget.begin(`removing ${path}`) ?? Math.min(this.config.stallTimeoutMs, 15_000);
+      const removal = (async () => {
+        const session = await this.connect();
+        await sftpCall<void>(session, (cb) => session.sftp.unlink(path, cb));
+        this.budget.noteSuccess();
+      })();
+      await within(removal, limit, () => new Error('timeout'));
     })();
-    const timeout = sleep(Math.min(this.config.stallTimeoutMs, 15_000)).then(() => {
-      throw new Error('timeout');
-    });
-    await Promise.race([attempt, timeout]).catch(() => {
+    await attempt.catch(() => {
       this.runtime.warn(`${this.location}: could not remove the temporary file ${path}; prune removes it once it is old`);
     });
   }
@@ -574,7 +622,8 @@ export class SftpStorage implements Storage {
     this.active += 1;
     let session: Session | null = null;
     try {
-      session = await this.connect();
+      // After a stall: connecting within the stall budget, and not at all once it is spent.
+      session = await this.budgeted(`writing ${key}`, key).bounded(this.connect());
       this.idle(session);
       const live = session;
       const onLost = (error: Error) => stopFeed(error);
@@ -587,6 +636,7 @@ export class SftpStorage implements Storage {
         await sftpCall<void>(session as Session, (cb) => (session as Session).sftp.unlink(temp, cb)).catch(() => undefined);
         throw error;
       }
+      this.budget.noteSuccess();
       options.onProgress?.(bytes);
       return { bytes };
     } catch (error) {

@@ -3,7 +3,8 @@
  * - an HTTP proxy (S3, Azure) that can answer the next requests with a status of our
  *   choosing (503 then success, 403 AccessDenied), reset connections, or stall an
  *   upload after N bytes of request body (stop reading, never answer);
- * - a TCP proxy (SFTP) that can stall every connection after N bytes from the client.
+ * - a TCP proxy (SFTP) that can stall every connection after N bytes from the client, or
+ *   freeze altogether (a hung server: connections accepted, nothing answered).
  * Everything else is forwarded unchanged (Host header included: SigV4 signs it).
  */
 import http from 'node:http';
@@ -129,13 +130,29 @@ export interface TcpFaultProxy {
   stallAfter(afterBytes: number | null): void;
   /** Destroys every open connection (the client sees ECONNRESET or a close). */
   resetAll(): void;
+  /**
+   * A hung server: from now on nothing is forwarded either way on any connection, and new
+   * connections are accepted but never answered (as a SIGSTOPped server's kernel does).
+   */
+  freeze(): void;
+  /** Ends a freeze: the frozen connections are destroyed, new ones are forwarded again. */
+  thaw(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpFaultProxy(target: { host: string; port: number }): Promise<TcpFaultProxy> {
   let stallAfter: number | null = null;
+  let frozenAll = false;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
+    if (frozenAll) {
+      // Accepted, never answered: the client's handshake waits.
+      sockets.add(client);
+      client.pause();
+      client.on('error', () => client.destroy());
+      client.on('close', () => sockets.delete(client));
+      return;
+    }
     const upstream = net.connect({ host: target.host, port: target.port });
     sockets.add(client);
     sockets.add(upstream);
@@ -143,7 +160,7 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
     let passed = 0;
     let frozen = false;
     client.on('data', (chunk: Buffer) => {
-      if (frozen) return;
+      if (frozen || frozenAll) return;
       if (limit !== null && passed + chunk.length > limit) {
         upstream.write(chunk.subarray(0, Math.max(0, limit - passed)));
         frozen = true;
@@ -155,7 +172,7 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
       upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (!frozen) client.write(chunk);
+      if (!frozen && !frozenAll) client.write(chunk);
     });
     const end = () => {
       client.destroy();
@@ -180,6 +197,14 @@ export async function startTcpFaultProxy(target: { host: string; port: number })
       stallAfter = bytes;
     },
     resetAll: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+    freeze: () => {
+      frozenAll = true;
+      for (const socket of sockets) socket.pause(); // stop reading: the client's writes back up
+    },
+    thaw: () => {
+      frozenAll = false;
       for (const socket of sockets) socket.destroy();
     },
     close: async () => {

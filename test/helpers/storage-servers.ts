@@ -165,6 +165,8 @@ export interface AzuriteServer {
   port: number;
   blobEndpoint: string;
   connectionString: string;
+  /** The server process's pid (a test freezes it with SIGSTOP, as a hung server). */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -187,6 +189,7 @@ export async function startAzurite(): Promise<AzuriteServer> {
     port,
     blobEndpoint,
     connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};`,
+    pid: started.child.pid,
     stop: () => stopChild(started),
   };
 }

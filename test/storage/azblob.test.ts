@@ -137,6 +137,37 @@ describe('azblob driver: credentials, stalls, retries', () => {
     expect(await uncommitted(`${name}/`)).toEqual([]);
   }, 60_000);
 
+  it('a hung server (SIGSTOP): every request ends on its own, within the stall budget; once it answers again, so does the storage', async () => {
+    const storage = openStorage(url(uniquePrefix('hung'), '&stall-timeout=1s&retry-deadline=3s'), '/');
+    await storage.putBytes('here.txt', Buffer.from('before'));
+    process.kill(server.pid as number, 'SIGSTOP');
+    try {
+      const timed = async (call: () => Promise<unknown>) => {
+        const started = Date.now();
+        const error = await call().catch((failure: unknown) => failure);
+        return { error, ms: Date.now() - started };
+      };
+      // The SDK's tryTimeoutInMs is only the server's timeout= parameter: these used to wait for as long as the server was stopped.
+      const stat = await timed(() => storage.stat('here.txt'));
+      expect(stat.error).toBeInstanceOf(StalledError);
+      expect(stat.ms).toBeLessThan(3_000); // a stall timeout, then one more try within the stall window
+      const removal = await timed(() => storage.remove('here.txt'));
+      expect(removal.error).toBeInstanceOf(StalledError);
+      expect(removal.ms).toBeLessThan(2_000); // the one short grace after the window
+      const listing = await timed(() => storage.list(''));
+      expect(listing.error).toBeInstanceOf(StalledError);
+      expect((listing.error as StalledError).message).toContain('not tried');
+      expect(listing.ms).toBeLessThan(500);
+    } finally {
+      process.kill(server.pid as number, 'SIGCONT');
+    }
+    // A stall timeout later, a request is tried again: the server answers, and everything works.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await expect(storage.stat('missing.txt')).rejects.toBeInstanceOf(NotFoundError);
+    await storage.putBytes('after.txt', Buffer.from('after'));
+    expect((await storage.getBytes('after.txt', 100)).toString()).toBe('after');
+  }, 60_000);
+
   it('a failed put over an existing blob keeps the old content', async () => {
     const storage = openStorage(url(uniquePrefix('keep')), '/');
     await storage.putBytes('k.bin', Buffer.from('old'));

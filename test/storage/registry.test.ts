@@ -13,8 +13,8 @@ import {
   s3Factory,
   schemeOf,
 } from '../../src/storage/registry.js';
-import { backoffDelay, withRetry } from '../../src/storage/resilience.js';
-import { ConfigurationError, TransientError } from '../../src/storage/storage.js';
+import { backoffDelay, StallBudget, STALL_GRACE_MS, withRetry } from '../../src/storage/resilience.js';
+import { ConfigurationError, StalledError, TransientError } from '../../src/storage/storage.js';
 
 describe('parseStorageLocation', () => {
   it('plain paths and file:// are local, resolved against cwd', () => {
@@ -232,5 +232,63 @@ describe('retries', () => {
     expect(error).toBeInstanceOf(TransientError);
     expect((error as TransientError).message).toContain('ECONNRESET');
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('the stall budget', () => {
+  it('after a stall: attempts bounded by the window, then one short grace, then none for a stall timeout, until a request succeeds', () => {
+    let now = 0;
+    const budget = new StallBudget(5000, () => now);
+    expect([budget.stalled, budget.begin('op'), budget.mayRetry(60_000)]).toEqual([false, null, true]);
+    now = 100;
+    budget.noteStall();
+    expect(budget.stalled).toBe(true);
+    now = 1100;
+    expect(budget.begin('op')).toBe(4000);
+    expect(budget.mayRetry(3000)).toBe(true);
+    expect(budget.mayRetry(4000)).toBe(false);
+    budget.noteStall(); // a second stall does not open a new window
+    expect(budget.remainingMs()).toBe(4000);
+    now = 5100;
+    // The window is spent: the first call gets the grace, shared with calls made meanwhile.
+    expect(budget.begin('op')).toBe(STALL_GRACE_MS);
+    now = 5600;
+    expect(budget.begin('op')).toBe(STALL_GRACE_MS - 500);
+    now = 5100 + STALL_GRACE_MS;
+    const error = (() => {
+      try {
+        return budget.begin('removing a/b.dump', 'a/b.dump');
+      } catch (failure) {
+        return failure;
+      }
+    })();
+    expect(error).toBeInstanceOf(StalledError);
+    expect((error as StalledError).key).toBe('a/b.dump');
+    expect((error as StalledError).message).toMatch(/^removing a\/b\.dump: not tried/);
+    // A stall timeout later, one more short attempt (the server may be back).
+    now = 5100 + STALL_GRACE_MS + 4999;
+    expect(() => budget.begin('op')).toThrow(StalledError);
+    now = 5100 + STALL_GRACE_MS + 5000;
+    expect(budget.begin('op')).toBe(STALL_GRACE_MS);
+    expect(() => {
+      now += STALL_GRACE_MS;
+      budget.begin('op');
+    }).toThrow(StalledError);
+    // A success: the server answers, back to normal (and a later stall opens a new window).
+    budget.noteSuccess();
+    expect([budget.stalled, budget.begin('op'), budget.remainingMs()]).toEqual([false, null, null]);
+    budget.noteStall();
+    expect(budget.begin('op')).toBe(5000);
+  });
+
+  it('the grace is never longer than the stall timeout; a stall timeout of 0 (off) never trips', () => {
+    let now = 0;
+    const short = new StallBudget(500, () => now);
+    short.noteStall();
+    now = 600;
+    expect(short.begin('op')).toBe(500);
+    const off = new StallBudget(0, () => now);
+    off.noteStall();
+    expect([off.stalled, off.begin('op')]).toEqual([false, null]);
   });
 });
