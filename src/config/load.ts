@@ -12,12 +12,13 @@ export const CONFIG_MODULE_NAME = 'backupctl';
  * No JS/TS files: loading a configuration must never run code.
  */
 export const CONFIG_SEARCH_PLACES: readonly string[] = [
-  'package.json',
+  `${CONFIG_MODULE_NAME}.config.json`,
   `.${CONFIG_MODULE_NAME}rc`,
   `.${CONFIG_MODULE_NAME}rc.json`,
   `.${CONFIG_MODULE_NAME}rc.yaml`,
   `.${CONFIG_MODULE_NAME}rc.yml`,
-  `${CONFIG_MODULE_NAME}.config.json`,
+  // Last: a file of backupctl's own, written on purpose, wins over a key of the project's manifest.
+  'package.json',
 ];
 
 export interface LoadConfigOptions {

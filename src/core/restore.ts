@@ -198,7 +198,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
       });
     }
     const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
-    const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir, path: runtime.env.PATH });
+    const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir, path: runtime.env.PATH, of: 'archive' });
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
     const toc = await archive.toc(pgRestore.path, offline).catch((error: unknown) => damageOr(error, sidecar, archive));
     const targetState = await inspectDatabase(server, target);

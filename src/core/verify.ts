@@ -296,7 +296,7 @@ async function checkArchive(
   const level = levelFor(request.level, sidecar);
   const server = level === 'restore' && request.server ? request.server(sidecar) : null;
   if (server) return restoreCheck(sidecar, archive, dumpMajor, request, server, runtime, outcome);
-  const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir(sidecar.profile), path: runtime.env.PATH });
+  const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir: request.pgBinDir(sidecar.profile), path: runtime.env.PATH, of: 'archive' });
   const run = { env: offlineEnv(runtime.env), signal: runtime.signal };
   await checkToc(sidecar, archive, pgRestore, run);
   if (level === 'archive') {
@@ -397,7 +397,7 @@ async function restoreCheck(
     const where = pgBinDir ? `pgBinDir ${pgBinDir}` : undefined;
     // As new as the dump, not as the server: restoring last night's backup on the next
     // major version (an upgrade rehearsal) needs nothing newer than the pg_dump that made it.
-    const pgRestore = chooseClient('pg_restore', await clients, dumpMajor, where);
+    const pgRestore = chooseClient('pg_restore', await clients, dumpMajor, where, 'archive');
     if (serverMajor(num) > pgRestore.major) {
       runtime.reporter.debug(`restoring with ${pgRestore.path} ${pgRestore.version} into PostgreSQL ${version}: an upgrade rehearsal`);
     }

@@ -110,27 +110,33 @@ export async function discoverClients(
  * Chooses the client for a server: among copies whose major is >= the server's, the
  * closest major (an archive written by a newer pg_dump needs an equally new
  * pg_restore), the earliest found first among equals. A server newer than every client
- * found is a USAGE error that names the package to install.
+ * found is a USAGE error that names the package to install. `of` says what the major is
+ * of, for the message: the server's, or (pg_restore of a backup) the pg_dump that wrote
+ * the archive; 0 means any version.
  */
 export function chooseClient(
   tool: ClientTool,
   candidates: readonly ClientBinary[],
   serverMajorVersion: number,
   where = 'PATH or the usual install locations',
+  of: 'server' | 'archive' = 'server',
 ): ClientBinary {
   const usable = candidates.filter((c) => c.major >= serverMajorVersion);
   if (usable.length === 0) {
     const seen = candidates.map((c) => `${c.path} is ${c.major}`).join(', ');
+    const needs = of === 'server' ? `the server is PostgreSQL ${serverMajorVersion}` : `the backup was written by pg_dump ${serverMajorVersion}`;
+    const client = serverMajorVersion > 0 ? `PostgreSQL ${serverMajorVersion} client` : 'PostgreSQL client';
+    const versioned = (name: string) => (serverMajorVersion > 0 ? `${name}${serverMajorVersion}` : name.replace(/-$/, ''));
     throw new BackupctlError(
       candidates.length === 0
-        ? `${tool} was not found in ${where} (server is PostgreSQL ${serverMajorVersion})`
-        : `every ${tool} found is older than the server (PostgreSQL ${serverMajorVersion}): ${seen}`,
+        ? `${tool} was not found in ${where}${serverMajorVersion > 0 ? ` (${needs})` : ''}`
+        : `every ${tool} found is older than ${of === 'server' ? 'the server' : "the backup's pg_dump"} (${of === 'server' ? 'PostgreSQL' : 'pg_dump'} ${serverMajorVersion}): ${seen}`,
       {
         exitCode: ExitCode.USAGE,
         hint:
-          `install the PostgreSQL ${serverMajorVersion} client: Debian/Ubuntu: apt-get install postgresql-client-${serverMajorVersion} ` +
+          `install the ${client}: Debian/Ubuntu: apt-get install ${versioned('postgresql-client-')} ` +
           `from the PostgreSQL (PGDG) apt repository when the distribution has no such version (https://apt.postgresql.org, see https://wiki.postgresql.org/wiki/Apt); ` +
-          `RHEL: postgresql${serverMajorVersion} from https://yum.postgresql.org; macOS: brew install postgresql@${serverMajorVersion}; or set pgBinDir in the config`,
+          `RHEL: ${versioned('postgresql')} from https://yum.postgresql.org; macOS: brew install ${serverMajorVersion > 0 ? `postgresql@${serverMajorVersion}` : 'libpq'}; or set pgBinDir in the config`,
       },
     );
   }
@@ -141,8 +147,8 @@ export function chooseClient(
 export async function findClient(
   tool: ClientTool,
   serverMajorVersion: number,
-  options: { pgBinDir?: string | undefined; path?: string | undefined },
+  options: { pgBinDir?: string | undefined; path?: string | undefined; of?: 'server' | 'archive' },
 ): Promise<ClientBinary> {
   const where = options.pgBinDir ? `pgBinDir ${options.pgBinDir}` : undefined;
-  return chooseClient(tool, await discoverClients(tool, options), serverMajorVersion, where);
+  return chooseClient(tool, await discoverClients(tool, options), serverMajorVersion, where, options.of);
 }

@@ -115,7 +115,7 @@ describe('verify: CREATE DATABASE alongside the TOC check', () => {
     const config = await configWithPgRestore('case "$1" in --version) echo "pg_restore (PostgreSQL) 9.6.24"; exit 0 ;; esac\nexec $REAL "$@"');
     const run = await cli(['verify', ids.chinook, '--config', config, '--storage', storage]);
     expect(run.code, run.stderr).toBe(2);
-    expect(run.stderr).toMatch(/older than the server/);
+    expect(run.stderr).toMatch(/older than the backup's pg_dump/);
     expect(await throwaways(ids.chinook)).toEqual([]);
   });
 

@@ -105,9 +105,19 @@ describe('chooseClient', () => {
   it('no client at all: a usage error naming the tool, where it looked, and the package', () => {
     const error = thrown(() => chooseClient('pg_restore', [], 17, 'pgBinDir /opt/pg/bin'));
     expect(error.exitCode).toBe(ExitCode.USAGE);
-    expect(error.message).toBe('pg_restore was not found in pgBinDir /opt/pg/bin (server is PostgreSQL 17)');
+    expect(error.message).toBe('pg_restore was not found in pgBinDir /opt/pg/bin (the server is PostgreSQL 17)');
     expect(error.hint).toContain('postgresql-client-17');
     expect(error.hint).toContain('postgresql@17');
+  });
+
+  it("for a backup's archive, the major is named as the pg_dump that wrote it, not as the server", () => {
+    const missing = thrown(() => chooseClient('pg_restore', [], 15, 'pgBinDir /opt/pg18/bin', 'archive'));
+    expect(missing.message).toBe('pg_restore was not found in pgBinDir /opt/pg18/bin (the backup was written by pg_dump 15)');
+    const old = thrown(() => chooseClient('pg_restore', [{ tool: 'pg_restore', path: '/usr/bin/pg_restore', major: 13, version: '13.4' } as never], 15, undefined, 'archive'));
+    expect(old.message).toMatch(/^every pg_restore found is older than the backup's pg_dump \(pg_dump 15\)/);
+    const any = thrown(() => chooseClient('psql', [], 0));
+    expect(any.message).toBe('psql was not found in PATH or the usual install locations');
+    expect(any.hint).toContain('postgresql-client ');
   });
 });
 

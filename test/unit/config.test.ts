@@ -349,13 +349,15 @@ describe('loadConfig', () => {
     }
   });
 
-  it('prefers package.json#backupctl over rc files, as listed in the search places', async () => {
+  it('in one directory: backupctl.config.json, then the rc files, then package.json#backupctl (as the README lists them)', async () => {
     const dir = await project({
       'package.json': { name: 'x', backupctl: { storage: '/from/package' } },
       '.backupctlrc.json': { storage: '/from/rc' },
       'backupctl.config.json': { storage: '/from/config' },
     });
-    expect((await loadConfig({ cwd: dir, env: {} })).config.storage).toBe('/from/package');
+    expect((await loadConfig({ cwd: dir, env: {} })).config.storage).toBe('/from/config');
+    const rcOnly = await project({ 'package.json': { name: 'x', backupctl: { storage: '/from/package' } }, '.backupctlrc.json': { storage: '/from/rc' } });
+    expect((await loadConfig({ cwd: rcOnly, env: {} })).config.storage).toBe('/from/rc');
   });
 
   it('does not search above the project root (the directory with package.json)', async () => {
