@@ -140,8 +140,8 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
       // In the profile's folder when it has one; at the root before its first backup, so
       // that a check leaves no empty folder behind (a profile to list, on local and SFTP).
       // A store whose credentials reach only the profile's folder cannot list the root: probe there.
-      const folder = (await storage.children('').catch(() => [name])).includes(name) ? `${name}/` : '';
-      const key = `${folder}check-probe-${randomBytes(6).toString('hex')}`;
+      const hasFolder = (await storage.children('').catch(() => [name])).includes(name);
+      const key = `${hasFolder ? `${name}/` : ''}check-probe-${randomBytes(6).toString('hex')}`;
       const payload = randomBytes(64);
       await storage.put(key, Readable.from([payload]));
       try {
@@ -150,7 +150,9 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
       } finally {
         await storage.remove(key);
       }
-      return `${storage.location}: written, read back and removed a probe object`;
+      // Said, so that a mistyped storage does not pass unnoticed as one more empty place.
+      const first = hasFolder ? '' : ` (nothing of profile ${name} there yet: its first backup will be)`;
+      return `${storage.location}: written, read back and removed a probe object${first}`;
     }),
   );
   // The work directory (scratch space for directory-format dumps and decoded archives).
@@ -170,8 +172,10 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
     checks.push(
       await attempt('copies', async () => {
         const destination = storageAt(runtime, where, profile.settings.storageSettings);
-        // Named in the line and with a hint, as create's own copy step words it.
-        await destination.checkWritable(name).catch((error: unknown) => {
+        // Named in the line and with a hint, as create's own copy step words it. In the
+        // profile's folder when it has one there, else at the root: no empty folder is left.
+        const hasFolder = (await destination.children('').catch(() => [name])).includes(name);
+        await destination.checkWritable(hasFolder ? name : '').catch((error: unknown) => {
           throw storageError(error, destination.location, 'checking the copy destination', 'write');
         });
         return `${destination.location}: writable`;

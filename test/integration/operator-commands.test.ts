@@ -151,13 +151,16 @@ describe('check', () => {
     }
   });
 
-  it('a profile without backups yet: the probe goes to the storage root, no empty profile folder is left', async () => {
+  it('a profile without backups yet: the probe goes to the storage root (and a copy destination\'s), no empty profile folder is left, and the line says so', async () => {
     const fresh = path.join(dir, 'fresh-storage');
-    await writeConfig();
+    const copyTo = path.join(dir, 'fresh-copies');
+    await writeConfig({ copies: [copyTo] });
     const run = await cli(['check', '--storage', fresh]);
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
-    expect(run.stdout).toMatch(/^ {2}ok +storage .*written, read back and removed a probe object/m);
+    expect(run.stdout).toMatch(/^ {2}ok +storage .*written, read back and removed a probe object \(nothing of profile app there yet/m);
     expect(await readdir(fresh)).toEqual([]);
+    expect(await readdir(copyTo)).toEqual([]);
+    await writeConfig();
     const listed = await cli(['list', '--storage', fresh, '--json']);
     expect(parseJsonStdout(listed.stdout)).toEqual([]);
   });
