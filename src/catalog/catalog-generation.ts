@@ -26,7 +26,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { GetOptions, ListOptions, ObjectInfo, PutOptions, Storage, StorageCapabilities } from '../storage/storage.js';
+import type { GetOptions, ListOptions, ObjectInfo, PutOptions, StaleTemporariesOptions, Storage, StorageCapabilities } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName } from './id.js';
 
 export const CATALOG_GENERATION_FILE = 'catalog-generation.json';
@@ -208,7 +208,7 @@ export class ChangeTracking implements Storage {
   checkWritable(prefix: string): Promise<void> {
     return this.inner.checkWritable(prefix);
   }
-  removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }> {
-    return this.inner.removeStaleTemporaries(prefix, olderThan);
+  removeStaleTemporaries(prefix: string, olderThan: Date, options?: StaleTemporariesOptions): Promise<{ files: number; bytes: number }> {
+    return this.inner.removeStaleTemporaries(prefix, olderThan, options);
   }
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { getHeapStatistics } from 'node:v8';
 import { collectGarbage } from '../platform/gc.js';
-import { describeKind, NotFoundError, sortByKey, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
+import { describeKind, NotFoundError, sortByKey, TooLargeError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName } from './id.js';
 import type * as CatalogIndex from './catalog-index.js';
 import type { IndexExtras, IndexRead, Stamp } from './catalog-index.js';
@@ -511,6 +511,32 @@ export class Catalog {
     // The schema (zod) loads with the first read: `create` only writes.
     const { parseSidecar } = await import('./sidecar-schema.js');
     return parseSidecar(key, bytes, { id, profile });
+  }
+
+  /**
+   * Reads a sidecar for a command that removes its backup (delete): a sidecar that was read
+   * but is not a valid one (not JSON, invalid, too large) comes back as `unreadable` with the
+   * reason, for the backup can still be removed by its id. A sidecar that could not be read
+   * at all (a storage failure, something that is not a regular file) is an error as in
+   * readForUse: nothing is removed on the strength of a failed read.
+   */
+  async readForRemoval(profile: string, id: string): Promise<{ sidecar: Sidecar } | { unreadable: string; newerVersion: boolean }> {
+    const key = sidecarKey(profile, id);
+    let bytes: Buffer;
+    try {
+      bytes = await this.storage.getBytes(key, MAX_SIDECAR_BYTES);
+    } catch (error) {
+      if (error instanceof TooLargeError) return { unreadable: new SidecarError(key, `larger than ${MAX_SIDECAR_BYTES} bytes`).message, newerVersion: false };
+      if (error instanceof NotFoundError) throw error;
+      throw new BackupctlError(new SidecarError(key, (error as Error).message).message, { exitCode: ExitCode.VERIFY_FAILED, cause: error });
+    }
+    const { parseSidecar } = await import('./sidecar-schema.js');
+    try {
+      return { sidecar: parseSidecar(key, bytes, { id, profile }) };
+    } catch (error) {
+      if (error instanceof SidecarError) return { unreadable: error.message, newerVersion: error.newerVersion };
+      throw error;
+    }
   }
 
   async write(sidecar: Sidecar): Promise<void> {

@@ -224,7 +224,7 @@ function checked<S extends typeof SidecarSchema | typeof SidecarSummarySchema>(k
   if (typeof raw === 'object' && raw !== null && 'schemaVersion' in raw) {
     const version = (raw as { schemaVersion: unknown }).schemaVersion;
     if (typeof version === 'number' && version > SIDECAR_SCHEMA_VERSION) {
-      throw new SidecarError(key, `written by a newer backupctl (sidecar version ${version}); upgrade backupctl`);
+      throw new SidecarError(key, `written by a newer backupctl (sidecar version ${version}); upgrade backupctl`, { newerVersion: true });
     }
   }
   const parsed = schema.safeParse(raw);

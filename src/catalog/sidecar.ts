@@ -34,14 +34,18 @@ export const SIDECAR_SCHEMA_VERSION = 2;
 export const MAX_SIDECAR_BYTES = 64 * 1024 * 1024;
 
 export class SidecarError extends Error {
+  /** Written by a newer backupctl (its schema version is past ours): possibly a sound backup. */
+  readonly newerVersion: boolean;
   constructor(
     readonly key: string,
     message: string,
+    options: { newerVersion?: boolean } = {},
   ) {
     // One line, whatever the file held: it is printed as a single warning.
     // eslint-disable-next-line no-control-regex
     super(`${key}: ${message}`.replace(/\s*[\r\n]+\s*/g, ' ').replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 1000));
     this.name = 'SidecarError';
+    this.newerVersion = options.newerVersion === true;
   }
 }
 

@@ -61,8 +61,15 @@ export interface PruneResult {
   leftoverAgeMs: number;
   /** Backups newest first, then leftovers. */
   items: PrunedItem[];
-  /** What was removed (a real run) or would be (a dry run). */
+  /** What was removed (a real run) or would be (a dry run); `bytes` includes the stale temporaries'. */
   freed: { backups: number; leftovers: number; bytes: number };
+  /**
+   * Temporary files (local, SFTP) and incomplete multipart uploads (S3) that writes which
+   * never finished left in the profile, older than the leftover age: removed (a real run)
+   * or to remove (a dry run). `bytes` as far as the store tells (S3: 0). `error`: they could
+   * not be listed or removed (a warning; the rest of the run stands).
+   */
+  temporaries: { files: number; bytes: number; error?: string };
   /** Sidecars that could not be read: those backups are left alone. */
   warnings: string[];
   /** Removals that failed; the run exits 1 when there are any. */
@@ -157,6 +164,7 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
     leftoverAgeMs: request.leftoverAgeMs,
     items,
     freed: { backups: 0, leftovers: 0, bytes: 0 },
+    temporaries: { files: 0, bytes: 0 },
     warnings: scanned.warnings,
     errors: [],
   };
@@ -184,17 +192,18 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
       reporter.warn(`could not remove ${item.profile}/${item.id}: ${failure}`);
     }
   }
-  if (!request.dryRun) {
-    // Temporaries of writes that never finished (a crashed or killed run), as old as a leftover.
-    const olderThan = new Date(now.getTime() - request.leftoverAgeMs);
-    const stale = await storage.removeStaleTemporaries(request.profile, olderThan).catch((error: unknown) => {
-      reporter.warn(`could not remove stale temporary files: ${(error as Error).message}`);
-      return { files: 0, bytes: 0 };
-    });
-    if (stale.files > 0) {
-      reporter.info(`removed ${stale.files} stale temporary file(s) of interrupted writes`);
-      result.freed.bytes += stale.bytes;
-    }
+  // Temporaries of writes that never finished (a crashed or killed run), as old as a
+  // leftover: a dry run counts what the real run would remove.
+  const olderThan = new Date(now.getTime() - request.leftoverAgeMs);
+  try {
+    const stale = await storage.removeStaleTemporaries(request.profile, olderThan, { dryRun: request.dryRun });
+    result.temporaries = { files: stale.files, bytes: stale.bytes };
+    result.freed.bytes += stale.bytes;
+    if (stale.files > 0) reporter.info(`${request.dryRun ? 'would remove' : 'removed'} ${stale.files} stale temporary file(s) of interrupted writes`);
+  } catch (error) {
+    const message = (error as Error).message;
+    result.temporaries = { files: 0, bytes: 0, error: message };
+    reporter.warn(`could not ${request.dryRun ? 'list' : 'remove'} stale temporary files: ${message}`);
   }
   return result;
 }

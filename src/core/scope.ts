@@ -191,13 +191,50 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
     }
     return found;
   }
+  return locateById(scope, ref, (location, profile, id) => readLocated(location, profile, id));
+}
+
+/** A backup found by id whose sidecar is there but cannot be read (see Catalog.readForRemoval). */
+export interface UnreadableBackup {
+  profile: string;
+  id: string;
+  /** What is wrong with the sidecar (SidecarError's message). */
+  reason: string;
+  /** The sidecar was written by a newer backupctl (SidecarError.newerVersion). */
+  newerVersion: boolean;
+  storage: Storage;
+  catalog: Catalog;
+}
+
+/**
+ * findBackup for a command that removes what it finds (delete): `latest` is not taken, and a
+ * backup whose sidecar is there but not valid (not JSON, invalid, too large) is found all
+ * the same, as an UnreadableBackup: the listing knows its id, and it can be removed by it.
+ */
+export async function findBackupForRemoval(scope: BackupScope, ref: string): Promise<LocatedBackup | UnreadableBackup> {
+  if (ref === 'latest') throw usageError('"latest" cannot be used here: name the backup');
+  return locateById(scope, ref, async (location, profile, id): Promise<LocatedBackup | UnreadableBackup> => {
+    const read = await location.catalog.readForRemoval(profile, id);
+    if ('sidecar' in read) return { sidecar: read.sidecar, storage: location.storage, catalog: location.catalog };
+    return { profile, id, reason: read.unreadable, newerVersion: read.newerVersion, storage: location.storage, catalog: location.catalog };
+  });
+}
+
+async function readLocated(location: BackupScope['locations'][number], profile: string, id: string): Promise<LocatedBackup> {
+  const sidecar = await location.catalog.readForUse(profile, id);
+  return { sidecar, storage: location.storage, catalog: location.catalog };
+}
+
+/** A whole id or a unique prefix (see findBackup), opened with `open` once found. */
+async function locateById<T>(scope: BackupScope, ref: string, open: (location: BackupScope['locations'][number], profile: string, id: string) => Promise<T>): Promise<T> {
+  const storages = scope.locations.map((l) => l.storage.location).join(', ');
   const where = scope.profile ? `profile "${scope.profile}"` : 'any profile';
   if (!ID_REF_PATTERN.test(ref)) {
     throw usageError(`not a backup id: ${JSON.stringify(ref)}`, 'ids look like 20261123T140509Z-1a2b3c (a unique prefix of one, or of its last part, will do); or use "latest"');
   }
   if (ID_PATTERN.test(ref)) {
     const direct = await findByFullId(scope, ref);
-    if (direct) return direct;
+    if (direct) return open(direct.location, direct.profile, ref);
   }
   if (scope.profile !== undefined) await assertKnownProfile(scope);
   const candidates: Array<{ profile: string; id: string; location: BackupScope['locations'][number] }> = [];
@@ -227,8 +264,7 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
     );
   }
   const [match] = matches as [(typeof matches)[number]];
-  const sidecar = await match.location.catalog.readForUse(match.profile, match.id);
-  return { sidecar, storage: match.location.storage, catalog: match.location.catalog };
+  return open(match.location, match.profile, match.id);
 }
 
 /**
@@ -253,12 +289,12 @@ async function profilesByLocation(scope: BackupScope): Promise<Map<BackupScope['
 }
 
 /**
- * A full id: its sidecar is looked up by its key (a stat and a read) in each profile to look
- * in (profilesByLocation), instead of listing them. Null unless exactly one storage and
+ * A full id: its sidecar is looked up by its key (a stat) in each profile to look
+ * in (profilesByLocation), instead of listing them: where it is (the caller reads it). Null unless exactly one storage and
  * profile hold it as a regular object: the listing then decides, and words the error (not
  * found, in several profiles, something that is not a file).
  */
-async function findByFullId(scope: BackupScope, id: string): Promise<LocatedBackup | null> {
+async function findByFullId(scope: BackupScope, id: string): Promise<{ location: BackupScope['locations'][number]; profile: string } | null> {
   const found: Array<{ location: BackupScope['locations'][number]; profile: string }> = [];
   let profiles: Map<BackupScope['locations'][number], string[]>;
   try {
@@ -280,8 +316,7 @@ async function findByFullId(scope: BackupScope, id: string): Promise<LocatedBack
   }
   const [match] = found;
   if (found.length !== 1 || !match) return null;
-  const sidecar = await match.location.catalog.readForUse(match.profile, id);
-  return { sidecar, storage: match.location.storage, catalog: match.location.catalog };
+  return match;
 }
 
 /** Reads a sidecar for `latest`: null when it cannot be read (or is gone), so that the next one is taken. */

@@ -18,7 +18,12 @@ export function renderDelete(result: DeleteResult, style: Style, now: Date): str
   const summary = result.dryRun
     ? `Dry run: would remove ${count} backup(s), freeing ${formatBytes(bytes)}. Nothing was changed.`
     : `Removed ${count} backup(s), freeing ${formatBytes(bytes)}.`;
-  return `${table}${summary}\n`;
+  // A backup whose sidecar could not be read was removed by its id: say which files that was.
+  const unreadable = result.backups
+    .filter((b) => b.unreadable !== undefined)
+    .map((b) => `${t(b.profile)}/${style.id(t(b.id))}: its sidecar could not be read (${t(b.unreadable as string)}); ${result.dryRun ? 'would remove' : b.removed ? 'removed' : 'to remove'} ${b.keys.map((k) => t(k)).join(', ')}\n`)
+    .join('');
+  return `${table}${unreadable}${summary}\n`;
 }
 
 /** `delete --json`: one entry per backup. */

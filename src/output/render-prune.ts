@@ -50,14 +50,18 @@ function plural(n: number, word: string): string {
  */
 export function renderPrune(result: PruneResult, style: Style, now: Date): string {
   const head = `${style.dim('profile')} ${t(result.profile)}  ${style.dim('policy')} ${t(result.policyText)}\n`;
-  if (result.items.length === 0) return `${head}No backups of profile ${t(result.profile)} in ${t(result.storage)}.\n`;
+  const temporaries = temporariesLine(result, style);
+  if (result.items.length === 0) return `${head}No backups of profile ${t(result.profile)} in ${t(result.storage)}.\n${temporaries}`;
   const rows = result.items.map((item) => pruneRow(item, result, style, now));
   // The table ends with a newline. With 10,000 rows it is ~1 MB: joined to the other lines
   // as it is, not trimmed and joined again (each a copy of it).
   const table = renderTable([{ header: 'ID' }, { header: 'CREATED' }, { header: 'ACTION' }, { header: 'REASONS' }], rows, style);
   const tail: string[] = [];
   const { backups, leftovers, bytes } = result.freed;
-  const what = [plural(backups, 'backup'), ...(leftovers > 0 ? [plural(leftovers, 'unfinished leftover')] : [])].join(' and ');
+  const stale = result.temporaries.files;
+  const what = [plural(backups, 'backup'), ...(leftovers > 0 ? [plural(leftovers, 'unfinished leftover')] : []), ...(stale > 0 ? [plural(stale, 'stale temporary file')] : [])]
+    .join(', ')
+    .replace(/, ([^,]*)$/, ' and $1');
   const kept = result.items.filter((item) => item.kind === 'backup' && item.action === 'keep').length;
   if (result.dryRun) {
     tail.push(`Dry run: would remove ${what}, freeing ${formatBytes(bytes)}; would keep ${plural(kept, 'backup')}. Nothing was changed.`);
@@ -65,7 +69,20 @@ export function renderPrune(result: PruneResult, style: Style, now: Date): strin
     tail.push(`Removed ${what}, freed ${formatBytes(bytes)}; kept ${plural(kept, 'backup')}.`);
   }
   for (const error of result.errors) tail.push(`${style.error('error:')} ${t(error)}`);
-  return `${head}${table}${tail.join('\n')}\n`;
+  return `${head}${table}${temporaries}${tail.join('\n')}\n`;
+}
+
+/**
+ * The stale temporaries of interrupted writes (a line of their own: they are no backup and
+ * have no id), or '' when there are none.
+ */
+function temporariesLine(result: PruneResult, style: Style): string {
+  const { files, bytes, error } = result.temporaries;
+  if (error !== undefined) return `${style.warn('warning:')} could not ${result.dryRun ? 'list' : 'remove'} stale temporary files: ${t(error)}\n`;
+  if (files === 0) return '';
+  const age = compactDuration(result.leftoverAgeMs);
+  const size = bytes > 0 ? `, ${formatBytes(bytes)}` : '';
+  return `Stale temporary files of interrupted writes (older than ${age}): ${files}${size}, ${result.dryRun ? style.warn('remove') : style.warn('removed')}\n`;
 }
 
 /** One row of the plan's table: ID, CREATED (time and age), ACTION, REASONS. */
@@ -86,6 +103,21 @@ function pruneRow(item: PrunedItem, result: PruneResult, style: Style, now: Date
   ];
 }
 
+/**
+ * `--json`: the stale temporaries of interrupted writes, one entry after the backups and
+ * leftovers, only when there are any (they have no id: `count` files of `bytes` in all).
+ */
+export interface PruneJsonTemporaries {
+  profile: string;
+  kind: 'temporaries';
+  action: 'remove';
+  reasons: ['temporary-old'];
+  count: number;
+  bytes: number;
+  files: string[];
+  removed?: boolean;
+}
+
 export interface PruneJsonEntry {
   id: string;
   profile: string;
@@ -102,8 +134,8 @@ export interface PruneJsonEntry {
 }
 
 /** `--json`: one object per backup and leftover, in the order of the table. */
-export function pruneJson(result: PruneResult): PruneJsonEntry[] {
-  return result.items.map((item) => ({
+export function pruneJson(result: PruneResult): Array<PruneJsonEntry | PruneJsonTemporaries> {
+  const entries: Array<PruneJsonEntry | PruneJsonTemporaries> = result.items.map((item) => ({
     id: item.id,
     profile: item.profile,
     kind: item.kind,
@@ -115,6 +147,20 @@ export function pruneJson(result: PruneResult): PruneJsonEntry[] {
     ...(result.dryRun || item.action === 'keep' ? {} : { removed: item.removed }),
     ...(item.error === undefined ? {} : { error: item.error }),
   }));
+  const { files, bytes } = result.temporaries;
+  if (files > 0) {
+    entries.push({
+      profile: result.profile,
+      kind: 'temporaries',
+      action: 'remove',
+      reasons: ['temporary-old'],
+      count: files,
+      bytes,
+      files: [],
+      ...(result.dryRun ? {} : { removed: true }),
+    });
+  }
+  return entries;
 }
 
 export function renderUnlock(result: UnlockResult, style: Style): string {

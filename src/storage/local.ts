@@ -45,6 +45,7 @@ import {
   type PutOptions,
   type Storage,
   type StorageCapabilities,
+  type StaleTemporariesOptions,
 } from './storage.js';
 
 const FILE_MODE = 0o600;
@@ -581,7 +582,7 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }> {
+  async removeStaleTemporaries(prefix: string, olderThan: Date, options: StaleTemporariesOptions = {}): Promise<{ files: number; bytes: number }> {
     const trimmed = normalizePrefix(prefix);
     const segments = trimmed === '' ? [] : trimmed.split('/');
     if ((await this.walkDirs(segments, false)) === 'missing') return { files: 0, bytes: 0 };
@@ -601,9 +602,11 @@ export class LocalStorage implements Storage {
       const info = await lstat(path).catch(() => null);
       // Only our own regular files: a symlink or FIFO named like a temporary is left alone.
       if (!info?.isFile() || info.mtime >= olderThan) continue;
-      await unlink(path).catch((error: unknown) => {
-        if (errnoCode(error) !== 'ENOENT') throw fsError(error, trimmed, 'removing');
-      });
+      if (options.dryRun !== true) {
+        await unlink(path).catch((error: unknown) => {
+          if (errnoCode(error) !== 'ENOENT') throw fsError(error, trimmed, 'removing');
+        });
+      }
       files += 1;
       bytes += info.size;
     }

@@ -19,7 +19,7 @@ import {
   type StorageLocation,
   type StorageSettings,
 } from './settings.js';
-import type { GetOptions, ListOptions, ObjectInfo, PutOptions, Storage, StorageCapabilities } from './storage.js';
+import type { GetOptions, ListOptions, ObjectInfo, PutOptions, StaleTemporariesOptions, Storage, StorageCapabilities } from './storage.js';
 
 export {
   locationHasSecrets,
@@ -227,7 +227,7 @@ class LazyStorage implements Storage {
   async checkWritable(prefix: string): Promise<void> {
     return (await this.use()).checkWritable(prefix);
   }
-  async removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }> {
-    return (await this.use()).removeStaleTemporaries(prefix, olderThan);
+  async removeStaleTemporaries(prefix: string, olderThan: Date, options?: StaleTemporariesOptions): Promise<{ files: number; bytes: number }> {
+    return (await this.use()).removeStaleTemporaries(prefix, olderThan, options);
   }
 }

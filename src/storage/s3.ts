@@ -85,6 +85,7 @@ import {
   type PutOptions,
   type Storage,
   type StorageCapabilities,
+  type StaleTemporariesOptions,
 } from './storage.js';
 
 const MIB = 1024 * 1024;
@@ -1019,8 +1020,8 @@ export class S3Storage implements Storage {
     await this.call(wanted, 'removing a probe', (client, options) => client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: probe }), options));
   }
 
-  /** Aborts incomplete multipart uploads directly under `prefix` begun before `olderThan`. */
-  async removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }> {
+  /** Aborts incomplete multipart uploads directly under `prefix` begun before `olderThan` (with dryRun: counts them). */
+  async removeStaleTemporaries(prefix: string, olderThan: Date, options: StaleTemporariesOptions = {}): Promise<{ files: number; bytes: number }> {
     const wanted = normalizePrefix(prefix);
     const dir = this.root + (wanted === '' ? '' : `${wanted}/`);
     const { writer } = await this.clients();
@@ -1038,6 +1039,10 @@ export class S3Storage implements Storage {
       for (const upload of page.Uploads ?? []) {
         if (!upload.Key || !upload.UploadId || upload.Key.slice(dir.length).includes('/')) continue;
         if (upload.Initiated === undefined || upload.Initiated >= olderThan) continue;
+        if (options.dryRun === true) {
+          files += 1;
+          continue;
+        }
         try {
           await writer.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));
           files += 1;

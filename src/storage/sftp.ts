@@ -65,6 +65,7 @@ import {
   type PutOptions,
   type Storage,
   type StorageCapabilities,
+  type StaleTemporariesOptions,
 } from './storage.js';
 
 const TEMP_PREFIX = '.tmp-';
@@ -845,7 +846,7 @@ export class SftpStorage implements Storage {
     });
   }
 
-  async removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }> {
+  async removeStaleTemporaries(prefix: string, olderThan: Date, options: StaleTemporariesOptions = {}): Promise<{ files: number; bytes: number }> {
     const wanted = normalizePrefix(prefix);
     return this.request(wanted, 'removing temporaries in', async (session) => {
       const dir = wanted === '' ? session.root : posix.join(session.root, ...wanted.split('/'));
@@ -861,9 +862,11 @@ export class SftpStorage implements Storage {
       for (const entry of entries) {
         if (!entry.filename.startsWith(TEMP_PREFIX) || !entry.attrs.isFile()) continue;
         if (entry.attrs.mtime * 1000 >= olderThan.getTime()) continue;
-        await sftpCall<void>(session, (cb) => session.sftp.unlink(posix.join(dir, entry.filename), cb)).catch((error: unknown) => {
-          if (codeOf(error) !== SFTP.NO_SUCH_FILE) throw error;
-        });
+        if (options.dryRun !== true) {
+          await sftpCall<void>(session, (cb) => session.sftp.unlink(posix.join(dir, entry.filename), cb)).catch((error: unknown) => {
+            if (codeOf(error) !== SFTP.NO_SUCH_FILE) throw error;
+          });
+        }
         files += 1;
         bytes += entry.attrs.size;
       }

@@ -118,6 +118,11 @@ export interface ListOptions {
   startAfter?: string | undefined;
 }
 
+export interface StaleTemporariesOptions {
+  /** Count what would be removed; remove nothing. */
+  dryRun?: boolean | undefined;
+}
+
 /**
  * The storage contract every driver (local, mem, s3, azblob, sftp) meets; the shared
  * conformance suite (test/storage/conformance.ts) checks it against a real server.
@@ -213,8 +218,10 @@ export interface Storage {
    * incomplete multipart uploads (S3). Returns how many it removed and the bytes freed
    * (when known). A put in progress is younger than any sensible threshold and is left
    * alone. Azure needs nothing: the service discards uncommitted blocks after 7 days.
+   * With `dryRun`, removes nothing and returns what it would remove (prune --dry-run).
+   * `bytes` counts what the store tells (S3 does not give an incomplete upload's size: 0).
    */
-  removeStaleTemporaries(prefix: string, olderThan: Date): Promise<{ files: number; bytes: number }>;
+  removeStaleTemporaries(prefix: string, olderThan: Date, options?: StaleTemporariesOptions): Promise<{ files: number; bytes: number }>;
   /**
    * For localFiles stores: the path of a key on this machine, for pg_restore to read in
    * place. Throws HostileEntryError when the path passes through a symlink or names a

@@ -118,6 +118,11 @@ export async function makeOperatorWorld(cluster: ClusterClient, options: { confi
     [...aliases]
       .reduce((text, [placeholder, real]) => text.replace(new RegExp(`\\b${placeholder}\\b`, 'g'), real), command)
       .replace(/postgres(ql)?:\/\/verify@scratch-db(\.[a-z.]+)?\//g, `postgres://${cluster.user}@${server}/`)
+      // Another server, the URL naming the target database: the test cluster, a database of the world's.
+      .replace(/postgres(ql)?:\/\/admin@staging-db(\.[a-z.]+)?(:5432)?\/(app_[a-z]+)\b/g, (_, _ql, _domain, _port, name: string) => {
+        if (!targets.has(name)) targets.set(name, target(name));
+        return `postgres://${cluster.user}@${server}/${targets.get(name) as string}`;
+      })
       .replace(/\bPGHOST=(db1|app-db)(\.[a-z.]+)?/g, `PGHOST=${cluster.host} PGPORT=${cluster.port}`)
       .replace(/-h (db1|app-db)(\.[a-z.]+)? -p 5432/g, `-h ${cluster.host} -p ${cluster.port}`)
       .replace(/\bPGUSER=backup\b/g, `PGUSER=${cluster.user}`)

@@ -4,7 +4,8 @@
 import { execa } from 'execa';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +106,63 @@ describe('delete', () => {
     expect(run.code, run.stderr).toBe(0);
     const listed = parseJsonStdout((await cli(['list', '--json'])).stdout) as Array<{ id: string }>;
     expect(listed.map((b) => b.id)).toEqual([ids[2], ids[1]]);
+  });
+
+  interface DeleteJson {
+    dryRun: boolean;
+    backups: Array<{ id: string; profile: string; keys: string[]; bytes: number; removed: boolean; unreadable?: string }>;
+  }
+
+  it('a backup whose sidecar is not valid JSON is found by a prefix of its id and removed with every file of its id (it is damage: no --force); status is healthy again', async () => {
+    const id = '20261201T000000Z-abcdef';
+    const app = path.join(storage, 'app');
+    await writeFile(path.join(app, `${id}.json`), '{not json');
+    await writeFile(path.join(app, `${id}.dump.zst`), Buffer.alloc(1000, 1));
+    await writeFile(path.join(app, `${id}.globals.sql.zst`), Buffer.alloc(10, 2));
+    const before = await listFiles(storage);
+    expect((await cli(['status', '--json'])).code).toBe(5); // the unreadable sidecar is damage
+
+    const dry = await cli(['delete', 'abcdef', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = parseJsonStdout(dry.stdout) as DeleteJson;
+    expect(planned.backups).toEqual([
+      expect.objectContaining({ id, profile: 'app', removed: false, bytes: 1010, keys: [`app/${id}.json`, `app/${id}.dump.zst`, `app/${id}.globals.sql.zst`] }),
+    ]);
+    expect(planned.backups[0]?.unreadable).toMatch(/not valid JSON/);
+    expect(await listFiles(storage)).toEqual(before);
+
+    const real = await cli(['delete', 'abcdef']);
+    expect(real.code, real.stderr).toBe(0);
+    expect(real.stdout).toMatch(/its sidecar could not be read \(.*not valid JSON.*\); removed app\/20261201T000000Z-abcdef\.json, app\/20261201T000000Z-abcdef\.dump\.zst, app\/20261201T000000Z-abcdef\.globals\.sql\.zst/);
+    expect(real.stdout).toMatch(/Removed 1 backup/);
+    expect((await listFiles(storage)).filter((f) => f.includes(id))).toEqual([]);
+    const status = await cli(['status', '--json']);
+    expect(status.code, status.stdout).toBe(0);
+  });
+
+  it('a whole id with --profile --force: an invalid sidecar goes with its files; files of other ids and entries that are not regular files stay', async () => {
+    const id = '20200202T000000Z-abcdef';
+    const app = path.join(storage, 'app');
+    const outside = path.join(dir, 'outside.bin');
+    await writeFile(outside, 'not ours');
+    await writeFile(path.join(app, `${id}.json`), JSON.stringify({ schemaVersion: 1, id }));
+    await writeFile(path.join(app, `${id}.dump`), Buffer.alloc(100, 1));
+    await symlink(outside, path.join(app, `${id}.dump.age`)); // hostile: never followed or removed
+    await writeFile(path.join(app, '20200202T000000Z-abcdef0.dump'), 'not of that id');
+    await writeFile(path.join(app, '20200202T000000Z-fedcba.dump'), 'another id');
+    try {
+      const run = await cli(['delete', id, '--profile', 'app', '--force', '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      const result = parseJsonStdout(run.stdout) as DeleteJson;
+      expect(result.backups).toEqual([expect.objectContaining({ id, removed: true, keys: [`app/${id}.json`, `app/${id}.dump`] })]);
+      expect(result.backups[0]?.unreadable).toMatch(/invalid sidecar/);
+      expect(existsSync(path.join(app, `${id}.json`))).toBe(false);
+      expect(existsSync(path.join(app, `${id}.dump`))).toBe(false);
+      expect((await readdir(app)).filter((name) => name.startsWith('20200202T')).sort()).toEqual([`${id}.dump.age`, '20200202T000000Z-abcdef0.dump', '20200202T000000Z-fedcba.dump'].sort());
+      expect(await readFile(outside, 'utf8')).toBe('not ours');
+    } finally {
+      for (const name of [`${id}.dump.age`, '20200202T000000Z-abcdef0.dump', '20200202T000000Z-fedcba.dump']) await rm(path.join(app, name), { force: true });
+    }
   });
 });
 

@@ -260,6 +260,42 @@ describe('prune', () => {
     expect(existsSync(fresh)).toBe(true);
   });
 
+  it('--dry-run lists the stale temporaries the real run removes (count and bytes, human and --json); the real run lists them too, and both count them in what is freed', async () => {
+    const where = await freshStorage();
+    const dir = path.join(where.storage, profile);
+    const stale = path.join(dir, '.tmp-0123456789ab-20261201T000000Z-aaaaaa.dump.zst');
+    await writeFile(stale, Buffer.alloc(100_000, 7));
+    const twoDaysAgo = new Date(Date.now() - 2 * DAY);
+    await utimes(stale, twoDaysAgo, twoDaysAgo);
+    type Entry = { kind: string; action: string; count?: number; bytes: number; removed?: boolean; reasons: string[] };
+    const temporariesOf = (entries: Entry[]) => entries.filter((entry) => entry.kind === 'temporaries');
+
+    const dryJson = await cli(['prune', '--keep-last', '5', '--dry-run', '--json'], where);
+    expect(dryJson.code, dryJson.stderr).toBe(0);
+    expect(temporariesOf(parseJsonStdout(dryJson.stdout) as Entry[])).toEqual([
+      { profile, kind: 'temporaries', action: 'remove', reasons: ['temporary-old'], count: 1, bytes: 100_000, files: [] },
+    ]);
+    const dry = await cli(['prune', '--keep-last', '5', '--dry-run'], where);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/Stale temporary files of interrupted writes \(older than 24h\): 1, 97\.7 KiB, remove/);
+    expect(dry.stdout).toMatch(/Dry run: would remove 0 backups and 1 stale temporary file, freeing 97\.7 KiB/);
+    expect(existsSync(stale)).toBe(true);
+
+    const real = await cli(['prune', '--keep-last', '5', '--json'], where);
+    expect(real.code, real.stderr).toBe(0);
+    expect(temporariesOf(parseJsonStdout(real.stdout) as Entry[])).toEqual([expect.objectContaining({ kind: 'temporaries', count: 1, bytes: 100_000, removed: true })]);
+    expect(existsSync(stale)).toBe(false);
+
+    // The human output of a real run names them as well.
+    await writeFile(stale, Buffer.alloc(100_000, 7));
+    await utimes(stale, twoDaysAgo, twoDaysAgo);
+    const human = await cli(['prune', '--keep-last', '5'], where);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/Stale temporary files of interrupted writes \(older than 24h\): 1, 97\.7 KiB, removed/);
+    expect(human.stdout).toMatch(/Removed 0 backups and 1 stale temporary file, freed 97\.7 KiB/);
+    expect(existsSync(stale)).toBe(false);
+  });
+
   it('takes the policy from the config; flags override it key by key', async () => {
     const where = await freshStorage();
     const config = {

@@ -28,6 +28,12 @@ export interface ConformanceHooks {
   denied?: () => Promise<Storage>;
   /** What unfinished puts left under the storage's prefix (temporary files, incomplete uploads); must end up empty. */
   leftovers?: () => Promise<string[]>;
+  /**
+   * Leaves what a put killed midway leaves directly under `prefix` (a temporary file dated two
+   * days back, an incomplete multipart upload); resolves to its size as removeStaleTemporaries
+   * counts it. Without it, only the dry run's "removes nothing" is checked.
+   */
+  plantStaleTemporary?: (prefix: string) => Promise<{ bytes: number }>;
   /** Size of the streamed round trip (default 110 MiB). */
   bigBytes?: number;
   /** RSS growth allowed while streaming it (default 100 MB); null when the driver keeps objects in memory (mem). */
@@ -434,6 +440,24 @@ export function storageConformance(name: string, makeStorage: () => Promise<Stor
       expect(result.files).toBeGreaterThanOrEqual(0);
       expect(result.bytes).toBeGreaterThanOrEqual(0);
       expect((await storage.list('stale')).map((object) => object.key)).toEqual(['stale/kept.bin']);
+      if (hooks.leftovers) expect(await hooks.leftovers()).toEqual([]);
+    });
+
+    it('removeStaleTemporaries with dryRun counts what it would remove and removes nothing; the real call then removes that', async () => {
+      await storage.putBytes('staledry/kept.bin', Buffer.from('keep'));
+      const planted = hooks.plantStaleTemporary ? await hooks.plantStaleTemporary('staledry') : null;
+      const olderThan = new Date(Date.now() + 3600_000);
+      const dry = await storage.removeStaleTemporaries('staledry', olderThan, { dryRun: true });
+      if (planted) {
+        expect(dry).toEqual({ files: 1, bytes: planted.bytes });
+        if (hooks.leftovers) expect(await hooks.leftovers()).toHaveLength(1); // still there
+      } else {
+        expect(dry).toEqual({ files: 0, bytes: 0 });
+      }
+      expect((await storage.list('staledry')).map((object) => object.key)).toEqual(['staledry/kept.bin']);
+      expect(await storage.removeStaleTemporaries('staledry', olderThan)).toEqual(dry);
+      expect(await storage.removeStaleTemporaries('staledry', olderThan, { dryRun: true })).toEqual({ files: 0, bytes: 0 });
+      expect((await storage.list('staledry')).map((object) => object.key)).toEqual(['staledry/kept.bin']);
       if (hooks.leftovers) expect(await hooks.leftovers()).toEqual([]);
     });
   });

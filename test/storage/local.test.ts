@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll } from 'vitest';
@@ -62,6 +62,15 @@ function canDeny(): string | null {
 
 const noDeny = canDeny();
 if (noDeny) console.info(`local: permission case not checked: ${noDeny}`);
-const hooks: ConformanceHooks = { leftovers, ...(noDeny ? {} : { denied }) };
+/** A temporary file of a put killed midway, two days old. */
+async function plantStaleTemporary(prefix: string): Promise<{ bytes: number }> {
+  const file = path.join(root, ...prefix.split('/'), '.tmp-0123456789ab-20261201T000000Z-aaaaaa.dump');
+  await writeFile(file, 'half a dump');
+  const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+  await utimes(file, twoDaysAgo, twoDaysAgo);
+  return { bytes: 'half a dump'.length };
+}
+
+const hooks: ConformanceHooks = { leftovers, plantStaleTemporary, ...(noDeny ? {} : { denied }) };
 
 storageConformance('local', () => openStorage(root, '/'), hooks);

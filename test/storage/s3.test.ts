@@ -40,6 +40,17 @@ deniedProxy.respond(1e9, { status: 403, body: '<?xml version="1.0" encoding="UTF
 storageConformance('s3 (s3rver)', () => openStorage(s3url(prefix), '/'), {
   denied: async () => openStorage(s3url(prefix, deniedProxy.endpoint), '/'),
   leftovers: () => server.incompleteUploads(`${prefix}/`),
+  plantStaleTemporary: async (under) => {
+    // What a put killed midway leaves: an incomplete multipart upload (S3 gives no size for it).
+    const { S3Client, CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    const client = new S3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true });
+    try {
+      await client.send(new CreateMultipartUploadCommand({ Bucket: server.bucket, Key: `${prefix}/${under}/left.dump` }));
+    } finally {
+      client.destroy();
+    }
+    return { bytes: 0 };
+  },
 });
 
 const external = process.env.BACKUPCTL_TEST_S3_URL;

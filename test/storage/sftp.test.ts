@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
@@ -38,6 +38,14 @@ if (unavailable) {
   storageConformance('sftp (OpenSSH sshd)', () => openStorage(url(dir), '/'), {
     denied: async () => openStorage(url(dir, { key: server.readOnlyKeyFile }), '/'),
     leftovers: () => leftovers(dir),
+    plantStaleTemporary: async (prefix) => {
+      // What a put killed midway leaves: its temporary file beside the key, two days old.
+      const file = path.join(dir, ...prefix.split('/'), '.tmp-0123456789ab-20261201T000000Z-aaaaaa.dump');
+      await writeFile(file, 'half a dump');
+      const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+      await utimes(file, twoDaysAgo, twoDaysAgo);
+      return { bytes: 'half a dump'.length };
+    },
   });
 
   describe('sftp driver: host keys, authentication, stalls', () => {

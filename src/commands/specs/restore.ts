@@ -37,7 +37,7 @@ anything fails, the target is exactly as it was.`,
     { command: 'backupctl restore latest --target-db app --clean --yes', comment: 'replace; the old one is kept' },
     { command: 'backupctl restore latest --tag pre-migration --target-db app --clean --yes --jobs 4' },
     { command: 'backupctl restore latest -d app_orders -C -t orders -O -x' },
-    { command: 'backupctl restore latest --target-url postgres://admin@staging-db:5432/app_staging --clean --yes', comment: 'another server; the URL names the target' },
+    { command: 'backupctl restore latest --target-url postgres://admin@staging-db:5432/app_staging --create', comment: 'a copy on another server; the URL names the database' },
   ],
   async run(ctx, args, options) {
     return (await import('../restore.js')).run(args[0] as string, options as never, ctx);
