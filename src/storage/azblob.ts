@@ -58,7 +58,7 @@ import {
   TransientError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
+import { answerSignal, backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type AzureLocation } from './settings.js';
 import {
   assertKey,
@@ -627,15 +627,7 @@ export class AzureBlobStorage implements Storage {
     if (range?.length === 0) return Readable.from([]);
     const { bulk } = await this.connect();
     // After a stall, no longer than the stall budget allows (and not at all once it is spent).
-    let limit: number | null;
-    try {
-      limit = this.budget.begin(`reading ${key}`, key);
-    } catch (error) {
-      if (signal?.aborted) throw abortError(signal);
-      throw error;
-    }
-    const timeout = AbortSignal.timeout(Math.min(this.config.stallTimeoutMs, limit ?? Infinity));
-    const abortSignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const abortSignal = answerSignal(this.budget, `reading ${key}`, key, signal);
     let body: Readable;
     try {
       const response = await bulk.getBlobClient(name).download(range?.offset ?? 0, range?.length, { abortSignal, maxRetryRequests: 5 });
@@ -643,7 +635,7 @@ export class AzureBlobStorage implements Storage {
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
       if (restError(error).statusCode === 416 || codeOf(error) === 'InvalidRange') return Readable.from([]);
-      throw this.mapError(error, key, 'reading', timeout.aborted);
+      throw this.mapError(error, key, 'reading', abortSignal.aborted); // not the caller's (above): the timeout
     }
     return guardReadable(body, {
       key,

@@ -236,6 +236,24 @@ export class StallBudget {
 }
 
 /**
+ * The abort signal of a request whose answer is then streamed (a download): it ends the
+ * request when no answer has come for the stall timeout or, after a stall, for what the
+ * budget allows (begin()); the caller's `signal` ends it too. Throws as begin() does, or
+ * an AbortError when the caller's signal has already fired.
+ */
+export function answerSignal(budget: StallBudget, what: string, key: string, signal?: AbortSignal): AbortSignal {
+  let limit: number | null;
+  try {
+    limit = budget.begin(what, key);
+  } catch (error) {
+    if (signal?.aborted) throw abortError(signal);
+    throw error;
+  }
+  const timeout = AbortSignal.timeout(Math.ceil(Math.min(budget.stallTimeoutMs, limit ?? Infinity)));
+  return signal ? AbortSignal.any([signal, timeout]) : timeout;
+}
+
+/**
  * `promise`, or the error of `timedOut()` when it has not settled after `ms` (the work
  * goes on unobserved: the caller ends it, e.g. by dropping the connection, in `timedOut`).
  */

@@ -71,7 +71,7 @@ import {
   UnsupportedError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, type RetryPolicy } from './resilience.js';
+import { answerSignal, backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type S3Location } from './settings.js';
 import {
   assertKey,
@@ -904,15 +904,7 @@ export class S3Storage implements Storage {
     const { reader } = await this.clients();
     // Until the answer starts, a stall is a timeout of our own; then guardReadable watches.
     // After a stall, no longer than the stall budget allows (and not at all once it is spent).
-    let limit: number | null;
-    try {
-      limit = this.budget.begin(`reading ${key}`, key);
-    } catch (error) {
-      if (signal?.aborted) throw abortError(signal);
-      throw error;
-    }
-    const timeout = AbortSignal.timeout(Math.min(this.config.stallTimeoutMs, limit ?? Infinity));
-    const abortSignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const abortSignal = answerSignal(this.budget, `reading ${key}`, key, signal);
     let body: Readable;
     try {
       const output = await reader.send(
@@ -937,7 +929,7 @@ export class S3Storage implements Storage {
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
       if (statusOf(error) === 416 || nameOf(error) === 'InvalidRange') return Readable.from([]);
-      throw this.mapError(error, key, 'reading', timeout.aborted);
+      throw this.mapError(error, key, 'reading', abortSignal.aborted); // not the caller's (above): the timeout
     }
     return guardReadable(body, {
       key,

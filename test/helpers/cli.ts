@@ -4,12 +4,13 @@
  * - runCli: in-process, through src/cli.ts `run` (fast; stdout/stderr captured; env is
  *   exactly what you pass, never the test process's own).
  * - runBin: the built binary (bin/backupctl.js -> dist/), as users and cron run it.
+ * - spawnBin: the built binary, started and left running (for faults injected meanwhile).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { execa, type Options } from 'execa';
+import { execa, type Options, type ResultPromise } from 'execa';
 import { run } from '../../src/cli.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -68,4 +69,25 @@ export async function runBin(argv: string[], options: Options = {}): Promise<Cli
     ...options,
   });
   return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/**
+ * Starts the built binary and leaves it running: `done` settles with its outcome, and
+ * `stderr()` is what it has written to stderr so far. `running` (the test file's set,
+ * whose afterEach kills what is left) holds the child until it ends.
+ */
+export function spawnBin(args: string[], options: { env: Record<string, string>; cwd: string; running: Set<ResultPromise> }) {
+  assertBuilt();
+  const child = execa(process.execPath, [BIN, ...args], { env: options.env, extendEnv: false, cwd: options.cwd, stdin: 'ignore', reject: false });
+  options.running.add(child);
+  let text = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    text += chunk;
+  });
+  const done: Promise<CliOutcome> = child.then((result) => {
+    options.running.delete(child);
+    return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  });
+  return { child, done, stderr: () => text };
 }

@@ -10,7 +10,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
-import { BIN, baseEnv, runBin, type CliOutcome } from '../helpers/cli.js';
+import { baseEnv, runBin, spawnBin as startBin } from '../helpers/cli.js';
 import { fillRandomText, processesWithEnv, scratchSetup, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
 import { uniqueName } from '../helpers/pg.js';
 import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
@@ -50,21 +50,7 @@ function env(db: string, marker = uniqueName('m')): Record<string, string> {
   return baseEnv({ HOME: scratch.cwd, ...cluster.env(db), ...credentials(), [MARKER]: marker }) as Record<string, string>;
 }
 
-/** Starts the binary; its stderr so far is in `stderr()`. */
-function spawnBin(args: string[], childEnv: Record<string, string>) {
-  const child = execa(process.execPath, [BIN, ...args], { env: childEnv, extendEnv: false, cwd: scratch.cwd, stdin: 'ignore', reject: false });
-  running.add(child);
-  let text = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => {
-    text += chunk;
-  });
-  const done: Promise<CliOutcome> = child.then((result) => {
-    running.delete(child);
-    return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
-  });
-  return { child, done, stderr: () => text };
-}
+const spawnBin = (args: string[], childEnv: Record<string, string>) => startBin(args, { env: childEnv, cwd: scratch.cwd, running });
 
 /** Every object under `prefix`, through the driver. */
 async function keys(prefix: string): Promise<string[]> {

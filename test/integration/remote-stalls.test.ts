@@ -15,10 +15,10 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
-import { BIN, baseEnv, runBin, type CliOutcome } from '../helpers/cli.js';
+import { baseEnv, runBin, spawnBin as startBin, type CliOutcome } from '../helpers/cli.js';
 import { startTcpFaultProxy, type TcpFaultProxy } from '../helpers/fault-proxy.js';
 import { fillRandomText, processesWithEnv, scratchSetup, waitFor } from '../helpers/failure-kit.js';
 import { uniqueName } from '../helpers/pg.js';
@@ -54,21 +54,7 @@ afterEach(() => {
   running.clear();
 });
 
-/** Starts the binary; its stderr so far is in `stderr()`. */
-function spawnBin(args: string[], childEnv: Record<string, string>) {
-  const child = execa(process.execPath, [BIN, ...args], { env: childEnv, extendEnv: false, cwd: scratch.cwd, stdin: 'ignore', reject: false });
-  running.add(child);
-  let text = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => {
-    text += chunk;
-  });
-  const done: Promise<CliOutcome> = child.then((result) => {
-    running.delete(child);
-    return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
-  });
-  return { child, done, stderr: () => text };
-}
+const spawnBin = (args: string[], childEnv: Record<string, string>) => startBin(args, { env: childEnv, cwd: scratch.cwd, running });
 
 /** stderr of a failed run: exactly one `error:` line, then at most a hint; no stack trace. */
 function oneErrorLine(stderr: string): string {
