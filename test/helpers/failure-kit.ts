@@ -252,3 +252,19 @@ export async function processesWithEnv(name: string, value: string): Promise<Arr
   }
   return found;
 }
+
+/**
+ * The stderr of a failed run: exactly one `error:` line, then at most hints, no stack
+ * trace; `strict`: at most one hint, and no line twice. Returns the error line.
+ */
+export function oneErrorLine(stderr: string, options: { strict?: boolean } = {}): string {
+  const lines = stderr.split('\n').filter((line) => line !== '');
+  const errors = lines.filter((line) => line.startsWith('error: '));
+  expect(errors, stderr).toHaveLength(1);
+  const at = lines.indexOf(errors[0] as string);
+  expect(lines.slice(at + 1).every((line) => line.startsWith('hint: ')), stderr).toBe(true);
+  if (options.strict) expect(lines.length - at, stderr).toBeLessThanOrEqual(2);
+  expect(stderr, 'no stack trace').not.toMatch(/^\s+at\s/m);
+  if (options.strict) expect(new Set(lines).size, `no line twice:\n${stderr}`).toBe(lines.length);
+  return errors[0] as string;
+}

@@ -11,7 +11,7 @@ import { execa, type ResultPromise } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
 import { baseEnv, runBin, spawnBin as startBin } from '../helpers/cli.js';
-import { fillRandomText, processesWithEnv, scratchSetup, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
+import { fillRandomText, oneErrorLine, processesWithEnv, scratchSetup, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
 import { uniqueName } from '../helpers/pg.js';
 import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
 
@@ -62,18 +62,6 @@ async function keys(prefix: string): Promise<string[]> {
   }
 }
 
-/** stderr of a failed run: exactly one `error:` line, then at most a hint; no stack trace, no line twice. */
-function oneErrorLine(stderr: string): string {
-  const lines = stderr.split('\n').filter((line) => line !== '');
-  const errors = lines.filter((line) => line.startsWith('error: '));
-  expect(errors, stderr).toHaveLength(1);
-  const at = lines.indexOf(errors[0] as string);
-  expect(lines.slice(at + 1).every((line) => line.startsWith('hint: ')), stderr).toBe(true);
-  expect(lines.length - at, stderr).toBeLessThanOrEqual(2);
-  expect(stderr, 'no stack trace').not.toMatch(/^\s+at\s/m);
-  expect(new Set(lines).size, `no line twice:\n${stderr}`).toBe(lines.length);
-  return errors[0] as string;
-}
 
 describe('two creates of one profile into one bucket at once', () => {
   it('exactly one succeeds, the other exits 4 (busy); no lock object or claim is left (three rounds)', async () => {
@@ -92,7 +80,7 @@ describe('two creates of one profile into one bucket at once', () => {
       const runs = [0, 1].map(() => spawnBin(['create', '--config', config, '--json'], env(scratch.db)));
       const first = await Promise.race(runs.map((run, index) => run.done.then((outcome) => ({ index, outcome }))));
       expect(first.outcome.code, first.outcome.stderr).toBe(4);
-      expect(oneErrorLine(first.outcome.stderr)).toMatch(/busy/);
+      expect(oneErrorLine(first.outcome.stderr, { strict: true })).toMatch(/busy/);
       expect(JSON.parse(first.outcome.stdout)).toEqual({ error: expect.objectContaining({ exitCode: 4 }) });
       const winner = runs[1 - first.index] as (typeof runs)[number];
       expect(winner.child.exitCode, 'the other run still holds the lock').toBeNull();
@@ -137,7 +125,7 @@ describe('the storage server dies during a create', () => {
     // Measured: 1.3 s now, 7.5 s before (a deadline for each of them).
     expect(Date.now() - killedAt).toBeLessThan(2_000 + 2_000);
     expect(failed.stdout).toBe('');
-    const error = oneErrorLine(failed.stderr);
+    const error = oneErrorLine(failed.stderr, { strict: true });
     expect(error).toContain(`${big}/${id}.dump`);
     expect(error).toMatch(/ECONNREFUSED|ECONNRESET/);
     expect(await processesWithEnv(MARKER, marker), 'pg_dump ended with the run').toEqual([]);

@@ -20,7 +20,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
 import { baseEnv, runBin, spawnBin as startBin, type CliOutcome } from '../helpers/cli.js';
 import { startTcpFaultProxy, type TcpFaultProxy } from '../helpers/fault-proxy.js';
-import { fillRandomText, processesWithEnv, scratchSetup, waitFor } from '../helpers/failure-kit.js';
+import { fillRandomText, oneErrorLine, processesWithEnv, scratchSetup, waitFor } from '../helpers/failure-kit.js';
 import { uniqueName } from '../helpers/pg.js';
 import {
   sshdUnavailable,
@@ -56,16 +56,6 @@ afterEach(() => {
 
 const spawnBin = (args: string[], childEnv: Record<string, string>) => startBin(args, { env: childEnv, cwd: scratch.cwd, running });
 
-/** stderr of a failed run: exactly one `error:` line, then at most a hint; no stack trace. */
-function oneErrorLine(stderr: string): string {
-  const lines = stderr.split('\n').filter((line) => line !== '');
-  const errors = lines.filter((line) => line.startsWith('error: '));
-  expect(errors, stderr).toHaveLength(1);
-  const at = lines.indexOf(errors[0] as string);
-  expect(lines.slice(at + 1).every((line) => line.startsWith('hint: ')), stderr).toBe(true);
-  expect(stderr, 'no stack trace').not.toMatch(/^\s+at\s/m);
-  return errors[0] as string;
-}
 
 interface Store {
   /** The storage URL of a test's own prefix or directory. */
