@@ -196,6 +196,25 @@ export class StalledError extends StorageError {
 /** What lstat says an entry is. */
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'device' | 'other';
 
+/** What a file system entry is, from its lstat attributes (node:fs Stats, or ssh2's for SFTP). */
+export function entryKindOf(info: {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isBlockDevice(): boolean;
+  isCharacterDevice(): boolean;
+}): EntryKind {
+  if (info.isFile()) return 'file';
+  if (info.isDirectory()) return 'directory';
+  if (info.isSymbolicLink()) return 'symlink';
+  if (info.isFIFO()) return 'fifo';
+  if (info.isSocket()) return 'socket';
+  if (info.isBlockDevice() || info.isCharacterDevice()) return 'device';
+  return 'other';
+}
+
 export function describeKind(kind: EntryKind): string {
   switch (kind) {
     case 'file':

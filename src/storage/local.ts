@@ -30,6 +30,7 @@ import {
   PermissionError,
   StorageError,
   TooLargeError,
+  entryKindOf,
   type EntryKind,
 } from './errors.js';
 import {
@@ -63,13 +64,7 @@ const READ_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
 const CREATE_FLAGS = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
 
 export function kindOf(info: Stats): EntryKind {
-  if (info.isFile()) return 'file';
-  if (info.isDirectory()) return 'directory';
-  if (info.isSymbolicLink()) return 'symlink';
-  if (info.isFIFO()) return 'fifo';
-  if (info.isSocket()) return 'socket';
-  if (info.isBlockDevice() || info.isCharacterDevice()) return 'device';
-  return 'other';
+  return entryKindOf(info);
 }
 
 function direntKind(entry: Dirent): EntryKind {

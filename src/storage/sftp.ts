@@ -36,6 +36,7 @@ import {
   abortError,
   ConfigurationError,
   CredentialsError,
+  entryKindOf,
   HostileEntryError,
   HostKeyError,
   NoSpaceError,
@@ -47,7 +48,6 @@ import {
   TooLargeError,
   TransientError,
   UnsupportedError,
-  type EntryKind,
 } from './errors.js';
 import { fingerprint, hostEntryName, hostKeyAlgorithms, keyTypeOf, knownKeysFor } from './known-hosts.js';
 import type { StorageRuntime } from './registry.js';
@@ -729,7 +729,7 @@ export class SftpStorage implements Storage {
       // Looked at before it is opened: the server's open() follows a symlink and waits on
       // a FIFO for a writer (for ever, and its session process with it).
       const entry = await sftpCall<Stats>(session, (cb) => session.sftp.lstat(path, cb));
-      if (entryKind(entry) !== 'file') throw new HostileEntryError(key, entryKind(entry));
+      if (entryKindOf(entry) !== 'file') throw new HostileEntryError(key, entryKindOf(entry));
       const handle = await sftpCall<Buffer>(session, (cb) => session.sftp.open(path, 'r', cb));
       const info = await sftpCall<Stats>(session, (cb) => session.sftp.fstat(handle, cb)).catch(async (error: unknown) => {
         await sftpCall<void>(session, (cb) => session.sftp.close(handle, cb)).catch(() => undefined);
@@ -737,7 +737,7 @@ export class SftpStorage implements Storage {
       });
       if (!info.isFile()) {
         await sftpCall<void>(session, (cb) => session.sftp.close(handle, cb)).catch(() => undefined);
-        throw new HostileEntryError(key, entryKind(info));
+        throw new HostileEntryError(key, entryKindOf(info));
       }
       return { session, handle, size: info.size };
     });
@@ -774,7 +774,7 @@ export class SftpStorage implements Storage {
   async stat(key: string): Promise<ObjectInfo> {
     assertKey(key);
     const info = await this.request(key, 'reading', (session) => sftpCall<Stats>(session, (cb) => session.sftp.lstat(this.pathOf(session, key), cb)));
-    const kind = entryKind(info);
+    const kind = entryKindOf(info);
     if (kind !== 'file') throw new HostileEntryError(key, kind);
     return { key, size: info.size, modifiedAt: new Date(info.mtime * 1000) };
   }
@@ -798,7 +798,7 @@ export class SftpStorage implements Storage {
           const key = keyPrefix === '' ? entry.filename : `${keyPrefix}/${entry.filename}`;
           if (!isValidKey(key)) continue;
           // READDIR reports entries as lstat does: a symlink is one, never what it points to.
-          const kind = entryKind(entry.attrs);
+          const kind = entryKindOf(entry.attrs);
           if (kind === 'directory') dirs.push([posix.join(dir, entry.filename), key]);
           else if (kind === 'file') found.push({ key, size: entry.attrs.size, modifiedAt: new Date(entry.attrs.mtime * 1000) });
           else options.onHostile?.(key, kind); // not an object: reported, never followed or read
@@ -1043,15 +1043,4 @@ async function readFully(session: Session, buffer: Buffer, handle: Buffer, posit
     filled += read;
   }
   return buffer.subarray(0, filled);
-}
-
-/** What an entry on the server is, from its attributes (lstat's: a symlink is a symlink). */
-function entryKind(attrs: Stats): EntryKind {
-  if (attrs.isFile()) return 'file';
-  if (attrs.isDirectory()) return 'directory';
-  if (attrs.isSymbolicLink()) return 'symlink';
-  if (attrs.isFIFO()) return 'fifo';
-  if (attrs.isSocket()) return 'socket';
-  if (attrs.isBlockDevice() || attrs.isCharacterDevice()) return 'device';
-  return 'other';
 }
