@@ -68,13 +68,7 @@ export function kindOf(info: Stats): EntryKind {
 }
 
 function direntKind(entry: Dirent): EntryKind {
-  if (entry.isFile()) return 'file';
-  if (entry.isDirectory()) return 'directory';
-  if (entry.isSymbolicLink()) return 'symlink';
-  if (entry.isFIFO()) return 'fifo';
-  if (entry.isSocket()) return 'socket';
-  if (entry.isBlockDevice() || entry.isCharacterDevice()) return 'device';
-  return 'other';
+  return entryKindOf(entry);
 }
 
 /** Maps a file system error to a storage error (the errno is kept on it). */
