@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ID_PATTERN, PROFILE_PATTERN } from './id.js';
+import { fastPath } from './schema-fast-path.js';
 import { MAX_SIDECAR_BYTES, SIDECAR_SCHEMA_VERSION, SidecarError, stageSummary } from './sidecar.js';
 
 /**
@@ -227,14 +228,7 @@ function checked<S extends typeof SidecarSchema | typeof SidecarSummarySchema>(k
       throw new SidecarError(key, `written by a newer backupctl (sidecar version ${version}); upgrade backupctl`, { newerVersion: true });
     }
   }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0];
-    const where = first ? first.path.join('.') || '(root)' : '(root)';
-    const more = parsed.error.issues.length > 1 ? ` (+${parsed.error.issues.length - 1} more)` : '';
-    throw new SidecarError(key, `invalid sidecar: ${where}: ${first?.message ?? 'invalid'}${more}`);
-  }
-  const sidecar = parsed.data as z.infer<S>;
+  const sidecar = valid(key, schema, raw);
   const summary = stageSummary(sidecar.artifact.stages);
   if (summary.compression.codec !== sidecar.artifact.compression.codec || (summary.encryption === null) !== (sidecar.artifact.encryption === null)) {
     throw new SidecarError(key, 'invalid sidecar: artifact.compression or artifact.encryption does not match artifact.stages');
@@ -248,6 +242,23 @@ function checked<S extends typeof SidecarSchema | typeof SidecarSummarySchema>(k
     }
   }
   return sidecar;
+}
+
+/**
+ * `raw` as the schema's output: `raw` itself when the fast path finds zod would return it
+ * unchanged (schema-fast-path.ts: no copy, no allocation per check), else what zod makes of
+ * it; zod's first issue is the error.
+ */
+function valid<S extends typeof SidecarSchema | typeof SidecarSummarySchema>(key: string, schema: S, raw: unknown): z.infer<S> {
+  if (fastPath(schema)?.(raw)) return raw as z.infer<S>;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first ? first.path.join('.') || '(root)' : '(root)';
+    const more = parsed.error.issues.length > 1 ? ` (+${parsed.error.issues.length - 1} more)` : '';
+    throw new SidecarError(key, `invalid sidecar: ${where}: ${first?.message ?? 'invalid'}${more}`);
+  }
+  return parsed.data as z.infer<S>;
 }
 
 export type StageRecordJson = z.infer<typeof StageRecordSchema>;
