@@ -192,9 +192,11 @@ const COLLECT_AFTER_READS = 1000;
  * young generation; V8 let the old generation reach 3-4x the live set before collecting it:
  * 10,000 sidecars from s3rver peaked at 265-300 MB of RSS with ~60 MB live (the same run
  * under --max-old-space-size=100 peaked at 154 MB). Measured on the heap, not the RSS: the
- * RSS also holds code and the SDK's modules, which no collection gives back.
+ * RSS also holds code and the SDK's modules, which no collection gives back. A slack of
+ * 16 MB peaked at 158-168 MB there, 6 MB at 147-151 MB (~100 collections of a 60 MB heap
+ * over a rebuild of more than a minute); a local rebuild (5 s) took as long with either.
  */
-function heapReclaimer(slack = 16 * 1024 * 1024, every = 50): () => void {
+function heapReclaimer(slack = 6 * 1024 * 1024, every = 50): () => void {
   let reads = 0;
   let base = getHeapStatistics().used_heap_size;
   return () => {
