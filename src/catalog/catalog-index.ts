@@ -237,6 +237,9 @@ export async function readIndex(
   return { usable, recorded, generation, listing: listing === null ? null : sortByKey(listing) };
 }
 
+/** The size of the pieces the index is inflated in (see decoded). */
+const INFLATE_PIECE_BYTES = 64 * 1024;
+
 /**
  * The index's lines from its stored bytes: gzip (what serializeIndexChunks is written
  * through, see gzipIndex) or plain (indexes written before). `maxBytes` bounds the decoded
@@ -256,7 +259,9 @@ async function* decoded(source: AsyncIterable<Uint8Array | string>): AsyncGenera
     return;
   }
   // pipeline() destroys both on a failure of either, and the failure ends the iteration.
-  const gunzip = pipeline(Readable.from(whole(), { objectMode: false }), createGunzip(), () => undefined);
+  // Pieces of 64 KiB (zlib's default is 16): each piece is a trip through the thread pool,
+  // and a warm `list` of 10,000 backups waited on ~1,000 of them (1.39-1.58 s -> 1.22-1.32 s).
+  const gunzip = pipeline(Readable.from(whole(), { objectMode: false }), createGunzip({ chunkSize: INFLATE_PIECE_BYTES }), () => undefined);
   try {
     yield* gunzip;
   } finally {
