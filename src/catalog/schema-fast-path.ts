@@ -52,7 +52,6 @@ interface CheckDef {
   value?: number | bigint;
   inclusive?: boolean;
   fn?: (value: unknown) => unknown;
-  when?: unknown;
 }
 
 /** String formats zod checks with their pattern and nothing else. */
@@ -206,24 +205,31 @@ function compileObject(def: Def): Checker {
         verdict = UNSURE;
         continue;
       }
-      for (; next < at; next++) {
-        const missing = (fields[next] as Checker)(undefined);
-        if (missing === INVALID) missingInvalid = true;
-        else if (missing === UNSURE) verdict = UNSURE;
-      }
+      const missing = missingVerdict(fields, next, at);
+      if (missing === INVALID) missingInvalid = true;
+      else if (missing === UNSURE) verdict = UNSURE;
       const found = (fields[at] as Checker)(record[key]);
       if (found === INVALID) return INVALID;
       if (found === UNSURE) verdict = UNSURE;
       next = at + 1;
     }
-    for (; next < keys.length; next++) {
-      const missing = (fields[next] as Checker)(undefined);
-      if (missing === INVALID) missingInvalid = true;
-      else if (missing === UNSURE) verdict = UNSURE;
-    }
+    const missing = missingVerdict(fields, next, keys.length);
+    if (missing === INVALID) missingInvalid = true;
+    else if (missing === UNSURE) verdict = UNSURE;
     if (missingInvalid) return ordered ? INVALID : UNSURE;
     return verdict;
   };
+}
+
+/** The shape's fields `from` to `to` (exclusive) checked as missing: INVALID before UNSURE before OK. */
+function missingVerdict(fields: readonly Checker[], from: number, to: number): Verdict {
+  let verdict: Verdict = OK;
+  for (let index = from; index < to; index++) {
+    const next = (fields[index] as Checker)(undefined);
+    if (next === INVALID) return INVALID;
+    if (next === UNSURE) verdict = UNSURE;
+  }
+  return verdict;
 }
 
 function compileCheck(check: CheckDef): Checker {
