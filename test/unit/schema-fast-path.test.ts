@@ -221,5 +221,10 @@ describe('schema fast path', () => {
     expect(fastPath(schema)?.({ a: 'x', b: 1 })).toBe(false);
     expect(agrees(schema, { a: 'x', b: 1 })).toBe(true);
     expect(fastPath(schema)?.({ a: 'x' })).toBe(true);
+    // Keys out of the first option's order: zod takes that option and reorders them, so the
+    // second option, which has them in this order, must not answer for it.
+    const reordered = z.union([z.object({ a: z.string(), b: z.number() }), z.object({ b: z.number(), a: z.string() })]);
+    expect(fastPath(reordered)?.({ b: 1, a: 'x' })).toBe(false);
+    expect(agrees(reordered, { b: 1, a: 'x' })).toBe(true);
   });
 });
