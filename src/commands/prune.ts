@@ -35,7 +35,7 @@ export interface PruneOptions {
 }
 
 export async function run(options: PruneOptions, ctx: CommandContext): Promise<CommandResult> {
-  const profile = profileForMaintenance(ctx.settings, ctx.flags.dbUrl);
+  const profile = profileForMaintenance(ctx.settings);
   const flags: RetentionPolicy = {
     keepLast: options.keepLast,
     keepHourly: options.keepHourly,

@@ -5,7 +5,7 @@ import { renderUnlock, unlockJson } from '../output/render-prune.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export async function run(options: { force?: boolean }, ctx: CommandContext): Promise<CommandResult> {
-  const profile = profileForMaintenance(ctx.settings, ctx.flags.dbUrl);
+  const profile = profileForMaintenance(ctx.settings);
   const result = await unlockProfile({
     storage: storageAt(ctx.runtime, profile.storage, profile.storageSettings),
     profile: profile.name,

@@ -57,6 +57,8 @@ export interface ResolvedSettings {
   defaultProfile: string | undefined;
   /** The profile named by --profile or BACKUPCTL_PROFILE (validated), if any. */
   named: string | undefined;
+  /** The global --db-url, as given (the database a profile-less run is about). */
+  dbUrl: string | undefined;
   /** The config's profiles, by name, in the file's order. */
   profiles: ReadonlyMap<string, ProfileSettings>;
   /** Settings a profile not in the config gets: `defaults`, in the default storage. */
@@ -152,6 +154,7 @@ export function resolveSettings(input: {
     workDir: absolute(config.workDir, base),
     defaultProfile: config.defaultProfile,
     named,
+    dbUrl: flags.dbUrl,
     profiles,
     unconfigured: (name) => settingsOf(name, undefined),
     defaults,

@@ -211,14 +211,15 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     for (const member of await session.extensionTablesWithRows()) {
       warn(`${member.table} belongs to extension ${member.extension} and holds about ${member.rows} row(s), which pg_dump leaves out: a restore has only what the extension's install script puts in it`);
     }
-    if (only && selects && !profile.dump.dataOnly) {
-      // What the selected tables use that the archive does not hold: it restores only
-      // into a database that has it (verify reports such a backup as NOT VERIFIED). Not for
-      // --exclude-* alone: such a dump still holds CREATE EXTENSION for extension types.
+    if (only && !profile.dump.dataOnly) {
+      // What the dumped tables use that the archive does not hold (a parent table an
+      // --exclude-* left out, a type of a schema --schema did not select): it restores
+      // only into a database that has it (verify reports such a backup as NOT VERIFIED).
+      // An extension's member is held when the extension is (CREATE EXTENSION makes it).
       const held = new Set(artifact.toc.map((entry) => entry.objectOid));
       const outside = new Map<string, string[]>();
       for (const dependency of await session.dependencies(only)) {
-        if (held.has(dependency.oid)) continue;
+        if (held.has(dependency.oid) || (dependency.extension !== null && held.has(dependency.extension))) continue;
         outside.set(dependency.table, [...(outside.get(dependency.table) ?? []), `${dependency.kind} ${dependency.name}`]);
       }
       for (const [table, uses] of outside) {

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { chosenProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import type { Profile } from '../config/schema.js';
-import { PROFILE_PATTERN } from '../catalog/id.js';
+import { profileNameFor, profileOfConnection } from './profile-name.js';
 import { usageError } from '../errors.js';
-import { parseConnectionUrl, resolveConnectionLayers, urlHasPassword, type ConnectionFlags, type ConnectionSettings, type ProfileConnection } from '../pg/connection.js';
+import { resolveConnectionLayers, urlHasPassword, type ConnectionFlags, type ConnectionSettings, type ProfileConnection } from '../pg/connection.js';
 import type { DumpOptions } from '../pg/dump.js';
 import { pgCompressIsOff, type EncryptionSettings } from '../config/schema.js';
 import { DEFAULT_COMPRESSION, parseCompression, type CompressionOptions } from '../pipeline/codecs/index.js';
@@ -59,20 +58,7 @@ export interface ResolvedProfile {
 /** The longest note a sidecar holds (its schema's bound on free text). */
 export const MAX_NOTE_CHARS = 20_000;
 
-/**
- * A database name turned into a profile name (for runs without a config file), one to one:
- * a name that is already a profile name is kept; any other gets the characters a profile
- * name may hold and a suffix from a hash of the whole name (`my db` -> `my_db-3b2f9a1c`),
- * so that `my db` and `my_db`, or two names of only non-ASCII letters, never share a
- * profile (and `latest` or `prune` of one never takes the other's backups).
- */
-export function profileNameFor(database: string): string {
-  // (isProfileName's test, without its type guard: it would narrow the rest to never)
-  if (PROFILE_PATTERN.test(database) && !database.includes('..')) return database;
-  const cleaned = database.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').replace(/\.\.+/g, '.').slice(0, 54).replace(/[.]+$/, '');
-  const suffix = createHash('sha256').update(database, 'utf8').digest('hex').slice(0, 8);
-  return `${cleaned === '' ? 'db' : cleaned}-${suffix}`;
-}
+export { profileNameFor, profileOfConnection };
 
 /** The config's connection layers of a profile, lowest first: `defaults`, then its own keys. */
 function connectionLayers(settings: ResolvedSettings, profile: ProfileSettings): ProfileConnection[] {
@@ -109,6 +95,14 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
   const resolution = resolveConnectionLayers({ flags, env: settings.env, profile: connectionLayers(settings, provisional) });
   const connection = resolution.settings;
   const profile = chosen ?? settings.unconfigured(profileNameFor(connection.database));
+  if (!profile.configured && profile.name !== profileNameFor(connection.database)) {
+    // Without a config a profile is its database's series: `latest`, prune and status of
+    // a profile that mixes databases would act on the wrong one.
+    throw usageError(
+      `profile "${profile.name}" is not in ${settings.configFile ?? 'a config file'}, and without a config a profile is named after the database it backs up: database ${JSON.stringify(connection.database)} is profile "${profileNameFor(connection.database)}"`,
+      `back up database ${JSON.stringify(profile.name)} (--db-url, -d or PGDATABASE), drop --profile, or define profile "${profile.name}" with its database in a config file`,
+    );
+  }
   const { dump, compression } = resolveDumpOptions(flags, profile);
   const note = flags.note ?? profile.note ?? null;
   if (note !== null && note.length > MAX_NOTE_CHARS) throw usageError(`the note is ${note.length} characters; at most ${MAX_NOTE_CHARS} are kept with a backup`);
@@ -139,23 +133,20 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
 }
 
 /**
- * The name of the profile a maintenance command (prune, unlock, delete) works on, without
- * connecting or reading a password: the chosen profile, else the one `create` would use,
- * named after the database of --db-url, DATABASE_URL or PGDATABASE.
+ * The profile a maintenance command (prune, unlock, delete) works on, without connecting
+ * or reading a password: the chosen profile, else the one `create` would use.
  */
-export function profileForMaintenance(settings: ResolvedSettings, dbUrl: string | undefined): ProfileSettings {
+export function profileForMaintenance(settings: ResolvedSettings): ProfileSettings {
   const chosen = chosenProfile(settings);
   if (chosen) return chosen;
-  const database = (dbUrl ? parseConnectionUrl(dbUrl, '--db-url').database : undefined)
-    ?? (settings.env.DATABASE_URL ? parseConnectionUrl(settings.env.DATABASE_URL, 'DATABASE_URL').database : undefined)
-    ?? (settings.env.PGDATABASE || undefined);
-  if (database === undefined) {
+  const derived = profileOfConnection(settings);
+  if (derived === undefined) {
     throw usageError(
       'which profile? none is configured and none was named',
       'name it with --profile (or BACKUPCTL_PROFILE); "backupctl list" shows the profiles in the storage',
     );
   }
-  return settings.unconfigured(profileNameFor(database));
+  return settings.unconfigured(derived.name);
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
+import { profileOfConnection } from './profile-name.js';
 
 /**
  * Where commands over existing backups (list, show, verify, restore, status, delete) look:
@@ -95,6 +96,19 @@ export async function assertKnownProfile(scope: BackupScope): Promise<void> {
   if (!present.includes(name)) throw unknownProfile(scope.settings, name, present);
 }
 
+/** assertKnownProfile for a profile named after the connection's database: says where the name came from. */
+async function assertDerivedProfile(scope: BackupScope, derived: { name: string; database: string; from: string }): Promise<void> {
+  try {
+    await assertKnownProfile(scope);
+  } catch (error) {
+    if (!(error instanceof BackupctlError) || error.exitCode !== ExitCode.USAGE) throw error;
+    throw usageError(
+      `no backup of database ${JSON.stringify(derived.database)} (${derived.from}) at ${scope.locations.map((l) => l.storage.location).join(', ')}: without a config, "latest" is the newest backup of profile "${derived.name}", named after it`,
+      `name the profile with --profile${error.hint?.startsWith('profiles: ') ? ` (${error.hint})` : ''}`,
+    );
+  }
+}
+
 /**
  * A profile that is not in the config (`profile.configured` false) must at least have
  * something in its storage. Returns the profile's listing made to find out, when one was
@@ -176,11 +190,14 @@ async function profilesPresent(storage: Storage, wanted: string): Promise<string
 export async function findBackup(scope: BackupScope, ref: string, options: { tag?: string | undefined } = {}): Promise<LocatedBackup> {
   const storages = scope.locations.map((l) => l.storage.location).join(', ');
   if (ref === 'latest') {
-    // The profile meant without --profile (defaultProfile, the config's only one): the
-    // newest backup of another profile is never what `restore latest --clean` should take.
-    const profile = scope.profile ?? implicitProfile(scope.settings);
+    // The profile meant without --profile (defaultProfile, the config's only one; with no
+    // profiles in the config, the one named after the database, as for create): the newest
+    // backup of another profile is never what `restore latest --clean` should take.
+    const derived = scope.profile ?? implicitProfile(scope.settings) ?? (scope.settings.profiles.size === 0 ? profileOfConnection(scope.settings) : undefined);
+    const profile = typeof derived === 'object' ? derived.name : derived;
     const narrowed = profile === scope.profile ? scope : { ...scope, profile };
-    if (narrowed.profile !== undefined) await assertKnownProfile(narrowed);
+    if (typeof derived === 'object') await assertDerivedProfile(narrowed, derived);
+    else if (narrowed.profile !== undefined) await assertKnownProfile(narrowed);
     const where = narrowed.profile ? `profile "${narrowed.profile}"` : 'any profile';
     const found = options.tag === undefined ? await newestReadable(narrowed) : await newestTagged(narrowed, options.tag);
     if (!found) {

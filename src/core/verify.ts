@@ -4,12 +4,12 @@ import { artifactKey, sidecarKey } from '../catalog/catalog.js';
 import { qualifiedName, type Sidecar, type Verification } from '../catalog/sidecar.js';
 import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
 import type { NotifyConfig } from '../notify/notify.js';
-import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, MaintenanceConnection } from '../pg/admin.js';
+import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, isSuperuser, MaintenanceConnection } from '../pg/admin.js';
 import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
 import type { CountedTable } from '../pg/counts.js';
-import type { ChildRun } from '../pg/dump.js';
+import { endedBySignal, type ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
 import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemaSetup } from '../pg/restore.js';
@@ -449,12 +449,29 @@ async function restoreCheck(
           });
         }
         if (error instanceof BackupctlError && error.exitCode === ExitCode.USAGE) throw error; // pg_restore could not start
-        // A --table or --schema dump need not restore on its own: the types, sequences,
-        // functions and extensions its tables use may live outside it. Its bytes are
-        // pg_dump's (the digests), so this is no verdict on it.
-        if (sidecar.dump.tables.length > 0 || sidecar.dump.schemas.length > 0) {
+        // Killed (the OOM killer, an operator): it did not get to say anything of the backup.
+        const killed = endedBySignal(error);
+        if (killed !== undefined) {
+          throw new VerifyEnvironmentError(`pg_restore was killed by ${killed} during the restore`, {
+            hint: 'something outside backupctl ended it (the OOM killer, an operator); the backup itself was not judged',
+            cause: error,
+          });
+        }
+        // A filtered dump (--table, --schema, --exclude-*) need not restore on its own: the
+        // types, sequences, functions, extensions and parent tables its tables use may live
+        // outside it. Its bytes are pg_dump's (the digests), so this is no verdict on it.
+        const { tables, schemas, excludeTables, excludeSchemas } = sidecar.dump;
+        if (tables.length + schemas.length + excludeTables.length + excludeSchemas.length > 0) {
           throw new VerifyEnvironmentError(`the backup does not restore on its own into an empty database: ${errorText(error)}`, {
-            hint: 'a --table or --schema backup may use tables, types, sequences or functions it does not hold: check it with --level archive, or restore it into a database that has them',
+            hint: 'a --table, --schema or --exclude-* backup may use tables, types, sequences or functions it does not hold: check it with --level archive, or restore it into a database that has them',
+            cause: error,
+          });
+        }
+        // A role that is not a superuser cannot restore everything a sound dump holds
+        // (extensions, event triggers, some settings): its failure is no verdict either.
+        if (!(await isSuperuser(server).catch(() => true))) {
+          throw new VerifyEnvironmentError(`the backup does not restore as ${server.user}, who is not a superuser: ${errorText(error)}`, {
+            hint: 'a dump may hold what only a superuser can restore (extensions, event triggers, some settings): verify as a superuser (--verify-url) to judge the backup',
             cause: error,
           });
         }

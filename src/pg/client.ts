@@ -25,6 +25,8 @@ function sslOptions(settings: ConnectionSettings): pg.ClientConfig['ssl'] {
   }
 }
 
+const SESSION_SETUP_ATTEMPTS = 5;
+
 /** Opens a SQL session. Connection failures become one clear BackupctlError. */
 export async function connect(settings: ConnectionSettings, database = settings.database): Promise<pg.Client> {
   const client = new pg.Client({
@@ -46,13 +48,18 @@ export async function connect(settings: ConnectionSettings, database = settings.
     await client.end().catch(() => undefined);
     throw connectionError(error, { ...settings, database });
   }
-  try {
-    await client.query(SESSION_SETTINGS);
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw queryError(error, `cannot set up a session on ${describeConnection({ ...settings, database })}`);
+  // A database or role timeout of a few milliseconds can cancel the statement that turns
+  // it off (57014) on a busy server: it takes effect only once that statement succeeds.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.query(SESSION_SETTINGS);
+      return client;
+    } catch (error) {
+      if (sqlState(error) === '57014' && attempt < SESSION_SETUP_ATTEMPTS) continue;
+      await client.end().catch(() => undefined);
+      throw queryError(error, `cannot set up a session on ${describeConnection({ ...settings, database })}`);
+    }
   }
-  return client;
 }
 
 /**

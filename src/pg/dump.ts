@@ -118,6 +118,18 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   return new BackupctlError(text, { exitCode: ExitCode.FAILED, hint, cause: error });
 }
 
+/**
+ * The signal that ended a client program (`SIGKILL` from the OOM killer, a `kill` by an
+ * operator), from a failure or any failure in its cause chain; undefined when it exited.
+ */
+export function endedBySignal(error: unknown): string | undefined {
+  for (let at = error, depth = 0; at !== null && typeof at === 'object' && depth < 8; at = (at as { cause?: unknown }).cause, depth++) {
+    const signal = (at as { signal?: unknown }).signal;
+    if (typeof signal === 'string' && signal !== '') return signal;
+  }
+  return undefined;
+}
+
 /** The first `error:`/`FATAL:` line of a PostgreSQL client's stderr, trimmed. */
 export function firstErrorLine(stderr: string): string {
   const lines = stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);

@@ -144,14 +144,17 @@ export class SnapshotSession {
    * archive does not hold: without them, the backup restores only into a database that has
    * them. Best effort: none when the query fails.
    */
-  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: 'type' | 'sequence' | 'function' | 'table'; name: string; oid: number }>> {
+  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: 'type' | 'sequence' | 'function' | 'table'; name: string; oid: number; extension: number | null }>> {
     if (only.size === 0) return [];
     try {
-      const { rows } = await this.client.query<{ table: string; kind: 'type' | 'sequence' | 'function' | 'table'; name: string; oid: string }>(
-        `SELECT DISTINCT a.attrelid::regclass::text AS table, 'type' AS kind, format_type(base.oid, NULL) AS name,
+      const { rows } = await this.client.query<{ table: string; kind: 'type' | 'sequence' | 'function' | 'table'; name: string; oid: string; extension: string | null }>(
+        `SELECT used."table", used.kind, used.name, used.oid, member.refobjid::int8 AS extension FROM (
+         SELECT DISTINCT a.attrelid::regclass::text AS table, 'type' AS kind, format_type(base.oid, NULL) AS name,
                 -- a table's row type is held as its TABLE entry (the class), a standalone composite type as a TYPE
                 CASE WHEN base.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = base.typrelid) <> 'c'
-                     THEN base.typrelid ELSE base.oid END::int8 AS oid
+                     THEN base.typrelid ELSE base.oid END::int8 AS oid,
+                CASE WHEN base.typrelid <> 0 AND (SELECT r.relkind FROM pg_class r WHERE r.oid = base.typrelid) <> 'c'
+                     THEN 'pg_class' ELSE 'pg_type' END::regclass AS catalog
            FROM pg_attribute a
            JOIN pg_type t ON t.oid = a.atttypid
            JOIN pg_type base ON base.oid = CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN t.typelem ELSE t.oid END
@@ -160,7 +163,7 @@ export class SnapshotSession {
             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
             AND NOT (base.typrelid::int8 = ANY($1::int8[]))
          UNION
-         SELECT DISTINCT ad.adrelid::regclass::text, 'sequence', d.refobjid::regclass::text, d.refobjid::int8
+         SELECT DISTINCT ad.adrelid::regclass::text, 'sequence', d.refobjid::regclass::text, d.refobjid::int8, 'pg_class'::regclass
            FROM pg_attrdef ad
            JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
            JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
@@ -169,30 +172,33 @@ export class SnapshotSession {
                              AND o.deptype IN ('a', 'i') AND o.refobjid::int8 = ANY($1::int8[]))
          UNION
          -- the functions of its triggers and of its column defaults (not the system's)
-         SELECT DISTINCT t.tgrelid::regclass::text, 'function', p.oid::regprocedure::text, p.oid::int8
+         SELECT DISTINCT t.tgrelid::regclass::text, 'function', p.oid::regprocedure::text, p.oid::int8, 'pg_proc'::regclass
            FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
           WHERE t.tgrelid::int8 = ANY($1::int8[]) AND NOT t.tgisinternal AND n.nspname NOT IN ('pg_catalog', 'information_schema')
          UNION
-         SELECT DISTINCT ad.adrelid::regclass::text, 'function', p.oid::regprocedure::text, p.oid::int8
+         SELECT DISTINCT ad.adrelid::regclass::text, 'function', p.oid::regprocedure::text, p.oid::int8, 'pg_proc'::regclass
            FROM pg_attrdef ad
            JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass
            JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace
           WHERE ad.adrelid::int8 = ANY($1::int8[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
          UNION
          -- the parent it inherits from or is a partition of (CREATE TABLE ... INHERITS, ATTACH PARTITION)
-         SELECT DISTINCT i.inhrelid::regclass::text, 'table', i.inhparent::regclass::text, i.inhparent::int8
+         SELECT DISTINCT i.inhrelid::regclass::text, 'table', i.inhparent::regclass::text, i.inhparent::int8, 'pg_class'::regclass
            FROM pg_inherits i
           WHERE i.inhrelid::int8 = ANY($1::int8[]) AND NOT (i.inhparent::int8 = ANY($1::int8[]))
          UNION
          -- the tables its foreign keys reference (an inherited constraint is the parent's)
-         SELECT DISTINCT f.conrelid::regclass::text, 'table', f.confrelid::regclass::text, f.confrelid::int8
+         SELECT DISTINCT f.conrelid::regclass::text, 'table', f.confrelid::regclass::text, f.confrelid::int8, 'pg_class'::regclass
            FROM pg_constraint f
           WHERE f.contype = 'f' AND f.conrelid::int8 = ANY($1::int8[]) AND NOT (f.confrelid::int8 = ANY($1::int8[]))
             AND f.conparentid = 0
+         ) used("table", kind, name, oid, catalog)
+         -- the extension the object belongs to, if any: CREATE EXTENSION makes it
+         LEFT JOIN pg_depend member ON member.classid = used.catalog AND member.objid = used.oid::oid AND member.deptype = 'e'
           ORDER BY 1, 2, 3`,
         [[...only]],
       );
-      return rows.map((row) => ({ table: row.table, kind: row.kind, name: row.name, oid: Number(row.oid) }));
+      return rows.map((row) => ({ table: row.table, kind: row.kind, name: row.name, oid: Number(row.oid), extension: row.extension === null ? null : Number(row.extension) }));
     } catch {
       // Only for warnings (names a SQL_ASCII database cannot send as UTF-8...): none then.
       return [];

@@ -465,6 +465,56 @@ describe('database shapes', () => {
     expect(archive.code, archive.stdout + archive.stderr).toBe(0);
   });
 
+  it('an --exclude-* backup whose tables need what it leaves out: create warns, verify says NOT VERIFIED (exit 1, not recorded), never FAILED', async () => {
+    const db = await databaseWith('shp_exclude');
+    await cluster.query(
+      db,
+      `CREATE EXTENSION IF NOT EXISTS citext; CREATE SCHEMA other;
+       CREATE TABLE public.animal (id int, name citext); CREATE TABLE other.cat (lives int) INHERITS (public.animal);
+       CREATE TABLE other.tagged (t citext); INSERT INTO other.cat VALUES (1, 'tom', 9); INSERT INTO other.tagged VALUES ('A')`,
+    );
+    for (const filter of [['--exclude-schema', 'public'], ['--exclude-table', 'public.animal']]) {
+      const made = await runCli(['create', '--json', '--storage', storage, '--profile', db, ...filter], { env: baseEnv(cluster.env(db)), cwd: work });
+      expect(made.code, made.stderr).toBe(0);
+      const { id, warnings } = JSON.parse(made.stdout) as { id: string; warnings: string[] };
+      // The parent is missing; citext is not: the dump holds CREATE EXTENSION citext.
+      expect(warnings, filter.join(' ')).toEqual([expect.stringMatching(/^other\.cat uses table animal, which this backup does not hold/)]);
+      const verified = await cli(['verify', id, '--profile', db]);
+      expect(verified.code, verified.stdout + verified.stderr).toBe(1);
+      expect(verified.stdout).toMatch(/NOT VERIFIED/);
+      expect(verified.stdout + verified.stderr).toMatch(/does not restore on its own/);
+      expect((await readSidecar(storage, db, id)).sidecar.verifications).toEqual([]);
+    }
+    // Excluding what nothing needs: no warning, and it verifies.
+    const made = await runCli(['create', '--json', '--storage', storage, '--profile', db, '--exclude-table', 'other.tagged'], { env: baseEnv(cluster.env(db)), cwd: work });
+    expect(made.code, made.stderr).toBe(0);
+    const { id, warnings } = JSON.parse(made.stdout) as { id: string; warnings: string[] };
+    expect(warnings).toEqual([]);
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  });
+
+  it('verify as a role that is not a superuser, of a backup only a superuser can restore: NOT VERIFIED (exit 1, not recorded); as a superuser it passes', async () => {
+    const role = newRole('shp_nosuper');
+    await cluster.createRole(role, 'ns-pw', 'LOGIN CREATEDB');
+    const db = await databaseWith('shp_nosuper');
+    await cluster.query(
+      db,
+      `CREATE TABLE t (x int); INSERT INTO t VALUES (1);
+       CREATE FUNCTION note_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$;
+       CREATE EVENT TRIGGER note_ddl ON ddl_command_end EXECUTE FUNCTION note_ddl()`,
+    );
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const asRole = baseEnv({ ...cluster.env('postgres'), PGUSER: role, PGPASSWORD: 'ns-pw' });
+    const run = await cli(['verify', id, '--profile', db], asRole);
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/NOT VERIFIED/);
+    expect(run.stdout + run.stderr).toMatch(/who is not a superuser/);
+    expect((await readSidecar(storage, db, id)).sidecar.verifications).toEqual([]);
+    const asSuperuser = await cli(['verify', id, '--profile', db]);
+    expect(asSuperuser.code, asSuperuser.stdout + asSuperuser.stderr).toBe(0);
+  });
+
   it('a --data-only backup: verified at level archive; restore refuses a new database and loads into the schema with triggers off', async () => {
     const db = await databaseWith('shp_dataonly');
     const schema = `CREATE TABLE public.audit (id serial, what text);

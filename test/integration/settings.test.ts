@@ -141,3 +141,51 @@ describe('every command sees the same profiles, storages and clients', () => {
     },
   );
 });
+
+describe('without a config, a profile is one database\'s series', () => {
+  let bare: string;
+  let storage: string;
+  const libpq = (database: string) => baseEnv({ ...cluster.env(database), PGDATABASE: database });
+
+  beforeAll(async () => {
+    bare = await makeTempDir('settings-noconfig');
+    dirs.push(bare);
+    storage = path.join(bare, 'backups');
+    for (const db of [app, vault]) {
+      const made = await runCli(['create', '--quiet', '--storage', storage], { env: libpq(db), cwd: bare });
+      expect(made.code, made.stderr).toBe(0);
+    }
+  });
+
+  it('show, verify and restore of "latest" take the newest backup of the database PGDATABASE (or --db-url) names, not of any profile', async () => {
+    // vault's backup is the newer one; PGDATABASE names app.
+    const shown = await runCli(['show', 'latest', '--json', '--storage', storage], { env: libpq(app), cwd: bare });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(parseJsonStdout(shown.stdout)).toMatchObject({ profile: app, database: { name: app } });
+    const planned = await runCli(['restore', 'latest', '--target-db', app, '--clean', '--dry-run', '--json', '--storage', storage], { env: libpq(app), cwd: bare });
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(parseJsonStdout(planned.stdout)).toMatchObject({ plan: { backup: { profile: app } } });
+    const byUrl = await runCli(['show', 'latest', '--json', '--storage', storage, '--db-url', `postgres://${cluster.user}@${cluster.host}:${cluster.port}/${vault}`], { env: libpq(app), cwd: bare });
+    expect(byUrl.code, byUrl.stderr).toBe(0);
+    expect(parseJsonStdout(byUrl.stdout)).toMatchObject({ profile: vault });
+    // A database with no backups there: exit 2, saying why, never another database's backup.
+    const none = await runCli(['verify', 'latest', '--storage', storage], { env: libpq('postgres'), cwd: bare });
+    expect(none.code, none.stderr).toBe(2);
+    expect(none.stderr).toMatch(/no backup of database "postgres" \(PGDATABASE\)/);
+    // No database named anywhere: any profile's newest, as before.
+    const anyProfile = await runCli(['show', 'latest', '--json', '--storage', storage], { env: baseEnv(), cwd: bare });
+    expect(anyProfile.code, anyProfile.stderr).toBe(0);
+    expect(parseJsonStdout(anyProfile.stdout)).toMatchObject({ profile: vault });
+  });
+
+  it('create --profile naming another database\'s profile is exit 2, and writes nothing', async () => {
+    const run = await runCli(['create', '--profile', vault, '--json', '--storage', storage], { env: libpq(app), cwd: bare });
+    expect(run.code, run.stderr).toBe(2);
+    expect(parseJsonStdout(run.stdout)).toMatchObject({ error: { exitCode: 2, message: expect.stringContaining(`database "${app}" is profile "${app}"`) } });
+    const listed = await runCli(['list', '--json', '--profile', vault, '--storage', storage], { env: baseEnv(), cwd: bare });
+    expect((parseJsonStdout(listed.stdout) as unknown[]).length).toBe(1);
+    // Naming the database's own profile is fine.
+    const own = await runCli(['create', '--quiet', '--profile', app, '--storage', storage], { env: libpq(app), cwd: bare });
+    expect(own.code, own.stderr).toBe(0);
+  });
+});

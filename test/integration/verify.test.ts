@@ -446,6 +446,40 @@ describe('verify interrupted by SIGINT during the restore level', () => {
     // An interrupted verification is not recorded as a result.
     expect((await readSidecar(bigStorage, big, bigId)).sidecar.verifications).toEqual([]);
   }, 90_000);
+
+  it('pg_restore killed by SIGKILL (the OOM killer): NOT VERIFIED (exit 1), not recorded as a failure of the backup', async () => {
+    const marker = uniqueName('m');
+    const child = execa(process.execPath, [BIN, 'verify', bigId, '--storage', bigStorage], {
+      reject: false,
+      extendEnv: false,
+      env: baseEnv({ ...cluster.env('postgres'), [MARKER]: marker }) as Record<string, string>,
+      cwd: work,
+      stdin: 'ignore',
+    });
+    const exited = child.then((result) => result);
+    let early: string | null = null;
+    void exited.then((result) => {
+      early = `verify ended before pg_restore could be killed (exit ${result.exitCode}):\n${String(result.stderr)}`;
+    });
+    let restorer: number | undefined;
+    await waitFor(async () => {
+      if (early) throw new Error(early);
+      for (const p of await processesWithEnv(MARKER, marker)) {
+        if (p.comm !== 'pg_restore') continue;
+        const argv = await readFile(`/proc/${p.pid}/cmdline`, 'utf8').catch(() => '');
+        if (argv.split('\0').some((arg) => arg.startsWith('--dbname'))) restorer = p.pid;
+      }
+      return restorer !== undefined;
+    }, 'pg_restore to restore into the throwaway database', 60_000);
+    await sleep(300);
+    process.kill(restorer as number, 'SIGKILL');
+    const result = await exited;
+    expect(result.exitCode, String(result.stdout) + String(result.stderr)).toBe(1);
+    expect(String(result.stdout)).toMatch(/NOT VERIFIED/);
+    expect(String(result.stdout)).toMatch(/pg_restore was killed by SIGKILL/);
+    expect((await readSidecar(bigStorage, big, bigId)).sidecar.verifications).toEqual([]);
+    await waitFor(async () => (await throwaways(bigId)).length === 0, 'the throwaway database to be dropped', 5_000);
+  }, 90_000);
 });
 
 describe('verify: a backup taken under concurrent writes (pgbench)', () => {
