@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import pg from 'pg';
 import { BackupctlError, ExitCode } from '../errors.js';
 import { describeConnection, type ConnectionSettings } from './connection.js';
@@ -76,6 +77,42 @@ const SESSION_SETTINGS = `SET statement_timeout = 0;
 SELECT pg_catalog.set_config(name, CASE name WHEN 'row_security' THEN 'off' ELSE '0' END, false)
   FROM pg_catalog.pg_settings
  WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout', 'row_security')`;
+
+/** The protocol's CancelRequest code (1234 << 16 | 5678). */
+const CANCEL_REQUEST_CODE = 80877102;
+
+/**
+ * Cancels what `client`'s session is running, as libpq's PQcancel does: a CancelRequest
+ * with the session's key, on a connection of its own (no login needed). Closing a session
+ * does not stop its query: a backend waiting for another session's lock does not read its
+ * socket, so it would wait on, then run the query for no one, and every later lock request
+ * on that table queues behind it. Best effort: resolves once the server has closed the
+ * cancel connection, or after `timeoutMs`, never rejects.
+ */
+export function cancelRunning(client: pg.Client, timeoutMs = 2_000): Promise<void> {
+  const { processID, secretKey, host, port } = client as unknown as { processID: number | null; secretKey: number | null; host: string; port: number };
+  if (processID === null || secretKey === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const socket = host.startsWith('/') ? netConnect(`${host}/.s.PGSQL.${port}`) : netConnect(port, host);
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    socket.on('error', done);
+    socket.on('close', done);
+    socket.on('data', () => undefined);
+    socket.on('connect', () => {
+      const message = Buffer.alloc(16);
+      message.writeInt32BE(16, 0);
+      message.writeInt32BE(CANCEL_REQUEST_CODE, 4);
+      message.writeInt32BE(processID, 8);
+      message.writeInt32BE(secretKey, 12);
+      socket.end(message);
+    });
+  });
+}
 
 interface PgErrorLike {
   code?: string;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { connect, queryError, READ_TABLES_HINT } from './client.js';
+import { cancelRunning, connect, queryError, READ_TABLES_HINT } from './client.js';
 import { countRows, type CountedTable } from './counts.js';
 import { localeOf, type DatabaseLocale } from './locale.js';
 import type { ConnectionSettings } from './connection.js';
@@ -268,12 +268,14 @@ export class SnapshotSession {
   /**
    * Drops the session at once, without queueing a COMMIT behind a query that may never
    * finish (a row count waiting for another session's lock): a failed or interrupted run
-   * must end now. The transaction is read-only, so nothing is lost. Safe to call more
-   * than once, and before or after close().
+   * must end now, and leave no query running on the server (see cancelRunning). The
+   * transaction is read-only, so nothing is lost. Safe to call more than once, and before
+   * or after close().
    */
   async abort(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    await cancelRunning(this.client);
     await this.client.end().catch(() => undefined);
   }
 }

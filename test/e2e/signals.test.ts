@@ -186,6 +186,8 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
       failureLines(String(result.stderr));
       await waitFor(async () => (await processesWithEnv(MARKER, marker)).length === 0, 'every process of the run to end', 5_000);
       expect(await leftovers(storage)).toEqual([]);
+      // Our own row counts were cancelled, not left queued behind the lock.
+      await waitFor(async () => (await countWaiters()) === 0, 'no row count of the run waiting for the lock it held', 5_000);
       // A backend waiting for a lock notices its client is gone once it gets the lock.
       await lock.release();
       await waitFor(async () => (await pgDumpSessions()) === 0, 'no pg_dump session on the server', 10_000);
@@ -211,8 +213,10 @@ describe.each(['SIGINT', 'SIGTERM'] as const)('create interrupted by %s', (signa
       const { error } = failureLines(String(result.stderr));
       expect(error).toMatch(new RegExp(`interrupted by ${signal}`));
       expect(await leftovers(storage)).toEqual([]); // the finished artifact was removed too
+      // The abandoned row count was cancelled while the lock is still held: a backend
+      // waiting for a lock does not notice that its client went away.
+      await waitFor(async () => (await countWaiters()) === 0, 'the abandoned row count to be cancelled', 5_000);
       await lock.release();
-      await waitFor(async () => (await countWaiters()) === 0, 'the abandoned row count to end', 10_000);
     } finally {
       await lock.close();
     }
