@@ -12,6 +12,7 @@ import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
 import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun, type DumpOptions } from '../pg/dump.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
+import { describeLockWait, watchLockWaits } from '../pg/lock-waits.js';
 import { holdsLargeObjects, readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
 import { buildWriteChain, pipeThrough } from '../pipeline/artifact.js';
 import type { Digest } from '../pipeline/digest.js';
@@ -127,6 +128,13 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
   throwIfAborted(signal);
 
   const session = await SnapshotSession.open(profile.connection, { lockWaitTimeout: profile.dump.lockWaitTimeout ?? undefined });
+  // pg_dump (and our counts) wait without a word for a lock another session holds: say who.
+  const lockWatch = watchLockWaits({
+    settings: profile.connection,
+    backup: session.backend,
+    report: (wait) => reporter.warn(`${describeLockWait(wait)}${profile.dump.lockWaitTimeout ? '' : '; --lock-wait-timeout gives up after a time instead'}`),
+    debug: (message) => reporter.debug(message),
+  });
   const written: string[] = [];
   const warnings: string[] = [];
   /** A warning of this backup: on stderr now, and in its result (create --json). */
@@ -284,6 +292,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     return { sidecar, storage: storage.location, warnings };
   } catch (error) {
     work.abort(error);
+    await lockWatch.stop();
     // Not close(): its COMMIT would wait behind a row count blocked on a lock.
     await session.abort();
     // Whatever is still writing stops on the abort above; wait for it, or a put that was
@@ -303,6 +312,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     throw error;
   } finally {
     signal.removeEventListener('abort', onAbort);
+    await lockWatch.stop();
     await session.close();
     await env?.dispose();
   }

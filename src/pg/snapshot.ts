@@ -31,6 +31,8 @@ export class SnapshotSession {
   private constructor(
     private readonly client: pg.Client,
     readonly snapshotId: string,
+    /** The session's server process and its snapshot's xmin (32-bit, as pg_stat_activity.backend_xmin shows it; every session that imports the snapshot has it): what lock-waits.ts looks for. */
+    readonly backend: { sessionPid: number; xmin: string | null },
   ) {}
 
   static async open(settings: ConnectionSettings, options: { lockWaitTimeout?: string | undefined } = {}): Promise<SnapshotSession> {
@@ -41,10 +43,12 @@ export class SnapshotSession {
         // Same limit as pg_dump's: our counts take the same ACCESS SHARE locks.
         await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(options.lockWaitTimeout)}`);
       }
-      const result = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
-      const snapshot = result.rows[0]?.snapshot;
-      if (!snapshot) throw new Error('pg_export_snapshot() returned nothing');
-      return new SnapshotSession(client, snapshot);
+      const result = await client.query<{ snapshot: string; pid: number; xmin: string | null }>(
+        'SELECT pg_export_snapshot() AS snapshot, pg_backend_pid() AS pid, (txid_snapshot_xmin(txid_current_snapshot()) % 4294967296)::text AS xmin',
+      );
+      const row = result.rows[0];
+      if (!row?.snapshot) throw new Error('pg_export_snapshot() returned nothing');
+      return new SnapshotSession(client, row.snapshot, { sessionPid: row.pid, xmin: row.xmin });
     } catch (error) {
       await client.end().catch(() => undefined);
       throw queryError(error, 'cannot open a snapshot');

@@ -80,8 +80,8 @@ export async function holdTableLock(
   cluster: ClusterClient,
   db: string,
   table: string,
-): Promise<{ release(): Promise<void>; close(): Promise<void> }> {
-  const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db });
+): Promise<{ pid: number; release(): Promise<void>; close(): Promise<void> }> {
+  const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: db, application_name: 'lock-holder' });
   holder.on('error', () => undefined);
   await holder.connect();
   let released = false;
@@ -97,6 +97,7 @@ export async function holdTableLock(
     throw error;
   }
   return {
+    pid: (holder as unknown as { processID: number }).processID,
     async release() {
       await holder.query('ROLLBACK');
       released = true;

@@ -20,6 +20,7 @@ import {
   scratchSetup,
   sh,
   tempDir,
+  waitFor,
   wrapperBinDir,
   writeConfig,
 } from '../helpers/failure-kit.js';
@@ -308,6 +309,34 @@ describe('create: locks', () => {
       expect(error, result.stderr).toMatch(/lock/);
       expect(hint, result.stderr).toMatch(/lock/);
       await expectEmptyStorage(storage); // no 0-byte artifact either
+    } finally {
+      await lock.close();
+    }
+  });
+});
+
+describe('create: a lock held by another session, no --lock-wait-timeout', () => {
+  it('says who it waits for (table, mode, holder pid and application), then completes once the lock is released', async () => {
+    const storage = await tempDir('st');
+    const lock = await holdTableLock(cluster, db, 'public.open_data');
+    try {
+      const child = execa(process.execPath, [BIN, 'create', '--storage', storage], { env: envFor(db), extendEnv: false, cwd: scratch.cwd, reject: false, stdin: 'ignore' });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = child.then((result) => result);
+      await Promise.race([
+        waitFor(async () => /pg_dump is waiting for a lock/.test(stderr), 'the lock-wait warning', 30_000),
+        exited.then((result) => {
+          throw new Error(`create ended while the lock was held (exit ${result.exitCode}):\n${stderr}`);
+        }),
+      ]);
+      await lock.release();
+      const result = await exited;
+      expect(result.exitCode, stderr).toBe(0);
+      expect(stderr).toMatch(new RegExp(`pg_dump is waiting for a lock on public\\.open_data \\(AccessShareLock\\), held by pid ${lock.pid} \\("lock-holder"`));
+      expect(stderr).toMatch(/--lock-wait-timeout gives up after a time instead/);
+      // Reported once, however long it waits.
+      expect(stderr.match(/pg_dump is waiting for a lock on public\.open_data/g)).toHaveLength(1);
     } finally {
       await lock.close();
     }
