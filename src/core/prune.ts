@@ -4,6 +4,7 @@ import { BackupctlError, ExitCode, InterruptedError, usageError } from '../error
 import { collectGarbage } from '../platform/gc.js';
 import { RETENTION_POLICY_KEYS, describePolicy, isEmptyPolicy, validatePolicy, type RetentionPolicy } from '../retention/policy.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
+import { HostileEntryError } from '../storage/errors.js';
 import { acquireProfileLock } from './lock.js';
 import { planPrune, type PruneItem, type PrunePlan } from './prune-plan.js';
 import type { Runtime } from './runtime.js';
@@ -277,6 +278,13 @@ function count(result: PruneResult, item: PruneItem): void {
  * Either way no sidecar is left pointing at nothing.
  */
 export async function removeItem(storage: Storage, item: Pick<PruneItem, 'kind' | 'keys'>): Promise<string | null> {
+  if (item.kind === 'backup') {
+    // A file of the backup that no one may remove (a symbolic link, a directory in its
+    // place): refused before the sidecar goes, or the backup would be half removed.
+    const hostile = await Promise.all(item.keys.slice(1).map((key) => storage.stat(key).then(() => null, (error: unknown) => (error instanceof HostileEntryError ? { key, error } : null))));
+    const first = hostile.find((entry) => entry !== null);
+    if (first) return `${storageError(first.error, storage.location, `removing ${first.key}`).message} (nothing of the backup was removed: remove that entry by hand, then remove the backup again)`;
+  }
   const failures: string[] = [];
   const keys = item.kind === 'backup' && item.keys.length > 1 ? [...item.keys, item.keys[0] as string] : item.keys;
   for (const [index, key] of keys.entries()) {

@@ -76,6 +76,39 @@ describe('writes and deletes never leave the storage', () => {
   });
 });
 
+describe('a backup with a file no one may remove', () => {
+  it('delete of a backup whose artifact is a symlink removes nothing of it (exit 1) and says which entry to remove by hand; prune keeps it', async () => {
+    const st = await tempDir('hostile-st-del');
+    const older = await createIn(st);
+    const victim = await createIn(st);
+    const newest = await createIn(st);
+    const outside = await tempDir('outside-del');
+    const artifact = await artifactPath(st, db, victim);
+    await copyFile(artifact, path.join(outside, 'copy.dump'));
+    await rm(artifact);
+    await symlink(path.join(outside, 'copy.dump'), artifact);
+    const before = (await readdir(path.join(st, db))).sort();
+    const deleted = await bin(['delete', victim, '--storage', st, '--json']);
+    expect(deleted.code, deleted.stderr).toBe(1);
+    const result = JSON.parse(deleted.stdout) as { backups: Array<{ id: string; removed: boolean; error?: string }> };
+    expect(result.backups).toEqual([expect.objectContaining({ id: victim, removed: false, error: expect.stringMatching(/symbolic link.*nothing of the backup was removed/) })]);
+    expect((await readdir(path.join(st, db))).sort()).toEqual(before);
+    // prune keeps a damaged backup (and says so): the good older one goes, the one with the link stays whole.
+    const pruned = await bin(['prune', '--keep-last', '1', '--profile', db, '--storage', st]);
+    expect(pruned.code, pruned.stdout + pruned.stderr).toBe(0);
+    expect(pruned.stdout).toMatch(new RegExp(`${victim}.*keep +damaged`));
+    const backupFiles = (names: string[]) => names.filter((name) => /^\d{8}T/.test(name)).sort();
+    expect(backupFiles(await readdir(path.join(st, db)))).toEqual(backupFiles(before).filter((name) => !name.startsWith(older)));
+    expect(before.some((name) => name.startsWith(newest))).toBe(true);
+    expect(await readFile(path.join(outside, 'copy.dump'))).toBeTruthy(); // never followed
+    // Once the link is gone, delete removes the rest.
+    await rm(artifact);
+    const again = await bin(['delete', victim, '--storage', st]);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect((await readdir(path.join(st, db))).some((name) => name.startsWith(victim))).toBe(false);
+  });
+});
+
 describe('reads never leave the storage', () => {
   it('an artifact that is a symlink to an outside copy of a real dump does not verify (exit 3); nothing is read through it', async () => {
     const other = await tempDir('hostile-st2');
