@@ -307,9 +307,9 @@ async function checkSelection(request: RestoreRequest, sidecar: Sidecar, pgResto
       selected: null,
     };
   }
-  const selected = await selectedEntries(pgRestore, archive, request, run);
+  const { selected, dependencies } = await selectedEntries(pgRestore, archive, request, run);
   // Only for --table: a --schema selection takes the partitions of its schema along.
-  return { ...none, selected, withoutRows: request.tables.length > 0 ? tablesWithoutRows(toc, selected) : [] };
+  return { ...none, selected, withoutRows: request.tables.length > 0 ? tablesWithoutRows(toc, selected, dependencies) : [] };
 }
 
 async function makePlan(

@@ -7,7 +7,7 @@ import { BackupctlError } from '../errors.js';
 import { runGuarded } from './child.js';
 import { childFailure, firstErrorLine, type ChildRun } from './dump.js';
 import { RestoreStderr } from './restore-progress.js';
-import { parseTocList, type TocEntry } from './toc.js';
+import { parseTocDependencies, parseTocList, type TocEntry } from './toc.js';
 
 export interface RestoreSelection {
   schemas: string[];
@@ -282,17 +282,81 @@ export function archiveNeeds(entries: readonly TocEntry[], knownRoles: ReadonlyS
 }
 
 /** Lists the dump ids pg_restore selects with `--schema`/`--table` (same flags, `--list`). */
-export async function selectedEntries(pgRestore: string, archive: string, selection: { schemas: string[]; tables: string[] }, run: ChildRun): Promise<Set<number>> {
+export async function selectedEntries(
+  pgRestore: string,
+  archive: string,
+  selection: { schemas: string[]; tables: string[] },
+  run: ChildRun,
+): Promise<{ selected: Set<number>; dependencies: Map<number, number[]> }> {
   const args = ['--list'];
   for (const schema of selection.schemas) args.push(`--schema=${schema}`);
   for (const table of selection.tables) args.push(`--table=${table}`);
-  args.push(archive);
+  const selected = new Set(parseTocList(await listToc(pgRestore, [...args, archive], run)).map((e) => e.dumpId));
+  if (selection.tables.length === 0 || selected.size === 0) return { selected, dependencies: new Map() };
+  const verbose = await listToc(pgRestore, ['--list', '--verbose', archive], run);
+  const dependencies = parseTocDependencies(verbose);
+  return { selected: withTableParts(parseTocList(verbose), dependencies, selected), dependencies };
+}
+
+async function listToc(pgRestore: string, args: string[], run: ChildRun): Promise<string> {
   try {
     const { stdout } = await execa(pgRestore, args, { env: run.env, extendEnv: false, stdin: 'ignore', cancelSignal: run.signal, maxBuffer: 256 * 1024 * 1024 });
-    return new Set(parseTocList(stdout).map((e) => e.dumpId));
+    return stdout;
   } catch (error) {
     throw childFailure('pg_restore --list', error, run.signal);
   }
+}
+
+/** The kinds of entry that are part of a table rather than objects of their own. */
+const TABLE_PARTS = new Set([
+  'TABLE ATTACH',
+  'INDEX',
+  'INDEX ATTACH',
+  'CONSTRAINT',
+  'FK CONSTRAINT',
+  'CHECK CONSTRAINT',
+  'DEFAULT',
+  'SEQUENCE',
+  'SEQUENCE OWNED BY',
+  'SEQUENCE SET',
+  'TRIGGER',
+  'RULE',
+  'POLICY',
+  'ROW SECURITY',
+  'COMMENT',
+  'SECURITY LABEL',
+  'ACL',
+  'STATISTICS',
+  'STATISTICS DATA',
+]);
+
+/**
+ * A --table selection with what belongs to its tables: pg_restore --table restores a
+ * table's definition and rows only, without its primary key, indexes, constraints, column
+ * defaults, triggers or policies (the next INSERT of an application then fails). Added:
+ * every entry of a kind in TABLE_PARTS whose dependencies are all selected (one at least;
+ * a schema, or an entry the archive does not hold, counts as met), to a fixpoint: so a table's owned
+ * sequence and the default that draws from it, a foreign key between two selected tables,
+ * a selected partition's ATTACH to its selected parent (and its indexes'), comments and
+ * privileges on them. Never a sequence, function or type of its own.
+ */
+export function withTableParts(entries: readonly TocEntry[], dependencies: ReadonlyMap<number, readonly number[]>, selected: ReadonlySet<number>): Set<number> {
+  const taken = new Set(selected);
+  // A schema is no requirement: the selected tables' schemas are restored with them (selectionList).
+  const held = new Set(entries.filter((entry) => entry.type !== 'SCHEMA').map((entry) => entry.dumpId));
+  const candidates = entries.filter((entry) => TABLE_PARTS.has(entry.type) && !taken.has(entry.dumpId));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const entry of candidates) {
+      if (taken.has(entry.dumpId)) continue;
+      const needs = (dependencies.get(entry.dumpId) ?? []).filter((id) => held.has(id));
+      if (needs.length > 0 && needs.every((id) => taken.has(id))) {
+        taken.add(entry.dumpId);
+        grew = true;
+      }
+    }
+  }
+  return taken;
 }
 
 /**
@@ -309,25 +373,27 @@ export async function unmatchedSelection(
 ): Promise<{ schemas: string[]; tables: string[] }> {
   const schemas: string[] = [];
   for (const schema of selection.schemas) {
-    if ((await selectedEntries(pgRestore, archive, { schemas: [schema], tables: [] }, run)).size === 0) schemas.push(schema);
+    if ((await selectedEntries(pgRestore, archive, { schemas: [schema], tables: [] }, run)).selected.size === 0) schemas.push(schema);
   }
   const tables: string[] = [];
   for (const table of selection.tables) {
-    if ((await selectedEntries(pgRestore, archive, { schemas: selection.schemas, tables: [table] }, run)).size === 0) tables.push(table);
+    if ((await selectedEntries(pgRestore, archive, { schemas: selection.schemas, tables: [table] }, run)).selected.size === 0) tables.push(table);
   }
   return { schemas, tables };
 }
 
 /**
  * The selected tables whose rows the archive does not hold although it holds rows: a
- * partitioned table keeps its rows in its partitions, which `--table` does not select.
+ * partitioned table keeps its rows in its partitions, which `--table` does not select
+ * (one that a selected partition is attached to has some of them: not reported).
  * As `schema.name`, from the TOC.
  */
-export function tablesWithoutRows(entries: readonly TocEntry[], selected: ReadonlySet<number>): string[] {
+export function tablesWithoutRows(entries: readonly TocEntry[], selected: ReadonlySet<number>, dependencies: ReadonlyMap<number, readonly number[]> = new Map()): string[] {
   const withRows = new Set(entries.filter((e) => e.type === 'TABLE DATA').map((e) => e.objectOid));
   if (withRows.size === 0) return []; // a schema-only archive: no table has rows
+  const attached = new Set(entries.filter((e) => e.type === 'TABLE ATTACH' && selected.has(e.dumpId)).flatMap((e) => dependencies.get(e.dumpId) ?? []));
   return entries
-    .filter((e) => e.type === 'TABLE' && selected.has(e.dumpId) && !withRows.has(e.objectOid))
+    .filter((e) => e.type === 'TABLE' && selected.has(e.dumpId) && !withRows.has(e.objectOid) && !attached.has(e.dumpId))
     .map((e) => e.rest.replace(/ \S*$/, '').replace(' ', '.'));
 }
 

@@ -44,6 +44,7 @@ const TOC_TYPES = [
   'TEXT SEARCH PARSER',
   'TEXT SEARCH TEMPLATE',
   'LARGE OBJECTS',
+  'STATISTICS DATA',
   'BLOB METADATA',
   'BLOBS',
   'BLOB',
@@ -69,6 +70,25 @@ export function parseTocList(text: string): TocEntry[] {
     });
   }
   return entries;
+}
+
+/**
+ * The dependencies of each entry (dump ids), from `pg_restore --list --verbose`, which
+ * prints them on a comment line after the entry: `;\tdepends on: 215 214`.
+ */
+export function parseTocDependencies(text: string): Map<number, number[]> {
+  const dependencies = new Map<number, number[]>();
+  let current: number | null = null;
+  for (const line of text.split(/\r?\n/)) {
+    const entry = /^(\d+);\s/.exec(line);
+    if (entry) {
+      current = Number(entry[1]);
+      continue;
+    }
+    const depends = /^;\s+depends on:((?:\s+\d+)+)\s*$/.exec(line);
+    if (depends && current !== null) dependencies.set(current, (depends[1] ?? '').trim().split(/\s+/).map(Number));
+  }
+  return dependencies;
 }
 
 /**
