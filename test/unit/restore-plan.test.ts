@@ -12,8 +12,8 @@ import { isBackupId, newBackupId } from '../../src/catalog/id.js';
 import type { Sidecar } from '../../src/catalog/sidecar.js';
 import { compareCounts, throwawayName } from '../../src/core/verify.js';
 import { filterGlobals, globalsNames } from '../../src/pg/globals.js';
-import { archiveNeeds, pgRestoreArgs, rolesInAclSql, selectionList } from '../../src/pg/restore.js';
-import { parseTocList } from '../../src/pg/toc.js';
+import { archiveNeeds, pgRestoreArgs, rolesInAclSql, selectionList, tablesWithoutRows, withTableParts } from '../../src/pg/restore.js';
+import { parseTocDependencies, parseTocList } from '../../src/pg/toc.js';
 
 /** `pg_dumpall --globals-only` of a PostgreSQL 15.18 cluster (password hash shortened). */
 const GLOBALS = `--
@@ -242,6 +242,87 @@ describe('selectionList (restore --schema)', () => {
       '--no-owner',
       '/a.dump',
     ]);
+  });
+});
+
+/** `pg_restore --list --verbose` of a PostgreSQL 15.18 dump (header comments left out). */
+const VERBOSE_TOC = `6; 2615 39143 SCHEMA - app postgres
+216; 1259 39081 TABLE public items postgres
+217; 1259 39089 TABLE public meas postgres
+218; 1259 39092 TABLE public meas_2023 postgres
+;	depends on: 217
+215; 1259 39069 TABLE app orders postgres
+;	depends on: 6
+3390; 0 0 COMMENT app TABLE orders postgres
+;	depends on: 215
+214; 1259 39068 SEQUENCE app orders_id_seq postgres
+;	depends on: 215 6
+3391; 0 0 SEQUENCE OWNED BY app orders_id_seq postgres
+;	depends on: 214
+240; 1259 39300 SEQUENCE app shared_seq postgres
+;	depends on: 6
+3213; 0 0 TABLE ATTACH public meas_2023 postgres
+;	depends on: 218 217
+3215; 2604 39072 DEFAULT app orders id postgres
+;	depends on: 215 214 215
+3216; 2604 39073 DEFAULT app orders ref postgres
+;	depends on: 215 240
+3381; 0 39081 TABLE DATA public items postgres
+;	depends on: 216
+3382; 0 39092 TABLE DATA public meas_2023 postgres
+;	depends on: 218
+3380; 0 39069 TABLE DATA app orders postgres
+;	depends on: 215
+3392; 0 0 SEQUENCE SET app orders_id_seq postgres
+;	depends on: 214
+3221; 2606 39077 CONSTRAINT app orders orders_pkey postgres
+;	depends on: 215
+3236; 2620 39107 TRIGGER app orders t postgres
+;	depends on: 215 251
+251; 1255 39400 FUNCTION app touch() postgres
+;	depends on: 6
+3235; 2606 39084 FK CONSTRAINT public items items_id_fkey postgres
+;	depends on: 216 3221 215
+3600; 0 0 COMMENT - SCHEMA app postgres
+;	depends on: 6
+`;
+
+describe('withTableParts (restore --table)', () => {
+  const entries = parseTocList(VERBOSE_TOC);
+  const dependencies = parseTocDependencies(VERBOSE_TOC);
+  const ids = (...names: string[]) => new Set(entries.filter((e) => names.includes(`${e.type} ${e.rest}`)).map((e) => e.dumpId));
+
+  it('reads the dependencies pg_restore --verbose prints after each entry', () => {
+    expect(dependencies.get(3235)).toEqual([216, 3221, 215]);
+    expect(dependencies.has(216)).toBe(false);
+  });
+
+  it('adds the parts of the selected tables whose every dependency is selected (a schema counts as met), to a fixpoint', () => {
+    const taken = withTableParts(entries, dependencies, ids('TABLE app orders postgres', 'TABLE DATA app orders postgres'));
+    const names = entries.filter((e) => taken.has(e.dumpId)).map((e) => `${e.type} ${e.rest}`);
+    expect(names).toEqual([
+      'TABLE app orders postgres',
+      'COMMENT app TABLE orders postgres',
+      'SEQUENCE app orders_id_seq postgres',
+      'SEQUENCE OWNED BY app orders_id_seq postgres',
+      'DEFAULT app orders id postgres',
+      'TABLE DATA app orders postgres',
+      'SEQUENCE SET app orders_id_seq postgres',
+      'CONSTRAINT app orders orders_pkey postgres',
+    ]);
+    // Not: the default drawing from a sequence of its own, the trigger of a function, the
+    // foreign key from a table not selected, the schema's comment.
+  });
+
+  it('a foreign key between two selected tables; a partition attached to its selected parent, which then has rows', () => {
+    const both = withTableParts(entries, dependencies, ids('TABLE public items postgres', 'TABLE app orders postgres'));
+    expect(both.has(3235)).toBe(true);
+    const partitioned = withTableParts(entries, dependencies, ids('TABLE public meas postgres', 'TABLE public meas_2023 postgres', 'TABLE DATA public meas_2023 postgres'));
+    expect(partitioned.has(3213)).toBe(true);
+    expect(tablesWithoutRows(entries, partitioned, dependencies)).toEqual([]);
+    const parentOnly = withTableParts(entries, dependencies, ids('TABLE public meas postgres'));
+    expect(parentOnly.has(3213)).toBe(false);
+    expect(tablesWithoutRows(entries, parentOnly, dependencies)).toEqual(['public.meas']);
   });
 });
 
