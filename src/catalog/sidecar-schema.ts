@@ -133,6 +133,12 @@ export const SidecarSchema = z.object({
      * recorded): verify's throwaway and restore's staging database are created with it.
      */
     locale: DatabaseLocaleSchema.optional(),
+    /**
+     * The database's owner (absent in sidecars written before it was recorded): restore
+     * --create gives it the new database when that role exists there (pg_dump records no
+     * owner of the database itself, and since PostgreSQL 15 the owner owns `public`).
+     */
+    owner: identifier.optional(),
   }),
   dump: z.object({
     format: z.enum(['custom', 'directory']),

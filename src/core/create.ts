@@ -261,6 +261,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         largeObjects: facts.largeObjects,
         publicSchema: facts.publicSchema,
         locale: facts.locale,
+        owner: facts.owner,
       },
       dump: {
         ...profile.dump,

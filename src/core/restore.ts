@@ -83,6 +83,8 @@ export interface RestorePlan {
   server: string;
   target: string;
   targetState: TargetState;
+  /** The owner the staging database is created with: the target's, or for a new one the backup's database owner (when that role exists and not --no-owner); null: the restoring role. */
+  owner: string | null;
   mode: RestoreMode | null;
   /** What the replaced target has of its own that the restore does not bring back (TargetState.ownSettings), in a sentence; null when nothing. */
   notCarriedOver: string | null;
@@ -389,21 +391,32 @@ async function makePlan(
   // TargetState.ownSettings), which a restore does not bring: then it is kept like a full one.
   const dropOld = mode === 'replace-empty' ? state.ownSettings.length === 0 || request.dropOld : mode === 'replace' && request.dropOld;
   const destructive = mode === 'replace' || mode === 'into-existing';
+  // A new database belongs to the backup's database owner where that role exists (or is
+  // made from the backup's globals first), unless --no-owner; a replaced one keeps its own.
+  const backupOwner = sidecar.database.owner ?? null;
+  let owner: string | null = state.owner ?? null;
+  let ownerLost: string | null = null;
+  if (mode === 'create' && backupOwner !== null && !request.noOwner) {
+    const willExist = (await missingRoles(server, [backupOwner])).length === 0 || (request.globals && fromGlobals.has(backupOwner));
+    if (willExist) owner = backupOwner;
+    else ownerLost = `the backup's database owner ${backupOwner} does not exist on ${describeServer(server)}: "${target}" will belong to ${server.user} (create the role first, or add --globals, to keep it)`;
+  }
   const steps: string[] = [];
   if (globalsSql) steps.push('create the roles and tablespaces of the backup that the server lacks (existing ones are left as they are)');
   if (staging) steps.push(`restore into a new staging database "${staging}" (pg_restore --exit-on-error${request.jobs > 1 ? ` --jobs ${request.jobs}` : ''})`);
   if (staging) steps.push('compare every table\'s row count with the backup\'s');
-  if (mode === 'create') steps.push(`rename "${staging}" to "${target}"`);
+  if (mode === 'create') steps.push(`rename "${staging}" to "${target}"${owner && owner !== server.user ? `, owned by ${owner} as the backup's database was` : ''}`);
   if (mode === 'replace-empty') steps.push(`swap it with the empty "${target}", then ${dropOld ? 'drop the empty one' : `keep the empty one as "${keepOldAs}"`}`);
   if (mode === 'replace') {
     steps.push(`end the ${state.sessions} session(s) on "${target}" and swap the names in one transaction`);
     steps.push(dropOld ? `drop the current "${target}" (--drop-old)` : `keep the current "${target}" as "${keepOldAs}"`);
   }
-  const notCarriedOver =
+  const ownSettingsLost =
     (mode === 'replace' || mode === 'replace-empty') && state.ownSettings.length > 0
       ? `the current "${target}" has ${state.ownSettings.join(', ')}, which a restore does not bring back ` +
         `(${dropOld ? 'lost with it: see them first with \\l+ and \\drds in psql' : `they stay with "${keepOldAs}": reapply them to the new "${target}"`})`
       : null;
+  const notCarriedOver = ownSettingsLost ?? ownerLost;
   if (notCarriedOver) steps.push(`NOT carried over: ${notCarriedOver}`);
   const notRestored =
     selection.withoutRows.length > 0
@@ -422,6 +435,7 @@ async function makePlan(
     server: describeServer(server),
     target,
     targetState: state,
+    owner,
     notCarriedOver,
     notRestored,
     mode,
@@ -503,7 +517,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
         locale: sidecar.database.locale,
         scratch: scratchTag('staging', runtime),
         onFallback: (reason) => runtime.reporter.warn(`database ${plan.target} is ${reason}; text sorts and compares by bytes there`),
-      });
+      }, (message) => runtime.reporter.warn(message));
       if (prepared.schemas.dropPublic) await dropEmptyPublicSchema(server, plan.staging);
     }
     try {
@@ -617,15 +631,20 @@ export function psqlCommand(server: ConnectionSettings, statements: readonly str
   return args.map(shellQuote).join(' ');
 }
 
-/** The staging database gets the target's owner when we may give it, so the swap changes no ownership. */
-async function createStaging(server: ConnectionSettings, plan: RestorePlan, options: CreateOptions): Promise<void> {
+/**
+ * The staging database gets the plan's owner (the target's, or the backup's database
+ * owner for a new one) when we may give it, so the swap changes no ownership.
+ */
+async function createStaging(server: ConnectionSettings, plan: RestorePlan, options: CreateOptions, warn: (message: string) => void): Promise<void> {
   const staging = plan.staging as string;
-  const owner = plan.targetState.owner ?? undefined;
+  const owner = plan.owner ?? undefined;
   try {
     await createDatabase(server, staging, { ...options, owner });
   } catch (error) {
-    // insufficient_privilege: the role may not give the database to the target's owner.
-    if (!owner || sqlState(error) !== '42501') throw error;
+    // insufficient_privilege: the role may not give the database to that owner;
+    // undefined_object: the role is gone since the plan was made.
+    if (!owner || !['42501', '42704'].includes(sqlState(error) ?? '')) throw error;
+    warn(`"${plan.target}" will belong to ${server.user}, not to ${owner}: ${(error as Error).message}`);
     await dropDatabase(server, staging, { restored: true }).catch(() => undefined);
     await createDatabase(server, staging, options);
   }

@@ -18,6 +18,8 @@ export interface DatabaseFacts {
   publicSchema: boolean;
   /** The role may read pg_authid (superusers): pg_dumpall can include role passwords. */
   canReadRolePasswords: boolean;
+  /** The database's owner (a role name). */
+  owner: string;
 }
 
 /**
@@ -66,6 +68,7 @@ export class SnapshotSession {
         large_objects: string;
         public_schema: boolean;
         role_passwords: boolean;
+        owner: string;
         db: Record<string, unknown>;
       }>(`SELECT current_setting('server_version') AS server_version,
                  current_setting('server_version_num') AS server_version_num,
@@ -75,6 +78,7 @@ export class SnapshotSession {
                  (SELECT count(*) FROM pg_largeobject_metadata)::text AS large_objects,
                  EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') AS public_schema,
                  has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS role_passwords,
+                 pg_get_userbyid(d.datdba) AS owner,
                  -- the locale columns differ between versions (datlocprovider 15+,
                  -- daticulocale 15-16, datlocale 17+, daticurules 16+): taken as a whole row
                  to_jsonb(d) AS db
@@ -91,6 +95,7 @@ export class SnapshotSession {
         largeObjects: Number(row.large_objects),
         publicSchema: row.public_schema,
         canReadRolePasswords: row.role_passwords,
+        owner: row.owner,
       };
     } catch (error) {
       throw queryError(error, 'cannot read database facts');

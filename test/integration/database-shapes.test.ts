@@ -124,6 +124,40 @@ describe('database shapes', () => {
     expect(row).toEqual({ owner, rows: '50' });
   });
 
+  it('restore --create gives the new database the backup\'s database owner when that role exists (it owns public since PostgreSQL 15); --no-owner, or a missing role, leaves it to the restoring role', async () => {
+    const owner = newRole('shp_dbowner');
+    await cluster.createRole(owner, 'dbo-pw', 'LOGIN');
+    const db = await databaseWith('shp_dbowner');
+    await cluster.query('postgres', `ALTER DATABASE ${quoteIdent(db)} OWNER TO ${quoteIdent(owner)}`);
+    await cluster.query(db, 'CREATE TABLE public.t (x int); INSERT INTO public.t VALUES (1)');
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    expect((await readSidecar(storage, db, id)).sidecar.database).toMatchObject({ owner });
+    const ownerOf = async (target: string) =>
+      (await cluster.query<{ owner: string }>('postgres', 'SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1', [target]))[0]?.owner;
+
+    const target = await restoredAsNew(id, db, 'shp_dbowner_r');
+    expect(await ownerOf(target)).toBe(owner);
+    // The owner may create tables in public, as in the source.
+    const asOwner = baseEnv({ ...cluster.env(target), PGUSER: owner, PGPASSWORD: 'dbo-pw' });
+    await execa(cluster.bin('psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-qc', 'CREATE TABLE public.mine (y int)'], { env: asOwner as Record<string, string>, extendEnv: false });
+
+    const plain = newDb('shp_dbowner_n');
+    const noOwner = await cli(['restore', id, '--profile', db, '--target-db', plain, '--create', '--yes', '--no-owner']);
+    expect(noOwner.code, noOwner.stderr).toBe(0);
+    expect(await ownerOf(plain)).toBe(cluster.user);
+
+    // A sidecar whose owner role is not on this server: the plan says so; the restoring role owns it.
+    const file = `${storage}/${db}/${id}.json`;
+    const edited = JSON.parse(await readFile(file, 'utf8')) as { database: { owner: string } };
+    edited.database.owner = 'no_such_role_here';
+    await writeFile(file, `${JSON.stringify(edited, null, 2)}\n`);
+    const other = newDb('shp_dbowner_m');
+    const missing = await cli(['restore', id, '--profile', db, '--target-db', other, '--create', '--yes']);
+    expect(missing.code, missing.stderr).toBe(0);
+    expect(missing.stdout + missing.stderr).toMatch(/database owner no_such_role_here does not exist/);
+    expect(await ownerOf(other)).toBe(cluster.user);
+  });
+
   it('a database-level statement_timeout cancels neither the row counts of create nor those of verify', async () => {
     const db = await databaseWith('shp_timeout');
     // 300,000 rows take far longer than 1 ms to count.
