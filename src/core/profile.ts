@@ -111,7 +111,8 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
     (o) => `the command line overrides profile "${profile.name}": ${o.field} is ${o.value}, the config says ${o.configured}`,
   );
   const notes = resolution.ignoredEnv.map(
-    (o) => `${o.variable}=${o.value} is ignored: profile "${profile.name}" sets ${o.field} ${o.configured} (the config wins over the environment; a flag overrides it)`,
+    (o) =>
+      `${o.variable === 'DATABASE_URL' ? `DATABASE_URL's ${o.field} ${o.value}` : `${o.variable}=${o.value}`} is ignored: profile "${profile.name}" sets ${o.field} ${o.configured} (the config wins over the environment; a flag overrides it)`,
   );
   return {
     name: profile.name,

@@ -40,6 +40,8 @@ export interface Threshold {
   /** As given, for messages: "25h". */
   text: string;
   ms: number;
+  /** What set it, for messages: the flag (`--max-age`) or the config key (`status.maxAge`). */
+  source: string;
 }
 
 export interface StatusThresholds {
@@ -75,6 +77,8 @@ export interface VerificationSummary {
   ageSeconds: number;
   level: 'checksum' | 'archive' | 'restore';
   result: 'passed' | 'failed';
+  /** The first difference it found (a digest, a row count), when it found one: the cause the rest follows from. */
+  mismatch?: string | undefined;
   error?: string | undefined;
 }
 
@@ -181,13 +185,13 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   };
   if (thresholds.maxAge) {
     if (newest === null) {
-      problems.push({ check: 'age', message: `no completed backup (--max-age ${thresholds.maxAge.text})` });
+      problems.push({ check: 'age', message: `no completed backup (${thresholds.maxAge.source} ${thresholds.maxAge.text})` });
     } else {
       const age = nowMs - Date.parse(newest.finishedAt);
       if (age > thresholds.maxAge.ms) {
         problems.push({
           check: 'age',
-          message: `the newest backup (${newest.id}) finished ${describeMs(age)} ago, more than --max-age ${thresholds.maxAge.text}`,
+          message: `the newest backup (${newest.id}) finished ${describeMs(age)} ago, more than ${thresholds.maxAge.source} ${thresholds.maxAge.text}`,
         });
       }
     }
@@ -225,6 +229,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     ageSeconds: seconds(nowMs - Date.parse(v.at)),
     level: v.level,
     result: v.result,
+    ...(v.mismatches[0] === undefined ? {} : { mismatch: v.mismatches[0] }),
     ...(v.error === undefined ? {} : { error: v.error }),
   });
   for (const backup of backups) {
@@ -246,18 +251,18 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
       check: 'verification',
       message:
         `the latest verification of ${failed.backupId} (${failed.level}, ${describeMs(age)} ago) failed` +
-        (failed.error ? `: ${failed.error}` : ''),
+        ([failed.mismatch, failed.error].some(Boolean) ? `: ${[failed.mismatch, failed.error].filter(Boolean).join('; ')}` : ''),
     });
   }
   if (thresholds.maxVerifyAge) {
     if (lastPassed === null) {
-      problems.push({ check: 'verification', message: `no backup has passed a restore-level verification (--max-verify-age ${thresholds.maxVerifyAge.text}; a checksum pass does not count)` });
+      problems.push({ check: 'verification', message: `no backup has passed a restore-level verification (${thresholds.maxVerifyAge.source} ${thresholds.maxVerifyAge.text}; a checksum pass does not count)` });
     } else {
       const age = nowMs - Date.parse(lastPassed.at);
       if (age > thresholds.maxVerifyAge.ms) {
         problems.push({
           check: 'verification',
-          message: `the last passed restore-level verification (${lastPassed.level} of ${lastPassed.backupId}) was ${describeMs(age)} ago, more than --max-verify-age ${thresholds.maxVerifyAge.text}`,
+          message: `the last passed restore-level verification (${lastPassed.level} of ${lastPassed.backupId}) was ${describeMs(age)} ago, more than ${thresholds.maxVerifyAge.source} ${thresholds.maxVerifyAge.text}`,
         });
       }
     }
@@ -362,7 +367,7 @@ export interface StatusFlags {
 function threshold(text: string | undefined, what: string): Threshold | null {
   if (text === undefined) return null;
   try {
-    return { text, ms: parseFixedDuration(text) };
+    return { text, ms: parseFixedDuration(text), source: what };
   } catch (error) {
     throw usageError(`${what}: ${(error as Error).message}`);
   }
@@ -370,8 +375,8 @@ function threshold(text: string | undefined, what: string): Threshold | null {
 
 export function resolveThresholds(flags: StatusFlags, settings: Profile['status']): StatusThresholds {
   return {
-    maxAge: threshold(flags.maxAge ?? settings?.maxAge, '--max-age'),
-    maxVerifyAge: threshold(flags.maxVerifyAge ?? settings?.maxVerifyAge, '--max-verify-age'),
+    maxAge: threshold(flags.maxAge ?? settings?.maxAge, flags.maxAge !== undefined ? '--max-age' : 'status.maxAge'),
+    maxVerifyAge: threshold(flags.maxVerifyAge ?? settings?.maxVerifyAge, flags.maxVerifyAge !== undefined ? '--max-verify-age' : 'status.maxVerifyAge'),
     minSizeRatio: flags.minSizeRatio ?? settings?.minSizeRatio ?? null,
     allowFailures: flags.allowFailures ?? settings?.allowFailures ?? false,
   };

@@ -224,14 +224,14 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
       if (problems.length) {
         // Corruption explains whatever else went wrong: report it (exit 3) with the rest.
         const found = error instanceof Mismatch ? error : null;
-        throw new Mismatch([...problems, ...(found?.problems ?? [])], found?.failure ?? (found ? undefined : (error as Error).message));
+        throw new Mismatch([...new Set([...problems, ...(found?.problems ?? [])])], found?.failure ?? (found ? undefined : (error as Error).message));
       }
       throw error;
     }
     const problems = await corrupt();
     if (problems.length) {
       const { error, serverVersion, keptDatabase } = checked;
-      return outcome('failed', { mismatches: [...problems, ...checked.mismatches], error, serverVersion, keptDatabase });
+      return outcome('failed', { mismatches: [...new Set([...problems, ...checked.mismatches])], error, serverVersion, keptDatabase });
     }
     return checked;
   } catch (error) {

@@ -144,6 +144,9 @@ describe('resolveProfile: which profile', () => {
     expect(app.warnings).toEqual([]);
     expect(app.notes.join('\n')).toMatch(/PGDATABASE=env_db is ignored: profile "app" sets database app_production/);
     expect(app.notes.join('\n')).toMatch(/PGPORT=7777 is ignored/);
+    // DATABASE_URL is named, not quoted as if it were the database's name.
+    const fromUrl = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app' }, env: { DATABASE_URL: 'postgres://u@url-host:5432/url_db' } });
+    expect(fromUrl.notes.join('\n')).toMatch(/DATABASE_URL's database url_db is ignored: profile "app" sets database app_production/);
     const flagged = resolve({ config: loaded(TWO_PROFILES), flags: { profile: 'app', dbUrl: 'postgres://flag-user@flag-host:7000/flag_db' }, env });
     expect(flagged.connection).toMatchObject({ host: 'flag-host', port: 7000, user: 'flag-user', database: 'flag_db' });
     // Every override that applies is a warning (and in --json's warnings).

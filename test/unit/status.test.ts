@@ -64,8 +64,8 @@ function run(ago: number, result: RunEntry['result'], command = 'create', exitCo
 
 function thresholds(options: { maxAge?: string; maxVerifyAge?: string; minSizeRatio?: number; allowFailures?: boolean } = {}): StatusThresholds {
   return {
-    maxAge: options.maxAge ? { text: options.maxAge, ms: parseFixedDuration(options.maxAge) } : null,
-    maxVerifyAge: options.maxVerifyAge ? { text: options.maxVerifyAge, ms: parseFixedDuration(options.maxVerifyAge) } : null,
+    maxAge: options.maxAge ? { text: options.maxAge, ms: parseFixedDuration(options.maxAge), source: '--max-age' } : null,
+    maxVerifyAge: options.maxVerifyAge ? { text: options.maxVerifyAge, ms: parseFixedDuration(options.maxVerifyAge), source: '--max-verify-age' } : null,
     minSizeRatio: options.minSizeRatio ?? null,
     allowFailures: options.allowFailures ?? false,
   };
@@ -314,7 +314,9 @@ describe('failedSinceSuccess', () => {
 describe('resolveThresholds', () => {
   it('takes flags over the profile settings, key by key', () => {
     const t = resolveThresholds({ maxAge: '2h' }, { maxAge: '25h', minSizeRatio: 0.3, allowFailures: true });
-    expect(t).toEqual({ maxAge: { text: '2h', ms: 2 * HOUR }, maxVerifyAge: null, minSizeRatio: 0.3, allowFailures: true });
+    expect(t).toEqual({ maxAge: { text: '2h', ms: 2 * HOUR, source: '--max-age' }, maxVerifyAge: null, minSizeRatio: 0.3, allowFailures: true });
+    // A threshold from the config is named as the config names it, not as a flag never given.
+    expect(resolveThresholds({}, { maxVerifyAge: '8d' }).maxVerifyAge).toEqual({ text: '8d', ms: 8 * 24 * HOUR, source: 'status.maxVerifyAge' });
     expect(resolveThresholds({}, undefined)).toEqual(NO_THRESHOLDS);
   });
 });
