@@ -6,7 +6,7 @@ export const status: CommandSpec = {
   summary: 'health for monitoring: newest backup and its age and size, verifications, failed runs; exit 5 when a check is broken',
   options: [
     { flags: '--max-age <duration>', description: 'unhealthy when the newest backup finished longer ago (or there is none), e.g. 25h', parse: durationValue },
-    { flags: '--max-verify-age <duration>', description: 'unhealthy when no backup passed a verification within this time, e.g. 8d', parse: durationValue },
+    { flags: '--max-verify-age <duration>', description: 'unhealthy when no backup passed a restore-level verification within this time (a checksum pass does not count), e.g. 8d', parse: durationValue },
     { flags: '--min-size-ratio <ratio>', description: 'unhealthy when the newest backup is smaller than this fraction of the median of the previous 5, e.g. 0.5', parse: ratioValue },
     { flags: '--allow-failures', description: 'report failed runs since the last success without making the profile unhealthy' },
     { flags: '--prometheus <file>', description: 'also write node_exporter textfile metrics to FILE (atomically, mode 0644)', complete: 'file' },
