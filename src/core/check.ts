@@ -80,14 +80,15 @@ export async function checkProfiles(settings: ResolvedSettings, runtime: Runtime
 
 async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags: { dbUrl?: string | undefined }): Promise<ProfileCheck> {
   const checks: CheckLine[] = [];
-  checks.push({ check: 'config', ok: true, detail: settings.configFile ? `${settings.configFile} is valid` : 'no config file: flags and the libpq environment' });
   let profile;
   try {
     profile = resolveProfile(settings, { url: flags.dbUrl });
   } catch (error) {
+    // One line for the config: this failure, not "valid" and then this.
     checks.push(failed('config', error));
     return { profile: settings.named ?? '(none)', ok: false, checks };
   }
+  checks.push({ check: 'config', ok: true, detail: settings.configFile ? `${settings.configFile} is valid` : 'no config file: flags and the libpq environment' });
   const name = profile.name;
   const connection = profile.connection;
 

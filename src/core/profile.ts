@@ -2,7 +2,7 @@ import { chosenProfile, type ProfileSettings, type ResolvedSettings } from '../c
 import type { Profile } from '../config/schema.js';
 import { profileNameFor, profileOfConnection } from './profile-name.js';
 import { usageError } from '../errors.js';
-import { resolveConnectionLayers, urlHasPassword, type ConnectionFlags, type ConnectionSettings, type ProfileConnection } from '../pg/connection.js';
+import { parseConnectionUrl, resolveConnectionLayers, urlHasPassword, type ConnectionFlags, type ConnectionSettings, type ProfileConnection } from '../pg/connection.js';
 import type { DumpOptions } from '../pg/dump.js';
 import { pgCompressIsOff, type EncryptionSettings } from '../config/schema.js';
 import { DEFAULT_COMPRESSION, parseCompression, type CompressionOptions } from '../pipeline/codecs/index.js';
@@ -95,12 +95,13 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
   const resolution = resolveConnectionLayers({ flags, env: settings.env, profile: connectionLayers(settings, provisional) });
   const connection = resolution.settings;
   const profile = chosen ?? settings.unconfigured(profileNameFor(connection.database));
-  if (!profile.configured && profile.name !== profileNameFor(connection.database)) {
-    // Without a config a profile is its database's series: `latest`, prune and status of
-    // a profile that mixes databases would act on the wrong one.
+  const databaseNamed = flags.database !== undefined || (flags.url !== undefined && parseConnectionUrl(flags.url, '--db-url').database !== undefined) || profileOfConnection(settings) !== undefined;
+  if (!profile.configured && profile.name !== profileNameFor(connection.database) && !databaseNamed) {
+    // A profile the config does not define, and no database named anywhere: libpq's
+    // default (the user's name) would go into a profile named for something else.
     throw usageError(
-      `profile "${profile.name}" is not in ${settings.configFile ?? 'a config file'}, and without a config a profile is named after the database it backs up: database ${JSON.stringify(connection.database)} is profile "${profileNameFor(connection.database)}"`,
-      `back up database ${JSON.stringify(profile.name)} (--db-url, -d or PGDATABASE), drop --profile, or define profile "${profile.name}" with its database in a config file`,
+      `which database goes into profile "${profile.name}"? It is not in ${settings.configFile ?? 'a config file'}, and no database is named (libpq's default would be ${JSON.stringify(connection.database)})`,
+      `name the database (--db-url, -d, PGDATABASE or DATABASE_URL), or define profile "${profile.name}" with its database in a config file`,
     );
   }
   const { dump, compression } = resolveDumpOptions(flags, profile);

@@ -178,14 +178,18 @@ describe('without a config, a profile is one database\'s series', () => {
     expect(parseJsonStdout(anyProfile.stdout)).toMatchObject({ profile: vault });
   });
 
-  it('create --profile naming another database\'s profile is exit 2, and writes nothing', async () => {
-    const run = await runCli(['create', '--profile', vault, '--json', '--storage', storage], { env: libpq(app), cwd: bare });
+  it('create --profile with no database named anywhere is exit 2 (libpq would take the user\'s name), and writes nothing; naming one is fine', async () => {
+    const noDatabase = baseEnv({ ...cluster.env(app), PGDATABASE: undefined });
+    const run = await runCli(['create', '--profile', vault, '--json', '--storage', storage], { env: noDatabase, cwd: bare });
     expect(run.code, run.stderr).toBe(2);
-    expect(parseJsonStdout(run.stdout)).toMatchObject({ error: { exitCode: 2, message: expect.stringContaining(`database "${app}" is profile "${app}"`) } });
+    expect(parseJsonStdout(run.stdout)).toMatchObject({ error: { exitCode: 2, message: expect.stringContaining(`which database goes into profile "${vault}"`) } });
     const listed = await runCli(['list', '--json', '--profile', vault, '--storage', storage], { env: baseEnv(), cwd: bare });
     expect((parseJsonStdout(listed.stdout) as unknown[]).length).toBe(1);
-    // Naming the database's own profile is fine.
-    const own = await runCli(['create', '--quiet', '--profile', app, '--storage', storage], { env: libpq(app), cwd: bare });
-    expect(own.code, own.stderr).toBe(0);
+    // A database named (here by PGDATABASE) goes into the profile named for it by --profile.
+    const named = await runCli(['create', '--quiet', '--profile', 'shop', '--storage', storage], { env: libpq(app), cwd: bare });
+    expect(named.code, named.stderr).toBe(0);
+    const shop = await runCli(['list', '--json', '--profile', 'shop', '--storage', storage], { env: baseEnv(), cwd: bare });
+    expect(parseJsonStdout(shop.stdout)).toEqual([expect.objectContaining({ profile: 'shop', database: app })]);
   });
+});
 });
