@@ -4,7 +4,7 @@
 import { execa } from 'execa';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -266,6 +266,35 @@ describe('check', () => {
   });
 });
 
+/**
+ * Runs an interactive zsh on a pseudo-terminal (python3's pty module): argv[1] first, then,
+ * once the prompt shows (zle reads raw: a TAB completes), argv[2] and TAB; then the line is
+ * erased (^U) and the shell left.
+ */
+const ZSH_DRIVER = `
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp('zsh', ['zsh', '-f', '-i'])
+def read():
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b''
+# The prompt, not the echo of this line.
+os.write(fd, sys.argv[1].encode() + b"; PS1='<re''ady>'\\n")
+seen = b''
+while b'<ready>' not in seen:
+    chunk = read()
+    if not chunk:
+        sys.exit('zsh ended before its prompt')
+    seen += chunk
+os.write(fd, sys.argv[2].encode() + b'\\t\\x15exit\\n')
+while read():
+    pass
+os.waitpid(pid, 0)
+`;
+
 describe('completion', () => {
   async function script(shell: string): Promise<string> {
     const run = await cli(['completion', shell]);
@@ -278,30 +307,120 @@ describe('completion', () => {
     const binDir = path.join(dir, 'bin');
     return { PATH: `${binDir}:${process.env.PATH ?? ''}`, HOME: dir, PGPASSWORD: cluster.password };
   };
+  /** What _backupctl puts in COMPREPLY for these words (the last one is the word completed). */
+  const bashComplete = async (file: string, words: string[]) => {
+    const array = words.map((w) => `'${w}'`).join(' ');
+    const result = await execa('bash', ['-c', `source '${file}'; COMP_WORDS=(${array}); COMP_CWORD=${words.length - 1}; _backupctl; printf '%s\\n' "\${COMPREPLY[@]}"`], {
+      cwd: dir,
+      env: shellEnv(),
+      extendEnv: false,
+    });
+    return String(result.stdout).split('\n').filter(Boolean);
+  };
+  /** The candidates fish offers for this line, in its order, without descriptions. */
+  const fishComplete = async (file: string, line: string) => {
+    const quoted = `'${line.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+    const result = await execa('fish', ['-c', `source '${file}'; complete -C ${quoted}`], { cwd: dir, env: shellEnv(), extendEnv: false });
+    return String(result.stdout).split('\n').filter(Boolean).map((candidate) => candidate.split('\t')[0]);
+  };
+  /**
+   * The matches zsh's completion system adds for `line` and TAB, in an interactive zsh on a
+   * pseudo-terminal with the script in $fpath: compadd is wrapped to write the matches of
+   * each call that adds some (-O, -A and -D calls only filter) to a file.
+   */
+  const zshComplete = async (file: string, line: string) => {
+    const functions = path.join(dir, 'zfunc');
+    const log = path.join(dir, 'zsh-matches');
+    await mkdir(functions, { recursive: true });
+    await writeFile(path.join(functions, '_backupctl'), await readFile(file));
+    await rm(log, { force: true });
+    const setup = `fpath=('${functions}' $fpath); autoload -U compinit; compinit -u
+compadd() { if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd "$@"; return; fi; local -a hits; builtin compadd -A hits "$@"; print -rl -- $hits >> '${log}'; builtin compadd "$@" }`;
+    await execa('python3', ['-c', ZSH_DRIVER, setup, line], { cwd: dir, env: { ...shellEnv(), TERM: 'xterm' }, extendEnv: false, timeout: 30_000 });
+    return existsSync(log) ? (await readFile(log, 'utf8')).split('\n').filter(Boolean) : [];
+  };
+  /** What `show <TAB>` offers in the main config's storage: "latest", then ids newest first. */
+  const appIds = () => ['latest', ...[ids[2], ids[1]].sort().reverse()];
+  // A second config (billing.config.json) with profiles app and billing, in a storage of its
+  // own, one backup each, and profile tags of its own.
+  const billingConfig = 'billing.config.json';
+  let billingStorage: string;
+  let billingId: string;
+  let billingIds: string[];
   beforeAll(async () => {
-    const { mkdir, chmod } = await import('node:fs/promises');
+    const { chmod } = await import('node:fs/promises');
     await mkdir(path.join(dir, 'bin'), { recursive: true });
     await writeFile(path.join(dir, 'bin', 'backupctl'), `#!/bin/sh\nexec '${process.execPath}' '${BIN}' "$@"\n`);
     await chmod(path.join(dir, 'bin', 'backupctl'), 0o755);
+    billingStorage = path.join(dir, 'billing-backups');
+    const connection = { host: cluster.host, port: cluster.port, user: cluster.user, database: db };
+    await writeFile(path.join(dir, billingConfig), JSON.stringify({ storage: billingStorage, profiles: { app: connection, billing: { ...connection, tags: ['monthly'] } } }));
+    const made: string[] = [];
+    for (const profile of ['app', 'billing']) {
+      const run = await cli(['create', '--config', billingConfig, '--profile', profile, '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      made.push((parseJsonStdout(run.stdout) as { id: string }).id);
+    }
+    billingId = made[1] as string;
+    billingIds = ['latest', ...[...made].sort().reverse()];
+    await writeFile(path.join(dir, 'recipients.txt'), 'age1example\n');
   });
 
   it('bash: commands, options, choices, profiles from the config and backup ids', async () => {
     const file = await script('bash');
-    const complete = async (words: string[]) => {
-      const array = words.map((w) => `'${w}'`).join(' ');
-      const result = await execa('bash', ['-c', `source '${file}'; COMP_WORDS=(${array}); COMP_CWORD=${words.length - 1}; _backupctl; printf '%s\\n' "\${COMPREPLY[@]}"`], {
-        cwd: dir,
-        env: shellEnv(),
-        extendEnv: false,
-      });
-      return String(result.stdout).split('\n').filter(Boolean);
-    };
+    const complete = (words: string[]) => bashComplete(file, words);
     expect(await complete(['backupctl', 'ver'])).toEqual(['verify']);
     expect(await complete(['backupctl', 'create', '--exclude-s'])).toEqual(['--exclude-schema']);
     expect(await complete(['backupctl', 'verify', '--level', ''])).toEqual(['checksum', 'archive', 'restore']);
     expect(await complete(['backupctl', 'list', '--profile', ''])).toEqual(['app']);
     // Newest id first; two taken in the same second order by their random part.
-    expect(await complete(['backupctl', 'show', ''])).toEqual(['latest', ...[ids[2], ids[1]].sort().reverse()]);
+    expect(await complete(['backupctl', 'show', ''])).toEqual(appIds());
+  });
+
+  it('bash: the command is found after global options that take a value (--opt VALUE, --opt=VALUE, which bash splits at "=")', async () => {
+    const file = await script('bash');
+    const complete = (words: string[]) => bashComplete(file, words);
+    expect(await complete(['backupctl', '--profile', 'app', 'ver'])).toEqual(['verify']);
+    expect(await complete(['backupctl', '--profile', 'app', ''])).toContain('show');
+    expect(await complete(['backupctl', '--profile', 'app', 'show', ''])).toEqual(appIds());
+    expect(await complete(['backupctl', '--config', 'backupctl.config.json', 'show', ''])).toEqual(appIds());
+    expect(await complete(['backupctl', '--storage', storage, 'show', ''])).toEqual(appIds());
+    expect(await complete(['backupctl', '--log-format', 'json', 'show', ''])).toEqual(appIds());
+    expect(await complete(['backupctl', '--log-format', 'json', 'verify', '--level', ''])).toEqual(['checksum', 'archive', 'restore']);
+    expect(await complete(['backupctl', '-v', '--log-format', '=', 'json', '--db-url', 'postgres://x/y', 'show', '--t'])).toEqual(['--tag']);
+    expect(await complete(['backupctl', '--log-format=json', 'show', ''])).toEqual(appIds());
+    // The value after "=": `--log-format=<TAB>`, `--log-format=t<TAB>`.
+    expect(await complete(['backupctl', '--log-format', '='])).toEqual(['text', 'json']);
+    expect(await complete(['backupctl', 'show', '--log-format', '=', 't'])).toEqual(['text']);
+  });
+
+  it('bash: ids, tags and profiles follow the line\'s --config, --storage and --profile, before or after the command', async () => {
+    const file = await script('bash');
+    const complete = (words: string[]) => bashComplete(file, words);
+    expect(await complete(['backupctl', '--config', billingConfig, 'show', ''])).toEqual(billingIds);
+    expect(await complete(['backupctl', 'show', '--config', billingConfig, ''])).toEqual(billingIds);
+    expect(await complete(['backupctl', '--storage', billingStorage, 'show', ''])).toEqual(billingIds);
+    expect(await complete(['backupctl', 'show', '--storage', '=', billingStorage, ''])).toEqual(billingIds);
+    expect(await complete(['backupctl', 'show', '--config', billingConfig, '--profile', 'billing', ''])).toEqual(['latest', billingId]);
+    expect(await complete(['backupctl', '--config', '=', billingConfig, '--profile', '=', 'billing', 'show', ''])).toEqual(['latest', billingId]);
+    expect(await complete(['backupctl', `--config=${billingConfig}`, 'delete', '--profile=billing', ''])).toEqual(['latest', billingId]);
+    expect(await complete(['backupctl', '--config', billingConfig, 'list', '--tag', ''])).toEqual(['monthly']);
+    // Profiles: those of the line's config and storage (its --profile, being completed, aside).
+    expect(await complete(['backupctl', '--config', billingConfig, 'list', '--profile', ''])).toEqual(['app', 'billing']);
+    expect(await complete(['backupctl', '--profile', 'app', '--storage', billingStorage, 'list', '--profile', ''])).toEqual(['app', 'billing']);
+    // A value is handed over as one word, never evaluated.
+    expect(await complete(['backupctl', '--config', '$(touch pwned)', 'show', ''])).toEqual(['latest']);
+    expect(existsSync(path.join(dir, 'pwned'))).toBe(false);
+  });
+
+  it('bash: file names for the file options of every command (one option defined differently by two commands)', async () => {
+    const file = await script('bash');
+    const complete = (words: string[]) => bashComplete(file, words);
+    for (const command of ['create', 'rekey']) expect(await complete(['backupctl', command, '--recipients-file', 'recip']), command).toEqual(['recipients.txt']);
+    for (const command of ['create', 'verify', 'restore', 'rekey']) {
+      expect(await complete(['backupctl', command, '--passphrase-file', 'recip']), command).toEqual(['recipients.txt']);
+    }
+    expect(await complete(['backupctl', 'status', '--prometheus', 'recip'])).toEqual(['recipients.txt']);
   });
 
   it('fish: the same, through complete -C', async () => {
@@ -309,6 +428,52 @@ describe('completion', () => {
     const result = await execa('fish', ['-c', `source '${file}'; complete -C 'backupctl ver'; complete -C 'backupctl prune --keep-t'`], { cwd: dir, env: shellEnv(), extendEnv: false });
     expect(String(result.stdout)).toMatch(/^verify\t/m);
     expect(String(result.stdout)).toMatch(/^--keep-tag\t/m);
+  });
+
+  it('fish: ids newest first and "latest" first, as backupctl lists them (not sorted by fish)', async () => {
+    const file = await script('fish');
+    expect(await fishComplete(file, 'backupctl show ')).toEqual(appIds());
+  });
+
+  it('fish: ids, tags and profiles follow the line\'s --config, --storage and --profile', async () => {
+    const file = await script('fish');
+    expect(await fishComplete(file, `backupctl --config ${billingConfig} show `)).toEqual(billingIds);
+    expect(await fishComplete(file, `backupctl show --storage '${billingStorage}' `)).toEqual(billingIds);
+    expect(await fishComplete(file, `backupctl show --config ${billingConfig} --profile billing `)).toEqual(['latest', billingId]);
+    expect(await fishComplete(file, `backupctl --config=${billingConfig} show --profile=billing `)).toEqual(['latest', billingId]);
+    expect(await fishComplete(file, `backupctl --config ${billingConfig} list --tag `)).toEqual(['monthly']);
+    expect(await fishComplete(file, `backupctl --storage ${billingStorage} list --profile `)).toEqual(['app', 'billing']);
+    expect(await fishComplete(file, `backupctl --config '$(touch pwned)' show `)).toEqual(['latest']);
+    expect(existsSync(path.join(dir, 'pwned'))).toBe(false);
+  });
+
+  it('fish: file names for the file options of create, rekey and verify', async () => {
+    const file = await script('fish');
+    for (const line of ['create --recipients-file', 'create --passphrase-file', 'rekey --recipients-file', 'verify --passphrase-file']) {
+      expect(await fishComplete(file, `backupctl ${line} recip`), line).toEqual(['recipients.txt']);
+    }
+  });
+
+  it('zsh: ids, tags and profiles follow the line\'s --config, --storage and --profile (unquoted), before or after the command', async () => {
+    const file = await script('zsh');
+    const complete = (line: string) => zshComplete(file, line);
+    expect(await complete('backupctl show ')).toEqual([...appIds().slice(1), 'latest']);
+    expect(await complete(`backupctl --config ${billingConfig} show `)).toEqual([...billingIds.slice(1), 'latest']);
+    expect(await complete(`backupctl show --storage "${billingStorage}" `)).toEqual([...billingIds.slice(1), 'latest']);
+    expect(await complete(`backupctl --config ${billingConfig} show --profile billing `)).toEqual([billingId, 'latest']);
+    expect(await complete(`backupctl --config=${billingConfig} --profile=billing show `)).toEqual([billingId, 'latest']);
+    expect(await complete(`backupctl --config ${billingConfig} list --tag `)).toEqual(['monthly']);
+    expect(await complete(`backupctl --storage ${billingStorage} list --profile `)).toEqual(['app', 'billing']);
+    expect(await complete(`backupctl --config '$(touch pwned)' show `)).toEqual(['latest']);
+    expect(existsSync(path.join(dir, 'pwned'))).toBe(false);
+  });
+
+  it('zsh: file names for the file options of create and rekey', async () => {
+    const text = await readFile(await script('zsh'), 'utf8');
+    for (const [command, option] of [['create', 'recipients-file'], ['create', 'passphrase-file'], ['rekey', 'recipients-file']]) {
+      const arm = text.slice(text.indexOf(`\n    ${command})`), text.indexOf(' ;;', text.indexOf(`\n    ${command})`)));
+      expect(arm, `${command} --${option}`).toMatch(new RegExp(`'--${option}=\\[[^']*\\]:file:_files'`));
+    }
   });
 
   it('zsh: values come from backupctl whatever compadd options _arguments puts before the action words', async () => {
