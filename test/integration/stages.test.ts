@@ -336,7 +336,8 @@ describe('age encryption', () => {
       expect(verified.code, `${level}: ${verified.problems}`).toBe(3);
       expect(verified.problems, level).toMatch(/age payload (chunk \d+ )?fails authentication/);
     }
-    expect(await cluster.query('postgres', "select datname from pg_database where datname like 'backupctl_verify_%'")).toEqual([]);
+    // This backup's throwaway databases (other test files verify on the same server at the same time).
+    expect(await cluster.query('postgres', 'select datname from pg_database where starts_with(datname, $1)', [`backupctl_verify_${other.toLowerCase().replace(/[^a-z0-9]/g, '_')}_`])).toEqual([]);
 
     const target = targetDb('stg_stream');
     const created = await cli(['restore', other, '--storage', copy, '--identity', keyA.file, '--target-db', target, '--create']);

@@ -396,7 +396,7 @@ describe('verify --verify-url', () => {
   });
 });
 
-describe('verify interrupted by SIGINT during the restore level', () => {
+describe('verify interrupted during the restore level', () => {
   const big = uniqueName('vfy_big');
   let bigStorage: string;
   let bigId: string;
@@ -412,8 +412,8 @@ describe('verify interrupted by SIGINT during the restore level', () => {
     bigId = await createBackup(cluster, big, bigStorage, work, ['--no-globals', '--pg-compress', '1']);
   }, 120_000);
 
-  it('exits 130, stops pg_restore, and drops the throwaway database within seconds', async () => {
-    const marker = uniqueName('m');
+  /** verify of the big backup, its processes marked with `marker`; `early()`: why it ended before it was meant to. */
+  function startVerify(marker: string) {
     const child = execa(process.execPath, [BIN, 'verify', bigId, '--storage', bigStorage], {
       reject: false,
       extendEnv: false,
@@ -423,13 +423,19 @@ describe('verify interrupted by SIGINT during the restore level', () => {
       forceKillAfterDelay: false,
     });
     const exited = child.then((result) => result);
-    let early: string | null = null;
+    let ended: string | null = null;
     void exited.then((result) => {
-      early = `verify ended before it could be interrupted (exit ${result.exitCode}):\n${String(result.stderr)}`;
+      ended = `verify ended before it could be interrupted (exit ${result.exitCode}):\n${String(result.stderr)}`;
     });
+    return { child, exited, early: () => ended };
+  }
+
+  it('exits 130, stops pg_restore, and drops the throwaway database within seconds', async () => {
+    const marker = uniqueName('m');
+    const { child, exited, early } = startVerify(marker);
     // pg_restore runs (a child of this run) and the throwaway database exists.
     await waitFor(async () => {
-      if (early) throw new Error(early);
+      if (early()) throw new Error(early() as string);
       const restoring = (await processesWithEnv(MARKER, marker)).some((p) => p.comm === 'pg_restore');
       return restoring && (await throwaways(bigId)).length === 1;
     }, 'pg_restore to run into the throwaway database', 60_000);
@@ -449,21 +455,10 @@ describe('verify interrupted by SIGINT during the restore level', () => {
 
   it('pg_restore killed by SIGKILL (the OOM killer): NOT VERIFIED (exit 1), not recorded as a failure of the backup', async () => {
     const marker = uniqueName('m');
-    const child = execa(process.execPath, [BIN, 'verify', bigId, '--storage', bigStorage], {
-      reject: false,
-      extendEnv: false,
-      env: baseEnv({ ...cluster.env('postgres'), [MARKER]: marker }) as Record<string, string>,
-      cwd: work,
-      stdin: 'ignore',
-    });
-    const exited = child.then((result) => result);
-    let early: string | null = null;
-    void exited.then((result) => {
-      early = `verify ended before pg_restore could be killed (exit ${result.exitCode}):\n${String(result.stderr)}`;
-    });
+    const { exited, early } = startVerify(marker);
     let restorer: number | undefined;
     await waitFor(async () => {
-      if (early) throw new Error(early);
+      if (early()) throw new Error(early() as string);
       for (const p of await processesWithEnv(MARKER, marker)) {
         if (p.comm !== 'pg_restore') continue;
         const argv = await readFile(`/proc/${p.pid}/cmdline`, 'utf8').catch(() => '');
