@@ -54,7 +54,7 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   { flags: '--config <file>', description: 'config file (default: search for backupctl.config.json, .backupctlrc*, package.json#backupctl)', complete: 'file' },
   { flags: '--profile <name>', description: 'profile to use (default: defaultProfile, or the only one)', complete: 'profile' },
   { flags: '--storage <path|url>', description: "where backups live (default: the config's storage, else BACKUPCTL_STORAGE, else ./backups)", complete: 'directory' },
-  { flags: '--db-url <url>', description: 'database to back up, postgres://user@host:port/db (no password: use PGPASSWORD or ~/.pgpass)' },
+  { flags: '--db-url <url>', description: 'database to back up, postgres://user@host:port/db (no password: use PGPASSWORD or ~/.pgpass); verify restores on its server unless --verify-url or the profile\'s verify.server' },
   { flags: '--json', description: 'print one JSON document on stdout (also on failure), and nothing else' },
   { flags: '--quiet', description: 'nothing on stdout when the run succeeds; only warnings and errors on stderr' },
   { flags: '-v, --verbose', description: 'more detail, and the cause of errors' },
