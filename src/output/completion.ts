@@ -303,10 +303,30 @@ function fish(commands: readonly CommandSpec[], globals: readonly OptionSpec[]):
     '    backupctl completion --values $argv[1] $where 2>/dev/null',
     'end',
   ];
+  // __fish_use_subcommand takes the value of `--profile billing` for the command.
+  const valueGlobals = globals.map(flagOf).filter((f) => f.takesValue).flatMap((f) => [f.long, ...(f.short ? [f.short] : [])]);
+  lines.push(
+    '# True while the line has no command yet: words that are options, or values of global options, only.',
+    'function __backupctl_needs_command',
+    '    set -l words (commandline -opc)',
+    '    set -l i 2',
+    '    while test $i -le (count $words)',
+    '        switch $words[$i]',
+    `            case ${valueGlobals.join(' ')}`,
+    '                set i (math $i + 1)',
+    "            case '-*'",
+    "            case '*'",
+    '                return 1',
+    '        end',
+    '        set i (math $i + 1)',
+    '    end',
+    '    return 0',
+    'end',
+  );
   for (const flag of globals.map(flagOf)) lines.push(fishFlag(flag, ''));
   for (const command of commands) {
     for (const name of [command.name, ...(command.aliases ?? [])]) {
-      lines.push(`complete -c backupctl -n '__fish_use_subcommand' -a ${name} -d ${fishQuote(command.summary)}`);
+      lines.push(`complete -c backupctl -n '__backupctl_needs_command' -a ${name} -d ${fishQuote(command.summary)}`);
     }
     const seen = `__fish_seen_subcommand_from ${[command.name, ...(command.aliases ?? [])].join(' ')}`;
     for (const flag of command.options.map(flagOf)) lines.push(fishFlag(flag, seen));

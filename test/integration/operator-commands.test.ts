@@ -444,6 +444,9 @@ compadd() { if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd "
     expect(await fishComplete(file, `backupctl --config ${billingConfig} list --tag `)).toEqual(['monthly']);
     expect(await fishComplete(file, `backupctl --storage ${billingStorage} list --profile `)).toEqual(['app', 'billing']);
     expect(await fishComplete(file, `backupctl --config '$(touch pwned)' show `)).toEqual(['latest']);
+    // Command names after a global option's value (not taken for the command).
+    expect(await fishComplete(file, `backupctl --profile billing ver`)).toEqual(['verify']);
+    expect(await fishComplete(file, `backupctl --profile billing show ver`)).toEqual([]);
     expect(existsSync(path.join(dir, 'pwned'))).toBe(false);
   });
 
