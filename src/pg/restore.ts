@@ -281,18 +281,23 @@ export function archiveNeeds(entries: readonly TocEntry[], knownRoles: ReadonlyS
   return { roles: [...roles].sort(), grantees: [], extensions: [...extensions].sort(), objects };
 }
 
-/** Lists the dump ids pg_restore selects with `--schema`/`--table` (same flags, `--list`). */
+/**
+ * The dump ids pg_restore selects with `--schema`/`--table` (same flags, `--list`); with
+ * tables, also what belongs to them (withTableParts, unless `withParts` is false), and the
+ * entries' dependencies it was found with.
+ */
 export async function selectedEntries(
   pgRestore: string,
   archive: string,
   selection: { schemas: string[]; tables: string[] },
   run: ChildRun,
+  options: { withParts?: boolean } = {},
 ): Promise<{ selected: Set<number>; dependencies: Map<number, number[]> }> {
   const args = ['--list'];
   for (const schema of selection.schemas) args.push(`--schema=${schema}`);
   for (const table of selection.tables) args.push(`--table=${table}`);
   const selected = new Set(parseTocList(await listToc(pgRestore, [...args, archive], run)).map((e) => e.dumpId));
-  if (selection.tables.length === 0 || selected.size === 0) return { selected, dependencies: new Map() };
+  if (options.withParts === false || selection.tables.length === 0 || selected.size === 0) return { selected, dependencies: new Map() };
   const verbose = await listToc(pgRestore, ['--list', '--verbose', archive], run);
   const dependencies = parseTocDependencies(verbose);
   return { selected: withTableParts(parseTocList(verbose), dependencies, selected), dependencies };
@@ -373,11 +378,11 @@ export async function unmatchedSelection(
 ): Promise<{ schemas: string[]; tables: string[] }> {
   const schemas: string[] = [];
   for (const schema of selection.schemas) {
-    if ((await selectedEntries(pgRestore, archive, { schemas: [schema], tables: [] }, run)).selected.size === 0) schemas.push(schema);
+    if ((await selectedEntries(pgRestore, archive, { schemas: [schema], tables: [] }, run, { withParts: false })).selected.size === 0) schemas.push(schema);
   }
   const tables: string[] = [];
   for (const table of selection.tables) {
-    if ((await selectedEntries(pgRestore, archive, { schemas: selection.schemas, tables: [table] }, run)).selected.size === 0) tables.push(table);
+    if ((await selectedEntries(pgRestore, archive, { schemas: selection.schemas, tables: [table] }, run, { withParts: false })).selected.size === 0) tables.push(table);
   }
   return { schemas, tables };
 }
