@@ -9,10 +9,11 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // vitest runs cores - 1 files at once: one on a 2-core machine. The test files spend
-    // most of their time waiting for PostgreSQL, child processes and storage servers, so
-    // three at once there took the whole suite from ~20 to ~12 minutes (measured, 2 cores).
-    maxWorkers: Math.max(3, availableParallelism() - 1),
+    // One file at a time on a 2-core machine (vitest's cores - 1). Three at once took the
+    // suite from ~20 to ~11-13 minutes there, but the files share one cluster, and a
+    // file's `restore --globals` then recreated roles another file had just dropped
+    // (its backup's globals held them): not until the files get clusters of their own.
+    maxWorkers: Math.max(1, availableParallelism() - 1),
     reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
   },
 });

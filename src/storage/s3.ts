@@ -226,6 +226,9 @@ function quietClient(config: S3ClientConfig): S3Client {
   }
 }
 
+/** How long a CreateMultipartUpload in flight may still answer once its put has failed (see TrackingClient.send). */
+const CREATE_GRACE_MS = 5_000;
+
 /**
  * Every request of one put goes through here, so that an abort reaches the requests in
  * flight and the multipart upload ids are known for the cleanup.
@@ -241,6 +244,15 @@ class TrackingClient {
     private readonly gate: () => void = () => undefined,
   ) {}
 
+  /** The put's abort signal, CREATE_GRACE_MS late. */
+  private graced(): AbortSignal {
+    const late = new AbortController();
+    const follow = () => setTimeout(() => late.abort(this.signal.reason), CREATE_GRACE_MS).unref();
+    if (this.signal.aborted) follow();
+    else this.signal.addEventListener('abort', follow, { once: true });
+    return late.signal;
+  }
+
   /** S3Client.send of any command (its output is the caller's to type). */
   send(command: object, options: { abortSignal?: AbortSignal } = {}): Promise<unknown> {
     try {
@@ -248,9 +260,15 @@ class TrackingClient {
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, this.signal]) : this.signal;
+    // A CreateMultipartUpload gets CREATE_GRACE_MS after the put's abort to answer: cut
+    // short at once, the server may still start the upload after the clean-up has listed
+    // the key's uploads, leaving one nobody aborts. It answers quickly; the clean-up waits
+    // for it (Promise.allSettled of inFlight) and then knows its UploadId.
+    const create = command instanceof CreateMultipartUploadCommand;
+    const own = create ? this.graced() : this.signal;
+    const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, own]) : own;
     const sent = (this.client.send as unknown as (c: object, o: { abortSignal: AbortSignal }) => Promise<unknown>)(command, { abortSignal: signal });
-    if (command instanceof CreateMultipartUploadCommand) {
+    if (create) {
       void sent.then((output) => {
         const id = (output as { UploadId?: string }).UploadId;
         if (id) this.uploadIds.add(id);

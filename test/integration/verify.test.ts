@@ -21,7 +21,7 @@ import type { Sidecar } from '../../src/catalog/sidecar.js';
 import type { VerifyOutcome } from '../../src/core/verify.js';
 import { backUpSamples, createBackup, makeTempDir, parseJsonStdout, readSidecar, removeDirs, sourceTables, tableKey } from '../helpers/backups.js';
 import { BIN, assertBuilt, baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
-import { failureLines, fillRandomText, processesWithEnv, removeTempDirs, waitFor } from '../helpers/failure-kit.js';
+import { failureLines, fillRandomText, processesWithEnv, removeTempDirs, sh, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
 
 const cluster = connectProvided();
@@ -452,29 +452,23 @@ describe('verify interrupted during the restore level', () => {
     // An interrupted verification is not recorded as a result.
     expect((await readSidecar(bigStorage, big, bigId)).sidecar.verifications).toEqual([]);
   }, 90_000);
+});
 
-  it('pg_restore killed by SIGKILL (the OOM killer): NOT VERIFIED (exit 1), not recorded as a failure of the backup', async () => {
-    const marker = uniqueName('m');
-    const { exited, early } = startVerify(marker);
-    let restorer: number | undefined;
-    await waitFor(async () => {
-      if (early()) throw new Error(early() as string);
-      for (const p of await processesWithEnv(MARKER, marker)) {
-        if (p.comm !== 'pg_restore') continue;
-        const argv = await readFile(`/proc/${p.pid}/cmdline`, 'utf8').catch(() => '');
-        if (argv.split('\0').some((arg) => arg.startsWith('--dbname'))) restorer = p.pid;
-      }
-      return restorer !== undefined;
-    }, 'pg_restore to restore into the throwaway database', 60_000);
-    await sleep(300);
-    process.kill(restorer as number, 'SIGKILL');
-    const result = await exited;
-    expect(result.exitCode, String(result.stdout) + String(result.stderr)).toBe(1);
-    expect(String(result.stdout)).toMatch(/NOT VERIFIED/);
-    expect(String(result.stdout)).toMatch(/pg_restore was killed by SIGKILL/);
-    expect((await readSidecar(bigStorage, big, bigId)).sidecar.verifications).toEqual([]);
-    await waitFor(async () => (await throwaways(bigId)).length === 0, 'the throwaway database to be dropped', 5_000);
-  }, 90_000);
+describe('verify whose pg_restore is killed (the OOM killer)', () => {
+  it('NOT VERIFIED (exit 1), not recorded as a failure of the backup; at --jobs 1 (streamed) and 2', async () => {
+    // A pg_restore that is SIGKILLed as soon as it is asked to restore (its --list runs).
+    const bin = await wrapperBinDir(cluster, {
+      pg_restore: `#!/bin/sh\nfor arg in "$@"; do case "$arg" in --dbname=*) kill -9 $$ ;; esac; done\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
+    });
+    const config = await writeConfig(await makeTempDir('vfy-killed'), { pgBinDir: bin });
+    for (const jobs of ['1', '2']) {
+      const run = await cli(['verify', ids.chinook, '--storage', storage, '--config', config, '--jobs', jobs]);
+      expect(run.code, run.stdout + run.stderr).toBe(1);
+      expect(run.stdout).toMatch(/NOT VERIFIED/);
+      expect(run.stdout).toMatch(/pg_restore was killed by SIGKILL/);
+    }
+    expect((await readSidecar(storage, chinook, ids.chinook)).sidecar.verifications.filter((v) => v.result === 'failed')).toEqual([]);
+  });
 });
 
 describe('verify: a backup taken under concurrent writes (pgbench)', () => {

@@ -297,18 +297,20 @@ describe('s3 put: the multipart writer', () => {
     const storage = openStorage(s3url(name, proxy.endpoint), '/');
     await storage.open();
     const failure = new Error('pg_dump died after 12 MiB');
+    const from = proxy.requests.length;
     let pushed = 0;
     const source = new Readable({
       read() {
         if (pushed >= 12 * MIB) {
-          setTimeout(() => this.destroy(failure), 100);
+          // Fails once two parts are on their way (on a busy machine that takes a while).
+          const failOnceSent = () => (partsSent(`${name}/x/failed.bin`, from).length >= 2 ? this.destroy(failure) : setTimeout(failOnceSent, 20));
+          failOnceSent();
           return;
         }
         pushed += MIB;
         this.push(Buffer.alloc(MIB, 9));
       },
     });
-    const from = proxy.requests.length;
     await expect(storage.put('x/failed.bin', source)).rejects.toBe(failure);
     expect(partsSent(`${name}/x/failed.bin`, from).length).toBeGreaterThanOrEqual(2);
     await expect(storage.stat('x/failed.bin')).rejects.toBeInstanceOf(NotFoundError);
