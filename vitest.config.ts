@@ -10,9 +10,9 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: 'forks',
     // One file at a time on a 2-core machine (vitest's cores - 1). Three at once took the
-    // suite from ~20 to ~11-13 minutes there, but the files share one cluster, and a
-    // file's `restore --globals` then recreated roles another file had just dropped
-    // (its backup's globals held them): not until the files get clusters of their own.
+    // suite from ~20 to ~11-13 minutes there, but the files share one cluster: roles one
+    // file had just dropped were back (most likely another file's `restore --globals` of a
+    // backup whose globals held them). Not until the files get clusters of their own.
     maxWorkers: Math.max(1, availableParallelism() - 1),
     reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
   },
