@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -9,11 +8,10 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // One file at a time on a 2-core machine (vitest's cores - 1). Three at once took the
-    // suite from ~20 to ~11-13 minutes there, but the files share one cluster: roles one
-    // file had just dropped were back (most likely another file's `restore --globals` of a
-    // backup whose globals held them). Not until the files get clusters of their own.
-    maxWorkers: Math.max(1, availableParallelism() - 1),
+    // One file at a time on a 2-core machine (vitest's default, cores - 1). Three at once
+    // took the suite from ~20 to ~11-13 minutes there, but the files share one cluster:
+    // roles one file had just dropped were back (most likely another file's `restore
+    // --globals` of a backup whose globals held them). Not until files get clusters of their own.
     reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
   },
 });

@@ -58,7 +58,7 @@ export interface ResolvedProfile {
 /** The longest note a sidecar holds (its schema's bound on free text). */
 export const MAX_NOTE_CHARS = 20_000;
 
-export { profileNameFor, profileOfConnection };
+export { profileNameFor };
 
 /** The config's connection layers of a profile, lowest first: `defaults`, then its own keys. */
 function connectionLayers(settings: ResolvedSettings, profile: ProfileSettings): ProfileConnection[] {
