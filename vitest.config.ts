@@ -3,15 +3,16 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // One real PostgreSQL cluster for the whole run (see test/helpers/global-setup.ts).
+    // One real PostgreSQL cluster per worker (see test/helpers/global-setup.ts).
     globalSetup: ['./test/helpers/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // One file at a time on a 2-core machine (vitest's default, cores - 1). Three at once
-    // took the suite from ~20 to ~11-13 minutes there, but the files share one cluster:
-    // roles one file had just dropped were back (most likely another file's `restore
-    // --globals` of a backup whose globals held them). Not until files get clusters of their own.
+    // Three files at once, each worker with a cluster of its own: most of a test's time is
+    // spent waiting on PostgreSQL, child processes and servers, so three workers on a
+    // 2-core machine take the suite from ~20 to ~11-13 minutes. BACKUPCTL_TEST_WORKERS
+    // overrides it (1: one file at a time).
+    maxWorkers: Number(process.env.BACKUPCTL_TEST_WORKERS ?? 3),
     reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
   },
 });

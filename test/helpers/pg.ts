@@ -1,10 +1,11 @@
 /**
- * Inside test files: the cluster started by global-setup.ts.
+ * Inside test files: this worker's cluster, started by global-setup.ts.
  *
  *   const pg = connectProvided();
  *   await pg.createDatabase('t_backup_1', fixturePath('tricky.sql'));
  *
- * Every test file shares the cluster: use unique database/role names.
+ * The test files run one after another on a worker share its cluster: use unique
+ * database/role names, and leave cluster-wide state (roles, settings) as you found it.
  */
 import { inject } from 'vitest';
 import { connectCluster, type ClusterClient } from './cluster.js';
@@ -13,10 +14,13 @@ import type { ProvidedPg } from './global-setup.js';
 export type ProvidedCluster = ClusterClient;
 
 export function connectProvided(): ProvidedCluster {
-  const info: ProvidedPg | undefined = inject('pg');
-  if (!info) {
+  const clusters: ProvidedPg[] | undefined = inject('pgClusters');
+  if (!clusters?.length) {
     throw new Error('No PostgreSQL cluster was provided: run the tests through vitest.config.ts (globalSetup).');
   }
+  const worker = Number(process.env.VITEST_POOL_ID ?? '1');
+  const info = clusters[(worker - 1) % clusters.length];
+  if (!info) throw new Error(`No PostgreSQL cluster for test worker ${worker}.`);
   return connectCluster(info);
 }
 
