@@ -58,7 +58,7 @@ import {
   TransientError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { answerSignal, backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
+import { answerSignal, backoffDelay, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type AzureLocation } from './settings.js';
 import {
   assertKey,
@@ -620,29 +620,70 @@ export class AzureBlobStorage implements Storage {
     }
   }
 
+  /**
+   * The blob's bytes, streamed. The SDK asks for the rest itself when an answer ends
+   * early (maxRetryRequests, pinned to the first answer's entity tag), but takes a
+   * connection dropped in the middle for an abort of ours: that is picked up here, where
+   * it broke (resumableDownload), with If-Match the entity tag of the first answer.
+   */
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
-    const name = this.blobName(key);
     const { signal, range } = options;
     if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
+    const first = await this.getOnce(key, range, signal);
+    const etag = first.etag;
+    if (etag === undefined) return first.body; // nothing to pin a resumed read to
+    return resumableDownload(
+      first.body,
+      async (delivered, stop) => {
+        const rest = { offset: (range?.offset ?? 0) + delivered, length: range?.length === undefined ? undefined : range.length - delivered };
+        if (rest.length === 0) return Readable.from([]);
+        try {
+          return (await this.getOnce(key, rest, stop, etag)).body;
+        } catch (error) {
+          if (error instanceof PreconditionFailedError) {
+            throw new StorageError('io', `reading ${key}: the blob was replaced while it was read`, { key, cause: error });
+          }
+          throw error;
+        }
+      },
+      { policy: this.retry, signal },
+    );
+  }
+
+  /** One download (of `range`, if given, and only of the version `ifMatch` names), guarded. */
+  private async getOnce(key: string, range: GetOptions['range'], signal: AbortSignal | undefined, ifMatch?: string): Promise<{ body: Readable; etag: string | undefined }> {
+    const name = this.blobName(key);
     const { bulk } = await this.connect();
     // After a stall, no longer than the stall budget allows (and not at all once it is spent).
     const abortSignal = answerSignal(this.budget, `reading ${key}`, key, signal);
     let body: Readable;
+    let etag: string | undefined;
     try {
-      const response = await bulk.getBlobClient(name).download(range?.offset ?? 0, range?.length, { abortSignal, maxRetryRequests: 5 });
+      const response = await bulk.getBlobClient(name).download(range?.offset ?? 0, range?.length, {
+        abortSignal,
+        maxRetryRequests: 5,
+        ...(ifMatch === undefined ? {} : { conditions: { ifMatch } }),
+      });
       body = response.readableStreamBody as Readable;
+      etag = response.etag;
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
-      if (restError(error).statusCode === 416 || codeOf(error) === 'InvalidRange') return Readable.from([]);
+      if (restError(error).statusCode === 416 || codeOf(error) === 'InvalidRange') return { body: Readable.from([]), etag: undefined };
       throw this.mapError(error, key, 'reading', abortSignal.aborted); // not the caller's (above): the timeout
     }
-    return guardReadable(body, {
+    const guarded = guardReadable(body, {
       key,
       signal,
       stallTimeoutMs: this.config.stallTimeoutMs,
-      mapError: (error) => this.mapError(error, key, 'reading'),
+      // The SDK's stream reports a connection dropped mid-answer as an AbortError; an
+      // abort of the caller's own ends the stream before (guardReadable).
+      mapError: (error) =>
+        restError(error).name === 'AbortError' && !signal?.aborted
+          ? new TransientError(`reading ${key}: the connection was lost in the middle of the answer`, { key, cause: error })
+          : this.mapError(error, key, 'reading'),
     });
+    return { body: guarded, etag };
   }
 
   async getBytes(key: string, maxBytes: number): Promise<Buffer> {

@@ -346,6 +346,51 @@ export function guardReadable(source: Readable, options: GuardOptions): Readable
   return out;
 }
 
+/**
+ * A download that survives a dropped connection: when the stream of `open(0)` fails with
+ * a TransientError (a reset, a connection closed before the end) after it started, the
+ * rest is asked for again from the byte reached, `open(delivered)`, after a backoff,
+ * until no byte has come for the retry policy's deadline. The consumer sees one stream
+ * of the whole, or the last error. Anything else (a stall, see StallBudget; permission;
+ * the object changed, which `open` must refuse by pinning its entity tag) fails at once.
+ * Back-pressure holds as for the stream itself: a part is asked for only when read.
+ */
+export function resumableDownload(
+  first: Readable,
+  open: (delivered: number, signal: AbortSignal) => Promise<Readable>,
+  options: { policy: RetryPolicy; signal?: AbortSignal | undefined },
+): Readable {
+  const closed = new AbortController();
+  const stop = options.signal ? AbortSignal.any([options.signal, closed.signal]) : closed.signal;
+  async function* parts(): AsyncGenerator<Buffer> {
+    let source: Readable | null = first;
+    let delivered = 0;
+    let failingSince: number | null = null;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        source ??= await open(delivered, stop);
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          delivered += chunk.length;
+          failingSince = null;
+          attempt = 1;
+          yield chunk;
+        }
+        return;
+      } catch (error) {
+        source = null;
+        if (!(error instanceof TransientError) || stop.aborted) throw error;
+        failingSince ??= performance.now();
+        const delay = backoffDelay(attempt, options.policy);
+        if (performance.now() - failingSince + delay > options.policy.deadlineMs) throw error;
+        await sleep(delay, stop);
+      }
+    }
+  }
+  const out = Readable.from(parts(), { objectMode: false, highWaterMark: 64 * 1024 });
+  out.once('close', () => closed.abort());
+  return out;
+}
+
 /** Reads a whole stream into memory, refusing more than `maxBytes` (then destroys it). */
 export async function readAll(stream: Readable, maxBytes: number, tooLarge: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -71,7 +71,7 @@ import {
   UnsupportedError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { answerSignal, backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, type RetryPolicy } from './resilience.js';
+import { answerSignal, backoffDelay, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type S3Location } from './settings.js';
 import {
   assertKey,
@@ -914,26 +914,58 @@ export class S3Storage implements Storage {
     }
   }
 
+  /**
+   * The object's bytes, streamed. A connection dropped in the middle is picked up where it
+   * broke (resumableDownload): the rest is asked for with a Range from there and If-Match
+   * the entity tag of the first answer, so that a resumed read never splices two versions
+   * of a key (one replaced meanwhile fails the read).
+   */
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
-    const objectKey = this.objectKey(key);
     const { signal, range } = options;
     if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
+    const first = await this.getOnce(key, range, signal);
+    const etag = first.etag;
+    if (etag === undefined) return first.body; // nothing to pin a resumed read to
+    return resumableDownload(
+      first.body,
+      async (delivered, stop) => {
+        const rest = { offset: (range?.offset ?? 0) + delivered, length: range?.length === undefined ? undefined : range.length - delivered };
+        if (rest.length === 0) return Readable.from([]);
+        try {
+          return (await this.getOnce(key, rest, stop, etag)).body;
+        } catch (error) {
+          if (error instanceof PreconditionFailedError) {
+            throw new StorageError('io', `reading ${key}: the object was replaced while it was read`, { key, cause: error });
+          }
+          throw error;
+        }
+      },
+      { policy: this.retry, signal },
+    );
+  }
+
+  /** One GetObject (of `range`, if given, and only of the version `ifMatch` names), guarded. */
+  private async getOnce(key: string, range: GetOptions['range'], signal: AbortSignal | undefined, ifMatch?: string): Promise<{ body: Readable; etag: string | undefined }> {
+    const objectKey = this.objectKey(key);
     const { reader } = await this.clients();
     // Until the answer starts, a stall is a timeout of our own; then guardReadable watches.
     // After a stall, no longer than the stall budget allows (and not at all once it is spent).
     const abortSignal = answerSignal(this.budget, `reading ${key}`, key, signal);
     let body: Readable;
+    let etag: string | undefined;
     try {
       const output = await reader.send(
         new GetObjectCommand({
           Bucket: this.bucket,
           Key: objectKey,
           ...(range ? { Range: `bytes=${range.offset}-${range.length === undefined ? '' : range.offset + range.length - 1}` } : {}),
+          ...(ifMatch === undefined ? {} : { IfMatch: ifMatch }),
         }),
         { abortSignal },
       );
       body = output.Body as Readable;
+      etag = output.ETag;
       if (range) {
         // Some servers (s3rver with bytes=0-0) answer with more than asked: cut it here.
         const served = /^bytes (\d+)-\d+\/\d+$/.exec(output.ContentRange ?? '');
@@ -946,15 +978,17 @@ export class S3Storage implements Storage {
       }
     } catch (error) {
       if (signal?.aborted) throw abortError(signal);
-      if (statusOf(error) === 416 || nameOf(error) === 'InvalidRange') return Readable.from([]);
+      if (statusOf(error) === 416 || nameOf(error) === 'InvalidRange') return { body: Readable.from([]), etag: undefined };
+      if (error instanceof StorageError) throw error;
       throw this.mapError(error, key, 'reading', abortSignal.aborted); // not the caller's (above): the timeout
     }
-    return guardReadable(body, {
+    const guarded = guardReadable(body, {
       key,
       signal,
       stallTimeoutMs: this.config.stallTimeoutMs,
       mapError: (error) => this.mapError(error, key, 'reading'),
     });
+    return { body: guarded, etag };
   }
 
   async getBytes(key: string, maxBytes: number): Promise<Buffer> {

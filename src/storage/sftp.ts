@@ -51,7 +51,7 @@ import {
 } from './errors.js';
 import { fingerprint, hostEntryName, hostKeyAlgorithms, keyTypeOf, knownKeysFor } from './known-hosts.js';
 import type { StorageRuntime } from './registry.js';
-import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, sleep, StallBudget, within, type RetryPolicy } from './resilience.js';
+import { backoffDelay, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, within, type RetryPolicy } from './resilience.js';
 import type { SftpLocation } from './settings.js';
 import {
   assertKey,
@@ -96,6 +96,15 @@ class ConnectionLost extends Error {
     super('the SFTP connection was lost');
     this.name = 'ConnectionLost';
   }
+}
+
+/** A file opened for reading, as it was when opened. */
+interface OpenFile {
+  session: Session;
+  handle: Buffer;
+  size: number;
+  /** Modification time (seconds), as fstat gave it. */
+  mtime: number;
 }
 
 interface Session {
@@ -719,12 +728,37 @@ export class SftpStorage implements Storage {
     }
   }
 
+  /**
+   * The file's bytes, streamed. A connection lost in the middle is picked up where it broke
+   * (resumableDownload): the file is opened again on a new connection and read on from
+   * there, if it is still the one first opened (same size and modification time: every
+   * file backupctl writes is renamed into place, so a replaced one has its own time).
+   */
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
     assertKey(key);
     const { signal, range } = options;
     if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
-    const { session, handle, size } = await this.request(key, 'reading', async (session) => {
+    const first = await this.openRead(key);
+    const start = Math.min(range?.offset ?? 0, first.size);
+    const end = range?.length === undefined ? first.size : Math.min(first.size, start + range.length);
+    return resumableDownload(
+      this.readRange(key, first, start, end, signal),
+      async (delivered, stop) => {
+        const again = await this.openRead(key);
+        if (again.size !== first.size || again.mtime !== first.mtime) {
+          this.closeRead(again);
+          throw new StorageError('io', `reading ${key}: the file was replaced while it was read`, { key });
+        }
+        return this.readRange(key, again, start + delivered, end, stop);
+      },
+      { policy: this.retry, signal },
+    );
+  }
+
+  /** Opens a file for reading (retried like any request): its session, handle, size and time. */
+  private async openRead(key: string): Promise<OpenFile> {
+    return this.request(key, 'reading', async (session) => {
       const path = this.pathOf(session, key);
       // Looked at before it is opened: the server's open() follows a symlink and waits on
       // a FIFO for a writer (for ever, and its session process with it).
@@ -739,10 +773,17 @@ export class SftpStorage implements Storage {
         await sftpCall<void>(session, (cb) => session.sftp.close(handle, cb)).catch(() => undefined);
         throw new HostileEntryError(key, entryKindOf(info));
       }
-      return { session, handle, size: info.size };
+      return { session, handle, size: info.size, mtime: info.mtime };
     });
-    const start = Math.min(range?.offset ?? 0, size);
-    const end = range?.length === undefined ? size : Math.min(size, start + range.length);
+  }
+
+  private closeRead(file: OpenFile): void {
+    if (file.session.alive) file.session.sftp.close(file.handle, () => undefined);
+  }
+
+  /** Bytes `start` .. `end - 1` of an open file, guarded; the file is closed when the stream ends. */
+  private readRange(key: string, file: OpenFile, start: number, end: number, signal: AbortSignal | undefined): Readable {
+    const { session, handle } = file;
     this.active += 1;
     this.idle(session);
     let released = false;
@@ -751,12 +792,11 @@ export class SftpStorage implements Storage {
       released = true;
       this.active -= 1;
       if (session.alive) {
-        session.sftp.close(handle, () => undefined);
+        this.closeRead(file);
         this.idle(session);
       }
     };
-    const stream = pipelinedReader(session, handle, start, end);
-    return guardReadable(stream, {
+    return guardReadable(pipelinedReader(session, handle, start, end), {
       key,
       signal,
       stallTimeoutMs: this.config.stallTimeoutMs,

@@ -1,8 +1,9 @@
 /**
  * Fault injection between a storage driver and a real server, on loopback:
  * - an HTTP proxy (S3, Azure) that can answer the next requests with a status of our
- *   choosing (503 then success, 403 AccessDenied), reset connections, or stall an
- *   upload after N bytes of request body (stop reading, never answer);
+ *   choosing (503 then success, 403 AccessDenied), reset connections, stall an upload
+ *   after N bytes of request body (stop reading, never answer), or drop a connection
+ *   after N bytes of an answer's body (a download broken in the middle);
  * - a TCP proxy (SFTP) that can stall every connection after N bytes from the client, or
  *   freeze altogether (a hung server: connections accepted, nothing answered).
  * Everything else is forwarded unchanged (Host header included: SigV4 signs it).
@@ -20,7 +21,8 @@ export interface CannedResponse {
 type Rule =
   | { kind: 'respond'; match: (req: http.IncomingMessage) => boolean; response: CannedResponse; remaining: number }
   | { kind: 'reset'; match: (req: http.IncomingMessage) => boolean; remaining: number }
-  | { kind: 'stall'; match: (req: http.IncomingMessage) => boolean; afterBytes: number; remaining: number };
+  | { kind: 'stall'; match: (req: http.IncomingMessage) => boolean; afterBytes: number; remaining: number }
+  | { kind: 'cut'; match: (req: http.IncomingMessage) => boolean; afterBytes: number; remaining: number };
 
 export interface HttpFaultProxy {
   /** `http://127.0.0.1:PORT` */
@@ -28,12 +30,16 @@ export interface HttpFaultProxy {
   port: number;
   /** Requests seen, as "METHOD path?query". */
   readonly requests: string[];
+  /** The headers of each request in `requests`, at the same index. */
+  readonly headers: http.IncomingHttpHeaders[];
   /** The next `count` matching requests get `response` instead of reaching the server. */
   respond(count: number, response: CannedResponse, match?: (req: http.IncomingMessage) => boolean): void;
   /** The next `count` matching requests have their connection destroyed (ECONNRESET at the client). */
   reset(count: number, match?: (req: http.IncomingMessage) => boolean): void;
   /** The next `count` matching requests: forward `afterBytes` of the body, then stop reading and never answer. */
   stall(count: number, afterBytes: number, match?: (req: http.IncomingMessage) => boolean): void;
+  /** The next `count` matching requests: forward the answer's head and `afterBytes` of its body, then destroy the connection. */
+  cut(count: number, afterBytes: number, match?: (req: http.IncomingMessage) => boolean): void;
   /** Drops every pending rule. */
   clear(): void;
   close(): Promise<void>;
@@ -44,6 +50,7 @@ const any = () => true;
 export async function startHttpFaultProxy(target: { host: string; port: number }): Promise<HttpFaultProxy> {
   let rules: Rule[] = [];
   const requests: string[] = [];
+  const headers: http.IncomingHttpHeaders[] = [];
   const sockets = new Set<net.Socket>();
   const stalled: Array<() => void> = [];
 
@@ -56,6 +63,7 @@ export async function startHttpFaultProxy(target: { host: string; port: number }
 
   const server = http.createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
+    headers.push(req.headers);
     const rule = take(req);
     if (rule?.kind === 'respond') {
       req.resume();
@@ -73,7 +81,22 @@ export async function startHttpFaultProxy(target: { host: string; port: number }
       { host: target.host, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+        if (rule?.kind !== 'cut') {
+          answer.pipe(res);
+          return;
+        }
+        let sent = 0;
+        answer.on('data', (chunk: Buffer) => {
+          const room = rule.afterBytes - sent;
+          if (room <= 0) return;
+          sent += Math.min(room, chunk.length);
+          res.write(chunk.subarray(0, room), () => {
+            if (sent >= rule.afterBytes) {
+              res.socket?.destroy();
+              answer.destroy();
+            }
+          });
+        });
       },
     );
     upstream.on('error', () => res.destroy());
@@ -110,9 +133,11 @@ export async function startHttpFaultProxy(target: { host: string; port: number }
     endpoint: `http://127.0.0.1:${port}`,
     port,
     requests,
+    headers,
     respond: (count, response, match = any) => rules.push({ kind: 'respond', match, response, remaining: count }),
     reset: (count, match = any) => rules.push({ kind: 'reset', match, remaining: count }),
     stall: (count, afterBytes, match = any) => rules.push({ kind: 'stall', match, afterBytes, remaining: count }),
+    cut: (count, afterBytes, match = any) => rules.push({ kind: 'cut', match, afterBytes, remaining: count }),
     clear: () => {
       rules = [];
     },

@@ -1,11 +1,13 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
+import { readAll } from '../../src/storage/resilience.js';
 import { S3Storage } from '../../src/storage/s3.js';
 import { parseStorageLocation, type S3Location } from '../../src/storage/settings.js';
 import {
@@ -14,6 +16,7 @@ import {
   NotFoundError,
   PermissionError,
   StalledError,
+  StorageError,
   TooLargeError,
   type Storage,
 } from '../../src/storage/storage.js';
@@ -103,6 +106,36 @@ describe('s3 driver: retries, stalls, credentials, capabilities', () => {
     await storage.putBytes('retry/x.bin', Buffer.from('made it'));
     expect((await storage.getBytes('retry/x.bin', 100)).toString()).toBe('made it');
     expect(proxy.requests.slice(before).filter((line) => line.startsWith('PUT')).length).toBe(4);
+    await storage.close();
+  });
+
+  it('a download whose connection drops in the middle resumes where it broke (Range, If-Match), bytes intact', async () => {
+    const storage = open('&retry-deadline=20s');
+    await storage.open();
+    const data = randomBytes(12 * MIB);
+    await storage.putBytes('resume/x.bin', data);
+    proxy.clear();
+    const before = proxy.requests.length;
+    const isGet = (req: IncomingMessage) => req.method === 'GET' && (req.url ?? '').includes('resume/x.bin');
+    proxy.cut(2, 3 * MIB, isGet);
+    expect(sha256(await readAll(await storage.get('resume/x.bin'), 20 * MIB, () => new Error('too large')))).toBe(sha256(data));
+    const gets = proxy.headers.slice(before).filter((_, i) => proxy.requests[before + i]?.startsWith('GET'));
+    expect(gets).toHaveLength(3);
+    expect(gets[0]?.range).toBeUndefined();
+    expect(gets[1]?.range).toMatch(/^bytes=\d+-$/);
+    expect(gets[1]?.['if-match']).toBeTruthy();
+    expect(Number(/\d+/.exec(gets[2]?.range ?? '')?.[0])).toBeGreaterThan(Number(/\d+/.exec(gets[1]?.range ?? '')?.[0]));
+    // A range read resumes within its range.
+    proxy.cut(1, 1 * MIB, isGet);
+    const part = await readAll(await storage.get('resume/x.bin', { range: { offset: 5 * MIB, length: 4 * MIB } }), 20 * MIB, () => new Error('too large'));
+    expect(sha256(part)).toBe(sha256(data.subarray(5 * MIB, 9 * MIB)));
+    // Replaced meanwhile (the resumed GET's If-Match fails): the read fails, never splices two versions.
+    proxy.cut(1, 1 * MIB, isGet);
+    proxy.respond(1, { status: 412, body: '<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>' }, (req) => isGet(req) && req.headers['if-match'] !== undefined);
+    const failure = await readAll(await storage.get('resume/x.bin'), 20 * MIB, () => new Error('too large')).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(StorageError);
+    expect((failure as StorageError).code).toBe('io');
+    proxy.clear();
     await storage.close();
   });
 

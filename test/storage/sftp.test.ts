@@ -1,9 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { readdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, rename, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
-import { ConfigurationError, CredentialsError, HostileEntryError, HostKeyError, NotFoundError, StalledError } from '../../src/storage/storage.js';
+import { ConfigurationError, CredentialsError, HostileEntryError, HostKeyError, NotFoundError, StalledError, StorageError } from '../../src/storage/storage.js';
 import { startTcpFaultProxy, type TcpFaultProxy } from '../helpers/fault-proxy.js';
 import { sshdUnavailable, startSshd, uniquePrefix, waitForPort, type SshdServer } from '../helpers/storage-servers.js';
 import { generatedStream, storageConformance } from './conformance.js';
@@ -200,6 +201,42 @@ if (unavailable) {
         expect((await storage.getBytes('a.txt', 10)).toString()).toBe('one');
         await storage.close();
       });
+
+      it('a connection lost in the middle of a download is picked up where it broke; a file replaced meanwhile fails the read', async () => {
+        const dir = path.join(server.root, uniquePrefix('resume'));
+        const storage = openStorage(url(dir, { port: proxy.port, knownHosts: proxyKnownHosts, extra: '&retry-deadline=20s' }), '/');
+        proxy.stallAfter(null);
+        const data = randomBytes(16 * MIB);
+        await storage.putBytes('x.bin', data);
+        // Reads 2 MiB, drops every connection, reads the rest.
+        const readAcrossReset = async (replace?: () => Promise<void>): Promise<Buffer> => {
+          const stream = await storage.get('x.bin');
+          const chunks: Buffer[] = [];
+          let total = 0;
+          let dropped = false;
+          for await (const chunk of stream as AsyncIterable<Buffer>) {
+            chunks.push(chunk);
+            total += chunk.length;
+            if (!dropped && total >= 2 * MIB) {
+              dropped = true;
+              await replace?.();
+              proxy.resetAll();
+            }
+          }
+          return Buffer.concat(chunks);
+        };
+        const whole = await readAcrossReset();
+        expect(whole.length).toBe(data.length);
+        expect(whole.equals(data)).toBe(true);
+        const error = await readAcrossReset(async () => {
+          await writeFile(path.join(dir, 'x.bin.new'), randomBytes(16 * MIB));
+          await utimes(path.join(dir, 'x.bin.new'), new Date(), new Date(Date.now() + 5000));
+          await rename(path.join(dir, 'x.bin.new'), path.join(dir, 'x.bin'));
+        }).catch((failure: unknown) => failure);
+        expect(error).toBeInstanceOf(StorageError);
+        expect((error as StorageError).code).toBe('io');
+        await storage.close();
+      }, 60_000);
     });
 
     it('an idle connection does not keep the process alive', async () => {
