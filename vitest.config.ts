@@ -10,8 +10,9 @@ export default defineConfig({
     pool: 'forks',
     // Three files at once, each worker with a cluster of its own: most of a test's time is
     // spent waiting on PostgreSQL, child processes and servers, so three workers on a
-    // 2-core machine take the suite from ~20 to ~11-13 minutes. BACKUPCTL_TEST_WORKERS
-    // overrides it (1: one file at a time).
+    // 2-core machine take the suite from ~20 to ~9-10 minutes (fresh-clone .ci/run, both
+    // Node versions: ~31 -> ~25 minutes). BACKUPCTL_TEST_WORKERS overrides it (1: one file
+    // at a time).
     maxWorkers: Number(process.env.BACKUPCTL_TEST_WORKERS ?? 3),
     reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
   },
