@@ -160,7 +160,7 @@ interface Prepared {
  * target and what the archive needs from the server, and decide the mode.
  */
 async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepared> {
-  const { sidecar, storage } = await findBackup(request.scope, request.ref, { tag: request.tag });
+  const { sidecar, storage } = await findBackup(request.scope, request.ref, { tag: request.tag, into: request.targetDb });
   const pgBinDir = request.pgBinDir(sidecar.profile);
   if (request.clean && request.force) throw usageError('--clean and --force cannot be used together', '--clean replaces the target; --force restores into it as it is');
   const server = request.server(sidecar);
@@ -359,6 +359,13 @@ async function makePlan(
   if (selection.refusal) {
     refusal = selection.refusal;
     refusalHint = selection.hint;
+  }
+  // --clean swaps a whole database in: with a selection, the target would hold only it
+  // (pg_restore --clean --table drops and recreates that table in place, which a swap cannot).
+  if (!refusal && mode === 'replace' && (request.schemas.length > 0 || request.tables.length > 0)) {
+    const what = request.tables.length > 0 ? '--table' : '--schema';
+    refusal = `--clean replaces the whole database "${target}": with ${what} it would hold only what is selected, and everything else in it would be left in the old one`;
+    refusalHint = `restore the selection into a new database (-d ${derivedName(target, '_part')} --create) and move what you need from there, or into "${target}" as it is with --force (a table that is there already is an error)`;
   }
   // A data-only archive holds rows but no tables: it loads only into a database that has
   // them, with their triggers off while it does (as pg_restore advises), else an audit

@@ -7,7 +7,7 @@ import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
-import { profileOfConnection } from './profile-name.js';
+import { profileNameFor, profileOfConnection } from './profile-name.js';
 
 /**
  * Where commands over existing backups (list, show, verify, restore, status, delete) look:
@@ -187,13 +187,18 @@ async function profilesPresent(storage: Storage, wanted: string): Promise<string
  * whole id, or a unique prefix of an id or of its random part. Not found, and an ambiguous
  * prefix (listing the candidates), are usage errors (exit 2).
  */
-export async function findBackup(scope: BackupScope, ref: string, options: { tag?: string | undefined } = {}): Promise<LocatedBackup> {
+export async function findBackup(
+  scope: BackupScope,
+  ref: string,
+  options: { tag?: string | undefined; into?: string | undefined } = {},
+): Promise<LocatedBackup> {
   const storages = scope.locations.map((l) => l.storage.location).join(', ');
   if (ref === 'latest') {
     // The profile meant without --profile (defaultProfile, the config's only one; with no
     // profiles in the config, the one named after the database, as for create): the newest
     // backup of another profile is never what `restore latest --clean` should take.
-    const derived = scope.profile ?? implicitProfile(scope.settings) ?? (scope.settings.profiles.size === 0 ? profileOfConnection(scope.settings) : undefined);
+    let derived = scope.profile ?? implicitProfile(scope.settings) ?? (scope.settings.profiles.size === 0 ? profileOfConnection(scope.settings) : undefined);
+    if (derived === undefined && scope.settings.profiles.size === 0 && options.into !== undefined) derived = await profileOfTarget(scope, options.into);
     const profile = typeof derived === 'object' ? derived.name : derived;
     const narrowed = profile === scope.profile ? scope : { ...scope, profile };
     if (typeof derived === 'object') await assertDerivedProfile(narrowed, derived);
@@ -209,6 +214,31 @@ export async function findBackup(scope: BackupScope, ref: string, options: { tag
     return found;
   }
   return locateById(scope, ref, (location, profile, id) => readLocated(location, profile, id));
+}
+
+/**
+ * `restore latest` with no profile named anywhere (no config, no database in --db-url,
+ * DATABASE_URL or PGDATABASE): the profile of the database it restores into when that one
+ * has backups here; any profile when at most one has; otherwise which database's backup
+ * is meant cannot be told, and restoring the newest of any into `into` is refused.
+ */
+async function profileOfTarget(scope: BackupScope, into: string): Promise<string | undefined> {
+  const present = new Set<string>();
+  for (const location of scope.locations) {
+    try {
+      for (const { profile } of await location.catalog.completed()) present.add(profile);
+    } catch (error) {
+      throw storageError(error, location.storage.location, 'listing the backups', 'read');
+    }
+  }
+  const own = profileNameFor(into);
+  if (present.has(own)) return own;
+  if (present.size <= 1) return undefined;
+  const names = [...present].sort();
+  throw usageError(
+    `"latest" is not clear here: there are backups of ${names.length} databases (${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}) and none of "${into}"; without a config, "restore latest" takes the newest backup of the database it restores into`,
+    `say whose with --profile NAME (or PGDATABASE), or name the backup by its id ("backupctl list")`,
+  );
 }
 
 /** A backup found by id whose sidecar is there but cannot be read (see Catalog.readForRemoval). */

@@ -42,9 +42,10 @@ export interface TargetState {
   /** Owner of the database when it exists. */
   owner: string | null;
   /**
-   * User objects in the database: relations, functions, types outside system schemas, and
-   * large objects. null when it does not take connections (ALLOW_CONNECTIONS false, as an
-   * operator sets it to keep users out before a restore): counted as not empty.
+   * User objects in the database (USER_OBJECTS_SQL): anything created in it since initdb,
+   * a type, a publication or a foreign server as much as a table, and large objects. null
+   * when it does not take connections (ALLOW_CONNECTIONS false, as an operator sets it to
+   * keep users out before a restore): counted as not empty.
    */
   objects: number | null;
   /** Other sessions connected to it now. */
@@ -58,6 +59,42 @@ export interface TargetState {
    */
   ownSettings: string[];
 }
+
+/**
+ * Counts what was created in a database after initdb: a row of any catalog of database
+ * objects with an OID from FirstNormalObjectId (16384) on (what initdb makes, plpgsql and
+ * `public` included, is below it), except the temporary schemas sessions make and what is
+ * in them; the database's subscriptions; every large object (their OIDs may be chosen).
+ * A database holding only an enum, a text search configuration or a foreign server is not
+ * empty: a restore that took it for empty would drop them without being asked to.
+ */
+const USER_OBJECTS_SQL = `
+WITH temp AS (SELECT oid FROM pg_namespace WHERE nspname LIKE 'pg\\_temp\\_%' OR nspname LIKE 'pg\\_toast\\_temp\\_%')
+SELECT ((SELECT count(*) FROM pg_class WHERE oid >= 16384 AND relnamespace NOT IN (SELECT oid FROM temp))
+      + (SELECT count(*) FROM pg_namespace WHERE oid >= 16384 AND oid NOT IN (SELECT oid FROM temp))
+      + (SELECT count(*) FROM pg_type WHERE oid >= 16384 AND typrelid = 0 AND typnamespace NOT IN (SELECT oid FROM temp))
+      + (SELECT count(*) FROM pg_proc WHERE oid >= 16384 AND pronamespace NOT IN (SELECT oid FROM temp))
+      + (SELECT count(*) FROM pg_collation WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_conversion WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_operator WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_opfamily WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_opclass WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_am WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_cast WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_language WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_transform WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_extension WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_ts_config WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_ts_dict WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_ts_parser WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_ts_template WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_foreign_data_wrapper WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_foreign_server WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_publication WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_event_trigger WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_default_acl WHERE oid >= 16384)
+      + (SELECT count(*) FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()))
+      + (SELECT count(*) FROM pg_largeobject_metadata))::int8 AS n`;
 
 export async function inspectDatabase(settings: ConnectionSettings, name: string): Promise<TargetState> {
   const exists = await withMaintenance(settings, async (client) => {
@@ -84,16 +121,7 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
   if (!exists.allowConnections) return { exists: true, owner: exists.owner, objects: null, sessions: exists.sessions, ownSettings: exists.ownSettings };
   const client = await connect(settings, name);
   try {
-    const { rows } = await client.query<{ n: string }>(
-      `SELECT ((SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
-                   AND n.nspname NOT LIKE 'pg\\_temp\\_%')
-             + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
-             + (SELECT count(*) FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public')
-                   AND nspname NOT LIKE 'pg\\_%')
-             + (SELECT count(*) FROM pg_largeobject_metadata))::int8 AS n`,
-    );
+    const { rows } = await client.query<{ n: string }>(USER_OBJECTS_SQL);
     return { exists: true, owner: exists.owner, objects: Number(rows[0]?.n ?? 0), sessions: exists.sessions, ownSettings: exists.ownSettings };
   } finally {
     await client.end().catch(() => undefined);

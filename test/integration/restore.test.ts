@@ -216,6 +216,42 @@ describe('restore: safety', () => {
     expect(await relatives(target, 'restoring')).toEqual([]);
   });
 
+  it('a target holding no table or function, only types, a text search configuration, a foreign server, a publication, a collation, is not empty: refused (exit 2), nothing dropped', async () => {
+    for (const [i, ddl] of [
+      "CREATE TYPE public.mood AS ENUM ('ok', 'sad'); CREATE DOMAIN public.positive AS int CHECK (VALUE > 0)",
+      'CREATE TEXT SEARCH CONFIGURATION public.simple_copy (COPY = pg_catalog.simple)',
+      'CREATE FOREIGN DATA WRAPPER qa_fdw; CREATE SERVER qa_server FOREIGN DATA WRAPPER qa_fdw',
+      'CREATE PUBLICATION qa_pub',
+      `CREATE COLLATION public.c_copy (LOCALE = 'C')`,
+    ].entries()) {
+      const target = newDb(`rst_onlytypes${i}`);
+      await cluster.createDatabase(target);
+      await cluster.query(target, ddl);
+      const dry = await restore(ids.chinook, ['--target-db', target, '--dry-run']);
+      expect(dry.code, ddl).toBe(2);
+      const run = await restore(ids.chinook, ['--target-db', target, '--yes']);
+      expect(run.code, ddl).toBe(2);
+      expect(failureLines(run.stderr).error).toMatch(new RegExp(`target database "${target}" is not empty .*nothing was changed`));
+      expect(await databaseExists(target)).toBe(true);
+      expect(await relatives(target, 'old')).toEqual([]);
+    }
+  });
+
+  it('--clean with --table or --schema is refused (exit 2): the target would hold only the selection; nothing changed', async () => {
+    const target = newDb('rst_clean_sel');
+    const before = await makeOccupied(target);
+    for (const selection of [['--table', 'album'], ['--schema', 'public']]) {
+      const run = await restore(ids.chinook, ['--target-db', target, '--clean', '--drop-old', '--yes', ...selection]);
+      expect(run.code, selection.join(' ')).toBe(2);
+      const { error, hint } = failureLines(run.stderr);
+      expect(error).toMatch(/--clean replaces the whole database .* would hold only what is selected/);
+      expect(hint).toMatch(/--create/);
+      expect(await fingerprint(target)).toEqual(before);
+      expect(await relatives(target, 'restoring')).toEqual([]);
+      expect(await relatives(target, 'old')).toEqual([]);
+    }
+  });
+
   it('a target that does not exist needs --create (exit 2), and nothing is created', async () => {
     const target = newDb('rst_absent');
     const run = await restore(ids.chinook, ['--target-db', target]);

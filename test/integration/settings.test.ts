@@ -176,6 +176,15 @@ describe('without a config, a profile is one database\'s series', () => {
     const anyProfile = await runCli(['show', 'latest', '--json', '--storage', storage], { env: baseEnv(), cwd: bare });
     expect(anyProfile.code, anyProfile.stderr).toBe(0);
     expect(parseJsonStdout(anyProfile.stdout)).toMatchObject({ profile: vault });
+    // ... but restore latest takes the newest backup of the database it restores into, and
+    // refuses to guess when that one has none and several databases have.
+    const server = baseEnv({ ...cluster.env(app), PGDATABASE: undefined });
+    const intoApp = await runCli(['restore', 'latest', '-d', app, '--clean', '--dry-run', '--json', '--storage', storage], { env: server, cwd: bare });
+    expect(intoApp.code, intoApp.stderr).toBe(0);
+    expect(parseJsonStdout(intoApp.stdout)).toMatchObject({ plan: { backup: { profile: app } } });
+    const elsewhere = await runCli(['restore', 'latest', '-d', `${app}_copy`, '--create', '--dry-run', '--storage', storage], { env: server, cwd: bare });
+    expect(elsewhere.code, elsewhere.stderr).toBe(2);
+    expect(elsewhere.stderr).toMatch(/"latest" is not clear here: there are backups of 2 databases/);
   });
 
   it('create --profile with no database named anywhere is exit 2 (libpq would take the user\'s name), and writes nothing; naming one is fine', async () => {
