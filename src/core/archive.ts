@@ -96,7 +96,9 @@ class UnpackError extends Error {}
  */
 export async function archiveProblems(sidecar: Sidecar, archive: Pick<LocalArchive, 'digest' | 'plaintextProblems'>): Promise<string[]> {
   const [stored, plaintext] = await Promise.all([archive.digest(), archive.plaintextProblems()]);
-  return [...digestMismatches('artifact', sidecar.artifact, stored), ...plaintext];
+  // Stored bytes that are not the ones written explain whatever decoding them then found.
+  const mismatches = digestMismatches('artifact', sidecar.artifact, stored);
+  return mismatches.length > 0 ? mismatches : plaintext;
 }
 
 /** Differences between what the sidecar promises and what was read. */

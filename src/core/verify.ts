@@ -202,7 +202,9 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
     const opening = (streamed ? openStreamedArchive : openArchive)(storage, sidecar, { workDir: request.workDir, signal: runtime.signal, keys });
     archive = await opening.catch((error: unknown) => {
       if (!(error instanceof ArchiveUnreadableError)) throw error;
-      mismatches.push(...digestMismatches('artifact', sidecar.artifact, error.digest));
+      const stored = digestMismatches('artifact', sidecar.artifact, error.digest);
+      // Damaged stored bytes explain why they cannot be decoded: the damage alone is reported.
+      if (stored.length > 0) throw new Mismatch([...mismatches, ...stored]);
       throw new Mismatch(mismatches, `the archive cannot be read back: ${error.reason}`);
     });
     // The re-hash runs alongside the checks below (it reads the file; they run pg_restore
@@ -222,9 +224,9 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
       if (runtime.signal.aborted) throw error;
       const problems = await corrupt().catch(() => []);
       if (problems.length) {
-        // Corruption explains whatever else went wrong: report it (exit 3) with the rest.
-        const found = error instanceof Mismatch ? error : null;
-        throw new Mismatch([...new Set([...problems, ...(found?.problems ?? [])])], found?.failure ?? (found ? undefined : (error as Error).message));
+        // Corruption explains whatever else went wrong (pg_restore read an archive cut short
+        // where the damage was found): it alone is reported (exit 3).
+        throw new Mismatch(problems);
       }
       throw error;
     }
