@@ -13,6 +13,7 @@ import {
   existingRoles,
   existingTablespaces,
   inspectDatabase,
+  lockRestoreTarget,
   isSuperuser,
   databaseNames,
   missingRoles,
@@ -152,6 +153,8 @@ interface Prepared {
   schemas: { create: string[]; dropPublic: boolean };
   /** The dump ids the --schema/--table selection restores (checkSelection); null without one. */
   selected: Set<number> | null;
+  /** Ends the restore's hold on its target (lockRestoreTarget); a dry run holds nothing. */
+  release: () => Promise<void>;
 }
 
 /**
@@ -159,7 +162,7 @@ interface Prepared {
  * mismatch, before any database is touched), read its table of contents, inspect the
  * target and what the archive needs from the server, and decide the mode.
  */
-async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepared> {
+async function prepare(request: RestoreRequest, runtime: Runtime, options: { lock?: boolean } = {}): Promise<Prepared> {
   const { sidecar, storage } = await findBackup(request.scope, request.ref, { tag: request.tag, into: request.targetDb });
   const pgBinDir = request.pgBinDir(sidecar.profile);
   if (request.clean && request.force) throw usageError('--clean and --force cannot be used together', '--clean replaces the target; --force restores into it as it is');
@@ -191,6 +194,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     }
     throw error;
   }
+  let lock: { release: () => Promise<void> } | null = null;
   try {
     const mismatches = digestMismatches('artifact', sidecar.artifact, await archive.digest());
     if (mismatches.length) {
@@ -203,6 +207,16 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir, path: runtime.env.PATH, of: 'archive' });
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
     const toc = await archive.toc(pgRestore.path, offline).catch((error: unknown) => damageOr(error, sidecar, archive));
+    // A run that will change something holds the target's lock from before it looks at it.
+    if (options.lock) {
+      lock = await lockRestoreTarget(server, target);
+      if (!lock) {
+        throw new BackupctlError(`another restore into "${target}" is running on ${describeServer(server)}; nothing was changed`, {
+          exitCode: ExitCode.BUSY,
+          hint: `wait for it to end (SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = 'backupctl'), then run this again`,
+        });
+      }
+    }
     const targetState = await inspectDatabase(server, target);
 
     let globalsSql: string | null = null;
@@ -236,8 +250,9 @@ async function prepare(request: RestoreRequest, runtime: Runtime): Promise<Prepa
     // otherwise once pg_restore has read it, before the staging database takes the
     // target's place (see restoreBackup), so that hashing overlaps the restore.
     if (!plan.staging) await assertIntact(sidecar, archive);
-    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas, selected: selection.selected };
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas, selected: selection.selected, release: lock ? lock.release : async () => undefined };
   } catch (error) {
+    await lock?.release();
     await archive.dispose();
     throw error;
   }
@@ -489,7 +504,7 @@ export async function restoreBackup(
 
 async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (plan: RestorePlan) => Promise<void>): Promise<RestoreResult> {
   const started = performance.now();
-  const prepared = await prepare(request, runtime);
+  const prepared = await prepare(request, runtime, { lock: true });
   const { plan, sidecar, archive, pgRestore, server } = prepared;
   try {
     if (plan.refusal || !plan.mode) {
@@ -612,6 +627,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
       countsChecked,
     };
   } finally {
+    await prepared.release();
     await archive.dispose();
   }
 }

@@ -128,6 +128,31 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
   }
 }
 
+/** The first key of the advisory locks restores take on their target's name ('bctr'). */
+const RESTORE_LOCK_CLASS = 0x62637472;
+
+/**
+ * Takes the server's advisory lock on a restore's target name, held by a session of its
+ * own (in the maintenance database, never the target) until `release` ends it: a second
+ * restore into the same database on the same server finds it taken (null) instead of
+ * racing the first one for staging names and the swap. A killed run's session ends, and
+ * its lock with it.
+ */
+export async function lockRestoreTarget(settings: ConnectionSettings, target: string): Promise<{ release: () => Promise<void> } | null> {
+  const client = await connectMaintenance(settings, [target]);
+  try {
+    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::int4, hashtext($2)) AS locked', [RESTORE_LOCK_CLASS, target]);
+    if (rows[0]?.locked !== true) {
+      await client.end().catch(() => undefined);
+      return null;
+    }
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw queryError(error, `cannot lock the restore target "${target}"`);
+  }
+  return { release: () => client.end().catch(() => undefined) };
+}
+
 /** CREATE DATABASE from template0 (so nothing of template1 leaks in), with the given encoding. */
 export async function createDatabase(settings: ConnectionSettings, name: string, options: CreateOptions = {}): Promise<void> {
   await withMaintenance(settings, (client) => createOn(client, name, options));

@@ -16,6 +16,7 @@
 import { execa } from 'execa';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { globalsNames } from '../../src/pg/globals.js';
 import { backUpSamples, createBackup, makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
@@ -250,6 +251,28 @@ describe('restore: safety', () => {
       expect(await relatives(target, 'restoring')).toEqual([]);
       expect(await relatives(target, 'old')).toEqual([]);
     }
+  });
+
+  it('a second restore into a target another restore is working on is exit 4 (the server\'s advisory lock on the name), nothing changed; free again once it ends', async () => {
+    const target = newDb('rst_locked');
+    const before = await makeOccupied(target);
+    // What a running restore holds (lockRestoreTarget): a session of another run.
+    const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'postgres' });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1::int4, hashtext($2))', [0x62637472, target]);
+      const run = await restore(ids.chinook, ['--target-db', target, '--clean', '--yes']);
+      expect(run.code, run.stderr).toBe(4);
+      expect(failureLines(run.stderr).error).toMatch(new RegExp(`another restore into "${target}" is running .*nothing was changed`));
+      expect(await fingerprint(target)).toEqual(before);
+      expect(await relatives(target, 'restoring')).toEqual([]);
+      // A dry run takes no lock.
+      expect((await restore(ids.chinook, ['--target-db', target, '--clean', '--dry-run'])).code).toBe(0);
+    } finally {
+      await holder.end();
+    }
+    const after = await restore(ids.chinook, ['--target-db', target, '--clean', '--drop-old', '--yes']);
+    expect(after.code, after.stderr).toBe(0);
   });
 
   it('a target that does not exist needs --create (exit 2), and nothing is created', async () => {

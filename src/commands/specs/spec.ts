@@ -73,7 +73,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   1    the operation failed (server unreachable, pg_dump failed, disk full, ...)
   2    usage or configuration error (bad flag or config, unknown profile or id, wrong password, missing database, no suitable pg_dump)
   3    verification failed: a backup is corrupt or does not match its sidecar
-  4    busy: another run holds the lock of this profile
+  4    busy: another run holds the lock of this profile (restore: of the target database)
   5    status or check found a problem (stale, unhealthy, not ready)
   130  interrupted (SIGINT/SIGTERM); what the run had begun was undone`;
 
