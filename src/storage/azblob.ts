@@ -58,7 +58,7 @@ import {
   TransientError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { answerSignal, backoffDelay, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
+import { answerSignal, backoffDelay, boundedSignal, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type AzureLocation } from './settings.js';
 import {
   assertKey,
@@ -346,11 +346,8 @@ export class AzureBlobStorage implements Storage {
         stalled = true;
         stop.abort(new Error('stalled'));
       });
-      const bounds: AbortSignal[] = [stop.signal];
-      if (limit !== null) bounds.push(AbortSignal.timeout(Math.max(1, limit)));
-      if (attempt > 1) bounds.push(AbortSignal.timeout(Math.max(1, Math.ceil(this.retry.deadlineMs - (performance.now() - started)))));
-      if (signal) bounds.push(signal);
-      const abortSignal = bounds.length === 1 ? stop.signal : AbortSignal.any(bounds);
+      const bound = Math.min(limit ?? Infinity, attempt > 1 ? this.retry.deadlineMs - (performance.now() - started) : Infinity);
+      const abortSignal = bound === Infinity && !signal ? stop.signal : boundedSignal(bound, stop.signal, signal);
       let mapped: unknown;
       watch.busy();
       try {

@@ -249,8 +249,32 @@ export function answerSignal(budget: StallBudget, what: string, key: string, sig
     if (signal?.aborted) throw abortError(signal);
     throw error;
   }
-  const timeout = AbortSignal.timeout(Math.ceil(Math.min(budget.stallTimeoutMs, limit ?? Infinity)));
-  return signal ? AbortSignal.any([signal, timeout]) : timeout;
+  return boundedSignal(Math.min(budget.stallTimeoutMs, limit ?? Infinity), signal);
+}
+
+/**
+ * A signal that fires after `ms` (a TimeoutError, as AbortSignal.timeout's) or when any
+ * of `signals` does. Its timer holds it: a timeout signal that only AbortSignal.any refers
+ * to is held weakly, and Node may collect it before it fires (a download resumed against a
+ * stopped server then waited for ever, until the server came back). The timer does not
+ * keep the process alive.
+ */
+export function boundedSignal(ms: number, ...signals: Array<AbortSignal | undefined>): AbortSignal {
+  const controller = new AbortController();
+  for (const signal of signals) {
+    if (!signal) continue;
+    if (signal.aborted) {
+      controller.abort(signal.reason);
+      return controller.signal;
+    }
+    signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true, signal: controller.signal });
+  }
+  if (Number.isFinite(ms)) {
+    const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), Math.max(1, Math.ceil(ms)));
+    timer.unref();
+    controller.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+  }
+  return controller.signal;
 }
 
 /**

@@ -71,7 +71,7 @@ import {
   UnsupportedError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { answerSignal, backoffDelay, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, type RetryPolicy } from './resilience.js';
+import { answerSignal, backoffDelay, boundedSignal, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type S3Location } from './settings.js';
 import {
   assertKey,
@@ -649,7 +649,7 @@ export class S3Storage implements Storage {
     if (error instanceof StorageError) return error;
     const name = nameOf(error);
     const status = statusOf(error);
-    if (name === 'AbortError') return error;
+    if (name === 'AbortError' && !stalled) return error;
     const what = key === '' ? `${doing} in bucket ${this.bucket}` : `${doing} ${key}`;
     const options = { key, cause: error };
     if (name === 'NoSuchBucket') {
@@ -696,15 +696,14 @@ export class S3Storage implements Storage {
   private async limited<T>(key: string, doing: string, send: (options: { abortSignal?: AbortSignal }) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const what = key === '' ? `${doing} in bucket ${this.bucket}` : `${doing} ${key}`;
     const limit = this.budget.begin(what, key);
-    const timeout = limit === null ? undefined : AbortSignal.timeout(limit);
-    const abortSignal = timeout && signal ? AbortSignal.any([timeout, signal]) : (timeout ?? signal);
+    const abortSignal = limit === null ? signal : boundedSignal(limit, signal);
     try {
       return await send(abortSignal ? { abortSignal } : {});
     } catch (error) {
       // An error status is an answer: the server is there (the SDK records only successes).
       const status = statusOf(error);
       if (status !== undefined && status < 500) this.budget.noteSuccess();
-      if (timeout?.aborted && !signal?.aborted) {
+      if (limit !== null && abortSignal?.aborted && !signal?.aborted) {
         throw new StalledError(`${what}: no answer within the ${Math.round((limit as number) / 100) / 10} s left after the storage stalled`, { key, cause: error });
       }
       throw error;

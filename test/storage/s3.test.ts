@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
+import { collectGarbage } from '../../src/platform/gc.js';
 import { readAll } from '../../src/storage/resilience.js';
 import { S3Storage } from '../../src/storage/s3.js';
 import { parseStorageLocation, type S3Location } from '../../src/storage/settings.js';
@@ -138,6 +139,33 @@ describe('s3 driver: retries, stalls, credentials, capabilities', () => {
     proxy.clear();
     await storage.close();
   });
+
+  it('a server that stops answering in the middle of a download (SIGSTOP): StalledError within about twice the stall timeout, even with collections meanwhile (the timeout of a resumed request is never collected before it fires)', async () => {
+    const storage = open('&stall-timeout=2s&retry-deadline=20s', { via: 'direct' });
+    await storage.open();
+    await storage.putBytes('hang/x.bin', randomBytes(40 * MIB));
+    const pid = server.pid as number;
+    const stream = await storage.get('hang/x.bin');
+    const started = Date.now();
+    const collections = setInterval(() => collectGarbage('full'), 100);
+    try {
+      let stopped = false;
+      const error = await (async () => {
+        for await (const _chunk of stream as AsyncIterable<Buffer>) {
+          if (!stopped) {
+            stopped = true;
+            process.kill(pid, 'SIGSTOP');
+          }
+        }
+      })().catch((failure: unknown) => failure);
+      expect(error).toBeInstanceOf(StalledError);
+      expect(Date.now() - started).toBeLessThan(2 * 2000 + 4000);
+    } finally {
+      clearInterval(collections);
+      process.kill(pid, 'SIGCONT');
+    }
+    await storage.close();
+  }, 60_000);
 
   it('a permanent 403 fails at once with one PermissionError, no retries', async () => {
     const storage = open('&retry-deadline=20s');
