@@ -58,7 +58,7 @@ import {
   TransientError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { answerSignal, backoffDelay, boundedSignal, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
+import { answerSignal, backoffDelay, boundedSignal, describeCause, guardReadable, isNetworkError, pinnedDownload, readAll, sleep, StallBudget, StallWatch, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type AzureLocation } from './settings.js';
 import {
   assertKey,
@@ -627,25 +627,7 @@ export class AzureBlobStorage implements Storage {
     const { signal, range } = options;
     if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
-    const first = await this.getOnce(key, range, signal);
-    const etag = first.etag;
-    if (etag === undefined) return first.body; // nothing to pin a resumed read to
-    return resumableDownload(
-      first.body,
-      async (delivered, stop) => {
-        const rest = { offset: (range?.offset ?? 0) + delivered, length: range?.length === undefined ? undefined : range.length - delivered };
-        if (rest.length === 0) return Readable.from([]);
-        try {
-          return (await this.getOnce(key, rest, stop, etag)).body;
-        } catch (error) {
-          if (error instanceof PreconditionFailedError) {
-            throw new StorageError('io', `reading ${key}: the blob was replaced while it was read`, { key, cause: error });
-          }
-          throw error;
-        }
-      },
-      { policy: this.retry, signal },
-    );
+    return pinnedDownload(key, { range, signal }, this.retry, (part, partSignal, ifMatch) => this.getOnce(key, part, partSignal, ifMatch));
   }
 
   /** One download (of `range`, if given, and only of the version `ifMatch` names), guarded. */

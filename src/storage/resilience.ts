@@ -3,7 +3,7 @@
  * storage contract that every remote driver shares. No SDK in here.
  */
 import { Readable } from 'node:stream';
-import { abortError, StalledError, StorageError, TransientError } from './errors.js';
+import { abortError, PreconditionFailedError, StalledError, StorageError, TransientError } from './errors.js';
 
 export interface RetryPolicy {
   /** No new attempt starts after this many milliseconds from the first (default 120 s). */
@@ -413,6 +413,42 @@ export function resumableDownload(
   const out = Readable.from(parts(), { objectMode: false, highWaterMark: 64 * 1024 });
   out.once('close', () => closed.abort());
   return out;
+}
+
+/** A byte range of an object, as GetOptions gives it. */
+type ByteRange = { offset: number; length?: number | undefined };
+
+/**
+ * A download from an HTTP object store (S3, Azure) that resumes where a dropped
+ * connection broke it (resumableDownload), each later request pinned to the first
+ * answer's entity tag (`once` sends it as If-Match), so that a resumed read never splices
+ * two versions of a key: one replaced meanwhile fails the read. Without an entity tag
+ * there is nothing to pin to, and the first answer is all there is.
+ */
+export async function pinnedDownload(
+  key: string,
+  options: { range?: ByteRange | undefined; signal?: AbortSignal | undefined },
+  policy: RetryPolicy,
+  once: (range: ByteRange | undefined, signal: AbortSignal | undefined, ifMatch?: string) => Promise<{ body: Readable; etag: string | undefined }>,
+): Promise<Readable> {
+  const { range, signal } = options;
+  const first = await once(range, signal);
+  const etag = first.etag;
+  if (etag === undefined) return first.body;
+  return resumableDownload(
+    first.body,
+    async (delivered, stop) => {
+      const rest = { offset: (range?.offset ?? 0) + delivered, length: range?.length === undefined ? undefined : range.length - delivered };
+      if (rest.length === 0) return Readable.from([]);
+      try {
+        return (await once(rest, stop, etag)).body;
+      } catch (error) {
+        if (error instanceof PreconditionFailedError) throw new StorageError('io', `reading ${key}: the object was replaced while it was read`, { key, cause: error });
+        throw error;
+      }
+    },
+    { policy, signal },
+  );
 }
 
 /** Reads a whole stream into memory, refusing more than `maxBytes` (then destroys it). */

@@ -71,7 +71,7 @@ import {
   UnsupportedError,
 } from './errors.js';
 import type { StorageRuntime } from './registry.js';
-import { answerSignal, backoffDelay, boundedSignal, describeCause, guardReadable, isNetworkError, readAll, resumableDownload, sleep, StallBudget, type RetryPolicy } from './resilience.js';
+import { answerSignal, backoffDelay, boundedSignal, describeCause, guardReadable, isNetworkError, pinnedDownload, readAll, sleep, StallBudget, type RetryPolicy } from './resilience.js';
 import { pieceSizeFor, type S3Location } from './settings.js';
 import {
   assertKey,
@@ -923,25 +923,7 @@ export class S3Storage implements Storage {
     const { signal, range } = options;
     if (signal?.aborted) throw abortError(signal);
     if (range?.length === 0) return Readable.from([]);
-    const first = await this.getOnce(key, range, signal);
-    const etag = first.etag;
-    if (etag === undefined) return first.body; // nothing to pin a resumed read to
-    return resumableDownload(
-      first.body,
-      async (delivered, stop) => {
-        const rest = { offset: (range?.offset ?? 0) + delivered, length: range?.length === undefined ? undefined : range.length - delivered };
-        if (rest.length === 0) return Readable.from([]);
-        try {
-          return (await this.getOnce(key, rest, stop, etag)).body;
-        } catch (error) {
-          if (error instanceof PreconditionFailedError) {
-            throw new StorageError('io', `reading ${key}: the object was replaced while it was read`, { key, cause: error });
-          }
-          throw error;
-        }
-      },
-      { policy: this.retry, signal },
-    );
+    return pinnedDownload(key, { range, signal }, this.retry, (part, partSignal, ifMatch) => this.getOnce(key, part, partSignal, ifMatch));
   }
 
   /** One GetObject (of `range`, if given, and only of the version `ifMatch` names), guarded. */
