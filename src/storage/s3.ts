@@ -821,7 +821,7 @@ export class S3Storage implements Storage {
    */
   private async cleanUpUploads(objectKey: string, key: string, uploadIds: ReadonlySet<string>, started: Date): Promise<void> {
     const { writer } = await this.clients();
-    const deadline = AbortSignal.timeout(Math.max(5_000, Math.min(this.retry.deadlineMs, 60_000)));
+    const deadline = boundedSignal(Math.max(5_000, Math.min(this.retry.deadlineMs, 60_000)));
     const abortOne = async (uploadId: string): Promise<boolean> => {
       try {
         await this.limited(key, 'aborting the upload of', (options) => writer.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }), options), deadline);
