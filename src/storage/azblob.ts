@@ -624,10 +624,7 @@ export class AzureBlobStorage implements Storage {
    * it broke (resumableDownload), with If-Match the entity tag of the first answer.
    */
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
-    const { signal, range } = options;
-    if (signal?.aborted) throw abortError(signal);
-    if (range?.length === 0) return Readable.from([]);
-    return pinnedDownload(key, { range, signal }, this.retry, (part, partSignal, ifMatch) => this.getOnce(key, part, partSignal, ifMatch));
+    return pinnedDownload(key, options, this.retry, (part, partSignal, ifMatch) => this.getOnce(key, part, partSignal, ifMatch));
   }
 
   /** One download (of `range`, if given, and only of the version `ifMatch` names), guarded. */

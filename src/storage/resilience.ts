@@ -423,7 +423,8 @@ type ByteRange = { offset: number; length?: number | undefined };
  * connection broke it (resumableDownload), each later request pinned to the first
  * answer's entity tag (`once` sends it as If-Match), so that a resumed read never splices
  * two versions of a key: one replaced meanwhile fails the read. Without an entity tag
- * there is nothing to pin to, and the first answer is all there is.
+ * there is nothing to pin to, and the first answer is all there is. An empty range asks
+ * for nothing; an aborted `signal` asks for nothing either (AbortError).
  */
 export async function pinnedDownload(
   key: string,
@@ -432,6 +433,8 @@ export async function pinnedDownload(
   once: (range: ByteRange | undefined, signal: AbortSignal | undefined, ifMatch?: string) => Promise<{ body: Readable; etag: string | undefined }>,
 ): Promise<Readable> {
   const { range, signal } = options;
+  if (signal?.aborted) throw abortError(signal);
+  if (range?.length === 0) return Readable.from([]);
   const first = await once(range, signal);
   const etag = first.etag;
   if (etag === undefined) return first.body;

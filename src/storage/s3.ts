@@ -920,10 +920,7 @@ export class S3Storage implements Storage {
    * of a key (one replaced meanwhile fails the read).
    */
   async get(key: string, options: GetOptions = {}): Promise<Readable> {
-    const { signal, range } = options;
-    if (signal?.aborted) throw abortError(signal);
-    if (range?.length === 0) return Readable.from([]);
-    return pinnedDownload(key, { range, signal }, this.retry, (part, partSignal, ifMatch) => this.getOnce(key, part, partSignal, ifMatch));
+    return pinnedDownload(key, options, this.retry, (part, partSignal, ifMatch) => this.getOnce(key, part, partSignal, ifMatch));
   }
 
   /** One GetObject (of `range`, if given, and only of the version `ifMatch` names), guarded. */
