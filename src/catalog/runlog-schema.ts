@@ -25,6 +25,8 @@ export const RunEntrySchema = z.object({
   exitCode: z.number().int().min(0).max(255),
   /** The machine the run was on. */
   host: z.string().max(255).optional(),
+  /** The run's process id on `host` (status asks whether a create is still copying its backup). */
+  pid: z.number().int().positive().optional(),
 });
 
 export type RunEntry = z.infer<typeof RunEntrySchema>;

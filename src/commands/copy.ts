@@ -50,7 +50,15 @@ export async function copyNewBackup(ctx: CommandContext, backup: LocatedBackup, 
   for (const where of destinations) {
     let destination: Storage | null = null;
     try {
-      destination = destinationAt(ctx, where, backup.sidecar.profile);
+      try {
+        destination = destinationAt(ctx, where, backup.sidecar.profile);
+      } catch (error) {
+        // A destination that cannot even be opened (an invalid URL or setting) is a failed
+        // copy run like any other, in the run log and so in status, not only a warning.
+        const notify = settingsOf(ctx.settings, backup.sidecar.profile).notify;
+        await withRunReport({ command: 'copy', profile: backup.sidecar.profile, storage: backup.storage, target: where, notify }, ctx.runtime, () => Promise.reject(error)).catch(() => undefined);
+        throw error;
+      }
       const target = destination;
       const [done] = await reportedCopy(ctx, backup.sidecar.profile, backup.storage, target, () => copyGroup([backup], target, ctx.runtime));
       results.push({ to: target.location, result: done?.result === 'planned' || done === undefined ? 'failed' : done.result, ...(done?.error ? { error: done.error } : {}) });

@@ -86,6 +86,7 @@ export async function withRunReport<T>(
     error,
     exitCode,
     host,
+    pid: process.pid,
   };
 
   try {

@@ -15,9 +15,12 @@
  *   time (never verified counts as too old).
  * - failures: a run (create, verify, prune...) failed or was interrupted after the last
  *   success of the same command; for create, "success" is the newest completed backup or
- *   a succeeded run in the log, whichever finished later. On unless --allow-failures.
+ *   a succeeded run in the log, whichever finished later. Also the newest backup missing
+ *   at a destination of the profile's `copies` because the run that made it was killed
+ *   while copying (uncopiedNewest). On unless --allow-failures.
  * Ages are measured from when a backup finished (its sidecar's finishedAt).
  */
+import { hostname } from 'node:os';
 import { Catalog, narrowListing, sortNewestFirst, type Listing } from '../catalog/catalog.js';
 import { ID_PATTERN, isProfileName } from '../catalog/id.js';
 import { RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
@@ -29,7 +32,9 @@ import { ExitCode, usageError } from '../errors.js';
 import { formatBytes } from '../units.js';
 import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
-import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
+import { settingsOf, storagesInScope, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
+import { isProcessAlive } from '../platform/process.js';
+import { redactSecrets } from '../redact.js';
 import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
 
@@ -104,6 +109,8 @@ export interface ProfileStatus {
   failedRunsSinceSuccess: number;
   /** Those runs, newest first. */
   failedRuns: RunEntry[];
+  /** Destinations of the profile's `copies` the newest backup never reached (see uncopiedNewest). */
+  uncopied: Array<{ backupId: string; to: string }>;
   thresholds: { maxAge: string | null; maxVerifyAge: string | null; minSizeRatio: number | null; allowFailures: boolean };
   /** One per broken check; empty when healthy. */
   problems: StatusProblem[];
@@ -135,6 +142,54 @@ export interface EvaluateInput {
   unreadable?: ReadonlyArray<{ id: string; reason: string }> | undefined;
   thresholds: StatusThresholds;
   now: Date;
+  /** Where the profile's `copies` setting copies each new backup: places (placeOf), redacted. */
+  copies?: readonly string[] | undefined;
+  /** Whether a run's process is still running: null when that cannot be told (another host, an older entry). */
+  running?: ((run: RunEntry) => boolean | null) | undefined;
+}
+
+/**
+ * How long a create whose process cannot be asked (on another host) is given to copy its
+ * backup before status reports the copy missing.
+ */
+export const COPY_GRACE_MS = 24 * 3_600_000;
+
+/** A run's target without its settings (`?endpoint=`, `?stall-timeout=`...): where it wrote. */
+export function placeOf(target: string | undefined): string {
+  return (target ?? '').split('?')[0] as string;
+}
+
+/**
+ * The destinations of `copies` that the newest backup never reached: its create run
+ * succeeded, no copy run to that place accounted for it since (one that succeeded, or that
+ * failed or was interrupted, which the failures check reports), and the create's process is
+ * gone: killed while copying (SIGKILL, the machine lost), it could record nothing. A copy
+ * run that found the destination busy did not copy it either. While that process may
+ * still be copying (it is running here, or it ran on another host less than COPY_GRACE_MS
+ * ago), nothing is reported. Only the newest backup is checked: adding a destination does
+ * not make every older backup a problem.
+ */
+export function uncopiedNewest(newest: SidecarSummary | null, input: Pick<EvaluateInput, 'runs' | 'copies' | 'running' | 'now'>): string[] {
+  const copies = input.copies ?? [];
+  if (newest === null || copies.length === 0) return [];
+  const made = input.runs.find((run) => run.command === 'create' && run.result === 'succeeded' && run.id === newest.id);
+  if (!made) return [];
+  const since = Date.parse(made.finishedAt);
+  const missing = copies.filter(
+    (to) =>
+      !input.runs.some(
+        (run) =>
+          run.command === 'copy' &&
+          run.result !== 'busy' &&
+          placeOf(run.target) === to &&
+          Date.parse(run.finishedAt) >= since &&
+          (run.id === undefined || run.id === newest.id),
+      ),
+  );
+  if (missing.length === 0) return [];
+  const running = input.running?.(made) ?? null;
+  if (running === true || (running === null && input.now.getTime() - since < COPY_GRACE_MS)) return [];
+  return missing;
 }
 
 /** Backups are compared by size only with backups of the same contents and encoding. */
@@ -295,6 +350,16 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     });
   }
 
+  const uncopied = uncopiedNewest(newest, input).map((to) => ({ backupId: (newest as SidecarSummary).id, to }));
+  if (uncopied.length > 0 && !thresholds.allowFailures) {
+    problems.push({
+      check: 'failures',
+      message:
+        `the newest backup (${newest?.id}) was never copied to ${uncopied.map((u) => u.to).join(', ')}: the run that made it ended without copying it there ` +
+        `(killed while copying?); backupctl copy ${newest?.id} --to <destination> copies it`,
+    });
+  }
+
   return {
     profile: input.profile,
     storage: input.storage,
@@ -308,6 +373,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     damaged,
     failedRunsSinceSuccess: failedRuns.length,
     failedRuns,
+    uncopied,
     thresholds: {
       maxAge: thresholds.maxAge?.text ?? null,
       maxVerifyAge: thresholds.maxVerifyAge?.text ?? null,
@@ -329,7 +395,7 @@ export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly 
   // copy to one storage does not hide a failing copy to another. A target is its place,
   // without the URL's settings (?endpoint=, ?stall-timeout=...): changing a setting to fix
   // a failing copy must not leave the old failure standing for ever.
-  const kind = (run: Pick<RunEntry, 'command' | 'target'>) => `${run.command}\u0000${(run.target ?? '').split('?')[0]}`;
+  const kind = (run: Pick<RunEntry, 'command' | 'target'>) => `${run.command}\u0000${placeOf(run.target)}`;
   const lastSuccess = new Map<string, number>();
   const bump = (key: string, at: number) => {
     if (!Number.isNaN(at) && at > (lastSuccess.get(key) ?? Number.NEGATIVE_INFINITY)) lastSuccess.set(key, at);
@@ -447,6 +513,25 @@ async function targets(request: StatusRequest): Promise<{ targets: Target[]; lis
   return { targets: sorted, listings };
 }
 
+/** The places of a profile's `copies`, as its copy runs record their destination (redacted, without settings). */
+function copyPlaces(runtime: StatusRequest['runtime'], profile: ProfileSettings): string[] {
+  return (profile.copies ?? []).map((where) => {
+    let location = where;
+    try {
+      location = storageAt(runtime, where, profile.storageSettings).location;
+    } catch {
+      // An unusable URL: copies to it fail, and say so in the run log.
+    }
+    return placeOf(redactSecrets(location));
+  });
+}
+
+/** Whether a run's process is still running: asked only on the host it ran on. */
+function runIsRunning(run: RunEntry): boolean | null {
+  if (run.pid === undefined || run.host === undefined || run.host !== hostname()) return null;
+  return isProcessAlive(run.pid);
+}
+
 /** Reads every profile's sidecars (as summaries, through the catalog index) and run log, and evaluates them. */
 export async function checkStatus(request: StatusRequest): Promise<StatusResult> {
   const { settings } = request;
@@ -476,7 +561,8 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
     } catch (error) {
       throw storageError(error, storage.location, `reading profile ${target.profile}`, 'read');
     }
-    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now }));
+    const copies = copyPlaces(request.runtime, settingsOf(settings, target.profile));
+    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now, copies, running: runIsRunning }));
   }
   const problems: string[] = [];
   if (profiles.length === 0) {

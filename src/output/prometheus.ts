@@ -46,6 +46,11 @@ const FAMILIES: Family[] = [
     value: (p) => p.failedRunsSinceSuccess,
   },
   {
+    name: 'backupctl_uncopied_destinations',
+    help: "Destinations of the profile's copies that the newest backup never reached (the run that made it was killed while copying).",
+    value: (p) => p.uncopied.length,
+  },
+  {
     name: 'backupctl_failed_verifications',
     help: 'Backups whose latest verification failed (each counts until it passes one or is removed).',
     value: (p) => p.failedVerifications.length,

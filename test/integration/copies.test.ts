@@ -5,9 +5,11 @@
  */
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { ResultPromise } from 'execa';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseJsonStdout, readSidecar } from '../helpers/backups.js';
-import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
+import { baseEnv, runCli, spawnBin, type CliOutcome } from '../helpers/cli.js';
 import { scratchSetup, tempDir } from '../helpers/failure-kit.js';
 import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
 
@@ -94,6 +96,70 @@ describe("a profile's copies", () => {
     expect(fixed.code, fixed.stderr).toBe(0);
     const healthy = await cli(['status', '--config', config]);
     expect(healthy.code, healthy.stdout).toBe(0);
+  });
+});
+
+describe('a run killed while copying', () => {
+  const running = new Set<ResultPromise>();
+  let silent: Server | null = null;
+  afterEach(() => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+  afterAll(() => silent?.close());
+
+  it('status names the destination the newest backup never reached, until a copy reaches it; a destination that cannot be opened is a failed copy run', async () => {
+    // A "store" that accepts connections and never answers: the copy hangs, as to a hung server.
+    const sockets = new Set<Socket>();
+    silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent?.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const dir = await tempDir('killed-copy');
+    const primary = path.join(dir, 'primary');
+    const offsite = path.join(dir, 'offsite');
+    const config = path.join(dir, 'backupctl.config.json');
+    const writeConfig = (copies: string[]) =>
+      writeFile(config, JSON.stringify({ storage: primary, profiles: { app: { host: cluster.host, port: cluster.port, user: cluster.user, database: db, copies } } }));
+    await writeConfig([`s3://hung-store/app?endpoint=http://127.0.0.1:${port}&region=us-east-1&path-style=true`]);
+    const env = baseEnv({ ...cluster.env(db), AWS_ACCESS_KEY_ID: 'key', AWS_SECRET_ACCESS_KEY: 'secret' }) as Record<string, string>;
+    const create = spawnBin(['create', '--config', config], { env, cwd: scratch.cwd, running });
+    // The backup is complete and its run recorded before the copies start: killed then.
+    const runlog = path.join(primary, 'app', 'runs.jsonl');
+    const deadline = Date.now() + 60_000;
+    while (!(await readFile(runlog, 'utf8').catch(() => '')).includes('"command":"create"')) {
+      expect(Date.now(), create.stderr()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    create.child.kill('SIGKILL');
+    await create.done;
+
+    const status = await cli(['status', '--config', config, '--json']);
+    expect(status.code, status.stdout).toBe(5);
+    const report = parseJsonStdout(status.stdout) as { profiles: Array<{ lastBackup: { id: string }; uncopied: unknown[]; problems: Array<{ check: string; message: string }> }> };
+    const [app] = report.profiles;
+    expect(app?.uncopied).toEqual([{ backupId: app?.lastBackup.id, to: 's3://hung-store/app' }]);
+    expect(app?.problems).toEqual([{ check: 'failures', message: expect.stringContaining('was never copied to s3://hung-store/app') }]);
+
+    // The profile now copies elsewhere: the newest backup is not there either, until copied.
+    await writeConfig([offsite]);
+    expect((await cli(['status', '--config', config])).stdout).toMatch(/never copied to .*offsite/);
+    const copied = await cli(['copy', 'latest', '--config', config, '--to', offsite]);
+    expect(copied.code, copied.stderr).toBe(0);
+    const healthy = await cli(['status', '--config', config]);
+    expect(healthy.code, healthy.stdout).toBe(0);
+
+    // A destination that cannot be opened at all fails its copy run like any other failure.
+    await writeConfig(['s3://x/app?region=us-east-1']);
+    const made = await cli(['create', '--config', config]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stderr).toMatch(/warning: could not copy .* to s3:\/\/x\/app/);
+    const broken = await cli(['status', '--config', config]);
+    expect(broken.code).toBe(5);
+    expect(broken.stdout).toMatch(/copy to s3:\/\/x\/app\S* failed .*bucket name "x" is not valid/);
+    for (const socket of sockets) socket.destroy();
   });
 });
 
