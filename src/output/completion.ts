@@ -67,8 +67,10 @@ function bashValueCase(flags: Flag[]): string {
     if (choices) action = `COMPREPLY=($(compgen -W "${choices.join(' ')}" -- "$cur"))`;
     else if (flag.complete === 'profile') action = `COMPREPLY=($(compgen -W "$(${bashValues('profiles')})" -- "$cur"))`;
     else if (flag.complete === 'tag') action = `COMPREPLY=($(compgen -W "$(${bashValues('tags')})" -- "$cur"))`;
-    else if (flag.complete === 'file') action = 'COMPREPLY=($(compgen -f -- "$cur"))';
-    else if (flag.complete === 'directory') action = 'COMPREPLY=($(compgen -d -- "$cur"))';
+    // As file names: one per line (a name with a space stays one), and `-o filenames` makes
+    // bash quote them and end a directory with "/" (compopt fails harmlessly outside completion).
+    else if (flag.complete === 'file') action = 'compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur")';
+    else if (flag.complete === 'directory') action = 'compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur")';
     else action = 'COMPREPLY=()';
     lines.push(`    ${names}) ${action}; return ;;`);
   }

@@ -421,6 +421,12 @@ compadd() { if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\\ * ]]; then builtin compadd "
       expect(await complete(['backupctl', command, '--passphrase-file', 'recip']), command).toEqual(['recipients.txt']);
     }
     expect(await complete(['backupctl', 'status', '--prometheus', 'recip'])).toEqual(['recipients.txt']);
+    // A name with a space is one candidate; --config and --storage complete paths too.
+    await mkdir(path.join(dir, 'conf dir'), { recursive: true });
+    await writeFile(path.join(dir, 'conf dir', 'my config.json'), '{}');
+    expect(await complete(['backupctl', '--config', 'conf'])).toEqual(['conf dir']);
+    expect(await complete(['backupctl', 'list', '--config', 'conf dir/my'])).toEqual(['conf dir/my config.json']);
+    expect(await complete(['backupctl', '--storage', 'conf'])).toEqual(['conf dir']);
   });
 
   it('fish: the same, through complete -C', async () => {
