@@ -17,7 +17,8 @@
  *   success of the same command; for create, "success" is the newest completed backup or
  *   a succeeded run in the log, whichever finished later. Also the newest backup missing
  *   at a destination of the profile's `copies` because the run that made it was killed
- *   while copying (uncopiedNewest). On unless --allow-failures.
+ *   while copying (uncopiedNewest), and the profile's lock left by a run on this host
+ *   whose process is gone. On unless --allow-failures.
  * Ages are measured from when a backup finished (its sidecar's finishedAt).
  */
 import { hostname } from 'node:os';
@@ -34,6 +35,7 @@ import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
 import { settingsOf, storagesInScope, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import { isProcessAlive } from '../platform/process.js';
+import { readLock, type LockInfo } from './lock.js';
 import { redactSecrets } from '../redact.js';
 import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
@@ -111,6 +113,8 @@ export interface ProfileStatus {
   failedRuns: RunEntry[];
   /** Destinations of the profile's `copies` the newest backup never reached (see uncopiedNewest). */
   uncopied: Array<{ backupId: string; to: string }>;
+  /** The profile's lock, left by a run whose process is gone (killed): the next run takes it over. */
+  staleLock: LockInfo | null;
   thresholds: { maxAge: string | null; maxVerifyAge: string | null; minSizeRatio: number | null; allowFailures: boolean };
   /** One per broken check; empty when healthy. */
   problems: StatusProblem[];
@@ -146,6 +150,8 @@ export interface EvaluateInput {
   copies?: readonly string[] | undefined;
   /** Whether a run's process is still running: null when that cannot be told (another host, an older entry). */
   running?: ((run: RunEntry) => boolean | null) | undefined;
+  /** The profile's lock when its holder ran on this host and is gone: a run killed (SIGKILL, OOM) that could record nothing. */
+  staleLock?: LockInfo | null | undefined;
 }
 
 /**
@@ -360,6 +366,16 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     });
   }
 
+  const staleLock = input.staleLock ?? null;
+  if (staleLock && !thresholds.allowFailures) {
+    problems.push({
+      check: 'failures',
+      message:
+        `a ${staleLock.command} run (pid ${staleLock.pid} on ${staleLock.host}, started ${describeMs(nowMs - Date.parse(staleLock.startedAt))} ago) ended without finishing (killed?): ` +
+        `its lock is left, and the next run of the profile takes it over and removes what it left`,
+    });
+  }
+
   return {
     profile: input.profile,
     storage: input.storage,
@@ -374,6 +390,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     failedRunsSinceSuccess: failedRuns.length,
     failedRuns,
     uncopied,
+    staleLock,
     thresholds: {
       maxAge: thresholds.maxAge?.text ?? null,
       maxVerifyAge: thresholds.maxVerifyAge?.text ?? null,
@@ -545,6 +562,7 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
     let runs: RunEntry[];
     let damage: Map<string, string[]>;
     let unreadable: ReadonlyArray<{ id: string; reason: string }>;
+    let staleLock: LockInfo | null;
     try {
       // The listing made to find the profiles, when it covers this one (one listing, not two).
       const listed = found.listings.get(target.storage);
@@ -555,6 +573,8 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
       backups = scanned.backups;
       damage = scanned.damage;
       unreadable = scanned.unreadable;
+      const lock = await readLock(storage, target.profile);
+      staleLock = lock?.info && lock.info.host === hostname() && !isProcessAlive(lock.info.pid) ? lock.info : null;
       const log = await readRunLog(storage, target.profile);
       if (log.skipped > 0) warnings.push(`skipped ${log.skipped} unreadable line(s) of ${target.profile}/${RUNLOG_FILE}`);
       runs = log.entries;
@@ -562,7 +582,7 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
       throw storageError(error, storage.location, `reading profile ${target.profile}`, 'read');
     }
     const copies = copyPlaces(request.runtime, settingsOf(settings, target.profile));
-    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now, copies, running: runIsRunning }));
+    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now, copies, running: runIsRunning, staleLock }));
   }
   const problems: string[] = [];
   if (profiles.length === 0) {

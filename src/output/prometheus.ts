@@ -51,6 +51,11 @@ const FAMILIES: Family[] = [
     value: (p) => p.uncopied.length,
   },
   {
+    name: 'backupctl_stale_lock',
+    help: 'Whether the profile lock was left by a run on this host whose process is gone (1: killed; the next run takes it over).',
+    value: (p) => (p.staleLock ? 1 : 0),
+  },
+  {
     name: 'backupctl_failed_verifications',
     help: 'Backups whose latest verification failed (each counts until it passes one or is removed).',
     value: (p) => p.failedVerifications.length,

@@ -117,6 +117,13 @@ describe('kill -9 of create', () => {
     );
     expect(await passfiles()).toHaveLength(1); // the killed run's, for now
     await expectNoProcessesOf(marker);
+    // The killed run could record nothing; its lock, left by a process gone, says it.
+    const killed = await bin(['status', '--config', config, '--json']);
+    expect(killed.code, killed.stdout).toBe(5);
+    const [app] = (JSON.parse(killed.stdout) as { profiles: Array<{ staleLock: { command: string } | null; problems: Array<{ check: string; message: string }> }> }).profiles;
+    expect(app?.staleLock).toMatchObject({ command: 'create' });
+    expect(app?.problems).toEqual([{ check: 'failures', message: expect.stringMatching(/^a create run \(pid \d+ on .*\) ended without finishing \(killed\?\)/) }]);
+    expect((await bin(['status', '--config', config, '--allow-failures'])).code).toBe(0);
     const next = await bin(['list', '--config', config]);
     expect(next.code, next.stderr).toBe(0);
     expect(await passfiles()).toEqual([]);
@@ -125,6 +132,7 @@ describe('kill -9 of create', () => {
     const again = await bin(['create', '--config', config, '--json']);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/took over the stale lock of profile "app"/);
+    expect((await bin(['status', '--config', config])).code).toBe(0);
   });
 
   it('after the dump, while the globals are dumped: no sidecar (the backup never was), nothing running', async () => {

@@ -375,6 +375,18 @@ describe('uncopiedNewest: a run killed while copying its backup', () => {
   });
 });
 
+describe('a lock left by a killed run', () => {
+  it('is a failure (the run could record nothing), only reported with --allow-failures', () => {
+    const staleLock = { pid: 4242, host: 'db1', command: 'prune', startedAt: at(3 * HOUR), token: 't' };
+    const input = { profile: 'app', storage: '/b', backups: [backup(2 * HOUR)], runs: [], now: NOW, staleLock };
+    const broken = evaluateProfile({ ...input, thresholds: thresholds() });
+    expect(broken.staleLock).toEqual(staleLock);
+    expect(broken.problems).toEqual([{ check: 'failures', message: expect.stringMatching(/^a prune run \(pid 4242 on db1, started 3 h ago\) ended without finishing \(killed\?\)/) }]);
+    expect(evaluateProfile({ ...input, thresholds: thresholds({ allowFailures: true }) }).healthy).toBe(true);
+    expect(evaluateProfile({ ...input, staleLock: null, thresholds: thresholds() }).healthy).toBe(true);
+  });
+});
+
 describe('resolveThresholds', () => {
   it('takes flags over the profile settings, key by key', () => {
     const t = resolveThresholds({ maxAge: '2h' }, { maxAge: '25h', minSizeRatio: 0.3, allowFailures: true });
