@@ -31,6 +31,7 @@ import type { CreateResult } from './results.js';
 import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
 import { storageAt } from './storages.js';
+import { workDirFailure } from './work-dir.js';
 
 interface StoredArtifact extends StoredFile {
   container: 'pg-custom' | 'tar';
@@ -441,7 +442,9 @@ async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
   try {
     const dumpDir = join(scratch, 'dump');
     ctx.runtime.reporter.info(`pg_dump --format=directory --jobs=${ctx.profile.dump.jobs} into ${scratch}`);
-    await runDirectoryDump(ctx.pgDump.path, pgDumpArgs(ctx.profile.dump, ctx.snapshot, dumpDir), ctx.run);
+    await runDirectoryDump(ctx.pgDump.path, pgDumpArgs(ctx.profile.dump, ctx.snapshot, dumpDir), ctx.run).catch(async (error: unknown) => {
+      throw await workDirFailure(error, ctx.profile.workDir, { dumping: true });
+    });
     const toc = await readToc(ctx.pgRestore.path, dumpDir, ctx.run);
     const names = (await readdir(dumpDir)).sort((a, b) => (a === 'toc.dat' ? -1 : b === 'toc.dat' ? 1 : cmp(a, b)));
     const { create: tarCreate } = await import('tar'); // loaded only for directory-format dumps

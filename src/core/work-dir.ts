@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, relative } from 'node:path';
-import { BackupctlError, errnoCode } from '../errors.js';
+import { BackupctlError, errnoCode, InterruptedError } from '../errors.js';
 import { PipelineError } from '../pipeline/errors.js';
 import { formatBytes } from '../units.js';
 
@@ -18,7 +18,16 @@ export interface WorkDirFailureContext {
    * counts as the work directory's.
    */
   decoding?: boolean | undefined;
+  /**
+   * The failure is pg_dump's, writing a directory-format dump into the work directory: it
+   * reports a full disk only in words, so its failure counts as the work directory's when
+   * that has less than NEARLY_FULL_BYTES free.
+   */
+  dumping?: boolean | undefined;
 }
+
+/** Less room than this left after a program failed to write there: it was full. */
+const NEARLY_FULL_BYTES = 1024 * 1024;
 
 /**
  * A failure to write into the work directory (the config's `workDir`, else the OS temp
@@ -28,6 +37,15 @@ export interface WorkDirFailureContext {
  * directory's. Any other error is returned as it is.
  */
 export async function workDirFailure(error: unknown, workDir: string | undefined, context: WorkDirFailureContext = {}): Promise<unknown> {
+  if (context.dumping === true && !(error instanceof InterruptedError)) {
+    const dir = workDir ?? tmpdir();
+    const free = await freeBytes(dir);
+    if (free === null || free >= NEARLY_FULL_BYTES) return error;
+    return new BackupctlError(`the work directory ${dir} is full: pg_dump --format=directory could not write the dump there (${formatBytes(free)} free)`, {
+      hint: 'free space there, or point "workDir" in the config (or TMPDIR) at a larger disk; --format custom streams into the storage and needs no room there',
+      cause: error,
+    });
+  }
   const decoder = context.decoding === true && error instanceof PipelineError;
   if (error instanceof BackupctlError && !decoder) return error;
   const code = errnoCode(error);
@@ -39,10 +57,7 @@ export async function workDirFailure(error: unknown, workDir: string | undefined
   const base = workDir ?? tmpdir();
   const elsewhere = typeof failedPath === 'string' && failedPath !== '' && !isInside(failedPath, base);
   const dir = elsewhere ? dirname(failedPath) : base;
-  const free = await statfs(dir).then(
-    (stats) => stats.bavail * stats.bsize,
-    () => null,
-  );
+  const free = await freeBytes(dir);
   const { key, needs } = context;
   const full = noSpace || (free !== null && needs !== undefined && free < needs);
   const room = [free === null ? null : `${formatBytes(free)} free`, needs === undefined ? null : `the archive needs ${formatBytes(needs)}`].filter(Boolean).join(', ');
@@ -61,4 +76,12 @@ export async function workDirFailure(error: unknown, workDir: string | undefined
 function isInside(path: string, dir: string): boolean {
   const rel = relative(dir, path);
   return rel !== '' && !rel.startsWith('..') && !rel.startsWith('/');
+}
+
+/** The bytes an unprivileged writer may still use in `dir`'s file system, or null when that cannot be read. */
+function freeBytes(dir: string): Promise<number | null> {
+  return statfs(dir).then(
+    (stats) => stats.bavail * stats.bsize,
+    () => null,
+  );
 }
