@@ -17,6 +17,7 @@ import {
   isSuperuser,
   databaseNames,
   missingRoles,
+  movablePartitions,
   rolesNotAssumable,
   renameDatabase,
   swapDatabases,
@@ -579,7 +580,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
         const selected = request.schemas.length > 0 || request.tables.length > 0;
         const present = new Set(restored.map((t) => `${t.schema}\u0000${t.name}`));
         const expected = selected ? { ...sidecar, tables: sidecar.tables.filter((t) => present.has(`${t.schema}\u0000${t.name}`)) } : sidecar;
-        const mismatches = compareCounts(expected, restored, prepared.toc);
+        const mismatches = compareCounts(expected, restored, prepared.toc, await movablePartitions(server, plan.staging));
         // A --schema/--table restore leaves the large objects out, as pg_restore does.
         if (!selected) mismatches.push(...compareLargeObjects(sidecar, prepared.toc, await countLargeObjects(server, plan.staging)));
         if (mismatches.length) {

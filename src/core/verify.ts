@@ -4,7 +4,7 @@ import { artifactKey, sidecarKey } from '../catalog/catalog.js';
 import { qualifiedName, type Sidecar, type Verification } from '../catalog/sidecar.js';
 import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
 import type { NotifyConfig } from '../notify/notify.js';
-import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, isSuperuser, MaintenanceConnection } from '../pg/admin.js';
+import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, isSuperuser, MaintenanceConnection, movablePartitions, type TableName } from '../pg/admin.js';
 import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
@@ -491,7 +491,10 @@ async function restoreCheck(
         });
       });
       if (early) runtime.reporter.debug(`counted ${early.countedEarly} of ${restored.length} tables while pg_restore ran`);
-      const mismatches = [...compareCounts(sidecar, restored, toc), ...compareLargeObjects(sidecar, toc, largeObjects)];
+      const movable = await movablePartitions(server, name).catch((error: unknown) => {
+        throw new VerifyEnvironmentError(`could not read the restored partition trees: ${(error as Error).message}`, { cause: error });
+      });
+      const mismatches = [...compareCounts(sidecar, restored, toc, movable), ...compareLargeObjects(sidecar, toc, largeObjects)];
       return outcome(mismatches.length ? 'failed' : 'passed', {
         mismatches,
         serverVersion: version,
@@ -524,17 +527,38 @@ async function restoreCheck(
 /**
  * Row counts after restore against the counts recorded at backup time. Sidecars written
  * before materialized views were left out of the counts (see listCountableTables) have
- * theirs: those the archive's TOC names as materialized views are not compared.
+ * theirs: those the archive's TOC names as materialized views are not compared. The
+ * partitions in `movable` (movablePartitions: under hash partitioning, where a restore may
+ * route a row into a sibling) are compared as one total per partition tree.
  */
-export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<CountedTable, 'schema' | 'name' | 'rows'>>, toc: readonly TocEntry[] = []): string[] {
+export function compareCounts(
+  sidecar: Sidecar,
+  restored: ReadonlyArray<Pick<CountedTable, 'schema' | 'name' | 'rows'>>,
+  toc: readonly TocEntry[] = [],
+  movable: ReadonlyMap<string, TableName> = new Map(),
+): string[] {
   const problems: string[] = [];
   const restoredKeyed = keyedByName(restored);
   const found = new Map(restoredKeyed.map(([key, t]) => [key, t.rows]));
   const views = toc.filter((e) => e.type === 'MATERIALIZED VIEW').map((e) => e.rest);
   const isView = (schema: string, name: string) => views.some((rest) => rest.startsWith(`${schema} ${name} `) || rest === `${schema} ${name}`);
+  const trees = new Map<string, { root: TableName; before: number; after: number }>();
+  const treeOf = (table: TableName) => {
+    const root = movable.get(`${table.schema}\u0000${table.name}`);
+    if (!root) return undefined;
+    const key = `${root.schema}\u0000${root.name}`;
+    let tree = trees.get(key);
+    if (!tree) trees.set(key, (tree = { root, before: 0, after: 0 }));
+    return tree;
+  };
   const expected = new Set<string>();
   for (const [key, table] of keyedByName(sidecar.tables)) {
     expected.add(key);
+    const tree = treeOf(table);
+    if (tree) {
+      tree.before += table.rows;
+      continue;
+    }
     if (!found.has(key) && isView(table.schema, table.name)) continue;
     const rows = found.get(key);
     const name = qualifiedName(table);
@@ -542,9 +566,14 @@ export function compareCounts(sidecar: Sidecar, restored: ReadonlyArray<Pick<Cou
     else if (rows !== table.rows) problems.push(`${name}: ${rows} rows after restore, ${table.rows} at backup time`);
   }
   for (const [key, table] of restoredKeyed) {
-    if (!expected.has(key) && table.rows > 0) {
+    const tree = treeOf(table);
+    if (tree) tree.after += table.rows;
+    else if (!expected.has(key) && table.rows > 0) {
       problems.push(`${qualifiedName(table)}: ${table.rows} rows after restore, not in the backup's counts`);
     }
+  }
+  for (const { root, before, after } of trees.values()) {
+    if (before !== after) problems.push(`${qualifiedName(root)}: ${after} rows in its partitions after restore, ${before} at backup time (hash partitions, compared as a whole)`);
   }
   return problems;
 }

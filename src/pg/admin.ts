@@ -483,6 +483,44 @@ export async function missingTablespaces(settings: ConnectionSettings, names: re
   });
 }
 
+/** A table by schema and name. */
+export interface TableName {
+  schema: string;
+  name: string;
+}
+
+/**
+ * The partitions of `database` whose rows a restore may route into a sibling partition,
+ * by `schema\u0000name`, each with the root of its partition tree: those under hash
+ * partitioning. pg_dump loads a table hash-partitioned on an enum through the partition
+ * root (the hash of an enum value is the hash of its OID, which the restored database
+ * assigns anew), so each row lands in whichever partition its hash picks there: the
+ * tree's total is what the backup vouches for, not each partition's. Empty on a server
+ * without pg_partition_root (before PostgreSQL 12), which has no such dumps to restore.
+ */
+export async function movablePartitions(settings: ConnectionSettings, database: string): Promise<Map<string, TableName>> {
+  const client = await connect(settings, database);
+  try {
+    const { rows } = await client.query<{ schema: string; name: string; root_schema: string; root_name: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name, rn.nspname AS root_schema, r.relname AS root_name
+         FROM pg_catalog.pg_class c
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_catalog.pg_class r ON r.oid = pg_catalog.pg_partition_root(c.oid)
+         JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+        WHERE c.relispartition AND c.relkind = 'r'
+          AND EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) a
+                        JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = a.relid
+                       WHERE p.partstrat = 'h')`,
+    );
+    return new Map(rows.map((row) => [`${row.schema}\u0000${row.name}`, { schema: row.root_schema, name: row.root_name }]));
+  } catch (error) {
+    if (sqlState(error) === '42883') return new Map(); // undefined_function: PostgreSQL 11 and older
+    throw queryError(error, 'cannot read the partition trees');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** Row counts of every table of a database (see countRows). */
 export async function countDatabaseRows(settings: ConnectionSettings, database: string, signal?: AbortSignal): Promise<CountedTable[]> {
   const client = await connect(settings, database);
