@@ -31,7 +31,7 @@ import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { aclRoles, archiveNeeds, pgRestoreArgs, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, tablesWithoutRows, unmatchedSelection, type ArchiveNeeds } from '../pg/restore.js';
+import { aclRoles, archiveNeeds, pgRestoreArgs, policyRoles, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, tablesWithoutRows, unmatchedSelection, type ArchiveNeeds } from '../pg/restore.js';
 import type { TocEntry } from '../pg/toc.js';
 import type { ChildRun } from '../pg/dump.js';
 import type { Storage } from '../storage/storage.js';
@@ -244,6 +244,8 @@ async function prepare(request: RestoreRequest, runtime: Runtime, options: { loc
     const needs = archiveNeeds(toc, knownRoles);
     if (!request.noAcl) needs.grantees = await granteesOf(pgRestore.path, archive.path, toc, request.workDir, runtime);
     const selection = await checkSelection(request, sidecar, pgRestore.path, archive.path, toc, offline);
+    const restored = selection.selected ? toc.filter((entry) => selection.selected?.has(entry.dumpId)) : toc;
+    needs.referenced = await withScratchDir(request.workDir, (dir) => policyRoles(pgRestore.path, archive.path, restored, dir, offline));
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql, selection);
     const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0, publicSchema: sidecar.database.publicSchema }, dir, offline));
     // The decoded archive's own checks (its digest, computed alongside the reads above):
@@ -343,8 +345,8 @@ async function makePlan(
   selection: SelectionCheck,
 ): Promise<RestorePlan> {
   const fromGlobals = globalsSql ? new Set(globalsNames(globalsSql).roles) : new Set<string>();
-  // Owners matter unless --no-owner, grantees unless --no-acl.
-  const needed = [...new Set([...(request.noOwner ? [] : needs.roles), ...(request.noAcl ? [] : needs.grantees)])].sort();
+  // Owners matter unless --no-owner, grantees unless --no-acl; the roles of policies and user mappings always.
+  const needed = [...new Set([...(request.noOwner ? [] : needs.roles), ...(request.noAcl ? [] : needs.grantees), ...needs.referenced])].sort();
   const roles = (await missingRoles(server, needed)).filter((r) => !fromGlobals.has(r));
   const owners = request.noOwner ? [] : needs.roles.filter((r) => !roles.includes(r) && !fromGlobals.has(r));
   const notAssumable = await rolesNotAssumable(server, owners);
@@ -396,7 +398,12 @@ async function makePlan(
   }
   if (!refusal && roles.length) {
     refusal = `the archive needs roles the target server lacks: ${roles.join(', ')}`;
-    refusalHint = sidecar.globals.status === 'included' ? 'add --globals to create them from the backup, create them, or use --no-owner --no-acl' : 'create them, or use --no-owner --no-acl';
+    // --no-owner --no-acl do without owners and grantees, not without the roles policies and user mappings name.
+    const bypass = roles.every((role) => !needs.referenced.includes(role)) ? ', or use --no-owner --no-acl' : '';
+    const named = roles.filter((role) => needs.referenced.includes(role));
+    refusalHint =
+      (sidecar.globals.status === 'included' ? `add --globals to create them from the backup, or create them${bypass}` : `create them${bypass}`) +
+      (named.length > 0 ? ` (${named.join(', ')}: named by the backup's policies or user mappings)` : '');
   }
   if (!refusal && notAssumable.length) {
     refusal = `restoring ownership needs membership in roles that ${server.user} is not a member of: ${notAssumable.join(', ')}`;

@@ -4,7 +4,7 @@ import { artifactKey, sidecarKey } from '../catalog/catalog.js';
 import { qualifiedName, type Sidecar, type Verification } from '../catalog/sidecar.js';
 import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
 import type { NotifyConfig } from '../notify/notify.js';
-import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, isSuperuser, MaintenanceConnection, movablePartitions, type TableName } from '../pg/admin.js';
+import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, isSuperuser, MaintenanceConnection, missingRoles, movablePartitions, unavailableExtensions, type TableName } from '../pg/admin.js';
 import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
@@ -12,7 +12,7 @@ import type { CountedTable } from '../pg/counts.js';
 import { endedBySignal, type ChildRun } from '../pg/dump.js';
 import { RestoreCounter } from '../pg/restore-counts.js';
 import { RestoreProgress } from '../pg/restore-progress.js';
-import { pgRestoreArgs, readArchiveThrough, RestoreInputError, runRestore, schemaSetup } from '../pg/restore.js';
+import { archiveNeeds, pgRestoreArgs, policyRoles, readArchiveThrough, RestoreInputError, runRestore, schemaSetup } from '../pg/restore.js';
 import { holdsLargeObjects, type TocEntry } from '../pg/toc.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
@@ -405,6 +405,7 @@ async function restoreCheck(
     }
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
     const toc = await checkToc(sidecar, archive, pgRestore, offline);
+    await checkVerifyServer(server, pgRestore.path, archive.path, toc, request.workDir, offline);
     // A --table dump holds its tables but not their schemas: create those first.
     const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0, publicSchema: sidecar.database.publicSchema }, dir, offline));
     const env = await childEnv(server, runtime.env, name);
@@ -521,6 +522,28 @@ async function restoreCheck(
     }
     await sweeping;
     await maintenance.close();
+  }
+}
+
+/**
+ * What a sound dump needs of the server it is restored on, besides room and rights: the
+ * extensions it creates, and the roles its policies and user mappings name (the restore
+ * runs with --no-owner --no-acl, which do without owners and grantees, not without these).
+ * A verify server without them would fail the restore for its own sake: NOT VERIFIED,
+ * never a verdict on the backup.
+ */
+async function checkVerifyServer(server: ConnectionSettings, pgRestore: string, archive: string, toc: readonly TocEntry[], workDir: string | undefined, run: ChildRun): Promise<void> {
+  const extensions = await unavailableExtensions(server, archiveNeeds(toc).extensions);
+  if (extensions.length > 0) {
+    throw new VerifyEnvironmentError(`the verify server cannot install extensions the backup needs: ${extensions.join(', ')}`, {
+      hint: 'install their packages on the verify server, or verify on a server that has them (--verify-url)',
+    });
+  }
+  const roles = await missingRoles(server, await withScratchDir(workDir, (dir) => policyRoles(pgRestore, archive, toc, dir, run)));
+  if (roles.length > 0) {
+    throw new VerifyEnvironmentError(`the verify server lacks roles the backup's policies or user mappings name: ${roles.join(', ')}`, {
+      hint: 'create them on the verify server (the backup\'s globals file has them), or verify on a server that has them (--verify-url)',
+    });
   }
 }
 

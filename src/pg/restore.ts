@@ -240,6 +240,8 @@ export interface ArchiveNeeds {
   roles: string[];
   /** Roles named by the archive's GRANTs (filled by aclRoles; not in the TOC's columns). */
   grantees: string[];
+  /** Roles named by its policies and user mappings (filled by policyRoles): needed even with --no-owner --no-acl. */
+  referenced: string[];
   extensions: string[];
   /** Object counts by TOC entry type, e.g. TABLE: 11, INDEX: 20. */
   objects: Record<string, number>;
@@ -278,7 +280,7 @@ export function archiveNeeds(entries: readonly TocEntry[], knownRoles: ReadonlyS
     const owner = ownerOf(entry.rest, knownRoles);
     if (owner) roles.add(owner);
   }
-  return { roles: [...roles].sort(), grantees: [], extensions: [...extensions].sort(), objects };
+  return { roles: [...roles].sort(), grantees: [], referenced: [], extensions: [...extensions].sort(), objects };
 }
 
 /**
@@ -475,6 +477,29 @@ export async function aclRoles(pgRestore: string, archive: string, entries: read
   return rolesInAclSql(await entriesSql(pgRestore, archive, acl, join(listDir, 'acl.list'), 'privileges', run));
 }
 
+/**
+ * Roles named by CREATE POLICY ... TO and CREATE USER MAPPING FOR, as pg_dump writes them
+ * (one line each; roles quoted as quote_ident does, listed with ", "). Unlike owners and
+ * grantees, no --no-owner or --no-acl leaves these out: a restore needs them to exist.
+ */
+export function rolesInPolicySql(sql: string): string[] {
+  const roles = new Set<string>();
+  const add = (raw: string) => {
+    const name = raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw;
+    if (name && !(!raw.startsWith('"') && PSEUDO_ROLES.has(name.toLowerCase()))) roles.add(name);
+  };
+  for (const match of sql.matchAll(POLICY_ROLES)) for (const raw of (match[1] ?? '').match(IDENTS) ?? []) add(raw);
+  for (const match of sql.matchAll(MAPPING_ROLE)) add(match[1] as string);
+  return [...roles].sort();
+}
+
+/** Roles the archive's policies and user mappings name (see rolesInPolicySql). Reads just those entries' SQL. */
+export async function policyRoles(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
+  const named = entries.filter((e) => e.type === 'POLICY' || e.type === 'USER MAPPING');
+  if (named.length === 0) return [];
+  return rolesInPolicySql(await entriesSql(pgRestore, archive, named, join(listDir, 'policies.list'), 'policies', run));
+}
+
 /** The SQL pg_restore would run for just these entries (their definitions; no table data). */
 async function entriesSql(pgRestore: string, archive: string, entries: readonly TocEntry[], list: string, what: string, run: ChildRun): Promise<string> {
   await writeFile(list, `${entries.map((e) => `${e.dumpId}; ${e.catalogOid} ${e.objectOid} ${e.type} ${e.rest}`).join('\n')}\n`, { mode: 0o600 });
@@ -498,6 +523,12 @@ const CREATED_RELATION = new RegExp(
   'gm',
 );
 const CREATED_SCHEMA = new RegExp(String.raw`^CREATE SCHEMA (${IDENT});`, 'gm');
+const POLICY_ROLES = new RegExp(
+  String.raw`^CREATE POLICY ${IDENT} ON ${IDENT}\.${IDENT}(?: AS (?:PERMISSIVE|RESTRICTIVE))?(?: FOR (?:ALL|SELECT|INSERT|UPDATE|DELETE))? TO (${IDENT}(?:, ${IDENT})*)`,
+  'gm',
+);
+const MAPPING_ROLE = new RegExp(String.raw`^CREATE USER MAPPING FOR (${IDENT}) SERVER `, 'gm');
+const IDENTS = new RegExp(IDENT, 'g');
 
 function unquote(ident: string): string {
   return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;

@@ -504,6 +504,44 @@ describe('database shapes', () => {
     expect(failed.stdout).toMatch(/public\.feelings: 1000 rows in its partitions after restore, 1005 at backup time/);
   });
 
+  it('a role named by a policy and a user mapping, missing on the server: verify says NOT VERIFIED (not recorded), restore refuses up front naming it; once it exists both pass', async () => {
+    const db = await databaseWith('shp_policy');
+    const reader = newRole('shp_reader');
+    await cluster.query('postgres', `CREATE ROLE ${quoteIdent(reader)}`);
+    await cluster.query(
+      db,
+      `CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+       CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', dbname 'nowhere');
+       CREATE USER MAPPING FOR ${quoteIdent(reader)} SERVER elsewhere OPTIONS (user 'nobody');
+       CREATE TABLE notes (id int, body text); INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 20) g;
+       ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+       CREATE POLICY readers ON notes FOR SELECT TO ${quoteIdent(reader)} USING (true)`,
+    );
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    // The role goes (with what depends on it, here the source database).
+    await cluster.dropDatabase(db);
+    await cluster.query('postgres', `DROP ROLE ${quoteIdent(reader)}`);
+
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(1);
+    expect(verified.stdout).toMatch(/NOT VERIFIED/);
+    expect(verified.stdout + verified.stderr).toContain(`the verify server lacks roles the backup's policies or user mappings name: ${reader}`);
+    expect((await readSidecar(storage, db, id)).sidecar.verifications).toEqual([]);
+    const target = newDb('shp_policy_r');
+    for (const flags of [[], ['--no-owner', '--no-acl']]) {
+      const refused = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes', ...flags]);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(`the archive needs roles the target server lacks: ${reader}`);
+      expect(refused.stderr).toMatch(/named by the backup's policies or user mappings/);
+      expect(refused.stderr).not.toMatch(/--no-owner --no-acl/);
+    }
+
+    await cluster.query('postgres', `CREATE ROLE ${quoteIdent(reader)}`);
+    const passed = await cli(['verify', id, '--profile', db]);
+    expect(passed.code, passed.stdout + passed.stderr).toBe(0);
+    await restoredAsNew(id, db, 'shp_policy_r2');
+  });
+
   it('a --table backup of a table whose type lives outside it: NOT VERIFIED (exit 1, not recorded), never FAILED', async () => {
     const db = await databaseWith('shp_tabletype');
     await cluster.query(

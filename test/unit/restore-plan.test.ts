@@ -12,7 +12,7 @@ import { isBackupId, newBackupId } from '../../src/catalog/id.js';
 import type { Sidecar } from '../../src/catalog/sidecar.js';
 import { compareCounts, throwawayName } from '../../src/core/verify.js';
 import { filterGlobals, globalsNames } from '../../src/pg/globals.js';
-import { archiveNeeds, pgRestoreArgs, rolesInAclSql, selectionList, tablesWithoutRows, withTableParts } from '../../src/pg/restore.js';
+import { archiveNeeds, pgRestoreArgs, rolesInAclSql, rolesInPolicySql, selectionList, tablesWithoutRows, withTableParts } from '../../src/pg/restore.js';
 import { parseTocDependencies, parseTocList } from '../../src/pg/toc.js';
 
 /** `pg_dumpall --globals-only` of a PostgreSQL 15.18 cluster (password hash shortened). */
@@ -207,7 +207,7 @@ describe('archiveNeeds', () => {
   });
 
   it('has nothing to say about an empty archive', () => {
-    expect(archiveNeeds([])).toEqual({ roles: [], grantees: [], extensions: [], objects: {} });
+    expect(archiveNeeds([])).toEqual({ roles: [], grantees: [], referenced: [], extensions: [], objects: {} });
   });
 });
 
@@ -384,6 +384,21 @@ describe('throwawayName', () => {
       expect(isBackupId(id)).toBe(true);
       expect(Buffer.byteLength(throwawayName(id))).toBeLessThanOrEqual(63);
     }
+  });
+});
+
+describe('rolesInPolicySql', () => {
+  it('reads the roles of CREATE POLICY ... TO and CREATE USER MAPPING FOR as pg_dump writes them', () => {
+    const sql = [
+      'CREATE POLICY readers ON public.notes FOR SELECT TO reader USING (true);',
+      'CREATE POLICY "only mine" ON "My Schema"."Notes" AS RESTRICTIVE FOR UPDATE TO "Report Writer", app_rw, "we""ird" USING ((owner = CURRENT_USER));',
+      'CREATE POLICY everyone ON public.notes USING ((id > 0));',
+      "CREATE POLICY p ON public.t TO PUBLIC USING (('TO x'::text <> ''::text));",
+      "CREATE USER MAPPING FOR mapper SERVER elsewhere OPTIONS (\n    \"user\" 'nobody'\n);",
+      'CREATE USER MAPPING FOR public SERVER elsewhere;',
+      "COMMENT ON POLICY readers ON public.notes IS 'TO nobody';",
+    ].join('\n');
+    expect(rolesInPolicySql(sql)).toEqual(['Report Writer', 'app_rw', 'mapper', 'reader', 'we"ird']);
   });
 });
 
