@@ -134,10 +134,13 @@ function freeName(base: string, suffix: string, taken: ReadonlySet<string>): str
   }
 }
 
+/** The bytes PostgreSQL keeps of an identifier (NAMEDATALEN - 1). */
+const MAX_IDENTIFIER_BYTES = 63;
+
 /** `<base><suffix>` cut to PostgreSQL's 63-byte identifier limit, keeping the suffix. */
 function derivedName(base: string, suffix: string): string {
   let cut = base;
-  while (Buffer.byteLength(cut + suffix) > 63) cut = cut.slice(0, -1);
+  while (Buffer.byteLength(cut + suffix) > MAX_IDENTIFIER_BYTES) cut = cut.slice(0, -1);
   return cut + suffix;
 }
 
@@ -169,6 +172,11 @@ async function prepare(request: RestoreRequest, runtime: Runtime, options: { loc
   if (request.clean && request.force) throw usageError('--clean and --force cannot be used together', '--clean replaces the target; --force restores into it as it is');
   const server = request.server(sidecar);
   const target = request.targetDb ?? sidecar.database.name;
+  // PostgreSQL cuts a longer name to 63 bytes: the database made would not be the one named
+  // (and a second run would look for the whole name and not find it).
+  if (Buffer.byteLength(target) > MAX_IDENTIFIER_BYTES) {
+    throw usageError(`the target database name is ${Buffer.byteLength(target)} bytes long: PostgreSQL keeps at most ${MAX_IDENTIFIER_BYTES} bytes of a name`, 'choose a shorter --target-db');
+  }
 
   const keys = request.keys?.(sidecar.profile);
   assertDecryptable(sidecar, keys);

@@ -284,6 +284,17 @@ describe('restore: safety', () => {
     expect(await relatives(target, 'restoring')).toEqual([]);
   });
 
+  it('a target name longer than PostgreSQL keeps (63 bytes) is refused (exit 2), nothing created under the cut name', async () => {
+    for (const target of ['x'.repeat(70), 'ü'.repeat(40)]) {
+      const run = await restore(ids.chinook, ['--target-db', target, '--create', '--yes']);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toContain(`the target database name is ${Buffer.byteLength(target)} bytes long`);
+      let cut = target;
+      while (Buffer.byteLength(cut) > 63) cut = cut.slice(0, -1);
+      expect(await databaseExists(cut)).toBe(false);
+    }
+  });
+
   it('--clean without a terminal and without --yes exits 2 and changes nothing; --clean with --force is a usage error', async () => {
     const target = newDb('rst_noyes');
     const before = await makeOccupied(target);
