@@ -32,6 +32,7 @@ import type { Runtime } from './runtime.js';
 import { storageError } from './storage-errors.js';
 import { storageAt } from './storages.js';
 import { workDirFailure } from './work-dir.js';
+import { unmatchedIncludes } from '../pg/patterns.js';
 
 interface StoredArtifact extends StoredFile {
   container: 'pg-custom' | 'tar';
@@ -184,7 +185,9 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
           pgRestore.path,
           { snapshot: session.snapshotId, filters: selectionArgs(profile.dump), lockWaitTimeout: profile.dump.lockWaitTimeout },
           run,
-        )
+        ).catch(async (error: unknown) => {
+          throw (await selectsNothing(profile, facts.database, signal)) ?? error;
+        })
       : undefined;
     // What --table or --schema selects, not what --exclude-* leaves out on purpose.
     const selects = profile.dump.tables.length > 0 || profile.dump.schemas.length > 0;
@@ -511,6 +514,22 @@ function skipGlobals(ctx: GlobalsContext, reason: string): Sidecar['globals'] {
   ctx.warnings.push(message);
   ctx.runtime.reporter.warn(message);
   return { status: 'skipped', reason };
+}
+
+/**
+ * After pg_dump failed on a --table/--schema selection: the usage error (exit 2) to report
+ * when its include patterns select nothing (pg_dump then fails, saying so only in words),
+ * else null (its own failure stands).
+ */
+async function selectsNothing(profile: ResolvedProfile, database: string, signal: AbortSignal): Promise<BackupctlError | null> {
+  if (signal.aborted) return null;
+  const { schemas, tables } = profile.dump;
+  const unmatched = await unmatchedIncludes(profile.connection, database, { schemas, tables }).catch(() => null);
+  if (unmatched === null) return null;
+  const patterns = (unmatched === '--table' ? tables : schemas).map((pattern) => `${unmatched} '${pattern}'`).join(' ');
+  return usageError(`${patterns} selects no ${unmatched === '--table' ? 'table' : 'schema'} in database "${database}": nothing to back up`,
+    `patterns are pg_dump's: unquoted letters fold to lower case ("Quoted" keeps case), * and ? are wildcards, schema.table qualifies; psql -c '\\d${unmatched === '--table' ? 't' : 'n'}' lists what there is`,
+  );
 }
 
 /**

@@ -269,15 +269,26 @@ describe('create: filters', () => {
     expect(sidecar.dump.tables).toEqual(['app.events', 'public.nocols']);
   });
 
-  it('a --table or --schema that matches nothing: exit 1 with pg_dump\'s own reason (not pg_restore\'s "input file is too short")', async () => {
+  it('a --table or --schema that matches nothing is a usage error (exit 2) naming the pattern, with how patterns match; nothing is stored', async () => {
     for (const [args, reason] of [
-      [['--table', 'no_such_table'], /no matching tables were found/],
-      [['--schema', 'No Such Schema'], /no matching schemas were found/],
+      [['--table', 'no_such_table'], /--table 'no_such_table' selects no table in database/],
+      // Quoted letters keep their case, as in pg_dump: "App" is not app.
+      [['--table', 'app."Events"'], /--table 'app."Events"' selects no table/],
+      [['--table', '"App".events'], /--table '"App".events' selects no table/],
+      // A name without its schema is looked up on the search_path (app is not on it).
+      [['--table', 'events'], /--table 'events' selects no table/],
+      [['--schema', 'No Such Schema'], /--schema 'No Such Schema' selects no schema in database/],
     ] as const) {
       const run = await create(tricky, [...args]);
-      expect(run.code, run.stderr).toBe(1);
+      expect(run.code, run.stderr).toBe(2);
       expect(run.stderr).toMatch(reason);
+      expect(run.stderr).toMatch(/hint: patterns are pg_dump's/);
       expect(run.stderr).not.toMatch(/input file is too short/);
+    }
+    // What pg_dump's patterns do match still backs up (unquoted letters fold to lower case).
+    for (const pattern of ['App.Events', 'APP.EVENT?']) {
+      const matched = await create(tricky, ['--table', pattern]);
+      expect(matched.code, matched.stderr).toBe(0);
     }
   });
 

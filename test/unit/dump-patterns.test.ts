@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { asciiPattern } from '../../src/core/create.js';
+import { patternRegexes } from '../../src/pg/patterns.js';
 
 describe('asciiPattern', () => {
   it('makes each character outside ASCII a wildcard, closing and reopening quotes around it', () => {
@@ -19,5 +20,20 @@ describe('asciiPattern', () => {
     expect(asciiPattern('"a""à"')).toBe('"a"""?');
     expect(asciiPattern('"My Table"')).toBe('"My Table"');
     expect(asciiPattern('public.orders_*')).toBe('public.orders_*');
+  });
+});
+
+describe('patternRegexes (pg_dump --table/--schema patterns)', () => {
+  it('folds unquoted letters, makes * and ? wildcards, splits at an unquoted dot', () => {
+    expect(patternRegexes('App.Events')).toEqual(['^(app)$', '^(events)$']);
+    expect(patternRegexes('public.orders_*')).toEqual(['^(public)$', '^(orders_.*)$']);
+    expect(patternRegexes('ord?rs')).toEqual(['^(ord.rs)$']);
+  });
+
+  it('keeps quoted parts as they are, regular-expression characters escaped, "" a quote', () => {
+    expect(patternRegexes('"My.Schema"."T*"')).toEqual(['^(My\\.Schema)$', '^(T\\*)$']);
+    expect(patternRegexes('"a""b"')).toEqual(['^(a"b)$']);
+    expect(patternRegexes('price$')).toEqual(['^(price\\$)$']);
+    expect(patternRegexes('db.s.t')).toHaveLength(3);
   });
 });
