@@ -108,33 +108,39 @@ export class SnapshotSession {
    * in the dump, which surprises whoever wrote `--table parent` (or `--schema` of a parent
    * whose partitions live in another schema). One warning line per such table, naming up to
    * three of the tables left out (the leaves that hold rows: a partitioned table in the
-   * middle holds none); `filter` names the options in the lines.
+   * middle holds none), and what to select too (those in the middle first, without which a
+   * leaf does not restore); `filter` names the options in the lines.
    */
   async partialTrees(only: ReadonlySet<number>, filter = '--table'): Promise<string[]> {
     if (only.size === 0) return [];
     try {
-      const { rows } = await this.client.query<{ name: string; partitioned: boolean; left_out: string; examples: string[] }>(
+      const { rows } = await this.client.query<{ name: string; partitioned: boolean; left_out: string; examples: string[]; needed: string[]; needed_count: string }>(
         `WITH RECURSIVE tree(root, rel) AS (
            SELECT i.inhparent, i.inhrelid FROM pg_inherits i WHERE i.inhparent::int8 = ANY($1::int8[])
            UNION
            SELECT t.root, i.inhrelid FROM tree t JOIN pg_inherits i ON i.inhparent = t.rel
          ), missing AS (
-           SELECT DISTINCT t.root, t.rel, format('%I.%I', n.nspname, c.relname) AS name
+           SELECT DISTINCT t.root, t.rel, format('%I.%I', n.nspname, c.relname) AS name, c.relkind <> 'p' AS leaf
              FROM tree t JOIN pg_class c ON c.oid = t.rel JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE NOT (t.rel::int8 = ANY($1::int8[])) AND c.relkind <> 'p'
+            WHERE NOT (t.rel::int8 = ANY($1::int8[]))
          )
-         SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind = 'p' AS partitioned, count(*)::int8 AS left_out,
-                (array_agg(m.name ORDER BY m.name))[1:3] AS examples
+         SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind = 'p' AS partitioned, count(*) FILTER (WHERE m.leaf)::int8 AS left_out,
+                (array_agg(m.name ORDER BY m.name) FILTER (WHERE m.leaf))[1:3] AS examples,
+                -- what to select besides: the partitioned tables in between first (a leaf restores only under its parent)
+                (array_agg(m.name ORDER BY m.leaf, m.name))[1:5] AS needed, count(*)::int8 AS needed_count
            FROM missing m
            JOIN pg_class c ON c.oid = m.root
            JOIN pg_namespace n ON n.oid = c.relnamespace
-          GROUP BY 1, 2 ORDER BY 1`,
+          GROUP BY 1, 2 HAVING count(*) FILTER (WHERE m.leaf) > 0 ORDER BY 1`,
         [[...only]],
       );
       return rows.map((row) => {
         const count = Number(row.left_out);
         const named = `${row.examples.join(', ')}${count > row.examples.length ? `, and ${count - row.examples.length} more` : ''}`;
-        const selectThem = filter === '--table' ? `select them too (${row.examples.map((name) => `--table '${name}'`).join(' ')}${count > row.examples.length ? ' ...' : ''})` : 'select their schemas or tables too';
+        const selectThem =
+          filter === '--table'
+            ? `select them too (${row.needed.map((name) => `--table '${name}'`).join(' ')}${Number(row.needed_count) > row.needed.length ? ' ...' : ''})`
+            : 'select their schemas or tables too';
         return row.partitioned
           ? `${row.name} is partitioned and ${filter} leaves out ${count} of its partitions (${named}): their rows are not in this backup; ${selectThem}`
           : `${row.name} has ${count} inheritance ${count === 1 ? 'child' : 'children'} (${named}) that ${filter} does not select: the backup holds the parent's own rows only`;
