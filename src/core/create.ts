@@ -37,6 +37,8 @@ import { unmatchedIncludes } from '../pg/patterns.js';
 interface StoredArtifact extends StoredFile {
   container: 'pg-custom' | 'tar';
   toc: TocEntry[];
+  /** What pg_dump warned of (dumpWarnings): the backup's warnings. */
+  warnings: string[];
 }
 
 /** A file written through the stages: its stored digest, its plaintext digest and the stage records. */
@@ -214,6 +216,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     const compressed = stages.some((stage) => stage.type === 'compression' && stage.name !== 'none') || (profile.dump.compress !== null && !pgCompressIsOff(profile.dump.compress));
     const expectedBytes = (compressed ? 1 : 2) * facts.sizeBytes;
     const artifact = await dumpArtifact({ profile, id, storage, stages, pgDump, pgRestore, snapshot: session.snapshotId, run, written, runtime, expectedBytes });
+    for (const warning of artifact.warnings) warn(warning);
     if (facts.largeObjects > 0 && !profile.dump.schemaOnly && !holdsLargeObjects(artifact.toc)) {
       // pg_dump leaves every large object out of a --table or --schema dump.
       warn(`the database's ${facts.largeObjects} large object(s) are not in this backup (pg_dump leaves them out of a --table or --schema dump)`);
@@ -429,8 +432,8 @@ async function dumpCustomFormat(ctx: DumpContext): Promise<StoredArtifact> {
   } finally {
     await child.done.catch(() => undefined);
   }
-  await child.done;
-  return { ...stored, container: 'pg-custom', toc: await toc };
+  const warnings = await child.done;
+  return { ...stored, container: 'pg-custom', toc: await toc, warnings };
 }
 
 /**
@@ -445,7 +448,7 @@ async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
   try {
     const dumpDir = join(scratch, 'dump');
     ctx.runtime.reporter.info(`pg_dump --format=directory --jobs=${ctx.profile.dump.jobs} into ${scratch}`);
-    await runDirectoryDump(ctx.pgDump.path, pgDumpArgs(ctx.profile.dump, ctx.snapshot, dumpDir), ctx.run).catch(async (error: unknown) => {
+    const warnings = await runDirectoryDump(ctx.pgDump.path, pgDumpArgs(ctx.profile.dump, ctx.snapshot, dumpDir), ctx.run).catch(async (error: unknown) => {
       throw await workDirFailure(error, ctx.profile.workDir, { dumping: true });
     });
     const toc = await readToc(ctx.pgRestore.path, dumpDir, ctx.run);
@@ -453,7 +456,7 @@ async function dumpDirectoryFormat(ctx: DumpContext): Promise<StoredArtifact> {
     const { create: tarCreate } = await import('tar'); // loaded only for directory-format dumps
     const pack = Readable.from(tarCreate({ cwd: dumpDir, portable: true }, names));
     const stored = await store(ctx, pack, '.dump.tar', 'dump');
-    return { ...stored, container: 'tar', toc };
+    return { ...stored, container: 'tar', toc, warnings };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

@@ -145,11 +145,35 @@ export function firstErrorLine(stderr: string): string {
   return command ? `${line} (in: ${redactSecrets(command.slice('Command was: '.length)).slice(0, 200)})` : line;
 }
 
-/** Starts a custom-format pg_dump writing to stdout. */
-export function startCustomDump(pgDump: string, args: string[], run: ChildRun): { stdout: Readable; done: Promise<void> } {
+/** The most messages of a successful pg_dump's stderr that are passed on as warnings. */
+const MAX_WARNING_LINES = 20;
+
+/**
+ * What a pg_dump that succeeded wrote on stderr (it is run without --verbose, so only its
+ * warnings: circular foreign keys in a --data-only dump, a table it could not lock in
+ * time...), one line each without the program's name, for the backup's warnings.
+ */
+export function dumpWarnings(stderr: unknown): string[] {
+  const lines = String(stderr ?? '')
+    .split(/\r?\n/)
+    .map((line) => line.trim().replace(/^pg_dump:\s*/, '').replace(/^warning:\s*/i, ''))
+    .filter(Boolean);
+  // A message's detail and hint lines (LC_MESSAGES=C: see childFailure) belong to it.
+  const messages: string[] = [];
+  for (const line of lines) {
+    if (/^(detail|hint):/i.test(line) && messages.length > 0) messages[messages.length - 1] += ` ${line}`;
+    else messages.push(line);
+  }
+  const kept = messages.slice(0, MAX_WARNING_LINES).map((message) => `pg_dump: ${redactSecrets(message).slice(0, 1000)}`);
+  if (messages.length > kept.length) kept.push(`pg_dump: ... and ${messages.length - kept.length} more warning(s)`);
+  return kept;
+}
+
+/** Starts a custom-format pg_dump writing to stdout; `done` gives its warnings (dumpWarnings). */
+export function startCustomDump(pgDump: string, args: string[], run: ChildRun): { stdout: Readable; done: Promise<string[]> } {
   const child = spawn(pgDump, args, run, 'pipe');
   const done = child.then(
-    () => undefined,
+    (result) => dumpWarnings(result.stderr),
     (error: unknown) => {
       throw childFailure('pg_dump', error, run.signal);
     },
@@ -159,10 +183,10 @@ export function startCustomDump(pgDump: string, args: string[], run: ChildRun): 
   return { stdout: child.stdout, done };
 }
 
-/** Runs a directory-format pg_dump to completion. */
-export async function runDirectoryDump(pgDump: string, args: string[], run: ChildRun): Promise<void> {
+/** Runs a directory-format pg_dump to completion; its warnings (dumpWarnings). */
+export async function runDirectoryDump(pgDump: string, args: string[], run: ChildRun): Promise<string[]> {
   try {
-    await spawn(pgDump, args, run, 'ignore');
+    return dumpWarnings((await spawn(pgDump, args, run, 'ignore')).stderr);
   } catch (error) {
     throw childFailure('pg_dump', error, run.signal);
   }

@@ -6,7 +6,7 @@ import { Transform, type TransformCallback } from 'node:stream';
  * exit status is. A consumer that publishes on end (an atomic put) therefore never
  * publishes the output of a child that failed.
  */
-export function gateOnExit(done: Promise<void>): Transform {
+export function gateOnExit(done: Promise<unknown>): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       callback(null, chunk);

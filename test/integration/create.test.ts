@@ -329,6 +329,25 @@ describe('create: filters', () => {
     expect(sidecar.tables.find((t) => t.name === 'events')?.rows).toBe(10_000);
   });
 
+  it("pg_dump's warnings are the backup's (circular foreign keys in a --data-only dump), one per message with its detail and hint", async () => {
+    const db = uniqueName('create_cycle');
+    databases.push(db);
+    await cluster.createDatabase(db);
+    await cluster.query(
+      db,
+      `CREATE TABLE a (id int PRIMARY KEY, b int); CREATE TABLE b (id int PRIMARY KEY, a int REFERENCES a);
+       ALTER TABLE a ADD FOREIGN KEY (b) REFERENCES b DEFERRABLE`,
+    );
+    const run = await create(db, ['--data-only']);
+    createdId(run);
+    const { warnings } = parseJsonStdout(run.stdout) as { warnings: string[] };
+    expect(warnings).toEqual([expect.stringMatching(/^pg_dump: there are circular foreign-key constraints among these tables: detail: a detail: b hint: /)]);
+    expect(run.stderr).toMatch(/^warning: pg_dump: there are circular foreign-key constraints/m);
+    // A full dump of the same database warns of nothing.
+    const full = await create(db);
+    expect((parseJsonStdout(full.stdout) as { warnings: string[] }).warnings).toEqual([]);
+  });
+
   it('--schema-only with --data-only is a usage error', async () => {
     const run = await create(tricky, ['--schema-only', '--data-only']);
     expect(run.code).toBe(2);
