@@ -16,6 +16,7 @@ import {
   lockRestoreTarget,
   isSuperuser,
   databaseNames,
+  applyDatabaseProperties,
   missingRoles,
   movablePartitions,
   rolesNotAssumable,
@@ -31,7 +32,7 @@ import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { aclRoles, archiveNeeds, pgRestoreArgs, policyRoles, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, tablesWithoutRows, unmatchedSelection, type ArchiveNeeds } from '../pg/restore.js';
+import { aclRoles, archiveNeeds, databaseProperties, pgRestoreArgs, policyRoles, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, tablesWithoutRows, unmatchedSelection, type ArchiveNeeds } from '../pg/restore.js';
 import type { TocEntry } from '../pg/toc.js';
 import type { ChildRun } from '../pg/dump.js';
 import type { Storage } from '../storage/storage.js';
@@ -157,6 +158,8 @@ interface Prepared {
   schemas: { create: string[]; dropPublic: boolean };
   /** The dump ids the --schema/--table selection restores (checkSelection); null without one. */
   selected: Set<number> | null;
+  /** The backup's database properties for the restored database, once in the target's place (databaseProperties); null when none, or into an existing one. */
+  properties: { statements: string[]; entries: number } | null;
   /** Ends the restore's hold on its target (lockRestoreTarget); a dry run holds nothing. */
   release: () => Promise<void>;
 }
@@ -255,13 +258,22 @@ async function prepare(request: RestoreRequest, runtime: Runtime, options: { loc
     const restored = selection.selected ? toc.filter((entry) => selection.selected?.has(entry.dumpId)) : toc;
     needs.referenced = await withScratchDir(request.workDir, (dir) => policyRoles(pgRestore.path, archive.path, restored, dir, offline));
     const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql, selection);
+    // A database backupctl creates gets the backup's database properties, as pg_restore --create gives them.
+    const properties = plan.staging
+      ? await withScratchDir(request.workDir, (dir) => databaseProperties(pgRestore.path, archive.path, { dumped: sidecar.database.name, target: plan.target, noAcl: request.noAcl }, dir, offline))
+      : null;
+    if (properties) {
+      const at = plan.steps.findIndex((step) => step.startsWith('NOT '));
+      const step = `give "${plan.target}" the backup's database settings, privileges and comment (${properties.statements.length} statement(s): ALTER DATABASE ... SET, GRANT/REVOKE ... ON DATABASE, COMMENT ON DATABASE)`;
+      plan.steps.splice(at < 0 ? plan.steps.length : at, 0, step);
+    }
     const schemas = await withScratchDir(request.workDir, (dir) => schemaSetup(pgRestore.path, archive.path, toc, { tablesOnly: sidecar.dump.tables.length > 0, publicSchema: sidecar.database.publicSchema }, dir, offline));
     // The decoded archive's own checks (its digest, computed alongside the reads above):
     // before anything changes when the restore goes into the target itself (--force);
     // otherwise once pg_restore has read it, before the staging database takes the
     // target's place (see restoreBackup), so that hashing overlaps the restore.
     if (!plan.staging) await assertIntact(sidecar, archive);
-    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas, selected: selection.selected, release: lock ? lock.release : async () => undefined };
+    return { storage, sidecar, archive, pgRestore, server, plan, globalsSql, toc, schemas, properties, selected: selection.selected, release: lock ? lock.release : async () => undefined };
   } catch (error) {
     await lock?.release();
     await archive.dispose();
@@ -607,6 +619,14 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
         throwIfAborted(runtime.signal);
         if (plan.mode === 'create') await renameDatabase(server, plan.staging, plan.target);
         else await swapDatabases(server, plan.target, plan.staging, plan.keepOldAs as string, plan.targetState.objects !== null);
+        if (prepared.properties) {
+          // On the database in its place (the move took away the staging database's scratch
+          // comment). Its data is sound and complete: a property the server refuses (a role
+          // it lacks for a GRANT, a setting it does not know) is a warning, not a failure.
+          await applyDatabaseProperties(server, prepared.properties.statements).catch((error: unknown) => {
+            runtime.reporter.warn(`not all of the backup's database settings, privileges and comment were carried over: ${(error as Error).message}`);
+          });
+        }
       }
     } catch (error) {
       if (plan.staging) {

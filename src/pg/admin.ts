@@ -483,6 +483,24 @@ export async function missingTablespaces(settings: ConnectionSettings, names: re
   });
 }
 
+/**
+ * Runs the statements of a database's properties (restore.ts databaseProperties: ALTER
+ * DATABASE ... SET, GRANT/REVOKE ... ON DATABASE, COMMENT ON DATABASE, all naming it) from
+ * the maintenance database, one by one, so that one the server refuses does not keep the
+ * others out; the first refusal is thrown once all have been tried.
+ */
+export async function applyDatabaseProperties(settings: ConnectionSettings, statements: readonly string[]): Promise<void> {
+  await withMaintenance(settings, async (client) => {
+    let first: unknown = null;
+    for (const statement of statements) {
+      await client.query(statement).catch((error: unknown) => {
+        first ??= queryError(error, `cannot apply "${statement.slice(0, 120)}"`);
+      });
+    }
+    if (first) throw first;
+  });
+}
+
 /** A table by schema and name. */
 export interface TableName {
   schema: string;

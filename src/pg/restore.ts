@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { scriptStatements } from './sql-script.js';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -500,11 +501,55 @@ export async function policyRoles(pgRestore: string, archive: string, entries: r
   return rolesInPolicySql(await entriesSql(pgRestore, archive, named, join(listDir, 'policies.list'), 'policies', run));
 }
 
+/**
+ * The dumped database's own properties as statements for the database `target`: its
+ * settings (ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ... SET, connection limit),
+ * its comment and security labels, and (unless `noAcl`) its privileges (GRANT/REVOKE
+ * CONNECT ...). pg_restore applies them only when it creates the database itself
+ * (--create), under its dumped name; backupctl creates the database, so they are read from
+ * the archive's entries that --create selects and named for `target`. Null when the
+ * archive holds none.
+ */
+export async function databaseProperties(
+  pgRestore: string,
+  archive: string,
+  database: { dumped: string; target: string; noAcl: boolean },
+  listDir: string,
+  run: ChildRun,
+): Promise<{ statements: string[]; entries: number } | null> {
+  const ofDatabase = (e: TocEntry) => e.rest.startsWith('- DATABASE ');
+  const entries = parseTocList(await listToc(pgRestore, ['--list', '--create', archive], run)).filter(
+    (e) => e.type === 'DATABASE PROPERTIES' || ((e.type === 'COMMENT' || e.type === 'SECURITY LABEL' || (e.type === 'ACL' && !database.noAcl)) && ofDatabase(e)),
+  );
+  if (entries.length === 0) return null;
+  const sql = await entriesSql(pgRestore, archive, entries, join(listDir, 'database.list'), 'database properties', run, ['--create']);
+  const statements = propertyStatements(sql, database.dumped, database.target);
+  return statements.length === 0 ? null : { statements, entries: entries.length };
+}
+
+/**
+ * Of pg_restore's script of database properties, the statements that set a property of
+ * the database `from`, named for `to`: comments, security labels, settings, privileges.
+ * Nothing else goes through: pg_restore --create also writes the CREATE DATABASE and the
+ * owner (backupctl creates the database and gives its owner itself) and session SETs.
+ */
+export function propertyStatements(sql: string, from: string, to: string): string[] {
+  const quoted = `"${to.replace(/"/g, '""')}"`;
+  const kept: string[] = [];
+  for (const statement of scriptStatements(sql)) {
+    const match = PROPERTY_STATEMENT.exec(statement);
+    if (!match || unquote(match[2] as string) !== from) continue;
+    if (/^ALTER DATABASE \S+ OWNER TO /.test(statement) || /^ALTER DATABASE \S+ RENAME /.test(statement)) continue;
+    kept.push(`${match[1]}${quoted}${statement.slice((match[0] as string).length)}`);
+  }
+  return kept;
+}
+
 /** The SQL pg_restore would run for just these entries (their definitions; no table data). */
-async function entriesSql(pgRestore: string, archive: string, entries: readonly TocEntry[], list: string, what: string, run: ChildRun): Promise<string> {
+async function entriesSql(pgRestore: string, archive: string, entries: readonly TocEntry[], list: string, what: string, run: ChildRun, extra: readonly string[] = []): Promise<string> {
   await writeFile(list, `${entries.map((e) => `${e.dumpId}; ${e.catalogOid} ${e.objectOid} ${e.type} ${e.rest}`).join('\n')}\n`, { mode: 0o600 });
   try {
-    const { stdout } = await execa(pgRestore, ['--file=-', `--use-list=${list}`, archive], {
+    const { stdout } = await execa(pgRestore, ['--file=-', ...extra, `--use-list=${list}`, archive], {
       env: run.env,
       extendEnv: false,
       stdin: 'ignore',
@@ -529,6 +574,10 @@ const POLICY_ROLES = new RegExp(
 );
 const MAPPING_ROLE = new RegExp(String.raw`^CREATE USER MAPPING FOR (${IDENT}) SERVER `, 'gm');
 const IDENTS = new RegExp(IDENT, 'g');
+/** A statement on a database's properties, up to and including the database's name. */
+const PROPERTY_STATEMENT = new RegExp(
+  String.raw`^((?:COMMENT ON DATABASE|SECURITY LABEL(?: FOR ${IDENT})? ON DATABASE|ALTER DATABASE|ALTER ROLE ${IDENT} IN DATABASE|(?:GRANT|REVOKE) [A-Z, ]+ ON DATABASE) )(${IDENT})`,
+);
 
 function unquote(ident: string): string {
   return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;

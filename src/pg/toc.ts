@@ -16,6 +16,7 @@ export interface TocEntry {
 }
 
 const TOC_TYPES = [
+  'DATABASE PROPERTIES',
   'MATERIALIZED VIEW DATA',
   'MATERIALIZED VIEW',
   'TABLE DATA',

@@ -343,6 +343,59 @@ describe('database shapes', () => {
     expect((await settingsOf(keptEmpty))[0]?.limit).toBe(7);
   });
 
+  it("restore --create gives the new database the backup's database settings, privileges, connection limit and comment (pg_restore gives them only to a database it creates); --no-acl leaves the privileges out", async () => {
+    const db = await databaseWith('shp_dbprops');
+    const app = newRole('shp_props_app');
+    await cluster.query('postgres', `CREATE ROLE ${quoteIdent(app)}`);
+    await cluster.query(db, 'CREATE TABLE t (id int); INSERT INTO t VALUES (1)');
+    for (const statement of [
+      `ALTER DATABASE ${quoteIdent(db)} SET search_path = app, public`,
+      `ALTER DATABASE ${quoteIdent(db)} SET work_mem = '8MB'`,
+      `ALTER ROLE ${quoteIdent(app)} IN DATABASE ${quoteIdent(db)} SET statement_timeout = '5s'`,
+      `ALTER DATABASE ${quoteIdent(db)} CONNECTION LIMIT 9`,
+      `REVOKE CONNECT ON DATABASE ${quoteIdent(db)} FROM PUBLIC`,
+      `GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(app)}`,
+      `COMMENT ON DATABASE ${quoteIdent(db)} IS 'it''s the\napp: DATABASE ${db} itself'`,
+    ]) {
+      await cluster.query('postgres', statement);
+    }
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const propertiesOf = async (name: string) => ({
+      database: await cluster.query<{ limit: number; acl: string | null; comment: string | null }>(
+        'postgres',
+        `SELECT datconnlimit AS limit, datacl::text AS acl, shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`,
+        [name],
+      ),
+      settings: (
+        await cluster.query<{ role: string | null; config: string[] }>(
+          'postgres',
+          `SELECT r.rolname AS role, s.setconfig AS config FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+             LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = $1`,
+          [name],
+        )
+      ).sort((a, b) => String(a.role).localeCompare(String(b.role))),
+    });
+    const source = await propertiesOf(db);
+    expect(source.database[0]?.comment).toContain(`DATABASE ${db} itself`);
+
+    const dry = await cli(['restore', id, '--profile', db, '--target-db', newDb('shp_dbprops_dry'), '--create', '--dry-run']);
+    expect(dry.stdout).toMatch(/give ".*" the backup's database settings, privileges and comment/);
+    const target = await restoredAsNew(id, db, 'shp_dbprops_r');
+    const restored = await propertiesOf(target);
+    expect(restored.settings).toEqual(source.settings);
+    expect(restored.database[0]?.limit).toBe(9);
+    expect(restored.database[0]?.comment).toBe(source.database[0]?.comment);
+    expect(restored.database[0]?.acl).toContain(`${app}=c/`);
+    expect(restored.database[0]?.acl).not.toMatch(/(^|[{,])=[A-Za-z]*c/); // CONNECT revoked from PUBLIC
+
+    const noAcl = newDb('shp_dbprops_noacl');
+    const withoutAcl = await cli(['restore', id, '--profile', db, '--target-db', noAcl, '--create', '--yes', '--no-acl']);
+    expect(withoutAcl.code, withoutAcl.stderr).toBe(0);
+    const bare = await propertiesOf(noAcl);
+    expect(bare.settings).toEqual(source.settings);
+    expect(bare.database[0]?.acl).toBeNull();
+  });
+
   it('large objects: counted in the archive (none with --table), compared by verify and restore', async () => {
     const db = await databaseWith('shp_lo');
     await cluster.query(

@@ -12,7 +12,7 @@ import { isBackupId, newBackupId } from '../../src/catalog/id.js';
 import type { Sidecar } from '../../src/catalog/sidecar.js';
 import { compareCounts, throwawayName } from '../../src/core/verify.js';
 import { filterGlobals, globalsNames } from '../../src/pg/globals.js';
-import { archiveNeeds, pgRestoreArgs, rolesInAclSql, rolesInPolicySql, selectionList, tablesWithoutRows, withTableParts } from '../../src/pg/restore.js';
+import { archiveNeeds, pgRestoreArgs, propertyStatements, rolesInAclSql, rolesInPolicySql, selectionList, tablesWithoutRows, withTableParts } from '../../src/pg/restore.js';
 import { parseTocDependencies, parseTocList } from '../../src/pg/toc.js';
 
 /** `pg_dumpall --globals-only` of a PostgreSQL 15.18 cluster (password hash shortened). */
@@ -384,6 +384,39 @@ describe('throwawayName', () => {
       expect(isBackupId(id)).toBe(true);
       expect(Buffer.byteLength(throwawayName(id))).toBeLessThanOrEqual(63);
     }
+  });
+});
+
+describe('propertyStatements', () => {
+  it("keeps the statements on the dumped database's properties, named for the target; never its CREATE, owner or anything else", () => {
+    const sql = [
+      '\\restrict abc',
+      'SET statement_timeout = 0;',
+      "SELECT pg_catalog.set_config('search_path', '', false);",
+      "CREATE DATABASE app WITH TEMPLATE = template0 ENCODING = 'UTF8';",
+      'ALTER DATABASE app OWNER TO postgres;',
+      '\\connect app',
+      "COMMENT ON DATABASE app IS 'it''s the",
+      "DATABASE app; itself';",
+      'ALTER DATABASE app CONNECTION LIMIT = 7;',
+      "ALTER DATABASE app SET search_path TO 'app, public';",
+      `ALTER ROLE "Reader" IN DATABASE app SET statement_timeout TO '5s';`,
+      'REVOKE CONNECT,TEMPORARY ON DATABASE app FROM PUBLIC;',
+      'GRANT CONNECT ON DATABASE app TO "Reader";',
+      "COMMENT ON DATABASE other IS 'not ours';",
+      "SECURITY LABEL FOR selinux ON DATABASE app IS 'system_u:object_r:sepgsql_db_t:s0';",
+      '\\unrestrict abc',
+    ].join('\n');
+    const to = '"new ""db"""';
+    expect(propertyStatements(sql, 'app', 'new "db"')).toEqual([
+      `COMMENT ON DATABASE ${to} IS 'it''s the\nDATABASE app; itself';`,
+      `ALTER DATABASE ${to} CONNECTION LIMIT = 7;`,
+      `ALTER DATABASE ${to} SET search_path TO 'app, public';`,
+      `ALTER ROLE "Reader" IN DATABASE ${to} SET statement_timeout TO '5s';`,
+      `REVOKE CONNECT,TEMPORARY ON DATABASE ${to} FROM PUBLIC;`,
+      `GRANT CONNECT ON DATABASE ${to} TO "Reader";`,
+      `SECURITY LABEL FOR selinux ON DATABASE ${to} IS 'system_u:object_r:sepgsql_db_t:s0';`,
+    ]);
   });
 });
 
