@@ -473,7 +473,7 @@ async function makePlan(
       ? `${selection.withoutRows.join(', ')}: no rows of ${selection.withoutRows.length === 1 ? 'its' : 'their'} own in the backup ` +
         '(a partitioned table keeps its rows in its partitions: select them with --table too)'
       : null;
-  if (notRestored) steps.push(`NOT restored: ${notRestored}`);
+  if (notRestored) steps.push(`NO ROWS restored: ${notRestored}`);
   if (mode === 'into-existing') {
     steps.push(
       `restore into "${target}" as it is${request.jobs <= 1 ? ', in one transaction' : ''}` +
@@ -541,7 +541,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
     if (plan.destructive) await confirm(plan);
     throwIfAborted(runtime.signal);
     if (plan.notCarriedOver) runtime.reporter.warn(`not carried over by this restore: ${plan.notCarriedOver}`);
-    if (plan.notRestored) runtime.reporter.warn(`not restored: ${plan.notRestored}`);
+    if (plan.notRestored) runtime.reporter.warn(`no rows restored (the table itself is): ${plan.notRestored}`);
 
     let globalsSkipped: string[] = [];
     if (prepared.globalsSql !== null) {
