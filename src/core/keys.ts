@@ -84,10 +84,16 @@ export function loadPassphrase(settings: EncryptionSettings | undefined, flags: 
 /**
  * Who new backups are encrypted to: the profile's recipients and recipients file plus
  * `--recipient` and `--recipients-file`; when there are none, the passphrase (scrypt), if
- * one is configured. An empty list: backups are not encrypted. Read before any lock or
+ * one is configured. `--passphrase-file` without recipient flags: that passphrase alone. An empty list: backups are not encrypted. Read before any lock or
  * connection, so that a bad key file fails the run at once (exit 2).
  */
 export function encryptionRecipients(settings: EncryptionSettings | undefined, flags: KeyFlags, env: Record<string, string | undefined>): Recipient[] {
+  // --passphrase-file alone on the command line: this backup is encrypted to that
+  // passphrase, the profile's recipients set aside (flags win over the config).
+  if (flags.passphraseFile !== undefined && (flags.recipient ?? []).length === 0 && (flags.recipientsFile ?? []).length === 0) {
+    const passphrase = loadPassphrase(settings, flags, env);
+    return passphrase === undefined ? [] : [new PassphraseRecipient(passphrase)];
+  }
   const recipients = loadRecipients(
     [...(settings?.recipients ?? []), ...(flags.recipient ?? [])],
     [...(settings?.recipientsFile ? [settings.recipientsFile] : []), ...(flags.recipientsFile ?? [])],

@@ -426,6 +426,21 @@ describe('a passphrase', () => {
     expect(unset.stderr).toMatch(/--passphrase-file|passphraseEnv/);
   });
 
+  it("--passphrase-file on create sets a profile's recipients aside for that backup (flags win); with a --recipient flag too it is refused (exit 2)", async () => {
+    const storage = await tempDir('pass-over');
+    const config = path.join(await tempDir('cfg'), 'backupctl.config.json');
+    await writeFile(config, JSON.stringify({ storage, profiles: { [db]: { ...connection(), database: db, encryption: { recipients: [keyA.recipient] } } } }));
+    const run = await cli(['create', '--config', config, '--json', '--passphrase-file', passphraseFile]);
+    expect(run.code, run.stderr).toBe(0);
+    const id = (parseJsonStdout(run.stdout) as { id: string }).id;
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.artifact.stages[1]).toMatchObject({ type: 'encryption', recipients: [{ scheme: 'scrypt' }] });
+    expect((await cli(['verify', id, '--config', config, '--level', 'archive', '--passphrase-file', passphraseFile])).code).toBe(0);
+    const both = await cli(['create', '--config', config, '--passphrase-file', passphraseFile, '--recipient', keyB.recipient]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/either to recipients or to a passphrase, not both/);
+  });
+
   it('a passphrase file that is a FIFO is exit 2 at once, never a hang', async () => {
     const fifo = path.join(await tempDir('fifo'), 'pass.fifo');
     await execa('mkfifo', [fifo]);
