@@ -17,6 +17,8 @@ export const RunEntrySchema = z.object({
   result: z.enum(['succeeded', 'failed', 'interrupted', 'busy']),
   /** Where the run wrote, when that is not the profile's storage (a copy's destination, redacted). */
   target: z.string().max(1000).optional(),
+  /** Where a create was to copy its backup next (the profile's `copies`, redacted): status checks them. */
+  copies: z.array(z.string().max(1000)).max(16).optional(),
   /** The backup the run created or worked on, when there is one. */
   id: z.string().regex(ID_PATTERN).optional(),
   /** One line: what went wrong (redacted). */

@@ -27,6 +27,17 @@ export function destinationAt(ctx: Pick<CommandContext, 'runtime'> & { settings:
   return storageAt(ctx.runtime, location, settings);
 }
 
+/** The destinations of a profile's `copies` as its copy runs record them (a location that cannot be opened: as written). */
+export function copyTargets(ctx: Pick<CommandContext, 'runtime'> & { settings: ResolvedSettings }, destinations: readonly string[], profile: string): string[] {
+  return destinations.map((where) => {
+    try {
+      return destinationAt(ctx, where, profile).location;
+    } catch {
+      return where;
+    }
+  });
+}
+
 /** One profile's copies as a reported run in its run log: `copy`, with the destination. */
 export function reportedCopy(ctx: CommandContext, profile: string, storage: Storage, destination: Storage, work: () => Promise<CopiedBackup[]>): Promise<CopiedBackup[]> {
   return withRunReport(

@@ -43,9 +43,18 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
   const keyFlags: KeyFlags = { recipient, recipientsFile: recipientsFile?.map(inCwd), passphraseFile: passphraseFile === undefined ? undefined : inCwd(passphraseFile) };
   const profile = resolveProfile(ctx.settings, { ...connectionFlags(options, ctx.flags.dbUrl), ...dumpFlags });
   for (const note of profile.notes) ctx.runtime.reporter.info(note);
+  // --passphrase-file alone sets the profile's recipients aside for this backup (core/keys.ts):
+  // their identities will not open it, which whoever relies on them must hear.
+  const configured = profile.encryption?.recipients?.length || profile.encryption?.recipientsFile;
+  if (keyFlags.passphraseFile !== undefined && !recipient?.length && !recipientsFile?.length && configured) {
+    profile.warnings.push(`--passphrase-file: this backup is encrypted to the passphrase alone, not to profile "${profile.name}"'s recipients: their identities will not open it`);
+  }
   for (const warning of profile.warnings) ctx.runtime.reporter.warn(warning);
   await checkDumpSupport(profile, ctx.runtime);
-  // Every run is recorded in the profile's run log and notified (see core/report-run.ts).
+  const copies = profile.settings.copies ?? [];
+  const copyModule = copies.length > 0 ? await import('./copy.js') : null;
+  // Every run is recorded in the profile's run log and notified (see core/report-run.ts),
+  // with where it copies the backup next: status finds a copy the run never got to.
   const result = await withRunReport(
     {
       command: 'create',
@@ -53,17 +62,16 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
       storage: storageAt(ctx.runtime, profile.storage, profile.settings.storageSettings),
       database: profile.connection.database,
       notify: profile.settings.notify,
+      copies: copyModule?.copyTargets(ctx, copies, profile.name),
     },
     ctx.runtime,
     (started) => createBackup(profile, ctx.runtime, { waitMs: wait, onLocked: started, keyFlags }),
     (created) => ({ id: created.sidecar.id, bytes: created.sidecar.artifact.bytes }),
   );
   // The profile's copies (3-2-1): reported, never a failed backup.
-  const copies = profile.settings.copies ?? [];
-  if (copies.length > 0) {
+  if (copyModule) {
     const storage = storageAt(ctx.runtime, profile.storage, profile.settings.storageSettings);
-    const { copyNewBackup } = await import('./copy.js');
-    result.copies = await copyNewBackup(ctx, { sidecar: result.sidecar, storage, catalog: new Catalog(storage) }, copies);
+    result.copies = await copyModule.copyNewBackup(ctx, { sidecar: result.sidecar, storage, catalog: new Catalog(storage) }, copies);
   }
   // A failed copy was a warning on stderr: in --json it is one too (and in `copies`).
   const copyWarnings = (result.copies ?? []).filter((copy) => copy.result === 'failed').map((copy) => `could not copy the backup to ${copy.to}: ${copy.error ?? 'failed'}`);

@@ -16,6 +16,8 @@ export interface RunMeta {
   database?: string | undefined;
   /** Where the run wrote when that is not the profile's storage (a copy's destination): recorded with it. */
   target?: string | undefined;
+  /** Where a create copies its backup once it is made (the profile's `copies`): recorded with it. */
+  copies?: readonly string[] | undefined;
   notify?: NotifyConfig | null | undefined;
 }
 
@@ -83,6 +85,7 @@ export async function withRunReport<T>(
     result: succeeded ? 'succeeded' : interrupted ? 'interrupted' : busy ? 'busy' : 'failed',
     id: summary.id,
     ...(meta.target === undefined ? {} : { target: redactSecrets(meta.target) }),
+    ...(meta.copies === undefined || meta.copies.length === 0 ? {} : { copies: meta.copies.map((copy) => redactSecrets(copy)) }),
     error,
     exitCode,
     host,

@@ -36,6 +36,9 @@ import { storageAt } from './storages.js';
 import { settingsOf, storagesInScope, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
 import { isProcessAlive } from '../platform/process.js';
 import { readLock, type LockInfo } from './lock.js';
+
+/** Who left a profile's lock behind (its token is no one's business). */
+type StaleLock = Pick<LockInfo, 'command' | 'pid' | 'host' | 'startedAt'>;
 import { redactSecrets } from '../redact.js';
 import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
@@ -114,7 +117,7 @@ export interface ProfileStatus {
   /** Destinations of the profile's `copies` the newest backup never reached (see uncopiedNewest). */
   uncopied: Array<{ backupId: string; to: string }>;
   /** The profile's lock, left by a run whose process is gone (killed): the next run takes it over. */
-  staleLock: LockInfo | null;
+  staleLock: StaleLock | null;
   thresholds: { maxAge: string | null; maxVerifyAge: string | null; minSizeRatio: number | null; allowFailures: boolean };
   /** One per broken check; empty when healthy. */
   problems: StatusProblem[];
@@ -146,12 +149,10 @@ export interface EvaluateInput {
   unreadable?: ReadonlyArray<{ id: string; reason: string }> | undefined;
   thresholds: StatusThresholds;
   now: Date;
-  /** Where the profile's `copies` setting copies each new backup: places (placeOf), redacted. */
-  copies?: readonly string[] | undefined;
   /** Whether a run's process is still running: null when that cannot be told (another host, an older entry). */
   running?: ((run: RunEntry) => boolean | null) | undefined;
   /** The profile's lock when its holder ran on this host and is gone: a run killed (SIGKILL, OOM) that could record nothing. */
-  staleLock?: LockInfo | null | undefined;
+  staleLock?: StaleLock | null | undefined;
 }
 
 /**
@@ -166,20 +167,21 @@ export function placeOf(target: string | undefined): string {
 }
 
 /**
- * The destinations of `copies` that the newest backup never reached: its create run
- * succeeded, no copy run to that place accounted for it since (one that succeeded, or that
- * failed or was interrupted, which the failures check reports), and the create's process is
- * gone: killed while copying (SIGKILL, the machine lost), it could record nothing. A copy
- * run that found the destination busy did not copy it either. While that process may
- * still be copying (it is running here, or it ran on another host less than COPY_GRACE_MS
- * ago), nothing is reported. Only the newest backup is checked: adding a destination does
- * not make every older backup a problem.
+ * The destinations the newest backup's create run was to copy it to (its run log entry's
+ * `copies`: the profile's setting then) that it never reached: the create succeeded, no
+ * copy run to that place accounted for it since (one that succeeded, or that failed or was
+ * interrupted, which the failures check reports), and the create's process is gone: killed
+ * while copying (SIGKILL, the machine lost), it could record nothing. A copy run that
+ * found the destination busy did not copy it either. While that process may still be
+ * copying (it is running here, or it ran on another host less than COPY_GRACE_MS ago),
+ * nothing is reported. Only the newest backup is checked, against what its own run meant
+ * to do: a destination added to the config later is no problem of it.
  */
-export function uncopiedNewest(newest: SidecarSummary | null, input: Pick<EvaluateInput, 'runs' | 'copies' | 'running' | 'now'>): string[] {
-  const copies = input.copies ?? [];
-  if (newest === null || copies.length === 0) return [];
+export function uncopiedNewest(newest: SidecarSummary | null, input: Pick<EvaluateInput, 'runs' | 'running' | 'now'>): string[] {
+  if (newest === null) return [];
   const made = input.runs.find((run) => run.command === 'create' && run.result === 'succeeded' && run.id === newest.id);
-  if (!made) return [];
+  const copies = [...new Set((made?.copies ?? []).map(placeOf))];
+  if (!made || copies.length === 0) return [];
   const since = Date.parse(made.finishedAt);
   const missing = copies.filter(
     (to) =>
@@ -530,19 +532,6 @@ async function targets(request: StatusRequest): Promise<{ targets: Target[]; lis
   return { targets: sorted, listings };
 }
 
-/** The places of a profile's `copies`, as its copy runs record their destination (redacted, without settings). */
-function copyPlaces(runtime: StatusRequest['runtime'], profile: ProfileSettings): string[] {
-  return (profile.copies ?? []).map((where) => {
-    let location = where;
-    try {
-      location = storageAt(runtime, where, profile.storageSettings).location;
-    } catch {
-      // An unusable URL: copies to it fail, and say so in the run log.
-    }
-    return placeOf(redactSecrets(location));
-  });
-}
-
 /** Whether a run's process is still running: asked only on the host it ran on. */
 function runIsRunning(run: RunEntry): boolean | null {
   if (run.pid === undefined || run.host === undefined || run.host !== hostname()) return null;
@@ -562,7 +551,7 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
     let runs: RunEntry[];
     let damage: Map<string, string[]>;
     let unreadable: ReadonlyArray<{ id: string; reason: string }>;
-    let staleLock: LockInfo | null;
+    let staleLock: StaleLock | null;
     try {
       // The listing made to find the profiles, when it covers this one (one listing, not two).
       const listed = found.listings.get(target.storage);
@@ -574,15 +563,15 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
       damage = scanned.damage;
       unreadable = scanned.unreadable;
       const lock = await readLock(storage, target.profile);
-      staleLock = lock?.info && lock.info.host === hostname() && !isProcessAlive(lock.info.pid) ? lock.info : null;
+      const held = lock?.info;
+      staleLock = held && held.host === hostname() && !isProcessAlive(held.pid) ? { command: held.command, pid: held.pid, host: held.host, startedAt: held.startedAt } : null;
       const log = await readRunLog(storage, target.profile);
       if (log.skipped > 0) warnings.push(`skipped ${log.skipped} unreadable line(s) of ${target.profile}/${RUNLOG_FILE}`);
       runs = log.entries;
     } catch (error) {
       throw storageError(error, storage.location, `reading profile ${target.profile}`, 'read');
     }
-    const copies = copyPlaces(request.runtime, settingsOf(settings, target.profile));
-    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now, copies, running: runIsRunning, staleLock }));
+    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now, running: runIsRunning, staleLock }));
   }
   const problems: string[] = [];
   if (profiles.length === 0) {

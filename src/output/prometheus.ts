@@ -47,7 +47,7 @@ const FAMILIES: Family[] = [
   },
   {
     name: 'backupctl_uncopied_destinations',
-    help: "Destinations of the profile's copies that the newest backup never reached (the run that made it was killed while copying).",
+    help: 'Destinations the newest backup\'s create run was to copy it to and never did (killed while copying).',
     value: (p) => p.uncopied.length,
   },
   {

@@ -493,7 +493,9 @@ export async function applyDatabaseProperties(settings: ConnectionSettings, stat
   await withMaintenance(settings, async (client) => {
     let first: unknown = null;
     for (const statement of statements) {
-      await client.query(statement).catch((error: unknown) => {
+      // The extended protocol runs one statement, whatever the text holds.
+      // (pg 8.23 reads queryMode; its type declarations do not name it yet.)
+      await client.query({ text: statement, queryMode: 'extended' } as pg.QueryConfig).catch((error: unknown) => {
         first ??= queryError(error, `cannot apply "${statement.slice(0, 120)}"`);
       });
     }

@@ -452,16 +452,19 @@ const ROLE_NAME = String.raw`"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*`;
 const GRANTEES = new RegExp(String.raw`\b(?:TO|FROM|FOR ROLE)\s+((?:${ROLE_NAME})(?:\s*,\s*(?:${ROLE_NAME}))*)`, 'g');
 const PSEUDO_ROLES = new Set(['public', 'current_user', 'session_user', 'current_role']);
 
+/** Adds the role a name as pg_dump writes it (quoted or not) stands for, unless it is PUBLIC, CURRENT_USER... */
+function addRole(roles: Set<string>, raw: string): void {
+  const name = raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw;
+  if (name && !(!raw.startsWith('"') && PSEUDO_ROLES.has(name.toLowerCase()))) roles.add(name);
+}
+
 /** Role names in GRANT ... TO, REVOKE ... FROM and ALTER DEFAULT PRIVILEGES FOR ROLE statements. */
 export function rolesInAclSql(sql: string): string[] {
   const roles = new Set<string>();
   for (const line of sql.split('\n')) {
     if (!/^\s*(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES)\b/i.test(line)) continue;
     for (const match of line.matchAll(GRANTEES)) {
-      for (const raw of (match[1] ?? '').split(/\s*,\s*(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
-        const name = raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw;
-        if (name && !(!raw.startsWith('"') && PSEUDO_ROLES.has(name.toLowerCase()))) roles.add(name);
-      }
+      for (const raw of (match[1] ?? '').split(/\s*,\s*(?=(?:[^"]*"[^"]*")*[^"]*$)/)) addRole(roles, raw);
     }
   }
   return [...roles].sort();
@@ -485,12 +488,8 @@ export async function aclRoles(pgRestore: string, archive: string, entries: read
  */
 export function rolesInPolicySql(sql: string): string[] {
   const roles = new Set<string>();
-  const add = (raw: string) => {
-    const name = raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw;
-    if (name && !(!raw.startsWith('"') && PSEUDO_ROLES.has(name.toLowerCase()))) roles.add(name);
-  };
-  for (const match of sql.matchAll(POLICY_ROLES)) for (const raw of (match[1] ?? '').match(IDENTS) ?? []) add(raw);
-  for (const match of sql.matchAll(MAPPING_ROLE)) add(match[1] as string);
+  for (const match of sql.matchAll(POLICY_ROLES)) for (const raw of (match[1] ?? '').match(IDENTS) ?? []) addRole(roles, raw);
+  for (const match of sql.matchAll(MAPPING_ROLE)) addRole(roles, match[1] as string);
   return [...roles].sort();
 }
 
@@ -529,18 +528,24 @@ export async function databaseProperties(
 
 /**
  * Of pg_restore's script of database properties, the statements that set a property of
- * the database `from`, named for `to`: comments, security labels, settings, privileges.
- * Nothing else goes through: pg_restore --create also writes the CREATE DATABASE and the
- * owner (backupctl creates the database and gives its owner itself) and session SETs.
+ * the database `from`, named for `to`. Each statement must be, whole, one of the forms
+ * pg_dump writes for them (PROPERTY_FORMS): a setting, a role's setting in the database,
+ * the connection limit, a comment, a security label, a GRANT or REVOKE on the database.
+ * Nothing else goes through: not the CREATE DATABASE and owner that pg_restore --create
+ * writes too (backupctl creates the database and gives its owner itself), not session
+ * SETs, not IS_TEMPLATE (a restored copy does not become a template), and nothing a
+ * hostile archive might append to a statement.
  */
 export function propertyStatements(sql: string, from: string, to: string): string[] {
   const quoted = `"${to.replace(/"/g, '""')}"`;
   const kept: string[] = [];
   for (const statement of scriptStatements(sql)) {
-    const match = PROPERTY_STATEMENT.exec(statement);
-    if (!match || unquote(match[2] as string) !== from) continue;
-    if (/^ALTER DATABASE \S+ OWNER TO /.test(statement) || /^ALTER DATABASE \S+ RENAME /.test(statement)) continue;
-    kept.push(`${match[1]}${quoted}${statement.slice((match[0] as string).length)}`);
+    for (const form of PROPERTY_FORMS) {
+      const match = form.exec(statement);
+      if (!match || unquote(match[2] as string) !== from) continue;
+      kept.push(`${match[1]}${quoted}${match[3]}`);
+      break;
+    }
   }
   return kept;
 }
@@ -574,10 +579,23 @@ const POLICY_ROLES = new RegExp(
 );
 const MAPPING_ROLE = new RegExp(String.raw`^CREATE USER MAPPING FOR (${IDENT}) SERVER `, 'gm');
 const IDENTS = new RegExp(IDENT, 'g');
-/** A statement on a database's properties, up to and including the database's name. */
-const PROPERTY_STATEMENT = new RegExp(
-  String.raw`^((?:COMMENT ON DATABASE|SECURITY LABEL(?: FOR ${IDENT})? ON DATABASE|ALTER DATABASE|ALTER ROLE ${IDENT} IN DATABASE|(?:GRANT|REVOKE) [A-Z, ]+ ON DATABASE) )(${IDENT})`,
-);
+/** A literal as pg_dump writes one ('...' with '' for a quote; E'' is not used). */
+const LITERAL = String.raw`'(?:[^']|'')*'`;
+/** A setting's value list: literals and plain words (numbers, identifiers), ", " between them. */
+const SETTING = String.raw`[A-Za-z_][A-Za-z0-9_.]* (?:TO|=) (?:${LITERAL}|[A-Za-z0-9_.+-]+)(?:, (?:${LITERAL}|[A-Za-z0-9_.+-]+))*`;
+const ROLES = String.raw`${IDENT}(?:, ${IDENT})*`;
+/**
+ * The whole statements database properties are made of, as pg_dump writes them: group 1
+ * up to the database's name, group 2 the name, group 3 the rest (with the `;`).
+ */
+const PROPERTY_FORMS = [
+  String.raw`^(ALTER DATABASE )(${IDENT})( SET ${SETTING};)$`,
+  String.raw`^(ALTER DATABASE )(${IDENT})( CONNECTION LIMIT = -?\d+;)$`,
+  String.raw`^(ALTER ROLE ${IDENT} IN DATABASE )(${IDENT})( SET ${SETTING};)$`,
+  String.raw`^(COMMENT ON DATABASE )(${IDENT})( IS ${LITERAL};)$`,
+  String.raw`^(SECURITY LABEL(?: FOR ${IDENT})? ON DATABASE )(${IDENT})( IS ${LITERAL};)$`,
+  String.raw`^((?:GRANT|REVOKE(?: GRANT OPTION FOR)?) [A-Z]+(?:,[A-Z]+)* ON DATABASE )(${IDENT})( (?:TO|FROM) ${ROLES}(?: WITH GRANT OPTION)?(?: GRANTED BY ${IDENT})?;)$`,
+].map((form) => new RegExp(form));
 
 function unquote(ident: string): string {
   return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;

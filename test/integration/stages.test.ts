@@ -432,7 +432,8 @@ describe('a passphrase', () => {
     await writeFile(config, JSON.stringify({ storage, profiles: { [db]: { ...connection(), database: db, encryption: { recipients: [keyA.recipient] } } } }));
     const run = await cli(['create', '--config', config, '--json', '--passphrase-file', passphraseFile]);
     expect(run.code, run.stderr).toBe(0);
-    const id = (parseJsonStdout(run.stdout) as { id: string }).id;
+    const { id, warnings } = parseJsonStdout(run.stdout) as { id: string; warnings: string[] };
+    expect(warnings).toEqual([expect.stringMatching(/^--passphrase-file: this backup is encrypted to the passphrase alone, not to profile .*'s recipients/)]);
     const { sidecar } = await readSidecar(storage, db, id);
     expect(sidecar.artifact.stages[1]).toMatchObject({ type: 'encryption', recipients: [{ scheme: 'scrypt' }] });
     expect((await cli(['verify', id, '--config', config, '--level', 'archive', '--passphrase-file', passphraseFile])).code).toBe(0);

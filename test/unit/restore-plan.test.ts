@@ -418,6 +418,26 @@ describe('propertyStatements', () => {
       `SECURITY LABEL FOR selinux ON DATABASE ${to} IS 'system_u:object_r:sepgsql_db_t:s0';`,
     ]);
   });
+  it('splits statements around quoted names holding a quote, and lets through no statement that is not one of the forms whole', () => {
+    const sql = [
+      'ALTER DATABASE "it\'s" CONNECTION LIMIT = 50;',
+      `ALTER ROLE "o'brien" IN DATABASE "it's" SET work_mem TO '64MB';`,
+      `ALTER DATABASE "it's" SET statement_timeout TO '30s';`,
+      'REVOKE CONNECT,TEMPORARY ON DATABASE "it\'s" FROM PUBLIC;',
+      `ALTER DATABASE "it's" SET work_mem TO '1MB'; DROP DATABASE prod;`,
+      `COMMENT ON DATABASE "it's" IS 'a'; ALTER ROLE postgres PASSWORD 'x';`,
+      'ALTER DATABASE "it\'s" RENAME TO gone;',
+      'ALTER DATABASE "it\'s" OWNER TO mallory;',
+      'ALTER DATABASE "it\'s" IS_TEMPLATE = true;',
+      'ALTER DATABASE "it\'s" WITH ALLOW_CONNECTIONS false;',
+    ].join('\n');
+    expect(propertyStatements(sql, "it's", 'copy')).toEqual([
+      'ALTER DATABASE "copy" CONNECTION LIMIT = 50;',
+      `ALTER ROLE "o'brien" IN DATABASE "copy" SET work_mem TO '64MB';`,
+      `ALTER DATABASE "copy" SET statement_timeout TO '30s';`,
+      'REVOKE CONNECT,TEMPORARY ON DATABASE "copy" FROM PUBLIC;',
+    ]);
+  });
 });
 
 describe('rolesInPolicySql', () => {

@@ -315,57 +315,63 @@ describe('failedSinceSuccess', () => {
 describe('uncopiedNewest: a run killed while copying its backup', () => {
   const OFFSITE = 's3://offsite/db';
   const VAULT = '/mnt/vault';
-  const made = (b: Sidecar, extra: Partial<RunEntry> = {}): RunEntry => ({ ...run(Date.parse(NOW.toISOString()) - Date.parse(b.finishedAt), 'succeeded'), id: b.id, host: 'db1', pid: 4242, ...extra });
+  /** The create entry of `b`, which was to copy it to `copies` (as its run recorded them). */
+  const made = (b: Sidecar, copies: string[] = [`${OFFSITE}?endpoint=http://127.0.0.1:9000`, VAULT], extra: Partial<RunEntry> = {}): RunEntry => ({
+    ...run(Date.parse(NOW.toISOString()) - Date.parse(b.finishedAt), 'succeeded'),
+    id: b.id,
+    host: 'db1',
+    pid: 4242,
+    copies,
+    ...extra,
+  });
   const copy = (ago: number, result: RunEntry['result'], target: string, id?: string): RunEntry => ({ ...run(ago, result, 'copy'), target, ...(id ? { id } : {}) });
   const gone = () => false;
 
-  it('names each destination no copy run reached since the backup was made, once its process is gone', () => {
+  it('names each destination its create run was to copy it to and no copy run reached since, once that process is gone', () => {
     const newest = backup(2 * HOUR);
-    const runs = [made(newest), copy(2 * HOUR - 60_000, 'succeeded', `${VAULT}`, newest.id)];
-    expect(uncopiedNewest(newest, { runs, copies: [OFFSITE, VAULT], running: gone, now: NOW })).toEqual([OFFSITE]);
+    const runs = [made(newest), copy(2 * HOUR - 60_000, 'succeeded', VAULT, newest.id)];
+    expect(uncopiedNewest(newest, { runs, running: gone, now: NOW })).toEqual([OFFSITE]);
     // The copy's URL settings are not part of its place.
-    const fixed = [...runs, copy(HOUR, 'succeeded', `${OFFSITE}?endpoint=http://127.0.0.1:9000`, newest.id)];
-    expect(uncopiedNewest(newest, { runs: fixed, copies: [OFFSITE, VAULT], running: gone, now: NOW })).toEqual([]);
+    const fixed = [...runs, copy(HOUR, 'succeeded', `${OFFSITE}?endpoint=http://127.0.0.1:9001`, newest.id)];
+    expect(uncopiedNewest(newest, { runs: fixed, running: gone, now: NOW })).toEqual([]);
   });
 
-  it('a failed or interrupted copy is the failures check\'s; a busy one, or a copy of another backup, copied nothing', () => {
+  it("a failed or interrupted copy is the failures check's; a busy one, or a copy of another backup, copied nothing", () => {
     const older = backup(30 * HOUR);
     const newest = backup(2 * HOUR);
-    const reported = [made(newest), copy(HOUR, 'interrupted', OFFSITE, newest.id)];
-    expect(uncopiedNewest(newest, { runs: reported, copies: [OFFSITE], running: gone, now: NOW })).toEqual([]);
-    const busy = [made(newest), copy(HOUR, 'busy', OFFSITE, newest.id)];
-    expect(uncopiedNewest(newest, { runs: busy, copies: [OFFSITE], running: gone, now: NOW })).toEqual([OFFSITE]);
-    const another = [made(newest), copy(HOUR, 'succeeded', OFFSITE, older.id)];
-    expect(uncopiedNewest(newest, { runs: another, copies: [OFFSITE], running: gone, now: NOW })).toEqual([OFFSITE]);
+    const one = (b: Sidecar) => made(b, [OFFSITE]);
+    expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'interrupted', OFFSITE, newest.id)], running: gone, now: NOW })).toEqual([]);
+    expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'busy', OFFSITE, newest.id)], running: gone, now: NOW })).toEqual([OFFSITE]);
+    expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'succeeded', OFFSITE, older.id)], running: gone, now: NOW })).toEqual([OFFSITE]);
     // `copy --all` (no one id) after it catches everything up.
-    const all = [made(newest), copy(HOUR, 'succeeded', OFFSITE)];
-    expect(uncopiedNewest(newest, { runs: all, copies: [OFFSITE], running: gone, now: NOW })).toEqual([]);
+    expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'succeeded', OFFSITE)], running: gone, now: NOW })).toEqual([]);
     // A copy that finished before the backup was made is not one of it.
-    const before = [copy(3 * HOUR, 'succeeded', OFFSITE), made(newest)];
-    expect(uncopiedNewest(newest, { runs: before, copies: [OFFSITE], running: gone, now: NOW })).toEqual([OFFSITE]);
+    expect(uncopiedNewest(newest, { runs: [copy(3 * HOUR, 'succeeded', OFFSITE), one(newest)], running: gone, now: NOW })).toEqual([OFFSITE]);
   });
 
   it('gives a run that may still be copying its time', () => {
     const newest = backup(2 * HOUR);
-    const runs = [made(newest)];
-    expect(uncopiedNewest(newest, { runs, copies: [OFFSITE], running: () => true, now: NOW })).toEqual([]);
+    const runs = [made(newest, [OFFSITE])];
+    expect(uncopiedNewest(newest, { runs, running: () => true, now: NOW })).toEqual([]);
     // Cannot be asked (another host, an entry without pid): 24 h.
-    expect(uncopiedNewest(newest, { runs, copies: [OFFSITE], running: () => null, now: NOW })).toEqual([]);
+    expect(uncopiedNewest(newest, { runs, running: () => null, now: NOW })).toEqual([]);
     const old = backup(30 * HOUR);
-    expect(uncopiedNewest(old, { runs: [made(old)], copies: [OFFSITE], running: () => null, now: NOW })).toEqual([OFFSITE]);
+    expect(uncopiedNewest(old, { runs: [made(old, [OFFSITE])], running: () => null, now: NOW })).toEqual([OFFSITE]);
   });
 
-  it('checks nothing without copies, without the run that made the backup, or without a backup', () => {
+  it('checks nothing a run did not mean to copy (no copies recorded: before this was recorded, or a destination added since), nor without the run or a backup', () => {
     const newest = backup(2 * HOUR);
-    expect(uncopiedNewest(newest, { runs: [made(newest)], copies: [], running: gone, now: NOW })).toEqual([]);
-    expect(uncopiedNewest(newest, { runs: [], copies: [OFFSITE], running: gone, now: NOW })).toEqual([]);
-    expect(uncopiedNewest(newest, { runs: [made(newest, { result: 'failed' })], copies: [OFFSITE], running: gone, now: NOW })).toEqual([]);
-    expect(uncopiedNewest(null, { runs: [], copies: [OFFSITE], running: gone, now: NOW })).toEqual([]);
+    expect(uncopiedNewest(newest, { runs: [made(newest, [])], running: gone, now: NOW })).toEqual([]);
+    const { copies: _none, ...older } = made(newest);
+    expect(uncopiedNewest(newest, { runs: [older], running: gone, now: NOW })).toEqual([]);
+    expect(uncopiedNewest(newest, { runs: [], running: gone, now: NOW })).toEqual([]);
+    expect(uncopiedNewest(newest, { runs: [made(newest, [OFFSITE], { result: 'failed' })], running: gone, now: NOW })).toEqual([]);
+    expect(uncopiedNewest(null, { runs: [], running: gone, now: NOW })).toEqual([]);
   });
 
   it('is a problem of the failures check, only reported with --allow-failures', () => {
     const newest = backup(2 * HOUR);
-    const input = { profile: 'app', storage: '/b', backups: [newest], runs: [made(newest)], now: NOW, copies: [OFFSITE], running: gone };
+    const input = { profile: 'app', storage: '/b', backups: [newest], runs: [made(newest, [OFFSITE])], now: NOW, running: gone };
     const broken = evaluateProfile({ ...input, thresholds: thresholds() });
     expect(broken.uncopied).toEqual([{ backupId: newest.id, to: OFFSITE }]);
     expect(broken.problems).toEqual([{ check: 'failures', message: expect.stringContaining(`the newest backup (${newest.id}) was never copied to ${OFFSITE}`) }]);
@@ -377,7 +383,7 @@ describe('uncopiedNewest: a run killed while copying its backup', () => {
 
 describe('a lock left by a killed run', () => {
   it('is a failure (the run could record nothing), only reported with --allow-failures', () => {
-    const staleLock = { pid: 4242, host: 'db1', command: 'prune', startedAt: at(3 * HOUR), token: 't' };
+    const staleLock = { pid: 4242, host: 'db1', command: 'prune', startedAt: at(3 * HOUR) };
     const input = { profile: 'app', storage: '/b', backups: [backup(2 * HOUR)], runs: [], now: NOW, staleLock };
     const broken = evaluateProfile({ ...input, thresholds: thresholds() });
     expect(broken.staleLock).toEqual(staleLock);
