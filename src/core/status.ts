@@ -33,13 +33,12 @@ import { ExitCode, usageError } from '../errors.js';
 import { formatBytes } from '../units.js';
 import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
-import { settingsOf, storagesInScope, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
+import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
 import { isProcessAlive } from '../platform/process.js';
 import { readLock, type LockInfo } from './lock.js';
 
 /** Who left a profile's lock behind (its token is no one's business). */
 type StaleLock = Pick<LockInfo, 'command' | 'pid' | 'host' | 'startedAt'>;
-import { redactSecrets } from '../redact.js';
 import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
 
