@@ -36,11 +36,11 @@ import { storageAt } from './storages.js';
 import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
 import { isProcessAlive } from '../platform/process.js';
 import { readLock, type LockInfo } from './lock.js';
+import { assertKnownProfile, backupScope } from './scope.js';
+import { storageError } from './storage-errors.js';
 
 /** Who left a profile's lock behind (its token is no one's business). */
 type StaleLock = Pick<LockInfo, 'command' | 'pid' | 'host' | 'startedAt'>;
-import { assertKnownProfile, backupScope } from './scope.js';
-import { storageError } from './storage-errors.js';
 
 /** How many previous backups the size of the newest is compared with (their median). */
 export const SIZE_COMPARE_COUNT = 5;
