@@ -62,7 +62,7 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
       storage: storageAt(ctx.runtime, profile.storage, profile.settings.storageSettings),
       database: profile.connection.database,
       notify: profile.settings.notify,
-      copies: copyModule?.copyTargets(ctx, copies, profile.name),
+      copies: copyModule?.copyTargets(ctx, copies, profile.name) ?? [],
     },
     ctx.runtime,
     (started) => createBackup(profile, ctx.runtime, { waitMs: wait, onLocked: started, keyFlags }),

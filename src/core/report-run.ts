@@ -85,7 +85,7 @@ export async function withRunReport<T>(
     result: succeeded ? 'succeeded' : interrupted ? 'interrupted' : busy ? 'busy' : 'failed',
     id: summary.id,
     ...(meta.target === undefined ? {} : { target: redactSecrets(meta.target) }),
-    ...(meta.copies === undefined || meta.copies.length === 0 ? {} : { copies: meta.copies.map((copy) => redactSecrets(copy)) }),
+    ...(meta.copies === undefined ? {} : { copies: meta.copies.map((copy) => redactSecrets(copy)) }),
     error,
     exitCode,
     host,

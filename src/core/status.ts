@@ -420,9 +420,15 @@ export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly 
   };
   for (const backup of backups) bump(kind({ command: 'create' }), Date.parse(backup.finishedAt));
   for (const run of runs) if (run.result === 'succeeded') bump(kind(run), Date.parse(run.finishedAt));
+  // A destination the profile no longer copies to (a later create recorded its copies
+  // without it: the setting changed, a mistyped URL was fixed) has no failure standing.
+  const creates = runs.filter((run) => run.command === 'create' && run.result === 'succeeded' && run.copies !== undefined);
+  const abandoned = (run: RunEntry) =>
+    run.command === 'copy' && creates.some((create) => Date.parse(create.finishedAt) > Date.parse(run.finishedAt) && !(create.copies ?? []).some((to) => placeOf(to) === placeOf(run.target)));
   return runs
     .filter((run) => run.result === 'failed' || run.result === 'interrupted')
     .filter((run) => !(run.command === 'verify' && run.exitCode === ExitCode.VERIFY_FAILED))
+    .filter((run) => !abandoned(run))
     .filter((run) => Date.parse(run.finishedAt) > (lastSuccess.get(kind(run)) ?? Number.NEGATIVE_INFINITY))
     .sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));
 }

@@ -300,6 +300,19 @@ describe('failedSinceSuccess', () => {
     expect(failedSinceSuccess(runs, [backup(3.5 * HOUR)]).map((r) => r.command)).toEqual(['verify']);
   });
 
+  it("a failed copy to a destination the profile no longer copies to (a later create recorded its copies without it) is settled", () => {
+    const copy = (ago: number, result: RunEntry['result'], target: string) => ({ ...run(ago, result, 'copy'), target });
+    const create = (ago: number, copies?: string[]) => ({ ...run(ago, 'succeeded'), ...(copies ? { copies } : {}) });
+    const typo = copy(5 * HOUR, 'failed', 's3:/offsite/db');
+    // The URL fixed in the config: the next create records the right one.
+    expect(failedSinceSuccess([typo, create(4 * HOUR, ['s3://offsite/db?region=eu-west-1'])], []).map((r) => r.target)).toEqual([]);
+    // Still among its copies, or an entry from before copies were recorded: it stands.
+    expect(failedSinceSuccess([typo, create(4 * HOUR, ['s3:/offsite/db'])], []).map((r) => r.target)).toEqual(['s3:/offsite/db']);
+    expect(failedSinceSuccess([typo, create(4 * HOUR)], []).map((r) => r.target)).toEqual(['s3:/offsite/db']);
+    // A create before the failure settles nothing.
+    expect(failedSinceSuccess([create(6 * HOUR, []), typo], []).map((r) => r.target)).toEqual(['s3:/offsite/db']);
+  });
+
   it('copies are judged per destination, the place without its URL settings', () => {
     const copy = (ago: number, result: RunEntry['result'], target: string) => ({ ...run(ago, result, 'copy'), target });
     const runs = [
