@@ -479,7 +479,8 @@ export const ProfileSchema = strictObject({
       .describe(
         'Server that "verify" restores into (a throwaway database is created and dropped there), e.g. ' +
           '"postgresql://verify@scratch-db.internal/postgres", so that production is not loaded. ' +
-          'Default: the profile\'s own server. The password comes from the same sources as the profile\'s.',
+          'Default: the profile\'s own server. Its password comes from PGPASSWORD or the libpq password file ' +
+            '(~/.pgpass, PGPASSFILE); the profile\'s passwordFile/passwordEnv is sent only to the profile\'s own role and server.',
       ),
     jobs: integer(1, 64).optional().describe('Parallel pg_restore jobs for verification restores. Default 1.'),
   })

@@ -15,6 +15,7 @@ import {
   inspectDatabase,
   lockRestoreTarget,
   isSuperuser,
+  canRenameDatabase,
   databaseNames,
   applyDatabaseProperties,
   missingRoles,
@@ -352,6 +353,12 @@ async function checkSelection(request: RestoreRequest, sidecar: Sidecar, pgResto
   return { ...none, selected, withoutRows: request.tables.length > 0 ? tablesWithoutRows(toc, selected, dependencies) : [] };
 }
 
+/** How to run the same restore as a superuser: same server, same target (never the maintenance database). */
+function superuserHint(server: ConnectionSettings, target: string): string {
+  const url = server.host.startsWith('/') ? '' : `, or --target-url postgres://postgres@${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}/${encodeURIComponent(target)}`;
+  return `restore as a superuser (-U postgres${url}; its password from PGPASSWORD or ~/.pgpass)`;
+}
+
 async function makePlan(
   request: RestoreRequest,
   now: Date,
@@ -414,7 +421,7 @@ async function makePlan(
   }
   if (!refusal && sidecar.dump.dataOnly && mode === 'into-existing' && !(await isSuperuser(server))) {
     refusal = `a --data-only restore turns the target's triggers off while it loads (pg_restore --disable-triggers), which needs a superuser; ${server.user} is not one`;
-    refusalHint = 'restore as a superuser (-U postgres, or --target-url)';
+    refusalHint = superuserHint(server, target);
   }
   if (!refusal && roles.length) {
     refusal = `the archive needs roles the target server lacks: ${roles.join(', ')}`;
@@ -427,11 +434,17 @@ async function makePlan(
   }
   if (!refusal && notAssumable.length) {
     refusal = `restoring ownership needs membership in roles that ${server.user} is not a member of: ${notAssumable.join(', ')}`;
-    refusalHint = `add --no-owner --no-acl (the objects will belong to ${server.user}), or restore as a superuser (--target-url postgres://postgres@host/postgres, or -U)`;
+    refusalHint = `add --no-owner --no-acl (the objects will belong to ${server.user}), or ${superuserHint(server, target)}`;
   }
   if (!refusal && extensions.length) {
     refusal = `the archive needs extensions the target server cannot install: ${extensions.join(', ')}`;
     refusalHint = 'install their packages on the target server first';
+  }
+  // The swap renames the target: caught here, it is a refusal before anything is restored,
+  // not a failure after the whole staging restore.
+  if (!refusal && (mode === 'replace' || mode === 'replace-empty') && !(await canRenameDatabase(server, target))) {
+    refusal = `${server.user} cannot swap a restored database into the place of "${target}": renaming a database needs a superuser, or its owner (${state.owner ?? 'unknown'}) with CREATEDB`;
+    refusalHint = `${superuserHint(server, target)}; or restore into a new database (--target-db ${derivedName(target, '_restored')} --create)`;
   }
   // Two restores of one target in the same second (a CI retry) must not collide on these names.
   const taken = await databaseNames(server);
@@ -703,7 +716,7 @@ async function createStaging(server: ConnectionSettings, plan: RestorePlan, opti
     // insufficient_privilege: the role may not give the database to that owner;
     // undefined_object: the role is gone since the plan was made.
     if (!owner || !['42501', '42704'].includes(sqlState(error) ?? '')) throw error;
-    warn(`"${plan.target}" will belong to ${server.user}, not to ${owner}: ${(error as Error).message}`);
+    warn(`"${plan.target}" will belong to ${server.user}, not to ${owner}: ${server.user} may not create a database owned by ${owner} (${(error as Error).message})`);
     await dropDatabase(server, staging, { restored: true }).catch(() => undefined);
     await createDatabase(server, staging, options);
   }

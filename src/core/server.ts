@@ -8,9 +8,10 @@ import { parseConnectionUrl, resolveConnectionLayers, urlHasPassword, type Conne
  * the URL given on the command line (--verify-url, --target-url) or, failing that, the URL
  * `fromConfig` picks in the backup's profile (verify.server); else the server of the
  * backup's profile, so that `verify <id>` and `restore <id>` need no --profile. `-h`,
- * `-p`, `-U` override single fields. Fields none of these set (user, password...) come
- * from the profile's connection, resolved as for create (config over environment). One
- * resolution per profile.
+ * `-p`, `-U` override single fields. Fields none of these set (user, sslmode...) come
+ * from the profile's connection, resolved as for create (config over environment); the
+ * config's password only when the role, host and port are still the profile's own
+ * (resolveConnectionLayers). One resolution per profile.
  */
 export function serverForBackup(
   settings: ResolvedSettings,
@@ -19,7 +20,7 @@ export function serverForBackup(
   fromConfig: (profile: ProfileSettings) => string | undefined = () => undefined,
 ): (sidecar: Pick<Sidecar, 'profile'>) => ConnectionSettings {
   if (url.value !== undefined && urlHasPassword(url.value)) {
-    throw usageError(`${url.flag} must not contain a password`, "use PGPASSWORD, ~/.pgpass or the profile's passwordFile");
+    throw usageError(`${url.flag} must not contain a password`, "put its password in PGPASSWORD or ~/.pgpass (PGPASSFILE); the profile's passwordFile/passwordEnv is sent only to the profile's own role and server");
   }
   if (url.value !== undefined) parseConnectionUrl(url.value, url.flag); // a bad URL fails before any work
   const resolved = new Map<string, ConnectionSettings>();
@@ -47,7 +48,7 @@ function defined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** A server URL as connection flags (its password, if a config URL had one, is kept). */
+/** A server URL as connection flags (host, port, user, database). */
 function stripped(fields: ReturnType<typeof parseConnectionUrl>): ConnectionFlags & { password?: string } {
   return defined({ host: fields.host, port: fields.port, user: fields.user, database: fields.database });
 }

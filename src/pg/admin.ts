@@ -648,6 +648,22 @@ export async function isSuperuser(settings: ConnectionSettings): Promise<boolean
   });
 }
 
+/**
+ * Whether the connected role may rename database `name` (what swapping a restored
+ * database into its place does): a superuser, or a role with CREATEDB that has the
+ * privileges of the database's owner (PostgreSQL's ownership check).
+ */
+export async function canRenameDatabase(settings: ConnectionSettings, name: string): Promise<boolean> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ allowed: boolean }>(
+      `SELECT r.rolsuper OR (r.rolcreatedb AND pg_has_role(d.datdba, 'USAGE')) AS allowed
+         FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = $1`,
+      [name],
+    );
+    return rows[0]?.allowed === true;
+  });
+}
+
 /** Names of every database of the server. */
 export async function databaseNames(settings: ConnectionSettings): Promise<Set<string>> {
   return withMaintenance(settings, async (client) => {

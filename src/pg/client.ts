@@ -138,7 +138,7 @@ export function connectionError(error: unknown, settings: ConnectionSettings): B
     case 'ENETUNREACH':
       return make(`cannot connect to ${where}: ${code}`, ExitCode.FAILED, 'check the network path to the server');
     case '28P01':
-      return make(`password authentication failed for ${where}`, ExitCode.USAGE, settings.passwordSource ? `check the password from ${settings.passwordSource}` : 'no password was given: set PGPASSWORD, PGPASSFILE/~/.pgpass, or the profile\'s passwordFile');
+      return make(`password authentication failed for ${where}`, ExitCode.USAGE, passwordHint(settings));
     case '28000':
       return make(`server refused ${where}: ${message}`, ExitCode.USAGE, 'check pg_hba.conf on the server and the user name');
     case '3D000':
@@ -153,7 +153,7 @@ export function connectionError(error: unknown, settings: ConnectionSettings): B
       );
     default:
       if (/client password must be a string|password authentication failed/i.test(message)) {
-        return make(`the server asks ${where} for a password and none was given`, ExitCode.USAGE, 'set PGPASSWORD, PGPASSFILE/~/.pgpass, or the profile\'s passwordFile/passwordEnv');
+        return make(`the server asks ${where} for a password and none was given`, ExitCode.USAGE, passwordHint(settings));
       }
       return make(`cannot connect to ${where}: ${message}`, ExitCode.FAILED);
   }
@@ -196,4 +196,13 @@ export function sqlState(error: unknown): string | undefined {
 /** Double-quotes an identifier for SQL. */
 export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+function passwordHint(settings: ConnectionSettings): string {
+  if (settings.passwordSource !== undefined) return `check the password from ${settings.passwordSource}`;
+  if (settings.withheldPassword !== undefined) {
+    const { source, owner } = settings.withheldPassword;
+    return `the config's password (${source}) is only sent to ${owner}: give ${settings.user}'s password for ${settings.host}:${settings.port} in PGPASSWORD or ~/.pgpass (PGPASSFILE)`;
+  }
+  return "no password was given: set PGPASSWORD, PGPASSFILE/~/.pgpass, or the profile's passwordFile/passwordEnv";
 }

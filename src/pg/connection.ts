@@ -21,6 +21,11 @@ export interface ConnectionSettings {
   password: string | undefined;
   /** Where the password came from, for error hints (never the password itself). */
   passwordSource: string | undefined;
+  /**
+   * The config's password, when this connection was not given it because it goes to
+   * another role or server than the profile's: where it is and whose it is, for hints.
+   */
+  withheldPassword?: { source: string; owner: string } | undefined;
   sslmode: SslMode | undefined;
   sslrootcert: string | undefined;
   sslcert: string | undefined;
@@ -267,7 +272,9 @@ function flagLayer(flags: ConnectionFlags | undefined): Partial {
  * unset; libpq's defaults. The password comes from the config when it names one
  * (passwordEnv, passwordFile or a url with a password, the profile's own over the
  * defaults'), else from DATABASE_URL or PGPASSWORD, else from the libpq password file
- * (PGPASSFILE or ~/.pgpass).
+ * (PGPASSFILE or ~/.pgpass). The config's password goes only to the role, host and port
+ * the config itself resolves to: a command line that changes one of them (another role,
+ * another server) does not get it.
  */
 export function resolveConnectionLayers(input: ResolveConnectionInput): ConnectionResolution {
   const { env } = input;
@@ -285,8 +292,19 @@ export function resolveConnectionLayers(input: ResolveConnectionInput): Connecti
   const user = merged.user ?? safeUserName(env);
   const database = merged.database ?? user;
   const host = merged.host ?? defaultHost(port);
-  let password = merged.password;
-  let passwordSource = configured.fields.password !== undefined ? configured.passwordSource : environment.passwordSource;
+  // The config's password is the profile's role's on the profile's server: a connection
+  // the command line points at another role, host or port (-U postgres, --target-url,
+  // a verify server) never gets it, and takes its own from PGPASSWORD or the password file.
+  const own = { ...environment.fields, ...configured.fields };
+  const ownPort = own.port ?? 5432;
+  const elsewhere = user !== (own.user ?? safeUserName(env)) || port !== ownPort || host !== (own.host ?? defaultHost(ownPort));
+  const configPassword = elsewhere ? undefined : configured.fields.password;
+  const withheldPassword =
+    elsewhere && configured.fields.password !== undefined
+      ? { source: configured.passwordSource ?? 'the config', owner: `${own.user ?? safeUserName(env)}@${own.host ?? defaultHost(ownPort)}:${ownPort}` }
+      : undefined;
+  let password = configPassword ?? environment.fields.password;
+  let passwordSource = configPassword !== undefined ? configured.passwordSource : environment.passwordSource;
   if (password === undefined) {
     password = readPgpass(env, { host, port, database, user });
     passwordSource = password !== undefined ? 'the password file (PGPASSFILE or ~/.pgpass)' : undefined;
@@ -312,6 +330,7 @@ export function resolveConnectionLayers(input: ResolveConnectionInput): Connecti
       database,
       password,
       passwordSource,
+      ...(withheldPassword !== undefined && password === undefined ? { withheldPassword } : {}),
       sslmode: merged.sslmode,
       sslrootcert: merged.sslrootcert,
       sslcert: merged.sslcert,

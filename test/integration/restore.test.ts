@@ -677,6 +677,36 @@ describe('restore: as a role that is not a superuser', () => {
     const [row] = await cluster.query<{ owner: string }>(target, "SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'track'");
     expect(row?.owner).toBe(restorer);
   });
+
+  it('--clean of a database it does not own is refused before restoring anything (the swap renames it), exit 2, nothing created; as a member of the owner it works', async () => {
+    const restorer = uniqueName('rst_not_owner');
+    const password = 'restorer-pw';
+    roles.push(restorer);
+    await cluster.createRole(restorer, password, 'CREATEDB');
+    const env = baseEnv({ ...cluster.env('postgres'), PGUSER: restorer, PGPASSWORD: password });
+    const target = newDb('rst_notowned');
+    await cluster.createDatabase(target);
+    await cluster.query(target, 'CREATE TABLE kept (id int); INSERT INTO kept VALUES (1)');
+
+    const refused = await restore(ids.chinook, ['--target-db', target, '--clean', '--yes', '--no-owner', '--no-acl'], { env });
+    expect(refused.code, refused.stderr).toBe(2);
+    const { error, hint } = failureLines(refused.stderr);
+    expect(error).toMatch(new RegExp(`${restorer} cannot swap a restored database into the place of "${target}": renaming a database needs a superuser, or its owner \\(${cluster.user}\\) with CREATEDB; nothing was changed`));
+    expect(hint).toMatch(/restore as a superuser \(-U postgres/);
+    expect(refused.stderr).not.toMatch(/restoring .* into/);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+    expect(await relatives(target, 'old')).toEqual([]);
+    expect(await cluster.query(target, 'SELECT id FROM kept')).toEqual([{ id: 1 }]);
+
+    // A member of the owning role has its privileges: the swap is allowed.
+    const owner = uniqueName('rst_owner_role');
+    roles.push(owner);
+    await cluster.createRole(owner, 'unused-pw', 'NOLOGIN');
+    await cluster.query('postgres', `ALTER DATABASE ${quoteIdent(target)} OWNER TO ${quoteIdent(owner)}; GRANT ${quoteIdent(owner)} TO ${quoteIdent(restorer)}`);
+    const done = await restore(ids.chinook, ['--target-db', target, '--clean', '--yes', '--drop-old', '--no-owner', '--no-acl'], { env });
+    expect(done.code, done.stderr).toBe(0);
+    expect(await cluster.query(target, "SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'track'")).toEqual([{ n: 1 }]);
+  });
 });
 
 describe('restore: selection', () => {

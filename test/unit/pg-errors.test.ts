@@ -67,6 +67,14 @@ describe('connectionError', () => {
     expect(error.hint).toMatch(/no password was given/);
   });
 
+  it("a connection the config's password was withheld from (another role or server) says whose it is", () => {
+    const withheld = settings({ user: 'postgres', password: undefined, passwordSource: undefined, withheldPassword: { source: 'passwordFile /etc/app.pw', owner: 'backup@db:5432' } });
+    for (const error of [connectionError(pgError('28P01', 'password authentication failed'), withheld), connectionError(pgError(undefined, 'SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string'), withheld)]) {
+      expect(error.exitCode).toBe(ExitCode.USAGE);
+      expect(error.hint).toMatch(/passwordFile \/etc\/app\.pw\) is only sent to backup@db:5432: give postgres's password .* in PGPASSWORD or ~\/\.pgpass/);
+    }
+  });
+
   it.each([
     'SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string',
     'password authentication failed for user "backup"',

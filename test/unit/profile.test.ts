@@ -332,6 +332,27 @@ describe('resolveConnection', () => {
     expect(fromUrl).toMatchObject({ password: 'url-pw', passwordSource: 'DATABASE_URL' });
   });
 
+  it("the config's password goes only to the profile's own role, host and port; another takes its own from PGPASSWORD or pgpass", () => {
+    const env = { ...PG_ENV, PGPASSFILE: goodPgpass };
+    const profile = { host: 'db.example.com', port: 6543, user: 'backup', database: 'app', passwordFile };
+    // The profile's own server and role (another database is still theirs): the file's password.
+    const own = resolveConnection({ env, profile, flags: { database: 'postgres' } });
+    expect(own).toMatchObject({ password: 'file-secret' });
+    expect(own).not.toHaveProperty('withheldPassword');
+    expect(resolveConnection({ env, profile, flags: { url: 'postgres://backup@db.example.com:6543/other' } })).toMatchObject({ password: 'file-secret' });
+    // Another role (-U postgres): pgpass's line for it, never the profile's file.
+    const superuser = resolveConnection({ env, profile, flags: { user: 'postgres' } });
+    expect(superuser).toMatchObject({ user: 'postgres', password: 'wildcard-secret', passwordSource: expect.stringMatching(/password file/) });
+    // Another server (a verify server's URL), with PGPASSWORD set: PGPASSWORD.
+    const verifyServer = resolveConnection({ env: { ...env, PGPASSWORD: 'pgpassword' }, profile, flags: { url: 'postgres://verify@scratch-db/postgres' } });
+    expect(verifyServer).toMatchObject({ host: 'scratch-db', user: 'verify', password: 'pgpassword', passwordSource: 'PGPASSWORD' });
+    // Another port, nothing else to go on: no password at all, and the hint's facts.
+    const otherPort = resolveConnection({ env: { ...PG_ENV, PGPASSFILE: '/nonexistent' }, profile: { ...profile, passwordEnv: undefined }, flags: { port: 6544 } });
+    expect(otherPort).toMatchObject({ password: undefined, passwordSource: undefined, withheldPassword: { source: `passwordFile ${passwordFile}`, owner: 'backup@db.example.com:6543' } });
+    // Fields the config leaves to the environment are the profile's too: PGUSER's role gets the file's password.
+    expect(resolveConnection({ env: { ...env, PGUSER: 'backup', PGHOST: 'db.example.com' }, profile: { passwordFile }, flags: { user: 'backup' } })).toMatchObject({ password: 'file-secret' });
+  });
+
   it('a missing passwordEnv variable or passwordFile is a usage error that does not leak', () => {
     expect(usage(() => resolveConnection({ ...base, env: PG_ENV, profile: { passwordEnv: 'NOPE' } })).message).toMatch(/NOPE/);
     expect(usage(() => resolveConnection({ ...base, env: PG_ENV, profile: { passwordFile: path.join(dir, 'missing.pw') } })).message).toMatch(
