@@ -9,6 +9,7 @@ import { chooseClient, discoverClients, serverMajor } from '../pg/binaries.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { dropDatabase, MaintenanceConnection, scratchDatabases } from '../pg/admin.js';
 import { probeUrl } from '../notify/notify.js';
+import { BackupctlError } from '../errors.js';
 import { storageError } from './storage-errors.js';
 import { storageAt } from './storages.js';
 import { readLock, thisHost } from './lock.js';
@@ -177,7 +178,10 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
         // profile's folder when it has one there, else at the root: no empty folder is left.
         const hasFolder = (await destination.children('').catch(() => [name])).includes(name);
         await destination.checkWritable(hasFolder ? name : '').catch((error: unknown) => {
-          throw storageError(error, destination.location, 'checking the copy destination', 'write');
+          // The destination is the profile's "copies" entry: the hint says so, not --storage.
+          const failure = storageError(error, destination.location, 'checking the copy destination', 'write');
+          const hint = failure.hint?.replace('choose another --storage', `fix or replace "${where}" in the profile's copies`);
+          throw new BackupctlError(failure.message, { exitCode: failure.exitCode, hint, details: failure.details, cause: error });
         });
         return `${destination.location}: writable`;
       }),

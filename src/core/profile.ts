@@ -100,8 +100,10 @@ export function resolveProfile(settings: ResolvedSettings, flags: ConnectionFlag
     // A profile the config does not define, and no database named anywhere: libpq's
     // default (the user's name) would go into a profile named for something else.
     throw usageError(
-      `which database goes into profile "${profile.name}"? It is not in ${settings.configFile ?? 'a config file'}, and no database is named (libpq's default would be ${JSON.stringify(connection.database)})`,
-      `name the database (--db-url, -d, PGDATABASE or DATABASE_URL), or define profile "${profile.name}" with its database in a config file`,
+      `which database goes into profile "${profile.name}"? It is not in ${settings.configFile ?? `a config file (none was found from ${settings.cwd} up)`}, and no database is named (libpq's default would be ${JSON.stringify(connection.database)})`,
+      settings.configFile
+        ? `name the database (--db-url, -d, PGDATABASE or DATABASE_URL), or define profile "${profile.name}" with its database in ${settings.configFile}`
+        : `point at the config with --config or BACKUPCTL_CONFIG (cron starts in the home directory), or name the database (--db-url, -d, PGDATABASE or DATABASE_URL)`,
     );
   }
   const { dump, compression } = resolveDumpOptions(flags, profile);

@@ -203,7 +203,7 @@ describe('check', () => {
       expect(run.code).toBe(5);
       const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string; hint?: string }> }> }).profiles[0]?.checks ?? [];
       const copies = checks.find((c) => c.check === 'copies');
-      expect(copies).toMatchObject({ ok: false, detail: expect.stringContaining(bad), hint: expect.any(String) });
+      expect(copies).toMatchObject({ ok: false, detail: expect.stringContaining(bad), hint: `fix or replace "${bad}" in the profile's copies` });
     } finally {
       await writeConfig();
     }

@@ -191,7 +191,13 @@ describe('without a config, a profile is one database\'s series', () => {
     const noDatabase = baseEnv({ ...cluster.env(app), PGDATABASE: undefined });
     const run = await runCli(['create', '--profile', vault, '--json', '--storage', storage], { env: noDatabase, cwd: bare });
     expect(run.code, run.stderr).toBe(2);
-    expect(parseJsonStdout(run.stdout)).toMatchObject({ error: { exitCode: 2, message: expect.stringContaining(`which database goes into profile "${vault}"`) } });
+    expect(parseJsonStdout(run.stdout)).toMatchObject({
+      error: {
+        exitCode: 2,
+        message: expect.stringContaining(`which database goes into profile "${vault}"? It is not in a config file (none was found from ${bare} up)`),
+        hint: expect.stringMatching(/^point at the config with --config or BACKUPCTL_CONFIG \(cron starts in the home directory\)/),
+      },
+    });
     const listed = await runCli(['list', '--json', '--profile', vault, '--storage', storage], { env: baseEnv(), cwd: bare });
     expect((parseJsonStdout(listed.stdout) as unknown[]).length).toBe(1);
     // A database named (here by PGDATABASE) goes into the profile named for it by --profile.
