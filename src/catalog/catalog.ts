@@ -35,18 +35,25 @@ interface Grouped {
 }
 
 /** Splits `<profile>/<id>.<suffix>` keys into backups; keys of any other shape are not ours. */
+/** `<profile>/<id>[.<suffix>]`: the profile, backup id and file name of a backup's key, else null. */
+function backupFileOf(key: string, profileOk: (name: string) => boolean = isProfileName): { profile: string; id: string; file: string } | null {
+  const slash = key.indexOf('/');
+  if (slash <= 0 || key.indexOf('/', slash + 1) >= 0) return null;
+  const profile = key.slice(0, slash);
+  const file = key.slice(slash + 1);
+  if (!file || !profileOk(profile)) return null;
+  const dot = file.indexOf('.');
+  const id = dot < 0 ? file : file.slice(0, dot);
+  return ID_PATTERN.test(id) ? { profile, id, file } : null;
+}
+
 function group(objects: readonly ObjectInfo[]): Grouped[] {
   const byId = new Map<string, Grouped>();
   const profileOk = profileNameCheck();
   for (const object of objects) {
-    const slash = object.key.indexOf('/');
-    if (slash <= 0 || object.key.indexOf('/', slash + 1) >= 0) continue;
-    const profile = object.key.slice(0, slash);
-    const file = object.key.slice(slash + 1);
-    if (!file || !profileOk(profile)) continue;
-    const dot = file.indexOf('.');
-    const id = dot < 0 ? file : file.slice(0, dot);
-    if (!ID_PATTERN.test(id)) continue;
+    const parsed = backupFileOf(object.key, profileOk);
+    if (parsed === null) continue;
+    const { profile, id, file } = parsed;
     const key = `${profile}/${id}`;
     let entry = byId.get(key);
     if (!entry) {
@@ -228,8 +235,15 @@ export class Catalog {
   async listing(profile?: string): Promise<Listing> {
     if (profile !== undefined && !isProfileName(profile)) throw usageError(`invalid profile name ${JSON.stringify(profile)}`);
     const hostile = new Map<string, EntryKind>();
-    // A symlink, FIFO or device where backupctl writes only regular files is reported, never followed or read.
-    const objects = await this.storage.list(profile ?? '', { onHostile: (key, kind) => hostile.set(key, kind) });
+    // A symlink, FIFO or device where backupctl writes only regular files is reported, never
+    // followed or read; so is a directory with the name of a backup's file (a sidecar's key
+    // taken by a directory must not pass for no sidecar at all).
+    const objects = await this.storage.list(profile ?? '', {
+      onHostile: (key, kind) => hostile.set(key, kind),
+      onDirectory: (key) => {
+        if (backupFileOf(key) !== null) hostile.set(key, 'directory');
+      },
+    });
     return { prefix: profile ?? '', objects, hostile };
   }
 
@@ -445,8 +459,17 @@ export class Catalog {
     const warnings = [...listing.hostile].map(([key, kind]) => `${key} is ${describeKind(kind)}, not written by backupctl: never read, followed or removed; inspect it`);
     const groups = group(listing.objects);
     const incomplete: IncompleteEntry[] = [];
+    const unreadable: UnreadableSidecar[] = [];
     for (const entry of groups) {
       if (entry.sidecar) continue;
+      // Something that is not a file where the sidecar goes: a backup whose sidecar cannot
+      // be read (damaged), never an unfinished one whose files prune may remove.
+      const key = sidecarKey(entry.profile, entry.id);
+      const kind = listing.hostile.get(key);
+      if (kind !== undefined) {
+        unreadable.push({ profile: entry.profile, id: entry.id, reason: `the sidecar ${key} is ${describeKind(kind)}, not a regular file: never read or followed` });
+        continue;
+      }
       for (const file of entry.files) {
         incomplete.push({
           profile: entry.profile,
@@ -457,7 +480,6 @@ export class Catalog {
         });
       }
     }
-    const unreadable: UnreadableSidecar[] = [];
     const found = await fetch(
       groups.filter((entry) => entry.sidecar !== null),
       { warnings, unreadable },

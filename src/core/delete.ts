@@ -114,7 +114,7 @@ export async function deleteBackups(request: DeleteRequest, runtime: Runtime, re
           const entry: DeletedBackup = { id: backup.id, profile, storage: storage.location, createdAt: backup.createdAt, bytes, keys, removed: false };
           if (backup.unreadable !== undefined) entry.unreadable = backup.unreadable.reason;
           if (!request.dryRun) {
-            const failure = await removeItem(storage, { kind: 'backup', keys });
+            const failure = await removeItem(storage, { kind: 'backup', keys, profile, id: backup.id });
             if (failure === null) {
               entry.removed = true;
               runtime.reporter.info(

@@ -1,4 +1,4 @@
-import { backupRef, Catalog, mapLimit, type Listing, type ScanResult } from '../catalog/catalog.js';
+import { backupRef, Catalog, mapLimit, sidecarKey, type Listing, type ScanResult } from '../catalog/catalog.js';
 import { SidecarError, summaryOf, type SidecarSummary } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, InterruptedError, usageError } from '../errors.js';
 import { collectGarbage } from '../platform/gc.js';
@@ -181,11 +181,11 @@ async function planAndApply(storage: Storage, request: PruneRequest, runtime: Ru
       continue;
     }
     if (runtime.signal.aborted) throw new InterruptedError();
-    const failure = await removeItem(storage, item);
+    const strayOf = item.kind === 'leftover' && items.some((other) => other.kind === 'backup' && other.id === item.id && other.profile === item.profile);
+    const failure = await removeItem(storage, item, { unfinished: item.kind === 'leftover' && !strayOf });
     if (failure === null) {
       item.removed = true;
       count(result, item);
-      const strayOf = item.kind === 'leftover' && items.some((other) => other.kind === 'backup' && other.id === item.id && other.profile === item.profile);
       reporter.info(`removed ${strayOf ? 'leftover files of backup' : item.kind === 'leftover' ? 'unfinished backup' : 'backup'} ${item.profile}/${item.id}`);
     } else {
       item.error = failure;
@@ -277,7 +277,22 @@ function count(result: PruneResult, item: PruneItem): void {
  * artifact gone (and removed its sidecar itself) or written before this last removal.
  * Either way no sidecar is left pointing at nothing.
  */
-export async function removeItem(storage: Storage, item: Pick<PruneItem, 'kind' | 'keys'>): Promise<string | null> {
+export async function removeItem(
+  storage: Storage,
+  item: Pick<PruneItem, 'kind' | 'keys' | 'profile' | 'id'>,
+  options: { unfinished?: boolean } = {},
+): Promise<string | null> {
+  if (options.unfinished) {
+    // Unfinished means no sidecar: anything at the sidecar's key (a directory, a FIFO, a
+    // sidecar published since the listing) makes these files a backup's, not leftovers.
+    const key = sidecarKey(item.profile, item.id);
+    const there = await storage.stat(key).then(
+      () => 'there',
+      (error: unknown) => (error instanceof NotFoundError ? null : error instanceof HostileEntryError ? 'there' : storageError(error, storage.location, `checking ${key}`).message),
+    );
+    if (there === 'there') return `something is at its sidecar's key ${key}: its files are not removed as unfinished (inspect that entry)`;
+    if (there !== null) return `${there} (nothing removed)`;
+  }
   if (item.kind === 'backup') {
     // A file of the backup that no one may remove (a symbolic link, a directory in its
     // place): refused before the sidecar goes, or the backup would be half removed.

@@ -506,7 +506,10 @@ export class LocalStorage implements Storage {
       // Names we never write (spaces, odd characters) are not ours to report. (The prefix is a valid key.)
       if (key.length > MAX_KEY_LENGTH || !isValidSegment(entry.name)) continue;
       const kind = direntKind(entry);
-      if (kind === 'directory') await this.walk(join(dir, entry.name), key, found, options);
+      if (kind === 'directory') {
+        options.onDirectory?.(key);
+        await this.walk(join(dir, entry.name), key, found, options);
+      }
       else if (kind === 'file') files.push(entry.name);
       else options.onHostile?.(key, kind);
     }

@@ -839,7 +839,10 @@ export class SftpStorage implements Storage {
           if (!isValidKey(key)) continue;
           // READDIR reports entries as lstat does: a symlink is one, never what it points to.
           const kind = entryKindOf(entry.attrs);
-          if (kind === 'directory') dirs.push([posix.join(dir, entry.filename), key]);
+          if (kind === 'directory') {
+            options.onDirectory?.(key);
+            dirs.push([posix.join(dir, entry.filename), key]);
+          }
           else if (kind === 'file') found.push({ key, size: entry.attrs.size, modifiedAt: new Date(entry.attrs.mtime * 1000) });
           else options.onHostile?.(key, kind); // not an object: reported, never followed or read
         }

@@ -111,6 +111,12 @@ export interface ListOptions {
    */
   onHostile?: ((key: string, kind: EntryKind) => void) | undefined;
   /**
+   * Stores with directories (local, SFTP): called for every directory the listing walks
+   * into, empty ones too, so that a caller can tell a directory where it writes only files
+   * (a sidecar's key) from nothing at all. Stores of objects have none to report.
+   */
+  onDirectory?: ((key: string) => void) | undefined;
+  /**
    * Only the keys that sort after this one (code unit order): e.g. a profile's backups
    * newer than a time, since ids begin with their start time. A store whose server can do
    * that (S3: StartAfter) is asked to; the others filter what they list. Same result.

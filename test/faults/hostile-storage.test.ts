@@ -109,6 +109,39 @@ describe('a backup with a file no one may remove', () => {
   });
 });
 
+describe('a sidecar that is not a regular file', () => {
+  it.each(['directory', 'FIFO', 'symbolic link'] as const)(
+    'a %s at a sidecar\'s key is a damaged backup (status exit 5, verify --all exit 3), and prune never removes its artifact as unfinished',
+    async (kind) => {
+      const st = await tempDir('hostile-sidecar');
+      await createIn(st);
+      const victim = await createIn(st);
+      const sidecar = path.join(st, db, `${victim}.json`);
+      const artifact = await artifactPath(st, db, victim);
+      const kept = await readFile(artifact);
+      const outside = path.join(await tempDir('outside-sidecar'), 'x.json');
+      await copyFile(sidecar, outside);
+      await rm(sidecar);
+      if (kind === 'directory') await mkdir(sidecar);
+      else if (kind === 'FIFO') await execa('mkfifo', [sidecar]);
+      else await symlink(outside, sidecar);
+
+      const listed = await bin(['list', '--storage', st, '--json'], { timeoutMs: 20_000 });
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(listed.stderr).toContain(`${db}/${victim}.json is a ${kind}`);
+      const status = await bin(['status', '--storage', st, '--profile', db], { timeoutMs: 20_000 });
+      expect(status.code, status.stdout + status.stderr).toBe(5);
+      expect(status.stdout + status.stderr).toContain(`the sidecar ${db}/${victim}.json is a ${kind}, not a regular file`);
+      const verified = await bin(['verify', '--all', '--level', 'checksum', '--storage', st], { timeoutMs: 20_000 });
+      expect(verified.code, verified.stdout + verified.stderr).toBe(3);
+      const pruned = await bin(['prune', '--keep-last', '5', '--leftover-age', '1s', '--profile', db, '--storage', st, '--json'], { timeoutMs: 20_000 });
+      expect(pruned.code, pruned.stderr).toBe(0);
+      expect(await readFile(artifact)).toEqual(kept);
+      expect((await stat(sidecar).catch(() => null)) !== null || kind === 'symbolic link').toBe(true);
+    },
+  );
+});
+
 describe('reads never leave the storage', () => {
   it('an artifact that is a symlink to an outside copy of a real dump does not verify (exit 3); nothing is read through it', async () => {
     const other = await tempDir('hostile-st2');

@@ -6,7 +6,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { IncompleteEntry } from '../../src/catalog/catalog.js';
 import type { Sidecar } from '../../src/catalog/sidecar.js';
-import { effectivePolicy } from '../../src/core/prune.js';
+import { effectivePolicy, removeItem } from '../../src/core/prune.js';
+import { MemoryStorage } from '../../src/storage/mem.js';
+import { NotFoundError } from '../../src/storage/storage.js';
 import { planPrune } from '../../src/core/prune-plan.js';
 import { isEmptyPolicy, type RetentionPolicy } from '../../src/retention/policy.js';
 import { sampleSidecar } from '../helpers/sidecar-fixture.js';
@@ -260,5 +262,20 @@ describe('planPrune properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('removeItem: an unfinished backup', () => {
+  it('is not removed when something is at its sidecar\'s key (published since the listing, or unreadable), and is once nothing is', async () => {
+    const storage = MemoryStorage.named(`prune-remove-${process.pid}-${Date.now()}`);
+    const id = '20260101T000000Z-abcdef';
+    await storage.putBytes(`app/${id}.dump.zst`, Buffer.from('dump'));
+    await storage.putBytes(`app/${id}.json`, Buffer.from('{}'));
+    const leftover = { kind: 'leftover' as const, profile: 'app', id, keys: [`app/${id}.dump.zst`] };
+    expect(await removeItem(storage, leftover, { unfinished: true })).toMatch(/something is at its sidecar's key app\/20260101T000000Z-abcdef\.json: its files are not removed/);
+    expect((await storage.stat(`app/${id}.dump.zst`)).size).toBe(4);
+    await storage.remove(`app/${id}.json`);
+    expect(await removeItem(storage, leftover, { unfinished: true })).toBeNull();
+    await expect(storage.stat(`app/${id}.dump.zst`)).rejects.toBeInstanceOf(NotFoundError);
   });
 });
