@@ -191,10 +191,14 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
           throw (await selectsNothing(profile, facts.database, signal)) ?? error;
         })
       : undefined;
-    // What --table or --schema selects, not what --exclude-* leaves out on purpose.
-    const selects = profile.dump.tables.length > 0 || profile.dump.schemas.length > 0;
-    if (only && selects) {
-      for (const warning of await session.partialTrees(only, profile.dump.tables.length > 0 ? '--table' : '--schema')) warn(warning);
+    // A partitioned table or inheritance parent the filters keep while they leave out some of
+    // its partitions or children: with --exclude-* too (a schema of old partitions excluded
+    // with -N takes the rows of a table in public with it).
+    if (only) {
+      const filters = [tables.length > 0 && '--table', schemas.length > 0 && '--schema', excludeSchemas.length > 0 && '--exclude-schema', excludeTables.length > 0 && '--exclude-table'];
+      const label = filters.filter((name): name is string => typeof name === 'string').join(' and ');
+      const remedy = tables.length > 0 ? 'table' : schemas.length > 0 ? 'schema' : 'exclude';
+      for (const warning of await session.partialTrees(only, label, remedy)) warn(warning);
     }
     const counting = session.countRows(work.signal, only).catch((error: unknown) => {
       work.abort(error);

@@ -109,9 +109,10 @@ export class SnapshotSession {
    * whose partitions live in another schema). One warning line per such table, naming up to
    * three of the tables left out (the leaves that hold rows: a partitioned table in the
    * middle holds none), and what to select too (those in the middle first, without which a
-   * leaf does not restore); `filter` names the options in the lines.
+   * leaf does not restore); `filter` names the options in the lines, `remedy` what to say:
+   * select the tables (--table), their schemas or tables (--schema), or exclude less.
    */
-  async partialTrees(only: ReadonlySet<number>, filter = '--table'): Promise<string[]> {
+  async partialTrees(only: ReadonlySet<number>, filter = '--table', remedy: 'table' | 'schema' | 'exclude' = 'table'): Promise<string[]> {
     if (only.size === 0) return [];
     try {
       const { rows } = await this.client.query<{ name: string; partitioned: boolean; left_out: string; examples: string[]; needed: string[]; needed_count: string }>(
@@ -138,12 +139,15 @@ export class SnapshotSession {
         const count = Number(row.left_out);
         const named = `${row.examples.join(', ')}${count > row.examples.length ? `, and ${count - row.examples.length} more` : ''}`;
         const selectThem =
-          filter === '--table'
+          remedy === 'table'
             ? `select them too (${row.needed.map((name) => `--table '${name}'`).join(' ')}${Number(row.needed_count) > row.needed.length ? ' ...' : ''})`
-            : 'select their schemas or tables too';
+            : remedy === 'schema'
+              ? 'select their schemas or tables too'
+              : 'if they belong in the backup, exclude less';
+        const several = filter.includes(' and '); // "--schema and --exclude-table leave out"
         return row.partitioned
-          ? `${row.name} is partitioned and ${filter} leaves out ${count} of its partitions (${named}): their rows are not in this backup; ${selectThem}`
-          : `${row.name} has ${count} inheritance ${count === 1 ? 'child' : 'children'} (${named}) that ${filter} does not select: the backup holds the parent's own rows only`;
+          ? `${row.name} is partitioned and ${filter} ${several ? 'leave' : 'leaves'} out ${count} of its partitions (${named}): their rows are not in this backup; ${selectThem}`
+          : `${row.name} has ${count} inheritance ${count === 1 ? 'child' : 'children'} (${named}) that ${filter} ${remedy === 'exclude' ? (several ? 'leave out' : 'leaves out') : several ? 'do not select' : 'does not select'}: the backup holds the parent's own rows only`;
       });
     } catch (error) {
       throw queryError(error, 'cannot read the inheritance tree of the selected tables', READ_TABLES_HINT);
