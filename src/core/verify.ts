@@ -145,8 +145,14 @@ export async function verifyBackups(request: VerifyRequest, runtime: Runtime): P
           throwIfAborted(runtime.signal);
           const outcome = await verifyOne(storage, catalog, sidecar, request, runtime);
           if (outcome.result === 'passed' || outcome.result === 'failed') {
-            outcome.recordWarning = await record(catalog, sidecar, outcome, runtime.now());
-            if (outcome.recordWarning) runtime.reporter.warn(outcome.recordWarning);
+            const recorded = await record(catalog, sidecar, outcome, runtime.now());
+            if (recorded === REMOVED_MEANWHILE) {
+              // Deleted or pruned while it was checked: no verdict on a backup that is gone.
+              Object.assign(outcome, { result: 'skipped', mismatches: [], error: 'removed (pruned or deleted) while it was being verified' });
+            } else if (recorded !== undefined) {
+              outcome.recordWarning = recorded;
+              runtime.reporter.warn(recorded);
+            }
           } else if (outcome.result === 'error') {
             runtime.reporter.warn(`could not verify ${sidecar.profile}/${sidecar.id}: ${outcome.error ?? 'unknown error'} (not recorded as its verdict)`);
           }
@@ -631,7 +637,10 @@ export function compareLargeObjects(sidecar: Sidecar, toc: readonly TocEntry[], 
 }
 
 /** Appends the outcome to the sidecar; a failure to record is a warning, not a verification failure. */
-async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome, now: Date): Promise<string | undefined> {
+/** What record() answers when the backup is gone: its sidecar was removed, or it took it back. */
+const REMOVED_MEANWHILE = Symbol('removed meanwhile');
+
+async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome, now: Date): Promise<string | typeof REMOVED_MEANWHILE | undefined> {
   if (outcome.result !== 'passed' && outcome.result !== 'failed') return undefined;
   // Within the sidecar schema's bounds, however many tables differ.
   const mismatches = outcome.mismatches.length > 1000 ? [...outcome.mismatches.slice(0, 999), `... and ${outcome.mismatches.length - 999} more`] : outcome.mismatches;
@@ -645,7 +654,11 @@ async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome
     error: outcome.error?.slice(0, 20_000),
   };
   try {
-    const fresh = await catalog.read(sidecar.profile, sidecar.id);
+    const fresh = await catalog.read(sidecar.profile, sidecar.id).catch((error: unknown) => {
+      if (error instanceof NotFoundError) return null;
+      throw error;
+    });
+    if (fresh === null) return REMOVED_MEANWHILE;
     await catalog.write({ ...fresh, verifications: [...fresh.verifications, entry].slice(-100) });
     // A prune may have removed this backup while we verified it: if the artifact is gone
     // now, take back the sidecar we just rewrote (see removeItem in core/prune.ts).
@@ -662,7 +675,7 @@ async function record(catalog: Catalog, sidecar: Sidecar, outcome: VerifyOutcome
     );
     if (!missingBefore && gone) {
       await catalog.storage.remove(sidecarKey(sidecar.profile, sidecar.id));
-      return `backup ${sidecar.profile}/${sidecar.id} was removed (pruned) while it was being verified`;
+      return REMOVED_MEANWHILE;
     }
     return undefined;
   } catch (error) {

@@ -10,7 +10,7 @@
  * A cluster of this file's own, so stopping it (or replacing its postgres) disturbs no other test.
  */
 import { execa } from 'execa';
-import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, parseJsonStdout, readSidecar, removeDirs , artifactPath } from '../helpers/backups.js';
@@ -129,6 +129,40 @@ describe('storage that changes under a running command', () => {
     expect(outcomes.find((o) => o.id === ids[2])?.result).toBe('passed');
     for (const id of ids.slice(0, 2)) expect(['passed', 'skipped']).toContain(outcomes.find((o) => o.id === id)?.result);
     expect(outcomes.some((o) => o.result === 'skipped')).toBe(true);
+  });
+
+  it('a backup deleted while verify <id> checks it is skipped, not passed, and nothing is written back', async () => {
+    const storage = path.join(work, 'deleted');
+    await create(storage);
+    const victim = await create(storage);
+    const slow = await wrapperBinDir(cluster, {
+      pg_restore: `#!/bin/sh\ncase "$1" in --version|--list) exec ${sh(cluster.bin('pg_restore'))} "$@";; esac\nsleep 2\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
+    });
+    const configDir = await makeTempDir('faults-cfg3');
+    dirs.push(configDir);
+    const config = await writeConfig(configDir, { pgBinDir: slow });
+    const verify = execa(process.execPath, [BIN, 'verify', victim, '--level', 'archive', '--config', config, '--storage', storage, '--json'], {
+      env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
+      extendEnv: false,
+      cwd: work,
+      stdin: 'ignore',
+      reject: false,
+    });
+    await new Promise<void>((resolve) => {
+      let seen = '';
+      verify.stderr?.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('utf8');
+        if (seen.includes(`verifying ${db}/${victim}`)) resolve();
+      });
+    });
+    const deleted = await bin(['delete', victim, '--force'], storage);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    const result = await verify;
+    expect(result.exitCode, String(result.stderr)).toBe(0);
+    const outcomes = (JSON.parse(String(result.stdout)) as { outcomes: Array<{ id: string; result: string; error?: string }> }).outcomes;
+    expect(outcomes).toEqual([expect.objectContaining({ id: victim, result: 'skipped', error: 'removed (pruned or deleted) while it was being verified' })]);
+    expect(String(result.stderr)).not.toMatch(/could not record/);
+    expect(await readdir(path.join(storage, db)).then((names) => names.filter((name) => name.startsWith(victim)))).toEqual([]);
   });
 
   it.each(['missing', 'empty', 'truncated'] as const)('prune --keep-last 1 keeps the only real backup when the newer one is %s', async (damage) => {
