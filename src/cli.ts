@@ -59,6 +59,16 @@ function examplesHelp(spec: CommandSpec): string {
   return `Examples:\n${lines.join('\n')}`;
 }
 
+/**
+ * Commander's parse error (`error: unknown command 'lsit'` and a `(Did you mean list?)`
+ * line) as our one-line message and a hint.
+ */
+function parseErrorText(text: string): { message: string; hint: string } {
+  const [first = '', ...rest] = text.replace(/^error: /, '').trim().split('\n');
+  const suggestion = rest.map((line) => line.trim().replace(/^\((.*)\)$/, '$1')).filter(Boolean).join(' ');
+  return { message: first, hint: suggestion ? `${suggestion.replace(/^Did/, 'did')} (run with --help for usage)` : 'run with --help for usage' };
+}
+
 /** Builds the program from the command definitions (commands/specs/); each runs through `dispatch`. */
 function buildProgram(io: CliIo, dispatch: Dispatch): Command {
   const program = new Command('backupctl')
@@ -68,11 +78,15 @@ function buildProgram(io: CliIo, dispatch: Dispatch): Command {
     .helpOption('--help', 'show help')
     .helpCommand(false)
     .configureHelp({ showGlobalOptions: true })
-    .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', `\n${ENVIRONMENT_HELP}\n\n${EXIT_CODES_HELP}\n\nRun "backupctl <command> --help" for a command's options and examples.`)
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
+      // A parse error as every error is written: one `error:` line, then a `hint:` line.
+      outputError: (text) => {
+        const { message, hint } = parseErrorText(text);
+        io.stderr.write(`error: ${message}\nhint: ${hint}\n`);
+      },
     })
     .exitOverride();
   for (const option of GLOBAL_OPTIONS) program.addOption(optionOf(option));
@@ -179,7 +193,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const word = commandWord(program, argv);
   if (word !== null && argv.includes('--help') && !program.commands.some((c) => c.name() === word || c.aliases().includes(word))) {
     const message = `unknown command '${word}'`;
-    io.stderr.write(`error: ${message}\n(run with --help for usage)\n`);
+    io.stderr.write(`error: ${message}\nhint: run with --help for usage\n`);
     if (json) io.stdout.write(errorJson(ExitCode.USAGE, message, 'run with --help for usage'));
     return ExitCode.USAGE;
   }
@@ -192,7 +206,10 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     if (error instanceof CommanderError) {
       // Help and --version end with code 0; every parse error is a usage error.
       if (error.exitCode === 0) return ExitCode.OK;
-      if (json) io.stdout.write(errorJson(ExitCode.USAGE, error.message.replace(/^error: /, ''), 'run with --help for usage'));
+      if (json) {
+        const { message, hint } = parseErrorText(error.message);
+        io.stdout.write(errorJson(ExitCode.USAGE, message, hint));
+      }
       return ExitCode.USAGE;
     }
     const code = error instanceof BackupctlError ? error.exitCode : ExitCode.FAILED;

@@ -90,6 +90,14 @@ describe('usage errors exit 2', () => {
     expect(out.stderr).toMatch(/^error: unknown command 'frobnicate'/m);
   });
 
+  it("a mistyped command: one error line and commander's suggestion in the hint line (and in --json's hint, not its message)", async () => {
+    const out = await bin(['lsit']);
+    expect(out.code).toBe(2);
+    expect(out.stderr.trimEnd()).toBe("error: unknown command 'lsit'\nhint: did you mean list? (run with --help for usage)");
+    const json = await bin(['lsit', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ error: { exitCode: 2, message: "unknown command 'lsit'", hint: 'did you mean list? (run with --help for usage)' } });
+  });
+
   it('an unknown command with --help (after global options too): exit 2, not the main help', async () => {
     for (const argv of [['frobnicate', '--help'], ['--storage', storage, 'frobnicate', '--help']]) {
       const out = await bin(argv);
