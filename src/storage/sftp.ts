@@ -509,7 +509,17 @@ export class SftpStorage implements Storage {
       await sftpCall<void>(session, (cb) => session.sftp.mkdir(path, { mode: DIR_MODE }, cb)).catch(async (error: unknown) => {
         // Created meanwhile by a concurrent put: fine. Anything else is the real error.
         const info = await sftpCall<Stats>(session, (cb) => session.sftp.stat(path, cb)).catch(() => null);
-        if (!info?.isDirectory()) throw error;
+        if (info?.isDirectory()) return;
+        // "No such file" here is a directory that cannot be made where it is (/proc/x), not a
+        // missing object: said as such, with the path (a NotFoundError named only the key).
+        const code = codeOf(error);
+        if (code === SFTP.NO_SUCH_FILE || code === SFTP.FAILURE) {
+          throw new StorageError('io', `cannot create directory ${path} on the SFTP server (SFTP ${describeCause(error)})`, {
+            cause: error,
+            hint: 'check the path in the storage URL: a directory on the way cannot hold new directories, or the server refuses them there',
+          });
+        }
+        throw error;
       });
       this.madeDirs.add(path);
     }

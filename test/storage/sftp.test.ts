@@ -160,6 +160,23 @@ if (unavailable) {
       await storage.close();
     });
 
+    it('a storage path whose directories cannot be made there (/proc/...) is an error naming the directory, not "not found"; the directory list of a sidecar key is reported to onDirectory', async () => {
+      const storage = openStorage(url(`/proc/${uniquePrefix('noway')}`), '/');
+      const failure = await storage.putBytes('app/x.json', Buffer.from('{}')).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(StorageError);
+      expect(failure).not.toBeInstanceOf(NotFoundError);
+      expect((failure as StorageError).message).toMatch(/^cannot create directory \/proc\/.* on the SFTP server/);
+      await storage.close();
+      const root = path.join(server.root, uniquePrefix('dirs'));
+      const listing = openStorage(url(root), '/');
+      await listing.putBytes('app/20260101T000000Z-abcdef.dump', Buffer.from('x'));
+      execFileSync('mkdir', ['-p', path.join(root, 'app', '20260101T000000Z-abcdef.json')]);
+      const directories: string[] = [];
+      expect((await listing.list('', { onDirectory: (key) => directories.push(key) })).map((object) => object.key)).toEqual(['app/20260101T000000Z-abcdef.dump']);
+      expect(directories.sort()).toEqual(['app', 'app/20260101T000000Z-abcdef.json']);
+      await listing.close();
+    });
+
     describe('through a proxy that stops forwarding', () => {
       let proxy: TcpFaultProxy;
       let proxyKnownHosts: string;
