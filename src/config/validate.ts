@@ -74,15 +74,45 @@ export function formatKeyPath(keyPath: KeyPath): string {
 const TOP_LEVEL_KEYS = Object.keys(ConfigSchema.shape);
 const PROFILE_KEYS = Object.keys(ProfileSchema.shape);
 
-/** Typo help for unknown keys of the configuration file. */
+/** The schema's node as zod 4 describes it: enough to walk objects, records and wrappers. */
+interface SchemaNode {
+  shape?: Record<string, unknown>;
+  _zod?: { def?: { type?: string; innerType?: unknown; valueType?: unknown; in?: unknown } };
+}
+
+/**
+ * The keys the schema allows in the object at `objectPath` (`profiles.app.retention`...):
+ * wrappers (optional, nullable, default, pipe) are looked through, a record's key (a
+ * profile's name) stands for its values. Undefined where the path leaves the schema.
+ */
+function keysAt(objectPath: KeyPath): string[] | undefined {
+  const unwrap = (node: unknown): SchemaNode | undefined => {
+    let current = node as SchemaNode | undefined;
+    for (let depth = 0; current && depth < 10; depth++) {
+      const def = current._zod?.def;
+      const inner = def?.type === 'pipe' ? def.in : def?.innerType;
+      if (!['optional', 'nullable', 'default', 'prefault', 'readonly', 'pipe'].includes(def?.type ?? '') || inner === undefined) return current;
+      current = inner as SchemaNode;
+    }
+    return current;
+  };
+  let node = unwrap(ConfigSchema);
+  for (const key of objectPath) {
+    if (node?._zod?.def?.type === 'record') node = unwrap(node._zod.def.valueType);
+    else if (node?.shape && typeof key === 'string') node = unwrap(node.shape[key]);
+    else return undefined;
+  }
+  return node?.shape ? Object.keys(node.shape) : undefined;
+}
+
+/** Typo help for unknown keys of the configuration file, at any depth. */
 function suggestConfigKey(objectPath: KeyPath, key: string): string | undefined {
   const atTop = objectPath.length === 0;
   const inProfile =
     (objectPath.length === 1 && objectPath[0] === 'defaults') ||
     (objectPath.length === 2 && objectPath[0] === 'profiles');
-  if (!atTop && !inProfile) return undefined;
-
-  const known = atTop ? TOP_LEVEL_KEYS : PROFILE_KEYS;
+  const known = atTop ? TOP_LEVEL_KEYS : inProfile ? PROFILE_KEYS : keysAt(objectPath);
+  if (known === undefined) return undefined;
   const close = closestKey(key, known);
   if (close !== undefined) return ` (did you mean "${close}"?)`;
   if (atTop && PROFILE_KEYS.includes(key)) return ` ("${key}" belongs in "defaults" or in a profile)`;

@@ -516,6 +516,25 @@ describe('loadConfig', () => {
     );
   });
 
+  it('suggests keys of nested settings too (retention, verify, status, storage settings, encryption)', async () => {
+    const dir = await project({
+      'backupctl.config.json': {
+        storageSettings: { s3: { regin: 'eu-west-1' } },
+        defaults: { status: { maxAg: '25h' } },
+        profiles: { app: { database: 'app', retention: { keepDialy: 7 }, verify: { sever: 'postgres://v@h/p' }, encryption: { recipientFile: '/x' } } },
+      },
+    });
+    expect(hintLines(await loadError({ cwd: dir, env: {} })).sort()).toEqual(
+      [
+        'storageSettings.s3.regin: unknown key (did you mean "region"?)',
+        'defaults.status.maxAg: unknown key (did you mean "maxAge"?)',
+        'profiles.app.retention.keepDialy: unknown key (did you mean "keepDaily"?)',
+        'profiles.app.verify.sever: unknown key (did you mean "server"?)',
+        'profiles.app.encryption.recipientFile: unknown key (did you mean "recipientsFile"?)',
+      ].sort(),
+    );
+  });
+
   it('reports invalid profile names and a non-object file', async () => {
     const dir = await project({ 'backupctl.config.json': { profiles: { 'my app': {} } } });
     expect(hintLines(await loadError({ cwd: dir, env: {} }))).toEqual([
