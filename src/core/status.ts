@@ -18,7 +18,8 @@
  *   a succeeded run in the log, whichever finished later. Also the newest backup missing
  *   at a destination of the profile's `copies` because the run that made it was killed
  *   while copying (uncopiedNewest), and the profile's lock left by a run on this host
- *   whose process is gone. On unless --allow-failures.
+ *   whose process is gone; also a lock that keeps every run out (unreadable, or held
+ *   longer than lockBoundMs: BlockingLock). On unless --allow-failures.
  * Ages are measured from when a backup finished (its sidecar's finishedAt).
  */
 import { hostname } from 'node:os';
@@ -41,6 +42,26 @@ import { storageError } from './storage-errors.js';
 
 /** Who left a profile's lock behind (its token is no one's business). */
 type StaleLock = Pick<LockInfo, 'command' | 'pid' | 'host' | 'startedAt'>;
+
+/**
+ * A lock that keeps every run of the profile out (each exits 4, busy, which is no failure by
+ * itself): an object at the lock's key that is not a lock (`unreadable`), or a lock held
+ * longer than lockBoundMs (a run on another host that died, a hung run). Reported by the
+ * failures check until the lock goes (`backupctl unlock`).
+ */
+export type BlockingLock = { unreadable: true } | (StaleLock & { unreadable: false; ageSeconds: number });
+
+/**
+ * How long a profile's lock may be held before status reports it: the profile's max age
+ * when set (no backup can be made while it is held), else 24 h (as long as status gives a
+ * run on another host to copy its backup: COPY_GRACE_MS).
+ */
+export function lockBoundMs(thresholds: Pick<StatusThresholds, 'maxAge'>): number {
+  return thresholds.maxAge?.ms ?? LOCK_HELD_MAX_MS;
+}
+
+/** The bound of lockBoundMs when no max age is set. */
+export const LOCK_HELD_MAX_MS = 24 * 3_600_000;
 
 /** How many previous backups the size of the newest is compared with (their median). */
 export const SIZE_COMPARE_COUNT = 5;
@@ -117,6 +138,8 @@ export interface ProfileStatus {
   uncopied: Array<{ backupId: string; to: string }>;
   /** The profile's lock, left by a run whose process is gone (killed): the next run takes it over. */
   staleLock: StaleLock | null;
+  /** The profile's lock when it is unreadable or held longer than lockBoundMs: every run is skipped as busy. */
+  blockingLock: BlockingLock | null;
   thresholds: { maxAge: string | null; maxVerifyAge: string | null; minSizeRatio: number | null; allowFailures: boolean };
   /** One per broken check; empty when healthy. */
   problems: StatusProblem[];
@@ -152,6 +175,12 @@ export interface EvaluateInput {
   running?: ((run: RunEntry) => boolean | null) | undefined;
   /** The profile's lock when its holder ran on this host and is gone: a run killed (SIGKILL, OOM) that could record nothing. */
   staleLock?: StaleLock | null | undefined;
+  /**
+   * The profile's lock as read (null or undefined: none; `holder: null`: an object at the
+   * lock's key that is not a lock). Judged against lockBoundMs; a stale lock (above) is
+   * reported as such, not again here.
+   */
+  lock?: { holder: StaleLock | null } | null | undefined;
 }
 
 /**
@@ -377,6 +406,18 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     });
   }
 
+  const blockingLock = blockingLockOf(input, staleLock);
+  if (blockingLock && !thresholds.allowFailures) {
+    const unlock = `backupctl unlock --profile ${input.profile}`;
+    problems.push({
+      check: 'failures',
+      message: blockingLock.unreadable
+        ? `the profile's lock (${input.profile}/lock.json) is not a lock backupctl can read: runs are skipped as busy; if no backupctl runs for this profile, ${unlock}`
+        : `profile locked by a ${blockingLock.command} run (pid ${blockingLock.pid} on ${blockingLock.host}) since ${blockingLock.startedAt} ` +
+          `(${describeMs(blockingLock.ageSeconds * 1000)} ago, more than ${describeMs(lockBoundMs(thresholds))}): runs are skipped as busy; if that run is gone, ${unlock}`,
+    });
+  }
+
   return {
     profile: input.profile,
     storage: input.storage,
@@ -392,6 +433,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     failedRuns,
     uncopied,
     staleLock,
+    blockingLock,
     thresholds: {
       maxAge: thresholds.maxAge?.text ?? null,
       maxVerifyAge: thresholds.maxVerifyAge?.text ?? null,
@@ -400,6 +442,18 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     },
     problems,
   };
+}
+
+/** The lock of `input` when it keeps the profile's runs out (BlockingLock); null otherwise. */
+function blockingLockOf(input: Pick<EvaluateInput, 'lock' | 'thresholds' | 'now'>, staleLock: StaleLock | null): BlockingLock | null {
+  const lock = input.lock;
+  if (!lock) return null;
+  if (lock.holder === null) return { unreadable: true };
+  const holder = lock.holder;
+  if (staleLock && staleLock.pid === holder.pid && staleLock.host === holder.host && staleLock.startedAt === holder.startedAt) return null;
+  const ageMs = input.now.getTime() - Date.parse(holder.startedAt);
+  if (!(ageMs > lockBoundMs(input.thresholds))) return null;
+  return { unreadable: false, command: holder.command, pid: holder.pid, host: holder.host, startedAt: holder.startedAt, ageSeconds: seconds(ageMs) };
 }
 
 /**
@@ -557,6 +611,7 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
     let damage: Map<string, string[]>;
     let unreadable: ReadonlyArray<{ id: string; reason: string }>;
     let staleLock: StaleLock | null;
+    let lockState: EvaluateInput['lock'];
     try {
       // The listing made to find the profiles, when it covers this one (one listing, not two).
       const listed = found.listings.get(target.storage);
@@ -570,13 +625,14 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
       const lock = await readLock(storage, target.profile);
       const held = lock?.info;
       staleLock = held && held.host === hostname() && !isProcessAlive(held.pid) ? { command: held.command, pid: held.pid, host: held.host, startedAt: held.startedAt } : null;
+      lockState = lock === null ? null : { holder: held ? { command: held.command, pid: held.pid, host: held.host, startedAt: held.startedAt } : null };
       const log = await readRunLog(storage, target.profile);
       if (log.skipped > 0) warnings.push(`skipped ${log.skipped} unreadable line(s) of ${target.profile}/${RUNLOG_FILE}`);
       runs = log.entries;
     } catch (error) {
       throw storageError(error, storage.location, `reading profile ${target.profile}`, 'read');
     }
-    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now, running: runIsRunning, staleLock }));
+    profiles.push(evaluateProfile({ profile: target.profile, storage: storage.location, backups, runs, damage, unreadable, thresholds, now: request.now, running: runIsRunning, staleLock, lock: lockState }));
   }
   const problems: string[] = [];
   if (profiles.length === 0) {

@@ -56,6 +56,11 @@ const FAMILIES: Family[] = [
     value: (p) => (p.staleLock ? 1 : 0),
   },
   {
+    name: 'backupctl_blocking_lock',
+    help: 'Whether the profile lock is unreadable or held longer than status allows (the max age, else 24 h): every run is skipped as busy (1) or not (0).',
+    value: (p) => (p.blockingLock ? 1 : 0),
+  },
+  {
     name: 'backupctl_failed_verifications',
     help: 'Backups whose latest verification failed (each counts until it passes one or is removed).',
     value: (p) => p.failedVerifications.length,

@@ -183,6 +183,33 @@ describe('status on real backups', () => {
     expect(usage.stderr).toContain('"min"');
   });
 
+  it('a lock that keeps every create out (another host\'s, 13 days old; an unreadable one) is a failure until it is unlocked', async () => {
+    const lockFile = path.join(storage, db, 'lock.json');
+    const since = new Date(Date.now() - 13 * 24 * 3_600_000).toISOString();
+    await writeFile(lockFile, `${JSON.stringify({ pid: 4242, host: 'gone-host.example', command: 'create', startedAt: since, token: 'ab12' })}\n`);
+    // Busy by design: exit 4, no failure of its own.
+    const busy = await runCli(['create', '--json', '--storage', storage, '--no-globals'], { env, cwd: work });
+    expect(busy.code).toBe(4);
+    const held = await status(['--json', '--prometheus', path.join(work, 'lock.prom')]);
+    expect(held.code).toBe(5);
+    const heldJson = parseJsonStdout(held.stdout) as StatusJson & { profiles: Array<{ blockingLock: unknown }> };
+    expect(heldJson.profiles[0]?.blockingLock).toMatchObject({ unreadable: false, host: 'gone-host.example', pid: 4242, command: 'create', startedAt: since });
+    expect(heldJson.profiles[0]?.problems).toEqual([{ check: 'failures', message: expect.stringContaining(`backupctl unlock --profile ${db}`) }]);
+    expect(await readFile(path.join(work, 'lock.prom'), 'utf8')).toContain(`backupctl_blocking_lock{profile="${db}"} 1\n`);
+    // A lock taken an hour ago may belong to a run still working: not reported.
+    await writeFile(lockFile, `${JSON.stringify({ pid: 4242, host: 'gone-host.example', command: 'create', startedAt: new Date(Date.now() - 3_600_000).toISOString(), token: 'ab12' })}\n`);
+    expect((await status([])).code).toBe(0);
+
+    await writeFile(lockFile, 'not a lock');
+    const unreadable = await status(['--json']);
+    expect(unreadable.code).toBe(5);
+    expect((parseJsonStdout(unreadable.stdout) as { profiles: Array<{ blockingLock: unknown }> }).profiles[0]?.blockingLock).toEqual({ unreadable: true });
+
+    const unlock = await runCli(['unlock', '--storage', storage, '--profile', db], { env: baseEnv(), cwd: work });
+    expect(unlock.code, unlock.stderr).toBe(0);
+    expect((await status([])).code).toBe(0);
+  });
+
   it('a much smaller backup breaks --min-size-ratio (shrunken)', async () => {
     await cluster.query(db, 'truncate items');
     ids.push(await create());

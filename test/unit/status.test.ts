@@ -406,6 +406,52 @@ describe('a lock left by a killed run', () => {
   });
 });
 
+describe('a lock that keeps every run out', () => {
+  const input = { profile: 'app', storage: '/b', backups: [backup(2 * HOUR)], runs: [], now: NOW };
+  const holder = (ago: number, host = 'db2') => ({ command: 'create', pid: 4242, host, startedAt: at(ago) });
+
+  it('an unreadable lock object is a failure, with a metric, until it goes', () => {
+    const broken = evaluateProfile({ ...input, lock: { holder: null }, thresholds: thresholds() });
+    expect(broken.healthy).toBe(false);
+    expect(broken.blockingLock).toEqual({ unreadable: true });
+    expect(broken.problems).toEqual([{ check: 'failures', message: expect.stringContaining('backupctl unlock --profile app') }]);
+    expect(renderPrometheus({ healthy: false, checkedAt: NOW.toISOString(), profiles: [broken], problems: [], warnings: [] })).toContain('backupctl_blocking_lock{profile="app"} 1\n');
+    // --allow-failures reports it only; no lock at all is no problem.
+    const allowed = evaluateProfile({ ...input, lock: { holder: null }, thresholds: thresholds({ allowFailures: true }) });
+    expect([allowed.healthy, allowed.blockingLock]).toEqual([true, { unreadable: true }]);
+    const free = evaluateProfile({ ...input, lock: null, thresholds: thresholds() });
+    expect([free.healthy, free.blockingLock]).toEqual([true, null]);
+    expect(renderPrometheus({ healthy: true, checkedAt: NOW.toISOString(), profiles: [free], problems: [], warnings: [] })).toContain('backupctl_blocking_lock{profile="app"} 0\n');
+  });
+
+  it('a lock held longer than 24 h (or the max age, when set) is a failure naming its holder and since when', () => {
+    const old = evaluateProfile({ ...input, lock: { holder: holder(13 * DAY) }, thresholds: thresholds() });
+    expect(old.healthy).toBe(false);
+    expect(old.blockingLock).toEqual({ unreadable: false, ...holder(13 * DAY), ageSeconds: (13 * DAY) / 1000 });
+    expect(old.problems).toEqual([
+      {
+        check: 'failures',
+        message: `profile locked by a create run (pid 4242 on db2) since ${at(13 * DAY)} (13 d ago, more than 24 h): runs are skipped as busy; if that run is gone, backupctl unlock --profile app`,
+      },
+    ]);
+    // A run that has held it for 23 h may still be working; with --max-age 6h, 7 h is too long.
+    expect(evaluateProfile({ ...input, lock: { holder: holder(23 * HOUR) }, thresholds: thresholds() }).healthy).toBe(true);
+    expect(evaluateProfile({ ...input, lock: { holder: holder(5 * HOUR) }, thresholds: thresholds({ maxAge: '6h' }) }).healthy).toBe(true);
+    const overMaxAge = evaluateProfile({ ...input, lock: { holder: holder(7 * HOUR) }, thresholds: thresholds({ maxAge: '6h' }) });
+    expect(overMaxAge.problems.map((p) => p.check)).toEqual(['failures']);
+    // A hung run on this host too (its process is alive: not a stale lock).
+    expect(evaluateProfile({ ...input, lock: { holder: holder(2 * DAY, 'db1') }, thresholds: thresholds() }).blockingLock).toMatchObject({ host: 'db1' });
+  });
+
+  it('a stale lock (its process gone) is reported once, as stale', () => {
+    const stale = holder(2 * DAY, 'db1');
+    const result = evaluateProfile({ ...input, staleLock: stale, lock: { holder: stale }, thresholds: thresholds() });
+    expect(result.blockingLock).toBeNull();
+    expect(result.problems).toHaveLength(1);
+    expect(result.problems[0]?.message).toMatch(/^a create run \(pid 4242 on db1/);
+  });
+});
+
 describe('resolveThresholds', () => {
   it('takes flags over the profile settings, key by key', () => {
     const t = resolveThresholds({ maxAge: '2h' }, { maxAge: '25h', minSizeRatio: 0.3, allowFailures: true });
