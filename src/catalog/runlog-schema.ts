@@ -19,6 +19,12 @@ export const RunEntrySchema = z.object({
   target: z.string().max(1000).optional(),
   /** Where a create was to copy its backup next (the profile's `copies`, redacted): status checks them. */
   copies: z.array(z.string().max(1000)).max(16).optional(),
+  /**
+   * Of a copy run: the backups it left at its destination (copied, or found there already),
+   * also when others of the run failed; left out past COPIED_IDS_MAX (core/status.ts) ids.
+   * Status and the next create's copy step judge per backup what was copied where by it.
+   */
+  copied: z.array(z.string().regex(ID_PATTERN)).max(100).optional(),
   /** The backup the run created or worked on, when there is one. */
   id: z.string().regex(ID_PATTERN).optional(),
   /** One line: what went wrong (redacted). */

@@ -1,12 +1,13 @@
 import path from 'node:path';
 import { isStorageUrl, settingsOf, type ResolvedSettings } from '../config/resolve.js';
-import { copyBackups, copyGroup, type CopiedBackup } from '../core/copy.js';
+import { backupsToCatchUp, copiedIds, copyBackups, copyGroup, type CopiedBackup } from '../core/copy.js';
 import { withRunReport } from '../core/report-run.js';
 import { backupScope, type LocatedBackup } from '../core/scope.js';
 import { storageAt } from '../core/storages.js';
 import { ExitCode, throwIfAborted, usageError } from '../errors.js';
 import { copyJson, renderCopy } from '../output/render-copy.js';
 import type { Storage } from '../storage/storage.js';
+import type { CreateResult } from '../core/results.js';
 import type { CommandContext, CommandResult } from './context.js';
 
 export interface CopyOptions {
@@ -47,7 +48,11 @@ export function reportedCopy(ctx: CommandContext, profile: string, storage: Stor
       started();
       return work();
     },
-    (done: CopiedBackup[]) => ({ id: done.length === 1 ? done[0]?.id : undefined, bytes: done.reduce((sum, d) => sum + (d.result === 'copied' ? d.bytes : 0), 0) }),
+    (done: CopiedBackup[]) => ({
+      id: done.length === 1 ? done[0]?.id : undefined,
+      bytes: done.reduce((sum, d) => sum + (d.result === 'copied' ? d.bytes : 0), 0),
+      copied: copiedIds(done),
+    }),
     (done: CopiedBackup[]) => {
       const failed = done.filter((d) => d.result === 'failed');
       return failed.length === 0 ? null : { exitCode: ExitCode.FAILED, error: `could not copy ${failed.map((d) => `${d.id} (${d.error ?? 'failed'})`).join(', ')} to ${destination.location}` };
@@ -55,9 +60,16 @@ export function reportedCopy(ctx: CommandContext, profile: string, storage: Stor
   );
 }
 
-/** The copies a profile's `copies` setting asks for, of one new backup: never throws. */
-export async function copyNewBackup(ctx: CommandContext, backup: LocatedBackup, destinations: readonly string[]): Promise<Array<{ to: string; result: 'copied' | 'present' | 'failed'; error?: string }>> {
-  const results: Array<{ to: string; result: 'copied' | 'present' | 'failed'; error?: string }> = [];
+type NewBackupCopy = NonNullable<CreateResult['copies']>[number];
+
+/**
+ * The copies a profile's `copies` setting asks for, of one new backup: never throws. Each
+ * destination also gets, in the same copy run, the earlier backups a create was to copy
+ * there and no copy run did (a failed copy, a create killed while copying: backupsToCatchUp,
+ * bounded), reported in `caughtUp`.
+ */
+export async function copyNewBackup(ctx: CommandContext, backup: LocatedBackup, destinations: readonly string[]): Promise<NewBackupCopy[]> {
+  const results: NewBackupCopy[] = [];
   for (const where of destinations) {
     let destination: Storage | null = null;
     try {
@@ -71,8 +83,18 @@ export async function copyNewBackup(ctx: CommandContext, backup: LocatedBackup, 
         throw error;
       }
       const target = destination;
-      const [done] = await reportedCopy(ctx, backup.sidecar.profile, backup.storage, target, () => copyGroup([backup], target, ctx.runtime));
-      results.push({ to: target.location, result: done?.result === 'planned' || done === undefined ? 'failed' : done.result, ...(done?.error ? { error: done.error } : {}) });
+      const earlier = await backupsToCatchUp(backup.storage, backup.sidecar.profile, target.location, backup.sidecar.id, ctx.runtime);
+      const all = await reportedCopy(ctx, backup.sidecar.profile, backup.storage, target, () => copyGroup([backup, ...earlier], target, ctx.runtime));
+      const done = all.find((d) => d.id === backup.sidecar.id);
+      const caughtUp = all
+        .filter((d) => d.id !== backup.sidecar.id)
+        .map((d) => ({ id: d.id, result: d.result === 'planned' ? ('failed' as const) : d.result, ...(d.error ? { error: d.error } : {}) }));
+      results.push({
+        to: target.location,
+        result: done?.result === 'planned' || done === undefined ? 'failed' : done.result,
+        ...(done?.error ? { error: done.error } : {}),
+        ...(caughtUp.length > 0 ? { caughtUp } : {}),
+      });
     } catch (error) {
       throwIfAborted(ctx.runtime.signal); // interrupted: exit 130, the backup itself is complete
       const message = (error as Error).message;

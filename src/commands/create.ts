@@ -74,6 +74,9 @@ export async function run(options: CreateOptions, ctx: CommandContext): Promise<
     result.copies = await copyModule.copyNewBackup(ctx, { sidecar: result.sidecar, storage, catalog: new Catalog(storage) }, copies);
   }
   // A failed copy was a warning on stderr: in --json it is one too (and in `copies`).
-  const copyWarnings = (result.copies ?? []).filter((copy) => copy.result === 'failed').map((copy) => `could not copy the backup to ${copy.to}: ${copy.error ?? 'failed'}`);
+  const copyWarnings = (result.copies ?? []).flatMap((copy) => [
+    ...(copy.result === 'failed' ? [`could not copy the backup to ${copy.to}: ${copy.error ?? 'failed'}`] : []),
+    ...(copy.caughtUp ?? []).filter((earlier) => earlier.result === 'failed').map((earlier) => `could not copy the earlier backup ${earlier.id} to ${copy.to}: ${earlier.error ?? 'failed'}`),
+  ]);
   return { json: createJson({ ...result, warnings: [...profile.warnings, ...result.warnings, ...copyWarnings] }), human: (style) => renderCreate(result, style) };
 }

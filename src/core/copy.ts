@@ -10,6 +10,8 @@
  * with the same id and other bytes is refused (never overwritten).
  */
 import { artifactKey, backupRef, Catalog } from '../catalog/catalog.js';
+import { readRunLog } from '../catalog/runlog-schema.js';
+import { redactSecrets } from '../redact.js';
 import type { Sidecar } from '../catalog/sidecar.js';
 import { BackupctlError, ExitCode, throwIfAborted, usageError } from '../errors.js';
 import { DigestStream, type Digest } from '../pipeline/digest.js';
@@ -19,6 +21,7 @@ import { acquireProfileLock } from './lock.js';
 import { storedFiles } from './list.js';
 import type { Runtime } from './runtime.js';
 import { findBackup, scanScope, type BackupScope, type LocatedBackup } from './scope.js';
+import { CATCH_UP_MAX, COPIED_IDS_MAX, missingCopies, placeOf, runIsRunning } from './status.js';
 import { storageError } from './storage-errors.js';
 
 export interface CopiedBackup {
@@ -222,4 +225,47 @@ async function stream(source: Storage, destination: Storage, key: string, signal
     throw storageError(error, destination.location, `writing ${key}`);
   }
   return digest.digest();
+}
+
+/** The run log's `copied` of a copy run: the backups at the destination after it, none past COPIED_IDS_MAX (status.ts). */
+export function copiedIds(done: readonly CopiedBackup[]): string[] | undefined {
+  const ids = done.filter((d) => d.result === 'copied' || d.result === 'present').map((d) => d.id);
+  return ids.length > COPIED_IDS_MAX ? undefined : ids;
+}
+
+/**
+ * The backups of `profile` that a create run was to copy to `destination` and that no copy
+ * run has copied there (status.ts missingCopies, from the profile's run log), besides
+ * `except` (the new backup), newest first, at most CATCH_UP_MAX: what a create's copy step
+ * catches up along with its own backup, so that a copy that failed or was killed is not
+ * forgotten once a later one succeeds. A backup gone since (pruned) is passed over; the run
+ * log or a sidecar that cannot be read is a warning, never a failed copy of the new backup.
+ */
+export async function backupsToCatchUp(source: Storage, profile: string, destination: string, except: string, runtime: Runtime): Promise<LocatedBackup[]> {
+  let missing: string[];
+  try {
+    const { entries } = await readRunLog(source, profile);
+    const place = placeOf(redactSecrets(destination));
+    missing = missingCopies({ runs: entries, running: runIsRunning, now: runtime.now() })
+      .filter((m) => m.to === place && m.backupId !== except)
+      .map((m) => m.backupId);
+  } catch (error) {
+    runtime.reporter.warn(`could not read the run log of ${profile} to catch up earlier copies to ${destination}: ${(error as Error).message}`);
+    return [];
+  }
+  const catalog = new Catalog(source);
+  const found: LocatedBackup[] = [];
+  for (const id of missing) {
+    if (found.length === CATCH_UP_MAX) {
+      runtime.reporter.warn(`${missing.length - found.length} more backup(s) of ${profile} were never copied to ${destination}: the next runs copy them, or now: backupctl copy --all --profile ${profile} --to <destination>`);
+      break;
+    }
+    try {
+      found.push({ sidecar: await catalog.read(profile, id), storage: source, catalog });
+    } catch (error) {
+      if (error instanceof NotFoundError) continue; // pruned or deleted since: nothing to copy
+      runtime.reporter.warn(`cannot catch up the copy of ${profile}/${id} to ${destination}: ${(error as Error).message}`);
+    }
+  }
+  return found;
 }

@@ -25,6 +25,8 @@ export interface RunMeta {
 export interface RunSummary {
   id?: string | undefined;
   bytes?: number | undefined;
+  /** Of a copy: the backups at its destination after it (the run log's `copied`); also recorded when the run failed. */
+  copied?: string[] | undefined;
 }
 
 /**
@@ -84,6 +86,7 @@ export async function withRunReport<T>(
     durationMs,
     result: succeeded ? 'succeeded' : interrupted ? 'interrupted' : busy ? 'busy' : 'failed',
     id: summary.id,
+    ...(summary.copied === undefined ? {} : { copied: summary.copied }),
     ...(meta.target === undefined ? {} : { target: redactSecrets(meta.target) }),
     ...(meta.copies === undefined ? {} : { copies: meta.copies.map((copy) => redactSecrets(copy)) }),
     error,

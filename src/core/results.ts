@@ -8,7 +8,13 @@ export interface CreateResult {
   storage: string;
   warnings: string[];
   /** The profile's copies of the new backup (`copies`): one per destination; a failed one never fails the backup. */
-  copies?: Array<{ to: string; result: 'copied' | 'present' | 'failed'; error?: string | undefined }>;
+  copies?: Array<{
+    to: string;
+    result: 'copied' | 'present' | 'failed';
+    error?: string | undefined;
+    /** Earlier backups never copied there that this run copied along (see core/copy.ts backupsToCatchUp). */
+    caughtUp?: Array<{ id: string; result: 'copied' | 'present' | 'failed'; error?: string | undefined }> | undefined;
+  }>;
 }
 
 export type { IncompleteEntry } from '../catalog/catalog.js';

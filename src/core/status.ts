@@ -15,9 +15,10 @@
  *   time (never verified counts as too old).
  * - failures: a run (create, verify, prune...) failed or was interrupted after the last
  *   success of the same command; for create, "success" is the newest completed backup or
- *   a succeeded run in the log, whichever finished later. Also the newest backup missing
- *   at a destination of the profile's `copies` because the run that made it was killed
- *   while copying (uncopiedNewest), and the profile's lock left by a run on this host
+ *   a succeeded run in the log, whichever finished later. Also each backup missing at a
+ *   destination of the profile's `copies` that its create run was to copy it to: the copy
+ *   failed, or the run was killed while copying (missingCopies), until a copy run copies
+ *   it there or it is gone; and the profile's lock left by a run on this host
  *   whose process is gone; also a lock that keeps every run out (unreadable, or held
  *   longer than lockBoundMs: BlockingLock). On unless --allow-failures.
  * Ages are measured from when a backup finished (its sidecar's finishedAt).
@@ -134,8 +135,8 @@ export interface ProfileStatus {
   failedRunsSinceSuccess: number;
   /** Those runs, newest first. */
   failedRuns: RunEntry[];
-  /** Destinations of the profile's `copies` the newest backup never reached (see uncopiedNewest). */
-  uncopied: Array<{ backupId: string; to: string }>;
+  /** Backups never copied to a destination of the profile's `copies` that their create run was to copy them to (missingCopies), newest first. */
+  uncopied: MissingCopy[];
   /** The profile's lock, left by a run whose process is gone (killed): the next run takes it over. */
   staleLock: StaleLock | null;
   /** The profile's lock when it is unreadable or held longer than lockBoundMs: every run is skipped as busy. */
@@ -189,43 +190,96 @@ export interface EvaluateInput {
  */
 export const COPY_GRACE_MS = 24 * 3_600_000;
 
+/**
+ * How many backups never copied to a destination (missingCopies) a create copies there
+ * besides its own, newest first: a long outage is caught up over a few runs (or at once
+ * with `copy --all`), never by one create that copies for hours.
+ */
+export const CATCH_UP_MAX = 10;
+
 /** A run's target without its settings (`?endpoint=`, `?stall-timeout=`...): where it wrote. */
 export function placeOf(target: string | undefined): string {
   return (target ?? '').split('?')[0] as string;
 }
 
+/** A backup its create run was to copy to a destination (`copies`), and no copy run has copied there since. */
+export interface MissingCopy {
+  backupId: string;
+  /** The destination's place (placeOf: without its URL settings). */
+  to: string;
+}
+
 /**
- * The destinations the newest backup's create run was to copy it to (its run log entry's
- * `copies`: the profile's setting then) that it never reached: the create succeeded, no
- * copy run to that place accounted for it since (one that succeeded, or that failed or was
- * interrupted, which the failures check reports), and the create's process is gone: killed
- * while copying (SIGKILL, the machine lost), it could record nothing. A copy run that
- * found the destination busy did not copy it either. While that process may still be
- * copying (it is running here, or it ran on another host less than COPY_GRACE_MS ago),
- * nothing is reported. Only the newest backup is checked, against what its own run meant
- * to do: a destination added to the config later is no problem of it.
+ * How many ids a copy run records in its run log entry (`copied`). A run that accounted for
+ * more records none, and then, when it succeeded, counts as having copied every backup
+ * made before it (`copy --all`; see copiedBy).
  */
+export const COPIED_IDS_MAX = 100;
+
+/**
+ * Whether a copy run accounts for backup `id` at its destination: the run log entry lists
+ * it in `copied` (copied there, or found there already, whatever became of the run's other
+ * backups), or the run succeeded and was of that backup alone (`id`), or it succeeded and
+ * records no ids at all (`copy --all` of more than COPIED_IDS_MAX backups, or an entry of an
+ * older backupctl: `copy --all` of everything there was).
+ */
+function copiedBy(run: RunEntry, id: string): boolean {
+  if (run.copied?.includes(id)) return true;
+  return run.result === 'succeeded' && (run.id === id || (run.id === undefined && run.copied === undefined));
+}
+
+/**
+ * The copies the profile's `copies` setting asked for and that were never made: for each
+ * backup that a succeeded create run made (the run log names it, `id`) and that still
+ * exists (`exists`; every one when not given), each destination of that run's `copies` (as
+ * the setting was then) that the profile still copies to (the newest create run's
+ * `copies`: a destination dropped or a URL fixed since has nothing standing) and that no copy
+ * run to that place has accounted for since the backup was made (copiedBy): the copy
+ * failed, found the destination busy, or never ran (the create was killed while copying:
+ * SIGKILL, the machine lost). Each stands until a copy run copies that backup there (the
+ * next create catches it up, or `backupctl copy`), or the backup is gone (pruned, deleted).
+ * A create whose process may still be copying (it is running here, or it ran on another host
+ * less than COPY_GRACE_MS ago) and has recorded no copy run to that place yet is given its
+ * time. Bounded by the run log: only backups whose create run is among its entries (the last
+ * 200 runs) are checked, and a destination added to the config is no problem of the
+ * backups made before. Newest backup first.
+ */
+export function missingCopies(input: Pick<EvaluateInput, 'runs' | 'running' | 'now'> & { exists?: ((id: string) => boolean) | undefined }): MissingCopy[] {
+  const creates = input.runs
+    .filter((run) => run.command === 'create' && run.result === 'succeeded' && run.copies !== undefined)
+    .sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));
+  const newest = creates[0];
+  if (newest === undefined) return [];
+  const current = new Set((newest.copies ?? []).map(placeOf));
+  const copyRuns = input.runs.filter((run) => run.command === 'copy');
+  const missing: MissingCopy[] = [];
+  const seen = new Set<string>();
+  for (const made of creates) {
+    const id = made.id;
+    if (id === undefined || seen.has(id)) continue;
+    seen.add(id);
+    if (input.exists && !input.exists(id)) continue;
+    const since = Date.parse(made.finishedAt);
+    for (const to of new Set((made.copies ?? []).map(placeOf))) {
+      if (!current.has(to)) continue;
+      const after = copyRuns.filter((run) => placeOf(run.target) === to && Date.parse(run.finishedAt) >= since);
+      if (after.some((run) => copiedBy(run, id))) continue;
+      // The create's own copy run to this place is recorded: it is done copying there.
+      const reported = after.some((run) => run.host !== undefined && run.host === made.host && run.pid !== undefined && run.pid === made.pid);
+      if (!reported) {
+        const running = input.running?.(made) ?? null;
+        if (running === true || (running === null && input.now.getTime() - since < COPY_GRACE_MS)) continue;
+      }
+      missing.push({ backupId: id, to });
+    }
+  }
+  return missing;
+}
+
+/** missingCopies of the newest backup only (its destinations). */
 export function uncopiedNewest(newest: SidecarSummary | null, input: Pick<EvaluateInput, 'runs' | 'running' | 'now'>): string[] {
   if (newest === null) return [];
-  const made = input.runs.find((run) => run.command === 'create' && run.result === 'succeeded' && run.id === newest.id);
-  const copies = [...new Set((made?.copies ?? []).map(placeOf))];
-  if (!made || copies.length === 0) return [];
-  const since = Date.parse(made.finishedAt);
-  const missing = copies.filter(
-    (to) =>
-      !input.runs.some(
-        (run) =>
-          run.command === 'copy' &&
-          run.result !== 'busy' &&
-          placeOf(run.target) === to &&
-          Date.parse(run.finishedAt) >= since &&
-          (run.id === undefined || run.id === newest.id),
-      ),
-  );
-  if (missing.length === 0) return [];
-  const running = input.running?.(made) ?? null;
-  if (running === true || (running === null && input.now.getTime() - since < COPY_GRACE_MS)) return [];
-  return missing;
+  return missingCopies({ ...input, exists: (id) => id === newest.id }).map((missing) => missing.to);
 }
 
 /** Backups are compared by size only with backups of the same contents and encoding. */
@@ -386,14 +440,21 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     });
   }
 
-  const uncopied = uncopiedNewest(newest, input).map((to) => ({ backupId: (newest as SidecarSummary).id, to }));
+  const present = new Set(backups.map((backup) => backup.id));
+  const uncopied = missingCopies({ ...input, exists: (id) => present.has(id) });
   if (uncopied.length > 0 && !thresholds.allowFailures) {
-    problems.push({
-      check: 'failures',
-      message:
-        `the newest backup (${newest?.id}) was never copied to ${uncopied.map((u) => u.to).join(', ')}: the run that made it ended without copying it there ` +
-        `(killed while copying?); backupctl copy ${newest?.id} --to <destination> copies it`,
-    });
+    const byPlace = new Map<string, string[]>();
+    for (const missing of uncopied) byPlace.set(missing.to, [...(byPlace.get(missing.to) ?? []), missing.backupId]);
+    for (const [to, ids] of byPlace) {
+      const which = ids.length === 1 ? `backup ${ids[0]} was` : `${ids.length} backups (${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}) were`;
+      problems.push({
+        check: 'failures',
+        message:
+          `${which} never copied to ${to}, though the create run that made ${ids.length === 1 ? 'it' : 'them'} was to copy ${ids.length === 1 ? 'it' : 'them'} there ` +
+          `(the copy failed, or the run was killed while copying): the next create copies ${ids.length === 1 ? 'it' : `the newest ${Math.min(ids.length, CATCH_UP_MAX)}`}, ` +
+          `or now: backupctl copy ${ids.length === 1 ? ids[0] : `--all --profile ${input.profile}`} --to ${to}`,
+      });
+    }
   }
 
   const staleLock = input.staleLock ?? null;
@@ -592,7 +653,7 @@ async function targets(request: StatusRequest): Promise<{ targets: Target[]; lis
 }
 
 /** Whether a run's process is still running: asked only on the host it ran on. */
-function runIsRunning(run: RunEntry): boolean | null {
+export function runIsRunning(run: RunEntry): boolean | null {
   if (run.pid === undefined || run.host === undefined || run.host !== hostname()) return null;
   return isProcessAlive(run.pid);
 }

@@ -47,7 +47,12 @@ const FAMILIES: Family[] = [
   },
   {
     name: 'backupctl_uncopied_destinations',
-    help: 'Destinations the newest backup\'s create run was to copy it to and never did (killed while copying).',
+    help: 'Destinations of the profile\'s copies that miss a backup its create run was to copy there (the copy failed, or the run was killed while copying).',
+    value: (p) => new Set(p.uncopied.map((u) => u.to)).size,
+  },
+  {
+    name: 'backupctl_uncopied_backups',
+    help: 'Copies missing: (backup, destination) pairs a create run was to copy and no copy run has copied since (each counts until copied or the backup is gone).',
     value: (p) => p.uncopied.length,
   },
   {

@@ -70,6 +70,10 @@ export function renderCreate(result: CreateResult, style: Style): string {
   if (s.artifact.encryption !== null) pairs.splice(4, 0, ['encryption', t(s.artifact.encryption.scheme)]);
   for (const copy of result.copies ?? []) {
     pairs.push(['copy', copy.result === 'failed' ? `${t(copy.to)}: ${style.error('FAILED')} ${t(copy.error ?? '')}` : `${t(copy.to)}: ${copy.result === 'present' ? 'already there' : style.ok('copied')}`]);
+    for (const earlier of copy.caughtUp ?? []) {
+      const what = earlier.result === 'failed' ? `${style.error('FAILED')} ${t(earlier.error ?? '')}` : earlier.result === 'present' ? 'already there' : style.ok('copied');
+      pairs.push(['copy', `${t(copy.to)}: earlier backup ${t(earlier.id)} ${what}`]);
+    }
   }
   const head = `Backup ${style.id(t(s.id))} ${style.ok('completed')}\n`;
   const warnings = result.warnings.map((warning) => `${style.warn('warning:')} ${t(warning)}\n`).join('');

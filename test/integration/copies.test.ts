@@ -99,6 +99,56 @@ describe("a profile's copies", () => {
   });
 });
 
+describe('a copy that failed is not forgotten', () => {
+  it('status keeps it standing per backup after a later copy succeeds, until the next create catches it up (only what a create was to copy)', async () => {
+    const dir = await tempDir('catch-up');
+    const primary = path.join(dir, 'primary');
+    const offsite = path.join(dir, 'offsite');
+    const { rm } = await import('node:fs/promises');
+    const config = path.join(dir, 'backupctl.config.json');
+    const writeConfig = (copies: string[]) =>
+      writeFile(config, JSON.stringify({ storage: primary, profiles: { app: { host: cluster.host, port: cluster.port, user: cluster.user, database: db, copies } } }));
+    type Created = { id: string; warnings: string[]; copies: Array<{ to: string; result: string; caughtUp?: Array<{ id: string; result: string }> }> };
+    const create = async () => {
+      const made = await cli(['create', '--config', config, '--json']);
+      expect(made.code, made.stderr).toBe(0);
+      return parseJsonStdout(made.stdout) as Created;
+    };
+    // Made before the profile copied anywhere: no create was to copy it, none catches it up.
+    await writeConfig([]);
+    const before = await create();
+    await writeConfig([offsite]);
+    // The destination fails (a file where its directory should be) for two creates.
+    await writeFile(offsite, 'in the way');
+    const first = await create();
+    const second = await create();
+    expect([first.copies[0]?.result, second.copies[0]?.result]).toEqual(['failed', 'failed']);
+    await rm(offsite);
+    // A later good copy of another backup settles the failed runs, not the backup left behind.
+    const other = await cli(['copy', second.id, '--config', config, '--to', offsite]);
+    expect(other.code, other.stderr).toBe(0);
+    const status = await cli(['status', '--config', config, '--json', '--prometheus', path.join(dir, 'm.prom')]);
+    expect(status.code, status.stdout).toBe(5);
+    const [app] = (parseJsonStdout(status.stdout) as { profiles: Array<{ uncopied: unknown[]; failedRunsSinceSuccess: number; problems: Array<{ check: string; message: string }> }> }).profiles;
+    expect(app?.failedRunsSinceSuccess).toBe(0);
+    expect(app?.uncopied).toEqual([{ backupId: first.id, to: offsite }]);
+    expect(app?.problems).toEqual([{ check: 'failures', message: expect.stringContaining(`backup ${first.id} was never copied to ${offsite}`) }]);
+    expect(await readFile(path.join(dir, 'm.prom'), 'utf8')).toContain('backupctl_uncopied_backups{profile="app"} 1\n');
+
+    // The next create copies its own backup and catches the first up, in one copy run.
+    const third = await create();
+    expect(third.copies).toEqual([{ to: offsite, result: 'copied', caughtUp: [{ id: first.id, result: 'copied' }] }]);
+    const listed = await cli(['list', '--storage', offsite, '--json']);
+    expect((parseJsonStdout(listed.stdout) as Array<{ id: string }>).map((b) => b.id).sort()).toEqual([first.id, second.id, third.id].sort());
+    expect(listed.stdout).not.toContain(before.id);
+    const healthy = await cli(['status', '--config', config]);
+    expect(healthy.code, healthy.stdout).toBe(0);
+    // The run log records which backups each copy run left at its destination.
+    const log = (await readFile(path.join(primary, 'app', 'runs.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { command: string; copied?: string[] });
+    expect(log.filter((entry) => entry.command === 'copy').map((entry) => entry.copied)).toEqual([undefined, undefined, [second.id], [third.id, first.id]]);
+  });
+});
+
 describe('a run killed while copying', () => {
   const running = new Set<ResultPromise>();
   let silent: Server | null = null;
@@ -107,7 +157,7 @@ describe('a run killed while copying', () => {
   });
   afterAll(() => silent?.close());
 
-  it('status names the destination the newest backup never reached, until a copy reaches it; a destination that cannot be opened is a failed copy run', async () => {
+  it('status names the destination the newest backup never reached, until the next create catches it up; a destination that cannot be opened is a failed copy run', async () => {
     // A "store" that accepts connections and never answers: the copy hangs, as to a hung server.
     const sockets = new Set<Socket>();
     silent = createServer((socket) => {
@@ -150,9 +200,14 @@ describe('a run killed while copying', () => {
     const still = await cli(['status', '--config', config]);
     expect(still.stdout).toContain(`never copied to ${place}`);
     expect(still.stdout).not.toMatch(/never copied to .*offsite/);
-    // A copy to that place (the store back, here on another endpoint) settles it.
-    const copied = await cli(['copy', 'latest', '--config', config, '--to', s3url(prefix)]);
-    expect(copied.code, copied.stderr).toBe(0);
+    // The store back (here on another endpoint: the same place): the next create copies its
+    // own backup and catches up the one the killed run never copied.
+    const killedId = app?.lastBackup.id;
+    await writeConfig([s3url(prefix)]);
+    const next = await cli(['create', '--config', config, '--json']);
+    expect(next.code, next.stderr).toBe(0);
+    const nextJson = parseJsonStdout(next.stdout) as { copies: Array<{ result: string; caughtUp?: Array<{ id: string; result: string }> }> };
+    expect(nextJson.copies).toEqual([expect.objectContaining({ result: 'copied', caughtUp: [{ id: killedId, result: 'copied' }] })]);
     const healthy = await cli(['status', '--config', config]);
     expect(healthy.code, healthy.stdout).toBe(0);
 

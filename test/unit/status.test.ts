@@ -5,6 +5,7 @@ import { parseFixedDuration } from '../../src/config/duration.js';
 import {
   evaluateProfile,
   failedSinceSuccess,
+  missingCopies,
   NO_THRESHOLDS,
   profilesInListing,
   resolveThresholds,
@@ -349,11 +350,12 @@ describe('uncopiedNewest: a run killed while copying its backup', () => {
     expect(uncopiedNewest(newest, { runs: fixed, running: gone, now: NOW })).toEqual([]);
   });
 
-  it("a failed or interrupted copy is the failures check's; a busy one, or a copy of another backup, copied nothing", () => {
+  it('a failed, interrupted or busy copy, or a copy of another backup, copied nothing', () => {
     const older = backup(30 * HOUR);
     const newest = backup(2 * HOUR);
     const one = (b: Sidecar) => made(b, [OFFSITE]);
-    expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'interrupted', OFFSITE, newest.id)], running: gone, now: NOW })).toEqual([]);
+    expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'interrupted', OFFSITE, newest.id)], running: gone, now: NOW })).toEqual([OFFSITE]);
+    expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'failed', OFFSITE, newest.id)], running: gone, now: NOW })).toEqual([OFFSITE]);
     expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'busy', OFFSITE, newest.id)], running: gone, now: NOW })).toEqual([OFFSITE]);
     expect(uncopiedNewest(newest, { runs: [one(newest), copy(HOUR, 'succeeded', OFFSITE, older.id)], running: gone, now: NOW })).toEqual([OFFSITE]);
     // `copy --all` (no one id) after it catches everything up.
@@ -387,10 +389,83 @@ describe('uncopiedNewest: a run killed while copying its backup', () => {
     const input = { profile: 'app', storage: '/b', backups: [newest], runs: [made(newest, [OFFSITE])], now: NOW, running: gone };
     const broken = evaluateProfile({ ...input, thresholds: thresholds() });
     expect(broken.uncopied).toEqual([{ backupId: newest.id, to: OFFSITE }]);
-    expect(broken.problems).toEqual([{ check: 'failures', message: expect.stringContaining(`the newest backup (${newest.id}) was never copied to ${OFFSITE}`) }]);
+    expect(broken.problems).toEqual([{ check: 'failures', message: expect.stringContaining(`backup ${newest.id} was never copied to ${OFFSITE}`) }]);
+    expect(broken.problems[0]?.message).toContain(`backupctl copy ${newest.id} --to ${OFFSITE}`);
     const allowed = evaluateProfile({ ...input, thresholds: thresholds({ allowFailures: true }) });
     expect(allowed.uncopied).toHaveLength(1);
     expect(allowed.healthy).toBe(true);
+  });
+});
+
+describe('missingCopies: every backup a create was to copy, until it is copied or gone', () => {
+  const OFFSITE = 's3://offsite/db';
+  let pids = 1000;
+  const made = (b: Sidecar, copies: string[] = [OFFSITE], pid = ++pids): RunEntry => ({
+    ...run(NOW.getTime() - Date.parse(b.finishedAt), 'succeeded'),
+    id: b.id,
+    host: 'db1',
+    pid,
+    copies,
+  });
+  /** A copy run to OFFSITE finished `ago` before NOW, by the create `by` (its host and pid) when given. */
+  const copy = (ago: number, result: RunEntry['result'], copied: string[] | undefined, by?: RunEntry): RunEntry => ({
+    ...run(ago, result, 'copy'),
+    target: `${OFFSITE}?endpoint=http://127.0.0.1:4569`,
+    ...(copied === undefined ? {} : { copied }),
+    ...(copied?.length === 1 ? { id: copied[0] } : {}),
+    ...(by ? { host: by.host, pid: by.pid } : {}),
+  });
+  const gone = () => false;
+
+  it('a copy that failed stays missing after the next create copies only its own backup (the QA case), until a run copies it', () => {
+    const first = backup(5 * HOUR);
+    const second = backup(2 * HOUR);
+    const madeFirst = made(first);
+    const madeSecond = made(second);
+    // s3rver killed mid-copy: the copy run of the first backup failed; the next create copied its own.
+    const runs = [madeFirst, copy(5 * HOUR - 120_000, 'failed', [], madeFirst), madeSecond, copy(2 * HOUR - 120_000, 'succeeded', [second.id], madeSecond)];
+    const input = { profile: 'app', storage: '/b', backups: [first, second], runs, now: NOW, running: gone };
+    const result = evaluateProfile({ ...input, thresholds: thresholds() });
+    // The failed run is settled by the later good copy; the backup it left uncopied is not.
+    expect(result.failedRunsSinceSuccess).toBe(0);
+    expect(result.uncopied).toEqual([{ backupId: first.id, to: OFFSITE }]);
+    expect(result.healthy).toBe(false);
+    expect(result.problems).toEqual([{ check: 'failures', message: expect.stringContaining(`backup ${first.id} was never copied to ${OFFSITE}`) }]);
+    expect(renderPrometheus({ healthy: false, checkedAt: NOW.toISOString(), profiles: [result], problems: [], warnings: [] })).toContain('backupctl_uncopied_backups{profile="app"} 1\n');
+    // A later copy run that left it there (copied, or found it there) settles it, whatever became of the run's other backups.
+    const caughtUp = [...runs, copy(HOUR, 'failed', [first.id])];
+    expect(evaluateProfile({ ...input, runs: caughtUp, thresholds: thresholds() }).uncopied).toEqual([]);
+    // So does `copy --all` of an older backupctl (no ids, succeeded), and the backup's removal.
+    expect(evaluateProfile({ ...input, runs: [...runs, copy(HOUR, 'succeeded', undefined)], thresholds: thresholds() }).uncopied).toEqual([]);
+    expect(evaluateProfile({ ...input, backups: [second], thresholds: thresholds() }).uncopied).toEqual([]);
+  });
+
+  it('a create killed while copying (no copy run at all) leaves its backup missing once its process is gone, also when not the newest', () => {
+    const first = backup(30 * HOUR);
+    const second = backup(2 * HOUR);
+    const madeSecond = made(second);
+    const runs = [made(first), madeSecond, copy(2 * HOUR - 120_000, 'succeeded', [second.id], madeSecond)];
+    expect(missingCopies({ runs, running: gone, now: NOW })).toEqual([{ backupId: first.id, to: OFFSITE }]);
+    // On another host, unaskable: given 24 h; this one is 30 h old.
+    expect(missingCopies({ runs, running: () => null, now: NOW })).toEqual([{ backupId: first.id, to: OFFSITE }]);
+    expect(missingCopies({ runs, running: () => true, now: NOW })).toEqual([]);
+  });
+
+  it('a run that recorded its own copy run is done copying: no grace for its failure', () => {
+    const only = backup(HOUR);
+    const m = made(only);
+    expect(missingCopies({ runs: [m, copy(HOUR - 60_000, 'failed', [], m)], running: () => true, now: NOW })).toEqual([{ backupId: only.id, to: OFFSITE }]);
+    expect(missingCopies({ runs: [m], running: () => true, now: NOW })).toEqual([]);
+  });
+
+  it('a destination the profile no longer copies to (the newest create recorded its copies without it) has nothing standing; newest backup first', () => {
+    const a = backup(10 * HOUR);
+    const b = backup(6 * HOUR);
+    const c = backup(2 * HOUR);
+    expect(missingCopies({ runs: [made(a), made(b)], running: gone, now: NOW }).map((m) => m.backupId)).toEqual([b.id, a.id]);
+    expect(missingCopies({ runs: [made(a), made(b), made(c, ['/mnt/other'])], running: gone, now: NOW })).toEqual([{ backupId: c.id, to: '/mnt/other' }]);
+    // A failed create (no backup) asks for nothing, nor does one that recorded no copies.
+    expect(missingCopies({ runs: [{ ...made(a), result: 'failed' }], running: gone, now: NOW })).toEqual([]);
   });
 });
 
