@@ -15,8 +15,13 @@
  *   a listing only when the marker is settled and holds that token: any backupctl run that
  *   changed the profile since, finished or not, makes it list again.
  * - A missing or unreadable marker (a storage written by an older backupctl, or copied
- *   by other tools) is never trusted: the first command that lists writes a settled one
- *   before it lists.
+ *   by other tools) is never trusted: the first command that lists a profile writes a
+ *   settled one after that listing (which is then recorded with no generation, never
+ *   trusted: the next command lists again, after the marker), and only into a folder that
+ *   holds something of backupctl's (holdsBackupctlObjects): a folder of something else in
+ *   the same bucket or directory is not a profile, and a read-only command never writes
+ *   there (nor uses a marker or index found there: see PROFILE_FILES). A marker that cannot be written (a read-only user) costs listings, never fails a
+ *   command.
  * - Local storage and memory are listed every time (pagedList false) and get no marker;
  *   a run that changes a profile there removes the profile's marker, before its first
  *   change and again when it ends, since the same directory may be read over SFTP.
@@ -71,12 +76,11 @@ export async function writeGeneration(storage: Storage, profile: string, settled
 }
 
 /**
- * The generation a listing of `profile` made now may be recorded with: the marker read
- * before listing, or a settled one written first when there is none. Null when it cannot
- * be had (a read-only storage): the index is then written with no generation, never used
- * in place of a listing.
+ * The profile's marker, or a settled one written now when there is none (best effort: null
+ * when it cannot be written, a read-only storage; never throws). The caller has found the
+ * folder to be backupctl's (holdsBackupctlObjects).
  */
-export async function generationBeforeListing(storage: Storage, profile: string, debug: (message: string) => void): Promise<Generation | null> {
+export async function ensureGeneration(storage: Storage, profile: string, debug: (message: string) => void): Promise<Generation | null> {
   const found = await readGeneration(storage, profile);
   if (found) return found;
   try {
@@ -85,6 +89,30 @@ export async function generationBeforeListing(storage: Storage, profile: string,
     debug(`could not write ${catalogGenerationKey(profile)}: ${(error as Error).message}; the catalog index will not stand in for a listing`);
     return null;
   }
+}
+
+/**
+ * What the runs of a profile leave in its folder besides backups' files: its lock
+ * (core/lock.ts), run log and the run log's lock (runlog.ts). Not the catalog index and
+ * this marker: reading commands write those (an older backupctl wrote them into any folder
+ * of the root), so they prove nothing.
+ */
+export const PROFILE_FILES: readonly string[] = ['lock.json', 'runs.jsonl', 'runs.jsonl.lock'];
+
+/**
+ * Whether a folder's listing (keys `<profile>/...`) holds anything a backupctl run wrote: a
+ * backup's file (a sidecar, an artifact, a globals file, an unfinished one), a file of
+ * PROFILE_FILES, or a claim of its lock (storage/exclusive.ts). A folder holding none is no
+ * profile (whatever marker or index a reader left there): `list` and `status` pass it over,
+ * and nothing is written into it by a command that only reads.
+ */
+export function holdsBackupctlObjects(profile: string, keys: Iterable<string>): boolean {
+  const own = new Set(PROFILE_FILES.map((file) => `${profile}/${file}`));
+  const claims = `${profile}/claims/lock.json.`;
+  for (const key of keys) {
+    if (own.has(key) || key.startsWith(claims) || profileOfBackupKey(key) === profile) return true;
+  }
+  return false;
 }
 
 /** The profile whose backup a key names (`<profile>/<id>` or `<profile>/<id>.<suffix>`), or null. */

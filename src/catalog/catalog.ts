@@ -2,11 +2,11 @@ import type { Readable } from 'node:stream';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { getHeapStatistics } from 'node:v8';
 import { collectGarbage } from '../platform/gc.js';
-import { describeKind, NotFoundError, sortByKey, TooLargeError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
+import { describeKind, NotFoundError, PermissionError, sortByKey, TooLargeError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName } from './id.js';
 import type * as CatalogIndex from './catalog-index.js';
 import type { IndexExtras, IndexRead, Stamp } from './catalog-index.js';
-import { generationBeforeListing, profileOfBackupKey, readGeneration } from './catalog-generation.js';
+import { ensureGeneration, holdsBackupctlObjects, PROFILE_FILES, profileOfBackupKey, readGeneration } from './catalog-generation.js';
 import { MAX_SIDECAR_BYTES, serializeSidecar, SidecarError, summaryOf, type Sidecar, type SidecarSummary } from './sidecar.js';
 
 /** `<profile>/<id>.json` */
@@ -222,6 +222,8 @@ interface ProfileView {
   /** The generation the listing is of (read before listing); null when it could not be had. */
   generation: string | null;
   cached: boolean;
+  /** The folder holds nothing of backupctl's (holdsBackupctlObjects): no profile, nothing is written into it. */
+  foreign: boolean;
 }
 
 /** The backups in a storage, read from their sidecars. */
@@ -275,6 +277,7 @@ export class Catalog {
     let listing = options.listing;
     let folders: string[] | null = null;
     const views = new Map<string, ProfileView>();
+    const skipped: string[] = [];
     if (!listing && this.storage.capabilities.pagedList) {
       // A paged listing is costly: each profile's catalog index stands in for it while the
       // profile's generation is the index's (catalog-generation.ts).
@@ -288,11 +291,26 @@ export class Catalog {
         folders = profile === undefined ? present : present.filter((name) => name === profile);
       }
       const objects: ObjectInfo[] = [];
+      const profiles: string[] = [];
       for (const name of folders) {
-        const view = await this.profileView(index, name, options.fresh === true || options.ignoreIndex === true);
+        let view: ProfileView;
+        try {
+          view = await this.profileView(index, name, options.fresh === true || options.ignoreIndex === true);
+        } catch (error) {
+          // A folder of the root this user may not read (another's, lost+found): no profile
+          // of ours is readable there; the rest of the storage still lists. A profile named
+          // is not passed over.
+          if (profile !== undefined || !(error instanceof PermissionError)) throw error;
+          skipped.push(`skipped the folder ${name} of ${this.storage.location}: ${error.message}`);
+          continue;
+        }
+        // A folder of something else (no backupctl object): not a profile, not written into.
+        if (view.foreign) continue;
         views.set(name, view);
+        profiles.push(name);
         objects.push(...view.listing.objects);
       }
+      folders = profiles;
       listing = { prefix: profile ?? '', objects: sortByKey(objects), hostile: new Map() };
     }
     listing ??= await this.listing(profile);
@@ -309,8 +327,9 @@ export class Catalog {
       for (const [name, group] of byProfile) found.push(...(await this.profileSummaries(index, name, group, scanned, notes, options.ignoreIndex ?? false, views.get(name))));
       return found;
     });
-    // The folders named at the root hold objects (S3, Azure), though maybe no backup file.
+    // The folders of the root that hold something of backupctl's, though maybe no backup file.
     if (folders !== null && profile === undefined) result.profiles = [...new Set([...result.profiles, ...folders])].sort();
+    result.warnings.push(...skipped);
     return result;
   }
 
@@ -322,12 +341,42 @@ export class Catalog {
   private async profileView(index: typeof CatalogIndex, profile: string, refresh: boolean): Promise<ProfileView> {
     const debug = this.options.debug ?? (() => undefined);
     const generation = await readGeneration(this.storage, profile);
+    const foreign = (view: ProfileView): ProfileView => {
+      if (holdsBackupctlObjects(profile, view.listing.objects.map((object) => object.key))) return view;
+      debug(`the folder ${profile} holds nothing a backupctl run wrote: not a profile, nothing written into it`);
+      return { ...view, foreign: true };
+    };
     if (!refresh && generation?.settled) {
       const cached = await this.cachedListing(index, profile, generation.token);
-      if (cached) return cached;
+      if (cached) return foreign(cached);
     }
-    const recorded = generation ?? (await generationBeforeListing(this.storage, profile, debug));
-    return { listing: await this.listing(profile), read: null, generation: recorded?.token ?? null, cached: false };
+    if (generation) return foreign({ listing: await this.listing(profile), read: null, generation: generation.token, cached: false, foreign: false });
+    // No marker: a profile of an older backupctl, or a folder of something else. Only a
+    // folder that holds something a backupctl run wrote gets one. Its run log (or lock)
+    // says so in a request: the marker is then written before the listing, which is
+    // recorded with it. Else the listing tells; a marker written after it (backups' files
+    // alone: a copy destination of an older backupctl) does not vouch for it, so it is
+    // recorded with none, and the next command lists again.
+    if (await this.holdsRunFiles(profile)) {
+      const written = await ensureGeneration(this.storage, profile, debug);
+      return { listing: await this.listing(profile), read: null, generation: written?.token ?? null, cached: false, foreign: false };
+    }
+    const view = foreign({ listing: await this.listing(profile), read: null, generation: null, cached: false, foreign: false });
+    if (!view.foreign) await ensureGeneration(this.storage, profile, debug);
+    return view;
+  }
+
+  /** Whether the profile's folder holds a run log or a lock (PROFILE_FILES): a stat each, not a listing. */
+  private async holdsRunFiles(profile: string): Promise<boolean> {
+    for (const file of PROFILE_FILES) {
+      try {
+        await this.storage.stat(`${profile}/${file}`);
+        return true;
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    }
+    return false;
   }
 
   /** The profile's catalog index as its listing, when it was made at `token` and holds one; else null. */
@@ -346,7 +395,7 @@ export class Catalog {
         return null;
       }
       debug(`listing profile ${profile} from its catalog index (generation ${token}): ${read.listing.length} object(s)`);
-      return { listing: { prefix: profile, objects: read.listing, hostile: new Map() }, read, generation: token, cached: true };
+      return { listing: { prefix: profile, objects: read.listing, hostile: new Map() }, read, generation: token, cached: true, foreign: false };
     } catch (error) {
       if (!(error instanceof NotFoundError)) debug(`ignoring the catalog index ${key}: ${(error as Error).message}; listing profile ${profile}`);
       return null;
@@ -586,6 +635,25 @@ export class Catalog {
    */
   async profileFolders(): Promise<string[]> {
     return (await this.storage.children('')).filter(isProfileName);
+  }
+
+  /**
+   * The folders of the root that are profiles: those holding something a backupctl run
+   * wrote (holdsBackupctlObjects; a run log or lock found with a request or two, else the
+   * folder is listed). A folder this user may not read is passed over with a warning.
+   */
+  async backupctlFolders(): Promise<{ profiles: string[]; warnings: string[] }> {
+    const profiles: string[] = [];
+    const warnings: string[] = [];
+    for (const name of await this.profileFolders()) {
+      try {
+        if ((await this.holdsRunFiles(name)) || holdsBackupctlObjects(name, (await this.storage.list(name)).map((object) => object.key))) profiles.push(name);
+      } catch (error) {
+        if (!(error instanceof PermissionError)) throw error;
+        warnings.push(`skipped the folder ${name} of ${this.storage.location}: ${error.message}`);
+      }
+    }
+    return { profiles, warnings };
   }
 
   /** True when the profile has a catalog generation marker (so something in the storage; see catalog-generation.ts). */

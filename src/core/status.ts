@@ -619,23 +619,27 @@ export function profilesInListing(keys: readonly string[]): string[] {
  * storage) and every profile found in the storages in scope. Also the listings made on the
  * way, by storage location, for the scans to reuse.
  */
-async function targets(request: StatusRequest): Promise<{ targets: Target[]; listings: Map<string, Listing> }> {
+async function targets(request: StatusRequest): Promise<{ targets: Target[]; listings: Map<string, Listing>; warnings: string[] }> {
   const { settings } = request;
   const scope = backupScope(settings, request.runtime);
   const listings = new Map<string, Listing>();
   if (settings.named !== undefined) {
     await assertKnownProfile(scope);
-    return { targets: [{ profile: settings.named, storage: settingsOf(settings, settings.named).storage }], listings };
+    return { targets: [{ profile: settings.named, storage: settingsOf(settings, settings.named).storage }], listings, warnings: [] };
   }
+  const warnings: string[] = [];
   const found = new Map<string, Target>();
   for (const profile of settings.profiles.values()) found.set(profile.name, { profile: profile.name, storage: profile.storage });
   for (const { location, storage, catalog } of scope.locations) {
     let names: string[];
     try {
       if (storage.capabilities.pagedList) {
-        // The root's folders (one request); each profile's catalog index stands in for
-        // its listing where it can (Catalog.summaries).
-        names = await catalog.profileFolders();
+        // The root's folders that hold something of backupctl's (a request or two each; a
+        // folder of something else in the bucket is no profile); each profile's catalog
+        // index stands in for its listing where it can (Catalog.summaries).
+        const found = await catalog.backupctlFolders();
+        names = found.profiles;
+        warnings.push(...found.warnings);
       } else {
         const listing = await catalog.listing();
         listings.set(location, listing);
@@ -649,7 +653,7 @@ async function targets(request: StatusRequest): Promise<{ targets: Target[]; lis
     }
   }
   const sorted = [...found.values()].sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : 0));
-  return { targets: sorted, listings };
+  return { targets: sorted, listings, warnings };
 }
 
 /** Whether a run's process is still running: asked only on the host it ran on. */
@@ -664,6 +668,7 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
   const warnings: string[] = [];
   const profiles: ProfileStatus[] = [];
   const found = await targets(request);
+  warnings.push(...found.warnings);
   for (const target of found.targets) {
     const thresholds = resolveThresholds(request.thresholds, settingsOf(settings, target.profile).status);
     const storage = storageAt(request.runtime, target.storage, settings.storageSettings(target.storage));

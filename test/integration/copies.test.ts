@@ -223,6 +223,29 @@ describe('a run killed while copying', () => {
   });
 });
 
+describe('a bucket shared with other things', () => {
+  it('list and status take only folders holding something of backupctl\'s for profiles, and write nothing into the others', async () => {
+    const remote = s3url(uniquePrefix('shared'));
+    const made = await cli(['create', '--storage', remote, '--json']);
+    expect(made.code, made.stderr).toBe(0);
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey });
+    const { openStorage } = await import('../../src/storage/registry.js');
+    const storage = openStorage(remote, '/');
+    try {
+      await storage.putBytes('photos/cat.jpg', Buffer.from('jpg'));
+      const listed = await cli(['list', '--storage', remote, '--json']);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect((parseJsonStdout(listed.stdout) as Array<{ profile: string }>).map((b) => b.profile)).toEqual([db]);
+      const status = await cli(['status', '--storage', remote, '--max-age', '1h', '--json']);
+      expect(status.code, status.stdout).toBe(0);
+      expect((parseJsonStdout(status.stdout) as { profiles: Array<{ profile: string }> }).profiles.map((p) => p.profile)).toEqual([db]);
+      expect((await storage.list('photos')).map((object) => object.key)).toEqual(['photos/cat.jpg']);
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
 describe('backupctl copy', () => {
   it('copies what is missing, skips what is there, refuses to overwrite another backup under the same id', async () => {
     const dir = await tempDir('copy');

@@ -6,11 +6,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Catalog, sidecarKey } from '../../src/catalog/catalog.js';
-import { catalogGenerationKey, ChangeTracking, profileOfBackupKey, readGeneration } from '../../src/catalog/catalog-generation.js';
+import { catalogGenerationKey, ChangeTracking, holdsBackupctlObjects, profileOfBackupKey, readGeneration } from '../../src/catalog/catalog-generation.js';
 import { catalogIndexKey } from '../../src/catalog/catalog-index.js';
 import { serializeSidecar, type Sidecar } from '../../src/catalog/sidecar.js';
 import { MemoryStorage } from '../../src/storage/mem.js';
-import type { Storage } from '../../src/storage/storage.js';
+import { PermissionError, type Storage } from '../../src/storage/storage.js';
 import { sampleSidecar } from '../helpers/sidecar-fixture.js';
 
 const HOUR = 3_600_000;
@@ -49,6 +49,8 @@ async function seed(count: number, profile = PROFILE, target: Storage = store): 
     await target.putBytes(sidecarKey(profile, id), serializeSidecar(sidecar));
     made.push(sidecar);
   }
+  // The runs that made them left their run log.
+  await target.putBytes(`${profile}/runs.jsonl`, Buffer.from(''));
   await backdate();
   return made;
 }
@@ -193,6 +195,84 @@ describe('catalog generation', () => {
     await seed(1);
     expect((await shown(store, { profile: 'other' })).ids).toEqual([]);
     expect(await store.list('other')).toEqual([]);
+  });
+
+  it('a folder holding nothing a backupctl run wrote is no profile: list passes it over and writes nothing into it', async () => {
+    await seed(2);
+    // Another tool's folder in the same bucket, and one an older backupctl's reader left a marker and an index in.
+    await store.putBytes('photos/cat.jpg', Buffer.from('jpg'));
+    await store.putBytes('photos/index.json', Buffer.from('{}'));
+    await store.putBytes('polluted/notes.txt', Buffer.from('x'));
+    await store.putBytes(catalogGenerationKey('polluted'), Buffer.from('{"format":"backupctl-catalog-generation","version":1,"token":"0123456789abcdef01234567","settled":true}\n'));
+    await backdate();
+    const before = (await store.list('')).map((object) => object.key).filter((key) => !key.startsWith(`${PROFILE}/`));
+    for (let i = 0; i < 2; i++) {
+      const whole = await shown(store, { wholeStorage: true });
+      expect(whole.profiles).toEqual([PROFILE]);
+      expect(whole.ids).toHaveLength(2);
+      // Named, as status names each folder it checks: nothing, and nothing written.
+      expect((await shown(store, { profile: 'photos' })).ids).toEqual([]);
+      expect((await shown(store, { profile: 'polluted' })).ids).toEqual([]);
+    }
+    expect((await store.list('')).map((object) => object.key).filter((key) => !key.startsWith(`${PROFILE}/`))).toEqual(before);
+    expect(await new Catalog(store).backupctlFolders()).toEqual({ profiles: [PROFILE], warnings: [] });
+    // What makes a folder backupctl's: a backup's file, its lock, its run log; not a marker or index alone.
+    expect(holdsBackupctlObjects('x', ['x/20261001T000000Z-000001.dump.zst'])).toBe(true);
+    expect(holdsBackupctlObjects('x', ['x/lock.json'])).toBe(true);
+    expect(holdsBackupctlObjects('x', ['x/runs.jsonl'])).toBe(true);
+    expect(holdsBackupctlObjects('x', ['x/claims/lock.json.1764000000000-ab12cd34ef56'])).toBe(true);
+    expect(holdsBackupctlObjects('x', [catalogGenerationKey('x'), catalogIndexKey('x'), 'x/a.json', 'y/runs.jsonl', 'x/sub/runs.jsonl'])).toBe(false);
+  });
+
+  it('a folder of a profile with backups but no run log (a copy destination of an older backupctl) gets its marker after the listing, never vouching for it', async () => {
+    await seed(2);
+    await store.remove(`${PROFILE}/runs.jsonl`);
+    const first = counting(store);
+    expect((await shown(first.storage)).ids).toHaveLength(2);
+    expect(first.lists).toEqual([PROFILE]);
+    expect(await readGeneration(store, PROFILE)).toMatchObject({ settled: true });
+    // The index it wrote holds no generation: the next scan lists (after the marker), then the index stands in.
+    const second = counting(store);
+    await shown(second.storage);
+    expect(second.lists).toEqual([PROFILE]);
+    const third = counting(store);
+    await shown(third.storage);
+    expect(third.lists).toEqual([]);
+  });
+
+  it('a read-only user: the marker and index it cannot write never fail a scan; a folder it may not read is passed over with a warning', async () => {
+    await seed(3);
+    await store.putBytes('secret/x', Buffer.from('x'));
+    const readOnly = MemoryStorage.named(name, '', { readOnly: true, pagedList: true });
+    for (let i = 0; i < 2; i++) {
+      const scanned = await shown(readOnly, { wholeStorage: true });
+      expect(scanned.ids).toHaveLength(3);
+      expect(scanned.profiles).toEqual([PROFILE]);
+      expect((await shown(readOnly)).ids).toHaveLength(3);
+    }
+    expect(await readGeneration(store, PROFILE)).toBeNull();
+    // A folder whose listing is refused (another user's): the rest still lists.
+    const refusing = new Proxy(readOnly, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown;
+        if (property === 'list') {
+          return (prefix: string, ...rest: unknown[]) =>
+            prefix === 'secret' ? Promise.reject(new PermissionError('listing secret: permission denied', { key: 'secret' })) : (value as (...args: unknown[]) => unknown).call(target, prefix, ...rest);
+        }
+        if (property === 'stat') {
+          return (key: string) => (key.startsWith('secret/') ? Promise.reject(new PermissionError(`reading ${key}: permission denied`, { key })) : target.stat(key));
+        }
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const scanned = await shown(refusing, { wholeStorage: true });
+    expect(scanned.ids).toHaveLength(3);
+    expect(scanned.warnings).toEqual([expect.stringMatching(/^skipped the folder secret of .*permission denied/)]);
+    const folders = await new Catalog(refusing).backupctlFolders();
+    expect(folders.profiles).toEqual([PROFILE]);
+    expect(folders.warnings).toEqual([expect.stringMatching(/^skipped the folder secret .*permission denied/)]);
+    // A profile named is not passed over: its error is the command's.
+    await expect(new Catalog(refusing).summaries('secret')).rejects.toBeInstanceOf(PermissionError);
   });
 
   it('the whole storage: each profile through its own index, every profile named', async () => {
