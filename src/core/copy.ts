@@ -257,7 +257,9 @@ export async function backupsToCatchUp(source: Storage, profile: string, destina
   const found: LocatedBackup[] = [];
   for (const id of missing) {
     if (found.length === CATCH_UP_MAX) {
-      runtime.reporter.warn(`${missing.length - found.length} more backup(s) of ${profile} were never copied to ${destination}: the next runs copy them, or now: backupctl copy --all --profile ${profile} --to <destination>`);
+      runtime.reporter.warn(
+        `up to ${missing.length - found.length} more earlier backup(s) of ${profile} were never copied to ${destination}: the next creates copy ${CATCH_UP_MAX} a run, or now: backupctl copy --all --profile ${profile} --to <destination>`,
+      );
       break;
     }
     try {

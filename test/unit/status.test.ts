@@ -5,6 +5,7 @@ import { parseFixedDuration } from '../../src/config/duration.js';
 import {
   evaluateProfile,
   failedSinceSuccess,
+  CATCH_UP_MAX,
   missingCopies,
   NO_THRESHOLDS,
   profilesInListing,
@@ -14,6 +15,11 @@ import {
   uncopiedNewest,
 } from '../../src/core/status.js';
 import { renderPrometheus } from '../../src/output/prometheus.js';
+import { Catalog } from '../../src/catalog/catalog.js';
+import { appendRun } from '../../src/catalog/runlog.js';
+import { backupsToCatchUp } from '../../src/core/copy.js';
+import { silentReporter } from '../../src/core/runtime.js';
+import { MemoryStorage } from '../../src/storage/mem.js';
 import { sampleSidecar } from '../helpers/sidecar-fixture.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
@@ -466,6 +472,36 @@ describe('missingCopies: every backup a create was to copy, until it is copied o
     expect(missingCopies({ runs: [made(a), made(b), made(c, ['/mnt/other'])], running: gone, now: NOW })).toEqual([{ backupId: c.id, to: '/mnt/other' }]);
     // A failed create (no backup) asks for nothing, nor does one that recorded no copies.
     expect(missingCopies({ runs: [{ ...made(a), result: 'failed' }], running: gone, now: NOW })).toEqual([]);
+  });
+});
+
+describe("create's catch-up of earlier copies (backupsToCatchUp)", () => {
+  it('takes, newest first, at most CATCH_UP_MAX backups a create was to copy to that destination and none did; passes over the new one and those gone', async () => {
+    const name = `catch-up-${process.pid}`;
+    const storage = MemoryStorage.named(name);
+    try {
+      const OFFSITE = 's3://offsite/db';
+      const made: Sidecar[] = [];
+      for (let i = 0; i < CATCH_UP_MAX + 5; i++) {
+        const b = backup((60 - i) * HOUR);
+        made.push(b);
+        if (i !== 1) await new Catalog(storage).write(b); // the second is gone (pruned)
+        await appendRun(storage, { ...run(NOW.getTime() - Date.parse(b.finishedAt), 'succeeded'), id: b.id, host: 'another-host', pid: 10 + i, copies: [`${OFFSITE}?region=x`] });
+      }
+      // Copied already: the third (a copy run that left it there).
+      await appendRun(storage, { ...run(HOUR, 'failed', 'copy'), target: OFFSITE, copied: [made[2]!.id] });
+      const warnings: string[] = [];
+      const runtime = { now: () => NOW, signal: new AbortController().signal, env: {}, cwd: '/', reporter: { ...silentReporter, warn: (m: string) => warnings.push(m) } };
+      const newest = made.at(-1)!;
+      const taken = await backupsToCatchUp(storage, 'app', `${OFFSITE}?region=y`, newest.id, runtime);
+      const expected = made.slice(0, -1).filter((_, i) => i !== 1 && i !== 2).reverse().slice(0, CATCH_UP_MAX);
+      expect(taken.map((b) => b.sidecar.id)).toEqual(expected.map((b) => b.id));
+      expect(warnings).toEqual([expect.stringMatching(/^up to \d+ more earlier backup\(s\) of app were never copied to s3:\/\/offsite\/db/)]);
+      // Another destination: nothing.
+      expect(await backupsToCatchUp(storage, 'app', '/mnt/vault', newest.id, runtime)).toEqual([]);
+    } finally {
+      MemoryStorage.reset(name);
+    }
   });
 });
 
