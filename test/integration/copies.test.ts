@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseJsonStdout, readSidecar } from '../helpers/backups.js';
 import { baseEnv, runCli, spawnBin, type CliOutcome } from '../helpers/cli.js';
 import { scratchSetup, tempDir } from '../helpers/failure-kit.js';
-import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
+import { sshdUnavailable, startS3rver, startSshd, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
 
 const scratch = scratchSetup('copies', {
   seed: async () => {
@@ -242,6 +242,33 @@ describe('a bucket shared with other things', () => {
       expect((await storage.list('photos')).map((object) => object.key)).toEqual(['photos/cat.jpg']);
     } finally {
       await storage.close();
+    }
+  });
+});
+
+describe.skipIf(sshdUnavailable() !== null)('an SFTP directory shared with other things, read by a user who may not write', () => {
+  it('list and status list the profile, write nothing, and fail nothing', async () => {
+    const server = await startSshd();
+    try {
+      const dir = path.join(server.root, uniquePrefix('shared'));
+      const made = await cli(['create', '--storage', dir, '--json']);
+      expect(made.code, made.stderr).toBe(0);
+      const { mkdir } = await import('node:fs/promises');
+      await mkdir(path.join(dir, 'photos'));
+      await writeFile(path.join(dir, 'photos', 'cat.jpg'), 'jpg');
+      const before = (await readdir(dir, { recursive: true })).sort();
+      const url = `sftp://${server.user}@127.0.0.1:${server.port}${dir}?key=${server.readOnlyKeyFile}&known-hosts=${server.knownHostsFile}&agent=none`;
+      for (let i = 0; i < 2; i++) {
+        const listed = await cli(['list', '--storage', url, '--json']);
+        expect(listed.code, listed.stderr).toBe(0);
+        expect((parseJsonStdout(listed.stdout) as Array<{ profile: string }>).map((b) => b.profile)).toEqual([db]);
+        const status = await cli(['status', '--storage', url, '--max-age', '1h', '--json']);
+        expect(status.code, status.stdout + status.stderr).toBe(0);
+        expect((parseJsonStdout(status.stdout) as { profiles: Array<{ profile: string }> }).profiles.map((p) => p.profile)).toEqual([db]);
+      }
+      expect((await readdir(dir, { recursive: true })).sort()).toEqual(before);
+    } finally {
+      await server.stop();
     }
   });
 });
