@@ -463,7 +463,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
       check: 'failures',
       message:
         `a ${staleLock.command} run (pid ${staleLock.pid} on ${staleLock.host}, started ${describeMs(nowMs - Date.parse(staleLock.startedAt))} ago) ended without finishing (killed?): ` +
-        `its lock is left, and the next run of the profile takes it over and removes what it left`,
+        `its lock is left, and the next run of the profile takes it over; prune removes the partial files it left once they are older than --leftover-age (24 h by default)`,
     });
   }
 
@@ -543,6 +543,10 @@ export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly 
   return runs
     .filter((run) => run.result === 'failed' || run.result === 'interrupted')
     .filter((run) => !(run.command === 'verify' && run.exitCode === ExitCode.VERIFY_FAILED))
+    // A delete refused (exit 2: the newest good backup without --force, an unknown or
+    // ambiguous id) is an operator's command that changed nothing, not a broken schedule:
+    // nothing but another delete could ever settle it.
+    .filter((run) => !(run.command === 'delete' && run.exitCode === ExitCode.USAGE))
     .filter((run) => !abandoned(run))
     .filter((run) => Date.parse(run.finishedAt) > (lastSuccess.get(kind(run)) ?? Number.NEGATIVE_INFINITY))
     .sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));

@@ -320,6 +320,15 @@ describe('failedSinceSuccess', () => {
     expect(failedSinceSuccess([create(6 * HOUR, []), typo], []).map((r) => r.target)).toEqual(['s3:/offsite/db']);
   });
 
+  it('a delete refused for usage (exit 2: the newest good backup without --force, an unknown id) is no failure; a delete that failed (exit 1) is', () => {
+    const refused = run(2 * HOUR, 'failed', 'delete', 2);
+    const broken = run(1 * HOUR, 'failed', 'delete', 1);
+    expect(failedSinceSuccess([refused], [])).toEqual([]);
+    expect(failedSinceSuccess([refused, broken], []).map((r) => r.exitCode)).toEqual([1]);
+    // Any other command refused for usage still stands (a prune in cron with no policy: retention never runs).
+    expect(failedSinceSuccess([run(2 * HOUR, 'failed', 'prune', 2)], []).map((r) => r.command)).toEqual(['prune']);
+  });
+
   it('copies are judged per destination, the place without its URL settings', () => {
     const copy = (ago: number, result: RunEntry['result'], target: string) => ({ ...run(ago, result, 'copy'), target });
     const runs = [
