@@ -541,11 +541,11 @@ export async function movablePartitions(settings: ConnectionSettings, database: 
   }
 }
 
-/** Row counts of every table of a database (see countRows). */
+/** Row counts of every table of a database backupctl restored into (see countRows, CountPlace). */
 export async function countDatabaseRows(settings: ConnectionSettings, database: string, signal?: AbortSignal): Promise<CountedTable[]> {
   const client = await connect(settings, database);
   try {
-    return await countRows(client, signal);
+    return await countRows(client, signal, undefined, 'restored');
   } finally {
     await client.end().catch(() => undefined);
   }

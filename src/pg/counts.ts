@@ -123,27 +123,69 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
  * Partitions are leaf tables (a partitioned root has no rows of its own and is not
  * counted); materialized views have no children.
  */
+/**
+ * Where countTable counts. `source`: the database backed up (pg_dump needs the same access
+ * to dump the table). `restored`: a database backupctl restored into (verify's throwaway,
+ * restore's staging database), outside any transaction: a table the counting role owns
+ * with FORCE ROW LEVEL SECURITY (a restore with --no-owner makes the role its owner) is
+ * counted in a transaction that turns FORCE off and is rolled back, so nothing changes.
+ */
+export type CountPlace = 'source' | 'restored';
+
 export async function countTable(
   client: pg.Client,
   table: Pick<CountableTable, 'oid' | 'schema' | 'name'> & { relkind?: 'r' | 'm'; rowSecurity?: boolean; byOid?: boolean },
+  place: CountPlace = 'source',
 ): Promise<CountedTable> {
   const only = table.relkind === 'm' ? '' : 'ONLY ';
   const doing = `cannot count rows of ${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
-  try {
-    const rows = table.byOid
+  const count = async () =>
+    table.byOid
       ? await countByOid(client, table.oid, only)
       : Number((await client.query<{ rows: string }>(`SELECT count(*)::int8 AS rows FROM ${only}${quoteIdent(table.schema)}.${quoteIdent(table.name)}`)).rows[0]?.rows ?? 0);
-    return { oid: table.oid, schema: table.schema, name: table.name, rows };
+  try {
+    return { oid: table.oid, schema: table.schema, name: table.name, rows: await count() };
   } catch (error) {
     // Sessions run with row_security off (client.ts): a policy that would hide rows from
     // this role is an error (42501), never a smaller count.
     if (table.rowSecurity && sqlState(error) === '42501') {
+      if (place === 'restored') {
+        const rows = await countOwnForced(client, table.oid, count).catch((retryError: unknown) => {
+          throw queryError(retryError, doing, READ_TABLES_HINT);
+        });
+        if (rows !== null) return { oid: table.oid, schema: table.schema, name: table.name, rows };
+      }
       throw new BackupctlError(`${doing}: the table has row-level security and the role ${client.user ?? ''} does not bypass it`, {
-        hint: 'run as a superuser or a role with BYPASSRLS (pg_dump needs the same to dump the table)',
+        hint:
+          place === 'restored'
+            ? 'restore as a superuser or a role with BYPASSRLS, or with --no-owner so that the restoring role owns the table (its rows are counted after every restore)'
+            : 'run as a superuser or a role with BYPASSRLS (pg_dump needs the same to dump the table)',
         cause: error,
       });
     }
     throw queryError(error, doing, READ_TABLES_HINT);
+  }
+}
+
+/**
+ * The count of a table of a restored database that the role owns (or has the privileges
+ * of its owner) with FORCE ROW LEVEL SECURITY: in a transaction that turns FORCE off (an
+ * owner is then exempt from the table's policies), counts, and is rolled back. null when
+ * the table is not such a table (the role does not bypass its policies at all).
+ */
+async function countOwnForced(client: pg.Client, oid: number, count: () => Promise<number>): Promise<number | null> {
+  if (!Number.isSafeInteger(oid) || oid <= 0) throw new Error(`not a table OID: ${oid}`);
+  const { rows } = await client.query<{ ours: boolean }>(
+    `SELECT c.relforcerowsecurity AND pg_catalog.pg_has_role(c.relowner, 'USAGE') AS ours FROM pg_catalog.pg_class c WHERE c.oid = $1::oid`,
+    [oid],
+  );
+  if (rows[0]?.ours !== true) return null;
+  await client.query('BEGIN');
+  try {
+    await client.query(`DO $force$ BEGIN EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', ${oid}::oid::regclass); END $force$`);
+    return await count();
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
   }
 }
 
@@ -170,13 +212,13 @@ async function countByOid(client: pg.Client, oid: number, only: string): Promise
  * the tables it leaves out. Runs in whatever transaction `client` is in: inside an exported
  * snapshot at backup time, in a freshly restored database at verification time.
  */
-export async function countRows(client: pg.Client, signal?: AbortSignal, only?: ReadonlySet<number>): Promise<CountedTable[]> {
+export async function countRows(client: pg.Client, signal?: AbortSignal, only?: ReadonlySet<number>, place: CountPlace = 'source'): Promise<CountedTable[]> {
   const tables = await listCountableTables(client);
   const counted: CountedTable[] = [];
   for (const table of tables) {
     if (signal?.aborted) break;
     if (only && !only.has(table.oid)) continue;
-    counted.push(await countTable(client, table));
+    counted.push(await countTable(client, table, place));
   }
   return counted;
 }

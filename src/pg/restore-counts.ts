@@ -82,7 +82,7 @@ export class RestoreCounter {
       [table.oid],
     );
     if (rows[0]?.busy !== false || this.stopped) return;
-    const counted = await countTable(client, table).catch((error: unknown) => {
+    const counted = await countTable(client, table, 'restored').catch((error: unknown) => {
       if (isConnectionError(error)) throw error;
       return null; // counted again at the end, where an error is reported
     });
@@ -109,7 +109,7 @@ export class RestoreCounter {
       const early = this.early.get(table.oid);
       const usable = early && early.schema === table.schema && early.name === table.name && earlyCountable(table);
       if (usable) this.used += 1;
-      counted.push(usable ? early : await countTable(client, table));
+      counted.push(usable ? early : await countTable(client, table, 'restored'));
     }
     return counted;
   }

@@ -859,3 +859,40 @@ describe('restore: CI flow', () => {
     expect(row?.n).toBe('1');
   });
 });
+
+describe('restore: row-level security', () => {
+  it('a table with FORCE ROW LEVEL SECURITY, restored by a role that is not a superuser with --create -O -x (it owns the restored table): every row, the table still FORCEs', async () => {
+    const owner = uniqueName('rst_rls_owner');
+    const restorer = uniqueName('rst_rls_restorer');
+    const password = 'rls-pw';
+    roles.push(owner, restorer);
+    await cluster.createRole(owner, 'unused-password', 'NOLOGIN');
+    await cluster.createRole(restorer, password, 'CREATEDB');
+    const source = newDb('rst_rls_src');
+    await cluster.createDatabase(source);
+    await cluster.query(
+      source,
+      `CREATE TABLE public.secret (id int PRIMARY KEY, v text);
+       INSERT INTO public.secret SELECT g, 'v' || g FROM generate_series(1, 12) g;
+       ALTER TABLE public.secret OWNER TO ${quoteIdent(owner)};
+       ALTER TABLE public.secret ENABLE ROW LEVEL SECURITY;
+       ALTER TABLE public.secret FORCE ROW LEVEL SECURITY;
+       CREATE POLICY nobody ON public.secret USING (false);`,
+    );
+    const dir = await makeTempDir('rst-rls');
+    dirs.push(dir);
+    const where = path.join(dir, 'storage');
+    const id = await createBackup(cluster, source, where, work);
+
+    const env = baseEnv({ ...cluster.env('postgres'), PGUSER: restorer, PGPASSWORD: password });
+    const target = newDb('rst_rls_target');
+    const run = await restore(id, ['--target-db', target, '--create', '-O', '-x'], { where, env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/row counts match the backup/);
+    expect(await cluster.query(target, 'SELECT count(*)::int AS n FROM public.secret')).toEqual([{ n: 12 }]);
+    // The count's ALTER TABLE ... NO FORCE was rolled back.
+    expect(await cluster.query(target, "SELECT relforcerowsecurity AS force, pg_get_userbyid(relowner) AS owner FROM pg_class WHERE relname = 'secret'")).toEqual([
+      { force: true, owner: restorer },
+    ]);
+  });
+});
