@@ -26,6 +26,7 @@ export interface RestoreOptions extends DecryptOptions {
   table?: string[];
   owner?: boolean;
   acl?: boolean;
+  tablespaces?: boolean;
   jobs?: number;
   tag?: string;
 }
@@ -50,6 +51,7 @@ export async function run(ref: string, options: RestoreOptions, ctx: CommandCont
     tables: options.table ?? [],
     noOwner: options.owner === false,
     noAcl: options.acl === false,
+    noTablespaces: options.tablespaces === false,
     jobs: options.jobs ?? 1,
     pgBinDir: (profile) => settingsOf(settings, profile).pgBinDir,
     keys: keysByProfile(settings, options),

@@ -19,12 +19,14 @@ import {
   databaseNames,
   applyDatabaseProperties,
   missingRoles,
+  missingTablespaces,
   movablePartitions,
   rolesNotAssumable,
   renameDatabase,
   swapDatabases,
   unavailableExtensions,
   type CreateOptions,
+  type DatabasePropertyKind,
   type TargetState,
 } from '../pg/admin.js';
 import { findClient, type ClientBinary } from '../pg/binaries.js';
@@ -33,8 +35,9 @@ import { scratchDir } from '../platform/run-dir.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
-import { aclRoles, archiveNeeds, databaseProperties, pgRestoreArgs, policyRoles, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, tablesWithoutRows, unmatchedSelection, type ArchiveNeeds } from '../pg/restore.js';
+import { aclRoles, archiveNeeds, archiveTablespaces, databaseProperties, propertyKinds, pgRestoreArgs, policyRoles, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, tablesWithoutRows, unmatchedSelection, type ArchiveNeeds } from '../pg/restore.js';
 import type { TocEntry } from '../pg/toc.js';
+import { describeLocale, type DatabaseLocale } from '../pg/locale.js';
 import type { ChildRun } from '../pg/dump.js';
 import type { Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
@@ -64,6 +67,8 @@ export interface RestoreRequest {
   tables: string[];
   noOwner: boolean;
   noAcl: boolean;
+  /** Everything in the target's default tablespace (pg_restore --no-tablespaces). */
+  noTablespaces: boolean;
   jobs: number;
   /** The clients' directory of a profile (its pgBinDir, the config's, or none). */
   pgBinDir: (profile: string) => string | undefined;
@@ -99,13 +104,23 @@ export interface RestorePlan {
   /** Hint that goes with the refusal. */
   refusalHint: string | null;
   staging: string | null;
+  /**
+   * The encoding and locale the staging database is created with: the target's when it
+   * replaces an existing database (replace-empty, replace: `pg_restore -d target` keeps its
+   * target as it is, an operator's `createdb -E UTF8 -T template0` to convert a LATIN1
+   * backup included), the backup's for a new one (create); `differences` name where they
+   * differ from the backup's ("encoding LATIN1 -> UTF8, as the target"). null without a
+   * staging database.
+   */
+  databaseLocale: { from: 'backup' | 'target'; encoding: string; locale: DatabaseLocale | null; differences: string[] } | null;
   /** The name the current target gets when the staging database takes its place. */
   keepOldAs: string | null;
   dropOld: boolean;
   /** The restore drops or overwrites data that exists now: needs --yes or a confirmation. */
   destructive: boolean;
   archive: { entries: number; objects: Record<string, number> };
-  missing: { roles: string[]; extensions: string[] };
+  /** What the server lacks: roles, extensions, and tablespaces the archive's objects go into (none asked for with --no-tablespaces). */
+  missing: { roles: string[]; extensions: string[]; tablespaces: string[] };
   globals: { requested: boolean; available: boolean; roles: string[] };
   steps: string[];
 }
@@ -258,11 +273,15 @@ async function prepare(request: RestoreRequest, runtime: Runtime, options: { loc
     const selection = await checkSelection(request, sidecar, pgRestore.path, archive.path, toc, offline);
     const restored = selection.selected ? toc.filter((entry) => selection.selected?.has(entry.dumpId)) : toc;
     needs.referenced = await withScratchDir(request.workDir, (dir) => policyRoles(pgRestore.path, archive.path, restored, dir, offline));
-    const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql, selection);
-    // A database backupctl creates gets the backup's database properties, as pg_restore --create gives them.
-    const properties = plan.staging
-      ? await withScratchDir(request.workDir, (dir) => databaseProperties(pgRestore.path, archive.path, { dumped: sidecar.database.name, target: plan.target, noAcl: request.noAcl }, dir, offline))
-      : null;
+    const tablespaces = request.noTablespaces ? [] : await withScratchDir(request.workDir, (dir) => archiveTablespaces(pgRestore.path, archive.path, restored, dir, offline));
+    // A database backupctl creates gets the backup's database properties, as pg_restore --create
+    // gives them (with --force nothing is created: the target keeps its own).
+    const backupProperties = request.force
+      ? null
+      : await withScratchDir(request.workDir, (dir) => databaseProperties(pgRestore.path, archive.path, { dumped: sidecar.database.name, target, noAcl: request.noAcl }, dir, offline));
+    const carried = propertyKinds(backupProperties?.statements ?? []);
+    const plan = await makePlan(request, runtime.now(), sidecar, server, target, targetState, toc.length, needs, globalsSql, selection, carried, tablespaces);
+    const properties = plan.staging ? backupProperties : null;
     if (properties) {
       const at = plan.steps.findIndex((step) => step.startsWith('NOT '));
       const step = `give "${plan.target}" the backup's database settings, privileges and comment (${properties.statements.length} statement(s): ALTER DATABASE ... SET, GRANT/REVOKE ... ON DATABASE, COMMENT ON DATABASE)`;
@@ -370,6 +389,8 @@ async function makePlan(
   needs: ArchiveNeeds,
   globalsSql: string | null,
   selection: SelectionCheck,
+  carried: ReadonlySet<DatabasePropertyKind>,
+  tablespaces: readonly string[],
 ): Promise<RestorePlan> {
   const fromGlobals = globalsSql ? new Set(globalsNames(globalsSql).roles) : new Set<string>();
   // Owners matter unless --no-owner, grantees unless --no-acl; the roles of policies and user mappings always.
@@ -378,6 +399,10 @@ async function makePlan(
   const owners = request.noOwner ? [] : needs.roles.filter((r) => !roles.includes(r) && !fromGlobals.has(r));
   const notAssumable = await rolesNotAssumable(server, owners);
   const extensions = await unavailableExtensions(server, needs.extensions);
+  // Tablespaces the archive's objects go into (none with --no-tablespaces) that the server
+  // lacks and --globals does not create: pg_restore would fail on the first such object.
+  const globalTablespaces = globalsSql ? new Set(globalsNames(globalsSql).tablespaces) : new Set<string>();
+  const spaces = (await missingTablespaces(server, tablespaces)).filter((name) => !globalTablespaces.has(name));
   const when = stamp(now);
   let mode: RestoreMode | null = null;
   let refusal: string | null = null;
@@ -432,6 +457,12 @@ async function makePlan(
       (sidecar.globals.status === 'included' ? `add --globals to create them from the backup, or create them${bypass}` : `create them${bypass}`) +
       (named.length > 0 ? ` (${named.join(', ')}: named by the backup's policies or user mappings)` : '');
   }
+  if (!refusal && spaces.length) {
+    refusal = `the archive puts objects in tablespaces the target server lacks: ${spaces.join(', ')}`;
+    refusalHint =
+      'add --no-tablespaces (everything goes into the target\'s default tablespace), or create them first (CREATE TABLESPACE ... LOCATION ...)' +
+      (sidecar.globals.status === 'included' ? ', or add --globals to create them from the backup where their directories exist on this server' : '');
+  }
   if (!refusal && notAssumable.length) {
     refusal = `restoring ownership needs membership in roles that ${server.user} is not a member of: ${notAssumable.join(', ')}`;
     refusalHint = `add --no-owner --no-acl (the objects will belong to ${server.user}), or ${superuserHint(server, target)}`;
@@ -450,9 +481,13 @@ async function makePlan(
   const taken = await databaseNames(server);
   const staging = mode && mode !== 'into-existing' ? freeName(target, `_restoring_${when}`, taken) : null;
   const keepOldAs = mode === 'replace' || mode === 'replace-empty' ? freeName(target, `_old_${when}`, taken) : null;
-  // An empty target is dropped once replaced, unless it has settings of its own (see
-  // TargetState.ownSettings), which a restore does not bring: then it is kept like a full one.
-  const dropOld = mode === 'replace-empty' ? state.ownSettings.length === 0 || request.dropOld : mode === 'replace' && request.dropOld;
+  // The target's own properties (TargetState.ownSettings) of a kind the backup does not set:
+  // the backup's comment, settings, privileges or connection limit take the place of the
+  // target's of the same kind, the others are lost with the replaced database.
+  const lost = state.ownSettings.filter((_, i) => !carried.has(state.ownKinds[i] as DatabasePropertyKind));
+  // An empty target is dropped once replaced, unless it has properties of its own that the
+  // restore does not bring: then it is kept like a full one.
+  const dropOld = mode === 'replace-empty' ? lost.length === 0 || request.dropOld : mode === 'replace' && request.dropOld;
   const destructive = mode === 'replace' || mode === 'into-existing';
   // A new database belongs to the backup's database owner where that role exists (or is
   // made from the backup's globals first), unless --no-owner; a replaced one keeps its own.
@@ -464,9 +499,16 @@ async function makePlan(
     if (willExist) owner = backupOwner;
     else ownerLost = `the backup's database owner ${backupOwner} does not exist on ${describeServer(server)}: "${target}" will belong to ${server.user} (create the role first, or add --globals, to keep it)`;
   }
+  const databaseLocale = staging ? stagingLocale(mode, sidecar, state) : null;
   const steps: string[] = [];
   if (globalsSql) steps.push('create the roles and tablespaces of the backup that the server lacks (existing ones are left as they are)');
-  if (staging) steps.push(`restore into a new staging database "${staging}" (pg_restore --exit-on-error${request.jobs > 1 ? ` --jobs ${request.jobs}` : ''})`);
+  if (staging && databaseLocale) {
+    const made =
+      databaseLocale.from === 'target'
+        ? `with the target's encoding and locale${databaseLocale.differences.length > 0 ? ` (${databaseLocale.differences.join(', ')}, as the target)` : ''}`
+        : "with the backup's encoding and locale";
+    steps.push(`restore into a new staging database "${staging}" ${made} (pg_restore --exit-on-error${request.jobs > 1 ? ` --jobs ${request.jobs}` : ''})`);
+  }
   if (staging) steps.push('compare every table\'s row count with the backup\'s');
   if (mode === 'create') steps.push(`rename "${staging}" to "${target}"${owner && owner !== server.user ? `, owned by ${owner} as the backup's database was` : ''}`);
   if (mode === 'replace-empty') steps.push(`swap it with the empty "${target}", then ${dropOld ? 'drop the empty one' : `keep the empty one as "${keepOldAs}"`}`);
@@ -475,8 +517,8 @@ async function makePlan(
     steps.push(dropOld ? `drop the current "${target}" (--drop-old)` : `keep the current "${target}" as "${keepOldAs}"`);
   }
   const ownSettingsLost =
-    (mode === 'replace' || mode === 'replace-empty') && state.ownSettings.length > 0
-      ? `the current "${target}" has ${state.ownSettings.join(', ')}, which a restore does not bring back ` +
+    (mode === 'replace' || mode === 'replace-empty') && lost.length > 0
+      ? `the current "${target}" has ${lost.join(', ')}, which a restore does not bring back ` +
         `(${dropOld ? 'lost with it: see them first with \\l+ and \\drds in psql' : `they stay with "${keepOldAs}": reapply them to the new "${target}"`})`
       : null;
   const notCarriedOver = ownSettingsLost ?? ownerLost;
@@ -505,14 +547,33 @@ async function makePlan(
     refusal,
     refusalHint,
     staging,
+    databaseLocale,
     keepOldAs,
     dropOld,
     destructive,
     archive: { entries, objects: needs.objects },
-    missing: { roles, extensions },
+    missing: { roles, extensions, tablespaces: spaces },
     globals: { requested: request.globals, available: sidecar.globals.status === 'included', roles: [...fromGlobals] },
     steps,
   };
+}
+
+/**
+ * What the staging database is created with (RestorePlan.databaseLocale): a new database
+ * (create) gets the backup's encoding and locale; one that takes an existing database's
+ * place gets that database's, as `pg_restore -d target` leaves its target as it is.
+ */
+function stagingLocale(mode: RestoreMode | null, sidecar: Sidecar, state: TargetState): NonNullable<RestorePlan['databaseLocale']> {
+  const backup = { encoding: sidecar.database.encoding, locale: sidecar.database.locale ?? null };
+  if (mode === 'create' || state.encoding === null) return { from: 'backup', ...backup, differences: [] };
+  const differences: string[] = [];
+  if (state.encoding !== backup.encoding) differences.push(`encoding ${backup.encoding} -> ${state.encoding}`);
+  if (state.locale && backup.locale) {
+    const [was, now] = [describeLocale(backup.locale), describeLocale(state.locale)];
+    if (was !== now) differences.push(`locale ${was} -> ${now}`);
+    else if (backup.locale.icuRules !== state.locale.icuRules) differences.push('ICU rules of the target');
+  }
+  return { from: 'target', encoding: state.encoding, locale: state.locale, differences };
 }
 
 function describeServer(server: ConnectionSettings): string {
@@ -575,9 +636,10 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
     // Staging databases of restores that were killed go first.
     await sweepScratchDatabases(server, runtime);
     if (plan.staging) {
+      const made = plan.databaseLocale ?? { encoding: sidecar.database.encoding, locale: sidecar.database.locale ?? null };
       await createStaging(server, plan, {
-        encoding: sidecar.database.encoding,
-        locale: sidecar.database.locale,
+        encoding: made.encoding,
+        locale: made.locale ?? undefined,
         scratch: scratchTag('staging', runtime),
         onFallback: (reason) => runtime.reporter.warn(`database ${plan.target} is ${reason}; text sorts and compares by bytes there`),
       }, (message) => runtime.reporter.warn(message));
@@ -605,6 +667,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
           noAcl: request.noAcl,
           jobs: request.jobs,
           singleTransaction: plan.mode === 'into-existing',
+          noTablespaces: request.noTablespaces,
           useList,
           disableTriggers: sidecar.dump.dataOnly,
         });
@@ -648,6 +711,13 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
         });
       }
       throwIfAborted(runtime.signal);
+      const converted = plan.databaseLocale?.from === 'target' && plan.databaseLocale.encoding !== sidecar.database.encoding;
+      if (converted && !countsChecked && !(error instanceof BackupctlError && error.exitCode === ExitCode.VERIFY_FAILED)) {
+        runtime.reporter.warn(
+          `"${plan.target}" is ${plan.databaseLocale?.encoding ?? ''} and the backup's database was ${sidecar.database.encoding}: the data was converted, and data ${plan.databaseLocale?.encoding ?? ''} cannot hold fails the restore ` +
+            `("${plan.target}" is unchanged); restore into a new database (--target-db ${derivedName(plan.target, '_restored')} --create) to keep the backup's encoding`,
+        );
+      }
       // Damage explains whatever failed (pg_restore, a streamed archive's stream).
       await damageOr(error, sidecar, archive);
     }

@@ -1,4 +1,5 @@
 import type { RestorePlan, RestoreResult } from '../core/restore.js';
+import { describeLocale } from '../pg/locale.js';
 import { formatBytes, formatDuration, formatTimestamp, sanitize as t } from './format.js';
 import type { Style } from './style.js';
 import { renderKeyValues } from './table.js';
@@ -27,6 +28,10 @@ export function renderRestorePlan(plan: RestorePlan, style: Style): string {
         ['archive', `${plan.archive.entries} TOC entries: ${objects || 'none'}`],
         ['missing roles', plan.missing.roles.length ? style.warn(plan.missing.roles.map((x) => t(x)).join(', ')) : 'none'],
         ['missing extensions', plan.missing.extensions.length ? style.warn(plan.missing.extensions.map((x) => t(x)).join(', ')) : 'none'],
+        ['missing tablespaces', plan.missing.tablespaces.length ? style.warn(plan.missing.tablespaces.map((x) => t(x)).join(', ')) : 'none'],
+        ...(plan.databaseLocale
+          ? [['staging database', `${plan.databaseLocale.from === 'target' ? "the target's" : "the backup's"} encoding and locale: ${t(plan.databaseLocale.encoding)}${plan.databaseLocale.locale ? `, ${t(describeLocale(plan.databaseLocale.locale))}` : ''}${plan.databaseLocale.differences.length ? ` (${plan.databaseLocale.differences.map((x) => t(x)).join(', ')}, as the target)` : ''}`] as [string, string]]
+          : []),
         ['globals', plan.globals.requested ? (plan.globals.available ? `restore roles first: ${plan.globals.roles.map((x) => t(x)).join(', ') || 'none'}` : 'requested, but the backup has none') : 'not restored (--globals restores them)'],
       ],
       style,

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { connect, queryError, quoteIdent, sqlState } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 import { countRows, type CountedTable } from './counts.js';
-import { C_LOCALE, describeLocale, localeClause, type DatabaseLocale } from './locale.js';
+import { C_LOCALE, describeLocale, localeClause, localeOf, type DatabaseLocale } from './locale.js';
 
 /**
  * Server-level operations for verify and restore: creating, inspecting, renaming and
@@ -58,7 +58,23 @@ export interface TargetState {
    * loses them; the old database keeps them.
    */
   ownSettings: string[];
+  /** What kind of property each of ownSettings is, in the same order (see DatabasePropertyKind). */
+  ownKinds: DatabasePropertyKind[];
+  /**
+   * The database's encoding and locale (pg_database) when it exists: a replaced target
+   * (replace-empty, --clean) keeps them, as `pg_restore -d target` keeps its target; null
+   * when it does not exist.
+   */
+  encoding: string | null;
+  locale: DatabaseLocale | null;
 }
+
+/**
+ * A property a database has of its own: per-database settings, privileges, a connection
+ * limit, a comment, a security label; `allowconn`: it refuses connections (no archive
+ * brings that back).
+ */
+export type DatabasePropertyKind = 'settings' | 'acl' | 'connlimit' | 'comment' | 'label' | 'allowconn';
 
 /**
  * Counts what was created in a database after initdb: a row of any catalog of database
@@ -98,31 +114,56 @@ SELECT ((SELECT count(*) FROM pg_class WHERE oid >= 16384 AND relnamespace NOT I
 
 export async function inspectDatabase(settings: ConnectionSettings, name: string): Promise<TargetState> {
   const exists = await withMaintenance(settings, async (client) => {
-    const { rows } = await client.query<{ sessions: string; owner: string; settings: string; acl: boolean; connlimit: number; comment: boolean; allowconn: boolean }>(
+    const { rows } = await client.query<{
+      sessions: string;
+      owner: string;
+      settings: string;
+      acl: boolean;
+      connlimit: number;
+      comment: boolean;
+      label: boolean;
+      allowconn: boolean;
+      encoding: string;
+      db: Record<string, unknown>;
+    }>(
+      // The locale columns differ between versions (datlocprovider 15+, daticulocale 15-16,
+      // datlocale 17+, daticurules 16+): taken as a whole row, read by localeOf.
       `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = $1)::int8 AS sessions,
               pg_get_userbyid(datdba) AS owner, datallowconn AS allowconn,
               (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)::int8 AS settings,
               datacl IS NOT NULL AS acl, datconnlimit AS connlimit,
-              shobj_description(d.oid, 'pg_database') IS NOT NULL AS comment
+              shobj_description(d.oid, 'pg_database') IS NOT NULL AS comment,
+              EXISTS (SELECT 1 FROM pg_shseclabel l WHERE l.objoid = d.oid AND l.classoid = 'pg_database'::regclass) AS label,
+              pg_encoding_to_char(d.encoding) AS encoding, to_jsonb(d) AS db
          FROM pg_database d WHERE datname = $1`,
       [name],
     );
     const row = rows[0];
     if (!row) return null;
-    const own: string[] = [];
-    if (Number(row.settings) > 0) own.push(`${row.settings} per-database setting(s) (ALTER DATABASE/ROLE ... SET)`);
-    if (row.acl) own.push('privileges (GRANT/REVOKE ... ON DATABASE)');
-    if (row.connlimit >= 0) own.push(`a connection limit of ${row.connlimit}`);
-    if (row.comment) own.push('a comment');
-    if (!row.allowconn) own.push('connections refused (ALLOW_CONNECTIONS false)');
-    return { sessions: Number(row.sessions), owner: row.owner, ownSettings: own, allowConnections: row.allowconn };
+    const own: Array<[DatabasePropertyKind, string]> = [];
+    if (Number(row.settings) > 0) own.push(['settings', `${row.settings} per-database setting(s) (ALTER DATABASE/ROLE ... SET)`]);
+    if (row.acl) own.push(['acl', 'privileges (GRANT/REVOKE ... ON DATABASE)']);
+    if (row.connlimit >= 0) own.push(['connlimit', `a connection limit of ${row.connlimit}`]);
+    if (row.comment) own.push(['comment', 'a comment']);
+    if (row.label) own.push(['label', 'a security label']);
+    if (!row.allowconn) own.push(['allowconn', 'connections refused (ALLOW_CONNECTIONS false)']);
+    return {
+      sessions: Number(row.sessions),
+      owner: row.owner,
+      ownSettings: own.map(([, text]) => text),
+      ownKinds: own.map(([kind]) => kind),
+      allowConnections: row.allowconn,
+      encoding: row.encoding,
+      locale: localeOf(row.db),
+    };
   });
-  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0, ownSettings: [] };
-  if (!exists.allowConnections) return { exists: true, owner: exists.owner, objects: null, sessions: exists.sessions, ownSettings: exists.ownSettings };
+  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0, ownSettings: [], ownKinds: [], encoding: null, locale: null };
+  const known = { exists: true, owner: exists.owner, sessions: exists.sessions, ownSettings: exists.ownSettings, ownKinds: exists.ownKinds, encoding: exists.encoding, locale: exists.locale };
+  if (!exists.allowConnections) return { ...known, objects: null };
   const client = await connect(settings, name);
   try {
     const { rows } = await client.query<{ n: string }>(USER_OBJECTS_SQL);
-    return { exists: true, owner: exists.owner, objects: Number(rows[0]?.n ?? 0), sessions: exists.sessions, ownSettings: exists.ownSettings };
+    return { ...known, objects: Number(rows[0]?.n ?? 0) };
   } finally {
     await client.end().catch(() => undefined);
   }

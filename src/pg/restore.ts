@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { BackupctlError } from '../errors.js';
+import type { DatabasePropertyKind } from './admin.js';
 import { runGuarded } from './child.js';
 import { childFailure, firstErrorLine, type ChildRun } from './dump.js';
 import { RestoreStderr } from './restore-progress.js';
@@ -501,6 +502,34 @@ export async function policyRoles(pgRestore: string, archive: string, entries: r
 }
 
 /**
+ * The tablespaces named by pg_restore's script: pg_dump records an object's tablespace in
+ * its TOC entry, and pg_restore writes it as `SET default_tablespace = name;` before the
+ * object (`''` for the default one, which is not a tablespace to have).
+ */
+export function tablespacesInSql(sql: string): string[] {
+  const found = new Set<string>();
+  for (const match of sql.matchAll(DEFAULT_TABLESPACE)) {
+    if (match[1] !== "''") found.add(unquote(match[1] as string));
+  }
+  return [...found].sort();
+}
+
+/**
+ * The tablespaces the archive puts objects in (see tablespacesInSql): a server that lacks
+ * one fails pg_restore half-way ("invalid value for parameter default_tablespace"), unless
+ * it restores with --no-tablespaces. Reads only the definitions of the objects that can
+ * have one (tables, indexes, constraints, materialized views), no data.
+ */
+export async function archiveTablespaces(pgRestore: string, archive: string, entries: readonly TocEntry[], listDir: string, run: ChildRun): Promise<string[]> {
+  const placed = entries.filter((e) => TABLESPACE_TYPES.has(e.type));
+  if (placed.length === 0) return [];
+  return tablespacesInSql(await entriesSql(pgRestore, archive, placed, join(listDir, 'tablespaces.list'), 'tablespaces', run));
+}
+
+/** The TOC entry types pg_dump records a tablespace for. */
+const TABLESPACE_TYPES = new Set(['TABLE', 'INDEX', 'CONSTRAINT', 'MATERIALIZED VIEW']);
+
+/**
  * The dumped database's own properties as statements for the database `target`: its
  * settings (ALTER DATABASE ... SET, ALTER ROLE ... IN DATABASE ... SET, connection limit),
  * its comment and security labels, and (unless `noAcl`) its privileges (GRANT/REVOKE
@@ -550,6 +579,20 @@ export function propertyStatements(sql: string, from: string, to: string): strin
   return kept;
 }
 
+/**
+ * The kinds of database property that statements of propertyStatements set: a replaced
+ * target's own property of a kind the backup sets is carried over (the backup's takes its
+ * place), not lost.
+ */
+export function propertyKinds(statements: readonly string[]): Set<DatabasePropertyKind> {
+  const kinds = new Set<DatabasePropertyKind>();
+  for (const statement of statements) {
+    const form = PROPERTY_FORMS.findIndex((f) => f.test(statement));
+    if (form >= 0) kinds.add(PROPERTY_KINDS[form] as DatabasePropertyKind);
+  }
+  return kinds;
+}
+
 /** The SQL pg_restore would run for just these entries (their definitions; no table data). */
 async function entriesSql(pgRestore: string, archive: string, entries: readonly TocEntry[], list: string, what: string, run: ChildRun, extra: readonly string[] = []): Promise<string> {
   await writeFile(list, `${entries.map((e) => `${e.dumpId}; ${e.catalogOid} ${e.objectOid} ${e.type} ${e.rest}`).join('\n')}\n`, { mode: 0o600 });
@@ -579,6 +622,7 @@ const POLICY_ROLES = new RegExp(
 );
 const MAPPING_ROLE = new RegExp(String.raw`^CREATE USER MAPPING FOR (${IDENT}) SERVER `, 'gm');
 const IDENTS = new RegExp(IDENT, 'g');
+const DEFAULT_TABLESPACE = new RegExp(String.raw`^SET default_tablespace = (${IDENT}|'');$`, 'gm');
 /** A literal as pg_dump writes one ('...' with '' for a quote; E'' is not used). */
 const LITERAL = String.raw`'(?:[^']|'')*'`;
 /** A setting's value list: literals and plain words (numbers, identifiers), ", " between them. */
@@ -596,6 +640,8 @@ const PROPERTY_FORMS = [
   String.raw`^(SECURITY LABEL(?: FOR ${IDENT})? ON DATABASE )(${IDENT})( IS ${LITERAL};)$`,
   String.raw`^((?:GRANT|REVOKE(?: GRANT OPTION FOR)?) [A-Z]+(?:,[A-Z]+)* ON DATABASE )(${IDENT})( (?:TO|FROM) ${ROLES}(?: WITH GRANT OPTION)?(?: GRANTED BY ${IDENT})?;)$`,
 ].map((form) => new RegExp(form));
+/** What each of PROPERTY_FORMS sets. */
+const PROPERTY_KINDS: readonly DatabasePropertyKind[] = ['settings', 'connlimit', 'settings', 'comment', 'label', 'acl'];
 
 function unquote(ident: string): string {
   return ident.startsWith('"') ? ident.slice(1, -1).replace(/""/g, '"') : ident;

@@ -303,24 +303,12 @@ describe('database shapes', () => {
     expect((await cluster.query<{ sorted: string }>(icu, "SELECT string_agg(s, ' ' ORDER BY s) AS sorted FROM w"))[0]?.sorted).toBe('a B o z Z ä ö');
   });
 
-  it('restore --clean over a target with settings of its own: the plan and a warning say what is not carried over, the old database keeps them', async () => {
+  it('restore --clean over a target with settings of its own: those of kinds the backup sets are carried over (the backup\'s take their place, no warning); the plan and a warning name the others, the old database keeps them', async () => {
     const db = await databaseWith('shp_dbset');
     await cluster.query(db, 'CREATE TABLE t (x int); INSERT INTO t VALUES (1)');
     const own = `ALTER DATABASE ${quoteIdent(db)} SET search_path = app, public; COMMENT ON DATABASE ${quoteIdent(db)} IS 'the app db'; REVOKE CONNECT, TEMPORARY ON DATABASE ${quoteIdent(db)} FROM PUBLIC; ALTER DATABASE ${quoteIdent(db)} CONNECTION LIMIT 50`;
     await cluster.query('postgres', own);
     const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
-    const expected = /has 1 per-database setting\(s\) \(ALTER DATABASE\/ROLE \.\.\. SET\), privileges \(GRANT\/REVOKE \.\.\. ON DATABASE\), a connection limit of 50, a comment, which a restore does not bring back/;
-
-    const plan = await cli(['restore', id, '--profile', db, '--clean', '--dry-run']);
-    expect(plan.code, plan.stderr).toBe(0);
-    expect(plan.stdout).toMatch(expected);
-    const replaced = await cli(['restore', id, '--profile', db, '--clean', '--yes']);
-    expect(replaced.code, replaced.stderr).toBe(0);
-    expect(replaced.stderr).toMatch(/warning: not carried over by this restore: the current/);
-    expect(replaced.stderr).toMatch(expected);
-    const old = /The previous ".*" is kept as "(.*)"\./.exec(replaced.stdout)?.[1] as string;
-    expect(old).toMatch(new RegExp(`^${db}_old_`));
-    databases.push(old);
     const settingsOf = (name: string) =>
       cluster.query<{ limit: number; acl: boolean; comment: string | null; settings: string }>(
         'postgres',
@@ -329,18 +317,36 @@ describe('database shapes', () => {
            FROM pg_database d WHERE datname = $1`,
         [name],
       );
+
+    // The backup has every kind the target has: nothing is lost.
+    const plan = await cli(['restore', id, '--profile', db, '--clean', '--dry-run']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).not.toMatch(/NOT carried over/);
+    const replaced = await cli(['restore', id, '--profile', db, '--clean', '--yes']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stderr).not.toMatch(/not carried over/);
+    const old = /The previous ".*" is kept as "(.*)"\./.exec(replaced.stdout)?.[1] as string;
+    expect(old).toMatch(new RegExp(`^${db}_old_`));
+    databases.push(old);
+    expect(await settingsOf(db)).toEqual([{ limit: 50, acl: true, comment: 'the app db', settings: '1' }]);
     expect(await settingsOf(old)).toEqual([{ limit: 50, acl: true, comment: 'the app db', settings: '1' }]);
 
-    // An empty target with settings of its own is kept too (it used to be dropped).
+    // --no-acl leaves the backup's privileges out: the target's own are not carried over, and said so.
+    const expected = /has privileges \(GRANT\/REVOKE \.\.\. ON DATABASE\), which a restore does not bring back/;
+    const noAcl = await cli(['restore', id, '--profile', db, '--clean', '--no-acl', '--dry-run']);
+    expect(noAcl.stdout).toMatch(expected);
+    expect(noAcl.stdout).not.toMatch(/a comment, which/);
+
+    // An empty target with a property the restore does not bring is kept too (it used to be dropped).
     const empty = newDb('shp_dbset_empty');
     await cluster.createDatabase(empty);
-    await cluster.query('postgres', `ALTER DATABASE ${quoteIdent(empty)} CONNECTION LIMIT 7`);
-    const overEmpty = await cli(['restore', id, '--profile', db, '--target-db', empty, '--clean', '--yes']);
+    await cluster.query('postgres', `REVOKE TEMPORARY ON DATABASE ${quoteIdent(empty)} FROM PUBLIC`);
+    const overEmpty = await cli(['restore', id, '--profile', db, '--target-db', empty, '--clean', '--yes', '--no-acl']);
     expect(overEmpty.code, overEmpty.stderr).toBe(0);
-    expect(overEmpty.stderr).toMatch(/a connection limit of 7, which a restore does not bring back/);
+    expect(overEmpty.stderr).toMatch(expected);
     const keptEmpty = /The previous ".*" is kept as "(.*)"\./.exec(overEmpty.stdout)?.[1] as string;
     expect(keptEmpty).toMatch(new RegExp(`^${empty}_old_`));
-    expect((await settingsOf(keptEmpty))[0]?.limit).toBe(7);
+    expect((await settingsOf(keptEmpty))[0]?.acl).toBe(true);
   });
 
   it("restore --create gives the new database the backup's database settings, privileges, connection limit and comment (pg_restore gives them only to a database it creates); --no-acl leaves the privileges out", async () => {

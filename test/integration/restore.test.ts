@@ -860,6 +860,159 @@ describe('restore: CI flow', () => {
   });
 });
 
+/** A database's encoding and locale, whatever the server's version (daticulocale 15-16, datlocale 17+). */
+async function encodingOf(db: string): Promise<{ encoding: string; provider: string; collate: string; icu: string | null }> {
+  const [row] = await cluster.query<{ encoding: string; db: Record<string, unknown> }>(
+    'postgres',
+    'SELECT pg_encoding_to_char(encoding) AS encoding, to_jsonb(d) AS db FROM pg_database d WHERE datname = $1',
+    [db],
+  );
+  const d = row?.db ?? {};
+  return {
+    encoding: row?.encoding ?? '',
+    provider: String(d.datlocprovider ?? 'c'),
+    collate: String(d.datcollate),
+    icu: ((d.datlocale ?? d.daticulocale) as string | null | undefined) ?? null,
+  };
+}
+
+describe('restore: an existing target keeps its encoding and locale', () => {
+  it('a LATIN1 backup restored into an empty UTF8 ICU target (createdb -E UTF8 -T template0): the target stays UTF8 and ICU, the text is right; the plan says so', async () => {
+    const source = newDb('rst_latin1_src');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(source)} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C'`);
+    await cluster.query(source, "CREATE TABLE words (id int PRIMARY KEY, w text); INSERT INTO words VALUES (1, 'café'), (2, 'Straße'), (3, 'Ærø')");
+    const dir = await makeTempDir('rst-latin1');
+    dirs.push(dir);
+    const where = path.join(dir, 'storage');
+    const id = await createBackup(cluster, source, where, work);
+
+    const target = newDb('rst_conv_utf8');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(target)} TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'sv-SE' LOCALE 'C'`);
+    const before = await encodingOf(target);
+    expect(before).toMatchObject({ encoding: 'UTF8', provider: 'i' });
+
+    const dry = await restore(id, ['--target-db', target, '--dry-run', '--json'], { where });
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan = (parseJsonStdout(dry.stdout) as { plan: { mode: string; databaseLocale: { from: string; encoding: string; differences: string[] }; steps: string[] } }).plan;
+    expect(plan.mode).toBe('replace-empty');
+    expect(plan.databaseLocale).toMatchObject({ from: 'target', encoding: 'UTF8' });
+    expect(plan.databaseLocale.differences).toEqual(expect.arrayContaining(['encoding LATIN1 -> UTF8', expect.stringMatching(/^locale C -> icu sv-SE/)]));
+    expect(plan.steps.join('\n')).toMatch(/with the target's encoding and locale \(encoding LATIN1 -> UTF8, .*as the target\)/);
+    const human = await restore(id, ['--target-db', target, '--dry-run'], { where });
+    expect(human.stdout).toMatch(/encoding LATIN1 -> UTF8/);
+
+    const run = await restore(id, ['--target-db', target], { where });
+    expect(run.code, run.stderr).toBe(0);
+    expect(await encodingOf(target)).toEqual(before);
+    expect(await cluster.query(target, 'SELECT w FROM words ORDER BY id')).toEqual([{ w: 'café' }, { w: 'Straße' }, { w: 'Ærø' }]);
+
+    // A new database (--create) still gets the backup's.
+    const fresh = newDb('rst_conv_new');
+    const created = await restore(id, ['--target-db', fresh, '--create'], { where });
+    expect(created.code, created.stderr).toBe(0);
+    expect(await encodingOf(fresh)).toMatchObject({ encoding: 'LATIN1', provider: 'c', collate: 'C' });
+  });
+
+  it('a UTF8 backup with text LATIN1 cannot hold, restored into an empty LATIN1 target: fails, the target unchanged (still LATIN1, empty), no staging database', async () => {
+    const source = newDb('rst_utf8_src');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(source)} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'`);
+    await cluster.query(source, "CREATE TABLE words (id int PRIMARY KEY, w text); INSERT INTO words VALUES (1, 'Łódź ā')");
+    const dir = await makeTempDir('rst-utf8');
+    dirs.push(dir);
+    const where = path.join(dir, 'storage');
+    const id = await createBackup(cluster, source, where, work);
+
+    const target = newDb('rst_conv_latin1');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(target)} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C'`);
+    const run = await restore(id, ['--target-db', target], { where });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/the backup's database was UTF8/);
+    expect(await encodingOf(target)).toMatchObject({ encoding: 'LATIN1' });
+    expect(await cluster.query(target, "SELECT count(*)::int AS n FROM pg_class WHERE relname = 'words'")).toEqual([{ n: 0 }]);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+    expect(await relatives(target, 'old')).toEqual([]);
+  });
+});
+
+describe('restore: the target\'s own database properties', () => {
+  it('--clean of a database with a comment: no "not carried over" warning when the backup has a comment (it is applied); the warning stays when the backup has none', async () => {
+    const source = newDb('rst_commented_src');
+    await cluster.createDatabase(source);
+    await cluster.query(source, 'CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)');
+    await cluster.query('postgres', `COMMENT ON DATABASE ${quoteIdent(source)} IS 'from the backup'`);
+    const dir = await makeTempDir('rst-comment');
+    dirs.push(dir);
+    const where = path.join(dir, 'storage');
+    const id = await createBackup(cluster, source, where, work);
+    const comment = async (db: string) =>
+      (await cluster.query<{ c: string | null }>('postgres', "SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [db]))[0]?.c;
+
+    const odd = newDb('rst_odd');
+    await makeOccupied(odd);
+    await cluster.query('postgres', `COMMENT ON DATABASE ${quoteIdent(odd)} IS 'the current one'`);
+    const dry = await restore(id, ['--target-db', odd, '--clean', '--dry-run', '--json'], { where });
+    expect((parseJsonStdout(dry.stdout) as { plan: { notCarriedOver: string | null } }).plan.notCarriedOver).toBeNull();
+    const run = await restore(id, ['--target-db', odd, '--clean', '--yes'], { where });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).not.toMatch(/not carried over/);
+    expect(await comment(odd)).toBe('from the backup');
+
+    // The Chinook backup's database has no comment: the current one's is lost, and said so.
+    expect(await comment(chinook)).toBeNull();
+    const other = newDb('rst_odd_nocomment');
+    await makeOccupied(other);
+    await cluster.query('postgres', `COMMENT ON DATABASE ${quoteIdent(other)} IS 'the current one'`);
+    const lost = await restore(ids.chinook, ['--target-db', other, '--clean', '--yes'], {});
+    expect(lost.code, lost.stderr).toBe(0);
+    expect(lost.stderr).toMatch(new RegExp(`not carried over by this restore: the current "${other}" has a comment, which a restore does not bring back`));
+  });
+});
+
+describe('restore: tablespaces the server lacks', () => {
+  it('a backup with a table in a tablespace the server no longer has: refused before any change (exit 2, --dry-run too) with the --no-tablespaces hint; --no-tablespaces restores it into the default tablespace', async () => {
+    const location = await makeTempDir('rst-ts');
+    dirs.push(location);
+    if (process.getuid?.() === 0) await execa('chown', ['postgres', location]);
+    const tablespace = uniqueName('rst_ts');
+    const source = newDb('rst_ts_src');
+    await cluster.query('postgres', `CREATE TABLESPACE ${quoteIdent(tablespace)} LOCATION '${location}'`);
+    const dir = await makeTempDir('rst-ts-storage');
+    dirs.push(dir);
+    const where = path.join(dir, 'storage');
+    let id: string;
+    try {
+      await cluster.createDatabase(source);
+      await cluster.query(source, `CREATE TABLE t (x int PRIMARY KEY USING INDEX TABLESPACE ${quoteIdent(tablespace)}) TABLESPACE ${quoteIdent(tablespace)}; INSERT INTO t SELECT generate_series(1, 10)`);
+      id = await createBackup(cluster, source, where, work, ['--no-globals']);
+    } finally {
+      await cluster.dropDatabase(source);
+      await cluster.query('postgres', `DROP TABLESPACE ${quoteIdent(tablespace)}`);
+    }
+
+    const target = newDb('rst_ts_target');
+    const dry = await restore(id, ['--target-db', target, '--create', '--dry-run', '--json'], { where });
+    expect(dry.code, dry.stderr).toBe(2);
+    const plan = (parseJsonStdout(dry.stdout) as { plan: { missing: { tablespaces: string[] }; refusal: string } }).plan;
+    expect(plan.missing.tablespaces).toEqual([tablespace]);
+    expect(plan.refusal).toContain(tablespace);
+    const human = await restore(id, ['--target-db', target, '--create', '--dry-run'], { where });
+    expect(human.code).toBe(2);
+    expect(human.stdout).toMatch(new RegExp(`missing tablespaces\\s+${tablespace}`));
+
+    const refused = await restore(id, ['--target-db', target, '--create'], { where });
+    expect(refused.code).toBe(2);
+    const { error, hint } = failureLines(refused.stderr);
+    expect(error).toMatch(new RegExp(`tablespaces the target server lacks: ${tablespace}; nothing was changed`));
+    expect(hint).toMatch(/--no-tablespaces/);
+    expect(await databaseExists(target)).toBe(false);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+
+    const done = await restore(id, ['--target-db', target, '--create', '--no-tablespaces'], { where });
+    expect(done.code, done.stderr).toBe(0);
+    expect(await cluster.query(target, "SELECT count(*)::int AS n, (SELECT reltablespace FROM pg_class WHERE relname = 't')::int AS ts FROM t")).toEqual([{ n: 10, ts: 0 }]);
+  });
+});
+
 describe('restore: row-level security', () => {
   it('a table with FORCE ROW LEVEL SECURITY, restored by a role that is not a superuser with --create -O -x (it owns the restored table): every row, the table still FORCEs', async () => {
     const owner = uniqueName('rst_rls_owner');

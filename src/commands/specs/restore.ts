@@ -22,6 +22,7 @@ export const restore: CommandSpec = {
     { flags: '-t, --table <name>', description: 'restore only this table (repeatable)', parse: collect },
     { flags: '-O, --no-owner', description: 'do not restore object ownership' },
     { flags: '-x, --no-acl', description: 'do not restore privileges (GRANT/REVOKE)' },
+    { flags: '--no-tablespaces', description: "put everything in the target's default tablespace (a restore that needs tablespaces the server lacks is refused without it)" },
     { flags: '-j, --jobs <n>', description: 'parallel pg_restore jobs', parse: positiveInt(64) },
     { flags: '--tag <tag>', description: 'with "latest": the newest backup with this tag', complete: 'tag' },
     ...DECRYPT_OPTIONS,
