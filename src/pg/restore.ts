@@ -155,12 +155,42 @@ export async function runRestore(pgRestore: string, args: string[], run: ChildRu
 
 function restoreFailure(error: unknown, stderr: string, signal: AbortSignal | undefined): BackupctlError {
   const failure = childFailure('pg_restore', error, signal);
-  const lines = stderr.split(/\r?\n/).filter((l) => /error|fatal|detail/i.test(l)).slice(0, 5);
   return new BackupctlError(failure.message, {
     exitCode: failure.exitCode,
-    hint: lines.length > 1 ? lines.join('\n') : failure.hint,
+    hint: restoreFailureHint(stderr, failure.hint),
     cause: error,
   });
+}
+
+/** SQLSTATE 53200 (out_of_memory), which "out of shared memory" carries: e.g. the lock table is full. */
+const OUT_OF_SHARED_MEMORY = '53200';
+
+/**
+ * The hint of a failed pg_restore, from its stderr: its error lines and the fields of the
+ * server's error (libpq writes each as `LABEL:  text`, two spaces, whatever the language:
+ * DETAIL, HINT...), so PostgreSQL's own HINT is kept. When the server ran out of shared
+ * memory for locks (SQLSTATE 53200 where the output has it; otherwise a HINT naming
+ * max_locks_per_transaction or max_pred_locks_per_transaction, setting names no
+ * translation changes), backupctl's advice comes first: one transaction (--force) locks
+ * every table and large object it restores until it commits. `fallback`: the hint when the
+ * output has nothing more to say.
+ */
+export function restoreFailureHint(stderr: string, fallback?: string): string | undefined {
+  const all = stderr.split(/\r?\n/);
+  const fields = (line: string) => /^[^\s:]+: {2}\S/.test(line);
+  const lines = all.filter((l) => /error|fatal|detail/i.test(l) || fields(l)).slice(0, 6);
+  // Where libpq writes a SQLSTATE: after the severity in verbose messages ("ERROR:  53200: ..."),
+  // or as a field of its own ("SQL state: 53200", "SQLSTATE 53200").
+  const code = new RegExp(`(?::  ${OUT_OF_SHARED_MEMORY}:|\\b(?:SQLSTATE|SQL state)[ :=]+${OUT_OF_SHARED_MEMORY}\\b)`, 'i');
+  const lockTable =
+    all.some((l) => code.test(l)) ||
+    all.some((l) => fields(l) && !/^[^:]*\bERROR\b/.test(l) && /\bmax_(?:pred_)?locks_per_transaction\b/.test(l));
+  const ours = lockTable
+    ? 'the server ran out of shared memory for locks (one transaction locks every table and large object it restores): raise max_locks_per_transaction on the server (it needs a restart), ' +
+      'or restore with --clean or into a new database (--create), which are not one transaction'
+    : null;
+  const theirs = lines.length > 1 ? lines.join('\n') : fallback;
+  return ours ? [ours, ...(lines.length > 0 ? lines : [])].join('\n') : theirs;
 }
 
 /** The environment of a pg_restore whose messages are parsed: English, no colours. */

@@ -8,6 +8,7 @@ import { BackupctlError, ExitCode, InterruptedError } from '../../src/errors.js'
 import { connectionError, queryError, READ_TABLES_HINT } from '../../src/pg/client.js';
 import type { ConnectionSettings } from '../../src/pg/connection.js';
 import { childFailure, firstErrorLine } from '../../src/pg/dump.js';
+import { restoreFailureHint } from '../../src/pg/restore.js';
 
 const PASSWORD = 'hunter2-Secret';
 
@@ -283,5 +284,53 @@ describe('childFailure', () => {
     const error = childFailure('pg_dump', execaFailure({ signal: 'SIGTERM' }), controller.signal);
     expect(error).toBeInstanceOf(InterruptedError);
     expect(error.exitCode).toBe(ExitCode.INTERRUPTED);
+  });
+});
+
+describe('restoreFailureHint (pg_restore stderr)', () => {
+  const outOfLocks = [
+    'pg_restore: error: could not execute query: ERROR:  out of shared memory',
+    'HINT:  You might need to increase "max_locks_per_transaction".',
+    'Command was: CREATE TABLE public.t4097 (id integer);',
+    '',
+  ].join('\n');
+
+  it('keeps PostgreSQL\'s HINT line (it was dropped)', () => {
+    const hint = restoreFailureHint([
+      'pg_restore: error: could not execute query: ERROR:  function public.missing() does not exist',
+      'HINT:  No function matches the given name and argument types. You might need to add explicit type casts.',
+      'Command was: SELECT public.missing();',
+    ].join('\n'));
+    expect(hint).toMatch(/^HINT: {2}No function matches/m);
+    expect(hint).not.toMatch(/Command was/);
+  });
+
+  it('out of shared memory for locks: our advice first (max_locks_per_transaction, --clean or --create), then the server\'s lines with its HINT', () => {
+    const hint = restoreFailureHint(outOfLocks) ?? '';
+    const lines = hint.split('\n');
+    expect(lines[0]).toMatch(/raise max_locks_per_transaction/);
+    expect(lines[0]).toMatch(/--clean or into a new database \(--create\), which are not one transaction/);
+    expect(lines).toContain('HINT:  You might need to increase "max_locks_per_transaction".');
+    expect(lines.some((l) => l.includes('ERROR:  out of shared memory'))).toBe(true);
+  });
+
+  it('recognised by SQLSTATE 53200 when the output has it, and by the setting the HINT names in any language, not by the English words', () => {
+    expect(restoreFailureHint('pg_restore: error: could not execute query: ERROR:  53200: kein gemeinsamer Speicher mehr\n')).toMatch(/^.*raise max_locks_per_transaction/);
+    const german = [
+      'pg_restore: Fehler: konnte Anfrage nicht ausführen: FEHLER:  kein gemeinsamer Speicher mehr',
+      'TIPP:  Sie müssen möglicherweise »max_locks_per_transaction« erhöhen.',
+    ].join('\n');
+    const hint = restoreFailureHint(german) ?? '';
+    expect(hint.split('\n')[0]).toMatch(/raise max_locks_per_transaction/);
+    expect(hint).toContain('TIPP:  Sie müssen möglicherweise »max_locks_per_transaction« erhöhen.');
+    // The words alone decide nothing.
+    expect(restoreFailureHint('pg_restore: error: could not execute query: ERROR:  out of shared memory\n', 'fallback')).toBe('fallback');
+    // Another error whose text happens to hold the digits is not it.
+    expect(restoreFailureHint('pg_restore: error: could not execute query: ERROR:  relation "t53200" does not exist\nCommand was: x\n', 'fallback')).toBe('fallback');
+  });
+
+  it('without anything more to say: the fallback', () => {
+    expect(restoreFailureHint('pg_restore: error: could not read input file: end of file\n', 'the fallback')).toBe('the fallback');
+    expect(restoreFailureHint('', undefined)).toBeUndefined();
   });
 });
