@@ -613,7 +613,7 @@ describe('restore: roles', () => {
     const dry = await restore(id, ['--target-db', target, '--create', '--dry-run', '--json'], { where });
     expect(dry.code, dry.stderr).toBe(2);
     const plan = (parseJsonStdout(dry.stdout) as { plan: { missing: { roles: string[]; extensions: string[] }; refusal: string } }).plan;
-    expect(plan.missing).toEqual({ roles: [owner, reader], extensions: [] });
+    expect(plan.missing).toEqual({ roles: [owner, reader], extensions: [], tablespaces: [] });
     expect(plan.refusal).toContain(owner);
     expect(plan.refusal).toContain(reader);
 
