@@ -170,7 +170,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     throwIfAborted(signal);
     const run: ChildRun = { env: env.env, signal: work.signal };
     const { schemas, excludeSchemas, tables, excludeTables } = profile.dump;
-    assertPatternsReachable(profile.dump, facts.encoding, facts.database);
+    assertPatternsReachable(profile.dump, facts.encoding, profile.connection.database);
     const filtered = schemas.length + excludeSchemas.length + tables.length + excludeTables.length > 0;
     if (!filtered) {
       const unreadable = await session.unreadableTables();
@@ -188,7 +188,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
           { snapshot: session.snapshotId, filters: selectionArgs(profile.dump), lockWaitTimeout: profile.dump.lockWaitTimeout },
           run,
         ).catch(async (error: unknown) => {
-          throw (await selectsNothing(profile, facts.database, signal)) ?? error;
+          throw (await selectsNothing(profile, profile.connection.database, signal)) ?? error;
         })
       : undefined;
     // A partitioned table or inheritance parent the filters keep while they leave out some of
@@ -266,7 +266,8 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         database: profile.connection.database,
       },
       database: {
-        name: facts.database,
+        // The name we connected with, not current_database(): see SnapshotSession.facts.
+        name: profile.connection.database,
         sizeBytes: facts.sizeBytes,
         encoding: facts.encoding,
         largeObjects: facts.largeObjects,

@@ -9,7 +9,6 @@ export type { CountedTable } from './counts.js';
 export interface DatabaseFacts {
   serverVersion: string;
   serverVersionNum: number;
-  database: string;
   sizeBytes: number;
   encoding: string;
   locale: DatabaseLocale;
@@ -57,28 +56,35 @@ export class SnapshotSession {
     }
   }
 
+  /**
+   * Facts of the database, as of the snapshot. Not its name: current_database() sends the
+   * shared catalog's bytes converted as if they were in this database's encoding, so a
+   * non-ASCII name (written in UTF-8) arrives from a LATIN1 database as mojibake. The name
+   * the session connected with is the database's name (it matched the catalog bytewise).
+   */
   async facts(): Promise<DatabaseFacts> {
     try {
       const { rows } = await this.client.query<{
         server_version: string;
         server_version_num: string;
-        database: string;
         size: string;
         encoding: string;
         large_objects: string;
         public_schema: boolean;
         role_passwords: boolean;
         owner: string;
+        raw_owner: Buffer;
         db: Record<string, unknown>;
       }>(`SELECT current_setting('server_version') AS server_version,
                  current_setting('server_version_num') AS server_version_num,
-                 current_database() AS database,
                  pg_database_size(current_database())::text AS size,
                  pg_encoding_to_char(encoding) AS encoding,
                  (SELECT count(*) FROM pg_largeobject_metadata)::text AS large_objects,
                  EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') AS public_schema,
                  has_table_privilege('pg_catalog.pg_authid', 'SELECT') AS role_passwords,
                  pg_get_userbyid(d.datdba) AS owner,
+                 -- the same name's bytes, unconverted (see ownerName)
+                 convert_to(pg_get_userbyid(d.datdba)::text, current_setting('server_encoding')) AS raw_owner,
                  -- the locale columns differ between versions (datlocprovider 15+,
                  -- daticulocale 15-16, datlocale 17+, daticurules 16+): taken as a whole row
                  to_jsonb(d) AS db
@@ -88,14 +94,13 @@ export class SnapshotSession {
       return {
         serverVersion: row.server_version,
         serverVersionNum: Number(row.server_version_num),
-        database: row.database,
         sizeBytes: Number(row.size),
         encoding: row.encoding,
         locale: localeOf(row.db),
         largeObjects: Number(row.large_objects),
         publicSchema: row.public_schema,
         canReadRolePasswords: row.role_passwords,
-        owner: row.owner,
+        owner: ownerName(row.owner, row.raw_owner),
       };
     } catch (error) {
       throw queryError(error, 'cannot read database facts');
@@ -296,6 +301,20 @@ export class SnapshotSession {
     this.ended = true;
     await cancelRunning(this.client);
     await this.client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * A role name from the shared catalog, which holds the bytes of whichever database's
+ * session wrote it, most often UTF-8: a non-UTF-8 database (LATIN1) sends them converted
+ * as if in its own encoding ('Lät' becomes 'LÃ¤t'). Its bytes as they are, when they are
+ * valid UTF-8; else the text the server sent.
+ */
+function ownerName(text: string, raw: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(raw);
+  } catch {
+    return text;
   }
 }
 

@@ -16,7 +16,9 @@
  *   the sidecar records the locale, verify's throwaway and restore's staging database are
  *   created with it (a LATIN1 archive could not be restored into the server's UTF-8
  *   default at all; an ICU database came back sorting by another collation); a sidecar
- *   from before the locale was recorded falls back to the C locale, with a warning;
+ *   from before the locale was recorded falls back to the C locale, with a warning; a
+ *   LATIN1 database whose name and owner are not ASCII: the sidecar records them as they
+ *   are (current_database() sends them converted as if LATIN1), and restore targets it;
  * - a target with settings of its own (ALTER DATABASE ... SET, REVOKE CONNECT, a connection
  *   limit, a comment), which pg_restore brings back only when it creates the database
  *   itself: restore --clean says so (plan and warning) and keeps the old database, even an
@@ -264,6 +266,33 @@ describe('database shapes', () => {
     const selected = await cli(['restore', whole, '--profile', db, '--target-db', newDb('shp_latin1_t_r'), '--create', '--table', 'Tàble']);
     expect(selected.code).toBe(2);
     expect(selected.stderr).toMatch(/database is LATIN1: pg_restore matches names in that encoding/);
+  });
+
+  it('a LATIN1 database with a non-ASCII name and owner: the sidecar records the real names (not as converted from LATIN1), and restore targets the real database', async () => {
+    // current_database() in a LATIN1 database sends the shared catalog's UTF-8 bytes as if
+    // LATIN1: 'Lät db' came back as 'LÃ¤t db', and restore made a database of that name.
+    const db = newDb('Lät db');
+    const owner = newRole('rölle');
+    await cluster.createRole(owner, 'unused-password', 'NOLOGIN');
+    await cluster.query('postgres', `CREATE DATABASE ${quoteIdent(db)} TEMPLATE template0 ENCODING 'LATIN1' LOCALE 'C' OWNER ${quoteIdent(owner)}`);
+    await cluster.query(db, "CREATE TABLE t (s text); INSERT INTO t VALUES ('café'), ('plain')");
+    const profile = uniqueName('shp_latin1_name');
+    const id = await createBackup(cluster, db, storage, work, ['--profile', profile]);
+    const shown = await cli(['show', id, '--profile', profile, '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const sidecar = (JSON.parse(shown.stdout) as { sidecar?: { database: Record<string, unknown> }; database?: Record<string, unknown> });
+    const database = sidecar.sidecar?.database ?? sidecar.database;
+    expect(database).toMatchObject({ name: db, owner, encoding: 'LATIN1' });
+
+    await cluster.query(db, "INSERT INTO t VALUES ('after the backup')");
+    const restored = await cli(['restore', 'latest', '--profile', profile, '--clean', '--yes', '--json']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const names = (await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database')).map((row) => row.datname);
+    expect(names.filter((name) => name.includes('Ã'))).toEqual([]);
+    const rows = await cluster.query<{ s: string }>(db, 'SELECT s FROM t ORDER BY s');
+    expect(rows.map((row) => row.s)).toEqual(['café', 'plain']);
+    const [after] = await cluster.query<{ owner: string }>('postgres', 'SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1', [db]);
+    expect(after?.owner).toBe(owner);
   });
 
   it('a sidecar from before the locale was recorded: a LATIN1 backup still verifies, in a C-locale throwaway database, with a warning', async () => {
