@@ -117,6 +117,8 @@ export function cancelRunning(client: pg.Client, timeoutMs = 2_000): Promise<voi
 interface PgErrorLike {
   code?: string;
   message?: string;
+  /** The server's HINT, if it gave one ("You might need to increase max_locks_per_transaction."). */
+  hint?: string;
 }
 
 /** Maps a failure to connect to one line, a hint and an exit code. */
@@ -149,7 +151,7 @@ export function connectionError(error: unknown, settings: ConnectionSettings): B
       return make(
         `server not accepting connections for ${where}: ${message}`,
         ExitCode.FAILED,
-        'the server (max_connections), the database or the role (CONNECTION LIMIT) allows no more: a backup needs 3 at once (its snapshot, pg_dump, pg_dumpall), a verify or restore 2; raise the limit or retry later',
+        'the server (max_connections), the database or the role (CONNECTION LIMIT) allows no more: a backup needs 4 at once (its snapshot, its row counts, pg_dump, pg_dumpall), a verify or restore 2; raise the limit or retry later',
       );
     default:
       if (/client password must be a string|password authentication failed/i.test(message)) {
@@ -167,15 +169,13 @@ export const READ_TABLES_HINT = 'grant the backup role SELECT on every table (or
  * is the hint for a missing privilege (42501), which depends on what was being done.
  */
 export function queryError(error: unknown, doing: string, permission = 'the role lacks a privilege this needs: grant it, or connect as a role that has it'): BackupctlError {
-  const { code, message = String(error) } = (error ?? {}) as PgErrorLike;
-  if (code === '42501') return new BackupctlError(`${doing}: ${message}`, { hint: permission, cause: error });
-  if (code === '55P03') {
-    return new BackupctlError(`${doing}: ${message}`, {
-      hint: 'another session holds a conflicting lock; raise --lock-wait-timeout or retry later',
-      cause: error,
-    });
-  }
-  return new BackupctlError(`${doing}: ${message}`, { cause: error });
+  const { code, message = String(error), hint: serverHint } = (error ?? {}) as PgErrorLike;
+  const ours = code === '42501' ? permission : code === '55P03' ? 'another session holds a conflicting lock; raise --lock-wait-timeout or retry later' : undefined;
+  // The server's own HINT is kept: it names the setting to change (53200 "out of shared
+  // memory": "You might need to increase max_locks_per_transaction.").
+  const server = typeof serverHint === 'string' && serverHint.trim() !== '' ? `PostgreSQL: ${serverHint.trim()}` : undefined;
+  const hint = [ours, server].filter((part) => part !== undefined).join('; ') || undefined;
+  return new BackupctlError(`${doing}: ${message}`, { hint, cause: error });
 }
 
 /**
@@ -191,6 +191,11 @@ export function sqlState(error: unknown): string | undefined {
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
   }
   return undefined;
+}
+
+/** Single-quotes a string literal for SQL (standard_conforming_strings on, as every session has it). */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
 }
 
 /** Double-quotes an identifier for SQL. */

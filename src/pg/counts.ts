@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { BackupctlError } from '../errors.js';
-import { queryError, quoteIdent, READ_TABLES_HINT, sqlState } from './client.js';
+import { queryError, quoteIdent, quoteLiteral, READ_TABLES_HINT, sqlState } from './client.js';
 
 /** Row count of one table, keyed by OID so it can be matched with an archive's TOC. */
 export interface CountedTable {
@@ -222,3 +222,63 @@ export async function countRows(client: pg.Client, signal?: AbortSignal, only?: 
   }
   return counted;
 }
+
+/**
+ * How many tables one transaction of countRowsInSnapshot counts. Each count takes an
+ * ACCESS SHARE lock that lasts until its transaction ends, beside the one pg_dump holds on
+ * the same table until it finishes; the server's lock table is shared by every session and
+ * sized max_locks_per_transaction x (max_connections + max_prepared_transactions) (64 x 100
+ * by default): a database with thousands of tables that pg_dump alone can dump ran it out
+ * ("out of shared memory", 53200) when one transaction counted them all.
+ */
+export const COUNT_BATCH_TABLES = 200;
+
+export interface SnapshotCountOptions {
+  /** Tables per transaction (COUNT_BATCH_TABLES): tests make it small. */
+  batchTables?: number | undefined;
+  /** pg_dump's --lock-wait-timeout, for the counts' own lock requests. */
+  lockWaitTimeout?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Exact row counts of `tables` as of an exported snapshot, counted over `client` (a session
+ * of its own, in no transaction) in batches: each batch is a new REPEATABLE READ transaction
+ * that imports the snapshot (SET TRANSACTION SNAPSHOT: valid while the exporting transaction
+ * stays open), so every count sees exactly what pg_dump sees, and commits, which releases
+ * its locks before the next batch takes its own. Stops between tables when `signal` aborts.
+ */
+export async function countRowsInSnapshot(client: pg.Client, snapshot: string, tables: readonly CountableTable[], options: SnapshotCountOptions = {}): Promise<CountedTable[]> {
+  const size = Math.max(1, options.batchTables ?? COUNT_BATCH_TABLES);
+  const counted: CountedTable[] = [];
+  for (let start = 0; start < tables.length && !options.signal?.aborted; start += size) {
+    await inSnapshot(client, snapshot, options.lockWaitTimeout, async () => {
+      for (const table of tables.slice(start, start + size)) {
+        if (options.signal?.aborted) break;
+        counted.push(await countTable(client, table));
+      }
+    });
+  }
+  return counted;
+}
+
+/** Runs `work` in a read-only REPEATABLE READ transaction that imports `snapshot`, then commits (rolls back on failure). */
+async function inSnapshot(client: pg.Client, snapshot: string, lockWaitTimeout: string | undefined, work: () => Promise<void>): Promise<void> {
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    // First in the transaction: a snapshot is imported before any query.
+    await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`);
+    if (lockWaitTimeout) await client.query(`SET LOCAL lock_timeout = ${quoteLiteral(lockWaitTimeout)}`);
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw queryError(error, "cannot import the backup's snapshot to count rows");
+  }
+  try {
+    await work();
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error instanceof BackupctlError ? error : queryError(error, 'cannot count rows');
+  }
+}
+

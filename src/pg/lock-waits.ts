@@ -2,6 +2,13 @@ import type pg from 'pg';
 import { connect } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 
+/** A backup's sessions (SnapshotSession.backend): the snapshot's, the row counts' (when apart), and the snapshot's xmin. */
+export interface BackupSessions {
+  sessionPid: number;
+  countsPid?: number | undefined;
+  xmin: string | null;
+}
+
 /** A session of the backup waiting for a lock another session holds. */
 export interface LockWait {
   /** Who waits: pg_dump, or backupctl's own row counts. */
@@ -14,11 +21,12 @@ export interface LockWait {
 }
 
 /**
- * The lock waits of a backup's sessions: its snapshot session (`sessionPid`) and the
+ * The lock waits of a backup's sessions: its snapshot session (`sessionPid`), the session
+ * that counts its rows (`countsPid`), and the
  * pg_dump sessions that imported its snapshot (application_name pg_dump, and the
  * snapshot's xmin, which a session that imported it shares), each with who blocks it.
  */
-export async function lockWaits(client: pg.Client, backup: { sessionPid: number; xmin: string | null }): Promise<LockWait[]> {
+export async function lockWaits(client: pg.Client, backup: BackupSessions): Promise<LockWait[]> {
   const { rows } = await client.query<{
     waiter: string;
     relation: string | null;
@@ -29,7 +37,7 @@ export async function lockWaits(client: pg.Client, backup: { sessionPid: number;
     state: string | null;
     xact_start: Date | null;
   }>(
-    `SELECT CASE WHEN w.pid = $1 THEN 'the row counts' ELSE 'pg_dump' END AS waiter,
+    `SELECT CASE WHEN w.pid IN ($1, $3) THEN 'the row counts' ELSE 'pg_dump' END AS waiter,
             (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = l.relation) AS relation, l.mode,
             b.pid, b.application_name, b.usename::text, b.state, b.xact_start
        FROM pg_stat_activity w
@@ -37,9 +45,9 @@ export async function lockWaits(client: pg.Client, backup: { sessionPid: number;
        CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocking(pid)
        JOIN pg_stat_activity b ON b.pid = blocking.pid
       WHERE w.datname = current_database()
-        AND (w.pid = $1 OR (w.application_name = 'pg_dump' AND $2::text IS NOT NULL AND w.backend_xmin::text = $2::text))
+        AND (w.pid IN ($1, $3) OR (w.application_name = 'pg_dump' AND $2::text IS NOT NULL AND w.backend_xmin::text = $2::text))
       ORDER BY 1, 2, 4`,
-    [backup.sessionPid, backup.xmin],
+    [backup.sessionPid, backup.xmin, backup.countsPid ?? backup.sessionPid],
   );
   return rows.map((row) => ({
     waiter: row.waiter === 'pg_dump' ? 'pg_dump' : 'the row counts',
@@ -65,7 +73,7 @@ export async function lockWaits(client: pg.Client, backup: { sessionPid: number;
  */
 export function watchLockWaits(options: {
   settings: ConnectionSettings;
-  backup: { sessionPid: number; xmin: string | null };
+  backup: BackupSessions;
   report: (wait: LockWait) => void;
   debug: (message: string) => void;
   firstMs?: number;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import { cancelRunning, connect, queryError, READ_TABLES_HINT } from './client.js';
-import { countRows, type CountedTable } from './counts.js';
+import { BackupctlError } from '../errors.js';
+import { cancelRunning, connect, queryError, quoteLiteral, READ_TABLES_HINT } from './client.js';
+import { countRowsInSnapshot, listCountableTables, type CountedTable } from './counts.js';
 import { localeOf, type DatabaseLocale } from './locale.js';
 import type { ConnectionSettings } from './connection.js';
 
@@ -25,19 +26,29 @@ export interface DatabaseFacts {
  * A REPEATABLE READ transaction whose snapshot is exported for pg_dump --snapshot.
  * While it stays open, everything read here (row counts, sizes) sees exactly the data
  * pg_dump sees, however busy the database is. Close it only after pg_dump has finished.
+ * The row counts run on a second session of their own, in transactions that import the
+ * snapshot (see countRowsInSnapshot): a backup holds one more connection than pg_dump's.
  */
 export class SnapshotSession {
   private ended = false;
 
   private constructor(
     private readonly client: pg.Client,
+    /** The session that counts rows, in batches of transactions importing the snapshot. */
+    private readonly counter: pg.Client,
     readonly snapshotId: string,
-    /** The session's server process and its snapshot's xmin (32-bit, as pg_stat_activity.backend_xmin shows it; every session that imports the snapshot has it): what lock-waits.ts looks for. */
-    readonly backend: { sessionPid: number; xmin: string | null },
+    /**
+     * The session's server process, that of the row counts, and the snapshot's xmin (32-bit,
+     * as pg_stat_activity.backend_xmin shows it; every session that imports the snapshot has
+     * it): what lock-waits.ts looks for.
+     */
+    readonly backend: { sessionPid: number; countsPid: number; xmin: string | null },
+    private readonly lockWaitTimeout: string | undefined,
   ) {}
 
   static async open(settings: ConnectionSettings, options: { lockWaitTimeout?: string | undefined } = {}): Promise<SnapshotSession> {
     const client = await connect(settings);
+    let counter: pg.Client | undefined;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       if (options.lockWaitTimeout) {
@@ -49,10 +60,13 @@ export class SnapshotSession {
       );
       const row = result.rows[0];
       if (!row?.snapshot) throw new Error('pg_export_snapshot() returned nothing');
-      return new SnapshotSession(client, row.snapshot, { sessionPid: row.pid, xmin: row.xmin });
+      counter = await connect(settings);
+      const countsPid = (await counter.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ?? 0;
+      return new SnapshotSession(client, counter, row.snapshot, { sessionPid: row.pid, countsPid, xmin: row.xmin }, options.lockWaitTimeout);
     } catch (error) {
       await client.end().catch(() => undefined);
-      throw queryError(error, 'cannot open a snapshot');
+      await counter?.end().catch(() => undefined);
+      throw error instanceof BackupctlError ? error : queryError(error, 'cannot open a snapshot');
     }
   }
 
@@ -276,9 +290,15 @@ export class SnapshotSession {
     }
   }
 
-  /** Exact row counts of every table, as of the exported snapshot (see countRows). */
-  countRows(signal?: AbortSignal, only?: ReadonlySet<number>): Promise<CountedTable[]> {
-    return countRows(this.client, signal, only);
+  /**
+   * Exact row counts, as of the exported snapshot, of every table whose rows pg_dump would
+   * dump (see listCountableTables), restricted to the OIDs in `only` when given: a filtered
+   * dump must not count, and lock, the tables it leaves out. Listed in the snapshot here,
+   * counted on the counting session in batches of `batchTables` (see countRowsInSnapshot).
+   */
+  async countRows(signal?: AbortSignal, only?: ReadonlySet<number>, batchTables?: number): Promise<CountedTable[]> {
+    const tables = (await listCountableTables(this.client)).filter((table) => !only || only.has(table.oid));
+    return countRowsInSnapshot(this.counter, this.snapshotId, tables, { batchTables, lockWaitTimeout: this.lockWaitTimeout, signal });
   }
 
   /** Ends the transaction. Safe to call more than once. */
@@ -287,6 +307,7 @@ export class SnapshotSession {
     this.ended = true;
     await this.client.query('COMMIT').catch(() => undefined);
     await this.client.end().catch(() => undefined);
+    await this.counter.end().catch(() => undefined);
   }
 
   /**
@@ -299,8 +320,9 @@ export class SnapshotSession {
   async abort(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    await cancelRunning(this.client);
+    await Promise.all([cancelRunning(this.client), cancelRunning(this.counter)]);
     await this.client.end().catch(() => undefined);
+    await this.counter.end().catch(() => undefined);
   }
 }
 
@@ -316,8 +338,4 @@ function ownerName(text: string, raw: Buffer): string {
   } catch {
     return text;
   }
-}
-
-function quoteLiteral(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
 }

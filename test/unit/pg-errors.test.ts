@@ -51,7 +51,7 @@ describe('connectionError', () => {
     ['28000', 'no pg_hba.conf entry for host "10.0.0.9", user "backup", database "app", no encryption', ExitCode.USAGE, /server refused .*pg_hba\.conf entry/, /pg_hba\.conf/],
     ['3D000', 'database "app" does not exist', ExitCode.USAGE, /^database "app" does not exist on db\.example\.com:5433$/, /database name/],
     ['57P03', 'the database system is starting up', ExitCode.FAILED, /not accepting connections.*starting up/, /starting up, shutting down or in recovery: retry later/],
-    ['53300', 'sorry, too many clients already', ExitCode.FAILED, /too many clients/, /CONNECTION LIMIT.*needs 3 at once.*retry later/],
+    ['53300', 'sorry, too many clients already', ExitCode.FAILED, /too many clients/, /CONNECTION LIMIT.*needs 4 at once.*retry later/],
   ] as const)('%s -> exit %i', (code, message, exitCode, text, hint) => {
     const error = connectionError(pgError(code, message), settings());
     expect(error).toBeInstanceOf(BackupctlError);
@@ -118,6 +118,15 @@ describe('queryError', () => {
     const error = queryError(pgError('55P03', 'canceling statement due to lock timeout'), 'cannot count rows of "public"."t"');
     expect(error.exitCode).toBe(ExitCode.FAILED);
     expect(error.hint).toMatch(/lock/);
+  });
+
+  it("the server's HINT is kept: alone (out of shared memory, 53200), or after ours", () => {
+    const withHint = (code: string, message: string, hint: string) => Object.assign(pgError(code, message), { hint });
+    const memory = queryError(withHint('53200', 'out of shared memory', 'You might need to increase max_locks_per_transaction.'), 'cannot count rows of "public"."t"', READ_TABLES_HINT);
+    expect(memory.exitCode).toBe(ExitCode.FAILED);
+    expect(memory.hint).toBe('PostgreSQL: You might need to increase max_locks_per_transaction.');
+    const permission = queryError(withHint('42501', 'permission denied for table t', 'Ask the owner.'), 'cannot count rows of "public"."t"', READ_TABLES_HINT);
+    expect(permission.hint).toBe(`${READ_TABLES_HINT}; PostgreSQL: Ask the owner.`);
   });
 
   it('anything else -> exit 1, no hint', () => {
