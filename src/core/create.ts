@@ -226,7 +226,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
       warn(`the database's ${facts.largeObjects} large object(s) are not in this backup (pg_dump leaves them out of a --table or --schema dump)`);
     }
     // A count still running (a huge table, a lock) must not hold up an interrupt or a failure.
-    const counted = await unlessAborted(counting, work.signal);
+    const { tables: counted, unloggedOnStandby } = await unlessAborted(counting, work.signal);
+    if (unloggedOnStandby.length > 0) {
+      warn(`unlogged tables have no rows on a standby: pg_dump dumps their definition only (${unloggedOnStandby.slice(0, 10).join(', ')}${unloggedOnStandby.length > 10 ? `, and ${unloggedOnStandby.length - 10} more` : ''}); back up the primary to keep their rows`);
+    }
     for (const member of await session.extensionTablesWithRows()) {
       warn(`${member.table} belongs to extension ${member.extension} and holds about ${member.rows} row(s), which pg_dump leaves out: a restore has only what the extension's install script puts in it`);
     }

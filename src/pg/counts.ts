@@ -29,6 +29,8 @@ export interface CountableTable {
    * is counted by its OID (countByOid).
    */
   byOid: boolean;
+  /** An unlogged table (relpersistence `u`): a server in recovery cannot read its rows (see planCounts). */
+  unlogged: boolean;
 }
 
 /**
@@ -81,11 +83,13 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
       ispartition: boolean;
       haschildren: boolean;
       rowsecurity: boolean;
+      unlogged: boolean;
     }>(
       `SELECT c.oid::int8 AS oid, CASE WHEN NOT raw THEN n.nspname END AS schema, CASE WHEN NOT raw THEN c.relname END AS name,
               CASE WHEN raw THEN convert_to(n.nspname::text, 'SQL_ASCII') END AS raw_schema, CASE WHEN raw THEN convert_to(c.relname::text, 'SQL_ASCII') END AS raw_name,
               c.relkind::text AS relkind,
-              c.relispartition AS ispartition, c.relhassubclass AS haschildren, c.relrowsecurity AS rowsecurity
+              c.relispartition AS ispartition, c.relhassubclass AS haschildren, c.relrowsecurity AS rowsecurity,
+              c.relpersistence = 'u' AS unlogged
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
               (SELECT current_setting('server_encoding') = 'SQL_ASCII' AS raw) AS encoding
         WHERE c.relkind = 'r'
@@ -111,6 +115,7 @@ export async function listCountableTables(client: pg.Client): Promise<CountableT
       hasChildren: r.haschildren,
       rowSecurity: r.rowsecurity,
       byOid: !schema.exact || !name.exact,
+      unlogged: r.unlogged,
     };
   });
 }
@@ -282,3 +287,25 @@ async function inSnapshot(client: pg.Client, snapshot: string, lockWaitTimeout: 
   }
 }
 
+/**
+ * Which tables are counted, and which hold no rows in the dump whatever they hold: on a
+ * server in recovery (a hot standby), no session can read an unlogged table (0A000), and
+ * pg_dump dumps its definition only (it turns on --no-unlogged-table-data there), so a
+ * restore of that archive holds 0 rows of it: it is not counted (its count would fail),
+ * and 0 is what it holds. Unlogged partitions and inheritance children alike: each is a
+ * table of its own. On a primary every table is counted.
+ */
+export function planCounts<T extends Pick<CountableTable, 'unlogged'>>(tables: readonly T[], inRecovery: boolean): { count: T[]; empty: T[] } {
+  if (!inRecovery) return { count: [...tables], empty: [] };
+  return { count: tables.filter((table) => !table.unlogged), empty: tables.filter((table) => table.unlogged) };
+}
+
+/** Whether the server is in recovery (a hot standby): see planCounts. */
+export async function inRecovery(client: pg.Client): Promise<boolean> {
+  try {
+    const { rows } = await client.query<{ recovery: boolean }>('SELECT pg_is_in_recovery() AS recovery');
+    return rows[0]?.recovery === true;
+  } catch (error) {
+    throw queryError(error, 'cannot tell whether the server is in recovery');
+  }
+}

@@ -1,11 +1,23 @@
 import type pg from 'pg';
 import { BackupctlError } from '../errors.js';
-import { cancelRunning, connect, queryError, quoteLiteral, READ_TABLES_HINT } from './client.js';
-import { countRowsInSnapshot, listCountableTables, type CountedTable } from './counts.js';
+import { cancelRunning, connect, queryError, quoteIdent, quoteLiteral, READ_TABLES_HINT } from './client.js';
+import { countRowsInSnapshot, inRecovery, listCountableTables, planCounts, type CountedTable } from './counts.js';
 import { localeOf, type DatabaseLocale } from './locale.js';
 import type { ConnectionSettings } from './connection.js';
 
 export type { CountedTable } from './counts.js';
+
+/** What SnapshotSession.countRows found. */
+export interface SnapshotCounts {
+  /** Every table pg_dump would dump the rows of, in the listing's order, with its count. */
+  tables: CountedTable[];
+  /**
+   * The unlogged tables among them, schema-qualified and quoted where needed, when the server
+   * is in recovery: pg_dump dumps their definition only, so they are recorded with 0 rows
+   * (what a restore of the archive holds) without being counted (see planCounts).
+   */
+  unloggedOnStandby: string[];
+}
 
 export interface DatabaseFacts {
   serverVersion: string;
@@ -296,9 +308,16 @@ export class SnapshotSession {
    * dump must not count, and lock, the tables it leaves out. Listed in the snapshot here,
    * counted on the counting session in batches of `batchTables` (see countRowsInSnapshot).
    */
-  async countRows(signal?: AbortSignal, only?: ReadonlySet<number>, batchTables?: number): Promise<CountedTable[]> {
+  async countRows(signal?: AbortSignal, only?: ReadonlySet<number>, batchTables?: number): Promise<SnapshotCounts> {
     const tables = (await listCountableTables(this.client)).filter((table) => !only || only.has(table.oid));
-    return countRowsInSnapshot(this.counter, this.snapshotId, tables, { batchTables, lockWaitTimeout: this.lockWaitTimeout, signal });
+    const { count, empty } = planCounts(tables, await inRecovery(this.client));
+    const counted = new Map((await countRowsInSnapshot(this.counter, this.snapshotId, count, { batchTables, lockWaitTimeout: this.lockWaitTimeout, signal })).map((table) => [table.oid, table]));
+    for (const table of empty) counted.set(table.oid, { oid: table.oid, schema: table.schema, name: table.name, rows: 0 });
+    return {
+      // Stopped by `signal`, some were not counted: those are left out.
+      tables: tables.flatMap((table) => counted.get(table.oid) ?? []),
+      unloggedOnStandby: empty.map((table) => `${quoteName(table.schema)}.${quoteName(table.name)}`),
+    };
   }
 
   /** Ends the transaction. Safe to call more than once. */
@@ -324,6 +343,11 @@ export class SnapshotSession {
     await this.client.end().catch(() => undefined);
     await this.counter.end().catch(() => undefined);
   }
+}
+
+/** A name as format('%I') writes it: double-quoted unless it is a plain lower-case identifier. */
+function quoteName(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name);
 }
 
 /**

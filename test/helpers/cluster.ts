@@ -409,3 +409,58 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     throw error;
   }
 }
+
+/**
+ * A hot standby of `primary` (which startCluster started with this machine's server
+ * binaries): `pg_basebackup -R` over the primary's Unix socket (trust, replication allowed
+ * by initdb's pg_hba.conf), started on a free port of its own. Read-only, in recovery
+ * (pg_is_in_recovery()); the postgres role's password is the primary's. Stop it before the
+ * primary.
+ */
+export async function startStandby(primary: Cluster, options: { name?: string } = {}): Promise<Cluster> {
+  const binDir = primary.binDir;
+  const pgCtl = path.join(findPgBinDir(), 'pg_ctl');
+  const label = (options.name ?? 'standby').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 32);
+  const tmpDir = await mkdtemp(path.join(os.tmpdir(), `backupctl-pg-${label}-`));
+  const dataDir = path.join(tmpDir, 'data');
+  const logFile = path.join(tmpDir, 'server.log');
+  const entry: LiveCluster = { pgCtl, dataDir, tmpDir };
+  live.add(entry);
+  installExitHooks();
+  try {
+    if (asRoot) {
+      const { uid, gid } = serverUserIds();
+      await chown(tmpDir, uid, gid);
+    }
+    await chmod(tmpDir, 0o755);
+    await runServer(path.join(binDir, 'pg_basebackup'), ['-h', primary.socketDir, '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+    const port = await freePort();
+    const serverOptions = [
+      '-c listen_addresses=127.0.0.1',
+      `-c port=${port}`,
+      `-c unix_socket_directories=${shQuote(tmpDir)}`,
+      '-c fsync=off',
+      '-c max_connections=100',
+      '-c max_prepared_transactions=10',
+      '-c hot_standby=on',
+    ].join(' ');
+    await runServer(pgCtl, ['start', '-w', '-t', '60', '-D', dataDir, '-l', logFile, '-o', serverOptions]);
+    let stopping: Promise<void> | undefined;
+    return {
+      ...connectCluster({ host: '127.0.0.1', port, user: 'postgres', password: primary.password, binDir, majorVersion: primary.majorVersion, socketDir: tmpDir }),
+      dataDir,
+      stop() {
+        stopping ??= (async () => {
+          live.delete(entry);
+          await runServer(pgCtl, ['stop', '-D', dataDir, '-m', 'immediate', '-w', '-t', '30']).catch(() => undefined);
+          await rm(tmpDir, { recursive: true, force: true });
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    live.delete(entry);
+    stopSync(entry);
+    throw error;
+  }
+}

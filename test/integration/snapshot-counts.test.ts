@@ -85,7 +85,7 @@ describe('row counts in batches', () => {
       // Only the table it waits for: t001..t004 were counted in transactions that ended.
       expect(held).toEqual([{ relation: 't005', granted: false }]);
       await blocker.query('COMMIT');
-      const counted = await counting;
+      const { tables: counted } = await counting;
       expect(counted.map((table) => [table.name, table.rows])).toEqual([1, 2, 3, 4, 5, 6, 7].map((i) => [`t00${i}`, i]));
     } finally {
       await blocker.end().catch(() => undefined);
@@ -97,7 +97,7 @@ describe('row counts in batches', () => {
     const session = await SnapshotSession.open(settings(db));
     try {
       const [a, b, c] = await cluster.query<{ oid: number }>(db, "SELECT oid::int8::int AS oid FROM pg_class WHERE relname IN ('t002', 't003', 't006') ORDER BY relname");
-      const counted = await session.countRows(undefined, new Set([a!.oid, b!.oid, c!.oid]), 1);
+      const { tables: counted } = await session.countRows(undefined, new Set([a!.oid, b!.oid, c!.oid]), 1);
       expect(counted.map((table) => [table.name, table.rows])).toEqual([['t002', 2], ['t003', 3], ['t006', 6]]);
     } finally {
       await session.close();

@@ -192,6 +192,7 @@ describe('matchTables', () => {
     hasChildren: false,
     rowSecurity: false,
     byOid: false,
+    unlogged: false,
     ...extra,
   });
 
