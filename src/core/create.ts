@@ -173,13 +173,8 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     assertPatternsReachable(profile.dump, facts.encoding, profile.connection.database);
     const filtered = schemas.length + excludeSchemas.length + tables.length + excludeTables.length > 0;
     if (!filtered) {
-      const unreadable = await session.unreadableTables();
-      if (unreadable.length > 0) {
-        throw new BackupctlError(
-          `permission denied: ${profile.connection.user} cannot read ${unreadable.length} table(s) pg_dump would dump: ${unreadable.slice(0, 5).join(', ')}${unreadable.length > 5 ? ', ...' : ''}`,
-          { hint: 'grant the backup role SELECT on them (or pg_read_all_data), or leave them out with --exclude-table' },
-        );
-      }
+      const unreadable = await session.unreadableRelations({ sequences: !profile.dump.schemaOnly });
+      if (unreadable.length > 0) throw unreadableError(profile.connection.user, unreadable);
     }
     const only = filtered
       ? await tablesSelectedBy(
@@ -525,6 +520,23 @@ function skipGlobals(ctx: GlobalsContext, reason: string): Sidecar['globals'] {
   ctx.warnings.push(message);
   ctx.runtime.reporter.warn(message);
   return { status: 'skipped', reason };
+}
+
+/**
+ * The error for tables and sequences a whole-database dump would read that the role may not
+ * (SnapshotSession.unreadableRelations), naming the first few with their kind, and a hint
+ * that fits what they are: a sequence is left out with --exclude-table too (pg_dump's
+ * patterns match sequences), or by excluding the table that owns it.
+ */
+function unreadableError(user: string, unreadable: ReadonlyArray<{ kind: 'table' | 'sequence'; name: string }>): BackupctlError {
+  const tables = unreadable.filter((relation) => relation.kind === 'table').length;
+  const sequences = unreadable.length - tables;
+  const what = [tables > 0 ? `${tables} table(s)` : '', sequences > 0 ? `${sequences} sequence(s)` : ''].filter(Boolean).join(' and ');
+  const named = unreadable.slice(0, 5).map((relation) => `${relation.kind} ${relation.name}`).join(', ');
+  const grant = sequences === 0 ? 'SELECT on them' : tables === 0 ? 'SELECT on them (GRANT SELECT ON SEQUENCE)' : 'SELECT on those tables and sequences';
+  return new BackupctlError(`permission denied: ${user} cannot read ${what} pg_dump would dump: ${named}${unreadable.length > 5 ? ', ...' : ''}`, {
+    hint: `grant the backup role ${grant} (or pg_read_all_data), or leave them out with --exclude-table`,
+  });
 }
 
 /**

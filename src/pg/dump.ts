@@ -110,7 +110,7 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   else if (/permission denied/i.test(stderr)) {
     hint = tool.startsWith('pg_restore')
       ? 'the role lacks a privilege the archive needs (event triggers, some extensions and settings need a superuser): restore as a superuser'
-      : 'grant the backup role SELECT on every table it dumps (or pg_read_all_data), or exclude the table';
+      : 'grant the backup role SELECT on every table and sequence it dumps (or pg_read_all_data), or exclude the table or sequence';
   }
   else if (/could not obtain lock|lock timeout/i.test(stderr) || lockWait) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
   else if (/password authentication failed|no password supplied/i.test(stderr)) hint = "check the password (PGPASSWORD, passfile or the profile's passwordFile)";

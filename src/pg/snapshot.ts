@@ -280,25 +280,32 @@ export class SnapshotSession {
   }
 
   /**
-   * Tables a whole-database pg_dump would lock and read that this role may not SELECT
-   * (pg_dump would fail on the first one, after minutes of work): found here, by privilege,
-   * before the dump starts. Tables of extensions are left out, as pg_dump leaves them out.
+   * Tables a whole-database pg_dump would lock and read, and (unless `sequences` is false:
+   * a --schema-only dump reads no sequence's value) sequences whose value it would read,
+   * that this role may not read (pg_dump would fail on the first one, after minutes of
+   * work): found here, by privilege, before the dump starts. Sequences need SELECT (pg_dump
+   * reads `last_value` from them); from PostgreSQL 18, whose pg_dump reads them through
+   * pg_get_sequence_data(), SELECT or USAGE. Objects of extensions are left out, as pg_dump
+   * leaves them out. Each is named with its kind: `table public.t`, `sequence public.s`.
    */
-  async unreadableTables(): Promise<string[]> {
+  async unreadableRelations(options: { sequences: boolean }): Promise<Array<{ kind: 'table' | 'sequence'; name: string }>> {
     try {
-      const { rows } = await this.client.query<{ name: string }>(
-        `SELECT format('%I.%I', n.nspname, c.relname) AS name
+      const { rows } = await this.client.query<{ kind: 'table' | 'sequence'; name: string }>(
+        `SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind, format('%I.%I', n.nspname, c.relname) AS name
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.relkind IN ('r', 'p')
+          WHERE (c.relkind IN ('r', 'p') OR (c.relkind = 'S' AND $1::bool))
             AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-            AND NOT has_table_privilege(c.oid, 'SELECT')
+            AND NOT CASE WHEN c.relkind <> 'S' THEN has_table_privilege(c.oid, 'SELECT')
+                         WHEN current_setting('server_version_num')::int >= 180000 THEN has_sequence_privilege(c.oid, 'SELECT') OR has_sequence_privilege(c.oid, 'USAGE')
+                         ELSE has_sequence_privilege(c.oid, 'SELECT') END
             AND NOT EXISTS (SELECT 1 FROM pg_depend d
                              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-          ORDER BY 1`,
+          ORDER BY c.relkind = 'S', 2`,
+        [options.sequences],
       );
-      return rows.map((row) => row.name);
+      return rows;
     } catch (error) {
-      throw queryError(error, 'cannot check which tables the role may read', READ_TABLES_HINT);
+      throw queryError(error, 'cannot check which tables and sequences the role may read', READ_TABLES_HINT);
     }
   }
 

@@ -418,6 +418,39 @@ describe('create: as a non-superuser role', () => {
     const left = await readdir(path.join(denied.storage, chinook)).catch(() => [] as string[]);
     expect(left.filter((name) => ID.test(name.split('.')[0] ?? '') || name.startsWith('.') || name === 'lock.json')).toEqual([]);
   });
+
+  it('sequences it may not read: refused before the dump naming them as sequences, with a hint for sequences; a selection that reaches one fails with it too; --schema-only needs no sequence', async () => {
+    const db = uniqueName('create_seqs');
+    databases.push(db);
+    await cluster.createDatabase(db);
+    const role = uniqueName('bk_seq');
+    const password = randomBytes(12).toString('hex');
+    roles.push(role);
+    await cluster.createRole(role, password);
+    await cluster.query(db, `CREATE TABLE t (id serial, x int); INSERT INTO t (x) VALUES (1), (2); CREATE SEQUENCE lone_seq;
+      GRANT SELECT ON t TO ${quoteIdent(role)}`);
+    const env = { ...cluster.env(db), PGUSER: role, PGPASSWORD: password };
+
+    const denied = await create(db, [], env);
+    expect(denied.code, denied.stderr).toBe(1);
+    expect(denied.stderr).toContain('cannot read 2 sequence(s) pg_dump would dump: sequence public.lone_seq, sequence public.t_id_seq');
+    expect(denied.stderr).toMatch(/hint: grant the backup role SELECT on them \(GRANT SELECT ON SEQUENCE\)/);
+    expect(denied.stderr).not.toMatch(/every table/);
+
+    // A --table selection is pg_dump's to check: its failure's hint names sequences too.
+    const selected = await create(db, ['--table', 'public.t'], env);
+    expect(selected.code, selected.stderr).toBe(1);
+    expect(selected.stderr).toMatch(/permission denied for sequence t_id_seq/);
+    expect(selected.stderr).toMatch(/hint: grant the backup role SELECT on every table and sequence it dumps/);
+
+    const schemaOnly = await create(db, ['--schema-only'], env);
+    expect(schemaOnly.code, schemaOnly.stderr).toBe(0);
+
+    await cluster.query(db, `GRANT SELECT ON SEQUENCE t_id_seq TO ${quoteIdent(role)}`);
+    const excluded = await create(db, ['--exclude-table', 'public.lone_seq'], env);
+    const { sidecar } = await checkStoredBackup({ run: excluded, db, user: role });
+    expect(sidecar.tables).toEqual([{ schema: 'public', name: 't', rows: 2 }]);
+  });
 });
 
 describe('create: config file with two profiles', () => {
