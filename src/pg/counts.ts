@@ -236,7 +236,7 @@ export async function countRows(client: pg.Client, signal?: AbortSignal, only?: 
  * by default): a database with thousands of tables that pg_dump alone can dump ran it out
  * ("out of shared memory", 53200) when one transaction counted them all.
  */
-export const COUNT_BATCH_TABLES = 200;
+export const COUNT_BATCH_TABLES = 100;
 
 export interface SnapshotCountOptions {
   /** Tables per transaction (COUNT_BATCH_TABLES): tests make it small. */

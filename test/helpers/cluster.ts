@@ -76,6 +76,8 @@ export interface StartClusterOptions {
   serverBinDir?: string;
   /** The postgres role's password (default: a random one). */
   password?: string;
+  /** More server settings, as `name=value` (`max_locks_per_transaction=10`). */
+  settings?: string[];
 }
 
 /** Double-quotes an SQL identifier. */
@@ -359,6 +361,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
         '-c fsync=off',
         '-c max_connections=100',
         '-c max_prepared_transactions=10',
+        ...(options.settings ?? []).map((setting) => `-c ${shQuote(setting)}`),
       ].join(' ');
       try {
         await runServer(pgCtl, ['start', '-w', '-t', '60', '-D', dataDir, '-l', logFile, '-o', serverOptions]);
