@@ -24,8 +24,9 @@ let tmp: string;
 let config: string;
 
 /** A wrapper script: passes --version and --list through to `real`, otherwise runs `body`. */
+/** pg_restore as `body`, but for what only reads the archive (its version, its list, a script of entries to stdout). */
 function wrapper(real: string, body: string): string {
-  return `#!/bin/sh\ncase "$1" in --version|--list) exec ${sh(real)} "$@";; esac\n${body}\n`;
+  return `#!/bin/sh\ncase "$1" in --version|--list|--file=-) exec ${sh(real)} "$@";; esac\n${body}\n`;
 }
 
 function env(marker: string): Record<string, string> {
