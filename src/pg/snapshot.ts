@@ -283,9 +283,10 @@ export class SnapshotSession {
    * Tables a whole-database pg_dump would lock and read, and (unless `sequences` is false:
    * a --schema-only dump reads no sequence's value) sequences whose value it would read,
    * that this role may not read (pg_dump would fail on the first one, after minutes of
-   * work): found here, by privilege, before the dump starts. Sequences need SELECT (pg_dump
-   * reads `last_value` from them); from PostgreSQL 18, whose pg_dump reads them through
-   * pg_get_sequence_data(), SELECT or USAGE. Objects of extensions are left out, as pg_dump
+   * work): found here, by privilege, before the dump starts. Sequences need SELECT: pg_dump
+   * reads `last_value` from them, and from PostgreSQL 18 through pg_get_sequence_data(),
+   * which answers a row of NULLs without SELECT (USAGE is not enough, whatever its first
+   * documentation said), so such a dump would lack the value. Objects of extensions are left out, as pg_dump
    * leaves them out. Each is named with its kind: `table public.t`, `sequence public.s`.
    */
   async unreadableRelations(options: { sequences: boolean }): Promise<Array<{ kind: 'table' | 'sequence'; name: string }>> {
@@ -296,7 +297,6 @@ export class SnapshotSession {
           WHERE (c.relkind IN ('r', 'p') OR (c.relkind = 'S' AND $1::bool))
             AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
             AND NOT CASE WHEN c.relkind <> 'S' THEN has_table_privilege(c.oid, 'SELECT')
-                         WHEN current_setting('server_version_num')::int >= 180000 THEN has_sequence_privilege(c.oid, 'SELECT') OR has_sequence_privilege(c.oid, 'USAGE')
                          ELSE has_sequence_privilege(c.oid, 'SELECT') END
             AND NOT EXISTS (SELECT 1 FROM pg_depend d
                              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
