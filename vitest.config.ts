@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './test/helpers/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -14,6 +15,8 @@ export default defineConfig({
     // Node versions: ~31 -> ~25 minutes). BACKUPCTL_TEST_WORKERS overrides it (1: one file
     // at a time).
     maxWorkers: Number(process.env.BACKUPCTL_TEST_WORKERS ?? 3),
+    // Longest files first, from test/durations.json when vitest's cache has no durations (a fresh clone).
+    sequence: { sequencer: LongestFirstSequencer },
     reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
   },
 });
