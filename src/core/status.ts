@@ -25,7 +25,8 @@
  */
 import { hostname } from 'node:os';
 import { Catalog, narrowListing, sortNewestFirst, type Listing } from '../catalog/catalog.js';
-import { ID_PATTERN, isProfileName } from '../catalog/id.js';
+import { holdsBackupctlObjects } from '../catalog/catalog-generation.js';
+import { isProfileName } from '../catalog/id.js';
 import { RUNLOG_FILE, type RunEntry } from '../catalog/runlog.js';
 import { readRunLog } from '../catalog/runlog-schema.js';
 import { latestProof, provenRestorable, standingVerification, type SidecarSummary } from '../catalog/sidecar.js';
@@ -606,13 +607,19 @@ interface Target {
   storage: string;
 }
 
-/** Profiles with a sidecar or a run log in a storage listing. */
+/**
+ * The profiles in a storage listing: the folders that hold something a backupctl run wrote
+ * (holdsBackupctlObjects: a backup's file, a run log, a lock), as on a paged storage. A
+ * profile whose every create was killed (a lock and partial files, no sidecar, no run log
+ * entry) is checked, not passed over as if there were nothing.
+ */
 export function profilesInListing(keys: readonly string[]): string[] {
   const found = new Set<string>();
   for (const key of keys) {
-    const [profile, file, ...rest] = key.split('/');
-    if (!profile || !file || rest.length > 0 || !isProfileName(profile)) continue;
-    if (file === RUNLOG_FILE || (file.endsWith('.json') && ID_PATTERN.test(file.slice(0, -'.json'.length)))) found.add(profile);
+    const slash = key.indexOf('/');
+    if (slash <= 0) continue;
+    const profile = key.slice(0, slash);
+    if (!found.has(profile) && isProfileName(profile) && holdsBackupctlObjects(profile, [key])) found.add(profile);
   }
   return [...found];
 }

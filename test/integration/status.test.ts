@@ -1,8 +1,10 @@
 /**
  * `backupctl status` against real backups taken by `create` on the test cluster.
  */
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, modeOf, parseJsonStdout, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runBin, runCli } from '../helpers/cli.js';
@@ -208,6 +210,23 @@ describe('status on real backups', () => {
     const unlock = await runCli(['unlock', '--storage', storage, '--profile', db], { env: baseEnv(), cwd: work });
     expect(unlock.code, unlock.stderr).toBe(0);
     expect((await status([])).code).toBe(0);
+  });
+
+  it('a profile whose only create was killed (a lock of a dead process and partial files, no sidecar, no run log) is found and fails, without --profile', async () => {
+    const killedStorage = path.join(work, 'killed-only');
+    const folder = path.join(killedStorage, 'newapp');
+    await mkdir(folder, { recursive: true });
+    const dead = execa(process.execPath, ['-e', '0']);
+    await dead;
+    const id = '20261203T101402Z-3657b8';
+    await writeFile(path.join(folder, 'lock.json'), `${JSON.stringify({ pid: dead.pid, host: hostname(), command: 'create', startedAt: new Date().toISOString(), token: 'cd34' })}\n`);
+    await writeFile(path.join(folder, `.tmp-0d608b57dcc8-${id}.dump.zst`), Buffer.alloc(4096));
+    await writeFile(path.join(folder, `${id}.globals.sql.zst`), Buffer.alloc(64));
+    const result = await runCli(['status', '--storage', killedStorage, '--json'], { env: baseEnv(), cwd: work });
+    expect(result.code, result.stdout).toBe(5);
+    const json = parseJsonStdout(result.stdout) as StatusJson & { profiles: Array<{ staleLock: unknown }> };
+    expect(json.profiles.map((p) => p.profile)).toEqual(['newapp']);
+    expect(json.profiles[0]?.staleLock).toMatchObject({ command: 'create', pid: dead.pid });
   });
 
   it('a much smaller backup breaks --min-size-ratio (shrunken)', async () => {

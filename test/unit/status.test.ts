@@ -583,17 +583,22 @@ describe('resolveThresholds', () => {
 });
 
 describe('profilesInListing', () => {
-  it('finds profiles with a sidecar or a run log, nothing else', () => {
+  it('finds the folders that hold something a backupctl run wrote (as on a paged storage), nothing else', () => {
     expect(
       profilesInListing([
         'app/20261123T140509Z-1a2b3c.json',
         'app/20261123T140509Z-1a2b3c.dump',
         'billing/runs.jsonl',
+        // Every create killed: partial files and the lock, no sidecar, no run log entry.
+        'killed/.tmp-0d608b57dcc8-20261203T101402Z-3657b8.dump.zst',
+        'killed/20261203T101402Z-3657b8.globals.sql.zst',
+        'killed/lock.json',
         'orphan/20261123T140509Z-1a2b3c.dump',
         'junk/readme.json',
+        'junk/.tmp-notes.txt',
         'a/b/c.json',
       ]).sort(),
-    ).toEqual(['app', 'billing']);
+    ).toEqual(['app', 'billing', 'killed', 'orphan']);
   });
 });
 
