@@ -23,6 +23,7 @@ import {
   movablePartitions,
   rolesNotAssumable,
   renameDatabase,
+  subscriptionNames,
   swapDatabases,
   unavailableExtensions,
   type CreateOptions,
@@ -723,12 +724,27 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
     }
 
     // After the swap: the old database is dropped when it was empty or --drop-old says so.
+    // One that could not be dropped is still there: the result keeps its name, its
+    // rollback and its drop command (it used to say nothing was kept).
     let oldKeptAs: string | null = plan.keepOldAs;
+    let dropFailed: string | null = null;
     if (plan.keepOldAs && plan.dropOld) {
-      await dropDatabase(server, plan.keepOldAs).catch((error: unknown) => {
-        runtime.reporter.warn(`the restore succeeded, but the old database "${plan.keepOldAs}" could not be dropped: ${(error as Error).message}`);
-      });
-      oldKeptAs = null;
+      try {
+        await dropDatabase(server, plan.keepOldAs);
+        oldKeptAs = null;
+      } catch (error) {
+        dropFailed = (error as Error).message;
+      }
+    }
+    // The old database's subscriptions (the operator's, maybe live): never touched by
+    // backupctl, but DROP DATABASE refuses a database that has any, so the drop command
+    // given detaches them from their replication slots and drops them first.
+    const subscriptions = oldKeptAs ? await subscriptionNames(server, oldKeptAs) : [];
+    if (oldKeptAs && dropFailed !== null) {
+      const held = subscriptions.length > 0
+        ? `; it holds subscriptions (${subscriptions.join(', ')}), which DROP DATABASE refuses: the drop command below disables each, detaches it from its replication slot and drops it first (the slots stay on the publisher: drop them there when no subscriber is to use them)`
+        : '';
+      runtime.reporter.warn(`the restore succeeded, but the old database "${oldKeptAs}" could not be dropped and is kept: ${dropFailed}${held}`);
     }
     return {
       plan,
@@ -742,7 +758,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
             `ALTER DATABASE ${quoteIdentifier(oldKeptAs)} RENAME TO ${quoteIdentifier(plan.target)}`,
           ], plan.target)
         : null,
-      dropOld: oldKeptAs ? psqlCommand(server, [`DROP DATABASE ${quoteIdentifier(oldKeptAs)}`]) : null,
+      dropOld: oldKeptAs ? dropCommand(server, oldKeptAs, subscriptions) : null,
       countsChecked,
     };
   } finally {
@@ -771,6 +787,23 @@ export function psqlCommand(server: ConnectionSettings, statements: readonly str
   const from = target === 'postgres' ? 'template1' : 'postgres';
   const args = ['psql', '-h', server.host, '-p', String(server.port), '-U', server.user, '-d', from, ...statements.flatMap((sql) => ['-c', sql])];
   return args.map(shellQuote).join(' ');
+}
+
+/**
+ * psql commands that drop a kept database: its subscriptions first, from inside it
+ * (disabled, detached from their slot, dropped: nothing is asked of the publisher), then
+ * the database.
+ */
+function dropCommand(server: ConnectionSettings, database: string, subscriptions: readonly string[]): string {
+  const drop = psqlCommand(server, [`DROP DATABASE ${quoteIdentifier(database)}`], database);
+  if (subscriptions.length === 0) return drop;
+  const detach = subscriptions.flatMap((name) => [
+    `ALTER SUBSCRIPTION ${quoteIdentifier(name)} DISABLE`,
+    `ALTER SUBSCRIPTION ${quoteIdentifier(name)} SET (slot_name = NONE)`,
+    `DROP SUBSCRIPTION ${quoteIdentifier(name)}`,
+  ]);
+  const inside = ['psql', '-h', server.host, '-p', String(server.port), '-U', server.user, '-d', database, ...detach.flatMap((sql) => ['-c', sql])];
+  return `${inside.map(shellQuote).join(' ')} && ${drop}`;
 }
 
 /**

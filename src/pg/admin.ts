@@ -303,6 +303,29 @@ export async function dropDatabase(settings: ConnectionSettings, name: string, o
   await withMaintenance(settings, (client) => dropOn(client, name), [name]);
 }
 
+const SUBSCRIPTIONS_SQL = `SELECT subname AS name FROM pg_catalog.pg_subscription
+  WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+  ORDER BY subname`;
+
+/**
+ * The names of a database's subscriptions, which DROP DATABASE refuses to drop it with
+ * (a database that is not backupctl's own: restore's replaced one). Best effort: none when
+ * it cannot be reached or pg_subscription read (a server before 10, a role without the
+ * right).
+ */
+export async function subscriptionNames(settings: ConnectionSettings, database: string): Promise<string[]> {
+  const client = await connect(settings, database).catch(() => null);
+  if (!client) return [];
+  try {
+    const { rows } = await client.query<{ name: string }>(SUBSCRIPTIONS_SQL);
+    return rows.map((row) => row.name);
+  } catch {
+    return [];
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /**
  * A database holding a subscription cannot be dropped. pg_dump writes subscriptions with
  * `connect = false`: restored, they are disabled and were never connected, so each is
@@ -315,10 +338,7 @@ async function dropSubscriptions(settings: ConnectionSettings, database: string)
   const client = await connect(settings, database).catch(() => null);
   if (!client) return;
   try {
-    const { rows } = await client.query<{ name: string }>(
-      `SELECT subname AS name FROM pg_catalog.pg_subscription
-        WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())`,
-    );
+    const { rows } = await client.query<{ name: string }>(SUBSCRIPTIONS_SQL);
     for (const { name } of rows) {
       await client.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} DISABLE`);
       await client.query(`ALTER SUBSCRIPTION ${quoteIdent(name)} SET (slot_name = NONE)`);

@@ -11,7 +11,10 @@
  *   owns the throwaway database's table, which is counted with FORCE off in a transaction
  *   that is rolled back: verified;
  * - a logical-replication subscription (restored disabled, never connected): the verify
- *   throwaway database holding it is still dropped, and nothing is left behind;
+ *   throwaway database holding it is still dropped, and nothing is left behind; restore
+ *   --clean --drop-old over a database holding one (DROP DATABASE refuses it) says the old
+ *   database is kept, with its rollback and a drop command that detaches the subscription
+ *   first (it used to report nothing kept);
  * - a LATIN1 database, a libc locale other than the server's default, an ICU database:
  *   the sidecar records the locale, verify's throwaway and restore's staging database are
  *   created with it (a LATIN1 archive could not be restored into the server's UTF-8
@@ -226,6 +229,38 @@ describe('database shapes', () => {
       expect(subs.map((row) => row.subname)).toEqual([sub]);
     } finally {
       await cluster.query(db, `ALTER SUBSCRIPTION ${quoteIdent(sub)} DISABLE; ALTER SUBSCRIPTION ${quoteIdent(sub)} SET (slot_name = NONE); DROP SUBSCRIPTION ${quoteIdent(sub)}`);
+    }
+  });
+
+  it('restore --clean --drop-old over a database holding a subscription: the old one, which DROP DATABASE refuses, is said to be kept, with a drop command that works', async () => {
+    const db = await databaseWith('shp_subdrop');
+    const env = cluster.env('postgres');
+    const conninfo = `host=${env.PGHOST} port=${env.PGPORT} dbname=postgres user=${env.PGUSER}`;
+    await cluster.query(db, 'CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1), (2)');
+    const sub = uniqueName('shp_sd');
+    await cluster.query(db, `CREATE SUBSCRIPTION ${quoteIdent(sub)} CONNECTION '${conninfo}' PUBLICATION nopub WITH (connect = false)`);
+    const target = newDb('shp_subdrop_t');
+    const detach = async (database: string) =>
+      cluster.query(database, `ALTER SUBSCRIPTION ${quoteIdent(sub)} DISABLE; ALTER SUBSCRIPTION ${quoteIdent(sub)} SET (slot_name = NONE); DROP SUBSCRIPTION ${quoteIdent(sub)}`);
+    try {
+      const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+      const created = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
+      expect(created.code, created.stderr).toBe(0);
+      // The target now holds the restored subscription: --drop-old cannot drop it once replaced.
+      const replaced = await cli(['restore', id, '--profile', db, '--target-db', target, '--clean', '--drop-old', '--yes', '--json']);
+      expect(replaced.code, replaced.stderr).toBe(0);
+      const result = JSON.parse(replaced.stdout) as { oldKeptAs: string | null; rollback: string | null; dropOld: string | null };
+      const left = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${target}_old_`]);
+      expect(left).toHaveLength(1);
+      expect(result.oldKeptAs).toBe(left[0]?.datname);
+      expect(result.rollback).toContain('RENAME TO');
+      expect(replaced.stderr).toMatch(new RegExp(`could not be dropped and is kept: .*it holds subscriptions \\(${sub}\\)`));
+      // The command given drops it.
+      await execa('sh', ['-c', result.dropOld as string], { env: { ...process.env, ...env } });
+      expect(await cluster.query('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [result.oldKeptAs])).toEqual([]);
+    } finally {
+      const kept = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${target}_old_`]);
+      for (const database of [db, target, ...kept.map((row) => row.datname)]) await detach(database).catch(() => undefined);
     }
   });
 
