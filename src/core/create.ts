@@ -34,6 +34,9 @@ import { storageAt } from './storages.js';
 import { workDirFailure } from './work-dir.js';
 import { unmatchedIncludes } from '../pg/patterns.js';
 
+/** The archive entries that create a relation (pg_restore --list types). */
+const DUMPED_RELATIONS = new Set(['TABLE', 'VIEW', 'MATERIALIZED VIEW', 'FOREIGN TABLE']);
+
 interface StoredArtifact extends StoredFile {
   container: 'pg-custom' | 'tar';
   toc: TocEntry[];
@@ -234,8 +237,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
       // only into a database that has it (verify reports such a backup as NOT VERIFIED).
       // An extension's member is held when the extension is (CREATE EXTENSION makes it).
       const held = new Set(artifact.toc.map((entry) => entry.objectOid));
+      // Every relation the archive creates: views and foreign tables need things too.
+      const relations = new Set(artifact.toc.filter((entry) => DUMPED_RELATIONS.has(entry.type)).map((entry) => entry.objectOid));
       const outside = new Map<string, string[]>();
-      for (const dependency of await session.dependencies(only)) {
+      for (const dependency of await session.dependencies(relations)) {
         if (held.has(dependency.oid) || (dependency.extension !== null && held.has(dependency.extension))) continue;
         outside.set(dependency.table, [...(outside.get(dependency.table) ?? []), `${dependency.kind} ${dependency.name}`]);
       }

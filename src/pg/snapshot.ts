@@ -41,6 +41,9 @@ export interface DatabaseFacts {
  * The row counts run on a second session of their own, in transactions that import the
  * snapshot (see countRowsInSnapshot): a backup holds one more connection than pg_dump's.
  */
+
+/** What a relation of a filtered dump may use that the dump does not hold (see dependencies). */
+export type DependencyKind = 'type' | 'sequence' | 'function' | 'table' | 'view' | 'materialized view' | 'foreign table' | 'server' | 'access method';
 export class SnapshotSession {
   private ended = false;
 
@@ -186,18 +189,21 @@ export class SnapshotSession {
   }
 
   /**
-   * What the tables of a filtered dump (`only`) use that lives outside them: the types of
-   * their columns (enums, domains, composites, extension types, arrays of them), the
-   * sequences their defaults draw from (unless owned by one of them: pg_dump takes those
-   * along), the functions of their triggers and defaults, and the tables they inherit from
-   * (or are partitions of) and that their foreign keys reference. The caller keeps those the
-   * archive does not hold: without them, the backup restores only into a database that has
-   * them. Best effort: none when the query fails.
+   * What the relations of a filtered dump (`only`: its tables, views, materialized views
+   * and foreign tables) use that lives outside them: the types of their columns (enums,
+   * domains, composites, extension types, arrays of them), the sequences their defaults
+   * draw from (unless owned by one of them: pg_dump takes those along), the functions of
+   * their triggers and defaults, the tables they inherit from (or are partitions of) and
+   * that their foreign keys reference, the relations and functions a view or materialized
+   * view reads, the server of a foreign table and a table access method of the database's
+   * own (both outside any schema: no --table or --schema dump holds them). The caller
+   * keeps those the archive does not hold: without them, the backup restores only into a
+   * database that has them. Best effort: none when the query fails.
    */
-  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: 'type' | 'sequence' | 'function' | 'table'; name: string; oid: number; extension: number | null }>> {
+  async dependencies(only: ReadonlySet<number>): Promise<Array<{ table: string; kind: DependencyKind; name: string; oid: number; extension: number | null }>> {
     if (only.size === 0) return [];
     try {
-      const { rows } = await this.client.query<{ table: string; kind: 'type' | 'sequence' | 'function' | 'table'; name: string; oid: string; extension: string | null }>(
+      const { rows } = await this.client.query<{ table: string; kind: DependencyKind; name: string; oid: string; extension: string | null }>(
         `SELECT used."table", used.kind, used.name, used.oid, member.refobjid::int8 AS extension FROM (
          SELECT DISTINCT a.attrelid::regclass::text AS table, 'type' AS kind, format_type(base.oid, NULL) AS name,
                 -- a table's row type is held as its TABLE entry (the class), a standalone composite type as a TYPE
@@ -242,6 +248,34 @@ export class SnapshotSession {
            FROM pg_constraint f
           WHERE f.contype = 'f' AND f.conrelid::int8 = ANY($1::int8[]) AND NOT (f.confrelid::int8 = ANY($1::int8[]))
             AND f.conparentid = 0
+         UNION
+         -- the relations a view or materialized view reads (its rule's dependencies)
+         SELECT DISTINCT r.ev_class::regclass::text,
+                CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'table' END,
+                c.oid::regclass::text, c.oid::int8, 'pg_class'::regclass
+           FROM pg_rewrite r
+           JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_class'::regclass
+           JOIN pg_class c ON c.oid = d.refobjid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE r.ev_class::int8 = ANY($1::int8[]) AND d.refobjid <> r.ev_class AND NOT (c.oid::int8 = ANY($1::int8[]))
+            AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+         UNION
+         -- the functions a view or materialized view calls (not the system's)
+         SELECT DISTINCT r.ev_class::regclass::text, 'function', p.oid::regprocedure::text, p.oid::int8, 'pg_proc'::regclass
+           FROM pg_rewrite r
+           JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid = 'pg_proc'::regclass
+           JOIN pg_proc p ON p.oid = d.refobjid JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE r.ev_class::int8 = ANY($1::int8[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+         UNION
+         -- the server of a foreign table
+         SELECT DISTINCT ft.ftrelid::regclass::text, 'server', quote_ident(s.srvname), s.oid::int8, 'pg_foreign_server'::regclass
+           FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
+          WHERE ft.ftrelid::int8 = ANY($1::int8[])
+         UNION
+         -- a table access method the database created (heap is the system's)
+         SELECT DISTINCT c.oid::regclass::text, 'access method', quote_ident(am.amname), am.oid::int8, 'pg_am'::regclass
+           FROM pg_class c JOIN pg_am am ON am.oid = c.relam
+          WHERE c.oid::int8 = ANY($1::int8[]) AND c.relam <> 0 AND am.oid >= 16384
          ) used("table", kind, name, oid, catalog)
          -- the extension the object belongs to, if any: CREATE EXTENSION makes it
          LEFT JOIN pg_depend member ON member.classid = used.catalog AND member.objid = used.oid::oid AND member.deptype = 'e'

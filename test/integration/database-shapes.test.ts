@@ -39,6 +39,8 @@
  *   false FAILED verdict, and a refused restore); a sidecar from before that still verifies;
  * - a --table backup whose table uses a type it does not hold: it cannot restore on its
  *   own, which is no verdict on it (NOT VERIFIED, exit 1, not recorded, never FAILED);
+ *   create warns of that, also for a view or materialized view reading a table left out,
+ *   a foreign table's server and a table access method (no --schema dump holds these);
  * - a --data-only backup: verified at level archive (there is no schema to restore into),
  *   refused by restore into a new database, and loaded with --force with the target's
  *   triggers off (an audit trigger used to log every row a second time);
@@ -720,6 +722,40 @@ describe('database shapes', () => {
     expect(warnings).toEqual([]);
     const verified = await cli(['verify', id, '--profile', db]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  });
+
+  it('a --schema backup of views, a foreign table and a table of an access method, that need what no --schema dump holds: create warns of each, verify says NOT VERIFIED', async () => {
+    const db = await databaseWith('shp_viewdeps');
+    await cluster.query(
+      db,
+      `CREATE SCHEMA other; CREATE TABLE public.t (x int); INSERT INTO public.t VALUES (1), (2);
+       CREATE VIEW other.v AS SELECT x FROM public.t; CREATE MATERIALIZED VIEW other.mv AS SELECT x FROM public.t;
+       CREATE FOREIGN DATA WRAPPER shp_w; CREATE SERVER shp_s FOREIGN DATA WRAPPER shp_w; CREATE FOREIGN TABLE other.f (x int) SERVER shp_s;
+       CREATE ACCESS METHOD shp_heap TYPE TABLE HANDLER heap_tableam_handler; CREATE TABLE other.h (x int) USING shp_heap; INSERT INTO other.h VALUES (3)`,
+    );
+    const create = async (filter: string[]) => {
+      const made = await runCli(['create', '--json', '--storage', storage, '--profile', db, ...filter], { env: baseEnv(cluster.env(db)), cwd: work });
+      expect(made.code, made.stderr).toBe(0);
+      return JSON.parse(made.stdout) as { id: string; warnings: string[] };
+    };
+    // Servers and access methods are outside any schema: no --schema dump holds them.
+    const outside = [
+      expect.stringMatching(/^other\.f uses server shp_s, which this backup does not hold/),
+      expect.stringMatching(/^other\.h uses access method shp_heap, which this backup does not hold/),
+    ];
+    const { id, warnings } = await create(['--schema', 'other']);
+    expect(warnings.sort()).toEqual([
+      ...outside,
+      expect.stringMatching(/^other\.mv uses table t, which this backup does not hold/),
+      expect.stringMatching(/^other\.v uses table t, which this backup does not hold/),
+    ]);
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(1);
+    expect(verified.stdout).toMatch(/NOT VERIFIED/);
+    // With the table's schema too, the views are whole; the server and the access method are still missing.
+    expect((await create(['--schema', 'other', '--schema', 'public'])).warnings.sort()).toEqual(outside);
+    // The whole database holds them all.
+    expect((await create([])).warnings).toEqual([]);
   });
 
   it('verify as a role that is not a superuser, of a backup only a superuser can restore: NOT VERIFIED (exit 1, not recorded); as a superuser it passes', async () => {
