@@ -45,6 +45,10 @@
  *   refused by restore into a new database, and loaded with --force with the target's
  *   triggers off (an audit trigger used to log every row a second time);
  * - a table in a tablespace the verify server lacks: verify restores without tablespaces;
+ * - a partitioned table with a row trigger (an audit trigger): a parallel restore (verify
+ *   --jobs 2, restore -j 2) loads all data before any post-data item, so the trigger, which
+ *   pg_restore may otherwise create before a partition's COPY, never fires on it (it was a
+ *   false FAILED verdict);
  * - a table hash-partitioned on an enum: pg_dump loads it through the root, and the new
  *   database's enum OIDs route the rows into other partitions, so its partitions are
  *   compared as one total (they were a false FAILED verdict, and a refused restore).
@@ -264,6 +268,28 @@ describe('database shapes', () => {
       const kept = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [`${target}_old_`]);
       for (const database of [db, target, ...kept.map((row) => row.datname)]) await detach(database).catch(() => undefined);
     }
+  });
+
+  it('a partitioned table with an audit trigger: verify --jobs 2 passes and restore -j 2 loads every partition before the trigger exists (it used to fire on their COPY: FAILED)', async () => {
+    const db = await databaseWith('shp_trigpart');
+    await cluster.query(
+      db,
+      `CREATE TABLE audit_log (id bigserial, t text);
+       CREATE TABLE m (id int, v text) PARTITION BY RANGE (id);
+       CREATE TABLE m_0 PARTITION OF m FOR VALUES FROM (0) TO (2000); CREATE TABLE m_1 PARTITION OF m FOR VALUES FROM (2000) TO (4000);
+       CREATE TABLE m_2 PARTITION OF m FOR VALUES FROM (4000) TO (6000); CREATE TABLE m_3 PARTITION OF m FOR VALUES FROM (6000) TO (8000);
+       INSERT INTO m SELECT g, repeat('x', 100) FROM generate_series(0, 7999) g;
+       CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO audit_log (t) VALUES (NEW.id::text); RETURN NEW; END$$;
+       CREATE TRIGGER m_audit BEFORE INSERT ON m FOR EACH ROW EXECUTE FUNCTION audit()`,
+    );
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    const verified = await cli(['verify', id, '--profile', db, '--jobs', '2']);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    const target = newDb('shp_trigpart_r');
+    const restored = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes', '--jobs', '2']);
+    expect(restored.code, restored.stderr).toBe(0);
+    const counts = 'SELECT (SELECT count(*) FROM m)::int AS m, (SELECT count(*) FROM audit_log)::int AS audit, (SELECT count(*) FROM pg_trigger WHERE tgname = $$m_audit$$)::int AS triggers';
+    expect(await cluster.query(target, counts)).toEqual([{ m: 8000, audit: 0, triggers: 5 }]);
   });
 
   it('a LATIN1 database: the locale is recorded, verify passes, restore --create brings back encoding, locale and bytes', async () => {
