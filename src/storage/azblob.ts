@@ -153,6 +153,15 @@ export class AzureBlobStorage implements Storage {
   private readonly retry: RetryPolicy;
   /** Stalls seen in this run (shared by every request of this storage). */
   private readonly budget: StallBudget;
+  /**
+   * A request of this storage kept failing until the retry deadline (connections
+   * refused or reset, 5xx): the store is unreachable. Until a request succeeds, requests
+   * get one attempt each, so that what follows a failed write (discarding its blocks,
+   * removing the backup's other files, releasing the lock, the run log) fails in seconds,
+   * not one more deadline each (a create whose Azurite was killed took four deadlines to
+   * fail: 11.6 min with the default 2 min). As on S3.
+   */
+  private unreachable = false;
 
   constructor(
     private readonly config: AzureLocation,
@@ -352,7 +361,7 @@ export class AzureBlobStorage implements Storage {
       watch.busy();
       try {
         const result = await run(abortSignal, () => watch.progress());
-        this.budget.noteSuccess();
+        this.answered();
         return result;
       } catch (error) {
         if (signal?.aborted) throw abortError(signal);
@@ -364,13 +373,23 @@ export class AzureBlobStorage implements Storage {
         watch.stop();
       }
       if (!(mapped instanceof TransientError || mapped instanceof StalledError)) {
-        if (restError((mapped as { cause?: unknown }).cause).statusCode !== undefined) this.budget.noteSuccess(); // the server answered
+        if (restError((mapped as { cause?: unknown }).cause).statusCode !== undefined) this.answered(); // the server answered
         throw mapped;
       }
       const delay = backoffDelay(attempt, this.retry);
-      if (performance.now() - started + delay > this.retry.deadlineMs || !this.budget.mayRetry(delay)) throw mapped;
+      if (this.unreachable || !this.budget.mayRetry(delay)) throw mapped;
+      if (performance.now() - started + delay > this.retry.deadlineMs) {
+        if (mapped instanceof TransientError) this.unreachable = true;
+        throw mapped;
+      }
       await sleep(delay, signal);
     }
+  }
+
+  /** The server answered a request: stalls and unreachability are over, requests are retried as usual again. */
+  private answered(): void {
+    this.unreachable = false;
+    this.budget.noteSuccess();
   }
 
   async open(): Promise<StorageCapabilities> {
@@ -502,6 +521,9 @@ export class AzureBlobStorage implements Storage {
       return { bytes: total };
     } catch (error) {
       stop(error);
+      const mapped = this.mapError(failure ?? error, key, 'writing');
+      // A block's retries (the SDK's, sized to the retry deadline) or the commit's kept failing: unreachable.
+      if (mapped instanceof TransientError && !signal?.aborted && sourceError === null) this.unreachable = true;
       // After a stall, no longer than the stall budget's window has left.
       const grace = sleep(Math.min(this.config.stallTimeoutMs, 5_000, this.budget.remainingMs() ?? Infinity)).then(() => 'grace over');
       await Promise.race([Promise.allSettled([...inFlight]), grace]);
@@ -510,7 +532,7 @@ export class AzureBlobStorage implements Storage {
       await this.discardUncommitted(ops, name);
       if (signal?.aborted) throw abortError(signal);
       if (sourceError !== null) throw sourceError;
-      throw this.mapError(failure ?? error, key, 'writing');
+      throw mapped;
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
@@ -564,7 +586,7 @@ export class AzureBlobStorage implements Storage {
             }
           },
         });
-        this.budget.noteSuccess();
+        this.answered();
         acknowledge(data.length);
         return;
       } catch (error) {

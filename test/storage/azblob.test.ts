@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { BlobServiceClient, ContainerSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
-import { ConfigurationError, CredentialsError, NotFoundError, PermissionError, StalledError } from '../../src/storage/storage.js';
+import { ConfigurationError, CredentialsError, NotFoundError, PermissionError, StalledError, TransientError } from '../../src/storage/storage.js';
 import { startHttpFaultProxy, type HttpFaultProxy } from '../helpers/fault-proxy.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, uniquePrefix } from '../helpers/storage-servers.js';
 import { generatedStream, storageConformance } from './conformance.js';
@@ -119,6 +119,41 @@ describe('azblob driver: credentials, stalls, retries', () => {
     expect(proxy.requests.slice(before).filter((line) => line.startsWith('PUT'))).toHaveLength(1);
     proxy.clear();
   });
+
+  it('an unreachable store (every connection reset): the write fails after one retry deadline, and what follows gets one attempt each until a request succeeds', async () => {
+    const name = uniquePrefix('unreachable');
+    const storage = openStorage(viaProxy(name, '&retry-deadline=2s'), '/');
+    await storage.putBytes('here.txt', Buffer.from('before'));
+    proxy.clear();
+    proxy.reset(100_000);
+    const timed = async (call: () => Promise<unknown>) => {
+      const started = Date.now();
+      const error = await call().catch((failure: unknown) => failure);
+      return { error, ms: Date.now() - started };
+    };
+    try {
+      // Blocks (the SDK's retries, sized to the deadline), as a create's upload.
+      const put = await timed(() => storage.put('big.bin', generatedStream(3 * MIB, 5).stream));
+      expect(put.error).toBeInstanceOf(TransientError);
+      // Then the clean-up a failed create does: removing the backup's files, the lock.
+      // Measured: 1.96 s for the first of them before (a retry deadline each), a few ms now.
+      for (const call of [() => storage.remove('other.bin'), () => storage.stat('lock.json'), () => storage.putBytes('runs.jsonl', Buffer.from('x'))]) {
+        const next = await timed(call);
+        expect(next.error).toBeInstanceOf(TransientError);
+        expect(next.ms).toBeLessThan(1_000);
+      }
+    } finally {
+      proxy.clear();
+    }
+    // Once a request gets an answer, requests are retried as before.
+    expect((await storage.getBytes('here.txt', 100)).toString()).toBe('before');
+    proxy.reset(1, (req) => req.method === 'PUT');
+    await storage.putBytes('after.txt', Buffer.from('after'));
+    expect((await storage.getBytes('after.txt', 100)).toString()).toBe('after');
+    await storage.remove('here.txt');
+    await storage.remove('after.txt');
+    expect(await uncommitted(`${name}/`)).toEqual([]);
+  }, 60_000);
 
   it('a download whose connection drops in the middle resumes where it broke (the SDK asks for the rest), bytes intact', async () => {
     const storage = openStorage(viaProxy(uniquePrefix('resume'), '&retry-deadline=20s'), '/');

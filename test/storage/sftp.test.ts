@@ -210,6 +210,31 @@ if (unavailable) {
         await storage.close();
       }, 60_000);
 
+      it('a server gone for good (connections refused): one retry deadline, then one attempt for each request that follows', async () => {
+        const gone = await startTcpFaultProxy({ host: '127.0.0.1', port: server.port });
+        await waitForPort(gone.port, null, 'proxy', () => '');
+        const goneKnownHosts = path.join(server.scratch, 'known_hosts.gone');
+        await writeFile(goneKnownHosts, (await readFile(proxyKnownHosts, 'utf8')).replace(`[127.0.0.1]:${proxy.port}`, `[127.0.0.1]:${gone.port}`));
+        const storage = openStorage(url(path.join(server.root, uniquePrefix('gone')), { port: gone.port, knownHosts: goneKnownHosts, extra: '&retry-deadline=4s' }), '/');
+        await storage.putBytes('a.txt', Buffer.from('one'));
+        await gone.close(); // its connections closed, new ones refused
+        const timed = async (call: () => Promise<unknown>) => {
+          const started = Date.now();
+          const error = await call().catch((failure: unknown) => failure);
+          return { error, ms: Date.now() - started };
+        };
+        const first = await timed(() => storage.remove('a.txt'));
+        expect(first.error).toBeInstanceOf(StorageError);
+        // What a failed create does next (the backup's other files, the lock, the run log):
+        // a retry deadline each before (3.8 s measured), a few ms now.
+        for (const call of [() => storage.remove('b.txt'), () => storage.stat('lock.json'), () => storage.putBytes('runs.jsonl', Buffer.from('x'))]) {
+          const next = await timed(call);
+          expect(next.error).toBeInstanceOf(StorageError);
+          expect(next.ms).toBeLessThan(1_000);
+        }
+        await storage.close();
+      }, 60_000);
+
       it('a connection reset between requests is retried on a new connection', async () => {
         const storage = openStorage(url(path.join(server.root, uniquePrefix('reset')), { port: proxy.port, knownHosts: proxyKnownHosts }), '/');
         proxy.stallAfter(null);
