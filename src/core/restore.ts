@@ -39,7 +39,7 @@ import { filterGlobals, globalsNames, runScript } from '../pg/globals.js';
 import { aclRoles, archiveNeeds, archiveTablespaces, databaseProperties, propertyKinds, pgRestoreArgs, policyRoles, runRestore, schemaSetup, schemasOfTables, selectedEntries, selectionList, tablesWithoutRows, unmatchedSelection, type ArchiveNeeds } from '../pg/restore.js';
 import type { TocEntry } from '../pg/toc.js';
 import { describeLocale, type DatabaseLocale } from '../pg/locale.js';
-import type { ChildRun } from '../pg/dump.js';
+import { endedBySignal, type ChildRun } from '../pg/dump.js';
 import type { Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, openArchive, readStoredFile, withScratchDir, type LocalArchive } from './archive.js';
 import { openStreamedArchive } from './streamed-archive.js';
@@ -235,7 +235,11 @@ async function prepare(request: RestoreRequest, runtime: Runtime, options: { loc
     const dumpMajor = Number.parseInt(sidecar.engine.pgDumpVersion, 10) || 0;
     const pgRestore = await findClient('pg_restore', dumpMajor, { pgBinDir, path: runtime.env.PATH, of: 'archive' });
     const offline = { env: offlineEnv(runtime.env), signal: runtime.signal };
-    const toc = await archive.toc(pgRestore.path, offline).catch((error: unknown) => damageOr(error, sidecar, archive));
+    const toc = await archive.toc(pgRestore.path, offline).catch((error: unknown) =>
+      damageOr(error, sidecar, archive).catch((failure: unknown) => {
+        throw tocUnreadable(failure, sidecar, runtime.signal);
+      }),
+    );
     // A run that will change something holds the target's lock from before it looks at it.
     if (options.lock) {
       lock = await lockRestoreTarget(server, target);
@@ -328,6 +332,22 @@ async function damageOr(error: unknown, sidecar: Sidecar, archive: LocalArchive)
     });
   }
   throw error;
+}
+
+/**
+ * pg_restore ran and could not read the table of contents of an archive whose stored
+ * bytes (and, through its stages, plaintext) match the sidecar: the archive is not what a
+ * backup holds (a sidecar that names stages the file never went through, say), exit 3 as
+ * verify says. Not when pg_restore could not run or was killed (a signal, the run's own
+ * interruption): that is this machine's failure, and stays as it was.
+ */
+function tocUnreadable(error: unknown, sidecar: Sidecar, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted || !(error instanceof BackupctlError) || error.exitCode !== ExitCode.FAILED || endedBySignal(error) !== undefined) return error;
+  return new BackupctlError(`backup ${sidecar.id} is corrupt, nothing was changed: the archive's table of contents is unreadable: ${error.message}`, {
+    exitCode: ExitCode.VERIFY_FAILED,
+    hint: 'restore another backup (backupctl list)',
+    cause: error,
+  });
 }
 
 /** Roles the archive's GRANTs name, read from a private scratch directory. */

@@ -169,6 +169,29 @@ describe('compression stages', () => {
     expect(await count(target, 'precious')).toBe(1);
   });
 
+  it('a sidecar that says "none" for a zstd artifact (its digests made to match): restore is exit 3 as verify, not 1, the target untouched', async () => {
+    const storage = await tempDir('st-claims-none');
+    const id = await create(storage);
+    const { raw } = await readSidecar(storage, db, id);
+    const json = JSON.parse(raw) as { artifact: { bytes: number; sha256: string; stages: unknown[]; compression: unknown; plaintext: unknown } };
+    json.artifact.stages = [{ type: 'compression', codec: 'none', level: null }];
+    json.artifact.compression = { codec: 'none', level: null };
+    json.artifact.plaintext = { bytes: json.artifact.bytes, sha256: json.artifact.sha256 };
+    await writeFile(path.join(storage, db, `${id}.json`), JSON.stringify(json));
+    const verified = await verify(storage, id, 'archive');
+    expect(verified.code, verified.problems).toBe(3);
+    const target = targetDb('stg_none');
+    await cluster.createDatabase(target);
+    await cluster.query(target, 'create table precious (x int); insert into precious values (42)');
+    // Exit 1 ("pg_restore --list failed") before: an operator would retry, not pick another backup.
+    for (const mode of [['--clean'], ['--force'], ['--clean', '--jobs', '2']]) {
+      const restored = await cli(['restore', id, '--storage', storage, '--target-db', target, ...mode, '--yes']);
+      expect(restored.code, `${mode.join(' ')}: ${restored.stderr}`).toBe(3);
+      expect(restored.stderr).toMatch(/corrupt, nothing was changed: the archive's table of contents is unreadable/);
+    }
+    expect(await count(target, 'precious')).toBe(1);
+  });
+
   it('refuses a digit for --compress, and both kinds of compression at once (exit 2, nothing written)', async () => {
     const storage = await tempDir('st');
     const digit = await cli(['create', '--storage', storage, '--compress', '6']);
