@@ -9,6 +9,7 @@ import type { Runtime } from './core/runtime.js';
 import { closeStorages } from './core/storages.js';
 import { BackupctlError, ExitCode, InterruptedError } from './errors.js';
 import { errorMessage, renderError, renderJson, safeText, writeJson } from './output/render.js';
+import { askOnTerminal } from './output/ask.js';
 import { createReporter } from './output/reporter.js';
 import { createStyle, wantsColor } from './output/style.js';
 import { beginRun, endRun, sweepDeadRuns } from './platform/run-dir.js';
@@ -252,17 +253,6 @@ function commandWord(program: Command, argv: readonly string[]): string | null {
   return null;
 }
 
-/** A question on stderr, the answer from stdin (only used when both are a terminal). */
-async function askOnTerminal(question: string): Promise<string> {
-  const { createInterface } = await import('node:readline/promises');
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return await rl.question(question);
-  } finally {
-    rl.close();
-  }
-}
-
 /** After SIGINT/SIGTERM, how long a run may take to stop cleanly before it is ended. */
 const STOP_GRACE_MS = 1_000;
 
@@ -296,7 +286,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       stdout: process.stdout,
       stderr: process.stderr,
       signal: controller.signal,
-      ask: process.stdin.isTTY && process.stderr.isTTY ? askOnTerminal : undefined,
+      ask: process.stdin.isTTY && process.stderr.isTTY ? (question: string) => askOnTerminal(question, { signal: controller.signal }) : undefined,
     });
   } finally {
     process.off('SIGINT', onSignal);

@@ -1,0 +1,53 @@
+/**
+ * askOnTerminal (output/ask.ts): the confirmation a destructive restore asks on a terminal.
+ * Ctrl-C there is an interrupt (exit 130) like Ctrl-C anywhere else in a run; it used to be
+ * readline's "Aborted with Ctrl+C", which ended the run as a failure (exit 1). Ctrl-D is no
+ * answer (the caller cancels: exit 2).
+ */
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { ExitCode, InterruptedError } from '../../src/errors.js';
+import { askOnTerminal } from '../../src/output/ask.js';
+
+function terminal() {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  output.resume();
+  return { input, output };
+}
+
+describe('askOnTerminal', () => {
+  it('returns the line typed', async () => {
+    const io = terminal();
+    const answer = askOnTerminal('name? ', io);
+    setTimeout(() => io.input.write('app\r'), 20);
+    await expect(answer).resolves.toBe('app');
+  });
+
+  it('Ctrl-C is an interrupt: InterruptedError, exit 130', async () => {
+    const io = terminal();
+    const answer = askOnTerminal('name? ', io);
+    setTimeout(() => io.input.write('ap\x03'), 20);
+    const error = await answer.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect((error as InterruptedError).exitCode).toBe(ExitCode.INTERRUPTED);
+  });
+
+  it('Ctrl-D is no answer: an empty one', async () => {
+    const io = terminal();
+    const answer = askOnTerminal('name? ', io);
+    setTimeout(() => io.input.write('\x04'), 20);
+    await expect(answer).resolves.toBe('');
+  });
+
+  it("the run's signal (SIGTERM) ends the question as an interrupt", async () => {
+    const io = terminal();
+    const controller = new AbortController();
+    const answer = askOnTerminal('name? ', { ...io, signal: controller.signal });
+    setTimeout(() => controller.abort(new InterruptedError('SIGTERM')), 20);
+    await expect(answer).rejects.toThrow(/interrupted by SIGTERM/);
+  });
+});
