@@ -136,7 +136,8 @@ export async function verifyBackups(request: VerifyRequest, runtime: Runtime): P
     const first = group[0] as LocatedBackup;
     const profile = first.sidecar.profile;
     await withRunReport(
-      { command: 'verify', profile, storage: first.storage, notify: request.notify?.(profile) },
+      // The database too, as create's notification has it (the backups of a profile are of one database).
+      { command: 'verify', profile, database: first.sidecar.database.name, storage: first.storage, notify: request.notify?.(profile) },
       runtime,
       async (started) => {
         started();

@@ -140,6 +140,18 @@ describe('notifications of create', () => {
     expect(result.stderr).not.toContain(SECRET);
   });
 
+  it('a verify: verify.succeeded with the backup\'s id and database, as the README lists the body\'s fields', async () => {
+    const config = await writeConfig({ webhook: { url: `${base}/hook/${SECRET}?token=${SECRET}` }, timeoutMs: 2000, retries: 0 });
+    const made = await runCli(['create', '--config', config, '--profile', 'app', '--json'], { env: env(), cwd: work });
+    expect(made.code, made.stderr).toBe(0);
+    const { id } = parseJsonStdout(made.stdout) as { id: string };
+    received = [];
+    const result = await runCli(['verify', id, '--config', config, '--profile', 'app', '--level', 'checksum'], { env: env(), cwd: work });
+    expect(result.code, result.stderr).toBe(0);
+    const body = JSON.parse(received.find((r) => r.url.startsWith('/hook/'))?.body ?? '{}') as Record<string, unknown>;
+    expect(body).toMatchObject({ event: 'verify.succeeded', command: 'verify', profile: 'app', id, database: db, exitCode: 0 });
+  });
+
   it('a failing create (wrong database): backup.failed with the error, healthchecks /fail with the error as body', async () => {
     const config = await writeConfig(fullNotify());
     const result = await runCli(['create', '--config', config, '--profile', 'broken'], { env: env(), cwd: work });
