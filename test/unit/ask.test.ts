@@ -16,19 +16,21 @@ function terminal() {
   return { input, output };
 }
 
+/** The answer to the question on a fresh terminal where `keys` are typed shortly after it is asked. */
+function typed(keys: string): Promise<string> {
+  const io = terminal();
+  const answer = askOnTerminal('name? ', io);
+  setTimeout(() => io.input.write(keys), 20);
+  return answer;
+}
+
 describe('askOnTerminal', () => {
   it('returns the line typed', async () => {
-    const io = terminal();
-    const answer = askOnTerminal('name? ', io);
-    setTimeout(() => io.input.write('app\r'), 20);
-    await expect(answer).resolves.toBe('app');
+    await expect(typed('app\r')).resolves.toBe('app');
   });
 
   it('Ctrl-C is an interrupt: InterruptedError, exit 130', async () => {
-    const io = terminal();
-    const answer = askOnTerminal('name? ', io);
-    setTimeout(() => io.input.write('ap\x03'), 20);
-    const error = await answer.then(
+    const error = await typed('ap\x03').then(
       () => null,
       (e: unknown) => e,
     );
@@ -37,10 +39,7 @@ describe('askOnTerminal', () => {
   });
 
   it('Ctrl-D is no answer: an empty one', async () => {
-    const io = terminal();
-    const answer = askOnTerminal('name? ', io);
-    setTimeout(() => io.input.write('\x04'), 20);
-    await expect(answer).resolves.toBe('');
+    await expect(typed('\x04')).resolves.toBe('');
   });
 
   it("the run's signal (SIGTERM) ends the question as an interrupt", async () => {
