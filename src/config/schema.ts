@@ -134,6 +134,8 @@ export const StatusSettingsSchema = strictObject({
 
 const URL_MESSAGE = 'expected an http:// or https:// URL';
 const NOTIFY_EVENTS = ['success', 'failure', 'busy'] as const;
+/** The commands that notify (core/report-run.ts). */
+export const NOTIFIED_COMMANDS = ['create', 'verify', 'copy', 'delete', 'rekey'] as const;
 
 function notifyUrl(description: string) {
   return z.url({ protocol: /^https?$/, error: URL_MESSAGE }).describe(description);
@@ -166,9 +168,17 @@ export const NotifySettingsSchema = strictObject({
     .describe('Slack-compatible incoming webhook: one short message {text} per run.'),
   healthchecks: strictObject({
     url: notifyUrl('Ping URL, e.g. "https://hc-ping.com/<uuid>": <url>/start when a run starts, <url> on success, <url>/fail with the error on failure.'),
+    commands: z
+      .array(z.enum(NOTIFIED_COMMANDS, { error: `expected one of ${NOTIFIED_COMMANDS.map((c) => `"${c}"`).join(', ')}` }), { error: 'expected an array of commands' })
+      .min(1, { error: 'list at least one command, or remove the target' })
+      .optional()
+      .describe(
+        'Which commands ping the check: default ["create"] (the scheduled backup). Any command that pings success resets the check, ' +
+          'so a verify or delete run would hide a backup job that stopped: add one only when it runs on the same schedule.',
+      ),
   })
     .optional()
-    .describe('healthchecks.io-style ping URLs (start, success, fail). Also alerts when a run never happens.'),
+    .describe('healthchecks.io-style ping URLs (start, success, fail) for the backup job. Also alerts when a run never happens.'),
   timeoutMs: integer(100, 300_000)
     .optional()
     .describe('Time limit of one attempt to notify, in milliseconds. Default 10000.'),

@@ -58,7 +58,7 @@ export async function withRunReport<T>(
   const onStarted = () => {
     if (pinged) return;
     pinged = true;
-    started = notifyStart(meta.notify, log).catch((e: unknown) => log.warn(`notification failed: ${messageOf(e)}`));
+    started = notifyStart(meta.notify, meta.command, log).catch((e: unknown) => log.warn(`notification failed: ${messageOf(e)}`));
   };
 
   let outcome: { ok: true; value: T } | { ok: false; error: unknown };

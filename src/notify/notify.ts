@@ -29,7 +29,8 @@ export interface NotifyTarget {
 export interface NotifyConfig {
   webhook?: NotifyTarget | undefined;
   slack?: NotifyTarget | undefined;
-  healthchecks?: { url: string } | undefined;
+  /** `commands`: which commands ping (default DEFAULT_HEALTHCHECKS_COMMANDS). */
+  healthchecks?: { url: string; commands?: readonly string[] | undefined } | undefined;
   timeoutMs?: number | undefined;
   retries?: number | undefined;
 }
@@ -37,6 +38,18 @@ export interface NotifyConfig {
 export const DEFAULT_NOTIFY_TIMEOUT_MS = 10_000;
 export const DEFAULT_NOTIFY_RETRIES = 2;
 export const DEFAULT_NOTIFY_EVENTS: readonly NotifyEventKind[] = ['success', 'failure'];
+/**
+ * A healthchecks check follows one scheduled job, the backup: any other command that
+ * pinged success would reset it and hide a backup job that stopped running.
+ */
+export const DEFAULT_HEALTHCHECKS_COMMANDS: readonly string[] = ['create'];
+
+/** The healthchecks URL when `command` pings it, else null. */
+function healthchecksUrl(config: NotifyConfig, command: string): string | null {
+  const target = config.healthchecks;
+  if (!target) return null;
+  return (target.commands ?? DEFAULT_HEALTHCHECKS_COMMANDS).includes(command) ? target.url : null;
+}
 
 /** What a finished run tells the targets. Also the body of the generic webhook. */
 export interface RunNotice {
@@ -100,10 +113,11 @@ interface Request {
   contentType: string;
 }
 
-/** Tells healthchecks that a run started (`<url>/start`). */
-export async function notifyStart(config: NotifyConfig | null | undefined, log: NotifyLog, options: SendOptions = {}): Promise<void> {
-  if (!config?.healthchecks) return;
-  await sendAll([{ kind: 'healthchecks', url: pingUrl(config.healthchecks.url, 'start'), body: '', contentType: 'text/plain; charset=utf-8' }], config, log, options);
+/** Tells healthchecks that a run of `command` started (`<url>/start`), when that command pings it. */
+export async function notifyStart(config: NotifyConfig | null | undefined, command: string, log: NotifyLog, options: SendOptions = {}): Promise<void> {
+  const url = config ? healthchecksUrl(config, command) : null;
+  if (!config || url === null) return;
+  await sendAll([{ kind: 'healthchecks', url: pingUrl(url, 'start'), body: '', contentType: 'text/plain; charset=utf-8' }], config, log, options);
 }
 
 /** Sends the outcome of a run to every configured target that wants it, in parallel. */
@@ -124,10 +138,11 @@ export async function notifyFinish(
   }
   // A busy run says nothing about the backup that holds the lock: healthchecks is not told
   // (a lock that stays busy shows there as missing success pings).
-  if (config.healthchecks && kind !== 'busy') {
+  const ping = healthchecksUrl(config, notice.command);
+  if (ping !== null && kind !== 'busy') {
     requests.push({
       kind: 'healthchecks',
-      url: pingUrl(config.healthchecks.url, kind === 'success' ? '' : 'fail'),
+      url: pingUrl(ping, kind === 'success' ? '' : 'fail'),
       body: kind === 'success' ? summaryLine(notice) : (notice.error ?? summaryLine(notice)),
       contentType: 'text/plain; charset=utf-8',
     });

@@ -152,6 +152,33 @@ describe('notifications of create', () => {
     expect(body).toMatchObject({ event: 'verify.succeeded', command: 'verify', profile: 'app', id, database: db, exitCode: 0 });
   });
 
+  it('healthchecks follows the backup job: a verify or delete does not ping it unless its commands list them', async () => {
+    const config = await writeConfig(fullNotify());
+    const made = await runCli(['create', '--config', config, '--profile', 'app', '--json'], { env: env(), cwd: work });
+    expect(made.code, made.stderr).toBe(0);
+    const { id } = parseJsonStdout(made.stdout) as { id: string };
+    received = [];
+    const verified = await runCli(['verify', id, '--config', config, '--profile', 'app', '--level', 'checksum'], { env: env(), cwd: work });
+    expect(verified.code, verified.stderr).toBe(0);
+    const deleted = await runCli(['delete', id, '--config', config, '--profile', 'app', '--force'], { env: env(), cwd: work });
+    expect(deleted.code, deleted.stderr).toBe(0);
+    // The webhook hears of both; the check, which a stopped backup job must leave silent, of neither.
+    expect(received.filter((r) => r.url.startsWith('/hook/')).map((r) => (JSON.parse(r.body) as { event: string }).event)).toEqual([
+      'verify.succeeded',
+      'delete.succeeded',
+    ]);
+    expect(received.filter((r) => r.url.startsWith('/hc/'))).toEqual([]);
+
+    const both = await writeConfig({ ...fullNotify(), healthchecks: { url: `${base}/hc/${SECRET}`, commands: ['create', 'verify'] } });
+    const again = await runCli(['create', '--config', both, '--profile', 'app', '--json'], { env: env(), cwd: work });
+    expect(again.code, again.stderr).toBe(0);
+    const second = (parseJsonStdout(again.stdout) as { id: string }).id;
+    received = [];
+    const verifiedAgain = await runCli(['verify', second, '--config', both, '--profile', 'app', '--level', 'checksum'], { env: env(), cwd: work });
+    expect(verifiedAgain.code, verifiedAgain.stderr).toBe(0);
+    expect(received.filter((r) => r.url.startsWith('/hc/')).map((r) => r.url)).toEqual([`/hc/${SECRET}/start`, `/hc/${SECRET}`]);
+  });
+
   it('a failing create (wrong database): backup.failed with the error, healthchecks /fail with the error as body', async () => {
     const config = await writeConfig(fullNotify());
     const result = await runCli(['create', '--config', config, '--profile', 'broken'], { env: env(), cwd: work });

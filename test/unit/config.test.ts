@@ -298,6 +298,19 @@ describe('formatZodIssues', () => {
       'workdir: unknown key',
     ]);
   });
+
+  it('names the commands a healthchecks check may follow', () => {
+    const result = ConfigSchema.safeParse({
+      profiles: { app: { notify: { healthchecks: { url: 'https://hc-ping.com/x', commands: ['create', 'prune'] } } } },
+      defaults: { notify: { healthchecks: { url: 'https://hc-ping.com/y', commands: [] } } },
+    });
+    expect(result.success).toBe(false);
+    if (result.success) return;
+    expect(formatZodIssues(result.error)).toEqual([
+      'defaults.notify.healthchecks.commands: list at least one command, or remove the target',
+      'profiles.app.notify.healthchecks.commands[1]: expected one of "create", "verify", "copy", "delete", "rekey"',
+    ]);
+  });
 });
 
 describe('loadConfig', () => {
