@@ -1,4 +1,5 @@
-import type { VerifyOutcome, VerifyResult } from '../core/verify.js';
+import { ExitCode } from '../errors.js';
+import { verifyExitCode, type VerifyOutcome, type VerifyResult } from '../core/verify.js';
 import { formatDuration, sanitize as t } from './format.js';
 import type { Style } from './style.js';
 import { renderTable } from './table.js';
@@ -59,6 +60,10 @@ export function renderVerify(result: VerifyResult, style: Style): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * `passed` says what the exit code says: no backup failed and none could not be checked.
+ * A backup removed while the run went on (`skipped`) counts against neither.
+ */
 export function verifyJson(result: VerifyResult): { storage: string; passed: boolean; outcomes: VerifyOutcome[] } {
-  return { storage: result.storage, passed: result.outcomes.every((o) => o.result === 'passed'), outcomes: result.outcomes };
+  return { storage: result.storage, passed: verifyExitCode(result) === ExitCode.OK, outcomes: result.outcomes };
 }

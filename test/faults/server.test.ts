@@ -159,7 +159,8 @@ describe('storage that changes under a running command', () => {
     expect(deleted.code, deleted.stderr).toBe(0);
     const result = await verify;
     expect(result.exitCode, String(result.stderr)).toBe(0);
-    const outcomes = (JSON.parse(String(result.stdout)) as { outcomes: Array<{ id: string; result: string; error?: string }> }).outcomes;
+    const { passed, outcomes } = JSON.parse(String(result.stdout)) as { passed: boolean; outcomes: Array<{ id: string; result: string; error?: string }> };
+    expect(passed, 'passed says what exit 0 says').toBe(true);
     expect(outcomes).toEqual([expect.objectContaining({ id: victim, result: 'skipped', error: 'removed (pruned or deleted) while it was being verified' })]);
     expect(String(result.stderr)).not.toMatch(/could not record/);
     expect(await readdir(path.join(storage, db)).then((names) => names.filter((name) => name.startsWith(victim)))).toEqual([]);
