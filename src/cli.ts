@@ -77,7 +77,7 @@ function buildProgram(io: CliIo, dispatch: Dispatch): Command {
     .version(VERSION, '-V, --version')
     // -h is pg_dump's --host: help is --help only.
     .helpOption('--help', 'show help')
-    .helpCommand(false)
+    .helpCommand('help [command]', 'show help for a command')
     .configureHelp({ showGlobalOptions: true })
     .addHelpText('after', `\n${ENVIRONMENT_HELP}\n\n${EXIT_CODES_HELP}\n\nRun "backupctl <command> --help" for a command's options and examples.`)
     .configureOutput({
@@ -191,8 +191,10 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const program = buildProgram(io, dispatch);
   // Commander answers `backupctl <typo> --help` with the main help and exit 0: a script that
   // checks a command exists that way would be told yes.
-  const word = commandWord(program, argv);
-  if (word !== null && argv.includes('--help') && !program.commands.some((c) => c.name() === word || c.aliases().includes(word))) {
+  // So does `backupctl help <typo>` (commander would print the main help, exit 1).
+  const first = commandWord(program, argv);
+  const word = first === 'help' ? commandWord(program, argv.slice(argv.indexOf('help') + 1)) : argv.includes('--help') ? first : null;
+  if (word !== null && !program.commands.some((c) => c.name() === word || c.aliases().includes(word))) {
     const message = `unknown command '${word}'`;
     io.stderr.write(`error: ${message}\nhint: run with --help for usage\n`);
     if (json) io.stdout.write(errorJson(ExitCode.USAGE, message, 'run with --help for usage'));

@@ -109,6 +109,23 @@ describe('usage errors exit 2', () => {
     for (const argv of [['list', '--help'], ['--storage', storage, 'ls', '--help']]) expect((await bin(argv)).code).toBe(0);
   });
 
+  it('help <command> is <command> --help; help <typo> is an unknown command (exit 2), not the main help', async () => {
+    const byFlag = await bin(['restore', '--help']);
+    for (const argv of [['help', 'restore'], ['--storage', storage, 'help', 'restore']]) {
+      const out = await bin(argv);
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout).toBe(byFlag.stdout);
+    }
+    expect((await bin(['help', 'rm'])).stdout).toMatch(/^Usage: backupctl delete\|rm /);
+    const main = await bin(['help']);
+    expect(main.code).toBe(0);
+    expect(main.stdout).toBe((await bin(['--help'])).stdout);
+    const typo = await bin(['help', 'frobnicate']);
+    expect(typo.code).toBe(2);
+    expect(typo.stdout).toBe('');
+    expect(typo.stderr.trimEnd()).toBe("error: unknown command 'frobnicate'\nhint: run with --help for usage");
+  });
+
   it('an unknown option', async () => {
     const out = await bin(['create', '--storage', storage, '--frobnicate']);
     expect(out.code).toBe(2);
