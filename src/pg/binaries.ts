@@ -136,7 +136,7 @@ export function chooseClient(
         hint:
           `install the ${client}: Debian/Ubuntu: apt-get install ${versioned('postgresql-client-')} ` +
           `from the PostgreSQL (PGDG) apt repository when the distribution has no such version (https://apt.postgresql.org, see https://wiki.postgresql.org/wiki/Apt); ` +
-          `RHEL: ${versioned('postgresql')} from https://yum.postgresql.org; macOS: brew install ${serverMajorVersion > 0 ? `postgresql@${serverMajorVersion}` : 'libpq'}; ${where.startsWith('pgBinDir ') ? `or point pgBinDir at its bin directory (it is ${where.slice('pgBinDir '.length)})` : 'or set pgBinDir in the config'}`,
+          `RHEL: ${versioned('postgresql')} from https://yum.postgresql.org; macOS: brew install ${serverMajorVersion > 0 ? `postgresql@${serverMajorVersion}` : 'libpq'}; ${where.startsWith('pgBinDir ') ? `or point pgBinDir at its bin directory (it is ${where.slice('pgBinDir '.length)})` : 'or set pgBinDir in the config, or put its bin directory first on PATH'}`,
       },
     );
   }

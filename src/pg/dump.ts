@@ -92,7 +92,7 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   if (e.code === 'ENOENT' || e.exitCode === 127) {
     return new BackupctlError(`${tool} could not be started (not found)`, {
       exitCode: ExitCode.USAGE,
-      hint: 'install the PostgreSQL client or set pgBinDir in the config',
+      hint: 'install the PostgreSQL client, or set pgBinDir in the config, or put its bin directory first on PATH',
       cause: error,
     });
   }
@@ -114,7 +114,7 @@ export function childFailure(tool: string, error: unknown, signal?: AbortSignal)
   }
   else if (/could not obtain lock|lock timeout/i.test(stderr) || lockWait) hint = 'another session holds an exclusive lock; raise --lock-wait-timeout or retry later';
   else if (/password authentication failed|no password supplied/i.test(stderr)) hint = "check the password (PGPASSWORD, passfile or the profile's passwordFile)";
-  else if (/server version mismatch/i.test(stderr)) hint = 'install a client at least as new as the server, or set pgBinDir';
+  else if (/server version mismatch/i.test(stderr)) hint = 'install a client at least as new as the server, and set pgBinDir or put its bin directory first on PATH';
   return new BackupctlError(text, { exitCode: ExitCode.FAILED, hint, cause: error });
 }
 

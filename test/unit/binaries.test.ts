@@ -98,6 +98,8 @@ describe('chooseClient', () => {
     expect(error.message).toContain('/old/pg_dump is 9');
     expect(error.hint).toContain('postgresql-client-15');
     expect(error.hint).toContain('pgBinDir');
+    // A run without a config file (--db-url in a cron line) can only be helped through PATH.
+    expect(error.hint).toMatch(/or put its bin directory first on PATH$/);
     // The distribution may not ship that major version: the hint names the PGDG repository too.
     expect(error.hint).toContain('apt.postgresql.org');
   });
