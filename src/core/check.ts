@@ -12,7 +12,7 @@ import { probeUrl } from '../notify/notify.js';
 import { BackupctlError } from '../errors.js';
 import { storageError } from './storage-errors.js';
 import { storageAt } from './storages.js';
-import { readLock, thisHost } from './lock.js';
+import { describeStaleReason, lockLiveness, readLock } from './lock.js';
 import { resolveProfile } from './profile.js';
 import type { Runtime } from './runtime.js';
 import { isLeftover } from './scratch.js';
@@ -193,7 +193,8 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
       if (lock === null) return 'free';
       if (lock.info === null) return { check: 'lock', ok: false, detail: 'held by an unreadable lock object', hint: `backupctl unlock --profile ${name}` };
       const holder = `"${lock.info.command}" (pid ${lock.info.pid} on ${lock.info.host}, since ${lock.info.startedAt})`;
-      if (lock.info.host === thisHost.hostname && !thisHost.isAlive(lock.info.pid)) return `free: a stale lock of ${holder} is taken over by the next run`;
+      const judged = lockLiveness(lock.info);
+      if (judged.state === 'stale') return `free: a stale lock of ${holder} (${describeStaleReason(judged.why, lock.info.pid)}) is taken over by the next run`;
       return { check: 'lock', ok: false, detail: `held by ${holder}`, hint: 'a run is in progress; or, if it died on another host, backupctl unlock' };
     }),
   );

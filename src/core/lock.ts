@@ -5,20 +5,32 @@
  * work; a second run of the profile fails with exit 4 (busy) naming the holder, or waits
  * for it with `--wait`.
  *
- * Stale locks: a lock written on THIS host whose pid is no longer running (kill(pid, 0)
- * fails with ESRCH) is left over from a crashed run and is taken over, with a warning.
+ * Stale locks: a lock written on THIS host whose holder is gone is left over from a crashed
+ * run and is taken over, with a warning that says why (judgeWriter, platform/process.ts).
+ * On Linux the lock records the holder's boot id and start time in clock ticks since boot,
+ * so a holder is gone when the machine has rebooted since (another boot id) or when its
+ * pid now belongs to another process (other start ticks): a pid reused after a crash does
+ * not keep the lock alive. Without them (a lock of an older backupctl, no /proc), a pid
+ * that is no longer running (kill(pid, 0) fails with ESRCH) is gone. No wall clock decides.
  * A lock from another host is never guessed stale (its pid means nothing here): the
  * busy error names the host, pid and age, and `backupctl unlock` removes it once the
  * operator has checked. The lock is released in a `finally`, so also on SIGINT/SIGTERM.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackupctlError, ExitCode, InterruptedError, throwIfAborted } from '../errors.js';
 import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '../pg/advisory-lock.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { createIfAbsent } from '../storage/exclusive.js';
-import { isProcessAlive, writtenByDeadProcess } from '../platform/process.js';
+import {
+  identityOf,
+  judgeWriter,
+  recordedIdentity,
+  thisProcess,
+  writtenByDeadProcess,
+  type ProcessFacts,
+  type WriterState,
+} from '../platform/process.js';
 import { NotFoundError, TooLargeError, type Storage } from '../storage/storage.js';
 import { assertProfileInStorage } from './scope.js';
 import type { Runtime } from './runtime.js';
@@ -36,21 +48,19 @@ export interface LockInfo {
   startedAt: string;
   /** Random; tells this holder's lock from a later one (release removes only its own). */
   token: string;
+  /**
+   * Linux, with startTicks: the holder's boot id (/proc/sys/kernel/random/boot_id). Absent
+   * in locks of older versions and where there is no /proc; not well-formed: as absent.
+   */
+  bootId?: string | undefined;
+  /** Linux, with bootId: when the holder started, in clock ticks since boot (/proc/<pid>/stat field 22). */
+  startTicks?: number | undefined;
 }
 
-/** The process facts the lock depends on; tests replace them. */
-export interface LockHost {
-  pid: number;
-  hostname: string;
-  /** True while `pid` is a running process on this host. */
-  isAlive(pid: number): boolean;
-}
+/** The process facts the lock depends on (pid, host name, boot id, liveness, start ticks); tests replace them. */
+export type LockHost = ProcessFacts;
 
-export const thisHost: LockHost = {
-  pid: process.pid,
-  hostname: hostname(),
-  isAlive: isProcessAlive,
-};
+export const thisHost: LockHost = thisProcess;
 
 /** How long a busy lock is polled between attempts while `--wait` lasts. */
 export const LOCK_POLL_MS = 1000;
@@ -92,6 +102,7 @@ function parseLock(raw: Buffer): LockInfo | null {
         command: value.command,
         startedAt: value.startedAt,
         token: typeof value.token === 'string' ? value.token : '',
+        ...recordedIdentity(value),
       };
     }
   } catch {
@@ -144,7 +155,7 @@ function breakerKey(profile: string, stale: StoredLock, generation: number): str
  * Returns true when this process removed the stale lock, false when another one is on it.
  */
 async function breakStaleLock(storage: Storage, profile: string, stale: StoredLock, host: LockHost): Promise<boolean> {
-  const me = Buffer.from(`${JSON.stringify({ pid: host.pid, host: host.hostname, at: new Date().toISOString() })}\n`);
+  const me = Buffer.from(`${JSON.stringify({ ...identityOf(host), host: host.hostname, at: new Date().toISOString() })}\n`);
   for (let generation = 0; generation < 8; generation++) {
     const key = breakerKey(profile, stale, generation);
     if (await createIfAbsent(storage, key, me, { abandoned: (claim) => writtenByDeadProcess(claim, host) })) {
@@ -157,15 +168,13 @@ async function breakStaleLock(storage: Storage, profile: string, stale: StoredLo
         await storage.remove(key).catch(() => undefined);
       }
     }
-    let holder: { pid?: unknown; host?: unknown } | null = null;
+    let holder: Buffer;
     try {
-      holder = JSON.parse((await storage.getBytes(key, MAX_LOCK_BYTES)).toString('utf8')) as { pid?: unknown; host?: unknown };
-    } catch (error) {
-      if (error instanceof NotFoundError) return false; // its holder just finished: look at the lock again
-      holder = null;
+      holder = await storage.getBytes(key, MAX_LOCK_BYTES);
+    } catch {
+      return false; // gone (its holder just finished: look at the lock again), or unreadable: not guessed dead
     }
-    const dead = holder !== null && holder.host === host.hostname && typeof holder.pid === 'number' && !host.isAlive(holder.pid);
-    if (!dead) return false;
+    if (!writtenByDeadProcess(holder, host)) return false;
   }
   return false;
 }
@@ -173,13 +182,29 @@ async function breakStaleLock(storage: Storage, profile: string, stale: StoredLo
 /** Tokens of the locks this process holds: its own pid in a lock with another token is a reused pid. */
 const heldTokens = new Set<string>();
 
-type Liveness = 'running' | 'stale' | 'elsewhere' | 'unknown';
+/** Why the holder of a lock of this host is gone: its pid is not running, now belongs to another process, or the host rebooted since. */
+export type StaleReason = Exclude<WriterState, 'running'>;
 
-function liveness(info: LockInfo | null, host: LockHost): Liveness {
-  if (info === null) return 'unknown';
-  if (info.host !== host.hostname) return 'elsewhere';
-  if (info.pid === host.pid) return heldTokens.has(info.token) ? 'running' : 'stale';
-  return host.isAlive(info.pid) ? 'running' : 'stale';
+/** A lock's holder: running (here), stale (gone from here, and why), on another host, or unknown (an unreadable lock). */
+export type Liveness = { state: 'running' | 'elsewhere' | 'unknown' } | { state: 'stale'; why: StaleReason };
+
+/** Judges the holder of a lock as read: what acquire, unlock, status and check all go by. */
+export function lockLiveness(info: LockInfo | null, host: LockHost = thisHost): Liveness {
+  if (info === null) return { state: 'unknown' };
+  if (info.host !== host.hostname) return { state: 'elsewhere' };
+  const judged = judgeWriter(info, host);
+  if (info.pid === host.pid && judged !== 'rebooted') {
+    // Our own pid: ours while we hold its token; else a lock of an earlier process given this pid.
+    return heldTokens.has(info.token) ? { state: 'running' } : { state: 'stale', why: 'pid-reused' };
+  }
+  return judged === 'running' ? { state: 'running' } : { state: 'stale', why: judged };
+}
+
+/** "pid not running", "pid reused: 4242 is another process now", "host rebooted since": why a lock is stale. */
+export function describeStaleReason(why: StaleReason, pid: number): string {
+  if (why === 'rebooted') return 'host rebooted since';
+  if (why === 'pid-reused') return `pid reused: ${pid} is another process now`;
+  return 'pid not running';
 }
 
 /** "3m12s", "2h05m", "4d03h": how long ago. */
@@ -199,7 +224,7 @@ export function describeHolder(info: LockInfo, now: Date): string {
   return `"${info.command}" (pid ${info.pid} on host ${info.host}, since ${info.startedAt}, ${age} ago)`;
 }
 
-function busyError(profile: string, stored: StoredLock, state: Liveness, now: Date, waitedMs: number): BackupctlError {
+function busyError(profile: string, stored: StoredLock, state: Liveness['state'], now: Date, waitedMs: number): BackupctlError {
   const unlock = `backupctl unlock --profile ${profile}`;
   const prefix = waitedMs > 0 ? `timed out after waiting ${formatElapsed(waitedMs)}: ` : '';
   if (stored.info === null) {
@@ -284,12 +309,14 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
         hint: `check what else writes to the storage; "backupctl unlock --profile ${profile}" removes the lock`,
       });
     }
+    const { bootId, startTicks } = identityOf(host);
     const info: LockInfo = {
       pid: host.pid,
       host: host.hostname,
       command,
       startedAt: runtime.now().toISOString(),
       token: randomBytes(8).toString('hex'),
+      ...(bootId !== undefined ? { bootId, startTicks } : {}),
     };
     const raw = Buffer.from(`${JSON.stringify(info, null, 2)}\n`, 'utf8');
     heldTokens.add(info.token);
@@ -312,15 +339,17 @@ export async function acquireProfileLock(options: AcquireLockOptions): Promise<P
       await sleep(lockRetryJitter(spins));
       continue;
     }
-    const state = liveness(stored.info, host);
+    const judged = lockLiveness(stored.info, host);
+    const state = judged.state;
     const now = runtime.now();
-    if (state === 'stale' && stored.info !== null) {
+    if (judged.state === 'stale' && stored.info !== null) {
       const broken = await breakStaleLock(storage, profile, stored, host).catch((error: unknown) => {
         throw storageError(error, storage.location, 'removing a stale lock');
       });
       if (broken) {
         runtime.reporter.warn(
-          `took over the stale lock of profile "${profile}": ${describeHolder(stored.info, now)} is no longer running`,
+          `took over the stale lock of profile "${profile}": ${describeHolder(stored.info, now)} is no longer running ` +
+            `(${describeStaleReason(judged.why, stored.info.pid)})`,
         );
       } else {
         // Another process is taking it over: let it finish, then look again.
@@ -355,6 +384,8 @@ export interface UnlockResult {
   removed: boolean;
   /** Why it could be removed: the holder is gone, runs elsewhere, or --force. */
   state: 'none' | 'stale' | 'elsewhere' | 'unreadable' | 'forced';
+  /** With state "stale": why its holder is gone. */
+  reason?: StaleReason | undefined;
 }
 
 /**
@@ -377,7 +408,8 @@ export async function unlockProfile(options: {
   const base = { profile, storage: storage.location };
   const stored = await readStoredLock(storage, profile);
   if (stored === null) return { ...base, lock: null, removed: false, state: 'none' };
-  const state = liveness(stored.info, host);
+  const judged = lockLiveness(stored.info, host);
+  const state = judged.state;
   if (state === 'running' && !force && stored.info !== null) {
     throw new BackupctlError(`profile "${profile}" is locked by ${describeHolder(stored.info, now)}, which is still running`, {
       exitCode: ExitCode.BUSY,
@@ -391,7 +423,7 @@ export async function unlockProfile(options: {
   }
   const why: UnlockResult['state'] =
     state === 'running' ? 'forced' : state === 'unknown' ? 'unreadable' : state === 'elsewhere' ? 'elsewhere' : 'stale';
-  return { ...base, lock: { info: stored.info }, removed: true, state: why };
+  return { ...base, lock: { info: stored.info }, removed: true, state: why, ...(judged.state === 'stale' ? { reason: judged.why } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -38,12 +38,15 @@ import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
 import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
 import { isProcessAlive } from '../platform/process.js';
-import { readLock, type LockInfo } from './lock.js';
+import { describeStaleReason, lockLiveness, readLock, type LockInfo, type StaleReason } from './lock.js';
 import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
 
 /** Who left a profile's lock behind (its token is no one's business). */
-type StaleLock = Pick<LockInfo, 'command' | 'pid' | 'host' | 'startedAt'>;
+type StaleLock = Pick<LockInfo, 'command' | 'pid' | 'host' | 'startedAt'> & {
+  /** Why its holder is gone (lockLiveness): its pid is not running, is another process now, or the host rebooted since. */
+  reason?: StaleReason | undefined;
+};
 
 /**
  * A lock that keeps every run of the profile out (each exits 4, busy, which is no failure by
@@ -463,7 +466,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     problems.push({
       check: 'failures',
       message:
-        `a ${staleLock.command} run (pid ${staleLock.pid} on ${staleLock.host}, started ${describeMs(nowMs - Date.parse(staleLock.startedAt))} ago) ended without finishing (killed?): ` +
+        `a ${staleLock.command} run (pid ${staleLock.pid} on ${staleLock.host}, started ${describeMs(nowMs - Date.parse(staleLock.startedAt))} ago) ended without finishing (${staleLock.reason === 'rebooted' ? 'the host rebooted since' : staleLock.reason === 'pid-reused' ? `killed?; ${describeStaleReason('pid-reused', staleLock.pid)}` : 'killed?'}): ` +
         `its lock is left, and the next run of the profile takes it over; prune removes the partial files it left once they are older than --leftover-age (24 h by default)`,
     });
   }
@@ -701,7 +704,8 @@ export async function checkStatus(request: StatusRequest): Promise<StatusResult>
       unreadable = scanned.unreadable;
       const lock = await readLock(storage, target.profile);
       const held = lock?.info;
-      staleLock = held && held.host === hostname() && !isProcessAlive(held.pid) ? { command: held.command, pid: held.pid, host: held.host, startedAt: held.startedAt } : null;
+      const judged = held ? lockLiveness(held) : null;
+      staleLock = held && judged?.state === 'stale' ? { command: held.command, pid: held.pid, host: held.host, startedAt: held.startedAt, reason: judged.why } : null;
       lockState = lock === null ? null : { holder: held ? { command: held.command, pid: held.pid, host: held.host, startedAt: held.startedAt } : null };
       const log = await readRunLog(storage, target.profile);
       if (log.skipped > 0) warnings.push(`skipped ${log.skipped} unreadable line(s) of ${target.profile}/${RUNLOG_FILE}`);

@@ -1,4 +1,4 @@
-import type { UnlockResult } from '../core/lock.js';
+import { describeStaleReason, type UnlockResult } from '../core/lock.js';
 import type { PrunedItem, PruneReason, PruneResult } from '../core/prune.js';
 import { formatAge, formatBytes, formatTimestamp, sanitize as t } from './format.js';
 import type { Style } from './style.js';
@@ -170,7 +170,7 @@ export function renderUnlock(result: UnlockResult, style: Style): string {
     info === null ? 'an unreadable lock object' : `"${t(info.command)}" (pid ${info.pid} on host ${t(info.host)}, since ${formatTimestamp(info.startedAt)})`;
   const why =
     result.state === 'stale'
-      ? 'its process is no longer running'
+      ? `its process is no longer running: ${info !== null && result.reason !== undefined ? describeStaleReason(result.reason, info.pid) : 'pid not running'}`
       : result.state === 'forced'
         ? style.warn('forced: its process is still running')
         : result.state === 'elsewhere'
@@ -180,5 +180,5 @@ export function renderUnlock(result: UnlockResult, style: Style): string {
 }
 
 export function unlockJson(result: UnlockResult): unknown {
-  return { profile: result.profile, storage: result.storage, removed: result.removed, state: result.state, lock: result.lock?.info ?? null };
+  return { profile: result.profile, storage: result.storage, removed: result.removed, state: result.state, ...(result.reason ? { reason: result.reason } : {}), lock: result.lock?.info ?? null };
 }

@@ -5,8 +5,10 @@
  * not a matter of timing.
  */
 import { execa } from 'execa';
-import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,5 +174,47 @@ describe('two concurrent creates of one profile', () => {
     // The database's advisory lock went with the session: the next run goes through.
     const next = await create(where);
     expect(next.code, next.stderr).toBe(0);
+  });
+});
+
+describe.runIf(process.platform === 'linux')('a lock left by a crashed run whose pid now belongs to another process', () => {
+  let sleeper: ChildProcess | undefined;
+  afterAll(() => {
+    sleeper?.kill('SIGKILL');
+  });
+
+  it('status and check report it stale (pid reused), unlock removes it without --force, and create takes it over (it was exit 4 busy for as long as that process ran)', async () => {
+    const where = await storageDir('conc-pid-reused');
+    // An unrelated live process with the lock's pid, as after a crash and a reboot: same
+    // boot id as now (the lock was written in this boot), start ticks not the holder's.
+    sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const pid = sleeper.pid as number;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    await mkdir(path.join(where.storage, db), { recursive: true, mode: 0o700 });
+    const lock = { pid, host: hostname(), command: 'create', startedAt: new Date(Date.now() - 3_600_000).toISOString(), token: 'crashed', bootId, startTicks: ticks - 100 };
+    await writeFile(path.join(where.storage, db, 'lock.json'), JSON.stringify(lock));
+
+    const status = await runBin(['status', '--json', '--storage', where.storage], { env: baseEnv(cluster.env(db)) as Record<string, string>, cwd: where.work });
+    const profile = (parseJsonStdout(status.stdout) as { profiles: Array<{ staleLock: unknown; problems: Array<{ message: string }> }> }).profiles[0];
+    expect(profile?.staleLock, status.stderr).toEqual({ command: 'create', pid, host: hostname(), startedAt: lock.startedAt, reason: 'pid-reused' });
+    expect(profile?.problems.map((p) => p.message).join('\n')).toContain(`pid reused: ${pid} is another process now`);
+
+    const env = { env: baseEnv(cluster.env(db)) as Record<string, string>, cwd: where.work };
+    const check = await runBin(['check', '--json', '--storage', where.storage], env);
+    const checks = (parseJsonStdout(check.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string }> }> }).profiles[0]?.checks;
+    expect(checks?.find((c) => c.check === 'lock')).toMatchObject({ ok: true, detail: expect.stringMatching(new RegExp(`^free: a stale lock of .* \\(pid reused: ${pid} is another process now\\)`)) as string });
+    const unlock = await runBin(['unlock', '--storage', where.storage], env);
+    expect(unlock.code, unlock.stderr).toBe(0);
+    expect(unlock.stdout).toMatch(new RegExp(`Removed the lock of profile .*its process is no longer running: pid reused: ${pid} is another process now\\)`));
+    await writeFile(path.join(where.storage, db, 'lock.json'), JSON.stringify(lock));
+
+    const run = await create(where);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(new RegExp(`warning: took over the stale lock of profile "${db}": "create" \\(pid ${pid} .*\\) is no longer running \\(pid reused: ${pid} is another process now\\)`));
+    await expectValidBackup(where.storage, (parseJsonStdout(run.stdout) as { id: string }).id);
+    expect(existsSync(path.join(where.storage, db, 'lock.json'))).toBe(false);
+    expect(sleeper.exitCode).toBeNull(); // the unrelated process was left alone
   });
 });

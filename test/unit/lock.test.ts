@@ -1,9 +1,11 @@
 /**
  * The profile lock against a real temporary directory: create-if-absent, stale pid
- * takeover on this host, locks of other hosts respected, --wait polling then busy (4),
- * release only of our own lock, and `unlock`.
+ * takeover on this host (pid gone, pid reused by another process, host rebooted: told by
+ * the recorded boot id and start ticks on Linux), locks of other hosts respected, --wait
+ * polling then busy (4), release only of our own lock, and `unlock`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -138,6 +140,88 @@ describe('acquireProfileLock', () => {
     await lock.release();
   });
 
+  describe.runIf(process.platform === 'linux')('holder identity: boot id and start ticks (Linux)', () => {
+    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    /** A live unrelated process (`sleep 30`) and its real start ticks. */
+    function sleeper(): { pid: number; ticks: number } {
+      const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+      children.push(child);
+      const pid = child.pid as number;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return { pid, ticks: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) };
+    }
+
+    it("records this process's boot id and start ticks (/proc/self/stat field 22)", async () => {
+      const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() });
+      const own = readFileSync('/proc/self/stat', 'utf8');
+      expect(await lockOnDisk('app')).toMatchObject({ bootId, startTicks: Number(own.slice(own.lastIndexOf(')') + 2).split(' ')[19]) });
+      expect((await readLock(storage, 'app'))?.info).toMatchObject({ bootId, startTicks: expect.any(Number) as number });
+      await lock.release();
+    });
+
+    it('takes over a lock whose pid is now an unrelated live process (other start ticks, same boot): pid reused', async () => {
+      const { pid, ticks } = sleeper();
+      await writeLock('app', { pid, bootId, startTicks: ticks - 1 });
+      const reporter = recorder();
+      const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(reporter) });
+      expect((await lockOnDisk('app')).pid).toBe(process.pid);
+      expect(reporter.lines.join('\n')).toMatch(new RegExp(`warn: took over the stale lock of profile "app": .*pid ${pid} .*no longer running \\(pid reused: ${pid} is another process now\\)`));
+      await lock.release();
+    });
+
+    it('takes over a lock written before a reboot (another boot id), though its pid runs', async () => {
+      const { pid, ticks } = sleeper();
+      await writeLock('app', { pid, bootId: '00000000-0000-4000-8000-000000000000', startTicks: ticks });
+      const reporter = recorder();
+      const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(reporter) });
+      expect(reporter.lines.join('\n')).toMatch(/warn: took over the stale lock .* no longer running \(host rebooted since\)/);
+      await lock.release();
+    });
+
+    it('a dead pid is said to be not running', async () => {
+      const pid = await deadPid();
+      await writeLock('app', { pid, bootId, startTicks: 1 });
+      const reporter = recorder();
+      const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(reporter) });
+      expect(reporter.lines.join('\n')).toMatch(/no longer running \(pid not running\)/);
+      await lock.release();
+    });
+
+    it('respects a lock whose holder runs with the recorded start ticks (exit 4)', async () => {
+      const { pid, ticks } = sleeper();
+      await writeLock('app', { pid, bootId, startTicks: ticks });
+      await busy(acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() }));
+      expect((await lockOnDisk('app')).pid).toBe(pid);
+    });
+
+    it('a lock with hostile identity values is judged by its pid alone, as an older lock: busy while the pid runs', async () => {
+      const { pid } = sleeper();
+      await writeLock('app', { pid, bootId: { evil: true } as unknown as string, startTicks: 'NaN' as unknown as number });
+      await busy(acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime() }));
+      const info = (await readLock(storage, 'app'))?.info;
+      expect(info?.pid).toBe(pid);
+      expect(info?.bootId).toBeUndefined();
+      expect(info?.startTicks).toBeUndefined();
+    });
+
+    it('unlock removes a lock whose pid was reused without --force, and says why', async () => {
+      const { pid, ticks } = sleeper();
+      await writeLock('app', { pid, bootId, startTicks: ticks + 1 });
+      expect(await unlockProfile({ storage, profile: 'app', force: false, now: new Date() })).toMatchObject({ removed: true, state: 'stale', reason: 'pid-reused' });
+    });
+  });
+
+  it('the liveness facts come from the injected host: its boot id and start ticks decide', async () => {
+    const host = (bootId: string, ticks: number): LockHost => ({ pid: 1, hostname: 'h', bootId, isAlive: () => true, startTicks: () => ticks });
+    await writeLock('app', { pid: 4242, host: 'h', bootId: 'boot-a', startTicks: 10 });
+    await busy(acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(), host: host('boot-a', 10) }));
+    const reporter = recorder();
+    const lock = await acquireProfileLock({ storage, profile: 'app', command: 'create', runtime: runtime(reporter), host: host('boot-b', 10) });
+    expect(await lockOnDisk('app')).toMatchObject({ pid: 1, host: 'h', bootId: 'boot-b', startTicks: 10 });
+    expect(reporter.lines.join('\n')).toMatch(/pid 4242 .*\(host rebooted since\)/);
+    await lock.release();
+  });
+
   it('respects a lock of another host even when its pid does not exist here', async () => {
     const pid = await deadPid();
     await writeLock('app', { pid, host: 'db-backup-2.example.com', startedAt: new Date(Date.now() - 3_600_000).toISOString() });
@@ -157,7 +241,7 @@ describe('acquireProfileLock', () => {
   });
 
   it('--wait: polls, and gets the lock once the holder releases it', async () => {
-    const other: LockHost = { pid: 424242, hostname: 'other-host', isAlive: () => true };
+    const other: LockHost = { pid: 424242, hostname: 'other-host', bootId: null, isAlive: () => true, startTicks: () => null };
     const holder = await acquireProfileLock({ storage, profile: 'app', command: 'prune', runtime: runtime(), host: other });
     const reporter = recorder();
     const started = Date.now();

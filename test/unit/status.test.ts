@@ -524,6 +524,22 @@ describe('a lock left by a killed run', () => {
     expect(evaluateProfile({ ...input, thresholds: thresholds({ allowFailures: true }) }).healthy).toBe(true);
     expect(evaluateProfile({ ...input, staleLock: null, thresholds: thresholds() }).healthy).toBe(true);
   });
+
+  it('says why its holder is gone when that is known: the host rebooted, or its pid is another process now', () => {
+    const message = (reason: 'not-running' | 'pid-reused' | 'rebooted') =>
+      evaluateProfile({
+        profile: 'app',
+        storage: '/b',
+        backups: [backup(2 * HOUR)],
+        runs: [],
+        now: NOW,
+        staleLock: { pid: 4242, host: 'db1', command: 'create', startedAt: at(3 * HOUR), reason },
+        thresholds: thresholds(),
+      }).problems[0]?.message;
+    expect(message('rebooted')).toMatch(/^a create run \(pid 4242 on db1, started 3 h ago\) ended without finishing \(the host rebooted since\): its lock is left/);
+    expect(message('pid-reused')).toMatch(/ended without finishing \(killed\?; pid reused: 4242 is another process now\): its lock is left/);
+    expect(message('not-running')).toMatch(/ended without finishing \(killed\?\): its lock is left/);
+  });
 });
 
 describe('a lock that keeps every run out', () => {
