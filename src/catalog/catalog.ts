@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { getHeapStatistics } from 'node:v8';
 import { collectGarbage } from '../platform/gc.js';
-import { describeKind, NotFoundError, PermissionError, sortByKey, TooLargeError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
+import { describeKind, HostileEntryError, NotFoundError, PermissionError, sortByKey, TooLargeError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName } from './id.js';
 import type * as CatalogIndex from './catalog-index.js';
 import type { IndexExtras, IndexRead, Stamp } from './catalog-index.js';
@@ -101,7 +101,9 @@ export interface ScanResult<S extends SidecarSummary = Sidecar> {
   /**
    * The sidecars that are there but cannot be read (not JSON, not valid, too large): each
    * a backup that cannot be restored through backupctl as it is. (One removed meanwhile
-   * is not among them.) status counts them as damage; verify --all as failures.
+   * is not among them.) status counts them as damage; verify --all as failures. A sidecar
+   * the storage refuses to give (permission denied, I/O error) is not one of them: the
+   * scan fails with the StorageError, and no catalog index is written.
    */
   unreadable: UnreadableSidecar[];
   /**
@@ -571,15 +573,21 @@ export class Catalog {
     }
   }
 
-  /** Reads and validates one sidecar. */
+  /**
+   * Reads and validates one sidecar. SidecarError is a sidecar that is there but is no valid
+   * one: not JSON, invalid, too large, or not a regular file (a damaged backup). A sidecar
+   * the storage did not give (permission denied, an I/O error, unreachable) says nothing
+   * about the backup: that failure goes on as the storage's typed error (StorageError),
+   * and so does a missing one (NotFoundError).
+   */
   async read(profile: string, id: string): Promise<Sidecar> {
     const key = sidecarKey(profile, id);
     let bytes: Buffer;
     try {
       bytes = await this.storage.getBytes(key, MAX_SIDECAR_BYTES);
     } catch (error) {
-      if (error instanceof NotFoundError) throw error;
-      throw new SidecarError(key, (error as Error).message);
+      if (error instanceof TooLargeError || error instanceof HostileEntryError) throw new SidecarError(key, error.message);
+      throw error;
     }
     // The schema (zod) loads with the first read: `create` only writes.
     const { parseSidecar } = await import('./sidecar-schema.js');
@@ -590,8 +598,8 @@ export class Catalog {
    * Reads a sidecar for a command that removes its backup (delete): a sidecar that was read
    * but is not a valid one (not JSON, invalid, too large) comes back as `unreadable` with the
    * reason, for the backup can still be removed by its id. A sidecar that could not be read
-   * at all (a storage failure, something that is not a regular file) is an error as in
-   * readForUse: nothing is removed on the strength of a failed read.
+   * at all is an error as in readForUse (something that is not a regular file: exit 3; a
+   * storage failure: its StorageError): nothing is removed on the strength of a failed read.
    */
   async readForRemoval(profile: string, id: string): Promise<{ sidecar: Sidecar } | { unreadable: string; newerVersion: boolean }> {
     const key = sidecarKey(profile, id);
@@ -600,8 +608,8 @@ export class Catalog {
       bytes = await this.storage.getBytes(key, MAX_SIDECAR_BYTES);
     } catch (error) {
       if (error instanceof TooLargeError) return { unreadable: new SidecarError(key, `larger than ${MAX_SIDECAR_BYTES} bytes`).message, newerVersion: false };
-      if (error instanceof NotFoundError) throw error;
-      throw new BackupctlError(new SidecarError(key, (error as Error).message).message, { exitCode: ExitCode.VERIFY_FAILED, cause: error });
+      if (!(error instanceof HostileEntryError)) throw error;
+      throw new BackupctlError(new SidecarError(key, error.message).message, { exitCode: ExitCode.VERIFY_FAILED, cause: error });
     }
     const { parseSidecar } = await import('./sidecar-schema.js');
     try {
@@ -666,7 +674,11 @@ export class Catalog {
     return profilesIn(await this.storage.list(''));
   }
 
-  /** Reads a sidecar for a command that acts on it: an unreadable one is a corrupt backup (exit 3). */
+  /**
+   * Reads a sidecar for a command that acts on it: one that is there but no valid sidecar
+   * (SidecarError) is a corrupt backup (exit 3); one the storage did not give is its
+   * StorageError (permission denied, I/O, unreachable: exit 1), never taken for corruption.
+   */
   async readForUse(profile: string, id: string): Promise<Sidecar> {
     try {
       return await this.read(profile, id);

@@ -255,7 +255,8 @@ async function unconfirmed(catalog: Catalog, scanned: ScanResult<SidecarSummary>
     try {
       fresh = summaryOf(await catalog.read(summary.profile, summary.id));
     } catch (error) {
-      if (!(error instanceof SidecarError) && !(error instanceof NotFoundError)) throw error;
+      // One the storage refused to give is no disagreement to plan around: prune stops (removing nothing).
+      if (!(error instanceof SidecarError) && !(error instanceof NotFoundError)) throw storageError(error, catalog.storage.location, `reading backup ${ref}`, 'read');
     }
     if (fresh === null || JSON.stringify(fresh) !== JSON.stringify(summary)) disagree.push(ref);
   });

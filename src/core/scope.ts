@@ -5,7 +5,7 @@ import { implicitProfile, settingsOf, storagesInScope, unknownProfile, type Prof
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
-import { NotFoundError, type Storage } from '../storage/storage.js';
+import { NotFoundError, StorageError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
 import { profileNameFor, profileOfConnection } from './profile-name.js';
 
@@ -261,15 +261,29 @@ export interface UnreadableBackup {
 export async function findBackupForRemoval(scope: BackupScope, ref: string): Promise<LocatedBackup | UnreadableBackup> {
   if (ref === 'latest') throw usageError('"latest" cannot be used here: name the backup');
   return locateById(scope, ref, async (location, profile, id): Promise<LocatedBackup | UnreadableBackup> => {
-    const read = await location.catalog.readForRemoval(profile, id);
+    const read = await location.catalog.readForRemoval(profile, id).catch((error: unknown) => {
+      throw asReadFailure(error, location, profile, id);
+    });
     if ('sidecar' in read) return { sidecar: read.sidecar, storage: location.storage, catalog: location.catalog };
     return { profile, id, reason: read.unreadable, newerVersion: read.newerVersion, storage: location.storage, catalog: location.catalog };
   });
 }
 
 async function readLocated(location: BackupScope['locations'][number], profile: string, id: string): Promise<LocatedBackup> {
-  const sidecar = await location.catalog.readForUse(profile, id);
+  const sidecar = await location.catalog.readForUse(profile, id).catch((error: unknown) => {
+    throw asReadFailure(error, location, profile, id);
+  });
   return { sidecar, storage: location.storage, catalog: location.catalog };
+}
+
+/**
+ * A sidecar the storage did not give (permission denied, I/O, unreachable): one line naming
+ * the storage and the object (exit 1, 2 for a configuration problem), never a corrupt
+ * backup. Anything else (a corrupt sidecar, a missing one) goes on as it is.
+ */
+function asReadFailure(error: unknown, location: BackupScope['locations'][number], profile: string, id: string): unknown {
+  if (!(error instanceof StorageError) || error instanceof NotFoundError) return error;
+  return storageError(error, location.storage.location, `reading backup ${profile}/${id}`, 'read');
 }
 
 /** A whole id or a unique prefix (see findBackup), opened with `open` once found. */

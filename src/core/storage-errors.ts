@@ -22,7 +22,7 @@ export function storageError(error: unknown, location: string, doing: string, op
     case 'permission':
       return op === 'read'
         ? make(
-            `cannot read ${location}: permission denied while ${doing}`,
+            `cannot read ${location}: permission denied${error instanceof StorageError && error.key ? ` reading ${error.key}` : ''} while ${doing}`,
             hintOf('run as a user that can read the backup directory and its files (check their owner and mode), or choose another --storage'),
           )
         : make(`cannot write to ${location}: permission denied while ${doing}`, hintOf('check the owner and mode of the backup directory, or choose another --storage'));
