@@ -116,7 +116,7 @@ export async function openStored(storage: Storage, key: string): Promise<Readabl
   } catch (error) {
     if (error instanceof NotFoundError) throw new ArtifactMissingError(key);
     if (error instanceof HostileEntryError) throw new ArtifactHostileError(key, error.message);
-    throw storageError(error, storage.location, `reading ${key}`);
+    throw storageError(error, storage.location, `reading ${key}`, 'read');
   }
 }
 

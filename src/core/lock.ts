@@ -118,7 +118,7 @@ async function readStoredLock(storage: Storage, profile: string): Promise<Stored
   } catch (error) {
     if (error instanceof NotFoundError) return null;
     if (error instanceof TooLargeError) return { raw: Buffer.alloc(0), info: null };
-    throw storageError(error, storage.location, 'reading the lock');
+    throw storageError(error, storage.location, 'reading the lock', 'read');
   }
   return { raw, info: parseLock(raw) };
 }

@@ -3,10 +3,13 @@
  * permission denied, EACCES, EIO) says nothing about the backup: Catalog reads end with the
  * storage's typed error (exit 1), never with a SidecarError (a corrupt backup, exit 3), and a
  * scan records nothing of it in the catalog index. A sidecar read but not valid stays one.
+ * An artifact or lock refused is likewise a read that failed, named as such.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Catalog, sidecarKey } from '../../src/catalog/catalog.js';
 import { catalogIndexKey } from '../../src/catalog/catalog-index.js';
+import { hashStored } from '../../src/core/archive.js';
+import { readLock } from '../../src/core/lock.js';
 import { serializeSidecar, SidecarError } from '../../src/catalog/sidecar.js';
 import { ExitCode } from '../../src/errors.js';
 import { MemoryStorage } from '../../src/storage/mem.js';
@@ -20,13 +23,14 @@ const REFUSED = IDS[1] as string;
 
 let store: MemoryStorage;
 
-/** `storage`, whose getBytes of `key` fails with what `refusal` makes while `refusal` is set. */
+/** `storage`, whose getBytes and get of `key` fail with what `refusal` makes while `refusal` is set. */
 function refusing(storage: Storage, key: string, refusal: { error: (() => Error) | null }): Storage {
   return new Proxy(storage, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
-      if (property === 'getBytes') {
-        return (asked: string, maxBytes: number) => (asked === key && refusal.error ? Promise.reject(refusal.error()) : target.getBytes(asked, maxBytes));
+      if (property === 'getBytes' || property === 'get') {
+        return (asked: string, ...rest: unknown[]) =>
+          asked === key && refusal.error ? Promise.reject(refusal.error()) : (value as (...args: unknown[]) => unknown).call(target, asked, ...rest);
       }
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
@@ -96,4 +100,22 @@ describe('scanning a profile', () => {
       expect(scanned.warnings).toEqual([]);
     });
   }
+});
+
+describe('reading an artifact or the lock', () => {
+  it('refused: "cannot read <storage>: permission denied reading <key>" (exit 1), never "cannot write"', async () => {
+    for (const [key, reading] of [
+      [`${PROFILE}/${REFUSED}.dump`, (storage: Storage) => hashStored(storage, `${PROFILE}/${REFUSED}.dump`)],
+      [`${PROFILE}/lock.json`, (storage: Storage) => readLock(storage, PROFILE)],
+    ] as const) {
+      await store.putBytes(`${PROFILE}/lock.json`, Buffer.from('{}'));
+      const storage = refusing(store, key, { error: () => new PermissionError(`reading ${key}: access denied (AccessDenied)`, { key }) });
+      const error = (await reading(storage).then(
+        () => null,
+        (failure: unknown) => failure,
+      )) as Error & { exitCode?: number };
+      expect(error?.message).toMatch(new RegExp(`^cannot read mem://${NAME}/: permission denied reading ${key} while`));
+      expect(error.exitCode).toBe(ExitCode.FAILED);
+    }
+  });
 });
