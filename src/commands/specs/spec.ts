@@ -70,9 +70,9 @@ export const DECRYPT_OPTIONS: readonly OptionSpec[] = [
 
 export const EXIT_CODES_HELP = `Exit codes:
   0    success
-  1    the operation failed (server unreachable, pg_dump failed, disk full, ...)
+  1    the operation failed (server unreachable, pg_dump failed, disk full, a storage that refuses a read or write, ...)
   2    usage or configuration error (bad flag or config, unknown profile or id, wrong password, missing database, no suitable pg_dump)
-  3    verification failed: a backup is corrupt or does not match its sidecar
+  3    verification failed: a backup is corrupt or does not match its sidecar (never a storage that refused to read it: 1)
   4    busy: another run holds the lock of this profile (restore: of the target database)
   5    status or check found a problem (stale, unhealthy, not ready)
   130  interrupted (SIGINT/SIGTERM); what the run had begun was undone`;
