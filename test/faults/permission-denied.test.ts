@@ -10,10 +10,10 @@ import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeSidecar } from '../../src/catalog/sidecar.js';
 import { BIN, baseEnv, runBin, type CliOutcome } from '../helpers/cli.js';
-import { failureLines, tempDir } from '../helpers/failure-kit.js';
+import { failureLines, removeTempDirs, tempDir } from '../helpers/failure-kit.js';
 import { sampleSidecar } from '../helpers/sidecar-fixture.js';
 
 const notRoot = typeof process.getuid === 'function' && process.getuid() !== 0;
@@ -86,6 +86,7 @@ beforeAll(async () => {
   home = await tempDir('perm-home');
   await chmod(home, 0o755);
 });
+afterAll(removeTempDirs);
 
 describe('a sidecar the storage refuses to give (root-owned 0600, read as nobody)', () => {
   it.skipIf(notRoot)(`verify, show, list, status, restore, delete and copy fail as the storage failed (exit 1, naming the sidecar), never "corrupt" (exit 3)${skipped}`, async () => {
