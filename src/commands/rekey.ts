@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { settingsOf } from '../config/resolve.js';
 import { loadRecipients } from '../core/keys.js';
-import { rekeyBackups, type RekeyedBackup } from '../core/rekey.js';
+import { rekeyBackups, rekeyExitCode, type RekeyedBackup } from '../core/rekey.js';
 import { withRunReport } from '../core/report-run.js';
 import { backupScope } from '../core/scope.js';
-import { ExitCode } from '../errors.js';
 import { rekeyJson, renderRekey } from '../output/render-rekey.js';
 import type { CommandContext, CommandResult } from './context.js';
 import { keysByProfile, type DecryptOptions } from './keys.js';
@@ -50,10 +49,9 @@ export async function run(refs: string[], options: RekeyOptions, ctx: CommandCon
         (done: RekeyedBackup[]) => ({ id: done.length === 1 ? done[0]?.id : undefined }),
         (done: RekeyedBackup[]) => {
           const failed = done.filter((d) => d.result === 'failed');
-          return failed.length === 0 ? null : { exitCode: ExitCode.FAILED, error: `could not rekey ${failed.map((d) => d.id).join(', ')}` };
+          return failed.length === 0 ? null : { exitCode: rekeyExitCode(done), error: `could not rekey ${failed.map((d) => d.id).join(', ')}` };
         },
       ),
   );
-  const failed = result.backups.some((b) => b.result === 'failed');
-  return { json: rekeyJson(result), human: (style) => renderRekey(result, style), exitCode: failed ? ExitCode.FAILED : ExitCode.OK };
+  return { json: rekeyJson(result), human: (style) => renderRekey(result, style), exitCode: rekeyExitCode(result.backups) };
 }

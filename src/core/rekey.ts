@@ -58,6 +58,18 @@ export interface RekeyedBackup {
   /** done: rewritten; unchanged: already encrypted to exactly the new set; planned: a dry run. */
   result: 'done' | 'unchanged' | 'planned' | 'failed';
   error?: string;
+  /** With `error`: the exit code of the failure behind it (3: the backup is corrupt, see rekeyExitCode). */
+  errorExitCode?: number;
+}
+
+/**
+ * 0 when nothing failed; 3 when a backup failed because it is corrupt (its header damaged),
+ * else 1 (a key that opens nothing, the storage).
+ */
+export function rekeyExitCode(backups: readonly RekeyedBackup[]): number {
+  const failed = backups.filter((b) => b.result === 'failed');
+  if (failed.length === 0) return ExitCode.OK;
+  return failed.some((b) => b.errorExitCode === ExitCode.VERIFY_FAILED) ? ExitCode.VERIFY_FAILED : ExitCode.FAILED;
 }
 
 export interface RekeyResult {
@@ -129,6 +141,7 @@ export async function rekeyBackups(request: RekeyRequest, runtime: Runtime, repo
             if (!(error instanceof BackupctlError)) throw error;
             entry.result = 'failed';
             entry.error = error.message;
+            entry.errorExitCode = error.exitCode;
             runtime.reporter.warn(`could not rekey ${backupRef(plan.backup.sidecar)}: ${error.message}`);
           }
         }
@@ -211,10 +224,21 @@ function publicKeyOf(identity: Identity): Recipient[] {
 }
 
 /** The encrypted files of a backup: the artifact, and the globals file when it went through age too. */
-function filesOf(sidecar: Sidecar): Array<{ name: string; role: 'artifact' | 'globals'; bytes: number }> {
-  const files: Array<{ name: string; role: 'artifact' | 'globals'; bytes: number }> = [{ name: sidecar.artifact.file, role: 'artifact', bytes: sidecar.artifact.bytes }];
+interface EncryptedFile {
+  name: string;
+  role: 'artifact' | 'globals';
+  bytes: number;
+  /** What the sidecar records of the file's recipients: its header must match (see age/recorded.ts). */
+  recorded: RecipientRecord[];
+}
+
+function filesOf(sidecar: Sidecar): EncryptedFile[] {
+  const recordedIn = (stages: readonly StageRecordJson[]) => stages.flatMap((stage) => (stage.type === 'encryption' ? stage.recipients : []));
+  const files: EncryptedFile[] = [{ name: sidecar.artifact.file, role: 'artifact', bytes: sidecar.artifact.bytes, recorded: recordedIn(sidecar.artifact.stages) }];
   const globals = sidecar.globals;
-  if (globals.status === 'included' && globals.stages.some((stage) => stage.type === 'encryption')) files.push({ name: globals.file, role: 'globals', bytes: globals.bytes });
+  if (globals.status === 'included' && globals.stages.some((stage) => stage.type === 'encryption')) {
+    files.push({ name: globals.file, role: 'globals', bytes: globals.bytes, recorded: recordedIn(globals.stages) });
+  }
   return files;
 }
 
@@ -239,13 +263,13 @@ async function rekeyOne(backup: LocatedBackup, recipients: Recipient[], keys: De
   const updated: Sidecar = structuredClone(sidecar);
   const newRecords = recipients.map(recipientRecord);
   try {
-    for (const { name, role, bytes } of filesOf(sidecar)) {
+    for (const { name, role, bytes, recorded } of filesOf(sidecar)) {
       const to = nextName(name, sidecar.id);
       const toKey = artifactKey(sidecar.profile, to);
       written.push(toKey);
       // The payload is copied as it is; only the header (a stanza per recipient) changes size.
       const expectedBytes = bytes + 1024 * (recipients.length + 1);
-      const digest = await rewriteFile(storage, artifactKey(sidecar.profile, name), toKey, identities, recipients, { signal: runtime.signal, expectedBytes });
+      const digest = await rewriteFile(storage, artifactKey(sidecar.profile, name), toKey, identities, recipients, { signal: runtime.signal, expectedBytes, recorded });
       renamed.push({ from: name, to });
       if (role === 'artifact') {
         const stages = withRecipients(updated.artifact.stages, newRecords);
@@ -281,7 +305,7 @@ async function rewriteFile(
   to: string,
   identities: Identity[],
   recipients: Recipient[],
-  { signal, expectedBytes }: { signal: AbortSignal; expectedBytes: number },
+  { signal, expectedBytes, recorded }: { signal: AbortSignal; expectedBytes: number; recorded: readonly RecipientRecord[] },
 ): Promise<Digest> {
   let source: Readable;
   try {
@@ -292,7 +316,9 @@ async function rewriteFile(
   }
   try {
     const { header, payload } = await readHeader(source);
-    const newHeader = await rewrapHeader(header, identities, recipients);
+    // A recorded identity's stanza that does not open is damage (exit 3), not a wrong key:
+    // the backup is left as it is.
+    const newHeader = await rewrapHeader(header, identities, recipients, recorded);
     const digest = new DigestStream();
     const output = Readable.from(concatenate(newHeader, payload));
     output.on('error', (error) => digest.destroy(error));

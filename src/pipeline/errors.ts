@@ -16,6 +16,8 @@ import type { Digest } from './digest.js';
  * - AGE_NO_IDENTITY: none of the identities given opens any stanza (or none was given).
  * - AGE_BAD_PASSPHRASE: the file is passphrase-encrypted and the passphrase does not open it.
  * - AGE_HEADER_MAC: a file key was unwrapped but the header MAC does not match (tampered header).
+ * - AGE_STANZA_DAMAGED: no stanza opens, yet an identity given is one of the X25519
+ *   recipients the sidecar records: the header is damaged, the key is right (age/recorded.ts).
  * - AGE_PAYLOAD_DAMAGED: a payload chunk fails authentication (flipped bytes, a chunk marked
  *   final too early, an empty final chunk).
  * - AGE_TRUNCATED: the payload ends without its final chunk.
@@ -43,6 +45,7 @@ export type PipelineErrorCode =
   | 'AGE_NO_IDENTITY'
   | 'AGE_BAD_PASSPHRASE'
   | 'AGE_HEADER_MAC'
+  | 'AGE_STANZA_DAMAGED'
   | 'AGE_PAYLOAD_DAMAGED'
   | 'AGE_TRUNCATED'
   | 'AGE_TRAILING_DATA'
@@ -64,6 +67,7 @@ const EXIT_CODES: Record<PipelineErrorCode, ExitCodeValue> = {
   AGE_NO_IDENTITY: ExitCode.USAGE,
   AGE_BAD_PASSPHRASE: ExitCode.USAGE,
   AGE_HEADER_MAC: ExitCode.VERIFY_FAILED,
+  AGE_STANZA_DAMAGED: ExitCode.VERIFY_FAILED,
   AGE_PAYLOAD_DAMAGED: ExitCode.VERIFY_FAILED,
   AGE_TRUNCATED: ExitCode.VERIFY_FAILED,
   AGE_TRAILING_DATA: ExitCode.VERIFY_FAILED,

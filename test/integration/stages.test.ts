@@ -420,6 +420,99 @@ describe('age encryption', () => {
   });
 });
 
+describe('a damaged header against a wrong key (the sidecar\'s recipient fingerprints decide)', () => {
+  /** A key pair from the standard age-keygen. */
+  let keyC: { file: string; recipient: string };
+
+  beforeAll(async () => {
+    keyC = { file: path.join(keys, 'c.agekey'), recipient: '' };
+    await execa('age-keygen', ['-o', keyC.file]);
+    keyC.recipient = (await execa('age-keygen', ['-y', keyC.file])).stdout.trim();
+  });
+
+  it.each([
+    ['the wrapped file key', 'body' as const],
+    ['the ephemeral share', 'share' as const],
+  ])('a flipped byte of %s, the digests made to match: the recipient\'s own key is exit 3 (corrupt), a foreign key exit 2 naming the recorded fingerprints', async (_label, where) => {
+    const storage = await tempDir('enc-stanza');
+    const id = await create(storage, ['--recipient', keyC.recipient]);
+    const { sidecar } = await readSidecar(storage, db, id);
+    await damageStanza(path.join(storage, db, sidecar.artifact.file), where);
+    await matchDigests(storage, id);
+    const fingerprint = sidecar.artifact.encryption?.recipients[0] as string;
+    for (const [level, jobs] of [['archive', '1'], ['restore', '1'], ['restore', '2']] as const) {
+      const own = await verify(storage, id, level, ['--identity', keyC.file, '--jobs', jobs]);
+      expect(own.code, `${level} --jobs ${jobs}: ${own.problems}`).toBe(3);
+      expect(own.result).toBe('failed');
+      expect(own.problems).toContain(`the age header is damaged: the identity given for recipient ${fingerprint} (recorded in the sidecar) opens none of its X25519 stanzas`);
+      const foreign = await verify(storage, id, level, ['--identity', keyA.file, '--jobs', jobs]);
+      expect(foreign.code, `${level} --jobs ${jobs}: ${foreign.problems}`).toBe(2);
+      expect(foreign.result).toBe('error');
+      expect(foreign.problems).toMatch(/none of the 1 identities given can decrypt this file/);
+      expect(foreign.problems).toContain(fingerprint);
+    }
+    const target = targetDb('stg_stanza');
+    await cluster.createDatabase(target);
+    await cluster.query(target, 'create table precious (x int); insert into precious values (42)');
+    const restored = await cli(['restore', id, '--storage', storage, '--identity', keyC.file, '--target-db', target, '--force']);
+    expect(restored.code, restored.stderr).toBe(3);
+    expect(restored.stderr).toMatch(/^error: backup \S+ is corrupt, nothing was changed: .*the age header is damaged/m);
+    const wrong = await cli(['restore', id, '--storage', storage, '--identity', keyA.file, '--target-db', target, '--force']);
+    expect(wrong.code, wrong.stderr).toBe(2);
+    expect(wrong.stderr).toContain(fingerprint);
+    expect(await count(target, 'precious')).toBe(1);
+    expect(await cluster.query(target, "select 1 from pg_tables where tablename = 'items'")).toHaveLength(0);
+  });
+
+  it('rekey: a damaged stanza of the given identity is exit 3 and the backup is left as it was; after a rekey the sidecar records what the new header holds', async () => {
+    const storage = await tempDir('enc-rekey-bad');
+    const id = await create(storage, ['--recipient', keyC.recipient]);
+    const { sidecar } = await readSidecar(storage, db, id);
+    await damageStanza(path.join(storage, db, sidecar.artifact.file), 'body');
+    await matchDigests(storage, id);
+    const { raw: before } = await readSidecar(storage, db, id);
+    const own = await cli(['rekey', id, '--storage', storage, '--identity', keyC.file, '--add-recipient', keyB.recipient]);
+    expect(own.code, own.stderr).toBe(3);
+    expect(own.stderr).toMatch(/the age header is damaged/);
+    const foreign = await cli(['rekey', id, '--storage', storage, '--identity', keyA.file, '--add-recipient', keyB.recipient, '--add-recipient', keyC.recipient]);
+    expect(foreign.code, foreign.stderr).toBe(1);
+    expect((await readSidecar(storage, db, id)).raw).toBe(before);
+
+    const good = await create(storage, ['--recipient', keyC.recipient]);
+    const rekeyed = await cli(['rekey', good, '--storage', storage, '--identity', keyC.file, '--add-recipient', keyA.recipient, '--add-recipient', keyB.recipient]);
+    expect(rekeyed.code, rekeyed.stderr).toBe(0);
+    const after = (await readSidecar(storage, db, good)).sidecar;
+    for (const [file, stages] of [[after.artifact.file, after.artifact.stages], [after.globals.status === 'included' ? after.globals.file : '', after.globals.status === 'included' ? after.globals.stages : []]] as const) {
+      const { header } = readHeader(await readFile(path.join(storage, db, file)));
+      const recorded = stages.find((stage) => stage.type === 'encryption');
+      expect(recorded?.type === 'encryption' && recorded.recipients.length, file).toBe(header.stanzas.filter((s) => s.type === 'X25519').length);
+      expect(header.stanzas).toHaveLength(3);
+    }
+    for (const key of [keyA.file, keyB.file, keyC.file]) expect((await verify(storage, good, 'archive', ['--identity', key])).code, key).toBe(0);
+  });
+});
+
+/**
+ * Replaces one base64 character of the first X25519 stanza, inside its line (so the header
+ * stays canonical): in its ephemeral share (`share`) or its body, the wrapped file key.
+ */
+async function damageStanza(file: string, where: 'share' | 'body'): Promise<void> {
+  const bytes = await readFile(file);
+  const stanza = bytes.indexOf('-> X25519 ');
+  expect(stanza).toBeGreaterThan(0);
+  const at = where === 'share' ? stanza + '-> X25519 '.length + 10 : bytes.indexOf(0x0a, stanza) + 1 + 10;
+  bytes[at] = bytes[at] === 0x41 ? 0x42 : 0x41;
+  await writeFile(file, bytes);
+}
+
+/** Makes the sidecar's stored digests those of the artifact as it is now, as a careful attacker (or a bad copy tool) would. */
+async function matchDigests(storage: string, id: string): Promise<void> {
+  const { sidecar, raw } = await readSidecar(storage, db, id);
+  const json = JSON.parse(raw) as { artifact: { bytes: number; sha256: string } };
+  Object.assign(json.artifact, await sha256File(path.join(storage, db, sidecar.artifact.file)));
+  await writeFile(path.join(storage, db, `${id}.json`), JSON.stringify(json));
+}
+
 async function flip(file: string, at: number, offset = 0): Promise<void> {
   const bytes = await readFile(file);
   const index = Math.min(bytes.length - 1, Math.floor(bytes.length * at) + offset);

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { AgeError } from '../errors.js';
 import { verifyHeaderMac, writeHeader, type AgeHeader } from './header.js';
+import type { RecipientRecord } from './keys.js';
+import { unopenedError } from './recorded.js';
 import { FILE_KEY_SIZE, type Identity, type Recipient } from './stanza.js';
 
 /** A fresh random file key (never reused across files). */
@@ -25,8 +27,10 @@ export async function headerFor(recipients: readonly Recipient[], fileKey: Buffe
  * The file key of `header`, from the first identity that unwraps a stanza, with the header
  * MAC verified. Throws AGE_HEADER_INVALID (a scrypt stanza not alone, a malformed stanza),
  * AGE_WORK_FACTOR_TOO_HIGH, AGE_HEADER_MAC, AGE_BAD_PASSPHRASE or AGE_NO_IDENTITY.
+ * With `recorded` (the sidecar's recipients; see recorded.ts) an X25519 file that a
+ * recorded recipient's identity does not open is AGE_STANZA_DAMAGED, not AGE_NO_IDENTITY.
  */
-export async function unwrapFileKey(header: AgeHeader, identities: readonly Identity[]): Promise<Buffer> {
+export async function unwrapFileKey(header: AgeHeader, identities: readonly Identity[], recorded?: readonly RecipientRecord[]): Promise<Buffer> {
   const passphraseFile = header.stanzas.some((s) => s.type === 'scrypt');
   if (passphraseFile && header.stanzas.length !== 1) {
     throw new AgeError('AGE_HEADER_INVALID', 'invalid age header: a scrypt stanza must be the only stanza');
@@ -41,6 +45,7 @@ export async function unwrapFileKey(header: AgeHeader, identities: readonly Iden
   if (passphraseFile && identities.some((i) => i.kind === 'scrypt')) {
     throw new AgeError('AGE_BAD_PASSPHRASE', 'the passphrase does not decrypt this file');
   }
+  if (recorded && !passphraseFile) throw unopenedError(identities, recorded);
   const types = [...new Set(header.stanzas.map((s) => s.type))].join(', ');
   throw new AgeError('AGE_NO_IDENTITY', `none of the ${identities.length} identities given can decrypt this file (its stanzas: ${types.slice(0, 200)})`, {
     hint: passphraseFile ? 'this file is encrypted with a passphrase: give the passphrase' : 'give the identity (AGE-SECRET-KEY-1...) of one of the recipients the file was encrypted to',

@@ -12,6 +12,7 @@ import { pipeline, Transform, type Readable, type TransformCallback } from 'node
 import { AgeError } from '../errors.js';
 import { headerFor, unwrapFileKey } from './file-key.js';
 import { parseHeader, type AgeHeader } from './header.js';
+import type { RecipientRecord } from './keys.js';
 import type { Identity, Recipient } from './stanza.js';
 
 export interface HeaderRead {
@@ -80,9 +81,10 @@ async function readHeaderFromStream(stream: Readable): Promise<HeaderRead & { pa
 /**
  * A new header that wraps `header`'s file key (unwrapped with one of `identities`, MAC
  * verified) for `recipients`, with a new MAC. Put it in front of the old payload bytes.
+ * `recorded`: what the sidecar records of the old header's recipients (see unwrapFileKey).
  */
-export async function rewrapHeader(header: AgeHeader, identities: readonly Identity[], recipients: readonly Recipient[]): Promise<Buffer> {
-  const fileKey = await unwrapFileKey(header, identities);
+export async function rewrapHeader(header: AgeHeader, identities: readonly Identity[], recipients: readonly Recipient[], recorded?: readonly RecipientRecord[]): Promise<Buffer> {
+  const fileKey = await unwrapFileKey(header, identities, recorded);
   return headerFor(recipients, fileKey);
 }
 

@@ -19,6 +19,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { AgeError } from '../errors.js';
 import { headerFor, newFileKey, unwrapFileKey } from './file-key.js';
 import { parseHeader, type AgeHeader } from './header.js';
+import type { RecipientRecord } from './keys.js';
 import { hkdf, openSealed, TAG_SIZE } from './primitives.js';
 import type { Identity, Recipient } from './stanza.js';
 
@@ -137,10 +138,12 @@ class EncryptStream extends Transform {
  * Decrypts an age v1 file with the first of `identities` that opens it. The stream fails
  * with an AgeError: AGE_HEADER_INVALID (also for a file that ends inside the header or the
  * nonce), AGE_UNSUPPORTED_VERSION, AGE_WORK_FACTOR_TOO_HIGH, AGE_NO_IDENTITY,
- * AGE_BAD_PASSPHRASE, AGE_HEADER_MAC, AGE_PAYLOAD_DAMAGED, AGE_TRUNCATED, AGE_TRAILING_DATA.
+ * AGE_BAD_PASSPHRASE, AGE_HEADER_MAC, AGE_PAYLOAD_DAMAGED, AGE_TRUNCATED, AGE_TRAILING_DATA;
+ * with `recorded` (the sidecar's recipients) also AGE_STANZA_DAMAGED, before any
+ * plaintext (see unwrapFileKey).
  */
-export function decryptStream(identities: readonly Identity[]): DecryptStream {
-  return new DecryptStream(identities);
+export function decryptStream(identities: readonly Identity[], recorded?: readonly RecipientRecord[]): DecryptStream {
+  return new DecryptStream(identities, recorded);
 }
 
 export class DecryptStream extends Transform {
@@ -157,7 +160,10 @@ export class DecryptStream extends Transform {
   /** The parsed header, once read. */
   header: AgeHeader | null = null;
 
-  constructor(private readonly identities: readonly Identity[]) {
+  constructor(
+    private readonly identities: readonly Identity[],
+    private readonly recorded?: readonly RecipientRecord[],
+  ) {
     super({ highWaterMark: 256 * 1024 });
   }
 
@@ -188,7 +194,7 @@ export class DecryptStream extends Transform {
     const rest = this.headerBytes.subarray(length);
     this.header = { ...header, macInput: Buffer.from(header.macInput), bytes: Buffer.from(header.bytes) };
     this.headerBytes = Buffer.alloc(0);
-    unwrapFileKey(header, this.identities).then(
+    unwrapFileKey(header, this.identities, this.recorded).then(
       (fileKey) => {
         this.fileKey = fileKey;
         this.state = 'nonce';

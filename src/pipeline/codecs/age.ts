@@ -31,7 +31,8 @@ export function ageStage(options: AgeStageOptions): Stage {
           hint: 'give the identity file of one of its recipients, or the passphrase (from a file or the environment)',
         });
       }
-      return decryptStream(identities);
+      // Built from a sidecar's record: the header is held against the recorded recipients.
+      return decryptStream(identities, options.record?.recipients);
     },
     record: (): EncryptionRecord => options.record ?? { type: 'encryption', scheme: 'age', recipients: recipients.map(recipientRecord) },
   };
