@@ -63,8 +63,8 @@ export interface RekeyedBackup {
 }
 
 /**
- * 0 when nothing failed; 3 when a backup failed because it is corrupt (its header damaged),
- * else 1 (a key that opens nothing, the storage).
+ * 0 when nothing failed; 3 when a backup failed because it is corrupt (its header damaged or
+ * not the one its sidecar records), else 1 (a key that opens nothing, the storage).
  */
 export function rekeyExitCode(backups: readonly RekeyedBackup[]): number {
   const failed = backups.filter((b) => b.result === 'failed');
@@ -316,8 +316,8 @@ async function rewriteFile(
   }
   try {
     const { header, payload } = await readHeader(source);
-    // A recorded identity's stanza that does not open is damage (exit 3), not a wrong key:
-    // the backup is left as it is.
+    // A header that is not the recorded one, or a recorded identity's stanza that does not
+    // open, is damage (exit 3), not a wrong key: the backup is left as it is.
     const newHeader = await rewrapHeader(header, identities, recipients, recorded);
     const digest = new DigestStream();
     const output = Readable.from(concatenate(newHeader, payload));

@@ -18,6 +18,7 @@ import { NotFoundError, type Storage } from '../storage/storage.js';
 import { archiveProblems, ArchiveUnreadableError, ArtifactHostileError, ArtifactMissingError, digestMismatches, hashStored, openArchive, readStoredFile, storedAsIs, withScratchDir, type LocalArchive } from './archive.js';
 import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { assertDecryptable } from './stages.js';
+import { recordedHeaderProblems } from './age-header.js';
 import { openStreamedArchive } from './streamed-archive.js';
 import { withRunReport } from './report-run.js';
 import { scratchTag, sweepScratchDatabases } from './scratch.js';
@@ -199,8 +200,10 @@ async function verifyOne(storage: Storage, catalog: Catalog, sidecar: Sidecar, r
     if (request.level !== 'checksum') assertDecryptable(sidecar, keys);
     const mismatches = await checkGlobals(storage, sidecar, request.level, keys, runtime.signal);
     if (request.level === 'checksum') {
-      const digest = await hashStored(storage, artifactKey(sidecar.profile, sidecar.artifact.file), runtime.signal);
-      mismatches.push(...digestMismatches('artifact', sidecar.artifact, digest));
+      const key = artifactKey(sidecar.profile, sidecar.artifact.file);
+      const differs = digestMismatches('artifact', sidecar.artifact, await hashStored(storage, key, runtime.signal));
+      // Bytes as recorded: an encrypted one's header must still hold the recorded recipients.
+      mismatches.push(...(differs.length > 0 ? differs : await recordedHeaderProblems(storage, key, sidecar.artifact, runtime.signal)));
       return outcome(mismatches.length ? 'failed' : 'passed', { mismatches });
     }
     // pg_restore reads the archive once, from its stdin, as it is decoded, unless it
@@ -345,7 +348,8 @@ async function checkGlobals(storage: Storage, sidecar: Sidecar, level: VerifyLev
       await readStoredFile(storage, key, globals, keys);
       return [];
     }
-    return digestMismatches('globals', globals, await hashStored(storage, key, signal));
+    const differs = digestMismatches('globals', globals, await hashStored(storage, key, signal));
+    return differs.length > 0 ? differs : await recordedHeaderProblems(storage, key, globals, signal);
   } catch (error) {
     if (error instanceof ArtifactMissingError) return [`globals file ${globals.file} is missing`];
     if (error instanceof ArtifactHostileError) return [error.reason];

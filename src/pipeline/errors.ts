@@ -18,6 +18,8 @@ import type { Digest } from './digest.js';
  * - AGE_HEADER_MAC: a file key was unwrapped but the header MAC does not match (tampered header).
  * - AGE_STANZA_DAMAGED: no stanza opens, yet an identity given is one of the X25519
  *   recipients the sidecar records: the header is damaged, the key is right (age/recorded.ts).
+ * - AGE_RECIPIENTS_MISMATCH: the header's stanzas (X25519 and scrypt counts, the scrypt work
+ *   factor) are not those the sidecar records: the header was swapped or the sidecar edited.
  * - AGE_PAYLOAD_DAMAGED: a payload chunk fails authentication (flipped bytes, a chunk marked
  *   final too early, an empty final chunk).
  * - AGE_TRUNCATED: the payload ends without its final chunk.
@@ -46,6 +48,7 @@ export type PipelineErrorCode =
   | 'AGE_BAD_PASSPHRASE'
   | 'AGE_HEADER_MAC'
   | 'AGE_STANZA_DAMAGED'
+  | 'AGE_RECIPIENTS_MISMATCH'
   | 'AGE_PAYLOAD_DAMAGED'
   | 'AGE_TRUNCATED'
   | 'AGE_TRAILING_DATA'
@@ -68,6 +71,7 @@ const EXIT_CODES: Record<PipelineErrorCode, ExitCodeValue> = {
   AGE_BAD_PASSPHRASE: ExitCode.USAGE,
   AGE_HEADER_MAC: ExitCode.VERIFY_FAILED,
   AGE_STANZA_DAMAGED: ExitCode.VERIFY_FAILED,
+  AGE_RECIPIENTS_MISMATCH: ExitCode.VERIFY_FAILED,
   AGE_PAYLOAD_DAMAGED: ExitCode.VERIFY_FAILED,
   AGE_TRUNCATED: ExitCode.VERIFY_FAILED,
   AGE_TRAILING_DATA: ExitCode.VERIFY_FAILED,

@@ -464,6 +464,37 @@ describe('a damaged header against a wrong key (the sidecar\'s recipient fingerp
     expect(await cluster.query(target, "select 1 from pg_tables where tablename = 'items'")).toHaveLength(0);
   });
 
+  it('a sidecar that records another recipient than the header holds (edited, or the header swapped): exit 3 whatever the key, at every level that reads the header and on restore, before any plaintext', async () => {
+    const storage = await tempDir('enc-records');
+    const id = await create(storage, ['--recipient', keyA.recipient]);
+    const { raw } = await readSidecar(storage, db, id);
+    const json = JSON.parse(raw) as { artifact: { stages: Array<{ recipients?: unknown[] }>; encryption: { recipients: string[] } }; globals: { stages: Array<{ recipients?: unknown[] }> } };
+    // keyB is recorded as a second recipient (of the artifact and of the globals file): the headers have one X25519 stanza, the sidecar two.
+    const bId = await create(storage, ['--recipient', keyB.recipient]);
+    const bRecord = (await readSidecar(storage, db, bId)).sidecar.artifact.stages[1] as { recipients: unknown[] };
+    json.artifact.stages[1]!.recipients!.push(bRecord.recipients[0]);
+    json.globals.stages[1]!.recipients!.push(bRecord.recipients[0]);
+    json.artifact.encryption.recipients.push((bRecord.recipients[0] as { fingerprint: string }).fingerprint);
+    await writeFile(path.join(storage, db, `${id}.json`), JSON.stringify(json));
+    for (const key of [keyA.file, keyB.file]) {
+      for (const level of ['checksum', 'archive', 'restore']) {
+        const verified = await verify(storage, id, level, ['--identity', key]);
+        expect(verified.code, `${level} ${key}: ${verified.problems}`).toBe(3);
+        expect(verified.problems).toMatch(/the age header does not match the sidecar's recipients: the header has 1 X25519 stanza and 0 scrypt stanzas, the sidecar records 2 X25519 recipients/);
+      }
+    }
+    const target = targetDb('stg_records');
+    await cluster.createDatabase(target);
+    await cluster.query(target, 'create table precious (x int); insert into precious values (42)');
+    for (const mode of [['--force'], ['--clean', '--yes'], ['--force', '--jobs', '2']]) {
+      const restored = await cli(['restore', id, '--storage', storage, '--identity', keyA.file, '--target-db', target, ...mode]);
+      expect(restored.code, `${mode.join(' ')}: ${restored.stderr}`).toBe(3);
+      expect(restored.stderr).toMatch(/corrupt, nothing was changed: .*the age header does not match the sidecar's recipients/);
+    }
+    expect(await count(target, 'precious')).toBe(1);
+    expect(await cluster.query(target, "select 1 from pg_tables where tablename = 'items'")).toHaveLength(0);
+  });
+
   it('rekey: a damaged stanza of the given identity is exit 3 and the backup is left as it was; after a rekey the sidecar records what the new header holds', async () => {
     const storage = await tempDir('enc-rekey-bad');
     const id = await create(storage, ['--recipient', keyC.recipient]);

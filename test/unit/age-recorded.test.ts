@@ -1,8 +1,9 @@
 /**
  * Damage against a wrong key, from what the sidecar records of an age file's recipients
  * (src/pipeline/age/recorded.ts): a damaged X25519 stanza with a recorded recipient's
- * identity is corrupt (exit 3), a key the sidecar does not record is a wrong key (exit 2).
- * Files made by us and by the standard `age` tool (Debian's age at /usr/bin/age).
+ * identity is corrupt (exit 3), a key the sidecar does not record is a wrong key (exit 2);
+ * a header whose stanzas are not the recorded ones is corrupt whatever the key. Files made
+ * by us and by the standard `age` tool (Debian's age at /usr/bin/age).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +16,8 @@ import {
   encryptStream,
   formatIdentityFile,
   generateIdentity,
+  passphraseIdentity,
+  passphraseRecipient,
   readHeader,
   recipientRecord,
   rewrapHeader,
@@ -144,6 +147,17 @@ describe('an X25519 file whose own stanza is damaged', () => {
 });
 
 describe('a header that is not the one the sidecar records', () => {
+  it('more or fewer X25519 stanzas than recorded recipients: corrupt (exit 3) before any unwrap, with any key', async () => {
+    const two = await encrypt([a.recipient, b.recipient]);
+    for (const identities of [[a.identity], [foreign.identity]]) {
+      const error = await open(two, identities, recordsOf(a.recipient));
+      expect(error?.code).toBe('AGE_RECIPIENTS_MISMATCH');
+      expect(error?.exitCode).toBe(3);
+      expect(error?.message).toMatch(/header has 2 X25519 stanzas and 0 scrypt stanzas, the sidecar records 1 X25519 recipient and 0 passphrases/);
+    }
+    expect((await open(await encrypt([a.recipient]), [a.identity], recordsOf(a.recipient, b.recipient)))?.code).toBe('AGE_RECIPIENTS_MISMATCH');
+  });
+
   it('another file\'s header of the same shape put in front of the payload: the recorded identity opens none of it (exit 3)', async () => {
     const mine = await encrypt([a.recipient]);
     const theirs = await encrypt([foreign.recipient]);
@@ -151,6 +165,17 @@ describe('a header that is not the one the sidecar records', () => {
     expect((await open(swapped, [a.identity], recordsOf(a.recipient)))?.code).toBe('AGE_STANZA_DAMAGED');
   });
 
+  it('a passphrase: a scrypt stanza where X25519 recipients are recorded, or another work factor, is corrupt; a wrong passphrase stays exit 2', async () => {
+    const file = await encrypt([passphraseRecipient('right', { workFactor: 10 })]);
+    const withPassphrase = (passphrase: string, recorded: RecipientRecord[]) => open(file, [passphraseIdentity(passphrase)], recorded);
+    expect(await withPassphrase('right', [{ scheme: 'scrypt', workFactor: 10 }])).toBeNull();
+    expect((await withPassphrase('right', [{ scheme: 'scrypt', workFactor: 11 }]))?.code).toBe('AGE_RECIPIENTS_MISMATCH');
+    expect((await withPassphrase('right', recordsOf(a.recipient)))?.code).toBe('AGE_RECIPIENTS_MISMATCH');
+    // A wrong passphrase and a damaged salt or body fail alike: nothing recorded tells them apart.
+    const wrong = await withPassphrase('wrong', [{ scheme: 'scrypt', workFactor: 10 }]);
+    expect(wrong?.code).toBe('AGE_BAD_PASSPHRASE');
+    expect(wrong?.exitCode).toBe(2);
+  });
 });
 
 describe('rekey', () => {
@@ -159,7 +184,8 @@ describe('rekey', () => {
     const damaged = readHeader(withStanzas(file, flipBody(0))).header;
     await expect(rewrapHeader(damaged, [a.identity], [b.recipient], recordsOf(a.recipient))).rejects.toMatchObject({ code: 'AGE_STANZA_DAMAGED', exitCode: 3 });
     await expect(rewrapHeader(readHeader(file).header, [foreign.identity], [b.recipient], recordsOf(a.recipient))).rejects.toMatchObject({ code: 'AGE_NO_IDENTITY', exitCode: 2 });
-    // The new header opens with the new recipients' keys as the new records say.
+    await expect(rewrapHeader(readHeader(file).header, [a.identity], [b.recipient], recordsOf(a.recipient, b.recipient))).rejects.toMatchObject({ code: 'AGE_RECIPIENTS_MISMATCH' });
+    // The new header has what the new records say: it passes the check it will be held to.
     const rewrapped = await rewrapHeader(readHeader(file).header, [a.identity], [b.recipient, foreign.recipient], recordsOf(a.recipient));
     const next = Buffer.concat([rewrapped, file.subarray(readHeader(file).payloadOffset)]);
     expect(await open(next, [b.identity], recordsOf(b.recipient, foreign.recipient))).toBeNull();

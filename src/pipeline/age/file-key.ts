@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { AgeError } from '../errors.js';
 import { verifyHeaderMac, writeHeader, type AgeHeader } from './header.js';
 import type { RecipientRecord } from './keys.js';
-import { unopenedError } from './recorded.js';
+import { checkRecordedRecipients, unopenedError } from './recorded.js';
 import { FILE_KEY_SIZE, type Identity, type Recipient } from './stanza.js';
 
 /** A fresh random file key (never reused across files). */
@@ -27,14 +27,16 @@ export async function headerFor(recipients: readonly Recipient[], fileKey: Buffe
  * The file key of `header`, from the first identity that unwraps a stanza, with the header
  * MAC verified. Throws AGE_HEADER_INVALID (a scrypt stanza not alone, a malformed stanza),
  * AGE_WORK_FACTOR_TOO_HIGH, AGE_HEADER_MAC, AGE_BAD_PASSPHRASE or AGE_NO_IDENTITY.
- * With `recorded` (the sidecar's recipients; see recorded.ts) an X25519 file that a
- * recorded recipient's identity does not open is AGE_STANZA_DAMAGED, not AGE_NO_IDENTITY.
+ * With `recorded` (the sidecar's recipients; see recorded.ts) the header must match it
+ * (else AGE_RECIPIENTS_MISMATCH, before any unwrap), and an X25519 file that a recorded
+ * recipient's identity does not open is AGE_STANZA_DAMAGED rather than AGE_NO_IDENTITY.
  */
 export async function unwrapFileKey(header: AgeHeader, identities: readonly Identity[], recorded?: readonly RecipientRecord[]): Promise<Buffer> {
   const passphraseFile = header.stanzas.some((s) => s.type === 'scrypt');
   if (passphraseFile && header.stanzas.length !== 1) {
     throw new AgeError('AGE_HEADER_INVALID', 'invalid age header: a scrypt stanza must be the only stanza');
   }
+  if (recorded) checkRecordedRecipients(header, recorded);
   for (const identity of identities) {
     const fileKey = await identity.unwrap(header.stanzas);
     if (fileKey) {

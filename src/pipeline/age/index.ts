@@ -6,6 +6,7 @@
 export { decodeBase64, encodeBase64 } from './base64.js';
 export { bech32Decode, bech32Encode } from './bech32.js';
 export { headerFor, newFileKey, unwrapFileKey } from './file-key.js';
+export { checkRecordedRecipients } from './recorded.js';
 export { MAX_HEADER_BYTES, parseHeader, verifyHeaderMac, writeHeader, type AgeHeader } from './header.js';
 export {
   formatIdentityFile,

@@ -139,8 +139,8 @@ class EncryptStream extends Transform {
  * with an AgeError: AGE_HEADER_INVALID (also for a file that ends inside the header or the
  * nonce), AGE_UNSUPPORTED_VERSION, AGE_WORK_FACTOR_TOO_HIGH, AGE_NO_IDENTITY,
  * AGE_BAD_PASSPHRASE, AGE_HEADER_MAC, AGE_PAYLOAD_DAMAGED, AGE_TRUNCATED, AGE_TRAILING_DATA;
- * with `recorded` (the sidecar's recipients) also AGE_STANZA_DAMAGED, before any
- * plaintext (see unwrapFileKey).
+ * with `recorded` (the sidecar's recipients) also AGE_RECIPIENTS_MISMATCH and
+ * AGE_STANZA_DAMAGED, both before any plaintext (see unwrapFileKey).
  */
 export function decryptStream(identities: readonly Identity[], recorded?: readonly RecipientRecord[]): DecryptStream {
   return new DecryptStream(identities, recorded);
