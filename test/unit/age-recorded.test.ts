@@ -26,8 +26,11 @@ import {
   type RecipientRecord,
   type Stanza,
 } from '../../src/pipeline/age/index.js';
+import { recordedHeaderProblems } from '../../src/core/age-header.js';
+import { ArtifactMissingError } from '../../src/core/archive.js';
 import { ageStage } from '../../src/pipeline/codecs/index.js';
 import { PipelineError } from '../../src/pipeline/errors.js';
+import { MemoryStorage } from '../../src/storage/mem.js';
 import { collect, run, runThrough, streamOf } from '../helpers/pipeline.js';
 
 let dir: string;
@@ -189,5 +192,22 @@ describe('rekey', () => {
     const rewrapped = await rewrapHeader(readHeader(file).header, [a.identity], [b.recipient, foreign.recipient], recordsOf(a.recipient));
     const next = Buffer.concat([rewrapped, file.subarray(readHeader(file).payloadOffset)]);
     expect(await open(next, [b.identity], recordsOf(b.recipient, foreign.recipient))).toBeNull();
+  });
+});
+
+describe('the checksum level (no key): recordedHeaderProblems on a store with ranged reads', () => {
+  it('reads the header only and names what differs; an unencrypted file is not read; a missing one is ArtifactMissingError', async () => {
+    const storage = MemoryStorage.named(`age-recorded-${Date.now()}`);
+    const file = await encrypt([a.recipient, b.recipient]);
+    await storage.putBytes('app/x.dump.age', file);
+    const encrypted = (recorded: RecipientRecord[]) => ({ bytes: file.length, stages: [{ type: 'encryption' as const, scheme: 'age' as const, recipients: recorded }] });
+    expect(await recordedHeaderProblems(storage, 'app/x.dump.age', encrypted(recordsOf(a.recipient, b.recipient)))).toEqual([]);
+    expect(await recordedHeaderProblems(storage, 'app/x.dump.age', encrypted(recordsOf(a.recipient)))).toEqual([
+      expect.stringMatching(/^app\/x\.dump\.age: the age header does not match the sidecar's recipients: the header has 2 X25519 stanzas/),
+    ]);
+    await storage.putBytes('app/y.dump.age', Buffer.from('not age at all'));
+    expect(await recordedHeaderProblems(storage, 'app/y.dump.age', { ...encrypted(recordsOf(a.recipient)), bytes: 14 })).toEqual([expect.stringMatching(/invalid age header/)]);
+    expect(await recordedHeaderProblems(storage, 'app/absent', { bytes: 1, stages: [{ type: 'compression', codec: 'none', level: null }] })).toEqual([]);
+    await expect(recordedHeaderProblems(storage, 'app/absent', encrypted(recordsOf(a.recipient)))).rejects.toBeInstanceOf(ArtifactMissingError);
   });
 });
