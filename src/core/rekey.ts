@@ -228,16 +228,20 @@ interface EncryptedFile {
   name: string;
   role: 'artifact' | 'globals';
   bytes: number;
+  /** The stored digest the sidecar records: the old file must still have it before it is rewritten. */
+  sha256: string;
   /** What the sidecar records of the file's recipients: its header must match (see age/recorded.ts). */
   recorded: RecipientRecord[];
 }
 
 function filesOf(sidecar: Sidecar): EncryptedFile[] {
   const recordedIn = (stages: readonly StageRecordJson[]) => stages.flatMap((stage) => (stage.type === 'encryption' ? stage.recipients : []));
-  const files: EncryptedFile[] = [{ name: sidecar.artifact.file, role: 'artifact', bytes: sidecar.artifact.bytes, recorded: recordedIn(sidecar.artifact.stages) }];
+  const files: EncryptedFile[] = [
+    { name: sidecar.artifact.file, role: 'artifact', bytes: sidecar.artifact.bytes, sha256: sidecar.artifact.sha256, recorded: recordedIn(sidecar.artifact.stages) },
+  ];
   const globals = sidecar.globals;
   if (globals.status === 'included' && globals.stages.some((stage) => stage.type === 'encryption')) {
-    files.push({ name: globals.file, role: 'globals', bytes: globals.bytes, recorded: recordedIn(globals.stages) });
+    files.push({ name: globals.file, role: 'globals', bytes: globals.bytes, sha256: globals.sha256, recorded: recordedIn(globals.stages) });
   }
   return files;
 }
@@ -263,13 +267,18 @@ async function rekeyOne(backup: LocatedBackup, recipients: Recipient[], keys: De
   const updated: Sidecar = structuredClone(sidecar);
   const newRecords = recipients.map(recipientRecord);
   try {
-    for (const { name, role, bytes, recorded } of filesOf(sidecar)) {
+    for (const { name, role, bytes, sha256, recorded } of filesOf(sidecar)) {
       const to = nextName(name, sidecar.id);
       const toKey = artifactKey(sidecar.profile, to);
       written.push(toKey);
       // The payload is copied as it is; only the header (a stanza per recipient) changes size.
       const expectedBytes = bytes + 1024 * (recipients.length + 1);
-      const digest = await rewriteFile(storage, artifactKey(sidecar.profile, name), toKey, identities, recipients, { signal: runtime.signal, expectedBytes, recorded });
+      const digest = await rewriteFile(storage, artifactKey(sidecar.profile, name), toKey, identities, recipients, {
+        signal: runtime.signal,
+        expectedBytes,
+        recorded,
+        stored: { bytes, sha256 },
+      });
       renamed.push({ from: name, to });
       if (role === 'artifact') {
         const stages = withRecipients(updated.artifact.stages, newRecords);
@@ -298,14 +307,19 @@ function withRecipients(stages: readonly StageRecordJson[], recipients: Recipien
   return stages.map((stage) => (stage.type === 'encryption' ? { ...stage, recipients } : stage));
 }
 
-/** Streams `from` with a new header into `to`; returns the digest of what was stored. */
+/**
+ * Streams `from` with a new header into `to`; returns the digest of what was stored. The old
+ * file is hashed as it is read and must have the digest its sidecar records (`stored`): a
+ * payload damaged or swapped since would otherwise get a new, matching stored digest and
+ * pass verify's checksum level. A mismatch fails the write before it completes (exit 3).
+ */
 async function rewriteFile(
   storage: Storage,
   from: string,
   to: string,
   identities: Identity[],
   recipients: Recipient[],
-  { signal, expectedBytes, recorded }: { signal: AbortSignal; expectedBytes: number; recorded: readonly RecipientRecord[] },
+  { signal, expectedBytes, recorded, stored }: { signal: AbortSignal; expectedBytes: number; recorded: readonly RecipientRecord[]; stored: Digest },
 ): Promise<Digest> {
   let source: Readable;
   try {
@@ -314,8 +328,19 @@ async function rewriteFile(
     if (error instanceof BackupctlError) throw error;
     throw storageError(error, storage.location, `reading ${from}`, 'read');
   }
+  let mismatch: BackupctlError | null = null;
+  const old = new DigestStream(undefined, (digest) => {
+    if (digest.bytes === stored.bytes && digest.sha256 === stored.sha256) return null;
+    mismatch = new BackupctlError(
+      `${from} does not match its sidecar (${digest.bytes} bytes, sha256 ${digest.sha256}; recorded ${stored.bytes} bytes, sha256 ${stored.sha256}): not rekeyed`,
+      { exitCode: ExitCode.VERIFY_FAILED, hint: 'the backup is corrupt: run "backupctl verify" on it, and keep it until you know why' },
+    );
+    return mismatch;
+  });
+  source.on('error', (error) => old.destroy(error));
+  source.pipe(old);
   try {
-    const { header, payload } = await readHeader(source);
+    const { header, payload } = await readHeader(old);
     // A header that is not the recorded one, or a recorded identity's stanza that does not
     // open, is damage (exit 3), not a wrong key: the backup is left as it is.
     const newHeader = await rewrapHeader(header, identities, recipients, recorded);
@@ -323,9 +348,11 @@ async function rewriteFile(
     const output = Readable.from(concatenate(newHeader, payload));
     output.on('error', (error) => digest.destroy(error));
     await storage.put(to, output.pipe(digest), { signal, expectedBytes });
+    if (mismatch) throw mismatch; // a store that took the stream's end for a clean one
     return digest.digest();
   } catch (error) {
     source.destroy();
+    if (mismatch) throw mismatch;
     if (error instanceof BackupctlError) throw error;
     throw storageError(error, storage.location, `writing ${to}`);
   }

@@ -639,6 +639,25 @@ describe('rekey', () => {
     expect(listed.stdout).not.toMatch(/incomplete/);
   });
 
+  it('a payload damaged since the backup is not rekeyed (exit 3): its damage would get a new, matching digest', async () => {
+    const storage = await tempDir('rekey-damaged');
+    const id = await create(storage, ['--recipient', keyA.recipient]);
+    const before = await readFile(path.join(storage, db, `${id}.json`));
+    const file = path.join(storage, db, (await readSidecar(storage, db, id)).sidecar.artifact.file);
+    const bytes = await readFile(file);
+    const at = readHeader(bytes).payloadOffset + 40; // inside the first STREAM chunk: the header still opens
+    bytes[at] = (bytes[at] as number) ^ 0x01;
+    await writeFile(file, bytes);
+    const run = await cli(['rekey', id, '--storage', storage, '--identity', keyA.file, '--add-recipient', keyB.recipient]);
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stderr).toMatch(/does not match its sidecar .*: not rekeyed/);
+    // Left as it was: the same sidecar, the damaged file, no new one; checksum still says FAILED.
+    expect(await readFile(path.join(storage, db, `${id}.json`))).toEqual(before);
+    expect(await readFile(file)).toEqual(bytes);
+    expect((await readdir(path.join(storage, db))).filter((name) => name.includes('.k1.'))).toEqual([]);
+    expect((await verify(storage, id, 'checksum')).code).toBe(3);
+  });
+
   it('refuses what would lock everyone out or drop a key it cannot re-wrap to; unencrypted backups are left alone', async () => {
     const storage = await tempDir('rekey2');
     const id = await create(storage, ['--recipient', keyA.recipient, '--recipient', keyB.recipient]);
