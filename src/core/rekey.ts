@@ -64,12 +64,14 @@ export interface RekeyedBackup {
 
 /**
  * 0 when nothing failed; 3 when a backup failed because it is corrupt (its header damaged or
- * not the one its sidecar records), else 1 (a key that opens nothing, the storage).
+ * not the one its sidecar records, its file not the recorded one); 2 when every failure was
+ * a key that opens nothing (as verify and restore say of a wrong key); else 1 (the storage).
  */
 export function rekeyExitCode(backups: readonly RekeyedBackup[]): number {
   const failed = backups.filter((b) => b.result === 'failed');
   if (failed.length === 0) return ExitCode.OK;
-  return failed.some((b) => b.errorExitCode === ExitCode.VERIFY_FAILED) ? ExitCode.VERIFY_FAILED : ExitCode.FAILED;
+  if (failed.some((b) => b.errorExitCode === ExitCode.VERIFY_FAILED)) return ExitCode.VERIFY_FAILED;
+  return failed.every((b) => b.errorExitCode === ExitCode.USAGE) ? ExitCode.USAGE : ExitCode.FAILED;
 }
 
 export interface RekeyResult {
