@@ -255,8 +255,13 @@ function commandWord(program: Command, argv: readonly string[]): string | null {
   return null;
 }
 
-/** After SIGINT/SIGTERM, how long a run may take to stop cleanly before it is ended. */
-const STOP_GRACE_MS = 1_000;
+/**
+ * After SIGINT/SIGTERM, how long a run may take to stop cleanly before it is ended. Every
+ * wait of the clean-up on a PostgreSQL server is bounded well inside it (pg/child.ts,
+ * SnapshotSession.abort, the database lock's release), so that a server that stopped
+ * answering still leaves no lock and no partial file behind; a storage that hangs may not.
+ */
+const STOP_GRACE_MS = 3_000;
 
 /** The process entry point: real streams, real signals. */
 export async function main(argv: readonly string[]): Promise<number> {

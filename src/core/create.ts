@@ -95,8 +95,8 @@ export async function createBackup(profile: ResolvedProfile, runtime: Runtime, o
     options.onLocked?.();
     return await backupUnderLock(profile, runtime, storage, stages, discovered);
   } finally {
-    await databaseLock?.release();
-    await lock.release();
+    // Side by side: the profile's lock (storage) is not held up by a server that stopped answering.
+    await Promise.all([databaseLock?.release(), lock.release()]);
   }
 }
 
@@ -308,9 +308,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     return { sidecar, storage: storage.location, warnings };
   } catch (error) {
     work.abort(error);
-    await lockWatch.stop();
-    // Not close(): its COMMIT would wait behind a row count blocked on a lock.
-    await session.abort();
+    // Not close(): its COMMIT would wait behind a row count blocked on a lock. Beside the
+    // clean-up of files, not before it: on a server that stopped answering, the session's
+    // end waits a moment, and an interrupted run has little time (cli.ts).
+    const ending = Promise.all([lockWatch.stop(), session.abort()]);
     // Whatever is still writing stops on the abort above; wait for it, or a put that was
     // about to publish could land after the clean-up and leave a file of a backup that
     // never was (the globals dump runs beside the artifact's).
@@ -324,6 +325,7 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         }),
       ),
     );
+    await ending;
     if (signal.aborted) throw signal.reason instanceof BackupctlError ? signal.reason : new InterruptedError();
     throw error;
   } finally {

@@ -429,6 +429,9 @@ export async function unlockProfile(options: {
 // ---------------------------------------------------------------------------------------
 // The database's advisory lock
 
+/** How long an interrupted run waits on the server to release the database's lock (see cli.ts's grace). */
+const INTERRUPTED_RELEASE_MS = 300;
+
 /** A held advisory lock of a database; release() is idempotent and never throws. */
 export interface DatabaseLock {
   release(): Promise<void>;
@@ -472,7 +475,8 @@ export async function acquireDatabaseLock(options: {
     for (;;) {
       throwIfAborted(runtime.signal);
       if (await session.tryLock()) {
-        return { release: () => session.close() };
+        // An interrupted run does not wait on a server that may have stopped answering.
+        return { release: () => session.close(runtime.signal.aborted ? INTERRUPTED_RELEASE_MS : undefined) };
       }
       const waited = performance.now() - startedMs;
       if (waited >= waitMs) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { connect, queryError } from './client.js';
+import { connect, endClient, queryError } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 
 /**
@@ -94,12 +94,24 @@ export class AdvisoryLockSession {
     }
   }
 
-  /** Unlocks and closes the session; never throws. */
-  async close(): Promise<void> {
+  /**
+   * Unlocks and closes the session; never throws, and never waits on the server past
+   * `waitMs` in all (a frozen server: the socket is dropped, which ends the session and its
+   * lock on the server's side once it notices).
+   */
+  async close(waitMs = 5_000): Promise<void> {
+    const deadline = performance.now() + waitMs;
     if (this.held) {
-      await this.client.query('SELECT pg_advisory_unlock($1::bigint)', [this.key.toString()]).catch(() => undefined);
       this.held = false;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.client.query('SELECT pg_advisory_unlock($1::bigint)', [this.key.toString()]).catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, waitMs);
+        }),
+      ]);
+      clearTimeout(timer);
     }
-    await this.client.end().catch(() => undefined);
+    await endClient(this.client, Math.max(0, deadline - performance.now()));
   }
 }

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { execa, type Options, type ResultPromise } from 'execa';
+import { InterruptedError } from '../errors.js';
 
 /**
  * A PostgreSQL client program that must not outlive backupctl. A pg_restore left running
@@ -17,7 +18,10 @@ import { execa, type Options, type ResultPromise } from 'execa';
  * so there is no moment at which the program runs unwatched.
  *
  * An abort (Ctrl-C, SIGTERM, a failure elsewhere) also ends the whole group, not only the
- * leader: SIGTERM, then SIGKILL 5 seconds later.
+ * leader: SIGTERM, then SIGKILL 5 seconds later, or half a second later when backupctl
+ * itself was interrupted (its clean-up has a second in all, cli.ts). A program's own
+ * SIGTERM handler sends the server a cancel request, and waits for it: on a server that
+ * stopped answering it waits for ever, and so would the run's clean-up behind it.
  */
 const LAUNCHER = [
   '( trap "" TERM INT',
@@ -26,6 +30,10 @@ const LAUNCHER = [
   'exec 3<&-',
   'exec "$@"',
 ].join('\n');
+
+/** From SIGTERM to SIGKILL of an aborted program's group: after a failure, and after an interrupt. */
+const FAILED_KILL_MS = 5_000;
+const INTERRUPTED_KILL_MS = 500;
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -65,7 +73,7 @@ export function runGuarded<O extends Options>(file: string, args: readonly strin
   const signal = options.cancelSignal as AbortSignal | undefined;
   const onAbort = () => {
     signalGroup(pid, 'SIGTERM');
-    killer = setTimeout(() => signalGroup(pid, 'SIGKILL'), 5_000);
+    killer = setTimeout(() => signalGroup(pid, 'SIGKILL'), signal?.reason instanceof InterruptedError ? INTERRUPTED_KILL_MS : FAILED_KILL_MS);
     killer.unref();
   };
   if (signal?.aborted) onAbort();

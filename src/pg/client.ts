@@ -78,6 +78,28 @@ SELECT pg_catalog.set_config(name, CASE name WHEN 'row_security' THEN 'off' ELSE
   FROM pg_catalog.pg_settings
  WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout', 'row_security')`;
 
+/**
+ * Ends a session politely (Terminate), or, when the server does not close the connection
+ * within `timeoutMs` (a frozen server, a network that dropped), drops the socket: whoever
+ * ends a session on the way out of a failed or interrupted run must not wait on the
+ * server. Never rejects. The server ends a session whose socket is gone, with its
+ * transaction and advisory locks, once it notices.
+ */
+export async function endClient(client: pg.Client, timeoutMs = 500): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    client.end().then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
 /** The protocol's CancelRequest code (1234 << 16 | 5678). */
 const CANCEL_REQUEST_CODE = 80877102;
 

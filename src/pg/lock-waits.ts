@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { connect } from './client.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, endClient } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 
 /** A backup's sessions (SnapshotSession.backend): the snapshot's, the row counts' (when apart), and the snapshot's xmin. */
@@ -63,6 +64,9 @@ export async function lockWaits(client: pg.Client, backup: BackupSessions): Prom
   }));
 }
 
+/** How long stop() waits for a look in progress, then for its session to end. */
+const STOP_WAIT_MS = 300;
+
 /**
  * Watches a backup for lock waits while it runs: pg_dump waits without a word for a lock
  * another session holds (an ALTER TABLE, a transaction left open), forever when there is
@@ -84,11 +88,16 @@ export function watchLockWaits(options: {
   let client: pg.Client | null = null;
   let stopped = false;
   let looking: Promise<void> = Promise.resolve();
+  let stopping: Promise<void> | null = null;
   let timer: NodeJS.Timeout | undefined;
   const look = async () => {
     try {
-      client ??= await connect(options.settings);
-      if (stopped) return;
+      const session = client ?? (await connect(options.settings));
+      if (stopped) {
+        if (session !== client) await endClient(session, STOP_WAIT_MS); // connected after stop()
+        return;
+      }
+      client = session;
       for (const wait of await lockWaits(client, options.backup)) {
         const key = `${wait.waiter}|${wait.relation}|${wait.mode}|${wait.blocker.pid}`;
         if (seen.has(key)) continue;
@@ -102,11 +111,17 @@ export function watchLockWaits(options: {
   };
   timer = setTimeout(() => (looking = look()), firstMs).unref();
   return {
-    async stop() {
+    stop() {
       stopped = true;
       clearTimeout(timer);
-      await looking;
-      await client?.end().catch(() => undefined);
+      // A look stuck on a server that stopped answering (its connect or query) is not
+      // waited for past a moment: the run it watched is over. Its session, once connected,
+      // sees `stopped` and is ended at once. Idempotent: a second call waits for the first.
+      stopping ??= (async () => {
+        await Promise.race([looking, sleep(STOP_WAIT_MS, undefined, { ref: false })]);
+        if (client) await endClient(client, STOP_WAIT_MS);
+      })();
+      return stopping;
     },
   };
 }

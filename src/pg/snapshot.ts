@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { BackupctlError } from '../errors.js';
-import { cancelRunning, connect, queryError, quoteIdent, quoteLiteral, READ_TABLES_HINT } from './client.js';
+import { cancelRunning, connect, endClient, queryError, quoteIdent, quoteLiteral, READ_TABLES_HINT } from './client.js';
 import { countRowsInSnapshot, inRecovery, listCountableTables, planCounts, type CountedTable } from './counts.js';
 import { localeOf, type DatabaseLocale } from './locale.js';
 import type { ConnectionSettings } from './connection.js';
@@ -380,11 +380,15 @@ export class SnapshotSession {
   async abort(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    await Promise.all([cancelRunning(this.client), cancelRunning(this.counter)]);
-    await this.client.end().catch(() => undefined);
-    await this.counter.end().catch(() => undefined);
+    // Bounded throughout: on a server that stopped answering, an interrupted run still ends
+    // within its grace period (cli.ts), its files and lock removed.
+    await Promise.all([cancelRunning(this.client, ABORT_WAIT_MS), cancelRunning(this.counter, ABORT_WAIT_MS)]);
+    await Promise.all([endClient(this.client, ABORT_WAIT_MS), endClient(this.counter, ABORT_WAIT_MS)]);
   }
 }
+
+/** How long abort() waits for the server at each step (cancel, then end). */
+const ABORT_WAIT_MS = 300;
 
 /** A name as format('%I') writes it: double-quoted unless it is a plain lower-case identifier. */
 function quoteName(name: string): string {

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, parseJsonStdout, readSidecar, removeDirs , artifactPath } from '../helpers/backups.js';
 import { BIN, baseEnv } from '../helpers/cli.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
-import { removeTempDirs, sh, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
+import { leftovers, removeTempDirs, sh, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
 import { loadChinook } from '../helpers/fixtures.js';
 
 let cluster: Cluster;
@@ -181,6 +181,61 @@ describe('storage that changes under a running command', () => {
     expect(items.find((i) => i.id === fake)).toMatchObject({ action: 'keep', reasons: ['damaged'] });
     expect(await readFile(await artifactPath(storage, db, real)).then(() => true)).toBe(true);
     expect(run.stderr).toMatch(new RegExp(`backup ${db}/${fake} is damaged`));
+  });
+});
+
+/** The server's processes (postmaster and its children): SIGSTOP freezes it as a hung host would. */
+async function serverProcesses(): Promise<number[]> {
+  const postmaster = Number((await readFile(path.join(cluster.dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+  const children = await execa('pgrep', ['-P', String(postmaster)], { reject: false });
+  return [postmaster, ...String(children.stdout).split('\n').filter(Boolean).map(Number)];
+}
+
+describe('a server that stops answering', () => {
+  it('create interrupted while the server is frozen: exit 130 within the grace, its lock and partial files removed', async () => {
+    const storage = path.join(work, 'frozen');
+    // pg_dump signals that it started (the snapshot and the locks are taken by then), then
+    // waits for the server to be frozen before it connects.
+    const started = path.join(work, 'pg_dump-started');
+    const waiting = await wrapperBinDir(cluster, {
+      pg_dump: `#!/bin/sh\ncase "$1" in --version) exec ${sh(cluster.bin('pg_dump'))} "$@";; esac\n: > ${sh(started)}\nwhile [ -e ${sh(started)} ]; do sleep 0.05; done\nexec ${sh(cluster.bin('pg_dump'))} "$@"\n`,
+    });
+    const configDir = await makeTempDir('faults-cfg-frozen');
+    dirs.push(configDir);
+    const config = await writeConfig(configDir, { pgBinDir: waiting });
+    const run = execa(process.execPath, [BIN, 'create', '--no-globals', '--config', config, '--storage', storage], {
+      env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
+      extendEnv: false,
+      cwd: work,
+      stdin: 'ignore',
+      reject: false,
+    });
+    for (let i = 0; i < 600; i++) {
+      if (await readFile(started).then(() => true, () => false)) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const frozen = await serverProcesses();
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    let result: Awaited<typeof run>;
+    let elapsed: number;
+    try {
+      await rm(started, { force: true });
+      await new Promise((resolve) => setTimeout(resolve, 500)); // pg_dump is connecting to the frozen server
+      const sentAt = Date.now();
+      run.kill('SIGTERM');
+      result = await run;
+      elapsed = Date.now() - sentAt;
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    expect(result.exitCode, String(result.stderr)).toBe(130);
+    // Stopped by its own clean-up, not by the grace period's last resort...
+    expect(String(result.stderr)).not.toMatch(/stopping took longer/);
+    expect(elapsed).toBeLessThan(3_000);
+    // ...so nothing is left: no lock for the next run to take over, no partial file.
+    expect(await leftovers(storage)).toEqual([]);
+    // The server, thawed, serves the next backup.
+    await create(storage);
   });
 });
 
