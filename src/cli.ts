@@ -12,6 +12,7 @@ import { errorMessage, renderError, renderJson, safeText, writeJson } from './ou
 import { askOnTerminal } from './output/ask.js';
 import { createReporter } from './output/reporter.js';
 import { createStyle, wantsColor } from './output/style.js';
+import { describeWriterGone } from './platform/process.js';
 import { beginRun, endRun, sweepDeadRuns } from './platform/run-dir.js';
 import { VERSION } from './version.js';
 
@@ -167,7 +168,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     const settings = resolveSettings({ loaded, flags, env: io.env, cwd: io.cwd });
     for (const note of settings.notes) reporter.info(note);
     // What runs killed before they could clean up left (a password file, scratch copies).
-    for (const dir of await sweepDeadRuns([tmpdir(), settings.workDir])) reporter.debug(`removed ${dir}, left by a run that no longer exists`);
+    for (const swept of await sweepDeadRuns([tmpdir(), settings.workDir])) reporter.debug(`removed ${swept.path}, left by a run that no longer exists (${describeWriterGone(swept.why, swept.pid)})`);
     const ctx: CommandContext = { runtime, flags, settings, ask: io.ask };
     let result: CommandResult;
     try {

@@ -23,6 +23,7 @@ import { AdvisoryLockSession, advisoryLockKey, type AdvisoryLockHolder } from '.
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
 import { createIfAbsent } from '../storage/exclusive.js';
 import {
+  describeWriterGone,
   identityOf,
   judgeWriter,
   recordedIdentity,
@@ -202,9 +203,7 @@ export function lockLiveness(info: LockInfo | null, host: LockHost = thisHost): 
 
 /** "pid not running", "pid reused: 4242 is another process now", "host rebooted since": why a lock is stale. */
 export function describeStaleReason(why: StaleReason, pid: number): string {
-  if (why === 'rebooted') return 'host rebooted since';
-  if (why === 'pid-reused') return `pid reused: ${pid} is another process now`;
-  return 'pid not running';
+  return describeWriterGone(why, pid);
 }
 
 /** "3m12s", "2h05m", "4d03h": how long ago. */

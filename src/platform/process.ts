@@ -135,6 +135,13 @@ export function judgeWriter(writer: WriterIdentity, facts: ProcessFacts): Writer
   return facts.isAlive(writer.pid) ? 'running' : 'not-running';
 }
 
+/** "pid not running", "pid reused: 4242 is another process now", "host rebooted since": why a writer is gone. */
+export function describeWriterGone(why: Exclude<WriterState, 'running'>, pid: number): string {
+  if (why === 'rebooted') return 'host rebooted since';
+  if (why === 'pid-reused') return `pid reused: ${pid} is another process now`;
+  return 'pid not running';
+}
+
 /**
  * True when `data` (a lock or claim object: JSON with the `pid` and `host` of its writer,
  * and its bootId and startTicks when recorded) was written by another process of this host
