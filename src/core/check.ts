@@ -16,6 +16,7 @@ import { describeStaleReason, lockLiveness, readLock } from './lock.js';
 import { resolveProfile } from './profile.js';
 import type { Runtime } from './runtime.js';
 import { isLeftover } from './scratch.js';
+import { describeWriterGone } from '../platform/process.js';
 import { serverForBackup } from './server.js';
 import { writeStages } from './stages.js';
 import { scratchDir } from '../platform/run-dir.js';
@@ -228,7 +229,10 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
       const left: string[] = [];
       for (const server of servers) {
         for (const database of await scratchDatabases(server).catch(() => [])) {
-          if (isLeftover(database, runtime.now()) !== null) left.push(`${database.database} (${database.kind}, pid ${database.pid} on ${database.host}) on ${server.host}:${server.port}`);
+          const judged = isLeftover(database, runtime.now());
+          if (judged === null) continue;
+          const why = judged.state === 'dead' ? `: ${describeWriterGone(judged.why, database.pid)}` : '';
+          left.push(`${database.database} (${database.kind}, pid ${database.pid} on ${database.host}${why}) on ${server.host}:${server.port}`);
         }
       }
       if (left.length === 0) return 'no scratch database left by a killed run';

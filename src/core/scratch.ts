@@ -1,20 +1,22 @@
-import { hostname } from 'node:os';
 import { dropDatabase, scratchDatabases, type ScratchDatabase, type ScratchTag } from '../pg/admin.js';
 import type { ConnectionSettings } from '../pg/connection.js';
-import { isProcessAlive } from '../platform/process.js';
+import { describeWriterGone, identityOf, judgeWriter, thisProcess, type ProcessFacts, type WriterState } from '../platform/process.js';
 import type { Runtime } from './runtime.js';
 
 /**
  * Scratch databases (verify's throwaway, restore's staging) of killed runs. Each is marked
- * when created (its COMMENT names the kind, host, pid and start of the run: pg/admin.ts),
- * so the next verify or restore on that server finds the ones whose run is gone and drops
- * them. Only runs of this host are judged (a pid means nothing elsewhere); a leftover of
- * another host is reported once it is a day old, never dropped from here.
+ * when created (its COMMENT names the kind, host, pid and start of the run, and on Linux
+ * the run's boot id and start ticks: pg/admin.ts), so the next verify or restore on that
+ * server finds the ones whose run is gone and drops them. Only runs of this host are
+ * judged (a pid means nothing elsewhere), by judgeWriter: the pid is no longer running, or
+ * (with the identity recorded) the host has rebooted since or the pid is another process
+ * now; a tag of an older version is judged by its pid alone. No wall clock decides for this
+ * host. A leftover of another host is reported once it is a day old, never dropped from here.
  */
 
 /** The tag of a scratch database this run creates. */
-export function scratchTag(kind: ScratchTag['kind'], runtime: Pick<Runtime, 'now'>): ScratchTag {
-  return { kind, host: hostname(), pid: process.pid, startedAt: runtime.now().toISOString() };
+export function scratchTag(kind: ScratchTag['kind'], runtime: Pick<Runtime, 'now'>, facts: ProcessFacts = thisProcess): ScratchTag {
+  return { kind, host: facts.hostname, ...identityOf(facts), startedAt: runtime.now().toISOString() };
 }
 
 /** A leftover of another host is worth a word after this long. */
@@ -26,10 +28,22 @@ export interface SweepResult {
   foreign: ScratchDatabase[];
 }
 
-/** Whether a scratch database's run is gone (this host) or long quiet (another host). */
-export function isLeftover(database: ScratchTag, now: Date): 'dead' | 'foreign' | null {
-  if (database.host === hostname()) return database.pid !== process.pid && !isProcessAlive(database.pid) ? 'dead' : null;
-  return now.getTime() - Date.parse(database.startedAt) > FOREIGN_AGE_MS ? 'foreign' : null;
+/** A scratch database's run: gone from this host (and why), or of another host and long quiet. */
+export type Leftover = { state: 'dead'; why: Exclude<WriterState, 'running'> } | { state: 'foreign' };
+
+/** Whether a scratch database's run is gone (this host: judgeWriter) or long quiet (another host); null: it may still run. */
+export function isLeftover(database: ScratchTag, now: Date, facts: ProcessFacts = thisProcess): Leftover | null {
+  if (database.host === facts.hostname) {
+    // Our own pid is this process's (its runs share it) unless the identity says an earlier process had it.
+    const judged = judgeWriter(database, facts);
+    return judged === 'running' ? null : { state: 'dead', why: judged };
+  }
+  return now.getTime() - Date.parse(database.startedAt) > FOREIGN_AGE_MS ? { state: 'foreign' } : null;
+}
+
+/** "pid 4242, 2026-...; pid reused: 4242 is another process now": who left a dead run's scratch database, and why it is gone. */
+export function describeLeftover(database: ScratchTag, why: Exclude<WriterState, 'running'>): string {
+  return `pid ${database.pid}, ${database.startedAt}; ${describeWriterGone(why, database.pid)}`;
 }
 
 /**
@@ -48,16 +62,16 @@ export async function sweepScratchDatabases(server: ConnectionSettings, runtime:
   }
   const now = runtime.now();
   for (const database of found) {
-    const state = isLeftover(database, now);
-    if (state === 'foreign') {
+    const left = isLeftover(database, now);
+    if (left?.state === 'foreign') {
       result.foreign.push(database);
       runtime.reporter.warn(`leftover ${database.kind} database ${database.database} of a run on ${database.host} (pid ${database.pid}, ${database.startedAt}): drop it once that run is surely gone`);
     }
-    if (state !== 'dead') continue;
+    if (left?.state !== 'dead') continue;
     try {
       await dropDatabase(server, database.database, { restored: true });
       result.dropped.push(database.database);
-      runtime.reporter.info(`dropped leftover ${database.kind} database ${database.database} of a run that ended without dropping it (pid ${database.pid}, ${database.startedAt})`);
+      runtime.reporter.info(`dropped leftover ${database.kind} database ${database.database} of a run that ended without dropping it (${describeLeftover(database, left.why)})`);
     } catch (error) {
       runtime.reporter.warn(`could not drop leftover database ${database.database}: ${(error as Error).message}`);
     }

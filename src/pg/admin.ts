@@ -3,6 +3,7 @@ import { connect, queryError, quoteIdent, sqlState } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 import { countRows, type CountedTable } from './counts.js';
 import { C_LOCALE, describeLocale, localeClause, localeOf, type DatabaseLocale } from './locale.js';
+import { recordedIdentity } from '../platform/process.js';
 
 /**
  * Server-level operations for verify and restore: creating, inspecting, renaming and
@@ -225,6 +226,10 @@ export interface ScratchTag {
   host: string;
   pid: number;
   startedAt: string;
+  /** Linux, with startTicks: the run's boot id (see judgeWriter). Absent in tags of older versions; not well-formed: as absent. */
+  bootId?: string | undefined;
+  /** Linux, with bootId: when the run started, in clock ticks since boot. */
+  startTicks?: number | undefined;
 }
 
 const SCRATCH_COMMENT_PREFIX = 'backupctl scratch ';
@@ -283,7 +288,7 @@ export async function scratchDatabases(settings: ConnectionSettings): Promise<Sc
         // The name must say so too: a verify throwaway or a restore's staging database.
         const named = tag.kind === 'verify' ? row.datname.startsWith('backupctl_verify_') : row.datname.includes('_restoring_');
         if (named && (tag.kind === 'verify' || tag.kind === 'staging') && typeof tag.host === 'string' && Number.isSafeInteger(tag.pid) && typeof tag.startedAt === 'string') {
-          found.push({ database: row.datname, kind: tag.kind, host: tag.host, pid: tag.pid as number, startedAt: tag.startedAt });
+          found.push({ database: row.datname, kind: tag.kind, host: tag.host, pid: tag.pid as number, startedAt: tag.startedAt, ...recordedIdentity(tag) });
         }
       } catch {
         // not one of ours after all

@@ -13,6 +13,7 @@ import { expectJsonError, makeTempDir, parseJsonStdout, removeDirs } from '../he
 import { baseEnv, BIN, runCli } from '../helpers/cli.js';
 import { closedPort, listFiles } from '../helpers/failure-kit.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { currentBootId, sleeper } from '../helpers/process.js';
 
 const cluster = connectProvided();
 const db = uniqueName('opcmd');
@@ -263,6 +264,43 @@ describe('check', () => {
     const storageFail = await cli(['check', '--storage', fileInTheWay]);
     expect(storageFail.code).toBe(5);
     expect(storageFail.stdout).toMatch(/FAIL +storage/);
+  });
+
+  it.runIf(process.platform === 'linux')('a scratch database whose pid is now an unrelated live process is a dead run\'s: check reports it, verify drops it; one whose process runs with the recorded start ticks is left', async () => {
+    await writeConfig();
+    const { child, pid, ticks } = sleeper();
+    const bootId = currentBootId();
+    const mark = (tag: Record<string, unknown>) => `'backupctl scratch ${JSON.stringify({ kind: 'verify', host: hostname(), pid, startedAt: new Date().toISOString(), ...tag })}'`;
+    const made = {
+      // After a kill -9 and a reboot, or a long uptime: the pid given to another process.
+      reused: { name: `backupctl_verify_${uniqueName('reused')}`, tag: { bootId, startTicks: ticks - 1 } },
+      running: { name: `backupctl_verify_${uniqueName('running')}`, tag: { bootId, startTicks: ticks } },
+      // Hostile identity values: judged by the pid alone, which runs.
+      hostile: { name: `backupctl_verify_${uniqueName('hostile')}`, tag: { bootId: { evil: true }, startTicks: 'NaN' } },
+    };
+    for (const { name, tag } of Object.values(made)) {
+      await cluster.query('postgres', `CREATE DATABASE ${name}`);
+      await cluster.query('postgres', `COMMENT ON DATABASE ${name} IS ${mark(tag)}`);
+    }
+    try {
+      const run = await cli(['check', '--json']);
+      expect(run.code, run.stderr).toBe(5);
+      const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string }> }> }).profiles[0]?.checks ?? [];
+      const leftovers = checks.find((c) => c.check === 'leftovers');
+      expect(leftovers?.ok).toBe(false);
+      expect(leftovers?.detail).toContain(`${made.reused.name} (verify, pid ${pid} on ${hostname()}: pid reused: ${pid} is another process now)`);
+      expect(leftovers?.detail).not.toContain(made.running.name);
+      expect(leftovers?.detail).not.toContain(made.hostile.name);
+      const verified = await cli(['verify', 'latest']);
+      expect(verified.code, verified.stderr).toBe(0);
+      expect(verified.stderr).toMatch(new RegExp(`dropped leftover verify database ${made.reused.name} of a run that ended without dropping it \\(pid ${pid}, .*; pid reused: ${pid} is another process now\\)`));
+      const left = await cluster.query<{ datname: string }>('postgres', `SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY datname`, [Object.values(made).map((m) => m.name)]);
+      expect(left.map((r) => r.datname)).toEqual([made.running.name, made.hostile.name].sort());
+      expect(child.exitCode).toBeNull(); // the unrelated process was left alone
+    } finally {
+      child.kill('SIGKILL');
+      for (const { name } of Object.values(made)) await cluster.dropDatabase(name);
+    }
   });
 });
 
