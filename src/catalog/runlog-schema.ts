@@ -35,6 +35,14 @@ export const RunEntrySchema = z.object({
   host: z.string().max(255).optional(),
   /** The run's process id on `host` (status asks whether a create is still copying its backup). */
   pid: z.number().int().positive().optional(),
+  /**
+   * Linux, with startTicks: the boot id of `host` when the run started; with it, status tells a
+   * process given the run's pid since (or a reboot) from the run itself (judgeWriter). Absent
+   * in entries of older versions; a value that is not well-formed is dropped, not the entry.
+   */
+  bootId: z.string().max(64).optional().catch(undefined),
+  /** Linux, with bootId: when the run's process started, in clock ticks since boot. */
+  startTicks: z.number().int().nonnegative().optional().catch(undefined),
 });
 
 export type RunEntry = z.infer<typeof RunEntrySchema>;

@@ -5,6 +5,7 @@ import { notifyFinish, notifyStart, type NotifyConfig, type RunNotice } from '..
 import type { Storage } from '../storage/storage.js';
 import type { Runtime } from './runtime.js';
 import { redactSecrets } from '../redact.js';
+import { identityOf, thisProcess } from '../platform/process.js';
 
 /** What the wrapper needs to know about a run before it starts. */
 export interface RunMeta {
@@ -92,7 +93,8 @@ export async function withRunReport<T>(
     error,
     exitCode,
     host,
-    pid: process.pid,
+    // pid, and on Linux the boot id and start ticks: status asks whether this process still runs (runIsRunning).
+    ...identityOf(thisProcess),
   };
 
   try {

@@ -23,7 +23,6 @@
  *   longer than lockBoundMs: BlockingLock). On unless --allow-failures.
  * Ages are measured from when a backup finished (its sidecar's finishedAt).
  */
-import { hostname } from 'node:os';
 import { Catalog, narrowListing, sortNewestFirst, type Listing } from '../catalog/catalog.js';
 import { holdsBackupctlObjects } from '../catalog/catalog-generation.js';
 import { isProfileName } from '../catalog/id.js';
@@ -37,7 +36,7 @@ import { formatBytes } from '../units.js';
 import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
 import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
-import { isProcessAlive } from '../platform/process.js';
+import { judgeWriter, recordedIdentity, thisProcess, type ProcessFacts } from '../platform/process.js';
 import { describeStaleReason, lockLiveness, readLock, type LockInfo, type StaleReason } from './lock.js';
 import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
@@ -670,10 +669,15 @@ async function targets(request: StatusRequest): Promise<{ targets: Target[]; lis
   return { targets: sorted, listings, warnings };
 }
 
-/** Whether a run's process is still running: asked only on the host it ran on. */
-export function runIsRunning(run: RunEntry): boolean | null {
-  if (run.pid === undefined || run.host === undefined || run.host !== hostname()) return null;
-  return isProcessAlive(run.pid);
+/**
+ * Whether a run's process is still running: asked only on the host it ran on (null
+ * elsewhere, or for an entry without a pid), by judgeWriter: with the boot id and start
+ * ticks recorded, a run before a reboot or whose pid is another process now is not
+ * running; an entry of an older version is judged by its pid alone. No wall clock decides.
+ */
+export function runIsRunning(run: RunEntry, facts: ProcessFacts = thisProcess): boolean | null {
+  if (run.pid === undefined || run.host === undefined || run.host !== facts.hostname) return null;
+  return judgeWriter({ pid: run.pid, ...recordedIdentity(run) }, facts) === 'running';
 }
 
 /** Reads every profile's sidecars (as summaries, through the catalog index) and run log, and evaluates them. */

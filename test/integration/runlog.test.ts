@@ -3,6 +3,7 @@
  * shows them, `status` counts them; writing it can never fail a backup.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendRun, type RunEntry } from '../../src/catalog/runlog.js';
@@ -11,6 +12,7 @@ import { LocalStorage } from '../../src/storage/local.js';
 import { makeTempDir, parseJsonStdout, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli } from '../helpers/cli.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { currentBootId, startTicksOf } from '../helpers/process.js';
 
 const cluster = connectProvided();
 const dirs: string[] = [];
@@ -107,6 +109,8 @@ describe('the run log', () => {
     expect(lines.map((l) => l.result)).toEqual(['failed', 'failed', 'succeeded']);
     expect(lines[2]).toMatchObject({ id, exitCode: 0 });
     expect(lines[2]).not.toHaveProperty('error');
+    // Who ran it: status asks whether that process still runs (runIsRunning), on Linux by its boot id and start ticks too.
+    expect(lines[2]).toMatchObject({ host: hostname(), pid: process.pid, ...(process.platform === 'linux' ? { bootId: currentBootId(), startTicks: startTicksOf('self') } : {}) });
 
     const status = await runCli(['status', '--storage', storage, '--profile', 'shop', '--max-age', '1h'], { env: baseEnv(), cwd: work });
     expect(status.code, status.stdout).toBe(0);

@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import type { ChildProcess } from 'node:child_process';
+import { hostname } from 'node:os';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { RunEntry } from '../../src/catalog/runlog.js';
+import { parseRunLog } from '../../src/catalog/runlog-schema.js';
 import type { Sidecar, Verification } from '../../src/catalog/sidecar.js';
 import { parseFixedDuration } from '../../src/config/duration.js';
 import {
@@ -10,6 +13,7 @@ import {
   NO_THRESHOLDS,
   profilesInListing,
   resolveThresholds,
+  runIsRunning,
   type StatusCheck,
   type StatusThresholds,
   uncopiedNewest,
@@ -21,6 +25,7 @@ import { backupsToCatchUp } from '../../src/core/copy.js';
 import { silentReporter } from '../../src/core/runtime.js';
 import { MemoryStorage } from '../../src/storage/mem.js';
 import { sampleSidecar } from '../helpers/sidecar-fixture.js';
+import { currentBootId, deadPid, sleeper } from '../helpers/process.js';
 
 const NOW = new Date('2026-11-23T12:00:00Z');
 const HOUR = 3_600_000;
@@ -673,5 +678,59 @@ describe('parseFixedDuration', () => {
 
   it.each(['', '25', '25m', '1y', 'h', '0h', '-1h', '1.5h', '25 h'])('refuses %j', (text) => {
     expect(() => parseFixedDuration(text)).toThrow(/invalid duration/);
+  });
+});
+
+describe('runIsRunning: whether the process of a run in the run log still runs', () => {
+  const children: ChildProcess[] = [];
+  afterAll(() => {
+    for (const child of children) child.kill('SIGKILL');
+  });
+  /** A live unrelated process (`sleep 30`) and its real start ticks, killed after the tests. */
+  const live = () => {
+    const { child, pid, ticks } = sleeper();
+    children.push(child);
+    return { pid, ticks };
+  };
+  const entry = (fields: Partial<RunEntry>): RunEntry => ({ ...run(HOUR, 'succeeded'), host: hostname(), ...fields });
+
+  describe.runIf(process.platform === 'linux')('judged by its boot id and start ticks (Linux)', () => {
+    const bootId = currentBootId();
+
+    it('a run whose pid is now an unrelated live process (other start ticks, same boot) is not running: its missing copy is reported at once', () => {
+      const { pid, ticks } = live();
+      const made = entry({ pid, bootId, startTicks: ticks + 1, copies: ['/mnt/vault'], id: backup(HOUR).id });
+      expect(runIsRunning(made)).toBe(false);
+      expect(missingCopies({ runs: [made], running: runIsRunning, now: new Date() })).toEqual([{ backupId: made.id, to: '/mnt/vault' }]);
+    });
+
+    it('a run recorded before a reboot (another boot id) is not running, though its pid runs', () => {
+      const { pid, ticks } = live();
+      expect(runIsRunning(entry({ pid, bootId: '00000000-0000-4000-8000-000000000000', startTicks: ticks }))).toBe(false);
+    });
+
+    it('a run whose process runs with the recorded start ticks is running', () => {
+      const { pid, ticks } = live();
+      const made = entry({ pid, bootId, startTicks: ticks, copies: ['/mnt/vault'], id: backup(HOUR).id });
+      expect(runIsRunning(made)).toBe(true);
+      expect(missingCopies({ runs: [made], running: runIsRunning, now: new Date() })).toEqual([]);
+    });
+
+    it('an entry with hostile identity values is read (not skipped) and judged by its pid alone', () => {
+      const { pid } = live();
+      const line = JSON.stringify({ ...entry({ pid, profile: 'app' }), bootId: { evil: true }, startTicks: 'NaN' });
+      const { entries, skipped } = parseRunLog(Buffer.from(`${line}\n`), 'app');
+      expect(skipped).toBe(0);
+      expect(entries[0]?.bootId).toBeUndefined();
+      expect(entries[0]?.startTicks).toBeUndefined();
+      expect(runIsRunning(entries[0] as RunEntry)).toBe(true);
+    });
+  });
+
+  it('an entry of an older version (pid alone) is judged by its pid; one of another host, or without a pid, cannot be told', async () => {
+    expect(runIsRunning(entry({ pid: process.pid }))).toBe(true);
+    expect(runIsRunning(entry({ pid: await deadPid() }))).toBe(false);
+    expect(runIsRunning(entry({ pid: process.pid, host: 'elsewhere.example' }))).toBeNull();
+    expect(runIsRunning(entry({}))).toBeNull();
   });
 });
