@@ -1,5 +1,4 @@
-import { hostname } from 'node:os';
-import { writtenByDeadProcess } from '../platform/process.js';
+import { identityOf, thisProcess, writtenByDeadProcess } from '../platform/process.js';
 import { createIfAbsent } from '../storage/exclusive.js';
 import { NotFoundError, type Storage } from '../storage/storage.js';
 import { isProfileName } from './id.js';
@@ -89,7 +88,8 @@ async function existingLines(storage: Storage, profile: string): Promise<string[
 }
 
 async function acquire(storage: Storage, key: string): Promise<void> {
-  const data = Buffer.from(`${JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() })}\n`);
+  // Who holds it (pid, host; boot id and start ticks on Linux): a writer of this host that is gone (judgeWriter) stops nobody.
+  const data = Buffer.from(`${JSON.stringify({ ...identityOf(thisProcess), host: thisProcess.hostname, at: new Date().toISOString() })}\n`);
   const abandoned = (claim: Buffer) => writtenByDeadProcess(claim);
   const deadline = Date.now() + 2 * RUNLOG_LOCK_STALE_MS;
   for (;;) {

@@ -6,13 +6,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendRun, type RunEntry } from '../../src/catalog/runlog.js';
+import { appendRun, RUNLOG_LOCK_FILE, type RunEntry } from '../../src/catalog/runlog.js';
 import { readRunLog, RunEntrySchema } from '../../src/catalog/runlog-schema.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { makeTempDir, parseJsonStdout, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli } from '../helpers/cli.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
-import { currentBootId, startTicksOf } from '../helpers/process.js';
+import { currentBootId, sleeper, startTicksOf } from '../helpers/process.js';
+import { writtenByDeadProcess } from '../../src/platform/process.js';
 
 const cluster = connectProvided();
 const dirs: string[] = [];
@@ -163,5 +164,34 @@ describe('appendRun', () => {
     await Promise.all([9, 10, 11, 12].map((n) => appendRun(store, entry(n))));
     const after = (await readRunLog(store, 'p')).entries.map((e) => e.startedAt);
     for (const n of [9, 10, 11, 12]) expect(after).toContain(entry(n).startedAt);
+  });
+
+  it('its short lock names the writer as the profile lock does: pid and host, and on Linux boot id and start ticks (a claim whose pid was reused is abandoned)', async () => {
+    const dir = await makeTempDir('runlog-claim');
+    dirs.push(dir);
+    const claims: Buffer[] = [];
+    const store = new (class extends LocalStorage {
+      override async putIfAbsent(key: string, data: Buffer): Promise<boolean> {
+        if (key.endsWith(`/${RUNLOG_LOCK_FILE}`)) claims.push(data);
+        return super.putIfAbsent(key, data);
+      }
+    })(dir);
+    await appendRun(store, entry(1));
+    expect(claims).toHaveLength(1);
+    expect(JSON.parse((claims[0] as Buffer).toString('utf8'))).toMatchObject({
+      pid: process.pid,
+      host: hostname(),
+      ...(process.platform === 'linux' ? { bootId: currentBootId(), startTicks: startTicksOf('self') } : {}),
+    });
+    if (process.platform !== 'linux') return;
+    // Such a claim, left by a killed writer whose pid now belongs to a live unrelated process, is abandoned.
+    const { child, pid, ticks } = sleeper();
+    try {
+      const left = (startTicks: number) => Buffer.from(JSON.stringify({ ...JSON.parse((claims[0] as Buffer).toString('utf8')), pid, startTicks }));
+      expect(writtenByDeadProcess(left(ticks + 1))).toBe(true);
+      expect(writtenByDeadProcess(left(ticks))).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
