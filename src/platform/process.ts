@@ -52,12 +52,13 @@ export function isBootId(value: unknown): value is string {
 }
 
 /**
- * True while `pid` is a running process on this host: what makes a lock, a run directory
- * or a scratch database of another run still its own. A process that exists but belongs to
- * another user (EPERM) is running. A zombie is not: killed (kill -9) but not yet reaped by
- * its parent (in a container whose init reaps late, for seconds), it holds nothing any more,
- * and the next run must not wait for it. Linux says so in /proc/<pid>/stat; elsewhere
- * kill(pid, 0) alone decides.
+ * True while `pid` is a running process on this host: judgeWriter's last word on whether a
+ * lock, a run directory, a scratch database or a run log entry of another run is still its
+ * own (callers ask judgeWriter, which first rules out a reboot and a reused pid). A process
+ * that exists but belongs to another user (EPERM) is running. A zombie is not: killed
+ * (kill -9) but not yet reaped by its parent (in a container whose init reaps late, for
+ * seconds), it holds nothing any more, and the next run must not wait for it. Linux says
+ * so in /proc/<pid>/stat; elsewhere kill(pid, 0) alone decides.
  */
 export function isProcessAlive(pid: number): boolean {
   try {
