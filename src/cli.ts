@@ -288,7 +288,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   // Unhandled, the EPIPE would kill the process mid-run and leave all of that behind.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   try {
-    return await run(argv, {
+    const code = await run(argv, {
       env: process.env,
       cwd: process.cwd(),
       stdout: process.stdout,
@@ -296,6 +296,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       signal: controller.signal,
       ask: process.stdin.isTTY && process.stderr.isTTY ? (question: string) => askOnTerminal(question, { signal: controller.signal }) : undefined,
     });
+    // Interrupted, the run has done its clean-up; what may still be pending is what it gave
+    // up on (a drop or a connect on a server that stopped answering): leave once the output
+    // is out, not when that ends.
+    if (interrupts > 0) setImmediate(() => process.exit(code)).unref();
+    return code;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

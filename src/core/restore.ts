@@ -47,7 +47,7 @@ import type { DecodeKeys } from '../pipeline/codecs/index.js';
 import { assertDecryptable } from './stages.js';
 import { workDirFailure } from './work-dir.js';
 import type { Runtime } from './runtime.js';
-import { scratchTag, sweepScratchDatabases } from './scratch.js';
+import { dropWithinGrace, scratchTag, sweepScratchDatabases } from './scratch.js';
 import { findBackup, type BackupScope } from './scope.js';
 import { compareCounts, compareLargeObjects } from './verify.js';
 
@@ -727,9 +727,11 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
       }
     } catch (error) {
       if (plan.staging) {
-        await dropDatabase(server, plan.staging, { restored: true }).catch((dropError: unknown) => {
+        const dropped = await dropWithinGrace(dropDatabase(server, plan.staging, { restored: true }), runtime.signal).catch((dropError: unknown) => {
           runtime.reporter.warn(`could not drop the staging database ${plan.staging}: ${(dropError as Error).message}`);
+          return true;
         });
+        if (!dropped) runtime.reporter.warn(`left the staging database ${plan.staging}: the server did not answer in time; the next restore or verify on this host drops it`);
       }
       throwIfAborted(runtime.signal);
       const converted = plan.databaseLocale?.from === 'target' && plan.databaseLocale.encoding !== sidecar.database.encoding;

@@ -14,6 +14,41 @@ import type { Runtime } from './runtime.js';
  * host. A leftover of another host is reported once it is a day old, never dropped from here.
  */
 
+/** How long the drop of a run's own scratch database is waited for once the run is interrupted (cli.ts gives the whole clean-up 3 s). */
+export const INTERRUPTED_DROP_MS = 1_000;
+
+/**
+ * Waits for the drop of this run's scratch database, which must go even on Ctrl-C; but once
+ * the run is interrupted, for at most INTERRUPTED_DROP_MS: on a server that stopped
+ * answering the drop never ends, and the run would pass its grace period with its lock and
+ * run log entry undone. Resolves false when it gave up: the database is then a leftover of
+ * a dead run, which the next verify or restore on this host drops. Rejects as the drop does.
+ */
+export function dropWithinGrace(drop: Promise<void>, signal: AbortSignal): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = () => {
+      timer = setTimeout(() => resolve(false), INTERRUPTED_DROP_MS);
+    };
+    const settle = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', giveUp);
+    };
+    if (signal.aborted) giveUp();
+    else signal.addEventListener('abort', giveUp, { once: true });
+    drop.then(
+      () => {
+        settle();
+        resolve(true);
+      },
+      (error: unknown) => {
+        settle();
+        reject(error as Error);
+      },
+    );
+  });
+}
+
 /** The tag of a scratch database this run creates. */
 export function scratchTag(kind: ScratchTag['kind'], runtime: Pick<Runtime, 'now'>, facts: ProcessFacts = thisProcess): ScratchTag {
   return { kind, host: facts.hostname, ...identityOf(facts), startedAt: runtime.now().toISOString() };

@@ -21,7 +21,7 @@ import { assertDecryptable } from './stages.js';
 import { recordedHeaderProblems } from './age-header.js';
 import { openStreamedArchive } from './streamed-archive.js';
 import { withRunReport } from './report-run.js';
-import { scratchTag, sweepScratchDatabases } from './scratch.js';
+import { dropWithinGrace, scratchTag, sweepScratchDatabases } from './scratch.js';
 import type { Runtime } from './runtime.js';
 import { workDirFailure } from './work-dir.js';
 import { findBackup, scanScope, type BackupScope, type LocatedBackup } from './scope.js';
@@ -525,9 +525,11 @@ async function restoreCheck(
     // Not subject to the run's abort signal: the throwaway database must go, even on Ctrl-C.
     await creating?.catch(() => undefined);
     if (created && !(request.keep && restoring)) {
-      await maintenance.dropDatabase(name, { restored: true }).catch((error: unknown) => {
+      const dropped = await dropWithinGrace(maintenance.dropDatabase(name, { restored: true }), runtime.signal).catch((error: unknown) => {
         runtime.reporter.warn(`could not drop the throwaway database ${name}: ${(error as Error).message}`);
+        return true;
       });
+      if (!dropped) runtime.reporter.warn(`left the throwaway database ${name}: the server did not answer in time; the next verify or restore on this host drops it`);
     } else if (created) {
       await maintenance.unmarkScratch(name).catch(() => undefined);
     }

@@ -29,8 +29,23 @@ function sslOptions(settings: ConnectionSettings): pg.ClientConfig['ssl'] {
 const SESSION_SETUP_ATTEMPTS = 5;
 
 /** Opens a SQL session. Connection failures become one clear BackupctlError. */
+/** How long Session.end() waits for the server to close the connection before it drops it. */
+const END_WAIT_MS = 1_000;
+
+/**
+ * A client whose end() never waits long on a server that stopped answering (frozen, or gone
+ * from the network without closing): pg's end() sends Terminate and waits for the server
+ * to close the socket, for ever if it never does, and every run ends its sessions on the
+ * way out, an interrupted one within a grace period (cli.ts). See endClient.
+ */
+class Session extends pg.Client {
+  override end(): Promise<void> {
+    return endOrDrop(() => super.end(), this, END_WAIT_MS);
+  }
+}
+
 export async function connect(settings: ConnectionSettings, database = settings.database): Promise<pg.Client> {
-  const client = new pg.Client({
+  const client = new Session({
     host: settings.host,
     port: settings.port,
     user: settings.user,
@@ -85,10 +100,14 @@ SELECT pg_catalog.set_config(name, CASE name WHEN 'row_security' THEN 'off' ELSE
  * server. Never rejects. The server ends a session whose socket is gone, with its
  * transaction and advisory locks, once it notices.
  */
-export async function endClient(client: pg.Client, timeoutMs = 500): Promise<void> {
+export function endClient(client: pg.Client, timeoutMs: number): Promise<void> {
+  return endOrDrop(() => client.end(), client, timeoutMs);
+}
+
+async function endOrDrop(end: () => Promise<void>, client: pg.Client, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const ended = await Promise.race([
-    client.end().then(
+    end().then(
       () => true,
       () => true,
     ),

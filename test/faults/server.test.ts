@@ -237,6 +237,57 @@ describe('a server that stops answering', () => {
     // The server, thawed, serves the next backup.
     await create(storage);
   });
+
+  it('restore interrupted while the server is frozen: exit 130 within the grace; the staging database it had to leave is dropped by the next verify', async () => {
+    const storage = path.join(work, 'frozen-restore');
+    const id = await create(storage);
+    const started = path.join(work, 'pg_restore-frozen');
+    const waiting = await wrapperBinDir(cluster, {
+      // Only the restore into the staging database (--dbname=...) waits: the reads of the archive before it run as they are.
+      pg_restore: `#!/bin/sh\ncase " $* " in *" --dbname="*) ;; *) exec ${sh(cluster.bin('pg_restore'))} "$@";; esac\n: > ${sh(started)}\nwhile [ -e ${sh(started)} ]; do sleep 0.05; done\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
+    });
+    const configDir = await makeTempDir('faults-cfg-frozen-restore');
+    dirs.push(configDir);
+    const config = await writeConfig(configDir, { pgBinDir: waiting });
+    const target = 'frozen_target';
+    const run = execa(process.execPath, [BIN, 'restore', id, '--target-db', target, '--create', '--yes', '--config', config, '--storage', storage], {
+      env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
+      extendEnv: false,
+      cwd: work,
+      stdin: 'ignore',
+      reject: false,
+    });
+    for (let i = 0; i < 600; i++) {
+      if (await readFile(started).then(() => true, () => false)) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const frozen = await serverProcesses();
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    let result: Awaited<typeof run>;
+    let elapsed: number;
+    try {
+      await rm(started, { force: true });
+      await new Promise((resolve) => setTimeout(resolve, 500)); // pg_restore is connecting to the frozen server
+      const sentAt = Date.now();
+      run.kill('SIGTERM');
+      result = await run;
+      elapsed = Date.now() - sentAt;
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    expect(result.exitCode, String(result.stderr)).toBe(130);
+    expect(String(result.stderr)).not.toMatch(/stopping took longer/);
+    expect(elapsed).toBeLessThan(3_000);
+    const staging = /left the staging database (\S+): the server did not answer in time/.exec(String(result.stderr))?.[1];
+    expect(staging, String(result.stderr)).toBeDefined();
+    const exists = async () => (await cluster.query<{ n: string }>('postgres', 'SELECT count(*) AS n FROM pg_database WHERE datname = $1', [staging])).at(0)?.n;
+    expect(await exists()).toBe('1');
+    // The run is gone: the next verify on this host drops what it left.
+    const verified = await bin(['verify', id, '--level', 'restore', '--verbose'], storage);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.stderr).toContain(`dropped leftover staging database ${staging as string}`);
+    expect(await exists()).toBe('0');
+  });
 });
 
 describe('restore --clean into the database named postgres', () => {

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ScratchTag } from '../../src/pg/admin.js';
 import type { ProcessFacts } from '../../src/platform/process.js';
-import { isLeftover, scratchTag } from '../../src/core/scratch.js';
+import { dropWithinGrace, INTERRUPTED_DROP_MS, isLeftover, scratchTag } from '../../src/core/scratch.js';
 import { currentBootId, deadPid, sleeper as spawnSleeper, startTicksOf } from '../helpers/process.js';
 
 const now = new Date();
@@ -74,5 +74,32 @@ describe('scratch databases of this host and of others', () => {
     expect(isLeftover(left, now, facts('boot-a', 10))).toBeNull();
     expect(isLeftover(left, now, facts('boot-a', 11))).toEqual({ state: 'dead', why: 'pid-reused' });
     expect(isLeftover(left, now, facts('boot-b', 10))).toEqual({ state: 'dead', why: 'rebooted' });
+  });
+});
+
+describe('dropWithinGrace: a run that is interrupted does not wait on a drop for ever', () => {
+  it('waits for the drop while the run goes on, whatever it takes', async () => {
+    const controller = new AbortController();
+    const drop = new Promise<void>((resolve) => setTimeout(resolve, INTERRUPTED_DROP_MS + 200));
+    await expect(dropWithinGrace(drop, controller.signal)).resolves.toBe(true);
+  });
+
+  it('once interrupted (before or during the drop), gives up after INTERRUPTED_DROP_MS: false', async () => {
+    const never = new Promise<void>(() => undefined);
+    const before = new AbortController();
+    before.abort();
+    const startedAt = performance.now();
+    await expect(dropWithinGrace(never, before.signal)).resolves.toBe(false);
+    expect(performance.now() - startedAt).toBeGreaterThanOrEqual(INTERRUPTED_DROP_MS - 50);
+    const during = new AbortController();
+    setTimeout(() => during.abort(), 100);
+    await expect(dropWithinGrace(never, during.signal)).resolves.toBe(false);
+  });
+
+  it('a drop that ends in time is true, one that fails rejects as it does', async () => {
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(dropWithinGrace(Promise.resolve(), aborted.signal)).resolves.toBe(true);
+    await expect(dropWithinGrace(Promise.reject(new Error('42501')), aborted.signal)).rejects.toThrow('42501');
   });
 });
