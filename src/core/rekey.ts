@@ -340,15 +340,24 @@ async function rewriteFile(
     return mismatch;
   });
   source.on('error', (error) => old.destroy(error));
+  // Its failures are taken from `mismatch`, readHeader and the payload's reader: a file read
+  // whole at once (a small globals file) fails its digest while the header is being
+  // rewrapped, when nothing reads it yet (an unhandled 'error' ended the process, exit 1).
+  old.on('error', () => undefined);
   source.pipe(old);
   try {
     const { header, payload } = await readHeader(old);
     // A header that is not the recorded one, or a recorded identity's stanza that does not
     // open, is damage (exit 3), not a wrong key: the backup is left as it is.
     const newHeader = await rewrapHeader(header, identities, recipients, recorded);
+    // Read to its end meanwhile and found damaged (or unreadable): nothing is written.
+    if (old.errored) throw mismatch ?? old.errored;
     const digest = new DigestStream();
     const output = Readable.from(concatenate(newHeader, payload));
     output.on('error', (error) => digest.destroy(error));
+    // The put has its own listener; the old file's failure may reach this stream after the
+    // put has settled and let go of it (an unhandled 'error': the process ended, exit 1).
+    digest.on('error', () => undefined);
     await storage.put(to, output.pipe(digest), { signal, expectedBytes });
     if (mismatch) throw mismatch; // a store that took the stream's end for a clean one
     return digest.digest();

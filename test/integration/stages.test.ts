@@ -11,7 +11,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { formatIdentityFile, generateIdentity, readHeader } from '../../src/pipeline/age/index.js';
 import { parseJsonStdout, readSidecar } from '../helpers/backups.js';
-import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
+import { baseEnv, runBin, runCli, type CliOutcome } from '../helpers/cli.js';
 import { quoteIdent } from '../helpers/cluster.js';
 import { scratchSetup, tempDir } from '../helpers/failure-kit.js';
 import { uniqueName } from '../helpers/pg.js';
@@ -657,6 +657,28 @@ describe('rekey', () => {
     expect(await readFile(file)).toEqual(bytes);
     expect((await readdir(path.join(storage, db))).filter((name) => name.includes('.k1.'))).toEqual([]);
     expect((await verify(storage, id, 'checksum')).code).toBe(3);
+  });
+
+  it('a globals file damaged since the backup is not rekeyed either (exit 3, one error, no crash): the artifact rekeyed before it is not left behind', async () => {
+    const storage = await tempDir('rekey-damaged-globals');
+    const id = await create(storage, ['--recipient', keyA.recipient]);
+    const before = await readFile(path.join(storage, db, `${id}.json`));
+    const { sidecar } = await readSidecar(storage, db, id);
+    expect(sidecar.globals.status).toBe('included');
+    // A file small enough to be read whole at once: its digest fails before rekey has
+    // rewrapped its header, while nothing reads it yet (was an unhandled 'error', exit 1).
+    const file = path.join(storage, db, (sidecar.globals as { file: string }).file);
+    const bytes = await readFile(file);
+    const at = readHeader(bytes).payloadOffset + 20;
+    bytes[at] = (bytes[at] as number) ^ 0x01;
+    await writeFile(file, bytes);
+    // The built binary: an unhandled 'error' ends its process (in this one, vitest catches it).
+    const run = await runBin(['rekey', id, '--storage', storage, '--identity', keyA.file, '--add-recipient', keyB.recipient], { env: baseEnv(cluster.env(db)) as Record<string, string>, cwd: scratch.cwd });
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stderr).toMatch(/globals\.sql\S*\.age does not match its sidecar .*: not rekeyed/);
+    expect(run.stderr).not.toMatch(/Unhandled|^\s+at /m);
+    expect(await readFile(path.join(storage, db, `${id}.json`))).toEqual(before);
+    expect((await readdir(path.join(storage, db))).filter((name) => name.includes('.k1.'))).toEqual([]);
   });
 
   it('refuses what would lock everyone out or drop a key it cannot re-wrap to; unencrypted backups are left alone', async () => {
