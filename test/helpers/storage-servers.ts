@@ -246,7 +246,9 @@ export async function startSshd(): Promise<SshdServer> {
     authorized,
     `${(await readFile(`${clientKey}.pub`, 'utf8')).trim()}\n` +
       `restrict,command="internal-sftp -R" ${(await readFile(`${readOnlyKey}.pub`, 'utf8')).trim()}\n`,
-    { mode: 0o600 },
+    // Public keys only: readable by every user, since sshd reads the file as the user
+    // logging in (a test logs in as nobody, whose reads a root-owned 0600 file refuses).
+    { mode: 0o644 },
   );
   const root = path.join(dir, 'root');
   await mkdir(root, { mode: 0o700 });
