@@ -227,16 +227,26 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
   checks.push(
     await attempt('leftovers', async () => {
       const left: string[] = [];
+      let own = 0;
+      const otherHosts = new Set<string>();
       for (const server of servers) {
         for (const database of await scratchDatabases(server).catch(() => [])) {
           const judged = isLeftover(database, runtime.now());
           if (judged === null) continue;
           const why = judged.state === 'dead' ? `: ${describeWriterGone(judged.why, database.pid)}` : '';
           left.push(`${database.database} (${database.kind}, pid ${database.pid} on ${database.host}${why}) on ${server.host}:${server.port}`);
+          if (judged.state === 'dead') own += 1;
+          else otherHosts.add(database.host);
         }
       }
       if (left.length === 0) return 'no scratch database left by a killed run';
-      return { check: 'leftovers', ok: false, detail: `left by runs that ended without dropping them (killed, or their server went away): ${left.join(', ')}`, hint: 'the next verify or restore on this host drops them; or drop them by hand' };
+      // Only this host's runs are judged dead from here; another host's leftovers are never dropped from here.
+      const others = [...otherHosts].join(', ');
+      const hint =
+        otherHosts.size === 0
+          ? 'the next verify or restore on this host drops them; or drop them by hand'
+          : `${own > 0 ? "the next verify or restore on this host drops this host's; " : ''}those of ${others} are dropped by a verify or restore there, or by hand once you know their run is gone`;
+      return { check: 'leftovers', ok: false, detail: `left by runs that ended without dropping them (killed, or their server went away): ${left.join(', ')}`, hint };
     }),
   );
 

@@ -232,6 +232,24 @@ describe('check', () => {
     expect(run.stderr).toMatch(/hint: profiles: app/);
   });
 
+  it("another host's leftover is named with that host in the hint: it is never dropped from here", async () => {
+    await writeConfig();
+    const leftover = `backupctl_verify_${uniqueName('foreign')}`;
+    await cluster.query('postgres', `CREATE DATABASE ${leftover}`);
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3_600_000).toISOString();
+    await cluster.query('postgres', `COMMENT ON DATABASE ${leftover} IS 'backupctl scratch ${JSON.stringify({ kind: 'verify', host: 'db-backup-2', pid: 4242, startedAt: twoDaysAgo })}'`);
+    try {
+      const run = await cli(['check', '--json']);
+      expect(run.code).toBe(5);
+      const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string; hint?: string }> }> }).profiles[0]?.checks ?? [];
+      const leftovers = checks.find((c) => c.check === 'leftovers');
+      expect(leftovers?.detail).toContain(`${leftover} (verify, pid 4242 on db-backup-2)`);
+      expect(leftovers?.hint).toBe('those of db-backup-2 are dropped by a verify or restore there, or by hand once you know their run is gone');
+    } finally {
+      await cluster.dropDatabase(leftover);
+    }
+  });
+
   it('fails (exit 5) on each broken piece, with a hint: password, storage, lock, leftovers, notifier', async () => {
     await writeConfig({ notify: { slack: { url: `http://127.0.0.1:${await closedPort()}/slack` } } });
     // A leftover throwaway database of a dead verify run of this host.
