@@ -1,3 +1,4 @@
+import { closestWord } from './closest.js';
 import { Command, CommanderError, Option } from 'commander';
 import type { CommandContext, CommandResult } from './commands/context.js';
 import { COMMANDS } from './commands/specs/index.js';
@@ -197,8 +198,10 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const word = first === 'help' ? commandWord(program, argv.slice(argv.indexOf('help') + 1)) : argv.includes('--help') ? first : null;
   if (word !== null && !program.commands.some((c) => c.name() === word || c.aliases().includes(word))) {
     const message = `unknown command '${word}'`;
-    io.stderr.write(`error: ${message}\nhint: run with --help for usage\n`);
-    if (json) io.stdout.write(errorJson(ExitCode.USAGE, message, 'run with --help for usage'));
+    const meant = closestWord(word, program.commands.flatMap((c) => [c.name(), ...c.aliases()]));
+    const hint = meant === undefined ? 'run with --help for usage' : `did you mean ${meant}? (run with --help for usage)`;
+    io.stderr.write(`error: ${message}\nhint: ${hint}\n`);
+    if (json) io.stdout.write(errorJson(ExitCode.USAGE, message, hint));
     return ExitCode.USAGE;
   }
   beginRun();

@@ -1,3 +1,4 @@
+import { closestWord } from '../closest.js';
 import type { z } from 'zod';
 import { BackupctlError, ExitCode } from '../errors.js';
 import { ConfigSchema, ProfileSchema, type Config } from './schema.js';
@@ -113,42 +114,10 @@ function suggestConfigKey(objectPath: KeyPath, key: string): string | undefined 
     (objectPath.length === 2 && objectPath[0] === 'profiles');
   const known = atTop ? TOP_LEVEL_KEYS : inProfile ? PROFILE_KEYS : keysAt(objectPath);
   if (known === undefined) return undefined;
-  const close = closestKey(key, known);
+  const close = closestWord(key, known);
   if (close !== undefined) return ` (did you mean "${close}"?)`;
   if (atTop && PROFILE_KEYS.includes(key)) return ` ("${key}" belongs in "defaults" or in a profile)`;
   if (inProfile && TOP_LEVEL_KEYS.includes(key)) return ` ("${key}" is a top-level setting)`;
   return undefined;
-}
-
-function closestKey(key: string, known: readonly string[]): string | undefined {
-  const lower = key.toLowerCase();
-  const sameCase = known.find((candidate) => candidate.toLowerCase() === lower);
-  if (sameCase !== undefined) return sameCase;
-  const limit = key.length <= 4 ? 1 : 2;
-  let best: { key: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const distance = editDistance(lower, candidate.toLowerCase());
-    if (distance <= limit && (best === undefined || distance < best.distance)) best = { key: candidate, distance };
-  }
-  return best?.key;
-}
-
-/** Levenshtein distance, an adjacent transposition counting as one edit. */
-function editDistance(a: string, b: string): number {
-  // d[i][j]: distance between the first i characters of a and the first j of b.
-  const d = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  const at = (i: number, j: number): number => d[i]?.[j] ?? Number.POSITIVE_INFINITY;
-  for (let i = 1; i <= a.length; i++) {
-    const row = d[i] as number[];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let value = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) value = Math.min(value, at(i - 2, j - 2) + 1);
-      row[j] = value;
-    }
-  }
-  return at(a.length, b.length);
 }
 

@@ -124,6 +124,12 @@ describe('usage errors exit 2', () => {
     expect(typo.code).toBe(2);
     expect(typo.stdout).toBe('');
     expect(typo.stderr.trimEnd()).toBe("error: unknown command 'frobnicate'\nhint: run with --help for usage");
+    // A near miss gets the suggestion a mistyped command gets.
+    for (const argv of [['help', 'lsit'], ['lsit', '--help']]) {
+      const near = await bin(argv);
+      expect(near.code).toBe(2);
+      expect(near.stderr.trimEnd()).toBe("error: unknown command 'lsit'\nhint: did you mean list? (run with --help for usage)");
+    }
   });
 
   it('an unknown option', async () => {
