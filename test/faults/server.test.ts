@@ -191,46 +191,55 @@ async function serverProcesses(): Promise<number[]> {
   return [postmaster, ...String(children.stdout).split('\n').filter(Boolean).map(Number)];
 }
 
+/**
+ * Runs `args` with `program` wrapped so that it announces itself and waits (the calls that
+ * `waitsFor` matches, a case pattern of its arguments; the others run as they are), freezes
+ * the server (SIGSTOP of all its processes) once it does, lets the program go on into the
+ * frozen server, sends SIGTERM half a second later, and thaws the server when the run has
+ * ended. Returns the run's result and how long after SIGTERM it ended.
+ */
+async function interruptOnFrozenServer(program: 'pg_dump' | 'pg_restore', waitsFor: string, args: string[], storage: string) {
+  const started = path.join(work, `${program}-frozen-${Date.now()}`);
+  const real = sh(cluster.bin(program));
+  const waiting = await wrapperBinDir(cluster, {
+    [program]: `#!/bin/sh\ncase " $* " in ${waitsFor}) ;; *) exec ${real} "$@";; esac\n: > ${sh(started)}\nwhile [ -e ${sh(started)} ]; do sleep 0.05; done\nexec ${real} "$@"\n`,
+  });
+  const configDir = await makeTempDir('faults-cfg-frozen');
+  dirs.push(configDir);
+  const config = await writeConfig(configDir, { pgBinDir: waiting });
+  const run = execa(process.execPath, [BIN, ...args, '--config', config, '--storage', storage], {
+    env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
+    extendEnv: false,
+    cwd: work,
+    stdin: 'ignore',
+    reject: false,
+  });
+  for (let i = 0; i < 600; i++) {
+    if (await readFile(started).then(() => true, () => false)) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const frozen = await serverProcesses();
+  for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+  try {
+    await rm(started, { force: true });
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the program is connecting to the frozen server
+    const sentAt = Date.now();
+    run.kill('SIGTERM');
+    const result = await run;
+    return { result, stderr: String(result.stderr), elapsed: Date.now() - sentAt };
+  } finally {
+    for (const pid of frozen) process.kill(pid, 'SIGCONT');
+  }
+}
+
 describe('a server that stops answering', () => {
   it('create interrupted while the server is frozen: exit 130 within the grace, its lock and partial files removed', async () => {
     const storage = path.join(work, 'frozen');
-    // pg_dump signals that it started (the snapshot and the locks are taken by then), then
-    // waits for the server to be frozen before it connects.
-    const started = path.join(work, 'pg_dump-started');
-    const waiting = await wrapperBinDir(cluster, {
-      pg_dump: `#!/bin/sh\ncase "$1" in --version) exec ${sh(cluster.bin('pg_dump'))} "$@";; esac\n: > ${sh(started)}\nwhile [ -e ${sh(started)} ]; do sleep 0.05; done\nexec ${sh(cluster.bin('pg_dump'))} "$@"\n`,
-    });
-    const configDir = await makeTempDir('faults-cfg-frozen');
-    dirs.push(configDir);
-    const config = await writeConfig(configDir, { pgBinDir: waiting });
-    const run = execa(process.execPath, [BIN, 'create', '--no-globals', '--config', config, '--storage', storage], {
-      env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
-      extendEnv: false,
-      cwd: work,
-      stdin: 'ignore',
-      reject: false,
-    });
-    for (let i = 0; i < 600; i++) {
-      if (await readFile(started).then(() => true, () => false)) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    const frozen = await serverProcesses();
-    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
-    let result: Awaited<typeof run>;
-    let elapsed: number;
-    try {
-      await rm(started, { force: true });
-      await new Promise((resolve) => setTimeout(resolve, 500)); // pg_dump is connecting to the frozen server
-      const sentAt = Date.now();
-      run.kill('SIGTERM');
-      result = await run;
-      elapsed = Date.now() - sentAt;
-    } finally {
-      for (const pid of frozen) process.kill(pid, 'SIGCONT');
-    }
-    expect(result.exitCode, String(result.stderr)).toBe(130);
+    // The dump (--snapshot=...: the snapshot and the locks are taken by then) waits for the server to be frozen before it connects.
+    const { result, stderr, elapsed } = await interruptOnFrozenServer('pg_dump', '*" --snapshot="*', ['create', '--no-globals'], storage);
+    expect(result.exitCode, stderr).toBe(130);
     // Stopped by its own clean-up, not by the grace period's last resort...
-    expect(String(result.stderr)).not.toMatch(/stopping took longer/);
+    expect(stderr).not.toMatch(/stopping took longer/);
     expect(elapsed).toBeLessThan(3_000);
     // ...so nothing is left: no lock for the next run to take over, no partial file.
     expect(await leftovers(storage)).toEqual([]);
@@ -241,45 +250,13 @@ describe('a server that stops answering', () => {
   it('restore interrupted while the server is frozen: exit 130 within the grace; the staging database it had to leave is dropped by the next verify', async () => {
     const storage = path.join(work, 'frozen-restore');
     const id = await create(storage);
-    const started = path.join(work, 'pg_restore-frozen');
-    const waiting = await wrapperBinDir(cluster, {
-      // Only the restore into the staging database (--dbname=...) waits: the reads of the archive before it run as they are.
-      pg_restore: `#!/bin/sh\ncase " $* " in *" --dbname="*) ;; *) exec ${sh(cluster.bin('pg_restore'))} "$@";; esac\n: > ${sh(started)}\nwhile [ -e ${sh(started)} ]; do sleep 0.05; done\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
-    });
-    const configDir = await makeTempDir('faults-cfg-frozen-restore');
-    dirs.push(configDir);
-    const config = await writeConfig(configDir, { pgBinDir: waiting });
-    const target = 'frozen_target';
-    const run = execa(process.execPath, [BIN, 'restore', id, '--target-db', target, '--create', '--yes', '--config', config, '--storage', storage], {
-      env: baseEnv({ ...cluster.env(db), HOME: work }) as Record<string, string>,
-      extendEnv: false,
-      cwd: work,
-      stdin: 'ignore',
-      reject: false,
-    });
-    for (let i = 0; i < 600; i++) {
-      if (await readFile(started).then(() => true, () => false)) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    const frozen = await serverProcesses();
-    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
-    let result: Awaited<typeof run>;
-    let elapsed: number;
-    try {
-      await rm(started, { force: true });
-      await new Promise((resolve) => setTimeout(resolve, 500)); // pg_restore is connecting to the frozen server
-      const sentAt = Date.now();
-      run.kill('SIGTERM');
-      result = await run;
-      elapsed = Date.now() - sentAt;
-    } finally {
-      for (const pid of frozen) process.kill(pid, 'SIGCONT');
-    }
-    expect(result.exitCode, String(result.stderr)).toBe(130);
-    expect(String(result.stderr)).not.toMatch(/stopping took longer/);
+    // Only the restore into the staging database (--dbname=...) waits: the reads of the archive before it run as they are.
+    const { result, stderr, elapsed } = await interruptOnFrozenServer('pg_restore', '*" --dbname="*', ['restore', id, '--target-db', 'frozen_target', '--create', '--yes'], storage);
+    expect(result.exitCode, stderr).toBe(130);
+    expect(stderr).not.toMatch(/stopping took longer/);
     expect(elapsed).toBeLessThan(3_000);
-    const staging = /left the staging database (\S+): the server did not answer in time/.exec(String(result.stderr))?.[1];
-    expect(staging, String(result.stderr)).toBeDefined();
+    const staging = /left the staging database (\S+): the server did not answer in time/.exec(stderr)?.[1];
+    expect(staging, stderr).toBeDefined();
     const exists = async () => (await cluster.query<{ n: string }>('postgres', 'SELECT count(*) AS n FROM pg_database WHERE datname = $1', [staging])).at(0)?.n;
     expect(await exists()).toBe('1');
     // The run is gone: the next verify on this host drops what it left.
