@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { settlesWithin } from '../platform/settles-within.js';
 import { connect, endClient, queryError } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 
@@ -103,14 +104,7 @@ export class AdvisoryLockSession {
     const deadline = performance.now() + waitMs;
     if (this.held) {
       this.held = false;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.client.query('SELECT pg_advisory_unlock($1::bigint)', [this.key.toString()]).catch(() => undefined),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, waitMs);
-        }),
-      ]);
-      clearTimeout(timer);
+      await settlesWithin(this.client.query('SELECT pg_advisory_unlock($1::bigint)', [this.key.toString()]), waitMs);
     }
     await endClient(this.client, Math.max(0, deadline - performance.now()));
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import pg from 'pg';
+import { settlesWithin } from '../platform/settles-within.js';
 import { BackupctlError, ExitCode } from '../errors.js';
 import { describeConnection, type ConnectionSettings } from './connection.js';
 
@@ -105,18 +106,7 @@ export function endClient(client: pg.Client, timeoutMs: number): Promise<void> {
 }
 
 async function endOrDrop(end: () => Promise<void>, client: pg.Client, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const ended = await Promise.race([
-    end().then(
-      () => true,
-      () => true,
-    ),
-    new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  if (!(await settlesWithin(end(), timeoutMs))) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 /** The protocol's CancelRequest code (1234 << 16 | 5678). */

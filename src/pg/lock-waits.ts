@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { settlesWithin } from '../platform/settles-within.js';
 import { connect, endClient } from './client.js';
 import type { ConnectionSettings } from './connection.js';
 
@@ -118,7 +118,7 @@ export function watchLockWaits(options: {
       // waited for past a moment: the run it watched is over. Its session, once connected,
       // sees `stopped` and is ended at once. Idempotent: a second call waits for the first.
       stopping ??= (async () => {
-        await Promise.race([looking, sleep(STOP_WAIT_MS, undefined, { ref: false })]);
+        await settlesWithin(looking, STOP_WAIT_MS);
         if (client) await endClient(client, STOP_WAIT_MS);
       })();
       return stopping;
