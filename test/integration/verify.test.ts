@@ -463,7 +463,9 @@ describe('verify whose pg_restore is killed (the OOM killer)', () => {
     const bin = await wrapperBinDir(cluster, {
       pg_restore: `#!/bin/sh\nfor arg in "$@"; do case "$arg" in --dbname=*) kill -9 $$ ;; esac; done\nexec ${sh(cluster.bin('pg_restore'))} "$@"\n`,
     });
-    const config = await writeConfig(await makeTempDir('vfy-killed'), { pgBinDir: bin });
+    const configDir = await makeTempDir('vfy-killed');
+    dirs.push(configDir);
+    const config = await writeConfig(configDir, { pgBinDir: bin });
     for (const jobs of ['1', '2']) {
       const run = await cli(['verify', ids.chinook, '--storage', storage, '--config', config, '--jobs', jobs]);
       expect(run.code, run.stdout + run.stderr).toBe(1);
