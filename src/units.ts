@@ -1,6 +1,6 @@
 /**
- * Sizes for people, in binary units: shared by core's messages (which may not import
- * src/output/) and by output's rendering, so both say the same thing.
+ * Sizes (binary units) and durations (whole units) for people: shared by core's messages
+ * (which may not import src/output/) and by output's rendering, so both say the same thing.
  */
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'] as const;
@@ -29,4 +29,14 @@ export function formatBytes(n: number): string {
     unit += 1;
   }
   return `${threeDigits(value)} ${BYTE_UNITS[unit]}`;
+}
+
+/** `45 s`, `12 min`, `26 h`, `9 d` (whole units, rounded down). */
+export function describeMs(ms: number): string {
+  const s = Math.floor(Math.abs(ms) / 1000);
+  const sign = ms < 0 ? '-' : '';
+  if (s < 60) return `${sign}${s} s`;
+  if (s < 3600) return `${sign}${Math.floor(s / 60)} min`;
+  if (s < 172_800) return `${sign}${Math.floor(s / 3600)} h`;
+  return `${sign}${Math.floor(s / 86_400)} d`;
 }

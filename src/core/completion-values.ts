@@ -10,7 +10,7 @@ const MAX_IDS = 50;
  * storages' root folders), backup ids (the newest, from listings of recent keys: no
  * sidecar is read) and tags (those the config names).
  */
-export async function completionValues(kind: 'profiles' | 'ids' | 'tags', settings: ResolvedSettings, runtime: Pick<Runtime, 'env' | 'cwd' | 'reporter'>): Promise<string[]> {
+export async function completionValues(kind: 'profiles' | 'ids' | 'tags', settings: ResolvedSettings, runtime: Pick<Runtime, 'env' | 'cwd' | 'reporter' | 'now'>): Promise<string[]> {
   const scope = backupScope(settings, runtime);
   if (kind === 'profiles') {
     const names = new Set(settings.profiles.keys());

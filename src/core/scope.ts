@@ -8,6 +8,7 @@ import { storageAt } from './storages.js';
 import { NotFoundError, StorageError, type Storage } from '../storage/storage.js';
 import { storageError } from './storage-errors.js';
 import { profileNameFor, profileOfConnection } from './profile-name.js';
+import { datedAheadBy, describeAhead } from './clock-skew.js';
 
 /**
  * Where commands over existing backups (list, show, verify, restore, status, delete) look:
@@ -41,7 +42,7 @@ export interface ScopeScan<S extends SidecarSummary = Sidecar> {
   profilesFound: string[];
 }
 
-type StorageRuntime = Pick<Runtime, 'env' | 'cwd' | 'reporter'>;
+type StorageRuntime = Pick<Runtime, 'env' | 'cwd' | 'reporter' | 'now'>;
 
 export function backupScope(settings: ResolvedSettings, runtime: StorageRuntime): BackupScope {
   const locations = storagesInScope(settings).map((location) => {
@@ -210,6 +211,10 @@ export async function findBackup(
         exitCode: ExitCode.USAGE,
         hint: 'run "backupctl list" to see what is there',
       });
+    }
+    const ahead = datedAheadBy(found.sidecar, scope.runtime.now().getTime());
+    if (ahead !== null) {
+      scope.runtime.reporter.warn(`"latest" is ${describeAhead(found.sidecar, ahead)}: a clock was wrong (that host's ahead, or this one's behind), and backups made since may be newer; to be sure, name the backup by its id ("backupctl list")`);
     }
     return found;
   }

@@ -32,7 +32,7 @@ import { latestProof, provenRestorable, standingVerification, type SidecarSummar
 import { parseFixedDuration } from '../config/duration.js';
 import type { Profile } from '../config/schema.js';
 import { ExitCode, usageError } from '../errors.js';
-import { formatBytes } from '../units.js';
+import { describeMs, formatBytes } from '../units.js';
 import type { Runtime } from './runtime.js';
 import { storageAt } from './storages.js';
 import { settingsOf, storagesInScope, type ResolvedSettings } from '../config/resolve.js';
@@ -40,6 +40,7 @@ import { judgeWriter, recordedIdentity, thisProcess, type ProcessFacts } from '.
 import { describeStaleReason, lockLiveness, readLock, type LockInfo, type StaleReason } from './lock.js';
 import { assertKnownProfile, backupScope } from './scope.js';
 import { storageError } from './storage-errors.js';
+import { datedAheadBy, describeAhead } from './clock-skew.js';
 
 /** Who left a profile's lock behind (its token is no one's business). */
 type StaleLock = Pick<LockInfo, 'command' | 'pid' | 'host' | 'startedAt'> & {
@@ -88,7 +89,7 @@ export interface StatusThresholds {
 
 export const NO_THRESHOLDS: StatusThresholds = { maxAge: null, maxVerifyAge: null, minSizeRatio: null, allowFailures: false };
 
-export type StatusCheck = 'age' | 'size' | 'verification' | 'artifacts' | 'failures';
+export type StatusCheck = 'age' | 'size' | 'verification' | 'artifacts' | 'failures' | 'clock';
 
 export interface StatusProblem {
   check: StatusCheck;
@@ -318,7 +319,15 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   const { thresholds, now } = input;
   const nowMs = now.getTime();
   const backups = sortNewestFirst(input.backups, (backup) => backup);
-  const newest = backups[0] ?? null;
+  // A backup dated ahead of this host's clock takes no part in what goes by the dates (the
+  // newest backup of the age and size checks, the failures check's last success): see
+  // clock-skew.ts. The clock check reports it.
+  const ahead = backups.flatMap((backup) => {
+    const by = datedAheadBy(backup, nowMs);
+    return by === null ? [] : [{ backup, by }];
+  });
+  const onTime = ahead.length === 0 ? backups : backups.filter((backup) => datedAheadBy(backup, nowMs) === null);
+  const newest = onTime[0] ?? null;
   const problems: StatusProblem[] = [];
 
   // age
@@ -333,7 +342,8 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   };
   if (thresholds.maxAge) {
     if (newest === null) {
-      problems.push({ check: 'age', message: `no completed backup (${thresholds.maxAge.source} ${thresholds.maxAge.text})` });
+      const which = ahead.length === 0 ? 'no completed backup' : `no completed backup dated before this host's clock (${ahead.length} dated after it)`;
+      problems.push({ check: 'age', message: `${which} (${thresholds.maxAge.source} ${thresholds.maxAge.text})` });
     } else {
       const age = nowMs - Date.parse(newest.finishedAt);
       if (age > thresholds.maxAge.ms) {
@@ -350,7 +360,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   if (newest) {
     const shape = shapeOf(newest);
     const previous: SidecarSummary[] = [];
-    for (const backup of backups.slice(1)) {
+    for (const backup of onTime.slice(1)) {
       if (previous.length === SIZE_COMPARE_COUNT) break;
       if (shapeOf(backup) === shape) previous.push(backup);
     }
@@ -431,7 +441,7 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
   }
 
   // failures
-  const failedRuns = failedSinceSuccess(input.runs, backups);
+  const failedRuns = failedSinceSuccess(input.runs, onTime);
   if (failedRuns.length > 0 && !thresholds.allowFailures) {
     const latest = failedRuns[0] as RunEntry;
     const count = failedRuns.length === 1 ? '1 failed run' : `${failedRuns.length} failed runs`;
@@ -467,6 +477,19 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
       message:
         `a ${staleLock.command} run (pid ${staleLock.pid} on ${staleLock.host}, started ${describeMs(nowMs - Date.parse(staleLock.startedAt))} ago) ended without finishing (${staleLock.reason === 'rebooted' ? 'the host rebooted since' : staleLock.reason === 'pid-reused' ? `killed?; ${describeStaleReason('pid-reused', staleLock.pid)}` : 'killed?'}): ` +
         `its lock is left, and the next run of the profile takes it over; prune removes the partial files it left once they are older than --leftover-age (24 h by default)`,
+    });
+  }
+
+  // clock
+  const [first] = ahead;
+  if (first !== undefined) {
+    problems.push({
+      check: 'clock',
+      message:
+        `backup ${describeAhead(first.backup, first.by)}${ahead.length > 1 ? `, and ${ahead.length - 1} more backup(s) dated ahead of it` : ''}: ` +
+        `the clock of the host that made it was ahead, or this host's is behind; "latest" takes it before the backups made since, ` +
+        `and the age and failures checks leave it out. Set the wrong clock right; once backups with right times exist, ` +
+        `remove it: backupctl delete ${first.backup.id} --profile ${input.profile} --force`,
     });
   }
 
@@ -555,16 +578,6 @@ export function failedSinceSuccess(runs: readonly RunEntry[], backups: readonly 
     .sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt));
 }
 
-/** `45 s`, `12 min`, `26 h`, `9 d` (whole units, rounded down). */
-export function describeMs(ms: number): string {
-  const s = Math.floor(Math.abs(ms) / 1000);
-  const sign = ms < 0 ? '-' : '';
-  if (s < 60) return `${sign}${s} s`;
-  if (s < 3600) return `${sign}${Math.floor(s / 60)} min`;
-  if (s < 172_800) return `${sign}${Math.floor(s / 3600)} h`;
-  return `${sign}${Math.floor(s / 86_400)} d`;
-}
-
 // ---------------------------------------------------------------------------------------
 // Thresholds: flags over the profile's `status` settings
 
@@ -599,7 +612,7 @@ export function resolveThresholds(flags: StatusFlags, settings: Profile['status'
 
 export interface StatusRequest {
   settings: ResolvedSettings;
-  runtime: Pick<Runtime, 'env' | 'cwd' | 'reporter'>;
+  runtime: Pick<Runtime, 'env' | 'cwd' | 'reporter' | 'now'>;
   now: Date;
   thresholds: StatusFlags;
 }

@@ -281,6 +281,25 @@ describe('show', () => {
     expect(run.stdout).toMatch(/items\s+50/);
   });
 
+  it("latest dated ahead of this host's clock (made while a clock was a year ahead): show warns, status reports it and still catches the stale profile", async () => {
+    const where = await copyOfStorage();
+    const ahead = new Date(Date.now() + 365 * 24 * HOUR);
+    const made = await runCli(['create', '--json', '--storage', where, '--profile', dbA], { env: baseEnv(cluster.env(dbA)), cwd: work, now: () => new Date(ahead) });
+    expect(made.code, made.stderr).toBe(0);
+    const id = (parseJsonStdout(made.stdout) as { id: string }).id;
+    const show = await cli(['show', 'latest', '--json', '--profile', dbA], where);
+    expect(show.code, show.stderr).toBe(0);
+    expect((parseJsonStdout(show.stdout) as { id: string }).id).toBe(id);
+    expect(show.stderr).toMatch(new RegExp(`"latest" is ${id} finished 36[45] d after this host's clock says it is now`));
+    // The newest backup with a right time is 30 min old: --max-age 20min must not be fooled by the one a year ahead.
+    const status = await cli(['status', '--json', '--profile', dbA, '--max-age', '20min'], where);
+    expect(status.code, status.stdout + status.stderr).toBe(5);
+    const problems = (parseJsonStdout(status.stdout) as { profiles: Array<{ problems: Array<{ check: string; message: string }> }> }).profiles[0]?.problems ?? [];
+    expect(problems.map((p) => p.check)).toEqual(['age', 'clock']);
+    expect(problems[0]?.message).toMatch(new RegExp(`^the newest backup \\(${ids.a2}\\) finished`));
+    expect(problems[1]?.message).toContain(`backupctl delete ${id} --profile ${dbA} --force`);
+  });
+
   it('latest without --profile is the defaultProfile\'s, or the config\'s only profile\'s: never a newer backup of another profile', async () => {
     const dir = await makeTempDir('ls-default');
     dirs.push(dir);

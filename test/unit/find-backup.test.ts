@@ -51,7 +51,7 @@ function scope(profile: string | undefined): { scope: BackupScope; lists: string
     },
   }) as Storage;
   const settings = { profiles: new Map([['app', {}]]) } as unknown as ResolvedSettings;
-  return { scope: { settings, runtime: {} as BackupScope['runtime'], profile, locations: [{ location: root, storage, catalog: new Catalog(storage) }] }, lists, startAfters };
+  return { scope: { settings, runtime: { now: () => new Date() } as BackupScope['runtime'], profile, locations: [{ location: root, storage, catalog: new Catalog(storage) }] }, lists, startAfters };
 }
 
 describe('findBackup', () => {

@@ -301,6 +301,46 @@ describe('evaluateProfile', () => {
   });
 });
 
+describe('evaluateProfile: a backup dated ahead of this host\'s clock', () => {
+  // Made while a clock was a year ahead; the backups since (and the failed creates) have right times.
+  const ahead = () => backup(-365 * DAY);
+
+  it('does not hide a stale profile: the age check goes by the newest backup not dated ahead', () => {
+    const status = evaluateProfile({ profile: 'app', storage: '/b', backups: [backup(3 * DAY + 60_000), ahead()], runs: [], thresholds: thresholds({ maxAge: '25h' }), now: NOW });
+    expect(status.problems.map((p) => p.check)).toEqual(['age', 'clock']);
+    expect(status.problems[0]?.message).toMatch(/finished 3 d ago, more than --max-age 25h$/);
+    expect(status.lastBackup?.ageSeconds).toBe(3 * 86_400);
+  });
+
+  it('does not hide the creates that failed since the last backup with a right time', () => {
+    const failed = run(HOUR, 'failed');
+    const status = evaluateProfile({ profile: 'app', storage: '/b', backups: [backup(2 * DAY), ahead()], runs: [failed], thresholds: NO_THRESHOLDS, now: NOW });
+    expect(status.failedRuns).toEqual([failed]);
+    expect(status.problems.map((p) => p.check)).toEqual(['failures', 'clock']);
+  });
+
+  it('is itself a problem, named with what to do; all backups ahead (this host behind) leave the age check with none', () => {
+    const future = ahead();
+    const status = evaluateProfile({ profile: 'app', storage: '/b', backups: [future, backup(-400 * DAY)], runs: [], thresholds: thresholds({ maxAge: '25h' }), now: NOW });
+    expect(status.healthy).toBe(false);
+    expect(status.lastBackup).toBeNull();
+    expect(status.problems).toEqual([
+      { check: 'age', message: "no completed backup dated before this host's clock (2 dated after it) (--max-age 25h)" },
+      {
+        check: 'clock',
+        message: expect.stringMatching(
+          new RegExp(`^backup \\S+ finished 400 d after this host's clock says it is now \\(at \\S+\\), and 1 more backup\\(s\\) dated ahead of it: .* backupctl delete \\S+ --profile app --force$`),
+        ),
+      },
+    ]);
+  });
+
+  it('a few minutes ahead (clocks kept by NTP differ by less) is no problem', () => {
+    const status = evaluateProfile({ profile: 'app', storage: '/b', backups: [backup(-4 * 60_000)], runs: [run(HOUR, 'failed')], thresholds: thresholds({ maxAge: '25h' }), now: NOW });
+    expect(status.problems).toEqual([]);
+  });
+});
+
 describe('failedSinceSuccess', () => {
   it('counts per command, newest first', () => {
     const runs = [run(10 * HOUR, 'failed', 'verify'), run(5 * HOUR, 'succeeded', 'verify'), run(4 * HOUR, 'failed'), run(3 * HOUR, 'failed', 'verify')];

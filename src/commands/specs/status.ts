@@ -20,6 +20,8 @@ Checks (thresholds also come from a profile's "status" config; flags win):
                 is removed); with --max-verify-age, no backup passed one within that time
   artifacts     a backup's artifact or globals file is missing or of the wrong size (always)
   failures      a run failed after the last success (unless --allow-failures)
+  clock         a backup is dated more than 5 min ahead of this host's clock (always);
+                the checks above leave it out, so it cannot hide a stale profile
 Durations: 25h, 8d, 1d12h, 90min, 30s (units w, d, h, min, s, ms).`,
   examples: [
     { command: 'backupctl status --max-age 25h' },
