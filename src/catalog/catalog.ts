@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { BackupctlError, ExitCode, usageError } from '../errors.js';
 import { getHeapStatistics } from 'node:v8';
 import { collectGarbage } from '../platform/gc.js';
-import { describeKind, HostileEntryError, NotFoundError, PermissionError, sortByKey, TooLargeError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
+import { describeKind, HostileEntryError, NotFoundError, PermissionError, sortByKey, StorageError, TooLargeError, type EntryKind, type ObjectInfo, type Storage } from '../storage/storage.js';
 import { ID_PATTERN, isProfileName } from './id.js';
 import type * as CatalogIndex from './catalog-index.js';
 import type { IndexExtras, IndexRead, Stamp } from './catalog-index.js';
@@ -107,6 +107,13 @@ export interface ScanResult<S extends SidecarSummary = Sidecar> {
    */
   unreadable: UnreadableSidecar[];
   /**
+   * Sidecars the storage refused to give (permission denied), when the caller lists what it
+   * can (`tolerateRefused`); otherwise that refusal fails the scan. Nothing is known of such
+   * a backup, so it is neither listed nor damage, and no catalog index is written for its
+   * profile (the index never records a refusal).
+   */
+  refused: RefusedSidecar[];
+  /**
    * Backups whose files are not what their sidecar records (an artifact or globals file
    * missing, or of another size), by `<profile>/<id>`: one line per problem. Such a backup
    * cannot be restored as it is; prune never counts it as good.
@@ -128,10 +135,20 @@ export interface UnreadableSidecar {
   reason: string;
 }
 
+export interface RefusedSidecar {
+  profile: string;
+  id: string;
+  /** The storage's refusal (code `permission`). */
+  error: StorageError;
+}
+
 /** What a scan notes besides the backups it finds (see ScanResult). */
 interface ScanNotes {
   warnings: string[];
   unreadable: UnreadableSidecar[];
+  refused: RefusedSidecar[];
+  /** Whether a sidecar the storage refuses to give goes into `refused` (else it fails the scan). */
+  tolerateRefused: boolean;
 }
 
 /** `<profile>/<id>`: the key of a backup in ScanResult.damage. */
@@ -254,7 +271,7 @@ export class Catalog {
   /** Every completed backup of the storage (or of one profile), each sidecar read in full. */
   async scan(profile?: string, options: { listing?: Listing | undefined } = {}): Promise<ScanResult<Sidecar>> {
     const listing = options.listing ?? (await this.listing(profile));
-    return this.assemble(listing, async (entries, notes) => {
+    return this.assemble(listing, false, async (entries, notes) => {
       const found: Array<Found<Sidecar>> = [];
       await mapLimit(entries, 8, async (entry) => {
         const sidecar = await this.readOrWarn(entry, notes);
@@ -273,7 +290,7 @@ export class Catalog {
    */
   async summaries(
     profile?: string,
-    options: { listing?: Listing | undefined; ignoreIndex?: boolean; fresh?: boolean } = {},
+    options: { listing?: Listing | undefined; ignoreIndex?: boolean; fresh?: boolean; tolerateRefused?: boolean } = {},
   ): Promise<ScanResult<SidecarSummary>> {
     const index = await import('./catalog-index.js');
     let listing = options.listing;
@@ -317,7 +334,7 @@ export class Catalog {
     }
     listing ??= await this.listing(profile);
     const scanned = listing;
-    const result = await this.assemble(scanned, async (entries, notes) => {
+    const result = await this.assemble(scanned, options.tolerateRefused ?? false, async (entries, notes) => {
       const byProfile = new Map<string, Grouped[]>();
       for (const entry of entries) {
         const group = byProfile.get(entry.profile);
@@ -474,6 +491,7 @@ export class Catalog {
     // found as recorded is no change; anything else is, and so is an entry of a sidecar gone.
     let changed = read === null || [...read.recorded.keys()].some((recordedKey) => !listed.has(recordedKey));
     const reclaim = heapReclaimer();
+    const refusedBefore = notes.refused.length;
     await mapLimit(unread, 8, async (entry) => {
       const sidecar = await this.readOrWarn(entry, notes);
       reclaim();
@@ -495,6 +513,8 @@ export class Catalog {
     if (listing.hostile.has(key)) {
       // Reported by assemble() as hostile: never read, followed, replaced or removed.
       debug(`not writing the catalog index ${key}: something that is not a regular file is in its place`);
+    } else if (notes.refused.length > refusedBefore) {
+      debug(`not writing the catalog index ${key}: the storage refused ${notes.refused.length - refusedBefore} of its sidecar(s)`);
     } else if (changed && (kept.length > 0 || read !== null || profileObjects !== null)) {
       const extras: IndexExtras = view ? { generation: view.generation, listing: view.listing.objects } : {};
       await this.writeIndex(index, profile, kept, extras);
@@ -505,12 +525,14 @@ export class Catalog {
   /** Lists the found sidecars as a ScanResult: unfinished backups, damage, warnings, newest first. */
   private async assemble<S extends SidecarSummary>(
     listing: Listing,
+    tolerateRefused: boolean,
     fetch: (entries: Grouped[], notes: ScanNotes) => Promise<Array<Found<S>>>,
   ): Promise<ScanResult<S>> {
     const warnings = [...listing.hostile].map(([key, kind]) => `${key} is ${describeKind(kind)}, not written by backupctl: never read, followed or removed; inspect it`);
     const groups = group(listing.objects);
     const incomplete: IncompleteEntry[] = [];
     const unreadable: UnreadableSidecar[] = [];
+    const refused: RefusedSidecar[] = [];
     for (const entry of groups) {
       if (entry.sidecar) continue;
       // Something that is not a file where the sidecar goes: a backup whose sidecar cannot
@@ -533,7 +555,7 @@ export class Catalog {
     }
     const found = await fetch(
       groups.filter((entry) => entry.sidecar !== null),
-      { warnings, unreadable },
+      { warnings, unreadable, refused, tolerateRefused },
     );
     const damage = new Map<string, string[]>();
     for (const [entry, sidecar] of found) {
@@ -557,7 +579,8 @@ export class Catalog {
     warnings.sort();
     const indexed = new Set(found.filter(([, , fromIndex]) => fromIndex).map(([, sidecar]) => backupRef(sidecar)));
     unreadable.sort((a, b) => (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0));
-    return { backups, incomplete, warnings, unreadable, damage, profiles: profilesIn(listing.objects), indexed };
+    refused.sort((a, b) => (a.profile < b.profile ? -1 : a.profile > b.profile ? 1 : a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    return { backups, incomplete, warnings, unreadable, refused, damage, profiles: profilesIn(listing.objects), indexed };
   }
 
   private async readOrWarn(entry: Grouped, notes: ScanNotes): Promise<Sidecar | null> {
@@ -567,6 +590,10 @@ export class Catalog {
       if (error instanceof SidecarError || error instanceof NotFoundError) {
         notes.warnings.push(`skipped ${error.message}`);
         if (error instanceof SidecarError) notes.unreadable.push({ profile: entry.profile, id: entry.id, reason: error.message });
+        return null;
+      }
+      if (notes.tolerateRefused && error instanceof StorageError && error.code === 'permission') {
+        notes.refused.push({ profile: entry.profile, id: entry.id, error });
         return null;
       }
       throw error;

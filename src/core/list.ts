@@ -24,7 +24,9 @@ function describeScope(scope: BackupScope): string {
  * catalog index, see Catalog.summaries), newest first; unreadable sidecars become warnings.
  */
 export async function listBackups(request: ListRequest): Promise<ListResult> {
-  const scanned = await scanScope(request.scope, { summaries: true });
+  // A sidecar the storage refuses is named, and the rest still lists: an operator looking
+  // for a backup to restore is not left with nothing because of one file's mode.
+  const scanned = await scanScope(request.scope, { summaries: true, tolerateRefused: true });
   let backups = scanned.backups.map((b) => b.sidecar);
   if (request.tag !== undefined) backups = backups.filter((b) => b.tags.includes(request.tag as string));
   if (request.since !== undefined) {
@@ -39,6 +41,10 @@ export async function listBackups(request: ListRequest): Promise<ListResult> {
     backups,
     incomplete: request.all ? scanned.incomplete : [],
     warnings: scanned.warnings,
+    refused: scanned.refused.map(({ profile, id, error, storage }) => {
+      const failure = storageError(error, storage.location, `reading backup ${profile}/${id}`, 'read');
+      return `${failure.message}: not listed`;
+    }),
     damage: scanned.damage,
   };
 }

@@ -29,6 +29,11 @@ export interface ListResult {
   incomplete: IncompleteEntry[];
   /** Sidecars that could not be read (named, the rest still lists). */
   warnings: string[];
+  /**
+   * Sidecars the storage refused to give (permission denied), one line each: those backups
+   * are missing from `backups`, so the listing is incomplete (list exits 1).
+   */
+  refused: string[];
   /** Backups whose stored files are not what their sidecar records, by `<profile>/<id>` (see Catalog.scan). */
   damage: Map<string, string[]>;
 }

@@ -1,4 +1,4 @@
-import { backupRef, Catalog, mapLimit, profilesIn, sidecarKey, sortNewestFirst, type IncompleteEntry, type Listing, type ScanResult, type UnreadableSidecar } from '../catalog/catalog.js';
+import { backupRef, Catalog, mapLimit, profilesIn, sidecarKey, sortNewestFirst, type IncompleteEntry, type Listing, type RefusedSidecar, type ScanResult, type UnreadableSidecar } from '../catalog/catalog.js';
 import { ID_PATTERN, ID_REF_PATTERN, idStamp, matchIds } from '../catalog/id.js';
 import { SidecarError, type Sidecar, type SidecarSummary } from '../catalog/sidecar.js';
 import { implicitProfile, settingsOf, storagesInScope, unknownProfile, type ProfileSettings, type ResolvedSettings } from '../config/resolve.js';
@@ -36,6 +36,8 @@ export interface ScopeScan<S extends SidecarSummary = Sidecar> {
   warnings: string[];
   /** See ScanResult.unreadable, with the storage each is in. */
   unreadable: Array<UnreadableSidecar & { storage: Storage }>;
+  /** See ScanResult.refused (only with `tolerateRefused`), with the storage each is in. */
+  refused: Array<RefusedSidecar & { storage: Storage }>;
   /** See ScanResult.damage, keyed by `<profile>/<id>`. */
   damage: Map<string, string[]>;
   /** Every profile seen in the storages (with anything in them). */
@@ -61,18 +63,19 @@ export function backupScope(settings: ResolvedSettings, runtime: StorageRuntime)
  * index where it holds (Catalog.summaries): for commands that show or weigh backups, never
  * for those that write a sidecar back or act on one.
  */
-export async function scanScope(scope: BackupScope, options: { doing?: string; summaries: true }): Promise<ScopeScan<SidecarSummary>>;
+export async function scanScope(scope: BackupScope, options: { doing?: string; summaries: true; tolerateRefused?: boolean }): Promise<ScopeScan<SidecarSummary>>;
 export async function scanScope(scope: BackupScope, options?: { doing?: string; summaries?: false }): Promise<ScopeScan<Sidecar>>;
-export async function scanScope(scope: BackupScope, options: { doing?: string; summaries?: boolean } = {}): Promise<ScopeScan<SidecarSummary>> {
-  const result: ScopeScan<SidecarSummary> = { backups: [], incomplete: [], warnings: [], unreadable: [], damage: new Map(), profilesFound: [] };
+export async function scanScope(scope: BackupScope, options: { doing?: string; summaries?: boolean; tolerateRefused?: boolean } = {}): Promise<ScopeScan<SidecarSummary>> {
+  const result: ScopeScan<SidecarSummary> = { backups: [], incomplete: [], warnings: [], unreadable: [], refused: [], damage: new Map(), profilesFound: [] };
   const found = new Set<string>();
   for (const { storage, catalog } of scope.locations) {
     try {
-      const scanned: ScanResult<SidecarSummary> = options.summaries ? await catalog.summaries(scope.profile) : await catalog.scan(scope.profile);
+      const scanned: ScanResult<SidecarSummary> = options.summaries ? await catalog.summaries(scope.profile, { tolerateRefused: options.tolerateRefused ?? false }) : await catalog.scan(scope.profile);
       for (const sidecar of scanned.backups) result.backups.push({ sidecar, storage, catalog });
       result.incomplete.push(...scanned.incomplete);
       result.warnings.push(...scanned.warnings);
       for (const entry of scanned.unreadable) result.unreadable.push({ ...entry, storage });
+      for (const entry of scanned.refused) result.refused.push({ ...entry, storage });
       for (const [key, problems] of scanned.damage) result.damage.set(key, problems);
       if (scope.profile === undefined) for (const profile of scanned.profiles) found.add(profile);
     } catch (error) {

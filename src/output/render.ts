@@ -154,6 +154,10 @@ export function renderList(result: ListResult, style: Style, now: Date): string 
       }
     }
   }
+  if (result.refused.length > 0) {
+    const n = result.refused.length;
+    parts.push(`\n${style.error('✗')} ${n} backup${n === 1 ? ' is' : 's are'} not listed: the storage refused ${n === 1 ? 'its sidecar' : 'their sidecars'} (named on stderr); this listing is incomplete\n`);
+  }
   if (result.incomplete.length > 0) {
     parts.push(
       `\n${style.heading('Incomplete (no sidecar)')}\n`,

@@ -89,13 +89,23 @@ beforeAll(async () => {
 afterAll(removeTempDirs);
 
 describe('a sidecar the storage refuses to give (root-owned 0600, read as nobody)', () => {
-  it.skipIf(notRoot)(`verify, show, list, status, restore, delete and copy fail as the storage failed (exit 1, naming the sidecar), never "corrupt" (exit 3)${skipped}`, async () => {
+  it.skipIf(notRoot)(`verify, show, status, restore, delete and copy fail as the storage failed (exit 1, naming the sidecar), never "corrupt" (exit 3); list names it and lists the rest (exit 1)${skipped}`, async () => {
     const { storage, profileDir } = await storageWith('sidecar');
     const key = `app/${NEW}.json`;
     const common = ['--storage', storage, '--profile', 'app'];
     expectRefused(await asNobody(['verify', NEW, '--level', 'checksum', ...common]), 'verify <id>', storage, key);
     expectRefused(await asNobody(['show', NEW, ...common]), 'show <id>', storage, key);
-    expectRefused(await asNobody(['list', ...common]), 'list', storage, key);
+    // list names it and lists the rest, exit 1: an incomplete listing.
+    const listed = await asNobody(['list', '--json', ...common]);
+    expect(listed.code, listed.stderr).toBe(1);
+    expect((JSON.parse(listed.stdout) as Array<{ id: string }>).map((backup) => backup.id)).toEqual([OLD]);
+    expect(listed.stderr).toMatch(/permission denied/);
+    expect(listed.stderr).toContain(key);
+    expect(listed.stderr).not.toMatch(/corrupt|cannot be read|not valid|damaged/i);
+    const human = await asNobody(['list', ...common]);
+    expect(human.code, human.stderr).toBe(1);
+    expect(human.stdout).toContain(OLD);
+    expect(human.stdout).toMatch(/1 backup is not listed: the storage refused its sidecar .*this listing is incomplete/);
     expectRefused(await asNobody(['status', ...common]), 'status', storage, key);
     expectRefused(await asNobody(['restore', NEW, '--dry-run', ...common]), 'restore <id>', storage, key);
     expectRefused(await asNobody(['delete', NEW, '--dry-run', ...common]), 'delete <id>', storage, key);

@@ -521,7 +521,7 @@ describe.each(drivers)('the whole loop on $name', (driver) => {
       );
     });
 
-    it.skipIf(driver.unavailable !== null)('a sidecar the store refuses to give: verify, verify latest, list and prune are exit 1 naming it (never corrupt, never an older backup); prune removes nothing, its catalog index vouching for it or not; a refused artifact is exit 1 too', async () => {
+    it.skipIf(driver.unavailable !== null)('a sidecar the store refuses to give: verify, verify latest and prune are exit 1 naming it (never corrupt, never an older backup), list names it and lists the rest (exit 1); prune removes nothing, its catalog index vouching for it or not; a refused artifact is exit 1 too', async () => {
       const place = await remote.refusing();
       const ids: string[] = [];
       for (let i = 0; i < 3; i++) ids.push(created(await bin(['create', '--json'], place.url)));
@@ -540,7 +540,12 @@ describe.each(drivers)('the whole loop on $name', (driver) => {
       await place.refuse(key);
       expectRefused(await bin(['verify', ids[2] as string, '--level', 'checksum'], place.url), 'verify <id>');
       expectRefused(await bin(['verify', 'latest', '--level', 'checksum'], place.url), 'verify latest');
-      expectRefused(await bin(['list'], place.url), 'list');
+      // list names it and lists the rest, exit 1: an incomplete listing.
+      const listed = await bin(['list', '--json'], place.url);
+      expect(listed.code, listed.stderr).toBe(1);
+      expect((JSON.parse(listed.stdout) as Listed[]).map((backup) => backup.id)).toEqual([ids[1], ids[0]]);
+      expect(listed.stderr).toMatch(new RegExp(`permission denied.*${key.replace(/[.]/g, '\\.')}.*not listed`));
+      expect(listed.stderr).not.toMatch(/corrupt|cannot be read|not valid|damaged/i);
       expectRefused(await bin(['prune', '--keep-last', '1'], place.url), 'prune');
       expect(await backups()).toEqual(before);
 

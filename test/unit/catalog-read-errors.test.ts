@@ -99,6 +99,20 @@ describe('scanning a profile', () => {
       expect(scanned.unreadable).toEqual([]);
       expect(scanned.warnings).toEqual([]);
     });
+
+    it(`${paged ? 'a paged store' : 'a store listed every time'}: summaries for list (tolerateRefused) give the rest and the refusal, write no catalog index, and an I/O error still fails`, async () => {
+      const base = MemoryStorage.named(NAME, '', { pagedList: paged });
+      const refusal: { error: (() => Error) | null } = { error: permission };
+      const catalog = new Catalog(refusing(base, sidecarKey(PROFILE, REFUSED), refusal));
+      const scanned = await catalog.summaries(PROFILE, { tolerateRefused: true });
+      expect(scanned.backups.map((b) => b.id)).toEqual([IDS[0]]);
+      expect(scanned.refused.map(({ profile, id, error }) => [profile, id, error.code])).toEqual([[PROFILE, REFUSED, 'permission']]);
+      expect(scanned.unreadable).toEqual([]);
+      expect(scanned.damage.size).toBe(0);
+      await expect(base.stat(catalogIndexKey(PROFILE))).rejects.toBeInstanceOf(NotFoundError);
+      refusal.error = io;
+      await expect(catalog.summaries(PROFILE, { tolerateRefused: true })).rejects.toMatchObject({ code: 'io' });
+    });
   }
 });
 

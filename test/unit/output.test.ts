@@ -216,6 +216,7 @@ describe('render', () => {
       backups: [sidecar, passed, untagged],
       incomplete: [{ profile: 'prod', id: '20261123T170000Z-ffffff', file: '20261123T170000Z-ffffff.dump', bytes: 4096, modifiedAt: '2026-11-23T17:00:00Z' }],
       warnings: [],
+      refused: [],
       damage: new Map(),
     };
     const out = renderList(result, plain, NOW);
@@ -277,7 +278,7 @@ describe('render', () => {
       durationMs: 12_345, storage: '/var/backups/pg', tags: ['nightly', 'pre-migration'], warnings: [], copies: [],
     });
     const list = listJson({
-      storage: '/s', backups: [sidecar], warnings: [], damage: new Map(),
+      storage: '/s', backups: [sidecar], warnings: [], refused: [], damage: new Map(),
       incomplete: [{ profile: 'prod', id: 'x', file: 'x.dump', bytes: 1, modifiedAt: '2026-11-23T17:00:00Z' }],
     });
     expect(list).toHaveLength(2);

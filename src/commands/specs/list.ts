@@ -13,7 +13,8 @@ export const list: CommandSpec = {
     { flags: '--failed', description: 'list failed and interrupted runs from the run log instead (time, command, exit code, error)' },
   ],
   details: `Without --profile, every profile of the config and every profile found in the storages.
-A backup whose artifact is missing or of the wrong size is flagged.`,
+A backup whose artifact is missing or of the wrong size is flagged. A sidecar the storage
+refuses to give (permission denied) is named on stderr and the rest is listed: exit 1.`,
   examples: [
     { command: 'backupctl list' },
     { command: 'backupctl list --profile app --since 7d' },
