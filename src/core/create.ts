@@ -11,6 +11,7 @@ import { chooseClient, discoverClients, serverMajor, type ClientBinary } from '.
 import { childEnv } from '../pg/child-env.js';
 import { describeConnection } from '../pg/connection.js';
 import { minimumDumpMajorFor, pgDumpArgs, runDirectoryDump, selectionArgs, startCustomDump, startGlobalsDump, type ChildRun, type DumpOptions } from '../pg/dump.js';
+import { reorderedWarning } from '../pg/column-order.js';
 import { SnapshotSession, type CountedTable } from '../pg/snapshot.js';
 import { describeLockWait, watchLockWaits } from '../pg/lock-waits.js';
 import { holdsLargeObjects, readToc, tablesSelectedBy, tablesWithData, type TocEntry } from '../pg/toc.js';
@@ -230,6 +231,10 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
     }
     for (const member of await session.extensionTablesWithRows()) {
       warn(`${member.table} belongs to extension ${member.extension} and holds about ${member.rows} row(s), which pg_dump leaves out: a restore has only what the extension's install script puts in it`);
+    }
+    if (!profile.dump.dataOnly) {
+      const reordered = await session.reorderedColumns(only);
+      if (reordered.length > 0) warn(reorderedWarning(reordered));
     }
     if (only && !profile.dump.dataOnly) {
       // What the dumped tables use that the archive does not hold (a parent table an

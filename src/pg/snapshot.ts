@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { BackupctlError } from '../errors.js';
 import { cancelRunning, connect, endClient, queryError, quoteIdent, quoteLiteral, READ_TABLES_HINT } from './client.js';
 import { countRowsInSnapshot, inRecovery, listCountableTables, planCounts, type CountedTable } from './counts.js';
+import { inheritanceTables, reorderedByRestore, type ReorderedTable } from './column-order.js';
 import { localeOf, type DatabaseLocale } from './locale.js';
 import type { ConnectionSettings } from './connection.js';
 
@@ -308,6 +309,19 @@ export class SnapshotSession {
           ORDER BY 1`,
       );
       return rows.map((row) => ({ table: row.table, extension: row.extension, rows: Number(row.rows) }));
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * Inheritance children (of `only`, a filtered dump's tables, when given) whose columns a
+   * restore of pg_dump's archive puts in another order (see column-order.ts), as of the
+   * snapshot. Best effort, for a warning: none when the query fails.
+   */
+  async reorderedColumns(only?: ReadonlySet<number>): Promise<ReorderedTable[]> {
+    try {
+      return reorderedByRestore(await inheritanceTables(this.client, only));
     } catch {
       return [];
     }
