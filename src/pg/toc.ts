@@ -141,9 +141,12 @@ export async function readToc(pgRestore: string, source: string | Readable, run:
 }
 
 /**
- * OIDs of the tables and materialized views a filtered dump will contain, learned from
- * a schema-only dump with the same filters on the same snapshot (cheap: no data). Lets
- * the row counts skip, and not lock, what --table/--exclude-table/--schema leave out.
+ * OIDs of the tables, foreign tables and materialized views a filtered dump will contain,
+ * learned from a schema-only dump with the same filters on the same snapshot (cheap: no
+ * data). Lets the row counts skip, and not lock, what --table/--exclude-table/--schema
+ * leave out (a foreign table is never counted: pg_dump dumps no rows of one), and tells
+ * the partitions and children a dump holds from those it leaves out (a foreign partition
+ * the filters keep is not left out, though its rows are on another server).
  */
 export async function tablesSelectedBy(
   pgDump: string,
@@ -160,7 +163,7 @@ export async function tablesSelectedBy(
     const { stdout } = await dump.pipe(pgRestore, ['--list'], { env: run.env, extendEnv: false, cancelSignal: run.signal, maxBuffer: 256 * 1024 * 1024 });
     return new Set(
       parseTocList(stdout)
-        .filter((e) => e.type === 'TABLE' || e.type === 'MATERIALIZED VIEW')
+        .filter((e) => e.type === 'TABLE' || e.type === 'FOREIGN TABLE' || e.type === 'MATERIALIZED VIEW')
         .map((e) => e.objectOid),
     );
   } catch (error) {
