@@ -692,7 +692,9 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
           useList,
           disableTriggers: sidecar.dump.dataOnly,
         });
-        await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal }, { input: archive.stream ? await archive.stream.open() : undefined });
+        await runRestore(pgRestore.path, args, { env: env.env, signal: runtime.signal }, { input: archive.stream ? await archive.stream.open() : undefined }).catch((error: unknown) => {
+          throw selected ? withSelectionHint(error) : error;
+        });
       } finally {
         await env.dispose();
         if (listDir) await rm(listDir, { recursive: true, force: true });
@@ -846,3 +848,19 @@ async function createStaging(server: ConnectionSettings, plan: RestorePlan, opti
     await createDatabase(server, staging, options);
   }
 }
+
+/**
+ * A --table or --schema restore that pg_restore failed: what it selects may use what it
+ * does not bring (a table comes with what belongs to it, never a type, function, sequence,
+ * extension or parent table of its own: `ERROR: type "app.mood" does not exist`), so the
+ * hint says where such a restore works, before pg_restore's own lines. Any other failure
+ * (a signal, a usage error) is left as it is; damage is judged after this (damageOr).
+ */
+function withSelectionHint(error: unknown): unknown {
+  if (!(error instanceof BackupctlError) || error.exitCode !== ExitCode.FAILED) return error;
+  const ours =
+    'a --table or --schema restore brings the selected tables and what belongs to them, not the types, functions, sequences, extensions or parent tables they use from outside the selection: ' +
+    'restore into a database that has them (--force), select their schemas too, or restore the whole backup into a new database';
+  return new BackupctlError(error.message, { exitCode: error.exitCode, hint: error.hint ? `${ours}\n${error.hint}` : ours, details: error.details, cause: error.cause ?? error });
+}
+

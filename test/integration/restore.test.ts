@@ -779,6 +779,16 @@ describe('restore: selection', () => {
     expect(restored).toEqual({ n: original?.n, partitions: 3 });
   });
 
+  it('--table of a table whose enum and domain are outside the selection: exit 1, the hint says where such a restore works (before pg_restore\'s own lines, when it has any); no database left', async () => {
+    const target = newDb('rst_needs_type');
+    const run = await restore(ids.tricky, ['--target-db', target, '--create', '--schema', 'app', '--table', 'customers', '--json']);
+    expect(run.code, run.stderr).toBe(1);
+    const { error } = parseJsonStdout(run.stdout) as { error: { message: string; hint: string } };
+    expect(error.message).toMatch(/pg_restore failed .*type "app\.\w+" does not exist/); // app.email, a domain, or app.mood, an enum
+    expect(error.hint).toMatch(/^a --table or --schema restore brings the selected tables and what belongs to them, not the types, functions, sequences, extensions or parent tables they use from outside the selection: restore into a database that has them \(--force\), select their schemas too, or restore the whole backup into a new database(\n|$)/);
+    expect(await cluster.query('postgres', 'SELECT datname FROM pg_database WHERE datname LIKE $1', [`${target}%`])).toEqual([]);
+  });
+
   it('--table of a table outside public brings its schema into a new database', async () => {
     const target = newDb('rst_table_schema');
     const run = await restore(ids.tricky, ['--target-db', target, '--create', '--table', 'events']);
