@@ -249,6 +249,12 @@ async function backupUnderLock(profile: ResolvedProfile, runtime: Runtime, stora
         if (held.has(dependency.oid) || (dependency.extension !== null && held.has(dependency.extension))) continue;
         outside.set(dependency.table, [...(outside.get(dependency.table) ?? []), `${dependency.kind} ${dependency.name}`]);
       }
+      // Casts too: an --exclude-* dump holds every cast the database made (they are in no schema).
+      const casts = new Set(artifact.toc.filter((entry) => entry.type === 'CAST').map((entry) => entry.objectOid));
+      for (const need of await session.castDependencies(casts)) {
+        if (held.has(need.oid) || (need.extension !== null && held.has(need.extension))) continue;
+        outside.set(need.cast, [...(outside.get(need.cast) ?? []), `${need.kind} ${need.name}`]);
+      }
       for (const [table, uses] of outside) {
         warn(`${table} uses ${uses.join(', ')}, which this backup does not hold: it restores only into a database that has ${uses.length === 1 ? 'it' : 'them'}`);
       }

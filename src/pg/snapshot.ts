@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { BackupctlError } from '../errors.js';
 import { cancelRunning, connect, endClient, queryError, quoteIdent, quoteLiteral, READ_TABLES_HINT } from './client.js';
 import { countRowsInSnapshot, inRecovery, listCountableTables, planCounts, type CountedTable } from './counts.js';
+import { castNeeds, type CastNeed } from './cast-needs.js';
 import { inheritanceTables, reorderedByRestore, type ReorderedTable } from './column-order.js';
 import { localeOf, type DatabaseLocale } from './locale.js';
 import type { ConnectionSettings } from './connection.js';
@@ -312,6 +313,11 @@ export class SnapshotSession {
     } catch {
       return [];
     }
+  }
+
+  /** The types and functions the archive's casts (pg_cast OIDs) use, as of the snapshot (see cast-needs.ts). */
+  async castDependencies(casts: ReadonlySet<number>): Promise<CastNeed[]> {
+    return castNeeds(this.client, casts);
   }
 
   /**

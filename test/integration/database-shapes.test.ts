@@ -41,6 +41,8 @@
  *   own, which is no verdict on it (NOT VERIFIED, exit 1, not recorded, never FAILED);
  *   create warns of that, also for a view or materialized view reading a table left out,
  *   a foreign table's server and a table access method (no --schema dump holds these);
+ * - an --exclude-schema backup holds every cast the database made (casts are in no schema),
+ *   also one whose type and function it left out: create names it, verify says NOT VERIFIED;
  * - a --data-only backup: verified at level archive (there is no schema to restore into),
  *   refused by restore into a new database, and loaded with --force with the target's
  *   triggers off (an audit trigger used to log every row a second time);
@@ -782,6 +784,28 @@ describe('database shapes', () => {
     expect((await create(['--schema', 'other', '--schema', 'public'])).warnings.sort()).toEqual(outside);
     // The whole database holds them all.
     expect((await create([])).warnings).toEqual([]);
+  });
+
+  it('an --exclude-schema backup holds every cast the database made, also one whose type and function it left out: create warns of it (it did not), verify says NOT VERIFIED', async () => {
+    const db = await databaseWith('shp_casts');
+    await cluster.query(
+      db,
+      `CREATE SCHEMA kept; CREATE TABLE kept.t (x int); CREATE SCHEMA gone;
+       CREATE TYPE gone.money2 AS (units int);
+       CREATE FUNCTION gone.int_to_money2(int) RETURNS gone.money2 LANGUAGE sql IMMUTABLE AS 'SELECT ROW($1)::gone.money2';
+       CREATE CAST (int AS gone.money2) WITH FUNCTION gone.int_to_money2(int);
+       CREATE TYPE kept.kind AS ENUM ('a'); CREATE CAST (text AS kept.kind) WITH INOUT`,
+    );
+    const made = await runCli(['create', '--json', '--storage', storage, '--profile', db, '--exclude-schema', 'gone'], { env: baseEnv(cluster.env(db)), cwd: work });
+    expect(made.code, made.stderr).toBe(0);
+    const { id, warnings } = JSON.parse(made.stdout) as { id: string; warnings: string[] };
+    // The cast of kept.kind needs nothing the backup lacks: not named.
+    expect(warnings).toEqual([
+      'cast (integer AS gone.money2) uses function gone.int_to_money2(integer), type gone.money2, which this backup does not hold: it restores only into a database that has them',
+    ]);
+    const verified = await cli(['verify', id, '--profile', db]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(1);
+    expect(verified.stdout).toMatch(/NOT VERIFIED/);
   });
 
   it('verify as a role that is not a superuser, of a backup only a superuser can restore: NOT VERIFIED (exit 1, not recorded); as a superuser it passes', async () => {
