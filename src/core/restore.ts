@@ -17,7 +17,6 @@ import {
   isSuperuser,
   canRenameDatabase,
   databaseNames,
-  applyDatabaseProperties,
   missingRoles,
   missingTablespaces,
   movablePartitions,
@@ -716,16 +715,16 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
         }
         countsChecked = true;
         throwIfAborted(runtime.signal);
-        if (plan.mode === 'create') await renameDatabase(server, plan.staging, plan.target);
-        else await swapDatabases(server, plan.target, plan.staging, plan.keepOldAs as string, plan.targetState.objects !== null);
-        if (prepared.properties) {
-          // On the database in its place (the move took away the staging database's scratch
-          // comment). Its data is sound and complete: a property the server refuses (a role
-          // it lacks for a GRANT, a setting it does not know) is a warning, not a failure.
-          await applyDatabaseProperties(server, prepared.properties.statements).catch((error: unknown) => {
-            runtime.reporter.warn(`not all of the backup's database settings, privileges and comment were carried over: ${(error as Error).message}`);
-          });
-        }
+        // The backup's database properties go on in the rename's (or swap's) transaction, after
+        // the move took away the staging database's scratch comment: killed at any point, the
+        // target's name never holds the restored database without its privileges (REVOKE
+        // CONNECT ...) and settings. Its data is sound and complete: a property the server
+        // refuses (a role it lacks for a GRANT, a setting it does not know) is a warning.
+        const properties = prepared.properties?.statements ?? [];
+        const refused = plan.mode === 'create'
+          ? await renameDatabase(server, plan.staging, plan.target, properties)
+          : await swapDatabases(server, plan.target, plan.staging, plan.keepOldAs as string, plan.targetState.objects !== null, properties);
+        if (refused) runtime.reporter.warn(`not all of the backup's database settings, privileges and comment were carried over: ${refused.message}`);
       }
     } catch (error) {
       if (plan.staging) {

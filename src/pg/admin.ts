@@ -462,10 +462,13 @@ export class MaintenanceConnection {
 /**
  * Puts `staging` in the place of `target` in one transaction: connections to the target
  * are refused and ended, the target is renamed to `keepAs`, the staging database takes
- * its name. Either both renames happen or neither does.
+ * its name and is given `properties` (see applyInTransaction). Either all of it happens or
+ * none does: a run killed midway never leaves the restored database under the target's
+ * name without its privileges and settings. Returns the first property the server refused.
  */
-export async function swapDatabases(settings: ConnectionSettings, target: string, staging: string, keepAs: string, reopenOld = true): Promise<void> {
-  await withMaintenance(settings, async (client) => {
+export async function swapDatabases(settings: ConnectionSettings, target: string, staging: string, keepAs: string, reopenOld = true, properties: readonly string[] = []): Promise<Error | null> {
+  return withMaintenance(settings, async (client) => {
+    let refused: Error | null;
     try {
       await client.query('BEGIN');
       await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS false`);
@@ -474,6 +477,7 @@ export async function swapDatabases(settings: ConnectionSettings, target: string
       // No longer scratch: the restored database must never look like a leftover.
       await client.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS NULL`);
       await client.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
+      refused = await applyInTransaction(client, properties);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -485,22 +489,54 @@ export async function swapDatabases(settings: ConnectionSettings, target: string
     // The old database stays usable for inspection and rollback (unless it refused
     // connections before: then it keeps refusing them).
     if (reopenOld) await client.query(`ALTER DATABASE ${quoteIdent(keepAs)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+    return refused;
   }, [target, staging]);
 }
 
-/** Renames a database, and (in the same transaction) takes away its scratch mark: it is kept. */
-export async function renameDatabase(settings: ConnectionSettings, from: string, to: string): Promise<void> {
-  await withMaintenance(settings, async (client) => {
+/**
+ * Renames a database, and (in the same transaction) takes away its scratch mark (it is
+ * kept) and gives it `properties` under its new name (see applyInTransaction): killed
+ * midway, it keeps its old name and mark. Returns the first property the server refused.
+ */
+export async function renameDatabase(settings: ConnectionSettings, from: string, to: string, properties: readonly string[] = []): Promise<Error | null> {
+  return withMaintenance(settings, async (client) => {
     try {
       await client.query('BEGIN');
       await client.query(`COMMENT ON DATABASE ${quoteIdent(from)} IS NULL`);
       await client.query(`ALTER DATABASE ${quoteIdent(from)} RENAME TO ${quoteIdent(to)}`);
+      const refused = await applyInTransaction(client, properties);
       await client.query('COMMIT');
+      return refused;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw queryError(error, `cannot rename database ${quoteIdent(from)}`);
     }
   }, [from, to]);
+}
+
+/**
+ * Runs a database's property statements (restore.ts databaseProperties: ALTER DATABASE ...
+ * SET, GRANT/REVOKE ... ON DATABASE, COMMENT ON DATABASE, all naming it) in the open
+ * transaction, each under a savepoint, so that one the server refuses (a role it lacks for
+ * a GRANT, a setting it does not know) is undone alone and does not keep the others out.
+ * Returns the first refusal (null when none); anything else (a lost connection) throws.
+ */
+async function applyInTransaction(client: pg.Client, statements: readonly string[]): Promise<Error | null> {
+  let first: Error | null = null;
+  for (const statement of statements) {
+    await client.query('SAVEPOINT backupctl_property');
+    try {
+      // The extended protocol runs one statement, whatever the text holds.
+      // (pg 8.23 reads queryMode; its type declarations do not name it yet.)
+      await client.query({ text: statement, queryMode: 'extended' } as pg.QueryConfig);
+      await client.query('RELEASE SAVEPOINT backupctl_property');
+    } catch (error) {
+      if (sqlState(error) === undefined) throw error;
+      await client.query('ROLLBACK TO SAVEPOINT backupctl_property');
+      first ??= queryError(error, `cannot apply "${statement.slice(0, 120)}"`);
+    }
+  }
+  return first;
 }
 
 /** Of `names`, the roles that do not exist on the server. */
@@ -546,26 +582,6 @@ export async function missingTablespaces(settings: ConnectionSettings, names: re
     const { rows } = await client.query<{ spcname: string }>('SELECT spcname FROM pg_tablespace WHERE spcname = ANY($1)', [names]);
     const present = new Set(rows.map((r) => r.spcname));
     return names.filter((n) => !present.has(n));
-  });
-}
-
-/**
- * Runs the statements of a database's properties (restore.ts databaseProperties: ALTER
- * DATABASE ... SET, GRANT/REVOKE ... ON DATABASE, COMMENT ON DATABASE, all naming it) from
- * the maintenance database, one by one, so that one the server refuses does not keep the
- * others out; the first refusal is thrown once all have been tried.
- */
-export async function applyDatabaseProperties(settings: ConnectionSettings, statements: readonly string[]): Promise<void> {
-  await withMaintenance(settings, async (client) => {
-    let first: unknown = null;
-    for (const statement of statements) {
-      // The extended protocol runs one statement, whatever the text holds.
-      // (pg 8.23 reads queryMode; its type declarations do not name it yet.)
-      await client.query({ text: statement, queryMode: 'extended' } as pg.QueryConfig).catch((error: unknown) => {
-        first ??= queryError(error, `cannot apply "${statement.slice(0, 120)}"`);
-      });
-    }
-    if (first) throw first;
   });
 }
 

@@ -9,6 +9,7 @@
 import { execa, type ResultPromise } from 'execa';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, baseEnv } from '../helpers/cli.js';
 import { listFiles, processesWithEnv, scratchSetup, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
@@ -197,6 +198,89 @@ describe('kill -9 of restore', () => {
     expect(next.stderr).toContain(`dropped leftover staging database ${staging}`);
     expect(await databasesLike(staging)).toEqual([]);
     for (const db of [target, copy]) await cluster.dropDatabase(db);
+  });
+});
+
+describe('kill -9 of restore as the restored database takes the target\'s name', () => {
+  /**
+   * The database's own properties (its settings, its privileges: REVOKE CONNECT ... FROM
+   * PUBLIC, its comment) are part of what the target must be under its final name. A
+   * session holding pg_db_role_setting in EXCLUSIVE mode (new sessions still read it) holds
+   * the run at the first ALTER DATABASE ... SET, right after the rename; the kill lands there.
+   */
+  async function killAtProperties(target: string, extra: string[]): Promise<{ source: string; cfg: string }> {
+    const source = uniqueName('kill_props');
+    await cluster.createDatabase(source);
+    await cluster.query(source, 'create table t (id int); insert into t select generate_series(1, 100)');
+    await cluster.query('postgres', `alter database "${source}" set work_mem = '7MB'`);
+    await cluster.query('postgres', `revoke connect on database "${source}" from public`);
+    await cluster.query('postgres', `comment on database "${source}" is 'restored whole'`);
+    const cfg = await writeConfig(await tempDir('kill-cfg6'), { storage, profiles: { props: { database: source } } });
+    const made = await bin(['create', '--config', cfg, '--json']);
+    expect(made.code, made.stderr).toBe(0);
+    const holder = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'postgres' });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table pg_catalog.pg_db_role_setting in exclusive mode');
+      const { marker } = await killAt(['restore', 'latest', '--config', cfg, '--target-db', target, '--yes', ...extra], /restoring props\/\S+ into/, async () => {
+        const rows = await cluster.query<{ n: number }>('postgres', "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like 'ALTER DATABASE%SET work_mem%'");
+        return rows[0]?.n === 1;
+      });
+      await expectNoProcessesOf(marker);
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+    }
+    // The killed run's session, woken by the release, finds its client gone.
+    await waitFor(async () => (await cluster.query<{ n: number }>('postgres', "select count(*)::int as n from pg_stat_activity where query like 'ALTER DATABASE%SET work_mem%'"))[0]?.n === 0, 'the killed run\'s session to end');
+    return { source, cfg };
+  }
+
+  /** The target's properties, as the backup's database had them, or null when it does not exist. */
+  async function propertiesOf(name: string): Promise<{ acl: string | null; comment: string | null; settings: string[] | null } | null> {
+    const rows = await cluster.query<{ acl: string | null; comment: string | null; settings: string[] | null }>(
+      'postgres',
+      `select d.datacl::text as acl, shobj_description(d.oid, 'pg_database') as comment,
+              (select s.setconfig from pg_db_role_setting s where s.setdatabase = d.oid and s.setrole = 0) as settings
+         from pg_database d where d.datname = $1`,
+      [name],
+    );
+    return rows[0] ?? null;
+  }
+
+  /** Every property of the backup's database: its setting, its comment, and CONNECT revoked from PUBLIC (an ACL without "=c"). */
+  function expectWhole(state: Awaited<ReturnType<typeof propertiesOf>>): void {
+    expect(state?.settings).toEqual(['work_mem=7MB']);
+    expect(state?.comment).toBe('restored whole');
+    expect(state?.acl).toEqual(expect.any(String)); // null: the default, PUBLIC may connect
+    expect(state?.acl).not.toMatch(/(^|[{,])=[^,}/]*c/);
+  }
+
+  it('--create: the target does not exist (the rename is undone with the properties); the next restore makes it whole', async () => {
+    const target = uniqueName('kill_new');
+    const { source, cfg } = await killAtProperties(target, ['--create']);
+    // Before: the target's name held the restored data without REVOKE CONNECT ... FROM PUBLIC.
+    expect(await propertiesOf(target)).toBeNull();
+    expect(await databasesLike(`${target}_restoring`)).toHaveLength(1);
+    const next = await bin(['restore', 'latest', '--config', cfg, '--target-db', target, '--create', '--yes']);
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).toMatch(/dropped leftover staging database/);
+    expectWhole(await propertiesOf(target));
+    expect(await databasesLike(`${target}_restoring`)).toEqual([]);
+    for (const db of [target, source]) await cluster.dropDatabase(db);
+  });
+
+  it('--clean over an existing target: the old one is intact under its name, nothing was swapped', async () => {
+    const target = uniqueName('kill_swap');
+    await cluster.createDatabase(target);
+    await cluster.query(target, 'create table keep (id int); insert into keep values (1)');
+    const { source } = await killAtProperties(target, ['--clean']);
+    expect(await cluster.query(target, 'select count(*)::int as n from keep')).toEqual([{ n: 1 }]);
+    expect(await propertiesOf(target)).toMatchObject({ settings: null, comment: null });
+    expect((await databasesLike(target)).filter((name) => name.includes('_old_'))).toEqual([]);
+    for (const db of [...(await databasesLike(target)), source]) await cluster.dropDatabase(db);
   });
 });
 

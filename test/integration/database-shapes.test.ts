@@ -497,6 +497,33 @@ describe('database shapes', () => {
     expect(bare.database[0]?.acl).toBeNull();
   });
 
+  it('restore --create: a property the server refuses (a GRANT to a role dropped since) is a warning; the others are applied in the same transaction as the rename', async () => {
+    const db = await databaseWith('shp_refused');
+    const gone = newRole('shp_gone');
+    await cluster.query('postgres', `CREATE ROLE ${quoteIdent(gone)}`);
+    await cluster.query(db, 'CREATE TABLE t (id int); INSERT INTO t VALUES (1)');
+    for (const statement of [
+      `ALTER DATABASE ${quoteIdent(db)} SET work_mem = '6MB'`,
+      `GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(gone)}`,
+      `COMMENT ON DATABASE ${quoteIdent(db)} IS 'kept'`,
+    ]) {
+      await cluster.query('postgres', statement);
+    }
+    const id = await createBackup(cluster, db, storage, work, ['--profile', db]);
+    await cluster.query('postgres', `DROP OWNED BY ${quoteIdent(gone)}; DROP ROLE ${quoteIdent(gone)}`);
+    const target = newDb('shp_refused_r');
+    const run = await cli(['restore', id, '--profile', db, '--target-db', target, '--create', '--yes']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(new RegExp(`^warning: not all of the backup's database settings, privileges and comment were carried over: cannot apply "GRANT CONNECT ON DATABASE .*${gone}`, 'm'));
+    const [row] = await cluster.query<{ comment: string | null; settings: string[] | null }>(
+      'postgres',
+      `SELECT shobj_description(d.oid, 'pg_database') AS comment, (SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0) AS settings
+         FROM pg_database d WHERE d.datname = $1`,
+      [target],
+    );
+    expect(row).toEqual({ comment: 'kept', settings: ['work_mem=6MB'] });
+  });
+
   it('large objects: counted in the archive (none with --table), compared by verify and restore', async () => {
     const db = await databaseWith('shp_lo');
     await cluster.query(
