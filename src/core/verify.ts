@@ -531,7 +531,8 @@ async function restoreCheck(
       });
       if (!dropped) runtime.reporter.warn(`left the throwaway database ${name}: the server did not answer in time; the next verify or restore on this host drops it`);
     } else if (created) {
-      await maintenance.unmarkScratch(name).catch(() => undefined);
+      const note = `backupctl: kept by verify --keep of backup ${sidecar.profile}/${sidecar.id} at ${runtime.now().toISOString()}; drop it when done`;
+      await maintenance.markKept(name, note).catch(() => undefined);
     }
     await sweeping;
     await maintenance.close();

@@ -299,6 +299,25 @@ export async function scratchDatabases(settings: ConnectionSettings): Promise<Sc
 }
 
 /**
+ * Databases named as verify's throwaway or restore's staging database would be, with no
+ * comment at all: the mark is set by a statement of its own after CREATE DATABASE, so a run
+ * killed while the server created the database (which the server then finishes) leaves one
+ * unmarked, or a run is between the two statements right now. Never dropped by backupctl
+ * (a name proves nothing: one made by hand looks the same); check reports them.
+ */
+export async function unmarkedScratchDatabases(settings: ConnectionSettings): Promise<string[]> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ datname: string }>(
+      `SELECT datname FROM pg_database
+        WHERE shobj_description(oid, 'pg_database') IS NULL
+          AND (datname ~ '^backupctl_verify_.*_[0-9a-f]{6}$' OR datname ~ '_restoring_[0-9]{8}_[0-9]{6}(_[0-9]+)?$')
+        ORDER BY datname`,
+    );
+    return rows.map((row) => row.datname);
+  });
+}
+
+/**
  * DROP DATABASE IF EXISTS ... WITH (FORCE) on 13+, after ending other sessions on older
  * servers. `restored`: a database backupctl restored an archive into (a verify throwaway,
  * a restore's staging database), whose subscriptions go first (see dropSubscriptions).
@@ -430,9 +449,13 @@ export class MaintenanceConnection {
     await this.use((client) => createOn(client, name, options));
   }
 
-  /** Takes away a database's scratch mark (verify --keep: the database is the operator's now). */
-  async unmarkScratch(name: string): Promise<void> {
-    await this.use((client) => client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS NULL`));
+  /**
+   * Puts `note` in place of a database's scratch mark (verify --keep: the database is the
+   * operator's now, and says why it is there). A database named as scratch with no comment
+   * at all is one a run was killed while creating (see unmarkedScratchDatabases).
+   */
+  async markKept(name: string, note: string): Promise<void> {
+    await this.use((client) => client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${literal(note)}`));
   }
 
   /**

@@ -250,6 +250,28 @@ describe('check', () => {
     }
   });
 
+  it('a database named as a scratch database but never marked (a run killed while the server created it) is reported, and never dropped', async () => {
+    await writeConfig();
+    const unmarked = [`backupctl_verify_${uniqueName('killed')}_0a1b2c`, `${uniqueName('app')}_restoring_20261203_120000`];
+    for (const name of unmarked) await cluster.query('postgres', `CREATE DATABASE ${name}`);
+    try {
+      const run = await cli(['check', '--json']);
+      expect(run.code, run.stderr).toBe(5);
+      const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string; hint?: string }> }> }).profiles[0]?.checks ?? [];
+      const leftovers = checks.find((c) => c.check === 'leftovers');
+      expect(leftovers?.ok).toBe(false);
+      expect(leftovers?.detail).toMatch(/^named as a verify or restore scratch database but not marked as one, so never dropped by backupctl: /);
+      for (const name of unmarked) expect(leftovers?.detail).toContain(name);
+      expect(leftovers?.hint).toMatch(/drop them by hand/);
+      const verified = await cli(['verify', 'latest']);
+      expect(verified.code, verified.stderr).toBe(0);
+      const left = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY datname', [unmarked]);
+      expect(left.map((r) => r.datname)).toEqual([...unmarked].sort());
+    } finally {
+      for (const name of unmarked) await cluster.dropDatabase(name);
+    }
+  });
+
   it('fails (exit 5) on each broken piece, with a hint: password, storage, lock, leftovers, notifier', async () => {
     await writeConfig({ notify: { slack: { url: `http://127.0.0.1:${await closedPort()}/slack` } } });
     // A leftover throwaway database of a dead verify run of this host.

@@ -300,6 +300,9 @@ describe('verify: the throwaway database', () => {
     expect(await throwaways(ids.chinook)).toEqual([kept]);
     const [row] = await cluster.query<{ n: string }>(kept, 'SELECT count(*)::text AS n FROM public.playlist_track');
     expect(row?.n).toBe('8715');
+    // Not a scratch database any more, nor an unmarked one (what a kill mid-CREATE leaves): it says why it is there.
+    const [comment] = await cluster.query<{ c: string }>('postgres', `SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1`, [kept]);
+    expect(comment?.c).toMatch(new RegExp(`^backupctl: kept by verify --keep of backup ${chinook}/${ids.chinook} at \\S+; drop it when done$`));
     await cluster.dropDatabase(kept);
 
     const json = await cli(['verify', ids.chinook, '--keep', '--json', '--storage', where]);
