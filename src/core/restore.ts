@@ -450,6 +450,13 @@ async function makePlan(
     refusal = selection.refusal;
     refusalHint = selection.hint;
   }
+  // A template is what CREATE DATABASE copies: swapped (it is "empty": no flag, no question)
+  // or restored into, every database created after would hold the backup, and the restored
+  // one would not even be a template (IS_TEMPLATE is not carried).
+  if (state.template) {
+    refusal = `target database "${target}" is a template database (what CREATE DATABASE copies): a restore does not replace or write into it`;
+    refusalHint = `restore into another database (--target-db ${derivedName(target, '_restored')} --create); to make "${target}" an ordinary database first: ALTER DATABASE ${quoteIdentifier(target)} IS_TEMPLATE false`;
+  }
   // --clean swaps a whole database in: with a selection, the target would hold only it
   // (pg_restore --clean --table drops and recreates that table in place, which a swap cannot).
   if (!refusal && mode === 'replace' && (request.schemas.length > 0 || request.tables.length > 0)) {

@@ -68,6 +68,11 @@ export interface TargetState {
    */
   encoding: string | null;
   locale: DatabaseLocale | null;
+  /**
+   * A template database (pg_database.datistemplate: template0, template1, one made with
+   * IS_TEMPLATE true): what CREATE DATABASE copies. restore refuses it as a target.
+   */
+  template: boolean;
 }
 
 /**
@@ -124,13 +129,14 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
       comment: boolean;
       label: boolean;
       allowconn: boolean;
+      template: boolean;
       encoding: string;
       db: Record<string, unknown>;
     }>(
       // The locale columns differ between versions (datlocprovider 15+, daticulocale 15-16,
       // datlocale 17+, daticurules 16+): taken as a whole row, read by localeOf.
       `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = $1)::int8 AS sessions,
-              pg_get_userbyid(datdba) AS owner, datallowconn AS allowconn,
+              pg_get_userbyid(datdba) AS owner, datallowconn AS allowconn, datistemplate AS template,
               (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)::int8 AS settings,
               datacl IS NOT NULL AS acl, datconnlimit AS connlimit,
               shobj_description(d.oid, 'pg_database') IS NOT NULL AS comment,
@@ -154,12 +160,22 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
       ownSettings: own.map(([, text]) => text),
       ownKinds: own.map(([kind]) => kind),
       allowConnections: row.allowconn,
+      template: row.template,
       encoding: row.encoding,
       locale: localeOf(row.db),
     };
   });
-  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0, ownSettings: [], ownKinds: [], encoding: null, locale: null };
-  const known = { exists: true, owner: exists.owner, sessions: exists.sessions, ownSettings: exists.ownSettings, ownKinds: exists.ownKinds, encoding: exists.encoding, locale: exists.locale };
+  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0, ownSettings: [], ownKinds: [], encoding: null, locale: null, template: false };
+  const known = {
+    exists: true,
+    owner: exists.owner,
+    sessions: exists.sessions,
+    ownSettings: exists.ownSettings,
+    ownKinds: exists.ownKinds,
+    encoding: exists.encoding,
+    locale: exists.locale,
+    template: exists.template,
+  };
   if (!exists.allowConnections) return { ...known, objects: null };
   const client = await connect(settings, name);
   try {

@@ -1,0 +1,79 @@
+/**
+ * `backupctl restore` into targets at the edges, against the real test cluster: databases
+ * that must never be replaced or written into (templates), and databases that are
+ * backupctl's own scratch databases (another run's staging database).
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackup, makeTempDir, removeDirs } from '../helpers/backups.js';
+import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
+import { failureLines } from '../helpers/failure-kit.js';
+import { connectProvided, uniqueName } from '../helpers/pg.js';
+
+const cluster = connectProvided();
+const dirs: string[] = [];
+const databases: string[] = [];
+const source = uniqueName('rtg_src');
+let work: string;
+let storage: string;
+let id: string;
+
+function newDb(prefix: string): string {
+  const name = uniqueName(prefix);
+  databases.push(name);
+  return name;
+}
+
+function restore(args: string[]): Promise<CliOutcome> {
+  return runCli(['restore', id, '--storage', storage, ...args], { env: baseEnv(cluster.env('postgres')), cwd: work });
+}
+
+/** Databases whose name starts with `<target>_<word>`. */
+async function relatives(target: string, word: 'restoring' | 'old'): Promise<string[]> {
+  const rows = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1', [`${target}_${word}`]);
+  return rows.map((r) => r.datname);
+}
+
+beforeAll(async () => {
+  work = await makeTempDir('rtg');
+  dirs.push(work);
+  storage = path.join(work, 'storage');
+  databases.push(source);
+  await cluster.createDatabase(source);
+  await cluster.query(source, `CREATE TABLE public.items (id int PRIMARY KEY, note text); INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 200) g;`);
+  id = await createBackup(cluster, source, storage, work);
+}, 120_000);
+
+afterAll(async () => {
+  const all = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database');
+  for (const { datname } of all) {
+    if (databases.some((db) => datname === db || datname.startsWith(`${db}_restoring_`) || datname.startsWith(`${db}_old_`))) {
+      await cluster.query('postgres', `ALTER DATABASE "${datname.replace(/"/g, '""')}" IS_TEMPLATE false`).catch(() => undefined);
+      await cluster.dropDatabase(datname);
+    }
+  }
+  await removeDirs(dirs);
+});
+
+describe('restore: a template database is never a target', () => {
+  it('an empty template (what CREATE DATABASE copies) is refused in every mode (exit 2): it stays a template with nothing in it, no staging or old database (it used to be swapped away without a question)', async () => {
+    const template = newDb('rtg_tmpl');
+    await cluster.createDatabase(template);
+    await cluster.query('postgres', `ALTER DATABASE ${template} IS_TEMPLATE true`);
+    for (const flags of [[], ['--clean', '--yes'], ['--force', '--yes']]) {
+      const run = await restore(['--target-db', template, ...flags]);
+      expect(run.code, `${flags.join(' ')}: ${run.stderr}`).toBe(2);
+      const { error, hint } = failureLines(run.stderr);
+      expect(error).toContain(`"${template}" is a template database`);
+      expect(hint).toContain(`ALTER DATABASE "${template}" IS_TEMPLATE false`);
+    }
+    const dry = await restore(['--target-db', template, '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(2);
+    expect(dry.stdout).toContain(`refused: target database "${template}" is a template database`);
+    const [row] = await cluster.query<{ template: boolean; tables: string }>('postgres', 'SELECT datistemplate AS template FROM pg_database WHERE datname = $1', [template]);
+    expect(row?.template).toBe(true);
+    expect(await cluster.query(template, "SELECT 1 FROM pg_class WHERE relname = 'items'")).toEqual([]);
+    expect(await relatives(template, 'restoring')).toEqual([]);
+    expect(await relatives(template, 'old')).toEqual([]);
+  });
+});
