@@ -22,6 +22,7 @@ import {
   movablePartitions,
   rolesNotAssumable,
   renameDatabase,
+  scratchMark,
   subscriptionNames,
   swapDatabases,
   unavailableExtensions,
@@ -660,6 +661,8 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
 
     const into = plan.staging ?? plan.target;
     let countsChecked = false;
+    // The staging database's mark: what its drop checks, so that only this run's own goes.
+    const mark = scratchTag('staging', runtime);
     // Staging databases of restores that were killed go first.
     await sweepScratchDatabases(server, runtime);
     if (plan.staging) {
@@ -667,7 +670,7 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
       await createStaging(server, plan, {
         encoding: made.encoding,
         locale: made.locale ?? undefined,
-        scratch: scratchTag('staging', runtime),
+        scratch: mark,
         onFallback: (reason) => runtime.reporter.warn(`database ${plan.target} is ${reason}; text sorts and compares by bytes there`),
       }, (message) => runtime.reporter.warn(message));
       if (prepared.schemas.dropPublic) await dropEmptyPublicSchema(server, plan.staging);
@@ -735,7 +738,10 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
       }
     } catch (error) {
       if (plan.staging) {
-        const dropped = await dropWithinGrace(dropDatabase(server, plan.staging, { restored: true }), runtime.signal).catch((dropError: unknown) => {
+        const drop = dropDatabase(server, plan.staging, { restored: true, mark: scratchMark(mark) }).then((ours) => {
+          if (!ours) runtime.reporter.warn(`the staging database ${plan.staging} is not this run's any more (it does not carry its mark): left as it is`);
+        });
+        const dropped = await dropWithinGrace(drop, runtime.signal).catch((dropError: unknown) => {
           runtime.reporter.warn(`could not drop the staging database ${plan.staging}: ${(dropError as Error).message}`);
           return true;
         });
@@ -850,7 +856,8 @@ async function createStaging(server: ConnectionSettings, plan: RestorePlan, opti
     // undefined_object: the role is gone since the plan was made.
     if (!owner || !['42501', '42704'].includes(sqlState(error) ?? '')) throw error;
     warn(`"${plan.target}" will belong to ${server.user}, not to ${owner}: ${server.user} may not create a database owned by ${owner} (${(error as Error).message})`);
-    await dropDatabase(server, staging, { restored: true }).catch(() => undefined);
+    // Nothing to drop first: a database the first attempt made and could not mark, it
+    // dropped itself (createDatabase); a database of this name now is someone else's.
     await createDatabase(server, staging, options);
   }
 }

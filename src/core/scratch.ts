@@ -104,7 +104,8 @@ export async function sweepScratchDatabases(server: ConnectionSettings, runtime:
     }
     if (left?.state !== 'dead') continue;
     try {
-      await dropDatabase(server, database.database, { restored: true });
+      // Only while it carries the mark it was found with: a database that took its name since is not a leftover.
+      if (!(await dropDatabase(server, database.database, { restored: true, mark: database.mark }))) continue;
       result.dropped.push(database.database);
       runtime.reporter.info(`dropped leftover ${database.kind} database ${database.database} of a run that ended without dropping it (${describeLeftover(database, left.why)})`);
     } catch (error) {

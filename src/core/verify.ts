@@ -4,7 +4,7 @@ import { artifactKey, sidecarKey } from '../catalog/catalog.js';
 import { qualifiedName, type Sidecar, type Verification } from '../catalog/sidecar.js';
 import { BackupctlError, errnoCode, ExitCode, throwIfAborted } from '../errors.js';
 import type { NotifyConfig } from '../notify/notify.js';
-import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, isSuperuser, MaintenanceConnection, missingRoles, movablePartitions, unavailableExtensions, type TableName } from '../pg/admin.js';
+import { countDatabaseRows, countLargeObjects, createSchemas, databaseAnswers, dropEmptyPublicSchema, isSuperuser, MaintenanceConnection, missingRoles, scratchMark, movablePartitions, unavailableExtensions, type TableName } from '../pg/admin.js';
 import { chooseClient, discoverClients, findClient, serverMajor, type ClientBinary } from '../pg/binaries.js';
 import { childEnv, offlineEnv } from '../pg/child-env.js';
 import type { ConnectionSettings } from '../pg/connection.js';
@@ -389,6 +389,8 @@ async function restoreCheck(
   // Throwaway databases of verify runs that were killed go now, alongside this one's work.
   const sweeping = sweepScratchDatabases(server, runtime);
   const name = throwawayName(sidecar.id);
+  // Its mark: what its drop checks, so that only this run's own goes.
+  const mark = scratchTag('verify', runtime);
   let creating: Promise<void> | null = null;
   let created = false;
   /** The restore began: --keep keeps the database from here on (before, it is empty and unnamed to the user). */
@@ -400,7 +402,7 @@ async function restoreCheck(
       .createDatabase(name, {
         encoding: sidecar.database.encoding,
         locale: sidecar.database.locale,
-        scratch: scratchTag('verify', runtime),
+        scratch: mark,
         onFallback: (reason) => runtime.reporter.warn(`throwaway database ${name} ${reason}`),
       })
       .then(() => {
@@ -525,7 +527,10 @@ async function restoreCheck(
     // Not subject to the run's abort signal: the throwaway database must go, even on Ctrl-C.
     await creating?.catch(() => undefined);
     if (created && !(request.keep && restoring)) {
-      const dropped = await dropWithinGrace(maintenance.dropDatabase(name, { restored: true }), runtime.signal).catch((error: unknown) => {
+      const drop = maintenance.dropDatabase(name, { restored: true, mark: scratchMark(mark) }).then((ours) => {
+        if (!ours) runtime.reporter.warn(`the throwaway database ${name} is not this run's any more (it does not carry its mark): left as it is`);
+      });
+      const dropped = await dropWithinGrace(drop, runtime.signal).catch((error: unknown) => {
         runtime.reporter.warn(`could not drop the throwaway database ${name}: ${(error as Error).message}`);
         return true;
       });

@@ -250,6 +250,11 @@ export interface ScratchTag {
 
 const SCRATCH_COMMENT_PREFIX = 'backupctl scratch ';
 
+/** The COMMENT that marks a scratch database as `tag`'s run's (CreateOptions.scratch; DropOptions.mark). */
+export function scratchMark(tag: ScratchTag): string {
+  return SCRATCH_COMMENT_PREFIX + JSON.stringify(tag);
+}
+
 /** SQLSTATEs of CREATE DATABASE refusing a locale: invalid_parameter_value (encoding and locale do not fit), wrong_object_type (no such locale), feature_not_supported (no ICU), undefined_object. */
 const LOCALE_REFUSED = new Set(['22023', '42809', '0A000', '42704']);
 
@@ -278,7 +283,10 @@ async function createOn(client: pg.Client, name: string, options: CreateOptions)
     options.onFallback?.(`created with the C locale: this server refused ${wanted} for encoding ${options.encoding} (${(error as Error).message})`);
   }
   if (options.scratch) {
-    await client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${literal(SCRATCH_COMMENT_PREFIX + JSON.stringify(options.scratch))}`).catch((error: unknown) => {
+    await client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${literal(scratchMark(options.scratch))}`).catch(async (error: unknown) => {
+      // Just made by this session and not marked: no one else's, and no later clean-up
+      // (which drops only what carries its mark) would drop it. It goes now.
+      await dropOn(client, name).catch(() => undefined);
       throw queryError(error, `cannot mark database ${quoteIdent(name)} as scratch`);
     });
   }
@@ -287,6 +295,8 @@ async function createOn(client: pg.Client, name: string, options: CreateOptions)
 /** A scratch database found on a server, with who made it. */
 export interface ScratchDatabase extends ScratchTag {
   database: string;
+  /** Its COMMENT as found: what a drop of it checks (DropOptions.mark). */
+  mark: string;
 }
 
 /** The server's databases marked as scratch databases of a backupctl run (see CreateOptions.scratch). */
@@ -304,7 +314,7 @@ export async function scratchDatabases(settings: ConnectionSettings): Promise<Sc
         // The name must say so too: a verify throwaway or a restore's staging database.
         const named = tag.kind === 'verify' ? row.datname.startsWith('backupctl_verify_') : row.datname.includes('_restoring_');
         if (named && (tag.kind === 'verify' || tag.kind === 'staging') && typeof tag.host === 'string' && Number.isSafeInteger(tag.pid) && typeof tag.startedAt === 'string') {
-          found.push({ database: row.datname, kind: tag.kind, host: tag.host, pid: tag.pid as number, startedAt: tag.startedAt, ...recordedIdentity(tag) });
+          found.push({ database: row.datname, mark: row.comment, kind: tag.kind, host: tag.host, pid: tag.pid as number, startedAt: tag.startedAt, ...recordedIdentity(tag) });
         }
       } catch {
         // not one of ours after all
@@ -312,6 +322,19 @@ export async function scratchDatabases(settings: ConnectionSettings): Promise<Sc
     }
     return found;
   });
+}
+
+export interface DropOptions {
+  /** A database backupctl restored an archive into (a verify throwaway, a restore's staging database): its subscriptions go first (see dropSubscriptions). */
+  restored?: boolean;
+  /**
+   * A scratch database's mark (scratchMark): the database is dropped only while its COMMENT
+   * is exactly that, checked before anything is done in it and again just before DROP
+   * DATABASE (which cannot run in a transaction: a rename between the two is not ruled
+   * out). A database that took the name meanwhile (another restore swapped its target
+   * there, an operator renamed one) is someone else's: it is left as it is.
+   */
+  mark?: string;
 }
 
 /**
@@ -335,12 +358,23 @@ export async function unmarkedScratchDatabases(settings: ConnectionSettings): Pr
 
 /**
  * DROP DATABASE IF EXISTS ... WITH (FORCE) on 13+, after ending other sessions on older
- * servers. `restored`: a database backupctl restored an archive into (a verify throwaway,
- * a restore's staging database), whose subscriptions go first (see dropSubscriptions).
+ * servers. False when it was not dropped because it does not carry `options.mark`; true
+ * when it is gone (or was not there).
  */
-export async function dropDatabase(settings: ConnectionSettings, name: string, options: { restored?: boolean } = {}): Promise<void> {
+export async function dropDatabase(settings: ConnectionSettings, name: string, options: DropOptions = {}): Promise<boolean> {
+  return withMaintenance(settings, (client) => dropMarked(client, settings, name, options), [name]);
+}
+
+async function dropMarked(client: pg.Client, settings: ConnectionSettings, name: string, options: DropOptions, versionNum?: number): Promise<boolean> {
+  if (options.mark !== undefined && !(await carriesMark(client, name, options.mark))) return false;
   if (options.restored) await dropSubscriptions(settings, name);
-  await withMaintenance(settings, (client) => dropOn(client, name), [name]);
+  return dropOn(client, name, versionNum, options.mark);
+}
+
+/** True when `name` carries `mark` as its COMMENT, or does not exist (nothing to drop). */
+async function carriesMark(client: pg.Client, name: string, mark: string): Promise<boolean> {
+  const { rows } = await client.query<{ comment: string | null }>(`SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [name]);
+  return rows.length === 0 || rows[0]?.comment === mark;
 }
 
 const SUBSCRIPTIONS_SQL = `SELECT subname AS name FROM pg_catalog.pg_subscription
@@ -391,15 +425,18 @@ async function dropSubscriptions(settings: ConnectionSettings, database: string)
   }
 }
 
-async function dropOn(client: pg.Client, name: string, versionNum?: number): Promise<void> {
+/** See dropDatabase; with `mark`, the mark is checked again right before the drop. */
+async function dropOn(client: pg.Client, name: string, versionNum?: number, mark?: string): Promise<boolean> {
   const num = versionNum ?? (await serverVersionNum(client));
   const force = num >= 130000;
+  if (mark !== undefined && !(await carriesMark(client, name, mark))) return false;
   if (!force) {
     await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
   }
   await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}${force ? ' WITH (FORCE)' : ''}`).catch((error: unknown) => {
     throw queryError(error, `cannot drop database ${quoteIdent(name)}`);
   });
+  return true;
 }
 
 /** server_version and server_version_num. */
@@ -478,17 +515,15 @@ export class MaintenanceConnection {
    * See dropDatabase: on this connection when it is sound and was used lately, else (or
    * when that fails) on a fresh one.
    */
-  async dropDatabase(name: string, options: { restored?: boolean } = {}): Promise<void> {
-    if (options.restored) await dropSubscriptions(this.settings, name);
+  async dropDatabase(name: string, options: DropOptions = {}): Promise<boolean> {
     if (!this.broken && performance.now() - this.idleSince < REUSE_IDLE_MS) {
       try {
-        await this.use((client) => dropOn(client, name, this.versionNum));
-        return;
+        return await this.use((client) => dropMarked(client, this.settings, name, options, this.versionNum));
       } catch {
         // a broken connection, or a failure worth one more try on a fresh one
       }
     }
-    await dropDatabase(this.settings, name);
+    return dropDatabase(this.settings, name, options);
   }
 
   /** Ends the connection. Idempotent; never throws. */

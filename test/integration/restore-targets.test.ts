@@ -14,9 +14,12 @@ const cluster = connectProvided();
 const dirs: string[] = [];
 const databases: string[] = [];
 const source = uniqueName('rtg_src');
+/** A backup whose restore takes a few seconds: room to act while pg_restore runs. */
+const slowSource = uniqueName('rtg_slow');
 let work: string;
 let storage: string;
 let id: string;
+let slowId: string;
 
 function newDb(prefix: string): string {
   const name = uniqueName(prefix);
@@ -24,8 +27,23 @@ function newDb(prefix: string): string {
   return name;
 }
 
-function restore(args: string[]): Promise<CliOutcome> {
-  return runCli(['restore', id, '--storage', storage, ...args], { env: baseEnv(cluster.env('postgres')), cwd: work });
+function restore(args: string[], backup = id): Promise<CliOutcome> {
+  return runCli(['restore', backup, '--storage', storage, ...args], { env: baseEnv(cluster.env('postgres')), cwd: work });
+}
+
+/** The one staging database of `target` once pg_restore works in it (a session there). */
+async function stagingAtWork(target: string): Promise<string> {
+  for (let i = 0; i < 600; i++) {
+    const rows = await cluster.query<{ datname: string }>(
+      'postgres',
+      `SELECT d.datname FROM pg_database d WHERE starts_with(d.datname, $1)
+          AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname AND a.pid <> pg_backend_pid())`,
+      [`${target}_restoring_`],
+    );
+    if (rows[0]) return rows[0].datname;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no staging database of ${target} at work`);
 }
 
 /** Databases whose name starts with `<target>_<word>`. */
@@ -42,7 +60,11 @@ beforeAll(async () => {
   await cluster.createDatabase(source);
   await cluster.query(source, `CREATE TABLE public.items (id int PRIMARY KEY, note text); INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 200) g;`);
   id = await createBackup(cluster, source, storage, work);
-}, 120_000);
+  databases.push(slowSource);
+  await cluster.createDatabase(slowSource);
+  await cluster.query(slowSource, `CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 400000) g; CREATE INDEX ON public.bulk (v);`);
+  slowId = await createBackup(cluster, slowSource, storage, work);
+}, 180_000);
 
 afterAll(async () => {
   const all = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database');
@@ -75,5 +97,32 @@ describe('restore: a template database is never a target', () => {
     expect(await cluster.query(template, "SELECT 1 FROM pg_class WHERE relname = 'items'")).toEqual([]);
     expect(await relatives(template, 'restoring')).toEqual([]);
     expect(await relatives(template, 'old')).toEqual([]);
+  });
+});
+
+describe('restore: its clean-up drops only its own staging database', () => {
+  it('a failed restore whose staging database was renamed away and replaced meanwhile (as another restore\'s swap does) leaves the database now under that name: it no longer carries the run\'s mark', async () => {
+    const target = newDb('rtg_moved');
+    const running = restore(['--target-db', target, '--create'], slowId);
+    const staging = await stagingAtWork(target);
+    // Someone else's database takes the staging database's name: pg_restore's session is
+    // ended and the names swapped in one transaction, as restore --clean does to its target.
+    const other = newDb('rtg_other');
+    await cluster.createDatabase(other);
+    await cluster.query(other, "CREATE TABLE public.precious (x int); INSERT INTO public.precious VALUES (42);");
+    const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
+    await cluster.query(
+      'postgres',
+      `BEGIN;
+       ALTER DATABASE ${q(staging)} ALLOW_CONNECTIONS false;
+       SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${staging}' AND pid <> pg_backend_pid();
+       ALTER DATABASE ${q(staging)} RENAME TO ${q(`${staging}_moved`)};
+       ALTER DATABASE ${q(other)} RENAME TO ${q(staging)};
+       COMMIT;`,
+    );
+    const run = await running;
+    expect(run.code, run.stderr).toBe(1);
+    expect(await cluster.query<{ x: number }>(staging, 'SELECT x FROM public.precious')).toEqual([{ x: 42 }]);
+    expect(run.stderr).toContain(`the staging database ${staging} is not this run's any more (it does not carry its mark): left as it is`);
   });
 });
