@@ -458,6 +458,12 @@ async function makePlan(
     refusal = `target database "${target}" is a template database (what CREATE DATABASE copies): a restore does not replace or write into it`;
     refusalHint = `restore into another database (--target-db ${derivedName(target, '_restored')} --create); to make "${target}" an ordinary database first: ALTER DATABASE ${quoteIdentifier(target)} IS_TEMPLATE false`;
   }
+  // Another run's staging or throwaway database: replaced or written into, that run would
+  // fail (its sessions ended) and what this restore put there would be a scratch database.
+  if (state.scratch !== null) {
+    refusal = `target database "${target}" is a scratch database of a backupctl run (a restore's staging or verify's throwaway database, marked ${JSON.stringify(state.scratch)}): not a restore target`;
+    refusalHint = 'restore into another database; the run that made it drops it, and a leftover of a killed run is dropped by the next verify or restore on its host (backupctl check lists them)';
+  }
   // --clean swaps a whole database in: with a selection, the target would hold only it
   // (pg_restore --clean --table drops and recreates that table in place, which a swap cannot).
   if (!refusal && mode === 'replace' && (request.schemas.length > 0 || request.tables.length > 0)) {

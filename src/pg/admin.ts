@@ -73,6 +73,12 @@ export interface TargetState {
    * IS_TEMPLATE true): what CREATE DATABASE copies. restore refuses it as a target.
    */
   template: boolean;
+  /**
+   * Its COMMENT when that is a backupctl scratch mark (scratchMark): a verify throwaway or
+   * a restore's staging database of a run, running or killed. restore refuses it as a
+   * target: the run that made it drops it by that mark. null otherwise.
+   */
+  scratch: string | null;
 }
 
 /**
@@ -130,6 +136,7 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
       label: boolean;
       allowconn: boolean;
       template: boolean;
+      description: string | null;
       encoding: string;
       db: Record<string, unknown>;
     }>(
@@ -139,7 +146,7 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
               pg_get_userbyid(datdba) AS owner, datallowconn AS allowconn, datistemplate AS template,
               (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid)::int8 AS settings,
               datacl IS NOT NULL AS acl, datconnlimit AS connlimit,
-              shobj_description(d.oid, 'pg_database') IS NOT NULL AS comment,
+              shobj_description(d.oid, 'pg_database') IS NOT NULL AS comment, shobj_description(d.oid, 'pg_database') AS description,
               EXISTS (SELECT 1 FROM pg_shseclabel l WHERE l.objoid = d.oid AND l.classoid = 'pg_database'::regclass) AS label,
               pg_encoding_to_char(d.encoding) AS encoding, to_jsonb(d) AS db
          FROM pg_database d WHERE datname = $1`,
@@ -161,11 +168,12 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
       ownKinds: own.map(([kind]) => kind),
       allowConnections: row.allowconn,
       template: row.template,
+      scratch: row.description?.startsWith(SCRATCH_COMMENT_PREFIX) ? row.description : null,
       encoding: row.encoding,
       locale: localeOf(row.db),
     };
   });
-  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0, ownSettings: [], ownKinds: [], encoding: null, locale: null, template: false };
+  if (!exists) return { exists: false, owner: null, objects: 0, sessions: 0, ownSettings: [], ownKinds: [], encoding: null, locale: null, template: false, scratch: null };
   const known = {
     exists: true,
     owner: exists.owner,
@@ -175,6 +183,7 @@ export async function inspectDatabase(settings: ConnectionSettings, name: string
     encoding: exists.encoding,
     locale: exists.locale,
     template: exists.template,
+    scratch: exists.scratch,
   };
   if (!exists.allowConnections) return { ...known, objects: null };
   const client = await connect(settings, name);

@@ -126,3 +126,18 @@ describe('restore: its clean-up drops only its own staging database', () => {
     expect(run.stderr).toContain(`the staging database ${staging} is not this run's any more (it does not carry its mark): left as it is`);
   });
 });
+
+describe('restore: another run\'s scratch database is never a target', () => {
+  it('--clean into the staging database of a restore at work is refused (exit 2): that restore goes on and succeeds (it used to be failed, and the database restored in its staging database\'s place dropped by its clean-up)', async () => {
+    const target = newDb('rtg_first');
+    const running = restore(['--target-db', target, '--create'], slowId);
+    const staging = await stagingAtWork(target);
+    const second = await restore(['--target-db', staging, '--clean', '--yes']);
+    expect(second.code, second.stderr).toBe(2);
+    expect(failureLines(second.stderr).error).toContain(`target database "${staging}" is a scratch database of a backupctl run`);
+    const first = await running;
+    expect(first.code, first.stderr).toBe(0);
+    expect(await cluster.query<{ n: string }>(target, 'SELECT count(*)::text AS n FROM public.bulk')).toEqual([{ n: '400000' }]);
+    expect(await relatives(target, 'restoring')).toEqual([]);
+  });
+});
