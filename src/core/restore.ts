@@ -155,11 +155,15 @@ function freeName(base: string, suffix: string, taken: ReadonlySet<string>): str
 /** The bytes PostgreSQL keeps of an identifier (NAMEDATALEN - 1). */
 const MAX_IDENTIFIER_BYTES = 63;
 
-/** `<base><suffix>` cut to PostgreSQL's 63-byte identifier limit, keeping the suffix. */
+/**
+ * `<base><suffix>` cut to PostgreSQL's 63-byte identifier limit, keeping the suffix; cut
+ * between characters (code points), never inside a surrogate pair: half of one is no
+ * character (the server would get U+FFFD, and --json a lone surrogate).
+ */
 function derivedName(base: string, suffix: string): string {
-  let cut = base;
-  while (Buffer.byteLength(cut + suffix) > MAX_IDENTIFIER_BYTES) cut = cut.slice(0, -1);
-  return cut + suffix;
+  const chars = [...base];
+  while (Buffer.byteLength(chars.join('') + suffix) > MAX_IDENTIFIER_BYTES) chars.pop();
+  return chars.join('') + suffix;
 }
 
 interface Prepared {

@@ -141,3 +141,23 @@ describe('restore: another run\'s scratch database is never a target', () => {
     expect(await relatives(target, 'restoring')).toEqual([]);
   });
 });
+
+describe('restore: names derived from a long multibyte target', () => {
+  it('a 63-byte target of 4-byte characters: the staging and old names are cut between characters, and the old name the result gives is the database kept (it held a lone surrogate, and the server a U+FFFD)', async () => {
+    const target = `${'😀'.repeat(15)}${uniqueName('r').slice(-3)}`;
+    expect(Buffer.byteLength(target)).toBe(63);
+    databases.push(target);
+    const created = await restore(['--target-db', target, '--create', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    const run = await restore(['--target-db', target, '--clean', '--yes', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const { oldKeptAs, plan } = JSON.parse(run.stdout) as { oldKeptAs: string; plan: { staging: string } };
+    databases.push(oldKeptAs);
+    for (const name of [oldKeptAs, plan.staging]) {
+      // Well-formed UTF-16: what UTF-8 round-trips unchanged (a lone surrogate becomes U+FFFD).
+      expect(Buffer.from(name, 'utf8').toString('utf8'), JSON.stringify(name)).toBe(name);
+      expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
+    }
+    expect(await cluster.query('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [oldKeptAs])).toHaveLength(1);
+  });
+});
