@@ -537,7 +537,12 @@ async function restoreCheck(
       if (!dropped) runtime.reporter.warn(`left the throwaway database ${name}: the server did not answer in time; the next verify or restore on this host drops it`);
     } else if (created) {
       const note = `backupctl: kept by verify --keep of backup ${sidecar.profile}/${sidecar.id} at ${runtime.now().toISOString()}; drop it when done`;
-      await maintenance.markKept(name, note).catch(() => undefined);
+      await maintenance.markKept(name, note).catch((error: unknown) => {
+        runtime.reporter.warn(
+          `the kept database ${name} still carries its scratch mark, so the next verify or restore on this host would drop it: ${(error as Error).message}; ` +
+            `remove the mark: COMMENT ON DATABASE ${name} IS NULL`,
+        );
+      });
     }
     await sweeping;
     await maintenance.close();

@@ -517,7 +517,17 @@ export class MaintenanceConnection {
    * at all is one a run was killed while creating (see unmarkedScratchDatabases).
    */
   async markKept(name: string, note: string): Promise<void> {
-    await this.use((client) => client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${literal(note)}`));
+    // As dropDatabase: a mark left on a kept database would have the next sweep drop it.
+    const mark = (client: pg.Client) => client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${literal(note)}`);
+    if (!this.broken && performance.now() - this.idleSince < REUSE_IDLE_MS) {
+      try {
+        await this.use(mark);
+        return;
+      } catch {
+        // a broken connection, or a failure worth one more try on a fresh one
+      }
+    }
+    await withMaintenance(this.settings, mark, [name]);
   }
 
   /**

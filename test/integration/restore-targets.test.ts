@@ -1,7 +1,8 @@
 /**
- * `backupctl restore` into targets at the edges, against the real test cluster: databases
- * that must never be replaced or written into (templates), and databases that are
- * backupctl's own scratch databases (another run's staging database).
+ * Restore targets at the edges and scratch databases, against the real test cluster:
+ * databases a restore must never replace or write into (templates, another run's staging
+ * database); a run's clean-up drops only the scratch database that carries its mark; names
+ * derived from a long multibyte target; verify --keep hands its database over unmarked.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,5 +160,27 @@ describe('restore: names derived from a long multibyte target', () => {
       expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
     }
     expect(await cluster.query('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [oldKeptAs])).toHaveLength(1);
+  });
+});
+
+describe('verify --keep: the kept database is the operator\'s', () => {
+  it('its scratch mark is taken away even when the maintenance session ended during the restore (the mark stayed, and the next verify or restore on this host would drop the kept database)', async () => {
+    const running = runCli(['verify', slowId, '--level', 'restore', '--keep', '--json', '--storage', storage], { env: baseEnv(cluster.env('postgres')), cwd: work });
+    const prefix = `backupctl_verify_${slowId.toLowerCase().replace(/[^a-z0-9]/g, '_')}_`;
+    let atWork = false;
+    for (let i = 0; i < 600 && !atWork; i++) {
+      const rows = await cluster.query('postgres', `SELECT 1 FROM pg_stat_activity WHERE starts_with(datname, $1)`, [prefix]);
+      atWork = rows.length > 0;
+      if (!atWork) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(atWork).toBe(true);
+    // The run's maintenance session (in postgres, idle while pg_restore works) goes, as a firewall or a restarted pooler would end it.
+    await cluster.query('postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'postgres' AND backend_type = 'client backend' AND pid <> pg_backend_pid()`);
+    const run = await running;
+    expect(run.code, run.stderr).toBe(0);
+    const kept = (JSON.parse(run.stdout) as { outcomes: Array<{ keptDatabase?: string }> }).outcomes[0]?.keptDatabase as string;
+    databases.push(kept);
+    expect(kept.startsWith(prefix)).toBe(true);
+    expect(await cluster.query('postgres', `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [kept])).toEqual([{ comment: null }]);
   });
 });
