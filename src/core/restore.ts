@@ -198,6 +198,7 @@ async function prepare(request: RestoreRequest, runtime: Runtime, options: { loc
   const target = request.targetDb ?? sidecar.database.name;
   // PostgreSQL cuts a longer name to 63 bytes: the database made would not be the one named
   // (and a second run would look for the whole name and not find it).
+  if (target === '') throw usageError('the target database name is empty', 'name a database with --target-db (or in --target-url)');
   if (Buffer.byteLength(target) > MAX_IDENTIFIER_BYTES) {
     throw usageError(`the target database name is ${Buffer.byteLength(target)} bytes long: PostgreSQL keeps at most ${MAX_IDENTIFIER_BYTES} bytes of a name`, 'choose a shorter --target-db');
   }

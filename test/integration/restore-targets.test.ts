@@ -185,3 +185,12 @@ describe('verify --keep: the kept database is the operator\'s', () => {
     expect(row?.comment).toMatch(/^backupctl: kept by verify --keep of backup \S+ at \S+; drop it when done$/);
   });
 });
+
+describe('restore: an empty target name', () => {
+  it('-d "" is a usage error (exit 2) before anything is restored (it restored the whole backup into "_restoring_<time>", then failed to rename it, exit 1)', async () => {
+    const run = await restore(['--target-db', '', '--create']);
+    expect(run.code, run.stderr).toBe(2);
+    expect(failureLines(run.stderr).error).toContain('the target database name is empty');
+    expect(run.stderr).not.toContain('restoring ');
+  });
+});
