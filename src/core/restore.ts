@@ -550,7 +550,11 @@ async function makePlan(
   }
   if (staging) steps.push('compare every table\'s row count with the backup\'s');
   if (mode === 'create') steps.push(`rename "${staging}" to "${target}"${owner && owner !== server.user ? `, owned by ${owner} as the backup's database was` : ''}`);
-  if (mode === 'replace-empty') steps.push(`swap it with the empty "${target}", then ${dropOld ? 'drop the empty one' : `keep the empty one as "${keepOldAs}"`}`);
+  if (mode === 'replace-empty') {
+    // The swap ends them as --clean's does; an empty target needs no question, so the plan says it.
+    const sessions = state.sessions > 0 ? `end the ${state.sessions} session(s) on "${target}" and ` : '';
+    steps.push(`${sessions}swap it with the empty "${target}", then ${dropOld ? 'drop the empty one' : `keep the empty one as "${keepOldAs}"`}`);
+  }
   if (mode === 'replace') {
     steps.push(`end the ${state.sessions} session(s) on "${target}" and swap the names in one transaction`);
     steps.push(dropOld ? `drop the current "${target}" (--drop-old)` : `keep the current "${target}" as "${keepOldAs}"`);

@@ -5,6 +5,7 @@
  * derived from a long multibyte target; verify --keep hands its database over unmarked.
  */
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackup, makeTempDir, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
@@ -192,5 +193,22 @@ describe('restore: an empty target name', () => {
     expect(run.code, run.stderr).toBe(2);
     expect(failureLines(run.stderr).error).toContain('the target database name is empty');
     expect(run.stderr).not.toContain('restoring ');
+  });
+});
+
+describe('restore: an empty target with sessions', () => {
+  it('the plan says the swap ends the sessions on it (it did, without a word: an empty target needs no --clean and no question)', async () => {
+    const target = newDb('rtg_busy');
+    await cluster.createDatabase(target);
+    const session = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: target });
+    await session.connect();
+    session.on('error', () => undefined);
+    try {
+      const dry = await restore(['--target-db', target, '--dry-run']);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stdout).toContain(`end the 1 session(s) on "${target}" and swap it with the empty "${target}"`);
+    } finally {
+      await session.end().catch(() => undefined);
+    }
   });
 });
