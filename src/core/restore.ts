@@ -553,7 +553,7 @@ async function makePlan(
   if (mode === 'replace-empty') {
     // The swap ends them as --clean's does; an empty target needs no question, so the plan says it.
     const sessions = state.sessions > 0 ? `end the ${state.sessions} session(s) on "${target}" and ` : '';
-    steps.push(`${sessions}swap it with the empty "${target}", then ${dropOld ? 'drop the empty one' : `keep the empty one as "${keepOldAs}"`}`);
+    steps.push(`${sessions}swap it with the empty "${target}", then ${dropOld ? 'drop the empty one (kept if it holds anything by then)' : `keep the empty one as "${keepOldAs}"`}`);
   }
   if (mode === 'replace') {
     steps.push(`end the ${state.sessions} session(s) on "${target}" and swap the names in one transaction`);
@@ -779,7 +779,18 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
     // rollback and its drop command (it used to say nothing was kept).
     let oldKeptAs: string | null = plan.keepOldAs;
     let dropFailed: string | null = null;
-    if (plan.keepOldAs && plan.dropOld) {
+    let dropOld = plan.dropOld;
+    // An empty target is dropped unasked only if it is empty still: it was inspected when the
+    // restore began, and whatever was written to it since would go with it.
+    if (plan.keepOldAs && dropOld && plan.mode === 'replace-empty' && !request.dropOld) {
+      const objects = await inspectDatabase(server, plan.keepOldAs).then((state) => state.objects, () => null);
+      if (objects !== 0) {
+        dropOld = false;
+        const now = objects === null ? 'could not be checked again' : `holds ${objects} object(s) now`;
+        runtime.reporter.warn(`"${plan.target}" was empty when the restore began and ${now}: kept as "${plan.keepOldAs}", not dropped`);
+      }
+    }
+    if (plan.keepOldAs && dropOld) {
       try {
         await dropDatabase(server, plan.keepOldAs);
         oldKeptAs = null;

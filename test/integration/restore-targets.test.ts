@@ -212,3 +212,19 @@ describe('restore: an empty target with sessions', () => {
     }
   });
 });
+
+describe('restore: an empty target written to while the restore runs', () => {
+  it('is kept, not dropped, once swapped out: it held objects by then (it was dropped as the empty database it had been, with what was written to it)', async () => {
+    const target = newDb('rtg_late');
+    await cluster.createDatabase(target);
+    const running = restore(['--target-db', target, '--json'], slowId);
+    await stagingAtWork(target);
+    await cluster.query(target, 'CREATE TABLE public.late (x int); INSERT INTO public.late VALUES (7);');
+    const run = await running;
+    expect(run.code, run.stderr).toBe(0);
+    const { oldKeptAs } = JSON.parse(run.stdout) as { oldKeptAs: string | null };
+    expect(oldKeptAs).not.toBeNull();
+    expect(await cluster.query<{ x: number }>(oldKeptAs as string, 'SELECT x FROM public.late')).toEqual([{ x: 7 }]);
+    expect(run.stderr).toMatch(new RegExp(`"${target}" was empty when the restore began and holds \\d+ object\\(s\\) now: kept as "${oldKeptAs}"`));
+  });
+});
