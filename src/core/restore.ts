@@ -834,9 +834,22 @@ function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** Single-quoted for a POSIX shell. */
+/** A control character: what the terminal output prints escaped (output/format.ts sanitize). */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Quoted for a POSIX shell. Text holding a control character (a database name with a
+ * newline) becomes `"$(printf '%b' '...')"` with each such character as an octal escape of
+ * its UTF-8 bytes: the command holds none, so it reads the same printed on a terminal
+ * (which shows them escaped) as in --json. (A trailing newline is lost to `$(...)`.)
+ */
 function shellQuote(text: string): string {
-  return /^[A-Za-z0-9_./:@=+-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+  if (/^[A-Za-z0-9_./:@=+-]+$/.test(text)) return text;
+  const single = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
+  if (!new RegExp(CONTROL.source).test(text)) return single(text);
+  const escaped = text.replace(/\\/g, '\\\\').replace(CONTROL, (ch) => [...Buffer.from(ch, 'utf8')].map((byte) => `\\0${byte.toString(8).padStart(3, '0')}`).join(''));
+  return `"$(printf '%b' ${single(escaped)})"`;
 }
 
 /**

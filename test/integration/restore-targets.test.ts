@@ -5,6 +5,7 @@
  * derived from a long multibyte target; verify --keep hands its database over unmarked.
  */
 import path from 'node:path';
+import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackup, makeTempDir, removeDirs } from '../helpers/backups.js';
@@ -226,5 +227,28 @@ describe('restore: an empty target written to while the restore runs', () => {
     expect(oldKeptAs).not.toBeNull();
     expect(await cluster.query<{ x: number }>(oldKeptAs as string, 'SELECT x FROM public.late')).toEqual([{ x: 7 }]);
     expect(run.stderr).toMatch(new RegExp(`"${target}" was empty when the restore began and holds \\d+ object\\(s\\) now: kept as "${oldKeptAs}"`));
+  });
+});
+
+describe('restore: the printed rollback of a target whose name holds a control character', () => {
+  it('pasted into sh as printed, it puts the old database back (the name\'s newline was printed as \\n, which named another database)', async () => {
+    const target = `${newDb('rtg_nl')}\nend`;
+    databases.push(target);
+    expect((await restore(['--target-db', target, '--create'])).code).toBe(0);
+    await cluster.query(target, 'CREATE TABLE public.mine (x int); INSERT INTO public.mine VALUES (1);');
+    const run = await restore(['--target-db', target, '--clean', '--yes']);
+    expect(run.code, run.stderr).toBe(0);
+    const rollback = /To roll back:\s+(.+)$/m.exec(run.stdout)?.[1] as string;
+    expect(rollback, run.stdout).toBeDefined();
+    await execa('sh', ['-c', rollback], {
+      env: { PGPASSWORD: cluster.password, PATH: `${cluster.binDir}:${process.env.PATH ?? ''}` },
+      extendEnv: false,
+      stdin: 'ignore',
+      reject: false,
+    });
+    expect(await cluster.query<{ x: number }>(target, 'SELECT x FROM public.mine')).toEqual([{ x: 1 }]);
+    const [failed] = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE datname = $1', [`${target}_failed`]);
+    if (failed) databases.push(failed.datname);
+    expect(failed).toBeDefined();
   });
 });
