@@ -9,11 +9,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type ResultPromise } from 'execa';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatIdentityFile, generateIdentity } from '../../src/pipeline/age/index.js';
 import { baseEnv, runBin, spawnBin as startBin } from '../helpers/cli.js';
-import { fillRandomText, scratchSetup, tempDir, waitFor, writeConfig } from '../helpers/failure-kit.js';
+import { fillRandomText, killedAfterEach, scratchSetup, tempDir, waitFor, writeConfig } from '../helpers/failure-kit.js';
 import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
 
 const scratch = scratchSetup('kill_remote', {
@@ -37,11 +36,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const running = new Set<ResultPromise>();
-afterEach(() => {
-  for (const child of running) child.kill('SIGKILL');
-  running.clear();
-});
+const running = killedAfterEach();
 
 function env(): Record<string, string> {
   return baseEnv({ HOME: scratch.cwd, ...cluster.env(scratch.db), AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey }) as Record<string, string>;

@@ -6,13 +6,13 @@
  * the run's own log lines on stderr; wrappers of the client programs (pgBinDir) hold the
  * run at the phase, so the kill lands where it is meant to.
  */
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, baseEnv } from '../helpers/cli.js';
-import { listFiles, processesWithEnv, scratchSetup, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
+import { killedAfterEach, listFiles, processesWithEnv, scratchSetup, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
 import { loadChinook } from '../helpers/fixtures.js';
 import { uniqueName } from '../helpers/pg.js';
 
@@ -35,11 +35,7 @@ function env(marker: string): Record<string, string> {
   return baseEnv({ ...cluster.env(chinook), HOME: scratch.cwd, TMPDIR: tmp, [MARKER]: marker }) as Record<string, string>;
 }
 
-const running = new Set<ResultPromise>();
-afterEach(() => {
-  for (const child of running) child.kill('SIGKILL');
-  running.clear();
-});
+const running = killedAfterEach();
 
 /**
  * Runs the binary until a stderr line matches `at` (and `ready`, if given, holds), then

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { SidecarSchema, type Sidecar } from '../../src/catalog/sidecar-schema.js';
-import { baseEnv, runCli } from './cli.js';
+import { baseEnv, runCli, type CliOutcome } from './cli.js';
 import type { ClusterClient } from './cluster.js';
 import { loadChinook, loadTricky } from './fixtures.js';
 import { quoteIdent } from './cluster.js';
@@ -166,4 +166,11 @@ export function expectJsonError(run: { code: number; stdout: string }, exitCode:
 export async function artifactPath(storage: string, profile: string, id: string): Promise<string> {
   const { sidecar } = await readSidecar(storage, profile, id);
   return path.join(storage, profile, sidecar.artifact.file);
+}
+
+/** `create --json --no-globals ARGS` through `cli`, which must succeed: the new backup's id and create's warnings. */
+export async function createReportingWarnings(cli: (args: string[]) => Promise<CliOutcome>, args: string[]): Promise<{ id: string; warnings: string[] }> {
+  const run = await cli(['create', '--json', '--no-globals', ...args]);
+  expect(run.code, run.stderr).toBe(0);
+  return parseJsonStdout(run.stdout) as { id: string; warnings: string[] };
 }

@@ -9,7 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, expect } from 'vitest';
+import type { ResultPromise } from 'execa';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { assertBuilt } from './cli.js';
 import type { ClusterClient } from './cluster.js';
 import { connectProvided, uniqueName } from './pg.js';
@@ -268,4 +269,17 @@ export function oneErrorLine(stderr: string, options: { strict?: boolean } = {})
   expect(stderr, 'no stack trace').not.toMatch(/^\s+at\s/m);
   if (options.strict) expect(new Set(lines).size, `no line twice:\n${stderr}`).toBe(lines.length);
   return errors[0] as string;
+}
+
+/**
+ * The children a test file starts and may leave running (a run it kills, one a failed
+ * assertion leaves behind): each is SIGKILLed after every test. Call at the top level.
+ */
+export function killedAfterEach(): Set<ResultPromise> {
+  const running = new Set<ResultPromise>();
+  afterEach(() => {
+    for (const child of running) child.kill('SIGKILL');
+    running.clear();
+  });
+  return running;
 }

@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, parseJsonStdout, removeDirs } from '../helpers/backups.js';
+import { createReportingWarnings, makeTempDir, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli } from '../helpers/cli.js';
 import { fixturePath } from '../helpers/fixtures.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
@@ -22,11 +22,7 @@ let storage: string;
 
 const cli = (args: string[]) => runCli([...args, '--storage', storage], { env: baseEnv(cluster.env(db)), cwd: work });
 
-async function create(args: string[]): Promise<{ id: string; warnings: string[] }> {
-  const run = await cli(['create', '--json', '--no-globals', ...args]);
-  expect(run.code, run.stderr).toBe(0);
-  return parseJsonStdout(run.stdout) as { id: string; warnings: string[] };
-}
+const create = (args: string[]) => createReportingWarnings(cli, args);
 
 async function columnsOf(database: string, table: string): Promise<string[]> {
   const rows = await cluster.query<{ attname: string }>(database, 'SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum', [table]);

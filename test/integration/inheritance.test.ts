@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
+import { createReportingWarnings, makeTempDir, readSidecar, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli } from '../helpers/cli.js';
 import { loadTricky } from '../helpers/fixtures.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
@@ -20,11 +20,7 @@ let storage: string;
 
 const cli = (args: string[]) => runCli([...args, '--storage', storage], { env: baseEnv(cluster.env(db)), cwd: work });
 
-async function create(args: string[]): Promise<{ id: string; warnings: string[] }> {
-  const run = await cli(['create', '--json', '--no-globals', ...args]);
-  expect(run.code, run.stderr).toBe(0);
-  return parseJsonStdout(run.stdout) as { id: string; warnings: string[] };
-}
+const create = (args: string[]) => createReportingWarnings(cli, args);
 
 async function rowsOf(id: string): Promise<Record<string, number>> {
   const { sidecar } = await readSidecar(storage, db, id);

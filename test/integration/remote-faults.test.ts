@@ -7,11 +7,11 @@
  *   fails with exit 1 and one error line (pg_dump does not outlive it), and once the server
  *   is back, no artifact or sidecar of it is visible and the next create works.
  */
-import { execa, type ResultPromise } from 'execa';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
 import { baseEnv, runBin, spawnBin as startBin } from '../helpers/cli.js';
-import { fillRandomText, oneErrorLine, processesWithEnv, scratchSetup, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
+import { fillRandomText, killedAfterEach, oneErrorLine, processesWithEnv, scratchSetup, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
 import { uniqueName } from '../helpers/pg.js';
 import { startS3rver, uniquePrefix, type S3rverServer } from '../helpers/storage-servers.js';
 
@@ -40,11 +40,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const running = new Set<ResultPromise>();
-afterEach(() => {
-  for (const child of running) child.kill('SIGKILL');
-  running.clear();
-});
+const running = killedAfterEach();
 
 function env(db: string, marker = uniqueName('m')): Record<string, string> {
   return baseEnv({ HOME: scratch.cwd, ...cluster.env(db), ...credentials(), [MARKER]: marker }) as Record<string, string>;

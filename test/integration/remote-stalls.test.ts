@@ -15,12 +15,11 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { BlobServiceClient } from '@azure/storage-blob';
-import type { ResultPromise } from 'execa';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/registry.js';
 import { baseEnv, runBin, spawnBin as startBin, type CliOutcome } from '../helpers/cli.js';
 import { startTcpFaultProxy, type TcpFaultProxy } from '../helpers/fault-proxy.js';
-import { fillRandomText, oneErrorLine, processesWithEnv, scratchSetup, waitFor } from '../helpers/failure-kit.js';
+import { fillRandomText, killedAfterEach, oneErrorLine, processesWithEnv, scratchSetup, waitFor } from '../helpers/failure-kit.js';
 import { uniqueName } from '../helpers/pg.js';
 import {
   sshdUnavailable,
@@ -48,11 +47,7 @@ const scratch = scratchSetup('remote_stalls', {
 });
 const { cluster } = scratch;
 
-const running = new Set<ResultPromise>();
-afterEach(() => {
-  for (const child of running) child.kill('SIGKILL');
-  running.clear();
-});
+const running = killedAfterEach();
 
 const spawnBin = (args: string[], childEnv: Record<string, string>) => startBin(args, { env: childEnv, cwd: scratch.cwd, running });
 
