@@ -326,7 +326,8 @@ export function evaluateProfile(input: EvaluateInput): ProfileStatus {
     const by = datedAheadBy(backup, nowMs);
     return by === null ? [] : [{ backup, by }];
   });
-  const onTime = ahead.length === 0 ? backups : backups.filter((backup) => datedAheadBy(backup, nowMs) === null);
+  const aheadOnes = new Set(ahead.map(({ backup }) => backup));
+  const onTime = backups.filter((backup) => !aheadOnes.has(backup));
   const newest = onTime[0] ?? null;
   const problems: StatusProblem[] = [];
 
