@@ -6,6 +6,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // One real PostgreSQL cluster per worker (see test/helpers/global-setup.ts).
     globalSetup: ['./test/helpers/global-setup.ts'],
+    // Byte arrays compared as bytes by toEqual (see the file).
+    setupFiles: ['./test/helpers/equality.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
