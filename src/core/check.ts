@@ -7,7 +7,7 @@ import { unknownProfile, type ProfileSettings, type ResolvedSettings } from '../
 import { connect } from '../pg/client.js';
 import { chooseClient, discoverClients, serverMajor } from '../pg/binaries.js';
 import { describeConnection, type ConnectionSettings } from '../pg/connection.js';
-import { dropDatabase, MaintenanceConnection, scratchDatabases, unmarkedScratchDatabases } from '../pg/admin.js';
+import { dropDatabase, MaintenanceConnection, REPLACED_COMMENT_PREFIX, replacedDatabasesLeft, scratchDatabases, unmarkedScratchDatabases } from '../pg/admin.js';
 import { probeUrl } from '../notify/notify.js';
 import { BackupctlError } from '../errors.js';
 import { storageError } from './storage-errors.js';
@@ -244,23 +244,38 @@ async function checkProfile(settings: ResolvedSettings, runtime: Runtime, flags:
       for (const server of servers) {
         for (const database of await unmarkedScratchDatabases(server).catch(() => [])) unmarked.push(`${database} on ${server.host}:${server.port}`);
       }
-      if (left.length === 0 && unmarked.length === 0) return 'no scratch database left by a killed run';
-      if (left.length === 0) {
-        return {
-          check: 'leftovers',
-          ok: false,
-          detail: `named as a verify or restore scratch database but not marked as one, so never dropped by backupctl: ${unmarked.join(', ')} (a run killed while the server created it; or made by hand)`,
-          hint: 'unless a verify or restore is starting right now, drop them by hand (DROP DATABASE ...) once you know they hold nothing you need',
-        };
+      // Replaced by a restore that was to drop them right after, and stopped before it could.
+      const replaced: string[] = [];
+      for (const server of servers) {
+        for (const { database, comment } of await replacedDatabasesLeft(server).catch(() => [])) {
+          // "restore of backup P/ID at T (pid N on H)", from the note restore wrote.
+          const end = comment.indexOf(', which was to drop it');
+          const which = comment.slice(REPLACED_COMMENT_PREFIX.length, end < 0 ? undefined : end);
+          replaced.push(`${database} on ${server.host}:${server.port} (restore of backup ${which})`);
+        }
       }
-      // Only this host's runs are judged dead from here; another host's leftovers are never dropped from here.
-      const others = [...otherHosts].join(', ');
-      const hint =
-        otherHosts.size === 0
-          ? 'the next verify or restore on this host drops them; or drop them by hand'
-          : `${own > 0 ? "the next verify or restore on this host drops this host's; " : ''}those of ${others} are dropped by a verify or restore there, or by hand once you know their run is gone`;
-      const alsoUnmarked = unmarked.length > 0 ? `; also named as scratch but not marked, never dropped by backupctl (drop by hand): ${unmarked.join(', ')}` : '';
-      return { check: 'leftovers', ok: false, detail: `left by runs that ended without dropping them (killed, or their server went away): ${left.join(', ')}${alsoUnmarked}`, hint };
+      if (left.length + unmarked.length + replaced.length === 0) return 'no scratch database left by a killed run';
+      const details: string[] = [];
+      const hints: string[] = [];
+      if (left.length > 0) {
+        details.push(`left by runs that ended without dropping them (killed, or their server went away): ${left.join(', ')}`);
+        // Only this host's runs are judged dead from here; another host's leftovers are never dropped from here.
+        const others = [...otherHosts].join(', ');
+        hints.push(
+          otherHosts.size === 0
+            ? 'the next verify or restore on this host drops them; or drop them by hand'
+            : `${own > 0 ? "the next verify or restore on this host drops this host's; " : ''}those of ${others} are dropped by a verify or restore there, or by hand once you know their run is gone`,
+        );
+      }
+      if (unmarked.length > 0) {
+        details.push(`named as a verify or restore scratch database but not marked as one, so never dropped by backupctl: ${unmarked.join(', ')} (a run killed while the server created it; or made by hand)`);
+        hints.push('unless a verify or restore is starting right now, drop them by hand (DROP DATABASE ...) once you know they hold nothing you need');
+      }
+      if (replaced.length > 0) {
+        details.push(`replaced by a restore that stopped before it dropped them, never dropped by backupctl: ${replaced.join(', ')}`);
+        hints.push('unless that restore is finishing right now, drop them by hand (DROP DATABASE ...) once you know you need nothing of what the target held before it');
+      }
+      return { check: 'leftovers', ok: false, detail: details.join('; '), hint: hints.join('; ') };
     }),
   );
 

@@ -22,6 +22,8 @@ import {
   movablePartitions,
   rolesNotAssumable,
   renameDatabase,
+  REPLACED_COMMENT_PREFIX,
+  restoreComment,
   scratchMark,
   subscriptionNames,
   swapDatabases,
@@ -676,6 +678,8 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
 
     const into = plan.staging ?? plan.target;
     let countsChecked = false;
+    // The old database's own comment, which the swap replaced with the note that it is to be dropped.
+    let oldComment: string | null = null;
     // The staging database's mark: what its drop checks, so that only this run's own goes.
     const mark = scratchTag('staging', runtime);
     // Staging databases of restores that were killed go first.
@@ -746,9 +750,19 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
         // CONNECT ...) and settings. Its data is sound and complete: a property the server
         // refuses (a role it lacks for a GRANT, a setting it does not know) is a warning.
         const properties = prepared.properties?.statements ?? [];
-        const refused = plan.mode === 'create'
-          ? await renameDatabase(server, plan.staging, plan.target, properties)
-          : await swapDatabases(server, plan.target, plan.staging, plan.keepOldAs as string, plan.targetState.objects !== null, properties);
+        // An old database to be dropped right after carries a note until then: a run stopped
+        // before the drop leaves it where `check` finds it.
+        const toDropNote = plan.dropOld
+          ? `${REPLACED_COMMENT_PREFIX}${sidecar.profile}/${sidecar.id} at ${mark.startedAt} (pid ${mark.pid} on ${mark.host}), which was to drop it (${request.dropOld ? '--drop-old' : 'it was empty'}); that restore stopped before it could`
+          : undefined;
+        let refused: Error | null;
+        if (plan.mode === 'create') {
+          refused = await renameDatabase(server, plan.staging, plan.target, properties);
+        } else {
+          const swapped = await swapDatabases(server, plan.target, plan.staging, plan.keepOldAs as string, { reopenOld: plan.targetState.objects !== null, properties, toDropNote });
+          refused = swapped.refused;
+          oldComment = swapped.oldComment;
+        }
         if (refused) runtime.reporter.warn(`not all of the backup's database settings, privileges and comment were carried over: ${refused.message}`);
       }
     } catch (error) {
@@ -797,6 +811,12 @@ async function restoreWith(request: RestoreRequest, runtime: Runtime, confirm: (
       } catch (error) {
         dropFailed = (error as Error).message;
       }
+    }
+    // Kept after all: its own comment again, in place of the note that it is to be dropped.
+    if (oldKeptAs && plan.dropOld) {
+      await restoreComment(server, oldKeptAs, oldComment).catch((error: unknown) => {
+        runtime.reporter.warn(`could not give "${oldKeptAs}" its comment back (it says a restore was to drop it): ${(error as Error).message}`);
+      });
     }
     // The old database's subscriptions (the operator's, maybe live): never touched by
     // backupctl, but DROP DATABASE refuses a database that has any, so the drop command

@@ -347,6 +347,32 @@ export interface DropOptions {
 }
 
 /**
+ * The COMMENT a restore gives, in its swap's transaction, to the old database it is to drop
+ * right after (an empty target, or --drop-old): a run stopped before that drop leaves it
+ * under this comment, which `check` reports. Not a scratch mark: nothing drops a database
+ * by this comment (it holds what the target held); the restore that keeps it after all
+ * gives it back its own comment.
+ */
+export const REPLACED_COMMENT_PREFIX = 'backupctl: replaced by the restore of backup ';
+
+/** Databases a restore replaced and was to drop, left under its comment (REPLACED_COMMENT_PREFIX). */
+export async function replacedDatabasesLeft(settings: ConnectionSettings): Promise<Array<{ database: string; comment: string }>> {
+  return withMaintenance(settings, async (client) => {
+    const { rows } = await client.query<{ datname: string; comment: string }>(
+      `SELECT datname, shobj_description(oid, 'pg_database') AS comment FROM pg_database
+        WHERE left(shobj_description(oid, 'pg_database'), length($1)) = $1 ORDER BY datname`,
+      [REPLACED_COMMENT_PREFIX],
+    );
+    return rows.map((row) => ({ database: row.datname, comment: row.comment }));
+  });
+}
+
+/** Gives a database back the COMMENT it had (none when null). */
+export async function restoreComment(settings: ConnectionSettings, name: string, comment: string | null): Promise<void> {
+  await withMaintenance(settings, (client) => client.query(`COMMENT ON DATABASE ${quoteIdent(name)} IS ${comment === null ? 'NULL' : literal(comment)}`), [name]);
+}
+
+/**
  * Databases named as verify's throwaway or restore's staging database would be, with no
  * comment at all: the mark is set by a statement of its own after CREATE DATABASE, so a run
  * killed while the server created the database (which the server then finishes) leaves one
@@ -557,16 +583,28 @@ export class MaintenanceConnection {
  * are refused and ended, the target is renamed to `keepAs`, the staging database takes
  * its name and is given `properties` (see applyInTransaction). Either all of it happens or
  * none does: a run killed midway never leaves the restored database under the target's
- * name without its privileges and settings. Returns the first property the server refused.
+ * name without its privileges and settings.
  */
-export async function swapDatabases(settings: ConnectionSettings, target: string, staging: string, keepAs: string, reopenOld = true, properties: readonly string[] = []): Promise<Error | null> {
+export async function swapDatabases(settings: ConnectionSettings, target: string, staging: string, keepAs: string, options: SwapOptions = {}): Promise<SwapResult> {
+  const { reopenOld = true, properties = [], toDropNote } = options;
   return withMaintenance(settings, async (client) => {
     let refused: Error | null;
+    let oldComment: string | null = null;
     try {
       await client.query('BEGIN');
       await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS false`);
       await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [target]);
       await client.query(`ALTER DATABASE ${quoteIdent(target)} RENAME TO ${quoteIdent(keepAs)}`);
+      // The old database stays usable for inspection and rollback (unless it refused
+      // connections before: then it keeps refusing them). Reopened in this transaction, so
+      // that a run killed after the COMMIT never leaves it refusing connections; until the
+      // COMMIT the rename's lock keeps new sessions out of it.
+      if (reopenOld) await client.query(`ALTER DATABASE ${quoteIdent(keepAs)} ALLOW_CONNECTIONS true`);
+      if (toDropNote !== undefined) {
+        const { rows } = await client.query<{ comment: string | null }>(`SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [keepAs]);
+        oldComment = rows[0]?.comment ?? null;
+        await client.query(`COMMENT ON DATABASE ${quoteIdent(keepAs)} IS ${literal(toDropNote)}`);
+      }
       // No longer scratch: the restored database must never look like a leftover.
       await client.query(`COMMENT ON DATABASE ${quoteIdent(staging)} IS NULL`);
       await client.query(`ALTER DATABASE ${quoteIdent(staging)} RENAME TO ${quoteIdent(target)}`);
@@ -579,11 +617,24 @@ export async function swapDatabases(settings: ConnectionSettings, target: string
       if (reopenOld) await client.query(`ALTER DATABASE ${quoteIdent(target)} ALLOW_CONNECTIONS true`).catch(() => undefined);
       throw queryError(error, `cannot swap ${quoteIdent(staging)} into place of ${quoteIdent(target)}`);
     }
-    // The old database stays usable for inspection and rollback (unless it refused
-    // connections before: then it keeps refusing them).
-    if (reopenOld) await client.query(`ALTER DATABASE ${quoteIdent(keepAs)} ALLOW_CONNECTIONS true`).catch(() => undefined);
-    return refused;
+    return { refused, oldComment };
   }, [target, staging]);
+}
+
+export interface SwapOptions {
+  /** Let connections into the old database after the swap (false: it refused them before and keeps refusing them). */
+  reopenOld?: boolean;
+  /** The restored database's properties (see applyInTransaction). */
+  properties?: readonly string[];
+  /** The old database is to be dropped right after: its COMMENT while it waits (REPLACED_COMMENT_PREFIX ...). */
+  toDropNote?: string;
+}
+
+export interface SwapResult {
+  /** The first property the server refused. */
+  refused: Error | null;
+  /** The old database's own COMMENT, replaced by toDropNote (null: none, or no note given). */
+  oldComment: string | null;
 }
 
 /**

@@ -10,6 +10,7 @@
 import { inject } from 'vitest';
 import { connectCluster, type ClusterClient } from './cluster.js';
 import type { ProvidedPg } from './global-setup.js';
+import type { ConnectionSettings } from '../../src/pg/connection.js';
 
 export type ProvidedCluster = ClusterClient;
 
@@ -27,4 +28,20 @@ export function connectProvided(): ProvidedCluster {
 /** A database/role name unique to this test run: `${prefix}_<random>` (lowercase, no quoting needed). */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`.toLowerCase();
+}
+
+/** backupctl's own connection settings for one of the cluster's databases (for tests that call src/pg directly). */
+export function connectionSettings(cluster: Pick<ClusterClient, 'host' | 'port' | 'user' | 'password'>, database: string): ConnectionSettings {
+  return {
+    host: cluster.host,
+    port: cluster.port,
+    user: cluster.user,
+    database,
+    password: cluster.password,
+    passwordSource: 'test',
+    sslmode: undefined,
+    sslrootcert: undefined,
+    sslcert: undefined,
+    sslkey: undefined,
+  };
 }

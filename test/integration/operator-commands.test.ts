@@ -14,6 +14,7 @@ import { baseEnv, BIN, runCli } from '../helpers/cli.js';
 import { closedPort, listFiles } from '../helpers/failure-kit.js';
 import { connectProvided, uniqueName } from '../helpers/pg.js';
 import { currentBootId, sleeper } from '../helpers/process.js';
+import { REPLACED_COMMENT_PREFIX } from '../../src/pg/admin.js';
 
 const cluster = connectProvided();
 const db = uniqueName('opcmd');
@@ -269,6 +270,33 @@ describe('check', () => {
       expect(left.map((r) => r.datname)).toEqual([...unmarked].sort());
     } finally {
       for (const name of unmarked) await cluster.dropDatabase(name);
+    }
+  });
+
+  it('a database a restore replaced and was to drop, left by a run stopped before the drop, is reported (with the unmarked ones), and never dropped', async () => {
+    await writeConfig();
+    const replaced = `${uniqueName('app')}_old_20261203_120000`;
+    const unmarked = `backupctl_verify_${uniqueName('killed')}_0a1b2c`;
+    for (const name of [replaced, unmarked]) await cluster.query('postgres', `CREATE DATABASE ${name}`);
+    const note = `${REPLACED_COMMENT_PREFIX}app/20261203T120000Z-abcdef at 2026-12-03T12:00:00.000Z (pid 4242 on ${hostname()}), which was to drop it (--drop-old); that restore stopped before it could`;
+    await cluster.query('postgres', `COMMENT ON DATABASE ${replaced} IS '${note}'`);
+    try {
+      const run = await cli(['check', '--json']);
+      expect(run.code, run.stderr).toBe(5);
+      const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string; hint?: string }> }> }).profiles[0]?.checks ?? [];
+      const leftovers = checks.find((c) => c.check === 'leftovers');
+      expect(leftovers?.ok).toBe(false);
+      expect(leftovers?.detail).toContain(`named as a verify or restore scratch database but not marked as one, so never dropped by backupctl: ${unmarked} on `);
+      expect(leftovers?.detail).toMatch(
+        new RegExp(`; replaced by a restore that stopped before it dropped them, never dropped by backupctl: ${replaced} on \\S+ \\(restore of backup app/20261203T120000Z-abcdef at 2026-12-03T12:00:00.000Z \\(pid 4242 on [^)]+\\)\\)$`),
+      );
+      expect(leftovers?.hint).toMatch(/unless a verify or restore is starting right now, drop them by hand .*; unless that restore is finishing right now, drop them by hand/);
+      const verified = await cli(['verify', 'latest']);
+      expect(verified.code, verified.stderr).toBe(0);
+      const left = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY datname', [[replaced, unmarked]]);
+      expect(left.map((r) => r.datname)).toEqual([replaced, unmarked].sort());
+    } finally {
+      for (const name of [replaced, unmarked]) await cluster.dropDatabase(name);
     }
   });
 

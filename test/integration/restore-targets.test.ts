@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBackup, makeTempDir, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
 import { failureLines } from '../helpers/failure-kit.js';
-import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { connectionSettings, connectProvided, uniqueName } from '../helpers/pg.js';
+import { REPLACED_COMMENT_PREFIX, replacedDatabasesLeft, restoreComment, swapDatabases } from '../../src/pg/admin.js';
 
 const cluster = connectProvided();
 const dirs: string[] = [];
@@ -227,8 +228,50 @@ describe('restore: an empty target written to while the restore runs', () => {
     expect(oldKeptAs).not.toBeNull();
     expect(await cluster.query<{ x: number }>(oldKeptAs as string, 'SELECT x FROM public.late')).toEqual([{ x: 7 }]);
     expect(run.stderr).toMatch(new RegExp(`"${target}" was empty when the restore began and holds \\d+ object\\(s\\) now: kept as "${oldKeptAs}"`));
+    // Kept after all: its own comment (none), not the note that the restore was to drop it.
+    expect(await databaseComment(oldKeptAs as string)).toBeNull();
+    expect((await replacedDatabasesLeft(connectionSettings(cluster, 'postgres'))).map((left) => left.database)).not.toContain(oldKeptAs);
   });
 });
+
+describe('restore: the old database it is to drop after the swap', () => {
+  it('carries a note from the swap\'s own transaction, found by check\'s query, until it is dropped (a run stopped between swap and drop left it unreported); the swap reopens it in that transaction', async () => {
+    const target = newDb('rtg_swap');
+    const staging = `${target}_restoring_20261203_120000`;
+    const keepAs = `${target}_old_20261203_120000`;
+    await cluster.createDatabase(target);
+    await cluster.query('postgres', `COMMENT ON DATABASE ${target} IS 'own'`);
+    await cluster.createDatabase(staging);
+    databases.push(keepAs);
+    const note = `${REPLACED_COMMENT_PREFIX}app/20261203T120000Z-abcdef at 2026-12-03T12:00:00.000Z (pid 1 on here), which was to drop it (it was empty); that restore stopped before it could`;
+    const server = connectionSettings(cluster, 'postgres');
+    const swapped = await swapDatabases(server, target, staging, keepAs, { toDropNote: note });
+    // What a run killed right after the swap leaves: the old database under the note, open.
+    expect(swapped).toEqual({ refused: null, oldComment: 'own' });
+    expect(await databaseComment(keepAs)).toBe(note);
+    const [row] = await cluster.query<{ allowconn: boolean }>('postgres', 'SELECT datallowconn AS allowconn FROM pg_database WHERE datname = $1', [keepAs]);
+    expect(row?.allowconn).toBe(true);
+    expect(await replacedDatabasesLeft(server)).toContainEqual({ database: keepAs, comment: note });
+    // And without a note (the old database is kept), nothing is found.
+    await restoreComment(server, keepAs, swapped.oldComment);
+    expect(await databaseComment(keepAs)).toBe('own');
+    expect((await replacedDatabasesLeft(server)).map((left) => left.database)).not.toContain(keepAs);
+  });
+
+  it('an empty target replaced and dropped leaves nothing for check to report', async () => {
+    const target = newDb('rtg_gone');
+    await cluster.createDatabase(target);
+    const run = await restore(['--target-db', target, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect((JSON.parse(run.stdout) as { oldKeptAs: string | null }).oldKeptAs).toBeNull();
+    expect((await replacedDatabasesLeft(connectionSettings(cluster, 'postgres'))).filter((left) => left.database.startsWith(target))).toEqual([]);
+  });
+});
+
+async function databaseComment(name: string): Promise<string | null> {
+  const [row] = await cluster.query<{ comment: string | null }>('postgres', `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`, [name]);
+  return row?.comment ?? null;
+}
 
 describe('restore: the printed rollback of a target whose name holds a control character', () => {
   it('pasted into sh as printed, it puts the old database back (the name\'s newline was printed as \\n, which named another database)', async () => {

@@ -22,7 +22,7 @@ import { parseTocList } from '../../src/pg/toc.js';
 import { backUpSamples, makeTempDir, parseJsonStdout, readSidecar, removeDirs } from '../helpers/backups.js';
 import { baseEnv, runCli, type CliOutcome } from '../helpers/cli.js';
 import { removeTempDirs, sh, tempDir, waitFor, wrapperBinDir, writeConfig } from '../helpers/failure-kit.js';
-import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { connectionSettings, connectProvided, uniqueName } from '../helpers/pg.js';
 
 const cluster = connectProvided();
 const dirs: string[] = [];
@@ -188,18 +188,7 @@ describe('verify: row counts taken while pg_restore runs', () => {
 });
 
 function settings(database: string): ConnectionSettings {
-  return {
-    host: cluster.host,
-    port: cluster.port,
-    user: cluster.user,
-    database,
-    password: cluster.password,
-    passwordSource: 'test',
-    sslmode: undefined,
-    sslrootcert: undefined,
-    sslcert: undefined,
-    sslkey: undefined,
-  };
+  return connectionSettings(cluster, database);
 }
 
 describe('MaintenanceConnection', () => {
