@@ -251,23 +251,33 @@ describe('check', () => {
     }
   });
 
+  /** `check --json`, which must fail (exit 5): its leftovers line. */
+  async function failedLeftovers(): Promise<{ check: string; ok: boolean; detail: string; hint?: string } | undefined> {
+    const run = await cli(['check', '--json']);
+    expect(run.code, run.stderr).toBe(5);
+    const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string; hint?: string }> }> }).profiles[0]?.checks ?? [];
+    return checks.find((c) => c.check === 'leftovers');
+  }
+
+  /** Of `names`, the databases still there after a verify (which sweeps the leftovers it may drop). */
+  async function leftAfterVerify(names: string[]): Promise<string[]> {
+    const verified = await cli(['verify', 'latest']);
+    expect(verified.code, verified.stderr).toBe(0);
+    const left = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY datname', [names]);
+    return left.map((r) => r.datname);
+  }
+
   it('a database named as a scratch database but never marked (a run killed while the server created it) is reported, and never dropped', async () => {
     await writeConfig();
     const unmarked = [`backupctl_verify_${uniqueName('killed')}_0a1b2c`, `${uniqueName('app')}_restoring_20261203_120000`];
     for (const name of unmarked) await cluster.query('postgres', `CREATE DATABASE ${name}`);
     try {
-      const run = await cli(['check', '--json']);
-      expect(run.code, run.stderr).toBe(5);
-      const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string; hint?: string }> }> }).profiles[0]?.checks ?? [];
-      const leftovers = checks.find((c) => c.check === 'leftovers');
+      const leftovers = await failedLeftovers();
       expect(leftovers?.ok).toBe(false);
       expect(leftovers?.detail).toMatch(/^named as a verify or restore scratch database but not marked as one, so never dropped by backupctl: /);
       for (const name of unmarked) expect(leftovers?.detail).toContain(name);
       expect(leftovers?.hint).toMatch(/drop them by hand/);
-      const verified = await cli(['verify', 'latest']);
-      expect(verified.code, verified.stderr).toBe(0);
-      const left = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY datname', [unmarked]);
-      expect(left.map((r) => r.datname)).toEqual([...unmarked].sort());
+      expect(await leftAfterVerify(unmarked)).toEqual([...unmarked].sort());
     } finally {
       for (const name of unmarked) await cluster.dropDatabase(name);
     }
@@ -281,20 +291,14 @@ describe('check', () => {
     const note = `${REPLACED_COMMENT_PREFIX}app/20261203T120000Z-abcdef at 2026-12-03T12:00:00.000Z (pid 4242 on ${hostname()}), which was to drop it (--drop-old); that restore stopped before it could`;
     await cluster.query('postgres', `COMMENT ON DATABASE ${replaced} IS '${note}'`);
     try {
-      const run = await cli(['check', '--json']);
-      expect(run.code, run.stderr).toBe(5);
-      const checks = (parseJsonStdout(run.stdout) as { profiles: Array<{ checks: Array<{ check: string; ok: boolean; detail: string; hint?: string }> }> }).profiles[0]?.checks ?? [];
-      const leftovers = checks.find((c) => c.check === 'leftovers');
+      const leftovers = await failedLeftovers();
       expect(leftovers?.ok).toBe(false);
       expect(leftovers?.detail).toContain(`named as a verify or restore scratch database but not marked as one, so never dropped by backupctl: ${unmarked} on `);
       expect(leftovers?.detail).toMatch(
         new RegExp(`; replaced by a restore that stopped before it dropped them, never dropped by backupctl: ${replaced} on \\S+ \\(restore of backup app/20261203T120000Z-abcdef at 2026-12-03T12:00:00.000Z \\(pid 4242 on [^)]+\\)\\)$`),
       );
       expect(leftovers?.hint).toMatch(/unless a verify or restore is starting right now, drop them by hand .*; unless that restore is finishing right now, drop them by hand/);
-      const verified = await cli(['verify', 'latest']);
-      expect(verified.code, verified.stderr).toBe(0);
-      const left = await cluster.query<{ datname: string }>('postgres', 'SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY datname', [[replaced, unmarked]]);
-      expect(left.map((r) => r.datname)).toEqual([replaced, unmarked].sort());
+      expect(await leftAfterVerify([replaced, unmarked])).toEqual([replaced, unmarked].sort());
     } finally {
       for (const name of [replaced, unmarked]) await cluster.dropDatabase(name);
     }

@@ -21,25 +21,14 @@ import { COUNT_BATCH_TABLES } from '../../src/pg/counts.js';
 import type { ConnectionSettings } from '../../src/pg/connection.js';
 import { createBackup, makeTempDir, readSidecar, removeDirs } from '../helpers/backups.js';
 import { startCluster } from '../helpers/cluster.js';
-import { connectProvided, uniqueName } from '../helpers/pg.js';
+import { connectionSettings, connectProvided, uniqueName } from '../helpers/pg.js';
 
 const cluster = connectProvided();
 const databases: string[] = [];
 const dirs: string[] = [];
 
 function settings(database: string): ConnectionSettings {
-  return {
-    host: cluster.host,
-    port: cluster.port,
-    user: cluster.user,
-    database,
-    password: cluster.password,
-    passwordSource: undefined,
-    sslmode: undefined,
-    sslrootcert: undefined,
-    sslcert: undefined,
-    sslkey: undefined,
-  };
+  return connectionSettings(cluster, database);
 }
 
 /** A new database with `count` tables t001... each holding as many rows as its number. */
